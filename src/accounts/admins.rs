@@ -1,0 +1,340 @@
+//! Admin users, roles (named sets of admin permissions) and API tokens for the admin API.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Accounts, Actor, audit};
+use crate::auth::{passwords, tokens};
+use crate::error::{Error, Result, code};
+use crate::store::{composed, is_unique_violation, now};
+
+/// The name of the role `gatehouse init` creates with every permission.
+pub const FULL_ROLE: &str = "Full Administrator";
+const TOKEN_PREFIX: &str = "gh_";
+
+macro_rules! admin_permissions {
+    ($($variant:ident => $key:literal;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum AdminPermission { $($variant),* }
+        impl AdminPermission {
+            pub const ALL: &'static [AdminPermission] = &[$(AdminPermission::$variant),*];
+            pub fn key(self) -> &'static str {
+                match self { $(AdminPermission::$variant => $key),* }
+            }
+        }
+        impl FromStr for AdminPermission {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s.trim() {
+                    $($key => Ok(AdminPermission::$variant),)*
+                    other => Err(Error::refused(
+                        code::INVALID_PERMISSION,
+                        format!("unknown admin permission `{other}`; expected one of: {}", [$($key),*].join(", ")),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+admin_permissions! {
+    ClientsView => "clients.view";
+    ClientsCreate => "clients.create";
+    ClientsManage => "clients.manage";
+    UsersView => "users.view";
+    UsersCreate => "users.create";
+    UsersManage => "users.manage";
+    UsersImpersonate => "users.impersonate";
+    SessionsManage => "sessions.manage";
+    SettingsManage => "settings.manage";
+    HealthView => "health.view";
+}
+
+impl fmt::Display for AdminPermission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl Serialize for AdminPermission {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.key())
+    }
+}
+
+/// Parses `clients.view,users.view` (or `all`).
+pub fn parse_admin_permissions(list: &str) -> Result<BTreeSet<AdminPermission>> {
+    if list.trim() == "all" {
+        return Ok(AdminPermission::ALL.iter().copied().collect());
+    }
+    super::split_csv(list).map(str::parse).collect()
+}
+
+fn stored_admin_permissions(stored: &str) -> BTreeSet<AdminPermission> {
+    super::split_csv(stored).filter_map(|k| k.parse().ok()).collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Role {
+    pub id: i64,
+    pub name: String,
+    pub permissions: BTreeSet<AdminPermission>,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct RoleRow {
+    id: i64,
+    name: String,
+    permissions: String,
+    created_at: i64,
+}
+
+impl From<RoleRow> for Role {
+    fn from(r: RoleRow) -> Self {
+        Role { id: r.id, name: r.name, permissions: stored_admin_permissions(&r.permissions), created_at: r.created_at }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Admin {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub role_id: Option<i64>,
+    pub role_name: Option<String>,
+    pub disabled: i64,
+    #[serde(rename = "has_password", serialize_with = "is_set")]
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+}
+
+fn is_set<S: serde::Serializer>(v: &Option<String>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_bool(v.is_some())
+}
+
+const SELECT_ADMIN: &str = "SELECT a.id, a.username, a.email, a.role_id, r.name AS role_name, a.disabled, \
+     a.password_hash, a.created_at FROM admins a LEFT JOIN roles r ON r.id = a.role_id";
+
+/// An API token as listed: the secret itself is never stored or shown again.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ApiToken {
+    pub id: i64,
+    pub admin_id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+const TOKEN_COLUMNS: &str = "id, admin_id, name, created_at, last_used_at, revoked_at";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub info: ApiToken,
+    /// Shown once, at creation.
+    pub token: String,
+}
+
+fn exists_err(what: &str, name: &str) -> impl FnOnce(sqlx::Error) -> Error {
+    let message = format!("{what} `{name}` already exists");
+    move |e| if is_unique_violation(&e) { Error::refused(code::ALREADY_EXISTS, message) } else { e.into() }
+}
+
+impl Accounts {
+    pub async fn create_role(&self, actor: &Actor, name: &str, permissions: &BTreeSet<AdminPermission>) -> Result<Role> {
+        let name = super::users::require_name("role name", name)?;
+        let stored = super::join_csv(permissions.iter().map(|p| p.key()));
+        let mut tx = self.db.begin().await?;
+        let row: RoleRow = sqlx::query_as("INSERT INTO roles (name, permissions, created_at) VALUES ($1, $2, $3) RETURNING *")
+            .bind(&name)
+            .bind(&stored)
+            .bind(now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(exists_err("role", &name))?;
+        audit::record(&mut tx, actor, "role.create", ("role", Some(row.id)), json!({"name": name, "permissions": stored}))
+            .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    pub async fn role_by_name(&self, name: &str) -> Result<Role> {
+        let row: Option<RoleRow> = sqlx::query_as("SELECT * FROM roles WHERE name = $1")
+            .bind(name.trim())
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.map(Into::into).ok_or_else(|| Error::not_found("role", name))
+    }
+
+    pub async fn list_roles(&self) -> Result<Vec<Role>> {
+        let rows: Vec<RoleRow> = sqlx::query_as("SELECT * FROM roles ORDER BY id").fetch_all(self.db.pool()).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn set_role_permissions(&self, actor: &Actor, name: &str, permissions: &BTreeSet<AdminPermission>) -> Result<Role> {
+        let role = self.role_by_name(name).await?;
+        let stored = super::join_csv(permissions.iter().map(|p| p.key()));
+        let mut tx = self.db.begin().await?;
+        sqlx::query("UPDATE roles SET permissions = $1 WHERE id = $2").bind(&stored).bind(role.id).execute(&mut *tx).await?;
+        audit::record(&mut tx, actor, "role.permissions", ("role", Some(role.id)), json!({"permissions": stored})).await?;
+        tx.commit().await?;
+        self.role_by_name(name).await
+    }
+
+    pub async fn create_admin(
+        &self,
+        actor: &Actor,
+        username: &str,
+        email: &str,
+        role: &str,
+        password: Option<&str>,
+    ) -> Result<Admin> {
+        let username = super::users::require_name("username", username)?;
+        let email = email.trim().to_string();
+        let role = self.role_by_name(role).await?;
+        let hash = password.map(|p| passwords::hash_new_password(p, self.policy.password_min_length)).transpose()?;
+        let mut tx = self.db.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO admins (username, username_norm, email, role_id, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(&username)
+        .bind(username.to_lowercase())
+        .bind(&email)
+        .bind(role.id)
+        .bind(hash)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(exists_err("admin", &username))?;
+        audit::record(&mut tx, actor, "admin.create", ("admin", Some(id)), json!({"username": username, "role": role.name}))
+            .await?;
+        tx.commit().await?;
+        self.admin(id).await
+    }
+
+    pub async fn admin(&self, id: i64) -> Result<Admin> {
+        sqlx::query_as(composed(format!("{SELECT_ADMIN} WHERE a.id = $1")))
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::not_found("admin", id))
+    }
+
+    pub async fn admin_by_username(&self, username: &str) -> Result<Admin> {
+        sqlx::query_as(composed(format!("{SELECT_ADMIN} WHERE a.username_norm = $1")))
+            .bind(username.trim().to_lowercase())
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::not_found("admin", username))
+    }
+
+    pub async fn list_admins(&self) -> Result<Vec<Admin>> {
+        Ok(sqlx::query_as(composed(format!("{SELECT_ADMIN} ORDER BY a.id"))).fetch_all(self.db.pool()).await?)
+    }
+
+    pub async fn set_admin_role(&self, actor: &Actor, admin_id: i64, role: &str) -> Result<Admin> {
+        self.admin(admin_id).await?;
+        let role = self.role_by_name(role).await?;
+        let mut tx = self.db.begin().await?;
+        sqlx::query("UPDATE admins SET role_id = $1 WHERE id = $2").bind(role.id).bind(admin_id).execute(&mut *tx).await?;
+        audit::record(&mut tx, actor, "admin.role", ("admin", Some(admin_id)), json!({"role": role.name})).await?;
+        tx.commit().await?;
+        self.admin(admin_id).await
+    }
+
+    /// The permissions an admin holds through their role (none without a role, or when disabled).
+    pub async fn admin_permissions(&self, admin: &Admin) -> Result<BTreeSet<AdminPermission>> {
+        if admin.disabled != 0 {
+            return Ok(BTreeSet::new());
+        }
+        match &admin.role_name {
+            Some(name) => Ok(self.role_by_name(name).await?.permissions),
+            None => Ok(BTreeSet::new()),
+        }
+    }
+
+    pub async fn create_api_token(&self, actor: &Actor, admin_id: i64, name: &str) -> Result<CreatedToken> {
+        self.admin(admin_id).await?;
+        let name = super::users::require_name("token name", name)?;
+        let token = tokens::generate(TOKEN_PREFIX);
+        let mut tx = self.db.begin().await?;
+        let info: ApiToken = sqlx::query_as(composed(format!(
+            "INSERT INTO api_tokens (admin_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING {TOKEN_COLUMNS}"
+        )))
+        .bind(admin_id)
+        .bind(&name)
+        .bind(&token.hash)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await?;
+        audit::record(&mut tx, actor, "api_token.create", ("admin", Some(admin_id)), json!({"token_id": info.id, "name": name}))
+            .await?;
+        tx.commit().await?;
+        Ok(CreatedToken { info, token: token.raw })
+    }
+
+    pub async fn list_api_tokens(&self, admin_id: Option<i64>) -> Result<Vec<ApiToken>> {
+        Ok(sqlx::query_as(composed(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ($1 = 0 OR admin_id = $1) ORDER BY id")))
+            .bind(admin_id.unwrap_or(0))
+            .fetch_all(self.db.pool())
+            .await?)
+    }
+
+    pub async fn revoke_api_token(&self, actor: &Actor, id: i64) -> Result<ApiToken> {
+        let mut tx = self.db.begin().await?;
+        let info: ApiToken = sqlx::query_as(composed(format!(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"
+        )))
+        .bind(now())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("active API token", id))?;
+        audit::record(&mut tx, actor, "api_token.revoke", ("admin", Some(info.admin_id)), json!({"token_id": id})).await?;
+        tx.commit().await?;
+        Ok(info)
+    }
+
+    /// Resolves a presented bearer token to its admin, recording when it was last used.
+    pub async fn authenticate_api_token(&self, raw: &str) -> Result<Admin> {
+        let invalid = || Error::refused(code::INVALID_TOKEN, "the API token is not valid");
+        let presented = tokens::digest(raw.trim());
+        let row: Option<(i64, i64, String)> =
+            sqlx::query_as("SELECT id, admin_id, token_hash FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+                .bind(&presented)
+                .fetch_optional(self.db.pool())
+                .await?;
+        let (id, admin_id, stored) = row.ok_or_else(invalid)?;
+        if !tokens::ct_eq(&stored, &presented) {
+            return Err(invalid());
+        }
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(now()).bind(id).execute(self.db.pool()).await?;
+        let admin = self.admin(admin_id).await?;
+        if admin.disabled != 0 {
+            return Err(invalid());
+        }
+        Ok(admin)
+    }
+
+    /// First-run set-up: the full-permission role, the first admin and an API token for them.
+    /// Refused once any admin exists.
+    pub async fn bootstrap_admin(&self, actor: &Actor, username: &str, email: &str) -> Result<(Admin, CreatedToken)> {
+        let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins").fetch_one(self.db.pool()).await?;
+        if admins > 0 {
+            return Err(Error::refused(code::ALREADY_INITIALIZED, "this database already has admin users"));
+        }
+        if self.role_by_name(FULL_ROLE).await.is_err() {
+            self.create_role(actor, FULL_ROLE, &AdminPermission::ALL.iter().copied().collect()).await?;
+        }
+        let admin = self.create_admin(actor, username, email, FULL_ROLE, None).await?;
+        let token = self.create_api_token(actor, admin.id, "initial token").await?;
+        Ok((admin, token))
+    }
+}

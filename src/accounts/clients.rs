@@ -1,0 +1,439 @@
+//! Clients: billable accounts. Every client has exactly one owner, a user who holds every
+//! permission; the database enforces it (see migrations).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::email::Email;
+use super::users::{NewUser, require_name};
+use super::{Accounts, Actor, Permissions, audit};
+use crate::error::{Error, Result};
+use crate::store::now;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientStatus {
+    Active,
+    Inactive,
+    Closed,
+}
+
+impl FromStr for ClientStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "active" => Ok(Self::Active),
+            "inactive" => Ok(Self::Inactive),
+            "closed" => Ok(Self::Closed),
+            other => Err(Error::invalid(format!("unknown client status `{other}`; expected active, inactive or closed"))),
+        }
+    }
+}
+
+impl TryFrom<String> for ClientStatus {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for ClientStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+            Self::Closed => "closed",
+        })
+    }
+}
+
+/// The kinds of email a client can opt out of.
+pub const EMAIL_KINDS: &[&str] = &["general", "product", "domain", "invoice", "support", "affiliate"];
+
+/// The email kinds a client receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct EmailPrefs(Vec<String>);
+
+impl EmailPrefs {
+    pub fn all() -> Self {
+        Self(EMAIL_KINDS.iter().map(|s| s.to_string()).collect())
+    }
+    pub fn parse_list(list: &str) -> Result<Self> {
+        let mut kinds = Vec::new();
+        for k in super::split_csv(list) {
+            let k = k.to_ascii_lowercase();
+            if !EMAIL_KINDS.contains(&k.as_str()) {
+                return Err(Error::invalid(format!("unknown email kind `{k}`; expected {}", EMAIL_KINDS.join(", "))));
+            }
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+        kinds.sort_by_key(|k| EMAIL_KINDS.iter().position(|e| e == k));
+        Ok(Self(kinds))
+    }
+    pub fn to_stored(&self) -> String {
+        super::join_csv(&self.0)
+    }
+}
+
+impl TryFrom<String> for EmailPrefs {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse_list(&s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Client {
+    pub id: i64,
+    pub owner_user_id: i64,
+    pub first_name: String,
+    pub last_name: String,
+    pub company: String,
+    pub email: String,
+    pub address1: String,
+    pub address2: String,
+    pub city: String,
+    pub state: String,
+    pub postcode: String,
+    pub country: String,
+    pub phone: String,
+    pub language: String,
+    pub tax_id: String,
+    #[sqlx(try_from = "String")]
+    pub status: ClientStatus,
+    #[sqlx(rename = "client_group")]
+    pub group: String,
+    pub notes: String,
+    #[sqlx(try_from = "String")]
+    pub email_prefs: EmailPrefs,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Who owns a new client.
+#[derive(Debug, Clone)]
+pub enum OwnerSpec {
+    /// An existing user becomes the owner.
+    Existing(i64),
+    /// A new user is created from the client's email and names, with an optional password.
+    NewUser { password: Option<String> },
+}
+
+/// The contact and account fields of a client, all optional in an update.
+#[derive(Debug, Clone, Default)]
+pub struct ClientUpdate {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub company: Option<String>,
+    pub email: Option<String>,
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postcode: Option<String>,
+    pub country: Option<String>,
+    pub phone: Option<String>,
+    pub language: Option<String>,
+    pub tax_id: Option<String>,
+    pub status: Option<ClientStatus>,
+    pub group: Option<String>,
+    pub notes: Option<String>,
+    pub email_prefs: Option<EmailPrefs>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub fields: ClientUpdate,
+    pub owner: OwnerSpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletedClient {
+    pub id: i64,
+    pub deleted_users: Vec<i64>,
+    pub kept_users: Vec<i64>,
+}
+
+const ISO_3166_ALPHA2: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN \
+BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER \
+ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO \
+IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML \
+MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT \
+PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN \
+TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+
+fn country_code(raw: &str) -> Result<String> {
+    let code = raw.trim().to_ascii_uppercase();
+    if code.is_empty() || (code.len() == 2 && ISO_3166_ALPHA2.split(' ').any(|c| c == code)) {
+        Ok(code)
+    } else {
+        Err(Error::invalid(format!("`{}` is not an ISO 3166-1 alpha-2 country code such as GB or US", raw.trim())))
+    }
+}
+
+impl Client {
+    /// Applies an update in memory, validating each field; returns what changed (for the audit).
+    fn apply(&mut self, u: &ClientUpdate) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let mut changed = serde_json::Map::new();
+        let mut set = |name: &str, slot: &mut String, value: String| {
+            if *slot != value {
+                changed.insert(name.into(), json!({"from": slot, "to": value}));
+                *slot = value;
+            }
+        };
+        if let Some(v) = &u.first_name {
+            set("first_name", &mut self.first_name, require_name("first name", v)?);
+        }
+        if let Some(v) = &u.last_name {
+            set("last_name", &mut self.last_name, require_name("last name", v)?);
+        }
+        if let Some(v) = &u.email {
+            set("email", &mut self.email, Email::parse(v)?.display);
+        }
+        if let Some(v) = &u.country {
+            set("country", &mut self.country, country_code(v)?);
+        }
+        for (name, value, slot) in [
+            ("company", &u.company, &mut self.company),
+            ("address1", &u.address1, &mut self.address1),
+            ("address2", &u.address2, &mut self.address2),
+            ("city", &u.city, &mut self.city),
+            ("state", &u.state, &mut self.state),
+            ("postcode", &u.postcode, &mut self.postcode),
+            ("phone", &u.phone, &mut self.phone),
+            ("language", &u.language, &mut self.language),
+            ("tax_id", &u.tax_id, &mut self.tax_id),
+            ("group", &u.group, &mut self.group),
+            ("notes", &u.notes, &mut self.notes),
+        ] {
+            if let Some(v) = value {
+                set(name, slot, v.trim().to_string());
+            }
+        }
+        if let Some(s) = u.status.filter(|s| *s != self.status) {
+            changed.insert("status".into(), json!({"from": self.status, "to": s}));
+            self.status = s;
+        }
+        if let Some(p) = u.email_prefs.as_ref().filter(|p| **p != self.email_prefs) {
+            changed.insert("email_prefs".into(), json!({"from": self.email_prefs, "to": p}));
+            self.email_prefs = p.clone();
+        }
+        Ok(changed)
+    }
+}
+
+impl Accounts {
+    pub async fn create_client(&self, actor: &Actor, new: NewClient) -> Result<Client> {
+        let f = &new.fields;
+        let mut client = Client {
+            id: 0,
+            owner_user_id: 0,
+            first_name: String::new(),
+            last_name: String::new(),
+            company: String::new(),
+            email: String::new(),
+            address1: String::new(),
+            address2: String::new(),
+            city: String::new(),
+            state: String::new(),
+            postcode: String::new(),
+            country: String::new(),
+            phone: String::new(),
+            language: String::new(),
+            tax_id: String::new(),
+            status: ClientStatus::Active,
+            group: String::new(),
+            notes: String::new(),
+            email_prefs: EmailPrefs::all(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let (Some(first), Some(last), Some(email)) = (&f.first_name, &f.last_name, &f.email) else {
+            return Err(Error::invalid("a client needs an email, a first name and a last name"));
+        };
+        client.apply(f)?;
+        let email = Email::parse(email)?;
+        self.refuse_banned(&email).await?;
+        let new_owner = match &new.owner {
+            OwnerSpec::Existing(id) => {
+                self.user(*id).await?;
+                None
+            }
+            OwnerSpec::NewUser { password } => {
+                let owner = NewUser {
+                    email: email.display.clone(),
+                    first_name: first.clone(),
+                    last_name: last.clone(),
+                    language: f.language.clone().unwrap_or_default(),
+                    password: password.clone(),
+                };
+                let prepared = self.prepare_user(&owner).await?;
+                Some((owner, prepared))
+            }
+        };
+
+        let mut tx = self.db.begin().await?;
+        let owner_id = match (new_owner, &new.owner) {
+            (Some((owner, (email, hash))), _) => Self::insert_user(&mut tx, actor, &owner, &email, hash).await?.id,
+            (None, OwnerSpec::Existing(id)) => *id,
+            (None, OwnerSpec::NewUser { .. }) => unreachable!("prepared above"),
+        };
+        let ts = now();
+        let created: Client = sqlx::query_as(
+            "INSERT INTO clients (owner_user_id, first_name, last_name, company, email, address1, address2, city, state, \
+             postcode, country, phone, language, tax_id, status, client_group, notes, email_prefs, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19) RETURNING *",
+        )
+        .bind(owner_id)
+        .bind(&client.first_name)
+        .bind(&client.last_name)
+        .bind(&client.company)
+        .bind(&client.email)
+        .bind(&client.address1)
+        .bind(&client.address2)
+        .bind(&client.city)
+        .bind(&client.state)
+        .bind(&client.postcode)
+        .bind(&client.country)
+        .bind(&client.phone)
+        .bind(&client.language)
+        .bind(&client.tax_id)
+        .bind(client.status.to_string())
+        .bind(&client.group)
+        .bind(&client.notes)
+        .bind(client.email_prefs.to_stored())
+        .bind(ts)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO memberships (client_id, user_id, permissions, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(created.id)
+            .bind(owner_id)
+            .bind(Permissions::all().to_stored())
+            .bind(ts)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            actor,
+            "client.create",
+            ("client", Some(created.id)),
+            json!({"email": created.email, "owner_user_id": owner_id}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    pub async fn client(&self, id: i64) -> Result<Client> {
+        sqlx::query_as("SELECT * FROM clients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::not_found("client", id))
+    }
+
+    /// Clients, by id, optionally only those with a status or matching a search term
+    /// (email, name or company, case-insensitive).
+    pub async fn list_clients(&self, status: Option<ClientStatus>, search: Option<&str>) -> Result<Vec<Client>> {
+        let pattern = format!("%{}%", search.unwrap_or("").trim().to_lowercase());
+        Ok(sqlx::query_as(
+            "SELECT * FROM clients WHERE ($1 = '' OR status = $1) \
+             AND (LOWER(email) LIKE $2 OR LOWER(first_name || ' ' || last_name) LIKE $2 OR LOWER(company) LIKE $2) \
+             ORDER BY id",
+        )
+        .bind(status.map(|s| s.to_string()).unwrap_or_default())
+        .bind(pattern)
+        .fetch_all(self.db.pool())
+        .await?)
+    }
+
+    pub async fn update_client(&self, actor: &Actor, id: i64, update: ClientUpdate) -> Result<Client> {
+        let mut client = self.client(id).await?;
+        let old_email = client.email.to_lowercase();
+        let changed = client.apply(&update)?;
+        if changed.is_empty() {
+            return Ok(client);
+        }
+        if client.email.to_lowercase() != old_email {
+            self.refuse_banned(&Email::parse(&client.email)?).await?;
+        }
+        let mut tx = self.db.begin().await?;
+        let updated: Client = sqlx::query_as(
+            "UPDATE clients SET first_name = $1, last_name = $2, company = $3, email = $4, address1 = $5, address2 = $6, \
+             city = $7, state = $8, postcode = $9, country = $10, phone = $11, language = $12, tax_id = $13, status = $14, \
+             client_group = $15, notes = $16, email_prefs = $17, updated_at = $18 WHERE id = $19 RETURNING *",
+        )
+        .bind(&client.first_name)
+        .bind(&client.last_name)
+        .bind(&client.company)
+        .bind(&client.email)
+        .bind(&client.address1)
+        .bind(&client.address2)
+        .bind(&client.city)
+        .bind(&client.state)
+        .bind(&client.postcode)
+        .bind(&client.country)
+        .bind(&client.phone)
+        .bind(&client.language)
+        .bind(&client.tax_id)
+        .bind(client.status.to_string())
+        .bind(&client.group)
+        .bind(&client.notes)
+        .bind(client.email_prefs.to_stored())
+        .bind(now())
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        audit::record(&mut tx, actor, "client.update", ("client", Some(id)), changed.into()).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Closes a client: it is kept for the records but can no longer be used to log in.
+    pub async fn close_client(&self, actor: &Actor, id: i64) -> Result<Client> {
+        self.update_client(actor, id, ClientUpdate { status: Some(ClientStatus::Closed), ..Default::default() })
+            .await
+    }
+
+    /// Deletes a client with its memberships and invites. With `delete_users`, its users are
+    /// deleted too — but only those left without any other client.
+    pub async fn delete_client(&self, actor: &Actor, id: i64, delete_users: bool) -> Result<DeletedClient> {
+        let client = self.client(id).await?;
+        let mut tx = self.db.begin().await?;
+        let members: Vec<i64> = sqlx::query_scalar("SELECT user_id FROM memberships WHERE client_id = $1 ORDER BY user_id")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let (mut deleted_users, mut kept_users) = (Vec::new(), Vec::new());
+        for user_id in members {
+            let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if delete_users && others == 0 {
+                sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+                audit::record(&mut tx, actor, "user.delete", ("user", Some(user_id)), json!({"with_client": id})).await?;
+                deleted_users.push(user_id);
+            } else {
+                kept_users.push(user_id);
+            }
+        }
+        audit::record(
+            &mut tx,
+            actor,
+            "client.delete",
+            ("client", Some(id)),
+            json!({"email": client.email, "deleted_users": deleted_users}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(DeletedClient { id, deleted_users, kept_users })
+    }
+}

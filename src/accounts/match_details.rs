@@ -1,0 +1,69 @@
+//! "Match user and client details": user and client contact details are separate and never
+//! synchronised automatically; this explicit admin action copies them one way.
+
+use std::str::FromStr;
+
+use serde_json::json;
+
+use super::{Accounts, Actor, ClientUpdate, UserUpdate, audit};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// Copy the user's name, email and language onto the client.
+    UserToClient,
+    /// Copy the client's name, email and language onto the user.
+    ClientToUser,
+}
+
+impl FromStr for CopyDirection {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "user" => Ok(Self::UserToClient),
+            "client" => Ok(Self::ClientToUser),
+            other => Err(Error::invalid(format!("`{other}` is not a source; expected user or client"))),
+        }
+    }
+}
+
+impl Accounts {
+    /// Copies first name, last name, email and language between an associated user and client.
+    /// Email rules (validity, banned domains, user uniqueness) apply to the copied address.
+    pub async fn match_details(&self, actor: &Actor, user_id: i64, client_id: i64, from: CopyDirection) -> Result<()> {
+        let user = self.user(user_id).await?;
+        let client = self.client(client_id).await?;
+        if self.membership(user_id, client_id).await?.is_none() {
+            return Err(Error::refused(
+                crate::error::code::NOT_ASSOCIATED,
+                format!("user {user_id} is not associated with client {client_id}"),
+            ));
+        }
+        match from {
+            CopyDirection::UserToClient => {
+                let update = ClientUpdate {
+                    first_name: Some(user.first_name),
+                    last_name: Some(user.last_name),
+                    email: Some(user.email),
+                    language: Some(user.language),
+                    ..Default::default()
+                };
+                self.update_client(actor, client_id, update).await?;
+            }
+            CopyDirection::ClientToUser => {
+                let update = UserUpdate {
+                    first_name: Some(client.first_name),
+                    last_name: Some(client.last_name),
+                    email: Some(client.email),
+                    language: Some(client.language),
+                };
+                self.update_user(actor, user_id, update).await?;
+            }
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let direction = if from == CopyDirection::UserToClient { "user_to_client" } else { "client_to_user" };
+        audit::record(&mut conn, actor, "match_details", ("client", Some(client_id)), json!({"user_id": user_id, "direction": direction}))
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! The accounts core: clients, users, memberships with permissions and exactly one owner,
+//! invites, banned email domains, security questions, admins with roles and API tokens, and
+//! the audit log every write appends to.
+//!
+//! `Accounts` is the one service the CLI, the web faces and the doctor use. Each write runs in
+//! a single transaction together with its audit entry.
+
+pub mod admins;
+mod audit;
+mod banned_emails;
+mod clients;
+mod email;
+mod invites;
+mod match_details;
+mod memberships;
+mod permissions;
+mod questions;
+mod users;
+
+pub use admins::{Admin, AdminPermission, ApiToken, CreatedToken, Role};
+pub use audit::{Actor, AuditEntry};
+pub use banned_emails::BannedDomain;
+pub use clients::{Client, ClientStatus, ClientUpdate, DeletedClient, EMAIL_KINDS, EmailPrefs, NewClient, OwnerSpec};
+pub use invites::{Acceptance, CreatedInvite, Invite, InviteStatus};
+pub use match_details::CopyDirection;
+pub use memberships::Membership;
+pub use permissions::{Permission, Permissions};
+pub use questions::SecurityQuestion;
+pub use users::{NewUser, User, UserUpdate};
+
+use crate::config::Config;
+use crate::store::Db;
+
+/// Policy values the accounts rules depend on, taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub password_min_length: usize,
+    pub invite_ttl_secs: i64,
+    pub banned_email_subdomains: bool,
+}
+
+impl From<&Config> for Policy {
+    fn from(c: &Config) -> Self {
+        Policy {
+            password_min_length: c.security.password_min_length,
+            invite_ttl_secs: c.security.invite_ttl.as_secs(),
+            banned_email_subdomains: c.security.banned_email_subdomains,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    db: Db,
+    policy: Policy,
+}
+
+impl Accounts {
+    pub fn new(db: Db, policy: Policy) -> Self {
+        Self { db, policy }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+/// Joins values into the comma-separated form stored in TEXT columns.
+fn join_csv<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
+    items.into_iter().map(|s| s.as_ref().to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// Splits a stored comma-separated column.
+fn split_csv(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty())
+}

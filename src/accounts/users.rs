@@ -1,0 +1,267 @@
+//! Users: login identities. Email is unique case-insensitively; the password is optional until
+//! the user sets one (an owner created by an admin, an invitee who has not registered yet).
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::AnyConnection;
+
+use super::email::Email;
+use super::{Accounts, Actor, audit};
+use crate::auth::passwords;
+use crate::error::{Error, Result, code};
+use crate::store::{is_unique_violation, now};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub language: String,
+    /// Serialized as `has_password: bool`; the hash itself never leaves the service.
+    #[serde(rename = "has_password", serialize_with = "is_set")]
+    pub password_hash: Option<String>,
+    pub security_question_id: Option<i64>,
+    #[serde(skip)]
+    pub security_answer_hash: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub email_norm: String,
+}
+
+fn is_set<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(v.is_some())
+}
+
+impl User {
+    pub fn has_password(&self) -> bool {
+        self.password_hash.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub language: String,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub language: Option<String>,
+}
+
+pub(crate) fn require_name(field: &str, value: &str) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(Error::invalid(format!("{field} must not be empty")));
+    }
+    Ok(v.to_string())
+}
+
+fn user_exists(email: &str) -> Error {
+    Error::refused(code::USER_EXISTS, format!("a user with email {email} already exists"))
+}
+
+impl Accounts {
+    /// Validates a new user's fields and refuses banned domains; returns what to insert.
+    pub(crate) async fn prepare_user(&self, new: &NewUser) -> Result<(Email, Option<String>)> {
+        let email = Email::parse(&new.email)?;
+        require_name("first name", &new.first_name)?;
+        require_name("last name", &new.last_name)?;
+        self.refuse_banned(&email).await?;
+        let hash = match &new.password {
+            Some(p) => Some(passwords::hash_new_password(p, self.policy.password_min_length)?),
+            None => None,
+        };
+        Ok((email, hash))
+    }
+
+    /// Inserts a prepared user inside the caller's transaction.
+    pub(crate) async fn insert_user(
+        conn: &mut AnyConnection,
+        actor: &Actor,
+        new: &NewUser,
+        email: &Email,
+        password_hash: Option<String>,
+    ) -> Result<User> {
+        let ts = now();
+        let user: User = sqlx::query_as(
+            "INSERT INTO users (email, email_norm, first_name, last_name, language, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING *",
+        )
+        .bind(&email.display)
+        .bind(&email.norm)
+        .bind(new.first_name.trim())
+        .bind(new.last_name.trim())
+        .bind(new.language.trim())
+        .bind(password_hash)
+        .bind(ts)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { user_exists(&email.display) } else { e.into() })?;
+        audit::record(conn, actor, "user.create", ("user", Some(user.id)), json!({"email": user.email})).await?;
+        Ok(user)
+    }
+
+    pub async fn create_user(&self, actor: &Actor, new: NewUser) -> Result<User> {
+        let (email, hash) = self.prepare_user(&new).await?;
+        let mut tx = self.db.begin().await?;
+        let user = Self::insert_user(&mut tx, actor, &new, &email, hash).await?;
+        tx.commit().await.map_err(|e| if is_unique_violation(&e) { user_exists(&email.display) } else { e.into() })?;
+        Ok(user)
+    }
+
+    pub async fn user(&self, id: i64) -> Result<User> {
+        sqlx::query_as("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        Ok(sqlx::query_as("SELECT * FROM users WHERE email_norm = $1")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(self.db.pool())
+            .await?)
+    }
+
+    /// Users whose email or name contains `search` (case-insensitive), by id.
+    pub async fn list_users(&self, search: Option<&str>) -> Result<Vec<User>> {
+        let pattern = format!("%{}%", search.unwrap_or("").trim().to_lowercase());
+        Ok(sqlx::query_as(
+            "SELECT * FROM users WHERE email_norm LIKE $1 OR LOWER(first_name || ' ' || last_name) LIKE $1 ORDER BY id",
+        )
+        .bind(pattern)
+        .fetch_all(self.db.pool())
+        .await?)
+    }
+
+    pub async fn update_user(&self, actor: &Actor, id: i64, update: UserUpdate) -> Result<User> {
+        let mut user = self.user(id).await?;
+        let mut changed = serde_json::Map::new();
+        if let Some(raw) = &update.email {
+            let email = Email::parse(raw)?;
+            if email.norm != user.email_norm {
+                self.refuse_banned(&email).await?;
+            }
+            if email.display != user.email {
+                changed.insert("email".into(), json!({"from": user.email, "to": email.display}));
+                user.email = email.display;
+                user.email_norm = email.norm;
+            }
+        }
+        for (field, new, slot) in [
+            ("first_name", &update.first_name, &mut user.first_name),
+            ("last_name", &update.last_name, &mut user.last_name),
+        ] {
+            if let Some(v) = new {
+                let v = require_name(field, v)?;
+                if *slot != v {
+                    changed.insert(field.into(), json!({"from": slot, "to": v}));
+                    *slot = v;
+                }
+            }
+        }
+        if let Some(lang) = &update.language {
+            changed.insert("language".into(), json!({"from": user.language, "to": lang.trim()}));
+            user.language = lang.trim().to_string();
+        }
+        if changed.is_empty() {
+            return Ok(user);
+        }
+        let mut tx = self.db.begin().await?;
+        let updated: User = sqlx::query_as(
+            "UPDATE users SET email = $1, email_norm = $2, first_name = $3, last_name = $4, language = $5, updated_at = $6 \
+             WHERE id = $7 RETURNING *",
+        )
+        .bind(&user.email)
+        .bind(&user.email_norm)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&user.language)
+        .bind(now())
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { user_exists(&user.email) } else { e.into() })?;
+        audit::record(&mut tx, actor, "user.update", ("user", Some(id)), changed.into()).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    pub async fn set_password(&self, actor: &Actor, id: i64, password: &str) -> Result<()> {
+        self.user(id).await?;
+        let hash = passwords::hash_new_password(password, self.policy.password_min_length)?;
+        let mut tx = self.db.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(&mut tx, actor, "user.password_set", ("user", Some(id)), json!({})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a user who belongs to no client any more.
+    pub async fn delete_user(&self, actor: &Actor, id: i64) -> Result<()> {
+        let user = self.user(id).await?;
+        let mut tx = self.db.begin().await?;
+        let clients: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE user_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if clients > 0 {
+            return Err(Error::refused(
+                code::USER_HAS_CLIENTS,
+                format!("user {id} still belongs to {clients} client(s); dissociate them first"),
+            ));
+        }
+        sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        audit::record(&mut tx, actor, "user.delete", ("user", Some(id)), json!({"email": user.email})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the user's security question and answer; the answer is stored argon2id-hashed
+    /// after trimming and lower-casing.
+    pub async fn set_security_answer(&self, actor: &Actor, user_id: i64, question_id: i64, answer: &str) -> Result<()> {
+        self.user(user_id).await?;
+        self.security_question(question_id).await?;
+        let normalized = passwords::normalize_answer(answer);
+        if normalized.is_empty() {
+            return Err(Error::invalid("the security answer must not be empty"));
+        }
+        let hash = passwords::hash(&normalized)?;
+        let mut tx = self.db.begin().await?;
+        sqlx::query("UPDATE users SET security_question_id = $1, security_answer_hash = $2, updated_at = $3 WHERE id = $4")
+            .bind(question_id)
+            .bind(hash)
+            .bind(now())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(&mut tx, actor, "user.security_question_set", ("user", Some(user_id)), json!({"question_id": question_id}))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// True when the user has a security answer and `answer` matches it.
+    pub async fn check_security_answer(&self, user_id: i64, answer: &str) -> Result<bool> {
+        let user = self.user(user_id).await?;
+        Ok(user
+            .security_answer_hash
+            .as_deref()
+            .is_some_and(|h| passwords::verify(&passwords::normalize_answer(answer), h)))
+    }
+}

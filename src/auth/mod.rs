@@ -1,0 +1,4 @@
+//! Authentication primitives shared by the services: password hashing and secret tokens.
+
+pub mod passwords;
+pub mod tokens;

@@ -1,0 +1,159 @@
+//! `gatehouse admin …`: admin users, roles and API tokens.
+
+use clap::Subcommand;
+
+use super::output::{opt_time, table};
+use super::{Context, Output};
+use crate::accounts::admins::parse_admin_permissions;
+use crate::error::Result;
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add an admin user with a role
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Role name (see `admin role list`)
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List admin users
+    List,
+    /// Roles: named sets of admin permissions
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// API tokens for the admin JSON API
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Create a role. Permissions: clients.view, clients.create, clients.manage, users.view,
+    /// users.create, users.manage, users.impersonate, sessions.manage, settings.manage,
+    /// health.view (or "all")
+    Add {
+        name: String,
+        #[arg(long)]
+        permissions: String,
+    },
+    /// List roles
+    List,
+    /// Replace a role's permissions
+    Set {
+        name: String,
+        #[arg(long)]
+        permissions: String,
+    },
+    /// Give an admin a role
+    Assign {
+        #[arg(long)]
+        admin: i64,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for an admin; it is printed once
+    Create {
+        #[arg(long)]
+        admin: i64,
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never their secrets)
+    List {
+        #[arg(long)]
+        admin: Option<i64>,
+    },
+    /// Revoke a token
+    Revoke { id: i64 },
+}
+
+fn keys<'a>(perms: impl Iterator<Item = &'a crate::accounts::AdminPermission>) -> String {
+    perms.map(|p| p.key()).collect::<Vec<_>>().join(",")
+}
+
+pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<()> {
+    let accounts = &ctx.accounts;
+    let actor = &ctx.actor;
+    match command {
+        AdminCommand::Add { username, email, role, password } => {
+            let admin = accounts.create_admin(actor, &username, &email, &role, password.as_deref()).await?;
+            out.emit(&admin, || format!("Created admin {} ({})", admin.id, admin.username))
+        }
+        AdminCommand::List => {
+            let admins = accounts.list_admins().await?;
+            out.emit(&admins, || {
+                table(
+                    &["ID", "USERNAME", "EMAIL", "ROLE", "DISABLED"],
+                    admins
+                        .iter()
+                        .map(|a| {
+                            vec![
+                                a.id.to_string(),
+                                a.username.clone(),
+                                a.email.clone(),
+                                a.role_name.clone().unwrap_or_else(|| "(none)".into()),
+                                if a.disabled != 0 { "yes" } else { "no" }.into(),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        AdminCommand::Role(RoleCommand::Add { name, permissions }) => {
+            let role = accounts.create_role(actor, &name, &parse_admin_permissions(&permissions)?).await?;
+            out.emit(&role, || format!("Created role {} ({})", role.name, keys(role.permissions.iter())))
+        }
+        AdminCommand::Role(RoleCommand::List) => {
+            let roles = accounts.list_roles().await?;
+            out.emit(&roles, || {
+                table(&["ID", "NAME", "PERMISSIONS"], roles.iter().map(|r| vec![r.id.to_string(), r.name.clone(), keys(r.permissions.iter())]).collect())
+            })
+        }
+        AdminCommand::Role(RoleCommand::Set { name, permissions }) => {
+            let role = accounts.set_role_permissions(actor, &name, &parse_admin_permissions(&permissions)?).await?;
+            out.emit(&role, || format!("Role {} now has: {}", role.name, keys(role.permissions.iter())))
+        }
+        AdminCommand::Role(RoleCommand::Assign { admin, role }) => {
+            let admin = accounts.set_admin_role(actor, admin, &role).await?;
+            out.emit(&admin, || format!("Admin {} now has role {role}", admin.username))
+        }
+        AdminCommand::Token(TokenCommand::Create { admin, name }) => {
+            let created = accounts.create_api_token(actor, admin, &name).await?;
+            out.emit(&created, || format!("Created API token {} for admin {admin}\nToken (shown once): {}", created.info.id, created.token))
+        }
+        AdminCommand::Token(TokenCommand::List { admin }) => {
+            let tokens = accounts.list_api_tokens(admin).await?;
+            out.emit(&tokens, || {
+                table(
+                    &["ID", "ADMIN", "NAME", "CREATED", "LAST USED", "REVOKED"],
+                    tokens
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.id.to_string(),
+                                t.admin_id.to_string(),
+                                t.name.clone(),
+                                opt_time(Some(t.created_at)),
+                                opt_time(t.last_used_at),
+                                opt_time(t.revoked_at),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        AdminCommand::Token(TokenCommand::Revoke { id }) => {
+            let token = accounts.revoke_api_token(actor, id).await?;
+            out.emit(&token, || format!("Revoked API token {id}"))
+        }
+    }
+}

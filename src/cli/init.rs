@@ -1,0 +1,163 @@
+//! `gatehouse init`: a ready-to-run deployment in one command.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::json;
+
+use super::Output;
+use crate::accounts::{Accounts, Actor, Policy};
+use crate::config::{self, DatabaseUrl, HttpUrl};
+use crate::error::{Error, Result, code};
+use crate::store::Db;
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory for gatehouse.yaml and the data folder (created if missing)
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The URL users reach the client area at; links and cookies derive from it
+    #[arg(long, default_value = "http://localhost:8080/", value_name = "URL")]
+    pub system_url: String,
+    /// Database URL (default: SQLite in DIR/gatehouse-data/)
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Username of the first admin
+    #[arg(long, default_value = "admin")]
+    pub admin_username: String,
+    /// Email of the first admin
+    #[arg(long, default_value = "admin@localhost")]
+    pub admin_email: String,
+}
+
+pub async fn run(args: InitArgs, out: &Output) -> Result<()> {
+    let system_url: HttpUrl = args.system_url.parse().map_err(|e| Error::Usage(format!("--system-url: {e}")))?;
+    if !system_url.is_set() {
+        return Err(Error::Usage("--system-url must not be empty".into()));
+    }
+    let database_url = args.database_url.unwrap_or_else(|| "sqlite://gatehouse-data/gatehouse.db".into());
+    database_url.parse::<DatabaseUrl>().map_err(|e| Error::Usage(format!("--database-url: {e}")))?;
+
+    let path = args.dir.join("gatehouse.yaml");
+    if path.exists() {
+        return Err(Error::refused(
+            code::ALREADY_INITIALIZED,
+            format!("{} already exists; edit it, or choose another --dir", path.display()),
+        ));
+    }
+    std::fs::create_dir_all(&args.dir)
+        .map_err(|e| Error::Usage(format!("cannot create directory {}: {e}", args.dir.display())))?;
+    std::fs::write(&path, template(&system_url, &database_url))
+        .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display())))?;
+
+    // From here on a failure removes the half-written config, so init can simply be re-run.
+    let result = set_up(&path, &args.admin_username, &args.admin_email).await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    let (db_shown, admin, token) = result?;
+    out.emit(
+        &json!({"config": path, "database": db_shown, "admin": admin, "token": token.token}),
+        || {
+            format!(
+                "Wrote {}\nCreated database {db_shown}\nCreated admin `{}` with role `{}`\n\n\
+                 API token (shown once; store it now): {}\n\nNext: gatehouse --config {} doctor",
+                path.display(),
+                admin.username,
+                admin.role_name.clone().unwrap_or_default(),
+                token.token,
+                path.display()
+            )
+        },
+    )
+}
+
+async fn set_up(
+    path: &Path,
+    username: &str,
+    email: &str,
+) -> Result<(String, crate::accounts::Admin, crate::accounts::CreatedToken)> {
+    let loaded = config::load(Some(path), std::env::vars())?;
+    let db = Db::connect(&loaded.config.database_url, &loaded.origin("database_url")).await?;
+    db.migrate().await?;
+    let accounts = Accounts::new(db.clone(), Policy::from(&loaded.config));
+    let (admin, token) = accounts.bootstrap_admin(&Actor::system("init"), username, email).await?;
+    db.close().await;
+    Ok((loaded.config.database_url.redacted(), admin, token))
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
+}
+
+/// The commented configuration `init` writes. Relative paths are relative to this file.
+fn template(system_url: &HttpUrl, database_url: &str) -> String {
+    format!(
+        r#"# gatehouse configuration, written by `gatehouse init`.
+#
+# Relative paths below are relative to the directory of this file.
+# Any key can be overridden by an environment variable GATEHOUSE_<KEY>, with __ between
+# levels: GATEHOUSE_DATABASE_URL, GATEHOUSE_SESSIONS__STORE=files.
+# Durations are written like 30s, 15m, 12h, 7d; sizes like 512MiB, 1GiB.
+# Check this file with `gatehouse config check`; see the result with `gatehouse config show`.
+
+# The URL users reach the client area at. Links in emails, and the session cookie's host, path
+# and Secure flag, derive from it: logging in through any other URL fails.
+system_url: {system_url}
+listen: "127.0.0.1:8080"
+# sqlite://PATH or postgres://USER:PASSWORD@HOST:5432/DB (several `serve` nodes need PostgreSQL).
+database_url: {database_url}
+data_dir: "gatehouse-data"
+# IANA time zone for the web server and cron alike; "" uses the process's local zone.
+timezone: ""
+
+sessions:
+  store: database              # database | files
+  dir: "gatehouse-data/sessions"  # used by store: files
+  idle_timeout: "30m"
+  absolute_timeout: "12h"
+  ip_check: true               # end a session when the client IP changes
+  gc: true                     # cron removes expired sessions
+
+trusted_proxies:
+  header: "X-Forwarded-For"    # X-Forwarded-For | CF-Connecting-IP | X-Real-IP
+  ranges: []                   # IPs / CIDRs of your reverse proxies
+  cloudflare: false            # also trust CloudFlare's published ranges
+
+security:
+  password_min_length: 12
+  lockout: {{ max_failures: 5, window: "15m", lock: "15m" }}
+  reset_token_ttl: "1h"
+  invite_ttl: "7d"
+  banned_email_subdomains: true   # a banned domain also bans its subdomains
+
+twofa:
+  force_clients: false
+  force_admins: false
+  # Duo Universal Prompt needs a Web SDK application's Client ID, Client Secret and API hostname.
+  duo: {{ client_id: "", client_secret: "", api_hostname: "" }}
+
+mail:
+  from: "gatehouse <noreply@localhost>"
+  transport: spool             # spool (one .eml file per message) | smtp
+  spool_dir: "gatehouse-data/mail"
+  smtp: {{ host: "", port: 587, username: "", password: "", tls: starttls }}   # starttls | tls | none
+
+license:
+  key: ""
+  server: ""                   # base URL of the licensing service; "" = not configured
+  public_key: ""
+
+cron:
+  interval: "5m"               # how often you schedule `gatehouse cron`
+
+doctor:
+  timeout: "5s"                # per check
+  disk_min_free: "1GiB"
+  disk_min_free_percent: 5
+  dns_servers: []
+"#,
+        system_url = quoted(&system_url.to_string()),
+        database_url = quoted(database_url),
+    )
+}

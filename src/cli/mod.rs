@@ -1,0 +1,155 @@
+//! The command line: a thin face over the services. Each command group lives in its own file.
+
+mod admin;
+mod audit;
+mod banned_email;
+mod client;
+mod config_cmd;
+mod init;
+mod invite;
+mod output;
+mod question;
+mod user;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::accounts::{Accounts, Actor, Policy};
+use crate::config::{self, Loaded};
+use crate::error::Result;
+use crate::store::Db;
+
+pub use output::Output;
+
+/// Account and authentication core of a hosting client area, with a diagnostic toolkit.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Configuration is read from --config, $GATEHOUSE_CONFIG, ./gatehouse.yaml, or the embedded \
+defaults (SQLite under ./gatehouse-data/). Any key can be overridden with GATEHOUSE_<KEY>, using __ between levels \
+(GATEHOUSE_SESSIONS__STORE=files).")]
+pub struct Cli {
+    /// Configuration file (default: $GATEHOUSE_CONFIG, then ./gatehouse.yaml, then built-in defaults)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented config, create the database and the first admin (prints its API token once)
+    Init(init::InitArgs),
+    /// Apply pending database migrations
+    Migrate,
+    /// Validate or print the configuration
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Client accounts: add, list, show, update, close, delete
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Users (login identities) and their access to clients
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Invitations for users to join a client
+    #[command(subcommand)]
+    Invite(invite::InviteCommand),
+    /// Email domains refused for new clients and users
+    #[command(subcommand, name = "banned-email")]
+    BannedEmail(banned_email::BannedEmailCommand),
+    /// The security questions users can choose from
+    #[command(subcommand, name = "security-question")]
+    SecurityQuestion(question::QuestionCommand),
+    /// Admin users, roles and API tokens
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Copy contact details between an associated user and client (they never sync by themselves)
+    #[command(name = "match-details")]
+    MatchDetails(user::MatchDetailsArgs),
+    /// Show recent entries of the audit log
+    Audit(audit::AuditArgs),
+}
+
+/// Runs one command. Errors carry their exit code; `main` prints them.
+pub async fn run(cli: Cli) -> Result<()> {
+    let out = Output { json: cli.json };
+    match cli.command {
+        Command::Init(args) => init::run(args, &out).await,
+        command => {
+            let loaded = config::load(cli.config.as_deref(), std::env::vars())?;
+            match command {
+                Command::Config(c) => config_cmd::run(c, &loaded, &out),
+                Command::Migrate => migrate(&loaded, &out).await,
+                other => {
+                    let ctx = Context::open(loaded).await?;
+                    let result = dispatch(other, &ctx, &out).await;
+                    ctx.accounts.db().close().await;
+                    result
+                }
+            }
+        }
+    }
+}
+
+async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
+    match command {
+        Command::Client(c) => client::run(c, ctx, out).await,
+        Command::User(c) => user::run(c, ctx, out).await,
+        Command::Invite(c) => invite::run(c, ctx, out).await,
+        Command::BannedEmail(c) => banned_email::run(c, ctx, out).await,
+        Command::SecurityQuestion(c) => question::run(c, ctx, out).await,
+        Command::Admin(c) => admin::run(c, ctx, out).await,
+        Command::MatchDetails(a) => user::match_details(a, ctx, out).await,
+        Command::Audit(a) => audit::run(a, ctx, out).await,
+        Command::Init(_) | Command::Config(_) | Command::Migrate => unreachable!("handled in run"),
+    }
+}
+
+async fn migrate(loaded: &Loaded, out: &Output) -> Result<()> {
+    let db = Db::connect(&loaded.config.database_url, &loaded.origin("database_url")).await?;
+    let applied = db.migrate().await?;
+    let status = db.migration_status().await?;
+    db.close().await;
+    out.emit(&serde_json::json!({"applied": applied, "version": status.latest}), || {
+        if applied.is_empty() {
+            format!("Database is up to date (version {}).", status.latest)
+        } else {
+            format!("Applied {} migration(s); database is at version {}.", applied.len(), status.latest)
+        }
+    })
+}
+
+/// What every data command needs: the configuration and the accounts service over a migrated
+/// database.
+pub struct Context {
+    pub loaded: Loaded,
+    pub accounts: Accounts,
+    pub actor: Actor,
+}
+
+impl Context {
+    async fn open(loaded: Loaded) -> Result<Self> {
+        let db = Db::connect(&loaded.config.database_url, &loaded.origin("database_url")).await?;
+        // A fresh embedded deployment works without a separate `migrate` step.
+        db.migrate().await?;
+        let accounts = Accounts::new(db, Policy::from(&loaded.config));
+        let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+        Ok(Self { loaded, accounts, actor: Actor::system(&format!("cli:{who}")) })
+    }
+}
+
+impl Context {
+    /// A user given as a numeric id or an email address.
+    pub async fn user_id(&self, reference: &str) -> Result<i64> {
+        if let Ok(id) = reference.trim().parse::<i64>() {
+            return Ok(id);
+        }
+        match self.accounts.user_by_email(reference).await? {
+            Some(user) => Ok(user.id),
+            None => Err(crate::Error::not_found("user", reference)),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Configuration: the contract in DESIGN.md ("Configuration").
+//!
+//! Resolution order: `--config FILE`, `$GATEHOUSE_CONFIG`, `./gatehouse.yaml`, the embedded
+//! defaults. Every key can then be overridden by a `GATEHOUSE_<PATH>` environment variable, with
+//! `__` between nesting levels (`GATEHOUSE_SESSIONS__STORE=files`).
+
+mod load;
+mod redact;
+mod values;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, ConfigSource, Loaded, load, load_from_str};
+pub use values::{Backend, ByteSize, DatabaseUrl, Duration, HttpUrl, TimeZone};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Canonical base URL: links in emails and the cookie's host, path and Secure flag derive from it.
+    pub system_url: HttpUrl,
+    pub listen: String,
+    pub database_url: DatabaseUrl,
+    pub data_dir: String,
+    /// IANA zone name; empty means the process's local zone.
+    pub timezone: TimeZone,
+    pub sessions: Sessions,
+    pub trusted_proxies: TrustedProxies,
+    pub security: Security,
+    pub twofa: TwoFa,
+    pub mail: Mail,
+    pub license: License,
+    pub cron: Cron,
+    pub doctor: Doctor,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            system_url: "http://localhost:8080/".parse().expect("valid default"),
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://gatehouse-data/gatehouse.db".parse().expect("valid default"),
+            data_dir: "gatehouse-data".into(),
+            timezone: TimeZone::default(),
+            sessions: Sessions::default(),
+            trusted_proxies: TrustedProxies::default(),
+            security: Security::default(),
+            twofa: TwoFa::default(),
+            mail: Mail::default(),
+            license: License::default(),
+            cron: Cron::default(),
+            doctor: Doctor::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Resolves the relative paths of a configuration file against the file's directory, so a
+    /// deployment works whatever directory `gatehouse` is started from.
+    pub(crate) fn resolve_paths(&mut self, base: &std::path::Path) {
+        if base.as_os_str().is_empty() {
+            return;
+        }
+        self.database_url = self.database_url.relative_to(base);
+        for dir in [&mut self.data_dir, &mut self.sessions.dir, &mut self.mail.spool_dir] {
+            if std::path::Path::new(dir.as_str()).is_relative() {
+                *dir = base.join(&*dir).display().to_string();
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStore {
+    Database,
+    Files,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sessions {
+    pub store: SessionStore,
+    pub dir: String,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    pub ip_check: bool,
+    pub gc: bool,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            store: SessionStore::Database,
+            dir: "gatehouse-data/sessions".into(),
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            ip_check: true,
+            gc: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardedHeader {
+    #[serde(rename = "X-Forwarded-For")]
+    XForwardedFor,
+    #[serde(rename = "CF-Connecting-IP")]
+    CfConnectingIp,
+    #[serde(rename = "X-Real-IP")]
+    XRealIp,
+}
+
+/// Proxies whose forwarded headers are believed. Entries are kept as written so that the doctor
+/// can point at an invalid or over-broad one instead of the whole file being refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustedProxies {
+    pub header: ForwardedHeader,
+    pub ranges: Vec<String>,
+    pub cloudflare: bool,
+}
+
+impl Default for TrustedProxies {
+    fn default() -> Self {
+        Self { header: ForwardedHeader::XForwardedFor, ranges: Vec::new(), cloudflare: false }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Security {
+    pub password_min_length: usize,
+    pub lockout: Lockout,
+    pub reset_token_ttl: Duration,
+    pub invite_ttl: Duration,
+    /// Also ban every subdomain of a banned domain (`mail.example.com` for `example.com`).
+    pub banned_email_subdomains: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            password_min_length: 12,
+            lockout: Lockout::default(),
+            reset_token_ttl: Duration::from_secs(3600),
+            invite_ttl: Duration::from_secs(7 * 86400),
+            banned_email_subdomains: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lockout {
+    pub max_failures: u32,
+    pub window: Duration,
+    pub lock: Duration,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Self { max_failures: 5, window: Duration::from_secs(900), lock: Duration::from_secs(900) }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwoFa {
+    pub force_clients: bool,
+    pub force_admins: bool,
+    pub duo: Duo,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Duo {
+    pub client_id: String,
+    pub client_secret: String,
+    pub api_hostname: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    Spool,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mail {
+    pub from: String,
+    pub transport: MailTransport,
+    pub spool_dir: String,
+    pub smtp: Smtp,
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Self {
+            from: "gatehouse <noreply@localhost>".into(),
+            transport: MailTransport::Spool,
+            spool_dir: "gatehouse-data/mail".into(),
+            smtp: Smtp::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    pub tls: SmtpTls,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            username: String::new(),
+            password: String::new(),
+            tls: SmtpTls::Starttls,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct License {
+    pub key: String,
+    /// Base URL of the licensing service; empty means not configured.
+    pub server: HttpUrl,
+    /// Base64 ed25519 public key that signs license responses.
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cron {
+    /// How often the operator schedules `gatehouse cron`.
+    pub interval: Duration,
+}
+
+impl Default for Cron {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(300) }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Doctor {
+    pub timeout: Duration,
+    pub disk_min_free: ByteSize,
+    pub disk_min_free_percent: f64,
+    /// Resolvers for DNS probes; empty means the system resolvers.
+    pub dns_servers: Vec<String>,
+}
+
+impl Default for Doctor {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            disk_min_free: ByteSize(1 << 30),
+            disk_min_free_percent: 5.0,
+            dns_servers: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! gatehouse: the account and authentication core of a hosting client area, and the
+//! diagnostic toolkit that validates a deployment of it.
+
+pub mod accounts;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod store;
+
+pub use error::{Error, Result};

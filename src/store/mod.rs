@@ -1,0 +1,143 @@
+//! Storage: one connection pool over SQLite (the default) or PostgreSQL.
+//!
+//! Every query is written once, in SQL both engines accept (`$N` placeholders, integers for
+//! flags and Unix-second timestamps), and runs through sqlx's `Any` driver — so each service
+//! behaves the same on both backends by construction. Schema differences live only in the
+//! per-backend migrations embedded in the binary.
+
+mod migrations;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use migrations::MigrationStatus;
+pub use sqlx::{Any, AnyConnection, Transaction};
+
+use crate::config::{Backend, DatabaseUrl};
+use crate::error::{Error, Result};
+
+/// How long a SQLite connection waits for a lock held by another writer before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens the database; a SQLite file and its directory are created on first use.
+    /// `origin` says where the URL was configured, for the error message.
+    pub async fn connect(url: &DatabaseUrl, origin: &str) -> Result<Db> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let backend = url.backend();
+        let mut raw = url.as_str().to_string();
+        if backend == Backend::Sqlite {
+            if let Some(parent) = url.sqlite_path().and_then(|p| Path::new(p).parent()) {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        Error::Unavailable(format!(
+                            "cannot create database directory {} (database_url from {origin}): {e}",
+                            parent.display()
+                        ))
+                    })?;
+                }
+            }
+            if !raw.contains("mode=") {
+                raw.push_str(if raw.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+        }
+        let unavailable = |e: sqlx::Error| {
+            Error::Unavailable(format!(
+                "cannot open database {} (database_url from {origin}): {}",
+                url.redacted(),
+                one_line(&e)
+            ))
+        };
+        let options = AnyConnectOptions::from_str(&raw).map_err(unavailable)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed during a write; foreign keys are off by
+                        // default in SQLite and the ownership rule depends on them.
+                        let pragmas = format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                             PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL;"
+                        );
+                        conn.execute(composed(pragmas)).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`) so two concurrent writers queue on the busy timeout instead of one failing
+    /// when it upgrades a read lock.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Current time as Unix seconds, the representation of every timestamp column.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Renders a Unix-second timestamp as RFC 3339 (UTC) for output.
+pub fn rfc3339(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Marks SQL assembled at run time from this crate's own constants (column lists, `$N`
+/// placeholders) as safe; values are always bound, never formatted in.
+pub fn composed(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}
+
+/// True when `e` is a unique-constraint violation.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// True when `e` is a foreign-key violation (reported at commit for deferred keys).
+pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
+/// The first line of an error's message; driver errors can span several.
+fn one_line(e: &sqlx::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
