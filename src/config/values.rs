@@ -53,7 +53,7 @@ impl FromStr for Duration {
         }
         humantime::parse_duration(s)
             .map(Duration)
-            .map_err(|e| format!("invalid duration `{s}`: {e}"))
+            .map_err(|_| format!("invalid duration `{s}`"))
     }
 }
 

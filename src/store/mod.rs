@@ -13,7 +13,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 pub use migrations::MigrationStatus;
 pub use sqlx::{Any, AnyConnection, Transaction};
@@ -23,6 +23,8 @@ use crate::error::{Error, Result};
 
 /// How long a SQLite connection waits for a lock held by another writer before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// How long to wait for the database server to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -62,9 +64,16 @@ impl Db {
             ))
         };
         let options = AnyConnectOptions::from_str(&raw).map_err(unavailable)?;
+        // One direct connection first: the pool would retry a refused connection until its
+        // acquire timeout and then report only "timed out", hiding the cause.
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options))
+            .await
+            .map_err(|_| unavailable(sqlx::Error::PoolTimedOut))?
+            .map_err(unavailable)?;
+        probe.close().await.map_err(unavailable)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -79,9 +88,7 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await
-            .map_err(unavailable)?;
+            .connect_lazy_with(options);
         Ok(Db { pool, backend })
     }
 
