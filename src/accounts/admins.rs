@@ -75,7 +75,9 @@ pub fn parse_admin_permissions(list: &str) -> Result<BTreeSet<AdminPermission>> 
 }
 
 fn stored_admin_permissions(stored: &str) -> BTreeSet<AdminPermission> {
-    super::split_csv(stored).filter_map(|k| k.parse().ok()).collect()
+    super::split_csv(stored)
+        .filter_map(|k| k.parse().ok())
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,7 +98,12 @@ struct RoleRow {
 
 impl From<RoleRow> for Role {
     fn from(r: RoleRow) -> Self {
-        Role { id: r.id, name: r.name, permissions: stored_admin_permissions(&r.permissions), created_at: r.created_at }
+        Role {
+            id: r.id,
+            name: r.name,
+            permissions: stored_admin_permissions(&r.permissions),
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -143,23 +150,42 @@ pub struct CreatedToken {
 
 fn exists_err(what: &str, name: &str) -> impl FnOnce(sqlx::Error) -> Error {
     let message = format!("{what} `{name}` already exists");
-    move |e| if is_unique_violation(&e) { Error::refused(code::ALREADY_EXISTS, message) } else { e.into() }
+    move |e| {
+        if is_unique_violation(&e) {
+            Error::refused(code::ALREADY_EXISTS, message)
+        } else {
+            e.into()
+        }
+    }
 }
 
 impl Accounts {
-    pub async fn create_role(&self, actor: &Actor, name: &str, permissions: &BTreeSet<AdminPermission>) -> Result<Role> {
+    pub async fn create_role(
+        &self,
+        actor: &Actor,
+        name: &str,
+        permissions: &BTreeSet<AdminPermission>,
+    ) -> Result<Role> {
         let name = super::users::require_name("role name", name)?;
         let stored = super::join_csv(permissions.iter().map(|p| p.key()));
         let mut tx = self.db.begin().await?;
-        let row: RoleRow = sqlx::query_as("INSERT INTO roles (name, permissions, created_at) VALUES ($1, $2, $3) RETURNING *")
-            .bind(&name)
-            .bind(&stored)
-            .bind(now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(exists_err("role", &name))?;
-        audit::record(&mut tx, actor, "role.create", ("role", Some(row.id)), json!({"name": name, "permissions": stored}))
-            .await?;
+        let row: RoleRow = sqlx::query_as(
+            "INSERT INTO roles (name, permissions, created_at) VALUES ($1, $2, $3) RETURNING *",
+        )
+        .bind(&name)
+        .bind(&stored)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(exists_err("role", &name))?;
+        audit::record(
+            &mut tx,
+            actor,
+            "role.create",
+            ("role", Some(row.id)),
+            json!({"name": name, "permissions": stored}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(row.into())
     }
@@ -169,20 +195,39 @@ impl Accounts {
             .bind(name.trim())
             .fetch_optional(self.db.pool())
             .await?;
-        row.map(Into::into).ok_or_else(|| Error::not_found("role", name))
+        row.map(Into::into)
+            .ok_or_else(|| Error::not_found("role", name))
     }
 
     pub async fn list_roles(&self) -> Result<Vec<Role>> {
-        let rows: Vec<RoleRow> = sqlx::query_as("SELECT * FROM roles ORDER BY id").fetch_all(self.db.pool()).await?;
+        let rows: Vec<RoleRow> = sqlx::query_as("SELECT * FROM roles ORDER BY id")
+            .fetch_all(self.db.pool())
+            .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    pub async fn set_role_permissions(&self, actor: &Actor, name: &str, permissions: &BTreeSet<AdminPermission>) -> Result<Role> {
+    pub async fn set_role_permissions(
+        &self,
+        actor: &Actor,
+        name: &str,
+        permissions: &BTreeSet<AdminPermission>,
+    ) -> Result<Role> {
         let role = self.role_by_name(name).await?;
         let stored = super::join_csv(permissions.iter().map(|p| p.key()));
         let mut tx = self.db.begin().await?;
-        sqlx::query("UPDATE roles SET permissions = $1 WHERE id = $2").bind(&stored).bind(role.id).execute(&mut *tx).await?;
-        audit::record(&mut tx, actor, "role.permissions", ("role", Some(role.id)), json!({"permissions": stored})).await?;
+        sqlx::query("UPDATE roles SET permissions = $1 WHERE id = $2")
+            .bind(&stored)
+            .bind(role.id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            actor,
+            "role.permissions",
+            ("role", Some(role.id)),
+            json!({"permissions": stored}),
+        )
+        .await?;
         tx.commit().await?;
         self.role_by_name(name).await
     }
@@ -198,7 +243,9 @@ impl Accounts {
         let username = super::users::require_name("username", username)?;
         let email = email.trim().to_string();
         let role = self.role_by_name(role).await?;
-        let hash = password.map(|p| passwords::hash_new_password(p, self.policy.password_min_length)).transpose()?;
+        let hash = password
+            .map(|p| passwords::hash_new_password(p, self.policy.password_min_length))
+            .transpose()?;
         let mut tx = self.db.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO admins (username, username_norm, email, role_id, password_hash, created_at) \
@@ -213,8 +260,14 @@ impl Accounts {
         .fetch_one(&mut *tx)
         .await
         .map_err(exists_err("admin", &username))?;
-        audit::record(&mut tx, actor, "admin.create", ("admin", Some(id)), json!({"username": username, "role": role.name}))
-            .await?;
+        audit::record(
+            &mut tx,
+            actor,
+            "admin.create",
+            ("admin", Some(id)),
+            json!({"username": username, "role": role.name}),
+        )
+        .await?;
         tx.commit().await?;
         self.admin(id).await
     }
@@ -228,23 +281,40 @@ impl Accounts {
     }
 
     pub async fn admin_by_username(&self, username: &str) -> Result<Admin> {
-        sqlx::query_as(composed(format!("{SELECT_ADMIN} WHERE a.username_norm = $1")))
-            .bind(username.trim().to_lowercase())
-            .fetch_optional(self.db.pool())
-            .await?
-            .ok_or_else(|| Error::not_found("admin", username))
+        sqlx::query_as(composed(format!(
+            "{SELECT_ADMIN} WHERE a.username_norm = $1"
+        )))
+        .bind(username.trim().to_lowercase())
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or_else(|| Error::not_found("admin", username))
     }
 
     pub async fn list_admins(&self) -> Result<Vec<Admin>> {
-        Ok(sqlx::query_as(composed(format!("{SELECT_ADMIN} ORDER BY a.id"))).fetch_all(self.db.pool()).await?)
+        Ok(
+            sqlx::query_as(composed(format!("{SELECT_ADMIN} ORDER BY a.id")))
+                .fetch_all(self.db.pool())
+                .await?,
+        )
     }
 
     pub async fn set_admin_role(&self, actor: &Actor, admin_id: i64, role: &str) -> Result<Admin> {
         self.admin(admin_id).await?;
         let role = self.role_by_name(role).await?;
         let mut tx = self.db.begin().await?;
-        sqlx::query("UPDATE admins SET role_id = $1 WHERE id = $2").bind(role.id).bind(admin_id).execute(&mut *tx).await?;
-        audit::record(&mut tx, actor, "admin.role", ("admin", Some(admin_id)), json!({"role": role.name})).await?;
+        sqlx::query("UPDATE admins SET role_id = $1 WHERE id = $2")
+            .bind(role.id)
+            .bind(admin_id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            actor,
+            "admin.role",
+            ("admin", Some(admin_id)),
+            json!({"role": role.name}),
+        )
+        .await?;
         tx.commit().await?;
         self.admin(admin_id).await
     }
@@ -260,7 +330,12 @@ impl Accounts {
         }
     }
 
-    pub async fn create_api_token(&self, actor: &Actor, admin_id: i64, name: &str) -> Result<CreatedToken> {
+    pub async fn create_api_token(
+        &self,
+        actor: &Actor,
+        admin_id: i64,
+        name: &str,
+    ) -> Result<CreatedToken> {
         self.admin(admin_id).await?;
         let name = super::users::require_name("token name", name)?;
         let token = tokens::generate(TOKEN_PREFIX);
@@ -274,17 +349,28 @@ impl Accounts {
         .bind(now())
         .fetch_one(&mut *tx)
         .await?;
-        audit::record(&mut tx, actor, "api_token.create", ("admin", Some(admin_id)), json!({"token_id": info.id, "name": name}))
-            .await?;
+        audit::record(
+            &mut tx,
+            actor,
+            "api_token.create",
+            ("admin", Some(admin_id)),
+            json!({"token_id": info.id, "name": name}),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(CreatedToken { info, token: token.raw })
+        Ok(CreatedToken {
+            info,
+            token: token.raw,
+        })
     }
 
     pub async fn list_api_tokens(&self, admin_id: Option<i64>) -> Result<Vec<ApiToken>> {
-        Ok(sqlx::query_as(composed(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ($1 = 0 OR admin_id = $1) ORDER BY id")))
-            .bind(admin_id.unwrap_or(0))
-            .fetch_all(self.db.pool())
-            .await?)
+        Ok(sqlx::query_as(composed(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ($1 = 0 OR admin_id = $1) ORDER BY id"
+        )))
+        .bind(admin_id.unwrap_or(0))
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     pub async fn revoke_api_token(&self, actor: &Actor, id: i64) -> Result<ApiToken> {
@@ -297,7 +383,14 @@ impl Accounts {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("active API token", id))?;
-        audit::record(&mut tx, actor, "api_token.revoke", ("admin", Some(info.admin_id)), json!({"token_id": id})).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            "api_token.revoke",
+            ("admin", Some(info.admin_id)),
+            json!({"token_id": id}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(info)
     }
@@ -315,7 +408,11 @@ impl Accounts {
         if !tokens::ct_eq(&stored, &presented) {
             return Err(invalid());
         }
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(now()).bind(id).execute(self.db.pool()).await?;
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(id)
+            .execute(self.db.pool())
+            .await?;
         let admin = self.admin(admin_id).await?;
         if admin.disabled != 0 {
             return Err(invalid());
@@ -325,16 +422,35 @@ impl Accounts {
 
     /// First-run set-up: the full-permission role, the first admin and an API token for them.
     /// Refused once any admin exists.
-    pub async fn bootstrap_admin(&self, actor: &Actor, username: &str, email: &str) -> Result<(Admin, CreatedToken)> {
-        let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins").fetch_one(self.db.pool()).await?;
+    pub async fn bootstrap_admin(
+        &self,
+        actor: &Actor,
+        username: &str,
+        email: &str,
+    ) -> Result<(Admin, CreatedToken)> {
+        let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins")
+            .fetch_one(self.db.pool())
+            .await?;
         if admins > 0 {
-            return Err(Error::refused(code::ALREADY_INITIALIZED, "this database already has admin users"));
+            return Err(Error::refused(
+                code::ALREADY_INITIALIZED,
+                "this database already has admin users",
+            ));
         }
         if self.role_by_name(FULL_ROLE).await.is_err() {
-            self.create_role(actor, FULL_ROLE, &AdminPermission::ALL.iter().copied().collect()).await?;
+            self.create_role(
+                actor,
+                FULL_ROLE,
+                &AdminPermission::ALL.iter().copied().collect(),
+            )
+            .await?;
         }
-        let admin = self.create_admin(actor, username, email, FULL_ROLE, None).await?;
-        let token = self.create_api_token(actor, admin.id, "initial token").await?;
+        let admin = self
+            .create_admin(actor, username, email, FULL_ROLE, None)
+            .await?;
+        let token = self
+            .create_api_token(actor, admin.id, "initial token")
+            .await?;
         Ok((admin, token))
     }
 }

@@ -31,16 +31,24 @@ impl Accounts {
             true => Error::refused(code::ALREADY_EXISTS, format!("{domain} is already banned")),
             false => e.into(),
         })?;
-        audit::record(&mut tx, actor, "banned_email.add", ("banned_email", None), serde_json::json!({"domain": domain}))
-            .await?;
+        audit::record(
+            &mut tx,
+            actor,
+            "banned_email.add",
+            ("banned_email", None),
+            serde_json::json!({"domain": domain}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(row)
     }
 
     pub async fn list_banned_domains(&self) -> Result<Vec<BannedDomain>> {
-        Ok(sqlx::query_as("SELECT * FROM banned_email_domains ORDER BY domain")
-            .fetch_all(self.db.pool())
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM banned_email_domains ORDER BY domain")
+                .fetch_all(self.db.pool())
+                .await?,
+        )
     }
 
     pub async fn unban_domain(&self, actor: &Actor, domain: &str) -> Result<()> {
@@ -54,8 +62,14 @@ impl Accounts {
         if gone == 0 {
             return Err(Error::not_found("banned domain", &domain));
         }
-        audit::record(&mut tx, actor, "banned_email.remove", ("banned_email", None), serde_json::json!({"domain": domain}))
-            .await?;
+        audit::record(
+            &mut tx,
+            actor,
+            "banned_email.remove",
+            ("banned_email", None),
+            serde_json::json!({"domain": domain}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -85,14 +99,21 @@ impl Accounts {
     /// Refuses an address in a banned domain, counting the blocked attempt. The count is kept
     /// even though the write that triggered it is refused.
     pub(crate) async fn refuse_banned(&self, email: &Email) -> Result<()> {
-        let Some(domain) = self.banned_entry_for(email).await? else { return Ok(()) };
-        sqlx::query("UPDATE banned_email_domains SET blocked_count = blocked_count + 1 WHERE domain = $1")
-            .bind(&domain)
-            .execute(self.db.pool())
-            .await?;
+        let Some(domain) = self.banned_entry_for(email).await? else {
+            return Ok(());
+        };
+        sqlx::query(
+            "UPDATE banned_email_domains SET blocked_count = blocked_count + 1 WHERE domain = $1",
+        )
+        .bind(&domain)
+        .execute(self.db.pool())
+        .await?;
         Err(Error::refused(
             code::BANNED_EMAIL_DOMAIN,
-            format!("email addresses at {} are not accepted (banned domain {domain})", email.domain),
+            format!(
+                "email addresses at {} are not accepted (banned domain {domain})",
+                email.domain
+            ),
         ))
     }
 }

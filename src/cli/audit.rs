@@ -38,9 +38,21 @@ pub async fn run(args: AuditArgs, ctx: &Context, out: &Output) -> Result<()> {
                     vec![
                         e.id.to_string(),
                         time(e.at),
-                        format!("{}:{}", e.actor_type, if e.actor_label.is_empty() { e.actor_id.map(|i| i.to_string()).unwrap_or_default() } else { e.actor_label.clone() }),
+                        format!(
+                            "{}:{}",
+                            e.actor_type,
+                            if e.actor_label.is_empty() {
+                                e.actor_id.map(|i| i.to_string()).unwrap_or_default()
+                            } else {
+                                e.actor_label.clone()
+                            }
+                        ),
                         e.action.clone(),
-                        format!("{} {}", e.target_type, e.target_id.map(|i| i.to_string()).unwrap_or_default()),
+                        format!(
+                            "{} {}",
+                            e.target_type,
+                            e.target_id.map(|i| i.to_string()).unwrap_or_default()
+                        ),
                         e.ip.clone().unwrap_or_else(|| "-".into()),
                         e.details.clone(),
                     ]

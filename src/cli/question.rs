@@ -21,18 +21,27 @@ pub async fn run(command: QuestionCommand, ctx: &Context, out: &Output) -> Resul
     let accounts = &ctx.accounts;
     match command {
         QuestionCommand::Add { question } => {
-            let q = accounts.add_security_question(&ctx.actor, &question).await?;
+            let q = accounts
+                .add_security_question(&ctx.actor, &question)
+                .await?;
             out.emit(&q, || format!("Added security question {}", q.id))
         }
         QuestionCommand::List => {
             let list = accounts.list_security_questions().await?;
             out.emit(&list, || {
-                table(&["ID", "QUESTION", "USERS"], list.iter().map(|q| vec![q.id.to_string(), q.question.clone(), q.users.to_string()]).collect())
+                table(
+                    &["ID", "QUESTION", "USERS"],
+                    list.iter()
+                        .map(|q| vec![q.id.to_string(), q.question.clone(), q.users.to_string()])
+                        .collect(),
+                )
             })
         }
         QuestionCommand::Remove { id } => {
             accounts.remove_security_question(&ctx.actor, id).await?;
-            out.emit(&json!({"id": id, "deleted": true}), || format!("Deleted security question {id}"))
+            out.emit(&json!({"id": id, "deleted": true}), || {
+                format!("Deleted security question {id}")
+            })
         }
     }
 }

@@ -8,7 +8,11 @@ impl Config {
     /// A copy that is safe to print, log or put in a support bundle.
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
-        c.database_url = c.database_url.redacted().parse().unwrap_or_else(|_| c.database_url.clone());
+        c.database_url = c
+            .database_url
+            .redacted()
+            .parse()
+            .unwrap_or_else(|_| c.database_url.clone());
         for secret in [
             &mut c.twofa.duo.client_secret,
             &mut c.mail.smtp.password,

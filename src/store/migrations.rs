@@ -34,7 +34,10 @@ impl Db {
     /// Applies every pending migration and returns the versions it applied.
     pub async fn migrate(&self) -> Result<Vec<i64>> {
         let before = self.migration_status().await?;
-        self.migrator().run(&self.pool).await.map_err(|e| crate::Error::Internal(format!("migration failed: {e}")))?;
+        self.migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| crate::Error::Internal(format!("migration failed: {e}")))?;
         Ok(before.pending)
     }
 
@@ -51,7 +54,15 @@ impl Db {
             .map(|m| m.version)
             .collect();
         let all: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        let pending = all.iter().copied().filter(|v| !applied.contains(v)).collect();
-        Ok(MigrationStatus { applied, pending, latest: all.last().copied().unwrap_or(0) })
+        let pending = all
+            .iter()
+            .copied()
+            .filter(|v| !applied.contains(v))
+            .collect();
+        Ok(MigrationStatus {
+            applied,
+            pending,
+            latest: all.last().copied().unwrap_or(0),
+        })
     }
 }

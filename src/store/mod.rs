@@ -42,18 +42,22 @@ impl Db {
         let backend = url.backend();
         let mut raw = url.as_str().to_string();
         if backend == Backend::Sqlite {
-            if let Some(parent) = url.sqlite_path().and_then(|p| Path::new(p).parent()) {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        Error::Unavailable(format!(
-                            "cannot create database directory {} (database_url from {origin}): {e}",
-                            parent.display()
-                        ))
-                    })?;
-                }
+            if let Some(parent) = url.sqlite_path().and_then(|p| Path::new(p).parent())
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::Unavailable(format!(
+                        "cannot create database directory {} (database_url from {origin}): {e}",
+                        parent.display()
+                    ))
+                })?;
             }
             if !raw.contains("mode=") {
-                raw.push_str(if raw.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                raw.push_str(if raw.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
             }
         }
         let unavailable = |e: sqlx::Error| {

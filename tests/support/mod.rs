@@ -11,36 +11,90 @@ use gatehouse::store::Db;
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 
 pub fn policy() -> Policy {
-    Policy { password_min_length: 12, invite_ttl_secs: 7 * 86400, banned_email_subdomains: true }
+    Policy {
+        password_min_length: 12,
+        invite_ttl_secs: 7 * 86400,
+        banned_email_subdomains: true,
+    }
 }
 
 pub struct Harness {
     pub accounts: Accounts,
     pub actor: Actor,
-    _cleanup: Cleanup,
+    _storage: Storage,
 }
 
-enum Cleanup {
+/// What holds a test database; dropping it removes the database.
+enum Storage {
     Dir(#[allow(dead_code)] tempfile::TempDir),
-    Schema { admin_url: String, schema: String },
+    Schema(#[allow(dead_code)] PgSchema),
 }
 
-impl Drop for Cleanup {
+/// An empty PostgreSQL schema for one test, dropped with this guard.
+pub struct PgSchema {
+    /// A database URL whose search_path is the schema.
+    pub url: String,
+    admin_url: String,
+    schema: String,
+}
+
+impl PgSchema {
+    /// Creates a schema, or returns `None` (with a note) when no server is configured.
+    pub async fn create() -> Option<Self> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+            eprintln!("note: {POSTGRES_ENV} is not set; PostgreSQL variant not run");
+            return None;
+        };
+        let schema = format!(
+            "gh_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{sep}options[search_path]={schema}");
+        Some(Self {
+            url,
+            admin_url,
+            schema,
+        })
+    }
+}
+
+impl Drop for PgSchema {
     fn drop(&mut self) {
-        if let Cleanup::Schema { admin_url, schema } = self {
-            let (url, sql) = (admin_url.clone(), format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            // Drop runs outside any runtime guarantee, so the cleanup gets its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                rt.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
-                    }
-                });
-            })
-            .join();
-        }
+        let (url, sql) = (
+            self.admin_url.clone(),
+            format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+        );
+        // Drop may run inside or outside a runtime, so the cleanup gets a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
     }
 }
 
@@ -51,54 +105,39 @@ impl Harness {
 
     pub async fn sqlite_with(policy: Policy) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url: DatabaseUrl = format!("sqlite://{}/gatehouse.db", dir.path().display()).parse().unwrap();
+        let url: DatabaseUrl = format!("sqlite://{}/gatehouse.db", dir.path().display())
+            .parse()
+            .unwrap();
         let db = Db::connect(&url, "test").await.unwrap();
         db.migrate().await.unwrap();
-        Self { accounts: Accounts::new(db, policy), actor: Actor::system("test"), _cleanup: Cleanup::Dir(dir) }
+        Self {
+            accounts: Accounts::new(db, policy),
+            actor: Actor::system("test"),
+            _storage: Storage::Dir(dir),
+        }
     }
 
-    /// A harness on a fresh PostgreSQL schema, or `None` (with a note) when no server is configured.
+    /// A harness on a fresh PostgreSQL schema, or `None` when no server is configured.
     pub async fn postgres() -> Option<Self> {
         Self::postgres_with(policy()).await
     }
 
     pub async fn postgres_with(policy: Policy) -> Option<Self> {
-        let (admin_url, url) = postgres_schema_url().await?;
-        let schema = url.rsplit('=').next().unwrap().to_string();
-        let db = Db::connect(&url.parse().unwrap(), "test").await.unwrap();
+        let schema = PgSchema::create().await?;
+        let db = Db::connect(&schema.url.parse().unwrap(), "test")
+            .await
+            .unwrap();
         db.migrate().await.unwrap();
         Some(Self {
             accounts: Accounts::new(db, policy),
             actor: Actor::system("test"),
-            _cleanup: Cleanup::Schema { admin_url, schema },
+            _storage: Storage::Schema(schema),
         })
     }
 
     pub fn pool(&self) -> &sqlx::AnyPool {
         self.accounts.db().pool()
     }
-}
-
-/// Creates an empty schema and returns (server URL, URL whose search_path is that schema).
-pub async fn postgres_schema_url() -> Option<(String, String)> {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
-        eprintln!("note: {POSTGRES_ENV} is not set; PostgreSQL variant not run");
-        return None;
-    };
-    let schema = format!(
-        "gh_test_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
-    );
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut c).await.unwrap();
-    let sep = if admin_url.contains('?') { '&' } else { '?' };
-    Some((admin_url.clone(), format!("{admin_url}{sep}options[search_path]={schema}")))
 }
 
 /// Runs each named `async fn(&Harness)` against SQLite and, when configured, PostgreSQL.

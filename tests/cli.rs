@@ -1,0 +1,449 @@
+//! The CLI as an operator types it: the built binary, in a temporary directory.
+
+mod support;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// `gatehouse` run in `dir`, with no GATEHOUSE_* configuration leaking in from the test's
+/// own environment.
+fn gatehouse(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("gatehouse").unwrap();
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GATEHOUSE_")) {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    r.stdout
+}
+
+fn json(cmd: &mut Command) -> Value {
+    let out = ok(cmd.arg("--json"));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Runs the accounts walk-through an operator would, with `base` pointing at a deployment.
+fn accounts_walkthrough(base: impl Fn() -> Command) {
+    let client = json(base().args([
+        "client",
+        "add",
+        "--email",
+        "ann@example.com",
+        "--first-name",
+        "Ann",
+        "--last-name",
+        "Lee",
+        "--company",
+        "Acme",
+        "--country",
+        "gb",
+    ]));
+    let keys: Vec<&String> = client.as_object().unwrap().keys().collect();
+    assert_eq!(keys[0], "id", "id first");
+    let client_id = client["id"].as_i64().unwrap();
+    let owner_id = client["owner_user_id"].as_i64().unwrap();
+    assert_eq!(client["country"], "GB");
+
+    let bob = json(base().args([
+        "user",
+        "add",
+        "--email",
+        "bob@example.com",
+        "--first-name",
+        "Bob",
+        "--last-name",
+        "Ray",
+    ]));
+    assert_eq!(bob["has_password"], false);
+    let bob_id = bob["id"].as_i64().unwrap();
+    let m = json(base().args([
+        "user",
+        "associate",
+        "--user",
+        "bob@example.com",
+        "--client",
+        &client_id.to_string(),
+        "--permissions",
+        "invoices,tickets",
+    ]));
+    assert_eq!(m["permissions"], serde_json::json!(["invoices", "tickets"]));
+
+    let refused = run(base().args([
+        "user",
+        "dissociate",
+        "--user",
+        &owner_id.to_string(),
+        "--client",
+        &client_id.to_string(),
+    ]));
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused
+            .stderr
+            .starts_with("error[owner_cannot_be_removed]: "),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(refused.stderr.lines().count(), 1);
+
+    let bad_perm = run(base().args([
+        "user",
+        "permissions",
+        "--user",
+        &bob_id.to_string(),
+        "--client",
+        &client_id.to_string(),
+        "--permissions",
+        "root",
+    ]));
+    assert_eq!(bad_perm.code, 1);
+    assert!(
+        bad_perm.stderr.starts_with("error[invalid_permission]: "),
+        "{}",
+        bad_perm.stderr
+    );
+
+    ok(base().args(["banned-email", "add", "mailinator.com"]));
+    let banned = run(base().args([
+        "user",
+        "add",
+        "--email",
+        "spam@eu.mailinator.com",
+        "--first-name",
+        "S",
+        "--last-name",
+        "P",
+    ]));
+    assert_eq!(banned.code, 1);
+    assert!(
+        banned.stderr.starts_with("error[banned_email_domain]: "),
+        "{}",
+        banned.stderr
+    );
+    let bans = json(base().args(["banned-email", "list"]));
+    assert_eq!(bans[0]["blocked_count"], 1);
+
+    let clients = json(base().args(["client", "list"]));
+    assert_eq!(clients.as_array().unwrap().len(), 1);
+    let shown = json(base().args(["client", "show", &client_id.to_string()]));
+    let users = shown["users"].as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["user_id"].as_i64(), Some(owner_id));
+    assert_eq!(users[0]["is_owner"], true);
+
+    let text = ok(base().args(["client", "show", &client_id.to_string()]));
+    assert!(
+        text.contains("bob@example.com") && text.contains("invoices,tickets"),
+        "{text}"
+    );
+
+    let made = json(base().args([
+        "user",
+        "make-owner",
+        "--user",
+        &bob_id.to_string(),
+        "--client",
+        &client_id.to_string(),
+    ]));
+    assert_eq!(made["is_owner"], true);
+    let has_clients = run(base().args(["user", "delete", &bob_id.to_string()]));
+    assert!(
+        has_clients.stderr.starts_with("error[user_has_clients]"),
+        "{}",
+        has_clients.stderr
+    );
+
+    let audit = json(base().args(["audit", "--client", &client_id.to_string()]));
+    assert_eq!(audit[0]["action"], "client.owner_change");
+    assert_eq!(audit[0]["actor_type"], "system");
+
+    let missing = run(base().args(["client", "show", "999"]));
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.starts_with("error[not_found]: "),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn init_then_manage_accounts_on_sqlite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(gatehouse(tmp.path()).args([
+        "init",
+        "--dir",
+        "site",
+        "--system-url",
+        "https://billing.example.com/",
+    ]));
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("API token (shown once; store it now): "))
+        .expect(&out);
+    assert!(token.starts_with("gh_"));
+    let config = tmp.path().join("site/gatehouse.yaml");
+    assert!(
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("system_url: \"https://billing.example.com/\"")
+    );
+    assert!(tmp.path().join("site/gatehouse-data/gatehouse.db").exists());
+
+    // The config works from any directory: its relative paths are relative to the file.
+    let elsewhere = tempfile::tempdir().unwrap();
+    accounts_walkthrough(|| {
+        let mut c = gatehouse(elsewhere.path());
+        c.arg("--config").arg(&config);
+        c
+    });
+    assert!(!elsewhere.path().join("gatehouse-data").exists());
+
+    let admins =
+        json(gatehouse(tmp.path()).args(["--config", "site/gatehouse.yaml", "admin", "list"]));
+    assert_eq!(admins[0]["role_name"], "Full Administrator");
+    let tokens = ok(gatehouse(tmp.path()).args([
+        "--config",
+        "site/gatehouse.yaml",
+        "admin",
+        "token",
+        "list",
+    ]));
+    assert!(!tokens.contains(token), "token secrets are never listed");
+
+    let again = run(gatehouse(tmp.path()).args(["init", "--dir", "site"]));
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.starts_with("error[already_initialized]"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn manage_accounts_on_postgres() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(schema) = rt.block_on(support::PgSchema::create()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    accounts_walkthrough(|| {
+        let mut c = gatehouse(tmp.path());
+        c.env("GATEHOUSE_DATABASE_URL", &schema.url);
+        c
+    });
+}
+
+#[test]
+fn the_embedded_default_needs_no_setup() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(
+        ok(gatehouse(tmp.path()).args(["client", "list"])).trim(),
+        "(none)"
+    );
+    assert!(tmp.path().join("gatehouse-data/gatehouse.db").exists());
+    let migrate = ok(gatehouse(tmp.path()).arg("migrate"));
+    assert!(migrate.contains("up to date"), "{migrate}");
+    let check = ok(gatehouse(tmp.path()).args(["config", "check"]));
+    assert!(check.contains("embedded defaults"), "{check}");
+}
+
+#[test]
+fn bad_configuration_exits_2_with_its_location() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("malformed.yaml", "listen: [\n", "malformed.yaml:1:9: "),
+        (
+            "unknown.yaml",
+            "listen: \"127.0.0.1:1\"\nsesions: {}\n",
+            "unknown.yaml:2:1: unknown field `sesions`",
+        ),
+        (
+            "type.yaml",
+            "security:\n  password_min_length: twelve\n",
+            "type.yaml:2:24: ",
+        ),
+        (
+            "duration.yaml",
+            "cron:\n  interval: often\n",
+            "duration.yaml:2:13: invalid duration `often`",
+        ),
+        (
+            "url.yaml",
+            "system_url: \"not a url\"\n",
+            "url.yaml:1:13: invalid URL",
+        ),
+        (
+            "tz.yaml",
+            "timezone: Europe/Atlantis\n",
+            "tz.yaml:1:11: unknown time zone `Europe/Atlantis`",
+        ),
+        (
+            "scheme.yaml",
+            "database_url: \"mysql://db/x\"\n",
+            "scheme.yaml:1:15: unsupported database URL scheme",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        std::fs::write(tmp.path().join(name), text).unwrap();
+        for args in [vec!["config", "check"], vec!["client", "list"]] {
+            let r = run(gatehouse(tmp.path()).arg("--config").arg(name).args(&args));
+            assert_eq!(r.code, 2, "{name} {args:?}: {}", r.stderr);
+            assert!(
+                r.stderr
+                    .starts_with(&format!("error[invalid_config]: {expected}")),
+                "{name}: {}",
+                r.stderr
+            );
+            assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        }
+    }
+    let missing = run(gatehouse(tmp.path()).args(["--config", "nope.yaml", "config", "check"]));
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing
+            .stderr
+            .contains("nope.yaml: cannot read configuration file"),
+        "{}",
+        missing.stderr
+    );
+    let env = run(gatehouse(tmp.path())
+        .env("GATEHOUSE_SESSIONS__GC", "sometimes")
+        .args(["config", "check"]));
+    assert_eq!(env.code, 2);
+    assert!(
+        env.stderr
+            .contains("environment variable GATEHOUSE_SESSIONS__GC"),
+        "{}",
+        env.stderr
+    );
+}
+
+#[test]
+fn unreachable_database_exits_2_naming_where_it_was_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind one, note it, free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        tmp.path().join("gatehouse.yaml"),
+        format!("listen: \"127.0.0.1:8080\"\ndatabase_url: \"postgres://app:hunter2@127.0.0.1:{port}/gh\"\n"),
+    )
+    .unwrap();
+    let r = run(gatehouse(tmp.path()).args(["client", "list"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("error[database_unavailable]: cannot open database"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("database_url from gatehouse.yaml:2:15"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("hunter2"),
+        "password leaked: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("refused"), "{}", r.stderr);
+
+    let r = run(gatehouse(tmp.path())
+        .env(
+            "GATEHOUSE_DATABASE_URL",
+            "postgres://u@no-such-host.invalid/gh",
+        )
+        .args(["client", "list"]));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("database_url from environment variable GATEHOUSE_DATABASE_URL"),
+        "{}",
+        r.stderr
+    );
+
+    // A SQLite file in a directory that cannot be created.
+    std::fs::write(tmp.path().join("blocker"), "a file, not a directory").unwrap();
+    let r = run(gatehouse(tmp.path())
+        .env("GATEHOUSE_DATABASE_URL", "sqlite://blocker/sub/gh.db")
+        .args(["client", "list"]));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("cannot create database directory"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn config_show_redacts_every_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("gatehouse.yaml"),
+        "database_url: \"postgres://app:CANARY-DB@db/gh\"\nmail:\n  smtp: { host: smtp.example.com, password: CANARY-SMTP }\n\
+         license: { key: CANARY-LICENSE }\ntwofa:\n  duo: { client_id: DIXXXXXXXXXXXXXXXXXX, client_secret: CANARY-DUO }\n",
+    )
+    .unwrap();
+    for args in [vec!["config", "show"], vec!["--json", "config", "show"]] {
+        let out = ok(gatehouse(tmp.path()).args(&args));
+        assert!(!out.contains("CANARY"), "secret leaked:\n{out}");
+        assert!(
+            out.contains("smtp.example.com") && out.contains("DIXXXXXXXXXXXXXXXXXX"),
+            "{out}"
+        );
+        assert!(out.contains("***"));
+    }
+}
+
+#[test]
+fn help_and_version_teach_the_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let help = ok(gatehouse(tmp.path()).arg("--help"));
+    for command in [
+        "init",
+        "migrate",
+        "config",
+        "client",
+        "user",
+        "invite",
+        "banned-email",
+        "security-question",
+        "admin",
+        "match-details",
+    ] {
+        assert!(help.contains(command), "{command} missing from --help");
+    }
+    assert!(
+        ok(gatehouse(tmp.path()).args(["user", "permissions", "--help"]))
+            .contains("manageproducts")
+    );
+    assert!(ok(gatehouse(tmp.path()).arg("--version")).starts_with("gatehouse "));
+    let usage = run(gatehouse(tmp.path()).args(["client", "frobnicate"]));
+    assert_eq!(usage.code, 2);
+}
