@@ -85,6 +85,7 @@ pub struct Role {
     pub id: i64,
     pub name: String,
     pub permissions: BTreeSet<AdminPermission>,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
 }
 
@@ -117,6 +118,7 @@ pub struct Admin {
     pub disabled: i64,
     #[serde(rename = "has_password", serialize_with = "is_set")]
     pub password_hash: Option<String>,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
 }
 
@@ -133,8 +135,11 @@ pub struct ApiToken {
     pub id: i64,
     pub admin_id: i64,
     pub name: String,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::store::serialize_opt_ts")]
     pub last_used_at: Option<i64>,
+    #[serde(serialize_with = "crate::store::serialize_opt_ts")]
     pub revoked_at: Option<i64>,
 }
 

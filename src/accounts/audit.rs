@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 
 use super::Accounts;
 use crate::error::Result;
-use crate::store::{now, rfc3339};
+use crate::store::now;
 
 /// Who performed a write, and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl Actor {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
-    #[serde(serialize_with = "as_rfc3339")]
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub at: i64,
     pub actor_type: String,
     pub actor_id: Option<i64>,
@@ -62,10 +62,6 @@ pub struct AuditEntry {
     pub target_id: Option<i64>,
     pub ip: Option<String>,
     pub details: String,
-}
-
-fn as_rfc3339<S: serde::Serializer>(ts: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*ts))
 }
 
 /// Appends one entry inside the caller's transaction, so the entry exists iff the write does.

@@ -13,6 +13,7 @@ use crate::store::{composed, is_unique_violation, now};
 pub struct BannedDomain {
     pub domain: String,
     pub blocked_count: i64,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
 }
 

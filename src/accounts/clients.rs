@@ -124,7 +124,9 @@ pub struct Client {
     pub notes: String,
     #[sqlx(try_from = "String")]
     pub email_prefs: EmailPrefs,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub updated_at: i64,
 }
 

@@ -29,7 +29,9 @@ pub struct Invite {
     pub permissions: Permissions,
     pub status: InviteStatus,
     pub invited_by_user_id: Option<i64>,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub expires_at: i64,
     pub accepted_user_id: Option<i64>,
 }

@@ -18,6 +18,7 @@ pub struct Membership {
     pub user_email: String,
     pub client_name: String,
     pub client_status: String,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
 }
 

@@ -14,6 +14,7 @@ pub struct SecurityQuestion {
     pub question: String,
     /// How many users have chosen this question.
     pub users: i64,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
 }
 

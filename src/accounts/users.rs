@@ -24,7 +24,9 @@ pub struct User {
     pub security_question_id: Option<i64>,
     #[serde(skip)]
     pub security_answer_hash: Option<String>,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub updated_at: i64,
     #[serde(skip)]
     pub email_norm: String,

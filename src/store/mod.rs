@@ -132,6 +132,22 @@ pub fn rfc3339(ts: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Serializes a Unix-second timestamp column as RFC 3339, the form every output uses.
+pub fn serialize_ts<S: serde::Serializer>(ts: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ts))
+}
+
+/// As [`serialize_ts`], for a nullable column.
+pub fn serialize_opt_ts<S: serde::Serializer>(
+    ts: &Option<i64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match ts {
+        Some(t) => s.serialize_str(&rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Marks SQL assembled at run time from this crate's own constants (column lists, `$N`
 /// placeholders) as safe; values are always bound, never formatted in.
 pub fn composed(sql: String) -> sqlx::AssertSqlSafe<String> {
