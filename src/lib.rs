@@ -5,7 +5,10 @@ pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod error;
+pub mod net;
+pub mod report;
 pub mod store;
 
 pub use error::{Error, Result};

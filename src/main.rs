@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(cli::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(3)),
         Err(e) => {
             eprintln!("error[{}]: {e}", e.code());
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(3))

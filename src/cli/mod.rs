@@ -5,6 +5,7 @@ mod audit;
 mod banned_email;
 mod client;
 mod config_cmd;
+mod doctor;
 mod init;
 mod invite;
 mod output;
@@ -49,6 +50,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Apply pending database migrations
     Migrate,
+    /// Run the diagnostic checks against this deployment and report what is wrong and how to fix it
+    Doctor(doctor::DoctorArgs),
     /// Validate or print the configuration
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -77,23 +80,23 @@ pub enum Command {
     Audit(audit::AuditArgs),
 }
 
-/// Runs one command. Errors carry their exit code; `main` prints them.
-pub async fn run(cli: Cli) -> Result<()> {
+/// Runs one command and returns the process exit code. Errors carry their own exit code;
+/// `main` prints them.
+pub async fn run(cli: Cli) -> Result<i32> {
     let out = Output { json: cli.json };
+    if let Command::Init(args) = cli.command {
+        return init::run(args, &out).await.map(|()| 0);
+    }
+    let loaded = config::load(cli.config.as_deref(), std::env::vars())?;
     match cli.command {
-        Command::Init(args) => init::run(args, &out).await,
-        command => {
-            let loaded = config::load(cli.config.as_deref(), std::env::vars())?;
-            match command {
-                Command::Config(c) => config_cmd::run(c, &loaded, &out),
-                Command::Migrate => migrate(&loaded, &out).await,
-                other => {
-                    let ctx = Context::open(loaded).await?;
-                    let result = dispatch(other, &ctx, &out).await;
-                    ctx.accounts.db().close().await;
-                    result
-                }
-            }
+        Command::Doctor(args) => doctor::run(args, loaded, &out).await,
+        Command::Config(c) => config_cmd::run(c, &loaded, &out).map(|()| 0),
+        Command::Migrate => migrate(&loaded, &out).await.map(|()| 0),
+        other => {
+            let ctx = Context::open(loaded).await?;
+            let result = dispatch(other, &ctx, &out).await;
+            ctx.accounts.db().close().await;
+            result.map(|()| 0)
         }
     }
 }
@@ -108,7 +111,9 @@ async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
         Command::Admin(c) => admin::run(c, ctx, out).await,
         Command::MatchDetails(a) => user::match_details(a, ctx, out).await,
         Command::Audit(a) => audit::run(a, ctx, out).await,
-        Command::Init(_) | Command::Config(_) | Command::Migrate => unreachable!("handled in run"),
+        Command::Init(_) | Command::Config(_) | Command::Migrate | Command::Doctor(_) => {
+            unreachable!("handled in run")
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Embedded, per-backend schema migrations.
 
-use sqlx::migrate::{Migrate, Migrator};
+use sqlx::migrate::Migrator;
 
 use super::Db;
 use crate::config::Backend;
@@ -41,18 +41,18 @@ impl Db {
         Ok(before.pending)
     }
 
+    /// Which embedded migrations are applied. Read-only: a database that was never migrated
+    /// reports every migration as pending.
     pub async fn migration_status(&self) -> Result<MigrationStatus> {
-        let mut conn = self.pool.acquire().await?;
-        conn.ensure_migrations_table("_sqlx_migrations")
-            .await
-            .map_err(|e| crate::Error::Internal(format!("cannot read migrations: {e}")))?;
-        let applied: Vec<i64> = conn
-            .list_applied_migrations("_sqlx_migrations")
-            .await
-            .map_err(|e| crate::Error::Internal(format!("cannot read migrations: {e}")))?
-            .into_iter()
-            .map(|m| m.version)
-            .collect();
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+                .or_else(|e| match e {
+                    // No migrations table yet: nothing applied.
+                    sqlx::Error::Database(_) => Ok(Vec::new()),
+                    other => Err(other),
+                })?;
         let all: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
         let pending = all
             .iter()

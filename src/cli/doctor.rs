@@ -1,0 +1,127 @@
+//! `gatehouse doctor`: run the checks, print the report, exit by the contract (0 nothing at or
+//! above --fail-on, 1 otherwise, 2 invalid usage or configuration, 3 internal error).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::json;
+
+use super::Output;
+use super::output::table;
+use crate::config::{Duration, Loaded};
+use crate::doctor::runner::RunOptions;
+use crate::doctor::{self, Context, Selection, checks};
+use crate::error::{Error, Result};
+use crate::report::{self, FailOn, Format, RenderOptions};
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Report format on stdout
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Also write FORMAT to PATH from the same run (repeatable), e.g. --output junit=doctor.xml
+    #[arg(long = "output", value_name = "FORMAT=PATH")]
+    pub outputs: Vec<String>,
+    /// Run only these checks (comma-separated ids); their prerequisites run too
+    #[arg(long, value_delimiter = ',', value_name = "ID,…")]
+    pub only: Vec<String>,
+    /// Do not run these checks (comma-separated ids)
+    #[arg(long, value_delimiter = ',', value_name = "ID,…")]
+    pub skip: Vec<String>,
+    /// Run only checks with this tag (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Exit 1 when a result is at or above this level (error and timeout count as fail)
+    #[arg(long, value_enum, default_value = "fail")]
+    pub fail_on: FailOn,
+    /// Per-check deadline, e.g. 2s (default: doctor.timeout)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// List the checks with their id, title and tags, and run nothing
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Parses `FORMAT=PATH` pairs up front, so a typo is refused before anything runs.
+fn parse_outputs(raw: &[String]) -> Result<Vec<(Format, PathBuf)>> {
+    raw.iter()
+        .map(|o| {
+            let (format, path) = o.split_once('=').ok_or_else(|| {
+                Error::Usage(format!(
+                    "--output `{o}`: expected FORMAT=PATH, e.g. junit=doctor.xml"
+                ))
+            })?;
+            let format = format
+                .parse::<Format>()
+                .map_err(|e| Error::Usage(format!("--output `{o}`: {e}")))?;
+            if path.is_empty() {
+                return Err(Error::Usage(format!("--output `{o}`: the path is empty")));
+            }
+            Ok((format, PathBuf::from(path)))
+        })
+        .collect()
+}
+
+pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> {
+    let all = checks::builtin();
+    if args.list {
+        let rows: Vec<_> = all.iter().map(|c| c.meta()).collect();
+        out.emit(
+            &rows.iter().map(|m| json!({"id": m.id, "title": m.title, "tags": m.tags, "prerequisites": m.prerequisites})).collect::<Vec<_>>(),
+            || table(&["ID", "TITLE", "TAGS"], rows.iter().map(|m| vec![m.id.into(), m.title.into(), m.tags.join(",")]).collect()),
+        )?;
+        return Ok(0);
+    }
+    let outputs = parse_outputs(&args.outputs)?;
+    let per_check = match &args.timeout {
+        Some(t) => t
+            .parse::<Duration>()
+            .map_err(|e| Error::Usage(format!("--timeout: {e}")))?,
+        None => loaded.config.doctor.timeout,
+    };
+    let selection = Selection {
+        only: args.only,
+        skip: args.skip,
+        tags: args.tags,
+    };
+    let selected = doctor::select(&all, &selection)?;
+
+    let ctx = Arc::new(Context::new(loaded));
+    let report = doctor::diagnose(
+        &selected,
+        ctx.clone(),
+        &RunOptions::with_timeout(per_check.as_std()),
+    )
+    .await;
+    ctx.close().await;
+
+    // `--json` is the global spelling of `--format json`.
+    let format = if out.json { Format::Json } else { args.format };
+    let color = format == Format::Human
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let options = RenderOptions {
+        fail_on: args.fail_on,
+        color,
+    };
+    print!("{}", report::render(format, &report, options));
+    for (format, path) in outputs {
+        let text = report::render(
+            format,
+            &report,
+            RenderOptions {
+                color: false,
+                ..options
+            },
+        );
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(report::exit_code(format, &report, args.fail_on))
+}

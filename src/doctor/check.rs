@@ -1,0 +1,100 @@
+//! What a check is: metadata (id, title, tags, the symptom it explains, its cause and next
+//! steps, its prerequisites) and an async `run` that observes and reports.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::context::Context;
+use super::model::Status;
+
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// Static description of a check, shown by `--list`, in `doc` and in remediations.
+#[derive(Debug)]
+pub struct Meta {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// The first tag is the check's category.
+    pub tags: &'static [&'static str],
+    /// What a user or operator sees when this goes wrong.
+    pub symptom: &'static str,
+    pub cause: &'static str,
+    pub next_steps: &'static str,
+    /// Checks that must pass (or warn) before this one can say anything useful.
+    pub prerequisites: &'static [&'static str],
+}
+
+impl Meta {
+    pub fn doc(&self) -> String {
+        format!(
+            "Symptom: {} Cause: {} Next steps: {}",
+            self.symptom, self.cause, self.next_steps
+        )
+    }
+}
+
+pub trait Check: Send + Sync + 'static {
+    fn meta(&self) -> &'static Meta;
+    /// Examines the deployment. Must not block the thread: blocking work goes through
+    /// `tokio::task::spawn_blocking`. The runner enforces the deadline and turns a panic into
+    /// an `error` result.
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a>;
+}
+
+/// What one run of a check found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    pub message: String,
+    pub evidence: Map<String, Value>,
+    /// What to do; defaults to the check's next steps for a problem.
+    pub remediation: Option<String>,
+    /// Description of the automatic fix `--fix` would apply, when one is safe.
+    pub fix: Option<String>,
+}
+
+impl Outcome {
+    pub(crate) fn new(status: Status, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            evidence: Map::new(),
+            remediation: None,
+            fix: None,
+        }
+    }
+    pub fn pass(message: impl Into<String>) -> Self {
+        Self::new(Status::Pass, message)
+    }
+    pub fn warn(message: impl Into<String>) -> Self {
+        Self::new(Status::Warn, message)
+    }
+    pub fn fail(message: impl Into<String>) -> Self {
+        Self::new(Status::Fail, message)
+    }
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::new(Status::Error, message)
+    }
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Self::new(Status::Skipped, reason)
+    }
+    /// Adds one observation to the evidence.
+    pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
+        self.evidence.insert(
+            key.into(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
+        self
+    }
+    pub fn remediation(mut self, text: impl Into<String>) -> Self {
+        self.remediation = Some(text.into());
+        self
+    }
+    pub fn fixable(mut self, description: impl Into<String>) -> Self {
+        self.fix = Some(description.into());
+        self
+    }
+}

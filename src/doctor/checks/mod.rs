@@ -1,0 +1,31 @@
+//! Built-in checks, one file per family. Each maps a symptom from the troubleshooting table to
+//! its causes and puts what it observed in `evidence`.
+
+mod accounts;
+mod database;
+mod disk;
+mod proxy;
+mod system_url;
+mod time;
+
+use std::sync::Arc;
+
+use super::check::Check;
+
+/// Every built-in check, in report order.
+pub fn builtin() -> Vec<Arc<dyn Check>> {
+    vec![
+        Arc::new(database::Connectivity),
+        Arc::new(disk::Space),
+        Arc::new(time::TimeZone),
+        Arc::new(system_url::Config),
+        Arc::new(proxy::Trusted),
+        Arc::new(accounts::Integrity),
+        Arc::new(accounts::PasswordHashes),
+    ]
+}
+
+/// Lists at most `limit` items for evidence, so a large deployment cannot bloat a report.
+fn sample<T: Clone>(items: &[T], limit: usize) -> Vec<T> {
+    items.iter().take(limit).cloned().collect()
+}

@@ -1,0 +1,75 @@
+//! `system_url.config`: links and cookies derive from the System URL, so a wrong one means
+//! "login details incorrect" and "invalid reset link".
+
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+
+pub struct Config;
+
+static META: Meta = Meta {
+    id: "system_url.config",
+    title: "System URL well-formed",
+    tags: &["system_url", "sessions"],
+    symptom: "\"Login details incorrect\" although the password is right; \"the reset link you have followed is invalid\".",
+    cause: "The URL users browse to does not match system_url: session cookies are scoped to system_url's host \
+            and path, and reset links are built from it.",
+    next_steps: "Set system_url to exactly the address users type, scheme and path included, with a trailing slash.",
+    prerequisites: &[],
+};
+
+fn is_local(host: &str) -> bool {
+    host == "localhost" || host.ends_with(".localhost") || host == "127.0.0.1" || host == "[::1]"
+}
+
+impl Check for Config {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let origin = ctx.loaded.origin("system_url");
+            let Some(url) = ctx.config().system_url.url() else {
+                return Outcome::fail(
+                    "system_url is not set: reset links and cookies have no origin",
+                )
+                .with("configured_in", &origin);
+            };
+            let host = url.host_str().unwrap_or_default().to_string();
+            let evidence = |o: Outcome| {
+                o.with("system_url", url.as_str())
+                    .with("scheme", url.scheme())
+                    .with("host", &host)
+                    .with("path", url.path())
+                    .with("configured_in", &origin)
+            };
+            if url.query().is_some() || url.fragment().is_some() {
+                return evidence(Outcome::fail(
+                    "system_url has a query or fragment; links built from it break",
+                ));
+            }
+            if !url.path().ends_with('/') {
+                return evidence(
+                    Outcome::warn(format!(
+                        "system_url path `{}` has no trailing slash: links will be joined wrongly",
+                        url.path()
+                    ))
+                    .remediation(format!("Set system_url to {}/", url.as_str()))
+                    .fixable(format!("set system_url to {}/ in {origin}", url.as_str())),
+                );
+            }
+            if url.scheme() == "http" && !is_local(&host) {
+                return evidence(
+                    Outcome::warn(format!(
+                        "system_url is plain http on {host}: session cookies are not Secure; if users reach the \
+                         site over https, logins will loop"
+                    ))
+                    .remediation("Serve the client area over https and set system_url to its https:// address."),
+                );
+            }
+            evidence(Outcome::pass(format!(
+                "links and cookies derive from {url}"
+            )))
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! What checks can look at: the configuration, the database (opened lazily, never created or
+//! migrated by looking), per-check thresholds from a profile, and the clock.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use super::check::Outcome;
+use crate::accounts::{Accounts, Policy};
+use crate::config::{Backend, Config, Loaded};
+use crate::store::Db;
+
+pub struct Context {
+    pub loaded: Loaded,
+    db: OnceCell<Result<Db, String>>,
+    thresholds: HashMap<String, Map<String, Value>>,
+}
+
+/// Why the database could not be opened for a check.
+#[derive(Debug, Clone)]
+pub enum DbUnavailable {
+    /// A SQLite file that has not been created yet (a fresh embedded deployment).
+    NotCreated(String),
+    Unreachable(String),
+}
+
+impl Context {
+    pub fn new(loaded: Loaded) -> Self {
+        Self {
+            loaded,
+            db: OnceCell::new(),
+            thresholds: HashMap::new(),
+        }
+    }
+
+    /// Threshold overrides for one check, by key, as a profile gives them.
+    pub fn with_thresholds(mut self, thresholds: HashMap<String, Map<String, Value>>) -> Self {
+        self.thresholds = thresholds;
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.loaded.config
+    }
+
+    /// A numeric threshold for `check`, from the profile or else `default`.
+    pub fn threshold(&self, check: &str, key: &str, default: f64) -> f64 {
+        self.thresholds
+            .get(check)
+            .and_then(|t| t.get(key))
+            .and_then(Value::as_f64)
+            .unwrap_or(default)
+    }
+
+    /// The configured SQLite file, when the database is SQLite.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        let url = &self.config().database_url;
+        (url.backend() == Backend::Sqlite)
+            .then(|| url.sqlite_path().map(Path::new))
+            .flatten()
+    }
+
+    /// The database, connected on first use and shared by every check of the run.
+    pub async fn db(&self) -> Result<&Db, DbUnavailable> {
+        if let Some(file) = self.sqlite_file()
+            && !file.exists()
+        {
+            return Err(DbUnavailable::NotCreated(file.display().to_string()));
+        }
+        let url = &self.config().database_url;
+        let origin = self.loaded.origin("database_url");
+        self.db
+            .get_or_init(|| async { Db::connect(url, &origin).await.map_err(|e| e.to_string()) })
+            .await
+            .as_ref()
+            .map_err(|e| DbUnavailable::Unreachable(e.clone()))
+    }
+
+    /// The accounts service over a migrated database, or the outcome a check reports when
+    /// there is none: skipped for a fresh deployment, error when unreachable.
+    pub async fn accounts(&self) -> Result<Accounts, Outcome> {
+        let db = match self.db().await {
+            Ok(db) => db,
+            Err(DbUnavailable::NotCreated(f)) => {
+                return Err(Outcome::skipped(format!(
+                    "the database {f} has not been created yet"
+                )));
+            }
+            Err(DbUnavailable::Unreachable(e)) => return Err(Outcome::error(e)),
+        };
+        match db.migration_status().await {
+            Ok(s) if s.is_current() => Ok(Accounts::new(db.clone(), Policy::from(self.config()))),
+            Ok(s) => Err(Outcome::skipped(format!(
+                "the database schema is not current (pending migrations {:?})",
+                s.pending
+            ))),
+            Err(e) => Err(Outcome::error(format!(
+                "cannot read the schema version: {e}"
+            ))),
+        }
+    }
+
+    pub async fn close(&self) {
+        if let Some(Ok(db)) = self.db.get() {
+            db.close().await;
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The result model and the JSON report contract (`schema: "gatehouse.report/v1"`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const SCHEMA: &str = "gatehouse.report/v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    /// The check itself broke (it panicked, or could not examine what it looks at).
+    Error,
+    /// The check did not finish within its deadline.
+    Timeout,
+    /// Not applicable or not configured; the message says why.
+    Skipped,
+    /// A prerequisite did not pass; the message names it.
+    Blocked,
+    /// Waived by a profile, with a reason and an expiry.
+    Waived,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Pass,
+        Status::Warn,
+        Status::Fail,
+        Status::Error,
+        Status::Timeout,
+        Status::Skipped,
+        Status::Blocked,
+        Status::Waived,
+    ];
+
+    /// 0 = fine or not run, 1 = warning, 2 = failure (`error` and `timeout` count as `fail`).
+    pub fn severity(self) -> u8 {
+        match self {
+            Status::Pass | Status::Skipped | Status::Blocked | Status::Waived => 0,
+            Status::Warn => 1,
+            Status::Fail | Status::Error | Status::Timeout => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+            Status::Skipped => "skipped",
+            Status::Blocked => "blocked",
+            Status::Waived => "waived",
+        }
+    }
+
+    /// A prerequisite in this state lets its dependants run.
+    pub fn satisfies_prerequisite(self) -> bool {
+        matches!(self, Status::Pass | Status::Warn | Status::Waived)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixInfo {
+    pub available: bool,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub id: String,
+    pub title: String,
+    pub tags: Vec<String>,
+    pub status: Status,
+    pub message: String,
+    pub evidence: Map<String, Value>,
+    pub remediation: String,
+    pub doc: String,
+    pub fix: FixInfo,
+    pub duration_ms: u64,
+}
+
+impl CheckResult {
+    /// The category a result is grouped and classed under: its first tag.
+    pub fn category(&self) -> &str {
+        self.tags.first().map(String::as_str).unwrap_or("general")
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub timeout: usize,
+    pub skipped: usize,
+    pub blocked: usize,
+    pub waived: usize,
+}
+
+impl Summary {
+    pub fn of(results: &[CheckResult]) -> Self {
+        let mut s = Summary::default();
+        for r in results {
+            *s.slot(r.status) += 1;
+        }
+        s
+    }
+
+    fn slot(&mut self, status: Status) -> &mut usize {
+        match status {
+            Status::Pass => &mut self.pass,
+            Status::Warn => &mut self.warn,
+            Status::Fail => &mut self.fail,
+            Status::Error => &mut self.error,
+            Status::Timeout => &mut self.timeout,
+            Status::Skipped => &mut self.skipped,
+            Status::Blocked => &mut self.blocked,
+            Status::Waived => &mut self.waived,
+        }
+    }
+
+    pub fn count(&self, status: Status) -> usize {
+        let mut copy = self.clone();
+        *copy.slot(status)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Host {
+    pub hostname: String,
+    pub os: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub tool: Tool,
+    pub host: Host,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub summary: Summary,
+    pub results: Vec<CheckResult>,
+}
+
+impl Report {
+    /// The worst severity among the results (0, 1 or 2).
+    pub fn worst(&self) -> u8 {
+        self.results
+            .iter()
+            .map(|r| r.status.severity())
+            .max()
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,72 @@
+//! Network facts: trusted proxy entries (and, with the HTTP service, client IP resolution).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// Parses a `trusted_proxies.ranges` entry: an IP address or a CIDR range. Ports and
+/// hostnames are refused: a forwarded header is believed per peer address, never per name.
+pub fn parse_trusted(entry: &str) -> Result<IpNet, String> {
+    let e = entry.trim();
+    if let Ok(net) = e.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    if let Ok(ip) = e.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    Err(format!(
+        "`{e}` is not an IP address or CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)"
+    ))
+}
+
+/// True for addresses routed on the public Internet (not private, loopback, link-local,
+/// documentation or unique-local space).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link local
+                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_parse_as_networks() {
+        assert_eq!(
+            parse_trusted("10.1.2.3/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            parse_trusted("192.0.2.7").unwrap().to_string(),
+            "192.0.2.7/32"
+        );
+        assert_eq!(parse_trusted("::1").unwrap().to_string(), "::1/128");
+        assert!(parse_trusted("10.0.0.1:8080").is_err());
+        assert!(parse_trusted("proxy.internal").is_err());
+    }
+
+    #[test]
+    fn public_and_private_space() {
+        assert!(is_public("8.8.8.8".parse().unwrap()));
+        assert!(!is_public("10.0.0.1".parse().unwrap()));
+        assert!(!is_public("100.64.1.1".parse().unwrap()));
+        assert!(is_public("2606:4700::1".parse().unwrap()));
+        assert!(!is_public("fd00::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,26 @@
+//! Markdown, for tickets and pull requests.
+
+use minijinja::value::Serde;
+use minijinja::{Environment, Value, context};
+
+use super::summary_line;
+use crate::doctor::Report;
+
+const TEMPLATE: &str = include_str!("templates/report.md.j2");
+
+/// Keeps a table cell on one line and its pipes literal.
+fn cell(text: String) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn render(report: &Report) -> String {
+    let mut env = Environment::new();
+    env.add_filter("cell", cell);
+    let problems: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.status.severity() > 0)
+        .collect();
+    env.render_str(TEMPLATE, context! { report => Value::from(Serde(report)), problems => Value::from(Serde(&problems)), summary => summary_line(report) })
+        .unwrap_or_else(|e| format!("cannot render the markdown report: {e}\n"))
+}

@@ -1,0 +1,113 @@
+//! Renderers for a doctor report: human, json, junit, markdown, html, prometheus, nagios and
+//! sarif. Each is a pure function of the report.
+
+mod html;
+mod human;
+mod junit;
+mod markdown;
+mod nagios;
+mod prometheus;
+mod sarif;
+
+use std::str::FromStr;
+
+use crate::doctor::{Report, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Junit,
+    Markdown,
+    Html,
+    Prometheus,
+    Nagios,
+    Sarif,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        <Self as clap::ValueEnum>::from_str(s, true)
+            .map_err(|_| format!("unknown format `{s}`; expected human, json, junit, markdown, html, prometheus, nagios or sarif"))
+    }
+}
+
+/// What a failure is for this run (`--fail-on`): at `warn`, warnings count as failures too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Warn,
+    Fail,
+}
+
+impl FailOn {
+    pub fn threshold(self) -> u8 {
+        match self {
+            FailOn::Warn => 1,
+            FailOn::Fail => 2,
+        }
+    }
+    /// True when `status` is at or above the level that fails the run.
+    pub fn fails(self, status: Status) -> bool {
+        status.severity() >= self.threshold()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    pub fail_on: FailOn,
+    pub color: bool,
+}
+
+pub fn render(format: Format, report: &Report, options: RenderOptions) -> String {
+    match format {
+        Format::Human => human::render(report, options),
+        Format::Json => serde_json::to_string_pretty(report).expect("reports serialize") + "\n",
+        Format::Junit => junit::render(report, options),
+        Format::Markdown => markdown::render(report),
+        Format::Html => html::render(report),
+        Format::Prometheus => prometheus::render(report),
+        Format::Nagios => nagios::render(report).0,
+        Format::Sarif => sarif::render(report),
+    }
+}
+
+/// The process exit code for a report: 0 nothing at or above `fail_on`, 1 otherwise. With
+/// `--format nagios` the plugin convention applies instead (0 OK, 1 WARNING, 2 CRITICAL).
+pub fn exit_code(format: Format, report: &Report, fail_on: FailOn) -> i32 {
+    if format == Format::Nagios {
+        return nagios::render(report).1;
+    }
+    i32::from(report.results.iter().any(|r| fail_on.fails(r.status)))
+}
+
+/// The one-line summary every human-facing format ends with.
+pub fn summary_line(report: &Report) -> String {
+    let s = &report.summary;
+    let mut parts: Vec<String> = Status::ALL
+        .iter()
+        .filter(|st| s.count(**st) > 0)
+        .map(|st| format!("{} {}", s.count(*st), st))
+        .collect();
+    if parts.is_empty() {
+        parts.push("no checks ran".into());
+    }
+    format!(
+        "{} checks: {} ({} ms)",
+        report.results.len(),
+        parts.join(", "),
+        report.duration_ms
+    )
+}
+
+/// Evidence as compact `key=value` pairs, for formats without structure.
+pub fn evidence_text(r: &crate::doctor::CheckResult) -> String {
+    r.evidence
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
