@@ -447,3 +447,189 @@ fn help_and_version_teach_the_commands() {
     let usage = run(gatehouse(tmp.path()).args(["client", "frobnicate"]));
     assert_eq!(usage.code, 2);
 }
+
+#[test]
+fn doctor_reports_on_the_embedded_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(gatehouse(tmp.path()).arg("doctor"));
+    assert_eq!(
+        r.code, 0,
+        "warnings do not fail at the default --fail-on fail\n{}{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        r.stdout.contains("database.connectivity") && r.stdout.contains("has not been created yet"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("→ Run `gatehouse migrate`"),
+        "remediation under the problem:\n{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.lines().last().unwrap().starts_with("7 checks: "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains('\u{1b}'),
+        "no colour when stdout is not a terminal"
+    );
+    assert!(
+        !tmp.path().join("gatehouse-data").exists(),
+        "the doctor only looks"
+    );
+
+    assert_eq!(
+        run(gatehouse(tmp.path()).args(["doctor", "--fail-on", "warn"])).code,
+        1
+    );
+    let nagios = run(gatehouse(tmp.path()).args(["doctor", "--format", "nagios"]));
+    assert_eq!(nagios.code, 1, "{}", nagios.stdout);
+    assert!(nagios.stdout.starts_with("GATEHOUSE WARNING - "));
+}
+
+#[test]
+fn doctor_writes_several_formats_from_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(gatehouse(tmp.path()).args(["init", "--dir", "."]));
+    let r = run(gatehouse(tmp.path()).args([
+        "doctor",
+        "--format",
+        "json",
+        "--output",
+        "junit=out/doctor.xml",
+        "--output",
+        "sarif=out/doctor.sarif",
+        "--output",
+        "html=doctor.html",
+        "--skip",
+        // Both depend on the machine (its zone, its free space), not on this deployment.
+        "time.timezone,disk.space",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["schema"], "gatehouse.report/v1");
+    let ids: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "database.connectivity",
+            "system_url.config",
+            "proxy.trusted",
+            "accounts.integrity",
+            "accounts.password_hashes"
+        ]
+    );
+    assert_eq!(report["summary"]["fail"], 0);
+
+    let xml = std::fs::read_to_string(tmp.path().join("out/doctor.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let names: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| n.attribute("name").unwrap())
+        .collect();
+    assert_eq!(names, ids);
+    let sarif: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("out/doctor.sarif")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        sarif["runs"][0]["results"].as_array().unwrap().len(),
+        ids.len()
+    );
+    assert!(
+        std::fs::read_to_string(tmp.path().join("doctor.html"))
+            .unwrap()
+            .contains("accounts.integrity")
+    );
+
+    let json_flag: Value = serde_json::from_str(&ok(gatehouse(tmp.path()).args([
+        "--json",
+        "doctor",
+        "--only",
+        "proxy.trusted",
+    ])))
+    .unwrap();
+    assert_eq!(json_flag["results"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn doctor_refuses_bad_usage_with_exit_2_before_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            vec!["doctor", "--only", "no.such.check"],
+            "unknown check id `no.such.check`",
+        ),
+        (
+            vec!["doctor", "--tag", "nonsense"],
+            "no check has the tag `nonsense`",
+        ),
+        (vec!["doctor", "--output", "junit"], "expected FORMAT=PATH"),
+        (
+            vec!["doctor", "--output", "pdf=x.pdf"],
+            "unknown format `pdf`",
+        ),
+        (
+            vec!["doctor", "--timeout", "soon"],
+            "--timeout: invalid duration",
+        ),
+    ] {
+        let r = run(gatehouse(tmp.path()).args(&args));
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "nothing ran: {}", r.stdout);
+    }
+    std::fs::write(
+        tmp.path().join("gatehouse.yaml"),
+        "doctor:\n  timeout: quick\n",
+    )
+    .unwrap();
+    let r = run(gatehouse(tmp.path()).arg("doctor"));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("gatehouse.yaml:2:12: invalid duration `quick`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn doctor_lists_its_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = ok(gatehouse(tmp.path()).args(["doctor", "--list"]));
+    for id in [
+        "database.connectivity",
+        "disk.space",
+        "time.timezone",
+        "system_url.config",
+        "proxy.trusted",
+        "accounts.integrity",
+        "accounts.password_hashes",
+    ] {
+        assert!(text.contains(id), "{id} missing:\n{text}");
+    }
+    let listed: Value = serde_json::from_str(&ok(
+        gatehouse(tmp.path()).args(["--json", "doctor", "--list"])
+    ))
+    .unwrap();
+    let integrity = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "accounts.integrity")
+        .unwrap();
+    assert_eq!(
+        integrity["prerequisites"],
+        serde_json::json!(["database.connectivity"])
+    );
+}
