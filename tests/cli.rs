@@ -454,7 +454,8 @@ fn doctor_reports_on_the_embedded_default() {
     // Free space depends on the machine running the tests, not on the deployment under test.
     let gatehouse = |dir: &Path| {
         let mut c = gatehouse(dir);
-        c.env("GATEHOUSE_DOCTOR__DISK_MIN_FREE", "1B").env("GATEHOUSE_DOCTOR__DISK_MIN_FREE_PERCENT", "0");
+        c.env("GATEHOUSE_DOCTOR__DISK_MIN_FREE", "1B")
+            .env("GATEHOUSE_DOCTOR__DISK_MIN_FREE_PERCENT", "0");
         c
     };
     let r = run(gatehouse(tmp.path()).arg("doctor"));

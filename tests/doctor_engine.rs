@@ -37,6 +37,7 @@ fn fake(
         cause: "what causes it",
         next_steps: "what to do about it",
         prerequisites,
+        thresholds: &[],
     }));
     Arc::new(Fake { meta, behaviour })
 }

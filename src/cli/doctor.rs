@@ -12,7 +12,7 @@ use super::Output;
 use super::output::table;
 use crate::config::{Duration, Loaded};
 use crate::doctor::runner::RunOptions;
-use crate::doctor::{self, Context, Selection, checks};
+use crate::doctor::{self, Context, Report, Selection, checks, profile};
 use crate::error::{Error, Result};
 use crate::report::{self, FailOn, Format, RenderOptions};
 
@@ -33,6 +33,12 @@ pub struct DoctorArgs {
     /// Run only checks with this tag (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// Profile (checks/*.yaml): selection, thresholds, waivers and probes; linted before anything runs
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Fail only on results worse than in this saved JSON report
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// Exit 1 when a result is at or above this level (error and timeout count as fail)
     #[arg(long, value_enum, default_value = "fail")]
     pub fail_on: FailOn,
@@ -64,8 +70,29 @@ fn parse_outputs(raw: &[String]) -> Result<Vec<(Format, PathBuf)>> {
         .collect()
 }
 
+fn load_baseline(path: &std::path::Path) -> Result<Report> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("--baseline {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Usage(format!(
+            "--baseline {}:{}:{}: not a gatehouse JSON report: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
 pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> {
-    let all = checks::builtin();
+    let mut all = checks::builtin();
+    let profile = args
+        .profile
+        .as_deref()
+        .map(|p| profile::load(p, &all))
+        .transpose()?;
+    if let Some(p) = &profile {
+        all.extend(p.probes.iter().cloned());
+    }
     if args.list {
         let rows: Vec<_> = all.iter().map(|c| c.meta()).collect();
         out.emit(
@@ -81,21 +108,42 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
             .map_err(|e| Error::Usage(format!("--timeout: {e}")))?,
         None => loaded.config.doctor.timeout,
     };
+    let baseline = args.baseline.as_deref().map(load_baseline).transpose()?;
+    // The command line narrows what the profile selects; skips add up.
+    let from_profile = profile
+        .as_ref()
+        .map(|p| p.selection.clone())
+        .unwrap_or_default();
     let selection = Selection {
-        only: args.only,
-        skip: args.skip,
-        tags: args.tags,
+        only: if args.only.is_empty() {
+            from_profile.only
+        } else {
+            args.only
+        },
+        tags: if args.tags.is_empty() {
+            from_profile.tags
+        } else {
+            args.tags
+        },
+        skip: from_profile.skip.into_iter().chain(args.skip).collect(),
     };
     let selected = doctor::select(&all, &selection)?;
 
-    let ctx = Arc::new(Context::new(loaded));
-    let report = doctor::diagnose(
+    let thresholds = profile
+        .as_ref()
+        .map(|p| p.thresholds.clone())
+        .unwrap_or_default();
+    let ctx = Arc::new(Context::new(loaded).with_thresholds(thresholds));
+    let mut report = doctor::diagnose(
         &selected,
         ctx.clone(),
         &RunOptions::with_timeout(per_check.as_std()),
     )
     .await;
     ctx.close().await;
+    if let Some(p) = &profile {
+        doctor::apply_waivers(&mut report, &p.waivers, chrono::Utc::now().date_naive());
+    }
 
     // `--json` is the global spelling of `--format json`.
     let format = if out.json { Format::Json } else { args.format };
@@ -123,5 +171,25 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
         std::fs::write(&path, text)
             .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
     }
-    Ok(report::exit_code(format, &report, args.fail_on))
+    match &baseline {
+        Some(before) => {
+            let worse = report::regressions(&report, before, args.fail_on);
+            let ids: Vec<&str> = worse.iter().map(|r| r.id.as_str()).collect();
+            eprintln!(
+                "baseline {}: {} result(s) worse than before{}",
+                args.baseline
+                    .as_deref()
+                    .unwrap_or_else(|| std::path::Path::new(""))
+                    .display(),
+                worse.len(),
+                if ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", ids.join(", "))
+                }
+            );
+            Ok(i32::from(!worse.is_empty()))
+        }
+        None => Ok(report::exit_code(format, &report, args.fail_on)),
+    }
 }

@@ -134,9 +134,15 @@ fn is_blank_yaml(text: &str) -> bool {
     })
 }
 
-fn yaml_error(path: &str, err: &serde_saphyr::Error) -> ConfigError {
+pub(crate) fn yaml_error(path: &str, err: &serde_saphyr::Error) -> ConfigError {
     let plain = err.without_snippet().to_string();
-    let message = strip_location_suffix(plain.lines().next().unwrap_or_default()).to_string();
+    let first = plain.lines().next().unwrap_or_default();
+    // Advice addressed to programmers using the parser, not to the operator editing the file.
+    let first = first
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(first);
+    let message = strip_location_suffix(first).to_string();
     match err.location() {
         Some(at) => ConfigError::Invalid {
             path: path.into(),

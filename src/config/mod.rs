@@ -10,6 +10,7 @@ mod values;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use load::yaml_error;
 pub use load::{ConfigError, ConfigSource, Loaded, load, load_from_str};
 pub use values::{Backend, ByteSize, DatabaseUrl, Duration, HttpUrl, TimeZone};
 

@@ -25,6 +25,8 @@ pub struct Meta {
     pub next_steps: &'static str,
     /// Checks that must pass (or warn) before this one can say anything useful.
     pub prerequisites: &'static [&'static str],
+    /// Threshold keys a profile may override for this check (`thresholds: {ID: {KEY: N}}`).
+    pub thresholds: &'static [&'static str],
 }
 
 impl Meta {

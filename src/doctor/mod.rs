@@ -6,6 +6,8 @@ pub mod check;
 pub mod checks;
 pub mod context;
 pub mod model;
+pub mod probes;
+pub mod profile;
 pub mod runner;
 
 use std::sync::Arc;
@@ -75,6 +77,58 @@ pub fn select(all: &[Arc<dyn Check>], selection: &Selection) -> Result<Vec<Arc<d
         .filter(|c| ids.contains(&c.meta().id))
         .cloned()
         .collect())
+}
+
+/// Reports the results of waived checks as `waived` while their waiver holds, and adds a
+/// warning for every waiver that has expired (the problem it hid is reported again).
+pub fn apply_waivers(report: &mut Report, waivers: &[profile::Waiver], today: chrono::NaiveDate) {
+    let mut expired = Vec::new();
+    for w in waivers {
+        if w.expires < today {
+            expired.push(w);
+            continue;
+        }
+        for r in report.results.iter_mut().filter(|r| r.id == w.check) {
+            if r.status.severity() > 0 || r.status == Status::Blocked {
+                r.evidence
+                    .insert("waived_status".into(), r.status.as_str().into());
+                r.evidence
+                    .insert("waived_message".into(), r.message.clone().into());
+                r.evidence
+                    .insert("waiver_expires".into(), w.expires.to_string().into());
+                r.evidence
+                    .insert("waiver_defined_at".into(), w.location.clone().into());
+                r.message = format!(
+                    "waived until {}: {} (was {}: {})",
+                    w.expires, w.reason, r.status, r.message
+                );
+                r.status = Status::Waived;
+            }
+        }
+    }
+    if !expired.is_empty() {
+        let list: Vec<String> = expired
+            .iter()
+            .map(|w| format!("{} (expired {}, {})", w.check, w.expires, w.location))
+            .collect();
+        let mut evidence = serde_json::Map::new();
+        evidence.insert("expired".into(), serde_json::json!(list));
+        report.results.push(CheckResult {
+            id: "profile.waivers".into(),
+            title: "Profile waivers current".into(),
+            tags: vec!["profile".into()],
+            status: Status::Warn,
+            message: format!("{} waiver(s) have expired and no longer apply: {}", expired.len(), list.join("; ")),
+            evidence,
+            remediation: "Fix what each waiver hid, or renew the waiver with a new reason and expiry.".into(),
+            doc: "A waiver hides a known problem until its expiry date; after that the problem is reported again and \
+                  the stale waiver is flagged."
+                .into(),
+            fix: Default::default(),
+            duration_ms: 0,
+        });
+    }
+    report.summary = Summary::of(&report.results);
 }
 
 /// Runs `checks` and assembles the report.

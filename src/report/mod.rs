@@ -81,6 +81,29 @@ pub fn exit_code(format: Format, report: &Report, fail_on: FailOn) -> i32 {
     i32::from(report.results.iter().any(|r| fail_on.fails(r.status)))
 }
 
+/// Results that fail the run and are worse than in `baseline` (a check absent from the
+/// baseline counts as having passed there). With a baseline, only these fail the run.
+pub fn regressions<'a>(
+    report: &'a Report,
+    baseline: &Report,
+    fail_on: FailOn,
+) -> Vec<&'a crate::doctor::CheckResult> {
+    report
+        .results
+        .iter()
+        .filter(|r| fail_on.fails(r.status))
+        .filter(|r| {
+            let before = baseline
+                .results
+                .iter()
+                .find(|b| b.id == r.id)
+                .map(|b| b.status.severity())
+                .unwrap_or(0);
+            r.status.severity() > before
+        })
+        .collect()
+}
+
 /// The one-line summary every human-facing format ends with.
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;

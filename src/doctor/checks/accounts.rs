@@ -25,6 +25,7 @@ static INTEGRITY: Meta = Meta {
     next_steps: "Inspect the records listed in the evidence with `gatehouse client show ID` / `gatehouse user show \
                  ID`; set a password for owners (`gatehouse user set-password`), and fix or remove the rest.",
     prerequisites: &["database.connectivity"],
+    thresholds: &[],
 };
 
 impl Check for Integrity {
@@ -194,6 +195,7 @@ static HASHES: Meta = Meta {
     next_steps: "Nothing is required: each such hash is upgraded to argon2id at the user's next login. To hurry \
                  it, send those users a password reset.",
     prerequisites: &["database.connectivity"],
+    thresholds: &[],
 };
 
 /// The kind of a stored password hash.

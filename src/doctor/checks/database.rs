@@ -18,6 +18,7 @@ static META: Meta = Meta {
     next_steps: "Check database_url (gatehouse config show), that the server accepts connections from this \
                  host, and run `gatehouse migrate`.",
     prerequisites: &[],
+    thresholds: &["latency_warn_ms"],
 };
 
 impl Check for Connectivity {

@@ -20,6 +20,7 @@ static META: Meta = Meta {
     next_steps: "List exactly your proxies' addresses in trusted_proxies.ranges (or set cloudflare: true behind \
                  CloudFlare) and the header they set in trusted_proxies.header.",
     prerequisites: &[],
+    thresholds: &["max_public_prefix_v4", "max_public_prefix_v6"],
 };
 
 impl Check for Trusted {

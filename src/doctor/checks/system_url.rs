@@ -15,6 +15,7 @@ static META: Meta = Meta {
             and path, and reset links are built from it.",
     next_steps: "Set system_url to exactly the address users type, scheme and path included, with a trailing slash.",
     prerequisites: &[],
+    thresholds: &[],
 };
 
 fn is_local(host: &str) -> bool {

@@ -15,6 +15,7 @@ static META: Meta = Meta {
     next_steps: "Set `timezone:` in gatehouse.yaml to an IANA name so every process agrees, or give the web \
                  server and cron the same TZ.",
     prerequisites: &[],
+    thresholds: &[],
 };
 
 /// Where the process's local zone comes from, and its name when it can be told.

@@ -1,0 +1,214 @@
+//! Declarative probes from a profile: each becomes a check of its own, with the id, title and
+//! tags the profile gives it. One kind per probe:
+//!
+//! ```yaml
+//! probes:
+//!   - id: probe.web_port
+//!     title: The web server accepts connections
+//!     tcp: { address: "127.0.0.1:8080" }
+//! ```
+
+mod command;
+mod file;
+mod sql;
+mod tcp;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::check::{Check, CheckFuture, Meta, Outcome};
+use super::context::Context;
+use super::model::Status;
+use crate::config::ConfigError;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warn,
+    #[default]
+    Fail,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    id: Spanned<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    /// What a probe that does not hold reports: `fail` (default) or `warn`.
+    #[serde(default)]
+    severity: Severity,
+    #[serde(default)]
+    remediation: Option<String>,
+    #[serde(default)]
+    tcp: Option<tcp::Spec>,
+    #[serde(default)]
+    file: Option<file::Spec>,
+    #[serde(default)]
+    command: Option<command::Spec>,
+    #[serde(default)]
+    sql: Option<sql::Spec>,
+}
+
+impl ProbeSpec {
+    pub(super) fn id(&self) -> &Spanned<String> {
+        &self.id
+    }
+}
+
+enum Kind {
+    Tcp(tcp::Spec),
+    File(file::Spec),
+    Command(command::Spec),
+    Sql(sql::Spec),
+}
+
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Tcp(_) => "tcp",
+            Kind::File(_) => "file",
+            Kind::Command(_) => "command",
+            Kind::Sql(_) => "sql",
+        }
+    }
+}
+
+struct Probe {
+    meta: &'static Meta,
+    kind: Kind,
+    severity: Severity,
+    remediation: Option<String>,
+    location: String,
+}
+
+fn invalid(path: &str, span: &Spanned<String>, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.into(),
+        line: span.referenced.line(),
+        column: span.referenced.column(),
+        message,
+    }
+}
+
+/// Validates one probe and makes it a check.
+pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Check>, ConfigError> {
+    let id = spec.id.value.trim().to_string();
+    let id_ok = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !id_ok {
+        return Err(invalid(
+            path,
+            &spec.id,
+            format!("probe id `{id}` may only use letters, digits, '.', '_' and '-'"),
+        ));
+    }
+    let mut kinds: Vec<Kind> = Vec::new();
+    kinds.extend(spec.tcp.map(Kind::Tcp));
+    kinds.extend(spec.file.map(Kind::File));
+    kinds.extend(spec.command.map(Kind::Command));
+    kinds.extend(spec.sql.map(Kind::Sql));
+    let kind = match kinds.len() {
+        1 => kinds.pop().expect("one kind"),
+        0 => {
+            return Err(invalid(
+                path,
+                &spec.id,
+                format!("probe `{id}` needs one kind: tcp, file, command or sql"),
+            ));
+        }
+        _ => {
+            let names: Vec<&str> = kinds.iter().map(Kind::name).collect();
+            return Err(invalid(
+                path,
+                &spec.id,
+                format!(
+                    "probe `{id}` has several kinds ({}); give it one",
+                    names.join(", ")
+                ),
+            ));
+        }
+    };
+    match &kind {
+        Kind::Tcp(s) => s.validate(),
+        Kind::File(s) => s.validate(),
+        Kind::Command(s) => s.validate(),
+        Kind::Sql(s) => s.validate(),
+    }
+    .map_err(|message| invalid(path, &spec.id, format!("probe `{id}`: {message}")))?;
+
+    let location = format!(
+        "{path}:{}:{}",
+        spec.id.referenced.line(),
+        spec.id.referenced.column()
+    );
+    let mut tags: Vec<&'static str> = vec!["probe", kind.name()];
+    tags.extend(
+        spec.tags
+            .into_iter()
+            .map(|t| &*Box::leak(t.into_boxed_str())),
+    );
+    // A profile is loaded once per process, so its metadata lives for the whole run.
+    let meta: &'static Meta = Box::leak(Box::new(Meta {
+        id: Box::leak(id.clone().into_boxed_str()),
+        title: Box::leak(
+            spec.title
+                .unwrap_or_else(|| format!("{} probe {id}", kind.name()))
+                .into_boxed_str(),
+        ),
+        tags: Box::leak(tags.into_boxed_slice()),
+        symptom: "Whatever the profile's author wrote this probe to catch.",
+        cause: "The condition the probe asserts does not hold.",
+        next_steps: "See the probe's definition in the profile.",
+        prerequisites: if matches!(kind, Kind::Sql(_)) {
+            &["database.connectivity"]
+        } else {
+            &[]
+        },
+        thresholds: &[],
+    }));
+    Ok(std::sync::Arc::new(Probe {
+        meta,
+        kind,
+        severity: spec.severity,
+        remediation: spec.remediation,
+        location,
+    }))
+}
+
+impl Check for Probe {
+    fn meta(&self) -> &'static Meta {
+        self.meta
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let mut outcome = match &self.kind {
+                Kind::Tcp(s) => s.run().await,
+                Kind::File(s) => s.run().await,
+                Kind::Command(s) => s.run().await,
+                Kind::Sql(s) => s.run(ctx).await,
+            };
+            if outcome.status == Status::Fail && self.severity == Severity::Warn {
+                outcome.status = Status::Warn;
+            }
+            if outcome.status.severity() > 0 && outcome.remediation.is_none() {
+                outcome.remediation = Some(
+                    self.remediation
+                        .clone()
+                        .unwrap_or_else(|| format!("See the probe defined at {}.", self.location)),
+                );
+            }
+            outcome.with("defined_at", &self.location)
+        })
+    }
+}
+
+/// Shared by the probe kinds: a failed expectation.
+fn unmet(message: impl Into<String>) -> Outcome {
+    Outcome::fail(message)
+}
