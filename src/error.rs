@@ -54,10 +54,7 @@ pub enum Error {
 
 impl Error {
     pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
-        Error::Refused {
-            code,
-            message: message.into(),
-        }
+        Error::Refused { code, message: message.into() }
     }
 
     pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {

@@ -66,16 +66,8 @@ fn accounts_walkthrough(base: impl Fn() -> Command) {
     let owner_id = client["owner_user_id"].as_i64().unwrap();
     assert_eq!(client["country"], "GB");
 
-    let bob = json(base().args([
-        "user",
-        "add",
-        "--email",
-        "bob@example.com",
-        "--first-name",
-        "Bob",
-        "--last-name",
-        "Ray",
-    ]));
+    let bob =
+        json(base().args(["user", "add", "--email", "bob@example.com", "--first-name", "Bob", "--last-name", "Ray"]));
     assert_eq!(bob["has_password"], false);
     let bob_id = bob["id"].as_i64().unwrap();
     let m = json(base().args([
@@ -90,22 +82,10 @@ fn accounts_walkthrough(base: impl Fn() -> Command) {
     ]));
     assert_eq!(m["permissions"], serde_json::json!(["invoices", "tickets"]));
 
-    let refused = run(base().args([
-        "user",
-        "dissociate",
-        "--user",
-        &owner_id.to_string(),
-        "--client",
-        &client_id.to_string(),
-    ]));
+    let refused =
+        run(base().args(["user", "dissociate", "--user", &owner_id.to_string(), "--client", &client_id.to_string()]));
     assert_eq!(refused.code, 1);
-    assert!(
-        refused
-            .stderr
-            .starts_with("error[owner_cannot_be_removed]: "),
-        "{}",
-        refused.stderr
-    );
+    assert!(refused.stderr.starts_with("error[owner_cannot_be_removed]: "), "{}", refused.stderr);
     assert_eq!(refused.stderr.lines().count(), 1);
 
     let bad_perm = run(base().args([
@@ -119,29 +99,13 @@ fn accounts_walkthrough(base: impl Fn() -> Command) {
         "root",
     ]));
     assert_eq!(bad_perm.code, 1);
-    assert!(
-        bad_perm.stderr.starts_with("error[invalid_permission]: "),
-        "{}",
-        bad_perm.stderr
-    );
+    assert!(bad_perm.stderr.starts_with("error[invalid_permission]: "), "{}", bad_perm.stderr);
 
     ok(base().args(["banned-email", "add", "mailinator.com"]));
-    let banned = run(base().args([
-        "user",
-        "add",
-        "--email",
-        "spam@eu.mailinator.com",
-        "--first-name",
-        "S",
-        "--last-name",
-        "P",
-    ]));
+    let banned =
+        run(base().args(["user", "add", "--email", "spam@eu.mailinator.com", "--first-name", "S", "--last-name", "P"]));
     assert_eq!(banned.code, 1);
-    assert!(
-        banned.stderr.starts_with("error[banned_email_domain]: "),
-        "{}",
-        banned.stderr
-    );
+    assert!(banned.stderr.starts_with("error[banned_email_domain]: "), "{}", banned.stderr);
     let bans = json(base().args(["banned-email", "list"]));
     assert_eq!(bans[0]["blocked_count"], 1);
 
@@ -154,26 +118,13 @@ fn accounts_walkthrough(base: impl Fn() -> Command) {
     assert_eq!(users[0]["is_owner"], true);
 
     let text = ok(base().args(["client", "show", &client_id.to_string()]));
-    assert!(
-        text.contains("bob@example.com") && text.contains("invoices,tickets"),
-        "{text}"
-    );
+    assert!(text.contains("bob@example.com") && text.contains("invoices,tickets"), "{text}");
 
-    let made = json(base().args([
-        "user",
-        "make-owner",
-        "--user",
-        &bob_id.to_string(),
-        "--client",
-        &client_id.to_string(),
-    ]));
+    let made =
+        json(base().args(["user", "make-owner", "--user", &bob_id.to_string(), "--client", &client_id.to_string()]));
     assert_eq!(made["is_owner"], true);
     let has_clients = run(base().args(["user", "delete", &bob_id.to_string()]));
-    assert!(
-        has_clients.stderr.starts_with("error[user_has_clients]"),
-        "{}",
-        has_clients.stderr
-    );
+    assert!(has_clients.stderr.starts_with("error[user_has_clients]"), "{}", has_clients.stderr);
 
     let audit = json(base().args(["audit", "--client", &client_id.to_string()]));
     assert_eq!(audit[0]["action"], "client.owner_change");
@@ -181,34 +132,17 @@ fn accounts_walkthrough(base: impl Fn() -> Command) {
 
     let missing = run(base().args(["client", "show", "999"]));
     assert_eq!(missing.code, 1);
-    assert!(
-        missing.stderr.starts_with("error[not_found]: "),
-        "{}",
-        missing.stderr
-    );
+    assert!(missing.stderr.starts_with("error[not_found]: "), "{}", missing.stderr);
 }
 
 #[test]
 fn init_then_manage_accounts_on_sqlite() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = ok(gatehouse(tmp.path()).args([
-        "init",
-        "--dir",
-        "site",
-        "--system-url",
-        "https://billing.example.com/",
-    ]));
-    let token = out
-        .lines()
-        .find_map(|l| l.strip_prefix("API token (shown once; store it now): "))
-        .expect(&out);
+    let out = ok(gatehouse(tmp.path()).args(["init", "--dir", "site", "--system-url", "https://billing.example.com/"]));
+    let token = out.lines().find_map(|l| l.strip_prefix("API token (shown once; store it now): ")).expect(&out);
     assert!(token.starts_with("gh_"));
     let config = tmp.path().join("site/gatehouse.yaml");
-    assert!(
-        std::fs::read_to_string(&config)
-            .unwrap()
-            .contains("system_url: \"https://billing.example.com/\"")
-    );
+    assert!(std::fs::read_to_string(&config).unwrap().contains("system_url: \"https://billing.example.com/\""));
     assert!(tmp.path().join("site/gatehouse-data/gatehouse.db").exists());
 
     // The config works from any directory: its relative paths are relative to the file.
@@ -220,25 +154,14 @@ fn init_then_manage_accounts_on_sqlite() {
     });
     assert!(!elsewhere.path().join("gatehouse-data").exists());
 
-    let admins =
-        json(gatehouse(tmp.path()).args(["--config", "site/gatehouse.yaml", "admin", "list"]));
+    let admins = json(gatehouse(tmp.path()).args(["--config", "site/gatehouse.yaml", "admin", "list"]));
     assert_eq!(admins[0]["role_name"], "Full Administrator");
-    let tokens = ok(gatehouse(tmp.path()).args([
-        "--config",
-        "site/gatehouse.yaml",
-        "admin",
-        "token",
-        "list",
-    ]));
+    let tokens = ok(gatehouse(tmp.path()).args(["--config", "site/gatehouse.yaml", "admin", "token", "list"]));
     assert!(!tokens.contains(token), "token secrets are never listed");
 
     let again = run(gatehouse(tmp.path()).args(["init", "--dir", "site"]));
     assert_eq!(again.code, 1);
-    assert!(
-        again.stderr.starts_with("error[already_initialized]"),
-        "{}",
-        again.stderr
-    );
+    assert!(again.stderr.starts_with("error[already_initialized]"), "{}", again.stderr);
 }
 
 #[test]
@@ -258,10 +181,7 @@ fn manage_accounts_on_postgres() {
 #[test]
 fn the_embedded_default_needs_no_setup() {
     let tmp = tempfile::tempdir().unwrap();
-    assert_eq!(
-        ok(gatehouse(tmp.path()).args(["client", "list"])).trim(),
-        "(none)"
-    );
+    assert_eq!(ok(gatehouse(tmp.path()).args(["client", "list"])).trim(), "(none)");
     assert!(tmp.path().join("gatehouse-data/gatehouse.db").exists());
     let migrate = ok(gatehouse(tmp.path()).arg("migrate"));
     assert!(migrate.contains("up to date"), "{migrate}");
@@ -274,81 +194,35 @@ fn bad_configuration_exits_2_with_its_location() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
         ("malformed.yaml", "listen: [\n", "malformed.yaml:1:9: "),
-        (
-            "unknown.yaml",
-            "listen: \"127.0.0.1:1\"\nsesions: {}\n",
-            "unknown.yaml:2:1: unknown field `sesions`",
-        ),
-        (
-            "type.yaml",
-            "security:\n  password_min_length: twelve\n",
-            "type.yaml:2:24: ",
-        ),
-        (
-            "duration.yaml",
-            "cron:\n  interval: often\n",
-            "duration.yaml:2:13: invalid duration `often`",
-        ),
-        (
-            "url.yaml",
-            "system_url: \"not a url\"\n",
-            "url.yaml:1:13: invalid URL",
-        ),
-        (
-            "tz.yaml",
-            "timezone: Europe/Atlantis\n",
-            "tz.yaml:1:11: unknown time zone `Europe/Atlantis`",
-        ),
-        (
-            "scheme.yaml",
-            "database_url: \"mysql://db/x\"\n",
-            "scheme.yaml:1:15: unsupported database URL scheme",
-        ),
+        ("unknown.yaml", "listen: \"127.0.0.1:1\"\nsesions: {}\n", "unknown.yaml:2:1: unknown field `sesions`"),
+        ("type.yaml", "security:\n  password_min_length: twelve\n", "type.yaml:2:24: "),
+        ("duration.yaml", "cron:\n  interval: often\n", "duration.yaml:2:13: invalid duration `often`"),
+        ("url.yaml", "system_url: \"not a url\"\n", "url.yaml:1:13: invalid URL"),
+        ("tz.yaml", "timezone: Europe/Atlantis\n", "tz.yaml:1:11: unknown time zone `Europe/Atlantis`"),
+        ("scheme.yaml", "database_url: \"mysql://db/x\"\n", "scheme.yaml:1:15: unsupported database URL scheme"),
     ];
     for (name, text, expected) in cases {
         std::fs::write(tmp.path().join(name), text).unwrap();
         for args in [vec!["config", "check"], vec!["client", "list"]] {
             let r = run(gatehouse(tmp.path()).arg("--config").arg(name).args(&args));
             assert_eq!(r.code, 2, "{name} {args:?}: {}", r.stderr);
-            assert!(
-                r.stderr
-                    .starts_with(&format!("error[invalid_config]: {expected}")),
-                "{name}: {}",
-                r.stderr
-            );
+            assert!(r.stderr.starts_with(&format!("error[invalid_config]: {expected}")), "{name}: {}", r.stderr);
             assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
         }
     }
     let missing = run(gatehouse(tmp.path()).args(["--config", "nope.yaml", "config", "check"]));
     assert_eq!(missing.code, 2);
-    assert!(
-        missing
-            .stderr
-            .contains("nope.yaml: cannot read configuration file"),
-        "{}",
-        missing.stderr
-    );
-    let env = run(gatehouse(tmp.path())
-        .env("GATEHOUSE_SESSIONS__GC", "sometimes")
-        .args(["config", "check"]));
+    assert!(missing.stderr.contains("nope.yaml: cannot read configuration file"), "{}", missing.stderr);
+    let env = run(gatehouse(tmp.path()).env("GATEHOUSE_SESSIONS__GC", "sometimes").args(["config", "check"]));
     assert_eq!(env.code, 2);
-    assert!(
-        env.stderr
-            .contains("environment variable GATEHOUSE_SESSIONS__GC"),
-        "{}",
-        env.stderr
-    );
+    assert!(env.stderr.contains("environment variable GATEHOUSE_SESSIONS__GC"), "{}", env.stderr);
 }
 
 #[test]
 fn unreachable_database_exits_2_naming_where_it_was_configured() {
     let tmp = tempfile::tempdir().unwrap();
     // A port nothing listens on: bind one, note it, free it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(
         tmp.path().join("gatehouse.yaml"),
         format!("listen: \"127.0.0.1:8080\"\ndatabase_url: \"postgres://app:hunter2@127.0.0.1:{port}/gh\"\n"),
@@ -356,49 +230,23 @@ fn unreachable_database_exits_2_naming_where_it_was_configured() {
     .unwrap();
     let r = run(gatehouse(tmp.path()).args(["client", "list"]));
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .starts_with("error[database_unavailable]: cannot open database"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("database_url from gatehouse.yaml:2:15"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        !r.stderr.contains("hunter2"),
-        "password leaked: {}",
-        r.stderr
-    );
+    assert!(r.stderr.starts_with("error[database_unavailable]: cannot open database"), "{}", r.stderr);
+    assert!(r.stderr.contains("database_url from gatehouse.yaml:2:15"), "{}", r.stderr);
+    assert!(!r.stderr.contains("hunter2"), "password leaked: {}", r.stderr);
     assert!(r.stderr.contains("refused"), "{}", r.stderr);
 
     let r = run(gatehouse(tmp.path())
-        .env(
-            "GATEHOUSE_DATABASE_URL",
-            "postgres://u@no-such-host.invalid/gh",
-        )
+        .env("GATEHOUSE_DATABASE_URL", "postgres://u@no-such-host.invalid/gh")
         .args(["client", "list"]));
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr
-            .contains("database_url from environment variable GATEHOUSE_DATABASE_URL"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("database_url from environment variable GATEHOUSE_DATABASE_URL"), "{}", r.stderr);
 
     // A SQLite file in a directory that cannot be created.
     std::fs::write(tmp.path().join("blocker"), "a file, not a directory").unwrap();
-    let r = run(gatehouse(tmp.path())
-        .env("GATEHOUSE_DATABASE_URL", "sqlite://blocker/sub/gh.db")
-        .args(["client", "list"]));
+    let r =
+        run(gatehouse(tmp.path()).env("GATEHOUSE_DATABASE_URL", "sqlite://blocker/sub/gh.db").args(["client", "list"]));
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("cannot create database directory"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("cannot create database directory"), "{}", r.stderr);
 }
 
 #[test]
@@ -413,10 +261,7 @@ fn config_show_redacts_every_secret() {
     for args in [vec!["config", "show"], vec!["--json", "config", "show"]] {
         let out = ok(gatehouse(tmp.path()).args(&args));
         assert!(!out.contains("CANARY"), "secret leaked:\n{out}");
-        assert!(
-            out.contains("smtp.example.com") && out.contains("DIXXXXXXXXXXXXXXXXXX"),
-            "{out}"
-        );
+        assert!(out.contains("smtp.example.com") && out.contains("DIXXXXXXXXXXXXXXXXXX"), "{out}");
         assert!(out.contains("***"));
     }
 }
@@ -439,10 +284,7 @@ fn help_and_version_teach_the_commands() {
     ] {
         assert!(help.contains(command), "{command} missing from --help");
     }
-    assert!(
-        ok(gatehouse(tmp.path()).args(["user", "permissions", "--help"]))
-            .contains("manageproducts")
-    );
+    assert!(ok(gatehouse(tmp.path()).args(["user", "permissions", "--help"])).contains("manageproducts"));
     assert!(ok(gatehouse(tmp.path()).arg("--version")).starts_with("gatehouse "));
     let usage = run(gatehouse(tmp.path()).args(["client", "frobnicate"]));
     assert_eq!(usage.code, 2);
@@ -454,44 +296,22 @@ fn doctor_reports_on_the_embedded_default() {
     // Free space depends on the machine running the tests, not on the deployment under test.
     let gatehouse = |dir: &Path| {
         let mut c = gatehouse(dir);
-        c.env("GATEHOUSE_DOCTOR__DISK_MIN_FREE", "1B")
-            .env("GATEHOUSE_DOCTOR__DISK_MIN_FREE_PERCENT", "0");
+        c.env("GATEHOUSE_DOCTOR__DISK_MIN_FREE", "1B").env("GATEHOUSE_DOCTOR__DISK_MIN_FREE_PERCENT", "0");
         c
     };
     let r = run(gatehouse(tmp.path()).arg("doctor"));
-    assert_eq!(
-        r.code, 0,
-        "warnings do not fail at the default --fail-on fail\n{}{}",
-        r.stdout, r.stderr
-    );
+    assert_eq!(r.code, 0, "warnings do not fail at the default --fail-on fail\n{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("database.connectivity") && r.stdout.contains("has not been created yet"),
         "{}",
         r.stdout
     );
-    assert!(
-        r.stdout.contains("→ Run `gatehouse migrate`"),
-        "remediation under the problem:\n{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.lines().last().unwrap().starts_with("7 checks: "),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        !r.stdout.contains('\u{1b}'),
-        "no colour when stdout is not a terminal"
-    );
-    assert!(
-        !tmp.path().join("gatehouse-data").exists(),
-        "the doctor only looks"
-    );
+    assert!(r.stdout.contains("→ Run `gatehouse migrate`"), "remediation under the problem:\n{}", r.stdout);
+    assert!(r.stdout.lines().last().unwrap().starts_with("7 checks: "), "{}", r.stdout);
+    assert!(!r.stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
+    assert!(!tmp.path().join("gatehouse-data").exists(), "the doctor only looks");
 
-    assert_eq!(
-        run(gatehouse(tmp.path()).args(["doctor", "--fail-on", "warn"])).code,
-        1
-    );
+    assert_eq!(run(gatehouse(tmp.path()).args(["doctor", "--fail-on", "warn"])).code, 1);
     let nagios = run(gatehouse(tmp.path()).args(["doctor", "--format", "nagios"]));
     assert_eq!(nagios.code, 1, "{}", nagios.stdout);
     assert!(nagios.stdout.starts_with("GATEHOUSE WARNING - "));
@@ -518,12 +338,7 @@ fn doctor_writes_several_formats_from_one_run() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let report: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(report["schema"], "gatehouse.report/v1");
-    let ids: Vec<&str> = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = report["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
         [
@@ -538,33 +353,16 @@ fn doctor_writes_several_formats_from_one_run() {
 
     let xml = std::fs::read_to_string(tmp.path().join("out/doctor.xml")).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
-    let names: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("testcase"))
-        .map(|n| n.attribute("name").unwrap())
-        .collect();
+    let names: Vec<&str> =
+        doc.descendants().filter(|n| n.has_tag_name("testcase")).map(|n| n.attribute("name").unwrap()).collect();
     assert_eq!(names, ids);
-    let sarif: Value = serde_json::from_str(
-        &std::fs::read_to_string(tmp.path().join("out/doctor.sarif")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        sarif["runs"][0]["results"].as_array().unwrap().len(),
-        ids.len()
-    );
-    assert!(
-        std::fs::read_to_string(tmp.path().join("doctor.html"))
-            .unwrap()
-            .contains("accounts.integrity")
-    );
+    let sarif: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("out/doctor.sarif")).unwrap()).unwrap();
+    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), ids.len());
+    assert!(std::fs::read_to_string(tmp.path().join("doctor.html")).unwrap().contains("accounts.integrity"));
 
-    let json_flag: Value = serde_json::from_str(&ok(gatehouse(tmp.path()).args([
-        "--json",
-        "doctor",
-        "--only",
-        "proxy.trusted",
-    ])))
-    .unwrap();
+    let json_flag: Value =
+        serde_json::from_str(&ok(gatehouse(tmp.path()).args(["--json", "doctor", "--only", "proxy.trusted"]))).unwrap();
     assert_eq!(json_flag["results"].as_array().unwrap().len(), 1);
 }
 
@@ -572,42 +370,21 @@ fn doctor_writes_several_formats_from_one_run() {
 fn doctor_refuses_bad_usage_with_exit_2_before_running() {
     let tmp = tempfile::tempdir().unwrap();
     for (args, says) in [
-        (
-            vec!["doctor", "--only", "no.such.check"],
-            "unknown check id `no.such.check`",
-        ),
-        (
-            vec!["doctor", "--tag", "nonsense"],
-            "no check has the tag `nonsense`",
-        ),
+        (vec!["doctor", "--only", "no.such.check"], "unknown check id `no.such.check`"),
+        (vec!["doctor", "--tag", "nonsense"], "no check has the tag `nonsense`"),
         (vec!["doctor", "--output", "junit"], "expected FORMAT=PATH"),
-        (
-            vec!["doctor", "--output", "pdf=x.pdf"],
-            "unknown format `pdf`",
-        ),
-        (
-            vec!["doctor", "--timeout", "soon"],
-            "--timeout: invalid duration",
-        ),
+        (vec!["doctor", "--output", "pdf=x.pdf"], "unknown format `pdf`"),
+        (vec!["doctor", "--timeout", "soon"], "--timeout: invalid duration"),
     ] {
         let r = run(gatehouse(tmp.path()).args(&args));
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
         assert!(r.stdout.is_empty(), "nothing ran: {}", r.stdout);
     }
-    std::fs::write(
-        tmp.path().join("gatehouse.yaml"),
-        "doctor:\n  timeout: quick\n",
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("gatehouse.yaml"), "doctor:\n  timeout: quick\n").unwrap();
     let r = run(gatehouse(tmp.path()).arg("doctor"));
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr
-            .contains("gatehouse.yaml:2:12: invalid duration `quick`"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("gatehouse.yaml:2:12: invalid duration `quick`"), "{}", r.stderr);
 }
 
 #[test]
@@ -625,18 +402,7 @@ fn doctor_lists_its_checks() {
     ] {
         assert!(text.contains(id), "{id} missing:\n{text}");
     }
-    let listed: Value = serde_json::from_str(&ok(
-        gatehouse(tmp.path()).args(["--json", "doctor", "--list"])
-    ))
-    .unwrap();
-    let integrity = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "accounts.integrity")
-        .unwrap();
-    assert_eq!(
-        integrity["prerequisites"],
-        serde_json::json!(["database.connectivity"])
-    );
+    let listed: Value = serde_json::from_str(&ok(gatehouse(tmp.path()).args(["--json", "doctor", "--list"]))).unwrap();
+    let integrity = listed.as_array().unwrap().iter().find(|c| c["id"] == "accounts.integrity").unwrap();
+    assert_eq!(integrity["prerequisites"], serde_json::json!(["database.connectivity"]));
 }

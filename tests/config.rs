@@ -3,29 +3,17 @@
 use gatehouse::config::{Backend, ConfigError, ConfigSource, SessionStore, load_from_str};
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn file(text: &str) -> Result<gatehouse::config::Loaded, ConfigError> {
-    load_from_str(
-        Some(text),
-        ConfigSource::File("conf/gatehouse.yaml".into()),
-        env(&[]),
-    )
+    load_from_str(Some(text), ConfigSource::File("conf/gatehouse.yaml".into()), env(&[]))
 }
 
 /// The error's `(line, column, message)`, which must point into the file.
 fn located(text: &str) -> (u64, u64, String) {
     match file(text).expect_err("expected the file to be refused") {
-        ConfigError::Invalid {
-            path,
-            line,
-            column,
-            message,
-        } => {
+        ConfigError::Invalid { path, line, column, message } => {
             assert_eq!(path, "conf/gatehouse.yaml");
             (line, column, message)
         }
@@ -38,10 +26,7 @@ fn embedded_defaults_use_sqlite_under_gatehouse_data() {
     let loaded = load_from_str(None, ConfigSource::Embedded, env(&[])).unwrap();
     let c = &loaded.config;
     assert_eq!(c.database_url.backend(), Backend::Sqlite);
-    assert_eq!(
-        c.database_url.sqlite_path(),
-        Some("gatehouse-data/gatehouse.db")
-    );
+    assert_eq!(c.database_url.sqlite_path(), Some("gatehouse-data/gatehouse.db"));
     assert_eq!(c.system_url.to_string(), "http://localhost:8080/");
     assert_eq!(c.sessions.idle_timeout.as_secs(), 1800);
     assert_eq!(c.security.invite_ttl.as_secs(), 7 * 86400);
@@ -51,24 +36,12 @@ fn embedded_defaults_use_sqlite_under_gatehouse_data() {
 
 #[test]
 fn a_file_sets_only_what_it_names_and_paths_are_relative_to_it() {
-    let loaded =
-        file("system_url: https://billing.example.com/portal/\nsessions:\n  idle_timeout: 2h\n")
-            .unwrap();
+    let loaded = file("system_url: https://billing.example.com/portal/\nsessions:\n  idle_timeout: 2h\n").unwrap();
     let c = &loaded.config;
-    assert_eq!(
-        c.system_url.to_string(),
-        "https://billing.example.com/portal/"
-    );
+    assert_eq!(c.system_url.to_string(), "https://billing.example.com/portal/");
     assert_eq!(c.sessions.idle_timeout.as_secs(), 7200);
-    assert_eq!(
-        c.sessions.absolute_timeout.as_secs(),
-        12 * 3600,
-        "unnamed keys keep their defaults"
-    );
-    assert_eq!(
-        c.database_url.sqlite_path(),
-        Some("conf/gatehouse-data/gatehouse.db")
-    );
+    assert_eq!(c.sessions.absolute_timeout.as_secs(), 12 * 3600, "unnamed keys keep their defaults");
+    assert_eq!(c.database_url.sqlite_path(), Some("conf/gatehouse-data/gatehouse.db"));
     assert_eq!(c.sessions.dir, "conf/gatehouse-data/sessions");
     // A comment-only file is an empty document: all defaults.
     assert!(file("# nothing here\n").is_ok());
@@ -97,36 +70,22 @@ fn environment_overrides_win_and_are_typed() {
     assert!(!c.sessions.ip_check);
     assert_eq!(c.security.lockout.max_failures, 9);
     assert_eq!(c.trusted_proxies.ranges, vec!["10.0.0.0/8", "192.0.2.1"]);
-    assert_eq!(
-        loaded.origin("database_url"),
-        "environment variable GATEHOUSE_DATABASE_URL"
-    );
+    assert_eq!(loaded.origin("database_url"), "environment variable GATEHOUSE_DATABASE_URL");
     assert_eq!(loaded.origin("system_url"), "embedded default");
 }
 
 #[test]
 fn bad_environment_overrides_name_the_variable() {
     for (var, value, expect) in [
-        (
-            "GATEHOUSE_SESIONS__STORE",
-            "files",
-            "not a configuration key",
-        ),
+        ("GATEHOUSE_SESIONS__STORE", "files", "not a configuration key"),
         ("GATEHOUSE_SESSIONS__IP_CHECK", "maybe", "not a boolean"),
-        (
-            "GATEHOUSE_SESSIONS__IDLE_TIMEOUT",
-            "soon",
-            "invalid duration",
-        ),
+        ("GATEHOUSE_SESSIONS__IDLE_TIMEOUT", "soon", "invalid duration"),
         ("GATEHOUSE_TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("GATEHOUSE_SESSIONS", "x", "is a section"),
     ] {
         let err = load_from_str(None, ConfigSource::Embedded, env(&[(var, value)])).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.starts_with(&format!("environment variable {var}: ")),
-            "{text}"
-        );
+        assert!(text.starts_with(&format!("environment variable {var}: ")), "{text}");
         assert!(text.contains(expect), "{text}");
     }
 }
@@ -136,44 +95,14 @@ fn every_kind_of_bad_file_is_refused_with_its_location() {
     // (file, line, column, what the message must say)
     let cases = [
         ("listen: [\n", 1, 9, "expected"),
-        (
-            "system_url: http://x/\nsesions:\n  store: files\n",
-            2,
-            1,
-            "unknown field `sesions`",
-        ),
+        ("system_url: http://x/\nsesions:\n  store: files\n", 2, 1, "unknown field `sesions`"),
         ("security:\n  password_min_length: twelve\n", 2, 24, "u64"),
-        (
-            "sessions:\n  idle_timeout: ten minutes\n",
-            2,
-            17,
-            "invalid duration `ten minutes`",
-        ),
+        ("sessions:\n  idle_timeout: ten minutes\n", 2, 17, "invalid duration `ten minutes`"),
         ("system_url: \"ht tp://x\"\n", 1, 13, "invalid URL"),
-        (
-            "license:\n  server: ftp://licensing.example/\n",
-            2,
-            11,
-            "not http or https",
-        ),
-        (
-            "timezone: Mars/Olympus\n",
-            1,
-            11,
-            "unknown time zone `Mars/Olympus`",
-        ),
-        (
-            "database_url: mysql://db/gh\n",
-            1,
-            15,
-            "unsupported database URL scheme `mysql`",
-        ),
-        (
-            "sessions:\n  store: redis\n",
-            2,
-            10,
-            "unknown variant `redis`",
-        ),
+        ("license:\n  server: ftp://licensing.example/\n", 2, 11, "not http or https"),
+        ("timezone: Mars/Olympus\n", 1, 11, "unknown time zone `Mars/Olympus`"),
+        ("database_url: mysql://db/gh\n", 1, 15, "unsupported database URL scheme `mysql`"),
+        ("sessions:\n  store: redis\n", 2, 10, "unknown variant `redis`"),
         ("doctor:\n  disk_min_free: lots\n", 2, 18, "invalid size"),
     ];
     for (text, line, column, says) in cases {
@@ -186,8 +115,7 @@ fn every_kind_of_bad_file_is_refused_with_its_location() {
 
 #[test]
 fn the_location_of_each_top_level_key_is_known() {
-    let loaded =
-        file("listen: \"127.0.0.1:9\"\n\ndatabase_url: \"postgres://u:p@h/db\"\n").unwrap();
+    let loaded = file("listen: \"127.0.0.1:9\"\n\ndatabase_url: \"postgres://u:p@h/db\"\n").unwrap();
     assert_eq!(loaded.origin("database_url"), "conf/gatehouse.yaml:3:15");
 }
 

@@ -22,9 +22,7 @@ struct Deployment {
 
 impl Deployment {
     fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Self { dir: tempfile::tempdir().unwrap() }
     }
 
     fn path(&self) -> &Path {
@@ -43,48 +41,24 @@ impl Deployment {
     }
 
     /// Runs the named checks (and their prerequisites).
-    async fn run(
-        &self,
-        yaml: &str,
-        only: &[&str],
-        thresholds: &[(&str, Value)],
-    ) -> Vec<CheckResult> {
+    async fn run(&self, yaml: &str, only: &[&str], thresholds: &[(&str, Value)]) -> Vec<CheckResult> {
         let ctx = self.context(yaml, thresholds);
         let all = checks::builtin();
-        let selected = select(
-            &all,
-            &Selection {
-                only: only.iter().map(|s| s.to_string()).collect(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let report = diagnose(
-            &selected,
-            ctx.clone(),
-            &RunOptions::with_timeout(Duration::from_secs(5)),
-        )
-        .await;
+        let selected =
+            select(&all, &Selection { only: only.iter().map(|s| s.to_string()).collect(), ..Default::default() })
+                .unwrap();
+        let report = diagnose(&selected, ctx.clone(), &RunOptions::with_timeout(Duration::from_secs(5))).await;
         ctx.close().await;
         report.results
     }
 
     async fn check(&self, yaml: &str, id: &str) -> CheckResult {
-        self.run(yaml, &[id], &[])
-            .await
-            .into_iter()
-            .find(|r| r.id == id)
-            .unwrap()
+        self.run(yaml, &[id], &[]).await.into_iter().find(|r| r.id == id).unwrap()
     }
 
     /// The migrated SQLite database the default config of this deployment points at.
     async fn accounts(&self) -> Accounts {
-        let url = format!(
-            "sqlite://{}/gatehouse-data/gatehouse.db",
-            self.path().display()
-        )
-        .parse()
-        .unwrap();
+        let url = format!("sqlite://{}/gatehouse-data/gatehouse.db", self.path().display()).parse().unwrap();
         let db = Db::connect(&url, "test").await.unwrap();
         db.migrate().await.unwrap();
         Accounts::new(db, support::policy())
@@ -98,35 +72,18 @@ async fn database_connectivity_from_fresh_to_migrated() {
     let d = Deployment::new();
     let results = d.run(DEFAULT, &["accounts.integrity"], &[]).await;
     let db = &results[0];
-    assert_eq!(
-        (db.id.as_str(), db.status),
-        ("database.connectivity", Status::Warn),
-        "{}",
-        db.message
-    );
+    assert_eq!((db.id.as_str(), db.status), ("database.connectivity", Status::Warn), "{}", db.message);
     assert!(db.message.contains("has not been created yet"));
     assert!(db.fix.available);
     assert_eq!(results[1].status, Status::Skipped, "{}", results[1].message);
-    assert!(
-        !d.path().join("gatehouse-data/gatehouse.db").exists(),
-        "looking never creates the database"
-    );
+    assert!(!d.path().join("gatehouse-data/gatehouse.db").exists(), "looking never creates the database");
 
     // An existing but never migrated database: pending migrations.
-    let url = format!(
-        "sqlite://{}/gatehouse-data/gatehouse.db",
-        d.path().display()
-    )
-    .parse()
-    .unwrap();
+    let url = format!("sqlite://{}/gatehouse-data/gatehouse.db", d.path().display()).parse().unwrap();
     Db::connect(&url, "test").await.unwrap().close().await;
     let pending = d.check(DEFAULT, "database.connectivity").await;
     assert_eq!(pending.status, Status::Warn);
-    assert!(
-        pending.message.contains("not applied"),
-        "{}",
-        pending.message
-    );
+    assert!(pending.message.contains("not applied"), "{}", pending.message);
     assert_eq!(pending.evidence["migrations_pending"], json!([1]));
 
     d.accounts().await.db().close().await;
@@ -134,44 +91,20 @@ async fn database_connectivity_from_fresh_to_migrated() {
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
     assert_eq!(healthy.evidence["journal_mode"], "wal");
     assert!(healthy.evidence["busy_timeout_ms"].as_i64().unwrap() > 0);
-    assert!(
-        healthy.evidence["server_version"]
-            .as_str()
-            .unwrap()
-            .starts_with("SQLite 3.")
-    );
+    assert!(healthy.evidence["server_version"].as_str().unwrap().starts_with("SQLite 3."));
     assert_eq!(healthy.remediation, "");
 }
 
 #[tokio::test]
 async fn an_unreachable_database_fails_and_blocks_its_dependants() {
     let d = Deployment::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let yaml = format!(
-        "listen: \"127.0.0.1:8080\"\ndatabase_url: \"postgres://app:secret@127.0.0.1:{port}/gh\"\n"
-    );
-    let results = d
-        .run(
-            &yaml,
-            &["accounts.integrity", "accounts.password_hashes"],
-            &[],
-        )
-        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let yaml = format!("listen: \"127.0.0.1:8080\"\ndatabase_url: \"postgres://app:secret@127.0.0.1:{port}/gh\"\n");
+    let results = d.run(&yaml, &["accounts.integrity", "accounts.password_hashes"], &[]).await;
     assert_eq!(results[0].status, Status::Fail);
-    assert!(
-        results[0].message.contains("refused"),
-        "{}",
-        results[0].message
-    );
+    assert!(results[0].message.contains("refused"), "{}", results[0].message);
     assert!(!results[0].message.contains("secret"));
-    assert_eq!(
-        results[0].evidence["configured_in"],
-        format!("{}:2:15", d.path().join("gatehouse.yaml").display())
-    );
+    assert_eq!(results[0].evidence["configured_in"], format!("{}:2:15", d.path().join("gatehouse.yaml").display()));
     assert!(!results[0].remediation.is_empty());
     for dependant in &results[1..] {
         assert_eq!(dependant.status, Status::Blocked);
@@ -187,25 +120,13 @@ async fn database_connectivity_on_postgres() {
     let d = Deployment::new();
     let yaml = format!("database_url: \"{}\"\n", schema.url);
     let fresh = d.check(&yaml, "database.connectivity").await;
-    assert_eq!(
-        fresh.status,
-        Status::Warn,
-        "an empty schema has pending migrations: {}",
-        fresh.message
-    );
-    let db = Db::connect(&schema.url.parse().unwrap(), "test")
-        .await
-        .unwrap();
+    assert_eq!(fresh.status, Status::Warn, "an empty schema has pending migrations: {}", fresh.message);
+    let db = Db::connect(&schema.url.parse().unwrap(), "test").await.unwrap();
     db.migrate().await.unwrap();
     db.close().await;
     let healthy = d.check(&yaml, "database.connectivity").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
-    assert!(
-        healthy.evidence["server_version"]
-            .as_str()
-            .unwrap()
-            .starts_with("PostgreSQL")
-    );
+    assert!(healthy.evidence["server_version"].as_str().unwrap().starts_with("PostgreSQL"));
     assert_eq!(healthy.evidence["backend"], "postgres");
 }
 
@@ -213,34 +134,17 @@ async fn database_connectivity_on_postgres() {
 async fn disk_space_below_the_minimum_fails_with_the_filesystem() {
     let d = Deployment::new();
     let yaml = "sessions:\n  store: files\n";
-    let low = d
-        .run(
-            yaml,
-            &["disk.space"],
-            &[("disk.space", json!({"min_free_bytes": 1e18}))],
-        )
-        .await;
+    let low = d.run(yaml, &["disk.space"], &[("disk.space", json!({"min_free_bytes": 1e18}))]).await;
     assert_eq!(low[0].status, Status::Fail, "{}", low[0].message);
     let fs = &low[0].evidence["filesystems"][0];
     assert!(fs["free_bytes"].as_u64().unwrap() > 0);
-    let used_for: Vec<&str> = fs["used_for"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    assert!(
-        used_for.contains(&"sessions.dir") && used_for.contains(&"data_dir"),
-        "{used_for:?}"
-    );
+    let used_for: Vec<&str> = fs["used_for"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(used_for.contains(&"sessions.dir") && used_for.contains(&"data_dir"), "{used_for:?}");
     let ok = d
         .run(
             yaml,
             &["disk.space"],
-            &[(
-                "disk.space",
-                json!({"min_free_bytes": 1, "min_free_percent": 0, "min_free_inodes_percent": 0}),
-            )],
+            &[("disk.space", json!({"min_free_bytes": 1, "min_free_percent": 0, "min_free_inodes_percent": 0}))],
         )
         .await;
     assert_eq!(ok[0].status, Status::Pass, "{}", ok[0].message);
@@ -263,31 +167,11 @@ async fn system_url_problems_are_explained() {
     let d = Deployment::new();
     let cases = [
         ("system_url: \"\"\n", Status::Fail, "not set"),
-        (
-            "system_url: \"https://billing.example.com/portal\"\n",
-            Status::Warn,
-            "trailing slash",
-        ),
-        (
-            "system_url: \"http://billing.example.com/\"\n",
-            Status::Warn,
-            "not Secure",
-        ),
-        (
-            "system_url: \"https://billing.example.com/?x=1\"\n",
-            Status::Fail,
-            "query",
-        ),
-        (
-            "system_url: \"https://billing.example.com/portal/\"\n",
-            Status::Pass,
-            "derive from",
-        ),
-        (
-            "system_url: \"http://localhost:8080/\"\n",
-            Status::Pass,
-            "derive from",
-        ),
+        ("system_url: \"https://billing.example.com/portal\"\n", Status::Warn, "trailing slash"),
+        ("system_url: \"http://billing.example.com/\"\n", Status::Warn, "not Secure"),
+        ("system_url: \"https://billing.example.com/?x=1\"\n", Status::Fail, "query"),
+        ("system_url: \"https://billing.example.com/portal/\"\n", Status::Pass, "derive from"),
+        ("system_url: \"http://localhost:8080/\"\n", Status::Pass, "derive from"),
     ];
     for (yaml, status, says) in cases {
         let r = d.check(yaml, "system_url.config").await;
@@ -295,48 +179,23 @@ async fn system_url_problems_are_explained() {
         assert!(r.message.contains(says), "{yaml}: {}", r.message);
     }
     let slash = d.check(cases[1].0, "system_url.config").await;
-    assert!(
-        slash.fix.available
-            && slash
-                .fix
-                .description
-                .contains("https://billing.example.com/portal/")
-    );
-    assert_eq!(
-        slash.evidence["configured_in"],
-        format!("{}:1:13", d.path().join("gatehouse.yaml").display())
-    );
+    assert!(slash.fix.available && slash.fix.description.contains("https://billing.example.com/portal/"));
+    assert_eq!(slash.evidence["configured_in"], format!("{}:1:13", d.path().join("gatehouse.yaml").display()));
 }
 
 #[tokio::test]
 async fn trusted_proxy_mistakes_are_found() {
     let d = Deployment::new();
     let cases = [
-        (
-            "trusted_proxies: { ranges: [\"0.0.0.0/0\"] }\n",
-            Status::Fail,
-            "trusts every address",
-        ),
-        (
-            "trusted_proxies: { ranges: [\"10.0.0.1:8080\"] }\n",
-            Status::Fail,
-            "invalid entries",
-        ),
-        (
-            "trusted_proxies: { ranges: [\"8.0.0.0/8\"] }\n",
-            Status::Warn,
-            "very broad public",
-        ),
+        ("trusted_proxies: { ranges: [\"0.0.0.0/0\"] }\n", Status::Fail, "trusts every address"),
+        ("trusted_proxies: { ranges: [\"10.0.0.1:8080\"] }\n", Status::Fail, "invalid entries"),
+        ("trusted_proxies: { ranges: [\"8.0.0.0/8\"] }\n", Status::Warn, "very broad public"),
         (
             "trusted_proxies: { header: CF-Connecting-IP, ranges: [\"10.0.0.0/8\"] }\n",
             Status::Warn,
             "cloudflare is false",
         ),
-        (
-            "trusted_proxies: { ranges: [\"10.0.0.0/8\", \"192.0.2.10\"] }\n",
-            Status::Pass,
-            "2 range(s)",
-        ),
+        ("trusted_proxies: { ranges: [\"10.0.0.0/8\", \"192.0.2.10\"] }\n", Status::Pass, "2 range(s)"),
         (DEFAULT, Status::Pass, "no proxies are trusted"),
     ];
     for (yaml, status, says) in cases {
@@ -362,38 +221,20 @@ async fn accounts_integrity_finds_broken_data_and_clears_when_fixed() {
         ..Default::default()
     };
     let client = accounts
-        .create_client(
-            &actor,
-            NewClient {
-                fields,
-                owner: OwnerSpec::NewUser { password: None },
-            },
-        )
+        .create_client(&actor, NewClient { fields, owner: OwnerSpec::NewUser { password: None } })
         .await
         .unwrap();
     let r = d.check(DEFAULT, "accounts.integrity").await;
     assert_eq!(r.status, Status::Warn, "{}", r.message);
-    assert_eq!(
-        r.evidence["clients_owner_without_password"],
-        json!([client.id])
-    );
-    accounts
-        .set_password(&actor, client.owner_user_id, "a long enough password")
-        .await
-        .unwrap();
-    assert_eq!(
-        d.check(DEFAULT, "accounts.integrity").await.status,
-        Status::Pass
-    );
+    assert_eq!(r.evidence["clients_owner_without_password"], json!([client.id]));
+    accounts.set_password(&actor, client.owner_user_id, "a long enough password").await.unwrap();
+    assert_eq!(d.check(DEFAULT, "accounts.integrity").await.status, Status::Pass);
 
     // A user whose domain was banned after they signed up.
     accounts.ban_domain(&actor, "example.com").await.unwrap();
     let r = d.check(DEFAULT, "accounts.integrity").await;
     assert_eq!(r.status, Status::Warn);
-    assert_eq!(
-        r.evidence["users_in_banned_domains"],
-        json!([client.owner_user_id])
-    );
+    assert_eq!(r.evidence["users_in_banned_domains"], json!([client.owner_user_id]));
     accounts.unban_domain(&actor, "example.com").await.unwrap();
 
     // A permission key written by hand that this version does not know.
@@ -403,43 +244,16 @@ async fn accounts_integrity_finds_broken_data_and_clears_when_fixed() {
         .unwrap();
     let r = d.check(DEFAULT, "accounts.integrity").await;
     assert_eq!(r.status, Status::Fail);
-    assert_eq!(
-        r.evidence["unknown_permission_keys"],
-        json!({"superpowers": 1})
-    );
-    sqlx::query("UPDATE memberships SET permissions = 'invoices'")
-        .execute(accounts.db().pool())
-        .await
-        .unwrap();
+    assert_eq!(r.evidence["unknown_permission_keys"], json!({"superpowers": 1}));
+    sqlx::query("UPDATE memberships SET permissions = 'invoices'").execute(accounts.db().pool()).await.unwrap();
 
     // An invite left to expire.
-    let invite = accounts
-        .create_invite(
-            &actor,
-            client.id,
-            "bob@example.com",
-            &Default::default(),
-            None,
-        )
-        .await
-        .unwrap();
-    sqlx::query("UPDATE invites SET expires_at = 1")
-        .execute(accounts.db().pool())
-        .await
-        .unwrap();
+    let invite = accounts.create_invite(&actor, client.id, "bob@example.com", &Default::default(), None).await.unwrap();
+    sqlx::query("UPDATE invites SET expires_at = 1").execute(accounts.db().pool()).await.unwrap();
     let r = d.check(DEFAULT, "accounts.integrity").await;
-    assert_eq!(
-        (r.status, r.evidence["stale_invites"].as_i64()),
-        (Status::Warn, Some(1))
-    );
-    accounts
-        .cancel_invite(&actor, invite.invite.id)
-        .await
-        .unwrap();
-    assert_eq!(
-        d.check(DEFAULT, "accounts.integrity").await.status,
-        Status::Pass
-    );
+    assert_eq!((r.status, r.evidence["stale_invites"].as_i64()), (Status::Warn, Some(1)));
+    accounts.cancel_invite(&actor, invite.invite.id).await.unwrap();
+    assert_eq!(d.check(DEFAULT, "accounts.integrity").await.status, Status::Pass);
 }
 
 #[tokio::test]
@@ -454,23 +268,16 @@ async fn legacy_and_unknown_password_hashes_are_reported() {
         password: Some("a long enough password".into()),
         ..Default::default()
     };
-    let modern = accounts
-        .create_user(&actor, new("modern@example.com"))
-        .await
-        .unwrap();
-    assert_eq!(
-        d.check(DEFAULT, "accounts.password_hashes").await.status,
-        Status::Pass
-    );
-    let legacy = accounts
-        .create_user(&actor, new("legacy@example.com"))
-        .await
-        .unwrap();
-    sqlx::query("UPDATE users SET password_hash = '$2y$10$abcdefghijklmnopqrstuuN0aWx0ZXJhbGx5IG5vdCBhIGhhc2g' WHERE id = $1")
-        .bind(legacy.id)
-        .execute(accounts.db().pool())
-        .await
-        .unwrap();
+    let modern = accounts.create_user(&actor, new("modern@example.com")).await.unwrap();
+    assert_eq!(d.check(DEFAULT, "accounts.password_hashes").await.status, Status::Pass);
+    let legacy = accounts.create_user(&actor, new("legacy@example.com")).await.unwrap();
+    sqlx::query(
+        "UPDATE users SET password_hash = '$2y$10$abcdefghijklmnopqrstuuN0aWx0ZXJhbGx5IG5vdCBhIGhhc2g' WHERE id = $1",
+    )
+    .bind(legacy.id)
+    .execute(accounts.db().pool())
+    .await
+    .unwrap();
     let r = d.check(DEFAULT, "accounts.password_hashes").await;
     assert_eq!(r.status, Status::Warn, "{}", r.message);
     assert_eq!(r.evidence["legacy_users"], json!([legacy.id]));
@@ -483,18 +290,9 @@ async fn legacy_and_unknown_password_hashes_are_reported() {
     let r = d.check(DEFAULT, "accounts.password_hashes").await;
     assert_eq!(r.status, Status::Fail);
     assert_eq!(r.evidence["unknown_format_users"], json!([modern.id]));
-    assert!(
-        !serde_json::to_string(&r).unwrap().contains("hunter2"),
-        "hashes never appear in reports"
-    );
+    assert!(!serde_json::to_string(&r).unwrap().contains("hunter2"), "hashes never appear in reports");
     for id in [modern.id, legacy.id] {
-        accounts
-            .set_password(&actor, id, "another long password")
-            .await
-            .unwrap();
+        accounts.set_password(&actor, id, "another long password").await.unwrap();
     }
-    assert_eq!(
-        d.check(DEFAULT, "accounts.password_hashes").await.status,
-        Status::Pass
-    );
+    assert_eq!(d.check(DEFAULT, "accounts.password_hashes").await.status, Status::Pass);
 }

@@ -12,12 +12,7 @@ fn lint(text: &str) -> (u64, u64, String) {
     let path = dir.path().join("profile.yaml");
     std::fs::write(&path, text).unwrap();
     match profile::load(&path, &checks::builtin()) {
-        Err(ConfigError::Invalid {
-            path: p,
-            line,
-            column,
-            message,
-        }) => {
+        Err(ConfigError::Invalid { path: p, line, column, message }) => {
             assert!(p.ends_with("profile.yaml"));
             (line, column, message)
         }
@@ -29,105 +24,25 @@ fn lint(text: &str) -> (u64, u64, String) {
 #[test]
 fn every_profile_mistake_is_located() {
     let cases = [
-        (
-            "only: [database.connectivity, disk.spaec]\n",
-            1,
-            31,
-            "unknown check id `disk.spaec`",
-        ),
+        ("only: [database.connectivity, disk.spaec]\n", 1, 31, "unknown check id `disk.spaec`"),
         ("skip:\n  - nope\n", 2, 5, "unknown check id `nope`"),
-        (
-            "tags: [nonsense]\n",
-            1,
-            8,
-            "no check has the tag `nonsense`",
-        ),
-        (
-            "thresholds:\n  disk.spce: { min_free_percent: 3 }\n",
-            2,
-            3,
-            "unknown check id `disk.spce`",
-        ),
-        (
-            "thresholds:\n  disk.space: { min_free_pct: 3 }\n",
-            2,
-            17,
-            "`min_free_pct` is not a threshold of disk.space",
-        ),
-        (
-            "thresholds:\n  disk.space: { min_free_percent: -3 }\n",
-            2,
-            35,
-            "non-negative",
-        ),
-        (
-            "thresholds:\n  disk.space: { min_free_percent: lots }\n",
-            2,
-            35,
-            "",
-        ),
-        (
-            "waivers:\n  - { check: time.timezone, reason: \"\", expires: 2030-01-01 }\n",
-            2,
-            37,
-            "needs a reason",
-        ),
-        (
-            "waivers:\n  - { check: time.timezone, reason: r, expires: soon }\n",
-            2,
-            49,
-            "not a date",
-        ),
-        (
-            "waivers:\n  - { check: time.tz, reason: r, expires: 2030-01-01 }\n",
-            2,
-            14,
-            "unknown check id `time.tz`",
-        ),
+        ("tags: [nonsense]\n", 1, 8, "no check has the tag `nonsense`"),
+        ("thresholds:\n  disk.spce: { min_free_percent: 3 }\n", 2, 3, "unknown check id `disk.spce`"),
+        ("thresholds:\n  disk.space: { min_free_pct: 3 }\n", 2, 17, "`min_free_pct` is not a threshold of disk.space"),
+        ("thresholds:\n  disk.space: { min_free_percent: -3 }\n", 2, 35, "non-negative"),
+        ("thresholds:\n  disk.space: { min_free_percent: lots }\n", 2, 35, ""),
+        ("waivers:\n  - { check: time.timezone, reason: \"\", expires: 2030-01-01 }\n", 2, 37, "needs a reason"),
+        ("waivers:\n  - { check: time.timezone, reason: r, expires: soon }\n", 2, 49, "not a date"),
+        ("waivers:\n  - { check: time.tz, reason: r, expires: 2030-01-01 }\n", 2, 14, "unknown check id `time.tz`"),
         ("descripton: typo\n", 1, 1, "unknown field `descripton`"),
-        (
-            "only: [disk.space]\nonly: [time.timezone]\n",
-            2,
-            1,
-            "duplicate mapping key: only",
-        ),
+        ("only: [disk.space]\nonly: [time.timezone]\n", 2, 1, "duplicate mapping key: only"),
         ("probes:\n  - id: probe.x\n", 2, 9, "needs one kind"),
-        (
-            "probes:\n  - id: probe.x\n    tcp: { address: \"a:1\" }\n    file: { path: x }\n",
-            2,
-            9,
-            "several kinds",
-        ),
-        (
-            "probes:\n  - id: probe.x\n    tcp: { address: \"nohost\" }\n",
-            2,
-            9,
-            "not HOST:PORT",
-        ),
-        (
-            "probes:\n  - id: disk.space\n    tcp: { address: \"a:1\" }\n",
-            2,
-            9,
-            "already taken",
-        ),
-        (
-            "probes:\n  - id: probe.x\n    http: { url: \"x\" }\n",
-            3,
-            5,
-            "unknown field `http`",
-        ),
-        (
-            "probes:\n  - id: probe.x\n    sql: { query: \"SELECT 1\" }\n",
-            2,
-            9,
-            "needs equals, min or max",
-        ),
-        (
-            "probes:\n  - id: probe.x\n    file: { path: a, max_mode: \"rwx\" }\n",
-            2,
-            9,
-            "not octal",
-        ),
+        ("probes:\n  - id: probe.x\n    tcp: { address: \"a:1\" }\n    file: { path: x }\n", 2, 9, "several kinds"),
+        ("probes:\n  - id: probe.x\n    tcp: { address: \"nohost\" }\n", 2, 9, "not HOST:PORT"),
+        ("probes:\n  - id: disk.space\n    tcp: { address: \"a:1\" }\n", 2, 9, "already taken"),
+        ("probes:\n  - id: probe.x\n    http: { url: \"x\" }\n", 3, 5, "unknown field `http`"),
+        ("probes:\n  - id: probe.x\n    sql: { query: \"SELECT 1\" }\n", 2, 9, "needs equals, min or max"),
+        ("probes:\n  - id: probe.x\n    file: { path: a, max_mode: \"rwx\" }\n", 2, 9, "not octal"),
         ("only: [\n", 1, 7, "unclosed bracket"),
     ];
     for (text, line, column, says) in cases {
@@ -145,8 +60,7 @@ fn every_profile_mistake_is_located() {
 fn the_shipped_profiles_are_valid() {
     for name in ["default", "ci", "examples"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("checks/{name}.yaml"));
-        profile::load(&path, &checks::builtin())
-            .unwrap_or_else(|e| panic!("checks/{name}.yaml: {e}"));
+        profile::load(&path, &checks::builtin()).unwrap_or_else(|e| panic!("checks/{name}.yaml: {e}"));
     }
 }
 
@@ -163,11 +77,8 @@ fn gatehouse(dir: &Path) -> Command {
 
 fn doctor(dir: &Path, profile_text: &str, extra: &[&str]) -> (i32, Value, String) {
     std::fs::write(dir.join("profile.yaml"), profile_text).unwrap();
-    let out = gatehouse(dir)
-        .args(["doctor", "--format", "json", "--profile", "profile.yaml"])
-        .args(extra)
-        .output()
-        .unwrap();
+    let out =
+        gatehouse(dir).args(["doctor", "--format", "json", "--profile", "profile.yaml"]).args(extra).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
@@ -189,61 +100,35 @@ fn a_bad_profile_stops_the_run_with_exit_2() {
     let (code, json, stderr) = doctor(tmp.path(), "only: [nope]\n", &[]);
     assert_eq!(code, 2);
     assert!(json.is_null(), "nothing ran");
-    assert!(
-        stderr.starts_with("error[invalid_config]: profile.yaml:1:8: unknown check id `nope`"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("error[invalid_config]: profile.yaml:1:8: unknown check id `nope`"), "{stderr}");
 }
 
 #[test]
 fn thresholds_from_the_profile_apply() {
     let tmp = tempfile::tempdir().unwrap();
-    let (code, report, _) = doctor(
-        tmp.path(),
-        "only: [disk.space]\nthresholds:\n  disk.space: { min_free_bytes: 1e18 }\n",
-        &[],
-    );
+    let (code, report, _) =
+        doctor(tmp.path(), "only: [disk.space]\nthresholds:\n  disk.space: { min_free_bytes: 1e18 }\n", &[]);
     assert_eq!(code, 1);
     assert_eq!(result(&report, "disk.space")["status"], "fail");
-    assert_eq!(
-        result(&report, "disk.space")["evidence"]["min_free_bytes"].as_f64(),
-        Some(1e18)
-    );
+    assert_eq!(result(&report, "disk.space")["evidence"]["min_free_bytes"].as_f64(), Some(1e18));
 }
 
 #[test]
 fn waivers_hold_until_they_expire() {
     let tmp = tempfile::tempdir().unwrap();
     let base = "only: [system_url.config]\n";
-    std::fs::write(
-        tmp.path().join("gatehouse.yaml"),
-        "system_url: \"https://billing.example.com/portal\"\n",
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("gatehouse.yaml"), "system_url: \"https://billing.example.com/portal\"\n").unwrap();
     let (code, report, _) = doctor(tmp.path(), base, &["--fail-on", "warn"]);
-    assert_eq!(
-        (
-            code,
-            result(&report, "system_url.config")["status"].as_str()
-        ),
-        (1, Some("warn"))
-    );
+    assert_eq!((code, result(&report, "system_url.config")["status"].as_str()), (1, Some("warn")));
 
     let active = format!(
         "{base}waivers:\n  - check: system_url.config\n    reason: moving to the new domain\n    expires: 2999-01-01\n"
     );
     let (code, report, _) = doctor(tmp.path(), &active, &["--fail-on", "warn"]);
     let r = result(&report, "system_url.config");
-    assert_eq!(
-        (code, r["status"].as_str()),
-        (0, Some("waived")),
-        "{report}"
-    );
+    assert_eq!((code, r["status"].as_str()), (0, Some("waived")), "{report}");
     assert!(
-        r["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("waived until 2999-01-01: moving to the new domain (was warn: ")
+        r["message"].as_str().unwrap().starts_with("waived until 2999-01-01: moving to the new domain (was warn: ")
     );
     assert_eq!(r["evidence"]["waived_status"], "warn");
     assert_eq!(report["summary"]["waived"], 1);
@@ -251,18 +136,11 @@ fn waivers_hold_until_they_expire() {
     let expired = active.replace("2999-01-01", "2020-01-01");
     let (code, report, _) = doctor(tmp.path(), &expired, &["--fail-on", "warn"]);
     assert_eq!(code, 1);
-    assert_eq!(
-        result(&report, "system_url.config")["status"],
-        "warn",
-        "the problem is back"
-    );
+    assert_eq!(result(&report, "system_url.config")["status"], "warn", "the problem is back");
     let stale = result(&report, "profile.waivers");
     assert_eq!(stale["status"], "warn");
     assert!(
-        stale["message"]
-            .as_str()
-            .unwrap()
-            .contains("system_url.config (expired 2020-01-01, profile.yaml:3:12)"),
+        stale["message"].as_str().unwrap().contains("system_url.config (expired 2020-01-01, profile.yaml:3:12)"),
         "{stale}"
     );
 }
@@ -272,17 +150,10 @@ fn probes_run_as_checks() {
     let tmp = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().to_string();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     std::fs::write(tmp.path().join("secret.conf"), "key = value\n").unwrap();
-    std::fs::set_permissions(
-        tmp.path().join("secret.conf"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
+    std::fs::set_permissions(tmp.path().join("secret.conf"), std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .unwrap();
     let text = format!(
         r#"only: [probe.open, probe.closed, probe.refused, probe.mode, probe.content, probe.cmd_ok, probe.cmd_bad, probe.warn_only]
 probes:
@@ -309,16 +180,8 @@ probes:
     assert_eq!(status("probe.cmd_bad"), "fail");
     assert_eq!(result(&report, "probe.cmd_bad")["evidence"]["exit_code"], 3);
     assert_eq!(status("probe.warn_only"), "warn");
-    assert_eq!(
-        result(&report, "probe.warn_only")["remediation"],
-        "do the thing"
-    );
-    assert!(
-        result(&report, "probe.open")["tags"]
-            .as_array()
-            .unwrap()
-            .contains(&Value::from("tcp"))
-    );
+    assert_eq!(result(&report, "probe.warn_only")["remediation"], "do the thing");
+    assert!(result(&report, "probe.open")["tags"].as_array().unwrap().contains(&Value::from("tcp")));
     drop(listener);
 }
 
@@ -340,44 +203,23 @@ fn a_hanging_command_probe_is_killed_at_the_deadline() {
 #[test]
 fn sql_probes_query_the_configured_database() {
     let tmp = tempfile::tempdir().unwrap();
-    assert!(
-        gatehouse(tmp.path())
-            .args(["init", "--dir", "."])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    assert!(gatehouse(tmp.path()).args(["init", "--dir", "."]).output().unwrap().status.success());
     let text = "only: [probe.admins, probe.none]\nprobes:\n  - { id: probe.admins, sql: { query: \"SELECT COUNT(*) FROM admins\", equals: 1 } }\n  - { id: probe.none, sql: { query: \"SELECT COUNT(*) FROM clients\", min: 1 } }\n";
     let (code, report, stderr) = doctor(tmp.path(), text, &[]);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(result(&report, "probe.admins")["status"], "pass");
     assert_eq!(result(&report, "probe.none")["status"], "fail");
     assert_eq!(result(&report, "probe.none")["evidence"]["value"], 0);
-    assert_eq!(
-        result(&report, "database.connectivity")["status"],
-        "pass",
-        "prerequisite ran"
-    );
+    assert_eq!(result(&report, "database.connectivity")["status"], "pass", "prerequisite ran");
 }
 
 #[test]
 fn a_baseline_fails_only_on_what_got_worse() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("gatehouse.yaml"),
-        "trusted_proxies: { ranges: [\"0.0.0.0/0\"] }\n",
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("gatehouse.yaml"), "trusted_proxies: { ranges: [\"0.0.0.0/0\"] }\n").unwrap();
     let run = |extra: &[&str]| {
         let out = gatehouse(tmp.path())
-            .args([
-                "doctor",
-                "--only",
-                "proxy.trusted,system_url.config",
-                "--format",
-                "json",
-            ])
+            .args(["doctor", "--only", "proxy.trusted,system_url.config", "--format", "json"])
             .args(extra)
             .output()
             .unwrap();
@@ -401,10 +243,7 @@ fn a_baseline_fails_only_on_what_got_worse() {
     .unwrap();
     let (code, _, stderr) = run(&["--baseline", "baseline.json"]);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("1 result(s) worse than before: system_url.config"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("1 result(s) worse than before: system_url.config"), "{stderr}");
 
     std::fs::write(tmp.path().join("bad.json"), "{\"schema\": 1}").unwrap();
     let (code, _, stderr) = run(&["--baseline", "bad.json"]);

@@ -75,9 +75,7 @@ pub fn parse_admin_permissions(list: &str) -> Result<BTreeSet<AdminPermission>> 
 }
 
 fn stored_admin_permissions(stored: &str) -> BTreeSet<AdminPermission> {
-    super::split_csv(stored)
-        .filter_map(|k| k.parse().ok())
-        .collect()
+    super::split_csv(stored).filter_map(|k| k.parse().ok()).collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,12 +97,7 @@ struct RoleRow {
 
 impl From<RoleRow> for Role {
     fn from(r: RoleRow) -> Self {
-        Role {
-            id: r.id,
-            name: r.name,
-            permissions: stored_admin_permissions(&r.permissions),
-            created_at: r.created_at,
-        }
+        Role { id: r.id, name: r.name, permissions: stored_admin_permissions(&r.permissions), created_at: r.created_at }
     }
 }
 
@@ -156,11 +149,7 @@ pub struct CreatedToken {
 fn exists_err(what: &str, name: &str) -> impl FnOnce(sqlx::Error) -> Error {
     let message = format!("{what} `{name}` already exists");
     move |e| {
-        if is_unique_violation(&e) {
-            Error::refused(code::ALREADY_EXISTS, message)
-        } else {
-            e.into()
-        }
+        if is_unique_violation(&e) { Error::refused(code::ALREADY_EXISTS, message) } else { e.into() }
     }
 }
 
@@ -174,15 +163,14 @@ impl Accounts {
         let name = super::users::require_name("role name", name)?;
         let stored = super::join_csv(permissions.iter().map(|p| p.key()));
         let mut tx = self.db.begin().await?;
-        let row: RoleRow = sqlx::query_as(
-            "INSERT INTO roles (name, permissions, created_at) VALUES ($1, $2, $3) RETURNING *",
-        )
-        .bind(&name)
-        .bind(&stored)
-        .bind(now())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(exists_err("role", &name))?;
+        let row: RoleRow =
+            sqlx::query_as("INSERT INTO roles (name, permissions, created_at) VALUES ($1, $2, $3) RETURNING *")
+                .bind(&name)
+                .bind(&stored)
+                .bind(now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(exists_err("role", &name))?;
         audit::record(
             &mut tx,
             actor,
@@ -200,14 +188,11 @@ impl Accounts {
             .bind(name.trim())
             .fetch_optional(self.db.pool())
             .await?;
-        row.map(Into::into)
-            .ok_or_else(|| Error::not_found("role", name))
+        row.map(Into::into).ok_or_else(|| Error::not_found("role", name))
     }
 
     pub async fn list_roles(&self) -> Result<Vec<Role>> {
-        let rows: Vec<RoleRow> = sqlx::query_as("SELECT * FROM roles ORDER BY id")
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows: Vec<RoleRow> = sqlx::query_as("SELECT * FROM roles ORDER BY id").fetch_all(self.db.pool()).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -225,14 +210,8 @@ impl Accounts {
             .bind(role.id)
             .execute(&mut *tx)
             .await?;
-        audit::record(
-            &mut tx,
-            actor,
-            "role.permissions",
-            ("role", Some(role.id)),
-            json!({"permissions": stored}),
-        )
-        .await?;
+        audit::record(&mut tx, actor, "role.permissions", ("role", Some(role.id)), json!({"permissions": stored}))
+            .await?;
         tx.commit().await?;
         self.role_by_name(name).await
     }
@@ -248,9 +227,7 @@ impl Accounts {
         let username = super::users::require_name("username", username)?;
         let email = email.trim().to_string();
         let role = self.role_by_name(role).await?;
-        let hash = password
-            .map(|p| passwords::hash_new_password(p, self.policy.password_min_length))
-            .transpose()?;
+        let hash = password.map(|p| passwords::hash_new_password(p, self.policy.password_min_length)).transpose()?;
         let mut tx = self.db.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO admins (username, username_norm, email, role_id, password_hash, created_at) \
@@ -286,21 +263,15 @@ impl Accounts {
     }
 
     pub async fn admin_by_username(&self, username: &str) -> Result<Admin> {
-        sqlx::query_as(composed(format!(
-            "{SELECT_ADMIN} WHERE a.username_norm = $1"
-        )))
-        .bind(username.trim().to_lowercase())
-        .fetch_optional(self.db.pool())
-        .await?
-        .ok_or_else(|| Error::not_found("admin", username))
+        sqlx::query_as(composed(format!("{SELECT_ADMIN} WHERE a.username_norm = $1")))
+            .bind(username.trim().to_lowercase())
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::not_found("admin", username))
     }
 
     pub async fn list_admins(&self) -> Result<Vec<Admin>> {
-        Ok(
-            sqlx::query_as(composed(format!("{SELECT_ADMIN} ORDER BY a.id")))
-                .fetch_all(self.db.pool())
-                .await?,
-        )
+        Ok(sqlx::query_as(composed(format!("{SELECT_ADMIN} ORDER BY a.id"))).fetch_all(self.db.pool()).await?)
     }
 
     pub async fn set_admin_role(&self, actor: &Actor, admin_id: i64, role: &str) -> Result<Admin> {
@@ -312,14 +283,7 @@ impl Accounts {
             .bind(admin_id)
             .execute(&mut *tx)
             .await?;
-        audit::record(
-            &mut tx,
-            actor,
-            "admin.role",
-            ("admin", Some(admin_id)),
-            json!({"role": role.name}),
-        )
-        .await?;
+        audit::record(&mut tx, actor, "admin.role", ("admin", Some(admin_id)), json!({"role": role.name})).await?;
         tx.commit().await?;
         self.admin(admin_id).await
     }
@@ -335,12 +299,7 @@ impl Accounts {
         }
     }
 
-    pub async fn create_api_token(
-        &self,
-        actor: &Actor,
-        admin_id: i64,
-        name: &str,
-    ) -> Result<CreatedToken> {
+    pub async fn create_api_token(&self, actor: &Actor, admin_id: i64, name: &str) -> Result<CreatedToken> {
         self.admin(admin_id).await?;
         let name = super::users::require_name("token name", name)?;
         let token = tokens::generate(TOKEN_PREFIX);
@@ -363,10 +322,7 @@ impl Accounts {
         )
         .await?;
         tx.commit().await?;
-        Ok(CreatedToken {
-            info,
-            token: token.raw,
-        })
+        Ok(CreatedToken { info, token: token.raw })
     }
 
     pub async fn list_api_tokens(&self, admin_id: Option<i64>) -> Result<Vec<ApiToken>> {
@@ -388,14 +344,8 @@ impl Accounts {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("active API token", id))?;
-        audit::record(
-            &mut tx,
-            actor,
-            "api_token.revoke",
-            ("admin", Some(info.admin_id)),
-            json!({"token_id": id}),
-        )
-        .await?;
+        audit::record(&mut tx, actor, "api_token.revoke", ("admin", Some(info.admin_id)), json!({"token_id": id}))
+            .await?;
         tx.commit().await?;
         Ok(info)
     }
@@ -404,11 +354,12 @@ impl Accounts {
     pub async fn authenticate_api_token(&self, raw: &str) -> Result<Admin> {
         let invalid = || Error::refused(code::INVALID_TOKEN, "the API token is not valid");
         let presented = tokens::digest(raw.trim());
-        let row: Option<(i64, i64, String)> =
-            sqlx::query_as("SELECT id, admin_id, token_hash FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-                .bind(&presented)
-                .fetch_optional(self.db.pool())
-                .await?;
+        let row: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT id, admin_id, token_hash FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(&presented)
+        .fetch_optional(self.db.pool())
+        .await?;
         let (id, admin_id, stored) = row.ok_or_else(invalid)?;
         if !tokens::ct_eq(&stored, &presented) {
             return Err(invalid());
@@ -427,35 +378,16 @@ impl Accounts {
 
     /// First-run set-up: the full-permission role, the first admin and an API token for them.
     /// Refused once any admin exists.
-    pub async fn bootstrap_admin(
-        &self,
-        actor: &Actor,
-        username: &str,
-        email: &str,
-    ) -> Result<(Admin, CreatedToken)> {
-        let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins")
-            .fetch_one(self.db.pool())
-            .await?;
+    pub async fn bootstrap_admin(&self, actor: &Actor, username: &str, email: &str) -> Result<(Admin, CreatedToken)> {
+        let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins").fetch_one(self.db.pool()).await?;
         if admins > 0 {
-            return Err(Error::refused(
-                code::ALREADY_INITIALIZED,
-                "this database already has admin users",
-            ));
+            return Err(Error::refused(code::ALREADY_INITIALIZED, "this database already has admin users"));
         }
         if self.role_by_name(FULL_ROLE).await.is_err() {
-            self.create_role(
-                actor,
-                FULL_ROLE,
-                &AdminPermission::ALL.iter().copied().collect(),
-            )
-            .await?;
+            self.create_role(actor, FULL_ROLE, &AdminPermission::ALL.iter().copied().collect()).await?;
         }
-        let admin = self
-            .create_admin(actor, username, email, FULL_ROLE, None)
-            .await?;
-        let token = self
-            .create_api_token(actor, admin.id, "initial token")
-            .await?;
+        let admin = self.create_admin(actor, username, email, FULL_ROLE, None).await?;
+        let token = self.create_api_token(actor, admin.id, "initial token").await?;
         Ok((admin, token))
     }
 }

@@ -20,28 +20,13 @@ pub struct Actor {
 impl Actor {
     /// The system itself: the CLI run by an operator, cron, or a migration.
     pub fn system(label: &str) -> Self {
-        Self {
-            kind: "system",
-            id: None,
-            label: label.into(),
-            ip: None,
-        }
+        Self { kind: "system", id: None, label: label.into(), ip: None }
     }
     pub fn admin(id: i64, username: &str) -> Self {
-        Self {
-            kind: "admin",
-            id: Some(id),
-            label: username.into(),
-            ip: None,
-        }
+        Self { kind: "admin", id: Some(id), label: username.into(), ip: None }
     }
     pub fn user(id: i64, email: &str) -> Self {
-        Self {
-            kind: "user",
-            id: Some(id),
-            label: email.into(),
-            ip: None,
-        }
+        Self { kind: "user", id: Some(id), label: email.into(), ip: None }
     }
     pub fn with_ip(mut self, ip: impl Into<String>) -> Self {
         self.ip = Some(ip.into());
@@ -92,11 +77,7 @@ pub(crate) async fn record(
 
 impl Accounts {
     /// The most recent entries, newest first; optionally only those about one record.
-    pub async fn audit_log(
-        &self,
-        target: Option<(&str, i64)>,
-        limit: i64,
-    ) -> Result<Vec<AuditEntry>> {
+    pub async fn audit_log(&self, target: Option<(&str, i64)>, limit: i64) -> Result<Vec<AuditEntry>> {
         let rows = match target {
             Some((kind, id)) => {
                 sqlx::query_as(

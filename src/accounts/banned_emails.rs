@@ -45,11 +45,7 @@ impl Accounts {
     }
 
     pub async fn list_banned_domains(&self) -> Result<Vec<BannedDomain>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM banned_email_domains ORDER BY domain")
-                .fetch_all(self.db.pool())
-                .await?,
-        )
+        Ok(sqlx::query_as("SELECT * FROM banned_email_domains ORDER BY domain").fetch_all(self.db.pool()).await?)
     }
 
     pub async fn unban_domain(&self, actor: &Actor, domain: &str) -> Result<()> {
@@ -103,18 +99,13 @@ impl Accounts {
         let Some(domain) = self.banned_entry_for(email).await? else {
             return Ok(());
         };
-        sqlx::query(
-            "UPDATE banned_email_domains SET blocked_count = blocked_count + 1 WHERE domain = $1",
-        )
-        .bind(&domain)
-        .execute(self.db.pool())
-        .await?;
+        sqlx::query("UPDATE banned_email_domains SET blocked_count = blocked_count + 1 WHERE domain = $1")
+            .bind(&domain)
+            .execute(self.db.pool())
+            .await?;
         Err(Error::refused(
             code::BANNED_EMAIL_DOMAIN,
-            format!(
-                "email addresses at {} are not accepted (banned domain {domain})",
-                email.domain
-            ),
+            format!("email addresses at {} are not accepted (banned domain {domain})", email.domain),
         ))
     }
 }

@@ -28,9 +28,9 @@ impl FromStr for ClientStatus {
             "active" => Ok(Self::Active),
             "inactive" => Ok(Self::Inactive),
             "closed" => Ok(Self::Closed),
-            other => Err(Error::invalid(format!(
-                "unknown client status `{other}`; expected active, inactive or closed"
-            ))),
+            other => {
+                Err(Error::invalid(format!("unknown client status `{other}`; expected active, inactive or closed")))
+            }
         }
     }
 }
@@ -53,14 +53,7 @@ impl fmt::Display for ClientStatus {
 }
 
 /// The kinds of email a client can opt out of.
-pub const EMAIL_KINDS: &[&str] = &[
-    "general",
-    "product",
-    "domain",
-    "invoice",
-    "support",
-    "affiliate",
-];
+pub const EMAIL_KINDS: &[&str] = &["general", "product", "domain", "invoice", "support", "affiliate"];
 
 /// The email kinds a client receives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,10 +69,7 @@ impl EmailPrefs {
         for k in super::split_csv(list) {
             let k = k.to_ascii_lowercase();
             if !EMAIL_KINDS.contains(&k.as_str()) {
-                return Err(Error::invalid(format!(
-                    "unknown email kind `{k}`; expected {}",
-                    EMAIL_KINDS.join(", ")
-                )));
+                return Err(Error::invalid(format!("unknown email kind `{k}`; expected {}", EMAIL_KINDS.join(", "))));
             }
             if !kinds.contains(&k) {
                 kinds.push(k);
@@ -187,10 +177,7 @@ fn country_code(raw: &str) -> Result<String> {
     if code.is_empty() || (code.len() == 2 && ISO_3166_ALPHA2.split(' ').any(|c| c == code)) {
         Ok(code)
     } else {
-        Err(Error::invalid(format!(
-            "`{}` is not an ISO 3166-1 alpha-2 country code such as GB or US",
-            raw.trim()
-        )))
+        Err(Error::invalid(format!("`{}` is not an ISO 3166-1 alpha-2 country code such as GB or US", raw.trim())))
     }
 }
 
@@ -205,18 +192,10 @@ impl Client {
             }
         };
         if let Some(v) = &u.first_name {
-            set(
-                "first_name",
-                &mut self.first_name,
-                require_name("first name", v)?,
-            );
+            set("first_name", &mut self.first_name, require_name("first name", v)?);
         }
         if let Some(v) = &u.last_name {
-            set(
-                "last_name",
-                &mut self.last_name,
-                require_name("last name", v)?,
-            );
+            set("last_name", &mut self.last_name, require_name("last name", v)?);
         }
         if let Some(v) = &u.email {
             set("email", &mut self.email, Email::parse(v)?.display);
@@ -246,10 +225,7 @@ impl Client {
             self.status = s;
         }
         if let Some(p) = u.email_prefs.as_ref().filter(|p| **p != self.email_prefs) {
-            changed.insert(
-                "email_prefs".into(),
-                json!({"from": self.email_prefs, "to": p}),
-            );
+            changed.insert("email_prefs".into(), json!({"from": self.email_prefs, "to": p}));
             self.email_prefs = p.clone();
         }
         Ok(changed)
@@ -283,9 +259,7 @@ impl Accounts {
             updated_at: 0,
         };
         let (Some(first), Some(last), Some(email)) = (&f.first_name, &f.last_name, &f.email) else {
-            return Err(Error::invalid(
-                "a client needs an email, a first name and a last name",
-            ));
+            return Err(Error::invalid("a client needs an email, a first name and a last name"));
         };
         client.apply(f)?;
         let email = Email::parse(email)?;
@@ -310,11 +284,7 @@ impl Accounts {
 
         let mut tx = self.db.begin().await?;
         let owner_id = match (new_owner, &new.owner) {
-            (Some((owner, (email, hash))), _) => {
-                Self::insert_user(&mut tx, actor, &owner, &email, hash)
-                    .await?
-                    .id
-            }
+            (Some((owner, (email, hash))), _) => Self::insert_user(&mut tx, actor, &owner, &email, hash).await?.id,
             (None, OwnerSpec::Existing(id)) => *id,
             (None, OwnerSpec::NewUser { .. }) => unreachable!("prepared above"),
         };
@@ -374,11 +344,7 @@ impl Accounts {
 
     /// Clients, by id, optionally only those with a status or matching a search term
     /// (email, name or company, case-insensitive).
-    pub async fn list_clients(
-        &self,
-        status: Option<ClientStatus>,
-        search: Option<&str>,
-    ) -> Result<Vec<Client>> {
+    pub async fn list_clients(&self, status: Option<ClientStatus>, search: Option<&str>) -> Result<Vec<Client>> {
         let pattern = format!("%{}%", search.unwrap_or("").trim().to_lowercase());
         Ok(sqlx::query_as(
             "SELECT * FROM clients WHERE ($1 = '' OR status = $1) \
@@ -391,12 +357,7 @@ impl Accounts {
         .await?)
     }
 
-    pub async fn update_client(
-        &self,
-        actor: &Actor,
-        id: i64,
-        update: ClientUpdate,
-    ) -> Result<Client> {
+    pub async fn update_client(&self, actor: &Actor, id: i64, update: ClientUpdate) -> Result<Client> {
         let mut client = self.client(id).await?;
         let old_email = client.email.to_lowercase();
         let changed = client.apply(&update)?;
@@ -433,71 +394,37 @@ impl Accounts {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        audit::record(
-            &mut tx,
-            actor,
-            "client.update",
-            ("client", Some(id)),
-            changed.into(),
-        )
-        .await?;
+        audit::record(&mut tx, actor, "client.update", ("client", Some(id)), changed.into()).await?;
         tx.commit().await?;
         Ok(updated)
     }
 
     /// Closes a client: it is kept for the records but can no longer be used to log in.
     pub async fn close_client(&self, actor: &Actor, id: i64) -> Result<Client> {
-        self.update_client(
-            actor,
-            id,
-            ClientUpdate {
-                status: Some(ClientStatus::Closed),
-                ..Default::default()
-            },
-        )
-        .await
+        self.update_client(actor, id, ClientUpdate { status: Some(ClientStatus::Closed), ..Default::default() }).await
     }
 
     /// Deletes a client with its memberships and invites. With `delete_users`, its users are
     /// deleted too — but only those left without any other client.
-    pub async fn delete_client(
-        &self,
-        actor: &Actor,
-        id: i64,
-        delete_users: bool,
-    ) -> Result<DeletedClient> {
+    pub async fn delete_client(&self, actor: &Actor, id: i64, delete_users: bool) -> Result<DeletedClient> {
         let client = self.client(id).await?;
         let mut tx = self.db.begin().await?;
-        let members: Vec<i64> = sqlx::query_scalar(
-            "SELECT user_id FROM memberships WHERE client_id = $1 ORDER BY user_id",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM clients WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let members: Vec<i64> =
+            sqlx::query_scalar("SELECT user_id FROM memberships WHERE client_id = $1 ORDER BY user_id")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM clients WHERE id = $1").bind(id).execute(&mut *tx).await?;
         let (mut deleted_users, mut kept_users) = (Vec::new(), Vec::new());
         for user_id in members {
-            let others: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE user_id = $1")
-                    .bind(user_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if delete_users && others == 0 {
-                sqlx::query("DELETE FROM users WHERE id = $1")
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                audit::record(
-                    &mut tx,
-                    actor,
-                    "user.delete",
-                    ("user", Some(user_id)),
-                    json!({"with_client": id}),
-                )
+            let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
                 .await?;
+            if delete_users && others == 0 {
+                sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+                audit::record(&mut tx, actor, "user.delete", ("user", Some(user_id)), json!({"with_client": id}))
+                    .await?;
                 deleted_users.push(user_id);
             } else {
                 kept_users.push(user_id);
@@ -512,10 +439,6 @@ impl Accounts {
         )
         .await?;
         tx.commit().await?;
-        Ok(DeletedClient {
-            id,
-            deleted_users,
-            kept_users,
-        })
+        Ok(DeletedClient { id, deleted_users, kept_users })
     }
 }

@@ -18,12 +18,7 @@ pub(crate) struct Email {
 impl Email {
     pub fn parse(raw: &str) -> Result<Self> {
         let display = raw.trim().to_string();
-        let invalid = || {
-            Error::refused(
-                code::INVALID_EMAIL,
-                format!("`{display}` is not a valid email address"),
-            )
-        };
+        let invalid = || Error::refused(code::INVALID_EMAIL, format!("`{display}` is not a valid email address"));
         let parsed = EmailAddress::from_str(&display).map_err(|_| invalid())?;
         let domain = parsed.domain().to_ascii_lowercase();
         // Display names (`Ann <ann@x>`) and bracketed IP literals are valid RFC 5322 but not a
@@ -31,21 +26,13 @@ impl Email {
         if parsed.email() != display || !domain.contains('.') || domain.starts_with('[') {
             return Err(invalid());
         }
-        Ok(Self {
-            norm: display.to_lowercase(),
-            display,
-            domain,
-        })
+        Ok(Self { norm: display.to_lowercase(), display, domain })
     }
 }
 
 /// Normalizes a banned domain as entered: lower-case, without a leading `@` or `.`.
 pub(crate) fn normalize_domain(raw: &str) -> Result<String> {
-    let d = raw
-        .trim()
-        .trim_start_matches(['@', '.'])
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+    let d = raw.trim().trim_start_matches(['@', '.']).trim_end_matches('.').to_ascii_lowercase();
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
@@ -54,10 +41,7 @@ pub(crate) fn normalize_domain(raw: &str) -> Result<String> {
             && !l.ends_with('-')
     };
     if d.len() > 253 || !d.contains('.') || !d.split('.').all(label_ok) {
-        return Err(Error::invalid(format!(
-            "`{}` is not a domain name such as example.com",
-            raw.trim()
-        )));
+        return Err(Error::invalid(format!("`{}` is not a domain name such as example.com", raw.trim())));
     }
     Ok(d)
 }
@@ -72,28 +56,14 @@ mod tests {
         assert_eq!(e.display, "Ann.Lee@Example.COM");
         assert_eq!(e.norm, "ann.lee@example.com");
         assert_eq!(e.domain, "example.com");
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@example.com",
-            "ann@localhost",
-            "Ann <ann@example.com>",
-        ] {
-            assert_eq!(
-                Email::parse(bad).unwrap_err().code(),
-                code::INVALID_EMAIL,
-                "{bad}"
-            );
+        for bad in ["", "ann", "ann@", "@example.com", "ann@localhost", "Ann <ann@example.com>"] {
+            assert_eq!(Email::parse(bad).unwrap_err().code(), code::INVALID_EMAIL, "{bad}");
         }
     }
 
     #[test]
     fn domains_normalize() {
-        assert_eq!(
-            normalize_domain("@Mail.Example.com").unwrap(),
-            "mail.example.com"
-        );
+        assert_eq!(normalize_domain("@Mail.Example.com").unwrap(), "mail.example.com");
         assert!(normalize_domain("not a domain").is_err());
         assert!(normalize_domain("com").is_err());
     }

@@ -96,10 +96,7 @@ const INVITE_COLUMNS: &str = "id, client_id, email, permissions, invited_by_user
      accepted_at, accepted_user_id, cancelled_at";
 
 fn invite_invalid() -> Error {
-    Error::refused(
-        code::INVITE_INVALID,
-        "this invite link is not valid; it may have been used or cancelled",
-    )
+    Error::refused(code::INVITE_INVALID, "this invite link is not valid; it may have been used or cancelled")
 }
 
 impl Accounts {
@@ -113,10 +110,7 @@ impl Accounts {
     ) -> Result<CreatedInvite> {
         let client = self.client(client_id).await?;
         if client.status == ClientStatus::Closed {
-            return Err(Error::refused(
-                code::CLIENT_CLOSED,
-                format!("client {client_id} is closed"),
-            ));
+            return Err(Error::refused(code::CLIENT_CLOSED, format!("client {client_id} is closed")));
         }
         let email = Email::parse(email)?;
         let token = tokens::generate("inv_");
@@ -144,10 +138,7 @@ impl Accounts {
         )
         .await?;
         tx.commit().await?;
-        Ok(CreatedInvite {
-            invite: row.into_invite(ts),
-            token: token.raw,
-        })
+        Ok(CreatedInvite { invite: row.into_invite(ts), token: token.raw })
     }
 
     /// Invites of one client (or all), newest first.
@@ -173,57 +164,41 @@ impl Accounts {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM invites WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM invites WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
             return Err(match exists {
-                Some(_) => Error::refused(
-                    code::INVITE_INVALID,
-                    format!("invite {id} was already accepted or cancelled"),
-                ),
+                Some(_) => {
+                    Error::refused(code::INVITE_INVALID, format!("invite {id} was already accepted or cancelled"))
+                }
                 None => Error::not_found("invite", id),
             });
         };
-        audit::record(
-            &mut tx,
-            actor,
-            "invite.cancel",
-            ("client", Some(row.client_id)),
-            json!({"invite_id": id}),
-        )
-        .await?;
+        audit::record(&mut tx, actor, "invite.cancel", ("client", Some(row.client_id)), json!({"invite_id": id}))
+            .await?;
         tx.commit().await?;
         Ok(row.into_invite(now()))
     }
 
     /// The pending invite a token belongs to, for showing the invite page before accepting.
     pub async fn invite_by_token(&self, token: &str) -> Result<Invite> {
-        let row: Option<InviteRow> = sqlx::query_as(composed(format!(
-            "SELECT {INVITE_COLUMNS} FROM invites WHERE token_hash = $1"
-        )))
-        .bind(tokens::digest(token))
-        .fetch_optional(self.db.pool())
-        .await?;
+        let row: Option<InviteRow> =
+            sqlx::query_as(composed(format!("SELECT {INVITE_COLUMNS} FROM invites WHERE token_hash = $1")))
+                .bind(tokens::digest(token))
+                .fetch_optional(self.db.pool())
+                .await?;
         let invite = row.ok_or_else(invite_invalid)?.into_invite(now());
         match invite.status {
             InviteStatus::Pending => Ok(invite),
-            InviteStatus::Expired => Err(Error::refused(
-                code::INVITE_EXPIRED,
-                "this invite link has expired; ask for a new one",
-            )),
+            InviteStatus::Expired => {
+                Err(Error::refused(code::INVITE_EXPIRED, "this invite link has expired; ask for a new one"))
+            }
             _ => Err(invite_invalid()),
         }
     }
 
     /// Accepts an invite: the (existing or newly registered) user joins the client with the
     /// invited permissions. The token is spent atomically, so it works exactly once.
-    pub async fn accept_invite(
-        &self,
-        actor: &Actor,
-        token: &str,
-        acceptance: Acceptance,
-    ) -> Result<Membership> {
+    pub async fn accept_invite(&self, actor: &Actor, token: &str, acceptance: Acceptance) -> Result<Membership> {
         let invite = self.invite_by_token(token).await?;
         let prepared = match &acceptance {
             Acceptance::ExistingUser(id) => {
@@ -249,9 +224,7 @@ impl Accounts {
         let user_id = match (acceptance, prepared) {
             (Acceptance::ExistingUser(id), _) => id,
             (Acceptance::NewUser(new), Some((email, hash))) => {
-                Self::insert_user(&mut tx, actor, &new, &email, hash)
-                    .await?
-                    .id
+                Self::insert_user(&mut tx, actor, &new, &email, hash).await?.id
             }
             (Acceptance::NewUser(_), None) => unreachable!("prepared above"),
         };
@@ -269,10 +242,7 @@ impl Accounts {
         if joined == 0 {
             return Err(Error::refused(
                 code::ALREADY_ASSOCIATED,
-                format!(
-                    "user {user_id} is already associated with client {}",
-                    invite.client_id
-                ),
+                format!("user {user_id} is already associated with client {}", invite.client_id),
             ));
         }
         sqlx::query("UPDATE invites SET accepted_user_id = $1 WHERE id = $2")
@@ -288,12 +258,10 @@ impl Accounts {
             json!({"invite_id": invite.id, "user_id": user_id}),
         )
         .await?;
-        tx.commit()
-            .await
-            .map_err(|e| match is_unique_violation(&e) {
-                true => Error::refused(code::USER_EXISTS, "a user with that email already exists"),
-                false => e.into(),
-            })?;
+        tx.commit().await.map_err(|e| match is_unique_violation(&e) {
+            true => Error::refused(code::USER_EXISTS, "a user with that email already exists"),
+            false => e.into(),
+        })?;
         self.membership(user_id, invite.client_id)
             .await?
             .ok_or_else(|| Error::Internal("membership vanished after accepting an invite".into()))

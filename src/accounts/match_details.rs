@@ -22,9 +22,7 @@ impl FromStr for CopyDirection {
         match s {
             "user" => Ok(Self::UserToClient),
             "client" => Ok(Self::ClientToUser),
-            other => Err(Error::invalid(format!(
-                "`{other}` is not a source; expected user or client"
-            ))),
+            other => Err(Error::invalid(format!("`{other}` is not a source; expected user or client"))),
         }
     }
 }
@@ -32,13 +30,7 @@ impl FromStr for CopyDirection {
 impl Accounts {
     /// Copies first name, last name, email and language between an associated user and client.
     /// Email rules (validity, banned domains, user uniqueness) apply to the copied address.
-    pub async fn match_details(
-        &self,
-        actor: &Actor,
-        user_id: i64,
-        client_id: i64,
-        from: CopyDirection,
-    ) -> Result<()> {
+    pub async fn match_details(&self, actor: &Actor, user_id: i64, client_id: i64, from: CopyDirection) -> Result<()> {
         let user = self.user(user_id).await?;
         let client = self.client(client_id).await?;
         if self.membership(user_id, client_id).await?.is_none() {
@@ -69,11 +61,7 @@ impl Accounts {
             }
         }
         let mut conn = self.db.pool().acquire().await?;
-        let direction = if from == CopyDirection::UserToClient {
-            "user_to_client"
-        } else {
-            "client_to_user"
-        };
+        let direction = if from == CopyDirection::UserToClient { "user_to_client" } else { "client_to_user" };
         audit::record(
             &mut conn,
             actor,

@@ -41,11 +41,7 @@ impl From<MembershipRow> for Membership {
             client_id: r.client_id,
             user_id: r.user_id,
             is_owner,
-            permissions: if is_owner {
-                Permissions::all()
-            } else {
-                Permissions::from_stored(&r.permissions)
-            },
+            permissions: if is_owner { Permissions::all() } else { Permissions::from_stored(&r.permissions) },
             user_email: r.user_email,
             client_name: r.client_name,
             client_status: r.client_status,
@@ -62,10 +58,7 @@ const SELECT_MEMBERSHIP: &str = "SELECT m.client_id, m.user_id, m.permissions, m
      FROM memberships m JOIN clients c ON c.id = m.client_id JOIN users u ON u.id = m.user_id";
 
 fn not_associated(user_id: i64, client_id: i64) -> Error {
-    Error::refused(
-        code::NOT_ASSOCIATED,
-        format!("user {user_id} is not associated with client {client_id}"),
-    )
+    Error::refused(code::NOT_ASSOCIATED, format!("user {user_id} is not associated with client {client_id}"))
 }
 
 fn owner_cannot_be_removed(user_id: i64, client_id: i64) -> Error {
@@ -77,13 +70,12 @@ fn owner_cannot_be_removed(user_id: i64, client_id: i64) -> Error {
 
 impl Accounts {
     pub async fn membership(&self, user_id: i64, client_id: i64) -> Result<Option<Membership>> {
-        let row: Option<MembershipRow> = sqlx::query_as(composed(format!(
-            "{SELECT_MEMBERSHIP} WHERE m.user_id = $1 AND m.client_id = $2"
-        )))
-        .bind(user_id)
-        .bind(client_id)
-        .fetch_optional(self.db.pool())
-        .await?;
+        let row: Option<MembershipRow> =
+            sqlx::query_as(composed(format!("{SELECT_MEMBERSHIP} WHERE m.user_id = $1 AND m.client_id = $2")))
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(self.db.pool())
+                .await?;
         Ok(row.map(Into::into))
     }
 
@@ -102,12 +94,11 @@ impl Accounts {
     /// The clients a user belongs to, by client id.
     pub async fn clients_of_user(&self, user_id: i64) -> Result<Vec<Membership>> {
         self.user(user_id).await?;
-        let rows: Vec<MembershipRow> = sqlx::query_as(composed(format!(
-            "{SELECT_MEMBERSHIP} WHERE m.user_id = $1 ORDER BY m.client_id"
-        )))
-        .bind(user_id)
-        .fetch_all(self.db.pool())
-        .await?;
+        let rows: Vec<MembershipRow> =
+            sqlx::query_as(composed(format!("{SELECT_MEMBERSHIP} WHERE m.user_id = $1 ORDER BY m.client_id")))
+                .bind(user_id)
+                .fetch_all(self.db.pool())
+                .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -122,10 +113,7 @@ impl Accounts {
         self.user(user_id).await?;
         let client = self.client(client_id).await?;
         if client.status == ClientStatus::Closed {
-            return Err(Error::refused(
-                code::CLIENT_CLOSED,
-                format!("client {client_id} is closed"),
-            ));
+            return Err(Error::refused(code::CLIENT_CLOSED, format!("client {client_id} is closed")));
         }
         let mut tx = self.db.begin().await?;
         let inserted = sqlx::query(
@@ -154,17 +142,12 @@ impl Accounts {
         )
         .await?;
         tx.commit().await?;
-        self.membership(user_id, client_id)
-            .await?
-            .ok_or_else(|| not_associated(user_id, client_id))
+        self.membership(user_id, client_id).await?.ok_or_else(|| not_associated(user_id, client_id))
     }
 
     /// Removes a user's access to a client. The owner can never be removed.
     pub async fn dissociate(&self, actor: &Actor, user_id: i64, client_id: i64) -> Result<()> {
-        let member = self
-            .membership(user_id, client_id)
-            .await?
-            .ok_or_else(|| not_associated(user_id, client_id))?;
+        let member = self.membership(user_id, client_id).await?.ok_or_else(|| not_associated(user_id, client_id))?;
         if member.is_owner {
             return Err(owner_cannot_be_removed(user_id, client_id));
         }
@@ -178,21 +161,13 @@ impl Accounts {
         if removed == 0 {
             return Err(not_associated(user_id, client_id));
         }
-        audit::record(
-            &mut tx,
-            actor,
-            "membership.delete",
-            ("client", Some(client_id)),
-            json!({"user_id": user_id}),
-        )
-        .await?;
+        audit::record(&mut tx, actor, "membership.delete", ("client", Some(client_id)), json!({"user_id": user_id}))
+            .await?;
         // The user may have become the owner meanwhile: the deferred ownership key refuses then.
-        tx.commit()
-            .await
-            .map_err(|e| match is_foreign_key_violation(&e) {
-                true => owner_cannot_be_removed(user_id, client_id),
-                false => e.into(),
-            })
+        tx.commit().await.map_err(|e| match is_foreign_key_violation(&e) {
+            true => owner_cannot_be_removed(user_id, client_id),
+            false => e.into(),
+        })
     }
 
     /// Replaces a user's permissions on a client. The owner's permissions are fixed (all).
@@ -203,10 +178,7 @@ impl Accounts {
         client_id: i64,
         permissions: &Permissions,
     ) -> Result<Membership> {
-        let member = self
-            .membership(user_id, client_id)
-            .await?
-            .ok_or_else(|| not_associated(user_id, client_id))?;
+        let member = self.membership(user_id, client_id).await?.ok_or_else(|| not_associated(user_id, client_id))?;
         if member.is_owner {
             return Err(Error::refused(
                 code::OWNER_PERMISSIONS_FIXED,
@@ -240,23 +212,14 @@ impl Accounts {
         )
         .await?;
         tx.commit().await?;
-        self.membership(user_id, client_id)
-            .await?
-            .ok_or_else(|| not_associated(user_id, client_id))
+        self.membership(user_id, client_id).await?.ok_or_else(|| not_associated(user_id, client_id))
     }
 
     /// Makes an associated user the client's owner; the previous owner stays associated with
     /// every permission until someone changes them.
-    pub async fn make_owner(
-        &self,
-        actor: &Actor,
-        user_id: i64,
-        client_id: i64,
-    ) -> Result<Membership> {
+    pub async fn make_owner(&self, actor: &Actor, user_id: i64, client_id: i64) -> Result<Membership> {
         let client = self.client(client_id).await?;
-        self.membership(user_id, client_id)
-            .await?
-            .ok_or_else(|| not_associated(user_id, client_id))?;
+        self.membership(user_id, client_id).await?.ok_or_else(|| not_associated(user_id, client_id))?;
         let mut tx = self.db.begin().await?;
         let previous: i64 = sqlx::query_scalar("SELECT owner_user_id FROM clients WHERE id = $1")
             .bind(client_id)
@@ -269,15 +232,13 @@ impl Accounts {
             .execute(&mut *tx)
             .await?;
         // The old owner keeps the full set it effectively had.
-        sqlx::query(
-            "UPDATE memberships SET permissions = $1 WHERE client_id = $2 AND user_id IN ($3, $4)",
-        )
-        .bind(Permissions::all().to_stored())
-        .bind(client_id)
-        .bind(user_id)
-        .bind(previous)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE memberships SET permissions = $1 WHERE client_id = $2 AND user_id IN ($3, $4)")
+            .bind(Permissions::all().to_stored())
+            .bind(client_id)
+            .bind(user_id)
+            .bind(previous)
+            .execute(&mut *tx)
+            .await?;
         audit::record(
             &mut tx,
             actor,
@@ -287,14 +248,10 @@ impl Accounts {
         )
         .await?;
         // A concurrent dissociation of the new owner fails the deferred ownership key.
-        tx.commit()
-            .await
-            .map_err(|e| match is_foreign_key_violation(&e) {
-                true => not_associated(user_id, client_id),
-                false => e.into(),
-            })?;
-        self.membership(user_id, client_id)
-            .await?
-            .ok_or_else(|| not_associated(user_id, client_id))
+        tx.commit().await.map_err(|e| match is_foreign_key_violation(&e) {
+            true => not_associated(user_id, client_id),
+            false => e.into(),
+        })?;
+        self.membership(user_id, client_id).await?.ok_or_else(|| not_associated(user_id, client_id))
     }
 }

@@ -20,10 +20,7 @@ mod users;
 pub use admins::{Admin, AdminPermission, ApiToken, CreatedToken, Role};
 pub use audit::{Actor, AuditEntry};
 pub use banned_emails::BannedDomain;
-pub use clients::{
-    Client, ClientStatus, ClientUpdate, DeletedClient, EMAIL_KINDS, EmailPrefs, NewClient,
-    OwnerSpec,
-};
+pub use clients::{Client, ClientStatus, ClientUpdate, DeletedClient, EMAIL_KINDS, EmailPrefs, NewClient, OwnerSpec};
 pub use invites::{Acceptance, CreatedInvite, Invite, InviteStatus};
 pub use match_details::CopyDirection;
 pub use memberships::Membership;
@@ -74,11 +71,7 @@ impl Accounts {
 
 /// Joins values into the comma-separated form stored in TEXT columns.
 fn join_csv<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
-    items
-        .into_iter()
-        .map(|s| s.as_ref().to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+    items.into_iter().map(|s| s.as_ref().to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// Splits a stored comma-separated column.

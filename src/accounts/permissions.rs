@@ -80,19 +80,12 @@ impl Permissions {
     }
     /// Parses a user-supplied list such as `invoices,tickets`; unknown keys are refused.
     pub fn parse_list(list: &str) -> Result<Self, Error> {
-        super::split_csv(list)
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .map(Self)
+        super::split_csv(list).map(str::parse).collect::<Result<_, _>>().map(Self)
     }
     /// Reads a stored column. Unknown keys (from a newer version, or hand edits) are dropped
     /// here and reported by the doctor's accounts.integrity check.
     pub fn from_stored(stored: &str) -> Self {
-        Self(
-            super::split_csv(stored)
-                .filter_map(|k| k.parse().ok())
-                .collect(),
-        )
+        Self(super::split_csv(stored).filter_map(|k| k.parse().ok()).collect())
     }
     pub fn to_stored(&self) -> String {
         super::join_csv(self.0.iter().map(|p| p.key()))
@@ -124,12 +117,6 @@ mod tests {
         let err = Permissions::parse_list("invoices,flyplanes").unwrap_err();
         assert_eq!(err.code(), code::INVALID_PERMISSION);
         assert!(err.to_string().contains("flyplanes"));
-        assert_eq!(
-            Permissions::parse_list(" Invoices , tickets ")
-                .unwrap()
-                .iter()
-                .count(),
-            2
-        );
+        assert_eq!(Permissions::parse_list(" Invoices , tickets ").unwrap().iter().count(), 2);
     }
 }

@@ -22,30 +22,22 @@ const SELECT_QUESTION: &str = "SELECT q.id, q.question, q.created_at, \
      (SELECT COUNT(*) FROM users u WHERE u.security_question_id = q.id) AS users FROM security_questions q";
 
 impl Accounts {
-    pub async fn add_security_question(
-        &self,
-        actor: &Actor,
-        question: &str,
-    ) -> Result<SecurityQuestion> {
+    pub async fn add_security_question(&self, actor: &Actor, question: &str) -> Result<SecurityQuestion> {
         let question = question.trim();
         if question.is_empty() {
             return Err(Error::invalid("the question must not be empty"));
         }
         let mut tx = self.db.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO security_questions (question, created_at) VALUES ($1, $2) RETURNING id",
-        )
-        .bind(question)
-        .bind(now())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match is_unique_violation(&e) {
-            true => Error::refused(
-                code::ALREADY_EXISTS,
-                format!("the question `{question}` already exists"),
-            ),
-            false => e.into(),
-        })?;
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO security_questions (question, created_at) VALUES ($1, $2) RETURNING id")
+                .bind(question)
+                .bind(now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| match is_unique_violation(&e) {
+                    true => Error::refused(code::ALREADY_EXISTS, format!("the question `{question}` already exists")),
+                    false => e.into(),
+                })?;
         audit::record(
             &mut tx,
             actor,
@@ -67,34 +59,24 @@ impl Accounts {
     }
 
     pub async fn list_security_questions(&self) -> Result<Vec<SecurityQuestion>> {
-        Ok(
-            sqlx::query_as(composed(format!("{SELECT_QUESTION} ORDER BY q.id")))
-                .fetch_all(self.db.pool())
-                .await?,
-        )
+        Ok(sqlx::query_as(composed(format!("{SELECT_QUESTION} ORDER BY q.id"))).fetch_all(self.db.pool()).await?)
     }
 
     /// Deletes a question nobody has chosen.
     pub async fn remove_security_question(&self, actor: &Actor, id: i64) -> Result<()> {
         let q = self.security_question(id).await?;
         let mut tx = self.db.begin().await?;
-        let in_use: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE security_question_id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let in_use: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE security_question_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
         if in_use > 0 {
             return Err(Error::refused(
                 code::QUESTION_IN_USE,
-                format!(
-                    "security question {id} is chosen by {in_use} user(s) and cannot be deleted"
-                ),
+                format!("security question {id} is chosen by {in_use} user(s) and cannot be deleted"),
             ));
         }
-        sqlx::query("DELETE FROM security_questions WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM security_questions WHERE id = $1").bind(id).execute(&mut *tx).await?;
         audit::record(
             &mut tx,
             actor,

@@ -68,10 +68,7 @@ pub(crate) fn require_name(field: &str, value: &str) -> Result<String> {
 }
 
 fn user_exists(email: &str) -> Error {
-    Error::refused(
-        code::USER_EXISTS,
-        format!("a user with email {email} already exists"),
-    )
+    Error::refused(code::USER_EXISTS, format!("a user with email {email} already exists"))
 }
 
 impl Accounts {
@@ -82,10 +79,7 @@ impl Accounts {
         require_name("last name", &new.last_name)?;
         self.refuse_banned(&email).await?;
         let hash = match &new.password {
-            Some(p) => Some(passwords::hash_new_password(
-                p,
-                self.policy.password_min_length,
-            )?),
+            Some(p) => Some(passwords::hash_new_password(p, self.policy.password_min_length)?),
             None => None,
         };
         Ok((email, hash))
@@ -114,14 +108,7 @@ impl Accounts {
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| if is_unique_violation(&e) { user_exists(&email.display) } else { e.into() })?;
-        audit::record(
-            conn,
-            actor,
-            "user.create",
-            ("user", Some(user.id)),
-            json!({"email": user.email}),
-        )
-        .await?;
+        audit::record(conn, actor, "user.create", ("user", Some(user.id)), json!({"email": user.email})).await?;
         Ok(user)
     }
 
@@ -129,13 +116,7 @@ impl Accounts {
         let (email, hash) = self.prepare_user(&new).await?;
         let mut tx = self.db.begin().await?;
         let user = Self::insert_user(&mut tx, actor, &new, &email, hash).await?;
-        tx.commit().await.map_err(|e| {
-            if is_unique_violation(&e) {
-                user_exists(&email.display)
-            } else {
-                e.into()
-            }
-        })?;
+        tx.commit().await.map_err(|e| if is_unique_violation(&e) { user_exists(&email.display) } else { e.into() })?;
         Ok(user)
     }
 
@@ -174,10 +155,7 @@ impl Accounts {
                 self.refuse_banned(&email).await?;
             }
             if email.display != user.email {
-                changed.insert(
-                    "email".into(),
-                    json!({"from": user.email, "to": email.display}),
-                );
+                changed.insert("email".into(), json!({"from": user.email, "to": email.display}));
                 user.email = email.display;
                 user.email_norm = email.norm;
             }
@@ -195,10 +173,7 @@ impl Accounts {
             }
         }
         if let Some(lang) = &update.language {
-            changed.insert(
-                "language".into(),
-                json!({"from": user.language, "to": lang.trim()}),
-            );
+            changed.insert("language".into(), json!({"from": user.language, "to": lang.trim()}));
             user.language = lang.trim().to_string();
         }
         if changed.is_empty() {
@@ -219,14 +194,7 @@ impl Accounts {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| if is_unique_violation(&e) { user_exists(&user.email) } else { e.into() })?;
-        audit::record(
-            &mut tx,
-            actor,
-            "user.update",
-            ("user", Some(id)),
-            changed.into(),
-        )
-        .await?;
+        audit::record(&mut tx, actor, "user.update", ("user", Some(id)), changed.into()).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -241,14 +209,7 @@ impl Accounts {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        audit::record(
-            &mut tx,
-            actor,
-            "user.password_set",
-            ("user", Some(id)),
-            json!({}),
-        )
-        .await?;
+        audit::record(&mut tx, actor, "user.password_set", ("user", Some(id)), json!({})).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -257,42 +218,25 @@ impl Accounts {
     pub async fn delete_user(&self, actor: &Actor, id: i64) -> Result<()> {
         let user = self.user(id).await?;
         let mut tx = self.db.begin().await?;
-        let clients: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE user_id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let clients: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE user_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
         if clients > 0 {
             return Err(Error::refused(
                 code::USER_HAS_CLIENTS,
                 format!("user {id} still belongs to {clients} client(s); dissociate them first"),
             ));
         }
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        audit::record(
-            &mut tx,
-            actor,
-            "user.delete",
-            ("user", Some(id)),
-            json!({"email": user.email}),
-        )
-        .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        audit::record(&mut tx, actor, "user.delete", ("user", Some(id)), json!({"email": user.email})).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Sets the user's security question and answer; the answer is stored argon2id-hashed
     /// after trimming and lower-casing.
-    pub async fn set_security_answer(
-        &self,
-        actor: &Actor,
-        user_id: i64,
-        question_id: i64,
-        answer: &str,
-    ) -> Result<()> {
+    pub async fn set_security_answer(&self, actor: &Actor, user_id: i64, question_id: i64, answer: &str) -> Result<()> {
         self.user(user_id).await?;
         self.security_question(question_id).await?;
         let normalized = passwords::normalize_answer(answer);
@@ -301,13 +245,15 @@ impl Accounts {
         }
         let hash = passwords::hash(&normalized)?;
         let mut tx = self.db.begin().await?;
-        sqlx::query("UPDATE users SET security_question_id = $1, security_answer_hash = $2, updated_at = $3 WHERE id = $4")
-            .bind(question_id)
-            .bind(hash)
-            .bind(now())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET security_question_id = $1, security_answer_hash = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(question_id)
+        .bind(hash)
+        .bind(now())
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         audit::record(
             &mut tx,
             actor,

@@ -39,11 +39,7 @@ pub fn hash(secret: &str) -> Result<String> {
 /// Verifies a secret against a stored PHC string; any malformed hash verifies as false.
 pub fn verify(secret: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(secret.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
 }
 
@@ -67,15 +63,9 @@ mod tests {
 
     #[test]
     fn policy_is_length_only() {
-        assert_eq!(
-            hash_new_password("short", 12).unwrap_err().code(),
-            code::WEAK_PASSWORD
-        );
+        assert_eq!(hash_new_password("short", 12).unwrap_err().code(), code::WEAK_PASSWORD);
         assert!(hash_new_password("alllowercaseletters", 12).is_ok());
         let huge = "x".repeat(MAX_PASSWORD_BYTES + 1);
-        assert_eq!(
-            hash_new_password(&huge, 12).unwrap_err().code(),
-            code::WEAK_PASSWORD
-        );
+        assert_eq!(hash_new_password(&huge, 12).unwrap_err().code(), code::WEAK_PASSWORD);
     }
 }

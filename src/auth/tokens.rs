@@ -17,9 +17,7 @@ pub struct NewToken {
 /// Generates a token `PREFIX` + 43 URL-safe characters (32 random bytes).
 pub fn generate(prefix: &str) -> NewToken {
     let mut bytes = [0u8; 32];
-    OsRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the OS random number generator is available");
+    OsRng.try_fill_bytes(&mut bytes).expect("the OS random number generator is available");
     let raw = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = digest(&raw);
     NewToken { raw, hash }

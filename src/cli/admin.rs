@@ -84,18 +84,9 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
     let accounts = &ctx.accounts;
     let actor = &ctx.actor;
     match command {
-        AdminCommand::Add {
-            username,
-            email,
-            role,
-            password,
-        } => {
-            let admin = accounts
-                .create_admin(actor, &username, &email, &role, password.as_deref())
-                .await?;
-            out.emit(&admin, || {
-                format!("Created admin {} ({})", admin.id, admin.username)
-            })
+        AdminCommand::Add { username, email, role, password } => {
+            let admin = accounts.create_admin(actor, &username, &email, &role, password.as_deref()).await?;
+            out.emit(&admin, || format!("Created admin {} ({})", admin.id, admin.username))
         }
         AdminCommand::List => {
             let admins = accounts.list_admins().await?;
@@ -118,46 +109,25 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
             })
         }
         AdminCommand::Role(RoleCommand::Add { name, permissions }) => {
-            let role = accounts
-                .create_role(actor, &name, &parse_admin_permissions(&permissions)?)
-                .await?;
-            out.emit(&role, || {
-                format!(
-                    "Created role {} ({})",
-                    role.name,
-                    keys(role.permissions.iter())
-                )
-            })
+            let role = accounts.create_role(actor, &name, &parse_admin_permissions(&permissions)?).await?;
+            out.emit(&role, || format!("Created role {} ({})", role.name, keys(role.permissions.iter())))
         }
         AdminCommand::Role(RoleCommand::List) => {
             let roles = accounts.list_roles().await?;
             out.emit(&roles, || {
                 table(
                     &["ID", "NAME", "PERMISSIONS"],
-                    roles
-                        .iter()
-                        .map(|r| vec![r.id.to_string(), r.name.clone(), keys(r.permissions.iter())])
-                        .collect(),
+                    roles.iter().map(|r| vec![r.id.to_string(), r.name.clone(), keys(r.permissions.iter())]).collect(),
                 )
             })
         }
         AdminCommand::Role(RoleCommand::Set { name, permissions }) => {
-            let role = accounts
-                .set_role_permissions(actor, &name, &parse_admin_permissions(&permissions)?)
-                .await?;
-            out.emit(&role, || {
-                format!(
-                    "Role {} now has: {}",
-                    role.name,
-                    keys(role.permissions.iter())
-                )
-            })
+            let role = accounts.set_role_permissions(actor, &name, &parse_admin_permissions(&permissions)?).await?;
+            out.emit(&role, || format!("Role {} now has: {}", role.name, keys(role.permissions.iter())))
         }
         AdminCommand::Role(RoleCommand::Assign { admin, role }) => {
             let admin = accounts.set_admin_role(actor, admin, &role).await?;
-            out.emit(&admin, || {
-                format!("Admin {} now has role {role}", admin.username)
-            })
+            out.emit(&admin, || format!("Admin {} now has role {role}", admin.username))
         }
         AdminCommand::Token(TokenCommand::Create { admin, name }) => {
             let created = accounts.create_api_token(actor, admin, &name).await?;

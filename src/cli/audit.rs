@@ -48,11 +48,7 @@ pub async fn run(args: AuditArgs, ctx: &Context, out: &Output) -> Result<()> {
                             }
                         ),
                         e.action.clone(),
-                        format!(
-                            "{} {}",
-                            e.target_type,
-                            e.target_id.map(|i| i.to_string()).unwrap_or_default()
-                        ),
+                        format!("{} {}", e.target_type, e.target_id.map(|i| i.to_string()).unwrap_or_default()),
                         e.ip.clone().unwrap_or_else(|| "-".into()),
                         e.details.clone(),
                     ]

@@ -30,22 +30,14 @@ pub async fn run(command: BannedEmailCommand, ctx: &Context, out: &Output) -> Re
                 table(
                     &["DOMAIN", "BLOCKED", "SINCE"],
                     list.iter()
-                        .map(|b| {
-                            vec![
-                                b.domain.clone(),
-                                b.blocked_count.to_string(),
-                                time(b.created_at),
-                            ]
-                        })
+                        .map(|b| vec![b.domain.clone(), b.blocked_count.to_string(), time(b.created_at)])
                         .collect(),
                 )
             })
         }
         BannedEmailCommand::Remove { domain } => {
             accounts.unban_domain(&ctx.actor, &domain).await?;
-            out.emit(&json!({"domain": domain, "banned": false}), || {
-                format!("Removed the ban on {domain}")
-            })
+            out.emit(&json!({"domain": domain, "banned": false}), || format!("Removed the ban on {domain}"))
         }
     }
 }

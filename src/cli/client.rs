@@ -133,26 +133,12 @@ pub async fn run(command: ClientCommand, ctx: &Context, out: &Output) -> Result<
         ClientCommand::Add(args) => {
             let owner = match &args.owner_user {
                 Some(r) => OwnerSpec::Existing(ctx.user_id(r).await?),
-                None => OwnerSpec::NewUser {
-                    password: args.password.clone(),
-                },
+                None => OwnerSpec::NewUser { password: args.password.clone() },
             };
-            let client = accounts
-                .create_client(
-                    &ctx.actor,
-                    NewClient {
-                        fields: args.fields.into_update(None)?,
-                        owner,
-                    },
-                )
-                .await?;
+            let client =
+                accounts.create_client(&ctx.actor, NewClient { fields: args.fields.into_update(None)?, owner }).await?;
             out.emit(&client, || {
-                format!(
-                    "Created client {} ({}), owned by user {}",
-                    client.id,
-                    name(&client),
-                    client.owner_user_id
-                )
+                format!("Created client {} ({}), owned by user {}", client.id, name(&client), client.owner_user_id)
             })
         }
         ClientCommand::List { status, search } => {
@@ -180,24 +166,16 @@ pub async fn run(command: ClientCommand, ctx: &Context, out: &Output) -> Result<
         ClientCommand::Show { id } => {
             let client = accounts.client(id).await?;
             let members = accounts.members_of_client(id).await?;
-            let mut value =
-                serde_json::to_value(&client).map_err(|e| Error::Internal(e.to_string()))?;
+            let mut value = serde_json::to_value(&client).map_err(|e| Error::Internal(e.to_string()))?;
             value["users"] = json!(members);
             out.emit(&value, || {
                 let c = &client;
-                let address = [
-                    &c.address1,
-                    &c.address2,
-                    &c.city,
-                    &c.state,
-                    &c.postcode,
-                    &c.country,
-                ]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
+                let address = [&c.address1, &c.address2, &c.city, &c.state, &c.postcode, &c.country]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let mut text = fields(&[
                     ("id", c.id.to_string()),
                     ("name", name(c)),
@@ -224,11 +202,7 @@ pub async fn run(command: ClientCommand, ctx: &Context, out: &Output) -> Result<
                                 m.user_id.to_string(),
                                 m.user_email.clone(),
                                 if m.is_owner { "owner" } else { "user" }.into(),
-                                if m.is_owner {
-                                    "all".into()
-                                } else {
-                                    perms.join(",")
-                                },
+                                if m.is_owner { "all".into() } else { perms.join(",") },
                             ]
                         })
                         .collect(),
@@ -236,14 +210,8 @@ pub async fn run(command: ClientCommand, ctx: &Context, out: &Output) -> Result<
                 text
             })
         }
-        ClientCommand::Update {
-            id,
-            fields: f,
-            status,
-        } => {
-            let client = accounts
-                .update_client(&ctx.actor, id, f.into_update(status)?)
-                .await?;
+        ClientCommand::Update { id, fields: f, status } => {
+            let client = accounts.update_client(&ctx.actor, id, f.into_update(status)?).await?;
             out.emit(&client, || format!("Updated client {}", client.id))
         }
         ClientCommand::Close { id } => {
@@ -258,10 +226,7 @@ pub async fn run(command: ClientCommand, ctx: &Context, out: &Output) -> Result<
                     s += &format!("; deleted users {:?}", deleted.deleted_users);
                 }
                 if delete_users && !deleted.kept_users.is_empty() {
-                    s += &format!(
-                        "; kept users {:?} (they belong to other clients)",
-                        deleted.kept_users
-                    );
+                    s += &format!("; kept users {:?} (they belong to other clients)", deleted.kept_users);
                 }
                 s
             })

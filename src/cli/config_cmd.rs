@@ -31,7 +31,11 @@ pub fn run(command: ConfigCommand, loaded: &Loaded, out: &Output) -> Result<()> 
             },
         ),
         ConfigCommand::Show => out.emit(&c.redacted(), || {
-            format!("# effective configuration (source: {}; secrets shown as ***)\n{}", loaded.source, c.to_redacted_yaml())
+            format!(
+                "# effective configuration (source: {}; secrets shown as ***)\n{}",
+                loaded.source,
+                c.to_redacted_yaml()
+            )
         }),
     }
 }

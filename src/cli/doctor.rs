@@ -54,14 +54,10 @@ pub struct DoctorArgs {
 fn parse_outputs(raw: &[String]) -> Result<Vec<(Format, PathBuf)>> {
     raw.iter()
         .map(|o| {
-            let (format, path) = o.split_once('=').ok_or_else(|| {
-                Error::Usage(format!(
-                    "--output `{o}`: expected FORMAT=PATH, e.g. junit=doctor.xml"
-                ))
-            })?;
-            let format = format
-                .parse::<Format>()
-                .map_err(|e| Error::Usage(format!("--output `{o}`: {e}")))?;
+            let (format, path) = o
+                .split_once('=')
+                .ok_or_else(|| Error::Usage(format!("--output `{o}`: expected FORMAT=PATH, e.g. junit=doctor.xml")))?;
+            let format = format.parse::<Format>().map_err(|e| Error::Usage(format!("--output `{o}`: {e}")))?;
             if path.is_empty() {
                 return Err(Error::Usage(format!("--output `{o}`: the path is empty")));
             }
@@ -71,8 +67,8 @@ fn parse_outputs(raw: &[String]) -> Result<Vec<(Format, PathBuf)>> {
 }
 
 fn load_baseline(path: &std::path::Path) -> Result<Report> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("--baseline {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Usage(format!("--baseline {}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| {
         Error::Usage(format!(
             "--baseline {}:{}:{}: not a gatehouse JSON report: {e}",
@@ -85,61 +81,44 @@ fn load_baseline(path: &std::path::Path) -> Result<Report> {
 
 pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> {
     let mut all = checks::builtin();
-    let profile = args
-        .profile
-        .as_deref()
-        .map(|p| profile::load(p, &all))
-        .transpose()?;
+    let profile = args.profile.as_deref().map(|p| profile::load(p, &all)).transpose()?;
     if let Some(p) = &profile {
         all.extend(p.probes.iter().cloned());
     }
     if args.list {
         let rows: Vec<_> = all.iter().map(|c| c.meta()).collect();
         out.emit(
-            &rows.iter().map(|m| json!({"id": m.id, "title": m.title, "tags": m.tags, "prerequisites": m.prerequisites})).collect::<Vec<_>>(),
-            || table(&["ID", "TITLE", "TAGS"], rows.iter().map(|m| vec![m.id.into(), m.title.into(), m.tags.join(",")]).collect()),
+            &rows
+                .iter()
+                .map(|m| json!({"id": m.id, "title": m.title, "tags": m.tags, "prerequisites": m.prerequisites}))
+                .collect::<Vec<_>>(),
+            || {
+                table(
+                    &["ID", "TITLE", "TAGS"],
+                    rows.iter().map(|m| vec![m.id.into(), m.title.into(), m.tags.join(",")]).collect(),
+                )
+            },
         )?;
         return Ok(0);
     }
     let outputs = parse_outputs(&args.outputs)?;
     let per_check = match &args.timeout {
-        Some(t) => t
-            .parse::<Duration>()
-            .map_err(|e| Error::Usage(format!("--timeout: {e}")))?,
+        Some(t) => t.parse::<Duration>().map_err(|e| Error::Usage(format!("--timeout: {e}")))?,
         None => loaded.config.doctor.timeout,
     };
     let baseline = args.baseline.as_deref().map(load_baseline).transpose()?;
     // The command line narrows what the profile selects; skips add up.
-    let from_profile = profile
-        .as_ref()
-        .map(|p| p.selection.clone())
-        .unwrap_or_default();
+    let from_profile = profile.as_ref().map(|p| p.selection.clone()).unwrap_or_default();
     let selection = Selection {
-        only: if args.only.is_empty() {
-            from_profile.only
-        } else {
-            args.only
-        },
-        tags: if args.tags.is_empty() {
-            from_profile.tags
-        } else {
-            args.tags
-        },
+        only: if args.only.is_empty() { from_profile.only } else { args.only },
+        tags: if args.tags.is_empty() { from_profile.tags } else { args.tags },
         skip: from_profile.skip.into_iter().chain(args.skip).collect(),
     };
     let selected = doctor::select(&all, &selection)?;
 
-    let thresholds = profile
-        .as_ref()
-        .map(|p| p.thresholds.clone())
-        .unwrap_or_default();
+    let thresholds = profile.as_ref().map(|p| p.thresholds.clone()).unwrap_or_default();
     let ctx = Arc::new(Context::new(loaded).with_thresholds(thresholds));
-    let mut report = doctor::diagnose(
-        &selected,
-        ctx.clone(),
-        &RunOptions::with_timeout(per_check.as_std()),
-    )
-    .await;
+    let mut report = doctor::diagnose(&selected, ctx.clone(), &RunOptions::with_timeout(per_check.as_std())).await;
     ctx.close().await;
     if let Some(p) = &profile {
         doctor::apply_waivers(&mut report, &p.waivers, chrono::Utc::now().date_naive());
@@ -150,26 +129,15 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
     let color = format == Format::Human
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let options = RenderOptions {
-        fail_on: args.fail_on,
-        color,
-    };
+    let options = RenderOptions { fail_on: args.fail_on, color };
     print!("{}", report::render(format, &report, options));
     for (format, path) in outputs {
-        let text = report::render(
-            format,
-            &report,
-            RenderOptions {
-                color: false,
-                ..options
-            },
-        );
+        let text = report::render(format, &report, RenderOptions { color: false, ..options });
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Internal(format!("cannot create {}: {e}", dir.display())))?;
         }
-        std::fs::write(&path, text)
-            .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, text).map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
     }
     match &baseline {
         Some(before) => {
@@ -177,16 +145,9 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
             let ids: Vec<&str> = worse.iter().map(|r| r.id.as_str()).collect();
             eprintln!(
                 "baseline {}: {} result(s) worse than before{}",
-                args.baseline
-                    .as_deref()
-                    .unwrap_or_else(|| std::path::Path::new(""))
-                    .display(),
+                args.baseline.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(),
                 worse.len(),
-                if ids.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", ids.join(", "))
-                }
+                if ids.is_empty() { String::new() } else { format!(": {}", ids.join(", ")) }
             );
             Ok(i32::from(!worse.is_empty()))
         }

@@ -31,36 +31,22 @@ pub struct InitArgs {
 }
 
 pub async fn run(args: InitArgs, out: &Output) -> Result<()> {
-    let system_url: HttpUrl = args
-        .system_url
-        .parse()
-        .map_err(|e| Error::Usage(format!("--system-url: {e}")))?;
+    let system_url: HttpUrl = args.system_url.parse().map_err(|e| Error::Usage(format!("--system-url: {e}")))?;
     if !system_url.is_set() {
         return Err(Error::Usage("--system-url must not be empty".into()));
     }
-    let database_url = args
-        .database_url
-        .unwrap_or_else(|| "sqlite://gatehouse-data/gatehouse.db".into());
-    database_url
-        .parse::<DatabaseUrl>()
-        .map_err(|e| Error::Usage(format!("--database-url: {e}")))?;
+    let database_url = args.database_url.unwrap_or_else(|| "sqlite://gatehouse-data/gatehouse.db".into());
+    database_url.parse::<DatabaseUrl>().map_err(|e| Error::Usage(format!("--database-url: {e}")))?;
 
     let path = args.dir.join("gatehouse.yaml");
     if path.exists() {
         return Err(Error::refused(
             code::ALREADY_INITIALIZED,
-            format!(
-                "{} already exists; edit it, or choose another --dir",
-                path.display()
-            ),
+            format!("{} already exists; edit it, or choose another --dir", path.display()),
         ));
     }
-    std::fs::create_dir_all(&args.dir).map_err(|e| {
-        Error::Usage(format!(
-            "cannot create directory {}: {e}",
-            args.dir.display()
-        ))
-    })?;
+    std::fs::create_dir_all(&args.dir)
+        .map_err(|e| Error::Usage(format!("cannot create directory {}: {e}", args.dir.display())))?;
     std::fs::write(&path, template(&system_url, &database_url))
         .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display())))?;
 
@@ -70,38 +56,29 @@ pub async fn run(args: InitArgs, out: &Output) -> Result<()> {
         let _ = std::fs::remove_file(&path);
     }
     let (db_shown, admin, token) = result?;
-    out.emit(
-        &json!({"config": path, "database": db_shown, "admin": admin, "token": token.token}),
-        || {
-            format!(
-                "Wrote {}\nCreated database {db_shown}\nCreated admin `{}` with role `{}`\n\n\
+    out.emit(&json!({"config": path, "database": db_shown, "admin": admin, "token": token.token}), || {
+        format!(
+            "Wrote {}\nCreated database {db_shown}\nCreated admin `{}` with role `{}`\n\n\
                  API token (shown once; store it now): {}\n\nNext: gatehouse --config {} doctor",
-                path.display(),
-                admin.username,
-                admin.role_name.clone().unwrap_or_default(),
-                token.token,
-                path.display()
-            )
-        },
-    )
+            path.display(),
+            admin.username,
+            admin.role_name.clone().unwrap_or_default(),
+            token.token,
+            path.display()
+        )
+    })
 }
 
 async fn set_up(
     path: &Path,
     username: &str,
     email: &str,
-) -> Result<(
-    String,
-    crate::accounts::Admin,
-    crate::accounts::CreatedToken,
-)> {
+) -> Result<(String, crate::accounts::Admin, crate::accounts::CreatedToken)> {
     let loaded = config::load(Some(path), std::env::vars())?;
     let db = Db::connect(&loaded.config.database_url, &loaded.origin("database_url")).await?;
     db.migrate().await?;
     let accounts = Accounts::new(db.clone(), Policy::from(&loaded.config));
-    let (admin, token) = accounts
-        .bootstrap_admin(&Actor::system("init"), username, email)
-        .await?;
+    let (admin, token) = accounts.bootstrap_admin(&Actor::system("init"), username, email).await?;
     db.close().await;
     Ok((loaded.config.database_url.redacted(), admin, token))
 }

@@ -32,15 +32,9 @@ pub enum InviteCommand {
 pub async fn run(command: InviteCommand, ctx: &Context, out: &Output) -> Result<()> {
     let accounts = &ctx.accounts;
     match command {
-        InviteCommand::Create {
-            client,
-            email,
-            permissions,
-        } => {
+        InviteCommand::Create { client, email, permissions } => {
             let perms = Permissions::parse_list(&permissions)?;
-            let created = accounts
-                .create_invite(&ctx.actor, client, &email, &perms, None)
-                .await?;
+            let created = accounts.create_invite(&ctx.actor, client, &email, &perms, None).await?;
             out.emit(&created, || {
                 format!(
                     "Created invite {} for {} to client {} (expires {})\nToken (shown once): {}",
@@ -70,9 +64,7 @@ pub async fn run(command: InviteCommand, ctx: &Context, out: &Output) -> Result<
                                     .unwrap_or_default()
                                     .to_string(),
                                 opt_time(Some(i.expires_at)),
-                                i.accepted_user_id
-                                    .map(|u| u.to_string())
-                                    .unwrap_or_else(|| "-".into()),
+                                i.accepted_user_id.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
                             ]
                         })
                         .collect(),

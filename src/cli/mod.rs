@@ -26,11 +26,9 @@ pub use output::Output;
 /// Account and authentication core of a hosting client area, with a diagnostic toolkit.
 #[derive(Debug, Parser)]
 #[command(name = "gatehouse", version, about, long_about = None, propagate_version = true)]
-#[command(
-    after_help = "Configuration is read from --config, $GATEHOUSE_CONFIG, ./gatehouse.yaml, or the embedded \
+#[command(after_help = "Configuration is read from --config, $GATEHOUSE_CONFIG, ./gatehouse.yaml, or the embedded \
 defaults (SQLite under ./gatehouse-data/). Any key can be overridden with GATEHOUSE_<KEY>, using __ between levels \
-(GATEHOUSE_SESSIONS__STORE=files)."
-)]
+(GATEHOUSE_SESSIONS__STORE=files).")]
 pub struct Cli {
     /// Configuration file (default: $GATEHOUSE_CONFIG, then ./gatehouse.yaml, then built-in defaults)
     #[arg(long, global = true, value_name = "FILE")]
@@ -122,20 +120,13 @@ async fn migrate(loaded: &Loaded, out: &Output) -> Result<()> {
     let applied = db.migrate().await?;
     let status = db.migration_status().await?;
     db.close().await;
-    out.emit(
-        &serde_json::json!({"applied": applied, "version": status.latest}),
-        || {
-            if applied.is_empty() {
-                format!("Database is up to date (version {}).", status.latest)
-            } else {
-                format!(
-                    "Applied {} migration(s); database is at version {}.",
-                    applied.len(),
-                    status.latest
-                )
-            }
-        },
-    )
+    out.emit(&serde_json::json!({"applied": applied, "version": status.latest}), || {
+        if applied.is_empty() {
+            format!("Database is up to date (version {}).", status.latest)
+        } else {
+            format!("Applied {} migration(s); database is at version {}.", applied.len(), status.latest)
+        }
+    })
 }
 
 /// What every data command needs: the configuration and the accounts service over a migrated
@@ -153,11 +144,7 @@ impl Context {
         db.migrate().await?;
         let accounts = Accounts::new(db, Policy::from(&loaded.config));
         let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-        Ok(Self {
-            loaded,
-            accounts,
-            actor: Actor::system(&format!("cli:{who}")),
-        })
+        Ok(Self { loaded, accounts, actor: Actor::system(&format!("cli:{who}")) })
     }
 }
 

@@ -13,8 +13,7 @@ impl Output {
     /// Prints `value` as JSON, or the text `human` builds.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
         if self.json {
-            let text =
-                serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+            let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
             println!("{text}");
         } else {
             let text = human();
@@ -38,11 +37,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         padded.join("  ").trim_end().to_string() + "\n"
     };
     let mut out = line(header.to_vec());
@@ -55,10 +50,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 /// Renders `label: value` lines with the values aligned.
 pub fn fields(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:")))
-        .collect()
+    pairs.iter().map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:"))).collect()
 }
 
 pub fn time(ts: i64) -> String {

@@ -21,9 +21,7 @@ pub async fn run(command: QuestionCommand, ctx: &Context, out: &Output) -> Resul
     let accounts = &ctx.accounts;
     match command {
         QuestionCommand::Add { question } => {
-            let q = accounts
-                .add_security_question(&ctx.actor, &question)
-                .await?;
+            let q = accounts.add_security_question(&ctx.actor, &question).await?;
             out.emit(&q, || format!("Added security question {}", q.id))
         }
         QuestionCommand::List => {
@@ -31,17 +29,13 @@ pub async fn run(command: QuestionCommand, ctx: &Context, out: &Output) -> Resul
             out.emit(&list, || {
                 table(
                     &["ID", "QUESTION", "USERS"],
-                    list.iter()
-                        .map(|q| vec![q.id.to_string(), q.question.clone(), q.users.to_string()])
-                        .collect(),
+                    list.iter().map(|q| vec![q.id.to_string(), q.question.clone(), q.users.to_string()]).collect(),
                 )
             })
         }
         QuestionCommand::Remove { id } => {
             accounts.remove_security_question(&ctx.actor, id).await?;
-            out.emit(&json!({"id": id, "deleted": true}), || {
-                format!("Deleted security question {id}")
-            })
+            out.emit(&json!({"id": id, "deleted": true}), || format!("Deleted security question {id}"))
         }
     }
 }

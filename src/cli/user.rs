@@ -51,11 +51,7 @@ pub enum UserCommand {
         #[command(flatten)]
         target: MembershipArgs,
         /// Comma-separated permission keys (see `--help` of `user permissions`)
-        #[arg(
-            long,
-            required_unless_present = "all_permissions",
-            conflicts_with = "all_permissions"
-        )]
+        #[arg(long, required_unless_present = "all_permissions", conflicts_with = "all_permissions")]
         permissions: Option<String>,
         /// Grant every permission
         #[arg(long)]
@@ -72,11 +68,7 @@ pub enum UserCommand {
     Permissions {
         #[command(flatten)]
         target: MembershipArgs,
-        #[arg(
-            long,
-            required_unless_present = "all_permissions",
-            conflicts_with = "all_permissions"
-        )]
+        #[arg(long, required_unless_present = "all_permissions", conflicts_with = "all_permissions")]
         permissions: Option<String>,
         #[arg(long)]
         all_permissions: bool,
@@ -129,9 +121,7 @@ fn permission_set(list: Option<String>, all: bool) -> Result<Permissions> {
     match (all, list) {
         (true, _) => Ok(Permissions::all()),
         (false, Some(list)) => Permissions::parse_list(&list),
-        (false, None) => Err(Error::Usage(
-            "give --permissions KEY,… or --all-permissions".into(),
-        )),
+        (false, None) => Err(Error::Usage("give --permissions KEY,… or --all-permissions".into())),
     }
 }
 
@@ -139,28 +129,10 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
     let accounts = &ctx.accounts;
     let actor = &ctx.actor;
     match command {
-        UserCommand::Add {
-            email,
-            first_name,
-            last_name,
-            language,
-            password,
-        } => {
-            let user = accounts
-                .create_user(
-                    actor,
-                    NewUser {
-                        email,
-                        first_name,
-                        last_name,
-                        language,
-                        password,
-                    },
-                )
-                .await?;
-            out.emit(&user, || {
-                format!("Created user {} ({})", user.id, user.email)
-            })
+        UserCommand::Add { email, first_name, last_name, language, password } => {
+            let user =
+                accounts.create_user(actor, NewUser { email, first_name, last_name, language, password }).await?;
+            out.emit(&user, || format!("Created user {} ({})", user.id, user.email))
         }
         UserCommand::List { search } => {
             let users = accounts.list_users(search.as_deref()).await?;
@@ -184,8 +156,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         UserCommand::Show { user } => {
             let user = accounts.user(ctx.user_id(&user).await?).await?;
             let clients = accounts.clients_of_user(user.id).await?;
-            let mut value =
-                serde_json::to_value(&user).map_err(|e| Error::Internal(e.to_string()))?;
+            let mut value = serde_json::to_value(&user).map_err(|e| Error::Internal(e.to_string()))?;
             value["clients"] = json!(clients);
             out.emit(&value, || {
                 let mut text = fields(&[
@@ -193,20 +164,10 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
                     ("email", user.email.clone()),
                     ("name", format!("{} {}", user.first_name, user.last_name)),
                     ("language", user.language.clone()),
-                    (
-                        "password",
-                        if user.has_password() {
-                            "set"
-                        } else {
-                            "not set"
-                        }
-                        .into(),
-                    ),
+                    ("password", if user.has_password() { "set" } else { "not set" }.into()),
                     (
                         "security question",
-                        user.security_question_id
-                            .map(|q| q.to_string())
-                            .unwrap_or_else(|| "-".into()),
+                        user.security_question_id.map(|q| q.to_string()).unwrap_or_else(|| "-".into()),
                     ),
                     ("created", time(user.created_at)),
                 ]);
@@ -222,11 +183,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
                                 m.client_name.clone(),
                                 m.client_status.clone(),
                                 if m.is_owner { "owner" } else { "user" }.into(),
-                                if m.is_owner {
-                                    "all".into()
-                                } else {
-                                    perms.join(",")
-                                },
+                                if m.is_owner { "all".into() } else { perms.join(",") },
                             ]
                         })
                         .collect(),
@@ -234,97 +191,48 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
                 text
             })
         }
-        UserCommand::Update {
-            user,
-            email,
-            first_name,
-            last_name,
-            language,
-        } => {
+        UserCommand::Update { user, email, first_name, last_name, language } => {
             let id = ctx.user_id(&user).await?;
-            let user = accounts
-                .update_user(
-                    actor,
-                    id,
-                    UserUpdate {
-                        email,
-                        first_name,
-                        last_name,
-                        language,
-                    },
-                )
-                .await?;
+            let user = accounts.update_user(actor, id, UserUpdate { email, first_name, last_name, language }).await?;
             out.emit(&user, || format!("Updated user {}", user.id))
         }
         UserCommand::Delete { user } => {
             let id = ctx.user_id(&user).await?;
             accounts.delete_user(actor, id).await?;
-            out.emit(&json!({"id": id, "deleted": true}), || {
-                format!("Deleted user {id}")
-            })
+            out.emit(&json!({"id": id, "deleted": true}), || format!("Deleted user {id}"))
         }
-        UserCommand::Associate {
-            target,
-            permissions,
-            all_permissions,
-        } => {
+        UserCommand::Associate { target, permissions, all_permissions } => {
             let perms = permission_set(permissions, all_permissions)?;
             let user_id = ctx.user_id(&target.user).await?;
-            let m = accounts
-                .associate(actor, user_id, target.client, &perms)
-                .await?;
-            out.emit(&m, || {
-                format!("Associated user {} with client {}", m.user_id, m.client_id)
-            })
+            let m = accounts.associate(actor, user_id, target.client, &perms).await?;
+            out.emit(&m, || format!("Associated user {} with client {}", m.user_id, m.client_id))
         }
         UserCommand::Dissociate { target } => {
             let user_id = ctx.user_id(&target.user).await?;
             accounts.dissociate(actor, user_id, target.client).await?;
-            out.emit(
-                &json!({"user_id": user_id, "client_id": target.client, "associated": false}),
-                || format!("Removed user {user_id} from client {}", target.client),
-            )
+            out.emit(&json!({"user_id": user_id, "client_id": target.client, "associated": false}), || {
+                format!("Removed user {user_id} from client {}", target.client)
+            })
         }
-        UserCommand::Permissions {
-            target,
-            permissions,
-            all_permissions,
-        } => {
+        UserCommand::Permissions { target, permissions, all_permissions } => {
             let perms = permission_set(permissions, all_permissions)?;
             let user_id = ctx.user_id(&target.user).await?;
-            let m = accounts
-                .set_permissions(actor, user_id, target.client, &perms)
-                .await?;
-            out.emit(&m, || {
-                format!(
-                    "Set permissions of user {} on client {}",
-                    m.user_id, m.client_id
-                )
-            })
+            let m = accounts.set_permissions(actor, user_id, target.client, &perms).await?;
+            out.emit(&m, || format!("Set permissions of user {} on client {}", m.user_id, m.client_id))
         }
         UserCommand::MakeOwner { target } => {
             let user_id = ctx.user_id(&target.user).await?;
             let m = accounts.make_owner(actor, user_id, target.client).await?;
-            out.emit(&m, || {
-                format!("User {} now owns client {}", m.user_id, m.client_id)
-            })
+            out.emit(&m, || format!("User {} now owns client {}", m.user_id, m.client_id))
         }
         UserCommand::SetPassword { user, password } => {
             let id = ctx.user_id(&user).await?;
             accounts.set_password(actor, id, &password).await?;
-            out.emit(&json!({"id": id, "has_password": true}), || {
-                format!("Set the password of user {id}")
-            })
+            out.emit(&json!({"id": id, "has_password": true}), || format!("Set the password of user {id}"))
         }
-        UserCommand::SecurityAnswer {
-            user,
-            question,
-            answer,
-        } => {
+        UserCommand::SecurityAnswer { user, question, answer } => {
             let id = ctx.user_id(&user).await?;
-            accounts
-                .set_security_answer(actor, id, question, &answer)
-                .await?;
+            accounts.set_security_answer(actor, id, question, &answer).await?;
             out.emit(&json!({"id": id, "security_question_id": question}), || {
                 format!("Set the security question of user {id}")
             })
@@ -335,15 +243,12 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
 pub async fn match_details(args: MatchDetailsArgs, ctx: &Context, out: &Output) -> Result<()> {
     let user_id = ctx.user_id(&args.user).await?;
     let direction: CopyDirection = args.from.parse()?;
-    ctx.accounts
-        .match_details(&ctx.actor, user_id, args.client, direction)
-        .await?;
+    ctx.accounts.match_details(&ctx.actor, user_id, args.client, direction).await?;
     let (from, to) = match direction {
         CopyDirection::UserToClient => ("user", "client"),
         CopyDirection::ClientToUser => ("client", "user"),
     };
-    out.emit(
-        &json!({"user_id": user_id, "client_id": args.client, "from": from}),
-        || format!("Copied name, email and language from the {from} onto the {to}"),
-    )
+    out.emit(&json!({"user_id": user_id, "client_id": args.client, "from": from}), || {
+        format!("Copied name, email and language from the {from} onto the {to}")
+    })
 }

@@ -20,12 +20,7 @@ pub enum ConfigError {
     #[error("{path}: {message}")]
     Read { path: String, message: String },
     #[error("{path}:{line}:{column}: {message}")]
-    Invalid {
-        path: String,
-        line: u64,
-        column: u64,
-        message: String,
-    },
+    Invalid { path: String, line: u64, column: u64, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
 }
@@ -57,24 +52,15 @@ impl Loaded {
     /// Where a top-level key's value was set: `FILE:LINE:COL`, `environment variable NAME` or
     /// `embedded default`. Used to point an operator at the line to fix.
     pub fn origin(&self, key: &str) -> String {
-        self.origins
-            .get(key)
-            .cloned()
-            .unwrap_or_else(|| "embedded default".into())
+        self.origins.get(key).cloned().unwrap_or_else(|| "embedded default".into())
     }
 }
 
 /// Resolves and loads the configuration as the contract says, applying environment overrides
 /// from `env` (normally `std::env::vars()`).
-pub fn load(
-    explicit: Option<&Path>,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<Loaded, ConfigError> {
+pub fn load(explicit: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded, ConfigError> {
     let env: Vec<(String, String)> = env.into_iter().collect();
-    let from_env = env
-        .iter()
-        .find(|(k, _)| k == "GATEHOUSE_CONFIG")
-        .map(|(_, v)| PathBuf::from(v));
+    let from_env = env.iter().find(|(k, _)| k == "GATEHOUSE_CONFIG").map(|(_, v)| PathBuf::from(v));
     let path = explicit.map(Path::to_path_buf).or(from_env).or_else(|| {
         let local = PathBuf::from("gatehouse.yaml");
         local.is_file().then_some(local)
@@ -104,8 +90,7 @@ pub fn load_from_str(
         Some(text) if !is_blank_yaml(text) => {
             let config: Config = serde_saphyr::from_str(text).map_err(|e| yaml_error(&name, &e))?;
             // A second, lenient pass records where each top-level key was written.
-            if let Ok(spans) = serde_saphyr::from_str::<BTreeMap<String, Spanned<IgnoredAny>>>(text)
-            {
+            if let Ok(spans) = serde_saphyr::from_str::<BTreeMap<String, Spanned<IgnoredAny>>>(text) {
                 for (key, span) in spans {
                     let at = span.referenced;
                     origins.insert(key, format!("{name}:{}:{}", at.line(), at.column()));
@@ -119,11 +104,7 @@ pub fn load_from_str(
         config.resolve_paths(path.parent().unwrap_or(Path::new("")));
     }
     apply_env(&mut config, &mut origins, env)?;
-    Ok(Loaded {
-        config,
-        source,
-        origins,
-    })
+    Ok(Loaded { config, source, origins })
 }
 
 /// True when a file holds nothing but comments and whitespace (an empty YAML document).
@@ -138,22 +119,11 @@ pub(crate) fn yaml_error(path: &str, err: &serde_saphyr::Error) -> ConfigError {
     let plain = err.without_snippet().to_string();
     let first = plain.lines().next().unwrap_or_default();
     // Advice addressed to programmers using the parser, not to the operator editing the file.
-    let first = first
-        .split(", set DuplicateKeyPolicy")
-        .next()
-        .unwrap_or(first);
+    let first = first.split(", set DuplicateKeyPolicy").next().unwrap_or(first);
     let message = strip_location_suffix(first).to_string();
     match err.location() {
-        Some(at) => ConfigError::Invalid {
-            path: path.into(),
-            line: at.line(),
-            column: at.column(),
-            message,
-        },
-        None => ConfigError::Read {
-            path: path.into(),
-            message,
-        },
+        Some(at) => ConfigError::Invalid { path: path.into(), line: at.line(), column: at.column(), message },
+        None => ConfigError::Read { path: path.into(), message },
     }
 }
 
@@ -183,27 +153,16 @@ fn apply_env(
     overrides.sort();
     let mut tree = serde_json::to_value(&*config).expect("config serializes");
     for (var, raw) in &overrides {
-        let env_err = |message: String| ConfigError::Env {
-            var: var.clone(),
-            message,
-        };
-        let path: Vec<String> = var["GATEHOUSE_".len()..]
-            .to_lowercase()
-            .split("__")
-            .map(String::from)
-            .collect();
+        let env_err = |message: String| ConfigError::Env { var: var.clone(), message };
+        let path: Vec<String> = var["GATEHOUSE_".len()..].to_lowercase().split("__").map(String::from).collect();
         let slot = path
             .iter()
             .try_fold(&mut tree, |node, key| node.get_mut(key.as_str()))
             .ok_or_else(|| env_err(format!("`{}` is not a configuration key", path.join("."))))?;
         *slot = coerce(slot, raw).map_err(env_err)?;
         // Deserialize after each override so an error names the variable that caused it.
-        serde_json::from_value::<Config>(tree.clone()).map_err(|e| {
-            env_err(format!(
-                "`{raw}` is not valid for `{}`: {e}",
-                path.join(".")
-            ))
-        })?;
+        serde_json::from_value::<Config>(tree.clone())
+            .map_err(|e| env_err(format!("`{raw}` is not valid for `{}`: {e}", path.join("."))))?;
         origins.insert(path[0].clone(), format!("environment variable {var}"));
     }
     *config = serde_json::from_value(tree).expect("validated above");
@@ -227,11 +186,7 @@ fn coerce(current: &Value, raw: &str) -> Result<Value, String> {
                 serde_json::from_str(raw).map_err(|e| format!("`{raw}` is not a JSON list: {e}"))
             } else {
                 Ok(Value::Array(
-                    raw.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| Value::String(s.into()))
-                        .collect(),
+                    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
                 ))
             }
         }

@@ -39,9 +39,7 @@ impl Default for Config {
         Self {
             system_url: "http://localhost:8080/".parse().expect("valid default"),
             listen: "127.0.0.1:8080".into(),
-            database_url: "sqlite://gatehouse-data/gatehouse.db"
-                .parse()
-                .expect("valid default"),
+            database_url: "sqlite://gatehouse-data/gatehouse.db".parse().expect("valid default"),
             data_dir: "gatehouse-data".into(),
             timezone: TimeZone::default(),
             sessions: Sessions::default(),
@@ -64,11 +62,7 @@ impl Config {
             return;
         }
         self.database_url = self.database_url.relative_to(base);
-        for dir in [
-            &mut self.data_dir,
-            &mut self.sessions.dir,
-            &mut self.mail.spool_dir,
-        ] {
+        for dir in [&mut self.data_dir, &mut self.sessions.dir, &mut self.mail.spool_dir] {
             if std::path::Path::new(dir.as_str()).is_relative() {
                 *dir = base.join(&*dir).display().to_string();
             }
@@ -129,11 +123,7 @@ pub struct TrustedProxies {
 
 impl Default for TrustedProxies {
     fn default() -> Self {
-        Self {
-            header: ForwardedHeader::XForwardedFor,
-            ranges: Vec::new(),
-            cloudflare: false,
-        }
+        Self { header: ForwardedHeader::XForwardedFor, ranges: Vec::new(), cloudflare: false }
     }
 }
 
@@ -170,11 +160,7 @@ pub struct Lockout {
 
 impl Default for Lockout {
     fn default() -> Self {
-        Self {
-            max_failures: 5,
-            window: Duration::from_secs(900),
-            lock: Duration::from_secs(900),
-        }
+        Self { max_failures: 5, window: Duration::from_secs(900), lock: Duration::from_secs(900) }
     }
 }
 
@@ -270,9 +256,7 @@ pub struct Cron {
 
 impl Default for Cron {
     fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(300),
-        }
+        Self { interval: Duration::from_secs(300) }
     }
 }
 

@@ -20,8 +20,7 @@ macro_rules! string_value {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let raw = String::deserialize(d)?;
-                raw.parse()
-                    .map_err(|e: String| de::Error::custom(format!("{e}; expected {}", $expected)))
+                raw.parse().map_err(|e: String| de::Error::custom(format!("{e}; expected {}", $expected)))
             }
         }
     };
@@ -50,9 +49,7 @@ impl FromStr for Duration {
         if s.is_empty() {
             return Err("empty duration".into());
         }
-        humantime::parse_duration(s)
-            .map(Duration)
-            .map_err(|_| format!("invalid duration `{s}`"))
+        humantime::parse_duration(s).map(Duration).map_err(|_| format!("invalid duration `{s}`"))
     }
 }
 
@@ -108,9 +105,7 @@ impl FromStr for HttpUrl {
         match url.scheme() {
             "http" | "https" if url.host().is_some() => Ok(Self(Some(url))),
             "http" | "https" => Err(format!("invalid URL `{s}`: no host")),
-            other => Err(format!(
-                "invalid URL `{s}`: scheme `{other}` is not http or https"
-            )),
+            other => Err(format!("invalid URL `{s}`: scheme `{other}` is not http or https")),
         }
     }
 }
@@ -151,32 +146,19 @@ impl DatabaseUrl {
         &self.0
     }
     pub fn backend(&self) -> Backend {
-        if self.0.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        }
+        if self.0.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres }
     }
     /// The path of the SQLite database file, if this is a file-backed SQLite URL.
     pub fn sqlite_path(&self) -> Option<&str> {
-        let rest = self
-            .0
-            .strip_prefix("sqlite://")
-            .or_else(|| self.0.strip_prefix("sqlite:"))?;
+        let rest = self.0.strip_prefix("sqlite://").or_else(|| self.0.strip_prefix("sqlite:"))?;
         let path = rest.split('?').next().unwrap_or(rest);
         (!path.is_empty() && path != ":memory:").then_some(path)
     }
     /// For a relative SQLite path, the same URL with the path resolved against `base`.
     pub fn relative_to(&self, base: &std::path::Path) -> DatabaseUrl {
         match self.sqlite_path() {
-            Some(path)
-                if std::path::Path::new(path).is_relative() && !base.as_os_str().is_empty() =>
-            {
-                let query = self
-                    .0
-                    .split_once('?')
-                    .map(|(_, q)| format!("?{q}"))
-                    .unwrap_or_default();
+            Some(path) if std::path::Path::new(path).is_relative() && !base.as_os_str().is_empty() => {
+                let query = self.0.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
                 DatabaseUrl(format!("sqlite://{}{query}", base.join(path).display()))
             }
             _ => self.clone(),
@@ -206,14 +188,10 @@ impl FromStr for DatabaseUrl {
             return Ok(Self(s.to_string()));
         }
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            let u = url::Url::parse(s).map_err(|e| {
-                format!("invalid database URL `{}`: {e}", Self(s.into()).redacted())
-            })?;
+            let u =
+                url::Url::parse(s).map_err(|e| format!("invalid database URL `{}`: {e}", Self(s.into()).redacted()))?;
             if u.host().is_none() {
-                return Err(format!(
-                    "invalid database URL `{}`: no host",
-                    Self(s.into()).redacted()
-                ));
+                return Err(format!("invalid database URL `{}`: no host", Self(s.into()).redacted()));
             }
             return Ok(Self(s.to_string()));
         }
@@ -227,10 +205,7 @@ impl fmt::Display for DatabaseUrl {
         f.write_str(&self.0)
     }
 }
-string_value!(
-    DatabaseUrl,
-    "sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
-);
+string_value!(DatabaseUrl, "sqlite://PATH or postgres://USER:PASSWORD@HOST/DB");
 
 /// An IANA time zone name, or the empty string for the process's local zone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -249,9 +224,7 @@ impl FromStr for TimeZone {
         if s.is_empty() {
             return Ok(Self(None));
         }
-        s.parse::<chrono_tz::Tz>()
-            .map(|tz| Self(Some(tz)))
-            .map_err(|_| format!("unknown time zone `{s}`"))
+        s.parse::<chrono_tz::Tz>().map(|tz| Self(Some(tz))).map_err(|_| format!("unknown time zone `{s}`"))
     }
 }
 
@@ -263,10 +236,7 @@ impl fmt::Display for TimeZone {
         }
     }
 }
-string_value!(
-    TimeZone,
-    "an IANA time zone such as `Europe/London`, or \"\" for the local zone"
-);
+string_value!(TimeZone, "an IANA time zone such as `Europe/London`, or \"\" for the local zone");
 
 #[cfg(test)]
 mod tests {
@@ -274,12 +244,7 @@ mod tests {
 
     #[test]
     fn durations_round_trip() {
-        for (text, secs) in [
-            ("30m", 1800),
-            ("12h", 43200),
-            ("7d", 604_800),
-            ("1h 30m", 5400),
-        ] {
+        for (text, secs) in [("30m", 1800), ("12h", 43200), ("7d", 604_800), ("1h 30m", 5400)] {
             let d: Duration = text.parse().unwrap();
             assert_eq!(d.as_secs(), secs, "{text}");
             let again: Duration = d.to_string().parse().unwrap();
@@ -317,10 +282,7 @@ mod tests {
 
     #[test]
     fn time_zones_are_iana_names() {
-        assert_eq!(
-            "Europe/London".parse::<TimeZone>().unwrap().to_string(),
-            "Europe/London"
-        );
+        assert_eq!("Europe/London".parse::<TimeZone>().unwrap().to_string(), "Europe/London");
         assert!("Mars/Olympus".parse::<TimeZone>().is_err());
     }
 }

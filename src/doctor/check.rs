@@ -31,10 +31,7 @@ pub struct Meta {
 
 impl Meta {
     pub fn doc(&self) -> String {
-        format!(
-            "Symptom: {} Cause: {} Next steps: {}",
-            self.symptom, self.cause, self.next_steps
-        )
+        format!("Symptom: {} Cause: {} Next steps: {}", self.symptom, self.cause, self.next_steps)
     }
 }
 
@@ -60,13 +57,7 @@ pub struct Outcome {
 
 impl Outcome {
     pub(crate) fn new(status: Status, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            evidence: Map::new(),
-            remediation: None,
-            fix: None,
-        }
+        Self { status, message: message.into(), evidence: Map::new(), remediation: None, fix: None }
     }
     pub fn pass(message: impl Into<String>) -> Self {
         Self::new(Status::Pass, message)
@@ -85,10 +76,7 @@ impl Outcome {
     }
     /// Adds one observation to the evidence.
     pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
-        self.evidence.insert(
-            key.into(),
-            serde_json::to_value(value).unwrap_or(Value::Null),
-        );
+        self.evidence.insert(key.into(), serde_json::to_value(value).unwrap_or(Value::Null));
         self
     }
     pub fn remediation(mut self, text: impl Into<String>) -> Self {

@@ -28,11 +28,7 @@ pub enum DbUnavailable {
 
 impl Context {
     pub fn new(loaded: Loaded) -> Self {
-        Self {
-            loaded,
-            db: OnceCell::new(),
-            thresholds: HashMap::new(),
-        }
+        Self { loaded, db: OnceCell::new(), thresholds: HashMap::new() }
     }
 
     /// Threshold overrides for one check, by key, as a profile gives them.
@@ -47,19 +43,13 @@ impl Context {
 
     /// A numeric threshold for `check`, from the profile or else `default`.
     pub fn threshold(&self, check: &str, key: &str, default: f64) -> f64 {
-        self.thresholds
-            .get(check)
-            .and_then(|t| t.get(key))
-            .and_then(Value::as_f64)
-            .unwrap_or(default)
+        self.thresholds.get(check).and_then(|t| t.get(key)).and_then(Value::as_f64).unwrap_or(default)
     }
 
     /// The configured SQLite file, when the database is SQLite.
     pub fn sqlite_file(&self) -> Option<&Path> {
         let url = &self.config().database_url;
-        (url.backend() == Backend::Sqlite)
-            .then(|| url.sqlite_path().map(Path::new))
-            .flatten()
+        (url.backend() == Backend::Sqlite).then(|| url.sqlite_path().map(Path::new)).flatten()
     }
 
     /// The database, connected on first use and shared by every check of the run.
@@ -84,9 +74,7 @@ impl Context {
         let db = match self.db().await {
             Ok(db) => db,
             Err(DbUnavailable::NotCreated(f)) => {
-                return Err(Outcome::skipped(format!(
-                    "the database {f} has not been created yet"
-                )));
+                return Err(Outcome::skipped(format!("the database {f} has not been created yet")));
             }
             Err(DbUnavailable::Unreachable(e)) => return Err(Outcome::error(e)),
         };
@@ -96,9 +84,7 @@ impl Context {
                 "the database schema is not current (pending migrations {:?})",
                 s.pending
             ))),
-            Err(e) => Err(Outcome::error(format!(
-                "cannot read the schema version: {e}"
-            ))),
+            Err(e) => Err(Outcome::error(format!("cannot read the schema version: {e}"))),
         }
     }
 

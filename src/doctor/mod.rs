@@ -5,6 +5,7 @@
 pub mod check;
 pub mod checks;
 pub mod context;
+pub mod fix;
 pub mod model;
 pub mod probes;
 pub mod profile;
@@ -33,38 +34,25 @@ pub fn select(all: &[Arc<dyn Check>], selection: &Selection) -> Result<Vec<Arc<d
     let known = |id: &str| all.iter().any(|c| c.meta().id == id);
     for id in selection.only.iter().chain(&selection.skip) {
         if !known(id) {
-            return Err(Error::Usage(format!(
-                "unknown check id `{id}`; `gatehouse doctor --list` shows them"
-            )));
+            return Err(Error::Usage(format!("unknown check id `{id}`; `gatehouse doctor --list` shows them")));
         }
     }
     for tag in &selection.tags {
         if !all.iter().any(|c| c.meta().tags.contains(&tag.as_str())) {
-            return Err(Error::Usage(format!(
-                "no check has the tag `{tag}`; `gatehouse doctor --list` shows them"
-            )));
+            return Err(Error::Usage(format!("no check has the tag `{tag}`; `gatehouse doctor --list` shows them")));
         }
     }
     let wanted = |c: &Arc<dyn Check>| {
         let m = c.meta();
         (selection.only.is_empty() || selection.only.iter().any(|id| id == m.id))
-            && (selection.tags.is_empty()
-                || selection.tags.iter().any(|t| m.tags.contains(&t.as_str())))
+            && (selection.tags.is_empty() || selection.tags.iter().any(|t| m.tags.contains(&t.as_str())))
             && !selection.skip.iter().any(|id| id == m.id)
     };
-    let mut ids: Vec<&'static str> = all
-        .iter()
-        .filter(|c| wanted(c))
-        .map(|c| c.meta().id)
-        .collect();
+    let mut ids: Vec<&'static str> = all.iter().filter(|c| wanted(c)).map(|c| c.meta().id).collect();
     // Close over prerequisites (they are few and shallow).
     let mut i = 0;
     while i < ids.len() {
-        let meta = all
-            .iter()
-            .find(|c| c.meta().id == ids[i])
-            .expect("selected from all")
-            .meta();
+        let meta = all.iter().find(|c| c.meta().id == ids[i]).expect("selected from all").meta();
         for p in meta.prerequisites {
             if !ids.contains(p) && known(p) {
                 ids.push(p);
@@ -72,11 +60,7 @@ pub fn select(all: &[Arc<dyn Check>], selection: &Selection) -> Result<Vec<Arc<d
         }
         i += 1;
     }
-    Ok(all
-        .iter()
-        .filter(|c| ids.contains(&c.meta().id))
-        .cloned()
-        .collect())
+    Ok(all.iter().filter(|c| ids.contains(&c.meta().id)).cloned().collect())
 }
 
 /// Reports the results of waived checks as `waived` while their waiver holds, and adds a
@@ -90,27 +74,18 @@ pub fn apply_waivers(report: &mut Report, waivers: &[profile::Waiver], today: ch
         }
         for r in report.results.iter_mut().filter(|r| r.id == w.check) {
             if r.status.severity() > 0 || r.status == Status::Blocked {
-                r.evidence
-                    .insert("waived_status".into(), r.status.as_str().into());
-                r.evidence
-                    .insert("waived_message".into(), r.message.clone().into());
-                r.evidence
-                    .insert("waiver_expires".into(), w.expires.to_string().into());
-                r.evidence
-                    .insert("waiver_defined_at".into(), w.location.clone().into());
-                r.message = format!(
-                    "waived until {}: {} (was {}: {})",
-                    w.expires, w.reason, r.status, r.message
-                );
+                r.evidence.insert("waived_status".into(), r.status.as_str().into());
+                r.evidence.insert("waived_message".into(), r.message.clone().into());
+                r.evidence.insert("waiver_expires".into(), w.expires.to_string().into());
+                r.evidence.insert("waiver_defined_at".into(), w.location.clone().into());
+                r.message = format!("waived until {}: {} (was {}: {})", w.expires, w.reason, r.status, r.message);
                 r.status = Status::Waived;
             }
         }
     }
     if !expired.is_empty() {
-        let list: Vec<String> = expired
-            .iter()
-            .map(|w| format!("{} (expired {}, {})", w.check, w.expires, w.location))
-            .collect();
+        let list: Vec<String> =
+            expired.iter().map(|w| format!("{} (expired {}, {})", w.check, w.expires, w.location)).collect();
         let mut evidence = serde_json::Map::new();
         evidence.insert("expired".into(), serde_json::json!(list));
         report.results.push(CheckResult {
@@ -132,20 +107,13 @@ pub fn apply_waivers(report: &mut Report, waivers: &[profile::Waiver], today: ch
 }
 
 /// Runs `checks` and assembles the report.
-pub async fn diagnose(
-    checks: &[Arc<dyn Check>],
-    ctx: Arc<Context>,
-    options: &runner::RunOptions,
-) -> Report {
+pub async fn diagnose(checks: &[Arc<dyn Check>], ctx: Arc<Context>, options: &runner::RunOptions) -> Report {
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
     let results = runner::run(checks, ctx, options).await;
     Report {
         schema: model::SCHEMA.into(),
-        tool: model::Tool {
-            name: "gatehouse".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
+        tool: model::Tool { name: "gatehouse".into(), version: env!("CARGO_PKG_VERSION").into() },
         host: model::Host {
             hostname: sysinfo::System::host_name().unwrap_or_default(),
             os: sysinfo::System::long_os_version().unwrap_or_else(|_| std::env::consts::OS.into()),

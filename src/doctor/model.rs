@@ -162,10 +162,6 @@ pub struct Report {
 impl Report {
     /// The worst severity among the results (0, 1 or 2).
     pub fn worst(&self) -> u8 {
-        self.results
-            .iter()
-            .map(|r| r.status.severity())
-            .max()
-            .unwrap_or(0)
+        self.results.iter().map(|r| r.status.severity()).max().unwrap_or(0)
     }
 }

@@ -84,35 +84,20 @@ impl Lint<'_> {
 /// Reads and lints a profile against the built-in checks.
 pub fn load(path: &Path, builtin: &[Arc<dyn Check>]) -> Result<Profile, ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-        path: name.clone(),
-        message: format!("cannot read profile: {e}"),
-    })?;
-    let file: ProfileFile = if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: name.clone(), message: format!("cannot read profile: {e}") })?;
+    let file: ProfileFile = if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         serde_saphyr::from_str("{}").expect("an empty mapping parses")
     } else {
         serde_saphyr::from_str(&text).map_err(|e| crate::config::yaml_error(&name, &e))?
     };
-    let mut lint = Lint {
-        path: &name,
-        errors: Vec::new(),
-    };
+    let mut lint = Lint { path: &name, errors: Vec::new() };
 
     let mut probe_checks: Vec<Arc<dyn Check>> = Vec::new();
     for spec in file.probes {
         let id = spec.id().clone();
-        if builtin
-            .iter()
-            .chain(&probe_checks)
-            .any(|c| c.meta().id == id.value.trim())
-        {
-            lint.at(
-                &id,
-                format!("check id `{}` is already taken", id.value.trim()),
-            );
+        if builtin.iter().chain(&probe_checks).any(|c| c.meta().id == id.value.trim()) {
+            lint.at(&id, format!("check id `{}` is already taken", id.value.trim()));
             continue;
         }
         match probes::build(spec, &name) {
@@ -122,58 +107,31 @@ pub fn load(path: &Path, builtin: &[Arc<dyn Check>]) -> Result<Profile, ConfigEr
     }
     let all: Vec<&Arc<dyn Check>> = builtin.iter().chain(&probe_checks).collect();
     let find = |id: &str| all.iter().find(|c| c.meta().id == id).map(|c| c.meta());
-    let known_ids = || {
-        all.iter()
-            .map(|c| c.meta().id)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let known_ids = || all.iter().map(|c| c.meta().id).collect::<Vec<_>>().join(", ");
 
     for id in file.only.iter().chain(&file.skip) {
         if find(&id.value).is_none() {
-            lint.at(
-                id,
-                format!("unknown check id `{}`; known: {}", id.value, known_ids()),
-            );
+            lint.at(id, format!("unknown check id `{}`; known: {}", id.value, known_ids()));
         }
     }
     for tag in &file.tags {
-        if !all
-            .iter()
-            .any(|c| c.meta().tags.contains(&tag.value.as_str()))
-        {
+        if !all.iter().any(|c| c.meta().tags.contains(&tag.value.as_str())) {
             lint.at(tag, format!("no check has the tag `{}`", tag.value));
         }
     }
     let mut thresholds = HashMap::new();
     for (id, values) in &file.thresholds {
         let Some(meta) = find(&id.value) else {
-            lint.at(
-                id,
-                format!("unknown check id `{}`; known: {}", id.value, known_ids()),
-            );
+            lint.at(id, format!("unknown check id `{}`; known: {}", id.value, known_ids()));
             continue;
         };
         let mut map = Map::new();
         for (key, value) in values {
             if !meta.thresholds.contains(&key.value.as_str()) {
-                let accepted = if meta.thresholds.is_empty() {
-                    "none".to_string()
-                } else {
-                    meta.thresholds.join(", ")
-                };
-                lint.at(
-                    key,
-                    format!(
-                        "`{}` is not a threshold of {}; accepted: {accepted}",
-                        key.value, meta.id
-                    ),
-                );
+                let accepted = if meta.thresholds.is_empty() { "none".to_string() } else { meta.thresholds.join(", ") };
+                lint.at(key, format!("`{}` is not a threshold of {}; accepted: {accepted}", key.value, meta.id));
             } else if !value.value.is_finite() || value.value < 0.0 {
-                lint.at(
-                    value,
-                    format!("threshold `{}` must be a non-negative number", key.value),
-                );
+                lint.at(value, format!("threshold `{}` must be a non-negative number", key.value));
             } else {
                 map.insert(key.value.clone(), Value::from(value.value));
             }
@@ -183,14 +141,7 @@ pub fn load(path: &Path, builtin: &[Arc<dyn Check>]) -> Result<Profile, ConfigEr
     let mut waivers = Vec::new();
     for w in &file.waivers {
         if find(&w.check.value).is_none() {
-            lint.at(
-                &w.check,
-                format!(
-                    "unknown check id `{}`; known: {}",
-                    w.check.value,
-                    known_ids()
-                ),
-            );
+            lint.at(&w.check, format!("unknown check id `{}`; known: {}", w.check.value, known_ids()));
         }
         if w.reason.value.trim().is_empty() {
             lint.at(&w.reason, "a waiver needs a reason".into());
@@ -200,19 +151,9 @@ pub fn load(path: &Path, builtin: &[Arc<dyn Check>]) -> Result<Profile, ConfigEr
                 check: w.check.value.clone(),
                 reason: w.reason.value.trim().to_string(),
                 expires,
-                location: format!(
-                    "{name}:{}:{}",
-                    w.check.referenced.line(),
-                    w.check.referenced.column()
-                ),
+                location: format!("{name}:{}:{}", w.check.referenced.line(), w.check.referenced.column()),
             }),
-            Err(_) => lint.at(
-                &w.expires,
-                format!(
-                    "expires `{}` is not a date such as 2027-01-31",
-                    w.expires.value
-                ),
-            ),
+            Err(_) => lint.at(&w.expires, format!("expires `{}` is not a date such as 2027-01-31", w.expires.value)),
         }
     }
     if let Some(first) = lint.errors.into_iter().min_by_key(|e| match e {
@@ -224,11 +165,7 @@ pub fn load(path: &Path, builtin: &[Arc<dyn Check>]) -> Result<Profile, ConfigEr
     let strings = |v: &[Spanned<String>]| v.iter().map(|s| s.value.clone()).collect();
     Ok(Profile {
         path: path.to_path_buf(),
-        selection: Selection {
-            only: strings(&file.only),
-            skip: strings(&file.skip),
-            tags: strings(&file.tags),
-        },
+        selection: Selection { only: strings(&file.only), skip: strings(&file.skip), tags: strings(&file.tags) },
         thresholds,
         waivers,
         probes: probe_checks,

@@ -26,20 +26,13 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn with_timeout(per_check: Duration) -> Self {
-        Self {
-            per_check,
-            budget: per_check * 2 + BUDGET_SLACK,
-        }
+        Self { per_check, budget: per_check * 2 + BUDGET_SLACK }
     }
 }
 
 /// Runs `checks` (already in registry order, prerequisites included) and returns one result
 /// per check in the same order.
-pub async fn run(
-    checks: &[Arc<dyn Check>],
-    ctx: Arc<Context>,
-    options: &RunOptions,
-) -> Vec<CheckResult> {
+pub async fn run(checks: &[Arc<dyn Check>], ctx: Arc<Context>, options: &RunOptions) -> Vec<CheckResult> {
     let mut senders = HashMap::new();
     let mut receivers = HashMap::new();
     for check in checks {
@@ -51,11 +44,8 @@ pub async fn run(
     let mut handles = Vec::with_capacity(checks.len());
     for check in checks {
         let meta = check.meta();
-        let prerequisites: Vec<(&'static str, Option<watch::Receiver<Option<Status>>>)> = meta
-            .prerequisites
-            .iter()
-            .map(|p| (*p, receivers.get(p).cloned()))
-            .collect();
+        let prerequisites: Vec<(&'static str, Option<watch::Receiver<Option<Status>>>)> =
+            meta.prerequisites.iter().map(|p| (*p, receivers.get(p).cloned())).collect();
         let done = senders.remove(meta.id).expect("one sender per check");
         let (check, ctx, per_check) = (check.clone(), ctx.clone(), options.per_check);
         handles.push(tokio::spawn(async move {
@@ -71,19 +61,12 @@ pub async fn run(
         let left = options.budget.saturating_sub(started.elapsed());
         let result = match tokio::time::timeout(left, handle).await {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) => finished(
-                check.as_ref(),
-                Outcome::error(format!("the check runner failed: {join}")),
-                0,
-            ),
+            Ok(Err(join)) => finished(check.as_ref(), Outcome::error(format!("the check runner failed: {join}")), 0),
             Err(_) => finished(
                 check.as_ref(),
                 Outcome::new(
                     Status::Timeout,
-                    format!(
-                        "did not finish within the run's budget of {}",
-                        ms(options.budget)
-                    ),
+                    format!("did not finish within the run's budget of {}", ms(options.budget)),
                 ),
                 options.budget.as_millis() as u64,
             ),
@@ -101,27 +84,19 @@ async fn run_one(
 ) -> CheckResult {
     for (id, rx) in prerequisites {
         let status = match rx {
-            Some(mut rx) => rx
-                .wait_for(Option::is_some)
-                .await
-                .map(|s| s.expect("waited for Some"))
-                .ok(),
+            Some(mut rx) => rx.wait_for(Option::is_some).await.map(|s| s.expect("waited for Some")).ok(),
             None => None,
         };
         match status {
             Some(s) if s.satisfies_prerequisite() => {}
             Some(s) => {
-                let outcome = Outcome::new(
-                    Status::Blocked,
-                    format!("prerequisite {id} did not pass ({s})"),
-                )
-                .with("prerequisite", id);
+                let outcome = Outcome::new(Status::Blocked, format!("prerequisite {id} did not pass ({s})"))
+                    .with("prerequisite", id);
                 return finished(check.as_ref(), outcome, 0);
             }
             None => {
                 let outcome =
-                    Outcome::new(Status::Blocked, format!("prerequisite {id} did not run"))
-                        .with("prerequisite", id);
+                    Outcome::new(Status::Blocked, format!("prerequisite {id} did not run")).with("prerequisite", id);
                 return finished(check.as_ref(), outcome, 0);
             }
         }
@@ -137,26 +112,16 @@ async fn run_one(
     let abort = task.abort_handle();
     let outcome = match tokio::time::timeout(per_check, task).await {
         Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) if e.is_panic() => Outcome::error(format!(
-            "the check panicked: {}",
-            panic_message(e.into_panic())
-        ))
-        .remediation("This is a bug in gatehouse; please report it with this output."),
+        Ok(Err(e)) if e.is_panic() => Outcome::error(format!("the check panicked: {}", panic_message(e.into_panic())))
+            .remediation("This is a bug in gatehouse; please report it with this output."),
         Ok(Err(e)) => Outcome::error(format!("the check was cancelled: {e}")),
         Err(_) => {
             abort.abort();
-            Outcome::new(
-                Status::Timeout,
-                format!("did not finish within {}", ms(per_check)),
-            )
-            .with("deadline_ms", per_check.as_millis() as u64)
+            Outcome::new(Status::Timeout, format!("did not finish within {}", ms(per_check)))
+                .with("deadline_ms", per_check.as_millis() as u64)
         }
     };
-    finished(
-        check.as_ref(),
-        outcome,
-        started.elapsed().as_millis() as u64,
-    )
+    finished(check.as_ref(), outcome, started.elapsed().as_millis() as u64)
 }
 
 fn finished(check: &dyn Check, outcome: Outcome, duration_ms: u64) -> CheckResult {
@@ -172,17 +137,10 @@ fn finished(check: &dyn Check, outcome: Outcome, duration_ms: u64) -> CheckResul
         tags: meta.tags.iter().map(|t| t.to_string()).collect(),
         status: outcome.status,
         message: outcome.message,
-        evidence: if outcome.evidence.is_empty() {
-            Map::new()
-        } else {
-            outcome.evidence
-        },
+        evidence: if outcome.evidence.is_empty() { Map::new() } else { outcome.evidence },
         remediation,
         doc: meta.doc(),
-        fix: FixInfo {
-            available: outcome.fix.is_some(),
-            description: outcome.fix.unwrap_or_default(),
-        },
+        fix: FixInfo { available: outcome.fix.is_some(), description: outcome.fix.unwrap_or_default() },
         duration_ms,
     }
 }

@@ -14,9 +14,7 @@ pub fn parse_trusted(entry: &str) -> Result<IpNet, String> {
     if let Ok(ip) = e.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }
-    Err(format!(
-        "`{e}` is not an IP address or CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)"
-    ))
+    Err(format!("`{e}` is not an IP address or CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)"))
 }
 
 /// True for addresses routed on the public Internet (not private, loopback, link-local,
@@ -48,14 +46,8 @@ mod tests {
 
     #[test]
     fn entries_parse_as_networks() {
-        assert_eq!(
-            parse_trusted("10.1.2.3/8").unwrap().to_string(),
-            "10.0.0.0/8"
-        );
-        assert_eq!(
-            parse_trusted("192.0.2.7").unwrap().to_string(),
-            "192.0.2.7/32"
-        );
+        assert_eq!(parse_trusted("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_trusted("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
         assert_eq!(parse_trusted("::1").unwrap().to_string(), "::1/128");
         assert!(parse_trusted("10.0.0.1:8080").is_err());
         assert!(parse_trusted("proxy.internal").is_err());

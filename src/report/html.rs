@@ -11,9 +11,6 @@ const TEMPLATE: &str = include_str!("templates/report.html.j2");
 pub fn render(report: &Report) -> String {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
-    env.render_str(
-        TEMPLATE,
-        context! { report => Value::from(Serde(report)), summary => summary_line(report) },
-    )
-    .unwrap_or_else(|e| format!("<!doctype html><p>cannot render the report: {e}</p>\n"))
+    env.render_str(TEMPLATE, context! { report => Value::from(Serde(report)), summary => summary_line(report) })
+        .unwrap_or_else(|e| format!("<!doctype html><p>cannot render the report: {e}</p>\n"))
 }

@@ -29,11 +29,7 @@ fn style(status: Status) -> Style {
 
 pub fn render(report: &Report, options: RenderOptions) -> String {
     let paint = |text: String, s: Style| {
-        if options.color {
-            text.style(s).to_string()
-        } else {
-            text
-        }
+        if options.color { text.style(s).to_string() } else { text }
     };
     let mut out = String::new();
     let mut categories: Vec<&str> = Vec::new();
@@ -59,21 +55,9 @@ pub fn render(report: &Report, options: RenderOptions) -> String {
         }
     }
     let line = summary_line(report);
-    let worst = report
-        .results
-        .iter()
-        .map(|r| r.status)
-        .max_by_key(|s| s.severity())
-        .unwrap_or(Status::Pass);
+    let worst = report.results.iter().map(|r| r.status).max_by_key(|s| s.severity()).unwrap_or(Status::Pass);
     out += "\n";
-    out += &paint(
-        line,
-        style(if worst.severity() == 0 {
-            Status::Pass
-        } else {
-            worst
-        }),
-    );
+    out += &paint(line, style(if worst.severity() == 0 { Status::Pass } else { worst }));
     out += "\n";
     out
 }

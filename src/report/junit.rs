@@ -9,12 +9,7 @@ use crate::doctor::{Report, Status};
 pub fn render(report: &Report, options: RenderOptions) -> String {
     let mut suite = TestSuite::new("gatehouse doctor");
     for r in &report.results {
-        let body = format!(
-            "{}\n\n{}\n\nremediation: {}",
-            r.message,
-            evidence_text(r),
-            r.remediation
-        );
+        let body = format!("{}\n\n{}\n\nremediation: {}", r.message, evidence_text(r), r.remediation);
         let status = match r.status {
             Status::Skipped | Status::Blocked | Status::Waived => {
                 let mut s = TestCaseStatus::skipped();
@@ -45,7 +40,5 @@ pub fn render(report: &Report, options: RenderOptions) -> String {
     }
     let mut junit = JReport::new("gatehouse");
     junit.add_test_suite(suite);
-    junit
-        .to_string()
-        .unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->\n"))
+    junit.to_string().unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->\n"))
 }

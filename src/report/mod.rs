@@ -28,8 +28,9 @@ pub enum Format {
 impl FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        <Self as clap::ValueEnum>::from_str(s, true)
-            .map_err(|_| format!("unknown format `{s}`; expected human, json, junit, markdown, html, prometheus, nagios or sarif"))
+        <Self as clap::ValueEnum>::from_str(s, true).map_err(|_| {
+            format!("unknown format `{s}`; expected human, json, junit, markdown, html, prometheus, nagios or sarif")
+        })
     }
 }
 
@@ -83,22 +84,13 @@ pub fn exit_code(format: Format, report: &Report, fail_on: FailOn) -> i32 {
 
 /// Results that fail the run and are worse than in `baseline` (a check absent from the
 /// baseline counts as having passed there). With a baseline, only these fail the run.
-pub fn regressions<'a>(
-    report: &'a Report,
-    baseline: &Report,
-    fail_on: FailOn,
-) -> Vec<&'a crate::doctor::CheckResult> {
+pub fn regressions<'a>(report: &'a Report, baseline: &Report, fail_on: FailOn) -> Vec<&'a crate::doctor::CheckResult> {
     report
         .results
         .iter()
         .filter(|r| fail_on.fails(r.status))
         .filter(|r| {
-            let before = baseline
-                .results
-                .iter()
-                .find(|b| b.id == r.id)
-                .map(|b| b.status.severity())
-                .unwrap_or(0);
+            let before = baseline.results.iter().find(|b| b.id == r.id).map(|b| b.status.severity()).unwrap_or(0);
             r.status.severity() > before
         })
         .collect()
@@ -107,20 +99,12 @@ pub fn regressions<'a>(
 /// The one-line summary every human-facing format ends with.
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
-    let mut parts: Vec<String> = Status::ALL
-        .iter()
-        .filter(|st| s.count(**st) > 0)
-        .map(|st| format!("{} {}", s.count(*st), st))
-        .collect();
+    let mut parts: Vec<String> =
+        Status::ALL.iter().filter(|st| s.count(**st) > 0).map(|st| format!("{} {}", s.count(*st), st)).collect();
     if parts.is_empty() {
         parts.push("no checks ran".into());
     }
-    format!(
-        "{} checks: {} ({} ms)",
-        report.results.len(),
-        parts.join(", "),
-        report.duration_ms
-    )
+    format!("{} checks: {} ({} ms)", report.results.len(), parts.join(", "), report.duration_ms)
 }
 
 /// Evidence as compact `key=value` pairs, for formats without structure.

@@ -23,16 +23,6 @@ pub fn render(report: &Report) -> (String, i32) {
     } else {
         problems.join("; ").replace('|', "/")
     };
-    let perf: Vec<String> = Status::ALL
-        .iter()
-        .map(|s| format!("{s}={}", report.summary.count(*s)))
-        .collect();
-    (
-        format!(
-            "GATEHOUSE {label} - {text} | {} duration={}ms\n",
-            perf.join(" "),
-            report.duration_ms
-        ),
-        code,
-    )
+    let perf: Vec<String> = Status::ALL.iter().map(|s| format!("{s}={}", report.summary.count(*s))).collect();
+    (format!("GATEHOUSE {label} - {text} | {} duration={}ms\n", perf.join(" "), report.duration_ms), code)
 }

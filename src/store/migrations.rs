@@ -34,35 +34,23 @@ impl Db {
     /// Applies every pending migration and returns the versions it applied.
     pub async fn migrate(&self) -> Result<Vec<i64>> {
         let before = self.migration_status().await?;
-        self.migrator()
-            .run(&self.pool)
-            .await
-            .map_err(|e| crate::Error::Internal(format!("migration failed: {e}")))?;
+        self.migrator().run(&self.pool).await.map_err(|e| crate::Error::Internal(format!("migration failed: {e}")))?;
         Ok(before.pending)
     }
 
     /// Which embedded migrations are applied. Read-only: a database that was never migrated
     /// reports every migration as pending.
     pub async fn migration_status(&self) -> Result<MigrationStatus> {
-        let applied: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
-                .fetch_all(&self.pool)
-                .await
-                .or_else(|e| match e {
-                    // No migrations table yet: nothing applied.
-                    sqlx::Error::Database(_) => Ok(Vec::new()),
-                    other => Err(other),
-                })?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&self.pool)
+            .await
+            .or_else(|e| match e {
+                // No migrations table yet: nothing applied.
+                sqlx::Error::Database(_) => Ok(Vec::new()),
+                other => Err(other),
+            })?;
         let all: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        let pending = all
-            .iter()
-            .copied()
-            .filter(|v| !applied.contains(v))
-            .collect();
-        Ok(MigrationStatus {
-            applied,
-            pending,
-            latest: all.last().copied().unwrap_or(0),
-        })
+        let pending = all.iter().copied().filter(|v| !applied.contains(v)).collect();
+        Ok(MigrationStatus { applied, pending, latest: all.last().copied().unwrap_or(0) })
     }
 }

@@ -53,11 +53,7 @@ impl Db {
                 })?;
             }
             if !raw.contains("mode=") {
-                raw.push_str(if raw.contains('?') {
-                    "&mode=rwc"
-                } else {
-                    "?mode=rwc"
-                });
+                raw.push_str(if raw.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
             }
         }
         let unavailable = |e: sqlx::Error| {
@@ -138,10 +134,7 @@ pub fn serialize_ts<S: serde::Serializer>(ts: &i64, s: S) -> std::result::Result
 }
 
 /// As [`serialize_ts`], for a nullable column.
-pub fn serialize_opt_ts<S: serde::Serializer>(
-    ts: &Option<i64>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
+pub fn serialize_opt_ts<S: serde::Serializer>(ts: &Option<i64>, s: S) -> std::result::Result<S::Ok, S::Error> {
     match ts {
         Some(t) => s.serialize_str(&rfc3339(*t)),
         None => s.serialize_none(),

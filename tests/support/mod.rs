@@ -11,11 +11,7 @@ use gatehouse::store::Db;
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 
 pub fn policy() -> Policy {
-    Policy {
-        password_min_length: 12,
-        invite_ttl_secs: 7 * 86400,
-        banned_email_subdomains: true,
-    }
+    Policy { password_min_length: 12, invite_ttl_secs: 7 * 86400, banned_email_subdomains: true }
 }
 
 pub struct Harness {
@@ -50,47 +46,29 @@ impl PgSchema {
             "gh_test_{}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
         );
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(&admin_url)
             .await
             .unwrap_or_else(|e| panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut c).await.unwrap();
         let sep = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{sep}options[search_path]={schema}");
-        Some(Self {
-            url,
-            admin_url,
-            schema,
-        })
+        Some(Self { url, admin_url, schema })
     }
 }
 
 impl Drop for PgSchema {
     fn drop(&mut self) {
-        let (url, sql) = (
-            self.admin_url.clone(),
-            format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
-        );
+        let (url, sql) = (self.admin_url.clone(), format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
         // Drop may run inside or outside a runtime, so the cleanup gets a thread of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut c)
-                        .await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
                 }
             });
         })
@@ -105,16 +83,10 @@ impl Harness {
 
     pub async fn sqlite_with(policy: Policy) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url: DatabaseUrl = format!("sqlite://{}/gatehouse.db", dir.path().display())
-            .parse()
-            .unwrap();
+        let url: DatabaseUrl = format!("sqlite://{}/gatehouse.db", dir.path().display()).parse().unwrap();
         let db = Db::connect(&url, "test").await.unwrap();
         db.migrate().await.unwrap();
-        Self {
-            accounts: Accounts::new(db, policy),
-            actor: Actor::system("test"),
-            _storage: Storage::Dir(dir),
-        }
+        Self { accounts: Accounts::new(db, policy), actor: Actor::system("test"), _storage: Storage::Dir(dir) }
     }
 
     /// A harness on a fresh PostgreSQL schema, or `None` when no server is configured.
@@ -124,9 +96,7 @@ impl Harness {
 
     pub async fn postgres_with(policy: Policy) -> Option<Self> {
         let schema = PgSchema::create().await?;
-        let db = Db::connect(&schema.url.parse().unwrap(), "test")
-            .await
-            .unwrap();
+        let db = Db::connect(&schema.url.parse().unwrap(), "test").await.unwrap();
         db.migrate().await.unwrap();
         Some(Self {
             accounts: Accounts::new(db, policy),

@@ -40,9 +40,7 @@ impl Check for Integrity {
                 Err(outcome) => return outcome,
             };
             let pool = accounts.db().pool();
-            let query_ids = |sql: &'static str| async move {
-                sqlx::query_scalar::<_, i64>(sql).fetch_all(pool).await
-            };
+            let query_ids = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_all(pool).await };
 
             let ownerless = match query_ids(
                 "SELECT c.id FROM clients c LEFT JOIN memberships m ON m.client_id = c.id AND m.user_id = c.owner_user_id \
@@ -66,18 +64,15 @@ impl Check for Integrity {
                 .map(|b| b.into_iter().map(|d| d.domain).collect())
                 .unwrap_or_default();
             let subdomains = accounts.policy().banned_email_subdomains;
-            let emails: Vec<(i64, String)> =
-                sqlx::query_as("SELECT id, email_norm FROM users ORDER BY id")
-                    .fetch_all(pool)
-                    .await
-                    .unwrap_or_default();
+            let emails: Vec<(i64, String)> = sqlx::query_as("SELECT id, email_norm FROM users ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .unwrap_or_default();
             let banned_users: Vec<i64> = emails
                 .iter()
                 .filter(|(_, email)| {
                     let domain = email.rsplit('@').next().unwrap_or_default();
-                    banned
-                        .iter()
-                        .any(|b| domain == b || (subdomains && domain.ends_with(&format!(".{b}"))))
+                    banned.iter().any(|b| domain == b || (subdomains && domain.ends_with(&format!(".{b}"))))
                 })
                 .map(|(id, _)| *id)
                 .collect();
@@ -102,10 +97,7 @@ impl Check for Integrity {
             .fetch_one(pool)
             .await
             .unwrap_or(0);
-            let clients: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients")
-                .fetch_one(pool)
-                .await
-                .unwrap_or(0);
+            let clients: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients").fetch_one(pool).await.unwrap_or(0);
             let users = emails.len();
 
             let mut status = Status::Pass;
@@ -115,10 +107,7 @@ impl Check for Integrity {
                 problems.push(text);
             };
             if !ownerless.is_empty() {
-                flag(
-                    Status::Fail,
-                    format!("{} client(s) whose owner is not a member", ownerless.len()),
-                );
+                flag(Status::Fail, format!("{} client(s) whose owner is not a member", ownerless.len()));
             }
             if !unknown.is_empty() {
                 flag(
@@ -139,26 +128,13 @@ impl Check for Integrity {
                 );
             }
             if !banned_users.is_empty() {
-                flag(
-                    Status::Warn,
-                    format!(
-                        "{} user(s) with an email in a banned domain",
-                        banned_users.len()
-                    ),
-                );
+                flag(Status::Warn, format!("{} user(s) with an email in a banned domain", banned_users.len()));
             }
             if stale_invites > 0 {
-                flag(
-                    Status::Warn,
-                    format!(
-                        "{stale_invites} invite(s) expired without being accepted or cancelled"
-                    ),
-                );
+                flag(Status::Warn, format!("{stale_invites} invite(s) expired without being accepted or cancelled"));
             }
             let mut outcome = if problems.is_empty() {
-                Outcome::pass(format!(
-                    "{clients} client(s) and {users} user(s) are consistent"
-                ))
+                Outcome::pass(format!("{clients} client(s) and {users} user(s) are consistent"))
             } else {
                 let mut o = Outcome::fail(problems.join("; "));
                 o.status = status;
@@ -168,14 +144,8 @@ impl Check for Integrity {
                 .with("clients", clients)
                 .with("users", users)
                 .with("clients_owner_not_member", sample(&ownerless, EVIDENCE_IDS))
-                .with(
-                    "clients_owner_without_password",
-                    sample(&passwordless_owners, EVIDENCE_IDS),
-                )
-                .with(
-                    "users_in_banned_domains",
-                    sample(&banned_users, EVIDENCE_IDS),
-                )
+                .with("clients_owner_without_password", sample(&passwordless_owners, EVIDENCE_IDS))
+                .with("users_in_banned_domains", sample(&banned_users, EVIDENCE_IDS))
                 .with("unknown_permission_keys", &unknown)
                 .with("stale_invites", stale_invites);
             outcome
@@ -210,18 +180,14 @@ pub fn hash_kind(hash: &str) -> &'static str {
             .filter_map(|kv| kv.split_once('='))
             .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
             .collect();
-        let strong = params.get("m").copied().unwrap_or(0) >= 19456
-            && params.get("t").copied().unwrap_or(0) >= 2;
+        let strong = params.get("m").copied().unwrap_or(0) >= 19456 && params.get("t").copied().unwrap_or(0) >= 2;
         return if strong { "argon2id" } else { "argon2id_weak" };
     }
     if hash.starts_with("$argon2") {
         "argon2_other"
     } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
         "bcrypt"
-    } else if hash.len() == 38
-        && hash.as_bytes()[32] == b':'
-        && hash[..32].bytes().all(|b| b.is_ascii_hexdigit())
-    {
+    } else if hash.len() == 38 && hash.as_bytes()[32] == b':' && hash[..32].bytes().all(|b| b.is_ascii_hexdigit()) {
         "md5_salted"
     } else {
         "unknown"
@@ -239,15 +205,14 @@ impl Check for PasswordHashes {
                 Ok(a) => a,
                 Err(outcome) => return outcome,
             };
-            let rows: Vec<(i64, String)> = match sqlx::query_as(
-                "SELECT id, password_hash FROM users WHERE password_hash IS NOT NULL ORDER BY id",
-            )
-            .fetch_all(accounts.db().pool())
-            .await
-            {
-                Ok(rows) => rows,
-                Err(e) => return Outcome::error(format!("cannot read users: {e}")),
-            };
+            let rows: Vec<(i64, String)> =
+                match sqlx::query_as("SELECT id, password_hash FROM users WHERE password_hash IS NOT NULL ORDER BY id")
+                    .fetch_all(accounts.db().pool())
+                    .await
+                {
+                    Ok(rows) => rows,
+                    Err(e) => return Outcome::error(format!("cannot read users: {e}")),
+                };
             let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
             let mut legacy = Vec::new();
             let mut unknown = Vec::new();
@@ -272,10 +237,7 @@ impl Check for PasswordHashes {
                     legacy.len()
                 ))
             } else {
-                Outcome::pass(format!(
-                    "all {} password hash(es) are argon2id at or above the policy",
-                    rows.len()
-                ))
+                Outcome::pass(format!("all {} password hash(es) are argon2id at or above the policy", rows.len()))
             };
             outcome
                 .with("by_kind", &kinds)
@@ -291,19 +253,10 @@ mod tests {
 
     #[test]
     fn hash_kinds() {
-        assert_eq!(
-            hash_kind("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
-            "argon2id"
-        );
-        assert_eq!(
-            hash_kind("$argon2id$v=19$m=4096,t=1,p=1$c2FsdA$aGFzaA"),
-            "argon2id_weak"
-        );
+        assert_eq!(hash_kind("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), "argon2id");
+        assert_eq!(hash_kind("$argon2id$v=19$m=4096,t=1,p=1$c2FsdA$aGFzaA"), "argon2id_weak");
         assert_eq!(hash_kind("$2y$10$abcdefghijklmnopqrstuv"), "bcrypt");
-        assert_eq!(
-            hash_kind("5f4dcc3b5aa765d61d8327deb882cf99:abcde"),
-            "md5_salted"
-        );
+        assert_eq!(hash_kind("5f4dcc3b5aa765d61d8327deb882cf99:abcde"), "md5_salted");
         assert_eq!(hash_kind("plaintext"), "unknown");
     }
 }

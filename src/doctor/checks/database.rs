@@ -33,34 +33,26 @@ impl Check for Connectivity {
             let db = match ctx.db().await {
                 Ok(db) => db,
                 Err(DbUnavailable::NotCreated(file)) => {
-                    return Outcome::warn(format!(
-                        "the SQLite database {file} has not been created yet"
-                    ))
-                    .with("database_url", &url)
-                    .with("configured_in", &origin)
-                    .remediation("Run `gatehouse migrate` (or `gatehouse init`) to create it.")
-                    .fixable("create the SQLite database and apply the migrations");
+                    return Outcome::warn(format!("the SQLite database {file} has not been created yet"))
+                        .with("database_url", &url)
+                        .with("configured_in", &origin)
+                        .remediation("Run `gatehouse migrate` (or `gatehouse init`) to create it.")
+                        .fixable("create the SQLite database and apply the migrations");
                 }
                 Err(DbUnavailable::Unreachable(e)) => {
-                    return Outcome::fail(e)
-                        .with("database_url", &url)
-                        .with("configured_in", &origin);
+                    return Outcome::fail(e).with("database_url", &url).with("configured_in", &origin);
                 }
             };
             let started = Instant::now();
             if let Err(e) = sqlx::query("SELECT 1").execute(db.pool()).await {
-                return Outcome::fail(format!("connected, but a query failed: {e}"))
-                    .with("database_url", &url);
+                return Outcome::fail(format!("connected, but a query failed: {e}")).with("database_url", &url);
             }
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             let version_sql = match db.backend() {
                 Backend::Sqlite => "SELECT 'SQLite ' || sqlite_version()",
                 Backend::Postgres => "SELECT version()",
             };
-            let version: String = sqlx::query_scalar(version_sql)
-                .fetch_one(db.pool())
-                .await
-                .unwrap_or_default();
+            let version: String = sqlx::query_scalar(version_sql).fetch_one(db.pool()).await.unwrap_or_default();
             let mut outcome = Outcome::pass("");
             let mut problems = Vec::new();
             outcome = outcome
@@ -72,45 +64,27 @@ impl Check for Connectivity {
 
             let warn_ms = ctx.threshold(META.id, "latency_warn_ms", 100.0);
             if latency_ms > warn_ms {
-                problems.push(format!(
-                    "query latency {latency_ms:.1} ms exceeds {warn_ms} ms"
-                ));
+                problems.push(format!("query latency {latency_ms:.1} ms exceeds {warn_ms} ms"));
             }
             if db.backend() == Backend::Sqlite {
-                let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                    .fetch_one(db.pool())
-                    .await
-                    .unwrap_or_default();
-                let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-                    .fetch_one(db.pool())
-                    .await
-                    .unwrap_or(0);
-                outcome = outcome
-                    .with("journal_mode", &mode)
-                    .with("busy_timeout_ms", busy);
+                let mode: String =
+                    sqlx::query_scalar("PRAGMA journal_mode").fetch_one(db.pool()).await.unwrap_or_default();
+                let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(db.pool()).await.unwrap_or(0);
+                outcome = outcome.with("journal_mode", &mode).with("busy_timeout_ms", busy);
                 if !mode.eq_ignore_ascii_case("wal") {
-                    problems.push(format!(
-                        "journal mode is {mode}, not WAL: readers block behind writers"
-                    ));
+                    problems.push(format!("journal mode is {mode}, not WAL: readers block behind writers"));
                 }
                 if busy <= 0 {
-                    problems.push(
-                        "busy timeout is 0: concurrent writers fail instead of waiting".into(),
-                    );
+                    problems.push("busy timeout is 0: concurrent writers fail instead of waiting".into());
                 }
             }
             let status = match db.migration_status().await {
                 Ok(s) => s,
                 Err(e) => {
-                    return outcome_as(
-                        outcome,
-                        Outcome::error(format!("cannot read the migration level: {e}")),
-                    );
+                    return outcome_as(outcome, Outcome::error(format!("cannot read the migration level: {e}")));
                 }
             };
-            outcome = outcome
-                .with("migrations_applied", &status.applied)
-                .with("migration_latest", status.latest);
+            outcome = outcome.with("migrations_applied", &status.applied).with("migration_latest", status.latest);
             if !status.is_current() {
                 problems.push(format!("migrations {:?} are not applied", status.pending));
                 outcome = outcome
@@ -119,11 +93,8 @@ impl Check for Connectivity {
                     .remediation("Run `gatehouse migrate`.");
             }
             if problems.is_empty() {
-                outcome.message = format!(
-                    "{} answered in {latency_ms:.1} ms; schema at version {}",
-                    db.backend(),
-                    status.latest
-                );
+                outcome.message =
+                    format!("{} answered in {latency_ms:.1} ms; schema at version {}", db.backend(), status.latest);
                 outcome
             } else {
                 outcome.status = crate::doctor::model::Status::Warn;

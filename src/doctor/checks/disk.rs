@@ -20,11 +20,7 @@ static META: Meta = Meta {
     next_steps: "Free space on the filesystem named in the evidence (old logs, backups, expired sessions: \
                  `gatehouse session gc`), or move data_dir to a larger volume.",
     prerequisites: &[],
-    thresholds: &[
-        "min_free_bytes",
-        "min_free_percent",
-        "min_free_inodes_percent",
-    ],
+    thresholds: &["min_free_bytes", "min_free_percent", "min_free_inodes_percent"],
 };
 
 #[derive(Debug, Serialize)]
@@ -42,44 +38,28 @@ struct Mount {
 
 /// The nearest existing directory at or above `p`: what a file there will be written to.
 fn existing_ancestor(p: &Path) -> PathBuf {
-    let absolute = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(p)
-    };
-    absolute
-        .ancestors()
-        .find(|a| a.exists())
-        .unwrap_or(Path::new("/"))
-        .to_path_buf()
+    let absolute = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
+    absolute.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/")).to_path_buf()
 }
 
 fn measure(places: Vec<(&'static str, PathBuf)>) -> Result<Vec<Mount>, String> {
     let mut mounts: Vec<Mount> = Vec::new();
     for (used_for, path) in places {
         let at = existing_ancestor(&path);
-        let st = nix::sys::statvfs::statvfs(&at)
-            .map_err(|e| format!("statvfs {}: {e}", at.display()))?;
+        let st = nix::sys::statvfs::statvfs(&at).map_err(|e| format!("statvfs {}: {e}", at.display()))?;
         let fsid = st.filesystem_id() as u64;
         if let Some(m) = mounts.iter_mut().find(|m| m.fsid == fsid) {
             m.used_for.push(used_for);
             continue;
         }
         let block = st.fragment_size() as u64;
-        let (free, total) = (
-            st.blocks_available() as u64 * block,
-            st.blocks() as u64 * block,
-        );
+        let (free, total) = (st.blocks_available() as u64 * block, st.blocks() as u64 * block);
         mounts.push(Mount {
             path: at.display().to_string(),
             used_for: vec![used_for],
             free_bytes: free,
             total_bytes: total,
-            free_percent: if total == 0 {
-                100.0
-            } else {
-                (free as f64 * 10000.0 / total as f64).round() / 100.0
-            },
+            free_percent: if total == 0 { 100.0 } else { (free as f64 * 10000.0 / total as f64).round() / 100.0 },
             free_inodes: st.files_available() as u64,
             total_inodes: st.files() as u64,
             fsid,
@@ -116,20 +96,15 @@ impl Check for Space {
                 Ok(Err(e)) => return Outcome::error(e),
                 Err(e) => return Outcome::error(format!("disk measurement failed: {e}")),
             };
-            let min_free =
-                ctx.threshold(META.id, "min_free_bytes", c.doctor.disk_min_free.0 as f64) as u64;
-            let min_percent =
-                ctx.threshold(META.id, "min_free_percent", c.doctor.disk_min_free_percent);
+            let min_free = ctx.threshold(META.id, "min_free_bytes", c.doctor.disk_min_free.0 as f64) as u64;
+            let min_percent = ctx.threshold(META.id, "min_free_percent", c.doctor.disk_min_free_percent);
             let min_inode_percent = ctx.threshold(META.id, "min_free_inodes_percent", 5.0);
 
             let mut worst = Status::Pass;
             let mut problems = Vec::new();
             for m in &mounts {
-                let inode_percent = if m.total_inodes == 0 {
-                    100.0
-                } else {
-                    m.free_inodes as f64 * 100.0 / m.total_inodes as f64
-                };
+                let inode_percent =
+                    if m.total_inodes == 0 { 100.0 } else { m.free_inodes as f64 * 100.0 / m.total_inodes as f64 };
                 let mut flag = |status: Status, text: String| {
                     worst = worst.max(status);
                     problems.push(format!("{} ({}): {text}", m.path, m.used_for.join(", ")));
@@ -144,37 +119,21 @@ impl Check for Space {
                             human(min_free)
                         ),
                     );
-                } else if m.free_bytes < min_free.saturating_mul(2)
-                    || m.free_percent < min_percent * 2.0
-                {
+                } else if m.free_bytes < min_free.saturating_mul(2) || m.free_percent < min_percent * 2.0 {
                     flag(
                         Status::Warn,
-                        format!(
-                            "{} free ({}%), approaching the minimum",
-                            human(m.free_bytes),
-                            m.free_percent
-                        ),
+                        format!("{} free ({}%), approaching the minimum", human(m.free_bytes), m.free_percent),
                     );
                 }
                 if inode_percent < min_inode_percent {
-                    flag(
-                        Status::Fail,
-                        format!("{} inodes free ({inode_percent:.1}%)", m.free_inodes),
-                    );
+                    flag(Status::Fail, format!("{} inodes free ({inode_percent:.1}%)", m.free_inodes));
                 }
             }
             let mut outcome = match worst {
                 Status::Pass => Outcome::pass(
                     mounts
                         .iter()
-                        .map(|m| {
-                            format!(
-                                "{} free on {} ({}%)",
-                                human(m.free_bytes),
-                                m.path,
-                                m.free_percent
-                            )
-                        })
+                        .map(|m| format!("{} free on {} ({}%)", human(m.free_bytes), m.path, m.free_percent))
                         .collect::<Vec<_>>()
                         .join("; "),
                 ),

@@ -33,18 +33,13 @@ impl Check for Trusted {
             let tp = &ctx.config().trusted_proxies;
             let max_public_prefix_v4 = ctx.threshold(META.id, "max_public_prefix_v4", 8.0) as u8;
             let max_public_prefix_v6 = ctx.threshold(META.id, "max_public_prefix_v6", 24.0) as u8;
-            let (mut invalid, mut too_broad, mut broad_public, mut valid) =
-                (vec![], vec![], vec![], vec![]);
+            let (mut invalid, mut too_broad, mut broad_public, mut valid) = (vec![], vec![], vec![], vec![]);
             for entry in &tp.ranges {
                 match parse_trusted(entry) {
                     Err(e) => invalid.push(e),
                     Ok(net) if net.prefix_len() == 0 => too_broad.push(entry.clone()),
                     Ok(net) => {
-                        let limit = if net.addr().is_ipv4() {
-                            max_public_prefix_v4
-                        } else {
-                            max_public_prefix_v6
-                        };
+                        let limit = if net.addr().is_ipv4() { max_public_prefix_v4 } else { max_public_prefix_v6 };
                         if is_public(net.network()) && net.prefix_len() <= limit {
                             broad_public.push(entry.clone());
                         }
@@ -65,10 +60,7 @@ impl Check for Trusted {
             let mut status = Status::Pass;
             if !invalid.is_empty() {
                 status = Status::Fail;
-                problems.push(format!(
-                    "invalid entries are ignored: {}",
-                    invalid.join("; ")
-                ));
+                problems.push(format!("invalid entries are ignored: {}", invalid.join("; ")));
             }
             if !too_broad.is_empty() {
                 status = Status::Fail;
@@ -79,10 +71,7 @@ impl Check for Trusted {
             }
             if !broad_public.is_empty() {
                 status = status.max(Status::Warn);
-                problems.push(format!(
-                    "very broad public ranges are trusted: {}",
-                    broad_public.join(", ")
-                ));
+                problems.push(format!("very broad public ranges are trusted: {}", broad_public.join(", ")));
             }
             if tp.header == ForwardedHeader::CfConnectingIp && !tp.cloudflare {
                 status = status.max(Status::Warn);
@@ -98,9 +87,7 @@ impl Check for Trusted {
                 return o;
             }
             let message = match (valid.len(), tp.cloudflare) {
-                (0, false) => {
-                    "no proxies are trusted: the client IP is the connecting peer".to_string()
-                }
+                (0, false) => "no proxies are trusted: the client IP is the connecting peer".to_string(),
                 (n, cf) => format!(
                     "{n} range(s){} trusted for {}",
                     if cf { " and CloudFlare's" } else { "" },

@@ -31,10 +31,8 @@ impl Check for Config {
         Box::pin(async move {
             let origin = ctx.loaded.origin("system_url");
             let Some(url) = ctx.config().system_url.url() else {
-                return Outcome::fail(
-                    "system_url is not set: reset links and cookies have no origin",
-                )
-                .with("configured_in", &origin);
+                return Outcome::fail("system_url is not set: reset links and cookies have no origin")
+                    .with("configured_in", &origin);
             };
             let host = url.host_str().unwrap_or_default().to_string();
             let evidence = |o: Outcome| {
@@ -45,19 +43,21 @@ impl Check for Config {
                     .with("configured_in", &origin)
             };
             if url.query().is_some() || url.fragment().is_some() {
-                return evidence(Outcome::fail(
-                    "system_url has a query or fragment; links built from it break",
-                ));
+                return evidence(Outcome::fail("system_url has a query or fragment; links built from it break"));
             }
             if !url.path().ends_with('/') {
-                return evidence(
-                    Outcome::warn(format!(
-                        "system_url path `{}` has no trailing slash: links will be joined wrongly",
-                        url.path()
-                    ))
-                    .remediation(format!("Set system_url to {}/", url.as_str()))
-                    .fixable(format!("set system_url to {}/ in {origin}", url.as_str())),
-                );
+                let outcome = Outcome::warn(format!(
+                    "system_url path `{}` has no trailing slash: links will be joined wrongly",
+                    url.path()
+                ))
+                .remediation(format!("Set system_url to {}/", url.as_str()));
+                // Only a value written in a file can be edited in place by --fix.
+                let in_file = origin.rsplitn(3, ':').nth(1).is_some_and(|l| l.parse::<u64>().is_ok());
+                return evidence(if in_file {
+                    outcome.fixable(format!("set system_url to {}/ in {origin}", url.as_str()))
+                } else {
+                    outcome
+                });
             }
             if url.scheme() == "http" && !is_local(&host) {
                 return evidence(
@@ -68,9 +68,7 @@ impl Check for Config {
                     .remediation("Serve the client area over https and set system_url to its https:// address."),
                 );
             }
-            evidence(Outcome::pass(format!(
-                "links and cookies derive from {url}"
-            )))
+            evidence(Outcome::pass(format!("links and cookies derive from {url}")))
         })
     }
 }

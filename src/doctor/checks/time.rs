@@ -31,22 +31,16 @@ pub fn effective_zone() -> Effective {
     if let Ok(tz) = std::env::var("TZ") {
         let name = tz.trim_start_matches(':');
         return match name.parse::<chrono_tz::Tz>() {
-            Ok(zone) => Effective {
-                zone: Some(zone.name().into()),
-                source: "TZ environment variable".into(),
-                problem: None,
-            },
-            Err(_) if name.is_empty() => Effective {
-                zone: Some("UTC".into()),
-                source: "TZ (empty)".into(),
-                problem: None,
-            },
+            Ok(zone) => {
+                Effective { zone: Some(zone.name().into()), source: "TZ environment variable".into(), problem: None }
+            }
+            Err(_) if name.is_empty() => {
+                Effective { zone: Some("UTC".into()), source: "TZ (empty)".into(), problem: None }
+            }
             Err(_) => Effective {
                 zone: None,
                 source: "TZ environment variable".into(),
-                problem: Some(format!(
-                    "TZ={tz} is not an IANA zone; the C library silently falls back to UTC"
-                )),
+                problem: Some(format!("TZ={tz} is not an IANA zone; the C library silently falls back to UTC")),
             },
         };
     }
@@ -54,23 +48,13 @@ pub fn effective_zone() -> Effective {
         Ok(target) => {
             let text = target.display().to_string();
             let zone = text.split("zoneinfo/").nth(1).map(str::to_string);
-            Effective {
-                zone,
-                source: format!("/etc/localtime -> {text}"),
-                problem: None,
-            }
+            Effective { zone, source: format!("/etc/localtime -> {text}"), problem: None }
         }
         Err(_) => match std::fs::read_to_string("/etc/timezone") {
-            Ok(name) => Effective {
-                zone: Some(name.trim().into()),
-                source: "/etc/timezone".into(),
-                problem: None,
-            },
-            Err(_) => Effective {
-                zone: Some("UTC".into()),
-                source: "no TZ and no /etc/localtime: UTC".into(),
-                problem: None,
-            },
+            Ok(name) => Effective { zone: Some(name.trim().into()), source: "/etc/timezone".into(), problem: None },
+            Err(_) => {
+                Effective { zone: Some("UTC".into()), source: "no TZ and no /etc/localtime: UTC".into(), problem: None }
+            }
         },
     }
 }

@@ -22,9 +22,7 @@ pub struct Spec {
 
 fn tail(text: &str) -> &str {
     let start = text.len().saturating_sub(OUTPUT_EVIDENCE);
-    let start = (start..text.len())
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(text.len());
+    let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
     &text[start..]
 }
 
@@ -46,8 +44,7 @@ impl Spec {
         let output = match output {
             Ok(o) => o,
             Err(e) => {
-                return unmet(format!("cannot run {}: {e}", self.run[0]))
-                    .with("command", &self.run);
+                return unmet(format!("cannot run {}: {e}", self.run[0])).with("command", &self.run);
             }
         };
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -60,26 +57,15 @@ impl Spec {
                 .with("stderr", tail(&stderr))
         };
         if code != Some(self.exit_code) {
-            let got = code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "a signal".into());
-            return base(unmet(format!(
-                "{} exited with {got}, expected {}",
-                self.run[0], self.exit_code
-            )));
+            let got = code.map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
+            return base(unmet(format!("{} exited with {got}, expected {}", self.run[0], self.exit_code)));
         }
         if let Some(needle) = &self.output_contains
             && !stdout.contains(needle.as_str())
             && !stderr.contains(needle.as_str())
         {
-            return base(unmet(format!(
-                "{} did not print the expected text",
-                self.run[0]
-            )));
+            return base(unmet(format!("{} did not print the expected text", self.run[0])));
         }
-        base(Outcome::pass(format!(
-            "{} exited with {} as expected",
-            self.run[0], self.exit_code
-        )))
+        base(Outcome::pass(format!("{} exited with {} as expected", self.run[0], self.exit_code)))
     }
 }

@@ -49,8 +49,7 @@ impl Spec {
         let meta = match tokio::fs::metadata(&self.path).await {
             Ok(m) => m,
             Err(_) if !self.exists => {
-                return Outcome::pass(format!("{} does not exist, as expected", self.path))
-                    .with("path", &self.path);
+                return Outcome::pass(format!("{} does not exist, as expected", self.path)).with("path", &self.path);
             }
             Err(e) => return unmet(format!("{}: {e}", self.path)).with("path", &self.path),
         };
@@ -59,10 +58,7 @@ impl Spec {
         }
         let mode = meta.permissions().mode() & 0o7777;
         let owner_uid = meta.uid();
-        let owner_name = nix::unistd::User::from_uid(owner_uid.into())
-            .ok()
-            .flatten()
-            .map(|u| u.name);
+        let owner_name = nix::unistd::User::from_uid(owner_uid.into()).ok().flatten().map(|u| u.name);
         let base = |o: Outcome| {
             o.with("path", &self.path)
                 .with("mode", format!("{mode:04o}"))
@@ -72,16 +68,11 @@ impl Spec {
         if let Ok(Some(max)) = self.max_mode()
             && mode & !max != 0
         {
-            return base(unmet(format!(
-                "{} has mode {mode:04o}, more open than {max:04o}",
-                self.path
-            )));
+            return base(unmet(format!("{} has mode {mode:04o}, more open than {max:04o}", self.path)));
         }
         if let Some(want) = &self.owner {
-            let matches = want
-                .parse::<u32>()
-                .map(|uid| uid == owner_uid)
-                .unwrap_or(owner_name.as_deref() == Some(want.as_str()));
+            let matches =
+                want.parse::<u32>().map(|uid| uid == owner_uid).unwrap_or(owner_name.as_deref() == Some(want.as_str()));
             if !matches {
                 return base(unmet(format!(
                     "{} is owned by {}, not {want}",
@@ -94,10 +85,7 @@ impl Spec {
             match tokio::fs::read_to_string(&self.path).await {
                 Ok(text) if text.contains(needle.as_str()) => {}
                 Ok(_) => {
-                    return base(unmet(format!(
-                        "{} does not contain the expected text",
-                        self.path
-                    )));
+                    return base(unmet(format!("{} does not contain the expected text", self.path)));
                 }
                 Err(e) => return base(unmet(format!("cannot read {}: {e}", self.path))),
             }

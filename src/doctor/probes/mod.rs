@@ -85,27 +85,15 @@ struct Probe {
 }
 
 fn invalid(path: &str, span: &Spanned<String>, message: String) -> ConfigError {
-    ConfigError::Invalid {
-        path: path.into(),
-        line: span.referenced.line(),
-        column: span.referenced.column(),
-        message,
-    }
+    ConfigError::Invalid { path: path.into(), line: span.referenced.line(), column: span.referenced.column(), message }
 }
 
 /// Validates one probe and makes it a check.
 pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Check>, ConfigError> {
     let id = spec.id.value.trim().to_string();
-    let id_ok = !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let id_ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !id_ok {
-        return Err(invalid(
-            path,
-            &spec.id,
-            format!("probe id `{id}` may only use letters, digits, '.', '_' and '-'"),
-        ));
+        return Err(invalid(path, &spec.id, format!("probe id `{id}` may only use letters, digits, '.', '_' and '-'")));
     }
     let mut kinds: Vec<Kind> = Vec::new();
     kinds.extend(spec.tcp.map(Kind::Tcp));
@@ -115,21 +103,14 @@ pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Ch
     let kind = match kinds.len() {
         1 => kinds.pop().expect("one kind"),
         0 => {
-            return Err(invalid(
-                path,
-                &spec.id,
-                format!("probe `{id}` needs one kind: tcp, file, command or sql"),
-            ));
+            return Err(invalid(path, &spec.id, format!("probe `{id}` needs one kind: tcp, file, command or sql")));
         }
         _ => {
             let names: Vec<&str> = kinds.iter().map(Kind::name).collect();
             return Err(invalid(
                 path,
                 &spec.id,
-                format!(
-                    "probe `{id}` has several kinds ({}); give it one",
-                    names.join(", ")
-                ),
+                format!("probe `{id}` has several kinds ({}); give it one", names.join(", ")),
             ));
         }
     };
@@ -141,43 +122,21 @@ pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Ch
     }
     .map_err(|message| invalid(path, &spec.id, format!("probe `{id}`: {message}")))?;
 
-    let location = format!(
-        "{path}:{}:{}",
-        spec.id.referenced.line(),
-        spec.id.referenced.column()
-    );
+    let location = format!("{path}:{}:{}", spec.id.referenced.line(), spec.id.referenced.column());
     let mut tags: Vec<&'static str> = vec!["probe", kind.name()];
-    tags.extend(
-        spec.tags
-            .into_iter()
-            .map(|t| &*Box::leak(t.into_boxed_str())),
-    );
+    tags.extend(spec.tags.into_iter().map(|t| &*Box::leak(t.into_boxed_str())));
     // A profile is loaded once per process, so its metadata lives for the whole run.
     let meta: &'static Meta = Box::leak(Box::new(Meta {
         id: Box::leak(id.clone().into_boxed_str()),
-        title: Box::leak(
-            spec.title
-                .unwrap_or_else(|| format!("{} probe {id}", kind.name()))
-                .into_boxed_str(),
-        ),
+        title: Box::leak(spec.title.unwrap_or_else(|| format!("{} probe {id}", kind.name())).into_boxed_str()),
         tags: Box::leak(tags.into_boxed_slice()),
         symptom: "Whatever the profile's author wrote this probe to catch.",
         cause: "The condition the probe asserts does not hold.",
         next_steps: "See the probe's definition in the profile.",
-        prerequisites: if matches!(kind, Kind::Sql(_)) {
-            &["database.connectivity"]
-        } else {
-            &[]
-        },
+        prerequisites: if matches!(kind, Kind::Sql(_)) { &["database.connectivity"] } else { &[] },
         thresholds: &[],
     }));
-    Ok(std::sync::Arc::new(Probe {
-        meta,
-        kind,
-        severity: spec.severity,
-        remediation: spec.remediation,
-        location,
-    }))
+    Ok(std::sync::Arc::new(Probe { meta, kind, severity: spec.severity, remediation: spec.remediation, location }))
 }
 
 impl Check for Probe {
@@ -198,9 +157,7 @@ impl Check for Probe {
             }
             if outcome.status.severity() > 0 && outcome.remediation.is_none() {
                 outcome.remediation = Some(
-                    self.remediation
-                        .clone()
-                        .unwrap_or_else(|| format!("See the probe defined at {}.", self.location)),
+                    self.remediation.clone().unwrap_or_else(|| format!("See the probe defined at {}.", self.location)),
                 );
             }
             outcome.with("defined_at", &self.location)

@@ -41,9 +41,7 @@ impl Spec {
             Ok(tx) => tx,
             Err(e) => return Outcome::error(format!("cannot start a transaction: {e}")),
         };
-        let row = sqlx::query(crate::store::composed(self.query.clone()))
-            .fetch_optional(&mut *tx)
-            .await;
+        let row = sqlx::query(crate::store::composed(self.query.clone())).fetch_optional(&mut *tx).await;
         let _ = tx.rollback().await;
         let row = match row {
             Ok(Some(row)) => row,
@@ -67,23 +65,17 @@ impl Spec {
             && want != &value
             && want.as_f64().zip(number).is_none_or(|(a, b)| a != b)
         {
-            return base(unmet(format!(
-                "the query returned {value}, expected {want}"
-            )));
+            return base(unmet(format!("the query returned {value}, expected {want}")));
         }
         if let Some(min) = self.min
             && number.is_none_or(|n| n < min)
         {
-            return base(unmet(format!(
-                "the query returned {value}, below the minimum {min}"
-            )));
+            return base(unmet(format!("the query returned {value}, below the minimum {min}")));
         }
         if let Some(max) = self.max
             && number.is_none_or(|n| n > max)
         {
-            return base(unmet(format!(
-                "the query returned {value}, above the maximum {max}"
-            )));
+            return base(unmet(format!("the query returned {value}, above the maximum {max}")));
         }
         base(Outcome::pass(format!("the query returned {value}")))
     }

@@ -37,28 +37,18 @@ impl Spec {
         let addrs: Vec<_> = match tokio::net::lookup_host(&self.address).await {
             Ok(a) => a.collect(),
             Err(e) => {
-                return unmet(format!("cannot resolve {}: {e}", self.address))
-                    .with("address", &self.address);
+                return unmet(format!("cannot resolve {}: {e}", self.address)).with("address", &self.address);
             }
         };
         let result = tokio::net::TcpStream::connect(&addrs[..]).await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let resolved: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
         let o = match (result, self.expect) {
-            (Ok(_), Expect::Open) => {
-                Outcome::pass(format!("{} accepts connections ({ms:.1} ms)", self.address))
-            }
-            (Ok(_), Expect::Closed) => unmet(format!(
-                "{} accepts connections but should not",
-                self.address
-            )),
+            (Ok(_), Expect::Open) => Outcome::pass(format!("{} accepts connections ({ms:.1} ms)", self.address)),
+            (Ok(_), Expect::Closed) => unmet(format!("{} accepts connections but should not", self.address)),
             (Err(e), Expect::Open) => unmet(format!("cannot connect to {}: {e}", self.address)),
-            (Err(_), Expect::Closed) => {
-                Outcome::pass(format!("{} refuses connections, as expected", self.address))
-            }
+            (Err(_), Expect::Closed) => Outcome::pass(format!("{} refuses connections, as expected", self.address)),
         };
-        o.with("address", &self.address)
-            .with("resolved", resolved)
-            .with("connect_ms", (ms * 100.0).round() / 100.0)
+        o.with("address", &self.address).with("resolved", resolved).with("connect_ms", (ms * 100.0).round() / 100.0)
     }
 }

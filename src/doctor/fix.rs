@@ -1,0 +1,130 @@
+//! Automatic fixes for `gatehouse doctor --fix`. Only changes that are safe to make unattended
+//! are offered; each says exactly what it will change (a diff for configuration edits), and
+//! anything rewritten is backed up first.
+
+use std::path::{Path, PathBuf};
+
+use super::context::Context;
+use super::model::CheckResult;
+use crate::store::Db;
+
+/// A fix ready to describe or apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// Create the database if needed and apply the pending migrations.
+    Migrate,
+    /// Rewrite one top-level scalar of the configuration file in place.
+    SetConfig { file: PathBuf, line: usize, column: usize, key: String, value: String },
+}
+
+/// Where a top-level key was written, parsed from `Loaded::origin` (`FILE:LINE:COL`).
+fn file_location(origin: &str) -> Option<(PathBuf, usize, usize)> {
+    let mut parts = origin.rsplitn(3, ':');
+    let column = parts.next()?.parse().ok()?;
+    let line = parts.next()?.parse().ok()?;
+    Some((PathBuf::from(parts.next()?), line, column))
+}
+
+/// The fix for a result, when its check offers one and it can be applied here.
+pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
+    if !result.fix.available || result.status.severity() == 0 {
+        return None;
+    }
+    match result.id.as_str() {
+        "database.connectivity" => Some(Fix::Migrate),
+        "system_url.config" => {
+            let (file, line, column) = file_location(&ctx.loaded.origin("system_url"))?;
+            let current = ctx.config().system_url.to_string();
+            (!current.ends_with('/')).then(|| Fix::SetConfig {
+                file,
+                line,
+                column,
+                key: "system_url".into(),
+                value: format!("{current}/"),
+            })
+        }
+        _ => None,
+    }
+}
+
+impl Fix {
+    /// What the fix changes, in full: for a configuration edit, the diff.
+    pub fn describe(&self, ctx: &Context) -> String {
+        match self {
+            Fix::Migrate => format!(
+                "create the database {} if it does not exist and apply the pending migrations",
+                ctx.config().database_url.redacted()
+            ),
+            Fix::SetConfig { file, line, key, value, .. } => match self.edited(file) {
+                Ok((old, new)) => format!(
+                    "set {key} to {value} in {} (a backup is kept)\n--- {file}:{line}\n-{old}\n+{new}",
+                    file.display(),
+                    file = file.display()
+                ),
+                Err(e) => format!("cannot plan the edit of {}: {e}", file.display()),
+            },
+        }
+    }
+
+    /// The changed line of a configuration edit: (old, new).
+    fn edited(&self, file: &Path) -> Result<(String, String), String> {
+        let Fix::SetConfig { line, column, value, .. } = self else { return Err("not a configuration edit".into()) };
+        let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+        let old = text.lines().nth(line - 1).ok_or("the line is gone")?.to_string();
+        let start = old.char_indices().nth(column - 1).map(|(i, _)| i).ok_or("the column is gone")?;
+        let rest = &old[start..];
+        let end = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => rest[1..].find(q).map(|i| i + 2).ok_or("unterminated quoted value")?,
+            _ => rest.find(" #").unwrap_or(rest.len()),
+        };
+        let quoted = serde_json::to_string(value).expect("strings serialize");
+        let new = format!("{}{quoted}{}", &old[..start], &rest[end..]);
+        Ok((old, new))
+    }
+
+    /// Applies the fix and says what was done.
+    pub async fn apply(&self, ctx: &Context) -> Result<String, String> {
+        match self {
+            Fix::Migrate => {
+                let config = ctx.config();
+                let db = Db::connect(&config.database_url, &ctx.loaded.origin("database_url"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let applied = db.migrate().await.map_err(|e| e.to_string());
+                db.close().await;
+                Ok(format!("applied migrations {:?}", applied?))
+            }
+            Fix::SetConfig { file, line, key, value, .. } => {
+                let (old, new) = self.edited(file)?;
+                let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+                let mut lines: Vec<&str> = text.lines().collect();
+                debug_assert_eq!(lines[line - 1], old);
+                lines[line - 1] = &new;
+                let mut rewritten = lines.join("\n");
+                if text.ends_with('\n') {
+                    rewritten.push('\n');
+                }
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+                let backup = PathBuf::from(format!("{}.bak-{stamp}", file.display()));
+                std::fs::copy(file, &backup).map_err(|e| format!("cannot back up {}: {e}", file.display()))?;
+                // Write beside the file and rename, so a crash never leaves half a config.
+                let tmp = PathBuf::from(format!("{}.tmp-{stamp}", file.display()));
+                std::fs::write(&tmp, rewritten).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+                std::fs::rename(&tmp, file).map_err(|e| format!("cannot replace {}: {e}", file.display()))?;
+                Ok(format!("set {key} to {value} in {}; the previous file is {}", file.display(), backup.display()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_location;
+
+    #[test]
+    fn origins_parse_into_locations() {
+        assert_eq!(file_location("/etc/gh/gatehouse.yaml:3:13"), Some(("/etc/gh/gatehouse.yaml".into(), 3, 13)));
+        assert_eq!(file_location("environment variable GATEHOUSE_SYSTEM_URL"), None);
+        assert_eq!(file_location("embedded default"), None);
+    }
+}
