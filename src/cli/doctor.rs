@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::Output;
 use super::output::table;
-use crate::config::{Duration, Loaded};
+use crate::config::{self, ConfigSource, Duration, Loaded};
+use crate::doctor::fix::{self, Fix};
 use crate::doctor::runner::RunOptions;
 use crate::doctor::{self, Context, Report, Selection, checks, profile};
 use crate::error::{Error, Result};
@@ -45,6 +46,12 @@ pub struct DoctorArgs {
     /// Per-check deadline, e.g. 2s (default: doctor.timeout)
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// Apply the automatic fixes offered for the problems found, then check again
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: say exactly what each fix would change, and change nothing
+    #[arg(long, requires = "fix")]
+    pub dry_run: bool,
     /// List the checks with their id, title and tags, and run nothing
     #[arg(long)]
     pub list: bool,
@@ -64,6 +71,41 @@ fn parse_outputs(raw: &[String]) -> Result<Vec<(Format, PathBuf)>> {
             Ok((format, PathBuf::from(path)))
         })
         .collect()
+}
+
+/// Applies (or, dry, describes) every fix offered in `report`, logging to stderr so stdout
+/// stays the report. Returns true when something was changed.
+async fn apply_fixes(report: &Report, ctx: &Context, dry_run: bool) -> bool {
+    let plans: Vec<(&str, Fix)> =
+        report.results.iter().filter_map(|r| fix::plan(r, ctx).map(|f| (r.id.as_str(), f))).collect();
+    if plans.is_empty() {
+        eprintln!("--fix: nothing can be fixed automatically");
+        return false;
+    }
+    let mut changed = false;
+    for (id, f) in plans {
+        if dry_run {
+            eprintln!("would fix {id}: {}", f.describe(ctx));
+            continue;
+        }
+        eprintln!("fixing {id}: {}", f.describe(ctx));
+        match f.apply(ctx).await {
+            Ok(done) => {
+                changed = true;
+                eprintln!("  done: {done}");
+            }
+            Err(e) => eprintln!("  failed: {e}"),
+        }
+    }
+    changed
+}
+
+/// The configuration again, from where it came from, after a fix may have edited it.
+fn reload(loaded: &Loaded) -> Result<Loaded> {
+    Ok(match &loaded.source {
+        ConfigSource::File(path) => config::load(Some(path), std::env::vars())?,
+        ConfigSource::Embedded => config::load_from_str(None, ConfigSource::Embedded, std::env::vars())?,
+    })
 }
 
 fn load_baseline(path: &std::path::Path) -> Result<Report> {
@@ -117,11 +159,28 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
     let selected = doctor::select(&all, &selection)?;
 
     let thresholds = profile.as_ref().map(|p| p.thresholds.clone()).unwrap_or_default();
-    let ctx = Arc::new(Context::new(loaded).with_thresholds(thresholds));
-    let mut report = doctor::diagnose(&selected, ctx.clone(), &RunOptions::with_timeout(per_check.as_std())).await;
-    ctx.close().await;
-    if let Some(p) = &profile {
-        doctor::apply_waivers(&mut report, &p.waivers, chrono::Utc::now().date_naive());
+    let options = RunOptions::with_timeout(per_check.as_std());
+    let diagnose = |loaded: Loaded| {
+        let ctx = Arc::new(Context::new(loaded).with_thresholds(thresholds.clone()));
+        let (selected, options, profile) = (&selected, &options, &profile);
+        async move {
+            let mut report = doctor::diagnose(selected, ctx.clone(), options).await;
+            if let Some(p) = profile {
+                doctor::apply_waivers(&mut report, &p.waivers, chrono::Utc::now().date_naive());
+            }
+            (report, ctx)
+        }
+    };
+    let (mut report, ctx) = diagnose(loaded).await;
+    if args.fix && apply_fixes(&report, &ctx, args.dry_run).await {
+        // Fixes change the deployment (and maybe the config): look again, with fresh eyes.
+        ctx.close().await;
+        let reloaded = reload(&ctx.loaded)?;
+        let (again, ctx) = diagnose(reloaded).await;
+        ctx.close().await;
+        report = again;
+    } else {
+        ctx.close().await;
     }
 
     // `--json` is the global spelling of `--format json`.

@@ -1,0 +1,89 @@
+//! `doctor --fix [--dry-run]`: the broken deployment, the plan, the change, the check passing.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn gatehouse(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("gatehouse").unwrap();
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GATEHOUSE_")) {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
+fn doctor(dir: &Path, extra: &[&str]) -> (i32, Value, String) {
+    let out = gatehouse(dir)
+        .args(["doctor", "--format", "json", "--only", "database.connectivity,system_url.config"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap(), json, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn status(report: &Value, id: &str) -> String {
+    report["results"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap()["status"].as_str().unwrap().into()
+}
+
+const CONFIG: &str = "# our billing site\nsystem_url: \"https://billing.example.com/portal\"   # what users type\nlisten: \"127.0.0.1:8080\"\n";
+
+#[test]
+fn dry_run_describes_every_change_and_makes_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("gatehouse.yaml"), CONFIG).unwrap();
+    let (code, report, log) = doctor(tmp.path(), &["--fix", "--dry-run", "--fail-on", "warn"]);
+    assert_eq!(code, 1);
+    assert_eq!(status(&report, "system_url.config"), "warn");
+    assert!(log.contains("would fix database.connectivity: create the database"), "{log}");
+    assert!(
+        log.contains("would fix system_url.config: set system_url to https://billing.example.com/portal/"),
+        "{log}"
+    );
+    assert!(log.contains("-system_url: \"https://billing.example.com/portal\"   # what users type\n"), "{log}");
+    assert!(log.contains("+system_url: \"https://billing.example.com/portal/\"   # what users type\n"), "{log}");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("gatehouse.yaml")).unwrap(), CONFIG, "nothing changed");
+    assert!(!tmp.path().join("gatehouse-data").exists());
+    let entries = std::fs::read_dir(tmp.path()).unwrap().count();
+    assert_eq!(entries, 1, "no backup either");
+}
+
+#[test]
+fn fix_changes_the_deployment_keeps_a_backup_and_checks_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("gatehouse.yaml"), CONFIG).unwrap();
+    let (code, report, log) = doctor(tmp.path(), &["--fix", "--fail-on", "warn"]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(status(&report, "database.connectivity"), "pass", "the report is from after the fixes");
+    assert_eq!(status(&report, "system_url.config"), "pass");
+    assert!(log.contains("done: applied migrations [1]"), "{log}");
+
+    let fixed = std::fs::read_to_string(tmp.path().join("gatehouse.yaml")).unwrap();
+    assert_eq!(fixed, CONFIG.replace("/portal\"", "/portal/\""), "only the value changed; comments kept");
+    let backups: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("gatehouse.yaml.bak-"))
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), CONFIG);
+
+    let (_, _, log) = doctor(tmp.path(), &["--fix"]);
+    assert!(log.contains("nothing can be fixed automatically"), "{log}");
+}
+
+#[test]
+fn values_from_the_environment_are_not_edited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = gatehouse(tmp.path())
+        .env("GATEHOUSE_SYSTEM_URL", "https://billing.example.com/portal")
+        .args(["doctor", "--only", "system_url.config", "--fix", "--dry-run"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("nothing can be fixed automatically"), "{log}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Set system_url to https://billing.example.com/portal/"), "{stdout}");
+}
