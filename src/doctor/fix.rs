@@ -18,7 +18,7 @@ pub enum Fix {
 }
 
 /// Where a top-level key was written, parsed from `Loaded::origin` (`FILE:LINE:COL`).
-fn file_location(origin: &str) -> Option<(PathBuf, usize, usize)> {
+pub fn file_location(origin: &str) -> Option<(PathBuf, usize, usize)> {
     let mut parts = origin.rsplitn(3, ':');
     let column = parts.next()?.parse().ok()?;
     let line = parts.next()?.parse().ok()?;

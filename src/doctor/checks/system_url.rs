@@ -52,7 +52,7 @@ impl Check for Config {
                 ))
                 .remediation(format!("Set system_url to {}/", url.as_str()));
                 // Only a value written in a file can be edited in place by --fix.
-                let in_file = origin.rsplitn(3, ':').nth(1).is_some_and(|l| l.parse::<u64>().is_ok());
+                let in_file = crate::doctor::fix::file_location(&origin).is_some();
                 return evidence(if in_file {
                     outcome.fixable(format!("set system_url to {}/ in {origin}", url.as_str()))
                 } else {
