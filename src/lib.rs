@@ -10,5 +10,6 @@ pub mod error;
 pub mod net;
 pub mod report;
 pub mod store;
+pub mod system;
 
 pub use error::{Error, Result};

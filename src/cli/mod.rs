@@ -10,6 +10,7 @@ mod init;
 mod invite;
 mod output;
 mod question;
+mod report;
 mod user;
 
 use std::path::PathBuf;
@@ -50,6 +51,9 @@ pub enum Command {
     Migrate,
     /// Run the diagnostic checks against this deployment and report what is wrong and how to fix it
     Doctor(doctor::DoctorArgs),
+    /// Write a support bundle (doctor report, system facts, redacted config, database statistics,
+    /// recent audit events), or compare two with `report diff OLD NEW`
+    Report(report::ReportArgs),
     /// Validate or print the configuration
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -88,6 +92,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let loaded = config::load(cli.config.as_deref(), std::env::vars())?;
     match cli.command {
         Command::Doctor(args) => doctor::run(args, loaded, &out).await,
+        Command::Report(args) => report::run(args, loaded, &out).await,
         Command::Config(c) => config_cmd::run(c, &loaded, &out).map(|()| 0),
         Command::Migrate => migrate(&loaded, &out).await.map(|()| 0),
         other => {
@@ -109,7 +114,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
         Command::Admin(c) => admin::run(c, ctx, out).await,
         Command::MatchDetails(a) => user::match_details(a, ctx, out).await,
         Command::Audit(a) => audit::run(a, ctx, out).await,
-        Command::Init(_) | Command::Config(_) | Command::Migrate | Command::Doctor(_) => {
+        Command::Init(_) | Command::Config(_) | Command::Migrate | Command::Doctor(_) | Command::Report(_) => {
             unreachable!("handled in run")
         }
     }

@@ -1,12 +1,15 @@
 //! Renderers for a doctor report: human, json, junit, markdown, html, prometheus, nagios and
 //! sarif. Each is a pure function of the report.
 
+pub mod bundle;
+pub mod diff;
 mod html;
 mod human;
 mod junit;
 mod markdown;
 mod nagios;
 mod prometheus;
+mod redact;
 mod sarif;
 
 use std::str::FromStr;

@@ -2,6 +2,7 @@
 
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::system::effective_zone;
 
 pub struct TimeZone;
 
@@ -17,47 +18,6 @@ static META: Meta = Meta {
     prerequisites: &[],
     thresholds: &[],
 };
-
-/// Where the process's local zone comes from, and its name when it can be told.
-#[derive(Debug, serde::Serialize)]
-pub struct Effective {
-    pub zone: Option<String>,
-    pub source: String,
-    pub problem: Option<String>,
-}
-
-/// How the C library decides the local zone: `TZ` if set, else `/etc/localtime`.
-pub fn effective_zone() -> Effective {
-    if let Ok(tz) = std::env::var("TZ") {
-        let name = tz.trim_start_matches(':');
-        return match name.parse::<chrono_tz::Tz>() {
-            Ok(zone) => {
-                Effective { zone: Some(zone.name().into()), source: "TZ environment variable".into(), problem: None }
-            }
-            Err(_) if name.is_empty() => {
-                Effective { zone: Some("UTC".into()), source: "TZ (empty)".into(), problem: None }
-            }
-            Err(_) => Effective {
-                zone: None,
-                source: "TZ environment variable".into(),
-                problem: Some(format!("TZ={tz} is not an IANA zone; the C library silently falls back to UTC")),
-            },
-        };
-    }
-    match std::fs::read_link("/etc/localtime") {
-        Ok(target) => {
-            let text = target.display().to_string();
-            let zone = text.split("zoneinfo/").nth(1).map(str::to_string);
-            Effective { zone, source: format!("/etc/localtime -> {text}"), problem: None }
-        }
-        Err(_) => match std::fs::read_to_string("/etc/timezone") {
-            Ok(name) => Effective { zone: Some(name.trim().into()), source: "/etc/timezone".into(), problem: None },
-            Err(_) => {
-                Effective { zone: Some("UTC".into()), source: "no TZ and no /etc/localtime: UTC".into(), problem: None }
-            }
-        },
-    }
-}
 
 impl Check for TimeZone {
     fn meta(&self) -> &'static Meta {

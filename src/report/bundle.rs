@@ -1,0 +1,247 @@
+//! Support bundles (`gatehouse report`): everything a support engineer needs to see a
+//! deployment, in one folder or `.tar.gz`, secrets redacted by default, with a manifest that
+//! hashes every file and says what was skipped and what was redacted.
+
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::redact::Redactor;
+use super::{FailOn, Format, RenderOptions, render};
+use crate::accounts::{Accounts, Policy};
+use crate::config::{Backend, Loaded};
+use crate::doctor::Report;
+use crate::doctor::context::{Context, DbUnavailable};
+use crate::error::{Error, Result};
+use crate::store::Db;
+
+/// How many audit entries a bundle carries.
+const AUDIT_ENTRIES: i64 = 200;
+/// The tables whose row counts a bundle reports.
+const TABLES: &[&str] = &[
+    "clients",
+    "users",
+    "memberships",
+    "invites",
+    "banned_email_domains",
+    "security_questions",
+    "admins",
+    "roles",
+    "api_tokens",
+    "audit_log",
+];
+
+pub struct BundleOptions {
+    pub out_dir: PathBuf,
+    pub archive: bool,
+    pub redact: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub item: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub schema: &'static str,
+    pub tool: Value,
+    pub created_at: String,
+    pub redacted: bool,
+    pub redactions: std::collections::BTreeMap<&'static str, usize>,
+    pub files: Vec<FileEntry>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// What was written, for the command to print.
+pub struct Written {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+}
+
+struct Builder {
+    dir: PathBuf,
+    redactor: Option<Redactor>,
+    files: Vec<FileEntry>,
+    skipped: Vec<Skipped>,
+    progress: ProgressBar,
+}
+
+impl Builder {
+    fn add(&mut self, name: &str, text: &str) -> Result<()> {
+        self.progress.set_message(name.to_string());
+        let text = match &mut self.redactor {
+            Some(r) => r.redact(text),
+            None => text.to_string(),
+        };
+        let path = self.dir.join(name);
+        std::fs::write(&path, &text).map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+        self.files.push(FileEntry {
+            name: name.into(),
+            bytes: text.len() as u64,
+            sha256: hex::encode(Sha256::digest(&text)),
+        });
+        self.progress.inc(1);
+        Ok(())
+    }
+
+    fn add_json(&mut self, name: &str, value: &impl Serialize) -> Result<()> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+        self.add(name, &(text + "\n"))
+    }
+
+    fn skip(&mut self, item: &str, reason: impl Into<String>) {
+        self.skipped.push(Skipped { item: item.into(), reason: reason.into() });
+        self.progress.inc(1);
+    }
+}
+
+/// A file-name-safe stamp: the host and the time.
+fn bundle_name(report: &Report) -> String {
+    let host: String =
+        report.host.hostname.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    format!(
+        "gatehouse-report-{}-{}",
+        if host.is_empty() { "host".into() } else { host },
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &BundleOptions) -> Result<Written> {
+    let dir = fresh_dir(&options.out_dir, &bundle_name(report))?;
+    let progress = ProgressBar::new(10)
+        .with_style(ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg}").expect("a valid template"));
+    let mut b = Builder {
+        dir: dir.clone(),
+        redactor: options.redact.then(|| Redactor::new(&loaded.config)),
+        files: Vec::new(),
+        skipped: Vec::new(),
+        progress,
+    };
+    let plain = RenderOptions { fail_on: FailOn::Fail, color: false };
+    b.add("report.json", &render(Format::Json, report, plain))?;
+    b.add("report.html", &render(Format::Html, report, plain))?;
+    b.add("report.md", &render(Format::Markdown, report, plain))?;
+    b.add_json("system.json", &crate::system::info())?;
+    let config = if options.redact {
+        loaded.config.to_redacted_yaml()
+    } else {
+        serde_saphyr::to_string(&loaded.config).unwrap_or_default()
+    };
+    b.add("config.yaml", &format!("# effective configuration from {}\n{config}", loaded.source))?;
+
+    match ctx.db().await {
+        Ok(db) => {
+            b.add_json("database.json", &database_stats(db, loaded).await)?;
+            let accounts = Accounts::new(db.clone(), Policy::from(&loaded.config));
+            match accounts.audit_log(None, AUDIT_ENTRIES).await {
+                Ok(entries) => b.add_json("audit.json", &entries)?,
+                Err(e) => b.skip("audit.json", format!("cannot read the audit log: {e}")),
+            }
+        }
+        Err(DbUnavailable::NotCreated(f)) => {
+            b.skip("database.json", format!("the database {f} has not been created yet"));
+            b.skip("audit.json", "no database");
+        }
+        Err(DbUnavailable::Unreachable(e)) => {
+            b.skip("database.json", format!("the database is unreachable: {e}"));
+            b.skip("audit.json", "no database");
+        }
+    }
+    b.skip("heartbeats.json", "this version records no process heartbeats yet");
+
+    let manifest = Manifest {
+        schema: "gatehouse.bundle/v1",
+        tool: json!({"name": "gatehouse", "version": env!("CARGO_PKG_VERSION")}),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        redacted: options.redact,
+        redactions: b.redactor.as_ref().map(|r| r.counts.clone()).unwrap_or_default(),
+        files: std::mem::take(&mut b.files),
+        skipped: std::mem::take(&mut b.skipped),
+    };
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))? + "\n";
+    std::fs::write(dir.join("manifest.json"), text)
+        .map_err(|e| Error::Internal(format!("cannot write the manifest: {e}")))?;
+    b.progress.finish_and_clear();
+
+    if !options.archive {
+        return Ok(Written { path: dir, manifest });
+    }
+    let archive = dir.with_extension("tar.gz");
+    archive_dir(&dir, &archive)?;
+    std::fs::remove_dir_all(&dir).map_err(|e| Error::Internal(format!("cannot remove {}: {e}", dir.display())))?;
+    Ok(Written { path: archive, manifest })
+}
+
+/// Creates `out/name` (or `name-2`, `name-3`, … when taken: two bundles in one second must
+/// not overwrite each other, nor an archive's folder).
+fn fresh_dir(out: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(out).map_err(|e| Error::Usage(format!("cannot create {}: {e}", out.display())))?;
+    for n in 1.. {
+        let candidate = if n == 1 { out.join(name) } else { out.join(format!("{name}-{n}")) };
+        let taken = candidate.with_extension("tar.gz").exists();
+        match std::fs::create_dir(&candidate) {
+            Ok(()) if !taken => return Ok(candidate),
+            Ok(()) => {
+                let _ = std::fs::remove_dir(&candidate);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::Usage(format!("cannot create {}: {e}", candidate.display()))),
+        }
+    }
+    unreachable!("some suffix is free")
+}
+
+fn archive_dir(dir: &Path, archive: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::Internal(format!("cannot write {}: {e}", archive.display()));
+    let file = std::fs::File::create(archive).map_err(io)?;
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()));
+    let name = dir.file_name().expect("bundle directories have a name");
+    tar.append_dir_all(name, dir).map_err(io)?;
+    tar.into_inner().map_err(io)?.finish().map_err(io)?;
+    Ok(())
+}
+
+async fn database_stats(db: &Db, loaded: &Loaded) -> Value {
+    let mut counts = serde_json::Map::new();
+    for table in TABLES {
+        let sql = crate::store::composed(format!("SELECT COUNT(*) FROM {table}"));
+        let value = match sqlx::query_scalar::<_, i64>(sql).fetch_one(db.pool()).await {
+            Ok(n) => json!(n),
+            Err(e) => json!(format!("unavailable: {}", e.to_string().lines().next().unwrap_or_default())),
+        };
+        counts.insert(table.to_string(), value);
+    }
+    let size_bytes: Option<i64> = match db.backend() {
+        Backend::Sqlite => loaded.config.database_url.sqlite_path().map(|p| {
+            ["", "-wal", "-shm"]
+                .iter()
+                .filter_map(|s| std::fs::metadata(format!("{p}{s}")).ok())
+                .map(|m| m.len() as i64)
+                .sum()
+        }),
+        Backend::Postgres => {
+            sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(db.pool()).await.ok()
+        }
+    };
+    let migrations = db.migration_status().await.ok();
+    json!({
+        "backend": db.backend(),
+        // The redaction pass masks the password unless --no-redact was asked for.
+        "url": loaded.config.database_url.as_str(),
+        "size_bytes": size_bytes,
+        "row_counts": counts,
+        "migrations": migrations,
+    })
+}

@@ -1,0 +1,116 @@
+//! Facts about the machine and the process: what the doctor compares and support bundles carry.
+
+use serde::Serialize;
+use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
+
+/// Where the process's local time zone comes from, and its name when it can be told.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectiveZone {
+    pub zone: Option<String>,
+    pub source: String,
+    pub problem: Option<String>,
+}
+
+/// The local zone as the C library decides it: `TZ` if set, else `/etc/localtime`.
+pub fn effective_zone() -> EffectiveZone {
+    if let Ok(tz) = std::env::var("TZ") {
+        let name = tz.trim_start_matches(':');
+        return match name.parse::<chrono_tz::Tz>() {
+            Ok(zone) => EffectiveZone {
+                zone: Some(zone.name().into()),
+                source: "TZ environment variable".into(),
+                problem: None,
+            },
+            Err(_) if name.is_empty() => {
+                EffectiveZone { zone: Some("UTC".into()), source: "TZ (empty)".into(), problem: None }
+            }
+            Err(_) => EffectiveZone {
+                zone: None,
+                source: "TZ environment variable".into(),
+                problem: Some(format!("TZ={tz} is not an IANA zone; the C library silently falls back to UTC")),
+            },
+        };
+    }
+    match std::fs::read_link("/etc/localtime") {
+        Ok(target) => {
+            let text = target.display().to_string();
+            let zone = text.split("zoneinfo/").nth(1).map(str::to_string);
+            EffectiveZone { zone, source: format!("/etc/localtime -> {text}"), problem: None }
+        }
+        Err(_) => match std::fs::read_to_string("/etc/timezone") {
+            Ok(name) => EffectiveZone { zone: Some(name.trim().into()), source: "/etc/timezone".into(), problem: None },
+            Err(_) => EffectiveZone {
+                zone: Some("UTC".into()),
+                source: "no TZ and no /etc/localtime: UTC".into(),
+                problem: None,
+            },
+        },
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DiskInfo {
+    pub mount_point: String,
+    pub file_system: String,
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SystemInfo {
+    pub hostname: String,
+    pub os: String,
+    pub kernel: String,
+    pub arch: String,
+    pub cpu_model: String,
+    pub cpu_count: usize,
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+    pub swap_total_bytes: u64,
+    pub uptime_seconds: u64,
+    pub load_average: [f64; 3],
+    pub time_zone: EffectiveZone,
+    pub utc_offset: String,
+    pub disks: Vec<DiskInfo>,
+}
+
+/// What can be read about the machine; a fact the platform does not offer is left empty.
+pub fn info() -> SystemInfo {
+    let sys = System::new_with_specifics(
+        RefreshKind::nothing().with_memory(MemoryRefreshKind::everything()).with_cpu(CpuRefreshKind::nothing()),
+    )
+    .ok();
+    let load = System::load_average().map(|l| [l.one, l.five, l.fifteen]).unwrap_or_default();
+    let disks = Disks::new_with_refreshed_list()
+        .map(|disks| {
+            disks
+                .iter()
+                .map(|d| DiskInfo {
+                    mount_point: d.mount_point().display().to_string(),
+                    file_system: d.file_system().to_string_lossy().into_owned(),
+                    total_bytes: d.total_space(),
+                    available_bytes: d.available_space(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    SystemInfo {
+        hostname: System::host_name().unwrap_or_default(),
+        os: System::long_os_version().unwrap_or_else(|_| std::env::consts::OS.into()),
+        kernel: System::kernel_version().unwrap_or_default(),
+        arch: std::env::consts::ARCH.into(),
+        cpu_model: sys
+            .as_ref()
+            .and_then(|s| s.cpus().first().map(|c| c.brand().trim().to_string()))
+            .unwrap_or_default(),
+        cpu_count: sys.as_ref().map(|s| s.cpus().len()).unwrap_or(0),
+        memory_total_bytes: sys.as_ref().map(System::total_memory).unwrap_or(0),
+        memory_available_bytes: sys.as_ref().map(System::available_memory).unwrap_or(0),
+        swap_total_bytes: sys.as_ref().map(System::total_swap).unwrap_or(0),
+        uptime_seconds: System::uptime().unwrap_or(0),
+        load_average: load,
+        time_zone: effective_zone(),
+        utc_offset: chrono::Local::now().format("%:z").to_string(),
+        disks,
+    }
+}
