@@ -7,6 +7,8 @@ use gatehouse::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS implementation for every client in the process (database, HTTP, SMTP): rustls on ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

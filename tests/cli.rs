@@ -307,7 +307,7 @@ fn doctor_reports_on_the_embedded_default() {
         r.stdout
     );
     assert!(r.stdout.contains("→ Run `gatehouse migrate`"), "remediation under the problem:\n{}", r.stdout);
-    assert!(r.stdout.lines().last().unwrap().starts_with("7 checks: "), "{}", r.stdout);
+    assert!(r.stdout.lines().last().unwrap().starts_with("9 checks: "), "{}", r.stdout);
     assert!(!r.stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
     assert!(!tmp.path().join("gatehouse-data").exists(), "the doctor only looks");
 
@@ -346,7 +346,9 @@ fn doctor_writes_several_formats_from_one_run() {
             "system_url.config",
             "proxy.trusted",
             "accounts.integrity",
-            "accounts.password_hashes"
+            "accounts.password_hashes",
+            "license.connectivity",
+            "email.transport"
         ]
     );
     assert_eq!(report["summary"]["fail"], 0);
@@ -392,6 +394,8 @@ fn doctor_lists_its_checks() {
     let tmp = tempfile::tempdir().unwrap();
     let text = ok(gatehouse(tmp.path()).args(["doctor", "--list"]));
     for id in [
+        "license.connectivity",
+        "email.transport",
         "database.connectivity",
         "disk.space",
         "time.timezone",

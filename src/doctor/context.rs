@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -10,12 +11,15 @@ use tokio::sync::OnceCell;
 use super::check::Outcome;
 use crate::accounts::{Accounts, Policy};
 use crate::config::{Backend, Config, Loaded};
+use crate::net::resolve::Resolver;
 use crate::store::Db;
 
 pub struct Context {
     pub loaded: Loaded,
     db: OnceCell<Result<Db, String>>,
+    resolver: OnceCell<Result<Resolver, String>>,
     thresholds: HashMap<String, Map<String, Value>>,
+    deadline: Duration,
 }
 
 /// Why the database could not be opened for a check.
@@ -28,7 +32,33 @@ pub enum DbUnavailable {
 
 impl Context {
     pub fn new(loaded: Loaded) -> Self {
-        Self { loaded, db: OnceCell::new(), thresholds: HashMap::new() }
+        let deadline = loaded.config.doctor.timeout.as_std();
+        Self { loaded, db: OnceCell::new(), resolver: OnceCell::new(), thresholds: HashMap::new(), deadline }
+    }
+
+    /// The per-check deadline the runner enforces. Network checks stop a little before it, so
+    /// they can still say which phase was hanging.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// What network checks may spend: the deadline less a margin for reporting.
+    pub fn network_budget(&self) -> Duration {
+        self.deadline.mul_f64(0.9).saturating_sub(Duration::from_millis(20))
+    }
+
+    /// The resolver for DNS phases: the system one, or `doctor.dns_servers`.
+    pub async fn resolver(&self) -> Result<&Resolver, String> {
+        self.resolver
+            .get_or_init(|| async { Resolver::new(&self.config().doctor.dns_servers) })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Threshold overrides for one check, by key, as a profile gives them.

@@ -1,5 +1,8 @@
 //! Network facts: trusted proxy entries (and, with the HTTP service, client IP resolution).
 
+pub mod http;
+pub mod resolve;
+
 use std::net::IpAddr;
 
 use ipnet::IpNet;

@@ -8,6 +8,8 @@ use gatehouse::accounts::{Accounts, Actor, Policy};
 use gatehouse::config::DatabaseUrl;
 use gatehouse::store::Db;
 
+pub mod smtp;
+
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 
 pub fn policy() -> Policy {

@@ -4,6 +4,8 @@
 mod accounts;
 mod database;
 mod disk;
+mod email;
+mod license;
 mod proxy;
 mod system_url;
 mod time;
@@ -22,6 +24,8 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
         Arc::new(proxy::Trusted),
         Arc::new(accounts::Integrity),
         Arc::new(accounts::PasswordHashes),
+        Arc::new(license::Connectivity),
+        Arc::new(email::Transport),
     ]
 }
 

@@ -1,0 +1,204 @@
+//! `email.transport`: can gatehouse hand mail to its transport? For the spool, the directory;
+//! for SMTP, each phase of a session: resolve, connect, EHLO, STARTTLS, AUTH.
+
+use std::time::Instant;
+
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use serde::Serialize;
+
+use crate::config::{MailTransport, SmtpTls};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+use crate::doctor::model::Status;
+
+pub struct Transport;
+
+static META: Meta = Meta {
+    id: "email.transport",
+    title: "Mail transport usable",
+    tags: &["email"],
+    symptom: "General emails (sign-up, password reset, invites) are never received.",
+    cause: "The mail transport is misconfigured: the spool directory is not writable, or the SMTP server's name, \
+            port, TLS mode or credentials are wrong, or a firewall blocks it.",
+    next_steps: "Fix the phase named in the message in the mail: section of gatehouse.yaml (host, port, tls, \
+                 username, password), then run `gatehouse doctor --only email.transport` again.",
+    prerequisites: &[],
+    thresholds: &[],
+};
+
+#[derive(Debug, Serialize)]
+struct Step {
+    phase: &'static str,
+    ok: bool,
+    ms: f64,
+    detail: String,
+}
+
+struct Session {
+    steps: Vec<Step>,
+}
+
+impl Session {
+    /// Runs one phase, recording it; `None` when it failed.
+    async fn step<T>(
+        &mut self,
+        phase: &'static str,
+        f: impl std::future::Future<Output = Result<(T, String), String>>,
+    ) -> Option<T> {
+        let started = Instant::now();
+        let result = f.await;
+        let ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
+        match result {
+            Ok((value, detail)) => {
+                self.steps.push(Step { phase, ok: true, ms, detail });
+                Some(value)
+            }
+            Err(detail) => {
+                self.steps.push(Step { phase, ok: false, ms, detail });
+                None
+            }
+        }
+    }
+
+    fn failure(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| !s.ok)
+    }
+}
+
+async fn check_spool(dir: &str) -> Outcome {
+    let path = std::path::Path::new(dir);
+    let probe = path.join(format!(".gatehouse-doctor-{}", std::process::id()));
+    let base = |o: Outcome| o.with("transport", "spool").with("spool_dir", dir);
+    if !path.exists() {
+        let parent = path.ancestors().skip(1).find(|a| a.exists()).map(|a| a.display().to_string());
+        return base(Outcome::pass(format!("the spool directory {dir} will be created on first use")))
+            .with("nearest_existing", parent);
+    }
+    match tokio::fs::write(&probe, b"probe").await {
+        Ok(()) => {
+            let _ = tokio::fs::remove_file(&probe).await;
+            base(Outcome::pass(format!("messages are spooled to {dir}, which is writable")))
+        }
+        Err(e) => base(Outcome::fail(format!("the spool directory {dir} is not writable: {e}"))),
+    }
+}
+
+impl Check for Transport {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let mail = &ctx.config().mail;
+            if mail.transport == MailTransport::Spool {
+                return check_spool(&mail.spool_dir).await;
+            }
+            let smtp = &mail.smtp;
+            if smtp.host.trim().is_empty() {
+                return Outcome::fail("mail.transport is smtp but mail.smtp.host is empty").with("transport", "smtp");
+            }
+            let resolver = match ctx.resolver().await {
+                Ok(r) => r,
+                Err(e) => return Outcome::error(e),
+            };
+            let budget = ctx.network_budget();
+            let session_started = Instant::now();
+            let mut s = Session { steps: Vec::new() };
+            let run = async {
+                let host = smtp.host.trim();
+                let addrs = s
+                    .step("dns", async {
+                        let a = resolver.lookup(host).await?;
+                        let shown = a.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ");
+                        Ok((a, format!("{host} → {shown}")))
+                    })
+                    .await?;
+                let ip = s
+                    .step("connect", async {
+                        let mut last = String::new();
+                        for ip in &addrs {
+                            match tokio::net::TcpStream::connect((*ip, smtp.port)).await {
+                                Ok(_) => return Ok((*ip, format!("{ip}:{} accepts connections", smtp.port))),
+                                Err(e) => last = format!("{ip}:{}: {e}", smtp.port),
+                            }
+                        }
+                        Err(last)
+                    })
+                    .await?;
+                let tls = || TlsParameters::new(host.to_string()).map_err(|e| format!("TLS set-up: {e}"));
+                let hello = ClientId::default();
+                let implicit = if smtp.tls == SmtpTls::Tls { Some(tls()) } else { None }.transpose();
+                let mut conn = s
+                    .step("ehlo", async {
+                        let conn =
+                            AsyncSmtpConnection::connect_tokio1((ip, smtp.port), Some(budget), &hello, implicit?, None)
+                                .await
+                                .map_err(|e| e.to_string())?;
+                        let info = conn.server_info().to_string();
+                        Ok((conn, info))
+                    })
+                    .await?;
+                if smtp.tls == SmtpTls::Starttls {
+                    s.step("starttls", async {
+                        if !conn.can_starttls() {
+                            return Err("the server does not offer STARTTLS (set tls: none or tls: tls)".to_string());
+                        }
+                        conn.starttls(tls()?, &hello).await.map_err(|e| e.to_string())?;
+                        Ok(((), "upgraded to TLS".to_string()))
+                    })
+                    .await?;
+                }
+                if !smtp.username.is_empty() {
+                    s.step("auth", async {
+                        let credentials = Credentials::new(smtp.username.clone(), smtp.password.clone());
+                        let reply = conn
+                            .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        Ok(((), format!("authenticated as {} ({})", smtp.username, reply.code())))
+                    })
+                    .await?;
+                }
+                let _ = conn.quit().await;
+                Some(())
+            };
+            let timed_out = tokio::time::timeout(budget, run).await.is_err();
+            let total_ms = session_started.elapsed().as_millis() as u64;
+            let base = |o: Outcome| {
+                o.with("transport", "smtp")
+                    .with("host", &smtp.host)
+                    .with("port", smtp.port)
+                    .with("tls", smtp.tls)
+                    .with("auth", !smtp.username.is_empty())
+                    .with("phases", &s.steps)
+                    .with("total_ms", total_ms)
+            };
+            if timed_out {
+                let mut planned = vec!["dns", "connect", "ehlo"];
+                planned.extend((smtp.tls == SmtpTls::Starttls).then_some("starttls"));
+                planned.extend((!smtp.username.is_empty()).then_some("auth"));
+                let next = planned.get(s.steps.len()).copied().unwrap_or("quit");
+                let mut o = base(Outcome::fail(format!(
+                    "the SMTP server did not answer in the {next} phase within {} ms",
+                    budget.as_millis()
+                )))
+                .with("failed_phase", next);
+                o.status = Status::Timeout;
+                return o;
+            }
+            match s.failure() {
+                Some(step) => base(Outcome::fail(format!("SMTP {} phase failed: {}", step.phase, step.detail)))
+                    .with("failed_phase", step.phase),
+                None => base(Outcome::pass(format!(
+                    "{}:{} accepts mail ({})",
+                    smtp.host,
+                    smtp.port,
+                    s.steps.iter().map(|st| st.phase).collect::<Vec<_>>().join(" → ")
+                ))),
+            }
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! A phased HTTP(S) GET for diagnostics: DNS → TCP → TLS → HTTP, each timed, so a failure can
+//! be pinned on the phase that broke. TLS is rustls with the ring provider and the Mozilla
+//! roots; HTTP/1.1 is hyper's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use super::resolve::Resolver;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    pub ok: bool,
+    pub ms: f64,
+    pub detail: String,
+}
+
+/// What happened, phase by phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Trace {
+    pub phases: Vec<Phase>,
+    /// The phase that failed or ran out of time.
+    pub failed_phase: Option<&'static str>,
+    pub timed_out: bool,
+    pub status: Option<u16>,
+    pub location: Option<String>,
+    pub date: Option<String>,
+}
+
+impl Trace {
+    fn record(&mut self, name: &'static str, started: Instant, result: Result<String, String>) -> bool {
+        let ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
+        let ok = result.is_ok();
+        let detail = result.unwrap_or_else(|e| e);
+        self.phases.push(Phase { name, ok, ms, detail });
+        if !ok {
+            self.failed_phase = Some(name);
+        }
+        ok
+    }
+
+    /// The failure in one line, naming the phase.
+    pub fn failure(&self) -> Option<String> {
+        let p = self.phases.iter().find(|p| !p.ok)?;
+        Some(format!("{} phase: {}", p.name, p.detail))
+    }
+}
+
+/// How long one phase may take before the trace stops and names it.
+async fn phase<T>(budget: Duration, f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    match tokio::time::timeout(budget, f).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {} ms", budget.as_millis())),
+    }
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// GETs `url`, within `deadline` overall.
+pub async fn get(url: &url::Url, resolver: &Resolver, deadline: Duration) -> Trace {
+    let until = Instant::now() + deadline;
+    let left = || until.saturating_duration_since(Instant::now());
+    let mut trace = Trace::default();
+    let host = url.host_str().unwrap_or_default().to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+
+    let t = Instant::now();
+    let addrs = phase(left(), resolver.lookup(&host)).await;
+    let detail =
+        addrs.as_ref().map(|a| a.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ")).map_err(|e| e.clone());
+    if !trace.record("dns", t, detail.map(|d| format!("{host} → {d} ({})", resolver.describe()))) {
+        return finish(trace);
+    }
+    let addrs = addrs.expect("checked above");
+
+    let t = Instant::now();
+    let connected = phase(left(), async {
+        let mut last = String::new();
+        for ip in &addrs {
+            match TcpStream::connect((*ip, port)).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = format!("{ip}:{port}: {e}"),
+            }
+        }
+        Err(last)
+    })
+    .await;
+    let peer = connected.as_ref().ok().and_then(|s| s.peer_addr().ok()).map(|a| a.to_string()).unwrap_or_default();
+    if !trace.record("tcp", t, connected.as_ref().map(|_| format!("connected to {peer}")).map_err(|e| e.clone())) {
+        return finish(trace);
+    }
+    let stream = connected.expect("checked above");
+
+    if url.scheme() == "https" {
+        let t = Instant::now();
+        let name = match rustls::pki_types::ServerName::try_from(host.clone()) {
+            Ok(n) => n,
+            Err(e) => {
+                trace.record("tls", t, Err(format!("`{host}` is not a valid TLS server name: {e}")));
+                return finish(trace);
+            }
+        };
+        let tls = phase(left(), async { tls_connector().connect(name, stream).await.map_err(|e| e.to_string()) }).await;
+        let detail = tls.as_ref().map(|s| {
+            let (_, conn) = s.get_ref();
+            format!(
+                "{:?}, {:?}",
+                conn.protocol_version().unwrap_or(rustls::ProtocolVersion::Unknown(0)),
+                conn.negotiated_cipher_suite().map(|c| c.suite())
+            )
+        });
+        if !trace.record("tls", t, detail.map_err(|e| e.clone())) {
+            return finish(trace);
+        }
+        exchange(tls.expect("checked above"), url, &host, left(), &mut trace).await;
+    } else {
+        exchange(stream, url, &host, left(), &mut trace).await;
+    }
+    finish(trace)
+}
+
+fn finish(mut trace: Trace) -> Trace {
+    trace.timed_out = trace.phases.iter().any(|p| !p.ok && p.detail.starts_with("no answer within"));
+    trace
+}
+
+async fn exchange<S>(stream: S, url: &url::Url, host: &str, budget: Duration, trace: &mut Trace)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let t = Instant::now();
+    let result = phase(budget, async {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        let driver = tokio::spawn(conn);
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::USER_AGENT, concat!("gatehouse-doctor/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string());
+        driver.abort();
+        response
+    })
+    .await;
+    match result {
+        Ok(response) => {
+            let header = |name: hyper::header::HeaderName| {
+                response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+            };
+            trace.status = Some(response.status().as_u16());
+            trace.location = header(hyper::header::LOCATION);
+            trace.date = header(hyper::header::DATE);
+            trace.record("http", t, Ok(format!("HTTP {}", response.status())));
+        }
+        Err(e) => {
+            trace.record("http", t, Err(e));
+        }
+    }
+}

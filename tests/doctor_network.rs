@@ -1,0 +1,203 @@
+//! `license.connectivity` and `email.transport` against real listeners on 127.0.0.1: a server
+//! that answers, a closed port, one that accepts and never answers, a name that does not
+//! resolve, TLS spoken to a plain HTTP port, and SMTP with and without AUTH.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse::config::{ConfigSource, load_from_str};
+use gatehouse::doctor::runner::RunOptions;
+use gatehouse::doctor::{CheckResult, Context, Selection, Status, checks, diagnose, select};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+async fn check(yaml: &str, id: &str, deadline: Duration) -> CheckResult {
+    let loaded = load_from_str(Some(yaml), ConfigSource::File("gatehouse.yaml".into()), Vec::new()).unwrap();
+    let ctx = Arc::new(Context::new(loaded).with_deadline(deadline));
+    let all = checks::builtin();
+    let selected = select(&all, &Selection { only: vec![id.into()], ..Default::default() }).unwrap();
+    let report = diagnose(&selected, ctx, &RunOptions::with_timeout(deadline)).await;
+    report.results.into_iter().find(|r| r.id == id).unwrap()
+}
+
+/// An HTTP server that reads whatever arrives and answers with `status`, or never answers.
+async fn http_server(status: Option<u16>) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                match status {
+                    Some(code) => {
+                        let reply = format!(
+                            "HTTP/1.1 {code} Whatever\r\nDate: Sun, 22 Nov 2026 10:00:00 GMT\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                        );
+                        let _ = stream.write_all(reply.as_bytes()).await;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(60)).await,
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn phases(r: &CheckResult) -> Vec<(String, bool)> {
+    r.evidence["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().or(p["phase"].as_str()).unwrap().to_string(), p["ok"].as_bool().unwrap()))
+        .collect()
+}
+
+const SECOND: Duration = Duration::from_secs(2);
+
+#[tokio::test]
+async fn license_server_answering_passes_with_every_phase_timed() {
+    let (port, _server) = http_server(Some(200)).await;
+    let r =
+        check(&format!("license: {{ server: \"http://localhost:{port}/\" }}\n"), "license.connectivity", SECOND).await;
+    assert_eq!(r.status, Status::Pass, "{}", r.message);
+    assert_eq!(phases(&r), [("dns".into(), true), ("tcp".into(), true), ("http".into(), true)]);
+    assert_eq!(r.evidence["http_status"], 200);
+    assert_eq!(r.evidence["server_date"], "Sun, 22 Nov 2026 10:00:00 GMT");
+    assert!(r.evidence["phases"][0]["ms"].as_f64().is_some());
+}
+
+#[tokio::test]
+async fn license_server_errors_are_a_warning() {
+    let (port, _server) = http_server(Some(503)).await;
+    let r =
+        check(&format!("license: {{ server: \"http://127.0.0.1:{port}/\" }}\n"), "license.connectivity", SECOND).await;
+    assert_eq!(r.status, Status::Warn, "{}", r.message);
+    assert!(r.message.contains("HTTP 503"));
+}
+
+#[tokio::test]
+async fn a_closed_port_fails_in_the_tcp_phase() {
+    let r = check(
+        &format!("license: {{ server: \"http://127.0.0.1:{}/\" }}\n", closed_port()),
+        "license.connectivity",
+        SECOND,
+    )
+    .await;
+    assert_eq!(r.status, Status::Fail);
+    assert_eq!(r.evidence["failed_phase"], "tcp");
+    assert!(r.message.contains("tcp phase") && r.message.contains("refused"), "{}", r.message);
+    assert!(!r.remediation.is_empty());
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_in_the_http_phase_within_the_deadline() {
+    let (port, _server) = http_server(None).await;
+    let deadline = Duration::from_millis(600);
+    let r = check(&format!("license: {{ server: \"http://127.0.0.1:{port}/\" }}\n"), "license.connectivity", deadline)
+        .await;
+    assert_eq!(r.status, Status::Timeout, "{}", r.message);
+    assert_eq!(r.evidence["failed_phase"], "http");
+    assert_eq!(phases(&r), [("dns".into(), true), ("tcp".into(), true), ("http".into(), false)]);
+    assert!(r.duration_ms < deadline.as_millis() as u64, "reported by the check itself, before the runner's deadline");
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_fails_in_the_dns_phase() {
+    let r = check("license: { server: \"https://licensing.no-such-host.invalid/\" }\n", "license.connectivity", SECOND)
+        .await;
+    assert_eq!(r.status, Status::Fail, "{}", r.message);
+    assert_eq!(r.evidence["failed_phase"], "dns");
+    assert_eq!(phases(&r).len(), 1);
+}
+
+#[tokio::test]
+async fn tls_to_a_plain_http_port_fails_in_the_tls_phase() {
+    let (port, _server) = http_server(Some(400)).await;
+    let r =
+        check(&format!("license: {{ server: \"https://127.0.0.1:{port}/\" }}\n"), "license.connectivity", SECOND).await;
+    assert_eq!(r.status, Status::Fail, "{}", r.message);
+    assert_eq!(r.evidence["failed_phase"], "tls");
+    assert!(r.message.contains("tls phase"), "{}", r.message);
+}
+
+#[tokio::test]
+async fn an_unconfigured_license_server_is_skipped() {
+    let r = check("listen: \"127.0.0.1:8080\"\n", "license.connectivity", SECOND).await;
+    assert_eq!(r.status, Status::Skipped);
+}
+
+fn smtp_yaml(port: u16, tls: &str, user: &str, password: &str) -> String {
+    format!(
+        "mail:\n  transport: smtp\n  smtp: {{ host: localhost, port: {port}, tls: {tls}, username: \"{user}\", password: \"{password}\" }}\n"
+    )
+}
+
+fn smtp_phases(r: &CheckResult) -> Vec<String> {
+    r.evidence["phases"].as_array().unwrap().iter().map(|p| p["phase"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn smtp_without_auth_passes_through_ehlo() {
+    let server = support::smtp::start(None).await;
+    let r = check(&smtp_yaml(server.port, "none", "", ""), "email.transport", SECOND).await;
+    assert_eq!(r.status, Status::Pass, "{}: {:?}", r.message, r.evidence);
+    assert_eq!(smtp_phases(&r), ["dns", "connect", "ehlo"]);
+}
+
+#[tokio::test]
+async fn smtp_auth_is_checked_with_the_configured_credentials() {
+    let server = support::smtp::start(Some(("mailer", "s3cret-pass"))).await;
+    let good = check(&smtp_yaml(server.port, "none", "mailer", "s3cret-pass"), "email.transport", SECOND).await;
+    assert_eq!(good.status, Status::Pass, "{}: {:?}", good.message, good.evidence);
+    assert_eq!(smtp_phases(&good), ["dns", "connect", "ehlo", "auth"]);
+
+    let bad = check(&smtp_yaml(server.port, "none", "mailer", "wrong"), "email.transport", SECOND).await;
+    assert_eq!(bad.status, Status::Fail);
+    assert_eq!(bad.evidence["failed_phase"], "auth");
+    assert!(bad.message.contains("535"), "{}", bad.message);
+    assert!(!serde_json::to_string(&bad.evidence).unwrap().contains("wrong"), "the password is not evidence");
+}
+
+#[tokio::test]
+async fn smtp_misconfigurations_name_their_phase() {
+    let server = support::smtp::start(None).await;
+    let starttls = check(&smtp_yaml(server.port, "starttls", "", ""), "email.transport", SECOND).await;
+    assert_eq!((starttls.status, starttls.evidence["failed_phase"].as_str()), (Status::Fail, Some("starttls")));
+    assert!(starttls.message.contains("does not offer STARTTLS"), "{}", starttls.message);
+
+    let closed = check(&smtp_yaml(closed_port(), "none", "", ""), "email.transport", SECOND).await;
+    assert_eq!((closed.status, closed.evidence["failed_phase"].as_str()), (Status::Fail, Some("connect")));
+
+    let unnamed = check("mail: { transport: smtp }\n", "email.transport", SECOND).await;
+    assert_eq!(unnamed.status, Status::Fail);
+    assert!(unnamed.message.contains("mail.smtp.host is empty"));
+
+    let (port, _silent) = http_server(None).await;
+    let silent = check(&smtp_yaml(port, "none", "", ""), "email.transport", Duration::from_millis(600)).await;
+    assert_eq!(
+        (silent.status, silent.evidence["failed_phase"].as_str()),
+        (Status::Timeout, Some("ehlo")),
+        "{}",
+        silent.message
+    );
+}
+
+#[tokio::test]
+async fn the_spool_must_be_writable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ok = check(&format!("mail: {{ spool_dir: \"{}\" }}\n", tmp.path().display()), "email.transport", SECOND).await;
+    assert_eq!(ok.status, Status::Pass, "{}", ok.message);
+    let blocker = tmp.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let bad = check(&format!("mail: {{ spool_dir: \"{}\" }}\n", blocker.display()), "email.transport", SECOND).await;
+    assert_eq!(bad.status, Status::Fail, "{}", bad.message);
+    assert_eq!(bad.evidence["transport"], Value::from("spool"));
+}
