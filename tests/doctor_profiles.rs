@@ -40,7 +40,9 @@ fn every_profile_mistake_is_located() {
         ("probes:\n  - id: probe.x\n    tcp: { address: \"a:1\" }\n    file: { path: x }\n", 2, 9, "several kinds"),
         ("probes:\n  - id: probe.x\n    tcp: { address: \"nohost\" }\n", 2, 9, "not HOST:PORT"),
         ("probes:\n  - id: disk.space\n    tcp: { address: \"a:1\" }\n", 2, 9, "already taken"),
-        ("probes:\n  - id: probe.x\n    http: { url: \"x\" }\n", 3, 5, "unknown field `http`"),
+        ("probes:\n  - id: probe.x\n    ldap: { url: \"x\" }\n", 3, 5, "unknown field `ldap`"),
+        ("probes:\n  - id: probe.x\n    http: { url: \"x\" }\n", 2, 9, "http url `x`"),
+        ("probes:\n  - id: probe.x\n    dns: { name: a.example, expect: [nope] }\n", 2, 9, "not an IP address"),
         ("probes:\n  - id: probe.x\n    sql: { query: \"SELECT 1\" }\n", 2, 9, "needs equals, min or max"),
         ("probes:\n  - id: probe.x\n    file: { path: a, max_mode: \"rwx\" }\n", 2, 9, "not octal"),
         ("only: [\n", 1, 7, "unclosed bracket"),
@@ -249,4 +251,53 @@ fn a_baseline_fails_only_on_what_got_worse() {
     let (code, _, stderr) = run(&["--baseline", "bad.json"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("not a gatehouse JSON report"), "{stderr}");
+}
+
+#[test]
+fn network_and_disk_probes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A tiny HTTP server: one answer per connection, with a header and a body to match.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let reply = if request.starts_with("GET /old ") {
+                "HTTP/1.1 301 Moved\r\nLocation: https://billing.example.com/new\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+            } else {
+                "HTTP/1.1 200 OK\r\nX-Served-By: gatehouse-test\r\nContent-Length: 11\r\nConnection: close\r\n\r\nall healthy".to_string()
+            };
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let text = format!(
+        r#"only: [probe.ok, probe.body, probe.header, probe.redirect, probe.status, probe.dns, probe.dns_wrong, probe.tls, probe.disk, probe.disk_full]
+probes:
+  - {{ id: probe.ok, http: {{ url: "http://127.0.0.1:{port}/healthz" }} }}
+  - {{ id: probe.body, http: {{ url: "http://127.0.0.1:{port}/", body_contains: "all healthy" }} }}
+  - {{ id: probe.header, http: {{ url: "http://127.0.0.1:{port}/", headers: {{ X-Served-By: gatehouse }} }} }}
+  - {{ id: probe.redirect, http: {{ url: "http://127.0.0.1:{port}/old", status: 301, redirect_to: "https://billing.example.com/" }} }}
+  - {{ id: probe.status, http: {{ url: "http://127.0.0.1:{port}/", status: 204 }} }}
+  - {{ id: probe.dns, dns: {{ name: localhost, expect: ["127.0.0.1"] }} }}
+  - {{ id: probe.dns_wrong, dns: {{ name: localhost, expect: ["192.0.2.1"] }} }}
+  - {{ id: probe.tls, tls: {{ address: "127.0.0.1:{port}" }} }}
+  - {{ id: probe.disk, disk: {{ path: ".", min_free: "1B" }} }}
+  - {{ id: probe.disk_full, disk: {{ path: ".", min_free_percent: 100.1 }} }}
+"#
+    );
+    let (code, report, stderr) = doctor(tmp.path(), &text, &["--timeout", "2s"]);
+    assert_eq!(code, 1, "{stderr}");
+    let status = |id: &str| result(&report, id)["status"].as_str().unwrap().to_string();
+    for id in ["probe.ok", "probe.body", "probe.header", "probe.redirect", "probe.dns", "probe.disk"] {
+        assert_eq!(status(id), "pass", "{id}: {}", result(&report, id));
+    }
+    for id in ["probe.status", "probe.dns_wrong", "probe.tls", "probe.disk_full"] {
+        assert_eq!(status(id), "fail", "{id}: {}", result(&report, id));
+    }
+    assert!(result(&report, "probe.status")["message"].as_str().unwrap().contains("HTTP 200, expected 204"));
+    assert!(result(&report, "probe.tls")["message"].as_str().unwrap().contains("tls phase"));
 }

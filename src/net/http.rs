@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -32,7 +32,14 @@ pub struct Trace {
     pub status: Option<u16>,
     pub location: Option<String>,
     pub date: Option<String>,
+    /// Response headers, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The start of the body (at most `BODY_LIMIT` bytes, lossily decoded).
+    pub body: Option<String>,
 }
+
+/// How much of a response body a trace keeps.
+const BODY_LIMIT: usize = 64 * 1024;
 
 impl Trace {
     fn record(&mut self, name: &'static str, started: Instant, result: Result<String, String>) -> bool {
@@ -73,6 +80,15 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
 
 /// GETs `url`, within `deadline` overall.
 pub async fn get(url: &url::Url, resolver: &Resolver, deadline: Duration) -> Trace {
+    run(url, resolver, deadline, true).await
+}
+
+/// Resolves, connects and completes the TLS handshake of an `https://` URL, without a request.
+pub async fn handshake(url: &url::Url, resolver: &Resolver, deadline: Duration) -> Trace {
+    run(url, resolver, deadline, false).await
+}
+
+async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, request: bool) -> Trace {
     let until = Instant::now() + deadline;
     let left = || until.saturating_duration_since(Instant::now());
     let mut trace = Trace::default();
@@ -124,11 +140,11 @@ pub async fn get(url: &url::Url, resolver: &Resolver, deadline: Duration) -> Tra
                 conn.negotiated_cipher_suite().map(|c| c.suite())
             )
         });
-        if !trace.record("tls", t, detail.map_err(|e| e.clone())) {
+        if !trace.record("tls", t, detail.map_err(|e| e.clone())) || !request {
             return finish(trace);
         }
         exchange(tls.expect("checked above"), url, &host, left(), &mut trace).await;
-    } else {
+    } else if request {
         exchange(stream, url, &host, left(), &mut trace).await;
     }
     finish(trace)
@@ -162,20 +178,28 @@ where
             .header(hyper::header::USER_AGENT, concat!("gatehouse-doctor/", env!("CARGO_PKG_VERSION")))
             .body(Empty::new())
             .map_err(|e| e.to_string())?;
-        let response = sender.send_request(request).await.map_err(|e| e.to_string());
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, BODY_LIMIT).collect().await.ok().map(|b| b.to_bytes());
         driver.abort();
-        response
+        Ok((parts, body))
     })
     .await;
     match result {
-        Ok(response) => {
+        Ok((parts, body)) => {
             let header = |name: hyper::header::HeaderName| {
-                response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+                parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
             };
-            trace.status = Some(response.status().as_u16());
+            trace.status = Some(parts.status.as_u16());
             trace.location = header(hyper::header::LOCATION);
             trace.date = header(hyper::header::DATE);
-            trace.record("http", t, Ok(format!("HTTP {}", response.status())));
+            trace.headers = parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            trace.body = body.map(|b| String::from_utf8_lossy(&b).into_owned());
+            trace.record("http", t, Ok(format!("HTTP {}", parts.status)));
         }
         Err(e) => {
             trace.record("http", t, Err(e));

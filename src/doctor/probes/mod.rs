@@ -9,9 +9,13 @@
 //! ```
 
 mod command;
+mod disk;
+mod dns;
 mod file;
+mod http;
 mod sql;
 mod tcp;
+mod tls;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -43,7 +47,15 @@ pub struct ProbeSpec {
     #[serde(default)]
     remediation: Option<String>,
     #[serde(default)]
+    http: Option<http::Spec>,
+    #[serde(default)]
+    dns: Option<dns::Spec>,
+    #[serde(default)]
     tcp: Option<tcp::Spec>,
+    #[serde(default)]
+    tls: Option<tls::Spec>,
+    #[serde(default)]
+    disk: Option<disk::Spec>,
     #[serde(default)]
     file: Option<file::Spec>,
     #[serde(default)]
@@ -59,7 +71,11 @@ impl ProbeSpec {
 }
 
 enum Kind {
+    Http(http::Spec),
+    Dns(dns::Spec),
     Tcp(tcp::Spec),
+    Tls(tls::Spec),
+    Disk(disk::Spec),
     File(file::Spec),
     Command(command::Spec),
     Sql(sql::Spec),
@@ -68,7 +84,11 @@ enum Kind {
 impl Kind {
     fn name(&self) -> &'static str {
         match self {
+            Kind::Http(_) => "http",
+            Kind::Dns(_) => "dns",
             Kind::Tcp(_) => "tcp",
+            Kind::Tls(_) => "tls",
+            Kind::Disk(_) => "disk",
             Kind::File(_) => "file",
             Kind::Command(_) => "command",
             Kind::Sql(_) => "sql",
@@ -96,14 +116,22 @@ pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Ch
         return Err(invalid(path, &spec.id, format!("probe id `{id}` may only use letters, digits, '.', '_' and '-'")));
     }
     let mut kinds: Vec<Kind> = Vec::new();
+    kinds.extend(spec.http.map(Kind::Http));
+    kinds.extend(spec.dns.map(Kind::Dns));
     kinds.extend(spec.tcp.map(Kind::Tcp));
+    kinds.extend(spec.tls.map(Kind::Tls));
+    kinds.extend(spec.disk.map(Kind::Disk));
     kinds.extend(spec.file.map(Kind::File));
     kinds.extend(spec.command.map(Kind::Command));
     kinds.extend(spec.sql.map(Kind::Sql));
     let kind = match kinds.len() {
         1 => kinds.pop().expect("one kind"),
         0 => {
-            return Err(invalid(path, &spec.id, format!("probe `{id}` needs one kind: tcp, file, command or sql")));
+            return Err(invalid(
+                path,
+                &spec.id,
+                format!("probe `{id}` needs one kind: http, dns, tcp, tls, disk, file, command or sql"),
+            ));
         }
         _ => {
             let names: Vec<&str> = kinds.iter().map(Kind::name).collect();
@@ -115,7 +143,11 @@ pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Ch
         }
     };
     match &kind {
+        Kind::Http(s) => s.validate(),
+        Kind::Dns(s) => s.validate(),
         Kind::Tcp(s) => s.validate(),
+        Kind::Tls(s) => s.validate(),
+        Kind::Disk(s) => s.validate(),
         Kind::File(s) => s.validate(),
         Kind::Command(s) => s.validate(),
         Kind::Sql(s) => s.validate(),
@@ -147,7 +179,11 @@ impl Check for Probe {
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let mut outcome = match &self.kind {
+                Kind::Http(s) => s.run(ctx).await,
+                Kind::Dns(s) => s.run(ctx).await,
                 Kind::Tcp(s) => s.run().await,
+                Kind::Tls(s) => s.run(ctx).await,
+                Kind::Disk(s) => s.run().await,
                 Kind::File(s) => s.run().await,
                 Kind::Command(s) => s.run().await,
                 Kind::Sql(s) => s.run(ctx).await,

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Doctor benchmark: wall time and peak RSS of `gatehouse doctor` (release build) with every
+built-in check, on a healthy local deployment and with one endpoint that never answers.
+
+    python3 benches/doctor.py            # builds the release binary first
+    python3 benches/doctor.py --runs 50
+
+Budget (DESIGN.md): healthy < 150 ms wall and < 40 MB RSS; with an endpoint that never answers,
+total <= per-check timeout + 250 ms (checks run concurrently). Prints one line per scenario and
+exits 1 when a budget is exceeded.
+"""
+import argparse
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "gatehouse")
+
+
+def measure(args, cwd, runs, env=None):
+    """Runs in a child Python so each measurement's peak RSS is its own."""
+    code = (
+        "import resource,subprocess,sys,time;"
+        "s=time.perf_counter();p=subprocess.run(sys.argv[2:],cwd=sys.argv[1],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL);"
+        "e=time.perf_counter()-s;r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;print(e,r/1024.0,p.returncode)"
+    )
+    walls, rss = [], []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", code, cwd, BIN, *args], env=env, capture_output=True, text=True, check=True)
+        e, r, _rc = out.stdout.split()
+        walls.append(float(e) * 1000)
+        rss.append(float(r))
+    return walls, rss
+
+
+def silent_listener():
+    """Accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    held = []
+
+    def serve():
+        while True:
+            conn, _ = sock.accept()
+            held.append(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return sock.getsockname()[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--timeout-ms", type=int, default=1000, help="per-check timeout for the hanging scenario")
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([BIN, "init", "--dir", tmp], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([BIN, "--config", f"{tmp}/gatehouse.yaml", "client", "add", "--email", "ann@example.com",
+                        "--first-name", "Ann", "--last-name", "Lee", "--password", "a long enough password"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+
+        walls, rss = measure(["--version"], tmp, args.runs, env)
+        print(f"--version:            p50 {statistics.median(walls):7.1f} ms   max {max(walls):7.1f} ms   "
+              f"peak RSS {max(rss):5.1f} MiB   (budget < 20 ms)")
+        failed |= statistics.median(walls) >= 20
+
+        config = ["--config", f"{tmp}/gatehouse.yaml"]
+        walls, rss = measure([*config, "doctor"], tmp, args.runs, env)
+        print(f"doctor, healthy:      p50 {statistics.median(walls):7.1f} ms   max {max(walls):7.1f} ms   "
+              f"peak RSS {max(rss):5.1f} MiB   (budget < 150 ms, < 40 MiB)")
+        failed |= statistics.median(walls) >= 150 or max(rss) >= 40
+
+        port = silent_listener()
+        hanging = dict(env, GATEHOUSE_LICENSE__SERVER=f"http://127.0.0.1:{port}/")
+        timeout = args.timeout_ms
+        walls, rss = measure([*config, "doctor", "--timeout", f"{timeout}ms"], tmp, max(3, args.runs // 4), hanging)
+        print(f"doctor, one endpoint never answers (timeout {timeout} ms): p50 {statistics.median(walls):7.1f} ms   "
+              f"max {max(walls):7.1f} ms   peak RSS {max(rss):5.1f} MiB   (budget <= {timeout + 250} ms)")
+        failed |= max(walls) > timeout + 250
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
