@@ -6,17 +6,7 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::Value;
-
-/// `gatehouse` run in `dir`, with no GATEHOUSE_* configuration leaking in from the test's
-/// own environment.
-fn gatehouse(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("gatehouse").unwrap();
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GATEHOUSE_")) {
-        cmd.env_remove(key);
-    }
-    cmd
-}
+use support::gatehouse;
 
 struct Run {
     code: i32,

@@ -1,18 +1,11 @@
 //! `doctor --fix [--dry-run]`: the broken deployment, the plan, the change, the check passing.
 
+mod support;
+
 use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::Value;
-
-fn gatehouse(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("gatehouse").unwrap();
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GATEHOUSE_")) {
-        cmd.env_remove(key);
-    }
-    cmd
-}
+use support::gatehouse;
 
 fn doctor(dir: &Path, extra: &[&str]) -> (i32, Value, String) {
     let out = gatehouse(dir)

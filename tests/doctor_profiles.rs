@@ -1,11 +1,13 @@
 //! Profiles: linting with locations, thresholds, waivers and their expiry, probes, baselines.
 
+mod support;
+
 use std::path::Path;
 
-use assert_cmd::Command;
 use gatehouse::config::ConfigError;
 use gatehouse::doctor::{checks, profile};
 use serde_json::Value;
+use support::gatehouse;
 
 fn lint(text: &str) -> (u64, u64, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -67,15 +69,6 @@ fn the_shipped_profiles_are_valid() {
 }
 
 // ---- through the CLI, as an operator runs it ----
-
-fn gatehouse(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("gatehouse").unwrap();
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GATEHOUSE_")) {
-        cmd.env_remove(key);
-    }
-    cmd
-}
 
 fn doctor(dir: &Path, profile_text: &str, extra: &[&str]) -> (i32, Value, String) {
     std::fs::write(dir.join("profile.yaml"), profile_text).unwrap();

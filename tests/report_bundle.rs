@@ -9,15 +9,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-fn gatehouse(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("gatehouse").unwrap();
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GATEHOUSE_")) {
-        cmd.env_remove(key);
-    }
-    cmd
-}
+use support::gatehouse;
 
 fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();

@@ -342,6 +342,15 @@ impl Accounts {
             .ok_or_else(|| Error::not_found("client", id))
     }
 
+    /// A client that can still gain users: refuses a closed one.
+    pub(crate) async fn open_client(&self, id: i64) -> Result<Client> {
+        let client = self.client(id).await?;
+        if client.status == ClientStatus::Closed {
+            return Err(Error::refused(crate::error::code::CLIENT_CLOSED, format!("client {id} is closed")));
+        }
+        Ok(client)
+    }
+
     /// Clients, by id, optionally only those with a status or matching a search term
     /// (email, name or company, case-insensitive).
     pub async fn list_clients(&self, status: Option<ClientStatus>, search: Option<&str>) -> Result<Vec<Client>> {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::email::Email;
 use super::users::NewUser;
-use super::{Accounts, Actor, ClientStatus, Membership, Permissions, audit};
+use super::{Accounts, Actor, Membership, Permissions, audit};
 use crate::auth::tokens;
 use crate::error::{Error, Result, code};
 use crate::store::{composed, is_unique_violation, now};
@@ -108,10 +108,7 @@ impl Accounts {
         permissions: &Permissions,
         invited_by_user_id: Option<i64>,
     ) -> Result<CreatedInvite> {
-        let client = self.client(client_id).await?;
-        if client.status == ClientStatus::Closed {
-            return Err(Error::refused(code::CLIENT_CLOSED, format!("client {client_id} is closed")));
-        }
+        self.open_client(client_id).await?;
         let email = Email::parse(email)?;
         let token = tokens::generate("inv_");
         let ts = now();

@@ -34,10 +34,7 @@ impl Accounts {
         let user = self.user(user_id).await?;
         let client = self.client(client_id).await?;
         if self.membership(user_id, client_id).await?.is_none() {
-            return Err(Error::refused(
-                crate::error::code::NOT_ASSOCIATED,
-                format!("user {user_id} is not associated with client {client_id}"),
-            ));
+            return Err(super::memberships::not_associated(user_id, client_id));
         }
         match from {
             CopyDirection::UserToClient => {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Accounts, Actor, ClientStatus, Permissions, audit};
+use super::{Accounts, Actor, Permissions, audit};
 use crate::error::{Error, Result, code};
 use crate::store::{composed, is_foreign_key_violation, now};
 
@@ -57,7 +57,7 @@ const SELECT_MEMBERSHIP: &str = "SELECT m.client_id, m.user_id, m.permissions, m
      c.status AS client_status \
      FROM memberships m JOIN clients c ON c.id = m.client_id JOIN users u ON u.id = m.user_id";
 
-fn not_associated(user_id: i64, client_id: i64) -> Error {
+pub(crate) fn not_associated(user_id: i64, client_id: i64) -> Error {
     Error::refused(code::NOT_ASSOCIATED, format!("user {user_id} is not associated with client {client_id}"))
 }
 
@@ -111,10 +111,7 @@ impl Accounts {
         permissions: &Permissions,
     ) -> Result<Membership> {
         self.user(user_id).await?;
-        let client = self.client(client_id).await?;
-        if client.status == ClientStatus::Closed {
-            return Err(Error::refused(code::CLIENT_CLOSED, format!("client {client_id} is closed")));
-        }
+        self.open_client(client_id).await?;
         let mut tx = self.db.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO memberships (client_id, user_id, permissions, created_at) VALUES ($1, $2, $3, $4) \

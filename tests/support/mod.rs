@@ -10,6 +10,17 @@ use gatehouse::store::Db;
 
 pub mod smtp;
 
+/// The built `gatehouse` binary, run in `dir`, with no GATEHOUSE_* configuration leaking in
+/// from the test's own environment.
+pub fn gatehouse(dir: &std::path::Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("gatehouse").unwrap();
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GATEHOUSE_")) {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 
 pub fn policy() -> Policy {
