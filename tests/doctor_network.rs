@@ -201,3 +201,88 @@ async fn the_spool_must_be_writable() {
     assert_eq!(bad.status, Status::Fail, "{}", bad.message);
     assert_eq!(bad.evidence["transport"], Value::from("spool"));
 }
+
+/// A TLS server for `localhost` whose certificate, signed by a fresh CA, expires in `days`
+/// days. Returns its port and the CA certificate in PEM.
+async fn tls_server(days: i64) -> (u16, String, tokio::task::JoinHandle<()>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let expires = chrono::Utc::now() + chrono::Duration::days(days);
+    use chrono::Datelike;
+    leaf.not_after = rcgen::date_time_ymd(expires.year(), expires.month() as u8, expires.day() as u8);
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf_cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let mut buf = [0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    (port, ca_cert.pem(), task)
+}
+
+#[tokio::test]
+async fn tls_and_https_probes_report_certificate_expiry() {
+    let (port, ca_pem, _server) = tls_server(10).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let ca = ca.display();
+    let profile = format!(
+        r#"only: [probe.tls, probe.tls_soon, probe.tls_untrusted, probe.https, probe.https_soon]
+probes:
+  - {{ id: probe.tls, tls: {{ address: "localhost:{port}", ca_file: "{ca}" }} }}
+  - {{ id: probe.tls_soon, tls: {{ address: "localhost:{port}", ca_file: "{ca}", min_days_left: 30 }} }}
+  - {{ id: probe.tls_untrusted, tls: {{ address: "localhost:{port}" }} }}
+  - {{ id: probe.https, http: {{ url: "https://localhost:{port}/", ca_file: "{ca}", min_tls_days: 5 }} }}
+  - {{ id: probe.https_soon, http: {{ url: "https://localhost:{port}/", ca_file: "{ca}", min_tls_days: 30 }} }}
+"#
+    );
+    std::fs::write(tmp.path().join("profile.yaml"), profile).unwrap();
+    let loaded = load_from_str(Some("listen: \"127.0.0.1:8080\"\n"), ConfigSource::Embedded, Vec::new()).unwrap();
+    let all = checks::builtin();
+    let profile = gatehouse::doctor::profile::load(&tmp.path().join("profile.yaml"), &all).unwrap();
+    let mut all = all;
+    all.extend(profile.probes.iter().cloned());
+    let selected = select(&all, &profile.selection).unwrap();
+    let ctx = Arc::new(Context::new(loaded).with_deadline(SECOND));
+    let report = diagnose(&selected, ctx, &RunOptions::with_timeout(SECOND)).await;
+    let get = |id: &str| report.results.iter().find(|r| r.id == id).unwrap();
+
+    let ok = get("probe.tls");
+    assert_eq!(ok.status, Status::Pass, "{}", ok.message);
+    let days = ok.evidence["days_left"].as_i64().unwrap();
+    assert!((8..=10).contains(&days), "{days}");
+    assert!(ok.message.contains("expires in"), "{}", ok.message);
+    assert_eq!(get("probe.tls_soon").status, Status::Fail);
+    assert!(get("probe.tls_soon").message.contains("fewer than 30"));
+    let untrusted = get("probe.tls_untrusted");
+    assert_eq!(untrusted.status, Status::Fail);
+    assert!(untrusted.message.contains("tls phase"), "{}", untrusted.message);
+    assert_eq!(get("probe.https").status, Status::Pass, "{}", get("probe.https").message);
+    assert_eq!(get("probe.https").evidence["http_status"], 200);
+    assert_eq!(get("probe.https_soon").status, Status::Fail);
+}

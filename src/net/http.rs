@@ -2,12 +2,15 @@
 //! be pinned on the phase that broke. TLS is rustls with the ring provider and the Mozilla
 //! roots; HTTP/1.1 is hyper's.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -32,6 +35,9 @@ pub struct Trace {
     pub status: Option<u16>,
     pub location: Option<String>,
     pub date: Option<String>,
+    /// Days until the server certificate expires (negative once expired), and when.
+    pub tls_days_left: Option<i64>,
+    pub tls_not_after: Option<String>,
     /// Response headers, lower-case names.
     pub headers: Vec<(String, String)>,
     /// The start of the body (at most `BODY_LIMIT` bytes, lossily decoded).
@@ -68,27 +74,43 @@ async fn phase<T>(budget: Duration, f: impl std::future::Future<Output = Result<
     }
 }
 
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+/// Trusts the Mozilla roots, plus the certificates of `ca_file` (PEM) for an internal CA.
+fn tls_connector(ca_file: Option<&Path>) -> Result<tokio_rustls::TlsConnector, String> {
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(file) = ca_file {
+        let certs = CertificateDer::pem_file_iter(file).map_err(|e| format!("CA file {}: {e}", file.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("CA file {}: {e}", file.display()))?;
+            roots.add(cert).map_err(|e| format!("CA file {}: {e}", file.display()))?;
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-/// GETs `url`, within `deadline` overall.
-pub async fn get(url: &url::Url, resolver: &Resolver, deadline: Duration) -> Trace {
-    run(url, resolver, deadline, true).await
+/// The expiry of a DER certificate: (days left, RFC 3339 time).
+fn expiry(cert: &CertificateDer<'_>) -> Option<(i64, String)> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let not_after = parsed.validity().not_after.timestamp();
+    let days = (not_after - chrono::Utc::now().timestamp()).div_euclid(86_400);
+    Some((days, crate::store::rfc3339(not_after)))
+}
+
+/// GETs `url`, within `deadline` overall; `ca_file` adds trusted roots for `https://`.
+pub async fn get(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: Option<&Path>) -> Trace {
+    run(url, resolver, deadline, ca_file, true).await
 }
 
 /// Resolves, connects and completes the TLS handshake of an `https://` URL, without a request.
-pub async fn handshake(url: &url::Url, resolver: &Resolver, deadline: Duration) -> Trace {
-    run(url, resolver, deadline, false).await
+pub async fn handshake(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: Option<&Path>) -> Trace {
+    run(url, resolver, deadline, ca_file, false).await
 }
 
-async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, request: bool) -> Trace {
+async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: Option<&Path>, request: bool) -> Trace {
     let until = Instant::now() + deadline;
     let left = || until.saturating_duration_since(Instant::now());
     let mut trace = Trace::default();
@@ -131,7 +153,20 @@ async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, request: b
                 return finish(trace);
             }
         };
-        let tls = phase(left(), async { tls_connector().connect(name, stream).await.map_err(|e| e.to_string()) }).await;
+        let connector = match tls_connector(ca_file) {
+            Ok(c) => c,
+            Err(e) => {
+                trace.record("tls", t, Err(e));
+                return finish(trace);
+            }
+        };
+        let tls = phase(left(), async { connector.connect(name, stream).await.map_err(|e| e.to_string()) }).await;
+        if let Ok(s) = &tls
+            && let Some((days, when)) = s.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(expiry)
+        {
+            trace.tls_days_left = Some(days);
+            trace.tls_not_after = Some(when);
+        }
         let detail = tls.as_ref().map(|s| {
             let (_, conn) = s.get_ref();
             format!(

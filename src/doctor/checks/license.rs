@@ -37,7 +37,7 @@ impl Check for Connectivity {
                 Ok(r) => r,
                 Err(e) => return Outcome::error(e),
             };
-            let trace = http::get(server, resolver, ctx.network_budget()).await;
+            let trace = http::get(server, resolver, ctx.network_budget(), None).await;
             let total: f64 = trace.phases.iter().map(|p| p.ms).sum();
             let base = |o: Outcome| {
                 o.with("server", server.as_str())

@@ -23,6 +23,12 @@ pub struct Spec {
     /// The `Location` a redirect must point to (prefix).
     #[serde(default)]
     redirect_to: Option<String>,
+    /// For https: fail when the certificate expires in fewer days.
+    #[serde(default)]
+    min_tls_days: Option<i64>,
+    /// For https: a PEM file of extra trusted CA certificates (an internal CA).
+    #[serde(default)]
+    ca_file: Option<String>,
 }
 
 fn ok() -> u16 {
@@ -51,12 +57,15 @@ impl Spec {
             Ok(r) => r,
             Err(e) => return Outcome::error(e),
         };
-        let trace = http::get(&url, resolver, ctx.network_budget()).await;
+        let trace =
+            http::get(&url, resolver, ctx.network_budget(), self.ca_file.as_deref().map(std::path::Path::new)).await;
         let base = |o: Outcome| {
             o.with("url", url.as_str())
                 .with("phases", &trace.phases)
                 .with("http_status", trace.status)
                 .with("location", &trace.location)
+                .with("tls_days_left", trace.tls_days_left)
+                .with("tls_not_after", &trace.tls_not_after)
         };
         if let Some(failure) = trace.failure() {
             let mut o = base(unmet(format!("{url}: {failure}")));
@@ -80,6 +89,11 @@ impl Spec {
             if !found.is_some_and(|v| v.contains(want.as_str())) {
                 return base(unmet(format!("header {name} is {found:?}, expected it to contain {want:?}")));
             }
+        }
+        if let (Some(min), Some(days)) = (self.min_tls_days, trace.tls_days_left)
+            && days < min
+        {
+            return base(unmet(format!("the certificate of {url} expires in {days} day(s), fewer than {min}")));
         }
         if let Some(needle) = &self.body_contains
             && !trace.body.as_deref().is_some_and(|b| b.contains(needle.as_str()))

@@ -12,6 +12,12 @@ use crate::net::http;
 pub struct Spec {
     /// `HOST:PORT`
     address: String,
+    /// Fail when the certificate expires in fewer days.
+    #[serde(default)]
+    min_days_left: Option<i64>,
+    /// A PEM file of extra trusted CA certificates (an internal CA).
+    #[serde(default)]
+    ca_file: Option<String>,
 }
 
 impl Spec {
@@ -32,15 +38,29 @@ impl Spec {
             (Ok(u), Ok(r)) => (u, r),
             (Err(e), _) | (_, Err(e)) => return Outcome::error(e),
         };
-        let trace = http::handshake(&url, resolver, ctx.network_budget()).await;
-        let base = |o: Outcome| o.with("address", &self.address).with("phases", &trace.phases);
-        match trace.failure() {
-            Some(failure) => base(unmet(format!("{}: {failure}", self.address))),
-            None => base(Outcome::pass(format!(
-                "{} completed a TLS handshake ({})",
-                self.address,
-                trace.phases.last().map(|p| p.detail.as_str()).unwrap_or_default()
-            ))),
+        let ca_file = self.ca_file.as_deref().map(std::path::Path::new);
+        let trace = http::handshake(&url, resolver, ctx.network_budget(), ca_file).await;
+        let base = |o: Outcome| {
+            o.with("address", &self.address)
+                .with("phases", &trace.phases)
+                .with("days_left", trace.tls_days_left)
+                .with("not_after", &trace.tls_not_after)
+        };
+        if let Some(failure) = trace.failure() {
+            return base(unmet(format!("{}: {failure}", self.address)));
         }
+        if let (Some(min), Some(days)) = (self.min_days_left, trace.tls_days_left)
+            && days < min
+        {
+            return base(unmet(format!(
+                "the certificate of {} expires in {days} day(s), fewer than {min}",
+                self.address
+            )));
+        }
+        base(Outcome::pass(format!(
+            "{} completed a TLS handshake; the certificate expires in {} day(s)",
+            self.address,
+            trace.tls_days_left.map(|d| d.to_string()).unwrap_or_else(|| "?".into())
+        )))
     }
 }
