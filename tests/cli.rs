@@ -297,7 +297,7 @@ fn doctor_reports_on_the_embedded_default() {
         r.stdout
     );
     assert!(r.stdout.contains("→ Run `gatehouse migrate`"), "remediation under the problem:\n{}", r.stdout);
-    assert!(r.stdout.lines().last().unwrap().starts_with("9 checks: "), "{}", r.stdout);
+    assert!(r.stdout.lines().last().unwrap().starts_with("10 checks: "), "{}", r.stdout);
     assert!(!r.stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
     assert!(!tmp.path().join("gatehouse-data").exists(), "the doctor only looks");
 
@@ -335,6 +335,7 @@ fn doctor_writes_several_formats_from_one_run() {
             "database.connectivity",
             "system_url.config",
             "proxy.trusted",
+            "proxy.cloudflare",
             "accounts.integrity",
             "accounts.password_hashes",
             "license.connectivity",
@@ -384,6 +385,7 @@ fn doctor_lists_its_checks() {
     let tmp = tempfile::tempdir().unwrap();
     let text = ok(gatehouse(tmp.path()).args(["doctor", "--list"]));
     for id in [
+        "proxy.cloudflare",
         "license.connectivity",
         "email.transport",
         "database.connectivity",

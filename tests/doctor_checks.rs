@@ -296,3 +296,20 @@ async fn legacy_and_unknown_password_hashes_are_reported() {
     }
     assert_eq!(d.check(DEFAULT, "accounts.password_hashes").await.status, Status::Pass);
 }
+
+#[tokio::test]
+async fn a_site_behind_cloudflare_must_trust_it() {
+    let d = Deployment::new();
+    // An address literal in CloudFlare's edge stands in for a proxied DNS name.
+    let behind = "system_url: \"https://104.16.1.1/\"\n";
+    let r = d.check(behind, "proxy.cloudflare").await;
+    assert_eq!(r.status, Status::Fail, "{}", r.message);
+    assert_eq!(r.evidence["cloudflare_addresses"], json!(["104.16.1.1"]));
+    assert!(r.remediation.contains("cloudflare: true"));
+    let no_ip_check = d.check(&format!("{behind}sessions: {{ ip_check: false }}\n"), "proxy.cloudflare").await;
+    assert_eq!(no_ip_check.status, Status::Warn);
+    let fixed = format!("{behind}trusted_proxies: {{ cloudflare: true, header: CF-Connecting-IP }}\n");
+    assert_eq!(d.check(&fixed, "proxy.cloudflare").await.status, Status::Pass);
+    let direct = d.check("system_url: \"http://localhost:8080/\"\n", "proxy.cloudflare").await;
+    assert_eq!(direct.status, Status::Pass, "no false alarm: {}", direct.message);
+}

@@ -1,5 +1,6 @@
 //! Network facts: trusted proxy entries (and, with the HTTP service, client IP resolution).
 
+pub mod client_ip;
 pub mod http;
 pub mod resolve;
 

@@ -2,6 +2,7 @@
 //! its causes and puts what it observed in `evidence`.
 
 mod accounts;
+mod cloudflare;
 mod database;
 mod disk;
 mod email;
@@ -22,6 +23,7 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
         Arc::new(time::TimeZone),
         Arc::new(system_url::Config),
         Arc::new(proxy::Trusted),
+        Arc::new(cloudflare::Trust),
         Arc::new(accounts::Integrity),
         Arc::new(accounts::PasswordHashes),
         Arc::new(license::Connectivity),
