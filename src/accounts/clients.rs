@@ -13,9 +13,10 @@ use super::{Accounts, Actor, Permissions, audit};
 use crate::error::{Error, Result};
 use crate::store::now;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientStatus {
+    #[default]
     Active,
     Inactive,
     Closed,
@@ -60,6 +61,13 @@ pub const EMAIL_KINDS: &[&str] = &["general", "product", "domain", "invoice", "s
 #[serde(transparent)]
 pub struct EmailPrefs(Vec<String>);
 
+impl Default for EmailPrefs {
+    /// A new client receives every kind of email.
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
 impl EmailPrefs {
     pub fn all() -> Self {
         Self(EMAIL_KINDS.iter().map(|s| s.to_string()).collect())
@@ -90,7 +98,7 @@ impl TryFrom<String> for EmailPrefs {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
 pub struct Client {
     pub id: i64,
     pub owner_user_id: i64,
@@ -235,29 +243,7 @@ impl Client {
 impl Accounts {
     pub async fn create_client(&self, actor: &Actor, new: NewClient) -> Result<Client> {
         let f = &new.fields;
-        let mut client = Client {
-            id: 0,
-            owner_user_id: 0,
-            first_name: String::new(),
-            last_name: String::new(),
-            company: String::new(),
-            email: String::new(),
-            address1: String::new(),
-            address2: String::new(),
-            city: String::new(),
-            state: String::new(),
-            postcode: String::new(),
-            country: String::new(),
-            phone: String::new(),
-            language: String::new(),
-            tax_id: String::new(),
-            status: ClientStatus::Active,
-            group: String::new(),
-            notes: String::new(),
-            email_prefs: EmailPrefs::all(),
-            created_at: 0,
-            updated_at: 0,
-        };
+        let mut client = Client::default();
         let (Some(first), Some(last), Some(email)) = (&f.first_name, &f.last_name, &f.email) else {
             return Err(Error::invalid("a client needs an email, a first name and a last name"));
         };

@@ -108,19 +108,6 @@ fn reload(loaded: &Loaded) -> Result<Loaded> {
     })
 }
 
-fn load_baseline(path: &std::path::Path) -> Result<Report> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::Usage(format!("--baseline {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
-        Error::Usage(format!(
-            "--baseline {}:{}:{}: not a gatehouse JSON report: {e}",
-            path.display(),
-            e.line(),
-            e.column()
-        ))
-    })
-}
-
 pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> {
     let mut all = checks::builtin();
     let profile = args.profile.as_deref().map(|p| profile::load(p, &all)).transpose()?;
@@ -148,7 +135,7 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
         Some(t) => t.parse::<Duration>().map_err(|e| Error::Usage(format!("--timeout: {e}")))?,
         None => loaded.config.doctor.timeout,
     };
-    let baseline = args.baseline.as_deref().map(load_baseline).transpose()?;
+    let baseline = args.baseline.as_deref().map(crate::report::diff::load).transpose()?;
     // The command line narrows what the profile selects; skips add up.
     let from_profile = profile.as_ref().map(|p| p.selection.clone()).unwrap_or_default();
     let selection = Selection {

@@ -117,6 +117,19 @@ impl Summary {
         s
     }
 
+    pub fn count(&self, status: Status) -> usize {
+        match status {
+            Status::Pass => self.pass,
+            Status::Warn => self.warn,
+            Status::Fail => self.fail,
+            Status::Error => self.error,
+            Status::Timeout => self.timeout,
+            Status::Skipped => self.skipped,
+            Status::Blocked => self.blocked,
+            Status::Waived => self.waived,
+        }
+    }
+
     fn slot(&mut self, status: Status) -> &mut usize {
         match status {
             Status::Pass => &mut self.pass,
@@ -128,11 +141,6 @@ impl Summary {
             Status::Blocked => &mut self.blocked,
             Status::Waived => &mut self.waived,
         }
-    }
-
-    pub fn count(&self, status: Status) -> usize {
-        let mut copy = self.clone();
-        *copy.slot(status)
     }
 }
 

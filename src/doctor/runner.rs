@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Map;
 use tokio::sync::watch;
 
 use super::check::{Check, Outcome};
@@ -137,7 +136,7 @@ fn finished(check: &dyn Check, outcome: Outcome, duration_ms: u64) -> CheckResul
         tags: meta.tags.iter().map(|t| t.to_string()).collect(),
         status: outcome.status,
         message: outcome.message,
-        evidence: if outcome.evidence.is_empty() { Map::new() } else { outcome.evidence },
+        evidence: outcome.evidence,
         remediation,
         doc: meta.doc(),
         fix: FixInfo { available: outcome.fix.is_some(), description: outcome.fix.unwrap_or_default() },

@@ -36,8 +36,8 @@ impl Redactor {
             && let Some(pw) = url.password()
         {
             secrets.push(("database_password", pw.to_string()));
-            if let Ok(decoded) = urlencoding_decode(pw) {
-                secrets.push(("database_password", decoded));
+            if let Ok(decoded) = percent_encoding::percent_decode_str(pw).decode_utf8() {
+                secrets.push(("database_password", decoded.into_owned()));
             }
         }
         for (kind, value) in [
@@ -72,26 +72,6 @@ impl Redactor {
         }
         out
     }
-}
-
-/// Percent-decoding of a URL component (passwords in URLs are percent-encoded).
-fn urlencoding_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
 }
 
 #[cfg(test)]
