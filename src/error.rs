@@ -26,6 +26,12 @@ pub mod code {
     pub const CLIENT_CLOSED: &str = "client_closed";
     pub const ALREADY_INITIALIZED: &str = "already_initialized";
     pub const INVALID_TOKEN: &str = "invalid_token";
+    pub const INVALID_CODE: &str = "invalid_code";
+    pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+    pub const LOCKED_OUT: &str = "locked_out";
+    pub const CSRF_FAILED: &str = "csrf_failed";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const UNAUTHORIZED: &str = "unauthorized";
     pub const INVALID_CONFIG: &str = "invalid_config";
     pub const INVALID_USAGE: &str = "invalid_usage";
     pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";

@@ -30,6 +30,14 @@ pub struct User {
     pub updated_at: i64,
     #[serde(skip)]
     pub email_norm: String,
+    /// `totp`, `duo`, or `None` when two-factor is off.
+    pub twofa_method: Option<String>,
+    #[serde(skip)]
+    pub totp_secret: Option<String>,
+    #[serde(skip)]
+    pub totp_last_step: Option<i64>,
+    #[serde(skip)]
+    pub backup_code_hash: Option<String>,
 }
 
 fn is_set<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

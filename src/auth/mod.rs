@@ -1,4 +1,15 @@
-//! Authentication primitives shared by the services: password hashing and secret tokens.
+//! Authentication: password hashing (argon2id, legacy verify + rehash), secret tokens,
+//! sessions in two stores, lockout, TOTP and backup codes, Duo Universal Prompt, password reset
+//! and impersonation links. `Auth` is the service the web and CLI faces call.
 
+pub mod backup_codes;
+pub mod duo;
+pub mod one_time;
 pub mod passwords;
+mod service;
+pub mod sessions;
+pub mod throttle;
 pub mod tokens;
+pub mod totp;
+
+pub use service::{Auth, IMPERSONATION_TTL_SECS, Login};

@@ -1,8 +1,18 @@
 //! Password and security-answer hashing: argon2id in PHC string format, with the OWASP
 //! minimum parameters (m=19456 KiB, t=2, p=1, the argon2 crate's defaults).
+//!
+//! Legacy hashes imported from older billing systems (bcrypt `$2a$/$2b$/$2y$`, and salted MD5
+//! stored as `md5(salt . password):salt`) verify once; the caller then stores an argon2id hash
+//! in the same transaction. Hashing is deliberately slow, so the async faces call the `*_async`
+//! variants, which run on a bounded pool of blocking threads instead of the async workers.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Argon2, PasswordHash};
+use md5::{Digest, Md5};
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result, code};
 
@@ -43,6 +53,98 @@ pub fn verify(secret: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The kind of a stored password hash: `argon2id`, `argon2id_weak` (below the OWASP minimum),
+/// `argon2_other`, `bcrypt`, `md5_salted` or `unknown`.
+pub fn hash_kind(hash: &str) -> &'static str {
+    if let Some(rest) = hash.strip_prefix("$argon2id$") {
+        // $argon2id$v=19$m=19456,t=2,p=1$salt$hash
+        let params: BTreeMap<&str, u64> = rest
+            .split('$')
+            .nth(1)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+            .collect();
+        let strong = params.get("m").copied().unwrap_or(0) >= 19456 && params.get("t").copied().unwrap_or(0) >= 2;
+        return if strong { "argon2id" } else { "argon2id_weak" };
+    }
+    if hash.starts_with("$argon2") {
+        "argon2_other"
+    } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
+        "bcrypt"
+    } else if hash.len() == 38 && hash.as_bytes()[32] == b':' && hash[..32].bytes().all(|b| b.is_ascii_hexdigit()) {
+        "md5_salted"
+    } else {
+        "unknown"
+    }
+}
+
+/// The result of checking a password against any supported stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub ok: bool,
+    /// The password matched a legacy or below-policy hash: store a fresh argon2id hash now.
+    pub rehash: bool,
+}
+
+/// Verifies a password against an argon2 PHC string, a legacy bcrypt hash or a salted MD5 hash.
+pub fn verify_any(password: &str, stored: &str) -> Verified {
+    let kind = hash_kind(stored);
+    let ok = match kind {
+        "argon2id" | "argon2id_weak" | "argon2_other" => verify(password, stored),
+        // PHP writes `$2y$`; the algorithm is the same as `$2b$`.
+        "bcrypt" => bcrypt::verify(password, &stored.replacen("$2y$", "$2b$", 1)).unwrap_or(false),
+        "md5_salted" => {
+            let (digest, salt) = stored.split_at(32);
+            let salt = &salt[1..];
+            let mut md5 = Md5::new();
+            md5.update(salt.as_bytes());
+            md5.update(password.as_bytes());
+            crate::auth::tokens::ct_eq(&hex::encode(md5.finalize()), &digest.to_ascii_lowercase())
+        }
+        _ => false,
+    };
+    Verified { ok, rehash: ok && kind != "argon2id" }
+}
+
+/// A hash that costs as much to "verify" as a real one, so that a login for an unknown email
+/// takes about as long as one for a known email.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash("gatehouse timing equaliser").expect("argon2 hashing works"))
+}
+
+/// At most one hash computation per core at a time: argon2id uses 19 MiB each, so an unbounded
+/// burst of logins would exhaust memory instead of queueing.
+fn pool() -> &'static Semaphore {
+    static POOL: OnceLock<Semaphore> = OnceLock::new();
+    POOL.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
+async fn off_async<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _permit = pool().acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("hashing task failed: {e}")))
+}
+
+/// [`verify_any`] on the bounded hashing pool.
+pub async fn verify_any_async(password: &str, stored: &str) -> Result<Verified> {
+    let (password, stored) = (password.to_owned(), stored.to_owned());
+    off_async(move || verify_any(&password, &stored)).await
+}
+
+/// [`hash_new_password`] on the bounded hashing pool.
+pub async fn hash_new_password_async(password: &str, min_length: usize) -> Result<String> {
+    let password = password.to_owned();
+    off_async(move || hash_new_password(&password, min_length)).await?
+}
+
+/// [`hash`] on the bounded hashing pool.
+pub async fn hash_async(secret: &str) -> Result<String> {
+    let secret = secret.to_owned();
+    off_async(move || hash(&secret)).await?
+}
+
 /// Security answers are compared after trimming and lower-casing, so "  Fluffy" matches "fluffy".
 pub fn normalize_answer(answer: &str) -> String {
     answer.trim().to_lowercase()
@@ -59,6 +161,34 @@ mod tests {
         assert!(verify("correct horse battery staple", &h));
         assert!(!verify("correct horse battery stapler", &h));
         assert!(!verify("anything", "not a hash"));
+    }
+
+    #[test]
+    fn legacy_hashes_verify_and_ask_for_a_rehash() {
+        let bcrypt_2y =
+            bcrypt::hash_with_result("hunter2 hunter2", 4).unwrap().format_for_version(bcrypt::Version::TwoY);
+        assert!(bcrypt_2y.starts_with("$2y$"));
+        assert_eq!(verify_any("hunter2 hunter2", &bcrypt_2y), Verified { ok: true, rehash: true });
+        assert!(!verify_any("hunter3 hunter3", &bcrypt_2y).ok);
+
+        // md5("abcde" . "password123")
+        let md5 = format!("{}:abcde", hex::encode(Md5::digest(b"abcdepassword123")));
+        assert_eq!(hash_kind(&md5), "md5_salted");
+        assert_eq!(verify_any("password123", &md5), Verified { ok: true, rehash: true });
+        assert!(!verify_any("password124", &md5).ok);
+
+        let current = hash("a modern password").unwrap();
+        assert_eq!(verify_any("a modern password", &current), Verified { ok: true, rehash: false });
+        assert_eq!(verify_any("x", "plaintext"), Verified { ok: false, rehash: false });
+    }
+
+    #[test]
+    fn hash_kinds() {
+        assert_eq!(hash_kind("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), "argon2id");
+        assert_eq!(hash_kind("$argon2id$v=19$m=4096,t=1,p=1$c2FsdA$aGFzaA"), "argon2id_weak");
+        assert_eq!(hash_kind("$2y$10$abcdefghijklmnopqrstuv"), "bcrypt");
+        assert_eq!(hash_kind("5f4dcc3b5aa765d61d8327deb882cf99:abcde"), "md5_salted");
+        assert_eq!(hash_kind("plaintext"), "unknown");
     }
 
     #[test]

@@ -11,6 +11,8 @@ mod invite;
 mod output;
 mod question;
 mod report;
+mod serve;
+mod session;
 mod user;
 
 use std::path::PathBuf;
@@ -49,6 +51,13 @@ pub enum Command {
     Init(init::InitArgs),
     /// Apply pending database migrations
     Migrate,
+    /// Serve the client area, the admin API and the health endpoints until SIGINT/SIGTERM
+    Serve(serve::ServeArgs),
+    /// Run the periodic jobs once (session GC, mail queue, token purge, heartbeat)
+    Cron(serve::CronArgs),
+    /// List, end and collect sessions
+    #[command(subcommand)]
+    Session(session::SessionCommand),
     /// Run the diagnostic checks against this deployment and report what is wrong and how to fix it
     Doctor(doctor::DoctorArgs),
     /// Write a support bundle (doctor report, system facts, redacted config, database statistics,
@@ -95,6 +104,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Report(args) => report::run(args, loaded, &out).await,
         Command::Config(c) => config_cmd::run(c, &loaded, &out).map(|()| 0),
         Command::Migrate => migrate(&loaded, &out).await.map(|()| 0),
+        Command::Serve(args) => serve::serve(args, loaded).await,
+        Command::Cron(args) => {
+            let ctx = Context::open(loaded).await?;
+            let result = serve::cron(args, &ctx, &out).await;
+            ctx.accounts.db().close().await;
+            result
+        }
         other => {
             let ctx = Context::open(loaded).await?;
             let result = dispatch(other, &ctx, &out).await;
@@ -114,7 +130,14 @@ async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
         Command::Admin(c) => admin::run(c, ctx, out).await,
         Command::MatchDetails(a) => user::match_details(a, ctx, out).await,
         Command::Audit(a) => audit::run(a, ctx, out).await,
-        Command::Init(_) | Command::Config(_) | Command::Migrate | Command::Doctor(_) | Command::Report(_) => {
+        Command::Session(c) => session::run(c, ctx, out).await,
+        Command::Init(_)
+        | Command::Config(_)
+        | Command::Migrate
+        | Command::Doctor(_)
+        | Command::Report(_)
+        | Command::Serve(_)
+        | Command::Cron(_) => {
             unreachable!("handled in run")
         }
     }

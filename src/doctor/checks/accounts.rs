@@ -168,32 +168,6 @@ static HASHES: Meta = Meta {
     thresholds: &[],
 };
 
-/// The kind of a stored password hash.
-pub fn hash_kind(hash: &str) -> &'static str {
-    if let Some(rest) = hash.strip_prefix("$argon2id$") {
-        // $argon2id$v=19$m=19456,t=2,p=1$salt$hash
-        let params: BTreeMap<&str, u64> = rest
-            .split('$')
-            .nth(1)
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
-            .collect();
-        let strong = params.get("m").copied().unwrap_or(0) >= 19456 && params.get("t").copied().unwrap_or(0) >= 2;
-        return if strong { "argon2id" } else { "argon2id_weak" };
-    }
-    if hash.starts_with("$argon2") {
-        "argon2_other"
-    } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
-        "bcrypt"
-    } else if hash.len() == 38 && hash.as_bytes()[32] == b':' && hash[..32].bytes().all(|b| b.is_ascii_hexdigit()) {
-        "md5_salted"
-    } else {
-        "unknown"
-    }
-}
-
 impl Check for PasswordHashes {
     fn meta(&self) -> &'static Meta {
         &HASHES
@@ -217,7 +191,7 @@ impl Check for PasswordHashes {
             let mut legacy = Vec::new();
             let mut unknown = Vec::new();
             for (id, hash) in &rows {
-                let kind = hash_kind(hash);
+                let kind = crate::auth::passwords::hash_kind(hash);
                 *kinds.entry(kind).or_default() += 1;
                 match kind {
                     "argon2id" => {}
@@ -244,19 +218,5 @@ impl Check for PasswordHashes {
                 .with("legacy_users", sample(&legacy, EVIDENCE_IDS))
                 .with("unknown_format_users", sample(&unknown, EVIDENCE_IDS))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hash_kind;
-
-    #[test]
-    fn hash_kinds() {
-        assert_eq!(hash_kind("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), "argon2id");
-        assert_eq!(hash_kind("$argon2id$v=19$m=4096,t=1,p=1$c2FsdA$aGFzaA"), "argon2id_weak");
-        assert_eq!(hash_kind("$2y$10$abcdefghijklmnopqrstuv"), "bcrypt");
-        assert_eq!(hash_kind("5f4dcc3b5aa765d61d8327deb882cf99:abcde"), "md5_salted");
-        assert_eq!(hash_kind("plaintext"), "unknown");
     }
 }

@@ -1,0 +1,312 @@
+//! `Auth`: the authentication service the web face (and the CLI) drive. Password login with
+//! lockout and legacy-hash upgrade, the second factor (TOTP with replay protection, the backup
+//! code), password reset by emailed link, password change, and admin impersonation links.
+
+use serde_json::json;
+
+use super::one_time::{self, Purpose};
+use super::passwords::{self, verify_any_async};
+use super::sessions::Sessions;
+use super::throttle::{Throttle, account_scope, ip_scope};
+use super::{backup_codes, totp};
+use crate::accounts::{Accounts, Actor, Admin, ClientStatus, Membership, User};
+use crate::config::{Config, HttpUrl};
+use crate::error::{Error, Result, code};
+use crate::mail;
+use crate::store::now;
+
+/// How long an impersonation link lives.
+pub const IMPERSONATION_TTL_SECS: i64 = 60;
+
+#[derive(Clone)]
+pub struct Auth {
+    pub accounts: Accounts,
+    pub sessions: Sessions,
+    pub throttle: Throttle,
+    system_url: HttpUrl,
+    reset_ttl_secs: i64,
+    force_clients: bool,
+    duo_configured: bool,
+}
+
+/// What the password step of a login decided.
+#[derive(Debug)]
+pub enum Login {
+    /// Wrong email or password, no password set, or locked out: one answer for all of them.
+    Refused,
+    /// Every client of the user is closed.
+    ClientsClosed,
+    /// Password accepted; `second_factor` says what is still owed (`totp`, `duo`, `enrol`).
+    Accepted { user: User, clients: Vec<Membership>, second_factor: Option<&'static str> },
+}
+
+impl Auth {
+    pub fn new(config: &Config, accounts: Accounts) -> Self {
+        let db = accounts.db().clone();
+        Self {
+            sessions: Sessions::from_config(config, &db),
+            throttle: Throttle::new(db, &config.security.lockout),
+            accounts,
+            system_url: config.system_url.clone(),
+            reset_ttl_secs: config.security.reset_token_ttl.as_secs(),
+            force_clients: config.twofa.force_clients,
+            duo_configured: !config.twofa.duo.client_id.is_empty(),
+        }
+    }
+
+    /// A link under system_url, never under the Host a request arrived with.
+    pub fn link(&self, path: &str) -> String {
+        let base = self.system_url.to_string();
+        let sep = if base.ends_with('/') { "" } else { "/" };
+        format!("{base}{sep}{}", path.trim_start_matches('/'))
+    }
+
+    /// Checks email and password. Failures count per account and per client IP; a locked
+    /// account or IP is refused with the same answer as a wrong password, after the same work.
+    pub async fn login(&self, email: &str, password: &str, ip: &str) -> Result<Login> {
+        let (account, by_ip) = (account_scope(email), ip_scope(ip));
+        let scopes = [account.as_str(), by_ip.as_str()];
+        let locked = self.throttle.is_locked(&scopes).await?;
+        let user = self.accounts.user_by_email(email).await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verified = verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash())).await?;
+        let actor = match &user {
+            Some(u) => Actor::user(u.id, &u.email).with_ip(ip),
+            None => Actor::system("login").with_ip(ip),
+        };
+        let target = user.as_ref().map(|u| u.id);
+        if locked {
+            self.accounts.record_event(&actor, "login.locked", ("user", target), json!({"email": email})).await?;
+            return Ok(Login::Refused);
+        }
+        let (Some(user), Some(stored), true) = (user, stored, verified.ok) else {
+            for scope in self.throttle.record_failure(&scopes).await? {
+                self.accounts.record_event(&actor, "login.lockout", ("user", target), json!({"scope": scope})).await?;
+            }
+            self.accounts.record_event(&actor, "login.failed", ("user", target), json!({"email": email})).await?;
+            return Ok(Login::Refused);
+        };
+        if verified.rehash {
+            let fresh = passwords::hash_async(password).await?;
+            self.accounts.upgrade_password_hash(&actor, user.id, &stored, &fresh).await?;
+        }
+        self.throttle.clear(&account).await?;
+        let clients = self.usable_clients(user.id).await?;
+        if clients.is_empty() && !self.accounts.clients_of_user(user.id).await?.is_empty() {
+            self.accounts.record_event(&actor, "login.refused_closed", ("user", Some(user.id)), json!({})).await?;
+            return Ok(Login::ClientsClosed);
+        }
+        let second_factor = match user.twofa_method.as_deref() {
+            Some("totp") => Some("totp"),
+            Some("duo") if self.duo_configured => Some("duo"),
+            Some("duo") => Some("totp").filter(|_| user.totp_secret.is_some()),
+            _ if self.force_clients => Some("enrol"),
+            _ => None,
+        };
+        self.accounts
+            .record_event(&actor, "login.password_ok", ("user", Some(user.id)), json!({"second_factor": second_factor}))
+            .await?;
+        Ok(Login::Accepted { user, clients, second_factor })
+    }
+
+    /// The user's clients that may be entered (not closed).
+    pub async fn usable_clients(&self, user_id: i64) -> Result<Vec<Membership>> {
+        let mut clients = self.accounts.clients_of_user(user_id).await?;
+        clients.retain(|m| m.client_status != ClientStatus::Closed.to_string());
+        Ok(clients)
+    }
+
+    /// Checks a TOTP code and records its step, so the same code is refused afterwards. A wrong
+    /// code counts toward lockout like a wrong password.
+    pub async fn verify_totp(&self, user: &User, code: &str, ip: &str) -> Result<bool> {
+        let Some(secret) = user.totp_secret.as_deref() else { return Ok(false) };
+        let step = totp::verify(secret, code, now(), user.totp_last_step)?;
+        let accepted = match step {
+            Some(step) => self.accounts.advance_totp_step(user.id, step).await?,
+            None => false,
+        };
+        let actor = Actor::user(user.id, &user.email).with_ip(ip);
+        let action = if accepted { "twofa.totp_ok" } else { "twofa.totp_failed" };
+        self.accounts.record_event(&actor, action, ("user", Some(user.id)), json!({})).await?;
+        if !accepted {
+            self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+        }
+        Ok(accepted)
+    }
+
+    /// Spends the backup code. On success returns the replacement, to be shown once.
+    pub async fn use_backup_code(&self, user: &User, code: &str, ip: &str) -> Result<Option<String>> {
+        let actor = Actor::user(user.id, &user.email).with_ip(ip);
+        let Some(stored) = user.backup_code_hash.clone() else { return Ok(None) };
+        let ok = passwords::verify_any_async(&backup_codes::normalize(code), &stored).await?.ok;
+        let replacement = backup_codes::generate();
+        let spent = ok && {
+            let fresh = passwords::hash_async(&backup_codes::normalize(&replacement)).await?;
+            self.accounts.replace_backup_code(user.id, &stored, &fresh).await?
+        };
+        let action = if spent { "twofa.backup_code_used" } else { "twofa.backup_code_failed" };
+        self.accounts.record_event(&actor, action, ("user", Some(user.id)), json!({})).await?;
+        if !spent {
+            self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+        }
+        Ok(spent.then_some(replacement))
+    }
+
+    /// Turns TOTP on once the user proves the enrolled secret with a code. Returns the backup code.
+    pub async fn enable_totp(&self, user: &User, secret: &str, code: &str, ip: &str) -> Result<String> {
+        let Some(step) = totp::verify(secret, code, now(), None)? else {
+            return Err(Error::refused(
+                code::INVALID_CODE,
+                "that code is not valid for the new key; try the current one",
+            ));
+        };
+        let backup = backup_codes::generate();
+        let backup_hash = passwords::hash_async(&backup_codes::normalize(&backup)).await?;
+        let actor = Actor::user(user.id, &user.email).with_ip(ip);
+        self.accounts.set_totp(&actor, user.id, secret, step, &backup_hash).await?;
+        Ok(backup)
+    }
+
+    /// Turns two-factor off after the user confirms the password.
+    pub async fn disable_twofa_with_password(&self, user: &User, password: &str, ip: &str) -> Result<()> {
+        let ok = match &user.password_hash {
+            Some(h) => verify_any_async(password, h).await?.ok,
+            None => false,
+        };
+        if !ok {
+            self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+            return Err(Error::refused(code::INVALID_CREDENTIALS, "the password is not correct"));
+        }
+        self.accounts.clear_twofa(&Actor::user(user.id, &user.email).with_ip(ip), user.id).await
+    }
+
+    /// Changes the password after checking the current one; ends every other session of the user.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+        keep_session: &str,
+        ip: &str,
+    ) -> Result<u64> {
+        let ok = match &user.password_hash {
+            Some(h) => verify_any_async(current, h).await?.ok,
+            None => false,
+        };
+        if !ok {
+            self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+            return Err(Error::refused(code::INVALID_CREDENTIALS, "the current password is not correct"));
+        }
+        let hash = passwords::hash_new_password_async(new, self.accounts.policy().password_min_length).await?;
+        self.accounts.store_password_hash(&Actor::user(user.id, &user.email).with_ip(ip), user.id, &hash).await?;
+        self.sessions.end_for_user(user.id, Some(keep_session)).await
+    }
+
+    /// Starts a password reset. The caller answers the same whether or not the email is known;
+    /// the work for a known email runs in the background so the answer takes the same time.
+    pub async fn request_reset(&self, email: &str, ip: &str) -> Result<()> {
+        let user = self.accounts.user_by_email(email).await?;
+        let Some(user) = user else {
+            let actor = Actor::system("password_reset").with_ip(ip);
+            return self.accounts.record_event(&actor, "password.reset_unknown_email", ("user", None), json!({})).await;
+        };
+        let this = self.clone();
+        let actor = Actor::user(user.id, &user.email).with_ip(ip);
+        tokio::spawn(async move {
+            if let Err(e) = this.send_reset(&actor, &user).await {
+                tracing::error!(user_id = user.id, error = %e, "could not queue the password reset email");
+            }
+        });
+        Ok(())
+    }
+
+    /// Queues a reset email for the user (also used by admins). The link is built from system_url.
+    pub async fn send_reset(&self, actor: &Actor, user: &User) -> Result<()> {
+        let mut tx = self.accounts.db().begin().await?;
+        let token = one_time::issue(&mut tx, Purpose::PasswordReset, user.id, None, self.reset_ttl_secs).await?;
+        let link = self.link(&format!("password/reset/{token}"));
+        let minutes = self.reset_ttl_secs / 60;
+        let body = format!(
+            "Hello {},\n\nSomeone (hopefully you) asked to reset the password of your account.\n\
+             Open this link within {minutes} minutes to choose a new password:\n\n{link}\n\n\
+             If you did not ask for this, ignore this message; your password stays as it is.\n",
+            user.first_name
+        );
+        mail::enqueue(&mut tx, &user.email, "Reset your password", &body).await?;
+        crate::accounts::record_in(&mut tx, actor, "password.reset_requested", ("user", Some(user.id)), json!({}))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user a reset link belongs to, if the link is still valid.
+    pub async fn reset_user(&self, token: &str) -> Result<Option<User>> {
+        match one_time::peek(self.accounts.db(), Purpose::PasswordReset, token).await? {
+            Some(owner) => Ok(Some(self.accounts.user(owner.user_id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Completes a reset: the security answer (where set) first, then the new password. The
+    /// link is spent and every session of the user ends. The user then signs in normally, so a
+    /// reset never bypasses two-factor.
+    pub async fn complete_reset(&self, token: &str, answer: Option<&str>, password: &str, ip: &str) -> Result<User> {
+        let invalid =
+            || Error::refused(code::INVALID_TOKEN, "this reset link is invalid or has expired; ask for a new one");
+        let user = self.reset_user(token).await?.ok_or_else(invalid)?;
+        let (account, by_ip) = (account_scope(&user.email), ip_scope(ip));
+        let actor = Actor::user(user.id, &user.email).with_ip(ip);
+        if self.throttle.is_locked(&[&account, &by_ip]).await? {
+            return Err(Error::refused(code::LOCKED_OUT, "too many failed attempts; try again later"));
+        }
+        if let Some(hash) = &user.security_answer_hash {
+            let given = passwords::normalize_answer(answer.unwrap_or(""));
+            if !verify_any_async(&given, hash).await?.ok {
+                self.throttle.record_failure(&[&account, &by_ip]).await?;
+                self.accounts
+                    .record_event(&actor, "password.reset_wrong_answer", ("user", Some(user.id)), json!({}))
+                    .await?;
+                return Err(Error::refused(
+                    code::INVALID_CREDENTIALS,
+                    "the answer to the security question is not correct",
+                ));
+            }
+        }
+        let hash = passwords::hash_new_password_async(password, self.accounts.policy().password_min_length).await?;
+        let mut tx = self.accounts.db().begin().await?;
+        one_time::consume(&mut tx, Purpose::PasswordReset, token).await?.ok_or_else(invalid)?;
+        crate::accounts::store_password_hash_in(&mut tx, &actor, user.id, &hash, "password.reset_completed").await?;
+        tx.commit().await?;
+        self.sessions.end_for_user(user.id, None).await?;
+        Ok(user)
+    }
+
+    /// A one-time login URL for an admin to enter the client area as the user, valid 60 s.
+    pub async fn impersonation_link(&self, admin: &Admin, user_id: i64, ip: Option<&str>) -> Result<String> {
+        let user = self.accounts.user(user_id).await?;
+        let mut actor = Actor::admin(admin.id, &admin.username);
+        actor.ip = ip.map(str::to_string);
+        let mut tx = self.accounts.db().begin().await?;
+        let token =
+            one_time::issue(&mut tx, Purpose::Impersonation, user.id, Some(admin.id), IMPERSONATION_TTL_SECS).await?;
+        crate::accounts::record_in(&mut tx, &actor, "user.impersonation_link", ("user", Some(user.id)), json!({}))
+            .await?;
+        tx.commit().await?;
+        Ok(self.link(&format!("login/as/{token}")))
+    }
+
+    /// Spends an impersonation link; returns the user and the admin who created it.
+    pub async fn consume_impersonation(&self, token: &str, ip: &str) -> Result<(User, i64)> {
+        let mut tx = self.accounts.db().begin().await?;
+        let owner = one_time::consume(&mut tx, Purpose::Impersonation, token)
+            .await?
+            .ok_or_else(|| Error::refused(code::INVALID_TOKEN, "this login link is invalid, used or expired"))?;
+        let admin_id = owner.admin_id.ok_or_else(|| Error::Internal("impersonation token without admin".into()))?;
+        let actor =
+            Actor { kind: "admin", id: Some(admin_id), label: format!("admin:{admin_id}"), ip: Some(ip.into()) };
+        crate::accounts::record_in(&mut tx, &actor, "user.impersonated", ("user", Some(owner.user_id)), json!({}))
+            .await?;
+        tx.commit().await?;
+        Ok((self.accounts.user(owner.user_id).await?, admin_id))
+    }
+}

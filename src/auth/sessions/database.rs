@@ -1,0 +1,85 @@
+//! The `sessions` table. `data` is the JSON of [`SessionData`]; `user_id` is a column of its
+//! own so listing and ending a user's sessions is an indexed query.
+
+use super::{Session, SessionData};
+use crate::error::{Error, Result};
+use crate::store::Db;
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    key: String,
+    created_at: i64,
+    last_seen_at: i64,
+    data: String,
+}
+
+impl Row {
+    fn into_session(self) -> Result<Session> {
+        let data: SessionData = serde_json::from_str(&self.data)
+            .map_err(|e| Error::Internal(format!("session {}: stored data unreadable: {e}", &self.key[..16])))?;
+        Ok(Session { key: self.key, created_at: self.created_at, last_seen_at: self.last_seen_at, data })
+    }
+}
+
+pub(super) async fn read(db: &Db, key: &str) -> Result<Option<Session>> {
+    let row: Option<Row> = sqlx::query_as("SELECT key, created_at, last_seen_at, data FROM sessions WHERE key = $1")
+        .bind(key)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(Row::into_session).transpose()
+}
+
+pub(super) async fn write(db: &Db, s: &Session) -> Result<()> {
+    let data = serde_json::to_string(&s.data).map_err(|e| Error::Internal(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO sessions (key, user_id, created_at, last_seen_at, data) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (key) DO UPDATE SET user_id = excluded.user_id, last_seen_at = excluded.last_seen_at, \
+         data = excluded.data",
+    )
+    .bind(&s.key)
+    .bind(s.data.user_id)
+    .bind(s.created_at)
+    .bind(s.last_seen_at)
+    .bind(data)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn touch(db: &Db, key: &str, at: i64) -> Result<()> {
+    sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE key = $2").bind(at).bind(key).execute(db.pool()).await?;
+    Ok(())
+}
+
+pub(super) async fn delete(db: &Db, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE key = $1").bind(key).execute(db.pool()).await?;
+    Ok(())
+}
+
+pub(super) async fn for_user(db: &Db, user_id: i64) -> Result<Vec<Session>> {
+    let rows: Vec<Row> = sqlx::query_as("SELECT key, created_at, last_seen_at, data FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_all(db.pool())
+        .await?;
+    rows.into_iter().map(Row::into_session).collect()
+}
+
+pub(super) async fn collect(db: &Db, idle_before: i64, absolute_before: i64, batch: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions WHERE last_seen_at < $1 OR created_at < $2 LIMIT $3)",
+    )
+    .bind(idle_before)
+    .bind(absolute_before)
+    .bind(batch)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn expired(db: &Db, idle_before: i64, absolute_before: i64) -> Result<(i64, Option<i64>)> {
+    Ok(sqlx::query_as("SELECT COUNT(*), MIN(last_seen_at) FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
+        .bind(idle_before)
+        .bind(absolute_before)
+        .fetch_one(db.pool())
+        .await?)
+}

@@ -1,0 +1,276 @@
+//! Sessions: an opaque 256-bit cookie token whose SHA-256 is the key in the configured store
+//! (`database` or `files`). Idle and absolute timeouts, optional binding to the client IP, a new
+//! key on every privilege change, listing and revocation per user, and batched collection.
+
+mod database;
+mod files;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::tokens;
+use crate::config::{Config, SessionStore as StoreKind};
+use crate::error::Result;
+use crate::store::{Db, now};
+
+const TOKEN_PREFIX: &str = "gs_";
+/// How stale `last_seen_at` may get before a request writes it again. Writing on every request
+/// would turn every page view into a database write; a minute of slack on a 30-minute idle
+/// timeout is invisible to users.
+const TOUCH_AFTER_SECS: i64 = 60;
+
+/// What a session carries besides its timestamps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SessionData {
+    /// The signed-in user; `None` for a pre-login session (it still carries a CSRF token).
+    pub user_id: Option<i64>,
+    /// The client (account) the user is working in.
+    pub client_id: Option<i64>,
+    pub csrf_token: String,
+    /// The client IP the session was last bound to.
+    pub ip: String,
+    /// Password accepted, second factor outstanding.
+    pub pending: Option<Pending>,
+    /// Set when an admin entered through a one-time impersonation link.
+    pub impersonated_by: Option<i64>,
+    /// A TOTP secret being enrolled, until it is confirmed with a code.
+    pub totp_setup: Option<String>,
+    /// A message shown once on the next page (a new backup code, a confirmation).
+    pub flash: Option<String>,
+}
+
+/// The second factor a half-signed-in session still owes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pending {
+    pub user_id: i64,
+    /// `totp`, `duo`, or `enrol` (two-factor is enforced but the user has none yet).
+    pub method: String,
+    pub duo_state: Option<String>,
+    pub duo_nonce: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// SHA-256 of the cookie token: the only form in which it is stored.
+    pub key: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub data: SessionData,
+}
+
+impl Session {
+    /// A short, non-secret handle for listings and revocation (a prefix of the key's hash).
+    pub fn handle(&self) -> &str {
+        &self.key[..16]
+    }
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Database(Db),
+    /// One JSON file per session, mode 0600, named by the key.
+    Files(PathBuf),
+}
+
+/// Why a presented session is not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Unknown,
+    IdleTimeout,
+    AbsoluteTimeout,
+    IpChanged,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    store: Store,
+    idle_secs: i64,
+    absolute_secs: i64,
+    ip_check: bool,
+}
+
+impl Sessions {
+    pub fn from_config(config: &Config, db: &Db) -> Self {
+        let store = match config.sessions.store {
+            StoreKind::Database => Store::Database(db.clone()),
+            StoreKind::Files => Store::Files(PathBuf::from(&config.sessions.dir)),
+        };
+        Self {
+            store,
+            idle_secs: config.sessions.idle_timeout.as_secs(),
+            absolute_secs: config.sessions.absolute_timeout.as_secs(),
+            ip_check: config.sessions.ip_check,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A new pre-login session bound to `ip`. Returns the cookie token and the session.
+    pub async fn start(&self, ip: &str) -> Result<(String, Session)> {
+        let data = SessionData { csrf_token: tokens::generate("").raw, ip: ip.to_string(), ..Default::default() };
+        self.insert(data).await
+    }
+
+    async fn insert(&self, data: SessionData) -> Result<(String, Session)> {
+        let token = tokens::generate(TOKEN_PREFIX);
+        let ts = now();
+        let session = Session { key: token.hash, created_at: ts, last_seen_at: ts, data };
+        self.write(&session).await?;
+        Ok((token.raw, session))
+    }
+
+    /// The session a cookie token names, if it is still valid for a request from `ip`. An
+    /// expired session, or one whose IP changed under `ip_check`, is deleted and reported.
+    pub async fn resolve(&self, raw: &str, ip: &str) -> Result<std::result::Result<Session, Ended>> {
+        let key = tokens::digest(raw);
+        let Some(mut session) = self.read(&key).await? else { return Ok(Err(Ended::Unknown)) };
+        let ts = now();
+        let ended = if ts - session.created_at >= self.absolute_secs {
+            Some(Ended::AbsoluteTimeout)
+        } else if ts - session.last_seen_at >= self.idle_secs {
+            Some(Ended::IdleTimeout)
+        } else if self.ip_check && session.data.user_id.is_some() && session.data.ip != ip {
+            Some(Ended::IpChanged)
+        } else {
+            None
+        };
+        if let Some(reason) = ended {
+            self.delete(&key).await?;
+            return Ok(Err(reason));
+        }
+        if session.data.ip != ip {
+            // Without ip_check the session follows the client; remember the latest address.
+            session.data.ip = ip.to_string();
+            session.last_seen_at = ts;
+            self.write(&session).await?;
+        } else if ts - session.last_seen_at >= TOUCH_AFTER_SECS.min(self.idle_secs / 10).max(1) {
+            session.last_seen_at = ts;
+            self.touch(&session).await?;
+        }
+        Ok(Ok(session))
+    }
+
+    /// Stores changed session data (same key).
+    pub async fn save(&self, session: &mut Session) -> Result<()> {
+        session.last_seen_at = now();
+        self.write(session).await
+    }
+
+    /// Replaces the session by one with a new key and a new CSRF token and the given data:
+    /// used on login, after the second factor and on password change, so a token planted
+    /// before the privilege change is worth nothing after it.
+    pub async fn rotate(&self, old: &Session, mut data: SessionData) -> Result<(String, Session)> {
+        data.csrf_token = tokens::generate("").raw;
+        let created = self.insert(data).await?;
+        self.delete(&old.key).await?;
+        Ok(created)
+    }
+
+    /// Writes, reads back and deletes a throw-away session: proves the store persists sessions.
+    pub async fn probe(&self, probe: &Session) -> Result<()> {
+        self.write(probe).await?;
+        let read = self.read(&probe.key).await?;
+        self.delete(&probe.key).await?;
+        match read {
+            Some(s) if s == *probe => Ok(()),
+            Some(_) => Err(crate::Error::Unavailable("session store returned different data than written".into())),
+            None => Err(crate::Error::Unavailable("session store lost a session it just stored".into())),
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match &self.store {
+            Store::Database(db) => database::delete(db, key).await,
+            Store::Files(dir) => files::delete(dir, key).await,
+        }
+    }
+
+    /// The user's signed-in sessions, most recently used first.
+    pub async fn for_user(&self, user_id: i64) -> Result<Vec<Session>> {
+        let mut list = match &self.store {
+            Store::Database(db) => database::for_user(db, user_id).await?,
+            Store::Files(dir) => {
+                files::all(dir).await?.into_iter().filter(|s| s.data.user_id == Some(user_id)).collect()
+            }
+        };
+        list.sort_by_key(|s| std::cmp::Reverse(s.last_seen_at));
+        Ok(list)
+    }
+
+    /// Ends every session of the user except `keep` (a key). Returns how many ended.
+    pub async fn end_for_user(&self, user_id: i64, keep: Option<&str>) -> Result<u64> {
+        let mut ended = 0;
+        for s in self.for_user(user_id).await? {
+            if Some(s.key.as_str()) != keep {
+                self.delete(&s.key).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Ends the user's session whose handle is `handle`; false if there is none.
+    pub async fn revoke(&self, user_id: i64, handle: &str) -> Result<bool> {
+        match self.for_user(user_id).await?.into_iter().find(|s| s.handle() == handle) {
+            Some(s) => self.delete(&s.key).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Deletes up to `batch` expired sessions; call until it returns less than `batch`.
+    /// Small batches keep each write transaction short, so logins never wait long behind GC.
+    pub async fn collect_batch(&self, batch: i64) -> Result<u64> {
+        let (idle_before, absolute_before) = self.cutoffs();
+        match &self.store {
+            Store::Database(db) => database::collect(db, idle_before, absolute_before, batch).await,
+            Store::Files(dir) => files::collect(dir, idle_before, absolute_before, batch).await,
+        }
+    }
+
+    /// Expired sessions not yet collected: how many, and the oldest `last_seen_at`.
+    pub async fn expired(&self) -> Result<(i64, Option<i64>)> {
+        let (idle_before, absolute_before) = self.cutoffs();
+        match &self.store {
+            Store::Database(db) => database::expired(db, idle_before, absolute_before).await,
+            Store::Files(dir) => {
+                let expired: Vec<i64> = files::all(dir)
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.last_seen_at < idle_before || s.created_at < absolute_before)
+                    .map(|s| s.last_seen_at)
+                    .collect();
+                Ok((expired.len() as i64, expired.iter().min().copied()))
+            }
+        }
+    }
+
+    fn cutoffs(&self) -> (i64, i64) {
+        let ts = now();
+        (ts - self.idle_secs, ts - self.absolute_secs)
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Session>> {
+        match &self.store {
+            Store::Database(db) => database::read(db, key).await,
+            Store::Files(dir) => files::read(dir, key).await,
+        }
+    }
+
+    async fn write(&self, session: &Session) -> Result<()> {
+        match &self.store {
+            Store::Database(db) => database::write(db, session).await,
+            Store::Files(dir) => files::write(dir, session).await,
+        }
+    }
+
+    async fn touch(&self, session: &Session) -> Result<()> {
+        match &self.store {
+            Store::Database(db) => database::touch(db, &session.key, session.last_seen_at).await,
+            Store::Files(dir) => files::write(dir, session).await,
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `gatehouse session list|revoke|gc`.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::output::{table, time};
+use super::{Context, Output};
+use crate::auth::Auth;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// A user's signed-in sessions
+    List(UserArg),
+    /// End one session of a user (by the id `session list` shows), or all of them with --all
+    Revoke(RevokeArgs),
+    /// Delete expired sessions now, in batches (what `cron` does), and print how many
+    Gc,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArg {
+    /// User id or email
+    #[arg(long)]
+    pub user: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// User id or email
+    #[arg(long)]
+    pub user: String,
+    /// Session id from `session list`
+    #[arg(required_unless_present = "all")]
+    pub id: Option<String>,
+    /// End every session of the user
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub async fn run(command: SessionCommand, ctx: &Context, out: &Output) -> Result<()> {
+    let auth = Auth::new(&ctx.loaded.config, ctx.accounts.clone());
+    match command {
+        SessionCommand::List(a) => {
+            let user_id = ctx.user_id(&a.user).await?;
+            let list = auth.sessions.for_user(user_id).await?;
+            let rows: Vec<_> = list
+                .iter()
+                .map(|s| {
+                    json!({"id": s.handle(), "ip": s.data.ip, "client_id": s.data.client_id,
+                    "impersonated_by": s.data.impersonated_by, "created_at": crate::store::rfc3339(s.created_at),
+                    "last_seen_at": crate::store::rfc3339(s.last_seen_at)})
+                })
+                .collect();
+            out.emit(&rows, || {
+                table(
+                    &["ID", "IP", "CLIENT", "STARTED", "LAST SEEN"],
+                    list.iter()
+                        .map(|s| {
+                            vec![
+                                s.handle().to_string(),
+                                s.data.ip.clone(),
+                                s.data.client_id.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                                time(s.created_at),
+                                time(s.last_seen_at),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        SessionCommand::Revoke(a) => {
+            let user_id = ctx.user_id(&a.user).await?;
+            let ended = match (&a.id, a.all) {
+                (_, true) => auth.sessions.end_for_user(user_id, None).await?,
+                (Some(id), false) => {
+                    if !auth.sessions.revoke(user_id, id).await? {
+                        return Err(Error::not_found("session", id));
+                    }
+                    1
+                }
+                (None, false) => unreachable!("clap requires an id or --all"),
+            };
+            ctx.accounts
+                .record_event(&ctx.actor, "session.revoke", ("user", Some(user_id)), json!({"ended": ended}))
+                .await?;
+            out.emit(&json!({"user_id": user_id, "ended": ended}), || {
+                format!("Ended {ended} session(s) of user {user_id}.")
+            })
+        }
+        SessionCommand::Gc => {
+            let mut removed = 0;
+            loop {
+                let n = auth.sessions.collect_batch(crate::cron::GC_BATCH).await?;
+                removed += n;
+                if n < crate::cron::GC_BATCH as u64 {
+                    break;
+                }
+            }
+            out.emit(&json!({"removed": removed}), || format!("Removed {removed} expired session(s)."))
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Heartbeats: each process (`web` for serve, `cron`) records who and where it is, so the doctor
+//! can compare the fleet: last cron run, time zones, configuration and install directory.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{ConfigSource, Loaded};
+use crate::error::Result;
+use crate::store::{Db, now};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+pub struct Heartbeat {
+    pub role: String,
+    pub host: String,
+    pub install_dir: String,
+    pub version: String,
+    pub timezone: String,
+    pub config_fingerprint: String,
+    pub pid: i64,
+    #[serde(serialize_with = "crate::store::serialize_ts")]
+    pub at: i64,
+}
+
+impl Heartbeat {
+    /// This process's heartbeat in `role`.
+    pub fn of_this_process(role: &str, loaded: &Loaded) -> Self {
+        let config = &loaded.config;
+        let timezone = config
+            .timezone
+            .zone()
+            .map(|z| z.name().to_string())
+            .or_else(|| crate::system::effective_zone().zone)
+            .unwrap_or_else(|| "unknown".into());
+        // The directory the deployment lives in: the config file's, else the working directory.
+        let install_dir = match &loaded.source {
+            ConfigSource::File(p) => p.parent().map(|d| d.to_path_buf()),
+            ConfigSource::Embedded => None,
+        }
+        .or_else(|| std::env::current_dir().ok())
+        .and_then(|d| std::fs::canonicalize(&d).ok().or(Some(d)))
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+        Heartbeat {
+            role: role.into(),
+            host: sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into()),
+            install_dir,
+            version: env!("CARGO_PKG_VERSION").into(),
+            timezone,
+            config_fingerprint: fingerprint(loaded),
+            pid: i64::from(std::process::id()),
+            at: now(),
+        }
+    }
+
+    pub async fn write(&self, db: &Db) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO heartbeats (role, host, install_dir, version, timezone, config_fingerprint, pid, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (role, host, install_dir) DO UPDATE SET \
+             version = excluded.version, timezone = excluded.timezone, config_fingerprint = excluded.config_fingerprint, \
+             pid = excluded.pid, at = excluded.at",
+        )
+        .bind(&self.role)
+        .bind(&self.host)
+        .bind(&self.install_dir)
+        .bind(&self.version)
+        .bind(&self.timezone)
+        .bind(&self.config_fingerprint)
+        .bind(self.pid)
+        .bind(self.at)
+        .execute(db.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of the redacted effective configuration: equal
+/// fingerprints mean the processes run with the same settings (secrets never leave the process).
+pub fn fingerprint(loaded: &Loaded) -> String {
+    hex::encode(Sha256::digest(loaded.config.to_redacted_yaml().as_bytes()))[..16].to_string()
+}
+
+/// Every heartbeat, newest first.
+pub async fn all(db: &Db) -> Result<Vec<Heartbeat>> {
+    Ok(sqlx::query_as("SELECT * FROM heartbeats ORDER BY at DESC").fetch_all(db.pool()).await?)
+}

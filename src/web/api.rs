@@ -1,0 +1,459 @@
+//! The admin JSON API under `/api/v1/`: bearer API tokens, each route guarded by one admin
+//! permission of the token's role (a 403 names the missing permission). Errors are
+//! `{"error":{"code":…,"message":…}}` with a fitting status. No cookies, so no CSRF surface.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{delete, get, post, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::AppState;
+use super::context::Ctx;
+use crate::accounts::{
+    Actor, Admin, AdminPermission as P, ClientStatus, ClientUpdate, NewClient, NewUser, OwnerSpec, Permissions,
+};
+use crate::error::{Error, code};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/clients", get(list_clients).post(create_client))
+        .route("/clients/{id}", get(show_client).patch(update_client).delete(delete_client))
+        .route("/clients/{id}/users/{user_id}", put(put_membership).delete(delete_membership))
+        .route("/clients/{id}/owner", put(put_owner))
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{id}", get(show_user).delete(delete_user))
+        .route("/users/{id}/password-reset", post(password_reset))
+        .route("/users/{id}/2fa", delete(disable_twofa))
+        .route("/users/{id}/sessions", get(user_sessions).delete(end_user_sessions))
+        .route("/users/{id}/impersonate", post(impersonate))
+        .route("/invites", get(list_invites).post(create_invite))
+        .route("/invites/{id}", delete(cancel_invite))
+        .route("/banned-emails", get(list_banned).post(ban))
+        .route("/banned-emails/{domain}", delete(unban))
+        .route("/security-questions", get(list_questions).post(add_question))
+        .route("/security-questions/{id}", delete(remove_question))
+        .route("/health", get(health))
+}
+
+/// An API error as JSON with the status its code calls for.
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.0.code();
+        let status = match code {
+            code::NOT_FOUND => StatusCode::NOT_FOUND,
+            code::UNAUTHORIZED => StatusCode::UNAUTHORIZED,
+            code::FORBIDDEN => StatusCode::FORBIDDEN,
+            code::USER_EXISTS
+            | code::ALREADY_ASSOCIATED
+            | code::ALREADY_EXISTS
+            | code::USER_HAS_CLIENTS
+            | code::QUESTION_IN_USE
+            | code::OWNER_CANNOT_BE_REMOVED => StatusCode::CONFLICT,
+            _ if matches!(self.0, Error::Refused { .. } | Error::Usage(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ if matches!(self.0, Error::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self.0, "admin API request failed");
+            "internal error; see the server log".to_string()
+        } else {
+            self.0.to_string()
+        };
+        let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(value: impl serde::Serialize) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+fn created(value: impl serde::Serialize) -> ApiResult {
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+fn no_content() -> ApiResult {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The admin behind the bearer token, with their permissions and client IP.
+pub struct Caller {
+    admin: Admin,
+    permissions: std::collections::BTreeSet<P>,
+    ip: String,
+}
+
+impl Caller {
+    fn require(&self, p: P) -> Result<Actor, ApiError> {
+        if !self.permissions.contains(&p) {
+            return Err(Error::refused(
+                code::FORBIDDEN,
+                format!(
+                    "admin {} lacks the permission `{p}` (role permissions are set with `gatehouse admin role`)",
+                    self.admin.username
+                ),
+            )
+            .into());
+        }
+        Ok(Actor::admin(self.admin.id, &self.admin.username).with_ip(&self.ip))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |m: &str| ApiError(Error::refused(code::UNAUTHORIZED, m));
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("send an API token as `Authorization: Bearer <token>`"))?;
+        let admin = state
+            .auth
+            .accounts
+            .authenticate_api_token(token.trim())
+            .await
+            .map_err(|_| unauthorized("the API token is invalid or revoked"))?;
+        let permissions = state.auth.accounts.admin_permissions(&admin).await?;
+        let ip = parts.extensions.get::<Ctx>().map(|c| c.ip_string()).unwrap_or_default();
+        Ok(Caller { admin, permissions, ip })
+    }
+}
+
+#[derive(Deserialize)]
+struct Search {
+    search: Option<String>,
+    status: Option<String>,
+    client_id: Option<i64>,
+    delete_users: Option<bool>,
+}
+
+async fn list_clients(State(s): State<AppState>, c: Caller, Query(q): Query<Search>) -> ApiResult {
+    c.require(P::ClientsView)?;
+    let status = q.status.as_deref().map(str::parse::<ClientStatus>).transpose()?;
+    ok(s.auth.accounts.list_clients(status, q.search.as_deref()).await?)
+}
+
+async fn show_client(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    c.require(P::ClientsView)?;
+    ok(s.auth.accounts.client(id).await?)
+}
+
+/// Client fields as JSON strings; unknown fields are refused rather than ignored.
+fn client_update(body: &Value) -> Result<ClientUpdate, Error> {
+    let obj = body.as_object().ok_or_else(|| Error::invalid("expected a JSON object"))?;
+    let mut u = ClientUpdate::default();
+    for (key, value) in obj {
+        let text =
+            || value.as_str().map(str::to_string).ok_or_else(|| Error::invalid(format!("`{key}` must be a string")));
+        match key.as_str() {
+            "first_name" => u.first_name = Some(text()?),
+            "last_name" => u.last_name = Some(text()?),
+            "company" => u.company = Some(text()?),
+            "email" => u.email = Some(text()?),
+            "address1" => u.address1 = Some(text()?),
+            "address2" => u.address2 = Some(text()?),
+            "city" => u.city = Some(text()?),
+            "state" => u.state = Some(text()?),
+            "postcode" => u.postcode = Some(text()?),
+            "country" => u.country = Some(text()?),
+            "phone" => u.phone = Some(text()?),
+            "language" => u.language = Some(text()?),
+            "tax_id" => u.tax_id = Some(text()?),
+            "group" => u.group = Some(text()?),
+            "notes" => u.notes = Some(text()?),
+            "status" => u.status = Some(text()?.parse()?),
+            "owner_user_id" | "password" => {}
+            other => return Err(Error::invalid(format!("unknown client field `{other}`"))),
+        }
+    }
+    Ok(u)
+}
+
+async fn create_client(State(s): State<AppState>, c: Caller, Json(body): Json<Value>) -> ApiResult {
+    let actor = c.require(P::ClientsCreate)?;
+    let owner = match body["owner_user_id"].as_i64() {
+        Some(id) => OwnerSpec::Existing(id),
+        None => OwnerSpec::NewUser { password: body["password"].as_str().map(str::to_string) },
+    };
+    let client = s.auth.accounts.create_client(&actor, NewClient { fields: client_update(&body)?, owner }).await?;
+    created(client)
+}
+
+async fn update_client(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<Value>,
+) -> ApiResult {
+    let actor = c.require(P::ClientsManage)?;
+    ok(s.auth.accounts.update_client(&actor, id, client_update(&body)?).await?)
+}
+
+async fn delete_client(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<Search>,
+) -> ApiResult {
+    let actor = c.require(P::ClientsManage)?;
+    ok(s.auth.accounts.delete_client(&actor, id, q.delete_users.unwrap_or(false)).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembershipBody {
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+async fn put_membership(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((client_id, user_id)): Path<(i64, i64)>,
+    Json(body): Json<MembershipBody>,
+) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    let permissions = Permissions::parse_list(&body.permissions.join(","))?;
+    let accounts = &s.auth.accounts;
+    let m = match accounts.membership(user_id, client_id).await? {
+        Some(_) => accounts.set_permissions(&actor, user_id, client_id, &permissions).await?,
+        None => accounts.associate(&actor, user_id, client_id, &permissions).await?,
+    };
+    ok(m)
+}
+
+async fn delete_membership(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((client_id, user_id)): Path<(i64, i64)>,
+) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    s.auth.accounts.dissociate(&actor, user_id, client_id).await?;
+    no_content()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnerBody {
+    user_id: i64,
+}
+
+async fn put_owner(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<OwnerBody>,
+) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    ok(s.auth.accounts.make_owner(&actor, body.user_id, id).await?)
+}
+
+async fn list_users(State(s): State<AppState>, c: Caller, Query(q): Query<Search>) -> ApiResult {
+    c.require(P::UsersView)?;
+    ok(s.auth.accounts.list_users(q.search.as_deref()).await?)
+}
+
+async fn show_user(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    c.require(P::UsersView)?;
+    let user = s.auth.accounts.user(id).await?;
+    let clients = s.auth.accounts.clients_of_user(id).await?;
+    let mut v = serde_json::to_value(user).unwrap_or_default();
+    v["clients"] = serde_json::to_value(clients).unwrap_or_default();
+    ok(v)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    email: String,
+    first_name: String,
+    last_name: String,
+    #[serde(default)]
+    language: String,
+    password: Option<String>,
+}
+
+async fn create_user(State(s): State<AppState>, c: Caller, Json(b): Json<UserBody>) -> ApiResult {
+    let actor = c.require(P::UsersCreate)?;
+    let new = NewUser {
+        email: b.email,
+        first_name: b.first_name,
+        last_name: b.last_name,
+        language: b.language,
+        password: b.password,
+    };
+    created(s.auth.accounts.create_user(&actor, new).await?)
+}
+
+async fn delete_user(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    s.auth.accounts.delete_user(&actor, id).await?;
+    no_content()
+}
+
+async fn password_reset(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    let user = s.auth.accounts.user(id).await?;
+    s.auth.send_reset(&actor, &user).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"queued": true, "email": user.email}))).into_response())
+}
+
+async fn disable_twofa(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    s.auth.accounts.clear_twofa(&actor, id).await?;
+    no_content()
+}
+
+async fn user_sessions(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    c.require(P::SessionsManage)?;
+    s.auth.accounts.user(id).await?;
+    let list: Vec<Value> = s
+        .auth
+        .sessions
+        .for_user(id)
+        .await?
+        .iter()
+        .map(|x| {
+            json!({"id": x.handle(), "ip": x.data.ip, "client_id": x.data.client_id,
+                   "impersonated_by": x.data.impersonated_by,
+                   "created_at": crate::store::rfc3339(x.created_at), "last_seen_at": crate::store::rfc3339(x.last_seen_at)})
+        })
+        .collect();
+    ok(list)
+}
+
+async fn end_user_sessions(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    let actor = c.require(P::SessionsManage)?;
+    s.auth.accounts.user(id).await?;
+    let ended = s.auth.sessions.end_for_user(id, None).await?;
+    s.auth.accounts.record_event(&actor, "session.revoke_all", ("user", Some(id)), json!({"ended": ended})).await?;
+    ok(json!({"ended": ended}))
+}
+
+async fn impersonate(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    c.require(P::UsersImpersonate)?;
+    let url = s.auth.impersonation_link(&c.admin, id, Some(&c.ip)).await?;
+    created(json!({"url": url, "expires_in": crate::auth::IMPERSONATION_TTL_SECS}))
+}
+
+async fn list_invites(State(s): State<AppState>, c: Caller, Query(q): Query<Search>) -> ApiResult {
+    c.require(P::UsersView)?;
+    ok(s.auth.accounts.list_invites(q.client_id).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteBody {
+    client_id: i64,
+    email: String,
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+async fn create_invite(State(s): State<AppState>, c: Caller, Json(b): Json<InviteBody>) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    let permissions = Permissions::parse_list(&b.permissions.join(","))?;
+    let invite = s.auth.accounts.create_invite(&actor, b.client_id, &b.email, &permissions, None).await?;
+    let url = s.auth.link(&format!("invite/{}", invite.token));
+    let mut v = serde_json::to_value(&invite.invite).unwrap_or_default();
+    v["url"] = json!(url);
+    created(v)
+}
+
+async fn cancel_invite(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    ok(s.auth.accounts.cancel_invite(&actor, id).await?)
+}
+
+async fn list_banned(State(s): State<AppState>, c: Caller) -> ApiResult {
+    c.require(P::SettingsManage)?;
+    ok(s.auth.accounts.list_banned_domains().await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainBody {
+    domain: String,
+}
+
+async fn ban(State(s): State<AppState>, c: Caller, Json(b): Json<DomainBody>) -> ApiResult {
+    let actor = c.require(P::SettingsManage)?;
+    created(s.auth.accounts.ban_domain(&actor, &b.domain).await?)
+}
+
+async fn unban(State(s): State<AppState>, c: Caller, Path(domain): Path<String>) -> ApiResult {
+    let actor = c.require(P::SettingsManage)?;
+    s.auth.accounts.unban_domain(&actor, &domain).await?;
+    no_content()
+}
+
+async fn list_questions(State(s): State<AppState>, c: Caller) -> ApiResult {
+    c.require(P::SettingsManage)?;
+    ok(s.auth.accounts.list_security_questions().await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionBody {
+    question: String,
+}
+
+async fn add_question(State(s): State<AppState>, c: Caller, Json(b): Json<QuestionBody>) -> ApiResult {
+    let actor = c.require(P::SettingsManage)?;
+    created(s.auth.accounts.add_security_question(&actor, &b.question).await?)
+}
+
+async fn remove_question(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    let actor = c.require(P::SettingsManage)?;
+    s.auth.accounts.remove_security_question(&actor, id).await?;
+    no_content()
+}
+
+/// The doctor's JSON report, computed at most once per 10 seconds however many monitors ask:
+/// concurrent requests wait for the one run in flight (single flight) and share its result.
+async fn health(State(s): State<AppState>, c: Caller) -> ApiResult {
+    c.require(P::HealthView)?;
+    static CACHE: std::sync::OnceLock<Mutex<Option<(Instant, Arc<Value>)>>> = std::sync::OnceLock::new();
+    let mut cached = CACHE.get_or_init(|| Mutex::new(None)).lock().await;
+    if let Some((at, report)) = cached.as_ref()
+        && at.elapsed() < Duration::from_secs(10)
+    {
+        return ok(report.as_ref());
+    }
+    let loaded = s.loaded.clone();
+    let timeout = loaded.config.doctor.timeout.as_std();
+    let ctx = Arc::new(crate::doctor::context::Context::new(loaded).with_deadline(timeout));
+    let report = crate::doctor::diagnose(
+        &crate::doctor::checks::builtin(),
+        ctx.clone(),
+        &crate::doctor::runner::RunOptions::with_timeout(timeout),
+    )
+    .await;
+    ctx.close().await;
+    let value = Arc::new(serde_json::to_value(&report).unwrap_or_default());
+    *cached = Some((Instant::now(), value.clone()));
+    ok(value.as_ref())
+}

@@ -1,0 +1,149 @@
+//! Per-request context: the client IP (from trusted proxies only), whether the request came
+//! to system_url's host, and the session named by the cookie. Computed once by [`layer`] and
+//! read by handlers as an extractor.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use cookie::{Cookie, SameSite};
+
+use super::AppState;
+use super::observe::Observation;
+use crate::auth::sessions::{Ended, Session};
+
+pub const COOKIE_NAME: &str = "gatehouse_session";
+
+/// Cookie attributes, all derived from system_url: Secure iff https, Path = its path, no
+/// Domain attribute (host-only), HttpOnly, SameSite=Lax (the Duo callback is a top-level GET).
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    pub secure: bool,
+    pub path: String,
+    /// `host[:port]` as the browser sends it in `Host` for system_url.
+    pub authority: String,
+    pub origin: String,
+}
+
+impl CookieSettings {
+    pub fn from_system_url(url: &url::Url) -> Self {
+        let u = url;
+        let host = u.host_str().unwrap_or("localhost").to_ascii_lowercase();
+        let authority = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        };
+        Self {
+            secure: u.scheme() == "https",
+            path: u.path().to_string(),
+            origin: format!("{}://{authority}", u.scheme()),
+            authority,
+        }
+    }
+
+    /// `Set-Cookie` for a session token.
+    pub fn set(&self, token: &str) -> HeaderValue {
+        let c = Cookie::build((COOKIE_NAME, token.to_string()))
+            .path(self.path.clone())
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax)
+            .build();
+        HeaderValue::from_str(&c.to_string()).expect("cookie is ASCII")
+    }
+
+    /// `Set-Cookie` that removes the session cookie.
+    pub fn clear(&self) -> HeaderValue {
+        let mut c =
+            Cookie::build((COOKIE_NAME, "")).path(self.path.clone()).http_only(true).secure(self.secure).build();
+        c.make_removal();
+        HeaderValue::from_str(&c.to_string()).expect("cookie is ASCII")
+    }
+}
+
+/// What the middleware learned about a request.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub peer: IpAddr,
+    pub ip: IpAddr,
+    /// The request's Host is system_url's host: only then are sessions honoured or created.
+    pub host_ok: bool,
+    pub session: Option<Session>,
+    /// Why the presented cookie did not give a session (expired, IP changed…).
+    pub ended: Option<Ended>,
+}
+
+impl Ctx {
+    pub fn ip_string(&self) -> String {
+        self.ip.to_string()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = StatusCode;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, StatusCode> {
+        parts.extensions.get::<Ctx>().cloned().ok_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE_NAME)
+        .map(|c| c.value().to_string())
+}
+
+/// The scheme the client used: the connection's (always http here), or what a trusted proxy says.
+fn scheme(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> String {
+    if state.trusted.contains(peer) {
+        if let Some(proto) = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+            return proto.split(',').next().unwrap_or("http").trim().to_ascii_lowercase();
+        }
+        if let Some(visitor) = headers.get("cf-visitor").and_then(|v| v.to_str().ok())
+            && visitor.contains("\"https\"")
+        {
+            return "https".into();
+        }
+    }
+    "http".into()
+}
+
+pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        .to_canonical();
+    let headers = req.headers();
+    let forwarded = headers.get(state.trusted.header_name()).and_then(|v| v.to_str().ok());
+    let ip = state.trusted.client_ip(peer, forwarded);
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let host_ok = host == state.cookie.authority;
+    let cf_headers = headers.contains_key("cf-ray") || headers.contains_key("cf-connecting-ip");
+    let scheme = scheme(&state, peer, headers);
+
+    let (mut session, mut ended) = (None, None);
+    if host_ok && let Some(token) = session_cookie(headers) {
+        match state.auth.sessions.resolve(&token, &ip.to_string()).await {
+            Ok(Ok(s)) => session = Some(s),
+            Ok(Err(reason)) => ended = Some(reason),
+            Err(e) => tracing::error!(error = %e, "session store unavailable; request continues without a session"),
+        }
+    }
+    let ip_changed = ended == Some(Ended::IpChanged);
+    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, ended });
+
+    let path = req.uri().path().to_string();
+    let response = next.run(req).await;
+    state.metrics.record(&path, response.status());
+    state.observations.record(Observation::new(host, scheme, peer, ip, cf_headers, ip_changed));
+    response
+}

@@ -1,0 +1,158 @@
+//! `gatehouse serve`: the client area (server-rendered HTML forms, no JavaScript), the admin
+//! JSON API under `/api/v1/`, and the probes `/healthz`, `/readyz`, `/metrics`,
+//! `/.well-known/gatehouse`. A thin face over `accounts` and `auth`.
+
+mod api;
+mod context;
+mod csrf;
+mod metrics;
+mod observe;
+mod pages;
+mod probes;
+mod render;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::middleware;
+use tokio::net::TcpListener;
+
+use crate::accounts::{Accounts, Policy};
+use crate::auth::Auth;
+use crate::auth::duo::Duo;
+use crate::config::Loaded;
+use crate::cron::heartbeat::Heartbeat;
+use crate::error::{Error, Result};
+use crate::net::client_ip::Trusted;
+use crate::store::Db;
+
+pub use context::Ctx;
+
+/// Everything a request handler may need; cloned per request (all fields are cheap handles).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub loaded: Loaded,
+    pub auth: Auth,
+    pub trusted: Trusted,
+    pub duo: Option<Duo>,
+    pub instance_id: String,
+    pub cookie: context::CookieSettings,
+    pub metrics: metrics::Metrics,
+    pub observations: observe::Sample,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl AppState {
+    pub async fn new(loaded: Loaded) -> Result<Self> {
+        let config = &loaded.config;
+        let system_url = config.system_url.url().cloned().ok_or_else(|| {
+            Error::Usage(format!(
+                "system_url is empty ({}): serve builds links and cookies from it; set it to the address users open",
+                loaded.origin("system_url")
+            ))
+        })?;
+        let db = Db::connect(&config.database_url, &loaded.origin("database_url")).await?;
+        db.migrate().await?;
+        let accounts = Accounts::new(db.clone(), Policy::from(config));
+        let auth = Auth::new(config, accounts);
+        let instance_id = instance_id(&db).await?;
+        let duo = Duo::from_config(&config.twofa.duo, &system_url)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                trusted: Trusted::from_config(&config.trusted_proxies),
+                cookie: context::CookieSettings::from_system_url(&system_url),
+                duo,
+                instance_id,
+                metrics: metrics::Metrics::default(),
+                observations: observe::Sample::default(),
+                auth,
+                loaded,
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        self.auth.accounts.db()
+    }
+}
+
+/// This deployment's identity, created once and kept in the database: `/.well-known/gatehouse`
+/// answers with it so the doctor can tell that system_url reaches *this* instance.
+async fn instance_id(db: &Db) -> Result<String> {
+    let fresh = crate::auth::tokens::generate("").hash[..32].to_string();
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('instance_id', $1) ON CONFLICT (key) DO NOTHING")
+        .bind(fresh)
+        .execute(db.pool())
+        .await?;
+    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'instance_id'").fetch_one(db.pool()).await?)
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(pages::routes())
+        .nest("/api/v1", api::routes())
+        .merge(probes::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), context::layer))
+        .with_state(state)
+}
+
+/// Serves until SIGINT/SIGTERM, then stops accepting and lets in-flight requests finish.
+pub async fn serve(loaded: Loaded, listen: Option<String>) -> Result<()> {
+    let addr = listen.unwrap_or_else(|| loaded.config.listen.clone());
+    let state = AppState::new(loaded).await?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot listen on {addr}: {e} (set `listen:` or --listen)")))?;
+    let local = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
+    tracing::info!(%local, system_url = %state.loaded.config.system_url, "gatehouse serving");
+    // Printed for operators and for scripts that started us on port 0.
+    println!("listening on http://{local}");
+
+    let background = tokio::spawn(background(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    background.abort();
+    served.map_err(|e| Error::Internal(format!("server: {e}")))
+}
+
+/// The web heartbeat and the flush of request observations, every 30 seconds.
+async fn background(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        if let Err(e) = Heartbeat::of_this_process("web", &state.loaded).write(state.db()).await {
+            tracing::warn!(error = %e, "could not write the web heartbeat");
+        }
+        if let Err(e) = state.observations.flush(state.db()).await {
+            tracing::warn!(error = %e, "could not store request observations");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

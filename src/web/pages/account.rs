@@ -1,0 +1,226 @@
+//! The user's own security settings: two-factor enrolment and removal, password change,
+//! security question, and the list of their sessions with revocation.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+
+use super::{Form, check_csrf, signed_in, store_failed};
+use crate::accounts::{Actor, User};
+use crate::auth::sessions::{Session, SessionData};
+use crate::auth::totp;
+use crate::error::Error;
+use crate::store::rfc3339;
+use crate::web::AppState;
+use crate::web::context::Ctx;
+use crate::web::render::{Page, internal, message, see_other};
+
+async fn security_page(state: &AppState, user: &User, session: &Session) -> Page {
+    let setup = session.data.totp_setup.as_ref().and_then(|secret| {
+        let uri = totp::uri(secret, &user.email).ok()?;
+        let qr = totp::qr_svg(&uri).ok()?;
+        Some(json!({"secret": secret, "uri": uri, "qr_svg": qr}))
+    });
+    let questions = state.auth.accounts.list_security_questions().await.unwrap_or_default();
+    Page::new("security.html", "Security")
+        .with("user", user)
+        .with("twofa", &user.twofa_method)
+        .with("setup", setup)
+        .with("questions", questions)
+        .with("has_question", user.security_question_id.is_some())
+        .with("duo", state.duo.is_some())
+        .with("enrol_required", session.data.pending.as_ref().is_some_and(|p| p.method == "enrol"))
+}
+
+pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let (user, mut session) = match signed_in(&state, &ctx, true).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let flash = session.data.flash.take();
+    if flash.is_some()
+        && let Err(e) = state.auth.sessions.save(&mut session).await
+    {
+        tracing::warn!(error = %e, "could not clear the shown message from the session");
+    }
+    security_page(&state, &user, &session).await.with("flash", flash).render(&state, Some(&session))
+}
+
+/// Runs the CSRF check and the sign-in check for a security form.
+async fn form_user(state: &AppState, ctx: &Ctx, headers: &HeaderMap, form: &Form) -> Result<(User, Session), Response> {
+    check_csrf(state, ctx, headers, form)?;
+    signed_in(state, ctx, true).await
+}
+
+/// Saves the session with a message for the next page and goes there.
+async fn done(state: &AppState, mut session: Session, text: String, next: &str) -> Response {
+    session.data.flash = Some(text);
+    match state.auth.sessions.save(&mut session).await {
+        Ok(()) => see_other(state, next, None),
+        Err(e) => store_failed(state, &e),
+    }
+}
+
+pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    let (user, mut session) = match form_user(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if form.text("method") == "duo" && state.duo.is_some() {
+        let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+        return match state.auth.accounts.set_duo(&actor, user.id).await {
+            Ok(()) => done(&state, session, "Duo is now your second factor.".into(), "account/security").await,
+            Err(e) => internal(&state, &e),
+        };
+    }
+    session.data.totp_setup = Some(totp::new_secret());
+    match state.auth.sessions.save(&mut session).await {
+        Ok(()) => see_other(&state, "account/security", None),
+        Err(e) => store_failed(&state, &e),
+    }
+}
+
+pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(secret) = session.data.totp_setup.clone() else { return see_other(&state, "account/security", None) };
+    match state.auth.enable_totp(&user, &secret, form.text("code"), &ctx.ip_string()).await {
+        Ok(backup) => {
+            // Two-factor changes the account's privilege: continue on a new session id.
+            let data =
+                SessionData { totp_setup: None, pending: None, csrf_token: String::new(), ..session.data.clone() };
+            let user = state.auth.accounts.user(user.id).await.unwrap_or(user);
+            match state.auth.sessions.rotate(&session, data).await {
+                Ok((raw, fresh)) => security_page(&state, &user, &fresh)
+                    .await
+                    .with("backup_code", backup)
+                    .cookie(Some(state.cookie.set(&raw)))
+                    .render(&state, Some(&fresh)),
+                Err(e) => store_failed(&state, &e),
+            }
+        }
+        Err(e @ Error::Refused { .. }) => security_page(&state, &user, &session)
+            .await
+            .with("error", e.to_string())
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state, Some(&session)),
+        Err(e) => internal(&state, &e),
+    }
+}
+
+pub async fn twofa_disable(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if state.loaded.config.twofa.force_clients {
+        let text = "Two-factor authentication is required on this site and cannot be turned off.";
+        return message(&state, Some(&session), StatusCode::FORBIDDEN, "Not allowed", text);
+    }
+    match state.auth.disable_twofa_with_password(&user, form.get("password").unwrap_or(""), &ctx.ip_string()).await {
+        Ok(()) => done(&state, session, "Two-factor authentication is off.".into(), "account/security").await,
+        Err(e @ Error::Refused { .. }) => security_page(&state, &user, &session)
+            .await
+            .with("error", e.to_string())
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state, Some(&session)),
+        Err(e) => internal(&state, &e),
+    }
+}
+
+pub async fn question(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+    let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
+    match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
+        Ok(()) => done(&state, session, "Your security question is saved.".into(), "account/security").await,
+        Err(e @ Error::Refused { .. }) => security_page(&state, &user, &session)
+            .await
+            .with("error", e.to_string())
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state, Some(&session)),
+        Err(e) => internal(&state, &e),
+    }
+}
+
+pub async fn password(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let refuse = |text: String| async {
+        security_page(&state, &user, &session)
+            .await
+            .with("error", text)
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state, Some(&session))
+    };
+    let new = form.get("password").unwrap_or("");
+    if new != form.get("password_confirm").unwrap_or("") {
+        return refuse("The two new passwords differ.".into()).await;
+    }
+    let current = form.get("current_password").unwrap_or("");
+    match state.auth.change_password(&user, current, new, &session.key, &ctx.ip_string()).await {
+        Ok(ended) => {
+            let mut data = session.data.clone();
+            data.flash = Some(format!("Your password is changed. {ended} other session(s) were signed out."));
+            match state.auth.sessions.rotate(&session, data).await {
+                Ok((raw, _)) => see_other(&state, "account/security", Some(state.cookie.set(&raw))),
+                Err(e) => store_failed(&state, &e),
+            }
+        }
+        Err(e @ Error::Refused { .. }) => refuse(e.to_string()).await,
+        Err(e) => internal(&state, &e),
+    }
+}
+
+pub async fn sessions(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let (user, session) = match signed_in(&state, &ctx, false).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let list = match state.auth.sessions.for_user(user.id).await {
+        Ok(l) => l,
+        Err(e) => return internal(&state, &e),
+    };
+    let rows: Vec<_> = list
+        .iter()
+        .map(|s| {
+            json!({"id": s.handle(), "ip": s.data.ip, "created_at": rfc3339(s.created_at),
+                   "last_seen_at": rfc3339(s.last_seen_at), "current": s.key == session.key})
+        })
+        .collect();
+    Page::new("sessions.html", "Sessions").with("user", &user).with("sessions", rows).render(&state, Some(&session))
+}
+
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match state.auth.sessions.revoke(user.id, &id).await {
+        Ok(true) => {
+            let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+            let _ = state
+                .auth
+                .accounts
+                .record_event(&actor, "session.revoke", ("user", Some(user.id)), json!({"session": id}))
+                .await;
+            done(&state, session, "The session has ended.".into(), "account/sessions").await
+        }
+        Ok(false) => message(&state, Some(&session), StatusCode::NOT_FOUND, "Not found", "There is no such session."),
+        Err(e) => internal(&state, &e),
+    }
+}

@@ -1,0 +1,58 @@
+//! The client area home: the current client (account) and the switcher, or the account chooser
+//! when the user belongs to several clients and has not picked one.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::{Form, check_csrf, signed_in};
+use crate::web::AppState;
+use crate::web::context::Ctx;
+use crate::web::render::{Page, internal, message, see_other};
+
+pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let (user, mut session) = match signed_in(&state, &ctx, false).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let clients = match state.auth.usable_clients(user.id).await {
+        Ok(c) => c,
+        Err(e) => return internal(&state, &e),
+    };
+    let current = session.data.client_id.and_then(|id| clients.iter().find(|m| m.client_id == id).cloned());
+    let page = Page::new("clientarea.html", "Client area")
+        .with("user", &user)
+        .with("clients", &clients)
+        .with("current", &current)
+        .with("flash", session.data.flash.take());
+    if ctx.session.as_ref().is_some_and(|s| s.data.flash.is_some())
+        && let Err(e) = state.auth.sessions.save(&mut session).await
+    {
+        tracing::warn!(error = %e, "could not clear the shown message from the session");
+    }
+    page.render(&state, Some(&session))
+}
+
+pub async fn switch(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
+        return r;
+    }
+    let (user, mut session) = match signed_in(&state, &ctx, false).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let wanted: Option<i64> = form.text("client_id").parse().ok();
+    let clients = match state.auth.usable_clients(user.id).await {
+        Ok(c) => c,
+        Err(e) => return internal(&state, &e),
+    };
+    let Some(target) = clients.iter().find(|m| Some(m.client_id) == wanted) else {
+        let text = "You cannot enter that account: it is closed, or you are not one of its users.";
+        return message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text);
+    };
+    session.data.client_id = Some(target.client_id);
+    match state.auth.sessions.save(&mut session).await {
+        Ok(()) => see_other(&state, "clientarea", None),
+        Err(e) => super::store_failed(&state, &e),
+    }
+}

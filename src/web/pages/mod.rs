@@ -1,0 +1,138 @@
+//! The client area: server-rendered pages and their forms. Every POST is CSRF-checked; every
+//! successful POST answers 303 with the next page.
+
+mod account;
+mod clientarea;
+mod login;
+mod password;
+mod users;
+
+use axum::Router;
+use axum::extract::{FromRequest, RawForm, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use super::AppState;
+use super::context::Ctx;
+use super::csrf;
+use super::render::{message, see_other};
+use crate::accounts::User;
+use crate::auth::sessions::{Ended, Session};
+use crate::auth::tokens;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|state: axum::extract::State<AppState>| async move { see_other(&state, "clientarea", None) }))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/login/2fa", get(login::second_factor_form).post(login::second_factor_submit))
+        .route("/login/2fa/duo/callback", get(login::duo_callback))
+        .route("/login/as/{token}", get(login::impersonation_form).post(login::impersonation_submit))
+        .route("/logout", post(login::logout))
+        .route("/clientarea", get(clientarea::show))
+        .route("/clientarea/switch", post(clientarea::switch))
+        .route("/password/forgot", get(password::forgot_form).post(password::forgot_submit))
+        .route("/password/reset/{token}", get(password::reset_form).post(password::reset_submit))
+        .route("/invite/{token}", get(users::invite_form).post(users::invite_submit))
+        .route("/account/security", get(account::security))
+        .route("/account/security/2fa/setup", post(account::twofa_setup))
+        .route("/account/security/2fa/enable", post(account::twofa_enable))
+        .route("/account/security/2fa/disable", post(account::twofa_disable))
+        .route("/account/security/question", post(account::question))
+        .route("/account/security/password", post(account::password))
+        .route("/account/sessions", get(account::sessions))
+        .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route("/account/users", get(users::list))
+        .route("/account/users/invite", post(users::invite))
+        .route("/account/users/{id}/permissions", post(users::permissions))
+        .route("/account/users/{id}/remove", post(users::remove))
+}
+
+/// A submitted form, with repeated fields (checkbox lists) kept.
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self, name: &str) -> &str {
+        self.get(name).unwrap_or("").trim()
+    }
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = <RawForm as FromRequest<S>>::Rejection;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawForm(bytes) = RawForm::from_request(req, state).await?;
+        Ok(Form(url::form_urlencoded::parse(&bytes).into_owned().collect()))
+    }
+}
+
+/// The checks every state-changing form passes first. A refusal is a 403 page saying why.
+pub fn check_csrf(state: &AppState, ctx: &Ctx, headers: &HeaderMap, form: &Form) -> Result<Session, Response> {
+    match csrf::check(ctx, headers, &state.cookie, form.get("csrf_token")) {
+        Ok(()) => Ok(ctx.session.clone().expect("csrf::check requires a session")),
+        Err(refusal) => {
+            tracing::info!(ip = %ctx.ip, ?refusal, "form refused by the CSRF check");
+            Err(message(state, ctx.session.as_ref(), StatusCode::FORBIDDEN, "Request refused", refusal.message()))
+        }
+    }
+}
+
+/// The session to put a form's CSRF token in: the request's, or a new pre-login session.
+/// If the store cannot save it, the page still renders (with a token no session holds), so the
+/// failure shows exactly as operators meet it: "invalid CSRF token" on submit; the error is logged.
+pub async fn form_session(state: &AppState, ctx: &Ctx) -> (Session, Option<HeaderValue>) {
+    if let Some(s) = &ctx.session {
+        return (s.clone(), None);
+    }
+    if ctx.host_ok {
+        match state.auth.sessions.start(&ctx.ip_string()).await {
+            Ok((raw, session)) => return (session, Some(state.cookie.set(&raw))),
+            Err(e) => tracing::error!(error = %e, "cannot store a new session; forms on this page will be refused"),
+        }
+    }
+    let orphan = Session {
+        key: String::new(),
+        created_at: 0,
+        last_seen_at: 0,
+        data: crate::auth::sessions::SessionData { csrf_token: tokens::generate("").raw, ..Default::default() },
+    };
+    (orphan, None)
+}
+
+/// The signed-in user and session, or the response to send instead: a redirect to the login
+/// page, or to two-factor enrolment when it is required and not done yet.
+pub async fn signed_in(state: &AppState, ctx: &Ctx, enrolment_page: bool) -> Result<(User, Session), Response> {
+    let to_login = || {
+        let target = if ctx.ended.is_some_and(|e| e != Ended::Unknown) { "login?expired=1" } else { "login" };
+        see_other(state, target, None)
+    };
+    let Some(session) = ctx.session.clone() else { return Err(to_login()) };
+    let Some(user_id) = session.data.user_id else { return Err(to_login()) };
+    let user = match state.auth.accounts.user(user_id).await {
+        Ok(u) => u,
+        Err(_) => return Err(to_login()),
+    };
+    let enrolling = session.data.pending.as_ref().is_some_and(|p| p.method == "enrol");
+    if enrolling && !enrolment_page {
+        return Err(see_other(state, "account/security", None));
+    }
+    Ok((user, session))
+}
+
+/// A 503 page for when the session store refuses a write at a point where continuing would
+/// lose the user's work (login, two-factor).
+pub fn store_failed(state: &AppState, e: &crate::Error) -> Response {
+    tracing::error!(error = %e, "session store write failed");
+    message(
+        state,
+        None,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "Your session could not be saved. Please try again in a moment; if it persists, tell the site's administrator.",
+    )
+}

@@ -1,0 +1,96 @@
+//! Password reset by emailed link. The request page answers the same for every email; the link
+//! (built from system_url) asks the security question first where the user set one.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::{Form, check_csrf, form_session};
+use crate::error::Error;
+use crate::web::AppState;
+use crate::web::context::Ctx;
+use crate::web::render::{Page, internal, message};
+
+fn ttl_minutes(state: &AppState) -> i64 {
+    state.loaded.config.security.reset_token_ttl.as_secs() / 60
+}
+
+pub async fn forgot_form(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let (session, cookie) = form_session(&state, &ctx).await;
+    Page::new("forgot.html", "Reset your password").cookie(cookie).render(&state, Some(&session))
+}
+
+pub async fn forgot_submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    let session = match check_csrf(&state, &ctx, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.auth.request_reset(form.text("email"), &ctx.ip_string()).await {
+        return internal(&state, &e);
+    }
+    Page::new("forgot.html", "Reset your password")
+        .with("sent", true)
+        .with("ttl_minutes", ttl_minutes(&state))
+        .render(&state, Some(&session))
+}
+
+fn invalid_link(state: &AppState, ctx: &Ctx) -> Response {
+    let text = "This password reset link is invalid or has expired. Links work once and only for a limited time; \
+                ask for a new one.";
+    message(state, ctx.session.as_ref(), StatusCode::NOT_FOUND, "Invalid reset link", text)
+}
+
+async fn reset_page(state: &AppState, ctx: &Ctx, token: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let user = match state.auth.reset_user(token).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return invalid_link(state, ctx),
+        Err(e) => return internal(state, &e),
+    };
+    let question = match user.security_question_id {
+        Some(id) => state.auth.accounts.security_question(id).await.ok().map(|q| q.question),
+        None => None,
+    };
+    let (session, cookie) = form_session(state, ctx).await;
+    Page::new("reset.html", "Choose a new password")
+        .with("token", token)
+        .with("question", question)
+        .with("min_length", state.loaded.config.security.password_min_length)
+        .with("error", error)
+        .status(status)
+        .cookie(cookie)
+        .render(state, Some(&session))
+}
+
+pub async fn reset_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Response {
+    reset_page(&state, &ctx, &token, None, StatusCode::OK).await
+}
+
+pub async fn reset_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    form: Form,
+) -> Response {
+    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
+        return r;
+    }
+    let password = form.get("password").unwrap_or("");
+    if password != form.get("password_confirm").unwrap_or("") {
+        return reset_page(&state, &ctx, &token, Some("The two passwords differ."), StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+    }
+    let answer = form.get("security_answer");
+    match state.auth.complete_reset(&token, answer, password, &ctx.ip_string()).await {
+        Ok(_) => Page::new("message.html", "Password changed")
+            .with("message", "Your password has been changed and every session of your account has ended.")
+            .with("link", format!("{}login", state.cookie.path))
+            .with("link_text", "Log in")
+            .render(&state, ctx.session.as_ref()),
+        Err(Error::Refused { code, .. }) if code == crate::error::code::INVALID_TOKEN => invalid_link(&state, &ctx),
+        Err(e @ Error::Refused { .. }) => {
+            reset_page(&state, &ctx, &token, Some(&e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => internal(&state, &e),
+    }
+}

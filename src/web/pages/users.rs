@@ -1,0 +1,230 @@
+//! Users of the current client: the owner invites by email with permissions, changes
+//! permissions and removes users; invitees accept as an existing user or by registering.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+
+use super::{Form, check_csrf, form_session, signed_in, store_failed};
+use crate::accounts::{Acceptance, Actor, Membership, NewUser, Permission, Permissions, User};
+use crate::auth::sessions::Session;
+use crate::error::Error;
+use crate::mail;
+use crate::web::AppState;
+use crate::web::context::Ctx;
+use crate::web::render::{Page, internal, message, see_other};
+
+/// The signed-in user's membership in the current client.
+async fn current(state: &AppState, ctx: &Ctx) -> Result<(User, Session, Membership), Response> {
+    let (user, session) = signed_in(state, ctx, false).await?;
+    let Some(client_id) = session.data.client_id else { return Err(see_other(state, "clientarea", None)) };
+    match state.auth.accounts.membership(user.id, client_id).await {
+        Ok(Some(m)) => Ok((user, session, m)),
+        Ok(None) => Err(see_other(state, "clientarea", None)),
+        Err(e) => Err(internal(state, &e)),
+    }
+}
+
+/// As [`current`], for forms only the owner may send.
+async fn owner_form(
+    state: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<(User, Session, Membership), Response> {
+    check_csrf(state, ctx, headers, form)?;
+    let (user, session, m) = current(state, ctx).await?;
+    if !m.is_owner {
+        let text = "Only the account owner can manage its users.";
+        return Err(message(state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
+    }
+    Ok((user, session, m))
+}
+
+fn all_permissions() -> Vec<&'static str> {
+    Permissions::all().iter().map(Permission::key).collect()
+}
+
+pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let (user, session, me) = match current(&state, &ctx).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let members = match state.auth.accounts.members_of_client(me.client_id).await {
+        Ok(m) => m,
+        Err(e) => return internal(&state, &e),
+    };
+    Page::new("users.html", "Users")
+        .with("user", &user)
+        .with("client_name", &me.client_name)
+        .with("is_owner", me.is_owner)
+        .with("members", members)
+        .with("all_permissions", all_permissions())
+        .render(&state, Some(&session))
+}
+
+async fn refused(state: &AppState, session: Session, e: Error) -> Response {
+    match e {
+        Error::Refused { .. } => {
+            message(state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &e.to_string())
+        }
+        e => internal(state, &e),
+    }
+}
+
+async fn flash(state: &AppState, mut session: Session, text: String) -> Response {
+    session.data.flash = Some(text);
+    match state.auth.sessions.save(&mut session).await {
+        Ok(()) => see_other(state, "account/users", None),
+        Err(e) => store_failed(state, &e),
+    }
+}
+
+pub async fn invite(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    let (user, session, me) = match owner_form(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let permissions = match Permissions::parse_list(&form.all("permissions").join(",")) {
+        Ok(p) => p,
+        Err(e) => return refused(&state, session, e).await,
+    };
+    let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+    let email = form.text("email");
+    let created =
+        match state.auth.accounts.create_invite(&actor, me.client_id, email, &permissions, Some(user.id)).await {
+            Ok(c) => c,
+            Err(e) => return refused(&state, session, e).await,
+        };
+    let link = state.auth.link(&format!("invite/{}", created.token));
+    let body = format!(
+        "Hello,\n\n{} invited you to work in the account {} .\nOpen this link to accept (valid for 7 days, once):\n\n{link}\n",
+        user.email, me.client_name
+    );
+    let queued = async {
+        let mut conn = state.db().pool().acquire().await?;
+        mail::enqueue(&mut conn, &created.invite.email, &format!("Invitation to {}", me.client_name), &body).await
+    };
+    if let Err(e) = queued.await {
+        return internal(&state, &e);
+    }
+    flash(&state, session, format!("An invitation was sent to {}.", created.invite.email)).await
+}
+
+fn member_id(id: &str) -> i64 {
+    id.parse().unwrap_or(0)
+}
+
+pub async fn permissions(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    let (user, session, me) = match owner_form(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+    let result = match Permissions::parse_list(&form.all("permissions").join(",")) {
+        Ok(p) => state.auth.accounts.set_permissions(&actor, member_id(&id), me.client_id, &p).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => flash(&state, session, "Permissions saved.".into()).await,
+        Err(e) => refused(&state, session, e).await,
+    }
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    let (user, session, me) = match owner_form(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+    match state.auth.accounts.dissociate(&actor, member_id(&id), me.client_id).await {
+        Ok(()) => flash(&state, session, "The user no longer has access to this account.".into()).await,
+        Err(e) => refused(&state, session, e).await,
+    }
+}
+
+pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Response {
+    let invite = match state.auth.accounts.invite_by_token(&token).await {
+        Ok(i) => i,
+        Err(e @ Error::Refused { .. }) => {
+            return message(&state, ctx.session.as_ref(), StatusCode::NOT_FOUND, "Invite not valid", &e.to_string());
+        }
+        Err(e) => return internal(&state, &e),
+    };
+    let client = match state.auth.accounts.client(invite.client_id).await {
+        Ok(c) => c,
+        Err(e) => return internal(&state, &e),
+    };
+    let signed = signed_in(&state, &ctx, false).await.ok().map(|(u, _)| u);
+    let (session, cookie) = form_session(&state, &ctx).await;
+    Page::new("invite.html", "Invitation")
+        .with("client_name", json!(format!("{} {}", client.first_name, client.last_name).trim()))
+        .with("token", &token)
+        .with("email", &invite.email)
+        .with("user", signed)
+        .with("min_length", state.loaded.config.security.password_min_length)
+        .cookie(cookie)
+        .render(&state, Some(&session))
+}
+
+pub async fn invite_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    form: Form,
+) -> Response {
+    let session = match check_csrf(&state, &ctx, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ip = ctx.ip_string();
+    let signed = signed_in(&state, &ctx, false).await.ok();
+    let (actor, acceptance) = match &signed {
+        Some((user, _)) => (Actor::user(user.id, &user.email).with_ip(&ip), Acceptance::ExistingUser(user.id)),
+        None => (
+            Actor::system("invite").with_ip(&ip),
+            Acceptance::NewUser(NewUser {
+                email: form.text("email").into(),
+                first_name: form.text("first_name").into(),
+                last_name: form.text("last_name").into(),
+                language: String::new(),
+                password: Some(form.get("password").unwrap_or("").into()),
+            }),
+        ),
+    };
+    match state.auth.accounts.accept_invite(&actor, &token, acceptance).await {
+        Ok(m) => match signed {
+            Some((_, mut s)) => {
+                s.data.client_id = Some(m.client_id);
+                s.data.flash = Some(format!("You joined {}.", m.client_name));
+                match state.auth.sessions.save(&mut s).await {
+                    Ok(()) => see_other(&state, "clientarea", None),
+                    Err(e) => store_failed(&state, &e),
+                }
+            }
+            None => Page::new("message.html", "Welcome")
+                .with("message", format!("Your login is ready and you joined {}. Log in to continue.", m.client_name))
+                .with("link", format!("{}login", state.cookie.path))
+                .with("link_text", "Log in")
+                .render(&state, Some(&session)),
+        },
+        Err(e @ Error::Refused { .. }) => {
+            message(&state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &e.to_string())
+        }
+        Err(e) => internal(&state, &e),
+    }
+}

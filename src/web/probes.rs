@@ -1,0 +1,75 @@
+//! Probe endpoints for load balancers, orchestrators, monitoring and the doctor.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::AppState;
+use crate::auth::sessions::{Session, SessionData};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/.well-known/gatehouse", get(well_known))
+}
+
+/// Ready when the database answers and the session store can write, read back and delete a
+/// probe session: a store that cannot persist sessions is the "login loops back" failure.
+async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
+    let db = sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(state.db().pool()).await;
+    let store = async {
+        let probe = Session {
+            key: format!("readyz-{}", crate::auth::tokens::generate("").hash),
+            created_at: crate::store::now(),
+            last_seen_at: crate::store::now(),
+            data: SessionData::default(),
+        };
+        state.auth.sessions.probe(&probe).await
+    }
+    .await;
+    let ok = db.is_ok() && store.is_ok();
+    let detail = json!({
+        "database": db.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+        "session_store": store.map(|()| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+    });
+    (ok, detail)
+}
+
+#[derive(serde::Deserialize)]
+struct ReadyQuery {
+    verbose: Option<String>,
+}
+
+async fn readyz(State(state): State<AppState>, Query(q): Query<ReadyQuery>) -> Response {
+    let (ok, detail) = readiness(&state).await;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    if q.verbose.is_some() {
+        (status, Json(json!({"ready": ok, "checks": detail}))).into_response()
+    } else {
+        (status, if ok { "ready\n" } else { "not ready\n" }).into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let (expired, _) = state.auth.sessions.expired().await.unwrap_or((0, None));
+    let queue = crate::mail::stats(state.db()).await.unwrap_or_default();
+    let gauges = [
+        ("gatehouse_sessions_expired", "Expired sessions not yet collected.", expired as f64),
+        ("gatehouse_mail_queued", "Messages waiting in the outbox.", queue.queued as f64),
+        ("gatehouse_mail_failed", "Messages that failed permanently.", queue.failed as f64),
+    ];
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&gauges)).into_response()
+}
+
+async fn well_known(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "instance_id": state.instance_id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "system_url": state.loaded.config.system_url.to_string(),
+    }))
+}

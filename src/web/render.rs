@@ -1,0 +1,117 @@
+//! HTML rendering: minijinja templates embedded in the binary, autoescaped, and the responses
+//! the pages answer with (a page, a 303 to the next page, an error page).
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::Environment;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use crate::auth::sessions::Session;
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("layout.html", include_str!("templates/layout.html")),
+            ("login.html", include_str!("templates/login.html")),
+            ("twofa.html", include_str!("templates/twofa.html")),
+            ("clientarea.html", include_str!("templates/clientarea.html")),
+            ("forgot.html", include_str!("templates/forgot.html")),
+            ("reset.html", include_str!("templates/reset.html")),
+            ("message.html", include_str!("templates/message.html")),
+            ("invite.html", include_str!("templates/invite.html")),
+            ("security.html", include_str!("templates/security.html")),
+            ("users.html", include_str!("templates/users.html")),
+            ("sessions.html", include_str!("templates/sessions.html")),
+        ] {
+            env.add_template(name, source).expect("templates are valid");
+        }
+        env
+    })
+}
+
+/// A page to render: template, status, values, and cookies to set.
+pub struct Page {
+    pub template: &'static str,
+    pub status: StatusCode,
+    pub values: Map<String, Value>,
+    pub cookies: Vec<HeaderValue>,
+}
+
+impl Page {
+    pub fn new(template: &'static str, title: &str) -> Self {
+        let mut values = Map::new();
+        values.insert("title".into(), json!(title));
+        Self { template, status: StatusCode::OK, values, cookies: Vec::new() }
+    }
+
+    pub fn with(mut self, key: &str, value: impl serde::Serialize) -> Self {
+        self.values.insert(key.into(), serde_json::to_value(value).unwrap_or(Value::Null));
+        self
+    }
+
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn cookie(mut self, cookie: Option<HeaderValue>) -> Self {
+        self.cookies.extend(cookie);
+        self
+    }
+
+    /// Fills the values every page uses from the session and renders.
+    pub fn render(mut self, state: &AppState, session: Option<&Session>) -> Response {
+        let v = &mut self.values;
+        v.insert("base".into(), json!(state.cookie.path));
+        if let Some(s) = session {
+            v.entry("csrf").or_insert(json!(s.data.csrf_token));
+            v.insert("impersonated".into(), json!(s.data.impersonated_by.is_some()));
+            v.entry("flash").or_insert(json!(s.data.flash));
+        }
+        let html = env()
+            .get_template(self.template)
+            .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&self.values))));
+        let mut response = match html {
+            Ok(html) => (self.status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+            Err(e) => {
+                tracing::error!(template = self.template, error = %e, "template failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        for c in self.cookies {
+            headers.append(header::SET_COOKIE, c);
+        }
+        response
+    }
+}
+
+/// `303 See Other` to a path under system_url's path, optionally setting a cookie.
+pub fn see_other(state: &AppState, path: &str, cookie: Option<HeaderValue>) -> Response {
+    let location = format!("{}{}", state.cookie.path, path.trim_start_matches('/'));
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+    if let Some(c) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// A plain message page (errors, confirmations).
+pub fn message(state: &AppState, session: Option<&Session>, status: StatusCode, title: &str, text: &str) -> Response {
+    Page::new("message.html", title).with("message", text).status(status).render(state, session)
+}
+
+/// A 500 page for an unexpected failure; the details go to the log, not to the visitor.
+pub fn internal(state: &AppState, e: &crate::Error) -> Response {
+    tracing::error!(error = %e, "request failed");
+    let text = "The request could not be completed. Please try again; if it persists, tell the site's administrator.";
+    message(state, None, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", text)
+}
