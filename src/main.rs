@@ -9,8 +9,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // One TLS implementation for every client in the process (database, HTTP, SMTP): rustls on ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A server logs its requests by default; one-shot commands only warnings.
+    let default_level = if matches!(cli.command, cli::Command::Serve(_)) { "info" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| default_level.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -99,6 +99,7 @@ async fn instance_id(db: &Db) -> Result<String> {
     Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'instance_id'").fetch_one(db.pool()).await?)
 }
 
+/// The whole application; `serve` runs it, tests run it on an ephemeral port.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes())
@@ -120,9 +121,14 @@ pub async fn serve(loaded: Loaded, listen: Option<String>) -> Result<()> {
     // Printed for operators and for scripts that started us on port 0.
     println!("listening on http://{local}");
 
+    run(state, listener, shutdown_signal()).await
+}
+
+/// Serves on `listener` until `shutdown` completes, with the background tasks running.
+pub async fn run(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     let background = tokio::spawn(background(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     background.abort();
     served.map_err(|e| Error::Internal(format!("server: {e}")))
 }
@@ -132,6 +138,14 @@ async fn background(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
+        state.flush().await;
+    }
+}
+
+impl AppState {
+    /// Writes the web heartbeat and stores the pending request observations.
+    pub async fn flush(&self) {
+        let state = self;
         if let Err(e) = Heartbeat::of_this_process("web", &state.loaded).write(state.db()).await {
             tracing::warn!(error = %e, "could not write the web heartbeat");
         }

@@ -9,6 +9,7 @@ use gatehouse::config::DatabaseUrl;
 use gatehouse::store::Db;
 
 pub mod smtp;
+pub mod web;
 
 /// The built `gatehouse` binary, run in `dir`, with no GATEHOUSE_* configuration leaking in
 /// from the test's own environment.

@@ -1,0 +1,231 @@
+//! An in-process `gatehouse serve` on 127.0.0.1 (real HTTP, real database), and a
+//! cookie-keeping browser for it.
+
+use std::net::SocketAddr;
+
+use gatehouse::accounts::{Accounts, Actor, ClientUpdate, NewClient, OwnerSpec};
+use gatehouse::auth::Auth;
+use gatehouse::web::AppState;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::PgSchema;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct Server {
+    /// system_url: `http://127.0.0.1:PORT/`.
+    pub base: String,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _schema: Option<PgSchema>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Server {
+    /// Starts a server with `extra` YAML appended to a minimal configuration. `None` when the
+    /// backend is PostgreSQL and no server is configured.
+    pub async fn start(backend: Backend, extra: &str) -> Option<Server> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, schema) = match backend {
+            Backend::Sqlite => (format!("sqlite://{}/gatehouse.db", dir.path().display()), None),
+            Backend::Postgres => {
+                let s = PgSchema::create().await?;
+                (s.url.clone(), Some(s))
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}/");
+        let yaml = format!(
+            "system_url: \"{base}\"\ndatabase_url: \"{database_url}\"\ndata_dir: data\n\
+             sessions:\n  dir: data/sessions\nmail:\n  spool_dir: data/mail\n{extra}"
+        );
+        let path = dir.path().join("gatehouse.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        std::fs::create_dir_all(dir.path().join("data/sessions")).unwrap();
+        let loaded = gatehouse::config::load(Some(&path), Vec::<(String, String)>::new()).unwrap();
+        let state = AppState::new(loaded).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let run_state = state.clone();
+        tokio::spawn(async move {
+            gatehouse::web::run(run_state, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Some(Server { base, addr, dir, state, shutdown: Some(tx), _schema: schema })
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.state.auth
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.state.auth.accounts
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path.trim_start_matches('/'))
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(self)
+    }
+
+    /// A client (account) owned by a new user with [`PASSWORD`]: returns (user id, client id).
+    pub async fn client_with_owner(&self, email: &str, company: &str) -> (i64, i64) {
+        let fields = ClientUpdate {
+            email: Some(email.into()),
+            first_name: Some("Ann".into()),
+            last_name: Some("Owner".into()),
+            company: Some(company.into()),
+            ..Default::default()
+        };
+        let client = self
+            .accounts()
+            .create_client(&Actor::system("test"), NewClient { fields, owner: OwnerSpec::NewUser { password: Some(PASSWORD.into()) } })
+            .await
+            .unwrap();
+        (client.owner_user_id, client.id)
+    }
+
+    /// Audit actions recorded about a user, oldest first.
+    pub async fn audit_actions(&self, user_id: i64) -> Vec<(String, Option<String>)> {
+        let mut log = self.accounts().audit_log(Some(("user", user_id)), 500).await.unwrap();
+        log.reverse();
+        log.into_iter().map(|e| (e.action, e.ip)).collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The value of the first hidden `csrf_token` input.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = self.body.find(marker).unwrap_or_else(|| panic!("no csrf_token in page:\n{}", self.body)) + marker.len();
+        self.body[start..].split('"').next().unwrap().to_string()
+    }
+
+    pub fn set_cookie(&self) -> Option<String> {
+        self.headers.get("set-cookie").and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+}
+
+/// A cookie-keeping HTTP client that does not follow redirects (tests assert them).
+pub struct Browser {
+    client: reqwest::Client,
+    base: String,
+    extra: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Browser {
+    pub fn new(server: &Server) -> Self {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser { client, base: server.base.clone(), extra: Vec::new() }
+    }
+
+    /// Sends `name: value` on every following request (X-Forwarded-For, Host…).
+    pub fn header(&mut self, name: &'static str, value: &str) {
+        self.extra.retain(|(n, _)| n.as_str() != name);
+        self.extra.push((HeaderName::from_static(name), HeaderValue::from_str(value).unwrap()));
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") { path.to_string() } else { format!("{}{}", self.base, path.trim_start_matches('/')) }
+    }
+
+    async fn read(resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Page { status, headers, body: resp.text().await.unwrap() }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        let mut req = self.client.get(self.url(path));
+        for (n, v) in &self.extra {
+            req = req.header(n, v);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let mut req = self.client.post(self.url(path)).form(form);
+        for (n, v) in &self.extra {
+            req = req.header(n, v);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    /// GETs the page holding the form, then posts the form with that page's CSRF token.
+    pub async fn submit(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let page = self.get(form_page).await;
+        let csrf = page.csrf();
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", &csrf)];
+        all.extend_from_slice(fields);
+        self.post(action, &all).await
+    }
+
+    /// Email + password login; returns the answer to the POST.
+    pub async fn login(&self, email: &str, password: &str) -> Page {
+        self.submit("login", "login", &[("email", email), ("password", password)]).await
+    }
+}
+
+/// Runs each named `async fn(Backend)` on SQLite and, when configured, PostgreSQL.
+#[macro_export]
+macro_rules! web_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::support::web::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if std::env::var($crate::support::POSTGRES_ENV).is_err() {
+                        eprintln!("note: {} is not set; PostgreSQL variant not run", $crate::support::POSTGRES_ENV);
+                        return;
+                    }
+                    super::$name($crate::support::web::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,255 @@
+//! Login, sessions, CSRF, lockout, client IPs and the account switcher, end to end over HTTP.
+
+mod support;
+
+use support::web::{Backend, PASSWORD, Server};
+
+const LOGIN_INCORRECT: &str = "Login details incorrect. Please try again.";
+
+async fn login_opens_the_client_area_on_a_new_session(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (_, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+
+    let form = b.get("login").await;
+    assert_eq!(form.status, 200);
+    let pre_cookie = form.set_cookie().expect("a pre-login session carries the CSRF token");
+    assert!(pre_cookie.contains("HttpOnly") && pre_cookie.contains("SameSite=Lax") && pre_cookie.contains("Path=/"));
+    assert!(!pre_cookie.contains("Secure"), "system_url is http: {pre_cookie}");
+    assert!(!pre_cookie.to_lowercase().contains("domain="), "host-only cookie: {pre_cookie}");
+
+    let wrong = b.login("ann@example.com", "not the password").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains(LOGIN_INCORRECT));
+
+    let ok = b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(ok.location(), "/clientarea");
+    let session_cookie = ok.set_cookie().expect("login issues a new session id");
+    assert_ne!(session_cookie, pre_cookie);
+
+    let area = b.get("clientarea").await;
+    assert_eq!(area.status, 200);
+    assert!(area.body.contains("Ann Hosting") || area.body.contains("Ann Owner"), "{}", area.body);
+
+    // The pre-login session id is dead: replaying it gets no session.
+    let stale = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let old_value = pre_cookie.split(';').next().unwrap().to_string();
+    let r = stale.get(server.url("clientarea")).header("cookie", old_value).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+
+    let logout = b.submit("clientarea", "logout", &[]).await;
+    assert_eq!(logout.status, 303);
+    assert_eq!(b.get("clientarea").await.status, 303, "logged out");
+}
+
+async fn csrf_is_required_on_every_form(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    b.get("login").await;
+    let missing = b.post("login", &[("email", "ann@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(missing.status, 403);
+    assert!(missing.body.contains("Invalid CSRF token"));
+    let wrong = b.post("login", &[("csrf_token", "forged"), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(wrong.status, 403);
+
+    // A right token from another origin is still refused.
+    let mut evil = server.browser();
+    let token = evil.get("login").await.csrf();
+    evil.header("origin", "https://evil.example");
+    let cross = evil.post("login", &[("csrf_token", &token), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(cross.status, 403);
+
+    // Signed in, a state-changing form without the token changes nothing.
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(b.post("logout", &[]).await.status, 403);
+    assert_eq!(b.get("clientarea").await.status, 200, "still signed in");
+}
+
+async fn lockout_after_the_configured_failures_with_one_message(backend: Backend) {
+    let extra = "security:\n  lockout: { max_failures: 3, window: 15m, lock: 15m }\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+
+    let unknown = b.login("nobody@example.com", "whatever it is").await;
+    let wrong = b.login("ann@example.com", "not the password").await;
+    assert_eq!((unknown.status, wrong.status), (401, 401));
+    assert!(unknown.body.contains(LOGIN_INCORRECT) && wrong.body.contains(LOGIN_INCORRECT));
+
+    // Third failure for this IP (the unknown email counted too) locks it.
+    b.login("ann@example.com", "still not it").await;
+    let locked = b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(locked.status, 401, "the right password is refused while locked");
+    assert!(locked.body.contains(LOGIN_INCORRECT));
+
+    let actions: Vec<String> = server.audit_actions(user_id).await.into_iter().map(|a| a.0).collect();
+    assert!(actions.contains(&"login.lockout".to_string()), "{actions:?}");
+    assert!(actions.contains(&"login.locked".to_string()), "{actions:?}");
+
+    // The counters are in the database: a second browser from the same IP is locked too.
+    let other = server.browser();
+    assert_eq!(other.login("ann@example.com", PASSWORD).await.status, 401);
+}
+
+async fn another_host_than_system_url_gets_no_session(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let mut b = server.browser();
+    b.header("host", &format!("localhost:{}", server.addr.port()));
+    let form = b.get("login").await;
+    assert_eq!(form.status, 200);
+    assert!(form.set_cookie().is_none(), "no session is created for another host");
+    let answer = b.post("login", &[("csrf_token", &form.csrf()), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(answer.status, 401);
+    assert!(answer.body.contains(LOGIN_INCORRECT), "the seed's symptom: {}", answer.body);
+}
+
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies(backend: Backend) {
+    // Untrusted peer: a spoofed X-Forwarded-For is ignored.
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let mut b = server.browser();
+    b.header("x-forwarded-for", "203.0.113.9");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    let ips: Vec<_> = server.audit_actions(user_id).await.into_iter().filter_map(|a| a.1).collect();
+    assert!(ips.iter().all(|ip| ip == "127.0.0.1"), "{ips:?}");
+    // ip_check is on, but the spoofed header cannot end the session either.
+    b.header("x-forwarded-for", "198.51.100.1");
+    assert_eq!(b.get("clientarea").await.status, 200);
+
+    // Behind trusted proxies: the right-most untrusted hop is the client.
+    let extra = "trusted_proxies:\n  ranges: [\"127.0.0.1/32\", \"10.0.0.0/8\"]\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let mut b = server.browser();
+    b.header("x-forwarded-for", "1.1.1.1, 198.51.100.7, 10.0.0.2");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    let last_ip = server.audit_actions(user_id).await.into_iter().filter_map(|a| a.1).last();
+    assert_eq!(last_ip.as_deref(), Some("198.51.100.7"));
+
+    // ip_check: the visible client IP changes → the session ends.
+    b.header("x-forwarded-for", "198.51.100.7, 10.0.0.2");
+    assert_eq!(b.get("clientarea").await.status, 200);
+    b.header("x-forwarded-for", "198.51.100.8, 10.0.0.2");
+    let ended = b.get("clientarea").await;
+    assert_eq!(ended.status, 303);
+    assert_eq!(ended.location(), "/login?expired=1");
+}
+
+async fn cf_connecting_ip_is_believed_only_from_cloudflare(backend: Backend) {
+    let extra = "trusted_proxies:\n  header: CF-Connecting-IP\n  cloudflare: true\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let mut b = server.browser();
+    // 127.0.0.1 is not a CloudFlare address: its CF-Connecting-IP is a forgery.
+    b.header("cf-connecting-ip", "203.0.113.50");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    let ips: Vec<_> = server.audit_actions(user_id).await.into_iter().filter_map(|a| a.1).collect();
+    assert!(ips.iter().all(|ip| ip == "127.0.0.1"), "{ips:?}");
+}
+
+async fn password_change_ends_the_other_sessions(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let (a, other) = (server.browser(), server.browser());
+    assert_eq!(a.login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(other.login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(other.get("clientarea").await.status, 200);
+
+    let changed = a
+        .submit(
+            "account/security",
+            "account/security/password",
+            &[("current_password", PASSWORD), ("password", "a brand new passphrase"), ("password_confirm", "a brand new passphrase")],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    assert!(changed.set_cookie().is_some(), "a new session id after a password change");
+    assert_eq!(a.get("clientarea").await.status, 200, "this session continues");
+    assert_eq!(other.get("clientarea").await.status, 303, "the other session ended");
+    assert_eq!(server.browser().login("ann@example.com", "a brand new passphrase").await.status, 303);
+}
+
+async fn users_list_and_revoke_their_sessions(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let (a, other) = (server.browser(), server.browser());
+    a.login("ann@example.com", PASSWORD).await;
+    other.login("ann@example.com", PASSWORD).await;
+    let list = a.get("account/sessions").await;
+    assert_eq!(list.status, 200);
+    let sessions = server.auth().sessions.for_user(user_id).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    let current_marker = "(this one)";
+    assert_eq!(list.body.matches(current_marker).count(), 1);
+    // Revoke the one that is not "this one".
+    let target = sessions.iter().map(|s| s.handle().to_string()).find(|h| {
+        let at = list.body.find(h.as_str()).unwrap();
+        !list.body[at..at + 60].contains(current_marker)
+    });
+    let target = target.unwrap();
+    let revoked = a.submit("account/sessions", &format!("account/sessions/{target}/revoke"), &[]).await;
+    assert_eq!(revoked.status, 303);
+    assert_eq!(other.get("clientarea").await.status, 303);
+    assert_eq!(a.get("clientarea").await.status, 200);
+}
+
+async fn account_chooser_switcher_and_closed_clients(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, first) = server.client_with_owner("ann@example.com", "First Co").await;
+    let actor = gatehouse::accounts::Actor::system("test");
+    let (_, second) = server.client_with_owner("bob@example.com", "Second Co").await;
+    server.accounts().associate(&actor, user_id, second, &gatehouse::accounts::Permissions::none()).await.unwrap();
+
+    let b = server.browser();
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    let chooser = b.get("clientarea").await;
+    assert!(chooser.body.contains("Choose an account"), "{}", chooser.body);
+    let switched = b.submit("clientarea", "clientarea/switch", &[("client_id", &second.to_string())]).await;
+    assert_eq!(switched.status, 303);
+    let area = b.get("clientarea").await;
+    assert!(area.body.contains("Switch account"));
+
+    // A closed client cannot be entered…
+    server.accounts().close_client(&actor, second).await.unwrap();
+    let refused = b.submit("clientarea", "clientarea/switch", &[("client_id", &second.to_string())]).await;
+    assert_eq!(refused.status, 403);
+    // …and a user whose every client is closed cannot log in.
+    server.accounts().close_client(&actor, first).await.unwrap();
+    let closed = server.browser().login("ann@example.com", PASSWORD).await;
+    assert_eq!(closed.status, 403);
+    assert!(closed.body.contains("closed"));
+}
+
+async fn legacy_hashes_are_upgraded_at_login(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    use md5::Digest;
+    let legacy = format!("{}:q9Zx1", hex::encode(md5::Md5::digest(b"q9Zx1legacy password 1")));
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(&legacy)
+        .bind(user_id)
+        .execute(server.accounts().db().pool())
+        .await
+        .unwrap();
+    assert_eq!(server.browser().login("ann@example.com", "legacy password 1").await.status, 303);
+    let stored = server.accounts().user(user_id).await.unwrap().password_hash.unwrap();
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    assert!(server.audit_actions(user_id).await.iter().any(|a| a.0 == "user.password_rehashed"));
+    assert_eq!(server.browser().login("ann@example.com", "legacy password 1").await.status, 303);
+}
+
+web_on_both_backends!(
+    login_opens_the_client_area_on_a_new_session,
+    csrf_is_required_on_every_form,
+    lockout_after_the_configured_failures_with_one_message,
+    another_host_than_system_url_gets_no_session,
+    forwarded_addresses_are_believed_only_from_trusted_proxies,
+    cf_connecting_ip_is_believed_only_from_cloudflare,
+    password_change_ends_the_other_sessions,
+    users_list_and_revoke_their_sessions,
+    account_chooser_switcher_and_closed_clients,
+    legacy_hashes_are_upgraded_at_login,
+);
