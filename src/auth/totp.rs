@@ -4,6 +4,7 @@
 //! `totp-rs` computes and checks codes; replay protection is ours: the caller stores the step
 //! of the last accepted code and [`verify`] refuses that step and every earlier one.
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use qrcode::QrCode;
 use qrcode::render::svg;
 use rand::TryRngCore;
@@ -24,7 +25,7 @@ pub fn new_secret() -> String {
     Secret::from(bytes.to_vec()).to_base32()
 }
 
-fn build(secret_b32: &str, account: &str) -> Result<Totp> {
+fn build(secret_b32: &str) -> Result<Totp> {
     let secret =
         Secret::try_from_base32(secret_b32).map_err(|e| Error::Internal(format!("stored TOTP secret: {e}")))?;
     totp_rs::Builder::new()
@@ -33,16 +34,21 @@ fn build(secret_b32: &str, account: &str) -> Result<Totp> {
         .with_skew(SKEW_STEPS)
         .with_step_duration(STEP_SECS)
         .with_secret(secret)
-        .with_issuer(Some(ISSUER))
-        .with_account_name(account.replace(':', ""))
         .build()
         .map_err(|e| Error::Internal(format!("TOTP parameters: {e}")))
 }
 
-/// The key URI authenticator apps read:
-/// `otpauth://totp/gatehouse:ACCOUNT?secret=…&issuer=gatehouse&algorithm=SHA1&digits=6&period=30`.
+/// The key URI authenticator apps read, with every parameter explicit (some apps mis-read
+/// omitted defaults): `otpauth://totp/gatehouse:ACCOUNT?secret=…&issuer=gatehouse&algorithm=SHA1&digits=6&period=30`.
 pub fn uri(secret_b32: &str, account: &str) -> Result<String> {
-    build(secret_b32, account)?.to_url().map_err(|e| Error::Internal(format!("otpauth URI: {e}")))
+    build(secret_b32)?; // the secret must be usable before it is handed out
+    let label = |s: &str| utf8_percent_encode(&s.replace(':', ""), NON_ALPHANUMERIC).to_string();
+    Ok(format!(
+        "otpauth://totp/{}:{}?secret={secret_b32}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECS}",
+        label(ISSUER),
+        label(account),
+        label(ISSUER)
+    ))
 }
 
 /// The key URI as an SVG QR code, for the enrolment page (no JavaScript, no image requests).
@@ -58,14 +64,14 @@ pub fn verify(secret_b32: &str, code: &str, now: i64, last_step: Option<i64>) ->
     if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(None);
     }
-    let totp = build(secret_b32, "verify")?;
+    let totp = build(secret_b32)?;
     let step = totp.check(&code, now.max(0) as u64).map(|s| s as i64);
     Ok(step.filter(|s| last_step.is_none_or(|last| *s > last)))
 }
 
 /// The code for time `now`, for tests and for operators checking a device's clock.
 pub fn code_at(secret_b32: &str, now: i64) -> Result<String> {
-    Ok(build(secret_b32, "code")?.generate(now.max(0) as u64).to_string())
+    Ok(build(secret_b32)?.generate(now.max(0) as u64).to_string())
 }
 
 #[cfg(test)]
@@ -136,7 +142,8 @@ mod tests {
         let secret = new_secret();
         let uri = uri(&secret, "ann@example.com").unwrap();
         assert!(uri.starts_with("otpauth://totp/gatehouse:ann%40example.com?"), "{uri}");
-        for part in [format!("secret={secret}"), "issuer=gatehouse".into(), "digits=6".into(), "period=30".into()] {
+        let expected = [format!("secret={secret}"), "issuer=gatehouse".into(), "algorithm=SHA1".into(), "digits=6".into(), "period=30".into()];
+        for part in expected {
             assert!(uri.contains(&part), "{uri} lacks {part}");
         }
         let svg = qr_svg(&uri).unwrap();

@@ -1,0 +1,133 @@
+//! Two-factor: TOTP enrolment and login, replay refusal, the rotating backup code, disabling,
+//! admin disable and enforced enrolment — end to end over HTTP.
+
+mod support;
+
+use gatehouse::auth::totp;
+use support::web::{Backend, Browser, PASSWORD, Server};
+
+fn now() -> i64 {
+    gatehouse::store::now()
+}
+
+/// Enrols TOTP through the pages; returns (secret, backup code).
+async fn enrol(b: &Browser) -> (String, String) {
+    let setup = b.submit("account/security", "account/security/2fa/setup", &[]).await;
+    assert_eq!(setup.status, 303);
+    let page = b.get("account/security").await;
+    assert!(page.body.contains("<svg"), "QR code as inline SVG");
+    let body = page.body.replace("&#x2f;", "/").replace("&amp;", "&");
+    let uri_at = body.find("otpauth://totp/gatehouse:").expect("the key URI is shown as text");
+    let uri = body[uri_at..].split('<').next().unwrap().to_string();
+    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    assert!(uri.contains("issuer=gatehouse") && uri.contains("period=30") && uri.contains("digits=6"), "{uri}");
+
+    let wrong = b.post("account/security/2fa/enable", &[("csrf_token", &page.csrf()), ("code", "000000")]).await;
+    assert_eq!(wrong.status, 422);
+    let code = totp::code_at(&secret, now()).unwrap();
+    let enabled = b.post("account/security/2fa/enable", &[("csrf_token", &page.csrf()), ("code", &code)]).await;
+    assert_eq!(enabled.status, 200, "{}", enabled.body);
+    assert!(enabled.set_cookie().is_some(), "a new session id when two-factor changes");
+    let backup = extract_backup(&enabled.body);
+    (secret, backup)
+}
+
+fn extract_backup(body: &str) -> String {
+    let re = regex::Regex::new(r"\b([2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4})\b").unwrap();
+    re.captures(body).unwrap_or_else(|| panic!("no backup code in:\n{body}"))[1].to_string()
+}
+
+async fn totp_login_refuses_replayed_codes(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    b.login("ann@example.com", PASSWORD).await;
+    let (secret, _) = enrol(&b).await;
+
+    let c = server.browser();
+    let after_password = c.login("ann@example.com", PASSWORD).await;
+    assert_eq!(after_password.location(), "/login/2fa");
+    assert_eq!(c.get("clientarea").await.status, 303, "not signed in before the second factor");
+
+    // The code used to enable two-factor was accepted once already: refused now.
+    let used = totp::code_at(&secret, now()).unwrap();
+    let replay = c.submit("login/2fa", "login/2fa", &[("code", &used)]).await;
+    assert_eq!(replay.status, 401, "replayed code");
+    // The next step's code (within the ±1 step window) is new: accepted.
+    let next = totp::code_at(&secret, now() + 30).unwrap();
+    let ok = c.submit("login/2fa", "login/2fa", &[("code", &next)]).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert!(ok.set_cookie().is_some(), "new session id after the second factor");
+    assert_eq!(c.get("clientarea").await.status, 200);
+
+    // And that code cannot be used again on another login.
+    let d = server.browser();
+    d.login("ann@example.com", PASSWORD).await;
+    assert_eq!(d.submit("login/2fa", "login/2fa", &[("code", &next)]).await.status, 401);
+    let actions: Vec<String> = server.audit_actions(user_id).await.into_iter().map(|a| a.0).collect();
+    assert!(actions.contains(&"twofa.totp_failed".into()) && actions.contains(&"twofa.totp_ok".into()));
+}
+
+async fn backup_code_signs_in_once_and_rotates(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    b.login("ann@example.com", PASSWORD).await;
+    let (_, backup) = enrol(&b).await;
+    assert_eq!(backup.len(), 19);
+
+    let c = server.browser();
+    c.login("ann@example.com", PASSWORD).await;
+    // Accepted without separators and in lower case.
+    let typed = backup.replace('-', "").to_lowercase();
+    let used = c.submit("login/2fa", "login/2fa", &[("backup_code", &typed)]).await;
+    assert_eq!(used.status, 303, "{}", used.body);
+    let area = c.get("clientarea").await;
+    let fresh = extract_backup(&area.body);
+    assert_ne!(fresh, backup, "a new backup code is shown at once");
+    assert!(!c.get("clientarea").await.body.contains(&fresh), "shown once");
+
+    let d = server.browser();
+    d.login("ann@example.com", PASSWORD).await;
+    assert_eq!(d.submit("login/2fa", "login/2fa", &[("backup_code", &backup)]).await.status, 401, "spent");
+    assert_eq!(d.submit("login/2fa", "login/2fa", &[("backup_code", &fresh)]).await.status, 303);
+}
+
+async fn disabling_needs_the_password_and_admins_can_disable(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    b.login("ann@example.com", PASSWORD).await;
+    enrol(&b).await;
+    let wrong = b.submit("account/security", "account/security/2fa/disable", &[("password", "wrong password!")]).await;
+    assert_eq!(wrong.status, 422);
+    let off = b.submit("account/security", "account/security/2fa/disable", &[("password", PASSWORD)]).await;
+    assert_eq!(off.status, 303);
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.location(), "/clientarea");
+
+    // Admin disable (what `DELETE /api/v1/users/{id}/2fa` and `user disable-2fa` call).
+    enrol(&b).await;
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+    server.accounts().clear_twofa(&gatehouse::accounts::Actor::admin(1, "root"), user_id).await.unwrap();
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.location(), "/clientarea");
+}
+
+async fn forced_two_factor_requires_enrolment_first(backend: Backend) {
+    let Some(server) = Server::start(backend, "twofa:\n  force_clients: true\n").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    let login = b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(login.location(), "/account/security");
+    let blocked = b.get("clientarea").await;
+    assert_eq!(blocked.location(), "/account/security", "nothing else until enrolled");
+    assert!(b.get("account/security").await.body.contains("required"));
+    enrol(&b).await;
+    assert_eq!(b.get("clientarea").await.status, 200);
+}
+
+web_on_both_backends!(
+    totp_login_refuses_replayed_codes,
+    backup_code_signs_in_once_and_rotates,
+    disabling_needs_the_password_and_admins_can_disable,
+    forced_two_factor_requires_enrolment_first,
+);
