@@ -4,7 +4,7 @@
 //! `totp-rs` computes and checks codes; replay protection is ours: the caller stores the step
 //! of the last accepted code and [`verify`] refuses that step and every earlier one.
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use qrcode::QrCode;
 use qrcode::render::svg;
 use rand::TryRngCore;
@@ -17,6 +17,8 @@ pub const ISSUER: &str = "gatehouse";
 const DIGITS: u8 = 6;
 const STEP_SECS: u64 = 30;
 const SKEW_STEPS: u16 = 1;
+/// RFC 3986 unreserved characters stay as they are in the URI label.
+const LABEL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_').remove(b'~');
 
 /// A new 160-bit secret from the OS CSPRNG (RFC 4226 recommends 160 bits), base32 encoded.
 pub fn new_secret() -> String {
@@ -42,7 +44,7 @@ fn build(secret_b32: &str) -> Result<Totp> {
 /// omitted defaults): `otpauth://totp/gatehouse:ACCOUNT?secret=…&issuer=gatehouse&algorithm=SHA1&digits=6&period=30`.
 pub fn uri(secret_b32: &str, account: &str) -> Result<String> {
     build(secret_b32)?; // the secret must be usable before it is handed out
-    let label = |s: &str| utf8_percent_encode(&s.replace(':', ""), NON_ALPHANUMERIC).to_string();
+    let label = |s: &str| utf8_percent_encode(&s.replace(':', ""), LABEL).to_string();
     Ok(format!(
         "otpauth://totp/{}:{}?secret={secret_b32}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECS}",
         label(ISSUER),
