@@ -45,12 +45,11 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}/");
         let yaml = format!(
-            "system_url: \"{base}\"\ndatabase_url: \"{database_url}\"\ndata_dir: data\n\
-             sessions:\n  dir: data/sessions\nmail:\n  spool_dir: data/mail\n{extra}"
+            "system_url: \"{base}\"\ndatabase_url: \"{database_url}\"\n{extra}"
         );
         let path = dir.path().join("gatehouse.yaml");
         std::fs::write(&path, yaml).unwrap();
-        std::fs::create_dir_all(dir.path().join("data/sessions")).unwrap();
+        std::fs::create_dir_all(dir.path().join("gatehouse-data/sessions")).unwrap();
         let loaded = gatehouse::config::load(Some(&path), Vec::<(String, String)>::new()).unwrap();
         let state = AppState::new(loaded).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

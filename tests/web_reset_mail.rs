@@ -1,0 +1,166 @@
+//! Password reset by emailed link, the mail outbox and its delivery by `cron`, end to end.
+
+mod support;
+
+use std::time::Duration;
+
+use gatehouse::accounts::Actor;
+use gatehouse::cron::Cron;
+use support::web::{Backend, PASSWORD, Server};
+
+/// Waits for the reset email (it is queued in the background) and returns its link.
+async fn reset_link(server: &Server, email: &str) -> String {
+    for _ in 0..100 {
+        let mail = gatehouse::mail::for_recipient(server.accounts().db(), email).await.unwrap();
+        if let Some(m) = mail.first() {
+            let at = m.body.find("http").unwrap();
+            return m.body[at..].split_whitespace().next().unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no reset email for {email}");
+}
+
+async fn forgot_password_answers_the_same_for_unknown_emails(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    let known = b.submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    let unknown = b.submit("password/forgot", "password/forgot", &[("email", "nobody@example.com")]).await;
+    assert_eq!((known.status, unknown.status), (200, 200));
+    assert_eq!(known.body, unknown.body, "identical answers");
+    let link = reset_link(&server, "ann@example.com").await;
+    assert!(link.starts_with(&format!("{}password/reset/pr_", server.base)), "{link}");
+    assert!(gatehouse::mail::for_recipient(server.accounts().db(), "nobody@example.com").await.unwrap().is_empty());
+}
+
+async fn reset_link_comes_from_system_url_whatever_the_host(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let (_, token) = server.accounts().bootstrap_admin(&Actor::system("test"), "root", "root@example.com").await.unwrap();
+    // An admin asks for the reset through a request whose Host is something else entirely.
+    let r = reqwest::Client::new()
+        .post(server.url(&format!("api/v1/users/{user_id}/password-reset")))
+        .header("host", "evil.example")
+        .bearer_auth(&token.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let link = reset_link(&server, "ann@example.com").await;
+    assert!(link.starts_with(&server.base), "{link} does not start with {}", server.base);
+    assert!(!link.contains("evil.example"));
+}
+
+async fn reset_asks_the_security_question_is_single_use_and_ends_sessions(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let actor = Actor::system("test");
+    let q = server.accounts().add_security_question(&actor, "Name of your first pet?").await.unwrap();
+    server.accounts().set_security_answer(&actor, user_id, q.id, "Fluffy").await.unwrap();
+    let signed_in = server.browser();
+    assert_eq!(signed_in.login("ann@example.com", PASSWORD).await.status, 303);
+
+    let b = server.browser();
+    b.submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    let link = reset_link(&server, "ann@example.com").await;
+    let page = b.get(&link).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Name of your first pet?"), "the question comes first");
+
+    let new = "a completely new passphrase";
+    let wrong = b.submit(&link, &link, &[("security_answer", "Rex"), ("password", new), ("password_confirm", new)]).await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("security question"));
+    let done = b.submit(&link, &link, &[("security_answer", "  FLUFFY "), ("password", new), ("password_confirm", new)]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("Password changed"));
+
+    assert_eq!(b.get(&link).await.status, 404, "single use");
+    assert_eq!(signed_in.get("clientarea").await.status, 303, "every session ended");
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 401);
+    assert_eq!(server.browser().login("ann@example.com", new).await.status, 303);
+    let actions: Vec<String> = server.audit_actions(user_id).await.into_iter().map(|a| a.0).collect();
+    assert!(actions.contains(&"password.reset_wrong_answer".into()) && actions.contains(&"password.reset_completed".into()));
+}
+
+async fn reset_links_expire(backend: Backend) {
+    let Some(server) = Server::start(backend, "security:\n  reset_token_ttl: 1s\n").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    b.submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    let link = reset_link(&server, "ann@example.com").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let page = b.get(&link).await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("invalid or has expired"));
+}
+
+async fn cron_delivers_the_outbox_and_records_failures(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    b.submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    let link = reset_link(&server, "ann@example.com").await;
+
+    // Spool transport: one .eml per message.
+    let results = Cron { loaded: &server.state.loaded, auth: server.auth() }.run(Some("mail")).await.unwrap();
+    assert!(results[0].ok, "{results:?}");
+    assert_eq!(results[0].detail["sent"], 1);
+    let spool = server.dir.path().join("gatehouse-data/mail");
+    let files: Vec<_> = std::fs::read_dir(&spool).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1);
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(eml.contains("Subject: Reset your password") && eml.contains("To: ann@example.com"), "{eml}");
+    assert!(eml.contains(&link[..40]), "the link is in the message");
+
+    // SMTP to a port where nothing listens: the failure is recorded and the message retried later.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut loaded = server.state.loaded.clone();
+    loaded.config.mail.transport = gatehouse::config::MailTransport::Smtp;
+    loaded.config.mail.smtp.host = "127.0.0.1".into();
+    loaded.config.mail.smtp.port = closed;
+    loaded.config.mail.smtp.tls = gatehouse::config::SmtpTls::None;
+    b.submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let results = Cron { loaded: &loaded, auth: server.auth() }.run(Some("mail")).await.unwrap();
+    assert_eq!(results[0].detail["retrying"], 1, "{results:?}");
+    let mail = gatehouse::mail::for_recipient(server.accounts().db(), "ann@example.com").await.unwrap();
+    let failed = &mail[0];
+    assert_eq!((failed.status.as_str(), failed.attempts), ("queued", 1));
+    assert!(failed.last_error.as_deref().unwrap_or("").contains("SMTP"), "{:?}", failed.last_error);
+    assert!(failed.next_attempt_at > gatehouse::store::now(), "backoff before the next attempt");
+    let stats = gatehouse::mail::stats(server.accounts().db()).await.unwrap();
+    assert_eq!(stats.queued, 1);
+}
+
+async fn cron_collects_expired_sessions_and_writes_a_heartbeat(backend: Backend) {
+    let Some(server) = Server::start(backend, "sessions:\n  idle_timeout: 1s\n").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    for _ in 0..3 {
+        server.browser().login("ann@example.com", PASSWORD).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(server.auth().sessions.expired().await.unwrap().0, 3);
+    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let results = cron.run(None).await.unwrap();
+    assert!(results.iter().all(|r| r.ok), "{results:?}");
+    let gc = results.iter().find(|r| r.job == "sessions-gc").unwrap();
+    assert_eq!(gc.detail["removed"], 3);
+    assert_eq!(server.auth().sessions.expired().await.unwrap().0, 0);
+
+    server.state.flush().await; // what serve's background task does every 30 s
+    let beats = gatehouse::cron::heartbeat::all(server.accounts().db()).await.unwrap();
+    let roles: Vec<&str> = beats.iter().map(|b| b.role.as_str()).collect();
+    assert!(roles.contains(&"cron") && roles.contains(&"web"), "{roles:?}");
+    assert!(beats.iter().all(|b| !b.timezone.is_empty() && b.config_fingerprint.len() == 16));
+}
+
+web_on_both_backends!(
+    forgot_password_answers_the_same_for_unknown_emails,
+    reset_link_comes_from_system_url_whatever_the_host,
+    reset_asks_the_security_question_is_single_use_and_ends_sessions,
+    reset_links_expire,
+    cron_delivers_the_outbox_and_records_failures,
+    cron_collects_expired_sessions_and_writes_a_heartbeat,
+);
