@@ -1,0 +1,233 @@
+//! The admin API (bearer tokens, role permissions), impersonation links, invites and user
+//! management pages, the files session store and the probe endpoints — end to end.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+
+use gatehouse::accounts::{Actor, AdminPermission};
+use serde_json::{Value, json};
+use support::web::{Backend, PASSWORD, Server};
+
+async fn admin_token(server: &Server, permissions: &[AdminPermission]) -> String {
+    let actor = Actor::system("test");
+    let accounts = server.accounts();
+    let name = permissions.iter().map(|p| p.key()).collect::<Vec<_>>().join("+");
+    let set: BTreeSet<AdminPermission> = permissions.iter().copied().collect();
+    accounts.create_role(&actor, &name, &set).await.unwrap();
+    let admin = accounts.create_admin(&actor, &format!("admin-{name}"), "ops@example.com", &name, None).await.unwrap();
+    accounts.create_api_token(&actor, admin.id, "test").await.unwrap().token
+}
+
+async fn api(server: &Server, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, server.url(&format!("api/v1/{path}"))).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn api_needs_a_token_and_names_missing_permissions(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let r = reqwest::get(server.url("api/v1/clients")).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    let viewer = admin_token(&server, &[AdminPermission::ClientsView]).await;
+    let (status, body) =
+        api(&server, &viewer, reqwest::Method::POST, "clients", Some(json!({"email": "x@example.com"}))).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert!(body["error"]["message"].as_str().unwrap().contains("clients.create"), "{body}");
+    assert_eq!(api(&server, &viewer, reqwest::Method::GET, "clients", None).await.0, 200);
+    assert_eq!(api(&server, "gh_not-a-token", reqwest::Method::GET, "clients", None).await.0, 401);
+}
+
+async fn api_manages_clients_users_and_memberships(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let all = AdminPermission::ALL.to_vec();
+    let token = admin_token(&server, &all).await;
+    let post = reqwest::Method::POST;
+    let (status, client) = api(
+        &server,
+        &token,
+        post.clone(),
+        "clients",
+        Some(json!({"email": "ann@example.com", "first_name": "Ann", "last_name": "Owner", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 201, "{client}");
+    let client_id = client["id"].as_i64().unwrap();
+    let owner_id = client["owner_user_id"].as_i64().unwrap();
+    let (status, user) = api(
+        &server,
+        &token,
+        post.clone(),
+        "users",
+        Some(json!({"email": "bob@example.com", "first_name": "Bob", "last_name": "Helper", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let bob = user["id"].as_i64().unwrap();
+    let (status, m) = api(
+        &server,
+        &token,
+        reqwest::Method::PUT,
+        &format!("clients/{client_id}/users/{bob}"),
+        Some(json!({"permissions": ["invoices", "tickets"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["permissions"], json!(["invoices", "tickets"]));
+    let (status, err) = api(&server, &token, reqwest::Method::DELETE, &format!("clients/{client_id}/users/{owner_id}"), None).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (409, Some("owner_cannot_be_removed")));
+    let (status, _) =
+        api(&server, &token, reqwest::Method::PUT, &format!("clients/{client_id}/owner"), Some(json!({"user_id": bob}))).await;
+    assert_eq!(status, 200);
+    let (_, banned) = api(&server, &token, post.clone(), "banned-emails", Some(json!({"domain": "spam.test"}))).await;
+    assert_eq!(banned["domain"], "spam.test");
+    let (status, err) = api(
+        &server,
+        &token,
+        post.clone(),
+        "users",
+        Some(json!({"email": "x@spam.test", "first_name": "X", "last_name": "Y"})),
+    )
+    .await;
+    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("banned_email_domain")));
+    let (status, err) = api(&server, &token, reqwest::Method::PATCH, &format!("clients/{client_id}"), Some(json!({"colour": "red"}))).await;
+    assert_eq!(status, 422, "unknown fields are refused: {err}");
+
+    // Sessions and two-factor of a user, as an admin.
+    let b = server.browser();
+    assert_eq!(b.login("bob@example.com", PASSWORD).await.status, 303);
+    let (_, sessions) = api(&server, &token, reqwest::Method::GET, &format!("users/{bob}/sessions"), None).await;
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+    let (_, ended) = api(&server, &token, reqwest::Method::DELETE, &format!("users/{bob}/sessions"), None).await;
+    assert_eq!(ended["ended"], 1);
+    assert_eq!(b.get("clientarea").await.status, 303);
+    assert_eq!(api(&server, &token, reqwest::Method::DELETE, &format!("users/{bob}/2fa"), None).await.0, 204);
+}
+
+async fn impersonation_link_is_single_use_and_audited(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let token = admin_token(&server, &[AdminPermission::UsersImpersonate]).await;
+    let (status, link) = api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    assert_eq!(status, 201);
+    assert_eq!(link["expires_in"], 60);
+    let url = link["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{}login/as/im_", server.base)));
+
+    let b = server.browser();
+    let confirm = b.get(&url).await;
+    assert_eq!(confirm.status, 200, "GET does not use the link");
+    let entered = b.post(&url, &[("csrf_token", &confirm.csrf())]).await;
+    assert_eq!(entered.status, 303);
+    let area = b.get("clientarea").await;
+    assert!(area.body.contains("An administrator is signed in as this user"));
+    let again = server.browser();
+    let page = again.get(&url).await;
+    assert_eq!(again.post(&url, &[("csrf_token", &page.csrf())]).await.status, 404, "single use");
+    let actions: Vec<String> = server.audit_actions(user_id).await.into_iter().map(|a| a.0).collect();
+    assert!(actions.contains(&"user.impersonation_link".into()) && actions.contains(&"user.impersonated".into()));
+    let viewer = admin_token(&server, &[AdminPermission::UsersView]).await;
+    let (status, err) = api(&server, &viewer, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    assert_eq!(status, 403);
+    assert!(err["error"]["message"].as_str().unwrap().contains("users.impersonate"));
+}
+
+async fn owners_invite_users_who_register_or_log_in(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (_, client_id) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let owner = server.browser();
+    owner.login("ann@example.com", PASSWORD).await;
+    let sent = owner
+        .submit("account/users", "account/users/invite", &[("email", "carol@example.com"), ("permissions", "invoices"), ("permissions", "tickets")])
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let mail = gatehouse::mail::for_recipient(server.accounts().db(), "carol@example.com").await.unwrap();
+    let at = mail[0].body.find("http").unwrap();
+    let link = mail[0].body[at..].split_whitespace().next().unwrap().to_string();
+    assert!(link.starts_with(&format!("{}invite/inv_", server.base)));
+
+    let carol = server.browser();
+    let page = carol.get(&link).await;
+    assert_eq!(page.status, 200);
+    let joined = carol
+        .post(&link, &[("csrf_token", &page.csrf()), ("email", "carol@example.com"), ("first_name", "Carol"), ("last_name", "New"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    assert_eq!(carol.get(&link).await.status, 404, "invite links work once");
+    assert_eq!(carol.login("carol@example.com", PASSWORD).await.status, 303);
+
+    let carol_id = server.accounts().user_by_email("carol@example.com").await.unwrap().unwrap().id;
+    let m = server.accounts().membership(carol_id, client_id).await.unwrap().unwrap();
+    assert_eq!(m.permissions.iter().map(|p| p.key()).collect::<Vec<_>>(), ["invoices", "tickets"]);
+    // Only the owner manages users.
+    let refused = carol.submit("account/users", &format!("account/users/{carol_id}/remove"), &[]).await;
+    assert_eq!(refused.status, 403);
+    let changed = owner.submit("account/users", &format!("account/users/{carol_id}/permissions"), &[("permissions", "quotes")]).await;
+    assert_eq!(changed.status, 303);
+    let removed = owner.submit("account/users", &format!("account/users/{carol_id}/remove"), &[]).await;
+    assert_eq!(removed.status, 303);
+    assert!(server.accounts().membership(carol_id, client_id).await.unwrap().is_none());
+}
+
+async fn files_store_keeps_hashed_sessions_in_private_files(backend: Backend) {
+    let Some(server) = Server::start(backend, "sessions:\n  store: files\n").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    let ok = b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(ok.status, 303);
+    let token = ok.set_cookie().unwrap().split(';').next().unwrap().split('=').nth(1).unwrap().to_string();
+    assert_eq!(b.get("clientarea").await.status, 200);
+    let dir = server.dir.path().join("gatehouse-data/sessions");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "the pre-login session was replaced, not kept: {files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().to_string();
+    assert_eq!(name, format!("sess_{}", gatehouse::auth::tokens::digest(&token)), "named by the hash");
+    assert!(!std::fs::read_to_string(&files[0]).unwrap().contains(&token), "the token is not stored");
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // The seed's failure: the directory becomes unwritable → forms fail with "invalid CSRF token".
+    std::fs::remove_dir_all(&dir).unwrap();
+    let fresh = server.browser();
+    let form = fresh.get("login").await;
+    assert_eq!(form.status, 200);
+    let r = fresh.post("login", &[("csrf_token", &form.csrf()), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Invalid CSRF token"));
+    let ready = reqwest::get(server.url("readyz?verbose")).await.unwrap();
+    assert_eq!(ready.status(), 503, "readiness shows the store failing");
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(reqwest::get(server.url("readyz")).await.unwrap().status(), 200);
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
+}
+
+async fn probes_answer(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    assert_eq!(reqwest::get(server.url("healthz")).await.unwrap().status(), 200);
+    let ready: Value = reqwest::get(server.url("readyz?verbose")).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    let known: Value = reqwest::get(server.url(".well-known/gatehouse")).await.unwrap().json().await.unwrap();
+    assert_eq!(known["system_url"], server.base);
+    assert_eq!(known["instance_id"].as_str().unwrap().len(), 32);
+    let metrics = reqwest::get(server.url("metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("gatehouse_http_responses_total{class=\"2xx\"}"), "{metrics}");
+    assert!(metrics.contains("gatehouse_sessions_expired"));
+}
+
+web_on_both_backends!(
+    api_needs_a_token_and_names_missing_permissions,
+    api_manages_clients_users_and_memberships,
+    impersonation_link_is_single_use_and_audited,
+    owners_invite_users_who_register_or_log_in,
+    files_store_keeps_hashed_sessions_in_private_files,
+    probes_answer,
+);
