@@ -1,0 +1,53 @@
+//! Duo Universal Prompt against a fake Duo that speaks the same protocol.
+
+mod support;
+
+use gatehouse::accounts::Actor;
+use support::duo;
+use support::web::{Backend, PASSWORD, Server};
+
+async fn duo_user(server: &Server) -> i64 {
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    server.accounts().set_duo(&Actor::system("test"), user_id).await.unwrap();
+    user_id
+}
+
+async fn duo_universal_prompt_signs_in(backend: Backend) {
+    let fake = duo::start(false).await;
+    let Some(server) = Server::start(backend, &fake.config()).await else { return };
+    let user_id = duo_user(&server).await;
+    let b = server.browser();
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+    let to_duo = b.get("login/2fa").await;
+    assert_eq!(to_duo.status, 303);
+    assert!(to_duo.location().starts_with(&format!("{}/oauth/v1/authorize?", fake.base)), "{}", to_duo.location());
+    let back = b.get(to_duo.location()).await; // the user approves at Duo
+    assert_eq!(back.status, 302);
+    let callback = back.location().to_string();
+    assert!(callback.starts_with(&format!("{}login/2fa/duo/callback?state=", server.base)));
+
+    // A forged state is refused and does not spend the pending login.
+    let forged = callback.replacen("state=", "state=x", 1);
+    assert_eq!(b.get(&forged).await.status, 401);
+    let done = b.get(&callback).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location(), "/clientarea");
+    assert_eq!(b.get("clientarea").await.status, 200);
+    assert!(server.audit_actions(user_id).await.iter().any(|a| a.0 == "twofa.duo_ok"));
+    // The code was exchanged once; replaying the callback finds no pending Duo login.
+    assert_eq!(b.get(&callback).await.status, 303);
+}
+
+async fn frameless_access_error_is_explained(backend: Backend) {
+    let fake = duo::start(true).await;
+    let Some(server) = Server::start(backend, &fake.config()).await else { return };
+    duo_user(&server).await;
+    let b = server.browser();
+    b.login("ann@example.com", PASSWORD).await;
+    let page = b.get("login/2fa").await;
+    assert_eq!(page.status, 502);
+    assert!(page.body.contains("Integration type does not support frameless access"), "{}", page.body);
+    assert_eq!(b.get("clientarea").await.status, 303, "no way in without the second factor");
+}
+
+web_on_both_backends!(duo_universal_prompt_signs_in, frameless_access_error_is_explained);
