@@ -1,0 +1,101 @@
+//! Two `gatehouse serve` processes sharing one PostgreSQL database, as several nodes behind a
+//! load balancer: a login on one is a session on the other, and lockout counters are shared.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use support::web::PASSWORD;
+
+struct Node {
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `gatehouse serve` and waits until it listens.
+fn serve(config: &std::path::Path, port: u16) -> Node {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
+        .args(["--config", config.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("GATEHOUSE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on"), "serve printed: {line:?}");
+    Node { child }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_share_sessions_and_lockout_on_postgres() {
+    let Some(schema) = support::PgSchema::create().await else { return };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let system_url = format!("http://127.0.0.1:{port_a}/");
+    let config = dir.path().join("gatehouse.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "system_url: \"{system_url}\"\ndatabase_url: \"{}\"\nsecurity:\n  lockout: {{ max_failures: 3, window: 15m, lock: 15m }}\n",
+            schema.url
+        ),
+    )
+    .unwrap();
+    let _a = serve(&config, port_a);
+    let _b = serve(&config, port_b);
+
+    // Seed a client through the CLI, as an operator would.
+    support::gatehouse(dir.path())
+        .args(["--config", config.to_str().unwrap(), "client", "add", "--email", "ann@example.com"])
+        .args(["--first-name", "Ann", "--last-name", "Owner", "--password", PASSWORD])
+        .assert()
+        .success();
+
+    let client = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let on_a = |path: &str| format!("http://127.0.0.1:{port_a}/{path}");
+    let on_b = |path: &str| format!("http://127.0.0.1:{port_b}/{path}");
+    // Node B is reached through the load balancer: the Host is still system_url's.
+    let host_a = format!("127.0.0.1:{port_a}");
+
+    let login_page = client.get(on_a("login")).send().await.unwrap().text().await.unwrap();
+    let csrf = login_page.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let login = client
+        .post(on_a("login"))
+        .form(&[("csrf_token", csrf.as_str()), ("email", "ann@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let on_other_node = client.get(on_b("clientarea")).header("host", &host_a).send().await.unwrap();
+    assert_eq!(on_other_node.status(), 200, "a login on node A is a session on node B");
+
+    // Lockout: two failures on A and one on B lock the account everywhere.
+    let fresh = || reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (i, url) in [on_a("login"), on_a("login"), on_b("login"), on_b("login")].into_iter().enumerate() {
+        let c = fresh();
+        let page = c.get(&url).header("host", &host_a).send().await.unwrap().text().await.unwrap();
+        let csrf = page.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let password = if i < 3 { "wrong password!" } else { PASSWORD };
+        let r = c
+            .post(&url)
+            .header("host", &host_a)
+            .form(&[("csrf_token", csrf.as_str()), ("email", "ann@example.com"), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+}
