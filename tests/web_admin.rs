@@ -84,10 +84,17 @@ async fn api_manages_clients_users_and_memberships(backend: Backend) {
     .await;
     assert_eq!(status, 200, "{m}");
     assert_eq!(m["permissions"], json!(["invoices", "tickets"]));
-    let (status, err) = api(&server, &token, reqwest::Method::DELETE, &format!("clients/{client_id}/users/{owner_id}"), None).await;
+    let (status, err) =
+        api(&server, &token, reqwest::Method::DELETE, &format!("clients/{client_id}/users/{owner_id}"), None).await;
     assert_eq!((status, err["error"]["code"].as_str()), (409, Some("owner_cannot_be_removed")));
-    let (status, _) =
-        api(&server, &token, reqwest::Method::PUT, &format!("clients/{client_id}/owner"), Some(json!({"user_id": bob}))).await;
+    let (status, _) = api(
+        &server,
+        &token,
+        reqwest::Method::PUT,
+        &format!("clients/{client_id}/owner"),
+        Some(json!({"user_id": bob})),
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, banned) = api(&server, &token, post.clone(), "banned-emails", Some(json!({"domain": "spam.test"}))).await;
     assert_eq!(banned["domain"], "spam.test");
@@ -100,7 +107,9 @@ async fn api_manages_clients_users_and_memberships(backend: Backend) {
     )
     .await;
     assert_eq!((status, err["error"]["code"].as_str()), (422, Some("banned_email_domain")));
-    let (status, err) = api(&server, &token, reqwest::Method::PATCH, &format!("clients/{client_id}"), Some(json!({"colour": "red"}))).await;
+    let (status, err) =
+        api(&server, &token, reqwest::Method::PATCH, &format!("clients/{client_id}"), Some(json!({"colour": "red"})))
+            .await;
     assert_eq!(status, 422, "unknown fields are refused: {err}");
 
     // Sessions and two-factor of a user, as an admin.
@@ -118,7 +127,8 @@ async fn impersonation_link_is_single_use_and_audited(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
     let token = admin_token(&server, &[AdminPermission::UsersImpersonate]).await;
-    let (status, link) = api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    let (status, link) =
+        api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
     assert_eq!(status, 201);
     assert_eq!(link["expires_in"], 60);
     let url = link["url"].as_str().unwrap().to_string();
@@ -137,7 +147,8 @@ async fn impersonation_link_is_single_use_and_audited(backend: Backend) {
     let actions: Vec<String> = server.audit_actions(user_id).await.into_iter().map(|a| a.0).collect();
     assert!(actions.contains(&"user.impersonation_link".into()) && actions.contains(&"user.impersonated".into()));
     let viewer = admin_token(&server, &[AdminPermission::UsersView]).await;
-    let (status, err) = api(&server, &viewer, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    let (status, err) =
+        api(&server, &viewer, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
     assert_eq!(status, 403);
     assert!(err["error"]["message"].as_str().unwrap().contains("users.impersonate"));
 }
@@ -148,7 +159,11 @@ async fn owners_invite_users_who_register_or_log_in(backend: Backend) {
     let owner = server.browser();
     owner.login("ann@example.com", PASSWORD).await;
     let sent = owner
-        .submit("account/users", "account/users/invite", &[("email", "carol@example.com"), ("permissions", "invoices"), ("permissions", "tickets")])
+        .submit(
+            "account/users",
+            "account/users/invite",
+            &[("email", "carol@example.com"), ("permissions", "invoices"), ("permissions", "tickets")],
+        )
         .await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     let mail = gatehouse::mail::for_recipient(server.accounts().db(), "carol@example.com").await.unwrap();
@@ -160,7 +175,16 @@ async fn owners_invite_users_who_register_or_log_in(backend: Backend) {
     let page = carol.get(&link).await;
     assert_eq!(page.status, 200);
     let joined = carol
-        .post(&link, &[("csrf_token", &page.csrf()), ("email", "carol@example.com"), ("first_name", "Carol"), ("last_name", "New"), ("password", PASSWORD)])
+        .post(
+            &link,
+            &[
+                ("csrf_token", &page.csrf()),
+                ("email", "carol@example.com"),
+                ("first_name", "Carol"),
+                ("last_name", "New"),
+                ("password", PASSWORD),
+            ],
+        )
         .await;
     assert_eq!(joined.status, 200, "{}", joined.body);
     assert_eq!(carol.get(&link).await.status, 404, "invite links work once");
@@ -172,7 +196,9 @@ async fn owners_invite_users_who_register_or_log_in(backend: Backend) {
     // Only the owner manages users.
     let refused = carol.submit("account/users", &format!("account/users/{carol_id}/remove"), &[]).await;
     assert_eq!(refused.status, 403);
-    let changed = owner.submit("account/users", &format!("account/users/{carol_id}/permissions"), &[("permissions", "quotes")]).await;
+    let changed = owner
+        .submit("account/users", &format!("account/users/{carol_id}/permissions"), &[("permissions", "quotes")])
+        .await;
     assert_eq!(changed.status, 303);
     let removed = owner.submit("account/users", &format!("account/users/{carol_id}/remove"), &[]).await;
     assert_eq!(removed.status, 303);
@@ -200,7 +226,9 @@ async fn files_store_keeps_hashed_sessions_in_private_files(backend: Backend) {
     let fresh = server.browser();
     let form = fresh.get("login").await;
     assert_eq!(form.status, 200);
-    let r = fresh.post("login", &[("csrf_token", &form.csrf()), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
+    let r = fresh
+        .post("login", &[("csrf_token", &form.csrf()), ("email", "ann@example.com"), ("password", PASSWORD)])
+        .await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("Invalid CSRF token"));
     let ready = reqwest::get(server.url("readyz?verbose")).await.unwrap();

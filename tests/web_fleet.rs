@@ -64,7 +64,8 @@ async fn two_nodes_share_sessions_and_lockout_on_postgres() {
         .assert()
         .success();
 
-    let client = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let on_a = |path: &str| format!("http://127.0.0.1:{port_a}/{path}");
     let on_b = |path: &str| format!("http://127.0.0.1:{port_b}/{path}");
     // Node B is reached through the load balancer: the Host is still system_url's.
@@ -83,7 +84,8 @@ async fn two_nodes_share_sessions_and_lockout_on_postgres() {
     assert_eq!(on_other_node.status(), 200, "a login on node A is a session on node B");
 
     // Lockout: two failures on A and one on B lock the account everywhere.
-    let fresh = || reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let fresh =
+        || reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
     for (i, url) in [on_a("login"), on_a("login"), on_b("login"), on_b("login")].into_iter().enumerate() {
         let c = fresh();
         let page = c.get(&url).header("host", &host_a).send().await.unwrap().text().await.unwrap();

@@ -37,7 +37,8 @@ async fn forgot_password_answers_the_same_for_unknown_emails(backend: Backend) {
 async fn reset_link_comes_from_system_url_whatever_the_host(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
-    let (_, token) = server.accounts().bootstrap_admin(&Actor::system("test"), "root", "root@example.com").await.unwrap();
+    let (_, token) =
+        server.accounts().bootstrap_admin(&Actor::system("test"), "root", "root@example.com").await.unwrap();
     // An admin asks for the reset through a request whose Host is something else entirely.
     let r = reqwest::Client::new()
         .post(server.url(&format!("api/v1/users/{user_id}/password-reset")))
@@ -69,10 +70,12 @@ async fn reset_asks_the_security_question_is_single_use_and_ends_sessions(backen
     assert!(page.body.contains("Name of your first pet?"), "the question comes first");
 
     let new = "a completely new passphrase";
-    let wrong = b.submit(&link, &link, &[("security_answer", "Rex"), ("password", new), ("password_confirm", new)]).await;
+    let wrong =
+        b.submit(&link, &link, &[("security_answer", "Rex"), ("password", new), ("password_confirm", new)]).await;
     assert_eq!(wrong.status, 422);
     assert!(wrong.body.contains("security question"));
-    let done = b.submit(&link, &link, &[("security_answer", "  FLUFFY "), ("password", new), ("password_confirm", new)]).await;
+    let done =
+        b.submit(&link, &link, &[("security_answer", "  FLUFFY "), ("password", new), ("password_confirm", new)]).await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("Password changed"));
 
@@ -81,7 +84,9 @@ async fn reset_asks_the_security_question_is_single_use_and_ends_sessions(backen
     assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 401);
     assert_eq!(server.browser().login("ann@example.com", new).await.status, 303);
     let actions: Vec<String> = server.audit_actions(user_id).await.into_iter().map(|a| a.0).collect();
-    assert!(actions.contains(&"password.reset_wrong_answer".into()) && actions.contains(&"password.reset_completed".into()));
+    assert!(
+        actions.contains(&"password.reset_wrong_answer".into()) && actions.contains(&"password.reset_completed".into())
+    );
 }
 
 async fn reset_links_expire(backend: Backend) {

@@ -37,7 +37,7 @@ pub enum Login {
     /// Every client of the user is closed.
     ClientsClosed,
     /// Password accepted; `second_factor` says what is still owed (`totp`, `duo`, `enrol`).
-    Accepted { user: User, clients: Vec<Membership>, second_factor: Option<&'static str> },
+    Accepted { user: Box<User>, clients: Vec<Membership>, second_factor: Option<&'static str> },
 }
 
 impl Auth {
@@ -106,7 +106,7 @@ impl Auth {
         self.accounts
             .record_event(&actor, "login.password_ok", ("user", Some(user.id)), json!({"second_factor": second_factor}))
             .await?;
-        Ok(Login::Accepted { user, clients, second_factor })
+        Ok(Login::Accepted { user: Box::new(user), clients, second_factor })
     }
 
     /// The user's clients that may be entered (not closed).

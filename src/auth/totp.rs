@@ -144,7 +144,13 @@ mod tests {
         let secret = new_secret();
         let uri = uri(&secret, "ann@example.com").unwrap();
         assert!(uri.starts_with("otpauth://totp/gatehouse:ann%40example.com?"), "{uri}");
-        let expected = [format!("secret={secret}"), "issuer=gatehouse".into(), "algorithm=SHA1".into(), "digits=6".into(), "period=30".into()];
+        let expected = [
+            format!("secret={secret}"),
+            "issuer=gatehouse".into(),
+            "algorithm=SHA1".into(),
+            "digits=6".into(),
+            "period=30".into(),
+        ];
         for part in expected {
             assert!(uri.contains(&part), "{uri} lacks {part}");
         }

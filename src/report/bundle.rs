@@ -149,17 +149,24 @@ pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &Bu
                 Ok(entries) => b.add_json("audit.json", &entries)?,
                 Err(e) => b.skip("audit.json", format!("cannot read the audit log: {e}")),
             }
+            // Which processes run where, with which zone and configuration: web vs cron drift.
+            match crate::cron::heartbeat::all(db).await {
+                Ok(beats) if beats.is_empty() => b.skip("heartbeats.json", "no process has written a heartbeat yet"),
+                Ok(beats) => b.add_json("heartbeats.json", &beats)?,
+                Err(e) => b.skip("heartbeats.json", format!("cannot read heartbeats: {e}")),
+            }
         }
         Err(DbUnavailable::NotCreated(f)) => {
             b.skip("database.json", format!("the database {f} has not been created yet"));
             b.skip("audit.json", "no database");
+            b.skip("heartbeats.json", "no database");
         }
         Err(DbUnavailable::Unreachable(e)) => {
             b.skip("database.json", format!("the database is unreachable: {e}"));
             b.skip("audit.json", "no database");
+            b.skip("heartbeats.json", "no database");
         }
     }
-    b.skip("heartbeats.json", "this version records no process heartbeats yet");
 
     let manifest = Manifest {
         schema: "gatehouse.bundle/v1",

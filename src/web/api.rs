@@ -436,7 +436,8 @@ async fn remove_question(State(s): State<AppState>, c: Caller, Path(id): Path<i6
 /// concurrent requests wait for the one run in flight (single flight) and share its result.
 async fn health(State(s): State<AppState>, c: Caller) -> ApiResult {
     c.require(P::HealthView)?;
-    static CACHE: std::sync::OnceLock<Mutex<Option<(Instant, Arc<Value>)>>> = std::sync::OnceLock::new();
+    type Cached = Option<(Instant, Arc<Value>)>;
+    static CACHE: std::sync::OnceLock<Mutex<Cached>> = std::sync::OnceLock::new();
     let mut cached = CACHE.get_or_init(|| Mutex::new(None)).lock().await;
     if let Some((at, report)) = cached.as_ref()
         && at.elapsed() < Duration::from_secs(10)

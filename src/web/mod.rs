@@ -7,6 +7,9 @@ mod context;
 mod csrf;
 mod metrics;
 mod observe;
+// Handlers return early with the page to show instead (`Result<_, Response>`); boxing every
+// such response would only add noise.
+#[allow(clippy::result_large_err)]
 mod pages;
 mod probes;
 mod render;
@@ -125,7 +128,11 @@ pub async fn serve(loaded: Loaded, listen: Option<String>) -> Result<()> {
 }
 
 /// Serves on `listener` until `shutdown` completes, with the background tasks running.
-pub async fn run(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let background = tokio::spawn(background(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;

@@ -3,7 +3,7 @@
 //! `id_token` with the nonce and username of the authorize request). It verifies the client's
 //! HS512 assertions and signed request like Duo does. `legacy` plays an old Auth API
 //! application, which Duo refuses with "Integration type does not support frameless access".
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,8 @@ async fn health_check(State(fake): State<Fake>, Form(f): Form<HashMap<String, St
     if f.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
         return (StatusCode::BAD_REQUEST, Json(json!({"stat": "FAIL", "message": "invalid_client"}))).into_response();
     }
-    if let Err(r) = check_assertion(&fake, f.get("client_assertion").map(String::as_str).unwrap_or(""), "health_check") {
+    if let Err(r) = check_assertion(&fake, f.get("client_assertion").map(String::as_str).unwrap_or(""), "health_check")
+    {
         return r;
     }
     Json(json!({"stat": "OK", "response": {"timestamp": gatehouse::store::now()}})).into_response()
@@ -97,7 +98,7 @@ async fn authorize(State(fake): State<Fake>, Query(q): Query<HashMap<String, Str
         return frameless();
     }
     let mut v = Validation::new(Algorithm::HS512);
-    v.set_audience(&[fake.base.clone()]);
+    v.set_audience(std::slice::from_ref(&fake.base));
     let request = match decode::<Value>(
         q.get("request").map(String::as_str).unwrap_or(""),
         &DecodingKey::from_secret(CLIENT_SECRET.as_bytes()),

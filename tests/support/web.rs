@@ -44,9 +44,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}/");
-        let yaml = format!(
-            "system_url: \"{base}\"\ndatabase_url: \"{database_url}\"\n{extra}"
-        );
+        let yaml = format!("system_url: \"{base}\"\ndatabase_url: \"{database_url}\"\n{extra}");
         let path = dir.path().join("gatehouse.yaml");
         std::fs::write(&path, yaml).unwrap();
         std::fs::create_dir_all(dir.path().join("gatehouse-data/sessions")).unwrap();
@@ -91,7 +89,10 @@ impl Server {
         };
         let client = self
             .accounts()
-            .create_client(&Actor::system("test"), NewClient { fields, owner: OwnerSpec::NewUser { password: Some(PASSWORD.into()) } })
+            .create_client(
+                &Actor::system("test"),
+                NewClient { fields, owner: OwnerSpec::NewUser { password: Some(PASSWORD.into()) } },
+            )
             .await
             .unwrap();
         (client.owner_user_id, client.id)
@@ -129,7 +130,8 @@ impl Page {
     /// The value of the first hidden `csrf_token` input.
     pub fn csrf(&self) -> String {
         let marker = "name=\"csrf_token\" value=\"";
-        let start = self.body.find(marker).unwrap_or_else(|| panic!("no csrf_token in page:\n{}", self.body)) + marker.len();
+        let start =
+            self.body.find(marker).unwrap_or_else(|| panic!("no csrf_token in page:\n{}", self.body)) + marker.len();
         self.body[start..].split('"').next().unwrap().to_string()
     }
 
@@ -147,11 +149,8 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(server: &Server) -> Self {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let client =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Browser { client, base: server.base.clone(), extra: Vec::new() }
     }
 
@@ -162,7 +161,11 @@ impl Browser {
     }
 
     fn url(&self, path: &str) -> String {
-        if path.starts_with("http") { path.to_string() } else { format!("{}{}", self.base, path.trim_start_matches('/')) }
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path.trim_start_matches('/'))
+        }
     }
 
     async fn read(resp: reqwest::Response) -> Page {
