@@ -55,7 +55,10 @@ async fn run() {
     state
         .auth
         .accounts
-        .create_client(&Actor::system("bench"), NewClient { fields, owner: OwnerSpec::NewUser { password: Some(PASSWORD.into()) } })
+        .create_client(
+            &Actor::system("bench"),
+            NewClient { fields, owner: OwnerSpec::NewUser { password: Some(PASSWORD.into()) } },
+        )
         .await
         .unwrap();
     let server_state = state.clone();
@@ -65,7 +68,11 @@ async fn run() {
     let verifies = bare_verifies().await;
     println!("bare argon2id verifies/s ({} threads):      {verifies:>9.1}", cores());
     let logins = logins(&base, 4 * cores()).await;
-    println!("HTTP logins/s ({} clients):                 {logins:>9.1}  ({:.0} % of bare verifies)", 4 * cores(), 100.0 * logins / verifies);
+    println!(
+        "HTTP logins/s ({} clients):                 {logins:>9.1}  ({:.0} % of bare verifies)",
+        4 * cores(),
+        100.0 * logins / verifies
+    );
     let (rps, p50, p99) = clientarea(&base, 64).await;
     println!("GET /clientarea req/s (64 connections):    {rps:>9.0}  p50 {p50:.2} ms  p99 {p99:.2} ms");
 }

@@ -6,6 +6,7 @@ mod banned_email;
 mod client;
 mod config_cmd;
 mod doctor;
+mod import;
 mod init;
 mod invite;
 mod output;

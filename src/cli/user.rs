@@ -84,6 +84,22 @@ pub enum UserCommand {
         #[arg(long)]
         password: String,
     },
+    /// Email the user a password reset link (built from system_url; delivered by `cron`)
+    ResetPassword { user: String },
+    /// Turn off a user's two-factor authentication (an admin can never turn it on)
+    #[command(name = "disable-2fa")]
+    Disable2fa { user: String },
+    /// Import users from CSV (header: email,first_name,last_name[,language][,password_hash]) or
+    /// JSON lines, keeping their existing password hashes: argon2, bcrypt ($2a$/$2b$/$2y$) and
+    /// salted MD5 (md5hex:salt) verify once at the next login and are then upgraded to argon2id.
+    /// All or nothing: an invalid row is reported with its line and nothing is imported.
+    Import {
+        /// The file (.csv, or .jsonl / .ndjson)
+        file: std::path::PathBuf,
+        /// Override the format guessed from the extension
+        #[arg(long, value_parser = ["csv", "jsonl"])]
+        format: Option<String>,
+    },
     /// Set a user's security question and answer
     SecurityAnswer {
         user: String,
@@ -229,6 +245,30 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
             let id = ctx.user_id(&user).await?;
             accounts.set_password(actor, id, &password).await?;
             out.emit(&json!({"id": id, "has_password": true}), || format!("Set the password of user {id}"))
+        }
+        UserCommand::ResetPassword { user } => {
+            let id = ctx.user_id(&user).await?;
+            let user = accounts.user(id).await?;
+            crate::auth::Auth::new(&ctx.loaded.config, accounts.clone()).send_reset(actor, &user).await?;
+            out.emit(&json!({"id": id, "email": user.email, "queued": true}), || {
+                format!("Queued a password reset email to {}; `gatehouse cron` delivers it.", user.email)
+            })
+        }
+        UserCommand::Disable2fa { user } => {
+            let id = ctx.user_id(&user).await?;
+            accounts.clear_twofa(actor, id).await?;
+            out.emit(&json!({"id": id, "twofa_method": null}), || {
+                format!("Two-factor authentication of user {id} is off.")
+            })
+        }
+        UserCommand::Import { file, format } => {
+            let rows = super::import::read(&file, format.as_deref())?;
+            let count = rows.len();
+            let users = accounts.import_users(actor, rows).await.map_err(|e| {
+                let line = super::import::line_of(&file, format.as_deref(), e.row);
+                Error::Refused { code: e.error.code(), message: format!("{}:{line}: {}", file.display(), e.error) }
+            })?;
+            out.emit(&users, || format!("Imported {count} user(s) from {}.", file.display()))
         }
         UserCommand::SecurityAnswer { user, question, answer } => {
             let id = ctx.user_id(&user).await?;

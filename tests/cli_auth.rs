@@ -1,0 +1,120 @@
+//! The authentication commands as an operator types them: user import with legacy hashes,
+//! reset-password, disable-2fa, session list/revoke/gc, cron.
+
+mod support;
+
+use serde_json::Value;
+use support::gatehouse;
+
+fn json_of(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let bcrypt = bcrypt::hash("imported password", 4).unwrap();
+    use md5::Digest;
+    let md5 = format!("{}:a1b2c", hex::encode(md5::Md5::digest(b"a1b2cother password")));
+
+    std::fs::write(
+        dir.join("bad.csv"),
+        format!("email,first_name,last_name,password_hash\nok@example.com,Ok,User,{bcrypt}\nbroken,No,Email,\n"),
+    )
+    .unwrap();
+    let bad = gatehouse(dir).args(["user", "import", "bad.csv"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.starts_with("error[invalid_email]: bad.csv:3:"), "{err}");
+    let users = json_of(&gatehouse(dir).args(["user", "list", "--json"]).output().unwrap());
+    assert_eq!(users.as_array().unwrap().len(), 0, "nothing imported");
+
+    std::fs::write(
+        dir.join("users.csv"),
+        format!(
+            "email,first_name,last_name,password_hash\nann@example.com,Ann,B,{bcrypt}\nbob@example.com,Bob,C,{md5}\n"
+        ),
+    )
+    .unwrap();
+    let imported = json_of(&gatehouse(dir).args(["user", "import", "users.csv", "--json"]).output().unwrap());
+    assert_eq!(imported.as_array().unwrap().len(), 2);
+    assert_eq!(imported[0]["has_password"], true);
+
+    std::fs::write(
+        dir.join("more.jsonl"),
+        "{\"email\":\"cy@example.com\",\"first_name\":\"Cy\",\"last_name\":\"D\"}\n\n{\"email\":1}\n",
+    )
+    .unwrap();
+    let bad_json = gatehouse(dir).args(["user", "import", "more.jsonl"]).output().unwrap();
+    assert_eq!(bad_json.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad_json.stderr).contains("more.jsonl:3:"),
+        "{}",
+        String::from_utf8_lossy(&bad_json.stderr)
+    );
+
+    // The legacy hashes verify through the real login path and are upgraded.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let loaded = gatehouse::config::load(None, Vec::<(String, String)>::new()).unwrap_or_else(|e| panic!("{e}"));
+        let mut loaded = loaded;
+        loaded.config.database_url = format!("sqlite://{}/gatehouse-data/gatehouse.db", dir.display()).parse().unwrap();
+        let db = gatehouse::store::Db::connect(&loaded.config.database_url, "test").await.unwrap();
+        let accounts = gatehouse::accounts::Accounts::new(db, gatehouse::accounts::Policy::from(&loaded.config));
+        let auth = gatehouse::auth::Auth::new(&loaded.config, accounts.clone());
+        for (email, password) in [("ann@example.com", "imported password"), ("bob@example.com", "other password")] {
+            assert!(matches!(
+                auth.login(email, password, "127.0.0.1").await.unwrap(),
+                gatehouse::auth::Login::Accepted { .. }
+            ));
+            let user = accounts.user_by_email(email).await.unwrap().unwrap();
+            assert!(user.password_hash.unwrap().starts_with("$argon2id$"), "{email} upgraded");
+        }
+    });
+}
+
+#[test]
+fn reset_password_disable_2fa_sessions_and_cron() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let user = json_of(
+        &gatehouse(dir)
+            .args(["user", "add", "--email", "ann@example.com", "--first-name", "Ann", "--last-name", "B", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let id = user["id"].as_i64().unwrap().to_string();
+    let reset =
+        json_of(&gatehouse(dir).args(["user", "reset-password", "ann@example.com", "--json"]).output().unwrap());
+    assert_eq!(reset["queued"], true);
+    let off = json_of(&gatehouse(dir).args(["user", "disable-2fa", &id, "--json"]).output().unwrap());
+    assert_eq!(off["twofa_method"], Value::Null);
+
+    let cron = json_of(&gatehouse(dir).args(["cron", "--json"]).output().unwrap());
+    let jobs: Vec<&str> = cron.as_array().unwrap().iter().map(|j| j["job"].as_str().unwrap()).collect();
+    assert_eq!(jobs, ["sessions-gc", "token-purge", "mail", "heartbeat"]);
+    assert!(cron.as_array().unwrap().iter().all(|j| j["ok"] == true), "{cron}");
+    let spooled: Vec<_> = std::fs::read_dir(dir.join("gatehouse-data/mail")).unwrap().collect();
+    assert_eq!(spooled.len(), 1, "the reset email was delivered to the spool");
+
+    let unknown = gatehouse(dir).args(["cron", "--job", "nope"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+
+    let sessions =
+        json_of(&gatehouse(dir).args(["session", "list", "--user", "ann@example.com", "--json"]).output().unwrap());
+    assert_eq!(sessions, serde_json::json!([]));
+    let gc = json_of(&gatehouse(dir).args(["session", "gc", "--json"]).output().unwrap());
+    assert_eq!(gc["removed"], 0);
+    let revoke =
+        json_of(&gatehouse(dir).args(["session", "revoke", "--user", &id, "--all", "--json"]).output().unwrap());
+    assert_eq!(revoke["ended"], 0);
+    let missing = gatehouse(dir).args(["session", "revoke", "--user", &id, "0123456789abcdef"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}
