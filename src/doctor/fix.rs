@@ -13,6 +13,8 @@ use crate::store::Db;
 pub enum Fix {
     /// Create the database if needed and apply the pending migrations.
     Migrate,
+    /// Delete the expired sessions now, in batches.
+    CollectSessions,
     /// Rewrite one top-level scalar of the configuration file in place.
     SetConfig { file: PathBuf, line: usize, column: usize, key: String, value: String },
 }
@@ -32,6 +34,7 @@ pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
     }
     match result.id.as_str() {
         "database.connectivity" => Some(Fix::Migrate),
+        "sessions.gc" => Some(Fix::CollectSessions),
         "system_url.config" => {
             let (file, line, column) = file_location(&ctx.loaded.origin("system_url"))?;
             let current = ctx.config().system_url.to_string();
@@ -55,6 +58,7 @@ impl Fix {
                 "create the database {} if it does not exist and apply the pending migrations",
                 ctx.config().database_url.redacted()
             ),
+            Fix::CollectSessions => "delete the expired sessions now, 1,000 per statement".into(),
             Fix::SetConfig { file, line, key, value, .. } => match self.edited(file) {
                 Ok((old, new)) => format!(
                     "set {key} to {value} in {} (a backup is kept)\n--- {file}:{line}\n-{old}\n+{new}",
@@ -93,6 +97,19 @@ impl Fix {
                 let applied = db.migrate().await.map_err(|e| e.to_string());
                 db.close().await;
                 Ok(format!("applied migrations {:?}", applied?))
+            }
+            Fix::CollectSessions => {
+                let accounts = ctx.accounts().await.map_err(|o| o.message)?;
+                let sessions = crate::auth::sessions::Sessions::from_config(ctx.config(), accounts.db());
+                let mut removed = 0;
+                loop {
+                    let n = sessions.collect_batch(crate::cron::GC_BATCH).await.map_err(|e| e.to_string())?;
+                    removed += n;
+                    if n < crate::cron::GC_BATCH as u64 {
+                        break;
+                    }
+                }
+                Ok(format!("removed {removed} expired session(s)"))
             }
             Fix::SetConfig { file, line, key, value, .. } => {
                 let (old, new) = self.edited(file)?;

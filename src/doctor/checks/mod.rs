@@ -3,13 +3,16 @@
 
 mod accounts;
 mod cloudflare;
+mod cron;
 mod database;
 mod disk;
 mod email;
 mod license;
 mod proxy;
+mod sessions;
 mod system_url;
 mod time;
+mod twofa;
 
 use std::sync::Arc;
 
@@ -28,6 +31,9 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
         Arc::new(accounts::PasswordHashes),
         Arc::new(license::Connectivity),
         Arc::new(email::Transport),
+        Arc::new(sessions::Gc),
+        Arc::new(cron::Activity),
+        Arc::new(twofa::DuoCheck),
     ]
 }
 

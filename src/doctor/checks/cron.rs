@@ -1,0 +1,65 @@
+//! `cron.activity`: is `gatehouse cron` running?
+
+use crate::cron::heartbeat;
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+use crate::store::{now, rfc3339};
+
+pub struct Activity;
+
+static META: Meta = Meta {
+    id: "cron.activity",
+    title: "The cron runs",
+    tags: &["cron", "sessions", "email"],
+    symptom: "Automation stops: expired sessions pile up, emails stay unsent.",
+    cause: "`gatehouse cron` is not scheduled, fails, or runs against another configuration or database.",
+    next_steps: "Schedule `gatehouse cron` every cron.interval with the same configuration as the web server, and \
+                 check its exit status and output.",
+    prerequisites: &["database.connectivity"],
+    thresholds: &[],
+};
+
+impl Check for Activity {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let accounts = match ctx.accounts().await {
+                Ok(a) => a,
+                Err(outcome) => return outcome,
+            };
+            let beats = match heartbeat::all(accounts.db()).await {
+                Ok(b) => b,
+                Err(e) => return Outcome::error(format!("cannot read heartbeats: {e}")),
+            };
+            let interval = ctx.config().cron.interval.as_secs();
+            let Some(last) = beats.iter().find(|b| b.role == "cron") else {
+                return Outcome::fail("`gatehouse cron` has never run against this database")
+                    .with("cron_interval_secs", interval)
+                    .remediation(format!(
+                        "Schedule it, e.g. in crontab: `*/{} * * * * gatehouse --config FILE cron`.",
+                        (interval / 60).max(1)
+                    ));
+            };
+            let age = now() - last.at;
+            let base = |o: Outcome| {
+                o.with("last_run", rfc3339(last.at))
+                    .with("age_secs", age)
+                    .with("host", &last.host)
+                    .with("install_dir", &last.install_dir)
+                    .with("cron_interval_secs", interval)
+            };
+            if age > 86_400 {
+                base(Outcome::fail(format!("the last cron run was {} h ago", age / 3600)))
+                    .remediation("Cron stopped running: check the scheduler and the command's exit status.")
+            } else if age > 2 * interval {
+                base(Outcome::warn(format!("the last cron run was {age} s ago, more than twice cron.interval")))
+                    .remediation("Check that the schedule matches cron.interval and that runs succeed.")
+            } else {
+                base(Outcome::pass(format!("cron ran {age} s ago on {}", last.host)))
+            }
+        })
+    }
+}

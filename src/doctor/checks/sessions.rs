@@ -1,0 +1,77 @@
+//! `sessions.gc`: expired sessions that nobody removes ("sessions are not removed").
+
+use crate::auth::sessions::Sessions;
+use crate::cron::heartbeat;
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+use crate::store::{now, rfc3339};
+
+pub struct Gc;
+
+static META: Meta = Meta {
+    id: "sessions.gc",
+    title: "Expired sessions are collected",
+    tags: &["sessions", "cron"],
+    symptom: "Sessions are never removed: the session table or directory only grows.",
+    cause: "Session garbage collection is disabled (`sessions.gc: false`) or its job does not run because \
+            `gatehouse cron` is not scheduled.",
+    next_steps: "Schedule `gatehouse cron` every cron.interval and keep `sessions.gc: true`. `gatehouse doctor --fix` \
+                 (or `gatehouse session gc`) removes the backlog now, in batches.",
+    prerequisites: &["database.connectivity"],
+    thresholds: &[],
+};
+
+impl Check for Gc {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let accounts = match ctx.accounts().await {
+                Ok(a) => a,
+                Err(outcome) => return outcome,
+            };
+            let config = ctx.config();
+            let sessions = Sessions::from_config(config, accounts.db());
+            let (expired, oldest) = match sessions.expired().await {
+                Ok(v) => v,
+                Err(e) => return Outcome::error(format!("cannot read the session store: {e}")),
+            };
+            let cron = heartbeat::all(accounts.db()).await.unwrap_or_default().into_iter().find(|b| b.role == "cron");
+            let interval = config.cron.interval.as_secs();
+            // Expired longer ago than two cron intervals means no collection has run since.
+            let overdue_since = now() - config.sessions.idle_timeout.as_secs() - 2 * interval;
+            let base = |o: Outcome| {
+                o.with("expired_sessions", expired)
+                    .with("oldest_last_seen", oldest.map(rfc3339))
+                    .with("gc_enabled", config.sessions.gc)
+                    .with("store", format!("{:?}", config.sessions.store).to_lowercase())
+                    .with("last_cron_heartbeat", cron.as_ref().map(|b| rfc3339(b.at)))
+            };
+            let fix = format!("delete the {expired} expired session(s) now, in batches");
+            if expired == 0 {
+                return base(Outcome::pass("no expired sessions are waiting"));
+            }
+            if !config.sessions.gc {
+                return base(Outcome::fail(format!("{expired} expired session(s) and sessions.gc is false")))
+                    .remediation("Set `sessions.gc: true` and schedule `gatehouse cron`.")
+                    .fixable(fix);
+            }
+            if cron.is_none() {
+                return base(Outcome::fail(format!("{expired} expired session(s) and `gatehouse cron` has never run")))
+                    .remediation("Schedule `gatehouse cron` every cron.interval (e.g. `*/5 * * * *` in crontab).")
+                    .fixable(fix);
+            }
+            if oldest.is_some_and(|o| o < overdue_since) {
+                return base(Outcome::fail(format!(
+                    "{expired} expired session(s), the oldest idle since {}: collection is not keeping up",
+                    rfc3339(oldest.unwrap_or_default())
+                )))
+                .remediation("Check that `gatehouse cron` runs and succeeds (its `sessions-gc` job).")
+                .fixable(fix);
+            }
+            base(Outcome::pass(format!("{expired} recently expired session(s); the next cron run collects them")))
+        })
+    }
+}

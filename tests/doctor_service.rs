@@ -1,0 +1,116 @@
+//! The checks that read the running service's data, proven on real faults: the broken
+//! deployment is built, the symptom is shown through the real service, the check fails with
+//! evidence, the fix is applied, the symptom is gone and the check passes.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse::config::Loaded;
+use gatehouse::cron::Cron;
+use gatehouse::doctor::model::{CheckResult, Status};
+use gatehouse::doctor::{checks, context::Context, diagnose, fix, runner::RunOptions};
+use support::duo;
+use support::web::{Backend, PASSWORD, Server};
+
+async fn check(loaded: &Loaded, id: &str) -> (CheckResult, Arc<Context>) {
+    let ctx = Arc::new(Context::new(loaded.clone()).with_deadline(Duration::from_secs(3)));
+    let selected: Vec<_> =
+        checks::builtin().into_iter().filter(|c| c.meta().id == id || c.meta().id == "database.connectivity").collect();
+    let report = diagnose(&selected, ctx.clone(), &RunOptions::with_timeout(Duration::from_secs(3))).await;
+    (report.results.into_iter().find(|r| r.id == id).unwrap(), ctx)
+}
+
+async fn expired_gauge(server: &Server) -> String {
+    let metrics = reqwest::get(server.url("metrics")).await.unwrap().text().await.unwrap();
+    metrics.lines().find(|l| l.starts_with("gatehouse_sessions_expired ")).unwrap().to_string()
+}
+
+async fn sessions_gc_finds_uncollected_sessions_and_collects_them(backend: Backend) {
+    let Some(server) = Server::start(backend, "sessions:\n  idle_timeout: 1s\n").await else { return };
+    let loaded = &server.state.loaded;
+    assert_eq!(check(loaded, "sessions.gc").await.0.status, Status::Pass, "healthy: no false alarm");
+
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    for _ in 0..3 {
+        server.browser().login("ann@example.com", PASSWORD).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The symptom, through the service: sessions that nobody removes.
+    assert_eq!(expired_gauge(&server).await, "gatehouse_sessions_expired 3");
+
+    let (result, ctx) = check(loaded, "sessions.gc").await;
+    assert_eq!(result.status, Status::Fail, "{}", result.message);
+    assert!(result.message.contains("never run"), "{}", result.message);
+    assert_eq!(result.evidence["expired_sessions"], 3);
+    assert!(result.fix.available);
+    let planned = fix::plan(&result, &ctx).expect("a fix is offered");
+    assert_eq!(planned.apply(&ctx).await.unwrap(), "removed 3 expired session(s)");
+
+    assert_eq!(expired_gauge(&server).await, "gatehouse_sessions_expired 0");
+    assert_eq!(check(loaded, "sessions.gc").await.0.status, Status::Pass);
+}
+
+async fn cron_activity_sees_whether_cron_runs(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let loaded = &server.state.loaded;
+    let (never, _) = check(loaded, "cron.activity").await;
+    assert_eq!(never.status, Status::Fail);
+    assert!(never.message.contains("never run"));
+
+    // A cron run from another install (an old deployment) long ago: still failing, with where it ran.
+    let mut stale = gatehouse::cron::heartbeat::Heartbeat::of_this_process("cron", loaded);
+    stale.at -= 2 * 86_400;
+    stale.write(server.accounts().db()).await.unwrap();
+    let (old, _) = check(loaded, "cron.activity").await;
+    assert_eq!(old.status, Status::Fail);
+    assert!(old.evidence["install_dir"].as_str().is_some());
+
+    let results = Cron { loaded, auth: server.auth() }.run(None).await.unwrap();
+    assert!(results.iter().all(|r| r.ok));
+    let (ok, _) = check(loaded, "cron.activity").await;
+    assert_eq!(ok.status, Status::Pass, "{}", ok.message);
+}
+
+async fn twofa_duo_explains_frameless_access(backend: Backend) {
+    // Healthy without Duo: skipped, not alarmed.
+    let Some(plain) = Server::start(backend, "").await else { return };
+    assert_eq!(check(&plain.state.loaded, "twofa.duo").await.0.status, Status::Skipped);
+
+    let legacy = duo::start(true).await;
+    let Some(server) = Server::start(backend, &legacy.config()).await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    server.accounts().set_duo(&gatehouse::accounts::Actor::system("test"), user_id).await.unwrap();
+    let b = server.browser();
+    b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(b.get("login/2fa").await.status, 502, "the symptom: Duo login fails");
+
+    let (result, _) = check(&server.state.loaded, "twofa.duo").await;
+    assert_eq!(result.status, Status::Fail);
+    assert!(result.message.contains("Integration type does not support frameless access"), "{}", result.message);
+    assert!(result.remediation.contains("Web SDK"), "{}", result.remediation);
+
+    // The fix: Web SDK application keys (here: a Duo that accepts the Universal Prompt).
+    let web_sdk = duo::start(false).await;
+    let Some(fixed) = Server::start(backend, &web_sdk.config()).await else { return };
+    assert_eq!(check(&fixed.state.loaded, "twofa.duo").await.0.status, Status::Pass);
+    let (user_id, _) = fixed.client_with_owner("ann@example.com", "Ann Hosting").await;
+    fixed.accounts().set_duo(&gatehouse::accounts::Actor::system("test"), user_id).await.unwrap();
+    let b = fixed.browser();
+    b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(b.get("login/2fa").await.status, 303, "the symptom is gone: off to Duo");
+
+    // Keys of the wrong shape are named before any network call.
+    let mut wrong = fixed.state.loaded.clone();
+    wrong.config.twofa.duo.client_secret = "short".into();
+    let (shape, _) = check(&wrong, "twofa.duo").await;
+    assert_eq!(shape.status, Status::Fail);
+    assert!(shape.message.contains("client_secret has 5 characters"), "{}", shape.message);
+}
+
+web_on_both_backends!(
+    sessions_gc_finds_uncollected_sessions_and_collects_them,
+    cron_activity_sees_whether_cron_runs,
+    twofa_duo_explains_frameless_access,
+);
