@@ -33,6 +33,15 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
         .with("enrol_required", session.data.pending.as_ref().is_some_and(|p| p.method == "enrol"))
 }
 
+/// The security page again, with what was refused.
+async fn refused(state: &AppState, user: &User, session: &Session, text: String) -> Response {
+    security_page(state, user, session)
+        .await
+        .with("error", text)
+        .status(StatusCode::UNPROCESSABLE_ENTITY)
+        .render(state, Some(session))
+}
+
 pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Response {
     let (user, mut session) = match signed_in(&state, &ctx, true).await {
         Ok(v) => v,
@@ -102,11 +111,7 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, headers: Head
                 Err(e) => store_failed(&state, &e),
             }
         }
-        Err(e @ Error::Refused { .. }) => security_page(&state, &user, &session)
-            .await
-            .with("error", e.to_string())
-            .status(StatusCode::UNPROCESSABLE_ENTITY)
-            .render(&state, Some(&session)),
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
         Err(e) => internal(&state, &e),
     }
 }
@@ -122,11 +127,7 @@ pub async fn twofa_disable(State(state): State<AppState>, ctx: Ctx, headers: Hea
     }
     match state.auth.disable_twofa_with_password(&user, form.get("password").unwrap_or(""), &ctx.ip_string()).await {
         Ok(()) => done(&state, session, "Two-factor authentication is off.".into(), "account/security").await,
-        Err(e @ Error::Refused { .. }) => security_page(&state, &user, &session)
-            .await
-            .with("error", e.to_string())
-            .status(StatusCode::UNPROCESSABLE_ENTITY)
-            .render(&state, Some(&session)),
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
         Err(e) => internal(&state, &e),
     }
 }
@@ -140,11 +141,7 @@ pub async fn question(State(state): State<AppState>, ctx: Ctx, headers: HeaderMa
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
     match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
         Ok(()) => done(&state, session, "Your security question is saved.".into(), "account/security").await,
-        Err(e @ Error::Refused { .. }) => security_page(&state, &user, &session)
-            .await
-            .with("error", e.to_string())
-            .status(StatusCode::UNPROCESSABLE_ENTITY)
-            .render(&state, Some(&session)),
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
         Err(e) => internal(&state, &e),
     }
 }
@@ -154,16 +151,9 @@ pub async fn password(State(state): State<AppState>, ctx: Ctx, headers: HeaderMa
         Ok(v) => v,
         Err(r) => return r,
     };
-    let refuse = |text: String| async {
-        security_page(&state, &user, &session)
-            .await
-            .with("error", text)
-            .status(StatusCode::UNPROCESSABLE_ENTITY)
-            .render(&state, Some(&session))
-    };
     let new = form.get("password").unwrap_or("");
     if new != form.get("password_confirm").unwrap_or("") {
-        return refuse("The two new passwords differ.".into()).await;
+        return refused(&state, &user, &session, "The two new passwords differ.".into()).await;
     }
     let current = form.get("current_password").unwrap_or("");
     match state.auth.change_password(&user, current, new, &session.key, &ctx.ip_string()).await {
@@ -175,7 +165,7 @@ pub async fn password(State(state): State<AppState>, ctx: Ctx, headers: HeaderMa
                 Err(e) => store_failed(&state, &e),
             }
         }
-        Err(e @ Error::Refused { .. }) => refuse(e.to_string()).await,
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
         Err(e) => internal(&state, &e),
     }
 }
