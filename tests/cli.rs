@@ -297,7 +297,7 @@ fn doctor_reports_on_the_embedded_default() {
         r.stdout
     );
     assert!(r.stdout.contains("→ Run `gatehouse migrate`"), "remediation under the problem:\n{}", r.stdout);
-    assert!(r.stdout.lines().last().unwrap().starts_with("13 checks: "), "{}", r.stdout);
+    assert!(r.stdout.lines().last().unwrap().starts_with("14 checks: "), "{}", r.stdout);
     assert!(!r.stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
     assert!(!tmp.path().join("gatehouse-data").exists(), "the doctor only looks");
 
@@ -341,6 +341,7 @@ fn doctor_writes_several_formats_from_one_run() {
             "accounts.password_hashes",
             "license.connectivity",
             "email.transport",
+            "email.queue",
             "sessions.gc",
             "twofa.duo"
         ]
@@ -401,6 +402,7 @@ fn doctor_lists_its_checks() {
         "sessions.gc",
         "cron.activity",
         "twofa.duo",
+        "email.queue",
     ] {
         assert!(text.contains(id), "{id} missing:\n{text}");
     }

@@ -109,7 +109,52 @@ async fn twofa_duo_explains_frameless_access(backend: Backend) {
     assert!(shape.message.contains("client_secret has 5 characters"), "{}", shape.message);
 }
 
+async fn metric(server: &Server, name: &str) -> String {
+    let metrics = reqwest::get(server.url("metrics")).await.unwrap().text().await.unwrap();
+    metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap().to_string()
+}
+
+async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let smtp = format!("mail:\n  transport: smtp\n  smtp: {{ host: 127.0.0.1, port: {closed}, tls: none }}\n");
+    let Some(server) = Server::start(backend, &smtp).await else { return };
+    let loaded = &server.state.loaded;
+    assert_eq!(check(loaded, "email.queue").await.0.status, Status::Pass, "healthy: no false alarm");
+
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    server.browser().submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    let db = server.accounts().db();
+    for _ in 0..100 {
+        if gatehouse::mail::stats(db).await.unwrap().queued == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every retry fails; let the backoff pass between the runs.
+    for _ in 0..8 {
+        sqlx::query("UPDATE outbox SET next_attempt_at = 0").execute(db.pool()).await.unwrap();
+        Cron { loaded, auth: server.auth() }.run(Some("mail")).await.unwrap();
+    }
+    // The symptom: the reset email never goes out.
+    assert_eq!(metric(&server, "gatehouse_mail_failed").await, "gatehouse_mail_failed 1");
+
+    let (result, ctx) = check(loaded, "email.queue").await;
+    assert_eq!(result.status, Status::Fail, "{}", result.message);
+    assert!(result.evidence["last_error"].as_str().unwrap().contains("SMTP"), "{:?}", result.evidence);
+    assert!(result.fix.available);
+
+    // Fix the transport (here: the spool), requeue, let cron deliver.
+    let mut fixed = loaded.clone();
+    fixed.config.mail.transport = gatehouse::config::MailTransport::Spool;
+    assert_eq!(fix::plan(&result, &ctx).unwrap().apply(&ctx).await.unwrap(), "requeued 1 message(s)");
+    let sent = Cron { loaded: &fixed, auth: server.auth() }.run(Some("mail")).await.unwrap();
+    assert_eq!(sent[0].detail["sent"], 1, "{sent:?}");
+    assert_eq!(metric(&server, "gatehouse_mail_failed").await, "gatehouse_mail_failed 0");
+    assert_eq!(check(&fixed, "email.queue").await.0.status, Status::Pass);
+}
+
 web_on_both_backends!(
+    email_queue_finds_failed_mail_and_requeues_it,
     sessions_gc_finds_uncollected_sessions_and_collects_them,
     cron_activity_sees_whether_cron_runs,
     twofa_duo_explains_frameless_access,

@@ -15,6 +15,8 @@ pub enum Fix {
     Migrate,
     /// Delete the expired sessions now, in batches.
     CollectSessions,
+    /// Put failed outgoing messages back in the queue.
+    RequeueMail,
     /// Rewrite one top-level scalar of the configuration file in place.
     SetConfig { file: PathBuf, line: usize, column: usize, key: String, value: String },
 }
@@ -35,6 +37,7 @@ pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
     match result.id.as_str() {
         "database.connectivity" => Some(Fix::Migrate),
         "sessions.gc" => Some(Fix::CollectSessions),
+        "email.queue" => Some(Fix::RequeueMail),
         "system_url.config" => {
             let (file, line, column) = file_location(&ctx.loaded.origin("system_url"))?;
             let current = ctx.config().system_url.to_string();
@@ -59,6 +62,7 @@ impl Fix {
                 ctx.config().database_url.redacted()
             ),
             Fix::CollectSessions => "delete the expired sessions now, 1,000 per statement".into(),
+            Fix::RequeueMail => "put the failed messages back in the outbox for the next `gatehouse cron`".into(),
             Fix::SetConfig { file, line, key, value, .. } => match self.edited(file) {
                 Ok((old, new)) => format!(
                     "set {key} to {value} in {} (a backup is kept)\n--- {file}:{line}\n-{old}\n+{new}",
@@ -110,6 +114,11 @@ impl Fix {
                     }
                 }
                 Ok(format!("removed {removed} expired session(s)"))
+            }
+            Fix::RequeueMail => {
+                let accounts = ctx.accounts().await.map_err(|o| o.message)?;
+                let n = crate::mail::requeue_failed(accounts.db()).await.map_err(|e| e.to_string())?;
+                Ok(format!("requeued {n} message(s)"))
             }
             Fix::SetConfig { file, line, key, value, .. } => {
                 let (old, new) = self.edited(file)?;

@@ -6,5 +6,5 @@
 mod outbox;
 mod transport;
 
-pub use outbox::{Delivery, OutboxMessage, QueueStats, enqueue, for_recipient, stats};
+pub use outbox::{Delivery, OutboxMessage, QueueStats, enqueue, for_recipient, last_failure, requeue_failed, stats};
 pub use transport::Transport;

@@ -125,6 +125,23 @@ pub async fn stats(db: &Db) -> Result<QueueStats> {
     })?)
 }
 
+/// The most recent delivery error of a failed message, if any.
+pub async fn last_failure(db: &Db) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT last_error FROM outbox WHERE status = 'failed' ORDER BY id DESC LIMIT 1")
+        .fetch_optional(db.pool())
+        .await?
+        .flatten())
+}
+
+/// Puts every failed message back in the queue for the next delivery run. Returns how many.
+pub async fn requeue_failed(db: &Db) -> Result<u64> {
+    Ok(sqlx::query("UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE status = 'failed'")
+        .bind(now())
+        .execute(db.pool())
+        .await?
+        .rows_affected())
+}
+
 /// Messages for a recipient, newest first (tests and support).
 pub async fn for_recipient(db: &Db, to: &str) -> Result<Vec<OutboxMessage>> {
     Ok(sqlx::query_as("SELECT * FROM outbox WHERE to_addr = $1 ORDER BY id DESC").bind(to).fetch_all(db.pool()).await?)

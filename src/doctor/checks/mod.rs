@@ -8,6 +8,7 @@ mod database;
 mod disk;
 mod email;
 mod license;
+mod mail_queue;
 mod proxy;
 mod sessions;
 mod system_url;
@@ -31,6 +32,7 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
         Arc::new(accounts::PasswordHashes),
         Arc::new(license::Connectivity),
         Arc::new(email::Transport),
+        Arc::new(mail_queue::Queue),
         Arc::new(sessions::Gc),
         Arc::new(cron::Activity),
         Arc::new(twofa::DuoCheck),

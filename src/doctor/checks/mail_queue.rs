@@ -1,0 +1,67 @@
+//! `email.queue`: messages that failed, or a queue nobody drains ("general emails unsent").
+
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+use crate::mail;
+use crate::store::{now, rfc3339};
+
+pub struct Queue;
+
+static META: Meta = Meta {
+    id: "email.queue",
+    title: "Outgoing mail is delivered",
+    tags: &["email", "cron"],
+    symptom: "General emails (password resets, invitations) are not received.",
+    cause: "Delivery fails (transport misconfigured: see email.transport) so messages end up failed, or \
+            `gatehouse cron` does not run so the queue is never drained.",
+    next_steps: "Fix the transport (the recorded error says what the server answered), then requeue the failed \
+                 messages (`gatehouse doctor --fix`) and let cron deliver them.",
+    prerequisites: &["database.connectivity"],
+    thresholds: &[],
+};
+
+impl Check for Queue {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let accounts = match ctx.accounts().await {
+                Ok(a) => a,
+                Err(outcome) => return outcome,
+            };
+            let db = accounts.db();
+            let stats = match mail::stats(db).await {
+                Ok(s) => s,
+                Err(e) => return Outcome::error(format!("cannot read the outbox: {e}")),
+            };
+            let interval = ctx.config().cron.interval.as_secs();
+            let base = |o: Outcome| {
+                o.with("queued", stats.queued)
+                    .with("failed", stats.failed)
+                    .with("oldest_queued_at", stats.oldest_queued_at.map(rfc3339))
+                    .with("transport", format!("{:?}", ctx.config().mail.transport).to_lowercase())
+            };
+            if stats.failed > 0 {
+                let error = mail::last_failure(db).await.ok().flatten().unwrap_or_default();
+                return base(Outcome::fail(format!(
+                    "{} message(s) failed permanently; last error: {error}",
+                    stats.failed
+                )))
+                .with("last_error", &error)
+                .remediation("Fix the mail transport (see email.transport), then requeue the failed messages.")
+                .fixable(format!("requeue the {} failed message(s) for the next cron run", stats.failed));
+            }
+            match stats.oldest_queued_at {
+                Some(oldest) if now() - oldest > 2 * interval + 60 => base(Outcome::warn(format!(
+                    "{} message(s) waiting, the oldest since {}: the queue is not being drained",
+                    stats.queued,
+                    rfc3339(oldest)
+                )))
+                .remediation("Check that `gatehouse cron` runs (its `mail` job) and what it reports."),
+                _ => base(Outcome::pass(format!("{} message(s) waiting, none failed", stats.queued))),
+            }
+        })
+    }
+}
