@@ -297,7 +297,7 @@ fn doctor_reports_on_the_embedded_default() {
         r.stdout
     );
     assert!(r.stdout.contains("→ Run `gatehouse migrate`"), "remediation under the problem:\n{}", r.stdout);
-    assert!(r.stdout.lines().last().unwrap().starts_with("14 checks: "), "{}", r.stdout);
+    assert!(r.stdout.lines().last().unwrap().starts_with("15 checks: "), "{}", r.stdout);
     assert!(!r.stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
     assert!(!tmp.path().join("gatehouse-data").exists(), "the doctor only looks");
 
@@ -342,6 +342,7 @@ fn doctor_writes_several_formats_from_one_run() {
             "license.connectivity",
             "email.transport",
             "email.queue",
+            "sessions.storage",
             "sessions.gc",
             "twofa.duo"
         ]
@@ -403,6 +404,7 @@ fn doctor_lists_its_checks() {
         "cron.activity",
         "twofa.duo",
         "email.queue",
+        "sessions.storage",
     ] {
         assert!(text.contains(id), "{id} missing:\n{text}");
     }

@@ -153,7 +153,34 @@ async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
     assert_eq!(check(&fixed, "email.queue").await.0.status, Status::Pass);
 }
 
+async fn sessions_storage_finds_a_store_that_cannot_keep_sessions(backend: Backend) {
+    let Some(server) = Server::start(backend, "sessions:\n  store: files\n").await else { return };
+    let loaded = &server.state.loaded;
+    assert_eq!(check(loaded, "sessions.storage").await.0.status, Status::Pass, "healthy: no false alarm");
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+
+    std::fs::remove_dir_all(server.dir.path().join("gatehouse-data/sessions")).unwrap();
+    // The symptom: the login form is refused with "invalid CSRF token".
+    let b = server.browser();
+    let refused = b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("Invalid CSRF token"));
+
+    let (result, ctx) = check(loaded, "sessions.storage").await;
+    assert_eq!(result.status, Status::Fail, "{}", result.message);
+    assert_eq!(result.evidence["dir_exists"], false);
+    let applied = fix::plan(&result, &ctx).expect("creating the directory is offered").apply(&ctx).await.unwrap();
+    assert!(applied.starts_with("created "), "{applied}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(server.dir.path().join("gatehouse-data/sessions")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303, "the symptom is gone");
+    assert_eq!(check(loaded, "sessions.storage").await.0.status, Status::Pass);
+}
+
 web_on_both_backends!(
+    sessions_storage_finds_a_store_that_cannot_keep_sessions,
     email_queue_finds_failed_mail_and_requeues_it,
     sessions_gc_finds_uncollected_sessions_and_collects_them,
     cron_activity_sees_whether_cron_runs,

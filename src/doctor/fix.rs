@@ -17,6 +17,8 @@ pub enum Fix {
     CollectSessions,
     /// Put failed outgoing messages back in the queue.
     RequeueMail,
+    /// Create the missing session directory (mode 0700).
+    CreateSessionDir(PathBuf),
     /// Rewrite one top-level scalar of the configuration file in place.
     SetConfig { file: PathBuf, line: usize, column: usize, key: String, value: String },
 }
@@ -38,6 +40,10 @@ pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
         "database.connectivity" => Some(Fix::Migrate),
         "sessions.gc" => Some(Fix::CollectSessions),
         "email.queue" => Some(Fix::RequeueMail),
+        "sessions.storage" => {
+            let dir = PathBuf::from(&ctx.config().sessions.dir);
+            (!dir.exists()).then_some(Fix::CreateSessionDir(dir))
+        }
         "system_url.config" => {
             let (file, line, column) = file_location(&ctx.loaded.origin("system_url"))?;
             let current = ctx.config().system_url.to_string();
@@ -62,6 +68,7 @@ impl Fix {
                 ctx.config().database_url.redacted()
             ),
             Fix::CollectSessions => "delete the expired sessions now, 1,000 per statement".into(),
+            Fix::CreateSessionDir(dir) => format!("create the session directory {} with mode 0700", dir.display()),
             Fix::RequeueMail => "put the failed messages back in the outbox for the next `gatehouse cron`".into(),
             Fix::SetConfig { file, line, key, value, .. } => match self.edited(file) {
                 Ok((old, new)) => format!(
@@ -114,6 +121,15 @@ impl Fix {
                     }
                 }
                 Ok(format!("removed {removed} expired session(s)"))
+            }
+            Fix::CreateSessionDir(dir) => {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                Ok(format!("created {}", dir.display()))
             }
             Fix::RequeueMail => {
                 let accounts = ctx.accounts().await.map_err(|o| o.message)?;

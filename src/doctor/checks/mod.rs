@@ -10,6 +10,7 @@ mod email;
 mod license;
 mod mail_queue;
 mod proxy;
+mod session_store;
 mod sessions;
 mod system_url;
 mod time;
@@ -33,6 +34,7 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
         Arc::new(license::Connectivity),
         Arc::new(email::Transport),
         Arc::new(mail_queue::Queue),
+        Arc::new(session_store::Storage),
         Arc::new(sessions::Gc),
         Arc::new(cron::Activity),
         Arc::new(twofa::DuoCheck),

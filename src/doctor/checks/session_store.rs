@@ -1,0 +1,72 @@
+//! `sessions.storage`: can the configured store keep a session? ("redirected back to login",
+//! "invalid CSRF token").
+
+use std::path::Path;
+
+use crate::auth::sessions::{Session, SessionData, Sessions, Store};
+use crate::auth::tokens;
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+use crate::store::now;
+
+pub struct Storage;
+
+static META: Meta = Meta {
+    id: "sessions.storage",
+    title: "Sessions can be stored",
+    tags: &["sessions"],
+    symptom: "Logging in redirects back to the login page; forms fail with \"invalid CSRF token\".",
+    cause: "Sessions are not persisted: the session directory is missing or not writable, the disk is full, or \
+            the session table cannot be written.",
+    next_steps: "Create `sessions.dir` owned by the user gatehouse runs as (mode 0700) and make sure its disk has \
+                 free space; for the database store, check database.connectivity.",
+    prerequisites: &["database.connectivity"],
+    thresholds: &[],
+};
+
+impl Check for Storage {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let accounts = match ctx.accounts().await {
+                Ok(a) => a,
+                Err(outcome) => return outcome,
+            };
+            let sessions = Sessions::from_config(ctx.config(), accounts.db());
+            let dir = match sessions.store() {
+                Store::Files(dir) => Some(dir.clone()),
+                Store::Database(_) => None,
+            };
+            let probe = Session {
+                key: format!("doctor-{}", tokens::generate("").hash),
+                created_at: now(),
+                last_seen_at: now(),
+                data: SessionData::default(),
+            };
+            let base = |o: Outcome| {
+                let o = o.with("store", if dir.is_some() { "files" } else { "database" });
+                match &dir {
+                    Some(d) => o.with("dir", d.display().to_string()).with("dir_exists", d.is_dir()),
+                    None => o,
+                }
+            };
+            match sessions.probe(&probe).await {
+                Ok(()) => base(Outcome::pass("a probe session was written, read back and deleted")),
+                Err(e) => {
+                    let failed = base(Outcome::fail(format!("sessions cannot be stored: {e}")))
+                        .with("error", e.to_string())
+                        .remediation(META.next_steps);
+                    match &dir {
+                        Some(d) if !Path::new(d).exists() => {
+                            failed.fixable(format!("create {} with mode 0700", d.display()))
+                        }
+                        _ => failed,
+                    }
+                }
+            }
+        })
+    }
+}
