@@ -29,7 +29,6 @@ pub mod code {
     pub const INVALID_CODE: &str = "invalid_code";
     pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
     pub const LOCKED_OUT: &str = "locked_out";
-    pub const CSRF_FAILED: &str = "csrf_failed";
     pub const FORBIDDEN: &str = "forbidden";
     pub const UNAUTHORIZED: &str = "unauthorized";
     pub const INVALID_CONFIG: &str = "invalid_config";

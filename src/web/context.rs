@@ -151,7 +151,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         %method, %path, status = response.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0,
         client_ip = %ip, peer = %peer, cf_ray = cf_ray.as_deref().unwrap_or("-"), "request"
     );
-    state.metrics.record(&path, response.status());
+    state.metrics.record(response.status());
     state.observations.record(Observation::new(host, scheme, peer, ip, cf_headers, ip_changed));
     response
 }

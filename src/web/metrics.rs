@@ -14,7 +14,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record(&self, _path: &str, status: StatusCode) {
+    pub fn record(&self, status: StatusCode) {
         let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
     }
