@@ -91,8 +91,10 @@ impl Auth {
             self.accounts.upgrade_password_hash(&actor, user.id, &stored, &fresh).await?;
         }
         self.throttle.clear(&account).await?;
-        let clients = self.usable_clients(user.id).await?;
-        if clients.is_empty() && !self.accounts.clients_of_user(user.id).await?.is_empty() {
+        let all_clients = self.accounts.clients_of_user(user.id).await?;
+        let had_clients = !all_clients.is_empty();
+        let clients = usable(all_clients);
+        if clients.is_empty() && had_clients {
             self.accounts.record_event(&actor, "login.refused_closed", ("user", Some(user.id)), json!({})).await?;
             return Ok(Login::ClientsClosed);
         }
@@ -111,9 +113,7 @@ impl Auth {
 
     /// The user's clients that may be entered (not closed).
     pub async fn usable_clients(&self, user_id: i64) -> Result<Vec<Membership>> {
-        let mut clients = self.accounts.clients_of_user(user_id).await?;
-        clients.retain(|m| m.client_status != ClientStatus::Closed.to_string());
-        Ok(clients)
+        Ok(usable(self.accounts.clients_of_user(user_id).await?))
     }
 
     /// Checks a TOTP code and records its step, so the same code is refused afterwards. A wrong
@@ -309,4 +309,10 @@ impl Auth {
         tx.commit().await?;
         Ok((self.accounts.user(owner.user_id).await?, admin_id))
     }
+}
+
+/// The memberships whose client may be entered (not closed).
+fn usable(mut clients: Vec<Membership>) -> Vec<Membership> {
+    clients.retain(|m| m.client_status != ClientStatus::Closed.to_string());
+    clients
 }

@@ -44,14 +44,7 @@ pub async fn run(command: SessionCommand, ctx: &Context, out: &Output) -> Result
         SessionCommand::List(a) => {
             let user_id = ctx.user_id(&a.user).await?;
             let list = auth.sessions.for_user(user_id).await?;
-            let rows: Vec<_> = list
-                .iter()
-                .map(|s| {
-                    json!({"id": s.handle(), "ip": s.data.ip, "client_id": s.data.client_id,
-                    "impersonated_by": s.data.impersonated_by, "created_at": crate::store::rfc3339(s.created_at),
-                    "last_seen_at": crate::store::rfc3339(s.last_seen_at)})
-                })
-                .collect();
+            let rows: Vec<_> = list.iter().map(|s| s.summary()).collect();
             out.emit(&rows, || {
                 table(
                     &["ID", "IP", "CLIENT", "STARTED", "LAST SEEN"],
@@ -89,14 +82,7 @@ pub async fn run(command: SessionCommand, ctx: &Context, out: &Output) -> Result
             })
         }
         SessionCommand::Gc => {
-            let mut removed = 0;
-            loop {
-                let n = auth.sessions.collect_batch(crate::cron::GC_BATCH).await?;
-                removed += n;
-                if n < crate::cron::GC_BATCH as u64 {
-                    break;
-                }
-            }
+            let removed = auth.sessions.collect_all(crate::cron::GC_BATCH).await?;
             out.emit(&json!({"removed": removed}), || format!("Removed {removed} expired session(s)."))
         }
     }

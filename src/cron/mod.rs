@@ -62,15 +62,7 @@ impl Cron<'_> {
                 if !self.loaded.config.sessions.gc {
                     return Ok(serde_json::json!({"skipped": "sessions.gc is false"}));
                 }
-                let mut removed = 0;
-                loop {
-                    let n = self.auth.sessions.collect_batch(GC_BATCH).await?;
-                    removed += n;
-                    if n < GC_BATCH as u64 {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
+                let removed = self.auth.sessions.collect_all(GC_BATCH).await?;
                 Ok(serde_json::json!({"removed": removed}))
             }
             "token-purge" => {

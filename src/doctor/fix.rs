@@ -112,14 +112,7 @@ impl Fix {
             Fix::CollectSessions => {
                 let accounts = ctx.accounts().await.map_err(|o| o.message)?;
                 let sessions = crate::auth::sessions::Sessions::from_config(ctx.config(), accounts.db());
-                let mut removed = 0;
-                loop {
-                    let n = sessions.collect_batch(crate::cron::GC_BATCH).await.map_err(|e| e.to_string())?;
-                    removed += n;
-                    if n < crate::cron::GC_BATCH as u64 {
-                        break;
-                    }
-                }
+                let removed = sessions.collect_all(crate::cron::GC_BATCH).await.map_err(|e| e.to_string())?;
                 Ok(format!("removed {removed} expired session(s)"))
             }
             Fix::CreateSessionDir(dir) => {

@@ -330,18 +330,7 @@ async fn disable_twofa(State(s): State<AppState>, c: Caller, Path(id): Path<i64>
 async fn user_sessions(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
     c.require(P::SessionsManage)?;
     s.auth.accounts.user(id).await?;
-    let list: Vec<Value> = s
-        .auth
-        .sessions
-        .for_user(id)
-        .await?
-        .iter()
-        .map(|x| {
-            json!({"id": x.handle(), "ip": x.data.ip, "client_id": x.data.client_id,
-                   "impersonated_by": x.data.impersonated_by,
-                   "created_at": crate::store::rfc3339(x.created_at), "last_seen_at": crate::store::rfc3339(x.last_seen_at)})
-        })
-        .collect();
+    let list: Vec<Value> = s.auth.sessions.for_user(id).await?.iter().map(|x| x.summary()).collect();
     ok(list)
 }
 

@@ -130,7 +130,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let cf_headers = headers.contains_key("cf-ray") || headers.contains_key("cf-connecting-ip");
     let scheme = scheme(&state, peer, headers);
     // CloudFlare's request id, logged so a request can be followed through CloudFlare's logs.
-    let headers_cf_ray = headers.get("cf-ray").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let cf_ray = headers.get("cf-ray").and_then(|v| v.to_str().ok()).map(str::to_string);
 
     let (mut session, mut ended) = (None, None);
     if host_ok && let Some(token) = session_cookie(headers) {
@@ -146,7 +146,6 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let started = std::time::Instant::now();
     let response = next.run(req).await;
-    let cf_ray = headers_cf_ray;
     tracing::info!(
         %method, %path, status = response.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0,
         client_ip = %ip, peer = %peer, cf_ray = cf_ray.as_deref().unwrap_or("-"), "request"

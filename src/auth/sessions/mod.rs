@@ -64,6 +64,18 @@ impl Session {
     pub fn handle(&self) -> &str {
         &self.key[..16]
     }
+
+    /// What listings show of a session (never its key): handle, IP, client, times.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.handle(),
+            "ip": self.data.ip,
+            "client_id": self.data.client_id,
+            "impersonated_by": self.data.impersonated_by,
+            "created_at": crate::store::rfc3339(self.created_at),
+            "last_seen_at": crate::store::rfc3339(self.last_seen_at),
+        })
+    }
 }
 
 /// Where sessions live.
@@ -228,6 +240,20 @@ impl Sessions {
         match &self.store {
             Store::Database(db) => database::collect(db, idle_before, absolute_before, batch).await,
             Store::Files(dir) => files::collect(dir, idle_before, absolute_before, batch).await,
+        }
+    }
+
+    /// Deletes every expired session, `batch` per statement, yielding between batches so
+    /// other work (logins) interleaves. Returns how many were removed.
+    pub async fn collect_all(&self, batch: i64) -> Result<u64> {
+        let mut removed = 0;
+        loop {
+            let n = self.collect_batch(batch).await?;
+            removed += n;
+            if n < batch as u64 {
+                return Ok(removed);
+            }
+            tokio::task::yield_now().await;
         }
     }
 

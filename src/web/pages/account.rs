@@ -11,7 +11,6 @@ use crate::accounts::{Actor, User};
 use crate::auth::sessions::{Session, SessionData};
 use crate::auth::totp;
 use crate::error::Error;
-use crate::store::rfc3339;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::render::{Page, internal, message, see_other};
@@ -182,8 +181,9 @@ pub async fn sessions(State(state): State<AppState>, ctx: Ctx) -> Response {
     let rows: Vec<_> = list
         .iter()
         .map(|s| {
-            json!({"id": s.handle(), "ip": s.data.ip, "created_at": rfc3339(s.created_at),
-                   "last_seen_at": rfc3339(s.last_seen_at), "current": s.key == session.key})
+            let mut row = s.summary();
+            row["current"] = json!(s.key == session.key);
+            row
         })
         .collect();
     Page::new("sessions.html", "Sessions").with("user", &user).with("sessions", rows).render(&state, Some(&session))
