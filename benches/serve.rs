@@ -6,12 +6,20 @@
 //!    has work waiting — should be ≥ 90 % of (1): hashing runs on that pool, never on the async
 //!    workers.
 //! 3. Session-authenticated `GET /clientarea` requests per second with p50/p99 latency, from
-//!    64 keep-alive connections (the load generator shares the machine's cores).
+//!    64 keep-alive connections.
 //!
-//! SQLite in WAL mode in a temporary directory; release build; request logging off.
+//! The server runs on its own multi-threaded runtime (one worker per core, as `gatehouse serve`
+//! does); the load generator runs on one separate thread, like `wrk -t1` would — it shares the
+//! machine's cores with the server, so the figures are a floor. SQLite in WAL mode in a temporary
+//! directory; release build; request logging off.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use reqwest::cookie::{CookieStore, Jar};
 
 use gatehouse::accounts::{Actor, ClientUpdate, NewClient, OwnerSpec};
 use gatehouse::auth::passwords;
@@ -22,19 +30,33 @@ const MEASURE: Duration = Duration::from_secs(5);
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(run());
+    let server = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let load = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base = server.block_on(start_server(dir.path()));
+
+    println!("gatehouse serve benchmark — {} cores, SQLite (WAL), {} s per measurement", cores(), MEASURE.as_secs());
+    let verifies = server.block_on(bare_verifies());
+    println!("bare argon2id verifies/s ({} threads):      {verifies:>9.1}", cores());
+    let logins = load.block_on(logins(&base, 4 * cores()));
+    println!(
+        "HTTP logins/s ({} clients):                 {logins:>9.1}  ({:.0} % of bare verifies)",
+        4 * cores(),
+        100.0 * logins / verifies
+    );
+    let (rps, p50, p99) = load.block_on(clientarea(&base, 64));
+    println!("GET /clientarea req/s (64 connections):    {rps:>9.0}  p50 {p50:.2} ms  p99 {p99:.2} ms");
 }
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-async fn run() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts the service on 127.0.0.1 with one client whose owner can log in; returns system_url.
+async fn start_server(dir: &std::path::Path) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/", listener.local_addr().unwrap());
-    let config = dir.path().join("gatehouse.yaml");
+    let config = dir.join("gatehouse.yaml");
     // Lockout is per IP and every benchmark client is 127.0.0.1: allow the burst.
     std::fs::write(
         &config,
@@ -64,17 +86,7 @@ async fn run() {
     let server_state = state.clone();
     tokio::spawn(async move { gatehouse::web::run(server_state, listener, std::future::pending()).await });
 
-    println!("gatehouse serve benchmark — {} cores, SQLite (WAL), {} s per measurement", cores(), MEASURE.as_secs());
-    let verifies = bare_verifies().await;
-    println!("bare argon2id verifies/s ({} threads):      {verifies:>9.1}", cores());
-    let logins = logins(&base, 4 * cores()).await;
-    println!(
-        "HTTP logins/s ({} clients):                 {logins:>9.1}  ({:.0} % of bare verifies)",
-        4 * cores(),
-        100.0 * logins / verifies
-    );
-    let (rps, p50, p99) = clientarea(&base, 64).await;
-    println!("GET /clientarea req/s (64 connections):    {rps:>9.0}  p50 {p50:.2} ms  p99 {p99:.2} ms");
+    base
 }
 
 async fn bare_verifies() -> f64 {
@@ -100,7 +112,14 @@ async fn bare_verifies() -> f64 {
 }
 
 fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    browser_with_jar().0
+}
+
+fn browser_with_jar() -> (reqwest::Client, Arc<Jar>) {
+    let jar = Arc::new(Jar::default());
+    let client =
+        reqwest::Client::builder().cookie_provider(jar.clone()).redirect(reqwest::redirect::Policy::none()).build();
+    (client.unwrap(), jar)
 }
 
 fn csrf(body: &str) -> String {
@@ -140,21 +159,39 @@ async fn logins(base: &str, clients: usize) -> f64 {
     total as f64 / MEASURE.as_secs_f64()
 }
 
+/// Logs in once per connection, then drives `GET /clientarea` over one keep-alive HTTP/1.1
+/// connection per client with hyper's bare connection API (no pool, no cookie jar), on a runtime
+/// with a single thread, as an external load generator such as `wrk -t1` would.
 async fn clientarea(base: &str, connections: usize) -> (f64, f64, f64) {
+    let mut cookies = Vec::new();
+    for _ in 0..connections {
+        let (client, jar) = browser_with_jar();
+        login(&client, base).await;
+        cookies.push(jar.cookies(&base.parse().unwrap()).expect("logged in: a session cookie"));
+    }
+    let url: hyper::Uri = format!("{base}clientarea").parse().unwrap();
     let deadline = Instant::now() + MEASURE;
     let mut handles = Vec::new();
-    for _ in 0..connections {
-        let base = base.to_string();
+    for cookie in cookies {
+        let url = url.clone();
         handles.push(tokio::spawn(async move {
-            let client = browser();
-            login(&client, &base).await;
-            let url = format!("{base}clientarea");
+            let authority = url.authority().unwrap().clone();
+            let stream = tokio::net::TcpStream::connect(authority.as_str()).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.unwrap();
+            tokio::spawn(conn);
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
+                let request = hyper::Request::get(url.path())
+                    .header(hyper::header::HOST, authority.as_str())
+                    .header(hyper::header::COOKIE, &cookie)
+                    .body(Empty::new())
+                    .unwrap();
                 let started = Instant::now();
-                let r = client.get(&url).send().await.unwrap();
-                assert_eq!(r.status(), 200);
-                r.bytes().await.unwrap();
+                let response = sender.send_request(request).await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.into_body().collect().await.unwrap();
                 latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             }
             latencies

@@ -91,14 +91,17 @@ impl Accounts {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// The clients a user belongs to, by client id.
+    /// The clients a user belongs to, by client id. Every client area page asks this, so the
+    /// user's existence is only looked up when there are no memberships to prove it.
     pub async fn clients_of_user(&self, user_id: i64) -> Result<Vec<Membership>> {
-        self.user(user_id).await?;
         let rows: Vec<MembershipRow> =
             sqlx::query_as(composed(format!("{SELECT_MEMBERSHIP} WHERE m.user_id = $1 ORDER BY m.client_id")))
                 .bind(user_id)
                 .fetch_all(self.db.pool())
                 .await?;
+        if rows.is_empty() {
+            self.user(user_id).await?;
+        }
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
