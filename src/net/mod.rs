@@ -1,7 +1,9 @@
-//! Network facts: trusted proxy entries (and, with the HTTP service, client IP resolution).
+//! Network facts: trusted proxy entries, client IP resolution, phased HTTP probes, and the
+//! sample of what requests really look like.
 
 pub mod client_ip;
 pub mod http;
+pub mod observations;
 pub mod resolve;
 
 use std::net::IpAddr;

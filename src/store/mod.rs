@@ -6,6 +6,7 @@
 //! per-backend migrations embedded in the binary.
 
 mod migrations;
+pub mod settings;
 
 use std::path::Path;
 use std::str::FromStr;

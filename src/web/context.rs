@@ -12,8 +12,8 @@ use axum::response::Response;
 use cookie::{Cookie, SameSite};
 
 use super::AppState;
-use super::observe::Observation;
 use crate::auth::sessions::{Ended, Session};
+use crate::net::observations::Observation;
 
 pub const COOKIE_NAME: &str = "gatehouse_session";
 
@@ -100,19 +100,19 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
-/// The scheme the client used: the connection's (always http here), or what a trusted proxy says.
-fn scheme(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> String {
+/// The scheme the client used, and whether a trusted proxy said so: the connection's (always
+/// http here), or what a trusted proxy's X-Forwarded-Proto or CF-Visitor says.
+fn scheme(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> (String, bool) {
     if state.trusted.contains(peer) {
         if let Some(proto) = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
-            return proto.split(',').next().unwrap_or("http").trim().to_ascii_lowercase();
+            return (proto.split(',').next().unwrap_or("http").trim().to_ascii_lowercase(), true);
         }
-        if let Some(visitor) = headers.get("cf-visitor").and_then(|v| v.to_str().ok())
-            && visitor.contains("\"https\"")
-        {
-            return "https".into();
+        if let Some(visitor) = headers.get("cf-visitor").and_then(|v| v.to_str().ok()) {
+            let https = visitor.contains("\"https\"");
+            return ((if https { "https" } else { "http" }).into(), true);
         }
     }
-    "http".into()
+    ("http".into(), false)
 }
 
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {

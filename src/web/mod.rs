@@ -6,7 +6,6 @@ mod api;
 mod context;
 mod csrf;
 mod metrics;
-mod observe;
 // Handlers return early with the page to show instead (`Result<_, Response>`); boxing every
 // such response would only add noise.
 #[allow(clippy::result_large_err)]
@@ -29,6 +28,7 @@ use crate::config::Loaded;
 use crate::cron::heartbeat::Heartbeat;
 use crate::error::{Error, Result};
 use crate::net::client_ip::Trusted;
+use crate::net::observations;
 use crate::store::Db;
 
 pub use context::Ctx;
@@ -47,7 +47,7 @@ pub struct Inner {
     pub instance_id: String,
     pub cookie: context::CookieSettings,
     pub metrics: metrics::Metrics,
-    pub observations: observe::Sample,
+    pub observations: observations::Sample,
 }
 
 impl std::ops::Deref for AppState {
@@ -70,7 +70,7 @@ impl AppState {
         db.migrate().await?;
         let accounts = Accounts::new(db.clone(), Policy::from(config));
         let auth = Auth::new(config, accounts);
-        let instance_id = instance_id(&db).await?;
+        let instance_id = crate::store::settings::instance_id(&db).await?;
         let duo = Duo::from_config(&config.twofa.duo, &system_url)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -79,7 +79,7 @@ impl AppState {
                 duo,
                 instance_id,
                 metrics: metrics::Metrics::default(),
-                observations: observe::Sample::default(),
+                observations: observations::Sample::default(),
                 auth,
                 loaded,
             }),
@@ -89,17 +89,6 @@ impl AppState {
     pub fn db(&self) -> &Db {
         self.auth.accounts.db()
     }
-}
-
-/// This deployment's identity, created once and kept in the database: `/.well-known/gatehouse`
-/// answers with it so the doctor can tell that system_url reaches *this* instance.
-async fn instance_id(db: &Db) -> Result<String> {
-    let fresh = crate::auth::tokens::generate("").hash[..32].to_string();
-    sqlx::query("INSERT INTO settings (key, value) VALUES ('instance_id', $1) ON CONFLICT (key) DO NOTHING")
-        .bind(fresh)
-        .execute(db.pool())
-        .await?;
-    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'instance_id'").fetch_one(db.pool()).await?)
 }
 
 /// The whole application; `serve` runs it, tests run it on an ephemeral port.

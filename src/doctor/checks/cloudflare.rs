@@ -1,7 +1,8 @@
-//! `proxy.cloudflare`: the site is behind CloudFlare (system_url resolves into its edge) but
-//! CloudFlare is not trusted, so every visitor appears as a rotating CloudFlare address.
-//! (Observed traffic from CloudFlare ranges is added once the service records requests.)
+//! `proxy.cloudflare`: the site is behind CloudFlare — requests arrive from CloudFlare's ranges
+//! or carry its headers, or system_url resolves into its edge — but CloudFlare is not trusted,
+//! so every visitor appears as a rotating CloudFlare address.
 
+use super::{observed_requests, tally};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::net::client_ip::is_cloudflare;
@@ -29,8 +30,32 @@ impl Check for Trust {
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let config = ctx.config();
+            let tp = &config.trusted_proxies;
+            // What real traffic shows (none yet is not an error: the DNS side may still tell).
+            let seen = observed_requests(ctx).await.unwrap_or_default();
+            let via_cloudflare: Vec<_> =
+                seen.iter().filter(|o| o.cf_headers.0 || o.peer_ip.parse().is_ok_and(is_cloudflare)).collect();
+            let observed = |o: Outcome| {
+                o.with("cloudflare_trusted", tp.cloudflare)
+                    .with("ip_check", config.sessions.ip_check)
+                    .with("observed_requests", seen.len())
+                    .with("observed_via_cloudflare", via_cloudflare.len())
+                    .with("cloudflare_peers", tally(&via_cloudflare, |o| o.peer_ip.clone()))
+            };
+            let untrusted = |message: String| {
+                // With ip_check on, every change of edge address ends the session.
+                let o = if config.sessions.ip_check { Outcome::fail(message) } else { Outcome::warn(message) };
+                o.remediation(META.next_steps)
+            };
+            if !via_cloudflare.is_empty() && !tp.cloudflare {
+                return observed(untrusted(format!(
+                    "{} of {} observed requests came through CloudFlare, which is not trusted: visitors appear as                      CloudFlare's edge addresses",
+                    via_cloudflare.len(),
+                    seen.len()
+                )));
+            }
             let Some(host) = config.system_url.url().and_then(|u| u.host_str().map(str::to_string)) else {
-                return Outcome::skipped("system_url is not set");
+                return observed(Outcome::skipped("system_url is not set"));
             };
             let resolver = match ctx.resolver().await {
                 Ok(r) => r,
@@ -38,27 +63,21 @@ impl Check for Trust {
             };
             let addrs = match tokio::time::timeout(ctx.network_budget(), resolver.lookup(&host)).await {
                 Ok(Ok(a)) => a,
-                Ok(Err(e)) => return Outcome::skipped(format!("{host} does not resolve from here ({e})")),
-                Err(_) => return Outcome::skipped(format!("{host} did not resolve in time")),
+                Ok(Err(e)) => return observed(Outcome::skipped(format!("{host} does not resolve from here ({e})"))),
+                Err(_) => return observed(Outcome::skipped(format!("{host} did not resolve in time"))),
             };
             let edge: Vec<String> = addrs.iter().filter(|ip| is_cloudflare(**ip)).map(|ip| ip.to_string()).collect();
-            let tp = &config.trusted_proxies;
             let base = |o: Outcome| {
-                o.with("host", &host)
+                observed(o)
+                    .with("host", &host)
                     .with("addresses", addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>())
                     .with("cloudflare_addresses", &edge)
-                    .with("cloudflare_trusted", tp.cloudflare)
-                    .with("ip_check", config.sessions.ip_check)
             };
             match (edge.is_empty(), tp.cloudflare) {
-                (false, false) => {
-                    let message = format!(
-                        "{host} resolves to CloudFlare ({}) but CloudFlare is not trusted: visitors appear as edge addresses",
-                        edge.join(", ")
-                    );
-                    // With ip_check on, every change of edge address ends the session.
-                    base(if config.sessions.ip_check { Outcome::fail(message) } else { Outcome::warn(message) })
-                }
+                (false, false) => base(untrusted(format!(
+                    "{host} resolves to CloudFlare ({}) but CloudFlare is not trusted: visitors appear as edge addresses",
+                    edge.join(", ")
+                ))),
                 (false, true) => {
                     base(Outcome::pass(format!("{host} is behind CloudFlare, and its ranges are trusted")))
                 }

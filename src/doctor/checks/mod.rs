@@ -2,6 +2,8 @@
 //! its causes and puts what it observed in `evidence`.
 
 mod accounts;
+mod admin_roles;
+mod clock;
 mod cloudflare;
 mod cron;
 mod database;
@@ -9,16 +11,22 @@ mod disk;
 mod email;
 mod license;
 mod mail_queue;
+mod observed_requests;
 mod proxy;
+mod session_cookie;
+mod session_lifetime;
 mod session_store;
 mod sessions;
 mod system_url;
+mod system_url_reachable;
 mod time;
 mod twofa;
 
 use std::sync::Arc;
 
-use super::check::Check;
+use super::check::{Check, Outcome};
+use super::context::Context;
+use crate::net::observations::{self, Observation};
 
 /// Every built-in check, in report order.
 pub fn builtin() -> Vec<Arc<dyn Check>> {
@@ -26,19 +34,64 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
         Arc::new(database::Connectivity),
         Arc::new(disk::Space),
         Arc::new(time::TimeZone),
+        Arc::new(clock::Clock),
         Arc::new(system_url::Config),
+        Arc::new(system_url_reachable::Reachable),
+        Arc::new(observed_requests::Requests),
         Arc::new(proxy::Trusted),
         Arc::new(cloudflare::Trust),
         Arc::new(accounts::Integrity),
         Arc::new(accounts::PasswordHashes),
+        Arc::new(admin_roles::Roles),
         Arc::new(license::Connectivity),
         Arc::new(email::Transport),
         Arc::new(mail_queue::Queue),
         Arc::new(session_store::Storage),
+        Arc::new(session_cookie::Cookie),
+        Arc::new(session_lifetime::Lifetime),
         Arc::new(sessions::Gc),
         Arc::new(cron::Activity),
         Arc::new(twofa::DuoCheck),
     ]
+}
+
+/// The requests `serve` has recorded, or the outcome to report when there are none to reason
+/// about (no database yet, or no traffic yet).
+async fn observed_requests(ctx: &Context) -> Result<Vec<Observation>, Outcome> {
+    let accounts = ctx.accounts().await?;
+    match observations::stored(accounts.db()).await {
+        Ok(seen) if seen.is_empty() => Err(Outcome::skipped(
+            "no requests observed yet: `gatehouse serve` stores a sample of the requests it receives every 30 s",
+        )),
+        Ok(seen) => Ok(seen),
+        Err(e) => Err(Outcome::error(format!("cannot read the request observations: {e}"))),
+    }
+}
+
+/// True for names and addresses that only this machine reaches.
+fn is_local(host: &str) -> bool {
+    host == "localhost" || host.ends_with(".localhost") || host == "127.0.0.1" || host == "[::1]"
+}
+
+/// `host[:port]` as browsers send it in `Host` for `url` (the port only when not the default).
+fn authority(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// Counts of `key` over `items`, most frequent first, for evidence.
+fn tally<T>(items: &[T], key: impl Fn(&T) -> String) -> Vec<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for item in items {
+        *counts.entry(key(item)).or_default() += 1;
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    counts.truncate(10);
+    counts
 }
 
 /// Lists at most `limit` items for evidence, so a large deployment cannot bloat a report.

@@ -1,6 +1,7 @@
 //! `system_url.config`: links and cookies derive from the System URL, so a wrong one means
 //! "login details incorrect" and "invalid reset link".
 
+use super::is_local;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 
@@ -17,10 +18,6 @@ static META: Meta = Meta {
     prerequisites: &[],
     thresholds: &[],
 };
-
-fn is_local(host: &str) -> bool {
-    host == "localhost" || host.ends_with(".localhost") || host == "127.0.0.1" || host == "[::1]"
-}
 
 impl Check for Config {
     fn meta(&self) -> &'static Meta {

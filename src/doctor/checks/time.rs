@@ -1,8 +1,14 @@
-//! `time.timezone`: the configured zone, and the zone this process really runs in.
+//! `time.timezone`: the configured zone, the zone this process really runs in, and the zones
+//! the web server and cron reported in their heartbeats: they must agree.
 
+use crate::cron::heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::store::now;
 use crate::system::effective_zone;
+
+/// Heartbeats older than this describe processes that may no longer exist.
+const RECENT_SECS: i64 = 7 * 86_400;
 
 pub struct TimeZone;
 
@@ -29,12 +35,37 @@ impl Check for TimeZone {
             let configured = ctx.config().timezone.zone().map(|z| z.name().to_string());
             let effective = effective_zone();
             let offset = chrono::Local::now().format("%:z").to_string();
+            // The fleet's zones, when there is a database with heartbeats in it.
+            let beats = match ctx.accounts().await {
+                Ok(accounts) => heartbeat::all(accounts.db()).await.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            let recent: Vec<_> = beats.iter().filter(|b| now() - b.at < RECENT_SECS).collect();
+            let processes: Vec<_> = recent
+                .iter()
+                .map(|b| serde_json::json!({"role": b.role, "host": b.host, "timezone": b.timezone}))
+                .collect();
             let base = |o: Outcome| {
                 o.with("configured", configured.as_deref().unwrap_or(""))
                     .with("process_zone", &effective.zone)
                     .with("process_zone_source", &effective.source)
                     .with("process_utc_offset", &offset)
+                    .with("processes", &processes)
             };
+            let mut zones: Vec<&str> = recent.iter().map(|b| b.timezone.as_str()).collect();
+            zones.sort_unstable();
+            zones.dedup();
+            if zones.len() > 1 {
+                let each: Vec<String> =
+                    recent.iter().map(|b| format!("{} on {}: {}", b.role, b.host, b.timezone)).collect();
+                return base(Outcome::fail(format!(
+                    "processes of this deployment run in different time zones ({})",
+                    each.join("; ")
+                )))
+                .remediation(
+                    "Set `timezone:` in gatehouse.yaml (an IANA name such as Europe/Berlin) and use the same file for                      the web server and cron; or give both the same TZ environment.",
+                );
+            }
             if let Some(problem) = &effective.problem {
                 return base(Outcome::warn(problem.clone()));
             }

@@ -1,0 +1,104 @@
+//! `admin.roles`: "access denied" for admins — an admin without a role holds no permission; a
+//! role that may create something but not manage it leaves its admins locked out of what they
+//! just created; impersonation needs its permission, the user listing to find whom to enter as,
+//! and a system_url to build the one-time link from.
+
+use std::collections::BTreeSet;
+
+use crate::accounts::AdminPermission as P;
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+
+pub struct Roles;
+
+static META: Meta = Meta {
+    id: "admin.roles",
+    title: "Admin roles grant what admins need",
+    tags: &["admin", "accounts"],
+    symptom: "An admin gets \"access denied\" (HTTP 403 naming a permission) for something they are meant to do.",
+    cause: "The admin has no role, or their role lacks the permission — typically one that can create clients or \
+            users but not manage them, or that may impersonate without seeing users.",
+    next_steps: "Give every admin a role (`gatehouse admin role assign`) and complete the roles \
+                 (`gatehouse admin role set NAME --permissions …`).",
+    prerequisites: &["database.connectivity"],
+    thresholds: &[],
+};
+
+/// Pairs where holding the first without the second leaves an admin stuck halfway.
+const NEEDS: &[(P, P)] = &[
+    (P::ClientsCreate, P::ClientsManage),
+    (P::ClientsManage, P::ClientsView),
+    (P::UsersCreate, P::UsersManage),
+    (P::UsersManage, P::UsersView),
+    (P::UsersImpersonate, P::UsersView),
+];
+
+impl Check for Roles {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let accounts = match ctx.accounts().await {
+                Ok(a) => a,
+                Err(outcome) => return outcome,
+            };
+            let (admins, roles) = match (accounts.list_admins().await, accounts.list_roles().await) {
+                (Ok(a), Ok(r)) => (a, r),
+                (Err(e), _) | (_, Err(e)) => return Outcome::error(format!("cannot read admins and roles: {e}")),
+            };
+            let active: Vec<_> = admins.iter().filter(|a| a.disabled == 0).collect();
+            let without_role: Vec<&str> =
+                active.iter().filter(|a| a.role_id.is_none()).map(|a| a.username.as_str()).collect();
+            let mut incomplete = Vec::new();
+            for role in &roles {
+                for (has, lacks) in NEEDS {
+                    if role.permissions.contains(has) && !role.permissions.contains(lacks) {
+                        incomplete.push(format!("{}: {has} without {lacks}", role.name));
+                    }
+                }
+            }
+            let held: BTreeSet<P> = active
+                .iter()
+                .filter_map(|a| roles.iter().find(|r| Some(r.id) == a.role_id))
+                .flat_map(|r| r.permissions.iter().copied())
+                .collect();
+            let impersonators = held.contains(&P::UsersImpersonate);
+            let no_link = impersonators && ctx.config().system_url.url().is_none();
+            let base = |o: Outcome| {
+                o.with("admins", active.len())
+                    .with("roles", roles.iter().map(|r| &r.name).collect::<Vec<_>>())
+                    .with("admins_without_role", &without_role)
+                    .with("incomplete_roles", &incomplete)
+                    .with("permissions_nobody_holds", P::ALL.iter().filter(|p| !held.contains(p)).collect::<Vec<_>>())
+            };
+            if active.is_empty() {
+                return base(Outcome::warn("no enabled admin exists: nobody can use the admin API"))
+                    .remediation("Create one: `gatehouse admin add --username NAME --email E --role \"Full Administrator\"` and `gatehouse admin token create`.");
+            }
+            if no_link {
+                return base(Outcome::fail(
+                    "admins may impersonate users, but system_url is not set: the one-time login link cannot be built",
+                ));
+            }
+            if !without_role.is_empty() {
+                return base(Outcome::fail(format!(
+                    "{} admin(s) have no role and are refused everything: {}",
+                    without_role.len(),
+                    without_role.join(", ")
+                )))
+                .remediation("Assign a role: `gatehouse admin role assign --admin ID --role ROLE`.");
+            }
+            if !incomplete.is_empty() {
+                return base(Outcome::warn(format!("roles that stop their admins halfway: {}", incomplete.join("; "))))
+                    .remediation("Add the missing permission with `gatehouse admin role set`.");
+            }
+            base(Outcome::pass(format!(
+                "{} admin(s), each with a role; {} role(s) complete",
+                active.len(),
+                roles.len()
+            )))
+        })
+    }
+}

@@ -1,0 +1,93 @@
+//! `sessions.cookie`: the session cookie can only work when the scheme and host visitors use
+//! match what system_url says. Browsers drop a Secure cookie on plain http (a new session on every
+//! request: the login redirect loop), and never send a host-only cookie to another host.
+
+use super::{authority, is_local, observed_requests, tally};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+
+pub struct Cookie;
+
+static META: Meta = Meta {
+    id: "sessions.cookie",
+    title: "Session cookie fits how visitors arrive",
+    tags: &["sessions", "system_url", "proxy"],
+    symptom: "The login page keeps coming back after a correct login (redirect loop), or \"login details incorrect\".",
+    cause: "The session cookie is Secure when system_url is https, and browsers drop Secure cookies on plain http; \
+            it is host-only for system_url's host. Visitors on plain http, or a TLS proxy that gatehouse does not \
+            trust (so it cannot tell https from http), break it.",
+    next_steps: "Serve the client area only over https when system_url is https (redirect http to https at the \
+                 proxy), list the proxy in trusted_proxies.ranges, and have it send X-Forwarded-Proto.",
+    prerequisites: &["system_url.config"],
+    thresholds: &[],
+};
+
+impl Check for Cookie {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let Some(url) = ctx.config().system_url.url() else { return Outcome::skipped("system_url is not set") };
+            let host = url.host_str().unwrap_or_default().to_string();
+            let secure = url.scheme() == "https";
+            let cookie = serde_json::json!({
+                "secure": secure, "path": url.path(), "domain": format!("{host} (host-only)"),
+                "http_only": true, "same_site": "Lax",
+            });
+            let seen = match observed_requests(ctx).await {
+                Ok(seen) => seen,
+                Err(outcome) if outcome.status == crate::doctor::model::Status::Skipped => Vec::new(),
+                Err(outcome) => return outcome,
+            };
+            let authority = authority(url);
+            let on_host: Vec<_> = seen.iter().filter(|o| o.host == authority).collect();
+            let plain_http = on_host.iter().filter(|o| o.scheme_from_proxy.0 && o.scheme == "http").count();
+            let unvouched = on_host.iter().filter(|o| !o.scheme_from_proxy.0).count();
+            let base = |o: Outcome| {
+                o.with("cookie", &cookie)
+                    .with("observed_requests", seen.len())
+                    .with("on_system_url_host", on_host.len())
+                    .with("plain_http_via_proxy", plain_http)
+                    .with("scheme_not_vouched", unvouched)
+                    .with("peers_without_proto_header", tally(&on_host, |o| o.peer_ip.clone()))
+            };
+            if secure && plain_http > 0 {
+                return base(Outcome::fail(format!(
+                    "{plain_http} requests reached {host} over plain http (as the proxy reports) while the session \
+                     cookie is Secure: browsers drop it there, so every such request starts a new session"
+                )))
+                .remediation(format!("Redirect http://{authority}/ to {url} at the proxy (HTTP 301)."));
+            }
+            if secure && unvouched > 0 {
+                return base(Outcome::warn(format!(
+                    "system_url is https, but {unvouched} of {} requests on {host} came without a trusted \
+                     X-Forwarded-Proto or CF-Visitor: gatehouse cannot tell whether those visitors use https",
+                    on_host.len()
+                )))
+                .remediation(
+                    "Add the TLS proxy's address to trusted_proxies.ranges and have it send X-Forwarded-Proto \
+                     (nginx: `proxy_set_header X-Forwarded-Proto $scheme;`).",
+                );
+            }
+            if !secure && !is_local(&host) {
+                return base(Outcome::warn(format!(
+                    "system_url is plain http on {host}: the session cookie travels without Secure, readable by \
+                     anyone on the network path"
+                )))
+                .remediation(format!("Serve the client area over https and set system_url to https://{authority}/."));
+            }
+            let how = if on_host.is_empty() {
+                "no requests observed yet".to_string()
+            } else {
+                format!("{} observed requests on {host} fit it", on_host.len())
+            };
+            base(Outcome::pass(format!(
+                "session cookie is {}host-only for {host}, path {}; {how}",
+                if secure { "Secure, " } else { "" },
+                url.path()
+            )))
+        })
+    }
+}

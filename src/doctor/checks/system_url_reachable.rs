@@ -1,0 +1,107 @@
+//! `system_url.reachable`: system_url leads to *this* gatehouse. DNS → connect → GET
+//! `{system_url}.well-known/gatehouse`, which must answer with this deployment's instance id and
+//! must not redirect to another host or scheme (a redirect there moves visitors off the cookie's
+//! host: "login details incorrect").
+
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+use crate::doctor::model::Status;
+use crate::net::http;
+use crate::store::settings;
+
+pub struct Reachable;
+
+static META: Meta = Meta {
+    id: "system_url.reachable",
+    title: "System URL reaches this instance",
+    tags: &["system_url", "network"],
+    symptom: "\"Login details incorrect\"; reset links that open another site or fail.",
+    cause: "system_url's name resolves to another server, the web server or proxy in front redirects to another \
+            host or scheme, or another deployment (staging, an old server) answers at that address.",
+    next_steps: "Point system_url's DNS at the server running `gatehouse serve`, proxy it through unchanged, and \
+                 make the proxy redirect other names to system_url rather than the reverse.",
+    prerequisites: &["system_url.config"],
+    thresholds: &[],
+};
+
+impl Check for Reachable {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let Some(url) = ctx.config().system_url.url() else { return Outcome::skipped("system_url is not set") };
+            let accounts = match ctx.accounts().await {
+                Ok(a) => a,
+                Err(outcome) => return outcome,
+            };
+            let ours = match settings::existing_instance_id(accounts.db()).await {
+                Ok(id) => id,
+                Err(e) => return Outcome::error(format!("cannot read this deployment's instance id: {e}")),
+            };
+            let target = match url.join(".well-known/gatehouse") {
+                Ok(t) => t,
+                Err(e) => return Outcome::error(format!("cannot build the probe URL from {url}: {e}")),
+            };
+            let resolver = match ctx.resolver().await {
+                Ok(r) => r,
+                Err(e) => return Outcome::error(e),
+            };
+            let trace = http::get(&target, resolver, ctx.network_budget(), None).await;
+            let answered: Option<serde_json::Value> = trace.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
+            let their_id = answered.as_ref().and_then(|v| v["instance_id"].as_str()).map(str::to_string);
+            let base = |o: Outcome| {
+                o.with("probe", target.as_str())
+                    .with("phases", &trace.phases)
+                    .with("http_status", trace.status)
+                    .with("location", &trace.location)
+                    .with("expected_instance_id", &ours)
+                    .with("answered_instance_id", &their_id)
+            };
+            if let Some(failure) = trace.failure() {
+                let mut o = base(Outcome::fail(format!("system_url does not answer: {failure}"))).remediation(
+                    "Start `gatehouse serve` (and the proxy in front of it) and make system_url's name resolve to it.",
+                );
+                if trace.timed_out {
+                    o.status = Status::Timeout;
+                }
+                return o;
+            }
+            let status = trace.status.unwrap_or(0);
+            if (300..400).contains(&status) {
+                let location = trace.location.clone().unwrap_or_default();
+                let moved = target.join(&location).ok();
+                let same_origin = moved.as_ref().is_some_and(|m| m.origin() == url.origin());
+                let message = format!("{target} redirects (HTTP {status}) to {location}");
+                return base(if same_origin {
+                    Outcome::warn(format!("{message}: the web server rewrites gatehouse's paths"))
+                } else {
+                    Outcome::fail(format!(
+                        "{message}, another host or scheme than system_url: visitors sent there lose their session"
+                    ))
+                    .remediation(format!(
+                        "Either set system_url to the address the redirect leads to, or remove the redirect so {url} \
+                         is served directly."
+                    ))
+                });
+            }
+            let Some(theirs) = their_id.as_deref().filter(|_| status == 200) else {
+                return base(Outcome::fail(format!(
+                    "{target} answered HTTP {status}, but not as gatehouse: another site is served at system_url"
+                )));
+            };
+            match ours.as_deref() {
+                Some(ours) if ours == theirs => base(Outcome::pass(format!("{url} reaches this instance ({theirs})"))),
+                Some(ours) => base(Outcome::fail(format!(
+                    "{url} reaches another gatehouse instance ({theirs}), not this one ({ours}): a different server \
+                     or database answers there"
+                ))),
+                None => base(Outcome::warn(format!(
+                    "{url} reaches a gatehouse instance ({theirs}), but this database has never been served: the \
+                     instance there uses another database"
+                ))),
+            }
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! The bounded sample of request observations the doctor reasons about (`system_url.requests`,
+//! `sessions.cookie`, `sessions.lifetime`, `proxy.cloudflare`): which host and scheme requests
+//! arrive on, from which peer, which client IP was resolved, whether CloudFlare headers were
+//! present, and whether a session ended because its IP changed. `serve` records them in memory
+//! on the request path (a mutex held for a push) and stores them from its background task; the
+//! table keeps the newest `CAPACITY` rows.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use crate::error::Result;
+use crate::store::{Db, now};
+
+/// Observations kept in memory between flushes, and rows kept in the database.
+pub const CAPACITY: usize = 1000;
+
+/// What one request looked like from the server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct Observation {
+    pub at: i64,
+    /// The `Host` header, lower-case.
+    pub host: String,
+    /// The scheme the client used, as far as gatehouse can tell.
+    pub scheme: String,
+    /// The scheme came from a trusted proxy's header, not from the connection itself.
+    #[sqlx(try_from = "i64")]
+    pub scheme_from_proxy: Flag,
+    pub peer_ip: String,
+    pub client_ip: String,
+    #[sqlx(try_from = "i64")]
+    pub cf_headers: Flag,
+    /// The request presented a session that `ip_check` ended because the client IP changed.
+    #[sqlx(try_from = "i64")]
+    pub session_ip_change: Flag,
+}
+
+/// A boolean stored as 0/1 (portable across SQLite and PostgreSQL through the `Any` driver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Flag(pub bool);
+
+impl From<i64> for Flag {
+    fn from(v: i64) -> Self {
+        Flag(v != 0)
+    }
+}
+
+impl Observation {
+    pub fn new(host: String, scheme: (String, bool), peer: IpAddr, client: IpAddr, cf: bool, ip_change: bool) -> Self {
+        Self {
+            at: now(),
+            host,
+            scheme: scheme.0,
+            scheme_from_proxy: Flag(scheme.1),
+            peer_ip: peer.to_string(),
+            client_ip: client.to_string(),
+            cf_headers: Flag(cf),
+            session_ip_change: Flag(ip_change),
+        }
+    }
+}
+
+/// Observations waiting in memory for the next flush.
+#[derive(Default)]
+pub struct Sample {
+    pending: Mutex<VecDeque<Observation>>,
+}
+
+impl Sample {
+    pub fn record(&self, o: Observation) {
+        let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() == CAPACITY {
+            q.pop_front();
+        }
+        q.push_back(o);
+    }
+
+    /// Moves the pending observations to the database and trims it to the newest `CAPACITY`.
+    pub async fn flush(&self, db: &Db) -> Result<()> {
+        let batch: Vec<Observation> = self.pending.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = db.begin().await?;
+        for o in &batch {
+            sqlx::query(
+                "INSERT INTO request_observations \
+                 (at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(o.at)
+            .bind(&o.host)
+            .bind(&o.scheme)
+            .bind(i64::from(o.scheme_from_proxy.0))
+            .bind(&o.peer_ip)
+            .bind(&o.client_ip)
+            .bind(i64::from(o.cf_headers.0))
+            .bind(i64::from(o.session_ip_change.0))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM request_observations WHERE id <= (SELECT MAX(id) FROM request_observations) - $1")
+            .bind(CAPACITY as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The stored observations, oldest first.
+pub async fn stored(db: &Db) -> Result<Vec<Observation>> {
+    Ok(sqlx::query_as(
+        "SELECT at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change \
+         FROM request_observations ORDER BY id",
+    )
+    .fetch_all(db.pool())
+    .await?)
+}

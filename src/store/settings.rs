@@ -1,0 +1,20 @@
+//! Deployment-wide values kept in the `settings` table.
+
+use super::Db;
+use crate::error::Result;
+
+/// This deployment's identity, created on first use: `/.well-known/gatehouse` answers with it so
+/// the doctor can tell that system_url reaches *this* instance and not another one.
+pub async fn instance_id(db: &Db) -> Result<String> {
+    let fresh = crate::auth::tokens::generate("").hash[..32].to_string();
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('instance_id', $1) ON CONFLICT (key) DO NOTHING")
+        .bind(fresh)
+        .execute(db.pool())
+        .await?;
+    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'instance_id'").fetch_one(db.pool()).await?)
+}
+
+/// The instance id if `serve` has created one; reading never creates it.
+pub async fn existing_instance_id(db: &Db) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'instance_id'").fetch_optional(db.pool()).await?)
+}
