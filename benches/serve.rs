@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use reqwest::cookie::{CookieStore, Jar};
 
 use gatehouse::accounts::{Actor, ClientUpdate, NewClient, OwnerSpec};
 use gatehouse::auth::passwords;
@@ -111,42 +110,49 @@ async fn bare_verifies() -> f64 {
     total as f64 / MEASURE.as_secs_f64()
 }
 
-fn browser() -> reqwest::Client {
-    browser_with_jar().0
+/// One HTTP client for every simulated browser: each login carries its own session cookie by
+/// hand, so no client (and no TLS root store) is built per login.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-fn browser_with_jar() -> (reqwest::Client, Arc<Jar>) {
-    let jar = Arc::new(Jar::default());
-    let client =
-        reqwest::Client::builder().cookie_provider(jar.clone()).redirect(reqwest::redirect::Policy::none()).build();
-    (client.unwrap(), jar)
+/// `name=value` of the response's session cookie.
+fn session_cookie(r: &reqwest::Response) -> String {
+    let header = r.headers().get(reqwest::header::SET_COOKIE).expect("a session cookie").to_str().unwrap();
+    header.split(';').next().unwrap().to_string()
 }
 
 fn csrf(body: &str) -> String {
     body.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
 }
 
-async fn login(client: &reqwest::Client, base: &str) {
-    let page = client.get(format!("{base}login")).send().await.unwrap().text().await.unwrap();
-    let token = csrf(&page);
+/// A browser's login: the form (a pre-login session and its CSRF token), then the POST. Returns
+/// the signed-in session's cookie.
+async fn login(client: &reqwest::Client, base: &str) -> String {
+    let form = client.get(format!("{base}login")).send().await.unwrap();
+    let pre_login = session_cookie(&form);
+    let token = csrf(&form.text().await.unwrap());
     let r = client
         .post(format!("{base}login"))
+        .header(reqwest::header::COOKIE, pre_login)
         .form(&[("csrf_token", token.as_str()), ("email", "bench@example.com"), ("password", PASSWORD)])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "login failed");
+    session_cookie(&r)
 }
 
 async fn logins(base: &str, clients: usize) -> f64 {
+    let client = http_client();
     let deadline = Instant::now() + MEASURE;
     let mut handles = Vec::new();
     for _ in 0..clients {
-        let base = base.to_string();
+        let (base, client) = (base.to_string(), client.clone());
         handles.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < deadline {
-                login(&browser(), &base).await;
+                login(&client, &base).await;
                 n += 1;
             }
             n
@@ -163,11 +169,10 @@ async fn logins(base: &str, clients: usize) -> f64 {
 /// connection per client with hyper's bare connection API (no pool, no cookie jar), on a runtime
 /// with a single thread, as an external load generator such as `wrk -t1` would.
 async fn clientarea(base: &str, connections: usize) -> (f64, f64, f64) {
+    let client = http_client();
     let mut cookies = Vec::new();
     for _ in 0..connections {
-        let (client, jar) = browser_with_jar();
-        login(&client, base).await;
-        cookies.push(jar.cookies(&base.parse().unwrap()).expect("logged in: a session cookie"));
+        cookies.push(login(&client, base).await);
     }
     let url: hyper::Uri = format!("{base}clientarea").parse().unwrap();
     let deadline = Instant::now() + MEASURE;

@@ -297,7 +297,7 @@ fn doctor_reports_on_the_embedded_default() {
         r.stdout
     );
     assert!(r.stdout.contains("→ Run `gatehouse migrate`"), "remediation under the problem:\n{}", r.stdout);
-    assert!(r.stdout.lines().last().unwrap().starts_with("15 checks: "), "{}", r.stdout);
+    assert!(r.stdout.lines().last().unwrap().starts_with("21 checks: "), "{}", r.stdout);
     assert!(!r.stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
     assert!(!tmp.path().join("gatehouse-data").exists(), "the doctor only looks");
 
@@ -323,8 +323,9 @@ fn doctor_writes_several_formats_from_one_run() {
         "html=doctor.html",
         "--skip",
         // The first two depend on the machine (its zone, its free space), not on this deployment;
-        // the cron of a deployment initialised a moment ago has not run yet.
-        "time.timezone,disk.space,cron.activity",
+        // the cron of a deployment initialised a moment ago has not run yet, and nothing serves
+        // its system_url.
+        "time.timezone,disk.space,cron.activity,system_url.reachable",
     ]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let report: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -334,15 +335,20 @@ fn doctor_writes_several_formats_from_one_run() {
         ids,
         [
             "database.connectivity",
+            "time.clock",
             "system_url.config",
+            "system_url.requests",
             "proxy.trusted",
             "proxy.cloudflare",
             "accounts.integrity",
             "accounts.password_hashes",
+            "admin.roles",
             "license.connectivity",
             "email.transport",
             "email.queue",
             "sessions.storage",
+            "sessions.cookie",
+            "sessions.lifetime",
             "sessions.gc",
             "twofa.duo"
         ]

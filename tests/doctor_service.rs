@@ -4,23 +4,14 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse::config::Loaded;
 use gatehouse::cron::Cron;
-use gatehouse::doctor::model::{CheckResult, Status};
-use gatehouse::doctor::{checks, context::Context, diagnose, fix, runner::RunOptions};
+use gatehouse::doctor::fix;
+use gatehouse::doctor::model::Status;
+use support::doctor::check;
 use support::duo;
 use support::web::{Backend, PASSWORD, Server};
-
-async fn check(loaded: &Loaded, id: &str) -> (CheckResult, Arc<Context>) {
-    let ctx = Arc::new(Context::new(loaded.clone()).with_deadline(Duration::from_secs(3)));
-    let selected: Vec<_> =
-        checks::builtin().into_iter().filter(|c| c.meta().id == id || c.meta().id == "database.connectivity").collect();
-    let report = diagnose(&selected, ctx.clone(), &RunOptions::with_timeout(Duration::from_secs(3))).await;
-    (report.results.into_iter().find(|r| r.id == id).unwrap(), ctx)
-}
 
 async fn expired_gauge(server: &Server) -> String {
     let metrics = reqwest::get(server.url("metrics")).await.unwrap().text().await.unwrap();

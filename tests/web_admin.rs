@@ -3,33 +3,11 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 
-use gatehouse::accounts::{Actor, AdminPermission};
+use gatehouse::accounts::AdminPermission;
 use serde_json::{Value, json};
-use support::web::{Backend, PASSWORD, Server};
-
-async fn admin_token(server: &Server, permissions: &[AdminPermission]) -> String {
-    let actor = Actor::system("test");
-    let accounts = server.accounts();
-    let name = permissions.iter().map(|p| p.key()).collect::<Vec<_>>().join("+");
-    let set: BTreeSet<AdminPermission> = permissions.iter().copied().collect();
-    accounts.create_role(&actor, &name, &set).await.unwrap();
-    let admin = accounts.create_admin(&actor, &format!("admin-{name}"), "ops@example.com", &name, None).await.unwrap();
-    accounts.create_api_token(&actor, admin.id, "test").await.unwrap().token
-}
-
-async fn api(server: &Server, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, server.url(&format!("api/v1/{path}"))).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
+use support::web::{Backend, PASSWORD, Server, admin_token, api};
 
 async fn api_needs_a_token_and_names_missing_permissions(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };

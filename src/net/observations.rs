@@ -2,8 +2,9 @@
 //! `sessions.cookie`, `sessions.lifetime`, `proxy.cloudflare`): which host and scheme requests
 //! arrive on, from which peer, which client IP was resolved, whether CloudFlare headers were
 //! present, and whether a session ended because its IP changed. `serve` records them in memory
-//! on the request path (a mutex held for a push) and stores them from its background task; the
-//! table keeps the newest `CAPACITY` rows.
+//! on the request path (a mutex held for a push) and stores them from its background task,
+//! stamped with its configuration's fingerprint; the table keeps the newest `CAPACITY` rows.
+//! Readers look at one configuration's recent requests, so a fix shows as soon as traffic does.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -61,13 +62,21 @@ impl Observation {
     }
 }
 
+/// How far back readers look.
+pub const WINDOW_SECS: i64 = 24 * 3600;
+
 /// Observations waiting in memory for the next flush.
-#[derive(Default)]
 pub struct Sample {
+    /// The fingerprint of the configuration the server runs with (`heartbeat::fingerprint`).
+    fingerprint: String,
     pending: Mutex<VecDeque<Observation>>,
 }
 
 impl Sample {
+    pub fn new(fingerprint: String) -> Self {
+        Self { fingerprint, pending: Mutex::default() }
+    }
+
     pub fn record(&self, o: Observation) {
         let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() == CAPACITY {
@@ -86,8 +95,8 @@ impl Sample {
         for o in &batch {
             sqlx::query(
                 "INSERT INTO request_observations \
-                 (at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change, \
+                 config_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(o.at)
             .bind(&o.host)
@@ -97,6 +106,7 @@ impl Sample {
             .bind(&o.client_ip)
             .bind(i64::from(o.cf_headers.0))
             .bind(i64::from(o.session_ip_change.0))
+            .bind(&self.fingerprint)
             .execute(&mut *tx)
             .await?;
         }
@@ -109,12 +119,15 @@ impl Sample {
     }
 }
 
-/// The stored observations, oldest first.
-pub async fn stored(db: &Db) -> Result<Vec<Observation>> {
+/// The stored observations of the last `WINDOW_SECS` made under the configuration with
+/// `fingerprint`, oldest first.
+pub async fn recent(db: &Db, fingerprint: &str) -> Result<Vec<Observation>> {
     Ok(sqlx::query_as(
         "SELECT at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change \
-         FROM request_observations ORDER BY id",
+         FROM request_observations WHERE config_fingerprint = $1 AND at >= $2 ORDER BY id",
     )
+    .bind(fingerprint)
+    .bind(now() - WINDOW_SECS)
     .fetch_all(db.pool())
     .await?)
 }

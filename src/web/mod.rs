@@ -79,7 +79,7 @@ impl AppState {
                 duo,
                 instance_id,
                 metrics: metrics::Metrics::default(),
-                observations: observations::Sample::default(),
+                observations: observations::Sample::new(crate::cron::heartbeat::fingerprint(&loaded)),
                 auth,
                 loaded,
             }),

@@ -8,6 +8,7 @@ use gatehouse::accounts::{Accounts, Actor, Policy};
 use gatehouse::config::DatabaseUrl;
 use gatehouse::store::Db;
 
+pub mod doctor;
 pub mod duo;
 pub mod smtp;
 pub mod web;

@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 
-use gatehouse::accounts::{Accounts, Actor, ClientUpdate, NewClient, OwnerSpec};
+use gatehouse::accounts::{Accounts, Actor, AdminPermission, ClientUpdate, NewClient, OwnerSpec};
 use gatehouse::auth::Auth;
 use gatehouse::web::AppState;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
 
 use super::PgSchema;
 
@@ -18,7 +19,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub state: AppState,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    database_url: String,
+    shutdown: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
     _schema: Option<PgSchema>,
 }
 
@@ -29,8 +31,9 @@ pub enum Backend {
 }
 
 impl Server {
-    /// Starts a server with `extra` YAML appended to a minimal configuration. `None` when the
-    /// backend is PostgreSQL and no server is configured.
+    /// Starts a server with `extra` YAML appended to a minimal configuration (`{addr}` in it
+    /// stands for the listening address; a `system_url:` in it replaces the default). `None` when
+    /// the backend is PostgreSQL and no server is configured.
     pub async fn start(backend: Backend, extra: &str) -> Option<Server> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
@@ -41,25 +44,53 @@ impl Server {
                 (s.url.clone(), Some(s))
             }
         };
+        std::fs::create_dir_all(dir.path().join("gatehouse-data/sessions")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let base = format!("http://{addr}/");
-        let yaml = format!("system_url: \"{base}\"\ndatabase_url: \"{database_url}\"\n{extra}");
-        let path = dir.path().join("gatehouse.yaml");
+        let state = Self::configure(dir.path(), &database_url, addr, extra).await;
+        let mut server =
+            Server { base: format!("http://{addr}/"), addr, dir, state, database_url, shutdown: None, _schema: schema };
+        server.run(listener);
+        Some(server)
+    }
+
+    /// Restarts the server on the same address and database with another `extra` configuration:
+    /// what an operator does after editing gatehouse.yaml.
+    pub async fn reconfigure(&mut self, extra: &str) {
+        if let Some((tx, task)) = self.shutdown.take() {
+            let _ = tx.send(());
+            task.await.unwrap();
+        }
+        self.state = Self::configure(self.dir.path(), &self.database_url, self.addr, extra).await;
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.run(listener);
+    }
+
+    async fn configure(dir: &std::path::Path, database_url: &str, addr: SocketAddr, extra: &str) -> AppState {
+        let extra = extra.replace("{addr}", &addr.to_string());
+        let system_url = if extra.lines().any(|l| l.starts_with("system_url:")) {
+            String::new()
+        } else {
+            format!("system_url: \"http://{addr}/\"\n")
+        };
+        let yaml = format!("{system_url}database_url: \"{database_url}\"\n{extra}");
+        let path = dir.join("gatehouse.yaml");
         std::fs::write(&path, yaml).unwrap();
-        std::fs::create_dir_all(dir.path().join("gatehouse-data/sessions")).unwrap();
         let loaded = gatehouse::config::load(Some(&path), Vec::<(String, String)>::new()).unwrap();
-        let state = AppState::new(loaded).await.unwrap();
+        AppState::new(loaded).await.unwrap()
+    }
+
+    fn run(&mut self, listener: tokio::net::TcpListener) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let run_state = state.clone();
-        tokio::spawn(async move {
+        let run_state = self.state.clone();
+        let task = tokio::spawn(async move {
             gatehouse::web::run(run_state, listener, async {
                 let _ = rx.await;
             })
             .await
             .unwrap();
         });
-        Some(Server { base, addr, dir, state, shutdown: Some(tx), _schema: schema })
+        self.shutdown = Some((tx, task));
     }
 
     pub fn auth(&self) -> &Auth {
@@ -76,6 +107,18 @@ impl Server {
 
     pub fn browser(&self) -> Browser {
         Browser::new(self)
+    }
+
+    /// A browser that reaches this server under the host name `name` (resolved to 127.0.0.1 by
+    /// the client itself), for behaviour browsers reserve for loopback addresses.
+    pub fn browser_as(&self, name: &str) -> Browser {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(name, self.addr)
+            .build()
+            .unwrap();
+        Browser { client, base: format!("http://{name}:{}/", self.addr.port()), extra: Vec::new() }
     }
 
     /// A client (account) owned by a new user with [`PASSWORD`]: returns (user id, client id).
@@ -108,7 +151,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        if let Some((tx, _)) = self.shutdown.take() {
             let _ = tx.send(());
         }
     }
@@ -203,6 +246,35 @@ impl Browser {
     pub async fn login(&self, email: &str, password: &str) -> Page {
         self.submit("login", "login", &[("email", email), ("password", password)]).await
     }
+}
+
+/// An API token of a new admin whose role holds exactly `permissions`.
+pub async fn admin_token(server: &Server, permissions: &[AdminPermission]) -> String {
+    let actor = Actor::system("test");
+    let accounts = server.accounts();
+    let name = permissions.iter().map(|p| p.key()).collect::<Vec<_>>().join("+");
+    let set: std::collections::BTreeSet<AdminPermission> = permissions.iter().copied().collect();
+    accounts.create_role(&actor, &name, &set).await.unwrap();
+    let admin = accounts.create_admin(&actor, &format!("admin-{name}"), "ops@example.com", &name, None).await.unwrap();
+    accounts.create_api_token(&actor, admin.id, "test").await.unwrap().token
+}
+
+/// Calls the admin API; the status and the JSON body (null when there is none).
+pub async fn api(
+    server: &Server,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, server.url(&format!("api/v1/{path}"))).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// Runs each named `async fn(Backend)` on SQLite and, when configured, PostgreSQL.

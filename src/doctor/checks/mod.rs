@@ -55,14 +55,16 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
     ]
 }
 
-/// The requests `serve` has recorded, or the outcome to report when there are none to reason
-/// about (no database yet, or no traffic yet).
+/// The requests `serve` recorded in the last day while running with this configuration, or the
+/// outcome to report when there are none to reason about (no database yet, or no such traffic).
 async fn observed_requests(ctx: &Context) -> Result<Vec<Observation>, Outcome> {
     let accounts = ctx.accounts().await?;
-    match observations::stored(accounts.db()).await {
-        Ok(seen) if seen.is_empty() => Err(Outcome::skipped(
-            "no requests observed yet: `gatehouse serve` stores a sample of the requests it receives every 30 s",
-        )),
+    let fingerprint = crate::cron::heartbeat::fingerprint(&ctx.loaded);
+    match observations::recent(accounts.db(), &fingerprint).await {
+        Ok(seen) if seen.is_empty() => Err(Outcome::skipped(format!(
+            "no requests observed in the last day under this configuration (fingerprint {fingerprint}): `gatehouse \
+             serve` stores a sample of the requests it receives every 30 s"
+        ))),
         Ok(seen) => Ok(seen),
         Err(e) => Err(Outcome::error(format!("cannot read the request observations: {e}"))),
     }

@@ -77,7 +77,11 @@ impl Check for Lifetime {
                 "sessions last {} idle, {} at most{}",
                 s.idle_timeout,
                 s.absolute_timeout,
-                if s.ip_check { "; no session was ended by an IP change" } else { "" }
+                match (s.ip_check, seen.is_empty()) {
+                    (true, true) => "; no requests observed yet to see IP changes in",
+                    (true, false) => "; no observed session was ended by an IP change",
+                    (false, _) => "",
+                }
             )))
         })
     }

@@ -1,0 +1,265 @@
+//! The checks that reason about how the service is reached and used — system_url.reachable,
+//! system_url.requests, sessions.cookie, sessions.lifetime, time.timezone, time.clock,
+//! admin.roles — proven on real faults: the broken deployment is built, the symptom is shown
+//! through the real service, the check fails with evidence, the deployment is fixed (usually by
+//! restarting with a corrected configuration), the symptom is gone and the check passes.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use gatehouse::accounts::{Actor, AdminPermission as P};
+use gatehouse::cron::heartbeat::Heartbeat;
+use gatehouse::doctor::model::Status;
+use serde_json::json;
+use support::doctor::check;
+use support::web::{Backend, PASSWORD, Server, api};
+
+const LOGIN_INCORRECT: &str = "Login details incorrect";
+
+async fn system_url_requests_sees_visitors_on_another_host(backend: Backend) {
+    let Some(mut server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let (quiet, _) = check(&server.state.loaded, "system_url.requests").await;
+    assert_eq!(quiet.status, Status::Skipped, "no traffic yet: {}", quiet.message);
+
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
+    server.state.flush().await;
+    let (healthy, _) = check(&server.state.loaded, "system_url.requests").await;
+    assert_eq!(healthy.status, Status::Pass, "healthy: no false alarm: {}", healthy.message);
+
+    // Visitors open the site as localhost:PORT while system_url says 127.0.0.1:PORT.
+    let visitors_host = format!("localhost:{}", server.addr.port());
+    let mut visitor = server.browser();
+    visitor.header("host", &visitors_host);
+    let refused = visitor.login("ann@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 401, "the symptom");
+    assert!(refused.body.contains(LOGIN_INCORRECT));
+    server.state.flush().await;
+    let (found, _) = check(&server.state.loaded, "system_url.requests").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert_eq!(found.evidence["by_origin"][0][0], format!("http://{visitors_host}"));
+    assert_eq!(found.evidence["elsewhere"], 2, "the form and the POST");
+
+    // The fix: system_url is the address visitors use.
+    server.reconfigure(&format!("system_url: \"http://{visitors_host}/\"\n")).await;
+    let mut visitor = server.browser();
+    visitor.header("host", &visitors_host);
+    assert_eq!(visitor.login("ann@example.com", PASSWORD).await.status, 303, "the symptom is gone");
+    server.state.flush().await;
+    let (fixed, _) = check(&server.state.loaded, "system_url.requests").await;
+    assert_eq!(
+        fixed.status,
+        Status::Pass,
+        "requests seen under the old configuration no longer count: {}",
+        fixed.message
+    );
+}
+
+async fn system_url_reachable_finds_another_instance(backend: Backend) {
+    let Some(mut ours) = Server::start(backend, "").await else { return };
+    let (healthy, _) = check(&ours.state.loaded, "system_url.reachable").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+    assert_eq!(healthy.evidence["answered_instance_id"], ours.state.instance_id.as_str());
+
+    // system_url names another deployment (an old server, staging) that has its own database.
+    let Some(other) = Server::start(backend, "").await else { return };
+    ours.client_with_owner("ann@example.com", "Ann Hosting").await;
+    ours.reconfigure(&format!("system_url: \"{}\"\n", other.base)).await;
+    let refused = other.browser().login("ann@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 401, "the symptom: the address users follow does not know them");
+    let (found, _) = check(&ours.state.loaded, "system_url.reachable").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert!(found.message.contains("another gatehouse instance"), "{}", found.message);
+    assert_eq!(found.evidence["answered_instance_id"], other.state.instance_id.as_str());
+    assert_eq!(found.evidence["expected_instance_id"], ours.state.instance_id.as_str());
+
+    // Nothing listening there at all: the phase that failed is named.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    ours.reconfigure(&format!("system_url: \"http://{closed}/\"\n")).await;
+    let (down, _) = check(&ours.state.loaded, "system_url.reachable").await;
+    assert_eq!(down.status, Status::Fail);
+    assert!(down.message.contains("tcp phase") && down.message.contains("refused"), "{}", down.message);
+
+    ours.reconfigure("").await;
+    assert_eq!(ours.browser().login("ann@example.com", PASSWORD).await.status, 303, "the symptom is gone");
+    assert_eq!(check(&ours.state.loaded, "system_url.reachable").await.0.status, Status::Pass);
+}
+
+async fn sessions_cookie_sees_secure_cookies_on_plain_http(backend: Backend) {
+    let proxy = "trusted_proxies:\n  ranges: [\"127.0.0.1\"]\n";
+    let Some(mut server) = Server::start(backend, proxy).await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let mut b = server.browser();
+    b.header("x-forwarded-proto", "http");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    server.state.flush().await;
+    let (healthy, _) = check(&server.state.loaded, "sessions.cookie").await;
+    assert_eq!(healthy.status, Status::Pass, "healthy: no false alarm: {}", healthy.message);
+
+    // system_url says https, but the proxy reports that visitors come over plain http: the
+    // browser drops the Secure cookie, so the login form's session never comes back. (Browsers
+    // treat 127.0.0.1 as a secure context, so the visitor uses a real host name.)
+    let site = format!("gatehouse.test:{}", server.addr.port());
+    server.reconfigure(&format!("system_url: \"https://{site}/\"\n{proxy}")).await;
+    let mut b = server.browser_as("gatehouse.test");
+    b.header("x-forwarded-proto", "http");
+    let refused = b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 403, "the symptom");
+    assert!(refused.body.contains("Invalid CSRF token"), "{}", refused.body);
+    server.state.flush().await;
+    let (found, _) = check(&server.state.loaded, "sessions.cookie").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert_eq!(found.evidence["cookie"]["secure"], true);
+    assert_eq!(found.evidence["plain_http_via_proxy"], 2);
+
+    // Without the proxy's word, gatehouse cannot tell: a warning that names the peer.
+    server.reconfigure(&format!("system_url: \"https://{site}/\"\n")).await;
+    server.browser_as("gatehouse.test").get("login").await;
+    server.state.flush().await;
+    let (unsure, _) = check(&server.state.loaded, "sessions.cookie").await;
+    assert_eq!(unsure.status, Status::Warn, "{}", unsure.message);
+    assert_eq!(unsure.evidence["peers_without_proto_header"][0][0], "127.0.0.1");
+
+    // The fix for a site without TLS: system_url says what visitors use.
+    server.reconfigure(proxy).await;
+    let mut b = server.browser();
+    b.header("x-forwarded-proto", "http");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303, "the symptom is gone");
+    server.state.flush().await;
+    assert_eq!(check(&server.state.loaded, "sessions.cookie").await.0.status, Status::Pass);
+}
+
+async fn sessions_lifetime_sees_sessions_ended_by_ip_changes(backend: Backend) {
+    let proxy = "trusted_proxies:\n  ranges: [\"127.0.0.1\"]\n";
+    let Some(mut server) = Server::start(backend, proxy).await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let mut b = server.browser();
+    b.header("x-forwarded-for", "198.51.100.7");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(b.get("clientarea").await.status, 200);
+    server.state.flush().await;
+    let (healthy, _) = check(&server.state.loaded, "sessions.lifetime").await;
+    assert_eq!(healthy.status, Status::Pass, "healthy: no false alarm: {}", healthy.message);
+
+    // The visitor's address rotates (a mobile network): ip_check logs them out.
+    b.header("x-forwarded-for", "198.51.100.8");
+    let out = b.get("clientarea").await;
+    assert_eq!((out.status, out.location()), (303, "/login?expired=1"), "the symptom");
+    server.state.flush().await;
+    let (found, _) = check(&server.state.loaded, "sessions.lifetime").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert_eq!(found.evidence["sessions_ended_by_ip_change"], 1);
+    assert_eq!(found.evidence["ip_check"], true);
+
+    server.reconfigure(&format!("{proxy}sessions:\n  ip_check: false\n")).await;
+    let mut b = server.browser();
+    b.header("x-forwarded-for", "198.51.100.7");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    b.header("x-forwarded-for", "198.51.100.8");
+    assert_eq!(b.get("clientarea").await.status, 200, "the symptom is gone");
+    server.state.flush().await;
+    assert_eq!(check(&server.state.loaded, "sessions.lifetime").await.0.status, Status::Pass);
+
+    // A very short idle timeout is named too.
+    let mut short = server.state.loaded.clone();
+    short.config.sessions.idle_timeout = "2m".parse().unwrap();
+    let (warned, _) = check(&short, "sessions.lifetime").await;
+    assert_eq!(warned.status, Status::Warn, "{}", warned.message);
+    assert!(warned.message.contains("idle_timeout is 2m"), "{}", warned.message);
+}
+
+async fn time_timezone_compares_web_and_cron(backend: Backend) {
+    let Some(server) = Server::start(backend, "timezone: Europe/Berlin\n").await else { return };
+    let loaded = &server.state.loaded;
+    server.state.flush().await; // the web heartbeat
+    let cron = Heartbeat::of_this_process("cron", loaded);
+    cron.write(server.accounts().db()).await.unwrap();
+    let (healthy, _) = check(loaded, "time.timezone").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+
+    // The cron runs with another zone (a different configuration or TZ).
+    let mut elsewhere = loaded.clone();
+    elsewhere.config.timezone = "America/New_York".parse().unwrap();
+    Heartbeat::of_this_process("cron", &elsewhere).write(server.accounts().db()).await.unwrap();
+    let (found, _) = check(loaded, "time.timezone").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert!(found.message.contains("America/New_York") && found.message.contains("Europe/Berlin"), "{}", found.message);
+
+    cron.write(server.accounts().db()).await.unwrap();
+    assert_eq!(check(loaded, "time.timezone").await.0.status, Status::Pass);
+}
+
+async fn admin_roles_finds_roles_that_stop_halfway(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (actor, accounts) = (Actor::system("test"), server.accounts());
+    let (empty, _) = check(&server.state.loaded, "admin.roles").await;
+    assert_eq!(empty.status, Status::Warn, "no admin at all: {}", empty.message);
+
+    let sales: BTreeSet<P> = [P::ClientsView, P::ClientsCreate].into();
+    accounts.create_role(&actor, "Sales", &sales).await.unwrap();
+    let sam = accounts.create_admin(&actor, "sam", "sam@example.com", "Sales", None).await.unwrap();
+    let token = accounts.create_api_token(&actor, sam.id, "test").await.unwrap().token;
+    let body = json!({"email": "new@example.com", "first_name": "New", "last_name": "Client"});
+    let (created, client) = api(&server, &token, reqwest::Method::POST, "clients", Some(body)).await;
+    assert_eq!(created, 201, "{client}");
+    let path = format!("clients/{}", client["id"]);
+    let (denied, why) = api(&server, &token, reqwest::Method::PATCH, &path, Some(json!({"company": "X"}))).await;
+    assert_eq!(denied, 403, "the symptom: access denied on what sam just created");
+    assert!(why["error"]["message"].as_str().unwrap().contains("clients.manage"));
+
+    let (found, _) = check(&server.state.loaded, "admin.roles").await;
+    assert_eq!(found.status, Status::Warn, "{}", found.message);
+    assert_eq!(found.evidence["incomplete_roles"], json!(["Sales: clients.create without clients.manage"]));
+
+    let complete: BTreeSet<P> = [P::ClientsView, P::ClientsCreate, P::ClientsManage].into();
+    accounts.set_role_permissions(&actor, "Sales", &complete).await.unwrap();
+    let (allowed, _) = api(&server, &token, reqwest::Method::PATCH, &path, Some(json!({"company": "X"}))).await;
+    assert_eq!(allowed, 200, "the symptom is gone");
+    assert_eq!(check(&server.state.loaded, "admin.roles").await.0.status, Status::Pass);
+}
+
+/// A licensing server whose clock is `skew_secs` away from ours (it only answers with a Date).
+async fn licensing_server(skew_secs: i64) -> String {
+    let app = axum::Router::new().fallback(move || async move {
+        let date = chrono::Utc::now() + chrono::Duration::seconds(skew_secs);
+        ([(axum::http::header::DATE, date.format("%a, %d %b %Y %H:%M:%S GMT").to_string())], "ok")
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/")
+}
+
+async fn time_clock_compares_with_independent_clocks(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let mut loaded = server.state.loaded.clone();
+    let (alone, _) = check(&loaded, "time.clock").await;
+    if backend == Backend::Sqlite {
+        assert_eq!(alone.status, Status::Skipped, "SQLite shares this machine's clock: {}", alone.message);
+    } else {
+        assert_eq!(alone.status, Status::Pass, "the PostgreSQL server runs on this machine: {}", alone.message);
+        assert!(alone.evidence["skew_secs"]["database_server"].as_f64().unwrap().abs() < 2.0);
+    }
+
+    loaded.config.license.server = licensing_server(0).await.parse().unwrap();
+    let (agreed, _) = check(&loaded, "time.clock").await;
+    assert_eq!(agreed.status, Status::Pass, "{}", agreed.message);
+
+    // Our clock against one that is two minutes ahead: as if this machine's clock were behind.
+    loaded.config.license.server = licensing_server(120).await.parse().unwrap();
+    let (found, _) = check(&loaded, "time.clock").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    let skew = found.evidence["skew_secs"]["licensing_server"].as_f64().unwrap();
+    assert!((-122.0..=-118.0).contains(&skew), "{skew}");
+}
+
+web_on_both_backends!(
+    system_url_requests_sees_visitors_on_another_host,
+    system_url_reachable_finds_another_instance,
+    sessions_cookie_sees_secure_cookies_on_plain_http,
+    sessions_lifetime_sees_sessions_ended_by_ip_changes,
+    time_timezone_compares_web_and_cron,
+    admin_roles_finds_roles_that_stop_halfway,
+    time_clock_compares_with_independent_clocks,
+);

@@ -1,0 +1,24 @@
+//! Running one built-in check the way `gatehouse doctor --only ID` would.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse::config::Loaded;
+use gatehouse::doctor::model::CheckResult;
+use gatehouse::doctor::{checks, context::Context, diagnose, runner::RunOptions};
+
+/// Runs check `id` with its prerequisites (and database.connectivity) against `loaded`.
+pub async fn check(loaded: &Loaded, id: &str) -> (CheckResult, Arc<Context>) {
+    let ctx = Arc::new(Context::new(loaded.clone()).with_deadline(Duration::from_secs(3)));
+    let all = checks::builtin();
+    let wanted = all.iter().find(|c| c.meta().id == id).expect("a built-in check").meta();
+    let selected: Vec<_> = all
+        .into_iter()
+        .filter(|c| {
+            let other = c.meta().id;
+            other == id || other == "database.connectivity" || wanted.prerequisites.contains(&other)
+        })
+        .collect();
+    let report = diagnose(&selected, ctx.clone(), &RunOptions::with_timeout(Duration::from_secs(3))).await;
+    (report.results.into_iter().find(|r| r.id == id).unwrap(), ctx)
+}
