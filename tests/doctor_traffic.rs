@@ -1,6 +1,6 @@
 //! The checks that reason about how the service is reached and used — system_url.reachable,
-//! system_url.requests, sessions.cookie, sessions.lifetime, time.timezone, time.clock,
-//! admin.roles — proven on real faults: the broken deployment is built, the symptom is shown
+//! system_url.requests, sessions.cookie, sessions.lifetime, proxy.cloudflare, time.timezone,
+//! time.clock, admin.roles — proven on real faults: the broken deployment is built, the symptom is shown
 //! through the real service, the check fails with evidence, the deployment is fixed (usually by
 //! restarting with a corrected configuration), the symptom is gone and the check passes.
 
@@ -254,6 +254,33 @@ async fn time_clock_compares_with_independent_clocks(backend: Backend) {
     assert!((-122.0..=-118.0).contains(&skew), "{skew}");
 }
 
+
+async fn proxy_cloudflare_sees_traffic_through_untrusted_cloudflare(backend: Backend) {
+    let Some(mut server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
+    server.state.flush().await;
+    let (healthy, _) = check(&server.state.loaded, "proxy.cloudflare").await;
+    assert_eq!(healthy.status, Status::Pass, "healthy: no false alarm: {}", healthy.message);
+
+    // Requests arrive through CloudFlare (its headers), which is not trusted: the visitor's
+    // address is lost and the edge's is recorded instead.
+    let mut b = server.browser();
+    b.header("cf-ray", "8f1c2a3b4c5d6e7f-FRA");
+    b.header("cf-connecting-ip", "203.0.113.50");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    let ips: Vec<_> = server.audit_actions(user_id).await.into_iter().filter_map(|a| a.1).collect();
+    assert!(!ips.iter().any(|ip| ip == "203.0.113.50"), "the symptom: the visitor's address is not seen: {ips:?}");
+    server.state.flush().await;
+    let (found, _) = check(&server.state.loaded, "proxy.cloudflare").await;
+    assert_eq!(found.status, Status::Fail, "ip_check is on: {}", found.message);
+    assert_eq!(found.evidence["observed_via_cloudflare"], 2);
+    assert!(found.remediation.contains("CF-Connecting-IP"), "{}", found.remediation);
+
+    server.reconfigure("trusted_proxies:\n  cloudflare: true\n  header: CF-Connecting-IP\n").await;
+    assert_eq!(check(&server.state.loaded, "proxy.cloudflare").await.0.status, Status::Pass);
+}
+
 web_on_both_backends!(
     system_url_requests_sees_visitors_on_another_host,
     system_url_reachable_finds_another_instance,
@@ -262,4 +289,5 @@ web_on_both_backends!(
     time_timezone_compares_web_and_cron,
     admin_roles_finds_roles_that_stop_halfway,
     time_clock_compares_with_independent_clocks,
+    proxy_cloudflare_sees_traffic_through_untrusted_cloudflare,
 );
