@@ -254,7 +254,6 @@ async fn time_clock_compares_with_independent_clocks(backend: Backend) {
     assert!((-122.0..=-118.0).contains(&skew), "{skew}");
 }
 
-
 async fn proxy_cloudflare_sees_traffic_through_untrusted_cloudflare(backend: Backend) {
     let Some(mut server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
