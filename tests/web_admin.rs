@@ -152,6 +152,7 @@ async fn owners_invite_users_who_register_or_log_in(backend: Backend) {
     let carol = server.browser();
     let page = carol.get(&link).await;
     assert_eq!(page.status, 200);
+    assert!(page.body.contains("Ann Hosting"), "the account is named as everywhere else: {}", page.body);
     let joined = carol
         .post(
             &link,

@@ -4,7 +4,6 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::json;
 
 use super::{Form, check_csrf, form_session, signed_in, store_failed};
 use crate::accounts::{Acceptance, Actor, Membership, NewUser, Permission, Permissions, User};
@@ -171,7 +170,7 @@ pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): P
     let signed = signed_in(&state, &ctx, false).await.ok().map(|(u, _)| u);
     let (session, cookie) = form_session(&state, &ctx).await;
     Page::new("invite.html", "Invitation")
-        .with("client_name", json!(format!("{} {}", client.first_name, client.last_name).trim()))
+        .with("client_name", client.display_name())
         .with("token", &token)
         .with("email", &invite.email)
         .with("user", signed)
