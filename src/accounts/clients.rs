@@ -193,11 +193,7 @@ impl Client {
     /// How the client area names the account: the company, else the contact's name (the same
     /// rule as `client_name` in membership listings).
     pub fn display_name(&self) -> String {
-        if self.company.is_empty() {
-            format!("{} {}", self.first_name, self.last_name)
-        } else {
-            self.company.clone()
-        }
+        if self.company.is_empty() { format!("{} {}", self.first_name, self.last_name) } else { self.company.clone() }
     }
 
     /// Applies an update in memory, validating each field; returns what changed (for the audit).

@@ -6,63 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use cookie::{Cookie, SameSite};
+use cookie::Cookie;
 
 use super::AppState;
+use crate::auth::sessions::cookie::COOKIE_NAME;
 use crate::auth::sessions::{Ended, Session};
 use crate::net::observations::Observation;
-
-pub const COOKIE_NAME: &str = "gatehouse_session";
-
-/// Cookie attributes, all derived from system_url: Secure iff https, Path = its path, no
-/// Domain attribute (host-only), HttpOnly, SameSite=Lax (the Duo callback is a top-level GET).
-#[derive(Debug, Clone)]
-pub struct CookieSettings {
-    pub secure: bool,
-    pub path: String,
-    /// `host[:port]` as the browser sends it in `Host` for system_url.
-    pub authority: String,
-    pub origin: String,
-}
-
-impl CookieSettings {
-    pub fn from_system_url(url: &url::Url) -> Self {
-        let u = url;
-        let host = u.host_str().unwrap_or("localhost").to_ascii_lowercase();
-        let authority = match u.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host,
-        };
-        Self {
-            secure: u.scheme() == "https",
-            path: u.path().to_string(),
-            origin: format!("{}://{authority}", u.scheme()),
-            authority,
-        }
-    }
-
-    /// `Set-Cookie` for a session token.
-    pub fn set(&self, token: &str) -> HeaderValue {
-        let c = Cookie::build((COOKIE_NAME, token.to_string()))
-            .path(self.path.clone())
-            .http_only(true)
-            .secure(self.secure)
-            .same_site(SameSite::Lax)
-            .build();
-        HeaderValue::from_str(&c.to_string()).expect("cookie is ASCII")
-    }
-
-    /// `Set-Cookie` that removes the session cookie.
-    pub fn clear(&self) -> HeaderValue {
-        let mut c =
-            Cookie::build((COOKIE_NAME, "")).path(self.path.clone()).http_only(true).secure(self.secure).build();
-        c.make_removal();
-        HeaderValue::from_str(&c.to_string()).expect("cookie is ASCII")
-    }
-}
 
 /// What the middleware learned about a request.
 #[derive(Debug, Clone)]

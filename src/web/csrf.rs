@@ -4,7 +4,8 @@
 
 use axum::http::HeaderMap;
 
-use super::context::{CookieSettings, Ctx};
+use super::context::Ctx;
+use crate::auth::sessions::cookie::CookieSettings;
 use crate::auth::tokens::ct_eq;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use crate::accounts::{Accounts, Policy};
 use crate::auth::Auth;
 use crate::auth::duo::Duo;
+use crate::auth::sessions::cookie::CookieSettings;
 use crate::config::Loaded;
 use crate::cron::heartbeat::Heartbeat;
 use crate::error::{Error, Result};
@@ -45,7 +46,7 @@ pub struct Inner {
     pub trusted: Trusted,
     pub duo: Option<Duo>,
     pub instance_id: String,
-    pub cookie: context::CookieSettings,
+    pub cookie: CookieSettings,
     pub metrics: metrics::Metrics,
     pub observations: observations::Sample,
 }
@@ -75,7 +76,7 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(Inner {
                 trusted: Trusted::from_config(&config.trusted_proxies),
-                cookie: context::CookieSettings::from_system_url(&system_url),
+                cookie: CookieSettings::from_system_url(&system_url),
                 duo,
                 instance_id,
                 metrics: metrics::Metrics::default(),

@@ -2,6 +2,7 @@
 //! (`database` or `files`). Idle and absolute timeouts, optional binding to the client IP, a new
 //! key on every privilege change, listing and revocation per user, and batched collection.
 
+pub mod cookie;
 mod database;
 mod files;
 

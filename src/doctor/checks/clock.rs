@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Backend;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
-use crate::doctor::context::Context;
+use crate::doctor::context::{Context, DbUnavailable};
 use crate::net::http;
 
 pub struct Clock;
@@ -40,59 +40,30 @@ impl Check for Clock {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
-            let mut references = serde_json::Map::new();
+            // Our clock minus each reference, in seconds.
+            let mut skews = std::collections::BTreeMap::<&str, f64>::new();
             let mut errors = Vec::new();
             if ctx.config().database_url.backend() == Backend::Postgres {
-                match ctx.db().await {
-                    Ok(db) => {
-                        let before = SystemTime::now();
-                        let now = sqlx::query_scalar::<_, f64>(
-                            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
-                        )
-                        .fetch_one(db.pool())
-                        .await;
-                        match now {
-                            Ok(now) => {
-                                references
-                                    .insert("database_server".into(), skew(before, now, SystemTime::now()).into());
-                            }
-                            Err(e) => errors.push(format!("database server: {e}")),
-                        }
+                match database_skew(ctx).await {
+                    Ok(skew) => {
+                        skews.insert("database_server", skew);
                     }
-                    Err(e) => errors.push(format!("database server: {e:?}")),
+                    Err(e) => errors.push(format!("database server: {e}")),
                 }
             }
             if let Some(server) = ctx.config().license.server.url() {
-                match ctx.resolver().await {
-                    Ok(resolver) => {
-                        let before = SystemTime::now();
-                        let trace = http::get(server, resolver, ctx.network_budget(), None).await;
-                        let date = trace.date.as_deref().and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok());
-                        match date {
-                            // A Date header has whole seconds: up to one second of the skew is its rounding.
-                            Some(d) => {
-                                let reference = d.timestamp() as f64 + 0.5;
-                                references.insert(
-                                    "licensing_server".into(),
-                                    skew(before, reference, SystemTime::now()).into(),
-                                );
-                            }
-                            None => errors.push(format!(
-                                "licensing server: no usable Date header ({})",
-                                trace.failure().unwrap_or_else(|| "none sent".into())
-                            )),
-                        }
+                match date_header_skew(ctx, server).await {
+                    Ok(skew) => {
+                        skews.insert("licensing_server", skew);
                     }
                     Err(e) => errors.push(format!("licensing server: {e}")),
                 }
             }
-            let worst = references.values().filter_map(serde_json::Value::as_f64).map(f64::abs).fold(0.0, f64::max);
-            let rounded: serde_json::Map<_, _> = references
-                .iter()
-                .map(|(k, v)| (k.clone(), ((v.as_f64().unwrap_or(0.0) * 100.0).round() / 100.0).into()))
-                .collect();
+            let worst = skews.values().map(|s| s.abs()).fold(0.0, f64::max);
+            let rounded: std::collections::BTreeMap<_, _> =
+                skews.iter().map(|(k, v)| (*k, (v * 100.0).round() / 100.0)).collect();
             let base = |o: Outcome| o.with("skew_secs", &rounded).with("unavailable", &errors);
-            if references.is_empty() {
+            if skews.is_empty() {
                 return base(Outcome::skipped(if errors.is_empty() {
                     "no independent clock to compare with: the database is SQLite (this machine's clock) and \
                      license.server is not configured"
@@ -115,4 +86,31 @@ impl Check for Clock {
             }
         })
     }
+}
+
+/// Skew against the PostgreSQL server's `clock_timestamp()`.
+async fn database_skew(ctx: &Context) -> Result<f64, String> {
+    let db = ctx.db().await.map_err(|e| match e {
+        DbUnavailable::NotCreated(what) | DbUnavailable::Unreachable(what) => what,
+    })?;
+    let before = SystemTime::now();
+    let now: f64 = sqlx::query_scalar("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)")
+        .fetch_one(db.pool())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(skew(before, now, SystemTime::now()))
+}
+
+/// Skew against the `Date` header of `server`'s answer.
+async fn date_header_skew(ctx: &Context, server: &url::Url) -> Result<f64, String> {
+    let resolver = ctx.resolver().await?;
+    let before = SystemTime::now();
+    let trace = http::get(server, resolver, ctx.network_budget(), None).await;
+    let after = SystemTime::now();
+    let date =
+        trace.date.as_deref().and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok()).ok_or_else(|| {
+            format!("no usable Date header ({})", trace.failure().unwrap_or_else(|| "none sent".into()))
+        })?;
+    // A Date header has whole seconds: up to one second of the skew is its rounding.
+    Ok(skew(before, date.timestamp() as f64 + 0.5, after))
 }

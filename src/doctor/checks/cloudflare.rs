@@ -42,10 +42,9 @@ impl Check for Trust {
                     .with("observed_via_cloudflare", via_cloudflare.len())
                     .with("cloudflare_peers", tally(&via_cloudflare, |o| o.peer_ip.clone()))
             };
+            // With ip_check on, every change of edge address ends the session.
             let untrusted = |message: String| {
-                // With ip_check on, every change of edge address ends the session.
-                let o = if config.sessions.ip_check { Outcome::fail(message) } else { Outcome::warn(message) };
-                o.remediation(META.next_steps)
+                if config.sessions.ip_check { Outcome::fail(message) } else { Outcome::warn(message) }
             };
             if !via_cloudflare.is_empty() && !tp.cloudflare {
                 return observed(untrusted(format!(

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use super::check::{Check, Outcome};
 use super::context::Context;
+use super::model::Status;
 use crate::net::observations::{self, Observation};
 
 /// Every built-in check, in report order.
@@ -70,18 +71,18 @@ async fn observed_requests(ctx: &Context) -> Result<Vec<Observation>, Outcome> {
     }
 }
 
+/// Like [`observed_requests`], with no traffic (or no database yet) as an empty list, for checks
+/// that can still judge the configuration alone.
+async fn observed_requests_if_any(ctx: &Context) -> Result<Vec<Observation>, Outcome> {
+    match observed_requests(ctx).await {
+        Err(outcome) if outcome.status == Status::Skipped => Ok(Vec::new()),
+        other => other,
+    }
+}
+
 /// True for names and addresses that only this machine reaches.
 fn is_local(host: &str) -> bool {
     host == "localhost" || host.ends_with(".localhost") || host == "127.0.0.1" || host == "[::1]"
-}
-
-/// `host[:port]` as browsers send it in `Host` for `url` (the port only when not the default).
-fn authority(url: &url::Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    }
 }
 
 /// Counts of `key` over `items`, most frequent first, for evidence.

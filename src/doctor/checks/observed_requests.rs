@@ -2,7 +2,8 @@
 //! The session cookie is host-only for system_url's host, so a visitor on `www.` (or on plain
 //! http when system_url is https) never gets a working session: "login details incorrect".
 
-use super::{authority, observed_requests, tally};
+use super::{observed_requests, tally};
+use crate::auth::sessions::cookie::CookieSettings;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 
@@ -33,7 +34,7 @@ impl Check for Requests {
                 Ok(seen) => seen,
                 Err(outcome) => return outcome,
             };
-            let host = authority(url);
+            let host = CookieSettings::from_system_url(url).authority;
             // Only a scheme a trusted proxy vouched for can be held against a request: without a
             // header every request looks like plain http (that case is sessions.cookie's).
             let elsewhere: Vec<_> =

@@ -2,7 +2,8 @@
 //! match what system_url says. Browsers drop a Secure cookie on plain http (a new session on every
 //! request: the login redirect loop), and never send a host-only cookie to another host.
 
-use super::{authority, is_local, observed_requests, tally};
+use super::{is_local, observed_requests_if_any, tally};
+use crate::auth::sessions::cookie::{COOKIE_NAME, CookieSettings};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 
@@ -31,27 +32,27 @@ impl Check for Cookie {
         Box::pin(async move {
             let Some(url) = ctx.config().system_url.url() else { return Outcome::skipped("system_url is not set") };
             let host = url.host_str().unwrap_or_default().to_string();
-            let secure = url.scheme() == "https";
+            // The cookie exactly as `serve` sets it.
+            let settings = CookieSettings::from_system_url(url);
+            let (secure, authority) = (settings.secure, &settings.authority);
             let cookie = serde_json::json!({
-                "secure": secure, "path": url.path(), "domain": format!("{host} (host-only)"),
-                "http_only": true, "same_site": "Lax",
+                "name": COOKIE_NAME, "secure": secure, "path": settings.path,
+                "domain": format!("{host} (host-only)"), "http_only": true, "same_site": "Lax",
             });
-            let seen = match observed_requests(ctx).await {
+            let seen = match observed_requests_if_any(ctx).await {
                 Ok(seen) => seen,
-                Err(outcome) if outcome.status == crate::doctor::model::Status::Skipped => Vec::new(),
                 Err(outcome) => return outcome,
             };
-            let authority = authority(url);
-            let on_host: Vec<_> = seen.iter().filter(|o| o.host == authority).collect();
+            let on_host: Vec<_> = seen.iter().filter(|o| &o.host == authority).collect();
             let plain_http = on_host.iter().filter(|o| o.scheme_from_proxy.0 && o.scheme == "http").count();
-            let unvouched = on_host.iter().filter(|o| !o.scheme_from_proxy.0).count();
+            let unvouched: Vec<_> = on_host.iter().filter(|o| !o.scheme_from_proxy.0).collect();
             let base = |o: Outcome| {
                 o.with("cookie", &cookie)
                     .with("observed_requests", seen.len())
                     .with("on_system_url_host", on_host.len())
                     .with("plain_http_via_proxy", plain_http)
-                    .with("scheme_not_vouched", unvouched)
-                    .with("peers_without_proto_header", tally(&on_host, |o| o.peer_ip.clone()))
+                    .with("scheme_not_vouched", unvouched.len())
+                    .with("peers_without_proto_header", tally(&unvouched, |o| o.peer_ip.clone()))
             };
             if secure && plain_http > 0 {
                 return base(Outcome::fail(format!(
@@ -60,10 +61,11 @@ impl Check for Cookie {
                 )))
                 .remediation(format!("Redirect http://{authority}/ to {url} at the proxy (HTTP 301)."));
             }
-            if secure && unvouched > 0 {
+            if secure && !unvouched.is_empty() {
                 return base(Outcome::warn(format!(
-                    "system_url is https, but {unvouched} of {} requests on {host} came without a trusted \
+                    "system_url is https, but {} of {} requests on {host} came without a trusted \
                      X-Forwarded-Proto or CF-Visitor: gatehouse cannot tell whether those visitors use https",
+                    unvouched.len(),
                     on_host.len()
                 )))
                 .remediation(

@@ -2,10 +2,9 @@
 //! the session, or `ip_check` ending sessions because the client IP seen by gatehouse changes
 //! within a session (mobile networks, a CDN or proxy that is not trusted).
 
-use super::{observed_requests, tally};
+use super::{observed_requests_if_any, tally};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
-use crate::doctor::model::Status;
 
 pub struct Lifetime;
 
@@ -31,9 +30,8 @@ impl Check for Lifetime {
         Box::pin(async move {
             let s = &ctx.config().sessions;
             let (idle, absolute) = (s.idle_timeout.as_secs(), s.absolute_timeout.as_secs());
-            let seen = match observed_requests(ctx).await {
+            let seen = match observed_requests_if_any(ctx).await {
                 Ok(seen) => seen,
-                Err(outcome) if outcome.status == Status::Skipped => Vec::new(),
                 Err(outcome) => return outcome,
             };
             let ended: Vec<_> = seen.iter().filter(|o| o.session_ip_change.0).collect();
