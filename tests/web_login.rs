@@ -69,6 +69,47 @@ async fn csrf_is_required_on_every_form(backend: Backend) {
     assert_eq!(b.get("clientarea").await.status, 200, "still signed in");
 }
 
+/// The headers real browsers put on a same-origin form POST are accepted (Chromium and Firefox
+/// send `Origin: null` under a `no-referrer` policy); a cross-site POST is refused even with a
+/// stolen token; and pages keep the browser's `Origin` real with `Referrer-Policy: same-origin`.
+async fn same_origin_forms_pass_whatever_origin_browsers_send(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let own = server.base.trim_end_matches('/').to_string();
+    let same_origin: [&[(&'static str, &str)]; 4] = [
+        &[("sec-fetch-site", "same-origin"), ("origin", "null")],
+        &[("sec-fetch-site", "same-origin"), ("origin", &own)],
+        &[("origin", "null")],
+        &[("origin", &own)],
+    ];
+    for sent in same_origin {
+        let mut b = server.browser();
+        let page = b.get("login").await;
+        assert_eq!(page.headers["referrer-policy"], "same-origin");
+        for (name, value) in sent {
+            b.header(name, value);
+        }
+        let token = page.csrf();
+        let r = b.post("login", &[("csrf_token", &token), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
+        assert_eq!(r.status, 303, "{sent:?}: {}", r.body);
+    }
+    let cross_site: [&[(&'static str, &str)]; 3] = [
+        &[("sec-fetch-site", "cross-site"), ("origin", "null")],
+        &[("sec-fetch-site", "same-site"), ("origin", "http://shop.127.0.0.1")],
+        &[("origin", "https://evil.example")],
+    ];
+    for sent in cross_site {
+        let mut b = server.browser();
+        let token = b.get("login").await.csrf();
+        for (name, value) in sent {
+            b.header(name, value);
+        }
+        let r = b.post("login", &[("csrf_token", &token), ("email", "ann@example.com"), ("password", PASSWORD)]).await;
+        assert_eq!(r.status, 403, "{sent:?}");
+        assert!(r.body.contains("from another site"), "{}", r.body);
+    }
+}
+
 async fn lockout_after_the_configured_failures_with_one_message(backend: Backend) {
     let extra = "security:\n  lockout: { max_failures: 3, window: 15m, lock: 15m }\n";
     let Some(server) = Server::start(backend, extra).await else { return };
@@ -251,6 +292,7 @@ async fn legacy_hashes_are_upgraded_at_login(backend: Backend) {
 web_on_both_backends!(
     login_opens_the_client_area_on_a_new_session,
     csrf_is_required_on_every_form,
+    same_origin_forms_pass_whatever_origin_browsers_send,
     lockout_after_the_configured_failures_with_one_message,
     another_host_than_system_url_gets_no_session,
     forwarded_addresses_are_believed_only_from_trusted_proxies,

@@ -26,9 +26,12 @@ async fn enrol(b: &Browser) -> (String, String) {
     assert_eq!(wrong.status, 422);
     let code = totp::code_at(&secret, now()).unwrap();
     let enabled = b.post("account/security/2fa/enable", &[("csrf_token", &page.csrf()), ("code", &code)]).await;
-    assert_eq!(enabled.status, 200, "{}", enabled.body);
+    assert_eq!(enabled.status, 303, "{}", enabled.body);
     assert!(enabled.set_cookie().is_some(), "a new session id when two-factor changes");
-    let backup = extract_backup(&enabled.body);
+    let shown = b.get(enabled.location()).await;
+    let backup = extract_backup(&shown.body);
+    let reload = b.get(enabled.location()).await;
+    assert!(!reload.body.contains(&backup), "the backup code is shown once");
     (secret, backup)
 }
 

@@ -12,6 +12,7 @@ use axum::response::Response;
 use cookie::Cookie;
 
 use super::AppState;
+use super::render::ShownOnce;
 use crate::auth::sessions::cookie::COOKIE_NAME;
 use crate::auth::sessions::{Ended, Session};
 use crate::net::observations::Observation;
@@ -97,7 +98,10 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
 
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let started = std::time::Instant::now();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    if let Some(shown) = response.extensions_mut().remove::<ShownOnce>() {
+        shown.forget(&state).await;
+    }
     tracing::info!(
         %method, %path, status = response.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0,
         client_ip = %ip, peer = %peer, cf_ray = cf_ray.as_deref().unwrap_or("-"), "request"

@@ -1,6 +1,14 @@
-//! CSRF defence for every state-changing request made with a session cookie: the per-session
-//! token from the form's `csrf_token` field, compared in constant time, plus an Origin /
-//! Sec-Fetch-Site check so a cross-site POST is refused even before the token is looked at.
+//! CSRF defence for every state-changing request made with a session cookie. The per-session
+//! token from the form's `csrf_token` field, compared in constant time, is the real defence;
+//! before it, the browser's own word on where the form came from refuses a cross-site POST
+//! early, the way browsers mean their headers:
+//!
+//! 1. `Sec-Fetch-Site` (Chromium, Firefox ≥ 90, Safari ≥ 16.4): `same-origin` and `none` pass to
+//!    the token; `same-site` and `cross-site` are another origin and are refused.
+//! 2. Without it, `Origin` compared with system_url's origin. `Origin: null` is *not* a proof of
+//!    another site: browsers send it for same-origin forms under a `no-referrer` policy, from
+//!    privacy extensions and after some redirects, so it passes to the token.
+//! 3. With neither (old browsers, scripts), the token alone decides.
 
 use axum::http::HeaderMap;
 
@@ -28,12 +36,20 @@ impl Refusal {
     }
 }
 
-/// True if the browser says the request came from another origin.
+/// True if the browser says the request came from another origin (see the module doc).
 fn cross_site(headers: &HeaderMap, cookie: &CookieSettings) -> bool {
-    if let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) {
-        return !origin.eq_ignore_ascii_case(&cookie.origin);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    match header("sec-fetch-site").map(str::to_ascii_lowercase).as_deref() {
+        Some("same-origin" | "none") => return false,
+        Some("same-site" | "cross-site") => return true,
+        // An unknown value (a future one, or a proxy's rewrite): decide by Origin.
+        _ => {}
     }
-    matches!(headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()), Some("cross-site" | "same-site"))
+    match header("origin") {
+        None => false,
+        Some(origin) if origin.eq_ignore_ascii_case("null") => false,
+        Some(origin) => !origin.eq_ignore_ascii_case(&cookie.origin),
+    }
 }
 
 pub fn check(ctx: &Ctx, headers: &HeaderMap, cookie: &CookieSettings, token: Option<&str>) -> Result<(), Refusal> {
@@ -63,16 +79,48 @@ mod tests {
         h
     }
 
+    /// What real browsers send on a form POST, and whether it counts as another site.
     #[test]
-    fn origin_and_fetch_metadata() {
+    fn header_combinations_real_browsers_send() {
         let s = settings();
-        assert!(!cross_site(&headers(&[]), &s), "no headers: rely on the token");
-        assert!(!cross_site(&headers(&[("origin", "https://portal.example.com")]), &s));
-        assert!(cross_site(&headers(&[("origin", "https://evil.example")]), &s));
-        assert!(cross_site(&headers(&[("origin", "null")]), &s));
-        assert!(cross_site(&headers(&[("origin", "http://portal.example.com")]), &s), "scheme matters");
-        assert!(!cross_site(&headers(&[("sec-fetch-site", "same-origin")]), &s));
-        assert!(!cross_site(&headers(&[("sec-fetch-site", "none")]), &s));
-        assert!(cross_site(&headers(&[("sec-fetch-site", "cross-site")]), &s));
+        let own = "https://portal.example.com";
+        let cases: &[(&str, &[(&'static str, &str)], bool)] = &[
+            // Same-origin forms.
+            (
+                "Chromium, same-origin, Referrer-Policy: same-origin",
+                &[("sec-fetch-site", "same-origin"), ("origin", own)],
+                false,
+            ),
+            (
+                "Chromium, same-origin, Referrer-Policy: no-referrer",
+                &[("sec-fetch-site", "same-origin"), ("origin", "null")],
+                false,
+            ),
+            ("Firefox ≥ 90, same-origin", &[("sec-fetch-site", "same-origin"), ("origin", own)], false),
+            ("Firefox, no-referrer (Origin: null, no Sec-Fetch)", &[("origin", "null")], false),
+            ("Safari < 16.4 (no Sec-Fetch), same-origin", &[("origin", own)], false),
+            ("Safari, Origin differs only in case", &[("origin", "HTTPS://Portal.Example.com")], false),
+            ("an old browser or a script: no headers", &[], false),
+            ("a bookmark or typed URL", &[("sec-fetch-site", "none")], false),
+            // Another site.
+            ("Chromium, cross-site", &[("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")], true),
+            (
+                "Chromium, sibling subdomain",
+                &[("sec-fetch-site", "same-site"), ("origin", "https://shop.example.com")],
+                true,
+            ),
+            ("sandboxed iframe on another site", &[("sec-fetch-site", "cross-site"), ("origin", "null")], true),
+            ("Safari < 16.4, cross-site", &[("origin", "https://evil.example")], true),
+            ("same host over plain http", &[("origin", "http://portal.example.com")], true),
+            ("another port", &[("origin", "https://portal.example.com:8443")], true),
+            (
+                "unknown Sec-Fetch-Site value, foreign Origin",
+                &[("sec-fetch-site", "weird"), ("origin", "https://evil.example")],
+                true,
+            ),
+        ];
+        for (browser, sent, expected) in cases {
+            assert_eq!(cross_site(&headers(sent), &s), *expected, "{browser}: {sent:?}");
+        }
     }
 }

@@ -64,14 +64,21 @@ impl Page {
         self
     }
 
-    /// Fills the values every page uses from the session and renders.
+    /// Fills the values every page uses from the session and renders. A page that shows the
+    /// session's one-time message or backup code is marked [`ShownOnce`], so the request
+    /// middleware forgets them once the page is on its way.
     pub fn render(mut self, state: &AppState, session: Option<&Session>) -> Response {
         let v = &mut self.values;
         v.insert("base".into(), json!(state.cookie.path));
+        let mut shown = None;
         if let Some(s) = session {
             v.entry("csrf").or_insert(json!(s.data.csrf_token));
             v.insert("impersonated".into(), json!(s.data.impersonated_by.is_some()));
-            v.entry("flash").or_insert(json!(s.data.flash));
+            if s.data.flash.is_some() || s.data.backup_code.is_some() {
+                v.entry("flash").or_insert(json!(s.data.flash));
+                v.insert("backup_code".into(), json!(s.data.backup_code));
+                shown = Some(ShownOnce(s.clone()));
+            }
         }
         let html = env()
             .get_template(self.template)
@@ -86,11 +93,32 @@ impl Page {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        // `same-origin`: links to other sites carry no Referer (reset and invite URLs hold
+        // tokens), while our own forms keep a real `Origin` (`no-referrer` makes it `null`).
+        headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
         for c in self.cookies {
             headers.append(header::SET_COOKIE, c);
         }
+        if let Some(shown) = shown {
+            response.extensions_mut().insert(shown);
+        }
         response
+    }
+}
+
+/// The session whose one-time message and backup code a response showed.
+#[derive(Clone)]
+pub struct ShownOnce(pub Session);
+
+impl ShownOnce {
+    /// Forgets what was shown, so a reload or the next page does not show it again.
+    pub async fn forget(self, state: &AppState) {
+        let mut session = self.0;
+        session.data.flash = None;
+        session.data.backup_code = None;
+        if let Err(e) = state.auth.sessions.save(&mut session).await {
+            tracing::warn!(error = %e, "could not clear a shown message from the session");
+        }
     }
 }
 

@@ -37,8 +37,11 @@ pub struct SessionData {
     pub impersonated_by: Option<i64>,
     /// A TOTP secret being enrolled, until it is confirmed with a code.
     pub totp_setup: Option<String>,
-    /// A message shown once on the next page (a new backup code, a confirmation).
+    /// A message shown once on the next page (a confirmation).
     pub flash: Option<String>,
+    /// A new two-factor backup code, shown once on the next page and then forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_code: Option<String>,
 }
 
 /// The second factor a half-signed-in session still owes.

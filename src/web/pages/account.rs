@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use super::{Form, check_csrf, signed_in, store_failed};
+use super::{Form, check_csrf, redirect_with_flash, signed_in, store_failed};
 use crate::accounts::{Actor, User};
 use crate::auth::sessions::{Session, SessionData};
 use crate::auth::totp;
@@ -42,32 +42,17 @@ async fn refused(state: &AppState, user: &User, session: &Session, text: String)
 }
 
 pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let (user, mut session) = match signed_in(&state, &ctx, true).await {
+    let (user, session) = match signed_in(&state, &ctx, true).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let flash = session.data.flash.take();
-    if flash.is_some()
-        && let Err(e) = state.auth.sessions.save(&mut session).await
-    {
-        tracing::warn!(error = %e, "could not clear the shown message from the session");
-    }
-    security_page(&state, &user, &session).await.with("flash", flash).render(&state, Some(&session))
+    security_page(&state, &user, &session).await.render(&state, Some(&session))
 }
 
 /// Runs the CSRF check and the sign-in check for a security form.
 async fn form_user(state: &AppState, ctx: &Ctx, headers: &HeaderMap, form: &Form) -> Result<(User, Session), Response> {
     check_csrf(state, ctx, headers, form)?;
     signed_in(state, ctx, true).await
-}
-
-/// Saves the session with a message for the next page and goes there.
-async fn done(state: &AppState, mut session: Session, text: String, next: &str) -> Response {
-    session.data.flash = Some(text);
-    match state.auth.sessions.save(&mut session).await {
-        Ok(()) => see_other(state, next, None),
-        Err(e) => store_failed(state, &e),
-    }
 }
 
 pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
@@ -78,7 +63,7 @@ pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, headers: Heade
     if form.text("method") == "duo" && state.duo.is_some() {
         let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
         return match state.auth.accounts.set_duo(&actor, user.id).await {
-            Ok(()) => done(&state, session, "Duo is now your second factor.".into(), "account/security").await,
+            Ok(()) => redirect_with_flash(&state, session, "Duo is now your second factor.", "account/security").await,
             Err(e) => internal(&state, &e),
         };
     }
@@ -97,16 +82,18 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, headers: Head
     let Some(secret) = session.data.totp_setup.clone() else { return see_other(&state, "account/security", None) };
     match state.auth.enable_totp(&user, &secret, form.text("code"), &ctx.ip_string()).await {
         Ok(backup) => {
-            // Two-factor changes the account's privilege: continue on a new session id.
-            let data =
-                SessionData { totp_setup: None, pending: None, csrf_token: String::new(), ..session.data.clone() };
-            let user = state.auth.accounts.user(user.id).await.unwrap_or(user);
+            // Two-factor changes the account's privilege: continue on a new session id, which
+            // carries the backup code to the next page, shown there once.
+            let data = SessionData {
+                totp_setup: None,
+                pending: None,
+                csrf_token: String::new(),
+                flash: Some("Two-factor authentication is on.".into()),
+                backup_code: Some(backup),
+                ..session.data.clone()
+            };
             match state.auth.sessions.rotate(&session, data).await {
-                Ok((raw, fresh)) => security_page(&state, &user, &fresh)
-                    .await
-                    .with("backup_code", backup)
-                    .cookie(Some(state.cookie.set(&raw)))
-                    .render(&state, Some(&fresh)),
+                Ok((raw, _)) => see_other(&state, "account/security", Some(state.cookie.set(&raw))),
                 Err(e) => store_failed(&state, &e),
             }
         }
@@ -125,7 +112,7 @@ pub async fn twofa_disable(State(state): State<AppState>, ctx: Ctx, headers: Hea
         return message(&state, Some(&session), StatusCode::FORBIDDEN, "Not allowed", text);
     }
     match state.auth.disable_twofa_with_password(&user, form.get("password").unwrap_or(""), &ctx.ip_string()).await {
-        Ok(()) => done(&state, session, "Two-factor authentication is off.".into(), "account/security").await,
+        Ok(()) => redirect_with_flash(&state, session, "Two-factor authentication is off.", "account/security").await,
         Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
         Err(e) => internal(&state, &e),
     }
@@ -139,7 +126,7 @@ pub async fn question(State(state): State<AppState>, ctx: Ctx, headers: HeaderMa
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
     match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
-        Ok(()) => done(&state, session, "Your security question is saved.".into(), "account/security").await,
+        Ok(()) => redirect_with_flash(&state, session, "Your security question is saved.", "account/security").await,
         Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
         Err(e) => internal(&state, &e),
     }
@@ -208,7 +195,7 @@ pub async fn revoke_session(
                 .accounts
                 .record_event(&actor, "session.revoke", ("user", Some(user.id)), json!({"session": id}))
                 .await;
-            done(&state, session, "The session has ended.".into(), "account/sessions").await
+            redirect_with_flash(&state, session, "The session has ended.", "account/sessions").await
         }
         Ok(false) => message(&state, Some(&session), StatusCode::NOT_FOUND, "Not found", "There is no such session."),
         Err(e) => internal(&state, &e),

@@ -11,7 +11,7 @@ use crate::web::context::Ctx;
 use crate::web::render::{Page, internal, message, see_other};
 
 pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let (user, mut session) = match signed_in(&state, &ctx, false).await {
+    let (user, session) = match signed_in(&state, &ctx, false).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -20,17 +20,11 @@ pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Response {
         Err(e) => return internal(&state, &e),
     };
     let current = session.data.client_id.and_then(|id| clients.iter().find(|m| m.client_id == id).cloned());
-    let page = Page::new("clientarea.html", "Client area")
+    Page::new("clientarea.html", "Client area")
         .with("user", &user)
         .with("clients", &clients)
         .with("current", &current)
-        .with("flash", session.data.flash.take());
-    if ctx.session.as_ref().is_some_and(|s| s.data.flash.is_some())
-        && let Err(e) = state.auth.sessions.save(&mut session).await
-    {
-        tracing::warn!(error = %e, "could not clear the shown message from the session");
-    }
-    page.render(&state, Some(&session))
+        .render(&state, Some(&session))
 }
 
 pub async fn switch(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {

@@ -67,7 +67,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
             state.metrics.login(true);
             let ip = ctx.ip_string();
             match second_factor {
-                None => finish(&state, &session, &user, &ip, None, None).await,
+                None => finish(&state, &session, &user, &ip, Signed::default()).await,
                 Some(method) => {
                     let pending = Pending { user_id: user.id, method: method.into(), duo_state: None, duo_nonce: None };
                     let enrol = method == "enrol";
@@ -91,15 +91,17 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
     }
 }
 
-/// Signs the user in on a new session (new id, new CSRF token) and opens the client area.
-async fn finish(
-    state: &AppState,
-    old: &Session,
-    user: &User,
-    ip: &str,
+/// What a new signed-in session starts with besides the user.
+#[derive(Default)]
+struct Signed {
     flash: Option<String>,
+    /// A new backup code (the old one was just used), shown once.
+    backup_code: Option<String>,
     impersonated_by: Option<i64>,
-) -> Response {
+}
+
+/// Signs the user in on a new session (new id, new CSRF token) and opens the client area.
+async fn finish(state: &AppState, old: &Session, user: &User, ip: &str, signed: Signed) -> Response {
     let clients = match state.auth.usable_clients(user.id).await {
         Ok(c) => c,
         Err(e) => return internal(state, &e),
@@ -108,8 +110,9 @@ async fn finish(
         user_id: Some(user.id),
         client_id: if clients.len() == 1 { Some(clients[0].client_id) } else { None },
         ip: ip.to_string(),
-        flash,
-        impersonated_by,
+        flash: signed.flash,
+        backup_code: signed.backup_code,
+        impersonated_by: signed.impersonated_by,
         ..Default::default()
     };
     match state.auth.sessions.rotate(old, data).await {
@@ -187,18 +190,22 @@ pub async fn second_factor_submit(State(state): State<AppState>, ctx: Ctx, heade
     if !backup.is_empty() {
         return match state.auth.use_backup_code(&user, backup, &ip).await {
             Ok(Some(next)) => {
-                let flash = format!(
-                    "You signed in with your backup code, which is now used up. Your new backup code is {next} — \
-                     write it down; it will not be shown again."
-                );
-                finish(&state, &session, &user, &ip, Some(flash), None).await
+                let flash = "You signed in with your backup code, which is now used up.".to_string();
+                finish(
+                    &state,
+                    &session,
+                    &user,
+                    &ip,
+                    Signed { flash: Some(flash), backup_code: Some(next), ..Default::default() },
+                )
+                .await
             }
             Ok(None) => retry("That backup code is not valid."),
             Err(e) => internal(&state, &e),
         };
     }
     match state.auth.verify_totp(&user, form.text("code"), &ip).await {
-        Ok(true) => finish(&state, &session, &user, &ip, None, None).await,
+        Ok(true) => finish(&state, &session, &user, &ip, Signed::default()).await,
         Ok(false) => retry("That code is not valid, or was already used. Wait for the next code and try again."),
         Err(e) => internal(&state, &e),
     }
@@ -240,7 +247,7 @@ pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Que
                 .accounts
                 .record_event(&actor, "twofa.duo_ok", ("user", Some(user.id)), serde_json::json!({}))
                 .await;
-            finish(&state, &session, &user, &ip, None, None).await
+            finish(&state, &session, &user, &ip, Signed::default()).await
         }
         Err(e) => {
             let details = serde_json::json!({"error": e.to_string()});
@@ -284,7 +291,9 @@ pub async fn impersonation_submit(
     };
     let ip = ctx.ip_string();
     match state.auth.consume_impersonation(&token, &ip).await {
-        Ok((user, admin_id)) => finish(&state, &session, &user, &ip, None, Some(admin_id)).await,
+        Ok((user, admin_id)) => {
+            finish(&state, &session, &user, &ip, Signed { impersonated_by: Some(admin_id), ..Default::default() }).await
+        }
         Err(e) => message(&state, Some(&session), StatusCode::NOT_FOUND, "Link not valid", &e.to_string()),
     }
 }

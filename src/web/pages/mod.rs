@@ -124,6 +124,21 @@ pub async fn signed_in(state: &AppState, ctx: &Ctx, enrolment_page: bool) -> Res
     Ok((user, session))
 }
 
+/// Saves a one-time message in the session and answers 303 with the page that shows it, so a
+/// reload of that page never sends the form again.
+pub async fn redirect_with_flash(
+    state: &AppState,
+    mut session: Session,
+    text: impl Into<String>,
+    next: &str,
+) -> Response {
+    session.data.flash = Some(text.into());
+    match state.auth.sessions.save(&mut session).await {
+        Ok(()) => see_other(state, next, None),
+        Err(e) => store_failed(state, &e),
+    }
+}
+
 /// A 503 page for when the session store refuses a write at a point where continuing would
 /// lose the user's work (login, two-factor).
 pub fn store_failed(state: &AppState, e: &crate::Error) -> Response {

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{Form, check_csrf, form_session, signed_in, store_failed};
+use super::{Form, check_csrf, form_session, redirect_with_flash, signed_in, store_failed};
 use crate::accounts::{Acceptance, Actor, Membership, NewUser, Permission, Permissions, User};
 use crate::auth::sessions::Session;
 use crate::error::Error;
@@ -72,12 +72,8 @@ async fn refused(state: &AppState, session: Session, e: Error) -> Response {
     }
 }
 
-async fn flash(state: &AppState, mut session: Session, text: String) -> Response {
-    session.data.flash = Some(text);
-    match state.auth.sessions.save(&mut session).await {
-        Ok(()) => see_other(state, "account/users", None),
-        Err(e) => store_failed(state, &e),
-    }
+async fn flash(state: &AppState, session: Session, text: String) -> Response {
+    redirect_with_flash(state, session, text, "account/users").await
 }
 
 pub async fn invite(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
