@@ -90,3 +90,179 @@ async fn wrong_then_right_password_then_logout() {
     })
     .await;
 }
+
+/// The backup code the page shows once, as written (four groups of four).
+async fn shown_backup_code(tab: &Tab) -> String {
+    let code = tab.find("#backup-code").await.text().await.unwrap();
+    assert_eq!(code.len(), 19, "four groups of four: {code}");
+    code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_factor_enrolment_then_login_with_a_code_and_with_the_backup_code() {
+    run("two_factor_enrolment_then_login_with_a_code_and_with_the_backup_code", "", |suite| async move {
+        suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let tab = suite.browser("ann").await;
+        log_in(&tab, "ann@example.com", PASSWORD).await;
+        tab.follow("Security").await;
+        tab.sees("Two-factor authentication is off").await;
+        tab.press("Set up an authenticator app").await;
+
+        // The QR code is inline SVG a screen reader can name; the key reads in groups.
+        let qr = tab.find("figure svg").await;
+        assert_eq!(qr.attr("role").await.unwrap().as_deref(), Some("img"));
+        assert!(qr.attr("aria-label").await.unwrap().unwrap().contains("QR code"));
+        let key = tab.find("#totp-key").await.text().await.unwrap();
+        assert!(key.split(' ').all(|g| g.len() <= 4), "key in groups of four: {key}");
+        let uri = tab.find("#totp-uri").await.text().await.unwrap();
+        assert!(uri.contains(&format!("secret={}", key.replace(' ', ""))), "{uri}");
+
+        tab.fill("input[name=code]", "000000").await;
+        tab.press("Turn on two-factor").await;
+        tab.sees("not valid").await;
+        tab.fill("input[name=code]", &totp_code(&key, 0)).await;
+        tab.press("Turn on two-factor").await;
+        assert_eq!(tab.path().await, "/account/security", "answered with a redirect");
+        tab.sees("Two-factor authentication is on").await;
+        let backup = shown_backup_code(&tab).await;
+        tab.client.refresh().await.unwrap();
+        assert!(!tab.text().await.contains(&backup), "the backup code is shown once, not again on reload");
+        log_out(&tab).await;
+
+        // A code from the app: the next step's, since the enrolment used this one.
+        log_in(&tab, "ann@example.com", PASSWORD).await;
+        assert_eq!(tab.path().await, "/login/2fa");
+        tab.fill("input[name=code]", &totp_code(&key, 0)).await;
+        tab.press("Verify").await;
+        tab.sees("already used").await;
+        tab.fill("input[name=code]", &totp_code(&key, 1)).await;
+        tab.press("Verify").await;
+        assert_eq!(tab.path().await, "/clientarea");
+        log_out(&tab).await;
+
+        // The backup code, typed in lower case without dashes; a new one is shown at once.
+        log_in(&tab, "ann@example.com", PASSWORD).await;
+        tab.fill("input[name=backup_code]", &backup.replace('-', "").to_lowercase()).await;
+        tab.press("Use backup code").await;
+        assert_eq!(tab.path().await, "/clientarea");
+        tab.sees("You signed in with your backup code, which is now used up").await;
+        let next = shown_backup_code(&tab).await;
+        assert_ne!(next, backup);
+        log_out(&tab).await;
+
+        // The old one is spent; the new one works.
+        log_in(&tab, "ann@example.com", PASSWORD).await;
+        tab.fill("input[name=backup_code]", &backup).await;
+        tab.press("Use backup code").await;
+        tab.sees("That backup code is not valid").await;
+        tab.fill("input[name=backup_code]", &next).await;
+        tab.press("Use backup code").await;
+        assert_eq!(tab.path().await, "/clientarea");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_chooser_and_switcher() {
+    run("account_chooser_and_switcher", "", |suite| async move {
+        let server = &suite.server;
+        let (ann, _) = server.client_with_owner("ann@example.com", "First Co").await;
+        let (_, second) = server.client_with_owner("bob@example.com", "Second Co").await;
+        server.accounts().associate(&Actor::system("test"), ann, second, &Permissions::none()).await.unwrap();
+        let tab = suite.browser("ann").await;
+        log_in(&tab, "ann@example.com", PASSWORD).await;
+        tab.sees("Choose an account").await;
+        tab.press("Second Co").await;
+        tab.sees("Second Co").await;
+        let text = tab.sees("Switch account").await;
+        assert!(!text.contains("owner of this account"), "Ann is not the owner of Second Co:\n{text}");
+        tab.press("First Co").await;
+        tab.sees("owner of this account").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_invites_a_user_who_accepts_in_another_browser_then_permissions_and_removal() {
+    run(
+        "the_owner_invites_a_user_who_accepts_in_another_browser_then_permissions_and_removal",
+        "",
+        |suite| async move {
+            suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+            let owner = suite.browser("owner").await;
+            log_in(&owner, "ann@example.com", PASSWORD).await;
+            owner.follow("Users").await;
+            // Every permission by its label, each checkbox inside its label.
+            let labels = owner
+                .eval(
+                    "return [...document.querySelectorAll('form[action$=\"users/invite\"] label.check')]
+                 .map(l => [l.textContent.trim(), l.querySelector('input[type=checkbox]')?.value])",
+                )
+                .await;
+            let labels = labels.as_array().unwrap();
+            assert_eq!(labels.len(), 13, "{labels:?}");
+            assert!(labels.iter().any(|l| l[0] == "View and pay invoices" && l[1] == "invoices"), "{labels:?}");
+
+            owner.fill("form[action$='users/invite'] input[name=email]", "bob@example.com").await;
+            owner.set_checked("form[action$='users/invite'] input[value=invoices]", true).await;
+            owner.set_checked("form[action$='users/invite'] input[value=tickets]", true).await;
+            owner.press("Send invite").await;
+            owner.sees("An invitation was sent to bob@example.com").await;
+            owner.sees("Pending invitations").await;
+
+            // Bob opens the mailed link in his own browser and registers.
+            let link = mailed_link(&suite, "bob@example.com").await;
+            let bob = suite.browser("bob").await;
+            bob.open(&link).await;
+            bob.sees("Join Ann Hosting").await;
+            bob.fill("input[name=first_name]", "Bob").await;
+            bob.fill("input[name=last_name]", "Ray").await;
+            bob.fill("input[name=password]", "bobs own passphrase").await;
+            bob.press("Register and join").await;
+            assert_eq!(bob.path().await, "/login");
+            bob.sees("Your login is ready and you joined Ann Hosting").await;
+            log_in(&bob, "bob@example.com", "bobs own passphrase").await;
+            let area = bob.sees("Ann Hosting").await;
+            assert!(area.contains("invoices") && area.contains("tickets"), "{area}");
+
+            // The owner sees Bob, no pending invitation, and changes his permissions.
+            owner.follow("Users").await;
+            let users = owner.sees("bob@example.com").await;
+            assert!(!users.contains("Pending invitations"), "the accepted invitation is no longer pending:\n{users}");
+            owner.set_checked("form[action$='/permissions'] input[value=tickets]", false).await;
+            owner.set_checked("form[action$='/permissions'] input[value=domains]", true).await;
+            owner.press("Save permissions").await;
+            owner.sees("Permissions saved").await;
+            bob.open("clientarea").await;
+            let area = bob.text().await;
+            assert!(area.contains("domains") && !area.contains("tickets"), "{area}");
+
+            // Removed, Bob can no longer work in the account.
+            owner.press("Remove bob@example.com").await;
+            owner.sees("no longer has access").await;
+            bob.open("clientarea").await;
+            assert!(!bob.text().await.contains("Ann Hosting"), "Bob still sees the account");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_invitation_is_cancelled_and_its_link_stops_working() {
+    run("a_pending_invitation_is_cancelled_and_its_link_stops_working", "", |suite| async move {
+        suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let owner = suite.browser("owner").await;
+        log_in(&owner, "ann@example.com", PASSWORD).await;
+        owner.open("account/users").await;
+        owner.fill("form[action$='users/invite'] input[name=email]", "carl@example.com").await;
+        owner.press("Send invite").await;
+        owner.press("Cancel invitation to carl@example.com").await;
+        let text = owner.sees("The invitation to carl@example.com is cancelled").await;
+        assert!(!text.contains("Pending invitations"), "{text}");
+        let link = mailed_link(&suite, "carl@example.com").await;
+        let carl = suite.browser("carl").await;
+        carl.open(&link).await;
+        carl.sees("not valid").await;
+    })
+    .await;
+}

@@ -22,6 +22,11 @@ macro_rules! permissions {
             pub fn description(self) -> &'static str {
                 match self { $(Permission::$variant => $what),* }
             }
+            /// The description as a label a person reads beside a checkbox.
+            pub fn label(self) -> String {
+                let what = self.description();
+                what[..1].to_ascii_uppercase() + &what[1..]
+            }
         }
 
         impl FromStr for Permission {

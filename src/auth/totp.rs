@@ -53,10 +53,23 @@ pub fn uri(secret_b32: &str, account: &str) -> Result<String> {
     ))
 }
 
-/// The key URI as an SVG QR code, for the enrolment page (no JavaScript, no image requests).
+/// The key URI as an SVG QR code to put inline in the enrolment page (no JavaScript, no image
+/// requests): without the XML prolog, which has no place inside HTML, and with an accessible
+/// name, so a screen reader announces an image rather than reading out hundreds of squares.
 pub fn qr_svg(uri: &str) -> Result<String> {
     let code = QrCode::new(uri.as_bytes()).map_err(|e| Error::Internal(format!("QR code: {e}")))?;
-    Ok(code.render::<svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build())
+    let svg = code.render::<svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
+    let at = svg.find("<svg").ok_or_else(|| Error::Internal("QR code: no <svg> element".into()))?;
+    Ok(svg[at..].replacen(
+        "<svg",
+        r#"<svg role="img" aria-label="QR code of your two-factor key: scan it with your authenticator app""#,
+        1,
+    ))
+}
+
+/// The key as a person copies it by hand: groups of four characters.
+pub fn grouped(secret_b32: &str) -> String {
+    secret_b32.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join(" ")
 }
 
 /// Checks `code` at Unix time `now`. Returns the matched step, which must be later than
@@ -78,6 +91,14 @@ pub fn code_at(secret_b32: &str, now: i64) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn qr_code_is_inline_svg_with_a_name_and_the_key_reads_in_groups() {
+        let svg = super::qr_svg("otpauth://totp/gatehouse:a?secret=JBSWY3DPEHPK3PXP").unwrap();
+        assert!(svg.starts_with("<svg role=\"img\" aria-label=\"QR code"), "{}", &svg[..80]);
+        assert!(!svg.contains("<?xml"));
+        assert_eq!(super::grouped("JBSWY3DPEHPK3PXPAB"), "JBSW Y3DP EHPK 3PXP AB");
+    }
+
     use super::*;
 
     fn rfc_totp(alg: Algorithm, seed: &[u8]) -> Totp {

@@ -19,7 +19,7 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
     let setup = session.data.totp_setup.as_ref().and_then(|secret| {
         let uri = totp::uri(secret, &user.email).ok()?;
         let qr = totp::qr_svg(&uri).ok()?;
-        Some(json!({"secret": secret, "uri": uri, "qr_svg": qr}))
+        Some(json!({"secret": totp::grouped(secret), "uri": uri, "qr_svg": qr}))
     });
     let questions = state.auth.accounts.list_security_questions().await.unwrap_or_default();
     Page::new("security.html", "Security")

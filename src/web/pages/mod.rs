@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/users/invite", post(users::invite))
         .route("/account/users/{id}/permissions", post(users::permissions))
         .route("/account/users/{id}/remove", post(users::remove))
+        .route("/account/users/invites/{id}/cancel", post(users::cancel_invite))
 }
 
 /// A submitted form, with repeated fields (checkbox lists) kept.

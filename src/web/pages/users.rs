@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::{Form, check_csrf, form_session, redirect_with_flash, signed_in, store_failed};
-use crate::accounts::{Acceptance, Actor, Membership, NewUser, Permission, Permissions, User};
+use crate::accounts::{Acceptance, Actor, InviteStatus, Membership, NewUser, Permissions, User};
 use crate::auth::sessions::Session;
 use crate::error::Error;
 use crate::mail;
@@ -41,8 +41,9 @@ async fn owner_form(
     Ok((user, session, m))
 }
 
-fn all_permissions() -> Vec<&'static str> {
-    Permissions::all().iter().map(Permission::key).collect()
+/// The 13 permissions as the page shows them: the key a form sends, the label a person reads.
+fn all_permissions() -> Vec<serde_json::Value> {
+    Permissions::all().iter().map(|p| serde_json::json!({"key": p.key(), "label": p.label()})).collect()
 }
 
 pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -54,11 +55,16 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Response {
         Ok(m) => m,
         Err(e) => return internal(&state, &e),
     };
+    let invites = match state.auth.accounts.list_invites(Some(me.client_id)).await {
+        Ok(all) => all.into_iter().filter(|i| i.status == InviteStatus::Pending).collect(),
+        Err(e) => return internal(&state, &e),
+    };
     Page::new("users.html", "Users")
         .with("user", &user)
         .with("client_name", &me.client_name)
         .with("is_owner", me.is_owner)
         .with("members", members)
+        .with("invites", if me.is_owner { invites } else { Vec::new() })
         .with("all_permissions", all_permissions())
         .render(&state, Some(&session))
 }
@@ -105,6 +111,33 @@ pub async fn invite(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
         return internal(&state, &e);
     }
     flash(&state, session, format!("An invitation was sent to {}.", created.invite.email)).await
+}
+
+pub async fn cancel_invite(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    let (user, session, me) = match owner_form(&state, &ctx, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let id = member_id(&id);
+    // Only an invite to this client: another client's invite ids are not the owner's to cancel.
+    let ours = match state.auth.accounts.list_invites(Some(me.client_id)).await {
+        Ok(all) => all.into_iter().any(|i| i.id == id),
+        Err(e) => return internal(&state, &e),
+    };
+    if !ours {
+        return message(&state, Some(&session), StatusCode::NOT_FOUND, "Not found", "There is no such invitation.");
+    }
+    let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+    match state.auth.accounts.cancel_invite(&actor, id).await {
+        Ok(invite) => flash(&state, session, format!("The invitation to {} is cancelled.", invite.email)).await,
+        Err(e) => refused(&state, session, e).await,
+    }
 }
 
 fn member_id(id: &str) -> i64 {
@@ -211,11 +244,10 @@ pub async fn invite_submit(
                     Err(e) => store_failed(&state, &e),
                 }
             }
-            None => Page::new("message.html", "Welcome")
-                .with("message", format!("Your login is ready and you joined {}. Log in to continue.", m.client_name))
-                .with("link", format!("{}login", state.cookie.path))
-                .with("link_text", "Log in")
-                .render(&state, Some(&session)),
+            None => {
+                let text = format!("Your login is ready and you joined {}. Log in to continue.", m.client_name);
+                redirect_with_flash(&state, session, text, "login").await
+            }
         },
         Err(e @ Error::Refused { .. }) => {
             message(&state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &e.to_string())
