@@ -32,7 +32,7 @@ async fn log_out(tab: &Tab) {
 
 /// The TOTP code of `key` (base32, spaces allowed) for the 30-second step `offset` steps from now.
 fn totp_code(key: &str, offset: i64) -> String {
-    let secret = totp_rs::Secret::try_from_base32(&key.replace(' ', "")).unwrap();
+    let secret = totp_rs::Secret::try_from_base32(key.replace(' ', "")).unwrap();
     let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     totp.generate((now + offset * 30) as u64).to_string()
@@ -263,6 +263,126 @@ async fn a_pending_invitation_is_cancelled_and_its_link_stops_working() {
         let carl = suite.browser("carl").await;
         carl.open(&link).await;
         carl.sees("not valid").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgotten_password_reset_by_the_mailed_link() {
+    run("forgotten_password_reset_by_the_mailed_link", "", |suite| async move {
+        suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let tab = suite.browser("ann").await;
+        tab.open("login").await;
+        tab.follow("Forgot your password?").await;
+        tab.fill("input[name=email]", "ann@example.com").await;
+        tab.press("Send reset link").await;
+        tab.sees("If an account exists for that address, we have sent it a link").await;
+        tab.client.refresh().await.unwrap();
+        tab.sees("If an account exists").await; // a reload shows the page, it sends nothing again
+
+        let link = mailed_link(&suite, "ann@example.com").await;
+        assert!(link.starts_with(&format!("{}password/reset/pr_", suite.server.base)), "{link}");
+        tab.open(&link).await;
+        tab.fill("input[name=password]", "short").await;
+        tab.fill("input[name=password_confirm]", "short").await;
+        tab.press("Set password").await;
+        tab.sees("Choose a password of at least 12 characters").await;
+        tab.fill("input[name=password]", NEW_PASSWORD).await;
+        tab.fill("input[name=password_confirm]", NEW_PASSWORD).await;
+        tab.press("Set password").await;
+        assert_eq!(tab.path().await, "/login");
+        tab.sees("Your password has been changed").await;
+
+        // The link worked once; used again, it says so and offers a new one.
+        tab.open(&link).await;
+        tab.sees("invalid or has expired").await;
+        tab.follow("Ask for a new link").await;
+        assert_eq!(tab.path().await, "/password/forgot");
+
+        log_in(&tab, "ann@example.com", PASSWORD).await;
+        tab.sees("Login details incorrect").await;
+        log_in(&tab, "ann@example.com", NEW_PASSWORD).await;
+        assert_eq!(tab.path().await, "/clientarea");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_change_signs_out_the_other_browser() {
+    run("password_change_signs_out_the_other_browser", "", |suite| async move {
+        suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let (laptop, phone) = (suite.browser("laptop").await, suite.browser("phone").await);
+        log_in(&laptop, "ann@example.com", PASSWORD).await;
+        log_in(&phone, "ann@example.com", PASSWORD).await;
+
+        laptop.open("account/security").await;
+        laptop.fill("input[name=current_password]", PASSWORD).await;
+        laptop.fill("form[action$='/password'] input[name=password]", NEW_PASSWORD).await;
+        laptop.fill("input[name=password_confirm]", "something else entirely").await;
+        laptop.press("Change password").await;
+        laptop.sees("The two new passwords differ").await;
+        laptop.fill("input[name=current_password]", PASSWORD).await;
+        laptop.fill("form[action$='/password'] input[name=password]", NEW_PASSWORD).await;
+        laptop.fill("input[name=password_confirm]", NEW_PASSWORD).await;
+        laptop.press("Change password").await;
+        laptop.sees("Your password is changed. 1 other session(s) were signed out").await;
+
+        phone.open("clientarea").await;
+        assert!(phone.path().await.starts_with("/login"), "the other browser is signed out");
+        laptop.open("clientarea").await;
+        assert_eq!(laptop.path().await, "/clientarea", "this browser stays signed in");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_listed_and_one_is_ended_from_another_browser() {
+    run("sessions_are_listed_and_one_is_ended_from_another_browser", "", |suite| async move {
+        suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let (laptop, phone) = (suite.browser("laptop").await, suite.browser("phone").await);
+        log_in(&laptop, "ann@example.com", PASSWORD).await;
+        log_in(&phone, "ann@example.com", PASSWORD).await;
+        laptop.follow("Sessions").await;
+        let rows = laptop.eval("return [...document.querySelectorAll('tbody tr')].map(r => r.innerText)").await;
+        let rows: Vec<String> = rows.as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows.iter().filter(|r| r.contains("This session")).count(), 1, "{rows:?}");
+        assert!(
+            rows.iter().all(|r| r.contains("Chrome") && r.contains("Linux") && r.contains("127.0.0.1")),
+            "{rows:?}"
+        );
+
+        laptop.press("End").await;
+        laptop.sees("The session has ended").await;
+        phone.open("clientarea").await;
+        assert!(phone.path().await.starts_with("/login"), "the ended session is signed out");
+        laptop.open("account/sessions").await;
+        let rows = laptop.eval("return document.querySelectorAll('tbody tr').length").await;
+        assert_eq!(rows, 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impersonation_link_opens_the_client_area_with_a_banner() {
+    run("an_impersonation_link_opens_the_client_area_with_a_banner", "", |suite| async move {
+        let server = &suite.server;
+        let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let token = admin_token(server, &[AdminPermission::UsersImpersonate]).await;
+        let (status, link) =
+            api(server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+        assert_eq!(status, 201);
+        let admin = suite.browser("admin").await;
+        admin.open(link["url"].as_str().unwrap()).await;
+        admin.press("Continue").await;
+        assert_eq!(admin.path().await, "/clientarea");
+        admin.sees("An administrator is signed in as this user").await;
+        admin.sees("Ann Hosting").await;
+        // The link is single use.
+        let again = suite.browser("again").await;
+        again.open(link["url"].as_str().unwrap()).await;
+        again.press("Continue").await;
+        again.sees("not valid").await;
     })
     .await;
 }

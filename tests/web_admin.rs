@@ -165,7 +165,7 @@ async fn owners_invite_users_who_register_or_log_in(backend: Backend) {
             ],
         )
         .await;
-    assert_eq!(joined.status, 200, "{}", joined.body);
+    assert_eq!((joined.status, joined.location()), (303, "/login"), "{}", joined.body);
     assert_eq!(carol.get(&link).await.status, 404, "invite links work once");
     assert_eq!(carol.login("carol@example.com", PASSWORD).await.status, 303);
 

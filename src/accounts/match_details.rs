@@ -53,6 +53,7 @@ impl Accounts {
                     last_name: Some(client.last_name),
                     email: Some(client.email),
                     language: Some(client.language),
+                    timezone: None,
                 };
                 self.update_user(actor, user_id, update).await?;
             }

@@ -18,6 +18,8 @@ pub struct User {
     pub first_name: String,
     pub last_name: String,
     pub language: String,
+    /// IANA time zone the user reads times in; "" for the site's `timezone:`.
+    pub timezone: String,
     /// Serialized as `has_password: bool`; the hash itself never leaves the service.
     #[serde(rename = "has_password", serialize_with = "is_set")]
     pub password_hash: Option<String>,
@@ -65,6 +67,7 @@ pub struct UserUpdate {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub language: Option<String>,
+    pub timezone: Option<String>,
 }
 
 pub(crate) fn require_name(field: &str, value: &str) -> Result<String> {
@@ -180,23 +183,36 @@ impl Accounts {
                 }
             }
         }
-        if let Some(lang) = &update.language {
+        if let Some(lang) = &update.language
+            && lang.trim() != user.language
+        {
             changed.insert("language".into(), json!({"from": user.language, "to": lang.trim()}));
             user.language = lang.trim().to_string();
+        }
+        if let Some(tz) = &update.timezone
+            && tz.trim() != user.timezone
+        {
+            let tz = tz.trim();
+            if !tz.is_empty() && tz.parse::<chrono_tz::Tz>().is_err() {
+                return Err(Error::invalid(format!("unknown time zone `{tz}`; choose one such as Europe/London")));
+            }
+            changed.insert("timezone".into(), json!({"from": user.timezone, "to": tz}));
+            user.timezone = tz.to_string();
         }
         if changed.is_empty() {
             return Ok(user);
         }
         let mut tx = self.db.begin().await?;
         let updated: User = sqlx::query_as(
-            "UPDATE users SET email = $1, email_norm = $2, first_name = $3, last_name = $4, language = $5, updated_at = $6 \
-             WHERE id = $7 RETURNING *",
+            "UPDATE users SET email = $1, email_norm = $2, first_name = $3, last_name = $4, language = $5, \
+             timezone = $6, updated_at = $7 WHERE id = $8 RETURNING *",
         )
         .bind(&user.email)
         .bind(&user.email_norm)
         .bind(&user.first_name)
         .bind(&user.last_name)
         .bind(&user.language)
+        .bind(&user.timezone)
         .bind(now())
         .bind(id)
         .fetch_one(&mut *tx)

@@ -26,13 +26,13 @@ pub fn hash_new_password(password: &str, min_length: usize) -> Result<String> {
     if chars < min_length {
         return Err(Error::refused(
             code::WEAK_PASSWORD,
-            format!("password must be at least {min_length} characters long (got {chars})"),
+            format!("choose a password of at least {min_length} characters (this one has {chars})"),
         ));
     }
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(Error::refused(
             code::WEAK_PASSWORD,
-            format!("password must be at most {MAX_PASSWORD_BYTES} bytes long"),
+            format!("choose a password of at most {MAX_PASSWORD_BYTES} bytes"),
         ));
     }
     hash(password)

@@ -209,7 +209,9 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         }
         UserCommand::Update { user, email, first_name, last_name, language } => {
             let id = ctx.user_id(&user).await?;
-            let user = accounts.update_user(actor, id, UserUpdate { email, first_name, last_name, language }).await?;
+            let user = accounts
+                .update_user(actor, id, UserUpdate { email, first_name, last_name, language, timezone: None })
+                .await?;
             out.emit(&user, || format!("Updated user {}", user.id))
         }
         UserCommand::Delete { user } => {

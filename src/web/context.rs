@@ -27,6 +27,8 @@ pub struct Ctx {
     pub session: Option<Session>,
     /// Why the presented cookie did not give a session (expired, IP changed…).
     pub ended: Option<Ended>,
+    /// The User-Agent header, cut to a length worth keeping.
+    pub user_agent: String,
 }
 
 impl Ctx {
@@ -41,6 +43,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
         parts.extensions.get::<Ctx>().cloned().ok_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
+
+/// Real User-Agent strings stay well below this; a longer one is not worth storing whole.
+const MAX_USER_AGENT: usize = 400;
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
@@ -94,7 +99,14 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     }
     let ip_changed = ended == Some(Ended::IpChanged);
-    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, ended });
+    let user_agent: String = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(MAX_USER_AGENT)
+        .collect();
+    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, ended, user_agent });
 
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let started = std::time::Instant::now();

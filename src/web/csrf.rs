@@ -84,7 +84,8 @@ mod tests {
     fn header_combinations_real_browsers_send() {
         let s = settings();
         let own = "https://portal.example.com";
-        let cases: &[(&str, &[(&'static str, &str)], bool)] = &[
+        type Sent<'a> = &'a [(&'static str, &'a str)];
+        let cases: &[(&str, Sent, bool)] = &[
             // Same-origin forms.
             (
                 "Chromium, same-origin, Referrer-Policy: same-origin",

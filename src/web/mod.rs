@@ -5,6 +5,7 @@
 mod api;
 mod context;
 mod csrf;
+mod humane;
 mod metrics;
 // Handlers return early with the page to show instead (`Result<_, Response>`); boxing every
 // such response would only add noise.

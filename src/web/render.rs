@@ -137,6 +137,19 @@ pub fn message(state: &AppState, session: Option<&Session>, status: StatusCode, 
     Page::new("message.html", title).with("message", text).status(status).render(state, session)
 }
 
+/// A refusal as a sentence on a page: the domain's words ("choose a password of at least 12
+/// characters"), capitalised and closed, never the machine code the API and CLI add.
+pub fn sentence(e: &crate::Error) -> String {
+    let text = e.to_string();
+    let mut chars = text.chars();
+    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 /// A 500 page for an unexpected failure; the details go to the log, not to the visitor.
 pub fn internal(state: &AppState, e: &crate::Error) -> Response {
     tracing::error!(error = %e, "request failed");

@@ -31,6 +31,9 @@ pub struct SessionData {
     pub csrf_token: String,
     /// The client IP the session was last bound to.
     pub ip: String,
+    /// The browser's User-Agent at sign-in, so the sessions page can say which device it is.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_agent: String,
     /// Password accepted, second factor outstanding.
     pub pending: Option<Pending>,
     /// Set when an admin entered through a one-time impersonation link.

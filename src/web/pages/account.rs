@@ -13,7 +13,8 @@ use crate::auth::totp;
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Page, internal, message, see_other};
+use crate::web::humane;
+use crate::web::render::{Page, internal, message, see_other, sentence};
 
 async fn security_page(state: &AppState, user: &User, session: &Session) -> Page {
     let setup = session.data.totp_setup.as_ref().and_then(|secret| {
@@ -97,7 +98,7 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, headers: Head
                 Err(e) => store_failed(&state, &e),
             }
         }
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
         Err(e) => internal(&state, &e),
     }
 }
@@ -113,7 +114,7 @@ pub async fn twofa_disable(State(state): State<AppState>, ctx: Ctx, headers: Hea
     }
     match state.auth.disable_twofa_with_password(&user, form.get("password").unwrap_or(""), &ctx.ip_string()).await {
         Ok(()) => redirect_with_flash(&state, session, "Two-factor authentication is off.", "account/security").await,
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
         Err(e) => internal(&state, &e),
     }
 }
@@ -127,7 +128,7 @@ pub async fn question(State(state): State<AppState>, ctx: Ctx, headers: HeaderMa
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
     match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
         Ok(()) => redirect_with_flash(&state, session, "Your security question is saved.", "account/security").await,
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
         Err(e) => internal(&state, &e),
     }
 }
@@ -151,7 +152,7 @@ pub async fn password(State(state): State<AppState>, ctx: Ctx, headers: HeaderMa
                 Err(e) => store_failed(&state, &e),
             }
         }
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, e.to_string()).await,
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
         Err(e) => internal(&state, &e),
     }
 }
@@ -165,12 +166,18 @@ pub async fn sessions(State(state): State<AppState>, ctx: Ctx) -> Response {
         Ok(l) => l,
         Err(e) => return internal(&state, &e),
     };
+    let tz = humane::zone(&user.timezone, state.loaded.config.timezone.zone());
     let rows: Vec<_> = list
         .iter()
         .map(|s| {
-            let mut row = s.summary();
-            row["current"] = json!(s.key == session.key);
-            row
+            json!({
+                "id": s.handle(),
+                "ip": s.data.ip,
+                "device": humane::device(&s.data.user_agent),
+                "started": humane::local_time(s.created_at, tz),
+                "last_seen": humane::local_time(s.last_seen_at, tz),
+                "current": s.key == session.key,
+            })
         })
         .collect();
     Page::new("sessions.html", "Sessions").with("user", &user).with("sessions", rows).render(&state, Some(&session))

@@ -13,7 +13,7 @@ use crate::auth::sessions::{Pending, Session, SessionData};
 use crate::auth::tokens;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Page, internal, message, see_other};
+use crate::web::render::{Page, internal, message, see_other, sentence};
 
 /// One answer for an unknown email, a wrong password, a user without a password and a lockout.
 pub const LOGIN_INCORRECT: &str = "Login details incorrect. Please try again.";
@@ -67,7 +67,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
             state.metrics.login(true);
             let ip = ctx.ip_string();
             match second_factor {
-                None => finish(&state, &session, &user, &ip, Signed::default()).await,
+                None => finish(&state, &session, &user, &ctx, Signed::default()).await,
                 Some(method) => {
                     let pending = Pending { user_id: user.id, method: method.into(), duo_state: None, duo_nonce: None };
                     let enrol = method == "enrol";
@@ -101,7 +101,7 @@ struct Signed {
 }
 
 /// Signs the user in on a new session (new id, new CSRF token) and opens the client area.
-async fn finish(state: &AppState, old: &Session, user: &User, ip: &str, signed: Signed) -> Response {
+async fn finish(state: &AppState, old: &Session, user: &User, ctx: &Ctx, signed: Signed) -> Response {
     let clients = match state.auth.usable_clients(user.id).await {
         Ok(c) => c,
         Err(e) => return internal(state, &e),
@@ -109,7 +109,8 @@ async fn finish(state: &AppState, old: &Session, user: &User, ip: &str, signed: 
     let data = SessionData {
         user_id: Some(user.id),
         client_id: if clients.len() == 1 { Some(clients[0].client_id) } else { None },
-        ip: ip.to_string(),
+        ip: ctx.ip_string(),
+        user_agent: ctx.user_agent.clone(),
         flash: signed.flash,
         backup_code: signed.backup_code,
         impersonated_by: signed.impersonated_by,
@@ -195,7 +196,7 @@ pub async fn second_factor_submit(State(state): State<AppState>, ctx: Ctx, heade
                     &state,
                     &session,
                     &user,
-                    &ip,
+                    &ctx,
                     Signed { flash: Some(flash), backup_code: Some(next), ..Default::default() },
                 )
                 .await
@@ -205,7 +206,7 @@ pub async fn second_factor_submit(State(state): State<AppState>, ctx: Ctx, heade
         };
     }
     match state.auth.verify_totp(&user, form.text("code"), &ip).await {
-        Ok(true) => finish(&state, &session, &user, &ip, Signed::default()).await,
+        Ok(true) => finish(&state, &session, &user, &ctx, Signed::default()).await,
         Ok(false) => retry("That code is not valid, or was already used. Wait for the next code and try again."),
         Err(e) => internal(&state, &e),
     }
@@ -247,7 +248,7 @@ pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Que
                 .accounts
                 .record_event(&actor, "twofa.duo_ok", ("user", Some(user.id)), serde_json::json!({}))
                 .await;
-            finish(&state, &session, &user, &ip, Signed::default()).await
+            finish(&state, &session, &user, &ctx, Signed::default()).await
         }
         Err(e) => {
             let details = serde_json::json!({"error": e.to_string()});
@@ -292,8 +293,9 @@ pub async fn impersonation_submit(
     let ip = ctx.ip_string();
     match state.auth.consume_impersonation(&token, &ip).await {
         Ok((user, admin_id)) => {
-            finish(&state, &session, &user, &ip, Signed { impersonated_by: Some(admin_id), ..Default::default() }).await
+            finish(&state, &session, &user, &ctx, Signed { impersonated_by: Some(admin_id), ..Default::default() })
+                .await
         }
-        Err(e) => message(&state, Some(&session), StatusCode::NOT_FOUND, "Link not valid", &e.to_string()),
+        Err(e) => message(&state, Some(&session), StatusCode::NOT_FOUND, "Link not valid", &sentence(&e)),
     }
 }

@@ -5,39 +5,53 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{Form, check_csrf, form_session};
+use axum::extract::Query;
+use serde::Deserialize;
+
+use super::{Form, check_csrf, form_session, redirect_with_flash};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Page, internal, message};
+use crate::web::render::{Page, internal, see_other, sentence};
 
 fn ttl_minutes(state: &AppState) -> i64 {
     state.loaded.config.security.reset_token_ttl.as_secs() / 60
 }
 
-pub async fn forgot_form(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let (session, cookie) = form_session(&state, &ctx).await;
-    Page::new("forgot.html", "Reset your password").cookie(cookie).render(&state, Some(&session))
+#[derive(Deserialize)]
+pub struct ForgotQuery {
+    sent: Option<String>,
 }
 
-pub async fn forgot_submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    let session = match check_csrf(&state, &ctx, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(e) = state.auth.request_reset(form.text("email"), &ctx.ip_string()).await {
-        return internal(&state, &e);
-    }
+/// The request form, or (`?sent=1`, where the form's 303 leads) what happens next: the same
+/// words whether or not the email belongs to anyone.
+pub async fn forgot_form(State(state): State<AppState>, ctx: Ctx, Query(q): Query<ForgotQuery>) -> Response {
+    let (session, cookie) = form_session(&state, &ctx).await;
     Page::new("forgot.html", "Reset your password")
-        .with("sent", true)
+        .with("sent", q.sent.is_some())
         .with("ttl_minutes", ttl_minutes(&state))
+        .cookie(cookie)
         .render(&state, Some(&session))
 }
 
+pub async fn forgot_submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
+        return r;
+    }
+    if let Err(e) = state.auth.request_reset(form.text("email"), &ctx.ip_string()).await {
+        return internal(&state, &e);
+    }
+    see_other(&state, "password/forgot?sent=1", None)
+}
+
 fn invalid_link(state: &AppState, ctx: &Ctx) -> Response {
-    let text = "This password reset link is invalid or has expired. Links work once and only for a limited time; \
-                ask for a new one.";
-    message(state, ctx.session.as_ref(), StatusCode::NOT_FOUND, "Invalid reset link", text)
+    let text = "This password reset link is invalid or has expired. Links work once and only for a limited time.";
+    Page::new("message.html", "Invalid reset link")
+        .with("message", text)
+        .with("link", format!("{}password/forgot", state.cookie.path))
+        .with("link_text", "Ask for a new link")
+        .status(StatusCode::NOT_FOUND)
+        .render(state, ctx.session.as_ref())
 }
 
 async fn reset_page(state: &AppState, ctx: &Ctx, token: &str, error: Option<&str>, status: StatusCode) -> Response {
@@ -72,9 +86,10 @@ pub async fn reset_submit(
     Path(token): Path<String>,
     form: Form,
 ) -> Response {
-    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
-        return r;
-    }
+    let session = match check_csrf(&state, &ctx, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let password = form.get("password").unwrap_or("");
     if password != form.get("password_confirm").unwrap_or("") {
         return reset_page(&state, &ctx, &token, Some("The two passwords differ."), StatusCode::UNPROCESSABLE_ENTITY)
@@ -82,14 +97,14 @@ pub async fn reset_submit(
     }
     let answer = form.get("security_answer");
     match state.auth.complete_reset(&token, answer, password, &ctx.ip_string()).await {
-        Ok(_) => Page::new("message.html", "Password changed")
-            .with("message", "Your password has been changed and every session of your account has ended.")
-            .with("link", format!("{}login", state.cookie.path))
-            .with("link_text", "Log in")
-            .render(&state, ctx.session.as_ref()),
+        Ok(_) => {
+            let text = "Your password has been changed and every session of your account has ended. \
+                        Log in with the new password.";
+            redirect_with_flash(&state, session, text, "login").await
+        }
         Err(Error::Refused { code, .. }) if code == crate::error::code::INVALID_TOKEN => invalid_link(&state, &ctx),
         Err(e @ Error::Refused { .. }) => {
-            reset_page(&state, &ctx, &token, Some(&e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await
+            reset_page(&state, &ctx, &token, Some(&sentence(&e)), StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => internal(&state, &e),
     }

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::mail;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Page, internal, message, see_other};
+use crate::web::render::{Page, internal, message, see_other, sentence};
 
 /// The signed-in user's membership in the current client.
 async fn current(state: &AppState, ctx: &Ctx) -> Result<(User, Session, Membership), Response> {
@@ -72,7 +72,7 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Response {
 async fn refused(state: &AppState, session: Session, e: Error) -> Response {
     match e {
         Error::Refused { .. } => {
-            message(state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &e.to_string())
+            message(state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &sentence(&e))
         }
         e => internal(state, &e),
     }
@@ -188,7 +188,7 @@ pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): P
     let invite = match state.auth.accounts.invite_by_token(&token).await {
         Ok(i) => i,
         Err(e @ Error::Refused { .. }) => {
-            return message(&state, ctx.session.as_ref(), StatusCode::NOT_FOUND, "Invite not valid", &e.to_string());
+            return message(&state, ctx.session.as_ref(), StatusCode::NOT_FOUND, "Invite not valid", &sentence(&e));
         }
         Err(e) => return internal(&state, &e),
     };
@@ -250,7 +250,7 @@ pub async fn invite_submit(
             }
         },
         Err(e @ Error::Refused { .. }) => {
-            message(&state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &e.to_string())
+            message(&state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &sentence(&e))
         }
         Err(e) => internal(&state, &e),
     }
