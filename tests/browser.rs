@@ -386,3 +386,17 @@ async fn an_impersonation_link_opens_the_client_area_with_a_banner() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_that_do_not_exist_or_cannot_be_opened_say_so_in_the_sites_layout() {
+    run("pages_that_do_not_exist_or_cannot_be_opened_say_so_in_the_sites_layout", "", |suite| async move {
+        let tab = suite.browser("visitor").await;
+        tab.open("no/such/page").await;
+        tab.sees("Page not found").await;
+        tab.follow("Go to the client area").await;
+        assert_eq!(tab.path().await, "/login");
+        tab.open("logout").await;
+        tab.sees("Logging out is done with the Log out button").await;
+    })
+    .await;
+}

@@ -230,7 +230,27 @@ async fn probes_answer(backend: Backend) {
     assert!(metrics.contains("gatehouse_sessions_expired"));
 }
 
+/// Unknown routes and methods answer in the API's error contract under `/api/`, and with a page
+/// in the site's layout elsewhere.
+async fn unknown_routes_and_methods_answer_in_kind(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let token = admin_token(&server, &[AdminPermission::ClientsView]).await;
+    let (status, body) = api(&server, &token, reqwest::Method::GET, "no-such-thing", None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, body) = api(&server, &token, reqwest::Method::DELETE, "health", None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
+
+    let b = server.browser();
+    let missing = b.get("no/such/page").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("Page not found") && missing.body.contains("<nav>"), "{}", missing.body);
+    let logout = b.get("logout").await;
+    assert_eq!(logout.status, 405);
+    assert!(logout.body.contains("Log out button"), "{}", logout.body);
+}
+
 web_on_both_backends!(
+    unknown_routes_and_methods_answer_in_kind,
     api_needs_a_token_and_names_missing_permissions,
     api_manages_clients_users_and_memberships,
     impersonation_link_is_single_use_and_audited,

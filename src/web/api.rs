@@ -41,6 +41,19 @@ pub fn routes() -> Router<AppState> {
         .route("/security-questions", get(list_questions).post(add_question))
         .route("/security-questions/{id}", delete(remove_question))
         .route("/health", get(health))
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// An unknown path under `/api/v1/` answers in the API's error contract, not with an empty 404.
+async fn no_such_route(uri: axum::http::Uri) -> ApiError {
+    ApiError(Error::refused(code::NOT_FOUND, format!("no API route {}; see README for the routes", uri.path())))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let message = format!("{method} is not allowed on {}", uri.path());
+    (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"error": {"code": "method_not_allowed", "message": message}})))
+        .into_response()
 }
 
 /// An API error as JSON with the status its code calls for.

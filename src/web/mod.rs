@@ -99,7 +99,11 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .nest("/api/v1", api::routes())
         .merge(probes::routes())
+        .fallback(pages::not_found)
+        .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), context::layer))
+        // Outermost: a handler that panics still answers, with the 500 page, and is logged.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(render::panicked))
         .with_state(state)
 }
 

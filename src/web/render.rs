@@ -80,6 +80,15 @@ impl Page {
                 shown = Some(ShownOnce(s.clone()));
             }
         }
+        let mut response = self.into_html();
+        if let Some(shown) = shown {
+            response.extensions_mut().insert(shown);
+        }
+        response
+    }
+
+    /// The page as an HTML response with the headers every page carries.
+    fn into_html(self) -> Response {
         let html = env()
             .get_template(self.template)
             .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&self.values))));
@@ -98,9 +107,6 @@ impl Page {
         headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
         for c in self.cookies {
             headers.append(header::SET_COOKIE, c);
-        }
-        if let Some(shown) = shown {
-            response.extensions_mut().insert(shown);
         }
         response
     }
@@ -150,9 +156,45 @@ pub fn sentence(e: &crate::Error) -> String {
     out
 }
 
+/// The 500 page for a handler that panicked: no state to render with, so the layout alone, and
+/// nothing of the panic shown (it is logged).
+pub fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| err.downcast_ref::<String>().cloned());
+    tracing::error!(panic = what.as_deref().unwrap_or("(no message)"), "a request handler panicked");
+    let page = Page::new("message.html", "Something went wrong")
+        .with(
+            "message",
+            "The request could not be completed. Please try again; if it persists, tell the site's administrator.",
+        )
+        .with("base", "/")
+        .status(StatusCode::INTERNAL_SERVER_ERROR);
+    page.into_html()
+}
+
 /// A 500 page for an unexpected failure; the details go to the log, not to the visitor.
 pub fn internal(state: &AppState, e: &crate::Error) -> Response {
     tracing::error!(error = %e, "request failed");
     let text = "The request could not be completed. Please try again; if it persists, tell the site's administrator.";
     message(state, None, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_answers_with_the_500_page_and_keeps_its_message_to_the_log() {
+        let response = panicked(Box::new("index out of bounds: secret detail"));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("<title>Something went wrong · gatehouse</title>"), "in the site's layout: {body}");
+        assert!(!body.contains("secret detail"));
+    }
+
+    #[test]
+    fn refusals_read_as_sentences() {
+        let e = crate::Error::refused("weak_password", "choose a password of at least 12 characters (this one has 5)");
+        assert_eq!(sentence(&e), "Choose a password of at least 12 characters (this one has 5).");
+    }
 }

@@ -8,15 +8,16 @@ mod password;
 mod users;
 
 use axum::Router;
+use axum::extract::State;
 use axum::extract::{FromRequest, RawForm, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
 use super::context::Ctx;
 use super::csrf;
-use super::render::{message, see_other};
+use super::render::{Page, message, see_other};
 use crate::accounts::User;
 use crate::auth::sessions::{Ended, Session};
 use crate::auth::tokens;
@@ -47,6 +48,38 @@ pub fn routes() -> Router<AppState> {
         .route("/account/users/{id}/permissions", post(users::permissions))
         .route("/account/users/{id}/remove", post(users::remove))
         .route("/account/users/invites/{id}/cancel", post(users::cancel_invite))
+}
+
+/// 404 in the site's layout (JSON under `/api/`, whose own fallback answers there).
+pub async fn not_found(State(state): State<AppState>, ctx: Ctx, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        let body =
+            serde_json::json!({"error": {"code": "not_found", "message": format!("no API route {}", uri.path())}});
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    let text = "There is no page at this address. It may have moved, or the link may be mistyped.";
+    let page = Page::new("message.html", "Page not found").with("message", text).status(StatusCode::NOT_FOUND);
+    page.with("link", format!("{}clientarea", state.cookie.path))
+        .with("link_text", "Go to the client area")
+        .render(&state, ctx.session.as_ref())
+}
+
+/// 405 in the site's layout, e.g. `GET /logout`: logging out is a button, so a link cannot do it.
+pub async fn method_not_allowed(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    method: Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let text = if uri.path().ends_with("/logout") {
+        "Logging out is done with the Log out button, so that another site cannot log you out with a link.".to_string()
+    } else {
+        format!("This address does not accept a {method} request. Go back and use the page's buttons and forms.")
+    };
+    let page = Page::new("message.html", "Not allowed").with("message", text).status(StatusCode::METHOD_NOT_ALLOWED);
+    page.with("link", format!("{}clientarea", state.cookie.path))
+        .with("link_text", "Go to the client area")
+        .render(&state, ctx.session.as_ref())
 }
 
 /// A submitted form, with repeated fields (checkbox lists) kept.
