@@ -400,3 +400,78 @@ async fn pages_that_do_not_exist_or_cannot_be_opened_say_so_in_the_sites_layout(
     })
     .await;
 }
+
+/// Fills and sends the sign-up form.
+async fn sign_up(tab: &Tab, email: &str, password: &str, confirm: &str) {
+    tab.open("login").await;
+    tab.follow("Open an account").await;
+    tab.fill("input[name=first_name]", "Dana").await;
+    tab.fill("input[name=last_name]", "Field").await;
+    tab.fill("input[name=company]", "Field Hosting").await;
+    tab.fill("input[name=email]", email).await;
+    tab.fill("input[name=password]", password).await;
+    tab.fill("input[name=password_confirm]", confirm).await;
+    tab.press("Open my account").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_opens_an_account_and_refuses_what_the_rules_refuse() {
+    run("sign_up_opens_an_account_and_refuses_what_the_rules_refuse", "", |suite| async move {
+        let server = &suite.server;
+        server.accounts().ban_domain(&Actor::system("test"), "mailinator.com").await.unwrap();
+        let tab = suite.browser("dana").await;
+
+        sign_up(&tab, "dana@example.com", NEW_PASSWORD, "not the same").await;
+        tab.sees("The two passwords differ").await;
+        let kept = tab.find("input[name=company]").await.prop("value").await.unwrap();
+        assert_eq!(kept.as_deref(), Some("Field Hosting"), "what was typed is kept");
+        sign_up(&tab, "dana@example.com", "short", "short").await;
+        tab.sees("Choose a password of at least 12 characters").await;
+        sign_up(&tab, "dana@mailinator.com", NEW_PASSWORD, NEW_PASSWORD).await;
+        tab.sees("Email addresses at mailinator.com are not accepted").await;
+        let banned = server.accounts().list_banned_domains().await.unwrap();
+        assert_eq!(banned[0].blocked_count, 1, "the refusal is counted");
+
+        sign_up(&tab, "dana@example.com", NEW_PASSWORD, NEW_PASSWORD).await;
+        assert_eq!(tab.path().await, "/login");
+        tab.sees("Thank you for registering. We have sent an email to dana@example.com").await;
+        assert!(mailed_link(&suite, "dana@example.com").await.ends_with("/login"), "the welcome mail links to login");
+        log_in(&tab, "dana@example.com", NEW_PASSWORD).await;
+        tab.sees("Field Hosting").await;
+        tab.sees("owner of this account").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_with_a_taken_email_looks_the_same_and_tells_the_owner() {
+    run("sign_up_with_a_taken_email_looks_the_same_and_tells_the_owner", "", |suite| async move {
+        suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let (fresh, taken) = (suite.browser("fresh").await, suite.browser("taken").await);
+        sign_up(&fresh, "new@example.com", NEW_PASSWORD, NEW_PASSWORD).await;
+        sign_up(&taken, "ann@example.com", NEW_PASSWORD, NEW_PASSWORD).await;
+        let fresh_text = fresh.text().await.replace("new@example.com", "EMAIL");
+        let taken_text = taken.text().await.replace("ann@example.com", "EMAIL");
+        assert_eq!(fresh_text, taken_text, "a visitor cannot tell a taken email from a new one");
+        assert_eq!(taken.path().await, fresh.path().await);
+        // Ann is told, and her password still works; the visitor's does not.
+        assert!(mailed_link(&suite, "ann@example.com").await.ends_with("/login"));
+        log_in(&taken, "ann@example.com", NEW_PASSWORD).await;
+        taken.sees("Login details incorrect").await;
+        log_in(&taken, "ann@example.com", PASSWORD).await;
+        taken.sees("Ann Hosting").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_only_sites_offer_no_sign_up() {
+    run("invite_only_sites_offer_no_sign_up", "accounts:\n  registration: invite_only\n", |suite| async move {
+        let tab = suite.browser("visitor").await;
+        tab.open("login").await;
+        assert!(!tab.text().await.contains("Open an account"));
+        tab.open("register").await;
+        tab.sees("New accounts are opened by invitation only").await;
+    })
+    .await;
+}

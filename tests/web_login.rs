@@ -286,7 +286,51 @@ async fn legacy_hashes_are_upgraded_at_login(backend: Backend) {
     assert_eq!(server.browser().login("ann@example.com", "legacy password 1").await.status, 303);
 }
 
+/// Sign-up creates the client, its owner and the welcome mail together, is audited with the
+/// visitor's IP, and is throttled per IP like a lockout (here 3 attempts).
+async fn sign_up_is_one_transaction_audited_and_throttled_per_ip(backend: Backend) {
+    let extra = "security:\n  lockout: { max_failures: 3, window: 15m, lock: 15m }\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    let b = server.browser();
+    let fields = |email: &'static str| {
+        [
+            ("email", email),
+            ("first_name", "Dana"),
+            ("last_name", "Field"),
+            ("company", "Field Hosting"),
+            ("password", "a long enough passphrase"),
+            ("password_confirm", "a long enough passphrase"),
+        ]
+    };
+    let done = b.submit("register", "register", &fields("dana@example.com")).await;
+    assert_eq!((done.status, done.location()), (303, "/login"), "{}", done.body);
+    let user = server.accounts().user_by_email("dana@example.com").await.unwrap().expect("the owner exists");
+    let clients = server.accounts().clients_of_user(user.id).await.unwrap();
+    assert!(clients[0].is_owner && clients[0].client_name == "Field Hosting", "{clients:?}");
+    let mail = gatehouse::mail::for_recipient(server.accounts().db(), "dana@example.com").await.unwrap();
+    assert_eq!(mail.len(), 1, "the welcome mail is queued with the account");
+    let actions = server.audit_actions(user.id).await;
+    assert!(actions.iter().any(|(a, ip)| a == "user.create" && ip.as_deref() == Some("127.0.0.1")), "{actions:?}");
+
+    // A taken email: the same answer, nothing created, the owner told.
+    let again = b.submit("register", "register", &fields("dana@example.com")).await;
+    assert_eq!((again.status, again.location()), (303, "/login"));
+    let mail = gatehouse::mail::for_recipient(server.accounts().db(), "dana@example.com").await.unwrap();
+    assert_eq!(mail.len(), 2);
+    assert!(mail[0].subject.contains("tried to register"), "{}", mail[0].subject);
+
+    // The third attempt from this IP locks the scope; the fourth is refused before any work.
+    b.submit("register", "register", &fields("erin@example.com")).await;
+    let locked = b.submit("register", "register", &fields("finn@example.com")).await;
+    assert_eq!(locked.status, 422);
+    assert!(locked.body.contains("Too many sign-ups"), "{}", locked.body);
+    assert!(server.accounts().user_by_email("finn@example.com").await.unwrap().is_none());
+    // Logins from the same IP are not affected by sign-up throttling.
+    assert_eq!(server.browser().login("dana@example.com", "a long enough passphrase").await.status, 303);
+}
+
 web_on_both_backends!(
+    sign_up_is_one_transaction_audited_and_throttled_per_ip,
     login_opens_the_client_area_on_a_new_session,
     csrf_is_required_on_every_form,
     same_origin_forms_pass_whatever_origin_browsers_send,

@@ -248,6 +248,17 @@ impl Client {
 
 impl Accounts {
     pub async fn create_client(&self, actor: &Actor, new: NewClient) -> Result<Client> {
+        self.create_client_notifying(actor, new, None).await
+    }
+
+    /// As [`Accounts::create_client`], with a message to the client's email queued in the same
+    /// transaction (a sign-up's welcome mail): both happen, or neither.
+    pub async fn create_client_notifying(
+        &self,
+        actor: &Actor,
+        new: NewClient,
+        notice: Option<(&str, &str)>,
+    ) -> Result<Client> {
         let f = &new.fields;
         let mut client = Client::default();
         let (Some(first), Some(last), Some(email)) = (&f.first_name, &f.last_name, &f.email) else {
@@ -322,6 +333,9 @@ impl Accounts {
             json!({"email": created.email, "owner_user_id": owner_id}),
         )
         .await?;
+        if let Some((subject, body)) = notice {
+            crate::mail::enqueue(&mut tx, &created.email, subject, body).await?;
+        }
         tx.commit().await?;
         Ok(created)
     }

@@ -8,8 +8,10 @@ pub mod one_time;
 pub mod passwords;
 mod service;
 pub mod sessions;
+mod signup;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;
 
 pub use service::{Auth, IMPERSONATION_TTL_SECS, Login};
+pub use signup::{SignUp, SignedUp};

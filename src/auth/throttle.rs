@@ -22,6 +22,11 @@ pub fn ip_scope(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+/// Sign-up attempts from one client IP.
+pub fn register_scope(ip: &str) -> String {
+    format!("register:{ip}")
+}
+
 impl Throttle {
     pub fn new(db: Db, policy: &Lockout) -> Self {
         Self {

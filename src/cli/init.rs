@@ -128,6 +128,9 @@ security:
   invite_ttl: "7d"
   banned_email_subdomains: true   # a banned domain also bans its subdomains
 
+accounts:
+  registration: open           # open (/register creates a client and its owner) | invite_only
+
 twofa:
   force_clients: false
   force_admins: false

@@ -27,6 +27,7 @@ pub struct Config {
     pub sessions: Sessions,
     pub trusted_proxies: TrustedProxies,
     pub security: Security,
+    pub accounts: AccountsConfig,
     pub twofa: TwoFa,
     pub mail: Mail,
     pub license: License,
@@ -45,6 +46,7 @@ impl Default for Config {
             sessions: Sessions::default(),
             trusted_proxies: TrustedProxies::default(),
             security: Security::default(),
+            accounts: AccountsConfig::default(),
             twofa: TwoFa::default(),
             mail: Mail::default(),
             license: License::default(),
@@ -162,6 +164,23 @@ impl Default for Lockout {
     fn default() -> Self {
         Self { max_failures: 5, window: Duration::from_secs(900), lock: Duration::from_secs(900) }
     }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    pub registration: Registration,
+}
+
+/// Who may create a client in the client area (`/register`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Anyone: `/register` creates a client and its owner.
+    #[default]
+    Open,
+    /// Only people an owner invited; `/register` says so.
+    InviteOnly,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -27,6 +27,7 @@ fn env() -> &'static Environment<'static> {
             ("security.html", include_str!("templates/security.html")),
             ("users.html", include_str!("templates/users.html")),
             ("sessions.html", include_str!("templates/sessions.html")),
+            ("register.html", include_str!("templates/register.html")),
         ] {
             env.add_template(name, source).expect("templates are valid");
         }

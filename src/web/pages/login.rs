@@ -29,11 +29,17 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Login
     }
     let (session, cookie) = form_session(&state, &ctx).await;
     let error = q.expired.map(|_| "Your session has ended. Please log in again.");
-    Page::new("login.html", "Log in").with("error", error).cookie(cookie).render(&state, Some(&session))
+    login(&state).with("error", error).cookie(cookie).render(&state, Some(&session))
+}
+
+/// The login page, which links to sign-up when registration is open.
+fn login(state: &AppState) -> Page {
+    let open = state.loaded.config.accounts.registration == crate::config::Registration::Open;
+    Page::new("login.html", "Log in").with("registration_open", open)
 }
 
 fn login_page(state: &AppState, session: Option<&Session>, email: &str, status: StatusCode, error: &str) -> Response {
-    Page::new("login.html", "Log in").with("email", email).with("error", error).status(status).render(state, session)
+    login(state).with("email", email).with("error", error).status(status).render(state, session)
 }
 
 pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {

@@ -5,6 +5,7 @@ mod account;
 mod clientarea;
 mod login;
 mod password;
+mod register;
 mod users;
 
 use axum::Router;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route("/clientarea", get(clientarea::show))
         .route("/clientarea/switch", post(clientarea::switch))
+        .route("/register", get(register::form).post(register::submit))
         .route("/password/forgot", get(password::forgot_form).post(password::forgot_submit))
         .route("/password/reset/{token}", get(password::reset_form).post(password::reset_submit))
         .route("/invite/{token}", get(users::invite_form).post(users::invite_submit))

@@ -1,0 +1,83 @@
+//! Sign-up: a visitor creates a client and becomes its owner, in one transaction with the
+//! welcome mail. An email that already has a login is refused without saying so — the visitor
+//! sees what a new registration sees, and the address's owner gets a mail instead — so the form
+//! cannot be used to find out who has an account. Attempts are throttled per client IP.
+
+use serde_json::json;
+
+use super::Auth;
+use super::throttle::register_scope;
+use crate::accounts::{Actor, ClientUpdate, NewClient, OwnerSpec};
+use crate::error::{Error, Result, code};
+use crate::mail;
+
+/// What the sign-up form sends.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct SignUp {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub company: String,
+    pub password: String,
+}
+
+/// The outcome, which the visitor must not be able to tell apart.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignedUp {
+    /// A new client (its id) and its owner.
+    Created(i64),
+    /// The email already has a login; its owner was told by mail.
+    EmailTaken,
+}
+
+impl Auth {
+    pub async fn sign_up(&self, form: SignUp, ip: &str) -> Result<SignedUp> {
+        let scope = register_scope(ip);
+        if self.throttle.is_locked(&[&scope]).await? {
+            return Err(Error::refused(
+                code::LOCKED_OUT,
+                "too many sign-ups came from your network just now; please try again in a few minutes",
+            ));
+        }
+        // Every attempt counts, whatever its outcome: sign-ups are few, scripted ones are many.
+        self.throttle.record_failure(&[&scope]).await?;
+
+        let actor = Actor::system("sign-up").with_ip(ip);
+        let fields = ClientUpdate {
+            email: Some(form.email.trim().into()),
+            first_name: Some(form.first_name.trim().into()),
+            last_name: Some(form.last_name.trim().into()),
+            company: Some(form.company.trim().into()),
+            ..Default::default()
+        };
+        let new = NewClient { fields, owner: OwnerSpec::NewUser { password: Some(form.password) } };
+        let welcome = format!(
+            "Hello {},\n\nyour account is ready. Log in with this email address and the password you chose:\n\n{}\n",
+            form.first_name.trim(),
+            self.link("login"),
+        );
+        match self.accounts.create_client_notifying(&actor, new, Some(("Your new account", &welcome))).await {
+            Ok(client) => Ok(SignedUp::Created(client.id)),
+            Err(Error::Refused { code: code::USER_EXISTS, .. }) => {
+                self.tell_existing_owner(&actor, form.email.trim()).await?;
+                Ok(SignedUp::EmailTaken)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn tell_existing_owner(&self, actor: &Actor, email: &str) -> Result<()> {
+        let Some(user) = self.accounts.user_by_email(email).await? else { return Ok(()) };
+        let body = format!(
+            "Hello,\n\nsomeone tried to register a new account with this email address, which already has a login.\n\
+             If it was you, log in here:\n\n{}\n\nIf you forgot your password, ask for a new one here:\n\n{}\n\n\
+             If it was not you, you can ignore this message; nothing was changed.\n",
+            self.link("login"),
+            self.link("password/forgot"),
+        );
+        let mut conn = self.accounts.db().pool().acquire().await?;
+        mail::enqueue(&mut conn, &user.email, "Someone tried to register with your email address", &body).await?;
+        self.accounts.record_event(actor, "signup.email_taken", ("user", Some(user.id)), json!({})).await
+    }
+}
