@@ -475,3 +475,81 @@ async fn invite_only_sites_offer_no_sign_up() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_edits_their_profile_and_email_with_their_password() {
+    run("a_user_edits_their_profile_and_email_with_their_password", "", |suite| async move {
+        suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let tab = suite.browser("ann").await;
+        log_in(&tab, "ann@example.com", PASSWORD).await;
+        tab.follow("Profile").await;
+        tab.fill("input[name=first_name]", "Annie").await;
+        tab.find("select[name=timezone] option[value='Asia/Tokyo']").await.click().await.unwrap();
+        tab.find("select[name=language] option[value=de]").await.click().await.unwrap();
+        tab.press("Save profile").await;
+        tab.sees("Your profile is saved").await;
+        assert_eq!(tab.find("input[name=first_name]").await.prop("value").await.unwrap().as_deref(), Some("Annie"));
+        tab.follow("Sessions").await;
+        tab.sees("JST").await; // times in the zone Ann chose
+
+        // A new login email needs the current password, and the old address is told.
+        tab.follow("Profile").await;
+        tab.fill("input[name=email]", "annie@example.com").await;
+        tab.press("Save profile").await;
+        tab.sees("To change your email address, enter your current password correctly").await;
+        tab.fill("input[name=current_password]", PASSWORD).await;
+        tab.press("Save profile").await;
+        tab.sees("Your profile is saved").await;
+        assert!(mailed_link(&suite, "ann@example.com").await.contains("/password/forgot"), "the old address is told");
+        log_out(&tab).await;
+        log_in(&tab, "annie@example.com", PASSWORD).await;
+        assert_eq!(tab.path().await, "/clientarea");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_details_are_edited_with_profile_and_read_with_contacts() {
+    run("account_details_are_edited_with_profile_and_read_with_contacts", "", |suite| async move {
+        let server = &suite.server;
+        let (_, client) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let actor = Actor::system("test");
+        for (email, permissions) in [("reader@example.com", "contacts"), ("none@example.com", "invoices")] {
+            let new = gatehouse::accounts::NewUser {
+                email: email.into(),
+                first_name: "Team".into(),
+                last_name: "Member".into(),
+                language: String::new(),
+                password: Some(PASSWORD.into()),
+            };
+            let user = server.accounts().create_user(&actor, new).await.unwrap();
+            let permissions = Permissions::parse_list(permissions).unwrap();
+            server.accounts().associate(&actor, user.id, client, &permissions).await.unwrap();
+        }
+
+        let owner = suite.browser("owner").await;
+        log_in(&owner, "ann@example.com", PASSWORD).await;
+        owner.follow("Account details").await;
+        owner.fill("input[name=country]", "XX").await;
+        owner.press("Save account details").await;
+        owner.sees("`XX` is not an ISO 3166-1 alpha-2 country code").await;
+        owner.fill("input[name=country]", "gb").await;
+        owner.fill("input[name=phone]", "+44 20 7946 0000").await;
+        owner.press("Save account details").await;
+        owner.sees("The account details are saved").await;
+        assert_eq!(owner.find("input[name=country]").await.prop("value").await.unwrap().as_deref(), Some("GB"));
+
+        let reader = suite.browser("reader").await;
+        log_in(&reader, "reader@example.com", PASSWORD).await;
+        reader.follow("Account details").await;
+        let text = reader.sees("+44 20 7946 0000").await;
+        assert!(text.contains("changing them needs the profile permission"), "{text}");
+        assert!(reader.client.find(fantoccini::Locator::Css("input[name=phone]")).await.is_err(), "read only");
+
+        let other = suite.browser("other").await;
+        log_in(&other, "none@example.com", PASSWORD).await;
+        other.follow("Account details").await;
+        other.sees("does not include its contact details").await;
+    })
+    .await;
+}

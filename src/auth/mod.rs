@@ -6,6 +6,7 @@ pub mod backup_codes;
 pub mod duo;
 pub mod one_time;
 pub mod passwords;
+mod profile;
 mod service;
 pub mod sessions;
 mod signup;
@@ -13,5 +14,6 @@ pub mod throttle;
 pub mod tokens;
 pub mod totp;
 
+pub use profile::ProfileChange;
 pub use service::{Auth, IMPERSONATION_TTL_SECS, Login};
 pub use signup::{SignUp, SignedUp};

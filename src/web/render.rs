@@ -28,6 +28,8 @@ fn env() -> &'static Environment<'static> {
             ("users.html", include_str!("templates/users.html")),
             ("sessions.html", include_str!("templates/sessions.html")),
             ("register.html", include_str!("templates/register.html")),
+            ("profile.html", include_str!("templates/profile.html")),
+            ("client.html", include_str!("templates/client.html")),
         ] {
             env.add_template(name, source).expect("templates are valid");
         }

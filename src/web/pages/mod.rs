@@ -5,6 +5,7 @@ mod account;
 mod clientarea;
 mod login;
 mod password;
+mod profile;
 mod register;
 mod users;
 
@@ -43,6 +44,8 @@ pub fn routes() -> Router<AppState> {
         .route("/account/security/2fa/disable", post(account::twofa_disable))
         .route("/account/security/question", post(account::question))
         .route("/account/security/password", post(account::password))
+        .route("/account/profile", get(profile::profile).post(profile::save_profile))
+        .route("/account/client", get(profile::client).post(profile::save_client))
         .route("/account/sessions", get(account::sessions))
         .route("/account/sessions/{id}/revoke", post(account::revoke_session))
         .route("/account/users", get(users::list))

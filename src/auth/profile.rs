@@ -1,0 +1,69 @@
+//! A user's own profile: name, language and time zone as they like; the login email only with
+//! the current password, and the old address is told, since whoever controls the email
+//! controls password resets.
+
+use super::Auth;
+use super::passwords::verify_any_async;
+use super::throttle::{account_scope, ip_scope};
+use crate::accounts::{Actor, User, UserUpdate};
+use crate::error::{Error, Result, code};
+use crate::mail;
+
+/// What the profile form sends.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    pub first_name: String,
+    pub last_name: String,
+    pub language: String,
+    pub timezone: String,
+    pub email: String,
+    /// Needed only when the email changes.
+    pub current_password: String,
+}
+
+impl Auth {
+    pub async fn update_profile(&self, user: &User, change: ProfileChange, ip: &str) -> Result<User> {
+        let actor = Actor::user(user.id, &user.email).with_ip(ip);
+        let new_email = change.email.trim();
+        let email_changes = !new_email.eq_ignore_ascii_case(&user.email);
+        if email_changes {
+            let ok = match &user.password_hash {
+                Some(h) => verify_any_async(&change.current_password, h).await?.ok,
+                None => false,
+            };
+            if !ok {
+                self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+                return Err(Error::refused(
+                    code::INVALID_CREDENTIALS,
+                    "to change your email address, enter your current password correctly",
+                ));
+            }
+        }
+        let update = UserUpdate {
+            email: email_changes.then(|| new_email.to_string()),
+            first_name: Some(change.first_name),
+            last_name: Some(change.last_name),
+            language: Some(change.language),
+            timezone: Some(change.timezone),
+        };
+        let updated = self.accounts.update_user(&actor, user.id, update).await.map_err(|e| match e {
+            Error::Refused { code: code::USER_EXISTS, .. } => {
+                Error::refused(code::USER_EXISTS, "that email address is already used by another login")
+            }
+            e => e,
+        })?;
+        if email_changes {
+            let body = format!(
+                "Hello {},\n\nthe email address of your login was changed from {} to {}.\n\
+                 If you did not do this, reset your password at once and tell support:\n\n{}\n",
+                updated.first_name,
+                user.email,
+                updated.email,
+                self.link("password/forgot"),
+            );
+            let mut conn = self.accounts.db().pool().acquire().await?;
+            mail::enqueue(&mut conn, &user.email, "Your login email was changed", &body).await?;
+        }
+        Ok(updated)
+    }
+}

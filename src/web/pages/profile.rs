@@ -1,0 +1,163 @@
+//! "Your profile" (the user's own name, language, time zone and login email) and "Account
+//! details" (the current client's contact details: edited with the `profile` permission, read
+//! with `contacts`).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+
+use super::{Form, check_csrf, redirect_with_flash, signed_in};
+use crate::accounts::{Actor, ClientUpdate, Membership, Permission, User};
+use crate::auth::ProfileChange;
+use crate::auth::sessions::Session;
+use crate::error::Error;
+use crate::web::AppState;
+use crate::web::context::Ctx;
+use crate::web::render::{Page, internal, message, see_other, sentence};
+
+/// Languages offered on the profile page: a BCP 47 tag and the language's own name.
+const LANGUAGES: &[(&str, &str)] = &[
+    ("", "The site's default"),
+    ("en", "English"),
+    ("de", "Deutsch"),
+    ("es", "Español"),
+    ("fr", "Français"),
+    ("it", "Italiano"),
+    ("nl", "Nederlands"),
+    ("pt", "Português"),
+];
+
+fn profile_page(user: &User, values: &User) -> Page {
+    let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+    let languages: Vec<_> = LANGUAGES.iter().map(|(tag, name)| json!({"tag": tag, "name": name})).collect();
+    Page::new("profile.html", "Your profile")
+        .with("user", user)
+        .with("form", values)
+        .with("languages", languages)
+        .with("zones", zones)
+}
+
+pub async fn profile(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let (user, session) = match signed_in(&state, &ctx, false).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    profile_page(&user, &user).render(&state, Some(&session))
+}
+
+pub async fn save_profile(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
+        return r;
+    }
+    let (user, session) = match signed_in(&state, &ctx, false).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let change = ProfileChange {
+        first_name: form.text("first_name").into(),
+        last_name: form.text("last_name").into(),
+        language: form.text("language").into(),
+        timezone: form.text("timezone").into(),
+        email: form.text("email").into(),
+        current_password: form.get("current_password").unwrap_or("").into(),
+    };
+    let typed = User {
+        first_name: change.first_name.clone(),
+        last_name: change.last_name.clone(),
+        language: change.language.clone(),
+        timezone: change.timezone.clone(),
+        email: change.email.clone(),
+        ..user.clone()
+    };
+    match state.auth.update_profile(&user, change, &ctx.ip_string()).await {
+        Ok(_) => redirect_with_flash(&state, session, "Your profile is saved.", "account/profile").await,
+        Err(e @ Error::Refused { .. }) => profile_page(&user, &typed)
+            .with("error", sentence(&e))
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state, Some(&session)),
+        Err(e) => internal(&state, &e),
+    }
+}
+
+/// The current client's membership and whether it lets the user edit (`profile`) or only read
+/// (`contacts`) the client's details.
+async fn client_access(state: &AppState, ctx: &Ctx) -> Result<(User, Session, Membership, bool), Response> {
+    let (user, session) = signed_in(state, ctx, false).await?;
+    let Some(client_id) = session.data.client_id else { return Err(see_other(state, "clientarea", None)) };
+    let member = match state.auth.accounts.membership(user.id, client_id).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(see_other(state, "clientarea", None)),
+        Err(e) => return Err(internal(state, &e)),
+    };
+    let (edit, read) =
+        (member.permissions.contains(Permission::Profile), member.permissions.contains(Permission::Contacts));
+    if !edit && !read {
+        let text = "Your access to this account does not include its contact details. The account owner can grant it.";
+        return Err(message(state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
+    }
+    Ok((user, session, member, edit))
+}
+
+async fn client_page(state: &AppState, member: &Membership, editable: bool) -> Result<Page, Response> {
+    let client = state.auth.accounts.client(member.client_id).await.map_err(|e| internal(state, &e))?;
+    Ok(Page::new("client.html", "Account details")
+        .with("client", &client)
+        .with("client_name", client.display_name())
+        .with("editable", editable))
+}
+
+pub async fn client(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let (user, session, member, editable) = match client_access(&state, &ctx).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match client_page(&state, &member, editable).await {
+        Ok(page) => page.with("user", &user).render(&state, Some(&session)),
+        Err(r) => r,
+    }
+}
+
+pub async fn save_client(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
+        return r;
+    }
+    let (user, session, member, editable) = match client_access(&state, &ctx).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !editable {
+        let text =
+            "You may read this account's contact details but not change them; that needs the profile permission.";
+        return message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text);
+    }
+    let field = |name: &str| Some(form.text(name).to_string());
+    let update = ClientUpdate {
+        first_name: field("first_name"),
+        last_name: field("last_name"),
+        company: field("company"),
+        email: field("email"),
+        address1: field("address1"),
+        address2: field("address2"),
+        city: field("city"),
+        state: field("state"),
+        postcode: field("postcode"),
+        country: field("country"),
+        phone: field("phone"),
+        tax_id: field("tax_id"),
+        ..Default::default()
+    };
+    let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+    match state.auth.accounts.update_client(&actor, member.client_id, update).await {
+        Ok(_) => redirect_with_flash(&state, session, "The account details are saved.", "account/client").await,
+        Err(e @ Error::Refused { .. }) => match client_page(&state, &member, editable).await {
+            Ok(page) => page
+                .with("user", &user)
+                .with("error", sentence(&e))
+                .status(StatusCode::UNPROCESSABLE_ENTITY)
+                .render(&state, Some(&session)),
+            Err(r) => r,
+        },
+        Err(e) => internal(&state, &e),
+    }
+}
