@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -49,14 +50,19 @@ impl Transport {
         }
     }
 
+    /// The RFC 5322 message for an outbox row. `Date` is when it is sent; `Message-ID` derives
+    /// from the row, so a retried message keeps its id and a receiver can tell it is the same one.
     fn build(from: &str, msg: &OutboxMessage) -> Result<Message> {
         let bad = |what: &str, e: &dyn std::fmt::Display| Error::invalid(format!("{what}: {e}"));
+        let from: Mailbox = from.parse().map_err(|e| bad("mail.from", &e))?;
+        let message_id = format!("<gatehouse.{}.{}@{}>", msg.id, msg.created_at, from.email.domain());
         Message::builder()
-            .from(from.parse().map_err(|e| bad("mail.from", &e))?)
+            .message_id(Some(message_id))
+            .from(from)
             .to(msg.to_addr.parse().map_err(|e| bad("recipient", &e))?)
             .subject(&msg.subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(msg.body.clone())
+            // A MIME single part: `MIME-Version: 1.0` and `text/plain; charset=utf-8`.
+            .singlepart(text_part(&msg.body))
             .map_err(|e| bad("message", &e))
     }
 
@@ -79,6 +85,65 @@ impl Transport {
             Transport::Smtp { mailer, from } => {
                 let email = Self::build(from, msg)?;
                 mailer.send(email).await.map(|_| ()).map_err(|e| Error::Unavailable(format!("SMTP: {e}")))
+            }
+        }
+    }
+}
+
+/// The text part. ASCII text whose lines fit SMTP's 998 octets is sent as `7bit` (RFC 2045
+/// allows such lines), so a link stays whole on its line even in the raw message: lettre alone
+/// would pick quoted-printable for any line over 76 characters, breaking links with soft line
+/// breaks. Other text gets lettre's choice (quoted-printable or base64), which clients decode whole.
+fn text_part(body: &str) -> SinglePart {
+    let builder = SinglePart::builder().header(ContentType::TEXT_PLAIN);
+    let fits_7bit = body.is_ascii() && !body.contains('\0') && body.lines().all(|l| l.len() <= 998);
+    if fits_7bit {
+        // Checked above: what lettre asks of a pre-encoded 7bit body (ASCII, no NUL, short lines).
+        let crlf: String = body.lines().flat_map(|l| [l, "\r\n"]).collect();
+        builder.body(Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit))
+    } else {
+        builder.body(body.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(body: &str) -> OutboxMessage {
+        OutboxMessage {
+            id: 42,
+            to_addr: "ann@example.com".into(),
+            subject: "Reset your password".into(),
+            body: body.into(),
+            status: "queued".into(),
+            attempts: 0,
+            created_at: 1_764_587_040,
+            next_attempt_at: 0,
+            sent_at: None,
+            last_error: None,
+        }
+    }
+
+    /// The headers mail filters look for, and a link a reader can click whatever the encoding.
+    #[test]
+    fn messages_carry_their_headers_and_whole_links() {
+        let link = "https://billing.example.com/portal/password/reset/pr_Q2hlY2sgdGhhdCB0aGUgbGluayBzdGF5cyB3aG9sZQ";
+        for body in [
+            format!("Hello,\n\nopen this link:\n\n{link}\n"),
+            format!("Hello Zoë — open this link (it is valid for 60 minutes, once):\n\n{link}\n"),
+        ] {
+            let raw = Transport::build("gatehouse <noreply@example.com>", &outbox(&body)).unwrap().formatted();
+            let text = String::from_utf8_lossy(&raw);
+            let head = &text[..text.find("\r\n\r\n").unwrap()];
+            for header in ["Message-ID: <gatehouse.42.1764587040@example.com>", "MIME-Version: 1.0", "Date: "] {
+                assert!(head.contains(header), "{header} missing:\n{head}");
+            }
+            let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            let decoded = parsed.body_text(0).unwrap();
+            assert!(decoded.split_whitespace().any(|w| w == link), "the link is whole once decoded:\n{decoded}");
+            if body.is_ascii() {
+                assert!(text.lines().any(|l| l == link), "plain ASCII keeps the link on one line:\n{text}");
             }
         }
     }

@@ -100,7 +100,7 @@ pub async fn invite(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
         };
     let link = state.auth.link(&format!("invite/{}", created.token));
     let body = format!(
-        "Hello,\n\n{} invited you to work in the account {} .\nOpen this link to accept (valid for 7 days, once):\n\n{link}\n",
+        "Hello,\n\n{} invited you to work in the account {}.\nOpen this link to accept (valid for 7 days, once):\n\n{link}\n",
         user.email, me.client_name
     );
     let queued = async {
