@@ -115,6 +115,7 @@ async fn two_factor_enrolment_then_login_with_a_code_and_with_the_backup_code() 
         let key = tab.find("#totp-key").await.text().await.unwrap();
         assert!(key.split(' ').all(|g| g.len() <= 4), "key in groups of four: {key}");
         let uri = tab.find("#totp-uri").await.text().await.unwrap();
+        tab.snapshot("two-factor-setup").await;
         assert!(uri.contains(&format!("secret={}", key.replace(' ', ""))), "{uri}");
 
         tab.fill("input[name=code]", "000000").await;
@@ -209,6 +210,8 @@ async fn the_owner_invites_a_user_who_accepts_in_another_browser_then_permission
             owner.press("Send invite").await;
             owner.sees("An invitation was sent to bob@example.com").await;
             owner.sees("Pending invitations").await;
+            owner.client.execute("window.scrollTo(0, document.body.scrollHeight)", vec![]).await.unwrap();
+            owner.snapshot("users-invite").await;
 
             // Bob opens the mailed link in his own browser and registers.
             let link = mailed_link(&suite, "bob@example.com").await;
@@ -352,6 +355,7 @@ async fn sessions_are_listed_and_one_is_ended_from_another_browser() {
             "{rows:?}"
         );
 
+        laptop.snapshot("sessions").await;
         laptop.press("End").await;
         laptop.sees("The session has ended").await;
         phone.open("clientarea").await;

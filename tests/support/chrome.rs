@@ -200,6 +200,16 @@ impl Tab {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Saves a screenshot named `name` under `target/tmp/browser/screenshots/`, and also in
+    /// `$GATEHOUSE_SCREENSHOT_DIR` when set (README's pictures: `GATEHOUSE_SCREENSHOT_DIR=docs`).
+    pub async fn snapshot(&self, name: &str) {
+        self.screenshot(&artifacts_dir().join("screenshots").join(format!("{name}.png"))).await;
+        if let Some(dir) = std::env::var_os("GATEHOUSE_SCREENSHOT_DIR") {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            self.screenshot(&dir.join(format!("{name}.png"))).await;
+        }
+    }
+
     /// Runs a script in the page and returns its value.
     pub async fn eval(&self, script: &str) -> Value {
         self.client.execute(script, vec![]).await.unwrap()

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::mail;
 use crate::web::AppState;
 use crate::web::context::Ctx;
+use crate::web::humane;
 use crate::web::render::{Page, internal, message, see_other, sentence};
 
 /// The signed-in user's membership in the current client.
@@ -55,8 +56,13 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Response {
         Ok(m) => m,
         Err(e) => return internal(&state, &e),
     };
-    let invites = match state.auth.accounts.list_invites(Some(me.client_id)).await {
-        Ok(all) => all.into_iter().filter(|i| i.status == InviteStatus::Pending).collect(),
+    let tz = humane::zone(&user.timezone, state.loaded.config.timezone.zone());
+    let invites: Vec<_> = match state.auth.accounts.list_invites(Some(me.client_id)).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|i| i.status == InviteStatus::Pending)
+            .map(|i| serde_json::json!({"id": i.id, "email": i.email, "valid_until": humane::local_time(i.expires_at, tz)}))
+            .collect(),
         Err(e) => return internal(&state, &e),
     };
     Page::new("users.html", "Users")
