@@ -10,8 +10,8 @@ fn now() -> i64 {
     gatehouse::store::now()
 }
 
-/// Enrols TOTP through the pages; returns (secret, backup code).
-async fn enrol(b: &Browser) -> (String, String) {
+/// Enrols TOTP through the pages; returns (secret, backup code, the Unix time of the code used).
+async fn enrol(b: &Browser) -> (String, String, i64) {
     let setup = b.submit("account/security", "account/security/2fa/setup", &[]).await;
     assert_eq!(setup.status, 303);
     let page = b.get("account/security").await;
@@ -24,7 +24,8 @@ async fn enrol(b: &Browser) -> (String, String) {
 
     let wrong = b.post("account/security/2fa/enable", &[("csrf_token", &page.csrf()), ("code", "000000")]).await;
     assert_eq!(wrong.status, 422);
-    let code = totp::code_at(&secret, now()).unwrap();
+    let enrolled_at = now();
+    let code = totp::code_at(&secret, enrolled_at).unwrap();
     let enabled = b.post("account/security/2fa/enable", &[("csrf_token", &page.csrf()), ("code", &code)]).await;
     assert_eq!(enabled.status, 303, "{}", enabled.body);
     assert!(enabled.set_cookie().is_some(), "a new session id when two-factor changes");
@@ -32,7 +33,7 @@ async fn enrol(b: &Browser) -> (String, String) {
     let backup = extract_backup(&shown.body);
     let reload = b.get(enabled.location()).await;
     assert!(!reload.body.contains(&backup), "the backup code is shown once");
-    (secret, backup)
+    (secret, backup, enrolled_at)
 }
 
 fn extract_backup(body: &str) -> String {
@@ -45,19 +46,20 @@ async fn totp_login_refuses_replayed_codes(backend: Backend) {
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
     let b = server.browser();
     b.login("ann@example.com", PASSWORD).await;
-    let (secret, _) = enrol(&b).await;
+    let (secret, _, enrolled_at) = enrol(&b).await;
 
     let c = server.browser();
     let after_password = c.login("ann@example.com", PASSWORD).await;
     assert_eq!(after_password.location(), "/login/2fa");
     assert_eq!(c.get("clientarea").await.status, 303, "not signed in before the second factor");
 
-    // The code used to enable two-factor was accepted once already: refused now.
-    let used = totp::code_at(&secret, now()).unwrap();
+    // The code used to enable two-factor was accepted once already: refused now. (Computed for
+    // the instant of enrolment, not now: a step may have ended since.)
+    let used = totp::code_at(&secret, enrolled_at).unwrap();
     let replay = c.submit("login/2fa", "login/2fa", &[("code", &used)]).await;
     assert_eq!(replay.status, 401, "replayed code");
     // The next step's code (within the ±1 step window) is new: accepted.
-    let next = totp::code_at(&secret, now() + 30).unwrap();
+    let next = totp::code_at(&secret, enrolled_at + 30).unwrap();
     let ok = c.submit("login/2fa", "login/2fa", &[("code", &next)]).await;
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert!(ok.set_cookie().is_some(), "new session id after the second factor");
@@ -76,7 +78,7 @@ async fn backup_code_signs_in_once_and_rotates(backend: Backend) {
     server.client_with_owner("ann@example.com", "Ann Hosting").await;
     let b = server.browser();
     b.login("ann@example.com", PASSWORD).await;
-    let (_, backup) = enrol(&b).await;
+    let (_, backup, _) = enrol(&b).await;
     assert_eq!(backup.len(), 19);
 
     let c = server.browser();
