@@ -173,6 +173,15 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies(backend: Bac
     let last_ip = server.audit_actions(user_id).await.into_iter().rev().find_map(|a| a.1);
     assert_eq!(last_ip.as_deref(), Some("198.51.100.7"));
 
+    // A client-written line and the proxy's own line are one list in order (RFC 9110): the
+    // right-most untrusted hop is still the client, not the first line's forgery.
+    let mut split = server.browser();
+    split.header_line("x-forwarded-for", "203.0.113.66");
+    split.header_line("x-forwarded-for", "198.51.100.9, 10.0.0.2");
+    assert_eq!(split.login("ann@example.com", PASSWORD).await.status, 303);
+    let last_ip = server.audit_actions(user_id).await.into_iter().rev().find_map(|a| a.1);
+    assert_eq!(last_ip.as_deref(), Some("198.51.100.9"));
+
     // ip_check: the visible client IP changes → the session ends.
     b.header("x-forwarded-for", "198.51.100.7, 10.0.0.2");
     assert_eq!(b.get("clientarea").await.status, 200);

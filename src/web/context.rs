@@ -58,6 +58,14 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
+/// Every line of a forwarded header as one comma-separated list, in order (RFC 9110 §5.3): a
+/// proxy may add its own line after one the client wrote, and the client's must not win by
+/// coming first. A line that is not visible ASCII is no address and is left out.
+fn forwarded(headers: &HeaderMap, name: &str) -> Option<String> {
+    let lines: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    (!lines.is_empty()).then(|| lines.join(","))
+}
+
 /// The scheme the client used, and whether a trusted proxy said so: the connection's (always
 /// http here), or what a trusted proxy's X-Forwarded-Proto or CF-Visitor says.
 fn scheme(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> (String, bool) {
@@ -81,8 +89,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
         .to_canonical();
     let headers = req.headers();
-    let forwarded = headers.get(state.trusted.header_name()).and_then(|v| v.to_str().ok());
-    let ip = state.trusted.client_ip(peer, forwarded);
+    let ip = state.trusted.client_ip(peer, forwarded(headers, state.trusted.header_name()).as_deref());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let host_ok = host == state.cookie.authority;
     let cf_headers = headers.contains_key("cf-ray") || headers.contains_key("cf-connecting-ip");

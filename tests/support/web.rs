@@ -200,6 +200,11 @@ impl Browser {
     /// Sends `name: value` on every following request (X-Forwarded-For, Host…).
     pub fn header(&mut self, name: &'static str, value: &str) {
         self.extra.retain(|(n, _)| n.as_str() != name);
+        self.header_line(name, value);
+    }
+
+    /// Adds one more `name: value` line, keeping the lines already set for `name`.
+    pub fn header_line(&mut self, name: &'static str, value: &str) {
         self.extra.push((HeaderName::from_static(name), HeaderValue::from_str(value).unwrap()));
     }
 
