@@ -130,7 +130,47 @@ async fn forced_two_factor_requires_enrolment_first(backend: Backend) {
     assert_eq!(b.get("clientarea").await.status, 200);
 }
 
+/// Whoever has the password cannot guess the second factor by logging in again and again, from
+/// as many addresses as they like: second-factor failures count per account until a second
+/// factor succeeds, and one password login allows a few tries only.
+async fn second_factor_guesses_are_bounded_across_logins_and_addresses(backend: Backend) {
+    let extra = "trusted_proxies:\n  ranges: [\"127.0.0.1/32\"]\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    b.login("ann@example.com", PASSWORD).await;
+    let (_, backup, _) = enrol(&b).await;
+
+    // One password login: three wrong codes, then it is back to the password.
+    let mut one = server.browser();
+    one.header("x-forwarded-for", "198.51.100.1");
+    one.login("ann@example.com", PASSWORD).await;
+    for _ in 0..2 {
+        assert_eq!(one.submit("login/2fa", "login/2fa", &[("backup_code", "AAAA-AAAA-AAAA-AAAA")]).await.status, 401);
+    }
+    let third = one.submit("login/2fa", "login/2fa", &[("backup_code", "AAAA-AAAA-AAAA-AAAA")]).await;
+    assert_eq!((third.status, third.location()), (303, "/login"), "{}", third.body);
+    assert_eq!(one.get("login/2fa").await.location(), "/login", "the half-signed-in state is gone");
+
+    // New logins from new addresses: the account's second factor locks after max_failures (5).
+    for i in 2..12 {
+        let mut c = server.browser();
+        c.header("x-forwarded-for", &format!("198.51.100.{i}"));
+        assert_eq!(c.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+        c.submit("login/2fa", "login/2fa", &[("backup_code", "AAAA-AAAA-AAAA-AAAA")]).await;
+    }
+    let mut last = server.browser();
+    last.header("x-forwarded-for", "198.51.100.200");
+    last.login("ann@example.com", PASSWORD).await;
+    let right = last.submit("login/2fa", "login/2fa", &[("backup_code", &backup)]).await;
+    assert_eq!(right.status, 401, "locked: even the right backup code is refused now");
+    assert!(right.body.contains("Too many failed attempts"), "{}", right.body);
+    let actions: Vec<String> = server.audit_actions(user_id).await.into_iter().map(|a| a.0).collect();
+    assert!(actions.contains(&"twofa.lockout".to_string()), "{actions:?}");
+}
+
 web_on_both_backends!(
+    second_factor_guesses_are_bounded_across_logins_and_addresses,
     totp_login_refuses_replayed_codes,
     backup_code_signs_in_once_and_rotates,
     disabling_needs_the_password_and_admins_can_disable,

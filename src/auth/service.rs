@@ -7,7 +7,7 @@ use serde_json::json;
 use super::one_time::{self, Purpose};
 use super::passwords::{self, verify_any_async};
 use super::sessions::Sessions;
-use super::throttle::{Throttle, account_scope, ip_scope};
+use super::throttle::{Throttle, account_scope, ip_scope, second_factor_scope};
 use super::{backup_codes, totp};
 use crate::accounts::{Accounts, Actor, Admin, ClientStatus, Membership, User};
 use crate::config::{Config, HttpUrl};
@@ -116,8 +116,31 @@ impl Auth {
         Ok(usable(self.accounts.clients_of_user(user_id).await?))
     }
 
+    /// True while the user's second factor may not be tried: the account, the client IP or the
+    /// account's second factor is locked.
+    pub async fn second_factor_locked(&self, user: &User, ip: &str) -> Result<bool> {
+        let scopes = [account_scope(&user.email), ip_scope(ip), second_factor_scope(&user.email)];
+        self.throttle.is_locked(&[&scopes[0], &scopes[1], &scopes[2]]).await
+    }
+
+    /// Counts a wrong code against the account, the IP and the account's second factor.
+    async fn second_factor_failed(&self, user: &User, actor: &Actor, ip: &str) -> Result<()> {
+        let scopes = [account_scope(&user.email), ip_scope(ip), second_factor_scope(&user.email)];
+        for scope in self.throttle.record_failure(&[&scopes[0], &scopes[1], &scopes[2]]).await? {
+            let action = if scope == scopes[2] { "twofa.lockout" } else { "login.lockout" };
+            self.accounts.record_event(actor, action, ("user", Some(user.id)), json!({"scope": scope})).await?;
+        }
+        Ok(())
+    }
+
+    /// A second factor succeeded: its failures, and the account's, start again from zero.
+    async fn second_factor_succeeded(&self, user: &User) -> Result<()> {
+        self.throttle.clear(&second_factor_scope(&user.email)).await?;
+        self.throttle.clear(&account_scope(&user.email)).await
+    }
+
     /// Checks a TOTP code and records its step, so the same code is refused afterwards. A wrong
-    /// code counts toward lockout like a wrong password.
+    /// code counts toward lockout like a wrong password, and toward the second-factor lock.
     pub async fn verify_totp(&self, user: &User, code: &str, ip: &str) -> Result<bool> {
         let Some(secret) = user.totp_secret.as_deref() else { return Ok(false) };
         let step = totp::verify(secret, code, now(), user.totp_last_step)?;
@@ -128,8 +151,10 @@ impl Auth {
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
         let action = if accepted { "twofa.totp_ok" } else { "twofa.totp_failed" };
         self.accounts.record_event(&actor, action, ("user", Some(user.id)), json!({})).await?;
-        if !accepted {
-            self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+        if accepted {
+            self.second_factor_succeeded(user).await?;
+        } else {
+            self.second_factor_failed(user, &actor, ip).await?;
         }
         Ok(accepted)
     }
@@ -146,8 +171,10 @@ impl Auth {
         };
         let action = if spent { "twofa.backup_code_used" } else { "twofa.backup_code_failed" };
         self.accounts.record_event(&actor, action, ("user", Some(user.id)), json!({})).await?;
-        if !spent {
-            self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+        if spent {
+            self.second_factor_succeeded(user).await?;
+        } else {
+            self.second_factor_failed(user, &actor, ip).await?;
         }
         Ok(spent.then_some(replacement))
     }

@@ -22,6 +22,13 @@ pub fn ip_scope(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+/// Second-factor failures of an account. Unlike the account scope, a correct password does not
+/// clear it — only a second factor that succeeds does — so knowing the password buys no
+/// further guesses at the code.
+pub fn second_factor_scope(email: &str) -> String {
+    format!("2fa:{}", email.trim().to_lowercase())
+}
+
 /// Sign-up attempts from one client IP.
 pub fn register_scope(ip: &str) -> String {
     format!("register:{ip}")

@@ -55,7 +55,13 @@ pub struct Pending {
     pub method: String,
     pub duo_state: Option<String>,
     pub duo_nonce: Option<String>,
+    /// Wrong codes sent in this half-signed-in state; at [`PENDING_TRIES`] it ends.
+    #[serde(default)]
+    pub wrong_codes: u32,
 }
+
+/// Wrong second-factor codes one password login allows before the password is asked again.
+pub const PENDING_TRIES: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {

@@ -6,10 +6,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Form, check_csrf, form_session, store_failed};
+use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
 use crate::accounts::User;
 use crate::auth::Login;
-use crate::auth::sessions::{Pending, Session, SessionData};
+use crate::auth::sessions::{PENDING_TRIES, Pending, Session, SessionData};
 use crate::auth::tokens;
 use crate::web::AppState;
 use crate::web::context::Ctx;
@@ -75,7 +75,13 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
             match second_factor {
                 None => finish(&state, &session, &user, &ctx, Signed::default()).await,
                 Some(method) => {
-                    let pending = Pending { user_id: user.id, method: method.into(), duo_state: None, duo_nonce: None };
+                    let pending = Pending {
+                        user_id: user.id,
+                        method: method.into(),
+                        duo_state: None,
+                        duo_nonce: None,
+                        wrong_codes: 0,
+                    };
                     let enrol = method == "enrol";
                     let data = SessionData {
                         ip,
@@ -187,12 +193,29 @@ pub async fn second_factor_submit(State(state): State<AppState>, ctx: Ctx, heade
             .status(StatusCode::UNAUTHORIZED)
             .render(&state, Some(&session))
     };
-    let scopes = [crate::auth::throttle::account_scope(&user.email), crate::auth::throttle::ip_scope(&ip)];
-    match state.auth.throttle.is_locked(&[&scopes[0], &scopes[1]]).await {
+    match state.auth.second_factor_locked(&user, &ip).await {
         Ok(false) => {}
         Ok(true) => return retry("Too many failed attempts. Please try again later."),
         Err(e) => return internal(&state, &e),
     }
+    // A wrong code: tell the user, or after a few in this sign-in, ask for the password again.
+    let wrong = |error: &'static str| {
+        let mut session = session.clone();
+        let state = state.clone();
+        async move {
+            let tries = pending.wrong_codes + 1;
+            if tries < PENDING_TRIES {
+                session.data.pending = Some(Pending { wrong_codes: tries, ..pending.clone() });
+                return match state.auth.sessions.save(&mut session).await {
+                    Ok(()) => retry(error),
+                    Err(e) => store_failed(&state, &e),
+                };
+            }
+            session.data.pending = None;
+            let text = "Too many wrong codes for this sign-in. Log in again to try once more.";
+            redirect_with_flash(&state, session, text, "login").await
+        }
+    };
     let backup = form.text("backup_code");
     if !backup.is_empty() {
         return match state.auth.use_backup_code(&user, backup, &ip).await {
@@ -207,13 +230,13 @@ pub async fn second_factor_submit(State(state): State<AppState>, ctx: Ctx, heade
                 )
                 .await
             }
-            Ok(None) => retry("That backup code is not valid."),
+            Ok(None) => wrong("That backup code is not valid.").await,
             Err(e) => internal(&state, &e),
         };
     }
     match state.auth.verify_totp(&user, form.text("code"), &ip).await {
         Ok(true) => finish(&state, &session, &user, &ctx, Signed::default()).await,
-        Ok(false) => retry("That code is not valid, or was already used. Wait for the next code and try again."),
+        Ok(false) => wrong("That code is not valid, or was already used. Wait for the next code and try again.").await,
         Err(e) => internal(&state, &e),
     }
 }
