@@ -121,8 +121,9 @@ async fn lockout_after_the_configured_failures_with_one_message(backend: Backend
     assert_eq!((unknown.status, wrong.status), (401, 401));
     assert!(unknown.body.contains(LOGIN_INCORRECT) && wrong.body.contains(LOGIN_INCORRECT));
 
-    // Third failure for this IP (the unknown email counted too) locks it.
+    // Third failure on Ann's account locks it.
     b.login("ann@example.com", "still not it").await;
+    b.login("ann@example.com", "and not this").await;
     let locked = b.login("ann@example.com", PASSWORD).await;
     assert_eq!(locked.status, 401, "the right password is refused while locked");
     assert!(locked.body.contains(LOGIN_INCORRECT));
@@ -338,7 +339,41 @@ async fn sign_up_is_one_transaction_audited_and_throttled_per_ip(backend: Backen
     assert_eq!(server.browser().login("dana@example.com", "a long enough passphrase").await.status, 303);
 }
 
+/// One user's typos never lock out another user at the same address (an office NAT, or everyone
+/// behind an untrusted proxy); only many failures from one IP, on any accounts, lock the IP; a
+/// success clears the account's count, never the IP's.
+async fn lockout_spares_the_innocent_behind_one_address(backend: Backend) {
+    let extra = "security:\n  lockout: { max_failures: 3, ip_max_failures: 8, window: 15m, lock: 15m }\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    server.client_with_owner("bob@example.com", "Bob Hosting").await;
+    let office = server.browser();
+    for _ in 0..4 {
+        assert_eq!(office.login("bob@example.com", "bob keeps mistyping").await.status, 401);
+    }
+    assert_eq!(server.browser().login("bob@example.com", PASSWORD).await.status, 401, "Bob's account is locked");
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303, "Ann, same IP, is not");
+
+    // Two typos, a success, two typos: the success cleared Ann's count, so she is not locked.
+    for _ in 0..2 {
+        office.login("ann@example.com", "typo typo typo").await;
+    }
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
+    // Spraying: one guess on each of many accounts. The IP locks at ip_max_failures, whatever
+    // the accounts: 8 failures from it = 3 on Bob (his 4th found the account locked and counted
+    // nothing), 2 on Ann, 3 below.
+    for account in ["ann@example.com", "carol@example.com", "dave@example.com"] {
+        office.login(account, "spray spray spray").await;
+    }
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 401, "the IP is locked now");
+    let counters = server.auth().throttle.counters().await.unwrap();
+    let ip = counters.iter().find(|c| c.scope == "ip:127.0.0.1").unwrap();
+    assert!(ip.locked, "{counters:?}");
+    assert!(counters.iter().any(|c| c.scope == "account-ip:bob@example.com 127.0.0.1" && c.locked), "{counters:?}");
+}
+
 web_on_both_backends!(
+    lockout_spares_the_innocent_behind_one_address,
     sign_up_is_one_transaction_audited_and_throttled_per_ip,
     login_opens_the_client_area_on_a_new_session,
     csrf_is_required_on_every_form,

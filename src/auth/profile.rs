@@ -4,7 +4,7 @@
 
 use super::Auth;
 use super::passwords::verify_any_async;
-use super::throttle::{account_scope, ip_scope};
+use super::throttle::Scope;
 use crate::accounts::{Actor, User, UserUpdate};
 use crate::error::{Error, Result, code};
 use crate::mail;
@@ -32,7 +32,7 @@ impl Auth {
                 None => false,
             };
             if !ok {
-                self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+                self.throttle.record_failure(&Scope::password(&user.email, ip)).await?;
                 return Err(Error::refused(
                     code::INVALID_CREDENTIALS,
                     "to change your email address, enter your current password correctly",

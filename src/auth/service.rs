@@ -7,7 +7,7 @@ use serde_json::json;
 use super::one_time::{self, Purpose};
 use super::passwords::{self, verify_any_async};
 use super::sessions::Sessions;
-use super::throttle::{Throttle, account_scope, ip_scope, second_factor_scope};
+use super::throttle::{Scope, Throttle};
 use super::{backup_codes, totp};
 use crate::accounts::{Accounts, Actor, Admin, ClientStatus, Membership, User};
 use crate::config::{Config, HttpUrl};
@@ -64,8 +64,7 @@ impl Auth {
     /// Checks email and password. Failures count per account and per client IP; a locked
     /// account or IP is refused with the same answer as a wrong password, after the same work.
     pub async fn login(&self, email: &str, password: &str, ip: &str) -> Result<Login> {
-        let (account, by_ip) = (account_scope(email), ip_scope(ip));
-        let scopes = [account.as_str(), by_ip.as_str()];
+        let scopes = Scope::password(email, ip);
         let locked = self.throttle.is_locked(&scopes).await?;
         let user = self.accounts.user_by_email(email).await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -81,7 +80,8 @@ impl Auth {
         }
         let (Some(user), Some(stored), true) = (user, stored, verified.ok) else {
             for scope in self.throttle.record_failure(&scopes).await? {
-                self.accounts.record_event(&actor, "login.lockout", ("user", target), json!({"scope": scope})).await?;
+                let details = json!({"scope": scope.key()});
+                self.accounts.record_event(&actor, "login.lockout", ("user", target), details).await?;
             }
             self.accounts.record_event(&actor, "login.failed", ("user", target), json!({"email": email})).await?;
             return Ok(Login::Refused);
@@ -90,7 +90,8 @@ impl Auth {
             let fresh = passwords::hash_async(password).await?;
             self.accounts.upgrade_password_hash(&actor, user.id, &stored, &fresh).await?;
         }
-        self.throttle.clear(&account).await?;
+        self.throttle.clear(&scopes[0]).await?;
+        self.throttle.clear(&scopes[1]).await?;
         let all_clients = self.accounts.clients_of_user(user.id).await?;
         let had_clients = !all_clients.is_empty();
         let clients = usable(all_clients);
@@ -119,24 +120,23 @@ impl Auth {
     /// True while the user's second factor may not be tried: the account, the client IP or the
     /// account's second factor is locked.
     pub async fn second_factor_locked(&self, user: &User, ip: &str) -> Result<bool> {
-        let scopes = [account_scope(&user.email), ip_scope(ip), second_factor_scope(&user.email)];
-        self.throttle.is_locked(&[&scopes[0], &scopes[1], &scopes[2]]).await
+        self.throttle.is_locked(&second_factor_scopes(user, ip)).await
     }
 
     /// Counts a wrong code against the account, the IP and the account's second factor.
     async fn second_factor_failed(&self, user: &User, actor: &Actor, ip: &str) -> Result<()> {
-        let scopes = [account_scope(&user.email), ip_scope(ip), second_factor_scope(&user.email)];
-        for scope in self.throttle.record_failure(&[&scopes[0], &scopes[1], &scopes[2]]).await? {
-            let action = if scope == scopes[2] { "twofa.lockout" } else { "login.lockout" };
-            self.accounts.record_event(actor, action, ("user", Some(user.id)), json!({"scope": scope})).await?;
+        for scope in self.throttle.record_failure(&second_factor_scopes(user, ip)).await? {
+            let action = if matches!(scope, Scope::SecondFactor(_)) { "twofa.lockout" } else { "login.lockout" };
+            let details = json!({"scope": scope.key()});
+            self.accounts.record_event(actor, action, ("user", Some(user.id)), details).await?;
         }
         Ok(())
     }
 
     /// A second factor succeeded: its failures, and the account's, start again from zero.
     async fn second_factor_succeeded(&self, user: &User) -> Result<()> {
-        self.throttle.clear(&second_factor_scope(&user.email)).await?;
-        self.throttle.clear(&account_scope(&user.email)).await
+        self.throttle.clear(&Scope::second_factor(&user.email)).await?;
+        self.throttle.clear(&Scope::account(&user.email)).await
     }
 
     /// Checks a TOTP code and records its step, so the same code is refused afterwards. A wrong
@@ -201,7 +201,7 @@ impl Auth {
             None => false,
         };
         if !ok {
-            self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+            self.throttle.record_failure(&Scope::password(&user.email, ip)).await?;
             return Err(Error::refused(code::INVALID_CREDENTIALS, "the password is not correct"));
         }
         self.accounts.clear_twofa(&Actor::user(user.id, &user.email).with_ip(ip), user.id).await
@@ -221,7 +221,7 @@ impl Auth {
             None => false,
         };
         if !ok {
-            self.throttle.record_failure(&[&account_scope(&user.email), &ip_scope(ip)]).await?;
+            self.throttle.record_failure(&Scope::password(&user.email, ip)).await?;
             return Err(Error::refused(code::INVALID_CREDENTIALS, "the current password is not correct"));
         }
         let hash = passwords::hash_new_password_async(new, self.accounts.policy().password_min_length).await?;
@@ -281,15 +281,15 @@ impl Auth {
         let invalid =
             || Error::refused(code::INVALID_TOKEN, "this reset link is invalid or has expired; ask for a new one");
         let user = self.reset_user(token).await?.ok_or_else(invalid)?;
-        let (account, by_ip) = (account_scope(&user.email), ip_scope(ip));
+        let scopes = Scope::password(&user.email, ip);
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        if self.throttle.is_locked(&[&account, &by_ip]).await? {
+        if self.throttle.is_locked(&scopes).await? {
             return Err(Error::refused(code::LOCKED_OUT, "too many failed attempts; try again later"));
         }
         if let Some(hash) = &user.security_answer_hash {
             let given = passwords::normalize_answer(answer.unwrap_or(""));
             if !verify_any_async(&given, hash).await?.ok {
-                self.throttle.record_failure(&[&account, &by_ip]).await?;
+                self.throttle.record_failure(&scopes).await?;
                 self.accounts
                     .record_event(&actor, "password.reset_wrong_answer", ("user", Some(user.id)), json!({}))
                     .await?;
@@ -342,4 +342,10 @@ impl Auth {
 fn usable(mut clients: Vec<Membership>) -> Vec<Membership> {
     clients.retain(|m| m.client_status != ClientStatus::Closed.to_string());
     clients
+}
+
+/// What a second-factor attempt counts against: the account, the client IP, and the account's
+/// second factor.
+fn second_factor_scopes(user: &User, ip: &str) -> [Scope; 3] {
+    [Scope::account(&user.email), Scope::ip(ip), Scope::second_factor(&user.email)]
 }

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::Auth;
-use super::throttle::register_scope;
+use super::throttle::Scope;
 use crate::accounts::{Actor, ClientUpdate, NewClient, OwnerSpec};
 use crate::error::{Error, Result, code};
 use crate::mail;
@@ -33,15 +33,15 @@ pub enum SignedUp {
 
 impl Auth {
     pub async fn sign_up(&self, form: SignUp, ip: &str) -> Result<SignedUp> {
-        let scope = register_scope(ip);
-        if self.throttle.is_locked(&[&scope]).await? {
+        let scope = [Scope::sign_up(ip)];
+        if self.throttle.is_locked(&scope).await? {
             return Err(Error::refused(
                 code::LOCKED_OUT,
                 "too many sign-ups came from your network just now; please try again in a few minutes",
             ));
         }
         // Every attempt counts, whatever its outcome: sign-ups are few, scripted ones are many.
-        self.throttle.record_failure(&[&scope]).await?;
+        self.throttle.record_failure(&scope).await?;
 
         let actor = Actor::system("sign-up").with_ip(ip);
         let fields = ClientUpdate {

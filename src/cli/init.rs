@@ -123,7 +123,9 @@ trusted_proxies:
 
 security:
   password_min_length: 12
-  lockout: {{ max_failures: 5, window: "15m", lock: "15m" }}
+  # An account (and an account at one IP) locks after max_failures; an IP alone, on any
+  # accounts, after ip_max_failures, so one user's typos never lock out their colleagues.
+  lockout: {{ max_failures: 5, ip_max_failures: 50, window: "15m", lock: "15m" }}
   reset_token_ttl: "1h"
   invite_ttl: "7d"
   banned_email_subdomains: true   # a banned domain also bans its subdomains

@@ -155,14 +155,17 @@ impl Default for Security {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Lockout {
+    /// Failures on one account (from anywhere, and from one IP) before it locks.
     pub max_failures: u32,
+    /// Failures from one client IP, on any accounts, before that IP locks (password spraying).
+    pub ip_max_failures: u32,
     pub window: Duration,
     pub lock: Duration,
 }
 
 impl Default for Lockout {
     fn default() -> Self {
-        Self { max_failures: 5, window: Duration::from_secs(900), lock: Duration::from_secs(900) }
+        Self { max_failures: 5, ip_max_failures: 50, window: Duration::from_secs(900), lock: Duration::from_secs(900) }
     }
 }
 
