@@ -118,3 +118,47 @@ fn reset_password_disable_2fa_sessions_and_cron() {
     let missing = gatehouse(dir).args(["session", "revoke", "--user", &id, "0123456789abcdef"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(1));
 }
+
+/// Lockouts as an operator sees and ends them: `lockout list`, `user unlock`, `lockout clear --ip`.
+#[tokio::test]
+async fn lockouts_are_listed_unlocked_and_cleared() {
+    use gatehouse::auth::throttle::{Scope, Throttle};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let add = ["user", "add", "--email", "ann@example.com", "--first-name", "Ann", "--last-name", "Lee"];
+    assert!(gatehouse(dir).args(add).output().unwrap().status.success());
+    // Failures as the service counts them, in the deployment's database.
+    let url = format!("sqlite://{}/gatehouse-data/gatehouse.db", dir.display()).parse().unwrap();
+    let db = gatehouse::store::Db::connect(&url, "test").await.unwrap();
+    let lockout = gatehouse::config::Lockout { max_failures: 2, ..Default::default() };
+    let throttle = Throttle::new(db, &lockout);
+    for _ in 0..2 {
+        throttle.record_failure(&Scope::password("ann@example.com", "198.51.100.7")).await.unwrap();
+        throttle.record_failure(&Scope::password("bob@example.com", "203.0.113.5")).await.unwrap();
+    }
+
+    let listed = json_of(&gatehouse(dir).args(["lockout", "list", "--json"]).output().unwrap());
+    let locked: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["locked"] == true)
+        .map(|c| c["scope"].as_str().unwrap())
+        .collect();
+    assert!(locked.contains(&"account:ann@example.com") && locked.contains(&"account-ip:bob@example.com 203.0.113.5"));
+    let text = gatehouse(dir).args(["lockout", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("LOCKED UNTIL"));
+
+    let unlocked = json_of(&gatehouse(dir).args(["user", "unlock", "ann@example.com", "--json"]).output().unwrap());
+    assert_eq!(unlocked["removed"].as_array().unwrap().len(), 2, "{unlocked}");
+    let cleared =
+        json_of(&gatehouse(dir).args(["lockout", "clear", "--ip", "203.0.113.5", "--json"]).output().unwrap());
+    let removed: Vec<&str> = cleared["removed"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(removed, ["account-ip:bob@example.com 203.0.113.5", "ip:203.0.113.5"]);
+    let left = json_of(&gatehouse(dir).args(["lockout", "list", "--json"]).output().unwrap());
+    let left: Vec<&str> = left.as_array().unwrap().iter().map(|c| c["scope"].as_str().unwrap()).collect();
+    assert_eq!(left, ["account:bob@example.com", "ip:198.51.100.7"], "only what was not released");
+    let audit = gatehouse(dir).args(["audit", "--json"]).output().unwrap();
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(audit.contains("user.unlock") && audit.contains("lockout.clear"), "{audit}");
+}

@@ -249,7 +249,29 @@ async fn unknown_routes_and_methods_answer_in_kind(backend: Backend) {
     assert!(logout.body.contains("Log out button"), "{}", logout.body);
 }
 
+/// An admin ends a user's lockout over the API; it is audited with what was removed.
+async fn an_admin_unlocks_a_locked_out_user(backend: Backend) {
+    let extra = "security:\n  lockout: { max_failures: 2, window: 15m, lock: 15m }\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    for _ in 0..2 {
+        b.login("ann@example.com", "not the password").await;
+    }
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 401, "locked");
+    let viewer = admin_token(&server, &[AdminPermission::UsersView]).await;
+    let (status, _) = api(&server, &viewer, reqwest::Method::DELETE, &format!("users/{user_id}/lockout"), None).await;
+    assert_eq!(status, 403, "unlocking needs users.manage");
+    let token = admin_token(&server, &[AdminPermission::UsersManage]).await;
+    let (status, body) = api(&server, &token, reqwest::Method::DELETE, &format!("users/{user_id}/lockout"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["removed"].as_array().unwrap().iter().any(|s| s == "account:ann@example.com"), "{body}");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303, "unlocked");
+    assert!(server.audit_actions(user_id).await.iter().any(|(a, _)| a == "user.unlock"));
+}
+
 web_on_both_backends!(
+    an_admin_unlocks_a_locked_out_user,
     unknown_routes_and_methods_answer_in_kind,
     api_needs_a_token_and_names_missing_permissions,
     api_manages_clients_users_and_memberships,

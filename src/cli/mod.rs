@@ -9,6 +9,7 @@ mod doctor;
 mod import;
 mod init;
 mod invite;
+mod lockout;
 mod output;
 mod question;
 mod report;
@@ -90,6 +91,9 @@ pub enum Command {
     MatchDetails(user::MatchDetailsArgs),
     /// Show recent entries of the audit log
     Audit(audit::AuditArgs),
+    /// Lockout counters: list them, clear them (all, or one client IP)
+    #[command(subcommand)]
+    Lockout(lockout::LockoutCommand),
 }
 
 /// Runs one command and returns the process exit code. Errors carry their own exit code;
@@ -132,6 +136,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
         Command::MatchDetails(a) => user::match_details(a, ctx, out).await,
         Command::Audit(a) => audit::run(a, ctx, out).await,
         Command::Session(c) => session::run(c, ctx, out).await,
+        Command::Lockout(c) => lockout::run(c, ctx, out).await,
         Command::Init(_)
         | Command::Config(_)
         | Command::Migrate

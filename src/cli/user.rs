@@ -89,6 +89,8 @@ pub enum UserCommand {
     /// Turn off a user's two-factor authentication (an admin can never turn it on)
     #[command(name = "disable-2fa")]
     Disable2fa { user: String },
+    /// End a user's lockout and forget their failed attempts (password and second factor)
+    Unlock { user: String },
     /// Import users from CSV (header: email,first_name,last_name[,language][,password_hash]) or
     /// JSON lines, keeping their existing password hashes: argon2, bcrypt ($2a$/$2b$/$2y$) and
     /// salted MD5 (md5hex:salt) verify once at the next login and are then upgraded to argon2id.
@@ -261,6 +263,16 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
             accounts.clear_twofa(actor, id).await?;
             out.emit(&json!({"id": id, "twofa_method": null}), || {
                 format!("Two-factor authentication of user {id} is off.")
+            })
+        }
+        UserCommand::Unlock { user } => {
+            let id = ctx.user_id(&user).await?;
+            let user = accounts.user(id).await?;
+            let removed =
+                crate::auth::Auth::new(&ctx.loaded.config, accounts.clone()).unlock_user(actor, &user).await?;
+            out.emit(&json!({"id": id, "removed": removed}), || match removed.len() {
+                0 => format!("{} had no failed attempts counted and was not locked.", user.email),
+                n => format!("Unlocked {}: cleared {n} counter(s).", user.email),
             })
         }
         UserCommand::Import { file, format } => {

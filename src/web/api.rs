@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}", get(show_user).delete(delete_user))
         .route("/users/{id}/password-reset", post(password_reset))
         .route("/users/{id}/2fa", delete(disable_twofa))
+        .route("/users/{id}/lockout", delete(unlock_user))
         .route("/users/{id}/sessions", get(user_sessions).delete(end_user_sessions))
         .route("/users/{id}/impersonate", post(impersonate))
         .route("/invites", get(list_invites).post(create_invite))
@@ -332,6 +333,12 @@ async fn password_reset(State(s): State<AppState>, c: Caller, Path(id): Path<i64
     let user = s.auth.accounts.user(id).await?;
     s.auth.send_reset(&actor, &user).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": true, "email": user.email}))).into_response())
+}
+
+async fn unlock_user(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    let user = s.auth.accounts.user(id).await?;
+    ok(json!({"id": id, "removed": s.auth.unlock_user(&actor, &user).await?}))
 }
 
 async fn disable_twofa(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {

@@ -1,0 +1,34 @@
+//! What operators do about lockouts: see the counters, unlock one user, clear an address. Each
+//! release is audited with what it removed.
+
+use serde_json::json;
+
+use super::Auth;
+use super::throttle::{Counter, Scope};
+use crate::accounts::{Actor, User};
+use crate::error::Result;
+
+impl Auth {
+    /// Every lockout counter, locked ones first.
+    pub async fn lockouts(&self) -> Result<Vec<Counter>> {
+        self.throttle.counters().await
+    }
+
+    /// Ends the user's locks and forgets their failures (the account, the account at each IP,
+    /// the second factor). Returns the scopes removed.
+    pub async fn unlock_user(&self, actor: &Actor, user: &User) -> Result<Vec<String>> {
+        let email = user.email_norm.clone();
+        let removed = self.throttle.release(|s| s.email() == Some(email.as_str())).await?;
+        self.accounts.record_event(actor, "user.unlock", ("user", Some(user.id)), json!({"scopes": removed})).await?;
+        Ok(removed)
+    }
+
+    /// Ends every lock and counter, or those of one client IP. Returns the scopes removed.
+    pub async fn clear_lockouts(&self, actor: &Actor, ip: Option<&str>) -> Result<Vec<String>> {
+        let removed = self.throttle.release(|s: &Scope| ip.is_none() || s.client_ip() == ip).await?;
+        self.accounts
+            .record_event(actor, "lockout.clear", ("lockout", None), json!({"ip": ip, "scopes": removed}))
+            .await?;
+        Ok(removed)
+    }
+}
