@@ -297,7 +297,7 @@ fn doctor_reports_on_the_embedded_default() {
         r.stdout
     );
     assert!(r.stdout.contains("→ Run `gatehouse migrate`"), "remediation under the problem:\n{}", r.stdout);
-    assert!(r.stdout.lines().last().unwrap().starts_with("21 checks: "), "{}", r.stdout);
+    assert!(r.stdout.lines().last().unwrap().starts_with("22 checks: "), "{}", r.stdout);
     assert!(!r.stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
     assert!(!tmp.path().join("gatehouse-data").exists(), "the doctor only looks");
 
@@ -340,6 +340,7 @@ fn doctor_writes_several_formats_from_one_run() {
             "system_url.requests",
             "proxy.trusted",
             "proxy.cloudflare",
+            "proxy.lockouts",
             "accounts.integrity",
             "accounts.password_hashes",
             "admin.roles",

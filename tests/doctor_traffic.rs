@@ -280,7 +280,51 @@ async fn proxy_cloudflare_sees_traffic_through_untrusted_cloudflare(backend: Bac
     assert_eq!(check(&server.state.loaded, "proxy.cloudflare").await.0.status, Status::Pass);
 }
 
+/// A reverse proxy in front that is not trusted: every visitor has its address, so a handful of
+/// users' typos add up to an IP lockout that shuts everyone out. The check names the address.
+async fn proxy_lockouts_names_a_locked_out_proxy(backend: Backend) {
+    let lockout = "security:\n  lockout: { max_failures: 5, ip_max_failures: 6, window: 15m, lock: 15m }\n";
+    let Some(mut server) = Server::start(backend, lockout).await else { return };
+    for (email, company) in [("ann@example.com", "Ann Hosting"), ("bob@example.com", "Bob Hosting")] {
+        server.client_with_owner(email, company).await;
+    }
+    let (healthy, _) = check(&server.state.loaded, "proxy.lockouts").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+
+    // Visitors behind the proxy on 127.0.0.1, each making a typo or two.
+    for (n, visitor) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].iter().enumerate() {
+        let mut b = server.browser();
+        b.header("x-forwarded-for", visitor);
+        for _ in 0..2 {
+            b.login(&format!("user{n}@example.com"), "a typo or two").await;
+        }
+    }
+    let mut ann = server.browser();
+    ann.header("x-forwarded-for", "198.51.100.9");
+    assert_eq!(ann.login("ann@example.com", PASSWORD).await.status, 401, "the symptom: Ann is locked out too");
+    let (found, _) = check(&server.state.loaded, "proxy.lockouts").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert_eq!(found.evidence["proxy_addresses_locked"][0]["ip"], "127.0.0.1", "{:?}", found.evidence);
+    assert!(found.message.contains("127.0.0.1 (internal address"), "{}", found.message);
+
+    // The fix: trust the proxy, end the lock.
+    server.reconfigure(&format!("{lockout}trusted_proxies:\n  ranges: [\"127.0.0.1/32\"]\n")).await;
+    let admin = Actor::system("test");
+    server.auth().clear_lockouts(&admin, Some("127.0.0.1")).await.unwrap();
+    for (n, visitor) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].iter().enumerate() {
+        let mut b = server.browser();
+        b.header("x-forwarded-for", visitor);
+        for _ in 0..2 {
+            b.login(&format!("user{n}@example.com"), "a typo or two").await;
+        }
+    }
+    assert_eq!(ann.login("ann@example.com", PASSWORD).await.status, 303, "the symptom is gone");
+    let (fixed, _) = check(&server.state.loaded, "proxy.lockouts").await;
+    assert_eq!(fixed.status, Status::Pass, "{}", fixed.message);
+}
+
 web_on_both_backends!(
+    proxy_lockouts_names_a_locked_out_proxy,
     system_url_requests_sees_visitors_on_another_host,
     system_url_reachable_finds_another_instance,
     sessions_cookie_sees_secure_cookies_on_plain_http,

@@ -10,6 +10,7 @@ mod database;
 mod disk;
 mod email;
 mod license;
+mod lockouts;
 mod mail_queue;
 mod observed_requests;
 mod proxy;
@@ -41,6 +42,7 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
         Arc::new(observed_requests::Requests),
         Arc::new(proxy::Trusted),
         Arc::new(cloudflare::Trust),
+        Arc::new(lockouts::ProxyLockouts),
         Arc::new(accounts::Integrity),
         Arc::new(accounts::PasswordHashes),
         Arc::new(admin_roles::Roles),
