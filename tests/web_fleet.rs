@@ -101,3 +101,45 @@ async fn two_nodes_share_sessions_and_lockout_on_postgres() {
         assert_eq!(r.status(), 401, "attempt {i}");
     }
 }
+
+/// Request logs name the route, never the secret in a link's path (reset, impersonation and
+/// invite tokens), at the default info level.
+#[tokio::test]
+async fn request_logs_name_routes_not_the_tokens_in_links() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("gatehouse.yaml");
+    std::fs::write(&config, format!("system_url: \"http://127.0.0.1:{port}/\"\n")).unwrap();
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
+        .args(["--config", config.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("GATEHOUSE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let node = Node { child };
+    let secrets = ["pr_SECRETRESETTOKEN", "im_SECRETIMPERSONATION", "inv_SECRETINVITE"];
+    for path in ["password/reset/pr_SECRETRESETTOKEN", "login/as/im_SECRETIMPERSONATION", "invite/inv_SECRETINVITE"] {
+        reqwest::get(format!("http://127.0.0.1:{port}/{path}")).await.unwrap();
+    }
+    // The request line is logged once the response is on its way: wait for all three.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.matches(" request").count() >= 3 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(node);
+    for route in ["/password/reset/{token}", "/login/as/{token}", "/invite/{token}"] {
+        assert!(text.contains(route), "{route} not logged:\n{text}");
+    }
+    for secret in secrets {
+        assert!(!text.contains(secret), "{secret} in the log:\n{text}");
+    }
+}

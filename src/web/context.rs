@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -115,7 +115,13 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .collect();
     req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, ended, user_agent });
 
-    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    // The route's pattern (`/password/reset/{token}`), never the path itself: reset, invite and
+    // impersonation links carry their secret in it. A path no route matched holds no live secret.
+    let path = match req.extensions().get::<MatchedPath>() {
+        Some(route) => route.as_str().to_string(),
+        None => req.uri().path().chars().take(200).collect(),
+    };
+    let method = req.method().clone();
     let started = std::time::Instant::now();
     let mut response = next.run(req).await;
     if let Some(shown) = response.extensions_mut().remove::<ShownOnce>() {
