@@ -7,6 +7,10 @@ use gatehouse::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Whatever gatehouse creates is its own user's alone: the config holds secrets, the database
+    // TOTP secrets and password hashes, session files and spooled mail live tokens. Files 0600,
+    // directories 0700, whatever umask the shell or service manager had.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // One TLS implementation for every client in the process (database, HTTP, SMTP): rustls on ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A server logs its requests by default; one-shot commands only warnings.

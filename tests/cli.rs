@@ -134,6 +134,12 @@ fn init_then_manage_accounts_on_sqlite() {
     let config = tmp.path().join("site/gatehouse.yaml");
     assert!(std::fs::read_to_string(&config).unwrap().contains("system_url: \"https://billing.example.com/\""));
     assert!(tmp.path().join("site/gatehouse-data/gatehouse.db").exists());
+    // The config holds secrets, the database TOTP secrets: theirs alone, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(tmp.path().join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("site/gatehouse.yaml"), 0o600);
+    assert_eq!(mode("site/gatehouse-data"), 0o700);
+    assert_eq!(mode("site/gatehouse-data/gatehouse.db"), 0o600);
 
     // The config works from any directory: its relative paths are relative to the file.
     let elsewhere = tempfile::tempdir().unwrap();
