@@ -52,7 +52,8 @@ fn contents(path: &Path) -> Vec<(String, String)> {
     files
 }
 
-const CANARIES: [&str; 4] = ["CANARY-SMTP-PW", "CANARY-LICENSE-KEY", "CANARY-DUO-SECRET", "CANARY-DB-PW"];
+const CANARIES: [&str; 5] =
+    ["CANARY-SMTP-PW", "CANARY-LICENSE-KEY", "CANARY-DUO-SECRET", "CANARY-DB-PW", "CANARY-DB-QUERY-PW"];
 
 /// A deployment with every kind of secret planted where a careless bundle would pick it up.
 fn planted(dir: &Path, database_url: &str) -> (String, String) {
@@ -169,6 +170,28 @@ fn an_unreachable_database_is_skipped_without_leaking_its_password() {
         manifest["skipped"].as_array().unwrap().iter().map(|s| s["item"].as_str().unwrap()).collect();
     assert_eq!(skipped, ["database.json", "audit.json", "heartbeats.json"]);
     assert!(manifest["skipped"][0]["reason"].as_str().unwrap().contains("unreachable"));
+}
+
+/// The password may also be a query parameter of the URL (`?password=`), as libpq allows: it is
+/// as secret there, in the bundle and in `config show` / `config check`.
+#[test]
+fn a_database_password_in_the_query_is_redacted_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    planted(tmp.path(), "sqlite://gatehouse-data/gatehouse.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://app@127.0.0.1:{port}/gh?sslmode=disable&password=CANARY-DB-QUERY-PW");
+    let config = std::fs::read_to_string(tmp.path().join("gatehouse.yaml"))
+        .unwrap()
+        .replace("database_url: \"sqlite://gatehouse-data/gatehouse.db\"", &format!("database_url: \"{url}\""));
+    std::fs::write(tmp.path().join("gatehouse.yaml"), config).unwrap();
+    let (folder, _) = bundle(tmp.path(), &[]);
+    assert_clean(&contents(&folder), &[]);
+    for args in [&["config", "show"][..], &["config", "check"][..], &["--json", "config", "show"][..]] {
+        let out = gatehouse(tmp.path()).args(args).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains("CANARY-DB-QUERY-PW"), "{args:?}:\n{text}");
+        assert!(text.contains("password=***") || !text.contains("password="), "{args:?}:\n{text}");
+    }
 }
 
 #[test]

@@ -166,14 +166,28 @@ impl DatabaseUrl {
     }
 
     /// The URL with its password replaced by `***`, safe to print and log.
+    /// The URL with its secrets as `***`: the password in the authority, and query parameters
+    /// that carry one (`?password=`, `sslpassword=`, anything named like a pass, secret or token).
     pub fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("***"));
-                u.to_string()
-            }
-            _ => self.0.clone(),
+        let Ok(mut u) = url::Url::parse(&self.0) else { return self.0.clone() };
+        if u.password().is_some() {
+            let _ = u.set_password(Some("***"));
         }
+        let secret = |key: &str| {
+            let key = key.to_ascii_lowercase();
+            ["pass", "pwd", "secret", "token"].iter().any(|s| key.contains(s))
+        };
+        if u.query_pairs().any(|(k, _)| secret(&k)) {
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if secret(&k) { "***".to_string() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            u.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        u.to_string()
     }
 }
 
@@ -274,6 +288,9 @@ mod tests {
         let pg: DatabaseUrl = "postgres://app:s3cret@db.internal:5432/gh".parse().unwrap();
         assert_eq!(pg.backend(), Backend::Postgres);
         assert_eq!(pg.redacted(), "postgres://app:***@db.internal:5432/gh");
+        let in_query: DatabaseUrl =
+            "postgres://app@db/gh?sslmode=require&password=s3cret&sslpassword=k3y".parse().unwrap();
+        assert_eq!(in_query.redacted(), "postgres://app@db/gh?sslmode=require&password=***&sslpassword=***");
         let lite: DatabaseUrl = "sqlite://gatehouse-data/gatehouse.db".parse().unwrap();
         assert_eq!(lite.sqlite_path(), Some("gatehouse-data/gatehouse.db"));
         assert!("mysql://x".parse::<DatabaseUrl>().is_err());
