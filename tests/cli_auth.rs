@@ -162,3 +162,35 @@ async fn lockouts_are_listed_unlocked_and_cleared() {
     let audit = String::from_utf8_lossy(&audit.stdout);
     assert!(audit.contains("user.unlock") && audit.contains("lockout.clear"), "{audit}");
 }
+
+/// Passwords need not be on the command line: piped with --password-stdin or in
+/// GATEHOUSE_PASSWORD; with neither and no terminal to ask on, set-password says what to do.
+#[tokio::test]
+async fn passwords_come_from_stdin_or_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let add = ["user", "add", "--email", "ann@example.com", "--first-name", "Ann", "--last-name", "Lee"];
+    let added = gatehouse(dir).args(add).env("GATEHOUSE_PASSWORD", "from the environment").output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let url = format!("sqlite://{}/gatehouse-data/gatehouse.db", dir.display()).parse().unwrap();
+    let db = gatehouse::store::Db::connect(&url, "test").await.unwrap();
+    let accounts = gatehouse::accounts::Accounts::new(db, support::policy());
+    let hash = || async { accounts.user_by_email("ann@example.com").await.unwrap().unwrap().password_hash.unwrap() };
+    let verifies = |password: &'static str, hash: String| async move {
+        gatehouse::auth::passwords::verify_any_async(password, &hash).await.unwrap().ok
+    };
+    assert!(verifies("from the environment", hash().await).await);
+
+    let piped = gatehouse(dir)
+        .args(["user", "set-password", "ann@example.com", "--password-stdin"])
+        .write_stdin("piped through stdin\n")
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert!(verifies("piped through stdin", hash().await).await, "the line, without its newline");
+
+    let none = gatehouse(dir).args(["user", "set-password", "ann@example.com"]).write_stdin("").output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(err.contains("--password-stdin") && err.contains("GATEHOUSE_PASSWORD"), "{err}");
+}

@@ -18,8 +18,8 @@ pub enum AdminCommand {
         /// Role name (see `admin role list`)
         #[arg(long)]
         role: String,
-        #[arg(long)]
-        password: Option<String>,
+        #[command(flatten)]
+        password: super::password::PasswordArgs,
     },
     /// List admin users
     List,
@@ -85,6 +85,7 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
     let actor = &ctx.actor;
     match command {
         AdminCommand::Add { username, email, role, password } => {
+            let password = password.read(false)?;
             let admin = accounts.create_admin(actor, &username, &email, &role, password.as_deref()).await?;
             out.emit(&admin, || format!("Created admin {} ({})", admin.id, admin.username))
         }

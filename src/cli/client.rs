@@ -51,8 +51,8 @@ pub struct AddArgs {
     #[arg(long, value_name = "ID")]
     pub owner_user: Option<String>,
     /// Password for the owner user created with the client
-    #[arg(long, conflicts_with = "owner_user")]
-    pub password: Option<String>,
+    #[command(flatten)]
+    pub password: super::password::PasswordArgs,
 }
 
 #[derive(Debug, Args, Default)]
@@ -132,8 +132,15 @@ pub async fn run(command: ClientCommand, ctx: &Context, out: &Output) -> Result<
     match command {
         ClientCommand::Add(args) => {
             let owner = match &args.owner_user {
+                Some(_) if args.password.password.is_some() || args.password.password_stdin => {
+                    return Err(crate::Error::Usage(
+                        "--owner-user makes an existing user the owner, whose password stays theirs: \
+                         drop --password / --password-stdin"
+                            .into(),
+                    ));
+                }
                 Some(r) => OwnerSpec::Existing(ctx.user_id(r).await?),
-                None => OwnerSpec::NewUser { password: args.password.clone() },
+                None => OwnerSpec::NewUser { password: args.password.read(false)? },
             };
             let client =
                 accounts.create_client(&ctx.actor, NewClient { fields: args.fields.into_update(None)?, owner }).await?;

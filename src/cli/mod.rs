@@ -11,6 +11,7 @@ mod init;
 mod invite;
 mod lockout;
 mod output;
+mod password;
 mod question;
 mod report;
 mod serve;

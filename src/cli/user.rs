@@ -21,8 +21,8 @@ pub enum UserCommand {
         #[arg(long, default_value = "")]
         language: String,
         /// Initial password; without one the user cannot log in until a reset
-        #[arg(long)]
-        password: Option<String>,
+        #[command(flatten)]
+        password: super::password::PasswordArgs,
     },
     /// List users
     List {
@@ -81,8 +81,8 @@ pub enum UserCommand {
     /// Set a user's password
     SetPassword {
         user: String,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: super::password::PasswordArgs,
     },
     /// Email the user a password reset link (built from system_url; delivered by `cron`)
     ResetPassword { user: String },
@@ -148,8 +148,9 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
     let actor = &ctx.actor;
     match command {
         UserCommand::Add { email, first_name, last_name, language, password } => {
-            let user =
-                accounts.create_user(actor, NewUser { email, first_name, last_name, language, password }).await?;
+            let user = accounts
+                .create_user(actor, NewUser { email, first_name, last_name, language, password: password.read(false)? })
+                .await?;
             out.emit(&user, || format!("Created user {} ({})", user.id, user.email))
         }
         UserCommand::List { search } => {
@@ -247,7 +248,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         }
         UserCommand::SetPassword { user, password } => {
             let id = ctx.user_id(&user).await?;
-            accounts.set_password(actor, id, &password).await?;
+            accounts.set_password(actor, id, &password.require()?).await?;
             out.emit(&json!({"id": id, "has_password": true}), || format!("Set the password of user {id}"))
         }
         UserCommand::ResetPassword { user } => {
