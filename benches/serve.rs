@@ -56,16 +56,18 @@ async fn start_server(dir: &std::path::Path) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let config = dir.join("gatehouse.yaml");
-    // Lockout is per IP and every benchmark client is 127.0.0.1: allow the burst.
+    // Every benchmark client is 127.0.0.1 and logs in as one account: allow the burst.
     std::fs::write(
         &config,
         format!(
-            "system_url: \"{base}\"\nsecurity:\n  lockout: {{ max_failures: 1000000, window: 1m, lock: 1m }}\n\
+            "system_url: \"{base}\"\nsecurity:\n  lockout: {{ max_failures: 1000000, ip_max_failures: 1000000, window: 1m, lock: 1m }}\n\
              sessions:\n  ip_check: false\n"
         ),
     )
     .unwrap();
     let loaded = gatehouse::config::load(Some(&config), Vec::<(String, String)>::new()).unwrap();
+    // As `gatehouse migrate` before `serve`, which never creates a database.
+    gatehouse::store::Db::connect(&loaded.config.database_url, "bench").await.unwrap().migrate().await.unwrap();
     let state = AppState::new(loaded).await.unwrap();
     let fields = ClientUpdate {
         email: Some("bench@example.com".into()),

@@ -175,10 +175,19 @@ fn manage_accounts_on_postgres() {
 }
 
 #[test]
-fn the_embedded_default_needs_no_setup() {
+fn a_command_run_where_no_deployment_is_says_so_and_creates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
+    for args in [&["client", "list"][..], &["user", "list"], &["cron"], &["lockout", "list"]] {
+        let r = run(gatehouse(tmp.path()).args(args));
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stdout);
+        assert!(r.stderr.contains("no deployment found here"), "{}", r.stderr);
+        assert!(r.stderr.contains("--config FILE or GATEHOUSE_CONFIG"), "{}", r.stderr);
+    }
+    assert!(!tmp.path().join("gatehouse-data").exists(), "nothing created");
+    // `migrate` (like `init`) is how a database comes to be; then the embedded default works.
+    let migrate = ok(gatehouse(tmp.path()).arg("migrate"));
+    assert!(migrate.contains("Applied"), "{migrate}");
     assert_eq!(ok(gatehouse(tmp.path()).args(["client", "list"])).trim(), "(none)");
-    assert!(tmp.path().join("gatehouse-data/gatehouse.db").exists());
     let migrate = ok(gatehouse(tmp.path()).arg("migrate"));
     assert!(migrate.contains("up to date"), "{migrate}");
     let check = ok(gatehouse(tmp.path()).args(["config", "check"]));
@@ -239,10 +248,14 @@ fn unreachable_database_exits_2_naming_where_it_was_configured() {
 
     // A SQLite file in a directory that cannot be created.
     std::fs::write(tmp.path().join("blocker"), "a file, not a directory").unwrap();
+    let r = run(gatehouse(tmp.path()).env("GATEHOUSE_DATABASE_URL", "sqlite://blocker/sub/gh.db").arg("migrate"));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot create database directory"), "{}", r.stderr);
+    // Other commands do not try to create it: they say it is not there.
     let r =
         run(gatehouse(tmp.path()).env("GATEHOUSE_DATABASE_URL", "sqlite://blocker/sub/gh.db").args(["client", "list"]));
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("cannot create database directory"), "{}", r.stderr);
+    assert!(r.stderr.contains("does not exist") && r.stderr.contains("migrate"), "{}", r.stderr);
 }
 
 #[test]

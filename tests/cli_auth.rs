@@ -16,9 +16,16 @@ fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A folder with the embedded default deployment's database created, as `gatehouse migrate` does.
+fn deployment() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(gatehouse(tmp.path()).arg("migrate").output().unwrap().status.success());
+    tmp
+}
+
 #[test]
 fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = deployment();
     let dir = tmp.path();
     let bcrypt = bcrypt::hash("imported password", 4).unwrap();
     use md5::Digest;
@@ -82,7 +89,7 @@ fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
 
 #[test]
 fn reset_password_disable_2fa_sessions_and_cron() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = deployment();
     let dir = tmp.path();
     let user = json_of(
         &gatehouse(dir)
@@ -123,7 +130,7 @@ fn reset_password_disable_2fa_sessions_and_cron() {
 #[tokio::test]
 async fn lockouts_are_listed_unlocked_and_cleared() {
     use gatehouse::auth::throttle::{Scope, Throttle};
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = deployment();
     let dir = tmp.path();
     let add = ["user", "add", "--email", "ann@example.com", "--first-name", "Ann", "--last-name", "Lee"];
     assert!(gatehouse(dir).args(add).output().unwrap().status.success());
@@ -167,7 +174,7 @@ async fn lockouts_are_listed_unlocked_and_cleared() {
 /// GATEHOUSE_PASSWORD; with neither and no terminal to ask on, set-password says what to do.
 #[tokio::test]
 async fn passwords_come_from_stdin_or_the_environment() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = deployment();
     let dir = tmp.path();
     let add = ["user", "add", "--email", "ann@example.com", "--first-name", "Ann", "--last-name", "Lee"];
     let added = gatehouse(dir).args(add).env("GATEHOUSE_PASSWORD", "from the environment").output().unwrap();

@@ -111,6 +111,7 @@ async fn request_logs_name_routes_not_the_tokens_in_links() {
     let port = free_port();
     let config = dir.path().join("gatehouse.yaml");
     std::fs::write(&config, format!("system_url: \"http://127.0.0.1:{port}/\"\n")).unwrap();
+    support::gatehouse(dir.path()).args(["--config", config.to_str().unwrap(), "migrate"]).assert().success();
     let log = dir.path().join("serve.log");
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
         .args(["--config", config.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])

@@ -174,8 +174,8 @@ pub struct Context {
 
 impl Context {
     async fn open(loaded: Loaded) -> Result<Self> {
-        let db = Db::connect(&loaded.config.database_url, &loaded.origin("database_url")).await?;
-        // A fresh embedded deployment works without a separate `migrate` step.
+        let db = Db::open_existing(&loaded).await?;
+        // An existing database from an older version is brought up to date.
         db.migrate().await?;
         let accounts = Accounts::new(db, Policy::from(&loaded.config));
         let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());

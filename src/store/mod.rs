@@ -34,6 +34,32 @@ pub struct Db {
 }
 
 impl Db {
+    /// Opens a database that must already exist: every command but `init`, `migrate` and
+    /// `doctor --fix` uses this, so one run in the wrong folder never leaves a stray empty
+    /// database behind. A missing SQLite file is refused naming it and how to point at the right
+    /// deployment (a PostgreSQL database is never created by connecting anyway).
+    pub async fn open_existing(loaded: &crate::config::Loaded) -> Result<Db> {
+        let url = &loaded.config.database_url;
+        if let Some(file) = url.sqlite_path().filter(|_| url.backend() == Backend::Sqlite)
+            && !Path::new(file).exists()
+        {
+            let message = match &loaded.source {
+                crate::config::ConfigSource::Embedded => format!(
+                    "no deployment found here: no gatehouse.yaml in this directory and no --config or \
+                     GATEHOUSE_CONFIG, and no database at {file}. Name the deployment with --config FILE or \
+                     GATEHOUSE_CONFIG=FILE, or create one with `gatehouse init`"
+                ),
+                source => format!(
+                    "the SQLite database {file} (database_url from {}) does not exist; create it with \
+                     `gatehouse --config {source} migrate`, or fix database_url",
+                    loaded.origin("database_url")
+                ),
+            };
+            return Err(Error::Usage(message));
+        }
+        Self::connect(url, &loaded.origin("database_url")).await
+    }
+
     /// Opens the database; a SQLite file and its directory are created on first use.
     /// `origin` says where the URL was configured, for the error message.
     pub async fn connect(url: &DatabaseUrl, origin: &str) -> Result<Db> {

@@ -68,7 +68,7 @@ impl AppState {
                 loaded.origin("system_url")
             ))
         })?;
-        let db = Db::connect(&config.database_url, &loaded.origin("database_url")).await?;
+        let db = Db::open_existing(&loaded).await?;
         db.migrate().await?;
         let accounts = Accounts::new(db.clone(), Policy::from(config));
         let auth = Auth::new(config, accounts);

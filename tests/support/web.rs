@@ -77,6 +77,10 @@ impl Server {
         let path = dir.join("gatehouse.yaml");
         std::fs::write(&path, yaml).unwrap();
         let loaded = gatehouse::config::load(Some(&path), Vec::<(String, String)>::new()).unwrap();
+        // What `gatehouse init` / `migrate` do before `serve`, which never creates a database.
+        let db = gatehouse::store::Db::connect(&loaded.config.database_url, "test").await.unwrap();
+        db.migrate().await.unwrap();
+        db.close().await;
         AppState::new(loaded).await.unwrap()
     }
 
