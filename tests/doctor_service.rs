@@ -154,11 +154,11 @@ async fn sessions_storage_finds_a_store_that_cannot_keep_sessions(backend: Backe
     server.client_with_owner("ann@example.com", "Ann Hosting").await;
 
     std::fs::remove_dir_all(server.dir.path().join("gatehouse-data/sessions")).unwrap();
-    // The symptom: the login form is refused with "invalid CSRF token".
+    // The symptom: the right password leads nowhere — the session cannot be saved.
     let b = server.browser();
     let refused = b.login("ann@example.com", PASSWORD).await;
-    assert_eq!(refused.status, 403);
-    assert!(refused.body.contains("Invalid CSRF token"));
+    assert_eq!(refused.status, 503);
+    assert!(refused.body.contains("Your session could not be saved"), "{}", refused.body);
 
     let (result, ctx) = check(loaded, "sessions.storage").await;
     assert_eq!(result.status, Status::Fail, "{}", result.message);

@@ -200,7 +200,7 @@ async fn files_store_keeps_hashed_sessions_in_private_files(backend: Backend) {
     assert!(!std::fs::read_to_string(&files[0]).unwrap().contains(&token), "the token is not stored");
     assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
 
-    // The seed's failure: the directory becomes unwritable → forms fail with "invalid CSRF token".
+    // The seed's failure: the directory becomes unwritable → a login cannot be kept, and says so.
     std::fs::remove_dir_all(&dir).unwrap();
     let fresh = server.browser();
     let form = fresh.get("login").await;
@@ -208,8 +208,8 @@ async fn files_store_keeps_hashed_sessions_in_private_files(backend: Backend) {
     let r = fresh
         .post("login", &[("csrf_token", &form.csrf()), ("email", "ann@example.com"), ("password", PASSWORD)])
         .await;
-    assert_eq!(r.status, 403);
-    assert!(r.body.contains("Invalid CSRF token"));
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("Your session could not be saved"), "{}", r.body);
     let ready = reqwest::get(server.url("readyz?verbose")).await.unwrap();
     assert_eq!(ready.status(), 503, "readiness shows the store failing");
     std::fs::create_dir_all(&dir).unwrap();

@@ -372,7 +372,39 @@ async fn lockout_spares_the_innocent_behind_one_address(backend: Backend) {
     assert!(counters.iter().any(|c| c.scope == "account-ip:bob@example.com 127.0.0.1" && c.locked), "{counters:?}");
 }
 
+/// Anonymous requests write nothing: the forms of visitors who are not signed in carry a
+/// stateless token (a nonce cookie and its HMAC), and a session row is stored only when there
+/// is something to keep. Before, every GET /login stored a session: wrk filled a disk with them.
+async fn anonymous_visitors_store_no_sessions(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let rows = || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(server.accounts().db().pool()).await.unwrap();
+        n
+    };
+    for _ in 0..100 {
+        let visitor = server.browser();
+        for page in ["login", "password/forgot", "register"] {
+            assert_eq!(visitor.get(page).await.status, 200);
+        }
+    }
+    assert_eq!(rows().await, 0, "no session row for anonymous page views");
+
+    // A token is good only with the nonce cookie it was made for.
+    let (a, b) = (server.browser(), server.browser());
+    let token_of_a = a.get("login").await.csrf();
+    b.get("login").await;
+    let fields = [("csrf_token", token_of_a.as_str()), ("email", "ann@example.com"), ("password", PASSWORD)];
+    assert_eq!(b.post("login", &fields).await.status, 403, "another visitor's token");
+    assert_eq!(server.browser().post("login", &fields).await.status, 403, "no nonce cookie");
+    assert_eq!(rows().await, 0);
+    assert_eq!(a.login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(rows().await, 1, "a sign-in is something to keep");
+}
+
 web_on_both_backends!(
+    anonymous_visitors_store_no_sessions,
     lockout_spares_the_innocent_behind_one_address,
     sign_up_is_one_transaction_audited_and_throttled_per_ip,
     login_opens_the_client_area_on_a_new_session,

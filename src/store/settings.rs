@@ -14,6 +14,17 @@ pub async fn instance_id(db: &Db) -> Result<String> {
     Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'instance_id'").fetch_one(db.pool()).await?)
 }
 
+/// The key that signs the CSRF tokens of visitors who are not signed in (see
+/// `web::form_token`), created on first use and shared by every node.
+pub async fn form_key(db: &Db) -> Result<String> {
+    let fresh = crate::auth::tokens::generate("").raw;
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('form_key', $1) ON CONFLICT (key) DO NOTHING")
+        .bind(fresh)
+        .execute(db.pool())
+        .await?;
+    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'form_key'").fetch_one(db.pool()).await?)
+}
+
 /// The instance id if `serve` has created one; reading never creates it.
 pub async fn existing_instance_id(db: &Db) -> Result<Option<String>> {
     Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'instance_id'").fetch_optional(db.pool()).await?)

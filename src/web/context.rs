@@ -29,6 +29,8 @@ pub struct Ctx {
     pub ended: Option<Ended>,
     /// The User-Agent header, cut to a length worth keeping.
     pub user_agent: String,
+    /// The nonce of a visitor's form tokens (its cookie), on system_url's host only.
+    pub form_nonce: Option<String>,
 }
 
 impl Ctx {
@@ -47,14 +49,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 /// Real User-Agent strings stay well below this; a longer one is not worth storing whole.
 const MAX_USER_AGENT: usize = 400;
 
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == COOKIE_NAME)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_string())
 }
 
@@ -98,7 +100,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let cf_ray = headers.get("cf-ray").and_then(|v| v.to_str().ok()).map(str::to_string);
 
     let (mut session, mut ended) = (None, None);
-    if host_ok && let Some(token) = session_cookie(headers) {
+    if host_ok && let Some(token) = cookie(headers, COOKIE_NAME) {
         match state.auth.sessions.resolve(&token, &ip.to_string()).await {
             Ok(Ok(s)) => session = Some(s),
             Ok(Err(reason)) => ended = Some(reason),
@@ -113,7 +115,8 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .chars()
         .take(MAX_USER_AGENT)
         .collect();
-    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, ended, user_agent });
+    let form_nonce = cookie(headers, super::form_token::COOKIE_NAME).filter(|_| host_ok);
+    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, ended, user_agent, form_nonce });
 
     // The route's pattern (`/password/reset/{token}`), never the path itself: reset, invite and
     // impersonation links carry their secret in it. A path no route matched holds no live secret.

@@ -13,6 +13,7 @@
 use axum::http::HeaderMap;
 
 use super::context::Ctx;
+use super::form_token::FormKey;
 use crate::auth::sessions::cookie::CookieSettings;
 use crate::auth::tokens::ct_eq;
 
@@ -52,14 +53,31 @@ fn cross_site(headers: &HeaderMap, cookie: &CookieSettings) -> bool {
     }
 }
 
-pub fn check(ctx: &Ctx, headers: &HeaderMap, cookie: &CookieSettings, token: Option<&str>) -> Result<(), Refusal> {
+/// Checks a form: the browser's word on its origin, then the token — the session's, or for a
+/// visitor without one, the stateless token of their form-nonce cookie (`web::form_token`).
+pub fn check(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    cookie: &CookieSettings,
+    form_key: &FormKey,
+    token: Option<&str>,
+) -> Result<(), Refusal> {
     if cross_site(headers, cookie) {
         return Err(Refusal::CrossSite);
     }
-    let session = ctx.session.as_ref().ok_or(Refusal::NoSession)?;
-    match token {
-        Some(t) if !t.is_empty() && ct_eq(t, &session.data.csrf_token) => Ok(()),
-        _ => Err(Refusal::BadToken),
+    let token = token.filter(|t| !t.is_empty());
+    match (&ctx.session, &ctx.form_nonce) {
+        (Some(session), _) => match token {
+            Some(t) if ct_eq(t, &session.data.csrf_token) => Ok(()),
+            _ => Err(Refusal::BadToken),
+        },
+        (None, Some(nonce)) => match token {
+            Some(t) if form_key.verify(nonce, t) => Ok(()),
+            _ => Err(Refusal::BadToken),
+        },
+        // Neither cookie came back: never set, dropped (a Secure cookie over plain http), or
+        // sent to another host than system_url's.
+        (None, None) => Err(Refusal::NoSession),
     }
 }
 

@@ -5,6 +5,7 @@
 mod api;
 mod context;
 mod csrf;
+mod form_token;
 mod humane;
 mod metrics;
 // Handlers return early with the page to show instead (`Result<_, Response>`); boxing every
@@ -49,6 +50,7 @@ pub struct Inner {
     pub instance_id: String,
     pub cookie: CookieSettings,
     pub metrics: metrics::Metrics,
+    pub form_key: form_token::FormKey,
     pub observations: observations::Sample,
 }
 
@@ -73,6 +75,7 @@ impl AppState {
         let accounts = Accounts::new(db.clone(), Policy::from(config));
         let auth = Auth::new(config, accounts);
         let instance_id = crate::store::settings::instance_id(&db).await?;
+        let form_key = form_token::FormKey::new(&crate::store::settings::form_key(&db).await?);
         let duo = Duo::from_config(&config.twofa.duo, &system_url)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -81,6 +84,7 @@ impl AppState {
                 duo,
                 instance_id,
                 metrics: metrics::Metrics::default(),
+                form_key,
                 observations: observations::Sample::new(crate::cron::heartbeat::fingerprint(&loaded)),
                 auth,
                 loaded,

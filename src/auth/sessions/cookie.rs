@@ -44,6 +44,18 @@ impl CookieSettings {
         HeaderValue::from_str(&c.to_string()).expect("cookie is ASCII")
     }
 
+    /// `Set-Cookie` for the nonce of a visitor's form tokens: the same attributes as the session
+    /// cookie, so it reaches exactly the requests the session cookie would.
+    pub fn form_nonce(&self, name: &'static str, nonce: &str) -> HeaderValue {
+        let c = Cookie::build((name, nonce.to_string()))
+            .path(self.path.clone())
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax)
+            .build();
+        HeaderValue::from_str(&c.to_string()).expect("cookie is ASCII")
+    }
+
     /// `Set-Cookie` that removes the session cookie.
     pub fn clear(&self) -> HeaderValue {
         let mut c =

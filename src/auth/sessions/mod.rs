@@ -73,6 +73,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session that exists only for this request (a visitor's form), with `csrf_token`.
+    pub fn unsaved(csrf_token: &str) -> Self {
+        let data = SessionData { csrf_token: csrf_token.to_string(), ..Default::default() };
+        Session { key: String::new(), created_at: 0, last_seen_at: 0, data }
+    }
+
+    /// False for a session that was never stored.
+    pub fn is_saved(&self) -> bool {
+        !self.key.is_empty()
+    }
+
     /// A short, non-secret handle for listings and revocation (a prefix of the key's hash).
     pub fn handle(&self) -> &str {
         &self.key[..16]
@@ -136,7 +147,12 @@ impl Sessions {
 
     /// A new pre-login session bound to `ip`. Returns the cookie token and the session.
     pub async fn start(&self, ip: &str) -> Result<(String, Session)> {
-        let data = SessionData { csrf_token: tokens::generate("").raw, ip: ip.to_string(), ..Default::default() };
+        self.create(SessionData { ip: ip.to_string(), ..Default::default() }).await
+    }
+
+    /// Stores a new session holding `data` (with a fresh CSRF token). Returns the cookie token.
+    pub async fn create(&self, mut data: SessionData) -> Result<(String, Session)> {
+        data.csrf_token = tokens::generate("").raw;
         self.insert(data).await
     }
 
@@ -191,7 +207,9 @@ impl Sessions {
     pub async fn rotate(&self, old: &Session, mut data: SessionData) -> Result<(String, Session)> {
         data.csrf_token = tokens::generate("").raw;
         let created = self.insert(data).await?;
-        self.delete(&old.key).await?;
+        if old.is_saved() {
+            self.delete(&old.key).await?;
+        }
         Ok(created)
     }
 

@@ -27,7 +27,7 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Login
     if ctx.session.as_ref().is_some_and(|s| s.data.user_id.is_some()) {
         return see_other(&state, "clientarea", None);
     }
-    let (session, cookie) = form_session(&state, &ctx).await;
+    let (session, cookie) = form_session(&state, &ctx);
     let error = q.expired.map(|_| "Your session has ended. Please log in again.");
     login(&state).with("error", error).cookie(cookie).render(&state, Some(&session))
 }
@@ -300,7 +300,7 @@ pub async fn logout(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
 }
 
 pub async fn impersonation_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Response {
-    let (session, cookie) = form_session(&state, &ctx).await;
+    let (session, cookie) = form_session(&state, &ctx);
     Page::new("message.html", "Sign in as a client")
         .with("message", "An administrator link: continue to open the client area as this user.")
         .with("confirm_action", format!("login/as/{token}"))

@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use super::AppState;
 use super::context::Ctx;
 use super::csrf;
+use super::form_token::{self, FormKey};
 use super::render::{Page, message, see_other};
 use crate::accounts::User;
 use crate::auth::sessions::{Ended, Session};
@@ -112,8 +113,8 @@ impl<S: Send + Sync> FromRequest<S> for Form {
 
 /// The checks every state-changing form passes first. A refusal is a 403 page saying why.
 pub fn check_csrf(state: &AppState, ctx: &Ctx, headers: &HeaderMap, form: &Form) -> Result<Session, Response> {
-    match csrf::check(ctx, headers, &state.cookie, form.get("csrf_token")) {
-        Ok(()) => Ok(ctx.session.clone().expect("csrf::check requires a session")),
+    match csrf::check(ctx, headers, &state.cookie, &state.form_key, form.get("csrf_token")) {
+        Ok(()) => Ok(ctx.session.clone().unwrap_or_else(|| Session::unsaved(form.get("csrf_token").unwrap_or("")))),
         Err(refusal) => {
             tracing::info!(ip = %ctx.ip, ?refusal, "form refused by the CSRF check");
             Err(message(state, ctx.session.as_ref(), StatusCode::FORBIDDEN, "Request refused", refusal.message()))
@@ -121,26 +122,25 @@ pub fn check_csrf(state: &AppState, ctx: &Ctx, headers: &HeaderMap, form: &Form)
     }
 }
 
-/// The session to put a form's CSRF token in: the request's, or a new pre-login session.
-/// If the store cannot save it, the page still renders (with a token no session holds), so the
-/// failure shows exactly as operators meet it: "invalid CSRF token" on submit; the error is logged.
-pub async fn form_session(state: &AppState, ctx: &Ctx) -> (Session, Option<HeaderValue>) {
+/// The session whose CSRF token a form carries: the request's, or for a visitor without one an
+/// unsaved session holding the stateless token of their form-nonce cookie (set here when new).
+/// Nothing is stored: a session row comes only with something to keep (see `web::form_token`).
+pub fn form_session(state: &AppState, ctx: &Ctx) -> (Session, Option<HeaderValue>) {
     if let Some(s) = &ctx.session {
         return (s.clone(), None);
     }
-    if ctx.host_ok {
-        match state.auth.sessions.start(&ctx.ip_string()).await {
-            Ok((raw, session)) => return (session, Some(state.cookie.set(&raw))),
-            Err(e) => tracing::error!(error = %e, "cannot store a new session; forms on this page will be refused"),
+    if !ctx.host_ok {
+        // No cookie for this host would come back: a token no form can pass.
+        return (Session::unsaved(&tokens::generate("").raw), None);
+    }
+    match &ctx.form_nonce {
+        Some(nonce) => (Session::unsaved(&state.form_key.token(nonce)), None),
+        None => {
+            let nonce = FormKey::nonce();
+            let cookie = state.cookie.form_nonce(form_token::COOKIE_NAME, &nonce);
+            (Session::unsaved(&state.form_key.token(&nonce)), Some(cookie))
         }
     }
-    let orphan = Session {
-        key: String::new(),
-        created_at: 0,
-        last_seen_at: 0,
-        data: crate::auth::sessions::SessionData { csrf_token: tokens::generate("").raw, ..Default::default() },
-    };
-    (orphan, None)
 }
 
 /// The signed-in user and session, or the response to send instead: a redirect to the login
@@ -164,7 +164,8 @@ pub async fn signed_in(state: &AppState, ctx: &Ctx, enrolment_page: bool) -> Res
 }
 
 /// Saves a one-time message in the session and answers 303 with the page that shows it, so a
-/// reload of that page never sends the form again.
+/// reload of that page never sends the form again. A visitor without a session gets one now:
+/// the message is something to keep.
 pub async fn redirect_with_flash(
     state: &AppState,
     mut session: Session,
@@ -172,6 +173,12 @@ pub async fn redirect_with_flash(
     next: &str,
 ) -> Response {
     session.data.flash = Some(text.into());
+    if !session.is_saved() {
+        return match state.auth.sessions.create(session.data).await {
+            Ok((raw, _)) => see_other(state, next, Some(state.cookie.set(&raw))),
+            Err(e) => store_failed(state, &e),
+        };
+    }
     match state.auth.sessions.save(&mut session).await {
         Ok(()) => see_other(state, next, None),
         Err(e) => store_failed(state, &e),

@@ -26,7 +26,7 @@ pub struct ForgotQuery {
 /// The request form, or (`?sent=1`, where the form's 303 leads) what happens next: the same
 /// words whether or not the email belongs to anyone.
 pub async fn forgot_form(State(state): State<AppState>, ctx: Ctx, Query(q): Query<ForgotQuery>) -> Response {
-    let (session, cookie) = form_session(&state, &ctx).await;
+    let (session, cookie) = form_session(&state, &ctx);
     Page::new("forgot.html", "Reset your password")
         .with("sent", q.sent.is_some())
         .with("ttl_minutes", ttl_minutes(&state))
@@ -64,7 +64,7 @@ async fn reset_page(state: &AppState, ctx: &Ctx, token: &str, error: Option<&str
         Some(id) => state.auth.accounts.security_question(id).await.ok().map(|q| q.question),
         None => None,
     };
-    let (session, cookie) = form_session(state, ctx).await;
+    let (session, cookie) = form_session(state, ctx);
     Page::new("reset.html", "Choose a new password")
         .with("token", token)
         .with("question", question)

@@ -36,7 +36,7 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Response {
     if let Some(r) = closed(&state, &ctx) {
         return r;
     }
-    let (session, cookie) = form_session(&state, &ctx).await;
+    let (session, cookie) = form_session(&state, &ctx);
     form_page(&state, &SignUp::default()).cookie(cookie).render(&state, Some(&session))
 }
 

@@ -203,7 +203,7 @@ pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): P
         Err(e) => return internal(&state, &e),
     };
     let signed = signed_in(&state, &ctx, false).await.ok().map(|(u, _)| u);
-    let (session, cookie) = form_session(&state, &ctx).await;
+    let (session, cookie) = form_session(&state, &ctx);
     Page::new("invite.html", "Invitation")
         .with("client_name", client.display_name())
         .with("token", &token)
