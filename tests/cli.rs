@@ -195,6 +195,19 @@ fn a_command_run_where_no_deployment_is_says_so_and_creates_nothing() {
 }
 
 #[test]
+fn a_configuration_file_that_is_not_utf8_is_located() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("latin1.yaml"),
+        b"listen: \"127.0.0.1:8080\"\nmail:\n  from: \"Gr\xfcn <a@b.example>\"\n",
+    )
+    .unwrap();
+    let r = run(gatehouse(tmp.path()).args(["--config", "latin1.yaml", "config", "check"]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("latin1.yaml:3:12: not valid UTF-8 (byte offset 42, byte 0xfc)"), "{}", r.stderr);
+}
+
+#[test]
 fn bad_configuration_exits_2_with_its_location() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
@@ -205,6 +218,20 @@ fn bad_configuration_exits_2_with_its_location() {
         ("url.yaml", "system_url: \"not a url\"\n", "url.yaml:1:13: invalid URL"),
         ("tz.yaml", "timezone: Europe/Atlantis\n", "tz.yaml:1:11: unknown time zone `Europe/Atlantis`"),
         ("scheme.yaml", "database_url: \"mysql://db/x\"\n", "scheme.yaml:1:15: unsupported database URL scheme"),
+        // Values that parse but cannot work.
+        ("ranges.yaml", "trusted_proxies:\n  ranges: [\"10.0.0.0/8\", \"proxy.internal\"]\n", "ranges.yaml:2:"),
+        (
+            "port.yaml",
+            "listen: \"127.0.0.1:99999\"\n",
+            "port.yaml:1:9: port `99999` in `127.0.0.1:99999` is not a port",
+        ),
+        ("minlen.yaml", "security:\n  password_min_length: 2000\n", "minlen.yaml:2:24: 2000 cannot work"),
+        ("lock.yaml", "security:\n  lockout: { lock: 0s }\n", "lock.yaml:2:"),
+        (
+            "from.yaml",
+            "mail:\n  from: \"gh <a@b.example>\\r\\nBcc: x@evil.example\"\n",
+            "from.yaml:2:9: contains a line break",
+        ),
     ];
     for (name, text, expected) in cases {
         std::fs::write(tmp.path().join(name), text).unwrap();

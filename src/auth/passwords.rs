@@ -18,7 +18,7 @@ use crate::error::{Error, Result, code};
 
 /// The longest password accepted, in bytes: long enough for any passphrase, short enough that
 /// hashing cannot be used to exhaust memory or CPU.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub use crate::config::MAX_PASSWORD_BYTES;
 
 /// Checks the policy (length only: no composition rules, per ASVS) and hashes.
 pub fn hash_new_password(password: &str, min_length: usize) -> Result<String> {

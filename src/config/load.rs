@@ -67,10 +67,11 @@ pub fn load(explicit: Option<&Path>, env: impl IntoIterator<Item = (String, Stri
     });
     let (text, source) = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+            let bytes = std::fs::read(&path).map_err(|e| ConfigError::Read {
                 path: path.display().to_string(),
                 message: format!("cannot read configuration file: {e}"),
             })?;
+            let text = String::from_utf8(bytes).map_err(|e| not_utf8(&path, e.as_bytes(), e.utf8_error()))?;
             (Some(text), ConfigSource::File(path))
         }
         None => (None, ConfigSource::Embedded),
@@ -105,6 +106,25 @@ pub fn load_from_str(
     }
     apply_env(&mut config, &mut origins, env)?;
     Ok(Loaded { config, source, origins })
+}
+
+/// Where a file stops being UTF-8, as an editor shows it (line, column) and as a hex dump shows
+/// it (byte offset).
+fn not_utf8(path: &Path, bytes: &[u8], err: std::str::Utf8Error) -> ConfigError {
+    let offset = err.valid_up_to();
+    let before = &bytes[..offset];
+    let line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() as u64 + 1;
+    ConfigError::Invalid {
+        path: path.display().to_string(),
+        line,
+        column,
+        message: format!(
+            "not valid UTF-8 (byte offset {offset}, byte 0x{:02x}); save the file as UTF-8",
+            bytes[offset]
+        ),
+    }
 }
 
 /// True when a file holds nothing but comments and whitespace (an empty YAML document).

@@ -4,12 +4,14 @@
 //! defaults. Every key can then be overridden by a `GATEHOUSE_<PATH>` environment variable, with
 //! `__` between nesting levels (`GATEHOUSE_SESSIONS__STORE=files`).
 
+mod checked;
 mod load;
 mod redact;
 mod values;
 
 use serde::{Deserialize, Serialize};
 
+pub use checked::{MAX_PASSWORD_BYTES, parse_trusted};
 pub(crate) use load::yaml_error;
 pub use load::{ConfigError, ConfigSource, Loaded, load, load_from_str};
 pub use values::{Backend, ByteSize, DatabaseUrl, Duration, HttpUrl, TimeZone};
@@ -19,6 +21,7 @@ pub use values::{Backend, ByteSize, DatabaseUrl, Duration, HttpUrl, TimeZone};
 pub struct Config {
     /// Canonical base URL: links in emails and the cookie's host, path and Secure flag derive from it.
     pub system_url: HttpUrl,
+    #[serde(deserialize_with = "checked::listen_address")]
     pub listen: String,
     pub database_url: DatabaseUrl,
     pub data_dir: String,
@@ -119,6 +122,7 @@ pub enum ForwardedHeader {
 #[serde(default, deny_unknown_fields)]
 pub struct TrustedProxies {
     pub header: ForwardedHeader,
+    #[serde(deserialize_with = "checked::trusted_ranges")]
     pub ranges: Vec<String>,
     pub cloudflare: bool,
 }
@@ -132,6 +136,7 @@ impl Default for TrustedProxies {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Security {
+    #[serde(deserialize_with = "checked::password_min_length")]
     pub password_min_length: usize,
     pub lockout: Lockout,
     pub reset_token_ttl: Duration,
@@ -159,7 +164,9 @@ pub struct Lockout {
     pub max_failures: u32,
     /// Failures from one client IP, on any accounts, before that IP locks (password spraying).
     pub ip_max_failures: u32,
+    #[serde(deserialize_with = "checked::positive_duration")]
     pub window: Duration,
+    #[serde(deserialize_with = "checked::positive_duration")]
     pub lock: Duration,
 }
 
@@ -212,6 +219,7 @@ pub enum MailTransport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Mail {
+    #[serde(deserialize_with = "checked::mailbox")]
     pub from: String,
     pub transport: MailTransport,
     pub spool_dir: String,

@@ -8,20 +8,7 @@ pub mod resolve;
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
-/// Parses a `trusted_proxies.ranges` entry: an IP address or a CIDR range. Ports and
-/// hostnames are refused: a forwarded header is believed per peer address, never per name.
-pub fn parse_trusted(entry: &str) -> Result<IpNet, String> {
-    let e = entry.trim();
-    if let Ok(net) = e.parse::<IpNet>() {
-        return Ok(net.trunc());
-    }
-    if let Ok(ip) = e.parse::<IpAddr>() {
-        return Ok(IpNet::from(ip));
-    }
-    Err(format!("`{e}` is not an IP address or CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)"))
-}
+pub use crate::config::parse_trusted;
 
 /// True for addresses routed on the public Internet (not private, loopback, link-local,
 /// documentation or unique-local space).

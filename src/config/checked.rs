@@ -1,0 +1,81 @@
+//! Values that parse but cannot work, refused when the file is read — with the file, line and
+//! column serde-saphyr attaches to the error — instead of failing later at run time.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, de};
+
+use super::Duration;
+
+/// The longest password accepted (bytes): argon2 cost must not be an attacker's lever.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// A trusted proxy entry: an address or a CIDR range (host bits dropped).
+pub fn parse_trusted(entry: &str) -> Result<IpNet, String> {
+    let e = entry.trim();
+    if let Ok(net) = e.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    if let Ok(ip) = e.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    Err(format!("`{e}` is not an IP address or CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)"))
+}
+
+pub(super) fn trusted_ranges<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let ranges = Vec::<String>::deserialize(d)?;
+    for r in &ranges {
+        parse_trusted(r).map_err(de::Error::custom)?;
+    }
+    Ok(ranges)
+}
+
+/// `HOST:PORT` with a port that exists (0 asks the system for a free one).
+pub(super) fn listen_address<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(d)?;
+    let Some((host, port)) = raw.rsplit_once(':') else {
+        return Err(de::Error::custom(format!("`{raw}` has no port; expected HOST:PORT such as 127.0.0.1:8080")));
+    };
+    if host.is_empty() {
+        return Err(de::Error::custom(format!("`{raw}` has no host; expected HOST:PORT such as 127.0.0.1:8080")));
+    }
+    port.parse::<u16>()
+        .map_err(|_| de::Error::custom(format!("port `{port}` in `{raw}` is not a port number (0 to 65535)")))?;
+    Ok(raw)
+}
+
+pub(super) fn password_min_length<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if n == 0 || n > MAX_PASSWORD_BYTES {
+        return Err(de::Error::custom(format!(
+            "{n} cannot work: passwords are at most {MAX_PASSWORD_BYTES} bytes; expected 1 to {MAX_PASSWORD_BYTES} \
+             (12 or more recommended)"
+        )));
+    }
+    Ok(n)
+}
+
+/// A lockout window or lock that is not zero (zero would count nothing, or lock nothing).
+pub(super) fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = Duration::deserialize(d)?;
+    if v.as_secs() == 0 {
+        return Err(de::Error::custom(format!("`{v}` is zero; expected a duration of at least 1s, such as 15m")));
+    }
+    Ok(v)
+}
+
+/// A sender as mail headers need it: `Name <address>` or `address`, on one line.
+pub(super) fn mailbox<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(d)?;
+    if raw.chars().any(char::is_control) {
+        return Err(de::Error::custom(
+            "contains a line break or control character, which would let it add mail headers; expected \
+             `Name <address@example.com>` on one line",
+        ));
+    }
+    raw.parse::<lettre::message::Mailbox>().map_err(|e| {
+        de::Error::custom(format!("`{raw}` is not a mail address ({e}); expected `Name <address@example.com>`"))
+    })?;
+    Ok(raw)
+}
