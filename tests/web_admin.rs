@@ -280,3 +280,73 @@ web_on_both_backends!(
     files_store_keeps_hashed_sessions_in_private_files,
     probes_answer,
 );
+
+/// A TCP forwarder to PostgreSQL that can be cut, as the database stopping under a running
+/// server: open connections break and new ones are refused.
+struct Forwarder {
+    port: u16,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Forwarder {
+    async fn start(target: &'static str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut accept_stop = stopped.clone();
+            loop {
+                tokio::select! {
+                    _ = accept_stop.changed() => break, // the listener is dropped: connections refused
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { break };
+                        let mut conn_stop = stopped.clone();
+                        tokio::spawn(async move {
+                            let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                            tokio::select! {
+                                _ = conn_stop.changed() => {}
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        Self { port, stop }
+    }
+
+    fn cut(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// PostgreSQL stops under a running server: a valid API token gets 503 `database_unavailable`
+/// (not 401 "invalid or revoked"), a signed-in user a "temporarily unavailable" page (not the
+/// login page, and the session is kept), and `/readyz` says 503 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_that_stops_is_reported_as_unavailable() {
+    let Some(schema) = support::PgSchema::create().await else { return };
+    let forwarder = Forwarder::start("127.0.0.1:5432").await;
+    let url = schema.url.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", forwarder.port), 1);
+    assert!(url.contains(&forwarder.port.to_string()), "expected a PostgreSQL URL on 127.0.0.1:5432: {url}");
+    let server = Server::start_on(tempfile::tempdir().unwrap(), url, Some(schema), "").await;
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let token = admin_token(&server, &[AdminPermission::ClientsView]).await;
+    let b = server.browser();
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(api(&server, &token, reqwest::Method::GET, "clients", None).await.0, 200);
+    assert_eq!(reqwest::get(server.url("readyz")).await.unwrap().status(), 200);
+
+    forwarder.cut();
+    let started = std::time::Instant::now();
+    let ready = reqwest::get(server.url("readyz?verbose")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    // A bound on behaviour, not a speed target: before, the probe hung for the pool's 30 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    let (status, body) = api(&server, &token, reqwest::Method::GET, "clients", None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("database_unavailable")), "{body}");
+    let page = b.get("clientarea").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("temporarily unavailable"), "{}", page.body);
+    assert!(page.set_cookie().is_none(), "the session cookie is kept");
+}

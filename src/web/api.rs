@@ -144,12 +144,17 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauthorized("send an API token as `Authorization: Bearer <token>`"))?;
-        let admin = state
-            .auth
-            .accounts
-            .authenticate_api_token(token.trim())
-            .await
-            .map_err(|_| unauthorized("the API token is invalid or revoked"))?;
+        let admin = match state.auth.accounts.authenticate_api_token(token.trim()).await {
+            Ok(admin) => admin,
+            Err(Error::Refused { .. }) => return Err(unauthorized("the API token is invalid or revoked")),
+            // The token may be perfectly good: say what is really wrong.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check an API token");
+                return Err(ApiError(Error::Unavailable(
+                    "the database is unavailable; the request was not carried out, try again later".into(),
+                )));
+            }
+        };
         let permissions = state.auth.accounts.admin_permissions(&admin).await?;
         let ip = parts.extensions.get::<Ctx>().map(|c| c.ip_string()).unwrap_or_default();
         Ok(Caller { admin, permissions, ip })

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use cookie::Cookie;
 
 use super::AppState;
@@ -44,6 +44,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, StatusCode> {
         parts.extensions.get::<Ctx>().cloned().ok_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
+}
+
+/// 503 while the session store cannot be read: JSON under `/api/`, a page elsewhere.
+fn unavailable(state: &AppState, path: &str) -> Response {
+    if path.starts_with("/api/") {
+        let body = serde_json::json!({"error": {"code": crate::error::code::DATABASE_UNAVAILABLE,
+            "message": "the database is unavailable; try again later"}});
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
+    let text = "The site is temporarily unavailable. Please try again in a few minutes; you are still signed in.";
+    super::render::message(state, None, StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable", text)
 }
 
 /// Real User-Agent strings stay well below this; a longer one is not worth storing whole.
@@ -104,7 +115,12 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         match state.auth.sessions.resolve(&token, &ip.to_string()).await {
             Ok(Ok(s)) => session = Some(s),
             Ok(Err(reason)) => ended = Some(reason),
-            Err(e) => tracing::error!(error = %e, "session store unavailable; request continues without a session"),
+            Err(e) => {
+                // The visitor may well be signed in: say the site is unavailable rather than
+                // send them to the login page, and keep their cookie for when it is back.
+                tracing::error!(error = %e, "session store unavailable");
+                return unavailable(&state, req.uri().path());
+            }
         }
     }
     let ip_changed = ended == Some(Ended::IpChanged);

@@ -10,6 +10,9 @@ use serde_json::json;
 use super::AppState;
 use crate::auth::sessions::{Session, SessionData};
 
+/// How long each readiness probe may take; `/readyz` answers within about twice this.
+const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(900);
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -21,8 +24,26 @@ pub fn routes() -> Router<AppState> {
 /// Ready when the database answers and the session store can write, read back and delete a
 /// probe session: a store that cannot persist sessions is the "login loops back" failure.
 async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
-    let db = sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(state.db().pool()).await;
-    let store = async {
+    // Each probe within its own deadline: a database that is down must make the answer "not
+    // ready" at once, not after the pool's connect timeout (an orchestrator's probe gives up
+    // long before, and a probe that hangs reads as a hung process).
+    let within = |what: &'static str| {
+        move |r: Result<crate::Result<()>, tokio::time::error::Elapsed>| {
+            r.unwrap_or_else(|_| {
+                Err(crate::Error::Unavailable(format!("{what} did not answer within {PROBE_DEADLINE:?}")))
+            })
+        }
+    };
+    let db = tokio::time::timeout(PROBE_DEADLINE, async {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(state.db().pool())
+            .await
+            .map(|_| ())
+            .map_err(crate::Error::from)
+    })
+    .await;
+    let db = within("the database")(db);
+    let store = tokio::time::timeout(PROBE_DEADLINE, async {
         let probe = Session {
             key: format!("readyz-{}", crate::auth::tokens::generate("").hash),
             created_at: crate::store::now(),
@@ -30,8 +51,9 @@ async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
             data: SessionData::default(),
         };
         state.auth.sessions.probe(&probe).await
-    }
+    })
     .await;
+    let store = within("the session store")(store);
     let ok = db.is_ok() && store.is_ok();
     let detail = json!({
         "database": db.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),

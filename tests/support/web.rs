@@ -35,7 +35,6 @@ impl Server {
     /// stands for the listening address; a `system_url:` in it replaces the default). `None` when
     /// the backend is PostgreSQL and no server is configured.
     pub async fn start(backend: Backend, extra: &str) -> Option<Server> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let (database_url, schema) = match backend {
             Backend::Sqlite => (format!("sqlite://{}/gatehouse.db", dir.path().display()), None),
@@ -44,6 +43,17 @@ impl Server {
                 (s.url.clone(), Some(s))
             }
         };
+        Some(Self::start_on(dir, database_url, schema, extra).await)
+    }
+
+    /// Starts a server on a given database URL (`schema` keeps a PostgreSQL schema alive).
+    pub async fn start_on(
+        dir: tempfile::TempDir,
+        database_url: String,
+        schema: Option<PgSchema>,
+        extra: &str,
+    ) -> Server {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(dir.path().join("gatehouse-data/sessions")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -51,7 +61,7 @@ impl Server {
         let mut server =
             Server { base: format!("http://{addr}/"), addr, dir, state, database_url, shutdown: None, _schema: schema };
         server.run(listener);
-        Some(server)
+        server
     }
 
     /// Restarts the server on the same address and database with another `extra` configuration:
