@@ -187,35 +187,12 @@ pub async fn second_factor_submit(State(state): State<AppState>, ctx: Ctx, heade
         Ok(u) => u,
         Err(_) => return see_other(&state, "login", None),
     };
-    let retry = |error: &str| {
-        Page::new("twofa.html", "Two-factor authentication")
-            .with("error", error)
-            .status(StatusCode::UNAUTHORIZED)
-            .render(&state, Some(&session))
-    };
     match state.auth.second_factor_locked(&user, &ip).await {
         Ok(false) => {}
-        Ok(true) => return retry("Too many failed attempts. Please try again later."),
+        Ok(true) => return second_factor_again(&state, &session, "Too many failed attempts. Please try again later."),
         Err(e) => return internal(&state, &e),
     }
-    // A wrong code: tell the user, or after a few in this sign-in, ask for the password again.
-    let wrong = |error: &'static str| {
-        let mut session = session.clone();
-        let state = state.clone();
-        async move {
-            let tries = pending.wrong_codes + 1;
-            if tries < PENDING_TRIES {
-                session.data.pending = Some(Pending { wrong_codes: tries, ..pending.clone() });
-                return match state.auth.sessions.save(&mut session).await {
-                    Ok(()) => retry(error),
-                    Err(e) => store_failed(&state, &e),
-                };
-            }
-            session.data.pending = None;
-            let text = "Too many wrong codes for this sign-in. Log in again to try once more.";
-            redirect_with_flash(&state, session, text, "login").await
-        }
-    };
+    let wrong = |error| wrong_code(&state, session.clone(), &pending, error);
     let backup = form.text("backup_code");
     if !backup.is_empty() {
         return match state.auth.use_backup_code(&user, backup, &ip).await {
@@ -239,6 +216,30 @@ pub async fn second_factor_submit(State(state): State<AppState>, ctx: Ctx, heade
         Ok(false) => wrong("That code is not valid, or was already used. Wait for the next code and try again.").await,
         Err(e) => internal(&state, &e),
     }
+}
+
+/// The second-factor page again, saying what went wrong.
+fn second_factor_again(state: &AppState, session: &Session, error: &str) -> Response {
+    Page::new("twofa.html", "Two-factor authentication")
+        .with("error", error)
+        .status(StatusCode::UNAUTHORIZED)
+        .render(state, Some(session))
+}
+
+/// A wrong code: counted in the half-signed-in session; after [`PENDING_TRIES`] the password is
+/// asked again, so one password login buys only a few guesses.
+async fn wrong_code(state: &AppState, mut session: Session, pending: &Pending, error: &str) -> Response {
+    let tries = pending.wrong_codes + 1;
+    if tries < PENDING_TRIES {
+        session.data.pending = Some(Pending { wrong_codes: tries, ..pending.clone() });
+        return match state.auth.sessions.save(&mut session).await {
+            Ok(()) => second_factor_again(state, &session, error),
+            Err(e) => store_failed(state, &e),
+        };
+    }
+    session.data.pending = None;
+    let text = "Too many wrong codes for this sign-in. Log in again to try once more.";
+    redirect_with_flash(state, session, text, "login").await
 }
 
 #[derive(Deserialize)]
