@@ -4,7 +4,7 @@
 //! browsers or tests.
 //!
 //! Without chromium and chromedriver the tests print that they were skipped and why; with
-//! `CI` or `GATEHOUSE_REQUIRE_BROWSER` set they fail instead, and they always fail when the
+//! `CI` or `GATEHOUSE_TEST_REQUIRE_BROWSER` set they fail instead, and they always fail when the
 //! programs are there but the browser cannot start.
 
 use std::io::Write;
@@ -41,7 +41,7 @@ fn program(env_var: &str, names: &[&str]) -> Option<PathBuf> {
 }
 
 fn required() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("GATEHOUSE_REQUIRE_BROWSER").is_some()
+    std::env::var_os("CI").is_some() || std::env::var_os("GATEHOUSE_TEST_REQUIRE_BROWSER").is_some()
 }
 
 /// Starts chromedriver once for this test binary, on a free loopback port.
@@ -51,12 +51,12 @@ fn driver() -> Driver {
 }
 
 fn start_driver() -> Driver {
-    let chromium = program("GATEHOUSE_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"]);
-    let chromedriver = program("GATEHOUSE_CHROMEDRIVER", &["chromedriver"]);
+    let chromium = program("GATEHOUSE_TEST_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"]);
+    let chromedriver = program("GATEHOUSE_TEST_CHROMEDRIVER", &["chromedriver"]);
     let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
         let reason = "chromium and chromedriver are not both on PATH \
-                      (apt-get install chromium chromium-driver, or set GATEHOUSE_CHROMIUM / GATEHOUSE_CHROMEDRIVER)";
-        assert!(!required(), "the browser suite is required here (CI or GATEHOUSE_REQUIRE_BROWSER) but {reason}");
+                      (apt-get install chromium chromium-driver, or set GATEHOUSE_TEST_CHROMIUM / GATEHOUSE_TEST_CHROMEDRIVER)";
+        assert!(!required(), "the browser suite is required here (CI or GATEHOUSE_TEST_REQUIRE_BROWSER) but {reason}");
         return Driver::Missing(reason.into());
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -201,10 +201,10 @@ impl Tab {
     }
 
     /// Saves a screenshot named `name` under `target/tmp/browser/screenshots/`, and also in
-    /// `$GATEHOUSE_SCREENSHOT_DIR` when set (README's pictures: `GATEHOUSE_SCREENSHOT_DIR=docs`).
+    /// `$GATEHOUSE_TEST_SCREENSHOT_DIR` when set (README's pictures: `GATEHOUSE_TEST_SCREENSHOT_DIR=docs`).
     pub async fn snapshot(&self, name: &str) {
         self.screenshot(&artifacts_dir().join("screenshots").join(format!("{name}.png"))).await;
-        if let Some(dir) = std::env::var_os("GATEHOUSE_SCREENSHOT_DIR") {
+        if let Some(dir) = std::env::var_os("GATEHOUSE_TEST_SCREENSHOT_DIR") {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
             self.screenshot(&dir.join(format!("{name}.png"))).await;
         }
