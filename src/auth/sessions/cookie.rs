@@ -35,19 +35,17 @@ impl CookieSettings {
 
     /// `Set-Cookie` for a session token.
     pub fn set(&self, token: &str) -> HeaderValue {
-        let c = Cookie::build((COOKIE_NAME, token.to_string()))
-            .path(self.path.clone())
-            .http_only(true)
-            .secure(self.secure)
-            .same_site(SameSite::Lax)
-            .build();
-        HeaderValue::from_str(&c.to_string()).expect("cookie is ASCII")
+        self.named(COOKIE_NAME, token)
     }
 
     /// `Set-Cookie` for the nonce of a visitor's form tokens: the same attributes as the session
     /// cookie, so it reaches exactly the requests the session cookie would.
     pub fn form_nonce(&self, name: &'static str, nonce: &str) -> HeaderValue {
-        let c = Cookie::build((name, nonce.to_string()))
+        self.named(name, nonce)
+    }
+
+    fn named(&self, name: &'static str, value: &str) -> HeaderValue {
+        let c = Cookie::build((name, value.to_string()))
             .path(self.path.clone())
             .http_only(true)
             .secure(self.secure)

@@ -64,10 +64,17 @@ pub async fn not_found(State(state): State<AppState>, ctx: Ctx, uri: axum::http:
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     let text = "There is no page at this address. It may have moved, or the link may be mistyped.";
-    let page = Page::new("message.html", "Page not found").with("message", text).status(StatusCode::NOT_FOUND);
-    page.with("link", format!("{}clientarea", state.cookie.path))
+    dead_end(&state, &ctx, StatusCode::NOT_FOUND, "Page not found", text)
+}
+
+/// A page for a request that leads nowhere, with the way back to the client area.
+fn dead_end(state: &AppState, ctx: &Ctx, status: StatusCode, title: &str, text: &str) -> Response {
+    Page::new("message.html", title)
+        .with("message", text)
+        .with("link", format!("{}clientarea", state.cookie.path))
         .with("link_text", "Go to the client area")
-        .render(&state, ctx.session.as_ref())
+        .status(status)
+        .render(state, ctx.session.as_ref())
 }
 
 /// 405 in the site's layout, e.g. `GET /logout`: logging out is a button, so a link cannot do it.
@@ -82,10 +89,7 @@ pub async fn method_not_allowed(
     } else {
         format!("This address does not accept a {method} request. Go back and use the page's buttons and forms.")
     };
-    let page = Page::new("message.html", "Not allowed").with("message", text).status(StatusCode::METHOD_NOT_ALLOWED);
-    page.with("link", format!("{}clientarea", state.cookie.path))
-        .with("link_text", "Go to the client area")
-        .render(&state, ctx.session.as_ref())
+    dead_end(&state, &ctx, StatusCode::METHOD_NOT_ALLOWED, "Not allowed", &text)
 }
 
 /// A submitted form, with repeated fields (checkbox lists) kept.
