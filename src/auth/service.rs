@@ -179,19 +179,27 @@ impl Auth {
         Ok(spent.then_some(replacement))
     }
 
-    /// Turns TOTP on once the user proves the enrolled secret with a code. Returns the backup code.
-    pub async fn enable_totp(&self, user: &User, secret: &str, code: &str, ip: &str) -> Result<String> {
+    /// Checks the first code of a TOTP key being enrolled and makes the backup code that goes
+    /// with it. Nothing is stored yet: the caller first makes sure the backup code can be shown
+    /// (saves it in the session), then calls [`Auth::enable_totp`] — so two-factor is never on
+    /// with a backup code the user did not see.
+    pub async fn prepare_totp(&self, secret: &str, code: &str) -> Result<TotpEnrolment> {
         let Some(step) = totp::verify(secret, code, now(), None)? else {
             return Err(Error::refused(
                 code::INVALID_CODE,
                 "that code is not valid for the new key; try the current one",
             ));
         };
-        let backup = backup_codes::generate();
-        let backup_hash = passwords::hash_async(&backup_codes::normalize(&backup)).await?;
+        let backup_code = backup_codes::generate();
+        let backup_hash = passwords::hash_async(&backup_codes::normalize(&backup_code)).await?;
+        Ok(TotpEnrolment { secret: secret.to_owned(), step, backup_code, backup_hash })
+    }
+
+    /// Turns TOTP on with a prepared enrolment.
+    pub async fn enable_totp(&self, user: &User, enrolment: &TotpEnrolment, ip: &str) -> Result<()> {
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        self.accounts.set_totp(&actor, user.id, secret, step, &backup_hash).await?;
-        Ok(backup)
+        let TotpEnrolment { secret, step, backup_hash, .. } = enrolment;
+        self.accounts.set_totp(&actor, user.id, secret, *step, backup_hash).await
     }
 
     /// Turns two-factor off after the user confirms the password.
@@ -348,4 +356,13 @@ fn usable(mut clients: Vec<Membership>) -> Vec<Membership> {
 /// second factor.
 fn second_factor_scopes(user: &User, ip: &str) -> [Scope; 3] {
     [Scope::account(&user.email), Scope::ip(ip), Scope::second_factor(&user.email)]
+}
+
+/// A TOTP key whose first code checked out, with its backup code, not yet stored.
+pub struct TotpEnrolment {
+    secret: String,
+    step: i64,
+    /// Shown to the user once; only its hash is stored.
+    pub backup_code: String,
+    backup_hash: String,
 }

@@ -102,6 +102,13 @@ fn template(system_url: &HttpUrl, database_url: &str) -> String {
 # and Secure flag, derive from it: logging in through any other URL fails.
 system_url: {system_url}
 listen: "127.0.0.1:8080"
+# Limits that keep slow or hoarding clients from exhausting the server: connections over a
+# limit are answered 503 and closed; trusted proxies are exempt from the per-address limit.
+server:
+  max_connections: 10000
+  max_connections_per_ip: 256
+  header_timeout: "10s"        # a request's headers, and an idle kept-alive connection
+  body_timeout: "30s"          # a request's body
 # sqlite://PATH or postgres://USER:PASSWORD@HOST:5432/DB (several `serve` nodes need PostgreSQL).
 database_url: {database_url}
 data_dir: "gatehouse-data"

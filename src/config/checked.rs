@@ -56,7 +56,16 @@ pub(super) fn password_min_length<'de, D: Deserializer<'de>>(d: D) -> Result<usi
     Ok(n)
 }
 
-/// A lockout window or lock that is not zero (zero would count nothing, or lock nothing).
+/// A count that must allow at least one (zero would refuse everything).
+pub(super) fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = u32::deserialize(d)?;
+    if n == 0 {
+        return Err(de::Error::custom("0 would refuse every connection; expected 1 or more, such as 10000"));
+    }
+    Ok(n)
+}
+
+/// A timeout, lockout window or lock that is not zero (zero would count nothing, or lock nothing).
 pub(super) fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let v = Duration::deserialize(d)?;
     if v.as_secs() == 0 {

@@ -23,6 +23,7 @@ pub struct Config {
     pub system_url: HttpUrl,
     #[serde(deserialize_with = "checked::listen_address")]
     pub listen: String,
+    pub server: Server,
     pub database_url: DatabaseUrl,
     pub data_dir: String,
     /// IANA zone name; empty means the process's local zone.
@@ -43,6 +44,7 @@ impl Default for Config {
         Self {
             system_url: "http://localhost:8080/".parse().expect("valid default"),
             listen: "127.0.0.1:8080".into(),
+            server: Server::default(),
             database_url: "sqlite://gatehouse-data/gatehouse.db".parse().expect("valid default"),
             data_dir: "gatehouse-data".into(),
             timezone: TimeZone::default(),
@@ -71,6 +73,34 @@ impl Config {
             if std::path::Path::new(dir.as_str()).is_relative() {
                 *dir = base.join(&*dir).display().to_string();
             }
+        }
+    }
+}
+
+/// What `serve` allows a connection, so that slow or hoarding clients cannot exhaust it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// Open connections at most; more are answered 503 and closed.
+    #[serde(deserialize_with = "checked::at_least_one")]
+    pub max_connections: u32,
+    /// Open connections from one peer address at most (trusted proxies excepted); 0 = no limit.
+    pub max_connections_per_ip: u32,
+    /// Reading a request's headers, and waiting for the next request on a kept-alive connection.
+    #[serde(deserialize_with = "checked::positive_duration")]
+    pub header_timeout: Duration,
+    /// Reading a request's body.
+    #[serde(deserialize_with = "checked::positive_duration")]
+    pub body_timeout: Duration,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -101,6 +101,13 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(CONNECT_TIMEOUT)
+            // A connection still inside a transaction is never handed out again. SQLite rolls a
+            // transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR); sqlx's
+            // ROLLBACK then fails and its depth counter stays at 1, so every later `begin` on
+            // that connection failed ("non-zero transaction depth") until a restart. By the
+            // time a connection is acquired again sqlx has flushed any pending rollback, so one
+            // still "in a transaction" here is stuck: close it and open a fresh one.
+            .before_acquire(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

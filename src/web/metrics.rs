@@ -24,8 +24,8 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition text; `gauges` are extra values computed at scrape time.
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    /// The exposition text; `counters` and `gauges` are (name, help, value) kept elsewhere.
+    pub fn render(&self, counters: &[(&str, &str, f64)], gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP gatehouse_http_responses_total HTTP responses by status class.\n");
         out.push_str("# TYPE gatehouse_http_responses_total counter\n");
@@ -41,8 +41,10 @@ impl Metrics {
             "gatehouse_logins_total{{outcome=\"failed\"}} {}",
             self.logins_failed.load(Ordering::Relaxed)
         );
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        for (kind, samples) in [("counter", counters), ("gauge", gauges)] {
+            for (name, help, value) in samples {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            }
         }
         out
     }

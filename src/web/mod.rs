@@ -14,8 +14,8 @@ mod metrics;
 mod pages;
 mod probes;
 mod render;
+pub mod server;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,7 @@ pub struct Inner {
     pub metrics: metrics::Metrics,
     pub form_key: form_token::FormKey,
     pub observations: observations::Sample,
+    pub connections: Arc<server::Connections>,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,6 +87,7 @@ impl AppState {
                 metrics: metrics::Metrics::default(),
                 form_key,
                 observations: observations::Sample::new(crate::cron::heartbeat::fingerprint(&loaded)),
+                connections: Arc::default(),
                 auth,
                 loaded,
             }),
@@ -99,6 +101,7 @@ impl AppState {
 
 /// The whole application; `serve` runs it, tests run it on an ephemeral port.
 pub fn router(state: AppState) -> Router {
+    let body_timeout = state.loaded.config.server.body_timeout.0;
     Router::new()
         .merge(pages::routes())
         .nest("/api/v1", api::routes())
@@ -106,6 +109,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), context::layer))
+        // A body that stops arriving ends in 408 instead of holding the handler (and its
+        // connection) open; the headers are bounded by the accept loop (`server`).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
         // Outermost: a handler that panics still answers, with the 500 page, and is logged.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(render::panicked))
         .with_state(state)
@@ -133,10 +139,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let background = tokio::spawn(background(state.clone()));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let (limits, trusted, connections) =
+        (state.loaded.config.server.clone(), state.trusted.clone(), state.connections.clone());
+    server::serve(listener, router(state), &limits, trusted, connections, shutdown).await;
     background.abort();
-    served.map_err(|e| Error::Internal(format!("server: {e}")))
+    Ok(())
 }
 
 /// The web heartbeat and the flush of request observations, every 30 seconds.

@@ -84,8 +84,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
         ("gatehouse_sessions_expired", "Expired sessions not yet collected.", expired as f64),
         ("gatehouse_mail_queued", "Messages waiting in the outbox.", queue.queued as f64),
         ("gatehouse_mail_failed", "Messages that failed permanently.", queue.failed as f64),
+        ("gatehouse_connections_open", "Open client connections.", state.connections.open() as f64),
     ];
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&gauges)).into_response()
+    let counters = [(
+        "gatehouse_connections_refused_total",
+        "Connections answered 503 and closed for being over a server.max_connections* limit.",
+        state.connections.refused() as f64,
+    )];
+    let text = state.metrics.render(&counters, &gauges);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn well_known(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -81,26 +81,36 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, headers: Head
         Err(r) => return r,
     };
     let Some(secret) = session.data.totp_setup.clone() else { return see_other(&state, "account/security", None) };
-    match state.auth.enable_totp(&user, &secret, form.text("code"), &ctx.ip_string()).await {
-        Ok(backup) => {
-            // Two-factor changes the account's privilege: continue on a new session id, which
-            // carries the backup code to the next page, shown there once.
-            let data = SessionData {
-                totp_setup: None,
-                pending: None,
-                csrf_token: String::new(),
-                flash: Some("Two-factor authentication is on.".into()),
-                backup_code: Some(backup),
-                ..session.data.clone()
-            };
-            match state.auth.sessions.rotate(&session, data).await {
-                Ok((raw, _)) => see_other(&state, "account/security", Some(state.cookie.set(&raw))),
-                Err(e) => store_failed(&state, &e),
-            }
-        }
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
-        Err(e) => internal(&state, &e),
+    let enrolment = match state.auth.prepare_totp(&secret, form.text("code")).await {
+        Ok(enrolment) => enrolment,
+        Err(e @ Error::Refused { .. }) => return refused(&state, &user, &session, sentence(&e)).await,
+        Err(e) => return internal(&state, &e),
+    };
+    // Two-factor changes the account's privilege: continue on a new session id, which carries
+    // the backup code to the next page, shown there once. That session is written before
+    // two-factor is turned on, so it is never on with a backup code nobody saw.
+    let data = SessionData {
+        totp_setup: None,
+        pending: None,
+        csrf_token: String::new(),
+        flash: Some("Two-factor authentication is on.".into()),
+        backup_code: Some(enrolment.backup_code.clone()),
+        ..session.data.clone()
+    };
+    let (raw, mut rotated) = match state.auth.sessions.rotate(&session, data).await {
+        Ok(v) => v,
+        Err(e) => return store_failed(&state, &e),
+    };
+    let cookie = Some(state.cookie.set(&raw));
+    if let Err(e) = state.auth.enable_totp(&user, &enrolment, &ctx.ip_string()).await {
+        tracing::error!(error = %e, "turning two-factor on failed after its backup code was saved for display");
+        rotated.data.backup_code = None;
+        rotated.data.flash =
+            Some("Two-factor authentication could not be turned on; nothing changed. Try again.".into());
+        // Best effort: if even this cannot be saved, the code shown belongs to nothing.
+        let _ = state.auth.sessions.save(&mut rotated).await;
     }
+    see_other(&state, "account/security", cookie)
 }
 
 pub async fn twofa_disable(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {

@@ -2,16 +2,14 @@
 //! deployment is built, the symptom is shown through the real service, the check fails with
 //! evidence, the fix is applied, the symptom is gone and the check passes.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::doctor::check;
+use crate::support::duo;
+use crate::support::web::{Backend, PASSWORD, Server};
 use gatehouse::cron::Cron;
 use gatehouse::doctor::fix;
 use gatehouse::doctor::model::Status;
-use support::doctor::check;
-use support::duo;
-use support::web::{Backend, PASSWORD, Server};
 
 async fn expired_gauge(server: &Server) -> String {
     let metrics = reqwest::get(server.url("metrics")).await.unwrap().text().await.unwrap();

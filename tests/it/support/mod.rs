@@ -8,9 +8,11 @@ use gatehouse::accounts::{Accounts, Actor, Policy};
 use gatehouse::config::DatabaseUrl;
 use gatehouse::store::Db;
 
+pub mod chrome;
 pub mod doctor;
 pub mod duo;
 pub mod smtp;
+#[macro_use]
 pub mod web;
 
 /// The built `gatehouse` binary, run in `dir`, with no GATEHOUSE_* configuration leaking in

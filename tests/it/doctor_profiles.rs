@@ -1,13 +1,11 @@
 //! Profiles: linting with locations, thresholds, waivers and their expiry, probes, baselines.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::gatehouse;
 use gatehouse::config::ConfigError;
 use gatehouse::doctor::{checks, profile};
 use serde_json::Value;
-use support::gatehouse;
 
 fn lint(text: &str) -> (u64, u64, String) {
     let dir = tempfile::tempdir().unwrap();

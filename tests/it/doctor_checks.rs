@@ -1,8 +1,6 @@
 //! Built-in checks against real faults: build the broken deployment, see the check fail with
 //! evidence, apply the fix, see it pass — and no false alarm on a healthy deployment.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -61,7 +59,7 @@ impl Deployment {
         let url = format!("sqlite://{}/gatehouse-data/gatehouse.db", self.path().display()).parse().unwrap();
         let db = Db::connect(&url, "test").await.unwrap();
         db.migrate().await.unwrap();
-        Accounts::new(db, support::policy())
+        Accounts::new(db, crate::support::policy())
     }
 }
 
@@ -114,7 +112,7 @@ async fn an_unreachable_database_fails_and_blocks_its_dependants() {
 
 #[tokio::test]
 async fn database_connectivity_on_postgres() {
-    let Some(schema) = support::PgSchema::create().await else {
+    let Some(schema) = crate::support::PgSchema::create().await else {
         return;
     };
     let d = Deployment::new();

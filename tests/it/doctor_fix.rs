@@ -1,11 +1,9 @@
 //! `doctor --fix [--dry-run]`: the broken deployment, the plan, the change, the check passing.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::gatehouse;
 use serde_json::Value;
-use support::gatehouse;
 
 fn doctor(dir: &Path, extra: &[&str]) -> (i32, Value, String) {
     let out = gatehouse(dir)

@@ -4,16 +4,14 @@
 //! through the real service, the check fails with evidence, the deployment is fixed (usually by
 //! restarting with a corrected configuration), the symptom is gone and the check passes.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::doctor::check;
+use crate::support::web::{Backend, PASSWORD, Server, api};
 use gatehouse::accounts::{Actor, AdminPermission as P};
 use gatehouse::cron::heartbeat::Heartbeat;
 use gatehouse::doctor::model::Status;
 use serde_json::json;
-use support::doctor::check;
-use support::web::{Backend, PASSWORD, Server, api};
 
 const LOGIN_INCORRECT: &str = "Login details incorrect";
 

@@ -1,12 +1,10 @@
 //! The CLI as an operator types it: the built binary, in a temporary directory.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::gatehouse;
 use assert_cmd::Command;
 use serde_json::Value;
-use support::gatehouse;
 
 struct Run {
     code: i32,
@@ -163,7 +161,7 @@ fn init_then_manage_accounts_on_sqlite() {
 #[test]
 fn manage_accounts_on_postgres() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(schema) = rt.block_on(support::PgSchema::create()) else {
+    let Some(schema) = rt.block_on(crate::support::PgSchema::create()) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -1,15 +1,13 @@
 //! Support bundles: contents, manifest hashes, redaction of planted canary secrets in every
 //! file of the folder and the archive, and `report diff`.
 
-mod support;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::support::gatehouse;
 use assert_cmd::Command;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::gatehouse;
 
 fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -197,7 +195,7 @@ fn a_database_password_in_the_query_is_redacted_everywhere() {
 #[test]
 fn a_postgres_bundle_hides_the_database_password() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(schema) = rt.block_on(support::PgSchema::create()) else { return };
+    let Some(schema) = rt.block_on(crate::support::PgSchema::create()) else { return };
     // Local test servers trust connections, so a planted password is accepted and ignored.
     let url = schema.url.replacen("postgres://postgres@", "postgres://postgres:CANARY-DB-PW@", 1);
     assert!(url.contains("CANARY-DB-PW"), "expected a postgres://postgres@ test URL: {url}");

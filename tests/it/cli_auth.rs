@@ -1,10 +1,8 @@
 //! The authentication commands as an operator types them: user import with legacy hashes,
 //! reset-password, disable-2fa, session list/revoke/gc, cron.
 
-mod support;
-
+use crate::support::gatehouse;
 use serde_json::Value;
-use support::gatehouse;
 
 fn json_of(out: &std::process::Output) -> Value {
     assert!(
@@ -181,7 +179,7 @@ async fn passwords_come_from_stdin_or_the_environment() {
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     let url = format!("sqlite://{}/gatehouse-data/gatehouse.db", dir.display()).parse().unwrap();
     let db = gatehouse::store::Db::connect(&url, "test").await.unwrap();
-    let accounts = gatehouse::accounts::Accounts::new(db, support::policy());
+    let accounts = gatehouse::accounts::Accounts::new(db, crate::support::policy());
     let hash = || async { accounts.user_by_email("ann@example.com").await.unwrap().unwrap().password_hash.unwrap() };
     let verifies = |password: &'static str, hash: String| async move {
         gatehouse::auth::passwords::verify_any_async(password, &hash).await.unwrap().ok

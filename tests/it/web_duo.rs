@@ -1,10 +1,8 @@
 //! Duo Universal Prompt against a fake Duo that speaks the same protocol.
 
-mod support;
-
+use crate::support::duo;
+use crate::support::web::{Backend, PASSWORD, Server};
 use gatehouse::accounts::Actor;
-use support::duo;
-use support::web::{Backend, PASSWORD, Server};
 
 async fn duo_user(server: &Server) -> i64 {
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;

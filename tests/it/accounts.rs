@@ -1,7 +1,6 @@
 //! The accounts rules (REFERENCE.md "Accounts model"), run on SQLite and on PostgreSQL.
 
-mod support;
-
+use crate::support::Harness;
 use gatehouse::Error;
 use gatehouse::accounts::{
     Acceptance, Actor, Client, ClientStatus, ClientUpdate, CopyDirection, InviteStatus, NewClient, NewUser, OwnerSpec,
@@ -9,7 +8,6 @@ use gatehouse::accounts::{
 };
 use gatehouse::auth::tokens;
 use gatehouse::error::code;
-use support::Harness;
 
 on_both_backends!(
     client_creation_makes_its_owner_with_every_permission,

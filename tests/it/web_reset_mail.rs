@@ -1,12 +1,10 @@
 //! Password reset by emailed link, the mail outbox and its delivery by `cron`, end to end.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::web::{Backend, PASSWORD, Server};
 use gatehouse::accounts::Actor;
 use gatehouse::cron::Cron;
-use support::web::{Backend, PASSWORD, Server};
 
 /// Waits for the reset email (it is queued in the background) and returns its link.
 async fn reset_link(server: &Server, email: &str) -> String {

@@ -1,13 +1,11 @@
 //! The admin API (bearer tokens, role permissions), impersonation links, invites and user
 //! management pages, the files session store and the probe endpoints — end to end.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 
+use crate::support::web::{Backend, PASSWORD, Server, admin_token, api};
 use gatehouse::accounts::AdminPermission;
 use serde_json::{Value, json};
-use support::web::{Backend, PASSWORD, Server, admin_token, api};
 
 async fn api_needs_a_token_and_names_missing_permissions(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
@@ -325,7 +323,7 @@ impl Forwarder {
 /// login page, and the session is kept), and `/readyz` says 503 at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_that_stops_is_reported_as_unavailable() {
-    let Some(schema) = support::PgSchema::create().await else { return };
+    let Some(schema) = crate::support::PgSchema::create().await else { return };
     let forwarder = Forwarder::start("127.0.0.1:5432").await;
     let url = schema.url.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", forwarder.port), 1);
     assert!(url.contains(&forwarder.port.to_string()), "expected a PostgreSQL URL on 127.0.0.1:5432: {url}");

@@ -5,15 +5,11 @@
 //! Needs `chromium` and `chromium-driver` (Debian); see `support/chrome.rs` for what happens
 //! without them.
 
-#[path = "support/chrome.rs"]
-mod chrome;
-mod support;
-
-use chrome::{Suite, Tab, run};
+use crate::support::chrome::{Suite, Tab, run};
+#[allow(unused_imports)]
+use crate::support::web::{PASSWORD, admin_token, api};
 #[allow(unused_imports)]
 use gatehouse::accounts::{Actor, AdminPermission, Permissions};
-#[allow(unused_imports)]
-use support::web::{PASSWORD, admin_token, api};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 

@@ -1,10 +1,8 @@
 //! Two-factor: TOTP enrolment and login, replay refusal, the rotating backup code, disabling,
 //! admin disable and enforced enrolment — end to end over HTTP.
 
-mod support;
-
+use crate::support::web::{Backend, Browser, PASSWORD, Server};
 use gatehouse::auth::totp;
-use support::web::{Backend, Browser, PASSWORD, Server};
 
 fn now() -> i64 {
     gatehouse::store::now()

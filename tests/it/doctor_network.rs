@@ -2,8 +2,6 @@
 //! that answers, a closed port, one that accepts and never answers, a name that does not
 //! resolve, TLS spoken to a plain HTTP port, and SMTP with and without AUTH.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,7 +144,7 @@ fn smtp_phases(r: &CheckResult) -> Vec<String> {
 
 #[tokio::test]
 async fn smtp_without_auth_passes_through_ehlo() {
-    let server = support::smtp::start(None).await;
+    let server = crate::support::smtp::start(None).await;
     let r = check(&smtp_yaml(server.port, "none", "", ""), "email.transport", SECOND).await;
     assert_eq!(r.status, Status::Pass, "{}: {:?}", r.message, r.evidence);
     assert_eq!(smtp_phases(&r), ["dns", "connect", "ehlo"]);
@@ -154,7 +152,7 @@ async fn smtp_without_auth_passes_through_ehlo() {
 
 #[tokio::test]
 async fn smtp_auth_is_checked_with_the_configured_credentials() {
-    let server = support::smtp::start(Some(("mailer", "s3cret-pass"))).await;
+    let server = crate::support::smtp::start(Some(("mailer", "s3cret-pass"))).await;
     let good = check(&smtp_yaml(server.port, "none", "mailer", "s3cret-pass"), "email.transport", SECOND).await;
     assert_eq!(good.status, Status::Pass, "{}: {:?}", good.message, good.evidence);
     assert_eq!(smtp_phases(&good), ["dns", "connect", "ehlo", "auth"]);
@@ -168,7 +166,7 @@ async fn smtp_auth_is_checked_with_the_configured_credentials() {
 
 #[tokio::test]
 async fn smtp_misconfigurations_name_their_phase() {
-    let server = support::smtp::start(None).await;
+    let server = crate::support::smtp::start(None).await;
     let starttls = check(&smtp_yaml(server.port, "starttls", "", ""), "email.transport", SECOND).await;
     assert_eq!((starttls.status, starttls.evidence["failed_phase"].as_str()), (Status::Fail, Some("starttls")));
     assert!(starttls.message.contains("does not offer STARTTLS"), "{}", starttls.message);

@@ -1,8 +1,6 @@
 //! Login, sessions, CSRF, lockout, client IPs and the account switcher, end to end over HTTP.
 
-mod support;
-
-use support::web::{Backend, PASSWORD, Server};
+use crate::support::web::{Backend, PASSWORD, Server};
 
 const LOGIN_INCORRECT: &str = "Login details incorrect. Please try again.";
 

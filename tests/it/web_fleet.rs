@@ -1,12 +1,10 @@
 //! Two `gatehouse serve` processes sharing one PostgreSQL database, as several nodes behind a
 //! load balancer: a login on one is a session on the other, and lockout counters are shared.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use support::web::PASSWORD;
+use crate::support::web::PASSWORD;
 
 struct Node {
     child: Child,
@@ -40,7 +38,7 @@ fn serve(config: &std::path::Path, port: u16) -> Node {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_sessions_and_lockout_on_postgres() {
-    let Some(schema) = support::PgSchema::create().await else { return };
+    let Some(schema) = crate::support::PgSchema::create().await else { return };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let (port_a, port_b) = (free_port(), free_port());
@@ -58,7 +56,7 @@ async fn two_nodes_share_sessions_and_lockout_on_postgres() {
     let _b = serve(&config, port_b);
 
     // Seed a client through the CLI, as an operator would.
-    support::gatehouse(dir.path())
+    crate::support::gatehouse(dir.path())
         .args(["--config", config.to_str().unwrap(), "client", "add", "--email", "ann@example.com"])
         .args(["--first-name", "Ann", "--last-name", "Owner", "--password", PASSWORD])
         .assert()
@@ -111,7 +109,7 @@ async fn request_logs_name_routes_not_the_tokens_in_links() {
     let port = free_port();
     let config = dir.path().join("gatehouse.yaml");
     std::fs::write(&config, format!("system_url: \"http://127.0.0.1:{port}/\"\n")).unwrap();
-    support::gatehouse(dir.path()).args(["--config", config.to_str().unwrap(), "migrate"]).assert().success();
+    crate::support::gatehouse(dir.path()).args(["--config", config.to_str().unwrap(), "migrate"]).assert().success();
     let log = dir.path().join("serve.log");
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
         .args(["--config", config.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])

@@ -1,0 +1,28 @@
+//! The integration tests, as one test binary: each module below was once its own binary, and
+//! each of those linked the whole crate and its dependencies again (19 links of ~330 MB).
+//! `cargo test --test it browser::` runs one module.
+
+#[macro_use]
+mod support;
+
+mod accounts;
+mod browser;
+mod cli;
+mod cli_auth;
+mod config;
+mod doctor_checks;
+mod doctor_engine;
+mod doctor_fix;
+mod doctor_network;
+mod doctor_profiles;
+mod doctor_service;
+mod doctor_traffic;
+mod report_bundle;
+mod store_faults;
+mod web_admin;
+mod web_duo;
+mod web_fleet;
+mod web_limits;
+mod web_login;
+mod web_reset_mail;
+mod web_twofa;
