@@ -19,6 +19,8 @@ pub enum Fix {
     RequeueMail,
     /// Create the missing session directory (mode 0700).
     CreateSessionDir(PathBuf),
+    /// Make these files 0600 and folders 0700.
+    RestrictPermissions(Vec<PathBuf>),
     /// Rewrite one top-level scalar of the configuration file in place.
     SetConfig { file: PathBuf, line: usize, column: usize, key: String, value: String },
 }
@@ -40,6 +42,10 @@ pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
         "database.connectivity" => Some(Fix::Migrate),
         "sessions.gc" => Some(Fix::CollectSessions),
         "email.queue" => Some(Fix::RequeueMail),
+        "disk.permissions" => {
+            let paths: Vec<PathBuf> = super::checks::exposed_files(ctx).into_iter().map(|e| e.path).collect();
+            (!paths.is_empty()).then_some(Fix::RestrictPermissions(paths))
+        }
         "sessions.storage" => {
             let dir = PathBuf::from(&ctx.config().sessions.dir);
             (!dir.exists()).then_some(Fix::CreateSessionDir(dir))
@@ -70,6 +76,10 @@ impl Fix {
             Fix::CollectSessions => "delete the expired sessions now, 1,000 per statement".into(),
             Fix::CreateSessionDir(dir) => format!("create the session directory {} with mode 0700", dir.display()),
             Fix::RequeueMail => "put the failed messages back in the outbox for the next `gatehouse cron`".into(),
+            Fix::RestrictPermissions(paths) => format!(
+                "chmod 0600 (files) / 0700 (folders): {}",
+                paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
             Fix::SetConfig { file, line, key, value, .. } => match self.edited(file) {
                 Ok((old, new)) => format!(
                     "set {key} to {value} in {} (a backup is kept)\n--- {file}:{line}\n-{old}\n+{new}",
@@ -128,6 +138,16 @@ impl Fix {
                 let accounts = ctx.accounts().await.map_err(|o| o.message)?;
                 let n = crate::mail::requeue_failed(accounts.db()).await.map_err(|e| e.to_string())?;
                 Ok(format!("requeued {n} message(s)"))
+            }
+            Fix::RestrictPermissions(paths) => {
+                use std::os::unix::fs::PermissionsExt;
+                for path in paths {
+                    let dir = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.is_dir();
+                    let mode = if dir { 0o700 } else { 0o600 };
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                        .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
+                }
+                Ok(format!("made {} path(s) private to their owner", paths.len()))
             }
             Fix::SetConfig { file, line, key, value, .. } => {
                 let (old, new) = self.edited(file)?;

@@ -78,3 +78,38 @@ fn values_from_the_environment_are_not_edited() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Set system_url to https://billing.example.com/portal/"), "{stdout}");
 }
+
+#[test]
+fn secrets_left_readable_by_others_are_named_and_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    crate::support::gatehouse(tmp.path()).args(["init", "--dir", "."]).assert().success();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let config = tmp.path().join("gatehouse.yaml");
+    let database = tmp.path().join("gatehouse-data/gatehouse.db");
+    let data = tmp.path().join("gatehouse-data");
+    assert_eq!((mode(&config), mode(&database), mode(&data)), (0o600, 0o600, 0o700), "init makes them private");
+    let only = ["--only", "disk.permissions"];
+    let run = |extra: &[&str]| {
+        let out = gatehouse(tmp.path()).args(["doctor", "--format", "json"]).args(only).args(extra).output().unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (report["results"][0].clone(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(run(&[]).0["status"], "pass");
+
+    // What a `cp -r` or `tar x` under umask 022 leaves behind.
+    for (path, m) in [(&config, 0o644), (&database, 0o644), (&data, 0o755)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let (found, _) = run(&[]);
+    assert_eq!(found["status"], "warn");
+    let message = found["message"].as_str().unwrap();
+    assert!(message.contains("0644") && message.contains("gatehouse.yaml (configuration)"), "{message}");
+    assert!(message.contains("gatehouse.db (database)") && message.contains("0755"), "{message}");
+    assert_eq!(found["evidence"]["exposed"].as_array().unwrap().len(), 3, "{found}");
+
+    let (fixed, log) = run(&["--fix"]);
+    assert!(log.contains("done: made 3 path(s) private to their owner"), "{log}");
+    assert_eq!(fixed["status"], "pass", "checked again after the fix");
+    assert_eq!((mode(&config), mode(&database), mode(&data)), (0o600, 0o600, 0o700));
+}

@@ -8,6 +8,7 @@ mod cloudflare;
 mod cron;
 mod database;
 mod disk;
+mod disk_permissions;
 mod email;
 mod license;
 mod lockouts;
@@ -25,6 +26,8 @@ mod twofa;
 
 use std::sync::Arc;
 
+pub(crate) use disk_permissions::exposed as exposed_files;
+
 use super::check::{Check, Outcome};
 use super::context::Context;
 use super::model::Status;
@@ -35,6 +38,7 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
     vec![
         Arc::new(database::Connectivity),
         Arc::new(disk::Space),
+        Arc::new(disk_permissions::Permissions),
         Arc::new(time::TimeZone),
         Arc::new(clock::Clock),
         Arc::new(system_url::Config),

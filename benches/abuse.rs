@@ -1,0 +1,226 @@
+//! `cargo bench --bench abuse`: what abuse does to a running `gatehouse serve`, in figures.
+//!
+//! Runs the real binary (release build) on 127.0.0.1 with a SQLite deployment in a temporary
+//! directory, and prints:
+//! 1. session rows written by 1,000 anonymous `GET /login` (target 0: nothing is stored for
+//!    a visitor until there is something to keep);
+//! 2. `/healthz` and login latency while 5,000 half-open connections are held (from 20 loopback
+//!    addresses, 250 each, under the per-address limit, so the server really holds them all);
+//! 3. the server's resident memory idle, at its peak under 15 s of logins and page views from
+//!    64 clients, and 5 s after (targets: peak < 150 MB, after ≤ 2 × idle).
+//!
+//! Loopback only; about a minute in all; everything it starts stops with it.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpSocket;
+
+const PASSWORD: &str = "correct horse battery";
+const EMAIL: &str = "bench@example.com";
+const LOAD: Duration = Duration::from_secs(15);
+
+fn main() {
+    raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!("gatehouse abuse benchmark — {} cores, SQLite, release build, loopback", cores());
+
+    let idle = server.rss_mb();
+    println!("RSS idle:                                   {idle:>8.1} MB");
+
+    let rows_before = rt.block_on(server.session_rows());
+    rt.block_on(anonymous_gets(&server.base, 1_000));
+    let rows = rt.block_on(server.session_rows()) - rows_before;
+    println!("session rows per 1,000 anonymous GET /login: {rows:>7}");
+
+    rt.block_on(half_open(&server, 5_000));
+
+    let (peak, requests) = rt.block_on(load(&server));
+    std::thread::sleep(Duration::from_secs(5));
+    let after = server.rss_mb();
+    println!("RSS under load (peak, {requests} requests):      {peak:>8.1} MB");
+    println!("RSS 5 s after the load:                     {after:>8.1} MB  ({:.1} × idle)", after / idle);
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Thousands of sockets on this side too: the soft limit up to the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    addr: SocketAddr,
+    database: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(dir: &std::path::Path) -> Server {
+        let bin = env!("CARGO_BIN_EXE_gatehouse");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Every load client is 127.0.0.1 and logs in as one account: allow the burst.
+        std::fs::write(
+            dir.join("gatehouse.yaml"),
+            format!(
+                "system_url: \"http://{addr}/\"\nlisten: \"{addr}\"\n\
+                 security:\n  lockout: {{ max_failures: 1000000, ip_max_failures: 1000000, window: 1m, lock: 1m }}\n"
+            ),
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            let status = Command::new(bin)
+                .args(args)
+                .current_dir(dir)
+                .env("GATEHOUSE_PASSWORD", PASSWORD)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "gatehouse {args:?} failed");
+        };
+        run(&["migrate"]);
+        run(&["client", "add", "--email", EMAIL, "--first-name", "Bench", "--last-name", "Mark"]);
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Started once it says where it listens.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("listening on"), "gatehouse serve: {line}");
+        Server { child, base: format!("http://{addr}/"), addr, database: dir.join("gatehouse-data/gatehouse.db") }
+    }
+
+    fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb / 1024.0
+    }
+
+    /// Rows in the session table, read as any other client of the database would.
+    async fn session_rows(&self) -> i64 {
+        let url: gatehouse::config::DatabaseUrl = format!("sqlite://{}", self.database.display()).parse().unwrap();
+        let db = gatehouse::store::Db::connect(&url, "bench").await.unwrap();
+        let rows = sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(db.pool()).await.unwrap();
+        db.close().await;
+        rows
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn anonymous_gets(base: &str, n: usize) {
+    for _ in 0..n {
+        let status = reqwest::get(format!("{base}login")).await.unwrap().status();
+        assert_eq!(status, 200);
+    }
+}
+
+/// One full login in a fresh browser: the form, then the POST. Returns the signed-in client.
+async fn login(base: &str) -> reqwest::Client {
+    let c = client();
+    let page = c.get(format!("{base}login")).send().await.unwrap().text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker).expect("a login form") + marker.len();
+    let csrf = page[start..].split('"').next().unwrap().to_string();
+    let resp = c
+        .post(format!("{base}login"))
+        .form(&[("csrf_token", csrf.as_str()), ("email", EMAIL), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers().get("location").and_then(|v| v.to_str().ok()), Some("/clientarea"));
+    c
+}
+
+async fn half_open(server: &Server, n: usize) {
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let from: IpAddr = format!("127.0.0.{}", 2 + i / 250).parse().unwrap();
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        let mut stream = socket.connect(server.addr).await.unwrap();
+        stream.write_all(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").await.unwrap();
+        held.push(stream);
+    }
+    let mut latencies = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        let status = reqwest::get(format!("{}healthz", server.base)).await.unwrap().status();
+        latencies.push(started.elapsed());
+        assert_eq!(status, 200, "/healthz under {n} half-open connections");
+    }
+    latencies.sort();
+    let started = Instant::now();
+    login(&server.base).await;
+    let login_ms = started.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "/healthz with {n} half-open connections held: p50 {:.1} ms, max {:.1} ms; a login {login_ms:.0} ms",
+        latencies[latencies.len() / 2].as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3,
+    );
+    println!("RSS with {n} half-open connections:        {:>8.1} MB", server.rss_mb());
+}
+
+/// 64 clients, each logging in and then viewing the client area 20 times, again and again.
+/// Returns the peak RSS (sampled every 100 ms) and the number of requests made.
+async fn load(server: &Server) -> (f64, u64) {
+    let deadline = Instant::now() + LOAD;
+    let base = server.base.clone();
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut requests = 0u64;
+                while Instant::now() < deadline {
+                    let c = login(&base).await;
+                    requests += 2;
+                    for _ in 0..20 {
+                        let status = c.get(format!("{base}clientarea")).send().await.unwrap().status();
+                        assert_eq!(status, 200);
+                        requests += 1;
+                    }
+                }
+                requests
+            })
+        })
+        .collect();
+    let mut peak: f64 = 0.0;
+    while Instant::now() < deadline {
+        peak = peak.max(server.rss_mb());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut requests = 0;
+    for w in workers {
+        requests += w.await.unwrap();
+    }
+    (peak.max(server.rss_mb()), requests)
+}
