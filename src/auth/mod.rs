@@ -4,6 +4,7 @@
 
 pub mod backup_codes;
 pub mod duo;
+mod hasher;
 mod lockout;
 pub mod one_time;
 pub mod passwords;

@@ -4,15 +4,14 @@
 //! Legacy hashes imported from older billing systems (bcrypt `$2a$/$2b$/$2y$`, and salted MD5
 //! stored as `md5(salt . password):salt`) verify once; the caller then stores an argon2id hash
 //! in the same transaction. Hashing is deliberately slow, so the async faces call the `*_async`
-//! variants, which run on a bounded pool of blocking threads instead of the async workers.
+//! variants, which run on the hashing threads (`hasher`) instead of the async workers.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Argon2, PasswordHash};
 use md5::{Digest, Md5};
-use tokio::sync::Semaphore;
+
+use super::hasher::{self, Memory};
 
 use crate::error::{Error, Result, code};
 
@@ -22,6 +21,10 @@ pub use crate::config::MAX_PASSWORD_BYTES;
 
 /// Checks the policy (length only: no composition rules, per ASVS) and hashes.
 pub fn hash_new_password(password: &str, min_length: usize) -> Result<String> {
+    hash_new_password_in(&mut Memory::default(), password, min_length)
+}
+
+fn hash_new_password_in(memory: &mut Memory, password: &str, min_length: usize) -> Result<String> {
     let chars = password.chars().count();
     if chars < min_length {
         return Err(Error::refused(
@@ -35,22 +38,17 @@ pub fn hash_new_password(password: &str, min_length: usize) -> Result<String> {
             format!("choose a password of at most {MAX_PASSWORD_BYTES} bytes"),
         ));
     }
-    hash(password)
+    hasher::hash_in(memory, password.as_bytes())
 }
 
 /// Hashes a secret with argon2id and a fresh random salt.
 pub fn hash(secret: &str) -> Result<String> {
-    Argon2::default()
-        .hash_password(secret.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
+    hasher::hash_in(&mut Memory::default(), secret.as_bytes())
 }
 
 /// Verifies a secret against a stored PHC string; any malformed hash verifies as false.
 pub fn verify(secret: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
-        .unwrap_or(false)
+    hasher::verify_in(&mut Memory::default(), secret.as_bytes(), phc)
 }
 
 /// The kind of a stored password hash: `argon2id`, `argon2id_weak` (below the OWASP minimum),
@@ -90,9 +88,13 @@ pub struct Verified {
 
 /// Verifies a password against an argon2 PHC string, a legacy bcrypt hash or a salted MD5 hash.
 pub fn verify_any(password: &str, stored: &str) -> Verified {
+    verify_any_in(&mut Memory::default(), password, stored)
+}
+
+fn verify_any_in(memory: &mut Memory, password: &str, stored: &str) -> Verified {
     let kind = hash_kind(stored);
     let ok = match kind {
-        "argon2id" | "argon2id_weak" | "argon2_other" => verify(password, stored),
+        "argon2id" | "argon2id_weak" | "argon2_other" => hasher::verify_in(memory, password.as_bytes(), stored),
         // PHP writes `$2y$`; the algorithm is the same as `$2b$`.
         "bcrypt" => bcrypt::verify(password, &stored.replacen("$2y$", "$2b$", 1)).unwrap_or(false),
         "md5_salted" => {
@@ -115,34 +117,22 @@ pub fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash("gatehouse timing equaliser").expect("argon2 hashing works"))
 }
 
-/// At most one hash computation per core at a time: argon2id uses 19 MiB each, so an unbounded
-/// burst of logins would exhaust memory instead of queueing.
-fn pool() -> &'static Semaphore {
-    static POOL: OnceLock<Semaphore> = OnceLock::new();
-    POOL.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
-}
-
-async fn off_async<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let _permit = pool().acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("hashing task failed: {e}")))
-}
-
-/// [`verify_any`] on the bounded hashing pool.
+/// [`verify_any`] on the hashing threads.
 pub async fn verify_any_async(password: &str, stored: &str) -> Result<Verified> {
     let (password, stored) = (password.to_owned(), stored.to_owned());
-    off_async(move || verify_any(&password, &stored)).await
+    hasher::run(move |memory| verify_any_in(memory, &password, &stored)).await
 }
 
-/// [`hash_new_password`] on the bounded hashing pool.
+/// [`hash_new_password`] on the hashing threads.
 pub async fn hash_new_password_async(password: &str, min_length: usize) -> Result<String> {
     let password = password.to_owned();
-    off_async(move || hash_new_password(&password, min_length)).await?
+    hasher::run(move |memory| hash_new_password_in(memory, &password, min_length)).await?
 }
 
-/// [`hash`] on the bounded hashing pool.
+/// [`hash`] on the hashing threads.
 pub async fn hash_async(secret: &str) -> Result<String> {
     let secret = secret.to_owned();
-    off_async(move || hash(&secret)).await?
+    hasher::run(move |memory| hasher::hash_in(memory, secret.as_bytes())).await?
 }
 
 /// Security answers are compared after trimming and lower-casing, so "  Fluffy" matches "fluffy".

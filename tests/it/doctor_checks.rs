@@ -89,6 +89,8 @@ async fn database_connectivity_from_fresh_to_migrated() {
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
     assert_eq!(healthy.evidence["journal_mode"], "wal");
     assert!(healthy.evidence["busy_timeout_ms"].as_i64().unwrap() > 0);
+    // A burst of writes must not leave the WAL file at its largest: checkpoints truncate it.
+    assert_eq!(healthy.evidence["wal_size_limit_bytes"], 64 * 1024 * 1024);
     assert!(healthy.evidence["server_version"].as_str().unwrap().starts_with("SQLite 3."));
     assert_eq!(healthy.remediation, "");
 }

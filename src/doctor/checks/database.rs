@@ -70,7 +70,12 @@ impl Check for Connectivity {
                 let mode: String =
                     sqlx::query_scalar("PRAGMA journal_mode").fetch_one(db.pool()).await.unwrap_or_default();
                 let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(db.pool()).await.unwrap_or(0);
-                outcome = outcome.with("journal_mode", &mode).with("busy_timeout_ms", busy);
+                let wal_limit: i64 =
+                    sqlx::query_scalar("PRAGMA journal_size_limit").fetch_one(db.pool()).await.unwrap_or(-1);
+                outcome = outcome
+                    .with("journal_mode", &mode)
+                    .with("busy_timeout_ms", busy)
+                    .with("wal_size_limit_bytes", wal_limit);
                 if !mode.eq_ignore_ascii_case("wal") {
                     problems.push(format!("journal mode is {mode}, not WAL: readers block behind writers"));
                 }
