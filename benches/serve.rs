@@ -21,7 +21,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
 use gatehouse::accounts::{Actor, ClientUpdate, NewClient, OwnerSpec};
-use gatehouse::auth::passwords;
+use gatehouse::secrets::passwords;
 use gatehouse::web::AppState;
 
 const PASSWORD: &str = "correct horse battery";

@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Accounts, Actor, audit};
-use crate::auth::{passwords, tokens};
 use crate::error::{Error, Result, code};
+use crate::secrets::{passwords, tokens};
 use crate::store::{composed, is_unique_violation, now};
 
 /// The name of the role `gatehouse init` creates with every permission.

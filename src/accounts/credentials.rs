@@ -70,7 +70,7 @@ impl Accounts {
             .rows_affected()
             == 1;
         if done {
-            let kind = crate::auth::passwords::hash_kind(old);
+            let kind = crate::secrets::passwords::hash_kind(old);
             audit::record(&mut tx, actor, "user.password_rehashed", ("user", Some(user_id)), json!({"from": kind}))
                 .await?;
         }

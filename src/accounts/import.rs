@@ -5,8 +5,8 @@
 use super::email::Email;
 use super::users::require_name;
 use super::{Accounts, Actor, NewUser, User};
-use crate::auth::passwords::hash_kind;
 use crate::error::Error;
+use crate::secrets::passwords::hash_kind;
 
 /// One user to import; `password_hash` as stored by the old system, if any.
 #[derive(Debug, Clone, Default, serde::Deserialize)]

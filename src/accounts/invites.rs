@@ -8,8 +8,8 @@ use serde_json::json;
 use super::email::Email;
 use super::users::NewUser;
 use super::{Accounts, Actor, Membership, Permissions, audit};
-use crate::auth::tokens;
 use crate::error::{Error, Result, code};
+use crate::secrets::tokens;
 use crate::store::{composed, is_unique_violation, now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,8 +7,8 @@ use sqlx::AnyConnection;
 
 use super::email::Email;
 use super::{Accounts, Actor, audit};
-use crate::auth::passwords;
 use crate::error::{Error, Result, code};
+use crate::secrets::passwords;
 use crate::store::{is_unique_violation, now};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

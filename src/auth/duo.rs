@@ -9,9 +9,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::auth::tokens;
 use crate::config;
 use crate::error::{Error, Result};
+use crate::secrets::tokens;
 use crate::store::now;
 
 const JWT_LIFETIME_SECS: i64 = 300;

@@ -1,20 +1,15 @@
-//! Authentication: password hashing (argon2id, legacy verify + rehash), secret tokens,
-//! sessions in two stores, lockout, TOTP and backup codes, Duo Universal Prompt, password reset
-//! and impersonation links. `Auth` is the service the web and CLI faces call.
+//! Authentication: login with lockout and a second factor (TOTP, backup code, Duo Universal
+//! Prompt), sessions in two stores, password reset and impersonation links, sign-up. `Auth` is
+//! the service the web and CLI faces call; the secrets it checks are made in `crate::secrets`.
 
-pub mod backup_codes;
 pub mod duo;
-mod hasher;
 mod lockout;
 pub mod one_time;
-pub mod passwords;
 mod profile;
 mod service;
 pub mod sessions;
 mod signup;
 pub mod throttle;
-pub mod tokens;
-pub mod totp;
 
 pub use profile::ProfileChange;
 pub use service::{Auth, IMPERSONATION_TTL_SECS, Login};

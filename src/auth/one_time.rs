@@ -4,8 +4,8 @@
 
 use sqlx::AnyConnection;
 
-use crate::auth::tokens;
 use crate::error::Result;
+use crate::secrets::tokens;
 use crate::store::{Db, now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,11 +3,11 @@
 //! controls password resets.
 
 use super::Auth;
-use super::passwords::verify_any_async;
 use super::throttle::Scope;
 use crate::accounts::{Actor, User, UserUpdate};
 use crate::error::{Error, Result, code};
 use crate::mail;
+use crate::secrets::passwords::verify_any_async;
 
 /// What the profile form sends.
 #[derive(Debug, Clone, Default)]

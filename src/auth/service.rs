@@ -5,14 +5,14 @@
 use serde_json::json;
 
 use super::one_time::{self, Purpose};
-use super::passwords::{self, verify_any_async};
 use super::sessions::Sessions;
 use super::throttle::{Scope, Throttle};
-use super::{backup_codes, totp};
 use crate::accounts::{Accounts, Actor, Admin, ClientStatus, Membership, User};
 use crate::config::{Config, HttpUrl};
 use crate::error::{Error, Result, code};
 use crate::mail;
+use crate::secrets::passwords::{self, verify_any_async};
+use crate::secrets::{backup_codes, totp};
 use crate::store::now;
 
 /// How long an impersonation link lives.

@@ -1,12 +1,21 @@
 //! Deployment-wide values kept in the `settings` table.
 
+use rand::RngCore;
+
 use super::Db;
 use crate::error::Result;
+
+/// `bytes` from the operating system's generator, as hex.
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
 
 /// This deployment's identity, created on first use: `/.well-known/gatehouse` answers with it so
 /// the doctor can tell that system_url reaches *this* instance and not another one.
 pub async fn instance_id(db: &Db) -> Result<String> {
-    let fresh = crate::auth::tokens::generate("").hash[..32].to_string();
+    let fresh = random_hex(16);
     sqlx::query("INSERT INTO settings (key, value) VALUES ('instance_id', $1) ON CONFLICT (key) DO NOTHING")
         .bind(fresh)
         .execute(db.pool())
@@ -17,7 +26,7 @@ pub async fn instance_id(db: &Db) -> Result<String> {
 /// The key that signs the CSRF tokens of visitors who are not signed in (see
 /// `web::form_token`), created on first use and shared by every node.
 pub async fn form_key(db: &Db) -> Result<String> {
-    let fresh = crate::auth::tokens::generate("").raw;
+    let fresh = random_hex(32);
     sqlx::query("INSERT INTO settings (key, value) VALUES ('form_key', $1) ON CONFLICT (key) DO NOTHING")
         .bind(fresh)
         .execute(db.pool())

@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use super::context::Ctx;
 use super::form_token::FormKey;
 use crate::auth::sessions::cookie::CookieSettings;
-use crate::auth::tokens::ct_eq;
+use crate::secrets::tokens::ct_eq;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

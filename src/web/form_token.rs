@@ -10,7 +10,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::auth::tokens;
+use crate::secrets::tokens;
 
 pub const COOKIE_NAME: &str = "gatehouse_form";
 

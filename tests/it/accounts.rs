@@ -6,8 +6,8 @@ use gatehouse::accounts::{
     Acceptance, Actor, Client, ClientStatus, ClientUpdate, CopyDirection, InviteStatus, NewClient, NewUser, OwnerSpec,
     Permission, Permissions, User,
 };
-use gatehouse::auth::tokens;
 use gatehouse::error::code;
+use gatehouse::secrets::tokens;
 
 on_both_backends!(
     client_creation_makes_its_owner_with_every_permission,
@@ -605,7 +605,7 @@ async fn weak_passwords_are_refused_and_strong_ones_hashed(h: &Harness) {
     h.accounts.set_password(&h.actor, bob.id, "a sufficiently long passphrase").await.unwrap();
     let stored = h.accounts.user(bob.id).await.unwrap().password_hash.unwrap();
     assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-    assert!(gatehouse::auth::passwords::verify("a sufficiently long passphrase", &stored));
+    assert!(gatehouse::secrets::passwords::verify("a sufficiently long passphrase", &stored));
     assert_eq!(code_of(h.accounts.set_password(&h.actor, bob.id, "tiny").await), code::WEAK_PASSWORD);
 }
 

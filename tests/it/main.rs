@@ -17,6 +17,7 @@ mod doctor_network;
 mod doctor_profiles;
 mod doctor_service;
 mod doctor_traffic;
+mod layers;
 mod report_bundle;
 mod store_faults;
 mod web_admin;

@@ -194,7 +194,7 @@ async fn files_store_keeps_hashed_sessions_in_private_files(backend: Backend) {
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "the pre-login session was replaced, not kept: {files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().to_string();
-    assert_eq!(name, format!("sess_{}", gatehouse::auth::tokens::digest(&token)), "named by the hash");
+    assert_eq!(name, format!("sess_{}", gatehouse::secrets::tokens::digest(&token)), "named by the hash");
     assert!(!std::fs::read_to_string(&files[0]).unwrap().contains(&token), "the token is not stored");
     assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
 

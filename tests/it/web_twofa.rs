@@ -2,7 +2,7 @@
 //! admin disable and enforced enrolment — end to end over HTTP.
 
 use crate::support::web::{Backend, Browser, PASSWORD, Server};
-use gatehouse::auth::totp;
+use gatehouse::secrets::totp;
 
 fn now() -> i64 {
     gatehouse::store::now()

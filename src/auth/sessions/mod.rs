@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::tokens;
 use crate::config::{Config, SessionStore as StoreKind};
 use crate::error::Result;
+use crate::secrets::tokens;
 use crate::store::{Db, now};
 
 const TOKEN_PREFIX: &str = "gs_";

@@ -191,7 +191,7 @@ impl Check for PasswordHashes {
             let mut legacy = Vec::new();
             let mut unknown = Vec::new();
             for (id, hash) in &rows {
-                let kind = crate::auth::passwords::hash_kind(hash);
+                let kind = crate::secrets::passwords::hash_kind(hash);
                 *kinds.entry(kind).or_default() += 1;
                 match kind {
                     "argon2id" => {}

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use crate::auth::sessions::{Session, SessionData, Sessions, Store};
-use crate::auth::tokens;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::secrets::tokens;
 use crate::store::now;
 
 pub struct Storage;

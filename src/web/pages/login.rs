@@ -10,7 +10,7 @@ use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
 use crate::accounts::User;
 use crate::auth::Login;
 use crate::auth::sessions::{PENDING_TRIES, Pending, Session, SessionData};
-use crate::auth::tokens;
+use crate::secrets::tokens;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::render::{Page, internal, message, see_other, sentence};

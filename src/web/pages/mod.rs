@@ -23,7 +23,7 @@ use super::form_token::{self, FormKey};
 use super::render::{Page, message, see_other};
 use crate::accounts::User;
 use crate::auth::sessions::{Ended, Session};
-use crate::auth::tokens;
+use crate::secrets::tokens;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -103,7 +103,7 @@ fn verify_any_in(memory: &mut Memory, password: &str, stored: &str) -> Verified 
             let mut md5 = Md5::new();
             md5.update(salt.as_bytes());
             md5.update(password.as_bytes());
-            crate::auth::tokens::ct_eq(&hex::encode(md5.finalize()), &digest.to_ascii_lowercase())
+            crate::secrets::tokens::ct_eq(&hex::encode(md5.finalize()), &digest.to_ascii_lowercase())
         }
         _ => false,
     };
