@@ -114,3 +114,15 @@ pub fn info() -> SystemInfo {
         disks,
     }
 }
+
+/// Hands the free pages malloc holds back to the system. glibc keeps what a thread frees in
+/// that thread's arena, for that thread to reuse, so after a burst of requests served by many
+/// threads the process stayed at its peak (65 MB, 3.7 × idle) for good. Called when a burst is
+/// over; a no-op where the C library is not glibc.
+pub fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory malloc holds free, and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

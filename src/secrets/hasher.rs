@@ -4,11 +4,12 @@
 //! blocks landed in a different malloc arena on each of its many threads, and glibc keeps freed
 //! memory in its arenas: a burst of logins grew the server from 47 MB to 476 MB and it stayed
 //! there. Here one thread per core hashes, each with one buffer allocated on its first hash and
-//! reused for every hash after — memory is bounded by cores × 19 MiB, and no time goes to
-//! faulting in and zeroing fresh pages.
+//! reused for every hash of a burst — memory is bounded by cores × 19 MiB, and no time goes to
+//! faulting in and zeroing fresh pages — then released after two quiet seconds.
 
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
@@ -75,6 +76,10 @@ pub fn verify_in(memory: &mut Memory, secret: &[u8], phc: &str) -> bool {
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
+/// How long a hashing thread keeps its memory with no work: through a burst of logins, but
+/// not for the hours of quiet after it.
+const KEEP_MEMORY: Duration = Duration::from_secs(2);
+
 /// Runs `work` on a hashing thread with that thread's memory. As many run at once as there
 /// are cores (more would only share the same cores and multiply the memory); the rest queue.
 pub async fn run<T: Send + 'static>(work: impl FnOnce(&mut Memory) -> T + Send + 'static) -> Result<T> {
@@ -106,9 +111,18 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
     let mut memory = Memory::default();
     loop {
         // The lock is held only while waiting for the next job, never while hashing.
-        let job = match jobs.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+        let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(KEEP_MEMORY);
+        let job = match next {
             Ok(job) => job,
-            Err(_) => return,
+            Err(RecvTimeoutError::Timeout) => {
+                // Quiet for a while: give the memory back until the next burst.
+                if memory.0.capacity() > 0 {
+                    memory = Memory::default();
+                    crate::system::return_free_memory();
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
         };
         // A panicking job must not take the thread (and its share of the pool) with it.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
@@ -138,5 +152,28 @@ mod tests {
         assert!(!verify_in(&mut memory, b"Legacy", &weak));
         assert!(verify_in(&mut memory, b"correct horse", &ours), "after a smaller hash in the same memory");
         assert!(!verify_in(&mut memory, b"x", "$argon2id$v=19$garbage"));
+    }
+
+    /// Memory is bounded by construction: however many hashes are asked for at once, they run
+    /// on the pool's threads only (one per core), each reusing its own working area.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_of_hashes_runs_on_one_thread_per_core() {
+        let burst: Vec<_> = (0..16)
+            .map(|_| {
+                tokio::spawn(run(|memory| {
+                    let hashed = hash_in(memory, b"burst").unwrap();
+                    (std::thread::current().name().unwrap_or_default().to_string(), memory.0.len(), hashed)
+                }))
+            })
+            .collect();
+        let mut done = Vec::new();
+        for job in burst {
+            done.push(job.await.unwrap().unwrap());
+        }
+        let threads: std::collections::BTreeSet<&str> = done.iter().map(|(t, _, _)| t.as_str()).collect();
+        assert!(threads.iter().all(|t| t.starts_with("gatehouse-hash-")), "{threads:?}");
+        assert!(threads.len() <= std::thread::available_parallelism().unwrap().get(), "{threads:?}");
+        assert!(done.iter().all(|(_, blocks, _)| *blocks == Params::DEFAULT.block_count()));
+        assert!(done.iter().all(|(_, _, h)| verify_in(&mut Memory::default(), b"burst", h)));
     }
 }

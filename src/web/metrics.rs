@@ -19,6 +19,11 @@ impl Metrics {
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Responses sent so far.
+    pub fn responses(&self) -> u64 {
+        self.by_class.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
     pub fn login(&self, ok: bool) {
         let c = if ok { &self.logins_ok } else { &self.logins_failed };
         c.fetch_add(1, Ordering::Relaxed);

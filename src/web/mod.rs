@@ -139,10 +139,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let background = tokio::spawn(background(state.clone()));
+    let memory = tokio::spawn(return_memory_when_quiet(state.clone()));
     let (limits, trusted, connections) =
         (state.loaded.config.server.clone(), state.trusted.clone(), state.connections.clone());
     server::serve(listener, router(state), &limits, trusted, connections, shutdown).await;
     background.abort();
+    memory.abort();
     Ok(())
 }
 
@@ -152,6 +154,24 @@ async fn background(state: AppState) {
     loop {
         tick.tick().await;
         state.flush().await;
+    }
+}
+
+/// Once a burst of requests is over — a 2-second tick with none — hands the memory it freed
+/// back to the system, once per burst.
+async fn return_memory_when_quiet(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let (mut seen, mut returned) = (0, true);
+    loop {
+        tick.tick().await;
+        let now = state.metrics.responses();
+        if now != seen {
+            returned = false;
+        } else if !returned {
+            tokio::task::spawn_blocking(crate::system::return_free_memory);
+            returned = true;
+        }
+        seen = now;
     }
 }
 
