@@ -5,44 +5,94 @@ use crate::config::ConfigError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Stable error codes. They are part of the public contract: never rename one.
-pub mod code {
-    pub const USER_EXISTS: &str = "user_exists";
-    pub const INVALID_EMAIL: &str = "invalid_email";
-    pub const BANNED_EMAIL_DOMAIN: &str = "banned_email_domain";
-    pub const ALREADY_ASSOCIATED: &str = "already_associated";
-    pub const NOT_ASSOCIATED: &str = "not_associated";
-    pub const OWNER_CANNOT_BE_REMOVED: &str = "owner_cannot_be_removed";
-    pub const OWNER_PERMISSIONS_FIXED: &str = "owner_permissions_fixed";
-    pub const INVALID_PERMISSION: &str = "invalid_permission";
-    pub const USER_HAS_CLIENTS: &str = "user_has_clients";
-    pub const NOT_FOUND: &str = "not_found";
-    pub const INVALID_INPUT: &str = "invalid_input";
-    pub const WEAK_PASSWORD: &str = "weak_password";
-    pub const INVITE_INVALID: &str = "invite_invalid";
-    pub const INVITE_EXPIRED: &str = "invite_expired";
-    pub const QUESTION_IN_USE: &str = "question_in_use";
-    pub const ALREADY_EXISTS: &str = "already_exists";
-    pub const CLIENT_CLOSED: &str = "client_closed";
-    pub const ALREADY_INITIALIZED: &str = "already_initialized";
-    pub const INVALID_TOKEN: &str = "invalid_token";
-    pub const INVALID_CODE: &str = "invalid_code";
-    pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
-    pub const LOCKED_OUT: &str = "locked_out";
-    pub const FORBIDDEN: &str = "forbidden";
-    pub const UNAUTHORIZED: &str = "unauthorized";
-    pub const INVALID_CONFIG: &str = "invalid_config";
-    pub const INVALID_USAGE: &str = "invalid_usage";
-    pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";
-    pub const DATABASE_ERROR: &str = "database_error";
-    pub const INTERNAL: &str = "internal";
+/// Defines [`Code`] from one table: each code with the HTTP status the API answers and the exit
+/// code the CLI ends with, so neither face keeps its own list.
+macro_rules! codes {
+    ($($variant:ident = $text:literal, $status:literal, $exit:literal;)*) => {
+        /// Stable error codes, part of the public contract (the CLI prints `error[code]`, the API
+        /// answers `{"error":{"code":…}}`): never rename one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($variant),*
+        }
+
+        impl Code {
+            pub const ALL: &[Code] = &[$(Code::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text),*
+                }
+            }
+
+            /// The HTTP status the admin API answers with.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(Code::$variant => $status),*
+                }
+            }
+
+            /// The process exit code: 1 a refusal, 2 unusable arguments, configuration or
+            /// database, 3 an internal failure.
+            pub fn exit_code(self) -> i32 {
+                match self {
+                    $(Code::$variant => $exit),*
+                }
+            }
+        }
+    };
+}
+
+// code = "text", HTTP status, exit code;
+codes! {
+    UserExists = "user_exists", 409, 1;
+    InvalidEmail = "invalid_email", 422, 1;
+    BannedEmailDomain = "banned_email_domain", 422, 1;
+    AlreadyAssociated = "already_associated", 409, 1;
+    NotAssociated = "not_associated", 422, 1;
+    OwnerCannotBeRemoved = "owner_cannot_be_removed", 409, 1;
+    OwnerPermissionsFixed = "owner_permissions_fixed", 422, 1;
+    InvalidPermission = "invalid_permission", 422, 1;
+    UserHasClients = "user_has_clients", 409, 1;
+    NotFound = "not_found", 404, 1;
+    InvalidInput = "invalid_input", 422, 1;
+    WeakPassword = "weak_password", 422, 1;
+    InviteInvalid = "invite_invalid", 422, 1;
+    InviteExpired = "invite_expired", 422, 1;
+    QuestionInUse = "question_in_use", 409, 1;
+    AlreadyExists = "already_exists", 409, 1;
+    ClientClosed = "client_closed", 422, 1;
+    AlreadyInitialized = "already_initialized", 422, 1;
+    InvalidToken = "invalid_token", 422, 1;
+    InvalidCode = "invalid_code", 422, 1;
+    InvalidCredentials = "invalid_credentials", 422, 1;
+    LockedOut = "locked_out", 422, 1;
+    Forbidden = "forbidden", 403, 1;
+    Unauthorized = "unauthorized", 401, 1;
+    InvalidConfig = "invalid_config", 500, 2;
+    InvalidUsage = "invalid_usage", 422, 2;
+    DatabaseUnavailable = "database_unavailable", 503, 2;
+    DatabaseError = "database_error", 500, 3;
+    Internal = "internal", 500, 3;
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A request that the rules refuse; nothing was changed.
     #[error("{message}")]
-    Refused { code: &'static str, message: String },
+    Refused { code: Code, message: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A command-line argument that cannot be used; nothing was done.
@@ -58,36 +108,48 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn refused(code: Code, message: impl Into<String>) -> Self {
         Error::Refused { code, message: message.into() }
     }
 
     pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
-        Self::refused(code::NOT_FOUND, format!("{what} {id} does not exist"))
+        Self::refused(Code::NotFound, format!("{what} {id} does not exist"))
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::refused(code::INVALID_INPUT, message)
+        Self::refused(Code::InvalidInput, message)
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Error::Refused { code, .. } => code,
-            Error::Config(_) => code::INVALID_CONFIG,
-            Error::Usage(_) => code::INVALID_USAGE,
-            Error::Unavailable(_) => code::DATABASE_UNAVAILABLE,
-            Error::Database(_) => code::DATABASE_ERROR,
-            Error::Internal(_) => code::INTERNAL,
+            Error::Refused { code, .. } => *code,
+            Error::Config(_) => Code::InvalidConfig,
+            Error::Usage(_) => Code::InvalidUsage,
+            Error::Unavailable(_) => Code::DatabaseUnavailable,
+            Error::Database(_) => Code::DatabaseError,
+            Error::Internal(_) => Code::Internal,
         }
     }
 
-    /// Process exit code: 1 for a refusal, 2 for unusable arguments, configuration or database,
-    /// 3 for an internal failure.
+    /// Process exit code (see [`Code::exit_code`]).
     pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Refused { .. } => 1,
-            Error::Config(_) | Error::Usage(_) | Error::Unavailable(_) => 2,
-            Error::Database(_) | Error::Internal(_) => 3,
-        }
+        self.code().exit_code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_map_to_statuses_and_exit_codes() {
+        let texts: std::collections::BTreeSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(texts.len(), Code::ALL.len(), "two codes share a text");
+        assert!(texts.iter().all(|t| t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        assert_eq!((Code::NotFound.http_status(), Code::NotFound.exit_code()), (404, 1));
+        assert_eq!((Code::UserExists.http_status(), Code::WeakPassword.http_status()), (409, 422));
+        assert_eq!((Code::DatabaseUnavailable.http_status(), Code::DatabaseUnavailable.exit_code()), (503, 2));
+        assert_eq!((Code::Internal.http_status(), Code::Internal.exit_code()), (500, 3));
+        assert_eq!(serde_json::to_string(&Code::LockedOut).unwrap(), "\"locked_out\"");
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Accounts, Actor, audit};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::secrets::{passwords, tokens};
 use crate::store::{composed, is_unique_violation, now};
 
@@ -32,7 +32,7 @@ macro_rules! admin_permissions {
                 match s.trim() {
                     $($key => Ok(AdminPermission::$variant),)*
                     other => Err(Error::refused(
-                        code::INVALID_PERMISSION,
+                        Code::InvalidPermission,
                         format!("unknown admin permission `{other}`; expected one of: {}", [$($key),*].join(", ")),
                     )),
                 }
@@ -149,7 +149,7 @@ pub struct CreatedToken {
 fn exists_err(what: &str, name: &str) -> impl FnOnce(sqlx::Error) -> Error {
     let message = format!("{what} `{name}` already exists");
     move |e| {
-        if is_unique_violation(&e) { Error::refused(code::ALREADY_EXISTS, message) } else { e.into() }
+        if is_unique_violation(&e) { Error::refused(Code::AlreadyExists, message) } else { e.into() }
     }
 }
 
@@ -352,7 +352,7 @@ impl Accounts {
 
     /// Resolves a presented bearer token to its admin, recording when it was last used.
     pub async fn authenticate_api_token(&self, raw: &str) -> Result<Admin> {
-        let invalid = || Error::refused(code::INVALID_TOKEN, "the API token is not valid");
+        let invalid = || Error::refused(Code::InvalidToken, "the API token is not valid");
         let presented = tokens::digest(raw.trim());
         let row: Option<(i64, i64, String)> = sqlx::query_as(
             "SELECT id, admin_id, token_hash FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
@@ -381,7 +381,7 @@ impl Accounts {
     pub async fn bootstrap_admin(&self, actor: &Actor, username: &str, email: &str) -> Result<(Admin, CreatedToken)> {
         let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins").fetch_one(self.db.pool()).await?;
         if admins > 0 {
-            return Err(Error::refused(code::ALREADY_INITIALIZED, "this database already has admin users"));
+            return Err(Error::refused(Code::AlreadyInitialized, "this database already has admin users"));
         }
         if self.role_by_name(FULL_ROLE).await.is_err() {
             self.create_role(actor, FULL_ROLE, &AdminPermission::ALL.iter().copied().collect()).await?;

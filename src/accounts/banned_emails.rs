@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::email::{Email, normalize_domain};
 use super::{Accounts, Actor, audit};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::store::{composed, is_unique_violation, now};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -29,7 +29,7 @@ impl Accounts {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match is_unique_violation(&e) {
-            true => Error::refused(code::ALREADY_EXISTS, format!("{domain} is already banned")),
+            true => Error::refused(Code::AlreadyExists, format!("{domain} is already banned")),
             false => e.into(),
         })?;
         audit::record(
@@ -104,7 +104,7 @@ impl Accounts {
             .execute(self.db.pool())
             .await?;
         Err(Error::refused(
-            code::BANNED_EMAIL_DOMAIN,
+            Code::BannedEmailDomain,
             format!("email addresses at {} are not accepted (banned domain {domain})", email.domain),
         ))
     }

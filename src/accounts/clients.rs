@@ -10,7 +10,7 @@ use serde_json::json;
 use super::email::Email;
 use super::users::{NewUser, require_name};
 use super::{Accounts, Actor, Permissions, audit};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::store::now;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -352,7 +352,7 @@ impl Accounts {
     pub(crate) async fn open_client(&self, id: i64) -> Result<Client> {
         let client = self.client(id).await?;
         if client.status == ClientStatus::Closed {
-            return Err(Error::refused(crate::error::code::CLIENT_CLOSED, format!("client {id} is closed")));
+            return Err(Error::refused(Code::ClientClosed, format!("client {id} is closed")));
         }
         Ok(client)
     }

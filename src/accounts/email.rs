@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use email_address::EmailAddress;
 
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 
 /// A syntactically valid address: `display` as the user wrote it (trimmed), `norm` lower-cased
 /// for uniqueness, `domain` lower-cased for the banned-domain rule.
@@ -18,7 +18,7 @@ pub(crate) struct Email {
 impl Email {
     pub fn parse(raw: &str) -> Result<Self> {
         let display = raw.trim().to_string();
-        let invalid = || Error::refused(code::INVALID_EMAIL, format!("`{display}` is not a valid email address"));
+        let invalid = || Error::refused(Code::InvalidEmail, format!("`{display}` is not a valid email address"));
         let parsed = EmailAddress::from_str(&display).map_err(|_| invalid())?;
         let domain = parsed.domain().to_ascii_lowercase();
         // Display names (`Ann <ann@x>`) and bracketed IP literals are valid RFC 5322 but not a
@@ -57,7 +57,7 @@ mod tests {
         assert_eq!(e.norm, "ann.lee@example.com");
         assert_eq!(e.domain, "example.com");
         for bad in ["", "ann", "ann@", "@example.com", "ann@localhost", "Ann <ann@example.com>"] {
-            assert_eq!(Email::parse(bad).unwrap_err().code(), code::INVALID_EMAIL, "{bad}");
+            assert_eq!(Email::parse(bad).unwrap_err().code(), Code::InvalidEmail, "{bad}");
         }
     }
 

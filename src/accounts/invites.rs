@@ -8,7 +8,7 @@ use serde_json::json;
 use super::email::Email;
 use super::users::NewUser;
 use super::{Accounts, Actor, Membership, Permissions, audit};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::secrets::tokens;
 use crate::store::{composed, is_unique_violation, now};
 
@@ -96,7 +96,7 @@ const INVITE_COLUMNS: &str = "id, client_id, email, permissions, invited_by_user
      accepted_at, accepted_user_id, cancelled_at";
 
 fn invite_invalid() -> Error {
-    Error::refused(code::INVITE_INVALID, "this invite link is not valid; it may have been used or cancelled")
+    Error::refused(Code::InviteInvalid, "this invite link is not valid; it may have been used or cancelled")
 }
 
 impl Accounts {
@@ -165,7 +165,7 @@ impl Accounts {
                 sqlx::query_scalar("SELECT id FROM invites WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
             return Err(match exists {
                 Some(_) => {
-                    Error::refused(code::INVITE_INVALID, format!("invite {id} was already accepted or cancelled"))
+                    Error::refused(Code::InviteInvalid, format!("invite {id} was already accepted or cancelled"))
                 }
                 None => Error::not_found("invite", id),
             });
@@ -187,7 +187,7 @@ impl Accounts {
         match invite.status {
             InviteStatus::Pending => Ok(invite),
             InviteStatus::Expired => {
-                Err(Error::refused(code::INVITE_EXPIRED, "this invite link has expired; ask for a new one"))
+                Err(Error::refused(Code::InviteExpired, "this invite link has expired; ask for a new one"))
             }
             _ => Err(invite_invalid()),
         }
@@ -238,7 +238,7 @@ impl Accounts {
         .rows_affected();
         if joined == 0 {
             return Err(Error::refused(
-                code::ALREADY_ASSOCIATED,
+                Code::AlreadyAssociated,
                 format!("user {user_id} is already associated with client {}", invite.client_id),
             ));
         }
@@ -256,7 +256,7 @@ impl Accounts {
         )
         .await?;
         tx.commit().await.map_err(|e| match is_unique_violation(&e) {
-            true => Error::refused(code::USER_EXISTS, "a user with that email already exists"),
+            true => Error::refused(Code::UserExists, "a user with that email already exists"),
             false => e.into(),
         })?;
         self.membership(user_id, invite.client_id)

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Accounts, Actor, Permissions, audit};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::store::{composed, is_foreign_key_violation, now};
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,12 +58,12 @@ const SELECT_MEMBERSHIP: &str = "SELECT m.client_id, m.user_id, m.permissions, m
      FROM memberships m JOIN clients c ON c.id = m.client_id JOIN users u ON u.id = m.user_id";
 
 pub(crate) fn not_associated(user_id: i64, client_id: i64) -> Error {
-    Error::refused(code::NOT_ASSOCIATED, format!("user {user_id} is not associated with client {client_id}"))
+    Error::refused(Code::NotAssociated, format!("user {user_id} is not associated with client {client_id}"))
 }
 
 fn owner_cannot_be_removed(user_id: i64, client_id: i64) -> Error {
     Error::refused(
-        code::OWNER_CANNOT_BE_REMOVED,
+        Code::OwnerCannotBeRemoved,
         format!("user {user_id} owns client {client_id}; make another user the owner first"),
     )
 }
@@ -129,7 +129,7 @@ impl Accounts {
         .rows_affected();
         if inserted == 0 {
             return Err(Error::refused(
-                code::ALREADY_ASSOCIATED,
+                Code::AlreadyAssociated,
                 format!("user {user_id} is already associated with client {client_id}"),
             ));
         }
@@ -181,7 +181,7 @@ impl Accounts {
         let member = self.membership(user_id, client_id).await?.ok_or_else(|| not_associated(user_id, client_id))?;
         if member.is_owner {
             return Err(Error::refused(
-                code::OWNER_PERMISSIONS_FIXED,
+                Code::OwnerPermissionsFixed,
                 format!("user {user_id} owns client {client_id} and always holds every permission"),
             ));
         }
@@ -199,7 +199,7 @@ impl Accounts {
         .rows_affected();
         if updated == 0 {
             return Err(Error::refused(
-                code::OWNER_PERMISSIONS_FIXED,
+                Code::OwnerPermissionsFixed,
                 format!("user {user_id} now owns client {client_id}"),
             ));
         }

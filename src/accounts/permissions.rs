@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::error::{Error, code};
+use crate::error::{Code, Error};
 
 macro_rules! permissions {
     ($($variant:ident => $key:literal, $what:literal;)*) => {
@@ -35,7 +35,7 @@ macro_rules! permissions {
                 match s.trim().to_ascii_lowercase().as_str() {
                     $($key => Ok(Permission::$variant),)*
                     other => Err(Error::refused(
-                        code::INVALID_PERMISSION,
+                        Code::InvalidPermission,
                         format!("unknown permission `{other}`; expected one of: {}", [$($key),*].join(", ")),
                     )),
                 }
@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_with_the_list() {
         let err = Permissions::parse_list("invoices,flyplanes").unwrap_err();
-        assert_eq!(err.code(), code::INVALID_PERMISSION);
+        assert_eq!(err.code(), Code::InvalidPermission);
         assert!(err.to_string().contains("flyplanes"));
         assert_eq!(Permissions::parse_list(" Invoices , tickets ").unwrap().iter().count(), 2);
     }

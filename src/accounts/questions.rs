@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Accounts, Actor, audit};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::store::{composed, is_unique_violation, now};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -35,7 +35,7 @@ impl Accounts {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| match is_unique_violation(&e) {
-                    true => Error::refused(code::ALREADY_EXISTS, format!("the question `{question}` already exists")),
+                    true => Error::refused(Code::AlreadyExists, format!("the question `{question}` already exists")),
                     false => e.into(),
                 })?;
         audit::record(
@@ -72,7 +72,7 @@ impl Accounts {
             .await?;
         if in_use > 0 {
             return Err(Error::refused(
-                code::QUESTION_IN_USE,
+                Code::QuestionInUse,
                 format!("security question {id} is chosen by {in_use} user(s) and cannot be deleted"),
             ));
         }

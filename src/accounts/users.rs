@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 
 use super::email::Email;
 use super::{Accounts, Actor, audit};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::secrets::passwords;
 use crate::store::{is_unique_violation, now};
 
@@ -79,7 +79,7 @@ pub(crate) fn require_name(field: &str, value: &str) -> Result<String> {
 }
 
 fn user_exists(email: &str) -> Error {
-    Error::refused(code::USER_EXISTS, format!("a user with email {email} already exists"))
+    Error::refused(Code::UserExists, format!("a user with email {email} already exists"))
 }
 
 impl Accounts {
@@ -248,7 +248,7 @@ impl Accounts {
             .await?;
         if clients > 0 {
             return Err(Error::refused(
-                code::USER_HAS_CLIENTS,
+                Code::UserHasClients,
                 format!("user {id} still belongs to {clients} client(s); dissociate them first"),
             ));
         }

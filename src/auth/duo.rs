@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::secrets::tokens;
 use crate::store::now;
 
@@ -185,13 +185,13 @@ impl Duo {
         validation.set_issuer(&[&endpoint]);
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
         let claims = decode::<IdToken>(id_token, &DecodingKey::from_secret(self.client_secret.as_bytes()), &validation)
-            .map_err(|e| Error::refused(crate::error::code::INVALID_TOKEN, format!("Duo id_token rejected: {e}")))?
+            .map_err(|e| Error::refused(Code::InvalidToken, format!("Duo id_token rejected: {e}")))?
             .claims;
         if !claims.nonce.as_deref().is_some_and(|n| tokens::ct_eq(n, nonce)) {
-            return Err(Error::refused(crate::error::code::INVALID_TOKEN, "Duo id_token nonce does not match"));
+            return Err(Error::refused(Code::InvalidToken, "Duo id_token nonce does not match"));
         }
         if claims.preferred_username.as_deref() != Some(username) {
-            return Err(Error::refused(crate::error::code::INVALID_TOKEN, "Duo id_token is for another user"));
+            return Err(Error::refused(Code::InvalidToken, "Duo id_token is for another user"));
         }
         Ok(())
     }

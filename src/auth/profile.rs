@@ -5,7 +5,7 @@
 use super::Auth;
 use super::throttle::Scope;
 use crate::accounts::{Actor, User, UserUpdate};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::mail;
 use crate::secrets::passwords::verify_any_async;
 
@@ -34,7 +34,7 @@ impl Auth {
             if !ok {
                 self.throttle.record_failure(&Scope::password(&user.email, ip)).await?;
                 return Err(Error::refused(
-                    code::INVALID_CREDENTIALS,
+                    Code::InvalidCredentials,
                     "to change your email address, enter your current password correctly",
                 ));
             }
@@ -47,8 +47,8 @@ impl Auth {
             timezone: Some(change.timezone),
         };
         let updated = self.accounts.update_user(&actor, user.id, update).await.map_err(|e| match e {
-            Error::Refused { code: code::USER_EXISTS, .. } => {
-                Error::refused(code::USER_EXISTS, "that email address is already used by another login")
+            Error::Refused { code: Code::UserExists, .. } => {
+                Error::refused(Code::UserExists, "that email address is already used by another login")
             }
             e => e,
         })?;

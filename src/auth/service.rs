@@ -9,7 +9,7 @@ use super::sessions::Sessions;
 use super::throttle::{Scope, Throttle};
 use crate::accounts::{Accounts, Actor, Admin, ClientStatus, Membership, User};
 use crate::config::{Config, HttpUrl};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::mail;
 use crate::secrets::passwords::{self, verify_any_async};
 use crate::secrets::{backup_codes, totp};
@@ -186,7 +186,7 @@ impl Auth {
     pub async fn prepare_totp(&self, secret: &str, code: &str) -> Result<TotpEnrolment> {
         let Some(step) = totp::verify(secret, code, now(), None)? else {
             return Err(Error::refused(
-                code::INVALID_CODE,
+                Code::InvalidCode,
                 "that code is not valid for the new key; try the current one",
             ));
         };
@@ -210,7 +210,7 @@ impl Auth {
         };
         if !ok {
             self.throttle.record_failure(&Scope::password(&user.email, ip)).await?;
-            return Err(Error::refused(code::INVALID_CREDENTIALS, "the password is not correct"));
+            return Err(Error::refused(Code::InvalidCredentials, "the password is not correct"));
         }
         self.accounts.clear_twofa(&Actor::user(user.id, &user.email).with_ip(ip), user.id).await
     }
@@ -230,7 +230,7 @@ impl Auth {
         };
         if !ok {
             self.throttle.record_failure(&Scope::password(&user.email, ip)).await?;
-            return Err(Error::refused(code::INVALID_CREDENTIALS, "the current password is not correct"));
+            return Err(Error::refused(Code::InvalidCredentials, "the current password is not correct"));
         }
         let hash = passwords::hash_new_password_async(new, self.accounts.policy().password_min_length).await?;
         self.accounts.store_password_hash(&Actor::user(user.id, &user.email).with_ip(ip), user.id, &hash).await?;
@@ -287,12 +287,12 @@ impl Auth {
     /// reset never bypasses two-factor.
     pub async fn complete_reset(&self, token: &str, answer: Option<&str>, password: &str, ip: &str) -> Result<User> {
         let invalid =
-            || Error::refused(code::INVALID_TOKEN, "this reset link is invalid or has expired; ask for a new one");
+            || Error::refused(Code::InvalidToken, "this reset link is invalid or has expired; ask for a new one");
         let user = self.reset_user(token).await?.ok_or_else(invalid)?;
         let scopes = Scope::password(&user.email, ip);
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
         if self.throttle.is_locked(&scopes).await? {
-            return Err(Error::refused(code::LOCKED_OUT, "too many failed attempts; try again later"));
+            return Err(Error::refused(Code::LockedOut, "too many failed attempts; try again later"));
         }
         if let Some(hash) = &user.security_answer_hash {
             let given = passwords::normalize_answer(answer.unwrap_or(""));
@@ -302,7 +302,7 @@ impl Auth {
                     .record_event(&actor, "password.reset_wrong_answer", ("user", Some(user.id)), json!({}))
                     .await?;
                 return Err(Error::refused(
-                    code::INVALID_CREDENTIALS,
+                    Code::InvalidCredentials,
                     "the answer to the security question is not correct",
                 ));
             }
@@ -335,7 +335,7 @@ impl Auth {
         let mut tx = self.accounts.db().begin().await?;
         let owner = one_time::consume(&mut tx, Purpose::Impersonation, token)
             .await?
-            .ok_or_else(|| Error::refused(code::INVALID_TOKEN, "this login link is invalid, used or expired"))?;
+            .ok_or_else(|| Error::refused(Code::InvalidToken, "this login link is invalid, used or expired"))?;
         let admin_id = owner.admin_id.ok_or_else(|| Error::Internal("impersonation token without admin".into()))?;
         let actor =
             Actor { kind: "admin", id: Some(admin_id), label: format!("admin:{admin_id}"), ip: Some(ip.into()) };

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::Auth;
 use super::throttle::Scope;
 use crate::accounts::{Actor, ClientUpdate, NewClient, OwnerSpec};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::mail;
 
 /// What the sign-up form sends.
@@ -36,7 +36,7 @@ impl Auth {
         let scope = [Scope::sign_up(ip)];
         if self.throttle.is_locked(&scope).await? {
             return Err(Error::refused(
-                code::LOCKED_OUT,
+                Code::LockedOut,
                 "too many sign-ups came from your network just now; please try again in a few minutes",
             ));
         }
@@ -59,7 +59,7 @@ impl Auth {
         );
         match self.accounts.create_client_notifying(&actor, new, Some(("Your new account", &welcome))).await {
             Ok(client) => Ok(SignedUp::Created(client.id)),
-            Err(Error::Refused { code: code::USER_EXISTS, .. }) => {
+            Err(Error::Refused { code: Code::UserExists, .. }) => {
                 self.tell_existing_owner(&actor, form.email.trim()).await?;
                 Ok(SignedUp::EmailTaken)
             }

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::Output;
 use crate::accounts::{Accounts, Actor, Policy};
 use crate::config::{self, DatabaseUrl, HttpUrl};
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 use crate::store::Db;
 
 #[derive(Debug, Args)]
@@ -41,7 +41,7 @@ pub async fn run(args: InitArgs, out: &Output) -> Result<()> {
     let path = args.dir.join("gatehouse.yaml");
     if path.exists() {
         return Err(Error::refused(
-            code::ALREADY_INITIALIZED,
+            Code::AlreadyInitialized,
             format!("{} already exists; edit it, or choose another --dir", path.display()),
         ));
     }

@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 
 use super::hasher::{self, Memory};
 
-use crate::error::{Error, Result, code};
+use crate::error::{Code, Error, Result};
 
 /// The longest password accepted, in bytes: long enough for any passphrase, short enough that
 /// hashing cannot be used to exhaust memory or CPU.
@@ -28,13 +28,13 @@ fn hash_new_password_in(memory: &mut Memory, password: &str, min_length: usize) 
     let chars = password.chars().count();
     if chars < min_length {
         return Err(Error::refused(
-            code::WEAK_PASSWORD,
+            Code::WeakPassword,
             format!("choose a password of at least {min_length} characters (this one has {chars})"),
         ));
     }
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(Error::refused(
-            code::WEAK_PASSWORD,
+            Code::WeakPassword,
             format!("choose a password of at most {MAX_PASSWORD_BYTES} bytes"),
         ));
     }
@@ -183,9 +183,9 @@ mod tests {
 
     #[test]
     fn policy_is_length_only() {
-        assert_eq!(hash_new_password("short", 12).unwrap_err().code(), code::WEAK_PASSWORD);
+        assert_eq!(hash_new_password("short", 12).unwrap_err().code(), Code::WeakPassword);
         assert!(hash_new_password("alllowercaseletters", 12).is_ok());
         let huge = "x".repeat(MAX_PASSWORD_BYTES + 1);
-        assert_eq!(hash_new_password(&huge, 12).unwrap_err().code(), code::WEAK_PASSWORD);
+        assert_eq!(hash_new_password(&huge, 12).unwrap_err().code(), Code::WeakPassword);
     }
 }

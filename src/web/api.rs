@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
@@ -20,7 +20,7 @@ use super::context::Ctx;
 use crate::accounts::{
     Actor, Admin, AdminPermission as P, ClientStatus, ClientUpdate, NewClient, NewUser, OwnerSpec, Permissions,
 };
-use crate::error::{Error, code};
+use crate::error::{Code, Error};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -46,9 +46,38 @@ pub fn routes() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// A JSON body whose rejection (not JSON, a missing or mistyped field) answers in the API's
+/// error contract — 422 `invalid_input` naming what is wrong — not with axum's plain text.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError(Error::invalid(format!("request body: {}", rejection.body_text())))),
+        }
+    }
+}
+
+/// Path parameters, rejected in the API's error contract like [`Body`].
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Params(value)),
+            Err(rejection) => Err(ApiError(Error::invalid(format!("path: {}", rejection.body_text())))),
+        }
+    }
+}
+
 /// An unknown path under `/api/v1/` answers in the API's error contract, not with an empty 404.
 async fn no_such_route(uri: axum::http::Uri) -> ApiError {
-    ApiError(Error::refused(code::NOT_FOUND, format!("no API route {}; see README for the routes", uri.path())))
+    ApiError(Error::refused(Code::NotFound, format!("no API route {}; see README for the routes", uri.path())))
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
@@ -69,20 +98,7 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.0.code();
-        let status = match code {
-            code::NOT_FOUND => StatusCode::NOT_FOUND,
-            code::UNAUTHORIZED => StatusCode::UNAUTHORIZED,
-            code::FORBIDDEN => StatusCode::FORBIDDEN,
-            code::USER_EXISTS
-            | code::ALREADY_ASSOCIATED
-            | code::ALREADY_EXISTS
-            | code::USER_HAS_CLIENTS
-            | code::QUESTION_IN_USE
-            | code::OWNER_CANNOT_BE_REMOVED => StatusCode::CONFLICT,
-            _ if matches!(self.0, Error::Refused { .. } | Error::Usage(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            _ if matches!(self.0, Error::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self.0, "admin API request failed");
             "internal error; see the server log".to_string()
@@ -122,7 +138,7 @@ impl Caller {
     fn require(&self, p: P) -> Result<Actor, ApiError> {
         if !self.permissions.contains(&p) {
             return Err(Error::refused(
-                code::FORBIDDEN,
+                Code::Forbidden,
                 format!(
                     "admin {} lacks the permission `{p}` (role permissions are set with `gatehouse admin role`)",
                     self.admin.username
@@ -137,7 +153,7 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |m: &str| ApiError(Error::refused(code::UNAUTHORIZED, m));
+        let unauthorized = |m: &str| ApiError(Error::refused(Code::Unauthorized, m));
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -175,7 +191,7 @@ async fn list_clients(State(s): State<AppState>, c: Caller, Query(q): Query<Sear
     ok(s.auth.accounts.list_clients(status, q.search.as_deref()).await?)
 }
 
-async fn show_client(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn show_client(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     c.require(P::ClientsView)?;
     ok(s.auth.accounts.client(id).await?)
 }
@@ -211,7 +227,7 @@ fn client_update(body: &Value) -> Result<ClientUpdate, Error> {
     Ok(u)
 }
 
-async fn create_client(State(s): State<AppState>, c: Caller, Json(body): Json<Value>) -> ApiResult {
+async fn create_client(State(s): State<AppState>, c: Caller, Body(body): Body<Value>) -> ApiResult {
     let actor = c.require(P::ClientsCreate)?;
     let owner = match body["owner_user_id"].as_i64() {
         Some(id) => OwnerSpec::Existing(id),
@@ -224,8 +240,8 @@ async fn create_client(State(s): State<AppState>, c: Caller, Json(body): Json<Va
 async fn update_client(
     State(s): State<AppState>,
     c: Caller,
-    Path(id): Path<i64>,
-    Json(body): Json<Value>,
+    Params(id): Params<i64>,
+    Body(body): Body<Value>,
 ) -> ApiResult {
     let actor = c.require(P::ClientsManage)?;
     ok(s.auth.accounts.update_client(&actor, id, client_update(&body)?).await?)
@@ -234,7 +250,7 @@ async fn update_client(
 async fn delete_client(
     State(s): State<AppState>,
     c: Caller,
-    Path(id): Path<i64>,
+    Params(id): Params<i64>,
     Query(q): Query<Search>,
 ) -> ApiResult {
     let actor = c.require(P::ClientsManage)?;
@@ -251,8 +267,8 @@ struct MembershipBody {
 async fn put_membership(
     State(s): State<AppState>,
     c: Caller,
-    Path((client_id, user_id)): Path<(i64, i64)>,
-    Json(body): Json<MembershipBody>,
+    Params((client_id, user_id)): Params<(i64, i64)>,
+    Body(body): Body<MembershipBody>,
 ) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     let permissions = Permissions::parse_list(&body.permissions.join(","))?;
@@ -267,7 +283,7 @@ async fn put_membership(
 async fn delete_membership(
     State(s): State<AppState>,
     c: Caller,
-    Path((client_id, user_id)): Path<(i64, i64)>,
+    Params((client_id, user_id)): Params<(i64, i64)>,
 ) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     s.auth.accounts.dissociate(&actor, user_id, client_id).await?;
@@ -283,8 +299,8 @@ struct OwnerBody {
 async fn put_owner(
     State(s): State<AppState>,
     c: Caller,
-    Path(id): Path<i64>,
-    Json(body): Json<OwnerBody>,
+    Params(id): Params<i64>,
+    Body(body): Body<OwnerBody>,
 ) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     ok(s.auth.accounts.make_owner(&actor, body.user_id, id).await?)
@@ -295,7 +311,7 @@ async fn list_users(State(s): State<AppState>, c: Caller, Query(q): Query<Search
     ok(s.auth.accounts.list_users(q.search.as_deref()).await?)
 }
 
-async fn show_user(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn show_user(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     c.require(P::UsersView)?;
     let user = s.auth.accounts.user(id).await?;
     let clients = s.auth.accounts.clients_of_user(id).await?;
@@ -315,7 +331,7 @@ struct UserBody {
     password: Option<String>,
 }
 
-async fn create_user(State(s): State<AppState>, c: Caller, Json(b): Json<UserBody>) -> ApiResult {
+async fn create_user(State(s): State<AppState>, c: Caller, Body(b): Body<UserBody>) -> ApiResult {
     let actor = c.require(P::UsersCreate)?;
     let new = NewUser {
         email: b.email,
@@ -327,39 +343,39 @@ async fn create_user(State(s): State<AppState>, c: Caller, Json(b): Json<UserBod
     created(s.auth.accounts.create_user(&actor, new).await?)
 }
 
-async fn delete_user(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn delete_user(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     s.auth.accounts.delete_user(&actor, id).await?;
     no_content()
 }
 
-async fn password_reset(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn password_reset(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     let user = s.auth.accounts.user(id).await?;
     s.auth.send_reset(&actor, &user).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": true, "email": user.email}))).into_response())
 }
 
-async fn unlock_user(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn unlock_user(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     let user = s.auth.accounts.user(id).await?;
     ok(json!({"id": id, "removed": s.auth.unlock_user(&actor, &user).await?}))
 }
 
-async fn disable_twofa(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn disable_twofa(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     s.auth.accounts.clear_twofa(&actor, id).await?;
     no_content()
 }
 
-async fn user_sessions(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn user_sessions(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     c.require(P::SessionsManage)?;
     s.auth.accounts.user(id).await?;
     let list: Vec<Value> = s.auth.sessions.for_user(id).await?.iter().map(|x| x.summary()).collect();
     ok(list)
 }
 
-async fn end_user_sessions(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn end_user_sessions(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::SessionsManage)?;
     s.auth.accounts.user(id).await?;
     let ended = s.auth.sessions.end_for_user(id, None).await?;
@@ -367,7 +383,7 @@ async fn end_user_sessions(State(s): State<AppState>, c: Caller, Path(id): Path<
     ok(json!({"ended": ended}))
 }
 
-async fn impersonate(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn impersonate(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     c.require(P::UsersImpersonate)?;
     let url = s.auth.impersonation_link(&c.admin, id, Some(&c.ip)).await?;
     created(json!({"url": url, "expires_in": crate::auth::IMPERSONATION_TTL_SECS}))
@@ -387,7 +403,7 @@ struct InviteBody {
     permissions: Vec<String>,
 }
 
-async fn create_invite(State(s): State<AppState>, c: Caller, Json(b): Json<InviteBody>) -> ApiResult {
+async fn create_invite(State(s): State<AppState>, c: Caller, Body(b): Body<InviteBody>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     let permissions = Permissions::parse_list(&b.permissions.join(","))?;
     let invite = s.auth.accounts.create_invite(&actor, b.client_id, &b.email, &permissions, None).await?;
@@ -397,7 +413,7 @@ async fn create_invite(State(s): State<AppState>, c: Caller, Json(b): Json<Invit
     created(v)
 }
 
-async fn cancel_invite(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn cancel_invite(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     ok(s.auth.accounts.cancel_invite(&actor, id).await?)
 }
@@ -413,12 +429,12 @@ struct DomainBody {
     domain: String,
 }
 
-async fn ban(State(s): State<AppState>, c: Caller, Json(b): Json<DomainBody>) -> ApiResult {
+async fn ban(State(s): State<AppState>, c: Caller, Body(b): Body<DomainBody>) -> ApiResult {
     let actor = c.require(P::SettingsManage)?;
     created(s.auth.accounts.ban_domain(&actor, &b.domain).await?)
 }
 
-async fn unban(State(s): State<AppState>, c: Caller, Path(domain): Path<String>) -> ApiResult {
+async fn unban(State(s): State<AppState>, c: Caller, Params(domain): Params<String>) -> ApiResult {
     let actor = c.require(P::SettingsManage)?;
     s.auth.accounts.unban_domain(&actor, &domain).await?;
     no_content()
@@ -435,12 +451,12 @@ struct QuestionBody {
     question: String,
 }
 
-async fn add_question(State(s): State<AppState>, c: Caller, Json(b): Json<QuestionBody>) -> ApiResult {
+async fn add_question(State(s): State<AppState>, c: Caller, Body(b): Body<QuestionBody>) -> ApiResult {
     let actor = c.require(P::SettingsManage)?;
     created(s.auth.accounts.add_security_question(&actor, &b.question).await?)
 }
 
-async fn remove_question(State(s): State<AppState>, c: Caller, Path(id): Path<i64>) -> ApiResult {
+async fn remove_question(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::SettingsManage)?;
     s.auth.accounts.remove_security_question(&actor, id).await?;
     no_content()

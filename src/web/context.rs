@@ -2,6 +2,7 @@
 //! to system_url's host, and the session named by the cookie. Computed once by [`layer`] and
 //! read by handlers as an extractor.
 
+use crate::error::Code;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
@@ -49,7 +50,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 /// 503 while the session store cannot be read: JSON under `/api/`, a page elsewhere.
 fn unavailable(state: &AppState, path: &str) -> Response {
     if path.starts_with("/api/") {
-        let body = serde_json::json!({"error": {"code": crate::error::code::DATABASE_UNAVAILABLE,
+        let body = serde_json::json!({"error": {"code": Code::DatabaseUnavailable,
             "message": "the database is unavailable; try again later"}});
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }

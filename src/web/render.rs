@@ -197,7 +197,10 @@ mod tests {
 
     #[test]
     fn refusals_read_as_sentences() {
-        let e = crate::Error::refused("weak_password", "choose a password of at least 12 characters (this one has 5)");
+        let e = crate::Error::refused(
+            crate::error::Code::WeakPassword,
+            "choose a password of at least 12 characters (this one has 5)",
+        );
         assert_eq!(sentence(&e), "Choose a password of at least 12 characters (this one has 5).");
     }
 }

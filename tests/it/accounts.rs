@@ -6,7 +6,7 @@ use gatehouse::accounts::{
     Acceptance, Actor, Client, ClientStatus, ClientUpdate, CopyDirection, InviteStatus, NewClient, NewUser, OwnerSpec,
     Permission, Permissions, User,
 };
-use gatehouse::error::code;
+use gatehouse::error::Code;
 use gatehouse::secrets::tokens;
 
 on_both_backends!(
@@ -37,7 +37,7 @@ on_both_backends!(
     concurrent_creation_of_one_email_leaves_one_user,
 );
 
-fn code_of<T: std::fmt::Debug>(r: Result<T, Error>) -> &'static str {
+fn code_of<T: std::fmt::Debug>(r: Result<T, Error>) -> Code {
     r.expect_err("expected a refusal").code()
 }
 
@@ -108,7 +108,7 @@ async fn client_can_be_owned_by_an_existing_user(h: &Harness) {
         },
         owner: OwnerSpec::Existing(9999),
     };
-    assert_eq!(code_of(h.accounts.create_client(&h.actor, missing).await), code::NOT_FOUND);
+    assert_eq!(code_of(h.accounts.create_client(&h.actor, missing).await), Code::NotFound);
 }
 
 async fn emails_are_unique_case_insensitively(h: &Harness) {
@@ -119,7 +119,7 @@ async fn emails_are_unique_case_insensitively(h: &Harness) {
         last_name: "R".into(),
         ..Default::default()
     };
-    assert_eq!(code_of(h.accounts.create_user(&h.actor, dup).await), code::USER_EXISTS);
+    assert_eq!(code_of(h.accounts.create_user(&h.actor, dup).await), Code::UserExists);
     // A client whose new owner would duplicate an existing user is refused too.
     let fields = ClientUpdate {
         email: Some("BOB@example.com".into()),
@@ -129,35 +129,35 @@ async fn emails_are_unique_case_insensitively(h: &Harness) {
     };
     let refused =
         h.accounts.create_client(&h.actor, NewClient { fields, owner: OwnerSpec::NewUser { password: None } }).await;
-    assert_eq!(code_of(refused), code::USER_EXISTS);
+    assert_eq!(code_of(refused), Code::UserExists);
     assert!(h.accounts.list_clients(None, None).await.unwrap().is_empty(), "nothing half-created");
     // Changing another user's email onto it is refused as well.
     let other = user(h, "carol@example.com").await;
     let change = gatehouse::accounts::UserUpdate { email: Some("BOB@example.COM".into()), ..Default::default() };
-    assert_eq!(code_of(h.accounts.update_user(&h.actor, other.id, change).await), code::USER_EXISTS);
+    assert_eq!(code_of(h.accounts.update_user(&h.actor, other.id, change).await), Code::UserExists);
     assert_eq!(h.accounts.user_by_email("bob@example.com").await.unwrap().unwrap().email, "Bob@Example.com");
 }
 
 async fn invalid_emails_are_refused(h: &Harness) {
     for bad in ["", "bob", "bob@", "@example.com", "bob@localhost", "Bob <bob@example.com>"] {
         let new = NewUser { email: bad.into(), first_name: "B".into(), last_name: "R".into(), ..Default::default() };
-        assert_eq!(code_of(h.accounts.create_user(&h.actor, new).await), code::INVALID_EMAIL, "{bad:?}");
+        assert_eq!(code_of(h.accounts.create_user(&h.actor, new).await), Code::InvalidEmail, "{bad:?}");
     }
     assert!(h.accounts.list_users(None).await.unwrap().is_empty());
 }
 
 async fn banned_domains_block_creation_and_email_changes_and_are_counted(h: &Harness) {
     h.accounts.ban_domain(&h.actor, "@Mailinator.com").await.unwrap();
-    assert_eq!(code_of(h.accounts.ban_domain(&h.actor, "mailinator.com").await), code::ALREADY_EXISTS);
+    assert_eq!(code_of(h.accounts.ban_domain(&h.actor, "mailinator.com").await), Code::AlreadyExists);
     let new = |email: &str| NewUser {
         email: email.into(),
         first_name: "B".into(),
         last_name: "R".into(),
         ..Default::default()
     };
-    assert_eq!(code_of(h.accounts.create_user(&h.actor, new("x@mailinator.com")).await), code::BANNED_EMAIL_DOMAIN);
+    assert_eq!(code_of(h.accounts.create_user(&h.actor, new("x@mailinator.com")).await), Code::BannedEmailDomain);
     // Subdomains are banned too while security.banned_email_subdomains is on.
-    assert_eq!(code_of(h.accounts.create_user(&h.actor, new("x@eu.MAILINATOR.com")).await), code::BANNED_EMAIL_DOMAIN);
+    assert_eq!(code_of(h.accounts.create_user(&h.actor, new("x@eu.MAILINATOR.com")).await), Code::BannedEmailDomain);
     // A domain that merely ends with the same letters is not a subdomain.
     h.accounts.create_user(&h.actor, new("x@notmailinator.com")).await.unwrap();
     // Client creation.
@@ -169,14 +169,14 @@ async fn banned_domains_block_creation_and_email_changes_and_are_counted(h: &Har
     };
     let refused =
         h.accounts.create_client(&h.actor, NewClient { fields, owner: OwnerSpec::NewUser { password: None } }).await;
-    assert_eq!(code_of(refused), code::BANNED_EMAIL_DOMAIN);
+    assert_eq!(code_of(refused), Code::BannedEmailDomain);
     // Email changes, of users and of clients.
     let u = user(h, "fine@example.com").await;
     let change = gatehouse::accounts::UserUpdate { email: Some("fine@mailinator.com".into()), ..Default::default() };
-    assert_eq!(code_of(h.accounts.update_user(&h.actor, u.id, change).await), code::BANNED_EMAIL_DOMAIN);
+    assert_eq!(code_of(h.accounts.update_user(&h.actor, u.id, change).await), Code::BannedEmailDomain);
     let c = client(h, "ann@example.com").await;
     let change = ClientUpdate { email: Some("ann@mailinator.com".into()), ..Default::default() };
-    assert_eq!(code_of(h.accounts.update_client(&h.actor, c.id, change).await), code::BANNED_EMAIL_DOMAIN);
+    assert_eq!(code_of(h.accounts.update_client(&h.actor, c.id, change).await), Code::BannedEmailDomain);
     assert_eq!(h.accounts.client(c.id).await.unwrap().email, "ann@example.com");
 
     let listed = h.accounts.list_banned_domains().await.unwrap();
@@ -186,7 +186,7 @@ async fn banned_domains_block_creation_and_email_changes_and_are_counted(h: &Har
 
     h.accounts.unban_domain(&h.actor, "mailinator.com").await.unwrap();
     h.accounts.create_user(&h.actor, new("x@mailinator.com")).await.unwrap();
-    assert_eq!(code_of(h.accounts.unban_domain(&h.actor, "mailinator.com").await), code::NOT_FOUND);
+    assert_eq!(code_of(h.accounts.unban_domain(&h.actor, "mailinator.com").await), Code::NotFound);
 }
 
 async fn a_user_belongs_to_many_clients_with_separate_permissions(h: &Harness) {
@@ -201,14 +201,14 @@ async fn a_user_belongs_to_many_clients_with_separate_permissions(h: &Harness) {
     assert!(!memberships[0].permissions.contains(Permission::Domains));
     assert!(memberships[1].permissions.contains(Permission::Domains));
     assert!(memberships.iter().all(|m| !m.is_owner));
-    assert_eq!(code_of(h.accounts.associate(&h.actor, bob.id, a.id, &perms("orders")).await), code::ALREADY_ASSOCIATED);
+    assert_eq!(code_of(h.accounts.associate(&h.actor, bob.id, a.id, &perms("orders")).await), Code::AlreadyAssociated);
 }
 
 async fn the_owner_cannot_be_removed_and_only_members_can_be_dissociated(h: &Harness) {
     let c = client(h, "ann@example.com").await;
-    assert_eq!(code_of(h.accounts.dissociate(&h.actor, c.owner_user_id, c.id).await), code::OWNER_CANNOT_BE_REMOVED);
+    assert_eq!(code_of(h.accounts.dissociate(&h.actor, c.owner_user_id, c.id).await), Code::OwnerCannotBeRemoved);
     let bob = user(h, "bob@example.com").await;
-    assert_eq!(code_of(h.accounts.dissociate(&h.actor, bob.id, c.id).await), code::NOT_ASSOCIATED);
+    assert_eq!(code_of(h.accounts.dissociate(&h.actor, bob.id, c.id).await), Code::NotAssociated);
     h.accounts.associate(&h.actor, bob.id, c.id, &perms("invoices")).await.unwrap();
     h.accounts.dissociate(&h.actor, bob.id, c.id).await.unwrap();
     assert!(h.accounts.membership(bob.id, c.id).await.unwrap().is_none());
@@ -218,22 +218,22 @@ async fn the_owner_cannot_be_removed_and_only_members_can_be_dissociated(h: &Har
 async fn owner_permissions_are_fixed_and_unknown_permissions_refused(h: &Harness) {
     let c = client(h, "ann@example.com").await;
     let set = h.accounts.set_permissions(&h.actor, c.owner_user_id, c.id, &perms("invoices")).await;
-    assert_eq!(code_of(set), code::OWNER_PERMISSIONS_FIXED);
+    assert_eq!(code_of(set), Code::OwnerPermissionsFixed);
     let bob = user(h, "bob@example.com").await;
     assert_eq!(
         code_of(h.accounts.set_permissions(&h.actor, bob.id, c.id, &perms("invoices")).await),
-        code::NOT_ASSOCIATED
+        Code::NotAssociated
     );
     h.accounts.associate(&h.actor, bob.id, c.id, &perms("invoices")).await.unwrap();
     let m = h.accounts.set_permissions(&h.actor, bob.id, c.id, &perms("tickets,orders")).await.unwrap();
     assert_eq!(m.permissions, perms("orders,tickets"));
-    assert_eq!(code_of(Permissions::parse_list("invoices,superuser")), code::INVALID_PERMISSION);
+    assert_eq!(code_of(Permissions::parse_list("invoices,superuser")), Code::InvalidPermission);
 }
 
 async fn make_owner_requires_an_existing_association(h: &Harness) {
     let c = client(h, "ann@example.com").await;
     let bob = user(h, "bob@example.com").await;
-    assert_eq!(code_of(h.accounts.make_owner(&h.actor, bob.id, c.id).await), code::NOT_ASSOCIATED);
+    assert_eq!(code_of(h.accounts.make_owner(&h.actor, bob.id, c.id).await), Code::NotAssociated);
     assert_eq!(owners_of(h, c.id).await, vec![c.owner_user_id]);
     h.accounts.associate(&h.actor, bob.id, c.id, &perms("invoices")).await.unwrap();
     let m = h.accounts.make_owner(&h.actor, bob.id, c.id).await.unwrap();
@@ -245,7 +245,7 @@ async fn make_owner_requires_an_existing_association(h: &Harness) {
     let previous = h.accounts.membership(c.owner_user_id, c.id).await.unwrap().unwrap();
     assert!(!previous.is_owner);
     h.accounts.dissociate(&h.actor, c.owner_user_id, c.id).await.unwrap();
-    assert_eq!(code_of(h.accounts.dissociate(&h.actor, bob.id, c.id).await), code::OWNER_CANNOT_BE_REMOVED);
+    assert_eq!(code_of(h.accounts.dissociate(&h.actor, bob.id, c.id).await), Code::OwnerCannotBeRemoved);
 }
 
 async fn the_database_itself_keeps_exactly_one_owner(h: &Harness) {
@@ -284,12 +284,12 @@ async fn users_with_clients_cannot_be_deleted(h: &Harness) {
     let c = client(h, "ann@example.com").await;
     let bob = user(h, "bob@example.com").await;
     h.accounts.associate(&h.actor, bob.id, c.id, &perms("invoices")).await.unwrap();
-    assert_eq!(code_of(h.accounts.delete_user(&h.actor, bob.id).await), code::USER_HAS_CLIENTS);
-    assert_eq!(code_of(h.accounts.delete_user(&h.actor, c.owner_user_id).await), code::USER_HAS_CLIENTS);
+    assert_eq!(code_of(h.accounts.delete_user(&h.actor, bob.id).await), Code::UserHasClients);
+    assert_eq!(code_of(h.accounts.delete_user(&h.actor, c.owner_user_id).await), Code::UserHasClients);
     h.accounts.dissociate(&h.actor, bob.id, c.id).await.unwrap();
     h.accounts.delete_user(&h.actor, bob.id).await.unwrap();
-    assert_eq!(code_of(h.accounts.user(bob.id).await), code::NOT_FOUND);
-    assert_eq!(code_of(h.accounts.delete_user(&h.actor, bob.id).await), code::NOT_FOUND);
+    assert_eq!(code_of(h.accounts.user(bob.id).await), Code::NotFound);
+    assert_eq!(code_of(h.accounts.delete_user(&h.actor, bob.id).await), Code::NotFound);
 }
 
 async fn deleting_a_client_with_users_removes_only_users_left_without_a_client(h: &Harness) {
@@ -307,10 +307,10 @@ async fn deleting_a_client_with_users_removes_only_users_left_without_a_client(h
     gone.sort();
     assert_eq!(gone, vec![a.owner_user_id, only_a.id]);
     assert_eq!(deleted.kept_users, vec![shared.id]);
-    assert_eq!(code_of(h.accounts.client(a.id).await), code::NOT_FOUND);
-    assert_eq!(code_of(h.accounts.user(only_a.id).await), code::NOT_FOUND);
+    assert_eq!(code_of(h.accounts.client(a.id).await), Code::NotFound);
+    assert_eq!(code_of(h.accounts.user(only_a.id).await), Code::NotFound);
     assert_eq!(h.accounts.clients_of_user(shared.id).await.unwrap().len(), 1);
-    assert_eq!(code_of(h.accounts.invite_by_token(&invite.token).await), code::INVITE_INVALID);
+    assert_eq!(code_of(h.accounts.invite_by_token(&invite.token).await), Code::InviteInvalid);
 
     // Without --delete-users every user stays.
     let kept = h.accounts.delete_client(&h.actor, b.id, false).await.unwrap();
@@ -326,10 +326,10 @@ async fn closed_clients_are_kept_but_cannot_gain_users(h: &Harness) {
     assert_eq!(h.accounts.list_clients(Some(ClientStatus::Closed), None).await.unwrap().len(), 1);
     assert!(h.accounts.list_clients(Some(ClientStatus::Active), None).await.unwrap().is_empty());
     let bob = user(h, "bob@example.com").await;
-    assert_eq!(code_of(h.accounts.associate(&h.actor, bob.id, c.id, &perms("")).await), code::CLIENT_CLOSED);
+    assert_eq!(code_of(h.accounts.associate(&h.actor, bob.id, c.id, &perms("")).await), Code::ClientClosed);
     assert_eq!(
         code_of(h.accounts.create_invite(&h.actor, c.id, "x@example.com", &perms(""), None).await),
-        code::CLIENT_CLOSED
+        Code::ClientClosed
     );
 }
 
@@ -354,10 +354,10 @@ async fn client_fields_are_validated_and_updated(h: &Harness) {
     assert_eq!(u.email_prefs.to_stored(), "general,invoice");
     assert_eq!(h.accounts.list_clients(None, Some("acme")).await.unwrap().len(), 1);
     let bad = ClientUpdate { country: Some("XX".into()), ..Default::default() };
-    assert_eq!(code_of(h.accounts.update_client(&h.actor, c.id, bad).await), code::INVALID_INPUT);
+    assert_eq!(code_of(h.accounts.update_client(&h.actor, c.id, bad).await), Code::InvalidInput);
     let bad = ClientUpdate { first_name: Some("  ".into()), ..Default::default() };
-    assert_eq!(code_of(h.accounts.update_client(&h.actor, c.id, bad).await), code::INVALID_INPUT);
-    assert_eq!(code_of(gatehouse::accounts::EmailPrefs::parse_list("spam")), code::INVALID_INPUT);
+    assert_eq!(code_of(h.accounts.update_client(&h.actor, c.id, bad).await), Code::InvalidInput);
+    assert_eq!(code_of(gatehouse::accounts::EmailPrefs::parse_list("spam")), Code::InvalidInput);
     // Client details never change the owner's user details.
     let owner = h.accounts.user(c.owner_user_id).await.unwrap();
     assert_eq!(owner.email, "ann@example.com");
@@ -394,13 +394,13 @@ async fn invites_are_single_use_and_stored_hashed(h: &Harness) {
     let again = NewUser { email: "third@example.com".into(), ..new };
     assert_eq!(
         code_of(h.accounts.accept_invite(&h.actor, &created.token, Acceptance::NewUser(again)).await),
-        code::INVITE_INVALID
+        Code::InviteInvalid
     );
     assert!(h.accounts.user_by_email("third@example.com").await.unwrap().is_none());
     let listed = h.accounts.list_invites(Some(c.id)).await.unwrap();
     assert_eq!(listed[0].status, InviteStatus::Accepted);
     assert_eq!(listed[0].accepted_user_id, Some(m.user_id));
-    assert_eq!(code_of(h.accounts.invite_by_token("inv_not-a-real-token").await), code::INVITE_INVALID);
+    assert_eq!(code_of(h.accounts.invite_by_token("inv_not-a-real-token").await), Code::InviteInvalid);
 }
 
 async fn invites_expire_and_can_be_cancelled(h: &Harness) {
@@ -408,11 +408,11 @@ async fn invites_expire_and_can_be_cancelled(h: &Harness) {
     let cancelled = h.accounts.create_invite(&h.actor, c.id, "a@example.com", &perms(""), None).await.unwrap();
     let cancelled_invite = h.accounts.cancel_invite(&h.actor, cancelled.invite.id).await.unwrap();
     assert_eq!(cancelled_invite.status, InviteStatus::Cancelled);
-    assert_eq!(code_of(h.accounts.cancel_invite(&h.actor, cancelled.invite.id).await), code::INVITE_INVALID);
-    assert_eq!(code_of(h.accounts.cancel_invite(&h.actor, 9999).await), code::NOT_FOUND);
+    assert_eq!(code_of(h.accounts.cancel_invite(&h.actor, cancelled.invite.id).await), Code::InviteInvalid);
+    assert_eq!(code_of(h.accounts.cancel_invite(&h.actor, 9999).await), Code::NotFound);
     let bob = user(h, "bob@example.com").await;
     let accept = h.accounts.accept_invite(&h.actor, &cancelled.token, Acceptance::ExistingUser(bob.id)).await;
-    assert_eq!(code_of(accept), code::INVITE_INVALID);
+    assert_eq!(code_of(accept), Code::InviteInvalid);
 
     // Move an invite's expiry into the past, as time passing would.
     let expiring = h.accounts.create_invite(&h.actor, c.id, "b@example.com", &perms(""), None).await.unwrap();
@@ -423,7 +423,7 @@ async fn invites_expire_and_can_be_cancelled(h: &Harness) {
         .await
         .unwrap();
     let accept = h.accounts.accept_invite(&h.actor, &expiring.token, Acceptance::ExistingUser(bob.id)).await;
-    assert_eq!(code_of(accept), code::INVITE_EXPIRED);
+    assert_eq!(code_of(accept), Code::InviteExpired);
     assert!(h.accounts.membership(bob.id, c.id).await.unwrap().is_none());
     let statuses: Vec<InviteStatus> = h.accounts.list_invites(None).await.unwrap().iter().map(|i| i.status).collect();
     assert_eq!(statuses, vec![InviteStatus::Expired, InviteStatus::Cancelled]);
@@ -442,7 +442,7 @@ async fn invites_can_be_accepted_by_an_existing_user(h: &Harness) {
     assert!(m.permissions.contains(Permission::Quotes));
     let second = h.accounts.create_invite(&h.actor, c.id, "bob@example.com", &perms("quotes"), None).await.unwrap();
     let accept = h.accounts.accept_invite(&h.actor, &second.token, Acceptance::ExistingUser(bob.id)).await;
-    assert_eq!(code_of(accept), code::ALREADY_ASSOCIATED);
+    assert_eq!(code_of(accept), Code::AlreadyAssociated);
     // The refused acceptance did not spend the invite.
     assert_eq!(h.accounts.invite_by_token(&second.token).await.unwrap().status, InviteStatus::Pending);
 }
@@ -452,7 +452,7 @@ async fn security_questions_in_use_cannot_be_deleted_and_answers_are_hashed(h: &
     let q2 = h.accounts.add_security_question(&h.actor, "City you were born in?").await.unwrap();
     assert_eq!(
         code_of(h.accounts.add_security_question(&h.actor, "Name of your first pet?").await),
-        code::ALREADY_EXISTS
+        Code::AlreadyExists
     );
     let bob = user(h, "bob@example.com").await;
     h.accounts.set_security_answer(&h.actor, bob.id, q1.id, "  Fluffy ").await.unwrap();
@@ -467,11 +467,11 @@ async fn security_questions_in_use_cannot_be_deleted_and_answers_are_hashed(h: &
     assert!(stored.starts_with("$argon2id$"), "{stored}");
     assert!(!stored.to_lowercase().contains("fluffy"));
 
-    assert_eq!(code_of(h.accounts.remove_security_question(&h.actor, q1.id).await), code::QUESTION_IN_USE);
+    assert_eq!(code_of(h.accounts.remove_security_question(&h.actor, q1.id).await), Code::QuestionInUse);
     assert_eq!(h.accounts.list_security_questions().await.unwrap()[0].users, 1);
     h.accounts.remove_security_question(&h.actor, q2.id).await.unwrap();
-    assert_eq!(code_of(h.accounts.set_security_answer(&h.actor, bob.id, q2.id, "x").await), code::NOT_FOUND);
-    assert_eq!(code_of(h.accounts.set_security_answer(&h.actor, bob.id, q1.id, "   ").await), code::INVALID_INPUT);
+    assert_eq!(code_of(h.accounts.set_security_answer(&h.actor, bob.id, q2.id, "x").await), Code::NotFound);
+    assert_eq!(code_of(h.accounts.set_security_answer(&h.actor, bob.id, q1.id, "   ").await), Code::InvalidInput);
 }
 
 async fn match_details_copies_explicitly_in_one_direction(h: &Harness) {
@@ -479,7 +479,7 @@ async fn match_details_copies_explicitly_in_one_direction(h: &Harness) {
     let bob = user(h, "bob@example.com").await;
     assert_eq!(
         code_of(h.accounts.match_details(&h.actor, bob.id, c.id, CopyDirection::UserToClient).await),
-        code::NOT_ASSOCIATED
+        Code::NotAssociated
     );
     h.accounts.associate(&h.actor, bob.id, c.id, &perms("profile")).await.unwrap();
     h.accounts.match_details(&h.actor, bob.id, c.id, CopyDirection::UserToClient).await.unwrap();
@@ -542,10 +542,7 @@ async fn every_write_is_audited_and_the_log_is_append_only(h: &Harness) {
 async fn api_tokens_are_stored_hashed_and_revocable(h: &Harness) {
     let (admin, created) = h.accounts.bootstrap_admin(&h.actor, "root", "root@example.com").await.unwrap();
     assert_eq!(admin.role_name.as_deref(), Some("Full Administrator"));
-    assert_eq!(
-        code_of(h.accounts.bootstrap_admin(&h.actor, "again", "a@example.com").await),
-        code::ALREADY_INITIALIZED
-    );
+    assert_eq!(code_of(h.accounts.bootstrap_admin(&h.actor, "again", "a@example.com").await), Code::AlreadyInitialized);
     let raw = created.token.clone();
     assert!(raw.starts_with("gh_") && raw.len() >= 46);
     let stored: Vec<String> =
@@ -560,10 +557,10 @@ async fn api_tokens_are_stored_hashed_and_revocable(h: &Harness) {
     let perms = h.accounts.admin_permissions(&who).await.unwrap();
     assert_eq!(perms.len(), gatehouse::accounts::AdminPermission::ALL.len());
 
-    assert_eq!(code_of(h.accounts.authenticate_api_token("gh_wrong").await), code::INVALID_TOKEN);
+    assert_eq!(code_of(h.accounts.authenticate_api_token("gh_wrong").await), Code::InvalidToken);
     h.accounts.revoke_api_token(&h.actor, created.info.id).await.unwrap();
-    assert_eq!(code_of(h.accounts.authenticate_api_token(&raw).await), code::INVALID_TOKEN);
-    assert_eq!(code_of(h.accounts.revoke_api_token(&h.actor, created.info.id).await), code::NOT_FOUND);
+    assert_eq!(code_of(h.accounts.authenticate_api_token(&raw).await), Code::InvalidToken);
+    assert_eq!(code_of(h.accounts.revoke_api_token(&h.actor, created.info.id).await), Code::NotFound);
 }
 
 async fn roles_hold_admin_permissions(h: &Harness) {
@@ -574,12 +571,12 @@ async fn roles_hold_admin_permissions(h: &Harness) {
         .await
         .unwrap();
     assert_eq!(support.permissions.len(), 2);
-    assert_eq!(code_of(parse_admin_permissions("clients.view,root")), code::INVALID_PERMISSION);
-    assert_eq!(code_of(h.accounts.create_role(&h.actor, "Support", &Default::default()).await), code::ALREADY_EXISTS);
+    assert_eq!(code_of(parse_admin_permissions("clients.view,root")), Code::InvalidPermission);
+    assert_eq!(code_of(h.accounts.create_role(&h.actor, "Support", &Default::default()).await), Code::AlreadyExists);
     let admin = h.accounts.create_admin(&h.actor, "Helper", "helper@example.com", "Support", None).await.unwrap();
     assert_eq!(
         code_of(h.accounts.create_admin(&h.actor, "helper", "h2@example.com", "Support", None).await),
-        code::ALREADY_EXISTS
+        Code::AlreadyExists
     );
     let granted = h.accounts.admin_permissions(&admin).await.unwrap();
     assert_eq!(granted, parse_admin_permissions("users.view,clients.view").unwrap());
@@ -589,7 +586,7 @@ async fn roles_hold_admin_permissions(h: &Harness) {
         .unwrap();
     let granted = h.accounts.admin_permissions(&h.accounts.admin(admin.id).await.unwrap()).await.unwrap();
     assert_eq!(granted, parse_admin_permissions("health.view").unwrap());
-    assert_eq!(code_of(h.accounts.create_admin(&h.actor, "x", "x@example.com", "Nope", None).await), code::NOT_FOUND);
+    assert_eq!(code_of(h.accounts.create_admin(&h.actor, "x", "x@example.com", "Nope", None).await), Code::NotFound);
 }
 
 async fn weak_passwords_are_refused_and_strong_ones_hashed(h: &Harness) {
@@ -600,13 +597,13 @@ async fn weak_passwords_are_refused_and_strong_ones_hashed(h: &Harness) {
         password: Some("short".into()),
         ..Default::default()
     };
-    assert_eq!(code_of(h.accounts.create_user(&h.actor, short).await), code::WEAK_PASSWORD);
+    assert_eq!(code_of(h.accounts.create_user(&h.actor, short).await), Code::WeakPassword);
     let bob = user(h, "bob@example.com").await;
     h.accounts.set_password(&h.actor, bob.id, "a sufficiently long passphrase").await.unwrap();
     let stored = h.accounts.user(bob.id).await.unwrap().password_hash.unwrap();
     assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     assert!(gatehouse::secrets::passwords::verify("a sufficiently long passphrase", &stored));
-    assert_eq!(code_of(h.accounts.set_password(&h.actor, bob.id, "tiny").await), code::WEAK_PASSWORD);
+    assert_eq!(code_of(h.accounts.set_password(&h.actor, bob.id, "tiny").await), Code::WeakPassword);
 }
 
 async fn concurrent_make_owner_never_leaves_zero_or_two_owners(h: &Harness) {
@@ -647,7 +644,7 @@ async fn concurrent_creation_of_one_email_leaves_one_user(h: &Harness) {
         let oks = [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count();
         assert_eq!(oks, 1, "round {round}: {a:?} {b:?}");
         let refused = a.err().or(b.err()).unwrap();
-        assert_eq!(refused.code(), code::USER_EXISTS);
+        assert_eq!(refused.code(), Code::UserExists);
         let matching = h.accounts.list_users(Some(&email)).await.unwrap();
         assert_eq!(matching.len(), 1);
     }

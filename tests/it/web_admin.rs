@@ -238,6 +238,24 @@ async fn unknown_routes_and_methods_answer_in_kind(backend: Backend) {
     let (status, body) = api(&server, &token, reqwest::Method::DELETE, "health", None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
 
+    // Bodies and path parameters that cannot be read are refused in the same contract.
+    let token = admin_token(&server, &[AdminPermission::ClientsView, AdminPermission::ClientsCreate]).await;
+    let (status, body) = api(&server, &token, reqwest::Method::GET, "clients/abc", None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_input")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("path: "), "{body}");
+    let broken = reqwest::Client::new()
+        .post(server.url("api/v1/clients"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 422);
+    let body: Value = broken.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_input", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("request body: "), "{body}");
+
     let b = server.browser();
     let missing = b.get("no/such/page").await;
     assert_eq!(missing.status, 404);

@@ -9,6 +9,7 @@ use axum::extract::Query;
 use serde::Deserialize;
 
 use super::{Form, check_csrf, form_session, redirect_with_flash};
+use crate::error::Code;
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
@@ -102,7 +103,7 @@ pub async fn reset_submit(
                         Log in with the new password.";
             redirect_with_flash(&state, session, text, "login").await
         }
-        Err(Error::Refused { code, .. }) if code == crate::error::code::INVALID_TOKEN => invalid_link(&state, &ctx),
+        Err(Error::Refused { code, .. }) if code == Code::InvalidToken => invalid_link(&state, &ctx),
         Err(e @ Error::Refused { .. }) => {
             reset_page(&state, &ctx, &token, Some(&sentence(&e)), StatusCode::UNPROCESSABLE_ENTITY).await
         }
