@@ -103,7 +103,7 @@ pub async fn reset_submit(
                         Log in with the new password.";
             redirect_with_flash(&state, session, text, "login").await
         }
-        Err(Error::Refused { code, .. }) if code == Code::InvalidToken => invalid_link(&state, &ctx),
+        Err(Error::Refused { code: Code::InvalidToken, .. }) => invalid_link(&state, &ctx),
         Err(e @ Error::Refused { .. }) => {
             reset_page(&state, &ctx, &token, Some(&sentence(&e)), StatusCode::UNPROCESSABLE_ENTITY).await
         }
