@@ -170,3 +170,33 @@ doctor:
         database_url = quoted(database_url),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigSource, load_from_str};
+
+    /// `init`'s commented file and `Config::default()` are two spellings of the defaults; this
+    /// keeps them one: a default changed in one place only fails here.
+    #[test]
+    fn the_written_file_states_exactly_the_defaults() {
+        let defaults = Config::default();
+        let text = super::template(&defaults.system_url, defaults.database_url.as_str());
+        let written = load_from_str(Some(&text), ConfigSource::Embedded, Vec::new()).unwrap().config;
+        assert_eq!(serde_json::to_value(&written).unwrap(), serde_json::to_value(&defaults).unwrap());
+
+        // And every key is written out, so an operator sees each setting there is.
+        fn keys(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+            if let serde_json::Value::Object(map) = v {
+                for (k, v) in map {
+                    out.push(format!("{prefix}{k}"));
+                    keys(v, &format!("{prefix}{k}."), out);
+                }
+            }
+        }
+        let (mut all, mut in_file) = (Vec::new(), Vec::new());
+        keys(&serde_json::to_value(&defaults).unwrap(), "", &mut all);
+        keys(&serde_saphyr::from_str::<serde_json::Value>(&text).unwrap(), "", &mut in_file);
+        let missing: Vec<_> = all.iter().filter(|k| !in_file.contains(k)).collect();
+        assert!(missing.is_empty(), "keys the written file leaves out: {missing:?}");
+    }
+}
