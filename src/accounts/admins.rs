@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{Accounts, Actor, audit};
 use crate::error::{Code, Error, Result};
 use crate::secrets::{passwords, tokens};
-use crate::store::{composed, is_unique_violation, now};
+use crate::store::{composed, is_unique_violation};
 
 /// The name of the role `gatehouse init` creates with every permission.
 pub const FULL_ROLE: &str = "Full Administrator";
@@ -167,7 +167,7 @@ impl Accounts {
             sqlx::query_as("INSERT INTO roles (name, permissions, created_at) VALUES ($1, $2, $3) RETURNING *")
                 .bind(&name)
                 .bind(&stored)
-                .bind(now())
+                .bind(self.db.now())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(exists_err("role", &name))?;
@@ -238,7 +238,7 @@ impl Accounts {
         .bind(&email)
         .bind(role.id)
         .bind(hash)
-        .bind(now())
+        .bind(self.db.now())
         .fetch_one(&mut *tx)
         .await
         .map_err(exists_err("admin", &username))?;
@@ -310,7 +310,7 @@ impl Accounts {
         .bind(admin_id)
         .bind(&name)
         .bind(&token.hash)
-        .bind(now())
+        .bind(self.db.now())
         .fetch_one(&mut *tx)
         .await?;
         audit::record(
@@ -339,7 +339,7 @@ impl Accounts {
         let info: ApiToken = sqlx::query_as(composed(format!(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"
         )))
-        .bind(now())
+        .bind(self.db.now())
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?
@@ -365,7 +365,7 @@ impl Accounts {
             return Err(invalid());
         }
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(now())
+            .bind(self.db.now())
             .bind(id)
             .execute(self.db.pool())
             .await?;

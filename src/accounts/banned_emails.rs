@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::email::{Email, normalize_domain};
 use super::{Accounts, Actor, audit};
 use crate::error::{Code, Error, Result};
-use crate::store::{composed, is_unique_violation, now};
+use crate::store::{composed, is_unique_violation};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct BannedDomain {
@@ -25,7 +25,7 @@ impl Accounts {
             "INSERT INTO banned_email_domains (domain, blocked_count, created_at) VALUES ($1, 0, $2) RETURNING *",
         )
         .bind(&domain)
-        .bind(now())
+        .bind(self.db.now())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match is_unique_violation(&e) {

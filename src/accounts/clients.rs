@@ -11,7 +11,6 @@ use super::email::Email;
 use super::users::{NewUser, require_name};
 use super::{Accounts, Actor, Permissions, audit};
 use crate::error::{Code, Error, Result};
-use crate::store::now;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -291,7 +290,7 @@ impl Accounts {
             (None, OwnerSpec::Existing(id)) => *id,
             (None, OwnerSpec::NewUser { .. }) => unreachable!("prepared above"),
         };
-        let ts = now();
+        let ts = self.db.now();
         let created: Client = sqlx::query_as(
             "INSERT INTO clients (owner_user_id, first_name, last_name, company, email, address1, address2, city, state, \
              postcode, country, phone, language, tax_id, status, client_group, notes, email_prefs, created_at, updated_at) \
@@ -405,7 +404,7 @@ impl Accounts {
         .bind(&client.group)
         .bind(&client.notes)
         .bind(client.email_prefs.to_stored())
-        .bind(now())
+        .bind(self.db.now())
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;

@@ -7,7 +7,6 @@ use sqlx::AnyConnection;
 
 use super::{Accounts, Actor, audit};
 use crate::error::Result;
-use crate::store::now;
 
 /// Appends an audit entry inside the caller's transaction (for services outside `accounts`).
 pub async fn record_in(
@@ -30,7 +29,7 @@ pub async fn store_password_hash_in(
 ) -> Result<()> {
     sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
         .bind(hash)
-        .bind(now())
+        .bind(crate::store::now())
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
@@ -119,7 +118,7 @@ impl Accounts {
         .bind(secret)
         .bind(step)
         .bind(backup_hash)
-        .bind(now())
+        .bind(self.db.now())
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
@@ -132,7 +131,7 @@ impl Accounts {
     pub async fn set_duo(&self, actor: &Actor, user_id: i64) -> Result<()> {
         let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE users SET twofa_method = 'duo', updated_at = $1 WHERE id = $2")
-            .bind(now())
+            .bind(self.db.now())
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
@@ -149,7 +148,7 @@ impl Accounts {
             "UPDATE users SET twofa_method = NULL, totp_secret = NULL, totp_last_step = NULL, backup_code_hash = NULL, \
              updated_at = $1 WHERE id = $2",
         )
-        .bind(now())
+        .bind(self.db.now())
         .bind(user_id)
         .execute(&mut *tx)
         .await?;

@@ -10,7 +10,7 @@ use super::users::NewUser;
 use super::{Accounts, Actor, Membership, Permissions, audit};
 use crate::error::{Code, Error, Result};
 use crate::secrets::tokens;
-use crate::store::{composed, is_unique_violation, now};
+use crate::store::{composed, is_unique_violation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -111,7 +111,7 @@ impl Accounts {
         self.open_client(client_id).await?;
         let email = Email::parse(email)?;
         let token = tokens::generate("inv_");
-        let ts = now();
+        let ts = self.db.now();
         let mut tx = self.db.begin().await?;
         let row: InviteRow = sqlx::query_as(composed(format!(
             "INSERT INTO invites (client_id, email, permissions, token_hash, invited_by_user_id, created_at, expires_at) \
@@ -146,7 +146,7 @@ impl Accounts {
         .bind(client_id.unwrap_or(0))
         .fetch_all(self.db.pool())
         .await?;
-        let at = now();
+        let at = self.db.now();
         Ok(rows.into_iter().map(|r| r.into_invite(at)).collect())
     }
 
@@ -156,7 +156,7 @@ impl Accounts {
             "UPDATE invites SET cancelled_at = $1 WHERE id = $2 AND accepted_at IS NULL AND cancelled_at IS NULL \
              RETURNING {INVITE_COLUMNS}"
         )))
-        .bind(now())
+        .bind(self.db.now())
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -173,7 +173,7 @@ impl Accounts {
         audit::record(&mut tx, actor, "invite.cancel", ("client", Some(row.client_id)), json!({"invite_id": id}))
             .await?;
         tx.commit().await?;
-        Ok(row.into_invite(now()))
+        Ok(row.into_invite(self.db.now()))
     }
 
     /// The pending invite a token belongs to, for showing the invite page before accepting.
@@ -183,7 +183,7 @@ impl Accounts {
                 .bind(tokens::digest(token))
                 .fetch_optional(self.db.pool())
                 .await?;
-        let invite = row.ok_or_else(invite_invalid)?.into_invite(now());
+        let invite = row.ok_or_else(invite_invalid)?.into_invite(self.db.now());
         match invite.status {
             InviteStatus::Pending => Ok(invite),
             InviteStatus::Expired => {
@@ -205,7 +205,7 @@ impl Accounts {
             Acceptance::NewUser(new) => Some(self.prepare_user(new).await?),
         };
         let mut tx = self.db.begin().await?;
-        let at = now();
+        let at = self.db.now();
         let spent = sqlx::query(
             "UPDATE invites SET accepted_at = $1 WHERE token_hash = $2 AND accepted_at IS NULL \
              AND cancelled_at IS NULL AND expires_at > $1",

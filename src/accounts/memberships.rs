@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Accounts, Actor, Permissions, audit};
 use crate::error::{Code, Error, Result};
-use crate::store::{composed, is_foreign_key_violation, now};
+use crate::store::{composed, is_foreign_key_violation};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Membership {
@@ -123,7 +123,7 @@ impl Accounts {
         .bind(client_id)
         .bind(user_id)
         .bind(permissions.to_stored())
-        .bind(now())
+        .bind(self.db.now())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -227,7 +227,7 @@ impl Accounts {
             .await?;
         sqlx::query("UPDATE clients SET owner_user_id = $1, updated_at = $2 WHERE id = $3")
             .bind(user_id)
-            .bind(now())
+            .bind(self.db.now())
             .bind(client.id)
             .execute(&mut *tx)
             .await?;

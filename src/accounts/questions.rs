@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Accounts, Actor, audit};
 use crate::error::{Code, Error, Result};
-use crate::store::{composed, is_unique_violation, now};
+use crate::store::{composed, is_unique_violation};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SecurityQuestion {
@@ -31,7 +31,7 @@ impl Accounts {
         let id: i64 =
             sqlx::query_scalar("INSERT INTO security_questions (question, created_at) VALUES ($1, $2) RETURNING id")
                 .bind(question)
-                .bind(now())
+                .bind(self.db.now())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| match is_unique_violation(&e) {

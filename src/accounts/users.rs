@@ -9,7 +9,7 @@ use super::email::Email;
 use super::{Accounts, Actor, audit};
 use crate::error::{Code, Error, Result};
 use crate::secrets::passwords;
-use crate::store::{is_unique_violation, now};
+use crate::store::is_unique_violation;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct User {
@@ -104,7 +104,7 @@ impl Accounts {
         email: &Email,
         password_hash: Option<String>,
     ) -> Result<User> {
-        let ts = now();
+        let ts = crate::store::now();
         let user: User = sqlx::query_as(
             "INSERT INTO users (email, email_norm, first_name, last_name, language, password_hash, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING *",
@@ -213,7 +213,7 @@ impl Accounts {
         .bind(&user.last_name)
         .bind(&user.language)
         .bind(&user.timezone)
-        .bind(now())
+        .bind(self.db.now())
         .bind(id)
         .fetch_one(&mut *tx)
         .await
@@ -229,7 +229,7 @@ impl Accounts {
         let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(hash)
-            .bind(now())
+            .bind(self.db.now())
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -274,7 +274,7 @@ impl Accounts {
         )
         .bind(question_id)
         .bind(hash)
-        .bind(now())
+        .bind(self.db.now())
         .bind(user_id)
         .execute(&mut *tx)
         .await?;

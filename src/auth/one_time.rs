@@ -71,19 +71,20 @@ pub async fn peek(db: &Db, purpose: Purpose, raw: &str) -> Result<Option<TokenOw
     )
     .bind(tokens::digest(raw))
     .bind(purpose.as_str())
-    .bind(now())
+    .bind(db.now())
     .fetch_optional(db.pool())
     .await?)
 }
 
-/// Uses a live token inside the caller's transaction; `None` if it is unknown, used or expired.
-pub async fn consume(conn: &mut AnyConnection, purpose: Purpose, raw: &str) -> Result<Option<TokenOwner>> {
+/// Uses a live token inside the caller's transaction; `None` if it is unknown, used or expired
+/// at `now` (the database's clock, [`Db::now`]).
+pub async fn consume(conn: &mut AnyConnection, purpose: Purpose, raw: &str, now: i64) -> Result<Option<TokenOwner>> {
     Ok(sqlx::query_as(
         "UPDATE one_time_tokens SET used_at = $1 \
          WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 \
          RETURNING user_id, admin_id, expires_at",
     )
-    .bind(now())
+    .bind(now)
     .bind(tokens::digest(raw))
     .bind(purpose.as_str())
     .fetch_optional(conn)
@@ -93,7 +94,7 @@ pub async fn consume(conn: &mut AnyConnection, purpose: Purpose, raw: &str) -> R
 /// Deletes expired and used tokens (cron). Returns how many.
 pub async fn purge(db: &Db) -> Result<u64> {
     Ok(sqlx::query("DELETE FROM one_time_tokens WHERE expires_at <= $1 OR used_at IS NOT NULL")
-        .bind(now())
+        .bind(db.now())
         .execute(db.pool())
         .await?
         .rows_affected())

@@ -13,7 +13,6 @@ use crate::error::{Code, Error, Result};
 use crate::mail;
 use crate::secrets::passwords::{self, verify_any_async};
 use crate::secrets::{backup_codes, totp};
-use crate::store::now;
 
 /// How long an impersonation link lives.
 pub const IMPERSONATION_TTL_SECS: i64 = 60;
@@ -143,7 +142,7 @@ impl Auth {
     /// code counts toward lockout like a wrong password, and toward the second-factor lock.
     pub async fn verify_totp(&self, user: &User, code: &str, ip: &str) -> Result<bool> {
         let Some(secret) = user.totp_secret.as_deref() else { return Ok(false) };
-        let step = totp::verify(secret, code, now(), user.totp_last_step)?;
+        let step = totp::verify(secret, code, self.accounts.db().now(), user.totp_last_step)?;
         let accepted = match step {
             Some(step) => self.accounts.advance_totp_step(user.id, step).await?,
             None => false,
@@ -184,7 +183,7 @@ impl Auth {
     /// (saves it in the session), then calls [`Auth::enable_totp`] — so two-factor is never on
     /// with a backup code the user did not see.
     pub async fn prepare_totp(&self, secret: &str, code: &str) -> Result<TotpEnrolment> {
-        let Some(step) = totp::verify(secret, code, now(), None)? else {
+        let Some(step) = totp::verify(secret, code, self.accounts.db().now(), None)? else {
             return Err(Error::refused(
                 Code::InvalidCode,
                 "that code is not valid for the new key; try the current one",
@@ -309,7 +308,9 @@ impl Auth {
         }
         let hash = passwords::hash_new_password_async(password, self.accounts.policy().password_min_length).await?;
         let mut tx = self.accounts.db().begin().await?;
-        one_time::consume(&mut tx, Purpose::PasswordReset, token).await?.ok_or_else(invalid)?;
+        one_time::consume(&mut tx, Purpose::PasswordReset, token, self.accounts.db().now())
+            .await?
+            .ok_or_else(invalid)?;
         crate::accounts::store_password_hash_in(&mut tx, &actor, user.id, &hash, "password.reset_completed").await?;
         tx.commit().await?;
         self.sessions.end_for_user(user.id, None).await?;
@@ -333,7 +334,7 @@ impl Auth {
     /// Spends an impersonation link; returns the user and the admin who created it.
     pub async fn consume_impersonation(&self, token: &str, ip: &str) -> Result<(User, i64)> {
         let mut tx = self.accounts.db().begin().await?;
-        let owner = one_time::consume(&mut tx, Purpose::Impersonation, token)
+        let owner = one_time::consume(&mut tx, Purpose::Impersonation, token, self.accounts.db().now())
             .await?
             .ok_or_else(|| Error::refused(Code::InvalidToken, "this login link is invalid, used or expired"))?;
         let admin_id = owner.admin_id.ok_or_else(|| Error::Internal("impersonation token without admin".into()))?;

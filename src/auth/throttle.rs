@@ -15,7 +15,7 @@
 
 use crate::config::Lockout;
 use crate::error::Result;
-use crate::store::{Db, now};
+use crate::store::Db;
 
 /// What one failure counts against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +144,7 @@ impl Throttle {
                 .bind(scope.key())
                 .fetch_optional(self.db.pool())
                 .await?;
-            if until.is_some_and(|u| u > now()) {
+            if until.is_some_and(|u| u > self.db.now()) {
                 return Ok(true);
             }
         }
@@ -153,7 +153,7 @@ impl Throttle {
 
     /// Counts one failure against each scope; returns the scopes that became locked.
     pub async fn record_failure(&self, scopes: &[Scope]) -> Result<Vec<Scope>> {
-        let ts = now();
+        let ts = self.db.now();
         let mut locked = Vec::new();
         for scope in scopes {
             let key = scope.key();
@@ -187,7 +187,7 @@ impl Throttle {
     pub async fn clear(&self, scope: &Scope) -> Result<()> {
         sqlx::query("DELETE FROM throttle WHERE scope = $1 AND locked_until <= $2")
             .bind(scope.key())
-            .bind(now())
+            .bind(self.db.now())
             .execute(self.db.pool())
             .await?;
         Ok(())
@@ -195,7 +195,7 @@ impl Throttle {
 
     /// Every counter, locked or not, locked ones first.
     pub async fn counters(&self) -> Result<Vec<Counter>> {
-        let ts = now();
+        let ts = self.db.now();
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
             "SELECT scope, failures, window_start, locked_until FROM throttle ORDER BY locked_until DESC, scope",
         )
@@ -231,7 +231,7 @@ impl Throttle {
 
     /// Removes counters whose window and lock have both passed (cron).
     pub async fn purge(&self) -> Result<u64> {
-        let ts = now();
+        let ts = self.db.now();
         Ok(sqlx::query("DELETE FROM throttle WHERE locked_until <= $1 AND window_start < $2")
             .bind(ts)
             .bind(ts - self.window_secs)

@@ -12,7 +12,7 @@ use super::check::Outcome;
 use crate::accounts::{Accounts, Policy};
 use crate::config::{Backend, Config, Loaded};
 use crate::net::resolve::Resolver;
-use crate::store::Db;
+use crate::store::{Clock, Db};
 
 pub struct Context {
     pub loaded: Loaded,
@@ -20,6 +20,7 @@ pub struct Context {
     resolver: OnceCell<Result<Resolver, String>>,
     thresholds: HashMap<String, Map<String, Value>>,
     deadline: Duration,
+    clock: Clock,
 }
 
 /// Why the database could not be opened for a check.
@@ -33,7 +34,25 @@ pub enum DbUnavailable {
 impl Context {
     pub fn new(loaded: Loaded) -> Self {
         let deadline = loaded.config.doctor.timeout.as_std();
-        Self { loaded, db: OnceCell::new(), resolver: OnceCell::new(), thresholds: HashMap::new(), deadline }
+        Self {
+            loaded,
+            db: OnceCell::new(),
+            resolver: OnceCell::new(),
+            thresholds: HashMap::new(),
+            deadline,
+            clock: Clock::default(),
+        }
+    }
+
+    /// Judges ages and expiries by `clock` (a running server's, in tests that advance it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The time ages and expiries are judged by.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// The per-check deadline the runner enforces. Network checks stop a little before it, so
@@ -92,7 +111,9 @@ impl Context {
         let url = &self.config().database_url;
         let origin = self.loaded.origin("database_url");
         self.db
-            .get_or_init(|| async { Db::connect(url, &origin).await.map_err(|e| e.to_string()) })
+            .get_or_init(|| async {
+                Db::connect(url, &origin).await.map(|db| db.with_clock(self.clock.clone())).map_err(|e| e.to_string())
+            })
             .await
             .as_ref()
             .map_err(|e| DbUnavailable::Unreachable(e.clone()))

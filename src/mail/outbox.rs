@@ -70,7 +70,7 @@ impl Transport {
         let due: Vec<OutboxMessage> = sqlx::query_as(
             "SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
         )
-        .bind(now())
+        .bind(db.now())
         .bind(limit)
         .fetch_all(db.pool())
         .await?;
@@ -82,7 +82,7 @@ impl Transport {
                         "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL \
                          WHERE id = $2",
                     )
-                    .bind(now())
+                    .bind(db.now())
                     .bind(msg.id)
                     .execute(db.pool())
                     .await?;
@@ -97,7 +97,7 @@ impl Transport {
                     )
                     .bind(status)
                     .bind(attempts)
-                    .bind(now() + backoff_secs(attempts))
+                    .bind(db.now() + backoff_secs(attempts))
                     .bind(error.to_string())
                     .bind(msg.id)
                     .execute(db.pool())
@@ -136,7 +136,7 @@ pub async fn last_failure(db: &Db) -> Result<Option<String>> {
 /// Puts every failed message back in the queue for the next delivery run. Returns how many.
 pub async fn requeue_failed(db: &Db) -> Result<u64> {
     Ok(sqlx::query("UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE status = 'failed'")
-        .bind(now())
+        .bind(db.now())
         .execute(db.pool())
         .await?
         .rows_affected())

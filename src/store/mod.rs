@@ -5,6 +5,7 @@
 //! behaves the same on both backends by construction. Schema differences live only in the
 //! per-backend migrations embedded in the binary.
 
+mod clock;
 mod migrations;
 pub mod settings;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
+pub use clock::Clock;
 pub use migrations::MigrationStatus;
 pub use sqlx::{Any, AnyConnection, Transaction};
 
@@ -33,6 +35,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    clock: Clock,
 }
 
 impl Db {
@@ -129,7 +132,7 @@ impl Db {
                 })
             })
             .connect_lazy_with(options);
-        Ok(Db { pool, backend })
+        Ok(Db { pool, backend, clock: Clock::default() })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -138,6 +141,22 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The time expiries are judged by (see [`Clock`]).
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// This database with another clock (the doctor judging a running server's data by the
+    /// server's time).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
@@ -156,7 +175,8 @@ impl Db {
     }
 }
 
-/// Current time as Unix seconds, the representation of every timestamp column.
+/// Current time as Unix seconds, the representation of every timestamp column: when something
+/// happened. Whether something has expired is judged by [`Db::now`] instead.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }

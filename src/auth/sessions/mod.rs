@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, SessionStore as StoreKind};
 use crate::error::Result;
 use crate::secrets::tokens;
-use crate::store::{Db, now};
+use crate::store::{Clock, Db};
 
 const TOKEN_PREFIX: &str = "gs_";
 /// How stale `last_seen_at` may get before a request writes it again. Writing on every request
@@ -122,6 +122,7 @@ pub enum Ended {
 #[derive(Debug, Clone)]
 pub struct Sessions {
     store: Store,
+    clock: Clock,
     idle_secs: i64,
     absolute_secs: i64,
     ip_check: bool,
@@ -135,6 +136,7 @@ impl Sessions {
         };
         Self {
             store,
+            clock: db.clock().clone(),
             idle_secs: config.sessions.idle_timeout.as_secs(),
             absolute_secs: config.sessions.absolute_timeout.as_secs(),
             ip_check: config.sessions.ip_check,
@@ -158,7 +160,7 @@ impl Sessions {
 
     async fn insert(&self, data: SessionData) -> Result<(String, Session)> {
         let token = tokens::generate(TOKEN_PREFIX);
-        let ts = now();
+        let ts = self.clock.now();
         let session = Session { key: token.hash, created_at: ts, last_seen_at: ts, data };
         self.write(&session).await?;
         Ok((token.raw, session))
@@ -169,7 +171,7 @@ impl Sessions {
     pub async fn resolve(&self, raw: &str, ip: &str) -> Result<std::result::Result<Session, Ended>> {
         let key = tokens::digest(raw);
         let Some(mut session) = self.read(&key).await? else { return Ok(Err(Ended::Unknown)) };
-        let ts = now();
+        let ts = self.clock.now();
         let ended = if ts - session.created_at >= self.absolute_secs {
             Some(Ended::AbsoluteTimeout)
         } else if ts - session.last_seen_at >= self.idle_secs {
@@ -197,7 +199,7 @@ impl Sessions {
 
     /// Stores changed session data (same key).
     pub async fn save(&self, session: &mut Session) -> Result<()> {
-        session.last_seen_at = now();
+        session.last_seen_at = self.clock.now();
         self.write(session).await
     }
 
@@ -309,7 +311,7 @@ impl Sessions {
     }
 
     fn cutoffs(&self) -> (i64, i64) {
-        let ts = now();
+        let ts = self.clock.now();
         (ts - self.idle_secs, ts - self.absolute_secs)
     }
 

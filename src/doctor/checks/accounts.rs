@@ -8,7 +8,6 @@ use crate::accounts::Permission;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::model::Status;
-use crate::store::now;
 
 /// How many record ids a finding lists as evidence.
 const EVIDENCE_IDS: usize = 20;
@@ -93,7 +92,7 @@ impl Check for Integrity {
             let stale_invites: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM invites WHERE accepted_at IS NULL AND cancelled_at IS NULL AND expires_at <= $1",
             )
-            .bind(now())
+            .bind(ctx.now())
             .fetch_one(pool)
             .await
             .unwrap_or(0);

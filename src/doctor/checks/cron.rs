@@ -3,7 +3,7 @@
 use crate::cron::heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
-use crate::store::{now, rfc3339};
+use crate::store::rfc3339;
 
 pub struct Activity;
 
@@ -43,7 +43,7 @@ impl Check for Activity {
                         (interval / 60).max(1)
                     ));
             };
-            let age = now() - last.at;
+            let age = ctx.now() - last.at;
             let base = |o: Outcome| {
                 o.with("last_run", rfc3339(last.at))
                     .with("age_secs", age)

@@ -3,7 +3,7 @@
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::mail;
-use crate::store::{now, rfc3339};
+use crate::store::rfc3339;
 
 pub struct Queue;
 
@@ -54,7 +54,7 @@ impl Check for Queue {
                 .fixable(format!("requeue the {} failed message(s) for the next cron run", stats.failed));
             }
             match stats.oldest_queued_at {
-                Some(oldest) if now() - oldest > 2 * interval + 60 => base(Outcome::warn(format!(
+                Some(oldest) if ctx.now() - oldest > 2 * interval + 60 => base(Outcome::warn(format!(
                     "{} message(s) waiting, the oldest since {}: the queue is not being drained",
                     stats.queued,
                     rfc3339(oldest)

@@ -7,7 +7,6 @@ use crate::auth::sessions::{Session, SessionData, Sessions, Store};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::secrets::tokens;
-use crate::store::now;
 
 pub struct Storage;
 
@@ -42,8 +41,8 @@ impl Check for Storage {
             };
             let probe = Session {
                 key: format!("doctor-{}", tokens::generate("").hash),
-                created_at: now(),
-                last_seen_at: now(),
+                created_at: ctx.now(),
+                last_seen_at: ctx.now(),
                 data: SessionData::default(),
             };
             let base = |o: Outcome| {

@@ -4,7 +4,7 @@ use crate::auth::sessions::Sessions;
 use crate::cron::heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
-use crate::store::{now, rfc3339};
+use crate::store::rfc3339;
 
 pub struct Gc;
 
@@ -41,7 +41,7 @@ impl Check for Gc {
             let cron = heartbeat::all(accounts.db()).await.unwrap_or_default().into_iter().find(|b| b.role == "cron");
             let interval = config.cron.interval.as_secs();
             // Expired longer ago than two cron intervals means no collection has run since.
-            let overdue_since = now() - config.sessions.idle_timeout.as_secs() - 2 * interval;
+            let overdue_since = ctx.now() - config.sessions.idle_timeout.as_secs() - 2 * interval;
             let base = |o: Outcome| {
                 o.with("expired_sessions", expired)
                     .with("oldest_last_seen", oldest.map(rfc3339))

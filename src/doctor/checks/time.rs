@@ -4,7 +4,6 @@
 use crate::cron::heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
-use crate::store::now;
 use crate::system::effective_zone;
 
 /// Heartbeats older than this describe processes that may no longer exist.
@@ -40,7 +39,7 @@ impl Check for TimeZone {
                 Ok(accounts) => heartbeat::all(accounts.db()).await.unwrap_or_default(),
                 Err(_) => Vec::new(),
             };
-            let recent: Vec<_> = beats.iter().filter(|b| now() - b.at < RECENT_SECS).collect();
+            let recent: Vec<_> = beats.iter().filter(|b| ctx.now() - b.at < RECENT_SECS).collect();
             let processes: Vec<_> = recent
                 .iter()
                 .map(|b| serde_json::json!({"role": b.role, "host": b.host, "timezone": b.timezone}))

@@ -9,7 +9,12 @@ use gatehouse::doctor::{checks, context::Context, diagnose, runner::RunOptions};
 
 /// Runs check `id` with its prerequisites (and database.connectivity) against `loaded`.
 pub async fn check(loaded: &Loaded, id: &str) -> (CheckResult, Arc<Context>) {
-    let ctx = Arc::new(Context::new(loaded.clone()).with_deadline(Duration::from_secs(3)));
+    check_at(loaded, id, &gatehouse::store::Clock::default()).await
+}
+
+/// [`check`], judging ages and expiries by `clock` (a server's, after a test advanced it).
+pub async fn check_at(loaded: &Loaded, id: &str, clock: &gatehouse::store::Clock) -> (CheckResult, Arc<Context>) {
+    let ctx = Arc::new(Context::new(loaded.clone()).with_deadline(Duration::from_secs(3)).with_clock(clock.clone()));
     let all = checks::builtin();
     let wanted = all.iter().find(|c| c.meta().id == id).expect("a built-in check").meta();
     let selected: Vec<_> = all

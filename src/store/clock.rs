@@ -1,0 +1,39 @@
+//! The time every expiry is judged by: sessions, lockouts, reset and invitation links, mail
+//! retries. Real time, plus an offset a test can move forward — so an expiry test advances the
+//! clock instead of sleeping (and cannot lose a race with a slow machine).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Unix seconds. Clones share one offset: every service built on one [`super::Db`] sees the
+/// same time.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Moves this clock forward by `by` (whole seconds), for everything that shares it.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.offset.fetch_add(i64::try_from(by.as_secs()).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+
+    #[test]
+    fn advancing_moves_every_clone() {
+        let clock = Clock::default();
+        let shared = clock.clone();
+        let before = clock.now();
+        shared.advance(std::time::Duration::from_secs(3600));
+        assert!(clock.now() - before >= 3600);
+        assert!(clock.now() - before < 3605);
+    }
+}
