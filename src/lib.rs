@@ -4,7 +4,7 @@
 //! The modules form layers; each uses only those below it, never one beside or above it
 //! (`tests/it/layers.rs` reads `src/` and holds every file to this):
 //!
-//! system, config → error → store → secrets → mail, net → accounts → auth → cron → doctor → report → web → cli
+//! system, config → error → store → secrets → mail, net → accounts → auth → cron → services → doctor → report → web → cli
 //!
 //! So the domain (accounts, auth, mail, net, cron) never knows the doctor, the doctor never
 //! knows the faces (web, cli), and secrets are made and checked in one leaf that every domain
@@ -21,6 +21,7 @@ pub mod mail;
 pub mod net;
 pub mod report;
 pub mod secrets;
+pub mod services;
 pub mod store;
 pub mod system;
 pub mod web;

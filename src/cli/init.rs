@@ -6,9 +6,10 @@ use clap::Args;
 use serde_json::json;
 
 use super::Output;
-use crate::accounts::{Accounts, Actor, Policy};
+use crate::accounts::Actor;
 use crate::config::{self, DatabaseUrl, HttpUrl};
 use crate::error::{Code, Error, Result};
+use crate::services::Services;
 use crate::store::Db;
 
 #[derive(Debug, Args)]
@@ -77,7 +78,7 @@ async fn set_up(
     let loaded = config::load(Some(path), std::env::vars())?;
     let db = Db::connect(&loaded.config.database_url, &loaded.origin("database_url")).await?;
     db.migrate().await?;
-    let accounts = Accounts::new(db.clone(), Policy::from(&loaded.config));
+    let accounts = Services::over(db.clone(), &loaded.config).accounts;
     let (admin, token) = accounts.bootstrap_admin(&Actor::system("init"), username, email).await?;
     db.close().await;
     Ok((loaded.config.database_url.redacted(), admin, token))

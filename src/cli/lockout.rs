@@ -5,7 +5,6 @@ use serde_json::json;
 
 use super::output::{table, time};
 use super::{Context, Output};
-use crate::auth::Auth;
 use crate::error::Result;
 
 #[derive(Debug, Subcommand)]
@@ -21,7 +20,7 @@ pub enum LockoutCommand {
 }
 
 pub async fn run(command: LockoutCommand, ctx: &Context, out: &Output) -> Result<()> {
-    let auth = Auth::new(&ctx.loaded.config, ctx.accounts.clone());
+    let auth = &ctx.auth;
     match command {
         LockoutCommand::List => {
             let counters = auth.lockouts().await?;

@@ -22,9 +22,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::accounts::{Accounts, Actor, Policy};
+use crate::accounts::{Accounts, Actor};
+use crate::auth::Auth;
 use crate::config::{self, Loaded};
 use crate::error::Result;
+use crate::services::Services;
 use crate::store::Db;
 
 pub use output::Output;
@@ -164,22 +166,20 @@ async fn migrate(loaded: &Loaded, out: &Output) -> Result<()> {
     })
 }
 
-/// What every data command needs: the configuration and the accounts service over a migrated
-/// database.
+/// What every data command needs: the configuration, the services over the deployment's
+/// database, and who is acting.
 pub struct Context {
     pub loaded: Loaded,
     pub accounts: Accounts,
+    pub auth: Auth,
     pub actor: Actor,
 }
 
 impl Context {
     async fn open(loaded: Loaded) -> Result<Self> {
-        let db = Db::open_existing(&loaded).await?;
-        // An existing database from an older version is brought up to date.
-        db.migrate().await?;
-        let accounts = Accounts::new(db, Policy::from(&loaded.config));
+        let Services { accounts, auth, .. } = Services::open(&loaded).await?;
         let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-        Ok(Self { loaded, accounts, actor: Actor::system(&format!("cli:{who}")) })
+        Ok(Self { loaded, accounts, auth, actor: Actor::system(&format!("cli:{who}")) })
     }
 }
 

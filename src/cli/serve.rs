@@ -3,7 +3,6 @@
 use clap::Args;
 
 use super::{Context, Output};
-use crate::auth::Auth;
 use crate::config::Loaded;
 use crate::cron::Cron;
 use crate::error::Result;
@@ -32,8 +31,7 @@ pub struct CronArgs {
 
 /// Runs the jobs; exit 1 if any failed (each failure is printed with its reason).
 pub async fn cron(args: CronArgs, ctx: &Context, out: &Output) -> Result<i32> {
-    let auth = Auth::new(&ctx.loaded.config, ctx.accounts.clone());
-    let results = Cron { loaded: &ctx.loaded, auth: &auth }.run(args.job.as_deref()).await?;
+    let results = Cron { loaded: &ctx.loaded, auth: &ctx.auth }.run(args.job.as_deref()).await?;
     let failed = results.iter().filter(|r| !r.ok).count();
     out.emit(&results, || {
         results

@@ -5,7 +5,6 @@ use serde_json::json;
 
 use super::output::{table, time};
 use super::{Context, Output};
-use crate::auth::Auth;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Subcommand)]
@@ -39,7 +38,7 @@ pub struct RevokeArgs {
 }
 
 pub async fn run(command: SessionCommand, ctx: &Context, out: &Output) -> Result<()> {
-    let auth = Auth::new(&ctx.loaded.config, ctx.accounts.clone());
+    let auth = &ctx.auth;
     match command {
         SessionCommand::List(a) => {
             let user_id = ctx.user_id(&a.user).await?;

@@ -254,7 +254,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         UserCommand::ResetPassword { user } => {
             let id = ctx.user_id(&user).await?;
             let user = accounts.user(id).await?;
-            crate::auth::Auth::new(&ctx.loaded.config, accounts.clone()).send_reset(actor, &user).await?;
+            ctx.auth.send_reset(actor, &user).await?;
             out.emit(&json!({"id": id, "email": user.email, "queued": true}), || {
                 format!("Queued a password reset email to {}; `gatehouse cron` delivers it.", user.email)
             })
@@ -269,8 +269,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         UserCommand::Unlock { user } => {
             let id = ctx.user_id(&user).await?;
             let user = accounts.user(id).await?;
-            let removed =
-                crate::auth::Auth::new(&ctx.loaded.config, accounts.clone()).unlock_user(actor, &user).await?;
+            let removed = ctx.auth.unlock_user(actor, &user).await?;
             out.emit(&json!({"id": id, "removed": removed}), || match removed.len() {
                 0 => format!("{} had no failed attempts counted and was not locked.", user.email),
                 n => format!("Unlocked {}: cleared {n} counter(s).", user.email),

@@ -9,9 +9,10 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use super::check::Outcome;
-use crate::accounts::{Accounts, Policy};
+use crate::accounts::Accounts;
 use crate::config::{Backend, Config, Loaded};
 use crate::net::resolve::Resolver;
+use crate::services::Services;
 use crate::store::{Clock, Db};
 
 pub struct Context {
@@ -130,7 +131,7 @@ impl Context {
             Err(DbUnavailable::Unreachable(e)) => return Err(Outcome::error(e)),
         };
         match db.migration_status().await {
-            Ok(s) if s.is_current() => Ok(Accounts::new(db.clone(), Policy::from(self.config()))),
+            Ok(s) if s.is_current() => Ok(Services::over(db.clone(), self.config()).accounts),
             Ok(s) => Err(Outcome::skipped(format!(
                 "the database schema is not current (pending migrations {:?})",
                 s.pending

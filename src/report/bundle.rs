@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 
 use super::redact::Redactor;
 use super::{FailOn, Format, RenderOptions, render};
-use crate::accounts::{Accounts, Policy};
 use crate::config::{Backend, Loaded};
 use crate::doctor::Report;
 use crate::doctor::context::{Context, DbUnavailable};
@@ -144,7 +143,7 @@ pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &Bu
     match ctx.db().await {
         Ok(db) => {
             b.add_json("database.json", &database_stats(db, loaded).await)?;
-            let accounts = Accounts::new(db.clone(), Policy::from(&loaded.config));
+            let accounts = crate::services::Services::over(db.clone(), &loaded.config).accounts;
             match accounts.audit_log(None, AUDIT_ENTRIES).await {
                 Ok(entries) => b.add_json("audit.json", &entries)?,
                 Err(e) => b.skip("audit.json", format!("cannot read the audit log: {e}")),

@@ -23,7 +23,6 @@ use axum::Router;
 use axum::middleware;
 use tokio::net::TcpListener;
 
-use crate::accounts::{Accounts, Policy};
 use crate::auth::Auth;
 use crate::auth::duo::Duo;
 use crate::auth::sessions::cookie::CookieSettings;
@@ -32,6 +31,7 @@ use crate::cron::heartbeat::Heartbeat;
 use crate::error::{Error, Result};
 use crate::net::client_ip::Trusted;
 use crate::net::observations;
+use crate::services::Services;
 use crate::store::Db;
 
 pub use context::Ctx;
@@ -71,10 +71,7 @@ impl AppState {
                 loaded.origin("system_url")
             ))
         })?;
-        let db = Db::open_existing(&loaded).await?;
-        db.migrate().await?;
-        let accounts = Accounts::new(db.clone(), Policy::from(config));
-        let auth = Auth::new(config, accounts);
+        let Services { db, auth, .. } = Services::open(&loaded).await?;
         let instance_id = crate::store::settings::instance_id(&db).await?;
         let form_key = form_token::FormKey::new(&crate::store::settings::form_key(&db).await?);
         let duo = Duo::from_config(&config.twofa.duo, &system_url)?;

@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["accounts"],
     &["auth"],
     &["cron"],
+    &["services"],
     &["doctor"],
     &["report"],
     &["web"],
