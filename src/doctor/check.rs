@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::context::Context;
+use super::fix::Fix;
 use super::model::Status;
 
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
@@ -41,6 +42,11 @@ pub trait Check: Send + Sync + 'static {
     /// `tokio::task::spawn_blocking`. The runner enforces the deadline and turns a panic into
     /// an `error` result.
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a>;
+    /// The change `--fix` makes when this check found a problem, if one is safe unattended and
+    /// can be made here. Checks without one keep this default.
+    fn fix(&self, _ctx: &Context) -> Option<Fix> {
+        None
+    }
 }
 
 /// What one run of a check found.

@@ -38,31 +38,7 @@ pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
     if !result.fix.available || result.status.severity() == 0 {
         return None;
     }
-    match result.id.as_str() {
-        "database.connectivity" => Some(Fix::Migrate),
-        "sessions.gc" => Some(Fix::CollectSessions),
-        "email.queue" => Some(Fix::RequeueMail),
-        "disk.permissions" => {
-            let paths: Vec<PathBuf> = super::checks::exposed_files(ctx).into_iter().map(|e| e.path).collect();
-            (!paths.is_empty()).then_some(Fix::RestrictPermissions(paths))
-        }
-        "sessions.storage" => {
-            let dir = PathBuf::from(&ctx.config().sessions.dir);
-            (!dir.exists()).then_some(Fix::CreateSessionDir(dir))
-        }
-        "system_url.config" => {
-            let (file, line, column) = file_location(&ctx.loaded.origin("system_url"))?;
-            let current = ctx.config().system_url.to_string();
-            (!current.ends_with('/')).then(|| Fix::SetConfig {
-                file,
-                line,
-                column,
-                key: "system_url".into(),
-                value: format!("{current}/"),
-            })
-        }
-        _ => None,
-    }
+    super::checks::builtin().into_iter().find(|c| c.meta().id == result.id)?.fix(ctx)
 }
 
 impl Fix {

@@ -5,6 +5,7 @@ use std::time::Instant;
 use crate::config::Backend;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::{Context, DbUnavailable};
+use crate::doctor::fix::Fix;
 
 pub struct Connectivity;
 
@@ -24,6 +25,10 @@ static META: Meta = Meta {
 impl Check for Connectivity {
     fn meta(&self) -> &'static Meta {
         &META
+    }
+
+    fn fix(&self, _ctx: &Context) -> Option<Fix> {
+        Some(Fix::Migrate)
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {

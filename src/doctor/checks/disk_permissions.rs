@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::config::{ConfigSource, SessionStore};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::doctor::fix::Fix;
 
 pub struct Permissions;
 
@@ -86,6 +87,11 @@ fn look(path: &Path, holds: &'static str, found: &mut Vec<Exposed>) {
 impl Check for Permissions {
     fn meta(&self) -> &'static Meta {
         &META
+    }
+
+    fn fix(&self, ctx: &Context) -> Option<Fix> {
+        let paths: Vec<PathBuf> = exposed(ctx).into_iter().map(|e| e.path).collect();
+        (!paths.is_empty()).then_some(Fix::RestrictPermissions(paths))
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {

@@ -2,6 +2,7 @@
 
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::doctor::fix::Fix;
 use crate::mail;
 use crate::store::rfc3339;
 
@@ -23,6 +24,10 @@ static META: Meta = Meta {
 impl Check for Queue {
     fn meta(&self) -> &'static Meta {
         &META
+    }
+
+    fn fix(&self, _ctx: &Context) -> Option<Fix> {
+        Some(Fix::RequeueMail)
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {

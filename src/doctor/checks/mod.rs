@@ -26,8 +26,6 @@ mod twofa;
 
 use std::sync::Arc;
 
-pub(crate) use disk_permissions::exposed as exposed_files;
-
 use super::check::{Check, Outcome};
 use super::context::Context;
 use super::model::Status;

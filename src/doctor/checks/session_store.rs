@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::auth::sessions::{Session, SessionData, Sessions, Store};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::doctor::fix::Fix;
 use crate::secrets::tokens;
 
 pub struct Storage;
@@ -26,6 +27,11 @@ static META: Meta = Meta {
 impl Check for Storage {
     fn meta(&self) -> &'static Meta {
         &META
+    }
+
+    fn fix(&self, ctx: &Context) -> Option<Fix> {
+        let dir = std::path::PathBuf::from(&ctx.config().sessions.dir);
+        (!dir.exists()).then_some(Fix::CreateSessionDir(dir))
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {

@@ -4,6 +4,7 @@ use crate::auth::sessions::Sessions;
 use crate::cron::heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::doctor::fix::Fix;
 use crate::store::rfc3339;
 
 pub struct Gc;
@@ -24,6 +25,10 @@ static META: Meta = Meta {
 impl Check for Gc {
     fn meta(&self) -> &'static Meta {
         &META
+    }
+
+    fn fix(&self, _ctx: &Context) -> Option<Fix> {
+        Some(Fix::CollectSessions)
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {

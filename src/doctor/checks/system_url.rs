@@ -4,6 +4,7 @@
 use super::is_local;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::doctor::fix::Fix;
 
 pub struct Config;
 
@@ -22,6 +23,18 @@ static META: Meta = Meta {
 impl Check for Config {
     fn meta(&self) -> &'static Meta {
         &META
+    }
+
+    fn fix(&self, ctx: &Context) -> Option<Fix> {
+        let (file, line, column) = crate::doctor::fix::file_location(&ctx.loaded.origin("system_url"))?;
+        let current = ctx.config().system_url.to_string();
+        (!current.ends_with('/')).then(|| Fix::SetConfig {
+            file,
+            line,
+            column,
+            key: "system_url".into(),
+            value: format!("{current}/"),
+        })
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
