@@ -1,28 +1,30 @@
-//! Built-in checks, one file per family. Each maps a symptom from the troubleshooting table to
+//! Built-in checks, one file per check named after its id (`sessions.gc` is `sessions_gc.rs`),
+//! with its own fix where it offers one. Each maps a symptom from the troubleshooting table to
 //! its causes and puts what it observed in `evidence`.
 
-mod accounts;
+mod accounts_integrity;
+mod accounts_password_hashes;
 mod admin_roles;
-mod clock;
-mod cloudflare;
-mod cron;
-mod database;
-mod disk;
+mod cron_activity;
+mod database_connectivity;
 mod disk_permissions;
-mod email;
-mod license;
-mod lockouts;
-mod mail_queue;
-mod observed_requests;
-mod proxy;
-mod session_cookie;
-mod session_lifetime;
-mod session_store;
-mod sessions;
-mod system_url;
+mod disk_space;
+mod email_queue;
+mod email_transport;
+mod license_connectivity;
+mod proxy_cloudflare;
+mod proxy_lockouts;
+mod proxy_trusted;
+mod sessions_cookie;
+mod sessions_gc;
+mod sessions_lifetime;
+mod sessions_storage;
+mod system_url_config;
 mod system_url_reachable;
-mod time;
-mod twofa;
+mod system_url_requests;
+mod time_clock;
+mod time_timezone;
+mod twofa_duo;
 
 use std::sync::Arc;
 
@@ -34,29 +36,29 @@ use crate::net::observations::{self, Observation};
 /// Every built-in check, in report order.
 pub fn builtin() -> Vec<Arc<dyn Check>> {
     vec![
-        Arc::new(database::Connectivity),
-        Arc::new(disk::Space),
+        Arc::new(database_connectivity::Connectivity),
+        Arc::new(disk_space::Space),
         Arc::new(disk_permissions::Permissions),
-        Arc::new(time::TimeZone),
-        Arc::new(clock::Clock),
-        Arc::new(system_url::Config),
+        Arc::new(time_timezone::TimeZone),
+        Arc::new(time_clock::Clock),
+        Arc::new(system_url_config::Config),
         Arc::new(system_url_reachable::Reachable),
-        Arc::new(observed_requests::Requests),
-        Arc::new(proxy::Trusted),
-        Arc::new(cloudflare::Trust),
-        Arc::new(lockouts::ProxyLockouts),
-        Arc::new(accounts::Integrity),
-        Arc::new(accounts::PasswordHashes),
+        Arc::new(system_url_requests::Requests),
+        Arc::new(proxy_trusted::Trusted),
+        Arc::new(proxy_cloudflare::Trust),
+        Arc::new(proxy_lockouts::ProxyLockouts),
+        Arc::new(accounts_integrity::Integrity),
+        Arc::new(accounts_password_hashes::PasswordHashes),
         Arc::new(admin_roles::Roles),
-        Arc::new(license::Connectivity),
-        Arc::new(email::Transport),
-        Arc::new(mail_queue::Queue),
-        Arc::new(session_store::Storage),
-        Arc::new(session_cookie::Cookie),
-        Arc::new(session_lifetime::Lifetime),
-        Arc::new(sessions::Gc),
-        Arc::new(cron::Activity),
-        Arc::new(twofa::DuoCheck),
+        Arc::new(license_connectivity::Connectivity),
+        Arc::new(email_transport::Transport),
+        Arc::new(email_queue::Queue),
+        Arc::new(sessions_storage::Storage),
+        Arc::new(sessions_cookie::Cookie),
+        Arc::new(sessions_lifetime::Lifetime),
+        Arc::new(sessions_gc::Gc),
+        Arc::new(cron_activity::Activity),
+        Arc::new(twofa_duo::DuoCheck),
     ]
 }
 
@@ -104,4 +106,19 @@ fn tally<T>(items: &[T], key: impl Fn(&T) -> String) -> Vec<(String, usize)> {
 /// Lists at most `limit` items for evidence, so a large deployment cannot bloat a report.
 fn sample<T: Clone>(items: &[T], limit: usize) -> Vec<T> {
     items.iter().take(limit).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The file that holds a check is named after its id, so `sessions.gc` is found at once.
+    #[test]
+    fn every_check_lives_in_the_file_named_after_its_id() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/doctor/checks");
+        for check in super::builtin() {
+            let id = check.meta().id;
+            let file = dir.join(format!("{}.rs", id.replace('.', "_")));
+            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{id}: {}: {e}", file.display()));
+            assert!(text.contains(&format!("id: \"{id}\"")), "{id} is not defined in {}", file.display());
+        }
+    }
 }

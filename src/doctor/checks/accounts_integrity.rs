@@ -1,5 +1,4 @@
-//! `accounts.integrity` and `accounts.password_hashes`: the accounts rules, checked on the
-//! data itself.
+//! `accounts.integrity`: the accounts rules, checked on the data itself.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +9,7 @@ use crate::doctor::context::Context;
 use crate::doctor::model::Status;
 
 /// How many record ids a finding lists as evidence.
-const EVIDENCE_IDS: usize = 20;
+pub(super) const EVIDENCE_IDS: usize = 20;
 
 pub struct Integrity;
 
@@ -148,74 +147,6 @@ impl Check for Integrity {
                 .with("unknown_permission_keys", &unknown)
                 .with("stale_invites", stale_invites);
             outcome
-        })
-    }
-}
-
-pub struct PasswordHashes;
-
-static HASHES: Meta = Meta {
-    id: "accounts.password_hashes",
-    title: "Password hashes meet the policy",
-    tags: &["accounts", "security"],
-    symptom: "None visible: weak hashes only matter once the database leaks.",
-    cause: "Users imported from an older system keep bcrypt or salted-MD5 hashes, or argon2 hashes made with \
-            weaker parameters, until they next log in.",
-    next_steps: "Nothing is required: each such hash is upgraded to argon2id at the user's next login. To hurry \
-                 it, send those users a password reset.",
-    prerequisites: &["database.connectivity"],
-    thresholds: &[],
-};
-
-impl Check for PasswordHashes {
-    fn meta(&self) -> &'static Meta {
-        &HASHES
-    }
-
-    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
-            let rows: Vec<(i64, String)> =
-                match sqlx::query_as("SELECT id, password_hash FROM users WHERE password_hash IS NOT NULL ORDER BY id")
-                    .fetch_all(accounts.db().pool())
-                    .await
-                {
-                    Ok(rows) => rows,
-                    Err(e) => return Outcome::error(format!("cannot read users: {e}")),
-                };
-            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-            let mut legacy = Vec::new();
-            let mut unknown = Vec::new();
-            for (id, hash) in &rows {
-                let kind = crate::secrets::passwords::hash_kind(hash);
-                *kinds.entry(kind).or_default() += 1;
-                match kind {
-                    "argon2id" => {}
-                    "unknown" => unknown.push(*id),
-                    _ => legacy.push(*id),
-                }
-            }
-            let outcome = if !unknown.is_empty() {
-                Outcome::fail(format!(
-                    "{} user(s) have a password hash in no known format: they cannot log in",
-                    unknown.len()
-                ))
-                .remediation("Send those users a password reset; check how they were imported.")
-            } else if !legacy.is_empty() {
-                Outcome::warn(format!(
-                    "{} user(s) have legacy or below-policy hashes, upgraded at their next login",
-                    legacy.len()
-                ))
-            } else {
-                Outcome::pass(format!("all {} password hash(es) are argon2id at or above the policy", rows.len()))
-            };
-            outcome
-                .with("by_kind", &kinds)
-                .with("legacy_users", sample(&legacy, EVIDENCE_IDS))
-                .with("unknown_format_users", sample(&unknown, EVIDENCE_IDS))
         })
     }
 }

@@ -1,0 +1,77 @@
+//! `accounts.password_hashes`: legacy or below-policy password hashes, upgraded at each
+//! user's next login.
+
+use std::collections::BTreeMap;
+
+use super::accounts_integrity::EVIDENCE_IDS;
+use super::sample;
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::context::Context;
+
+pub struct PasswordHashes;
+
+static HASHES: Meta = Meta {
+    id: "accounts.password_hashes",
+    title: "Password hashes meet the policy",
+    tags: &["accounts", "security"],
+    symptom: "None visible: weak hashes only matter once the database leaks.",
+    cause: "Users imported from an older system keep bcrypt or salted-MD5 hashes, or argon2 hashes made with \
+            weaker parameters, until they next log in.",
+    next_steps: "Nothing is required: each such hash is upgraded to argon2id at the user's next login. To hurry \
+                 it, send those users a password reset.",
+    prerequisites: &["database.connectivity"],
+    thresholds: &[],
+};
+
+impl Check for PasswordHashes {
+    fn meta(&self) -> &'static Meta {
+        &HASHES
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let accounts = match ctx.accounts().await {
+                Ok(a) => a,
+                Err(outcome) => return outcome,
+            };
+            let rows: Vec<(i64, String)> =
+                match sqlx::query_as("SELECT id, password_hash FROM users WHERE password_hash IS NOT NULL ORDER BY id")
+                    .fetch_all(accounts.db().pool())
+                    .await
+                {
+                    Ok(rows) => rows,
+                    Err(e) => return Outcome::error(format!("cannot read users: {e}")),
+                };
+            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+            let mut legacy = Vec::new();
+            let mut unknown = Vec::new();
+            for (id, hash) in &rows {
+                let kind = crate::secrets::passwords::hash_kind(hash);
+                *kinds.entry(kind).or_default() += 1;
+                match kind {
+                    "argon2id" => {}
+                    "unknown" => unknown.push(*id),
+                    _ => legacy.push(*id),
+                }
+            }
+            let outcome = if !unknown.is_empty() {
+                Outcome::fail(format!(
+                    "{} user(s) have a password hash in no known format: they cannot log in",
+                    unknown.len()
+                ))
+                .remediation("Send those users a password reset; check how they were imported.")
+            } else if !legacy.is_empty() {
+                Outcome::warn(format!(
+                    "{} user(s) have legacy or below-policy hashes, upgraded at their next login",
+                    legacy.len()
+                ))
+            } else {
+                Outcome::pass(format!("all {} password hash(es) are argon2id at or above the policy", rows.len()))
+            };
+            outcome
+                .with("by_kind", &kinds)
+                .with("legacy_users", sample(&legacy, EVIDENCE_IDS))
+                .with("unknown_format_users", sample(&unknown, EVIDENCE_IDS))
+        })
+    }
+}
