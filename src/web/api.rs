@@ -462,13 +462,16 @@ async fn remove_question(State(s): State<AppState>, c: Caller, Params(id): Param
     no_content()
 }
 
+/// The last `/api/v1/health` report and when it was made; one per server (a `static` would
+/// hand one deployment's report to another served from the same process).
+#[derive(Default)]
+pub struct HealthCache(Mutex<Option<(Instant, Arc<Value>)>>);
+
 /// The doctor's JSON report, computed at most once per 10 seconds however many monitors ask:
 /// concurrent requests wait for the one run in flight (single flight) and share its result.
 async fn health(State(s): State<AppState>, c: Caller) -> ApiResult {
     c.require(P::HealthView)?;
-    type Cached = Option<(Instant, Arc<Value>)>;
-    static CACHE: std::sync::OnceLock<Mutex<Cached>> = std::sync::OnceLock::new();
-    let mut cached = CACHE.get_or_init(|| Mutex::new(None)).lock().await;
+    let mut cached = s.health.0.lock().await;
     if let Some((at, report)) = cached.as_ref()
         && at.elapsed() < Duration::from_secs(10)
     {

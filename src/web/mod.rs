@@ -53,6 +53,7 @@ pub struct Inner {
     pub form_key: form_token::FormKey,
     pub observations: observations::Sample,
     pub connections: Arc<server::Connections>,
+    pub health: api::HealthCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -85,6 +86,7 @@ impl AppState {
                 form_key,
                 observations: observations::Sample::new(crate::cron::heartbeat::fingerprint(&loaded)),
                 connections: Arc::default(),
+                health: api::HealthCache::default(),
                 auth,
                 loaded,
             }),
