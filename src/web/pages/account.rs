@@ -2,11 +2,12 @@
 //! security question, and the list of their sessions with revocation.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use super::{Form, check_csrf, redirect_with_flash, signed_in, store_failed};
+use super::extract::{SignedIn, UserForm};
+use super::{redirect_with_flash, store_failed};
 use crate::accounts::{Actor, User};
 use crate::auth::sessions::{Session, SessionData};
 use crate::error::Error;
@@ -42,25 +43,15 @@ async fn refused(state: &AppState, user: &User, session: &Session, text: String)
         .render(state, Some(session))
 }
 
-pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let (user, session) = match signed_in(&state, &ctx, true).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn security(State(state): State<AppState>, SignedIn { user, session }: SignedIn<true>) -> Response {
     security_page(&state, &user, &session).await.render(&state, Some(&session))
 }
 
-/// Runs the CSRF check and the sign-in check for a security form.
-async fn form_user(state: &AppState, ctx: &Ctx, headers: &HeaderMap, form: &Form) -> Result<(User, Session), Response> {
-    check_csrf(state, ctx, headers, form)?;
-    signed_in(state, ctx, true).await
-}
-
-pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    let (user, mut session) = match form_user(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn twofa_setup(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    UserForm { user, mut session, form }: UserForm<true>,
+) -> Response {
     if form.text("method") == "duo" && state.duo.is_some() {
         let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
         return match state.auth.accounts.set_duo(&actor, user.id).await {
@@ -75,11 +66,11 @@ pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, headers: Heade
     }
 }
 
-pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn twofa_enable(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    UserForm { user, session, form }: UserForm<true>,
+) -> Response {
     let Some(secret) = session.data.totp_setup.clone() else { return see_other(&state, "account/security", None) };
     let enrolment = match state.auth.prepare_totp(&secret, form.text("code")).await {
         Ok(enrolment) => enrolment,
@@ -113,11 +104,11 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, headers: Head
     see_other(&state, "account/security", cookie)
 }
 
-pub async fn twofa_disable(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn twofa_disable(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    UserForm { user, session, form }: UserForm<true>,
+) -> Response {
     if state.loaded.config.twofa.force_clients {
         let text = "Two-factor authentication is required on this site and cannot be turned off.";
         return message(&state, Some(&session), StatusCode::FORBIDDEN, "Not allowed", text);
@@ -129,11 +120,11 @@ pub async fn twofa_disable(State(state): State<AppState>, ctx: Ctx, headers: Hea
     }
 }
 
-pub async fn question(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn question(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    UserForm { user, session, form }: UserForm<true>,
+) -> Response {
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
     match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
@@ -143,11 +134,11 @@ pub async fn question(State(state): State<AppState>, ctx: Ctx, headers: HeaderMa
     }
 }
 
-pub async fn password(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn password(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    UserForm { user, session, form }: UserForm<true>,
+) -> Response {
     let new = form.get("password").unwrap_or("");
     if new != form.get("password_confirm").unwrap_or("") {
         return refused(&state, &user, &session, "The two new passwords differ.".into()).await;
@@ -167,11 +158,7 @@ pub async fn password(State(state): State<AppState>, ctx: Ctx, headers: HeaderMa
     }
 }
 
-pub async fn sessions(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let (user, session) = match signed_in(&state, &ctx, false).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn sessions(State(state): State<AppState>, SignedIn { user, session }: SignedIn) -> Response {
     let list = match state.auth.sessions.for_user(user.id).await {
         Ok(l) => l,
         Err(e) => return internal(&state, &e),
@@ -196,14 +183,9 @@ pub async fn sessions(State(state): State<AppState>, ctx: Ctx) -> Response {
 pub async fn revoke_session(
     State(state): State<AppState>,
     ctx: Ctx,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Form,
+    UserForm { user, session, form: _ }: UserForm<true>,
 ) -> Response {
-    let (user, session) = match form_user(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     match state.auth.sessions.revoke(user.id, &id).await {
         Ok(true) => {
             let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());

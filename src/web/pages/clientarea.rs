@@ -2,19 +2,14 @@
 //! when the user belongs to several clients and has not picked one.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{Form, check_csrf, signed_in};
+use super::extract::{SignedIn, UserForm};
 use crate::web::AppState;
-use crate::web::context::Ctx;
 use crate::web::render::{Page, internal, message, see_other};
 
-pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let (user, session) = match signed_in(&state, &ctx, false).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn show(State(state): State<AppState>, SignedIn { user, session }: SignedIn) -> Response {
     let clients = match state.auth.usable_clients(user.id).await {
         Ok(c) => c,
         Err(e) => return internal(&state, &e),
@@ -27,14 +22,7 @@ pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Response {
         .render(&state, Some(&session))
 }
 
-pub async fn switch(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
-        return r;
-    }
-    let (user, mut session) = match signed_in(&state, &ctx, false).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn switch(State(state): State<AppState>, UserForm { user, mut session, form }: UserForm) -> Response {
     let wanted: Option<i64> = form.text("client_id").parse().ok();
     let clients = match state.auth.usable_clients(user.id).await {
         Ok(c) => c,

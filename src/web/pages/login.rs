@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::extract::CheckedForm;
 use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
 use crate::accounts::User;
 use crate::auth::Login;
@@ -46,14 +47,15 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
     let email = form.text("email");
     if !ctx.host_ok {
         // The browser holds no session for this host (the cookie belongs to system_url's host),
-        // so the login cannot stick: answer as the seed describes, and let the observation
-        // sample show the doctor where requests arrive.
+        // so the login cannot stick: answer as the seed describes — before the CSRF check, which
+        // would refuse it for the missing cookie — and let the observation sample show the
+        // doctor where requests arrive.
         tracing::info!(ip = %ctx.ip, "login attempt on a host other than system_url's");
         return login_page(&state, None, email, StatusCode::UNAUTHORIZED, LOGIN_INCORRECT);
     }
     let session = match check_csrf(&state, &ctx, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
+        Ok(session) => session,
+        Err(refused) => return refused,
     };
     let outcome = match state.auth.login(email, form.get("password").unwrap_or(""), &ctx.ip_string()).await {
         Ok(o) => o,
@@ -176,11 +178,11 @@ pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Resp
     (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, url)]).into_response()
 }
 
-pub async fn second_factor_submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    let session = match check_csrf(&state, &ctx, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn second_factor_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CheckedForm { session, form }: CheckedForm,
+) -> Response {
     let Some((_, pending)) = pending_of(&ctx) else { return see_other(&state, "login", None) };
     let ip = ctx.ip_string();
     let user = match state.auth.accounts.user(pending.user_id).await {
@@ -289,11 +291,7 @@ pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Que
     }
 }
 
-pub async fn logout(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    let session = match check_csrf(&state, &ctx, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn logout(State(state): State<AppState>, CheckedForm { session, .. }: CheckedForm) -> Response {
     if let Err(e) = state.auth.sessions.delete(&session.key).await {
         tracing::error!(error = %e, "could not delete the session at logout");
     }
@@ -312,14 +310,9 @@ pub async fn impersonation_form(State(state): State<AppState>, ctx: Ctx, Path(to
 pub async fn impersonation_submit(
     State(state): State<AppState>,
     ctx: Ctx,
-    headers: HeaderMap,
     Path(token): Path<String>,
-    form: Form,
+    CheckedForm { session, .. }: CheckedForm,
 ) -> Response {
-    let session = match check_csrf(&state, &ctx, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let ip = ctx.ip_string();
     match state.auth.consume_impersonation(&token, &ip).await {
         Ok((user, admin_id)) => {

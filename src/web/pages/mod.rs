@@ -3,6 +3,7 @@
 
 mod account;
 mod clientarea;
+mod extract;
 mod login;
 mod password;
 mod profile;

@@ -2,13 +2,14 @@
 //! (built from system_url) asks the security question first where the user set one.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use axum::extract::Query;
 use serde::Deserialize;
 
-use super::{Form, check_csrf, form_session, redirect_with_flash};
+use super::extract::CheckedForm;
+use super::{form_session, redirect_with_flash};
 use crate::error::Code;
 use crate::error::Error;
 use crate::web::AppState;
@@ -35,10 +36,7 @@ pub async fn forgot_form(State(state): State<AppState>, ctx: Ctx, Query(q): Quer
         .render(&state, Some(&session))
 }
 
-pub async fn forgot_submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
-        return r;
-    }
+pub async fn forgot_submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { form, .. }: CheckedForm) -> Response {
     if let Err(e) = state.auth.request_reset(form.text("email"), &ctx.ip_string()).await {
         return internal(&state, &e);
     }
@@ -83,14 +81,9 @@ pub async fn reset_form(State(state): State<AppState>, ctx: Ctx, Path(token): Pa
 pub async fn reset_submit(
     State(state): State<AppState>,
     ctx: Ctx,
-    headers: HeaderMap,
     Path(token): Path<String>,
-    form: Form,
+    CheckedForm { session, form }: CheckedForm,
 ) -> Response {
-    let session = match check_csrf(&state, &ctx, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let password = form.get("password").unwrap_or("");
     if password != form.get("password_confirm").unwrap_or("") {
         return reset_page(&state, &ctx, &token, Some("The two passwords differ."), StatusCode::UNPROCESSABLE_ENTITY)

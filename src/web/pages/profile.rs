@@ -3,11 +3,12 @@
 //! with `contacts`).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use super::{Form, check_csrf, redirect_with_flash, signed_in};
+use super::extract::{CheckedForm, SignedIn, UserForm};
+use super::{redirect_with_flash, signed_in};
 use crate::accounts::{Actor, ClientUpdate, Membership, Permission, User};
 use crate::auth::ProfileChange;
 use crate::auth::sessions::Session;
@@ -38,22 +39,15 @@ fn profile_page(user: &User, values: &User) -> Page {
         .with("zones", zones)
 }
 
-pub async fn profile(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let (user, session) = match signed_in(&state, &ctx, false).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn profile(State(state): State<AppState>, _ctx: Ctx, SignedIn { user, session }: SignedIn) -> Response {
     profile_page(&user, &user).render(&state, Some(&session))
 }
 
-pub async fn save_profile(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
-        return r;
-    }
-    let (user, session) = match signed_in(&state, &ctx, false).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn save_profile(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    UserForm { user, session, form }: UserForm,
+) -> Response {
     let change = ProfileChange {
         first_name: form.text("first_name").into(),
         last_name: form.text("last_name").into(),
@@ -118,10 +112,7 @@ pub async fn client(State(state): State<AppState>, ctx: Ctx) -> Response {
     }
 }
 
-pub async fn save_client(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    if let Err(r) = check_csrf(&state, &ctx, &headers, &form) {
-        return r;
-    }
+pub async fn save_client(State(state): State<AppState>, ctx: Ctx, CheckedForm { form, .. }: CheckedForm) -> Response {
     let (user, session, member, editable) = match client_access(&state, &ctx).await {
         Ok(v) => v,
         Err(r) => return r,

@@ -2,10 +2,11 @@
 //! its owner. What happens is decided in `auth::signup`; this page only asks and answers.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{Form, check_csrf, form_session, redirect_with_flash};
+use super::extract::CheckedForm;
+use super::{form_session, redirect_with_flash};
 use crate::auth::{SignUp, SignedUp};
 use crate::config::Registration;
 use crate::error::Error;
@@ -40,14 +41,10 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Response {
     form_page(&state, &SignUp::default()).cookie(cookie).render(&state, Some(&session))
 }
 
-pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { session, form }: CheckedForm) -> Response {
     if let Some(r) = closed(&state, &ctx) {
         return r;
     }
-    let session = match check_csrf(&state, &ctx, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let values = SignUp {
         email: form.text("email").into(),
         first_name: form.text("first_name").into(),

@@ -2,11 +2,12 @@
 //! permissions and removes users; invitees accept as an existing user or by registering.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{Form, check_csrf, form_session, redirect_with_flash, signed_in, store_failed};
-use crate::accounts::{Acceptance, Actor, InviteStatus, Membership, NewUser, Permissions, User};
+use super::extract::{CheckedForm, Member, OwnerForm};
+use super::{form_session, redirect_with_flash, signed_in, store_failed};
+use crate::accounts::{Acceptance, Actor, InviteStatus, NewUser, Permissions};
 use crate::auth::sessions::Session;
 use crate::error::Error;
 use crate::mail;
@@ -15,43 +16,16 @@ use crate::web::context::Ctx;
 use crate::web::humane;
 use crate::web::render::{Page, internal, message, see_other, sentence};
 
-/// The signed-in user's membership in the current client.
-async fn current(state: &AppState, ctx: &Ctx) -> Result<(User, Session, Membership), Response> {
-    let (user, session) = signed_in(state, ctx, false).await?;
-    let Some(client_id) = session.data.client_id else { return Err(see_other(state, "clientarea", None)) };
-    match state.auth.accounts.membership(user.id, client_id).await {
-        Ok(Some(m)) => Ok((user, session, m)),
-        Ok(None) => Err(see_other(state, "clientarea", None)),
-        Err(e) => Err(internal(state, &e)),
-    }
-}
-
-/// As [`current`], for forms only the owner may send.
-async fn owner_form(
-    state: &AppState,
-    ctx: &Ctx,
-    headers: &HeaderMap,
-    form: &Form,
-) -> Result<(User, Session, Membership), Response> {
-    check_csrf(state, ctx, headers, form)?;
-    let (user, session, m) = current(state, ctx).await?;
-    if !m.is_owner {
-        let text = "Only the account owner can manage its users.";
-        return Err(message(state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
-    }
-    Ok((user, session, m))
-}
-
 /// The 13 permissions as the page shows them: the key a form sends, the label a person reads.
 fn all_permissions() -> Vec<serde_json::Value> {
     Permissions::all().iter().map(|p| serde_json::json!({"key": p.key(), "label": p.label()})).collect()
 }
 
-pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let (user, session, me) = match current(&state, &ctx).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn list(
+    State(state): State<AppState>,
+    _ctx: Ctx,
+    Member { user, session, membership: me }: Member,
+) -> Response {
     let members = match state.auth.accounts.members_of_client(me.client_id).await {
         Ok(m) => m,
         Err(e) => return internal(&state, &e),
@@ -88,11 +62,11 @@ async fn flash(state: &AppState, session: Session, text: String) -> Response {
     redirect_with_flash(state, session, text, "account/users").await
 }
 
-pub async fn invite(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
-    let (user, session, me) = match owner_form(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn invite(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    OwnerForm { user, session, membership: me, form }: OwnerForm,
+) -> Response {
     let permissions = match Permissions::parse_list(&form.all("permissions").join(",")) {
         Ok(p) => p,
         Err(e) => return refused(&state, session, e).await,
@@ -122,14 +96,9 @@ pub async fn invite(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
 pub async fn cancel_invite(
     State(state): State<AppState>,
     ctx: Ctx,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Form,
+    OwnerForm { user, session, membership: me, form: _ }: OwnerForm,
 ) -> Response {
-    let (user, session, me) = match owner_form(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let id = member_id(&id);
     // Only an invite to this client: another client's invite ids are not the owner's to cancel.
     let ours = match state.auth.accounts.list_invites(Some(me.client_id)).await {
@@ -153,14 +122,9 @@ fn member_id(id: &str) -> i64 {
 pub async fn permissions(
     State(state): State<AppState>,
     ctx: Ctx,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Form,
+    OwnerForm { user, session, membership: me, form }: OwnerForm,
 ) -> Response {
-    let (user, session, me) = match owner_form(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let result = match Permissions::parse_list(&form.all("permissions").join(",")) {
         Ok(p) => state.auth.accounts.set_permissions(&actor, member_id(&id), me.client_id, &p).await.map(|_| ()),
@@ -175,14 +139,9 @@ pub async fn permissions(
 pub async fn remove(
     State(state): State<AppState>,
     ctx: Ctx,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Form,
+    OwnerForm { user, session, membership: me, form: _ }: OwnerForm,
 ) -> Response {
-    let (user, session, me) = match owner_form(&state, &ctx, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     match state.auth.accounts.dissociate(&actor, member_id(&id), me.client_id).await {
         Ok(()) => flash(&state, session, "The user no longer has access to this account.".into()).await,
@@ -217,14 +176,9 @@ pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): P
 pub async fn invite_submit(
     State(state): State<AppState>,
     ctx: Ctx,
-    headers: HeaderMap,
     Path(token): Path<String>,
-    form: Form,
+    CheckedForm { session, form }: CheckedForm,
 ) -> Response {
-    let session = match check_csrf(&state, &ctx, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let ip = ctx.ip_string();
     let signed = signed_in(&state, &ctx, false).await.ok();
     let (actor, acceptance) = match &signed {

@@ -1,0 +1,130 @@
+//! What a page handler needs before it can do its work, as axum extractors. Each one rejects
+//! with the response to send instead — the 403 page of a refused form, the redirect to the
+//! login page or to two-factor enrolment, "Access denied" for a non-owner — so a handler starts
+//! with its own work instead of the same prelude.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+
+use super::{Form, check_csrf, signed_in};
+use crate::accounts::{Membership, User};
+use crate::auth::sessions::Session;
+use crate::web::AppState;
+use crate::web::context::Ctx;
+use crate::web::render::{internal, message, see_other};
+
+async fn ctx(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
+    Ctx::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)
+}
+
+/// The form of a request, after the CSRF check; `session` is the one whose token it carried.
+async fn checked_form(request: Request, state: &AppState) -> Result<(Ctx, Session, Form), Response> {
+    let (mut parts, body) = request.into_parts();
+    let ctx = ctx(&mut parts, state).await?;
+    let headers = parts.headers.clone();
+    let form =
+        Form::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+    let session = check_csrf(state, &ctx, &headers, &form)?;
+    Ok((ctx, session, form))
+}
+
+/// A form that passed the CSRF check, from anyone (login, sign-up, password reset).
+pub struct CheckedForm {
+    pub session: Session,
+    pub form: Form,
+}
+
+impl FromRequest<AppState> for CheckedForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (_, session, form) = checked_form(request, state).await?;
+        Ok(Self { session, form })
+    }
+}
+
+/// The signed-in user. `ENROLLING` pages (the security page) are open to a user who must still
+/// enrol a second factor; every other page sends that user to enrolment first.
+pub struct SignedIn<const ENROLLING: bool = false> {
+    pub user: User,
+    pub session: Session,
+}
+
+impl<const ENROLLING: bool> FromRequestParts<AppState> for SignedIn<ENROLLING> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ctx = ctx(parts, state).await?;
+        let (user, session) = signed_in(state, &ctx, ENROLLING).await?;
+        Ok(Self { user, session })
+    }
+}
+
+/// A signed-in user's form that passed the CSRF check.
+pub struct UserForm<const ENROLLING: bool = false> {
+    pub user: User,
+    pub session: Session,
+    pub form: Form,
+}
+
+impl<const ENROLLING: bool> FromRequest<AppState> for UserForm<ENROLLING> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (ctx, _, form) = checked_form(request, state).await?;
+        let (user, session) = signed_in(state, &ctx, ENROLLING).await?;
+        Ok(Self { user, session, form })
+    }
+}
+
+/// The signed-in user with their membership of the client they are working in.
+pub struct Member {
+    pub user: User,
+    pub session: Session,
+    pub membership: Membership,
+}
+
+impl Member {
+    async fn of(state: &AppState, ctx: &Ctx) -> Result<Self, Response> {
+        let (user, session) = signed_in(state, ctx, false).await?;
+        let Some(client_id) = session.data.client_id else { return Err(see_other(state, "clientarea", None)) };
+        match state.auth.accounts.membership(user.id, client_id).await {
+            Ok(Some(membership)) => Ok(Self { user, session, membership }),
+            Ok(None) => Err(see_other(state, "clientarea", None)),
+            Err(e) => Err(internal(state, &e)),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Member {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ctx = ctx(parts, state).await?;
+        Member::of(state, &ctx).await
+    }
+}
+
+/// A form only the owner of the current client may send, after the CSRF check.
+pub struct OwnerForm {
+    pub user: User,
+    pub session: Session,
+    pub membership: Membership,
+    pub form: Form,
+}
+
+impl FromRequest<AppState> for OwnerForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (ctx, _, form) = checked_form(request, state).await?;
+        let Member { user, session, membership } = Member::of(state, &ctx).await?;
+        if !membership.is_owner {
+            let text = "Only the account owner can manage its users.";
+            return Err(message(state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
+        }
+        Ok(Self { user, session, membership, form })
+    }
+}
