@@ -14,7 +14,6 @@ use crate::store::{composed, is_unique_violation};
 
 /// The name of the role `gatehouse init` creates with every permission.
 pub const FULL_ROLE: &str = "Full Administrator";
-const TOKEN_PREFIX: &str = "gh_";
 
 macro_rules! admin_permissions {
     ($($variant:ident => $key:literal;)*) => {
@@ -302,7 +301,7 @@ impl Accounts {
     pub async fn create_api_token(&self, actor: &Actor, admin_id: i64, name: &str) -> Result<CreatedToken> {
         self.admin(admin_id).await?;
         let name = super::users::require_name("token name", name)?;
-        let token = tokens::generate(TOKEN_PREFIX);
+        let token = tokens::mint(tokens::TokenKind::Api);
         let mut tx = self.db.begin().await?;
         let info: ApiToken = sqlx::query_as(composed(format!(
             "INSERT INTO api_tokens (admin_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING {TOKEN_COLUMNS}"

@@ -110,7 +110,7 @@ impl Accounts {
     ) -> Result<CreatedInvite> {
         self.open_client(client_id).await?;
         let email = Email::parse(email)?;
-        let token = tokens::generate("inv_");
+        let token = tokens::mint(tokens::TokenKind::Invite);
         let ts = self.db.now();
         let mut tx = self.db.begin().await?;
         let row: InviteRow = sqlx::query_as(composed(format!(

@@ -50,8 +50,11 @@ pub fn credential_problems(duo: &config::Duo) -> Vec<String> {
     if duo.client_id.len() != 20 {
         problems.push(format!("client_id has {} characters; Duo client IDs have 20", duo.client_id.len()));
     }
-    if duo.client_secret.len() != 40 {
-        problems.push(format!("client_secret has {} characters; Duo client secrets have 40", duo.client_secret.len()));
+    if duo.client_secret.expose().len() != 40 {
+        problems.push(format!(
+            "client_secret has {} characters; Duo client secrets have 40",
+            duo.client_secret.expose().len()
+        ));
     }
     let host = duo.api_hostname.trim();
     if !(host.starts_with("http://") || host.starts_with("api-") && host.ends_with(".duosecurity.com")) {
@@ -80,7 +83,7 @@ impl Duo {
         let redirect_uri = system_url.join("login/2fa/duo/callback").map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Some(Self {
             client_id: duo.client_id.clone(),
-            client_secret: duo.client_secret.clone(),
+            client_secret: duo.client_secret.expose().to_owned(),
             base,
             redirect_uri: redirect_uri.to_string(),
             http,
@@ -104,7 +107,7 @@ impl Duo {
             aud: audience,
             exp: ts + JWT_LIFETIME_SECS,
             iat: ts,
-            jti: tokens::generate("").raw,
+            jti: tokens::random().raw,
         })
     }
 

@@ -22,10 +22,10 @@ impl Purpose {
         }
     }
 
-    fn prefix(self) -> &'static str {
+    fn kind(self) -> tokens::TokenKind {
         match self {
-            Purpose::PasswordReset => "pr_",
-            Purpose::Impersonation => "im_",
+            Purpose::PasswordReset => tokens::TokenKind::PasswordReset,
+            Purpose::Impersonation => tokens::TokenKind::Impersonation,
         }
     }
 }
@@ -46,7 +46,7 @@ pub async fn issue(
     admin_id: Option<i64>,
     ttl_secs: i64,
 ) -> Result<String> {
-    let token = tokens::generate(purpose.prefix());
+    let token = tokens::mint(purpose.kind());
     let ts = now();
     sqlx::query(
         "INSERT INTO one_time_tokens (token_hash, purpose, user_id, admin_id, created_at, expires_at) \

@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use super::Config;
+use super::{Config, Secret};
 
 /// Environment variables with the `GATEHOUSE_` prefix that are not configuration keys.
 const RESERVED_ENV: &[&str] = &["GATEHOUSE_CONFIG", "GATEHOUSE_LOG", "GATEHOUSE_PASSWORD"];
@@ -171,6 +171,9 @@ fn apply_env(
         return Ok(());
     }
     overrides.sort();
+    // Secrets serialize as `***`: hold them aside through the round trip below, and put back
+    // those no variable replaced.
+    let held: Vec<Secret> = config.secrets_mut().into_iter().map(|(_, s)| std::mem::take(s)).collect();
     let mut tree = serde_json::to_value(&*config).expect("config serializes");
     for (var, raw) in &overrides {
         let env_err = |message: String| ConfigError::Env { var: var.clone(), message };
@@ -186,6 +189,12 @@ fn apply_env(
         origins.insert(path[0].clone(), format!("environment variable {var}"));
     }
     *config = serde_json::from_value(tree).expect("validated above");
+    for ((path, secret), held) in config.secrets_mut().into_iter().zip(held) {
+        let var = format!("GATEHOUSE_{}", path.replace('.', "__").to_uppercase());
+        if !overrides.iter().any(|(k, _)| *k == var) {
+            *secret = held;
+        }
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use checked::{MAX_PASSWORD_BYTES, parse_trusted};
 pub(crate) use load::yaml_error;
 pub use load::{ConfigError, ConfigSource, Loaded, load, load_from_str};
-pub use values::{Backend, ByteSize, DatabaseUrl, Duration, HttpUrl, TimeZone};
+pub use values::{Backend, ByteSize, DatabaseUrl, Duration, HttpUrl, Secret, TimeZone};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -62,6 +62,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Every secret of the configuration, with its key.
+    pub(crate) fn secrets_mut(&mut self) -> [(&'static str, &mut Secret); 3] {
+        [
+            ("mail.smtp.password", &mut self.mail.smtp.password),
+            ("twofa.duo.client_secret", &mut self.twofa.duo.client_secret),
+            ("license.key", &mut self.license.key),
+        ]
+    }
+
     /// Resolves the relative paths of a configuration file against the file's directory, so a
     /// deployment works whatever directory `gatehouse` is started from.
     pub(crate) fn resolve_paths(&mut self, base: &std::path::Path) {
@@ -235,7 +244,7 @@ pub struct TwoFa {
 #[serde(default, deny_unknown_fields)]
 pub struct Duo {
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: Secret,
     pub api_hostname: String,
 }
 
@@ -281,7 +290,7 @@ pub struct Smtp {
     pub host: String,
     pub port: u16,
     pub username: String,
-    pub password: String,
+    pub password: Secret,
     pub tls: SmtpTls,
 }
 
@@ -291,7 +300,7 @@ impl Default for Smtp {
             host: String::new(),
             port: 587,
             username: String::new(),
-            password: String::new(),
+            password: Secret::default(),
             tls: SmtpTls::Starttls,
         }
     }
@@ -300,7 +309,7 @@ impl Default for Smtp {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct License {
-    pub key: String,
+    pub key: Secret,
     /// Base URL of the licensing service; empty means not configured.
     pub server: HttpUrl,
     /// Base64 ed25519 public key that signs license responses.

@@ -43,7 +43,8 @@ impl Transport {
                     .tls(tls)
                     .timeout(Some(std::time::Duration::from_secs(30)));
                 if !smtp.username.is_empty() {
-                    builder = builder.credentials(Credentials::new(smtp.username.clone(), smtp.password.clone()));
+                    builder =
+                        builder.credentials(Credentials::new(smtp.username.clone(), smtp.password.expose().to_owned()));
                 }
                 Ok(Transport::Smtp { mailer: builder.build(), from })
             }

@@ -133,11 +133,8 @@ pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &Bu
     b.add("report.html", &render(Format::Html, report, plain))?;
     b.add("report.md", &render(Format::Markdown, report, plain))?;
     b.add_json("system.json", &crate::system::info())?;
-    let config = if options.redact {
-        loaded.config.to_redacted_yaml()
-    } else {
-        serde_saphyr::to_string(&loaded.config).unwrap_or_default()
-    };
+    let config =
+        if options.redact { loaded.config.to_redacted_yaml() } else { loaded.config.clone().to_unredacted_yaml() };
     b.add("config.yaml", &format!("# effective configuration from {}\n{config}", loaded.source))?;
 
     match ctx.db().await {

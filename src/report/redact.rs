@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::config::Config;
+use crate::secrets::tokens::{self, TokenKind};
 
 pub const MASK: &str = "***";
 
@@ -16,10 +17,17 @@ static PATTERNS: LazyLock<Vec<(&'static str, Regex, &'static str)>> = LazyLock::
         ("password_hash", Regex::new(r#"\$argon2(?:id|i|d)\$[^\s"'<>]+"#).unwrap(), MASK),
         ("password_hash", Regex::new(r#"\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}"#).unwrap(), MASK),
         ("password_hash", Regex::new(r#"\b[0-9a-f]{32}:[^\s"'<>]{5}\b"#).unwrap(), MASK),
-        ("token", Regex::new(r"\b(?:gh|inv|sess|rst)_[A-Za-z0-9_-]{43}\b").unwrap(), MASK),
+        ("token", token_pattern(), MASK),
         ("email", Regex::new(r"\b([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+\.[A-Za-z0-9.-]+)").unwrap(), "$1***@$2"),
     ]
 });
+
+/// Every kind of token gatehouse mints, by its prefix (`gh_…`, `gs_…`, `pr_…`…).
+fn token_pattern() -> Regex {
+    let prefixes: Vec<&str> = TokenKind::ALL.iter().map(|k| k.prefix()).collect();
+    let pattern = format!(r"\b(?:{})[A-Za-z0-9_-]{{{}}}\b", prefixes.join("|"), tokens::RANDOM_CHARS);
+    Regex::new(&pattern).expect("the token pattern is valid")
+}
 
 /// Replaces secrets in text files headed for a bundle.
 pub struct Redactor {
@@ -46,7 +54,7 @@ impl Redactor {
             ("license_key", &config.license.key),
         ] {
             if !value.is_empty() {
-                secrets.push((kind, value.clone()));
+                secrets.push((kind, value.expose().to_owned()));
             }
         }
         // Longest first, so a secret containing another is replaced whole.
@@ -98,5 +106,25 @@ mod tests {
         assert_eq!(r.counts["database_password"], 2);
         assert_eq!(r.counts["password_hash"], 1);
         assert_eq!(r.counts["token"], 1);
+    }
+
+    /// Every kind of token the service mints is caught — in a URL, a log line, a cookie header.
+    #[test]
+    fn every_kind_of_token_is_masked() {
+        let mut r = Redactor::new(&Config::default());
+        for kind in TokenKind::ALL {
+            let raw = tokens::mint(kind).raw;
+            for text in [
+                format!("GET /password/reset/{raw} 200"),
+                format!("cookie: gatehouse_session={raw}; Path=/"),
+                format!("token={raw}"),
+            ] {
+                let out = r.redact(&text);
+                assert!(!out.contains(&raw), "{kind:?} token leaked: {out}");
+            }
+        }
+        assert_eq!(r.counts["token"], 3 * TokenKind::ALL.len());
+        let unprefixed = tokens::random().raw;
+        assert_eq!(r.redact(&unprefixed), unprefixed, "a random value that names nothing is left alone");
     }
 }

@@ -14,8 +14,52 @@ pub struct NewToken {
     pub hash: String,
 }
 
-/// Generates a token `PREFIX` + 43 URL-safe characters (32 random bytes).
-pub fn generate(prefix: &str) -> NewToken {
+/// Every kind of bearer token gatehouse hands out, with the prefix that names it. One list: the
+/// support-bundle redactor masks exactly these shapes, so a new kind cannot slip past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An admin API token (`Authorization: Bearer`).
+    Api,
+    /// A session cookie's value.
+    Session,
+    /// A link in an invitation email.
+    Invite,
+    /// A link in a password-reset email.
+    PasswordReset,
+    /// A one-time "log in as client" link.
+    Impersonation,
+}
+
+impl TokenKind {
+    pub const ALL: [TokenKind; 5] =
+        [TokenKind::Api, TokenKind::Session, TokenKind::Invite, TokenKind::PasswordReset, TokenKind::Impersonation];
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Api => "gh_",
+            TokenKind::Session => "gs_",
+            TokenKind::Invite => "inv_",
+            TokenKind::PasswordReset => "pr_",
+            TokenKind::Impersonation => "im_",
+        }
+    }
+}
+
+/// The random part of every token: 43 URL-safe characters (32 random bytes).
+pub const RANDOM_CHARS: usize = 43;
+
+/// A bearer token of `kind`: its prefix + 43 URL-safe characters (32 random bytes).
+pub fn mint(kind: TokenKind) -> NewToken {
+    with_prefix(kind.prefix())
+}
+
+/// 32 random bytes as 43 URL-safe characters, for values that name nothing on their own
+/// (CSRF tokens, nonces, OAuth `state`).
+pub fn random() -> NewToken {
+    with_prefix("")
+}
+
+fn with_prefix(prefix: &str) -> NewToken {
     let mut bytes = [0u8; 32];
     OsRng.try_fill_bytes(&mut bytes).expect("the OS random number generator is available");
     let raw = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -39,13 +83,13 @@ mod tests {
 
     #[test]
     fn tokens_are_256_bit_and_stored_as_digest() {
-        let t = generate("gh_");
+        let t = mint(TokenKind::Api);
         assert!(t.raw.starts_with("gh_"));
         assert_eq!(URL_SAFE_NO_PAD.decode(&t.raw[3..]).unwrap().len(), 32);
         assert_eq!(t.hash, digest(&t.raw));
         assert_eq!(t.hash.len(), 64);
         assert!(!t.hash.contains(&t.raw[3..]));
-        assert_ne!(generate("gh_").raw, t.raw);
+        assert_ne!(mint(TokenKind::Api).raw, t.raw);
     }
 
     #[test]

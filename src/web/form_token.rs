@@ -31,7 +31,7 @@ impl FormKey {
 
     /// A fresh nonce for the cookie.
     pub fn nonce() -> String {
-        tokens::generate("").raw
+        tokens::random().raw
     }
 
     /// The token a form carries for `nonce`.

@@ -45,7 +45,7 @@ async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     let db = within("the database")(db);
     let store = tokio::time::timeout(PROBE_DEADLINE, async {
         let probe = Session {
-            key: format!("readyz-{}", crate::secrets::tokens::generate("").hash),
+            key: format!("readyz-{}", crate::secrets::tokens::random().hash),
             created_at: crate::store::now(),
             last_seen_at: crate::store::now(),
             data: SessionData::default(),

@@ -133,5 +133,25 @@ fn secrets_are_redacted_for_display() {
     assert!(shown.contains("postgres://app:***@db/gh"), "{shown}");
     assert_eq!(shown.matches("***").count(), 4, "{shown}");
     // Redaction does not touch the live configuration.
-    assert_eq!(loaded.config.license.key, "licsecret");
+    assert_eq!(loaded.config.license.key.expose(), "licsecret");
+    // Nor can a secret reach a log line through Debug, or JSON through serde.
+    let debug = format!("{:?}", loaded.config);
+    let json = serde_json::to_string(&loaded.config).unwrap();
+    for secret in ["smtpsecret", "licsecret", "duosecret"] {
+        assert!(!debug.contains(secret) && !json.contains(secret), "{secret} leaked");
+    }
+}
+
+#[test]
+fn secrets_survive_environment_overrides_of_other_keys() {
+    let text = "mail:\n  smtp: { password: smtpsecret }\nlicense:\n  key: licsecret\n";
+    let env = vec![
+        ("GATEHOUSE_LISTEN".to_string(), "127.0.0.1:9000".to_string()),
+        ("GATEHOUSE_TWOFA__DUO__CLIENT_SECRET".to_string(), "from-env".to_string()),
+    ];
+    let loaded = load_from_str(Some(text), ConfigSource::Embedded, env).unwrap();
+    assert_eq!(loaded.config.listen, "127.0.0.1:9000");
+    assert_eq!(loaded.config.mail.smtp.password.expose(), "smtpsecret", "kept through the override of another key");
+    assert_eq!(loaded.config.license.key.expose(), "licsecret");
+    assert_eq!(loaded.config.twofa.duo.client_secret.expose(), "from-env", "a secret can come from the environment");
 }

@@ -15,7 +15,6 @@ use crate::error::Result;
 use crate::secrets::tokens;
 use crate::store::{Clock, Db};
 
-const TOKEN_PREFIX: &str = "gs_";
 /// How stale `last_seen_at` may get before a request writes it again. Writing on every request
 /// would turn every page view into a database write; a minute of slack on a 30-minute idle
 /// timeout is invisible to users.
@@ -154,12 +153,12 @@ impl Sessions {
 
     /// Stores a new session holding `data` (with a fresh CSRF token). Returns the cookie token.
     pub async fn create(&self, mut data: SessionData) -> Result<(String, Session)> {
-        data.csrf_token = tokens::generate("").raw;
+        data.csrf_token = tokens::random().raw;
         self.insert(data).await
     }
 
     async fn insert(&self, data: SessionData) -> Result<(String, Session)> {
-        let token = tokens::generate(TOKEN_PREFIX);
+        let token = tokens::mint(tokens::TokenKind::Session);
         let ts = self.clock.now();
         let session = Session { key: token.hash, created_at: ts, last_seen_at: ts, data };
         self.write(&session).await?;
@@ -207,7 +206,7 @@ impl Sessions {
     /// used on login, after the second factor and on password change, so a token planted
     /// before the privilege change is worth nothing after it.
     pub async fn rotate(&self, old: &Session, mut data: SessionData) -> Result<(String, Session)> {
-        data.csrf_token = tokens::generate("").raw;
+        data.csrf_token = tokens::random().raw;
         let created = self.insert(data).await?;
         if old.is_saved() {
             self.delete(&old.key).await?;

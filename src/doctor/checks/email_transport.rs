@@ -153,7 +153,7 @@ impl Check for Transport {
                 }
                 if !smtp.username.is_empty() {
                     s.step("auth", async {
-                        let credentials = Credentials::new(smtp.username.clone(), smtp.password.clone());
+                        let credentials = Credentials::new(smtp.username.clone(), smtp.password.expose().to_owned());
                         let reply = conn
                             .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
                             .await

@@ -46,7 +46,7 @@ impl Check for Storage {
                 Store::Database(_) => None,
             };
             let probe = Session {
-                key: format!("doctor-{}", tokens::generate("").hash),
+                key: format!("doctor-{}", tokens::random().hash),
                 created_at: ctx.now(),
                 last_seen_at: ctx.now(),
                 data: SessionData::default(),

@@ -166,7 +166,7 @@ pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Resp
         let text = format!("Two-factor authentication with Duo is not available: {e}");
         return message(&state, Some(&session), StatusCode::BAD_GATEWAY, "Duo unavailable", &text);
     }
-    let (duo_state, nonce) = (tokens::generate("").raw, tokens::generate("").raw);
+    let (duo_state, nonce) = (tokens::random().raw, tokens::random().raw);
     let url = match duo.authorize_url(&user.email, &duo_state, &nonce) {
         Ok(u) => u,
         Err(e) => return internal(&state, &e),

@@ -136,7 +136,7 @@ pub fn form_session(state: &AppState, ctx: &Ctx) -> (Session, Option<HeaderValue
     }
     if !ctx.host_ok {
         // No cookie for this host would come back: a token no form can pass.
-        return (Session::unsaved(&tokens::generate("").raw), None);
+        return (Session::unsaved(&tokens::random().raw), None);
     }
     match &ctx.form_nonce {
         Some(nonce) => (Session::unsaved(&state.form_key.token(nonce)), None),
