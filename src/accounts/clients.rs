@@ -12,8 +12,8 @@ use super::users::{NewUser, require_name};
 use super::{Accounts, Actor, Permissions, audit};
 use crate::error::{Code, Error, Result};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum ClientStatus {
     #[default]
     Active,
@@ -136,8 +136,10 @@ pub enum OwnerSpec {
     NewUser { password: Option<String> },
 }
 
-/// The contact and account fields of a client, all optional in an update.
-#[derive(Debug, Clone, Default)]
+/// The contact and account fields of a client, all optional in an update. Deserialized from
+/// the admin API's JSON bodies as it is: an unknown field is refused, not ignored.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClientUpdate {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -155,6 +157,7 @@ pub struct ClientUpdate {
     pub status: Option<ClientStatus>,
     pub group: Option<String>,
     pub notes: Option<String>,
+    #[serde(skip)]
     pub email_prefs: Option<EmailPrefs>,
 }
 

@@ -196,55 +196,38 @@ async fn show_client(State(s): State<AppState>, c: Caller, Params(id): Params<i6
     ok(s.auth.accounts.client(id).await?)
 }
 
-/// Client fields as JSON strings; unknown fields are refused rather than ignored.
-fn client_update(body: &Value) -> Result<ClientUpdate, Error> {
-    let obj = body.as_object().ok_or_else(|| Error::invalid("expected a JSON object"))?;
-    let mut u = ClientUpdate::default();
-    for (key, value) in obj {
-        let text =
-            || value.as_str().map(str::to_string).ok_or_else(|| Error::invalid(format!("`{key}` must be a string")));
-        match key.as_str() {
-            "first_name" => u.first_name = Some(text()?),
-            "last_name" => u.last_name = Some(text()?),
-            "company" => u.company = Some(text()?),
-            "email" => u.email = Some(text()?),
-            "address1" => u.address1 = Some(text()?),
-            "address2" => u.address2 = Some(text()?),
-            "city" => u.city = Some(text()?),
-            "state" => u.state = Some(text()?),
-            "postcode" => u.postcode = Some(text()?),
-            "country" => u.country = Some(text()?),
-            "phone" => u.phone = Some(text()?),
-            "language" => u.language = Some(text()?),
-            "tax_id" => u.tax_id = Some(text()?),
-            "group" => u.group = Some(text()?),
-            "notes" => u.notes = Some(text()?),
-            "status" => u.status = Some(text()?.parse()?),
-            "owner_user_id" | "password" => {}
-            other => return Err(Error::invalid(format!("unknown client field `{other}`"))),
-        }
-    }
-    Ok(u)
+/// A new client: its fields, and its owner — an existing user, or a new one made from the
+/// client's details (with an optional password).
+async fn create_client(
+    State(s): State<AppState>,
+    c: Caller,
+    Body(mut body): Body<serde_json::Map<String, Value>>,
+) -> ApiResult {
+    let actor = c.require(P::ClientsCreate)?;
+    let owner_user_id = body.remove("owner_user_id");
+    let password = body.remove("password");
+    let owner = match owner_user_id.as_ref().and_then(Value::as_i64) {
+        Some(id) => OwnerSpec::Existing(id),
+        None => OwnerSpec::NewUser { password: password.as_ref().and_then(Value::as_str).map(str::to_string) },
+    };
+    let fields = client_fields(Value::Object(body))?;
+    created(s.auth.accounts.create_client(&actor, NewClient { fields, owner }).await?)
 }
 
-async fn create_client(State(s): State<AppState>, c: Caller, Body(body): Body<Value>) -> ApiResult {
-    let actor = c.require(P::ClientsCreate)?;
-    let owner = match body["owner_user_id"].as_i64() {
-        Some(id) => OwnerSpec::Existing(id),
-        None => OwnerSpec::NewUser { password: body["password"].as_str().map(str::to_string) },
-    };
-    let client = s.auth.accounts.create_client(&actor, NewClient { fields: client_update(&body)?, owner }).await?;
-    created(client)
+/// The client fields of a body, refused in the API's contract when a field is unknown or of
+/// the wrong type.
+fn client_fields(body: Value) -> Result<ClientUpdate, Error> {
+    serde_json::from_value(body).map_err(|e| Error::invalid(format!("request body: {e}")))
 }
 
 async fn update_client(
     State(s): State<AppState>,
     c: Caller,
     Params(id): Params<i64>,
-    Body(body): Body<Value>,
+    Body(fields): Body<ClientUpdate>,
 ) -> ApiResult {
     let actor = c.require(P::ClientsManage)?;
-    ok(s.auth.accounts.update_client(&actor, id, client_update(&body)?).await?)
+    ok(s.auth.accounts.update_client(&actor, id, fields).await?)
 }
 
 async fn delete_client(

@@ -87,6 +87,30 @@ async fn api_manages_clients_users_and_memberships(backend: Backend) {
         api(&server, &token, reqwest::Method::PATCH, &format!("clients/{client_id}"), Some(json!({"colour": "red"})))
             .await;
     assert_eq!(status, 422, "unknown fields are refused: {err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("unknown field `colour`"), "{err}");
+    let (status, err) = api(
+        &server,
+        &token,
+        reqwest::Method::PATCH,
+        &format!("clients/{client_id}"),
+        Some(json!({"status": "asleep"})),
+    )
+    .await;
+    assert_eq!((status, err["error"]["code"].as_str()), (422, Some("invalid_input")), "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("unknown client status `asleep`"), "{err}");
+    let (status, err) = api(
+        &server,
+        &token,
+        post.clone(),
+        "clients",
+        Some(json!({"email": "new@example.com", "first_name": "N", "last_name": "C", "company": 7})),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("invalid_input")),
+        "a number is not a company name: {err}"
+    );
 
     // Sessions and two-factor of a user, as an admin.
     let b = server.browser();
