@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::auth::{Auth, one_time};
 use crate::config::Loaded;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mail::Transport;
 
 /// Sessions deleted per statement: each batch is a short transaction, so logins never wait
@@ -17,11 +17,42 @@ pub const GC_BATCH: i64 = 1000;
 /// Messages delivered per run, so one run stays bounded however long the queue is.
 const MAIL_BATCH: i64 = 200;
 
-pub const JOBS: &[&str] = &["sessions-gc", "token-purge", "mail", "heartbeat"];
+/// The jobs of `gatehouse cron`, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Job {
+    /// Expired sessions, deleted in batches.
+    SessionsGc,
+    /// Used or expired reset and impersonation links, old lockout counters.
+    TokenPurge,
+    /// Deliver the outbox, with retries.
+    Mail,
+    /// Tell `gatehouse doctor` that cron runs, and with which time zone and configuration.
+    Heartbeat,
+}
+
+impl Job {
+    pub const ALL: [Job; 4] = [Job::SessionsGc, Job::TokenPurge, Job::Mail, Job::Heartbeat];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::SessionsGc => "sessions-gc",
+            Job::TokenPurge => "token-purge",
+            Job::Mail => "mail",
+            Job::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobResult {
-    pub job: &'static str,
+    pub job: Job,
     pub ok: bool,
     pub detail: serde_json::Value,
 }
@@ -32,20 +63,17 @@ pub struct Cron<'a> {
 }
 
 impl Cron<'_> {
-    /// Runs `only` (a job name) or every job.
-    pub async fn run(&self, only: Option<&str>) -> Result<Vec<JobResult>> {
-        let jobs: Vec<&'static str> =
-            match only {
-                Some(name) => vec![*JOBS.iter().find(|j| **j == name).ok_or_else(|| {
-                    Error::Usage(format!("unknown job `{name}`; expected one of: {}", JOBS.join(", ")))
-                })?],
-                None => JOBS.to_vec(),
-            };
+    /// Runs `only` that job, or every job.
+    pub async fn run(&self, only: Option<Job>) -> Result<Vec<JobResult>> {
+        let jobs = match only {
+            Some(job) => vec![job],
+            None => Job::ALL.to_vec(),
+        };
         let mut results = Vec::new();
         for job in jobs {
             let outcome = self.run_job(job).await;
             if let Err(e) = &outcome {
-                tracing::error!(job, error = %e, "cron job failed");
+                tracing::error!(job = job.name(), error = %e, "cron job failed");
             }
             results.push(match outcome {
                 Ok(detail) => JobResult { job, ok: true, detail },
@@ -55,32 +83,31 @@ impl Cron<'_> {
         Ok(results)
     }
 
-    async fn run_job(&self, job: &str) -> Result<serde_json::Value> {
+    async fn run_job(&self, job: Job) -> Result<serde_json::Value> {
         let db = self.auth.accounts.db();
         match job {
-            "sessions-gc" => {
+            Job::SessionsGc => {
                 if !self.loaded.config.sessions.gc {
                     return Ok(serde_json::json!({"skipped": "sessions.gc is false"}));
                 }
                 let removed = self.auth.sessions.collect_all(GC_BATCH).await?;
                 Ok(serde_json::json!({"removed": removed}))
             }
-            "token-purge" => {
+            Job::TokenPurge => {
                 let tokens = one_time::purge(db).await?;
                 let counters = self.auth.throttle.purge().await?;
                 Ok(serde_json::json!({"tokens_removed": tokens, "throttle_counters_removed": counters}))
             }
-            "mail" => {
+            Job::Mail => {
                 let transport = Transport::from_config(&self.loaded.config.mail)?;
                 let delivery = transport.deliver_due(db, MAIL_BATCH).await?;
                 Ok(serde_json::to_value(delivery).unwrap_or_default())
             }
-            "heartbeat" => {
+            Job::Heartbeat => {
                 let beat = heartbeat::Heartbeat::of_this_process("cron", self.loaded);
                 beat.write(db).await?;
                 Ok(serde_json::to_value(beat).unwrap_or_default())
             }
-            other => Err(Error::Internal(format!("job {other} has no implementation"))),
         }
     }
 }

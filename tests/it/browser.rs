@@ -46,7 +46,7 @@ async fn mailed_link(suite: &Suite, to: &str) -> String {
     let mut spooled = Vec::new();
     for _ in 0..200 {
         // The reset mail is queued in the background after the form answers.
-        cron.run(Some("mail")).await.unwrap();
+        cron.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
         let dir = &server.state.loaded.config.mail.spool_dir;
         spooled = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
         spooled.sort();

@@ -125,7 +125,7 @@ async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
     // Every retry fails; let the backoff pass between the runs.
     for _ in 0..8 {
         sqlx::query("UPDATE outbox SET next_attempt_at = 0").execute(db.pool()).await.unwrap();
-        Cron { loaded, auth: server.auth() }.run(Some("mail")).await.unwrap();
+        Cron { loaded, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     }
     // The symptom: the reset email never goes out.
     assert_eq!(metric(&server, "gatehouse_mail_failed").await, "gatehouse_mail_failed 1");
@@ -139,7 +139,7 @@ async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
     let mut fixed = loaded.clone();
     fixed.config.mail.transport = gatehouse::config::MailTransport::Spool;
     assert_eq!(fix::plan(&result, &ctx).unwrap().apply(&ctx).await.unwrap(), "requeued 1 message(s)");
-    let sent = Cron { loaded: &fixed, auth: server.auth() }.run(Some("mail")).await.unwrap();
+    let sent = Cron { loaded: &fixed, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     assert_eq!(sent[0].detail["sent"], 1, "{sent:?}");
     assert_eq!(metric(&server, "gatehouse_mail_failed").await, "gatehouse_mail_failed 0");
     assert_eq!(check(&fixed, "email.queue").await.0.status, Status::Pass);
