@@ -13,6 +13,15 @@ use super::model::Status;
 
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
+/// A check's answer where `?` may end it early: `Err` carries the outcome to report then (the
+/// database is not there yet, a query failed), `Ok` the finding. Both are reported alike.
+pub type Judged = Result<Outcome, Outcome>;
+
+/// The future of a `run` written with `?` (see [`Judged`]).
+pub fn judged<'a>(judging: impl Future<Output = Judged> + Send + 'a) -> CheckFuture<'a> {
+    Box::pin(async move { judging.await.unwrap_or_else(|early| early) })
+}
+
 /// Static description of a check, shown by `--list`, in `doc` and in remediations.
 #[derive(Debug)]
 pub struct Meta {

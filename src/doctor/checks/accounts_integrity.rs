@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::sample;
 use crate::accounts::Permission;
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::model::Status;
 
@@ -32,23 +32,17 @@ impl Check for Integrity {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
+        judged(async move {
+            let accounts = ctx.accounts().await?;
             let pool = accounts.db().pool();
             let query_ids = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_all(pool).await };
 
-            let ownerless = match query_ids(
+            let ownerless = query_ids(
                 "SELECT c.id FROM clients c LEFT JOIN memberships m ON m.client_id = c.id AND m.user_id = c.owner_user_id \
                  WHERE m.user_id IS NULL ORDER BY c.id",
             )
             .await
-            {
-                Ok(ids) => ids,
-                Err(e) => return Outcome::error(format!("cannot read clients: {e}")),
-            };
+            .map_err(|e| Outcome::error(format!("cannot read clients: {e}")))?;
             let passwordless_owners = query_ids(
                 "SELECT c.id FROM clients c JOIN users u ON u.id = c.owner_user_id \
                  WHERE u.password_hash IS NULL AND c.status <> 'closed' ORDER BY c.id",
@@ -146,7 +140,7 @@ impl Check for Integrity {
                 .with("users_in_banned_domains", sample(&banned_users, EVIDENCE_IDS))
                 .with("unknown_permission_keys", &unknown)
                 .with("stale_invites", stale_invites);
-            outcome
+            Ok(outcome)
         })
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::accounts_integrity::EVIDENCE_IDS;
 use super::sample;
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 
 pub struct PasswordHashes;
@@ -29,19 +29,13 @@ impl Check for PasswordHashes {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
+        judged(async move {
+            let accounts = ctx.accounts().await?;
             let rows: Vec<(i64, String)> =
-                match sqlx::query_as("SELECT id, password_hash FROM users WHERE password_hash IS NOT NULL ORDER BY id")
+                sqlx::query_as("SELECT id, password_hash FROM users WHERE password_hash IS NOT NULL ORDER BY id")
                     .fetch_all(accounts.db().pool())
                     .await
-                {
-                    Ok(rows) => rows,
-                    Err(e) => return Outcome::error(format!("cannot read users: {e}")),
-                };
+                    .map_err(|e| Outcome::error(format!("cannot read users: {e}")))?;
             let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
             let mut legacy = Vec::new();
             let mut unknown = Vec::new();
@@ -68,10 +62,10 @@ impl Check for PasswordHashes {
             } else {
                 Outcome::pass(format!("all {} password hash(es) are argon2id at or above the policy", rows.len()))
             };
-            outcome
+            Ok(outcome
                 .with("by_kind", &kinds)
                 .with("legacy_users", sample(&legacy, EVIDENCE_IDS))
-                .with("unknown_format_users", sample(&unknown, EVIDENCE_IDS))
+                .with("unknown_format_users", sample(&unknown, EVIDENCE_IDS)))
         })
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::accounts::AdminPermission as P;
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 
 pub struct Roles;
@@ -39,14 +39,11 @@ impl Check for Roles {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
+        judged(async move {
+            let accounts = ctx.accounts().await?;
             let (admins, roles) = match (accounts.list_admins().await, accounts.list_roles().await) {
                 (Ok(a), Ok(r)) => (a, r),
-                (Err(e), _) | (_, Err(e)) => return Outcome::error(format!("cannot read admins and roles: {e}")),
+                (Err(e), _) | (_, Err(e)) => return Err(Outcome::error(format!("cannot read admins and roles: {e}"))),
             };
             let active: Vec<_> = admins.iter().filter(|a| a.disabled == 0).collect();
             let without_role: Vec<&str> =
@@ -74,31 +71,34 @@ impl Check for Roles {
                     .with("permissions_nobody_holds", P::ALL.iter().filter(|p| !held.contains(p)).collect::<Vec<_>>())
             };
             if active.is_empty() {
-                return base(Outcome::warn("no enabled admin exists: nobody can use the admin API"))
-                    .remediation("Create one: `gatehouse admin add --username NAME --email E --role \"Full Administrator\"` and `gatehouse admin token create`.");
+                return Err(base(Outcome::warn("no enabled admin exists: nobody can use the admin API"))
+                    .remediation("Create one: `gatehouse admin add --username NAME --email E --role \"Full Administrator\"` and `gatehouse admin token create`."));
             }
             if no_link {
-                return base(Outcome::fail(
+                return Err(base(Outcome::fail(
                     "admins may impersonate users, but system_url is not set: the one-time login link cannot be built",
-                ));
+                )));
             }
             if !without_role.is_empty() {
-                return base(Outcome::fail(format!(
+                return Err(base(Outcome::fail(format!(
                     "{} admin(s) have no role and are refused everything: {}",
                     without_role.len(),
                     without_role.join(", ")
                 )))
-                .remediation("Assign a role: `gatehouse admin role assign --admin ID --role ROLE`.");
+                .remediation("Assign a role: `gatehouse admin role assign --admin ID --role ROLE`."));
             }
             if !incomplete.is_empty() {
-                return base(Outcome::warn(format!("roles that stop their admins halfway: {}", incomplete.join("; "))))
-                    .remediation("Add the missing permission with `gatehouse admin role set`.");
+                return Err(base(Outcome::warn(format!(
+                    "roles that stop their admins halfway: {}",
+                    incomplete.join("; ")
+                )))
+                .remediation("Add the missing permission with `gatehouse admin role set`."));
             }
-            base(Outcome::pass(format!(
+            Ok(base(Outcome::pass(format!(
                 "{} admin(s), each with a role; {} role(s) complete",
                 active.len(),
                 roles.len()
-            )))
+            ))))
         })
     }
 }

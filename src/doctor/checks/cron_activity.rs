@@ -1,7 +1,7 @@
 //! `cron.activity`: is `gatehouse cron` running?
 
 use crate::cron::heartbeat;
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::store::rfc3339;
 
@@ -25,23 +25,19 @@ impl Check for Activity {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
-            let beats = match heartbeat::all(accounts.db()).await {
-                Ok(b) => b,
-                Err(e) => return Outcome::error(format!("cannot read heartbeats: {e}")),
-            };
+        judged(async move {
+            let accounts = ctx.accounts().await?;
+            let beats = heartbeat::all(accounts.db())
+                .await
+                .map_err(|e| Outcome::error(format!("cannot read heartbeats: {e}")))?;
             let interval = ctx.config().cron.interval.as_secs();
             let Some(last) = beats.iter().find(|b| b.role == "cron") else {
-                return Outcome::fail("`gatehouse cron` has never run against this database")
+                return Err(Outcome::fail("`gatehouse cron` has never run against this database")
                     .with("cron_interval_secs", interval)
                     .remediation(format!(
                         "Schedule it, e.g. in crontab: `*/{} * * * * gatehouse --config FILE cron`.",
                         (interval / 60).max(1)
-                    ));
+                    )));
             };
             let age = ctx.now() - last.at;
             let base = |o: Outcome| {
@@ -51,7 +47,7 @@ impl Check for Activity {
                     .with("install_dir", &last.install_dir)
                     .with("cron_interval_secs", interval)
             };
-            if age > 86_400 {
+            Ok(if age > 86_400 {
                 base(Outcome::fail(format!("the last cron run was {} h ago", age / 3600)))
                     .remediation("Cron stopped running: check the scheduler and the command's exit status.")
             } else if age > 2 * interval {
@@ -59,7 +55,7 @@ impl Check for Activity {
                     .remediation("Check that the schedule matches cron.interval and that runs succeed.")
             } else {
                 base(Outcome::pass(format!("cron ran {age} s ago on {}", last.host)))
-            }
+            })
         })
     }
 }

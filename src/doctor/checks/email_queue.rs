@@ -1,6 +1,6 @@
 //! `email.queue`: messages that failed, or a queue nobody drains ("general emails unsent").
 
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
 use crate::mail;
@@ -31,16 +31,10 @@ impl Check for Queue {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
+        judged(async move {
+            let accounts = ctx.accounts().await?;
             let db = accounts.db();
-            let stats = match mail::stats(db).await {
-                Ok(s) => s,
-                Err(e) => return Outcome::error(format!("cannot read the outbox: {e}")),
-            };
+            let stats = mail::stats(db).await.map_err(|e| Outcome::error(format!("cannot read the outbox: {e}")))?;
             let interval = ctx.config().cron.interval.as_secs();
             let base = |o: Outcome| {
                 o.with("queued", stats.queued)
@@ -50,15 +44,15 @@ impl Check for Queue {
             };
             if stats.failed > 0 {
                 let error = mail::last_failure(db).await.ok().flatten().unwrap_or_default();
-                return base(Outcome::fail(format!(
+                return Err(base(Outcome::fail(format!(
                     "{} message(s) failed permanently; last error: {error}",
                     stats.failed
                 )))
                 .with("last_error", &error)
                 .remediation("Fix the mail transport (see email.transport), then requeue the failed messages.")
-                .fixable(format!("requeue the {} failed message(s) for the next cron run", stats.failed));
+                .fixable(format!("requeue the {} failed message(s) for the next cron run", stats.failed)));
             }
-            match stats.oldest_queued_at {
+            Ok(match stats.oldest_queued_at {
                 Some(oldest) if ctx.now() - oldest > 2 * interval + 60 => base(Outcome::warn(format!(
                     "{} message(s) waiting, the oldest since {}: the queue is not being drained",
                     stats.queued,
@@ -66,7 +60,7 @@ impl Check for Queue {
                 )))
                 .remediation("Check that `gatehouse cron` runs (its `mail` job) and what it reports."),
                 _ => base(Outcome::pass(format!("{} message(s) waiting, none failed", stats.queued))),
-            }
+            })
         })
     }
 }

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use crate::auth::throttle::{Scope, Throttle};
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::net::client_ip::is_cloudflare;
 
@@ -58,16 +58,13 @@ impl Check for ProxyLockouts {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
+        judged(async move {
+            let accounts = ctx.accounts().await?;
             let config = ctx.config();
-            let counters = match Throttle::new(accounts.db().clone(), &config.security.lockout).counters().await {
-                Ok(c) => c,
-                Err(e) => return Outcome::error(format!("cannot read the lockout counters: {e}")),
-            };
+            let counters = Throttle::new(accounts.db().clone(), &config.security.lockout)
+                .counters()
+                .await
+                .map_err(|e| Outcome::error(format!("cannot read the lockout counters: {e}")))?;
             let locked_ips: Vec<(IpAddr, &crate::auth::throttle::Counter)> = counters
                 .iter()
                 .filter(|c| c.locked)
@@ -91,21 +88,21 @@ impl Check for ProxyLockouts {
                     .with("proxy_addresses_locked", &proxies)
             };
             if proxies.is_empty() {
-                return evidence(Outcome::pass(match locked_ips.len() {
+                return Err(evidence(Outcome::pass(match locked_ips.len() {
                     0 => "no client IP is locked out".to_string(),
                     n => format!("{n} client IP(s) locked out, none of them a proxy or CDN address"),
-                }));
+                })));
             }
             let names: Vec<String> = proxies
                 .iter()
                 .map(|p| format!("{} ({})", p["ip"].as_str().unwrap_or(""), p["kind"].as_str().unwrap_or("")))
                 .collect();
-            evidence(Outcome::fail(format!(
+            Ok(evidence(Outcome::fail(format!(
                 "{} proxy or CDN address(es) locked out: {}. Every visitor behind them shares that IP, so one \
                  lockout locks everyone out; trust the proxy, then `gatehouse lockout clear --ip ADDRESS`",
                 proxies.len(),
                 names.join(", ")
-            )))
+            ))))
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::auth::sessions::Sessions;
 use crate::cron::heartbeat;
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
 use crate::store::rfc3339;
@@ -32,17 +32,12 @@ impl Check for Gc {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
+        judged(async move {
+            let accounts = ctx.accounts().await?;
             let config = ctx.config();
             let sessions = Sessions::from_config(config, accounts.db());
-            let (expired, oldest) = match sessions.expired().await {
-                Ok(v) => v,
-                Err(e) => return Outcome::error(format!("cannot read the session store: {e}")),
-            };
+            let (expired, oldest) =
+                sessions.expired().await.map_err(|e| Outcome::error(format!("cannot read the session store: {e}")))?;
             let cron = heartbeat::all(accounts.db()).await.unwrap_or_default().into_iter().find(|b| b.role == "cron");
             let interval = config.cron.interval.as_secs();
             // Expired longer ago than two cron intervals means no collection has run since.
@@ -56,27 +51,29 @@ impl Check for Gc {
             };
             let fix = format!("delete the {expired} expired session(s) now, in batches");
             if expired == 0 {
-                return base(Outcome::pass("no expired sessions are waiting"));
+                return Err(base(Outcome::pass("no expired sessions are waiting")));
             }
             if !config.sessions.gc {
-                return base(Outcome::fail(format!("{expired} expired session(s) and sessions.gc is false")))
+                return Err(base(Outcome::fail(format!("{expired} expired session(s) and sessions.gc is false")))
                     .remediation("Set `sessions.gc: true` and schedule `gatehouse cron`.")
-                    .fixable(fix);
+                    .fixable(fix));
             }
             if cron.is_none() {
-                return base(Outcome::fail(format!("{expired} expired session(s) and `gatehouse cron` has never run")))
-                    .remediation("Schedule `gatehouse cron` every cron.interval (e.g. `*/5 * * * *` in crontab).")
-                    .fixable(fix);
+                return Err(base(Outcome::fail(format!(
+                    "{expired} expired session(s) and `gatehouse cron` has never run"
+                )))
+                .remediation("Schedule `gatehouse cron` every cron.interval (e.g. `*/5 * * * *` in crontab).")
+                .fixable(fix));
             }
             if oldest.is_some_and(|o| o < overdue_since) {
-                return base(Outcome::fail(format!(
+                return Err(base(Outcome::fail(format!(
                     "{expired} expired session(s), the oldest idle since {}: collection is not keeping up",
                     rfc3339(oldest.unwrap_or_default())
                 )))
                 .remediation("Check that `gatehouse cron` runs and succeeds (its `sessions-gc` job).")
-                .fixable(fix);
+                .fixable(fix));
             }
-            base(Outcome::pass(format!("{expired} recently expired session(s); the next cron run collects them")))
+            Ok(base(Outcome::pass(format!("{expired} recently expired session(s); the next cron run collects them"))))
         })
     }
 }

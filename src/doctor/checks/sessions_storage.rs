@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::auth::sessions::{Session, SessionData, Sessions, Store};
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
 use crate::secrets::tokens;
@@ -35,11 +35,8 @@ impl Check for Storage {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
-            };
+        judged(async move {
+            let accounts = ctx.accounts().await?;
             let sessions = Sessions::from_config(ctx.config(), accounts.db());
             let dir = match sessions.store() {
                 Store::Files(dir) => Some(dir.clone()),
@@ -58,7 +55,7 @@ impl Check for Storage {
                     None => o,
                 }
             };
-            match sessions.probe(&probe).await {
+            Ok(match sessions.probe(&probe).await {
                 Ok(()) => base(Outcome::pass("a probe session was written, read back and deleted")),
                 Err(e) => {
                     let failed = base(Outcome::fail(format!("sessions cannot be stored: {e}")))
@@ -71,7 +68,7 @@ impl Check for Storage {
                         _ => failed,
                     }
                 }
-            }
+            })
         })
     }
 }

@@ -3,7 +3,7 @@
 //! must not redirect to another host or scheme (a redirect there moves visitors off the cookie's
 //! host: "login details incorrect").
 
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::model::Status;
 use crate::net::http;
@@ -30,24 +30,18 @@ impl Check for Reachable {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let Some(url) = ctx.config().system_url.url() else { return Outcome::skipped("system_url is not set") };
-            let accounts = match ctx.accounts().await {
-                Ok(a) => a,
-                Err(outcome) => return outcome,
+        judged(async move {
+            let Some(url) = ctx.config().system_url.url() else {
+                return Err(Outcome::skipped("system_url is not set"));
             };
-            let ours = match settings::existing_instance_id(accounts.db()).await {
-                Ok(id) => id,
-                Err(e) => return Outcome::error(format!("cannot read this deployment's instance id: {e}")),
-            };
-            let target = match url.join(".well-known/gatehouse") {
-                Ok(t) => t,
-                Err(e) => return Outcome::error(format!("cannot build the probe URL from {url}: {e}")),
-            };
-            let resolver = match ctx.resolver().await {
-                Ok(r) => r,
-                Err(e) => return Outcome::error(e),
-            };
+            let accounts = ctx.accounts().await?;
+            let ours = settings::existing_instance_id(accounts.db())
+                .await
+                .map_err(|e| Outcome::error(format!("cannot read this deployment's instance id: {e}")))?;
+            let target = url
+                .join(".well-known/gatehouse")
+                .map_err(|e| Outcome::error(format!("cannot build the probe URL from {url}: {e}")))?;
+            let resolver = ctx.resolver().await.map_err(Outcome::error)?;
             let trace = http::get(&target, resolver, ctx.network_budget(), None).await;
             let answered: Option<serde_json::Value> = trace.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
             let their_id = answered.as_ref().and_then(|v| v["instance_id"].as_str()).map(str::to_string);
@@ -66,7 +60,7 @@ impl Check for Reachable {
                 if trace.timed_out {
                     o.status = Status::Timeout;
                 }
-                return o;
+                return Err(o);
             }
             let status = trace.status.unwrap_or(0);
             if (300..400).contains(&status) {
@@ -74,7 +68,7 @@ impl Check for Reachable {
                 let moved = target.join(&location).ok();
                 let same_origin = moved.as_ref().is_some_and(|m| m.origin() == url.origin());
                 let message = format!("{target} redirects (HTTP {status}) to {location}");
-                return base(if same_origin {
+                return Err(base(if same_origin {
                     Outcome::warn(format!("{message}: the web server rewrites gatehouse's paths"))
                 } else {
                     Outcome::fail(format!(
@@ -84,14 +78,14 @@ impl Check for Reachable {
                         "Either set system_url to the address the redirect leads to, or remove the redirect so {url} \
                          is served directly."
                     ))
-                });
+                }));
             }
             let Some(theirs) = their_id.as_deref().filter(|_| status == 200) else {
-                return base(Outcome::fail(format!(
+                return Err(base(Outcome::fail(format!(
                     "{target} answered HTTP {status}, but not as gatehouse: another site is served at system_url"
-                )));
+                ))));
             };
-            match ours.as_deref() {
+            Ok(match ours.as_deref() {
                 Some(ours) if ours == theirs => base(Outcome::pass(format!("{url} reaches this instance ({theirs})"))),
                 Some(ours) => base(Outcome::fail(format!(
                     "{url} reaches another gatehouse instance ({theirs}), not this one ({ours}): a different server \
@@ -101,7 +95,7 @@ impl Check for Reachable {
                     "{url} reaches a gatehouse instance ({theirs}), but this database has never been served: the \
                      instance there uses another database"
                 ))),
-            }
+            })
         })
     }
 }

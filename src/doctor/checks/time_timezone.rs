@@ -2,7 +2,7 @@
 //! the web server and cron reported in their heartbeats: they must agree.
 
 use crate::cron::heartbeat;
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::system::effective_zone;
 
@@ -30,7 +30,7 @@ impl Check for TimeZone {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
+        judged(async move {
             let configured = ctx.config().timezone.zone().map(|z| z.name().to_string());
             let effective = effective_zone();
             let offset = chrono::Local::now().format("%:z").to_string();
@@ -57,18 +57,18 @@ impl Check for TimeZone {
             if zones.len() > 1 {
                 let each: Vec<String> =
                     recent.iter().map(|b| format!("{} on {}: {}", b.role, b.host, b.timezone)).collect();
-                return base(Outcome::fail(format!(
+                return Err(base(Outcome::fail(format!(
                     "processes of this deployment run in different time zones ({})",
                     each.join("; ")
                 )))
                 .remediation(
-                    "Set `timezone:` in gatehouse.yaml (an IANA name such as Europe/Berlin) and use the same file for                      the web server and cron; or give both the same TZ environment.",
-                );
+                    "Set `timezone:` in gatehouse.yaml (an IANA name such as Europe/Berlin) and use the same file for the web server and cron; or give both the same TZ environment.",
+                ));
             }
             if let Some(problem) = &effective.problem {
-                return base(Outcome::warn(problem.clone()));
+                return Err(base(Outcome::warn(problem.clone())));
             }
-            match (&configured, &effective.zone) {
+            Ok(match (&configured, &effective.zone) {
                 (Some(zone), _) => base(Outcome::pass(format!("configured zone {zone} is used by every process"))),
                 (None, Some(zone)) => base(
                     Outcome::warn(format!(
@@ -79,7 +79,7 @@ impl Check for TimeZone {
                     .remediation(format!("Set `timezone: {zone}` in gatehouse.yaml so the web server and cron agree.")),
                 ),
                 (None, None) => base(Outcome::warn(format!("the local zone cannot be named ({})", effective.source))),
-            }
+            })
         })
     }
 }
