@@ -27,13 +27,6 @@ fn tail(text: &str) -> &str {
 }
 
 impl Spec {
-    pub fn validate(&self) -> Result<(), String> {
-        match self.run.first() {
-            Some(program) if !program.trim().is_empty() => Ok(()),
-            _ => Err("command `run` needs the program to run, e.g. [\"systemctl\", \"is-active\", \"nginx\"]".into()),
-        }
-    }
-
     pub async fn run(&self) -> Outcome {
         let output = tokio::process::Command::new(&self.run[0])
             .args(&self.run[1..])
@@ -67,5 +60,22 @@ impl Spec {
             return base(unmet(format!("{} did not print the expected text", self.run[0])));
         }
         base(Outcome::pass(format!("{} exited with {} as expected", self.run[0], self.exit_code)))
+    }
+}
+
+impl super::ProbeKind for Spec {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self.run.first() {
+            Some(program) if !program.trim().is_empty() => Ok(()),
+            _ => Err("command `run` needs the program to run, e.g. [\"systemctl\", \"is-active\", \"nginx\"]".into()),
+        }
+    }
+
+    fn probe<'a>(&'a self, _ctx: &'a crate::doctor::context::Context) -> crate::doctor::check::CheckFuture<'a> {
+        Box::pin(self.run())
     }
 }

@@ -17,16 +17,6 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.path.trim().is_empty() {
-            return Err("disk path is empty".into());
-        }
-        if self.min_free.is_none() && self.min_free_percent.is_none() {
-            return Err("disk probe needs min_free or min_free_percent".into());
-        }
-        Ok(())
-    }
-
     pub async fn run(&self) -> Outcome {
         let path = self.path.clone();
         let st = match tokio::task::spawn_blocking(move || nix::sys::statvfs::statvfs(path.as_str())).await {
@@ -49,5 +39,25 @@ impl Spec {
             return base(unmet(format!("{} has {percent:.1}% free, below {min}%", self.path)));
         }
         base(Outcome::pass(format!("{} has {} ({percent:.1}%) free", self.path, ByteSize(free))))
+    }
+}
+
+impl super::ProbeKind for Spec {
+    fn name(&self) -> &'static str {
+        "disk"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.path.trim().is_empty() {
+            return Err("disk path is empty".into());
+        }
+        if self.min_free.is_none() && self.min_free_percent.is_none() {
+            return Err("disk probe needs min_free or min_free_percent".into());
+        }
+        Ok(())
+    }
+
+    fn probe<'a>(&'a self, _ctx: &'a crate::doctor::context::Context) -> crate::doctor::check::CheckFuture<'a> {
+        Box::pin(self.run())
     }
 }

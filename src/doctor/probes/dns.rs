@@ -18,16 +18,6 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty() {
-            return Err("dns name is empty".into());
-        }
-        for ip in &self.expect {
-            ip.parse::<IpAddr>().map_err(|_| format!("dns expect `{ip}` is not an IP address"))?;
-        }
-        Ok(())
-    }
-
     pub async fn run(&self, ctx: &Context) -> Outcome {
         let resolver = match ctx.resolver().await {
             Ok(r) => r,
@@ -48,5 +38,25 @@ impl Spec {
             return base(unmet(format!("{} resolves to {}, missing {:?}", self.name, shown.join(", "), missing)));
         }
         base(Outcome::pass(format!("{} resolves to {}", self.name, shown.join(", "))))
+    }
+}
+
+impl super::ProbeKind for Spec {
+    fn name(&self) -> &'static str {
+        "dns"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("dns name is empty".into());
+        }
+        for ip in &self.expect {
+            ip.parse::<IpAddr>().map_err(|_| format!("dns expect `{ip}` is not an IP address"))?;
+        }
+        Ok(())
+    }
+
+    fn probe<'a>(&'a self, ctx: &'a crate::doctor::context::Context) -> crate::doctor::check::CheckFuture<'a> {
+        Box::pin(self.run(ctx))
     }
 }

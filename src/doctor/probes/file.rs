@@ -38,13 +38,6 @@ impl Spec {
             .transpose()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        if self.path.trim().is_empty() {
-            return Err("file path is empty".into());
-        }
-        self.max_mode().map(|_| ())
-    }
-
     pub async fn run(&self) -> Outcome {
         let meta = match tokio::fs::metadata(&self.path).await {
             Ok(m) => m,
@@ -91,5 +84,22 @@ impl Spec {
             }
         }
         base(Outcome::pass(format!("{} is as expected", self.path)))
+    }
+}
+
+impl super::ProbeKind for Spec {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.path.trim().is_empty() {
+            return Err("file path is empty".into());
+        }
+        self.max_mode().map(|_| ())
+    }
+
+    fn probe<'a>(&'a self, _ctx: &'a crate::doctor::context::Context) -> crate::doctor::check::CheckFuture<'a> {
+        Box::pin(self.run())
     }
 }

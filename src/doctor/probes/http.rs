@@ -44,10 +44,6 @@ impl Spec {
         Ok(u)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        self.parsed().map(|_| ())
-    }
-
     pub async fn run(&self, ctx: &Context) -> Outcome {
         let url = match self.parsed() {
             Ok(u) => u,
@@ -101,5 +97,19 @@ impl Spec {
             return base(unmet(format!("the body of {url} does not contain {needle:?}")));
         }
         base(Outcome::pass(format!("{url} answered HTTP {status} as expected")))
+    }
+}
+
+impl super::ProbeKind for Spec {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.parsed().map(|_| ())
+    }
+
+    fn probe<'a>(&'a self, ctx: &'a crate::doctor::context::Context) -> crate::doctor::check::CheckFuture<'a> {
+        Box::pin(self.run(ctx))
     }
 }

@@ -70,35 +70,21 @@ impl ProbeSpec {
     }
 }
 
-enum Kind {
-    Http(http::Spec),
-    Dns(dns::Spec),
-    Tcp(tcp::Spec),
-    Tls(tls::Spec),
-    Disk(disk::Spec),
-    File(file::Spec),
-    Command(command::Spec),
-    Sql(sql::Spec),
-}
-
-impl Kind {
-    fn name(&self) -> &'static str {
-        match self {
-            Kind::Http(_) => "http",
-            Kind::Dns(_) => "dns",
-            Kind::Tcp(_) => "tcp",
-            Kind::Tls(_) => "tls",
-            Kind::Disk(_) => "disk",
-            Kind::File(_) => "file",
-            Kind::Command(_) => "command",
-            Kind::Sql(_) => "sql",
-        }
+/// What each kind of probe provides: its name in profiles, the check of its settings, and the
+/// probe itself. A new kind is a file implementing this, and one field of [`ProbeSpec`].
+trait ProbeKind: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn validate(&self) -> Result<(), String>;
+    fn probe<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a>;
+    /// A probe that queries the database is blocked while `database.connectivity` fails.
+    fn needs_database(&self) -> bool {
+        false
     }
 }
 
 struct Probe {
     meta: &'static Meta,
-    kind: Kind,
+    kind: Box<dyn ProbeKind>,
     severity: Severity,
     remediation: Option<String>,
     location: String,
@@ -115,15 +101,22 @@ pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Ch
     if !id_ok {
         return Err(invalid(path, &spec.id, format!("probe id `{id}` may only use letters, digits, '.', '_' and '-'")));
     }
-    let mut kinds: Vec<Kind> = Vec::new();
-    kinds.extend(spec.http.map(Kind::Http));
-    kinds.extend(spec.dns.map(Kind::Dns));
-    kinds.extend(spec.tcp.map(Kind::Tcp));
-    kinds.extend(spec.tls.map(Kind::Tls));
-    kinds.extend(spec.disk.map(Kind::Disk));
-    kinds.extend(spec.file.map(Kind::File));
-    kinds.extend(spec.command.map(Kind::Command));
-    kinds.extend(spec.sql.map(Kind::Sql));
+    fn boxed(kind: impl ProbeKind + 'static) -> Box<dyn ProbeKind> {
+        Box::new(kind)
+    }
+    let mut kinds: Vec<Box<dyn ProbeKind>> = [
+        spec.http.map(boxed),
+        spec.dns.map(boxed),
+        spec.tcp.map(boxed),
+        spec.tls.map(boxed),
+        spec.disk.map(boxed),
+        spec.file.map(boxed),
+        spec.command.map(boxed),
+        spec.sql.map(boxed),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let kind = match kinds.len() {
         1 => kinds.pop().expect("one kind"),
         0 => {
@@ -134,7 +127,7 @@ pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Ch
             ));
         }
         _ => {
-            let names: Vec<&str> = kinds.iter().map(Kind::name).collect();
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
             return Err(invalid(
                 path,
                 &spec.id,
@@ -142,17 +135,7 @@ pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Ch
             ));
         }
     };
-    match &kind {
-        Kind::Http(s) => s.validate(),
-        Kind::Dns(s) => s.validate(),
-        Kind::Tcp(s) => s.validate(),
-        Kind::Tls(s) => s.validate(),
-        Kind::Disk(s) => s.validate(),
-        Kind::File(s) => s.validate(),
-        Kind::Command(s) => s.validate(),
-        Kind::Sql(s) => s.validate(),
-    }
-    .map_err(|message| invalid(path, &spec.id, format!("probe `{id}`: {message}")))?;
+    kind.validate().map_err(|message| invalid(path, &spec.id, format!("probe `{id}`: {message}")))?;
 
     let location = format!("{path}:{}:{}", spec.id.referenced.line(), spec.id.referenced.column());
     let mut tags: Vec<&'static str> = vec!["probe", kind.name()];
@@ -165,7 +148,7 @@ pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Ch
         symptom: "Whatever the profile's author wrote this probe to catch.",
         cause: "The condition the probe asserts does not hold.",
         next_steps: "See the probe's definition in the profile.",
-        prerequisites: if matches!(kind, Kind::Sql(_)) { &["database.connectivity"] } else { &[] },
+        prerequisites: if kind.needs_database() { &["database.connectivity"] } else { &[] },
         thresholds: &[],
     }));
     Ok(std::sync::Arc::new(Probe { meta, kind, severity: spec.severity, remediation: spec.remediation, location }))
@@ -178,16 +161,7 @@ impl Check for Probe {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
-            let mut outcome = match &self.kind {
-                Kind::Http(s) => s.run(ctx).await,
-                Kind::Dns(s) => s.run(ctx).await,
-                Kind::Tcp(s) => s.run().await,
-                Kind::Tls(s) => s.run(ctx).await,
-                Kind::Disk(s) => s.run().await,
-                Kind::File(s) => s.run().await,
-                Kind::Command(s) => s.run().await,
-                Kind::Sql(s) => s.run(ctx).await,
-            };
+            let mut outcome = self.kind.probe(ctx).await;
             if outcome.status == Status::Fail && self.severity == Severity::Warn {
                 outcome.status = Status::Warn;
             }

@@ -22,16 +22,6 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.query.trim().is_empty() {
-            return Err("sql query is empty".into());
-        }
-        if self.equals.is_none() && self.min.is_none() && self.max.is_none() {
-            return Err("sql probe needs equals, min or max".into());
-        }
-        Ok(())
-    }
-
     pub async fn run(&self, ctx: &Context) -> Outcome {
         let db = match ctx.db().await {
             Ok(db) => db,
@@ -78,5 +68,29 @@ impl Spec {
             return base(unmet(format!("the query returned {value}, above the maximum {max}")));
         }
         base(Outcome::pass(format!("the query returned {value}")))
+    }
+}
+
+impl super::ProbeKind for Spec {
+    fn name(&self) -> &'static str {
+        "sql"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.query.trim().is_empty() {
+            return Err("sql query is empty".into());
+        }
+        if self.equals.is_none() && self.min.is_none() && self.max.is_none() {
+            return Err("sql probe needs equals, min or max".into());
+        }
+        Ok(())
+    }
+
+    fn probe<'a>(&'a self, ctx: &'a crate::doctor::context::Context) -> crate::doctor::check::CheckFuture<'a> {
+        Box::pin(self.run(ctx))
+    }
+
+    fn needs_database(&self) -> bool {
+        true
     }
 }

@@ -25,13 +25,6 @@ enum Expect {
 }
 
 impl Spec {
-    pub fn validate(&self) -> Result<(), String> {
-        match self.address.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-            _ => Err(format!("tcp address `{}` is not HOST:PORT", self.address)),
-        }
-    }
-
     pub async fn run(&self) -> Outcome {
         let started = Instant::now();
         let addrs: Vec<_> = match tokio::net::lookup_host(&self.address).await {
@@ -50,5 +43,22 @@ impl Spec {
             (Err(_), Expect::Closed) => Outcome::pass(format!("{} refuses connections, as expected", self.address)),
         };
         o.with("address", &self.address).with("resolved", resolved).with("connect_ms", (ms * 100.0).round() / 100.0)
+    }
+}
+
+impl super::ProbeKind for Spec {
+    fn name(&self) -> &'static str {
+        "tcp"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self.address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+            _ => Err(format!("tcp address `{}` is not HOST:PORT", self.address)),
+        }
+    }
+
+    fn probe<'a>(&'a self, _ctx: &'a crate::doctor::context::Context) -> crate::doctor::check::CheckFuture<'a> {
+        Box::pin(self.run())
     }
 }

@@ -26,13 +26,6 @@ impl Spec {
             .map_err(|_| format!("tls address `{}` is not HOST:PORT", self.address))
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        match self.address.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => self.url().map(|_| ()),
-            _ => Err(format!("tls address `{}` is not HOST:PORT", self.address)),
-        }
-    }
-
     pub async fn run(&self, ctx: &Context) -> Outcome {
         let (url, resolver) = match (self.url(), ctx.resolver().await) {
             (Ok(u), Ok(r)) => (u, r),
@@ -62,5 +55,22 @@ impl Spec {
             self.address,
             trace.tls_days_left.map(|d| d.to_string()).unwrap_or_else(|| "?".into())
         )))
+    }
+}
+
+impl super::ProbeKind for Spec {
+    fn name(&self) -> &'static str {
+        "tls"
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self.address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => self.url().map(|_| ()),
+            _ => Err(format!("tls address `{}` is not HOST:PORT", self.address)),
+        }
+    }
+
+    fn probe<'a>(&'a self, ctx: &'a crate::doctor::context::Context) -> crate::doctor::check::CheckFuture<'a> {
+        Box::pin(self.run(ctx))
     }
 }
