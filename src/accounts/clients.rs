@@ -11,6 +11,58 @@ use super::email::Email;
 use super::users::{NewUser, require_name};
 use super::{Accounts, Actor, Permissions, audit};
 use crate::error::{Code, Error, Result};
+use crate::store::composed;
+
+/// The columns that hold a client's details: one list for INSERT and UPDATE, bound in this
+/// order by [`bind_details`].
+const DETAIL_COLUMNS: [&str; 17] = [
+    "first_name",
+    "last_name",
+    "company",
+    "email",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "postcode",
+    "country",
+    "phone",
+    "language",
+    "tax_id",
+    "status",
+    "client_group",
+    "notes",
+    "email_prefs",
+];
+
+type ClientQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Any, Client, sqlx::any::AnyArguments>;
+
+/// Binds a client's details in the order of [`DETAIL_COLUMNS`].
+fn bind_details<'q>(query: ClientQuery<'q>, c: &'q Client) -> ClientQuery<'q> {
+    query
+        .bind(&c.first_name)
+        .bind(&c.last_name)
+        .bind(&c.company)
+        .bind(&c.email)
+        .bind(&c.address1)
+        .bind(&c.address2)
+        .bind(&c.city)
+        .bind(&c.state)
+        .bind(&c.postcode)
+        .bind(&c.country)
+        .bind(&c.phone)
+        .bind(&c.language)
+        .bind(&c.tax_id)
+        .bind(c.status.to_string())
+        .bind(&c.group)
+        .bind(&c.notes)
+        .bind(c.email_prefs.to_stored())
+}
+
+/// `$from, …, $to`.
+fn placeholders(range: std::ops::RangeInclusive<usize>) -> String {
+    range.map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
@@ -293,33 +345,18 @@ impl Accounts {
             (None, OwnerSpec::Existing(id)) => *id,
             (None, OwnerSpec::NewUser { .. }) => unreachable!("prepared above"),
         };
-        let ts = self.db.now();
-        let created: Client = sqlx::query_as(
-            "INSERT INTO clients (owner_user_id, first_name, last_name, company, email, address1, address2, city, state, \
-             postcode, country, phone, language, tax_id, status, client_group, notes, email_prefs, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19) RETURNING *",
-        )
-        .bind(owner_id)
-        .bind(&client.first_name)
-        .bind(&client.last_name)
-        .bind(&client.company)
-        .bind(&client.email)
-        .bind(&client.address1)
-        .bind(&client.address2)
-        .bind(&client.city)
-        .bind(&client.state)
-        .bind(&client.postcode)
-        .bind(&client.country)
-        .bind(&client.phone)
-        .bind(&client.language)
-        .bind(&client.tax_id)
-        .bind(client.status.to_string())
-        .bind(&client.group)
-        .bind(&client.notes)
-        .bind(client.email_prefs.to_stored())
-        .bind(ts)
-        .fetch_one(&mut *tx)
-        .await?;
+        let ts = crate::store::now();
+        let n = DETAIL_COLUMNS.len();
+        let sql = format!(
+            "INSERT INTO clients ({}, owner_user_id, created_at, updated_at) VALUES ({}, ${}, ${}, ${}) RETURNING *",
+            DETAIL_COLUMNS.join(", "),
+            placeholders(1..=n),
+            n + 1,
+            n + 2,
+            n + 2
+        );
+        let created: Client =
+            bind_details(sqlx::query_as(composed(sql)), &client).bind(owner_id).bind(ts).fetch_one(&mut *tx).await?;
         sqlx::query("INSERT INTO memberships (client_id, user_id, permissions, created_at) VALUES ($1, $2, $3, $4)")
             .bind(created.id)
             .bind(owner_id)
@@ -385,32 +422,20 @@ impl Accounts {
             self.refuse_banned(&Email::parse(&client.email)?).await?;
         }
         let mut tx = self.db.begin().await?;
-        let updated: Client = sqlx::query_as(
-            "UPDATE clients SET first_name = $1, last_name = $2, company = $3, email = $4, address1 = $5, address2 = $6, \
-             city = $7, state = $8, postcode = $9, country = $10, phone = $11, language = $12, tax_id = $13, status = $14, \
-             client_group = $15, notes = $16, email_prefs = $17, updated_at = $18 WHERE id = $19 RETURNING *",
-        )
-        .bind(&client.first_name)
-        .bind(&client.last_name)
-        .bind(&client.company)
-        .bind(&client.email)
-        .bind(&client.address1)
-        .bind(&client.address2)
-        .bind(&client.city)
-        .bind(&client.state)
-        .bind(&client.postcode)
-        .bind(&client.country)
-        .bind(&client.phone)
-        .bind(&client.language)
-        .bind(&client.tax_id)
-        .bind(client.status.to_string())
-        .bind(&client.group)
-        .bind(&client.notes)
-        .bind(client.email_prefs.to_stored())
-        .bind(self.db.now())
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let n = DETAIL_COLUMNS.len();
+        let assignments: Vec<String> =
+            DETAIL_COLUMNS.iter().enumerate().map(|(i, column)| format!("{column} = ${}", i + 1)).collect();
+        let sql = format!(
+            "UPDATE clients SET {}, updated_at = ${} WHERE id = ${} RETURNING *",
+            assignments.join(", "),
+            n + 1,
+            n + 2
+        );
+        let updated: Client = bind_details(sqlx::query_as(composed(sql)), &client)
+            .bind(crate::store::now())
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
         audit::record(&mut tx, actor, "client.update", ("client", Some(id)), changed.into()).await?;
         tx.commit().await?;
         Ok(updated)
