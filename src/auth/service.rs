@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::one_time::{self, Purpose};
-use super::sessions::Sessions;
+use super::sessions::{SecondFactor, Sessions};
 use super::throttle::{Scope, Throttle};
 use crate::accounts::{Accounts, Actor, Admin, ClientStatus, Membership, User};
 use crate::config::{Config, HttpUrl};
@@ -35,8 +35,8 @@ pub enum Login {
     Refused,
     /// Every client of the user is closed.
     ClientsClosed,
-    /// Password accepted; `second_factor` says what is still owed (`totp`, `duo`, `enrol`).
-    Accepted { user: Box<User>, clients: Vec<Membership>, second_factor: Option<&'static str> },
+    /// Password accepted; `second_factor` says what is still owed, if anything.
+    Accepted { user: Box<User>, clients: Vec<Membership>, second_factor: Option<SecondFactor> },
 }
 
 impl Auth {
@@ -99,10 +99,10 @@ impl Auth {
             return Ok(Login::ClientsClosed);
         }
         let second_factor = match user.twofa_method.as_deref() {
-            Some("totp") => Some("totp"),
-            Some("duo") if self.duo_configured => Some("duo"),
-            Some("duo") => Some("totp").filter(|_| user.totp_secret.is_some()),
-            _ if self.force_clients => Some("enrol"),
+            Some("totp") => Some(SecondFactor::Totp),
+            Some("duo") if self.duo_configured => Some(SecondFactor::Duo),
+            Some("duo") => Some(SecondFactor::Totp).filter(|_| user.totp_secret.is_some()),
+            _ if self.force_clients => Some(SecondFactor::Enrol),
             _ => None,
         };
         self.accounts

@@ -46,12 +46,24 @@ pub struct SessionData {
     pub backup_code: Option<String>,
 }
 
+/// What a user still owes after the password. Stored in session data as `totp`, `duo` or
+/// `enrol`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondFactor {
+    /// A TOTP code, or the backup code.
+    Totp,
+    /// Duo's Universal Prompt.
+    Duo,
+    /// Two-factor is enforced and the user has none yet: enrolment first.
+    Enrol,
+}
+
 /// The second factor a half-signed-in session still owes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Pending {
     pub user_id: i64,
-    /// `totp`, `duo`, or `enrol` (two-factor is enforced but the user has none yet).
-    pub method: String,
+    pub method: SecondFactor,
     pub duo_state: Option<String>,
     pub duo_nonce: Option<String>,
     /// Wrong codes sent in this half-signed-in state; at [`PENDING_TRIES`] it ends.

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::extract::{SignedIn, UserForm};
 use super::{redirect_with_flash, store_failed};
 use crate::accounts::{Actor, User};
-use crate::auth::sessions::{Session, SessionData};
+use crate::auth::sessions::{SecondFactor, Session, SessionData};
 use crate::error::Error;
 use crate::secrets::totp;
 use crate::web::AppState;
@@ -31,7 +31,7 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
         .with("questions", questions)
         .with("has_question", user.security_question_id.is_some())
         .with("duo", state.duo.is_some())
-        .with("enrol_required", session.data.pending.as_ref().is_some_and(|p| p.method == "enrol"))
+        .with("enrol_required", session.data.pending.as_ref().is_some_and(|p| p.method == SecondFactor::Enrol))
 }
 
 /// The security page again, with what was refused.

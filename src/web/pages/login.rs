@@ -10,7 +10,7 @@ use super::extract::CheckedForm;
 use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
 use crate::accounts::User;
 use crate::auth::Login;
-use crate::auth::sessions::{PENDING_TRIES, Pending, Session, SessionData};
+use crate::auth::sessions::{PENDING_TRIES, Pending, SecondFactor, Session, SessionData};
 use crate::secrets::tokens;
 use crate::web::AppState;
 use crate::web::context::Ctx;
@@ -77,14 +77,9 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
             match second_factor {
                 None => finish(&state, &session, &user, &ctx, Signed::default()).await,
                 Some(method) => {
-                    let pending = Pending {
-                        user_id: user.id,
-                        method: method.into(),
-                        duo_state: None,
-                        duo_nonce: None,
-                        wrong_codes: 0,
-                    };
-                    let enrol = method == "enrol";
+                    let pending =
+                        Pending { user_id: user.id, method, duo_state: None, duo_nonce: None, wrong_codes: 0 };
+                    let enrol = method == SecondFactor::Enrol;
                     let data = SessionData {
                         ip,
                         user_id: enrol.then_some(user.id),
@@ -138,13 +133,13 @@ async fn finish(state: &AppState, old: &Session, user: &User, ctx: &Ctx, signed:
 
 fn pending_of(ctx: &Ctx) -> Option<(Session, Pending)> {
     let s = ctx.session.clone()?;
-    let p = s.data.pending.clone().filter(|p| p.method == "totp" || p.method == "duo")?;
+    let p = s.data.pending.clone().filter(|p| p.method != SecondFactor::Enrol)?;
     Some((s, p))
 }
 
 pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Response {
     let Some((mut session, pending)) = pending_of(&ctx) else { return see_other(&state, "login", None) };
-    if pending.method == "totp" {
+    if pending.method == SecondFactor::Totp {
         return Page::new("twofa.html", "Two-factor authentication").render(&state, Some(&session));
     }
     // Duo: remember state and nonce server-side, then send the browser to the Universal Prompt.
@@ -253,7 +248,7 @@ pub struct DuoCallback {
 }
 
 pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DuoCallback>) -> Response {
-    let Some((session, pending)) = pending_of(&ctx).filter(|(_, p)| p.method == "duo") else {
+    let Some((session, pending)) = pending_of(&ctx).filter(|(_, p)| p.method == SecondFactor::Duo) else {
         return see_other(&state, "login", None);
     };
     let fail = |text: String| message(&state, Some(&session), StatusCode::UNAUTHORIZED, "Duo sign-in failed", &text);

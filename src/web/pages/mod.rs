@@ -23,7 +23,7 @@ use super::csrf;
 use super::form_token::{self, FormKey};
 use super::render::{Page, message, see_other};
 use crate::accounts::User;
-use crate::auth::sessions::{Ended, Session};
+use crate::auth::sessions::{Ended, SecondFactor, Session};
 use crate::secrets::tokens;
 
 pub fn routes() -> Router<AppState> {
@@ -161,7 +161,7 @@ pub async fn signed_in(state: &AppState, ctx: &Ctx, enrolment_page: bool) -> Res
         Ok(u) => u,
         Err(_) => return Err(to_login()),
     };
-    let enrolling = session.data.pending.as_ref().is_some_and(|p| p.method == "enrol");
+    let enrolling = session.data.pending.as_ref().is_some_and(|p| p.method == SecondFactor::Enrol);
     if enrolling && !enrolment_page {
         return Err(see_other(state, "account/security", None));
     }
