@@ -76,7 +76,7 @@ async fn set_up(
     email: &str,
 ) -> Result<(String, crate::accounts::Admin, crate::accounts::CreatedToken)> {
     let loaded = config::load(Some(path), std::env::vars())?;
-    let db = Db::connect(&loaded.config.database_url, &loaded.origin("database_url")).await?;
+    let db = Db::connect(&loaded.config.database_url, loaded.origin("database_url")).await?;
     db.migrate().await?;
     let accounts = Services::over(db.clone(), &loaded.config).accounts;
     let (admin, token) = accounts.bootstrap_admin(&Actor::system("init"), username, email).await?;

@@ -153,7 +153,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
 }
 
 async fn migrate(loaded: &Loaded, out: &Output) -> Result<()> {
-    let db = Db::connect(&loaded.config.database_url, &loaded.origin("database_url")).await?;
+    let db = Db::connect(&loaded.config.database_url, loaded.origin("database_url")).await?;
     let applied = db.migrate().await?;
     let status = db.migration_status().await?;
     db.close().await;

@@ -40,19 +40,43 @@ impl std::fmt::Display for ConfigSource {
     }
 }
 
+/// Where a configuration value was set; shown as `FILE:LINE:COL`, `environment variable NAME`
+/// or `embedded default`, to point an operator at the line to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File { path: PathBuf, line: usize, column: usize },
+    Env(String),
+    Default,
+}
+
+impl serde::Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File { path, line, column } => write!(f, "{}:{line}:{column}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Default => f.write_str("embedded default"),
+        }
+    }
+}
+
 /// The effective configuration and where each top-level value came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
     pub source: ConfigSource,
-    origins: BTreeMap<String, String>,
+    origins: BTreeMap<String, Origin>,
 }
 
 impl Loaded {
-    /// Where a top-level key's value was set: `FILE:LINE:COL`, `environment variable NAME` or
-    /// `embedded default`. Used to point an operator at the line to fix.
-    pub fn origin(&self, key: &str) -> String {
-        self.origins.get(key).cloned().unwrap_or_else(|| "embedded default".into())
+    /// Where a top-level key's value was set.
+    pub fn origin(&self, key: &str) -> Origin {
+        self.origins.get(key).cloned().unwrap_or(Origin::Default)
     }
 }
 
@@ -94,7 +118,8 @@ pub fn load_from_str(
             if let Ok(spans) = serde_saphyr::from_str::<BTreeMap<String, Spanned<IgnoredAny>>>(text) {
                 for (key, span) in spans {
                     let at = span.referenced;
-                    origins.insert(key, format!("{name}:{}:{}", at.line(), at.column()));
+                    let path = PathBuf::from(&name);
+                    origins.insert(key, Origin::File { path, line: at.line() as usize, column: at.column() as usize });
                 }
             }
             config
@@ -158,7 +183,7 @@ fn strip_location_suffix(message: &str) -> &str {
 
 fn apply_env(
     config: &mut Config,
-    origins: &mut BTreeMap<String, String>,
+    origins: &mut BTreeMap<String, Origin>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
     let mut overrides: Vec<(String, String)> = env
@@ -186,7 +211,7 @@ fn apply_env(
         // Deserialize after each override so an error names the variable that caused it.
         serde_json::from_value::<Config>(tree.clone())
             .map_err(|e| env_err(format!("`{raw}` is not valid for `{}`: {e}", path.join("."))))?;
-        origins.insert(path[0].clone(), format!("environment variable {var}"));
+        origins.insert(path[0].clone(), Origin::Env(var.clone()));
     }
     *config = serde_json::from_value(tree).expect("validated above");
     for ((path, secret), held) in config.secrets_mut().into_iter().zip(held) {

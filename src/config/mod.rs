@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use checked::{MAX_PASSWORD_BYTES, parse_trusted};
 pub(crate) use load::yaml_error;
-pub use load::{ConfigError, ConfigSource, Loaded, load, load_from_str};
+pub use load::{ConfigError, ConfigSource, Loaded, Origin, load, load_from_str};
 pub use values::{Backend, ByteSize, DatabaseUrl, Duration, HttpUrl, Secret, TimeZone};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -25,14 +25,6 @@ pub enum Fix {
     SetConfig { file: PathBuf, line: usize, column: usize, key: String, value: String },
 }
 
-/// Where a top-level key was written, parsed from `Loaded::origin` (`FILE:LINE:COL`).
-pub fn file_location(origin: &str) -> Option<(PathBuf, usize, usize)> {
-    let mut parts = origin.rsplitn(3, ':');
-    let column = parts.next()?.parse().ok()?;
-    let line = parts.next()?.parse().ok()?;
-    Some((PathBuf::from(parts.next()?), line, column))
-}
-
 /// The fix for a result, when its check offers one and it can be applied here.
 pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
     if !result.fix.available || result.status.severity() == 0 {
@@ -88,7 +80,7 @@ impl Fix {
         match self {
             Fix::Migrate => {
                 let config = ctx.config();
-                let db = Db::connect(&config.database_url, &ctx.loaded.origin("database_url"))
+                let db = Db::connect(&config.database_url, ctx.loaded.origin("database_url"))
                     .await
                     .map_err(|e| e.to_string())?;
                 let applied = db.migrate().await.map_err(|e| e.to_string());
@@ -145,17 +137,5 @@ impl Fix {
                 Ok(format!("set {key} to {value} in {}; the previous file is {}", file.display(), backup.display()))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::file_location;
-
-    #[test]
-    fn origins_parse_into_locations() {
-        assert_eq!(file_location("/etc/gh/gatehouse.yaml:3:13"), Some(("/etc/gh/gatehouse.yaml".into(), 3, 13)));
-        assert_eq!(file_location("environment variable GATEHOUSE_SYSTEM_URL"), None);
-        assert_eq!(file_location("embedded default"), None);
     }
 }

@@ -62,12 +62,12 @@ impl Db {
             };
             return Err(Error::Usage(message));
         }
-        Self::connect(url, &loaded.origin("database_url")).await
+        Self::connect(url, loaded.origin("database_url")).await
     }
 
     /// Opens the database; a SQLite file and its directory are created on first use.
     /// `origin` says where the URL was configured, for the error message.
-    pub async fn connect(url: &DatabaseUrl, origin: &str) -> Result<Db> {
+    pub async fn connect(url: &DatabaseUrl, origin: impl std::fmt::Display) -> Result<Db> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
 

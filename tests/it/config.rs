@@ -31,7 +31,7 @@ fn embedded_defaults_use_sqlite_under_gatehouse_data() {
     assert_eq!(c.sessions.idle_timeout.as_secs(), 1800);
     assert_eq!(c.security.invite_ttl.as_secs(), 7 * 86400);
     assert_eq!(c.doctor.disk_min_free.0, 1 << 30);
-    assert_eq!(loaded.origin("database_url"), "embedded default");
+    assert_eq!(loaded.origin("database_url").to_string(), "embedded default");
 }
 
 #[test]
@@ -70,8 +70,8 @@ fn environment_overrides_win_and_are_typed() {
     assert!(!c.sessions.ip_check);
     assert_eq!(c.security.lockout.max_failures, 9);
     assert_eq!(c.trusted_proxies.ranges, vec!["10.0.0.0/8", "192.0.2.1"]);
-    assert_eq!(loaded.origin("database_url"), "environment variable GATEHOUSE_DATABASE_URL");
-    assert_eq!(loaded.origin("system_url"), "embedded default");
+    assert_eq!(loaded.origin("database_url").to_string(), "environment variable GATEHOUSE_DATABASE_URL");
+    assert_eq!(loaded.origin("system_url").to_string(), "embedded default");
 }
 
 #[test]
@@ -116,7 +116,9 @@ fn every_kind_of_bad_file_is_refused_with_its_location() {
 #[test]
 fn the_location_of_each_top_level_key_is_known() {
     let loaded = file("listen: \"127.0.0.1:9\"\n\ndatabase_url: \"postgres://u:p@h/db\"\n").unwrap();
-    assert_eq!(loaded.origin("database_url"), "conf/gatehouse.yaml:3:15");
+    assert_eq!(loaded.origin("database_url").to_string(), "conf/gatehouse.yaml:3:15");
+    let gatehouse::config::Origin::File { line, column, .. } = loaded.origin("database_url") else { panic!() };
+    assert_eq!((line, column), (3, 15), "a location a fix can edit");
 }
 
 #[test]

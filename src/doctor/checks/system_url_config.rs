@@ -2,6 +2,7 @@
 //! "login details incorrect" and "invalid reset link".
 
 use super::is_local;
+use crate::config::Origin;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
@@ -26,7 +27,7 @@ impl Check for Config {
     }
 
     fn fix(&self, ctx: &Context) -> Option<Fix> {
-        let (file, line, column) = crate::doctor::fix::file_location(&ctx.loaded.origin("system_url"))?;
+        let Origin::File { path: file, line, column } = ctx.loaded.origin("system_url") else { return None };
         let current = ctx.config().system_url.to_string();
         (!current.ends_with('/')).then(|| Fix::SetConfig {
             file,
@@ -62,7 +63,7 @@ impl Check for Config {
                 ))
                 .remediation(format!("Set system_url to {}/", url.as_str()));
                 // Only a value written in a file can be edited in place by --fix.
-                let in_file = crate::doctor::fix::file_location(&origin).is_some();
+                let in_file = matches!(origin, Origin::File { .. });
                 return evidence(if in_file {
                     outcome.fixable(format!("set system_url to {}/ in {origin}", url.as_str()))
                 } else {
