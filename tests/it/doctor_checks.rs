@@ -213,7 +213,7 @@ async fn accounts_integrity_finds_broken_data_and_clears_when_fixed() {
     let healthy = d.check(DEFAULT, "accounts.integrity").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
 
-    // An owner without a password: admins logging in as this client are denied.
+    // An owner without a password, who therefore cannot sign in.
     let fields = ClientUpdate {
         email: Some("ann@example.com".into()),
         first_name: Some("Ann".into()),
@@ -227,14 +227,20 @@ async fn accounts_integrity_finds_broken_data_and_clears_when_fixed() {
     let r = d.check(DEFAULT, "accounts.integrity").await;
     assert_eq!(r.status, Status::Warn, "{}", r.message);
     assert_eq!(r.evidence["clients_owner_without_password"], json!([client.id]));
+    assert!(r.message.contains("cannot sign in") && r.message.contains("reset-password"), "{}", r.message);
     accounts.set_password(&actor, client.owner_user_id, "a long enough password").await.unwrap();
     assert_eq!(d.check(DEFAULT, "accounts.integrity").await.status, Status::Pass);
 
-    // A user whose domain was banned after they signed up.
+    // A user whose domain was banned after they signed up; one under a subdomain of it; and
+    // one whose domain only ends in the same letters, who is not.
+    let sub = accounts.create_user(&actor, new_user("bo@mail.example.com")).await.unwrap().id;
+    accounts.create_user(&actor, new_user("cy@notexample.com")).await.unwrap();
     accounts.ban_domain(&actor, "example.com").await.unwrap();
     let r = d.check(DEFAULT, "accounts.integrity").await;
     assert_eq!(r.status, Status::Warn);
-    assert_eq!(r.evidence["users_in_banned_domains"], json!([client.owner_user_id]));
+    let mut banned = vec![client.owner_user_id, sub];
+    banned.sort();
+    assert_eq!(r.evidence["users_in_banned_domains"], json!(banned));
     accounts.unban_domain(&actor, "example.com").await.unwrap();
 
     // A permission key written by hand that this version does not know.
@@ -312,4 +318,13 @@ async fn a_site_behind_cloudflare_must_trust_it() {
     assert_eq!(d.check(&fixed, "proxy.cloudflare").await.status, Status::Pass);
     let direct = d.check("system_url: \"http://localhost:8080/\"\n", "proxy.cloudflare").await;
     assert_eq!(direct.status, Status::Pass, "no false alarm: {}", direct.message);
+}
+
+fn new_user(email: &str) -> gatehouse::accounts::NewUser {
+    gatehouse::accounts::NewUser {
+        email: email.into(),
+        first_name: "T".into(),
+        last_name: "U".into(),
+        ..Default::default()
+    }
 }

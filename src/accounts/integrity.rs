@@ -1,0 +1,92 @@
+//! The accounts rules, checked on the stored data: what `accounts.integrity` reports. Each fact
+//! is one query on indexed columns, so the check stays fast however many users there are.
+
+use std::collections::BTreeMap;
+
+use super::{Accounts, Permission};
+use crate::error::Result;
+
+/// What breaks the accounts rules, and how much there is.
+#[derive(Debug, Default)]
+pub struct Integrity {
+    /// Clients whose owner is not one of their members.
+    pub owner_not_member: Vec<i64>,
+    /// Open clients whose owner has no password (so cannot sign in).
+    pub owner_without_password: Vec<i64>,
+    /// Users whose email is in a banned domain (or, with `banned_email_subdomains`, under one).
+    pub users_in_banned_domains: Vec<i64>,
+    /// Permission keys stored in memberships that this version does not know, with how often.
+    pub unknown_permission_keys: BTreeMap<String, usize>,
+    /// Invitations past their expiry, neither accepted nor cancelled.
+    pub stale_invites: i64,
+    pub clients: i64,
+    pub users: i64,
+}
+
+impl Accounts {
+    /// The rules checked as of `now` (the caller's clock, for the invitations' expiry).
+    pub async fn integrity(&self, now: i64) -> Result<Integrity> {
+        let pool = self.db.pool();
+        let ids = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_all(pool).await };
+        let owner_not_member = ids(
+            "SELECT c.id FROM clients c LEFT JOIN memberships m ON m.client_id = c.id AND m.user_id = c.owner_user_id \
+             WHERE m.user_id IS NULL ORDER BY c.id",
+        )
+        .await?;
+        let owner_without_password = ids("SELECT c.id FROM clients c JOIN users u ON u.id = c.owner_user_id \
+             WHERE u.password_hash IS NULL AND c.status <> 'closed' ORDER BY c.id")
+        .await?;
+
+        let mut users_in_banned_domains = Vec::new();
+        for banned in self.list_banned_domains().await? {
+            let domain = banned.domain;
+            let mut found: Vec<i64> = if self.policy().banned_email_subdomains {
+                sqlx::query_scalar("SELECT id FROM users WHERE email_norm LIKE $1 OR email_norm LIKE $2")
+                    .bind(format!("%@{domain}"))
+                    .bind(format!("%@%.{domain}"))
+                    .fetch_all(pool)
+                    .await?
+            } else {
+                sqlx::query_scalar("SELECT id FROM users WHERE email_norm LIKE $1")
+                    .bind(format!("%@{domain}"))
+                    .fetch_all(pool)
+                    .await?
+            };
+            users_in_banned_domains.append(&mut found);
+        }
+        users_in_banned_domains.sort_unstable();
+        users_in_banned_domains.dedup();
+
+        // Distinct permission sets are few however many memberships there are.
+        let sets: Vec<(String, i64)> =
+            sqlx::query_as("SELECT permissions, COUNT(*) FROM memberships GROUP BY permissions")
+                .fetch_all(pool)
+                .await?;
+        let mut unknown_permission_keys: BTreeMap<String, usize> = BTreeMap::new();
+        for (set, count) in &sets {
+            for key in set.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                if key.parse::<Permission>().is_err() {
+                    *unknown_permission_keys.entry(key.to_string()).or_default() += *count as usize;
+                }
+            }
+        }
+
+        let stale_invites = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM invites WHERE accepted_at IS NULL AND cancelled_at IS NULL AND expires_at <= $1",
+        )
+        .bind(now)
+        .fetch_one(pool)
+        .await?;
+        let clients = sqlx::query_scalar("SELECT COUNT(*) FROM clients").fetch_one(pool).await?;
+        let users = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?;
+        Ok(Integrity {
+            owner_not_member,
+            owner_without_password,
+            users_in_banned_domains,
+            unknown_permission_keys,
+            stale_invites,
+            clients,
+            users,
+        })
+    }
+}
