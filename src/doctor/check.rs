@@ -40,6 +40,21 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// What most checks leave as it is — no prerequisites, no thresholds — for a check to
+    /// finish its description with (`..Meta::BASE`), so it states only what is its own.
+    pub const BASE: Meta = Meta {
+        id: "",
+        title: "",
+        tags: &[],
+        symptom: "",
+        cause: "",
+        next_steps: "",
+        prerequisites: &[],
+        thresholds: &[],
+    };
+}
+
+impl Meta {
     pub fn doc(&self) -> String {
         format!("Symptom: {} Cause: {} Next steps: {}", self.symptom, self.cause, self.next_steps)
     }

@@ -152,6 +152,10 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         client_ip = %ip, peer = %peer, cf_ray = cf_ray.as_deref().unwrap_or("-"), "request"
     );
     state.metrics.record(response.status());
-    state.observations.record(Observation::new(host, scheme, peer, ip, cf_headers, ip_changed));
+    // A load balancer's health check sent straight to the backend is not a visitor arriving on
+    // the wrong host.
+    if !super::probes::PATHS.contains(&path.as_str()) {
+        state.observations.record(Observation::new(host, scheme, peer, ip, cf_headers, ip_changed));
+    }
     response
 }

@@ -141,18 +141,24 @@ pub async fn run(
     let memory = tokio::spawn(return_memory_when_quiet(state.clone()));
     let (limits, trusted, connections) =
         (state.loaded.config.server.clone(), state.trusted.clone(), state.connections.clone());
-    server::serve(listener, router(state), &limits, trusted, connections, shutdown).await;
+    server::serve(listener, router(state.clone()), &limits, trusted, connections, shutdown).await;
     background.abort();
     memory.abort();
+    // What was observed since the last flush would otherwise be lost with the process.
+    state.flush_observations().await;
     Ok(())
 }
 
-/// The web heartbeat and the flush of request observations, every 30 seconds.
+/// The request observations stored every 5 seconds (the doctor reads them, so right after a
+/// restart it still has evidence), the web heartbeat every 30.
 async fn background(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
-    loop {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    for n in 0u64.. {
         tick.tick().await;
-        state.flush().await;
+        if n % 6 == 0 {
+            state.heartbeat().await;
+        }
+        state.flush_observations().await;
     }
 }
 
@@ -177,11 +183,18 @@ async fn return_memory_when_quiet(state: AppState) {
 impl AppState {
     /// Writes the web heartbeat and stores the pending request observations.
     pub async fn flush(&self) {
-        let state = self;
-        if let Err(e) = Heartbeat::of_this_process("web", &state.loaded).write(state.db()).await {
+        self.heartbeat().await;
+        self.flush_observations().await;
+    }
+
+    async fn heartbeat(&self) {
+        if let Err(e) = Heartbeat::of_this_process("web", &self.loaded).write(self.db()).await {
             tracing::warn!(error = %e, "could not write the web heartbeat");
         }
-        if let Err(e) = state.observations.flush(state.db()).await {
+    }
+
+    async fn flush_observations(&self) {
+        if let Err(e) = self.observations.flush(self.db()).await {
             tracing::warn!(error = %e, "could not store request observations");
         }
     }

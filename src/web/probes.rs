@@ -13,6 +13,10 @@ use crate::auth::sessions::{Session, SessionData};
 /// How long each readiness probe may take; `/readyz` answers within about twice this.
 const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(900);
 
+/// The routes machines call (load balancers, monitors, the doctor): not visitor traffic, so they
+/// are left out of the request observations the doctor reasons about.
+pub const PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/.well-known/gatehouse"];
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -54,6 +54,25 @@ async fn system_url_requests_sees_visitors_on_another_host(backend: Backend) {
     );
 }
 
+/// A load balancer health-checking the backend port directly (another Host) is not a visitor on
+/// the wrong host; and what serve saw is still there for the doctor right after it stops.
+async fn probes_are_not_visitors_and_observations_survive_a_restart(backend: Backend) {
+    let Some(mut server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let mut balancer = server.browser();
+    balancer.header("host", &format!("10.0.0.5:{}", server.addr.port()));
+    for probe in ["healthz", "readyz", "metrics", ".well-known/gatehouse"] {
+        assert_eq!(balancer.get(probe).await.status, 200, "{probe}");
+    }
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
+
+    // No explicit flush: stopping serve (what a restart does) stores what it observed.
+    server.reconfigure("").await;
+    let (result, _) = check(&server.state.loaded, "system_url.requests").await;
+    assert_eq!(result.status, Status::Pass, "observed before the restart, probes left out: {}", result.message);
+    assert_eq!(result.evidence["elsewhere"], 0, "{:?}", result.evidence);
+}
+
 async fn system_url_reachable_finds_another_instance(backend: Backend) {
     let Some(mut ours) = Server::start(backend, "").await else { return };
     let (healthy, _) = check(&ours.state.loaded, "system_url.reachable").await;
@@ -324,6 +343,7 @@ async fn proxy_lockouts_names_a_locked_out_proxy(backend: Backend) {
 web_on_both_backends!(
     proxy_lockouts_names_a_locked_out_proxy,
     system_url_requests_sees_visitors_on_another_host,
+    probes_are_not_visitors_and_observations_survive_a_restart,
     system_url_reachable_finds_another_instance,
     sessions_cookie_sees_secure_cookies_on_plain_http,
     sessions_lifetime_sees_sessions_ended_by_ip_changes,

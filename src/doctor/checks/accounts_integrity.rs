@@ -21,7 +21,7 @@ static INTEGRITY: Meta = Meta {
     next_steps: "Inspect the records listed in the evidence with `gatehouse client show ID` / `gatehouse user show \
                  ID`; set a password for owners (`gatehouse user set-password`), and fix or remove the rest.",
     prerequisites: &["database.connectivity"],
-    thresholds: &[],
+    ..Meta::BASE
 };
 
 impl Check for Integrity {

@@ -20,7 +20,7 @@ static HASHES: Meta = Meta {
     next_steps: "Nothing is required: each such hash is upgraded to argon2id at the user's next login. To hurry \
                  it, send those users a password reset.",
     prerequisites: &["database.connectivity"],
-    thresholds: &[],
+    ..Meta::BASE
 };
 
 impl Check for PasswordHashes {

@@ -21,7 +21,7 @@ static META: Meta = Meta {
     next_steps: "Give every admin a role (`gatehouse admin role assign`) and complete the roles \
                  (`gatehouse admin role set NAME --permissions …`).",
     prerequisites: &["database.connectivity"],
-    thresholds: &[],
+    ..Meta::BASE
 };
 
 /// Pairs where holding the first without the second leaves an admin stuck halfway.

@@ -18,8 +18,8 @@ static META: Meta = Meta {
             is missing or unwritable, or migrations have not been applied.",
     next_steps: "Check database_url (gatehouse config show), that the server accepts connections from this \
                  host, and run `gatehouse migrate`.",
-    prerequisites: &[],
     thresholds: &["latency_warn_ms"],
+    ..Meta::BASE
 };
 
 impl Check for Connectivity {

@@ -19,8 +19,8 @@ static META: Meta = Meta {
     cause: "The filesystem holding the data directory, the session files or the database is out of space or inodes.",
     next_steps: "Free space on the filesystem named in the evidence (old logs, backups, expired sessions: \
                  `gatehouse session gc`), or move data_dir to a larger volume.",
-    prerequisites: &[],
     thresholds: &["min_free_bytes", "min_free_percent", "min_free_inodes_percent"],
+    ..Meta::BASE
 };
 
 #[derive(Debug, Serialize)]

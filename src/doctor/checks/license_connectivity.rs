@@ -19,8 +19,8 @@ static META: Meta = Meta {
     next_steps: "Fix the phase named in the message: DNS (resolv.conf, doctor.dns_servers), TCP (outbound firewall \
                  to the server's port), TLS (proxy interception, CA bundle, system clock) or HTTP (the server's \
                  status; retry later).",
-    prerequisites: &[],
     thresholds: &["slow_ms"],
+    ..Meta::BASE
 };
 
 impl Check for Connectivity {

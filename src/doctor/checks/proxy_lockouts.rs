@@ -22,7 +22,7 @@ static META: Meta = Meta {
     next_steps: "Trust the proxy (trusted_proxies.ranges, or cloudflare: true behind CloudFlare) with the header it \
                  sets, restart serve, then end the lock with `gatehouse lockout clear --ip ADDRESS`.",
     prerequisites: &["database.connectivity"],
-    thresholds: &[],
+    ..Meta::BASE
 };
 
 /// Addresses a visitor on the internet never has: a proxy, load balancer or NAT in between.

@@ -19,8 +19,8 @@ static META: Meta = Meta {
             or trust is so broad that any client can forge its address.",
     next_steps: "List exactly your proxies' addresses in trusted_proxies.ranges (or set cloudflare: true behind \
                  CloudFlare) and the header they set in trusted_proxies.header.",
-    prerequisites: &[],
     thresholds: &["max_public_prefix_v4", "max_public_prefix_v6"],
+    ..Meta::BASE
 };
 
 impl Check for Trusted {

@@ -21,7 +21,7 @@ static META: Meta = Meta {
     next_steps: "Point system_url's DNS at the server running `gatehouse serve`, proxy it through unchanged, and \
                  make the proxy redirect other names to system_url rather than the reverse.",
     prerequisites: &["system_url.config"],
-    thresholds: &[],
+    ..Meta::BASE
 };
 
 impl Check for Reachable {
