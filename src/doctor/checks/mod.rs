@@ -70,7 +70,7 @@ async fn observed_requests(ctx: &Context) -> Result<Vec<Observation>, Outcome> {
     match observations::recent(accounts.db(), &fingerprint).await {
         Ok(seen) if seen.is_empty() => Err(Outcome::skipped(format!(
             "no requests observed in the last day under this configuration (fingerprint {fingerprint}): `gatehouse \
-             serve` stores a sample of the requests it receives every 30 s"
+             serve` stores a sample of the requests it receives every 5 s, and when it stops"
         ))),
         Ok(seen) => Ok(seen),
         Err(e) => Err(Outcome::error(format!("cannot read the request observations: {e}"))),
