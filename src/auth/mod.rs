@@ -12,5 +12,5 @@ mod signup;
 pub mod throttle;
 
 pub use profile::ProfileChange;
-pub use service::{Auth, IMPERSONATION_TTL_SECS, Login};
+pub use service::{Auth, IMPERSONATION_TTL_SECS, Login, SignedIn, Visitor};
 pub use signup::{SignUp, SignedUp};

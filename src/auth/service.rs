@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::one_time::{self, Purpose};
-use super::sessions::{SecondFactor, Sessions};
+use super::sessions::{Pending, SecondFactor, Session, SessionData, Sessions};
 use super::throttle::{Scope, Throttle};
 use crate::accounts::{Accounts, Actor, Admin, ClientStatus, Membership, User};
 use crate::config::{Config, HttpUrl};
@@ -112,6 +112,46 @@ impl Auth {
     }
 
     /// The user's clients that may be entered (not closed).
+    /// Signs `user` in on a new session in place of `old` (a new id and CSRF token), in their
+    /// client when they have exactly one. Returns the new session's cookie value.
+    pub async fn sign_in(&self, old: &Session, user: &User, from: &Visitor, signed: SignedIn) -> Result<String> {
+        let clients = self.usable_clients(user.id).await?;
+        let data = SessionData {
+            user_id: Some(user.id),
+            client_id: if clients.len() == 1 { Some(clients[0].client_id) } else { None },
+            ip: from.ip.clone(),
+            user_agent: from.user_agent.clone(),
+            flash: signed.flash,
+            backup_code: signed.backup_code,
+            impersonated_by: signed.impersonated_by,
+            ..Default::default()
+        };
+        Ok(self.sessions.rotate(old, data).await?.0)
+    }
+
+    /// After the password, when a second factor is owed: a new half-signed-in session that
+    /// remembers what is owed. Enrolment (two-factor enforced, none set up) signs the user in
+    /// far enough to reach the security page. Returns the new session's cookie value.
+    pub async fn await_second_factor(
+        &self,
+        old: &Session,
+        user: &User,
+        clients: &[Membership],
+        method: SecondFactor,
+        from: &Visitor,
+    ) -> Result<String> {
+        let pending = Pending { user_id: user.id, method, duo_state: None, duo_nonce: None, wrong_codes: 0 };
+        let enrol = method == SecondFactor::Enrol;
+        let data = SessionData {
+            ip: from.ip.clone(),
+            user_id: enrol.then_some(user.id),
+            client_id: if enrol && clients.len() == 1 { Some(clients[0].client_id) } else { None },
+            pending: Some(pending),
+            ..Default::default()
+        };
+        Ok(self.sessions.rotate(old, data).await?.0)
+    }
+
     pub async fn usable_clients(&self, user_id: i64) -> Result<Vec<Membership>> {
         Ok(usable(self.accounts.clients_of_user(user_id).await?))
     }
@@ -366,4 +406,21 @@ pub struct TotpEnrolment {
     /// Shown to the user once; only its hash is stored.
     pub backup_code: String,
     backup_hash: String,
+}
+
+/// Where a login comes from, as the session keeps it.
+pub struct Visitor {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// What a new signed-in session starts with besides the user.
+#[derive(Default)]
+pub struct SignedIn {
+    /// A message for the first page.
+    pub flash: Option<String>,
+    /// A new backup code (the old one was just used), shown once.
+    pub backup_code: Option<String>,
+    /// The admin who opened this session with an impersonation link.
+    pub impersonated_by: Option<i64>,
 }

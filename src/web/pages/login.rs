@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::extract::CheckedForm;
 use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
 use crate::accounts::User;
-use crate::auth::Login;
-use crate::auth::sessions::{PENDING_TRIES, Pending, SecondFactor, Session, SessionData};
+use crate::auth::sessions::{PENDING_TRIES, Pending, SecondFactor, Session};
+use crate::auth::{Login, SignedIn, Visitor};
 use crate::secrets::tokens;
 use crate::web::AppState;
 use crate::web::context::Ctx;
@@ -73,60 +73,28 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
         }
         Login::Accepted { user, clients, second_factor } => {
             state.metrics.login(true);
-            let ip = ctx.ip_string();
-            match second_factor {
-                None => finish(&state, &session, &user, &ctx, Signed::default()).await,
-                Some(method) => {
-                    let pending =
-                        Pending { user_id: user.id, method, duo_state: None, duo_nonce: None, wrong_codes: 0 };
-                    let enrol = method == SecondFactor::Enrol;
-                    let data = SessionData {
-                        ip,
-                        user_id: enrol.then_some(user.id),
-                        client_id: if enrol && clients.len() == 1 { Some(clients[0].client_id) } else { None },
-                        pending: Some(pending),
-                        ..Default::default()
-                    };
-                    match state.auth.sessions.rotate(&session, data).await {
-                        Ok((raw, _)) => {
-                            let next = if enrol { "account/security" } else { "login/2fa" };
-                            see_other(&state, next, Some(state.cookie.set(&raw)))
-                        }
-                        Err(e) => store_failed(&state, &e),
-                    }
+            let Some(method) = second_factor else {
+                return finish(&state, &session, &user, &ctx, SignedIn::default()).await;
+            };
+            match state.auth.await_second_factor(&session, &user, &clients, method, &visitor(&ctx)).await {
+                Ok(raw) => {
+                    let next = if method == SecondFactor::Enrol { "account/security" } else { "login/2fa" };
+                    see_other(&state, next, Some(state.cookie.set(&raw)))
                 }
+                Err(e) => store_failed(&state, &e),
             }
         }
     }
 }
 
-/// What a new signed-in session starts with besides the user.
-#[derive(Default)]
-struct Signed {
-    flash: Option<String>,
-    /// A new backup code (the old one was just used), shown once.
-    backup_code: Option<String>,
-    impersonated_by: Option<i64>,
+fn visitor(ctx: &Ctx) -> Visitor {
+    Visitor { ip: ctx.ip_string(), user_agent: ctx.user_agent.clone() }
 }
 
-/// Signs the user in on a new session (new id, new CSRF token) and opens the client area.
-async fn finish(state: &AppState, old: &Session, user: &User, ctx: &Ctx, signed: Signed) -> Response {
-    let clients = match state.auth.usable_clients(user.id).await {
-        Ok(c) => c,
-        Err(e) => return internal(state, &e),
-    };
-    let data = SessionData {
-        user_id: Some(user.id),
-        client_id: if clients.len() == 1 { Some(clients[0].client_id) } else { None },
-        ip: ctx.ip_string(),
-        user_agent: ctx.user_agent.clone(),
-        flash: signed.flash,
-        backup_code: signed.backup_code,
-        impersonated_by: signed.impersonated_by,
-        ..Default::default()
-    };
-    match state.auth.sessions.rotate(old, data).await {
-        Ok((raw, _)) => see_other(state, "clientarea", Some(state.cookie.set(&raw))),
+/// Signs the user in (a new session) and opens the client area.
+async fn finish(state: &AppState, old: &Session, user: &User, ctx: &Ctx, signed: SignedIn) -> Response {
+    match state.auth.sign_in(old, user, &visitor(ctx), signed).await {
+        Ok(raw) => see_other(state, "clientarea", Some(state.cookie.set(&raw))),
         Err(e) => store_failed(state, &e),
     }
 }
@@ -200,7 +168,7 @@ pub async fn second_factor_submit(
                     &session,
                     &user,
                     &ctx,
-                    Signed { flash: Some(flash), backup_code: Some(next), ..Default::default() },
+                    SignedIn { flash: Some(flash), backup_code: Some(next), ..Default::default() },
                 )
                 .await
             }
@@ -209,7 +177,7 @@ pub async fn second_factor_submit(
         };
     }
     match state.auth.verify_totp(&user, form.text("code"), &ip).await {
-        Ok(true) => finish(&state, &session, &user, &ctx, Signed::default()).await,
+        Ok(true) => finish(&state, &session, &user, &ctx, SignedIn::default()).await,
         Ok(false) => wrong("That code is not valid, or was already used. Wait for the next code and try again.").await,
         Err(e) => internal(&state, &e),
     }
@@ -275,7 +243,7 @@ pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Que
                 .accounts
                 .record_event(&actor, "twofa.duo_ok", ("user", Some(user.id)), serde_json::json!({}))
                 .await;
-            finish(&state, &session, &user, &ctx, Signed::default()).await
+            finish(&state, &session, &user, &ctx, SignedIn::default()).await
         }
         Err(e) => {
             let details = serde_json::json!({"error": e.to_string()});
@@ -311,7 +279,7 @@ pub async fn impersonation_submit(
     let ip = ctx.ip_string();
     match state.auth.consume_impersonation(&token, &ip).await {
         Ok((user, admin_id)) => {
-            finish(&state, &session, &user, &ctx, Signed { impersonated_by: Some(admin_id), ..Default::default() })
+            finish(&state, &session, &user, &ctx, SignedIn { impersonated_by: Some(admin_id), ..Default::default() })
                 .await
         }
         Err(e) => message(&state, Some(&session), StatusCode::NOT_FOUND, "Link not valid", &sentence(&e)),
