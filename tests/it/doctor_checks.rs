@@ -89,6 +89,10 @@ async fn database_connectivity_from_fresh_to_migrated() {
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
     assert_eq!(healthy.evidence["journal_mode"], "wal");
     assert!(healthy.evidence["busy_timeout_ms"].as_i64().unwrap() > 0);
+    // Connecting and querying are reported apart: the latency is the median of round trips on
+    // an open connection, so a slow connect cannot pass for a slow database.
+    assert!(healthy.evidence["connect_ms"].as_f64().is_some(), "{:?}", healthy.evidence);
+    assert!(healthy.evidence["latency_ms"].as_f64().unwrap() < 100.0, "{:?}", healthy.evidence);
     // A burst of writes must not leave the WAL file at its largest: checkpoints truncate it.
     assert_eq!(healthy.evidence["wal_size_limit_bytes"], 64 * 1024 * 1024);
     assert!(healthy.evidence["server_version"].as_str().unwrap().starts_with("SQLite 3."));
