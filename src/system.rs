@@ -25,7 +25,8 @@ pub fn effective_zone() -> EffectiveZone {
                 EffectiveZone { zone: Some("UTC".into()), source: "TZ (empty)".into(), problem: None }
             }
             Err(_) => EffectiveZone {
-                zone: None,
+                // What the C library really does with a TZ it cannot read.
+                zone: Some("UTC".into()),
                 source: "TZ environment variable".into(),
                 problem: Some(format!("TZ={tz} is not an IANA zone; the C library silently falls back to UTC")),
             },

@@ -15,6 +15,8 @@ pub struct Heartbeat {
     pub install_dir: String,
     pub version: String,
     pub timezone: String,
+    /// The process's `TZ` environment variable as it was, when set.
+    pub tz_env: Option<String>,
     pub config_fingerprint: String,
     pub pid: i64,
     #[serde(serialize_with = "crate::store::serialize_ts")]
@@ -46,6 +48,7 @@ impl Heartbeat {
             install_dir,
             version: env!("CARGO_PKG_VERSION").into(),
             timezone,
+            tz_env: std::env::var("TZ").ok(),
             config_fingerprint: fingerprint(loaded),
             pid: i64::from(std::process::id()),
             at: now(),
@@ -54,16 +57,17 @@ impl Heartbeat {
 
     pub async fn write(&self, db: &Db) -> Result<()> {
         sqlx::query(
-            "INSERT INTO heartbeats (role, host, install_dir, version, timezone, config_fingerprint, pid, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (role, host, install_dir) DO UPDATE SET \
-             version = excluded.version, timezone = excluded.timezone, config_fingerprint = excluded.config_fingerprint, \
-             pid = excluded.pid, at = excluded.at",
+            "INSERT INTO heartbeats (role, host, install_dir, version, timezone, tz_env, config_fingerprint, pid, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (role, host, install_dir) DO UPDATE SET \
+             version = excluded.version, timezone = excluded.timezone, tz_env = excluded.tz_env, \
+             config_fingerprint = excluded.config_fingerprint, pid = excluded.pid, at = excluded.at",
         )
         .bind(&self.role)
         .bind(&self.host)
         .bind(&self.install_dir)
         .bind(&self.version)
         .bind(&self.timezone)
+        .bind(&self.tz_env)
         .bind(&self.config_fingerprint)
         .bind(self.pid)
         .bind(self.at)

@@ -205,6 +205,16 @@ async fn time_timezone_compares_web_and_cron(backend: Backend) {
 
     cron.write(server.accounts().db()).await.unwrap();
     assert_eq!(check(loaded, "time.timezone").await.0.status, Status::Pass);
+
+    // Cron started with a typo in TZ: the C library silently uses UTC, and the doctor names it.
+    let mut typo = Heartbeat::of_this_process("cron", loaded);
+    typo.tz_env = Some("Europe/Berln".into());
+    typo.write(server.accounts().db()).await.unwrap();
+    let (named, _) = check(loaded, "time.timezone").await;
+    assert_eq!(named.status, Status::Warn, "timezone: is set, so gatehouse's own times hold: {}", named.message);
+    assert!(named.message.contains("TZ=Europe/Berln") && named.message.contains("UTC"), "{}", named.message);
+    cron.write(server.accounts().db()).await.unwrap();
+    assert_eq!(check(loaded, "time.timezone").await.0.status, Status::Pass, "fixed");
 }
 
 async fn admin_roles_finds_roles_that_stop_halfway(backend: Backend) {

@@ -50,6 +50,25 @@ impl Check for TimeZone {
                     .with("process_utc_offset", &offset)
                     .with("processes", &processes)
             };
+            // A TZ that names no zone: the most specific cause, so named first.
+            let bad_tz: Vec<String> = recent
+                .iter()
+                .filter_map(|b| {
+                    let tz = b.tz_env.as_deref()?.trim_start_matches(':');
+                    (!tz.is_empty() && tz.parse::<chrono_tz::Tz>().is_err())
+                        .then(|| format!("{} on {} runs with TZ={tz}", b.role, b.host))
+                })
+                .collect();
+            if !bad_tz.is_empty() {
+                let found =
+                    format!("{}, which names no time zone: the C library silently uses UTC there", bad_tz.join("; "));
+                // With `timezone:` set gatehouse's own times are right; other local times are not.
+                let outcome = if configured.is_some() { Outcome::warn(found) } else { Outcome::fail(found) };
+                return Err(base(outcome).remediation(
+                    "Correct TZ in that process's environment (crontab, service unit) to an IANA name such as \
+                     Europe/Berlin, and set `timezone:` in gatehouse.yaml.",
+                ));
+            }
             let mut zones: Vec<&str> = recent.iter().map(|b| b.timezone.as_str()).collect();
             zones.sort_unstable();
             zones.dedup();
