@@ -20,6 +20,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
+        // Log lines in a file or a journal stay plain text.
+        .with_ansi(cli::output::colour(std::io::IsTerminal::is_terminal(&std::io::stderr())))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

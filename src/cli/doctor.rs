@@ -172,9 +172,7 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
 
     // `--json` is the global spelling of `--format json`.
     let format = if out.json { Format::Json } else { args.format };
-    let color = format == Format::Human
-        && std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = format == Format::Human && super::output::colour(std::io::stdout().is_terminal());
     let options = RenderOptions { fail_on: args.fail_on, color };
     print!("{}", report::render(format, &report, options));
     for (format, path) in outputs {

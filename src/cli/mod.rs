@@ -10,7 +10,7 @@ mod import;
 mod init;
 mod invite;
 mod lockout;
-mod output;
+pub mod output;
 mod password;
 mod question;
 mod report;

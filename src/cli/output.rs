@@ -60,3 +60,17 @@ pub fn time(ts: i64) -> String {
 pub fn opt_time(ts: Option<i64>) -> String {
     ts.map(rfc3339).unwrap_or_else(|| "-".into())
 }
+
+/// Whether to colour what goes to a stream, by the conventions terminals and their users share:
+/// `CLICOLOR_FORCE` (set, not `0`) forces it, `NO_COLOR` (set, not empty) or `TERM=dumb` turns it
+/// off, and otherwise only a terminal gets colour — never a file or a pipe (`serve > serve.log`).
+pub fn colour(stream_is_terminal: bool) -> bool {
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+        return true;
+    }
+    if set("NO_COLOR").is_some() || std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        return false;
+    }
+    stream_is_terminal
+}

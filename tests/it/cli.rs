@@ -464,3 +464,28 @@ fn doctor_lists_its_checks() {
     let integrity = listed.as_array().unwrap().iter().find(|c| c["id"] == "accounts.integrity").unwrap();
     assert_eq!(integrity["prerequisites"], serde_json::json!(["database.connectivity"]));
 }
+
+#[test]
+fn colour_only_on_a_terminal_unless_forced_and_never_in_log_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(gatehouse(tmp.path()).args(["init", "--dir", "."]));
+    let doctor = |env: &[(&str, &str)]| {
+        let mut cmd = gatehouse(tmp.path());
+        cmd.args(["doctor", "--only", "database.connectivity"]).env("GATEHOUSE_LOG", "debug");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    };
+    // Into pipes (a file, a log shipper): plain text, the report and the log lines alike.
+    let plain = doctor(&[]);
+    assert!(!plain.stderr.is_empty(), "debug logging writes something to stderr");
+    assert!(!plain.stdout.contains('\u{1b}') && !plain.stderr.contains('\u{1b}'), "{}", plain.stderr);
+    // CLICOLOR_FORCE asks for colour anyway; NO_COLOR and TERM=dumb never get it otherwise.
+    let forced = doctor(&[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.stdout.contains('\u{1b}') && forced.stderr.contains('\u{1b}'), "{}", forced.stdout);
+    for env in [[("NO_COLOR", "1")], [("TERM", "dumb")]] {
+        let r = doctor(&env);
+        assert!(!r.stdout.contains('\u{1b}') && !r.stderr.contains('\u{1b}'), "{env:?}");
+    }
+}
