@@ -15,11 +15,13 @@ const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(900
 
 /// The routes machines call (load balancers, monitors, the doctor): not visitor traffic, so they
 /// are left out of the request observations the doctor reasons about.
-pub const PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/.well-known/gatehouse"];
+pub const PATHS: [&str; 5] = ["/healthz", "/livez", "/readyz", "/metrics", "/.well-known/gatehouse"];
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        // The name Kubernetes' liveness probes use: alive, whatever the database does.
+        .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/.well-known/gatehouse", get(well_known))

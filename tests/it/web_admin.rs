@@ -242,6 +242,7 @@ async fn files_store_keeps_hashed_sessions_in_private_files(backend: Backend) {
 async fn probes_answer(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     assert_eq!(reqwest::get(server.url("healthz")).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(server.url("livez")).await.unwrap().text().await.unwrap(), "ok\n");
     let ready: Value = reqwest::get(server.url("readyz?verbose")).await.unwrap().json().await.unwrap();
     assert_eq!(ready["ready"], true, "{ready}");
     let known: Value = reqwest::get(server.url(".well-known/gatehouse")).await.unwrap().json().await.unwrap();
