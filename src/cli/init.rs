@@ -48,7 +48,10 @@ pub async fn run(args: InitArgs, out: &Output) -> Result<()> {
     }
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| Error::Usage(format!("cannot create directory {}: {e}", args.dir.display())))?;
-    std::fs::write(&path, template(&system_url, &database_url))
+    // The zone this machine runs in, written down: a web server and a cron started differently
+    // then still agree, and the first `doctor` has nothing to say about it.
+    let zone = crate::system::effective_zone().zone.filter(|z| z.parse::<chrono_tz::Tz>().is_ok()).unwrap_or_default();
+    std::fs::write(&path, template(&system_url, &database_url, &zone))
         .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display())))?;
 
     // From here on a failure removes the half-written config, so init can simply be re-run.
@@ -89,7 +92,7 @@ fn quoted(s: &str) -> String {
 }
 
 /// The commented configuration `init` writes. Relative paths are relative to this file.
-fn template(system_url: &HttpUrl, database_url: &str) -> String {
+fn template(system_url: &HttpUrl, database_url: &str, timezone: &str) -> String {
     format!(
         r#"# gatehouse configuration, written by `gatehouse init`.
 #
@@ -113,8 +116,9 @@ server:
 # sqlite://PATH or postgres://USER:PASSWORD@HOST:5432/DB (several `serve` nodes need PostgreSQL).
 database_url: {database_url}
 data_dir: "gatehouse-data"
-# IANA time zone for the web server and cron alike; "" uses the process's local zone.
-timezone: ""
+# IANA time zone for the web server and cron alike (init writes this machine's); "" uses each
+# process's local zone.
+timezone: {timezone}
 
 sessions:
   store: database              # database | files
@@ -169,6 +173,7 @@ doctor:
 "#,
         system_url = quoted(&system_url.to_string()),
         database_url = quoted(database_url),
+        timezone = quoted(timezone),
     )
 }
 
@@ -181,7 +186,7 @@ mod tests {
     #[test]
     fn the_written_file_states_exactly_the_defaults() {
         let defaults = Config::default();
-        let text = super::template(&defaults.system_url, defaults.database_url.as_str());
+        let text = super::template(&defaults.system_url, defaults.database_url.as_str(), "");
         let written = load_from_str(Some(&text), ConfigSource::Embedded, Vec::new()).unwrap().config;
         assert_eq!(serde_json::to_value(&written).unwrap(), serde_json::to_value(&defaults).unwrap());
 

@@ -489,3 +489,15 @@ fn colour_only_on_a_terminal_unless_forced_and_never_in_log_files() {
         assert!(!r.stdout.contains('\u{1b}') && !r.stderr.contains('\u{1b}'), "{env:?}");
     }
 }
+
+#[test]
+fn init_writes_down_the_machines_time_zone_so_the_first_doctor_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(gatehouse(tmp.path()).args(["init", "--dir", "."]));
+    let yaml = std::fs::read_to_string(tmp.path().join("gatehouse.yaml")).unwrap();
+    let line = yaml.lines().find(|l| l.starts_with("timezone:")).unwrap();
+    assert_ne!(line, "timezone: \"\"", "a zone is written: {line}");
+    let r = run(gatehouse(tmp.path()).args(["doctor", "--only", "time.timezone", "--format", "json"]));
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["results"][0]["status"], "pass", "{}", report["results"][0]);
+}
