@@ -100,8 +100,22 @@ pub enum Command {
 }
 
 /// Runs one command and returns the process exit code. Errors carry their own exit code;
-/// `main` prints them.
+/// `main` prints them — except for `doctor --format nagios`, whose reader takes one line on
+/// stdout and the exit code: a run that cannot start is UNKNOWN (3), with the reason.
 pub async fn run(cli: Cli) -> Result<i32> {
+    let nagios =
+        matches!(&cli.command, Command::Doctor(args) if args.format == crate::report::Format::Nagios) && !cli.json;
+    match run_command(cli).await {
+        Err(e) if nagios => {
+            println!("GATEHOUSE UNKNOWN - {}", e.to_string().lines().next().unwrap_or_default());
+            eprintln!("error[{}]: {e}", e.code());
+            Ok(3)
+        }
+        other => other,
+    }
+}
+
+async fn run_command(cli: Cli) -> Result<i32> {
     let out = Output { json: cli.json };
     if let Command::Init(args) = cli.command {
         return init::run(args, &out).await.map(|()| 0);

@@ -501,3 +501,16 @@ fn init_writes_down_the_machines_time_zone_so_the_first_doctor_agrees() {
     let report: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(report["results"][0]["status"], "pass", "{}", report["results"][0]);
 }
+
+#[test]
+fn nagios_says_unknown_when_the_run_cannot_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("broken.yaml"), "sesions: {}\n").unwrap();
+    let r = run(gatehouse(tmp.path()).args(["--config", "broken.yaml", "doctor", "--format", "nagios"]));
+    assert_eq!(r.code, 3, "UNKNOWN: {}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    assert!(r.stdout.starts_with("GATEHOUSE UNKNOWN - ") && r.stdout.contains("broken.yaml:1:1"), "{}", r.stdout);
+    // Any other format keeps the usual refusal: exit 2 and the error on stderr.
+    let human = run(gatehouse(tmp.path()).args(["--config", "broken.yaml", "doctor"]));
+    assert_eq!((human.code, human.stdout.as_str()), (2, ""));
+}
