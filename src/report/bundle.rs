@@ -174,8 +174,14 @@ pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &Bu
         skipped: std::mem::take(&mut b.skipped),
     };
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))? + "\n";
-    std::fs::write(dir.join("manifest.json"), text)
+    std::fs::write(dir.join("manifest.json"), &text)
         .map_err(|e| Error::Internal(format!("cannot write the manifest: {e}")))?;
+    // The same hashes in the form `sha256sum -c SHA256SUMS` checks, the manifest included.
+    let mut sums: String =
+        manifest.files.iter().map(|f| format!("{}  {}\n", f.sha256, f.name)).collect::<Vec<_>>().concat();
+    sums.push_str(&format!("{}  manifest.json\n", hex::encode(Sha256::digest(text.as_bytes()))));
+    std::fs::write(dir.join("SHA256SUMS"), sums)
+        .map_err(|e| Error::Internal(format!("cannot write SHA256SUMS: {e}")))?;
     b.progress.finish_and_clear();
 
     if !options.archive {

@@ -108,6 +108,7 @@ fn a_bundle_holds_everything_and_no_secret() {
     assert_eq!(
         names,
         [
+            "SHA256SUMS",
             "audit.json",
             "config.yaml",
             "database.json",
@@ -120,9 +121,15 @@ fn a_bundle_holds_everything_and_no_secret() {
     );
     assert_clean(&files, &[&token, &hash]);
 
+    // `sha256sum -c` accepts the sums, the manifest's included.
+    let check =
+        std::process::Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(&folder).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert_eq!(String::from_utf8_lossy(&check.stdout).lines().count(), files.len() - 1);
+
     // The manifest hashes every other file, and says what it skipped and redacted.
     let listed = manifest["files"].as_array().unwrap();
-    assert_eq!(listed.len(), files.len() - 1);
+    assert_eq!(listed.len(), files.len() - 2);
     for entry in listed {
         let (_, text) = files.iter().find(|(n, _)| n == entry["name"].as_str().unwrap()).unwrap();
         assert_eq!(entry["sha256"].as_str().unwrap(), hex::encode(Sha256::digest(text.as_bytes())));
