@@ -25,7 +25,8 @@ const LOAD: Duration = Duration::from_secs(15);
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    raise_fd_limit();
+    // Thousands of sockets on this side too.
+    gatehouse::web::server::raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -50,14 +51,6 @@ fn main() {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-/// Thousands of sockets on this side too: the soft limit up to the hard one.
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
 }
 
 struct Server {

@@ -118,7 +118,7 @@ impl Auth {
         let clients = self.usable_clients(user.id).await?;
         let data = SessionData {
             user_id: Some(user.id),
-            client_id: if clients.len() == 1 { Some(clients[0].client_id) } else { None },
+            client_id: only_client(&clients),
             ip: from.ip.clone(),
             user_agent: from.user_agent.clone(),
             flash: signed.flash,
@@ -145,7 +145,7 @@ impl Auth {
         let data = SessionData {
             ip: from.ip.clone(),
             user_id: enrol.then_some(user.id),
-            client_id: if enrol && clients.len() == 1 { Some(clients[0].client_id) } else { None },
+            client_id: only_client(clients).filter(|_| enrol),
             pending: Some(pending),
             ..Default::default()
         };
@@ -406,6 +406,14 @@ pub struct TotpEnrolment {
     /// Shown to the user once; only its hash is stored.
     pub backup_code: String,
     backup_hash: String,
+}
+
+/// The client a new session starts in: the user's only one, if they have exactly one.
+fn only_client(clients: &[Membership]) -> Option<i64> {
+    match clients {
+        [only] => Some(only.client_id),
+        _ => None,
+    }
 }
 
 /// Where a login comes from, as the session keeps it.

@@ -212,12 +212,16 @@ async fn refuse(mut stream: TcpStream, refusing: Arc<Semaphore>) {
     .await;
 }
 
-/// How many connections the process's descriptor limit allows, after raising the soft limit
-/// to the hard one (the soft default, often 1,024, is far below what a server needs).
+/// How many connections the process's descriptor limit allows, after [`raise_fd_limit`].
 fn fd_budget() -> u64 {
+    // Each connection is one descriptor; the rest of the process needs a few hundred.
+    raise_fd_limit().saturating_sub(RESERVED_FDS).max(1)
+}
+
+/// Raises the soft limit on open files to the hard one (the soft default, often 1,024, is far
+/// below what a server — or a load generator — needs) and returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return u64::MAX };
-    let limit = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() { hard } else { soft };
-    // Each connection is one descriptor; the rest of the process needs a few hundred.
-    limit.saturating_sub(RESERVED_FDS).max(1)
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() { hard } else { soft }
 }
