@@ -206,10 +206,14 @@ async fn time_timezone_compares_web_and_cron(backend: Backend) {
     cron.write(server.accounts().db()).await.unwrap();
     assert_eq!(check(loaded, "time.timezone").await.0.status, Status::Pass);
 
-    // Cron started with a typo in TZ: the C library silently uses UTC, and the doctor names it.
-    let mut typo = Heartbeat::of_this_process("cron", loaded);
-    typo.tz_env = Some("Europe/Berln".into());
-    typo.write(server.accounts().db()).await.unwrap();
+    // The real cron, started with a typo in TZ: the C library silently uses UTC there, and the
+    // doctor names it.
+    let config = server.dir.path().join("gatehouse.yaml");
+    crate::support::gatehouse(server.dir.path())
+        .args(["--config", config.to_str().unwrap(), "cron", "--job", "heartbeat"])
+        .env("TZ", "Europe/Berln")
+        .assert()
+        .success();
     let (named, _) = check(loaded, "time.timezone").await;
     assert_eq!(named.status, Status::Warn, "timezone: is set, so gatehouse's own times hold: {}", named.message);
     assert!(named.message.contains("TZ=Europe/Berln") && named.message.contains("UTC"), "{}", named.message);
