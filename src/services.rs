@@ -4,8 +4,9 @@
 
 use crate::accounts::{Accounts, Policy};
 use crate::auth::Auth;
-use crate::config::{Config, Loaded};
+use crate::config::Loaded;
 use crate::error::Result;
+use crate::license::License;
 use crate::store::Db;
 
 #[derive(Clone)]
@@ -13,6 +14,7 @@ pub struct Services {
     pub db: Db,
     pub accounts: Accounts,
     pub auth: Auth,
+    pub license: License,
 }
 
 impl Services {
@@ -21,13 +23,15 @@ impl Services {
     pub async fn open(loaded: &Loaded) -> Result<Self> {
         let db = Db::open_existing(loaded).await?;
         db.migrate().await?;
-        Ok(Self::over(db, &loaded.config))
+        Ok(Self::over(db, loaded))
     }
 
     /// Over a database already open (and migrated).
-    pub fn over(db: Db, config: &Config) -> Self {
+    pub fn over(db: Db, loaded: &Loaded) -> Self {
+        let config = &loaded.config;
         let accounts = Accounts::new(db.clone(), Policy::from(config));
         let auth = Auth::new(config, accounts.clone());
-        Self { db, accounts, auth }
+        let license = License::new(loaded, db.clone());
+        Self { db, accounts, auth, license }
     }
 }

@@ -81,7 +81,7 @@ async fn set_up(
     let loaded = config::load(Some(path), std::env::vars())?;
     let db = Db::connect(&loaded.config.database_url, loaded.origin("database_url")).await?;
     db.migrate().await?;
-    let accounts = Services::over(db.clone(), &loaded.config).accounts;
+    let accounts = Services::over(db.clone(), &loaded).accounts;
     let (admin, token) = accounts.bootstrap_admin(&Actor::system("init"), username, email).await?;
     db.close().await;
     Ok((loaded.config.database_url.redacted(), admin, token))

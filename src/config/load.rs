@@ -78,6 +78,27 @@ impl Loaded {
     pub fn origin(&self, key: &str) -> Origin {
         self.origins.get(key).cloned().unwrap_or(Origin::Default)
     }
+
+    /// The directory the deployment lives in: the configuration file's, else the working
+    /// directory; canonical, so two processes in one place name it alike.
+    pub fn install_dir(&self) -> String {
+        match &self.source {
+            ConfigSource::File(p) => p.parent().map(Path::to_path_buf),
+            ConfigSource::Embedded => None,
+        }
+        .filter(|d| !d.as_os_str().is_empty())
+        .or_else(|| std::env::current_dir().ok())
+        .and_then(|d| std::fs::canonicalize(&d).ok().or(Some(d)))
+        .map(|d| d.display().to_string())
+        .unwrap_or_default()
+    }
+
+    /// The first 16 hex digits of the SHA-256 of the redacted effective configuration: equal
+    /// fingerprints mean two processes run with the same settings (secrets never leave them).
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.config.to_redacted_yaml().as_bytes()))[..16].to_string()
+    }
 }
 
 /// Resolves and loads the configuration as the contract says, applying environment overrides

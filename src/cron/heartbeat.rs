@@ -2,9 +2,8 @@
 //! can compare the fleet: last cron run, time zones, configuration and install directory.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::config::{ConfigSource, Loaded};
+use crate::config::Loaded;
 use crate::error::Result;
 use crate::store::{Db, now};
 
@@ -33,23 +32,14 @@ impl Heartbeat {
             .map(|z| z.name().to_string())
             .or_else(|| crate::system::effective_zone().zone)
             .unwrap_or_else(|| "unknown".into());
-        // The directory the deployment lives in: the config file's, else the working directory.
-        let install_dir = match &loaded.source {
-            ConfigSource::File(p) => p.parent().map(|d| d.to_path_buf()),
-            ConfigSource::Embedded => None,
-        }
-        .or_else(|| std::env::current_dir().ok())
-        .and_then(|d| std::fs::canonicalize(&d).ok().or(Some(d)))
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
         Heartbeat {
             role: role.into(),
             host: sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into()),
-            install_dir,
+            install_dir: loaded.install_dir(),
             version: env!("CARGO_PKG_VERSION").into(),
             timezone,
             tz_env: std::env::var("TZ").ok(),
-            config_fingerprint: fingerprint(loaded),
+            config_fingerprint: loaded.fingerprint(),
             pid: i64::from(std::process::id()),
             at: now(),
         }
@@ -75,12 +65,6 @@ impl Heartbeat {
         .await?;
         Ok(())
     }
-}
-
-/// The first 16 hex digits of the SHA-256 of the redacted effective configuration: equal
-/// fingerprints mean the processes run with the same settings (secrets never leave the process).
-pub fn fingerprint(loaded: &Loaded) -> String {
-    hex::encode(Sha256::digest(loaded.config.to_redacted_yaml().as_bytes()))[..16].to_string()
 }
 
 /// Every heartbeat, newest first.

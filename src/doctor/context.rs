@@ -131,7 +131,7 @@ impl Context {
             Err(DbUnavailable::Unreachable(e)) => return Err(Outcome::error(e)),
         };
         match db.migration_status().await {
-            Ok(s) if s.is_current() => Ok(Services::over(db.clone(), self.config()).accounts),
+            Ok(s) if s.is_current() => Ok(Services::over(db.clone(), &self.loaded).accounts),
             Ok(s) => Err(Outcome::skipped(format!(
                 "the database schema is not current (pending migrations {:?})",
                 s.pending

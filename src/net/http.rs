@@ -2,11 +2,12 @@
 //! be pinned on the phase that broke. TLS is rustls with the ring provider and the Mozilla
 //! roots; HTTP/1.1 is hyper's.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::CertificateDer;
@@ -32,6 +33,8 @@ pub struct Trace {
     /// The phase that failed or ran out of time.
     pub failed_phase: Option<&'static str>,
     pub timed_out: bool,
+    /// This host's end of the connection (the address the server sees, unless NATed).
+    pub local_addr: Option<SocketAddr>,
     pub status: Option<u16>,
     pub location: Option<String>,
     pub date: Option<String>,
@@ -59,10 +62,27 @@ impl Trace {
         ok
     }
 
-    /// The failure in one line, naming the phase.
+    /// The failure in one line, naming the phase — and, when the phase ran out of time, what
+    /// usually makes that phase hang.
     pub fn failure(&self) -> Option<String> {
         let p = self.phases.iter().find(|p| !p.ok)?;
-        Some(format!("{} phase: {}", p.name, p.detail))
+        let hint = if self.timed_out { stall_hint(p.name) } else { "" };
+        Some(format!("{} phase: {}{hint}", p.name, p.detail))
+    }
+
+    /// The `Content-Type` of the answer, when there was one.
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str())
+    }
+}
+
+/// What usually makes `phase` wait without an answer.
+fn stall_hint(phase: &str) -> &'static str {
+    match phase {
+        "dns" => " — the resolver does not answer (resolv.conf, doctor.dns_servers, a firewall on port 53?)",
+        "tcp" => " — a firewall dropping packets?",
+        "tls" => " — something on the path holds the handshake (an intercepting proxy?)",
+        _ => " — the server accepted the connection but does not answer",
     }
 }
 
@@ -100,17 +120,36 @@ fn expiry(cert: &CertificateDer<'_>) -> Option<(i64, String)> {
     Some((days, crate::store::rfc3339(not_after)))
 }
 
+/// What to do once connected.
+enum Exchange {
+    /// Nothing: the handshake was the point.
+    None,
+    Get,
+    /// POST a JSON body, built once the local address is known (it can be part of the body).
+    PostJson(Box<dyn FnOnce(Option<SocketAddr>) -> Vec<u8> + Send>),
+}
+
 /// GETs `url`, within `deadline` overall; `ca_file` adds trusted roots for `https://`.
 pub async fn get(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: Option<&Path>) -> Trace {
-    run(url, resolver, deadline, ca_file, true).await
+    run(url, resolver, deadline, ca_file, Exchange::Get).await
+}
+
+/// POSTs the JSON that `body` builds from this host's end of the connection.
+pub async fn post_json(
+    url: &url::Url,
+    resolver: &Resolver,
+    deadline: Duration,
+    body: impl FnOnce(Option<SocketAddr>) -> Vec<u8> + Send + 'static,
+) -> Trace {
+    run(url, resolver, deadline, None, Exchange::PostJson(Box::new(body))).await
 }
 
 /// Resolves, connects and completes the TLS handshake of an `https://` URL, without a request.
 pub async fn handshake(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: Option<&Path>) -> Trace {
-    run(url, resolver, deadline, ca_file, false).await
+    run(url, resolver, deadline, ca_file, Exchange::None).await
 }
 
-async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: Option<&Path>, request: bool) -> Trace {
+async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: Option<&Path>, ask: Exchange) -> Trace {
     let until = Instant::now() + deadline;
     let left = || until.saturating_duration_since(Instant::now());
     let mut trace = Trace::default();
@@ -143,6 +182,7 @@ async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: O
         return finish(trace);
     }
     let stream = connected.expect("checked above");
+    trace.local_addr = stream.local_addr().ok();
 
     if url.scheme() == "https" {
         let t = Instant::now();
@@ -175,12 +215,12 @@ async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: O
                 conn.negotiated_cipher_suite().map(|c| c.suite())
             )
         });
-        if !trace.record("tls", t, detail.map_err(|e| e.clone())) || !request {
+        if !trace.record("tls", t, detail.map_err(|e| e.clone())) || matches!(ask, Exchange::None) {
             return finish(trace);
         }
-        exchange(tls.expect("checked above"), url, &host, left(), &mut trace).await;
-    } else if request {
-        exchange(stream, url, &host, left(), &mut trace).await;
+        exchange(tls.expect("checked above"), url, &host, ask, left(), &mut trace).await;
+    } else if !matches!(ask, Exchange::None) {
+        exchange(stream, url, &host, ask, left(), &mut trace).await;
     }
     finish(trace)
 }
@@ -190,13 +230,14 @@ fn finish(mut trace: Trace) -> Trace {
     trace
 }
 
-async fn exchange<S>(stream: S, url: &url::Url, host: &str, budget: Duration, trace: &mut Trace)
+async fn exchange<S>(stream: S, url: &url::Url, host: &str, ask: Exchange, budget: Duration, trace: &mut Trace)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let t = Instant::now();
+    let local = trace.local_addr;
     let result = phase(budget, async {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
             .await
             .map_err(|e| e.to_string())?;
         let driver = tokio::spawn(conn);
@@ -208,11 +249,18 @@ where
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let request = hyper::Request::get(path)
+        let request = hyper::Request::builder()
+            .uri(path)
             .header(hyper::header::HOST, authority)
-            .header(hyper::header::USER_AGENT, concat!("gatehouse-doctor/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
+            .header(hyper::header::USER_AGENT, concat!("gatehouse/", env!("CARGO_PKG_VERSION")));
+        let request = match ask {
+            Exchange::PostJson(body) => request
+                .method(hyper::Method::POST)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body(local)))),
+            Exchange::Get | Exchange::None => request.body(Full::new(Bytes::new())),
+        }
+        .map_err(|e| e.to_string())?;
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let (parts, body) = response.into_parts();
         let body = http_body_util::Limited::new(body, BODY_LIMIT).collect().await.ok().map(|b| b.to_bytes());

@@ -67,7 +67,7 @@ pub const WINDOW_SECS: i64 = 24 * 3600;
 
 /// Observations waiting in memory for the next flush.
 pub struct Sample {
-    /// The fingerprint of the configuration the server runs with (`heartbeat::fingerprint`).
+    /// The fingerprint of the configuration the server runs with (`Loaded::fingerprint`).
     fingerprint: String,
     pending: Mutex<VecDeque<Observation>>,
 }

@@ -84,7 +84,7 @@ impl AppState {
                 instance_id,
                 metrics: metrics::Metrics::default(),
                 form_key,
-                observations: observations::Sample::new(crate::cron::heartbeat::fingerprint(&loaded)),
+                observations: observations::Sample::new(loaded.fingerprint()),
                 connections: Arc::default(),
                 health: api::HealthCache::default(),
                 auth,

@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["secrets"],
     &["mail", "net"],
-    &["accounts"],
+    &["accounts", "license"],
     &["auth"],
     &["cron"],
     &["services"],

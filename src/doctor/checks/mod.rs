@@ -66,7 +66,7 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
 /// outcome to report when there are none to reason about (no database yet, or no such traffic).
 async fn observed_requests(ctx: &Context) -> Result<Vec<Observation>, Outcome> {
     let accounts = ctx.accounts().await?;
-    let fingerprint = crate::cron::heartbeat::fingerprint(&ctx.loaded);
+    let fingerprint = ctx.loaded.fingerprint();
     match observations::recent(accounts.db(), &fingerprint).await {
         Ok(seen) if seen.is_empty() => Err(Outcome::skipped(format!(
             "no requests observed in the last day under this configuration (fingerprint {fingerprint}): `gatehouse \
