@@ -81,6 +81,13 @@ fn keys<'a>(perms: impl Iterator<Item = &'a crate::accounts::AdminPermission>) -
 }
 
 pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<()> {
+    let reads = matches!(
+        command,
+        AdminCommand::List | AdminCommand::Role(RoleCommand::List) | AdminCommand::Token(TokenCommand::List { .. })
+    );
+    if !reads {
+        ctx.admin_write_allowed()?;
+    }
     let accounts = &ctx.accounts;
     let actor = &ctx.actor;
     match command {

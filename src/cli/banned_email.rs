@@ -18,6 +18,9 @@ pub enum BannedEmailCommand {
 }
 
 pub async fn run(command: BannedEmailCommand, ctx: &Context, out: &Output) -> Result<()> {
+    if !matches!(command, BannedEmailCommand::List) {
+        ctx.admin_write_allowed()?;
+    }
     let accounts = &ctx.accounts;
     match command {
         BannedEmailCommand::Add { domain } => {

@@ -128,6 +128,9 @@ fn name(c: &Client) -> String {
 }
 
 pub async fn run(command: ClientCommand, ctx: &Context, out: &Output) -> Result<()> {
+    if !matches!(command, ClientCommand::List { .. } | ClientCommand::Show { .. }) {
+        ctx.admin_write_allowed()?;
+    }
     let accounts = &ctx.accounts;
     match command {
         ClientCommand::Add(args) => {

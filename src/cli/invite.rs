@@ -30,6 +30,9 @@ pub enum InviteCommand {
 }
 
 pub async fn run(command: InviteCommand, ctx: &Context, out: &Output) -> Result<()> {
+    if !matches!(command, InviteCommand::List { .. }) {
+        ctx.admin_write_allowed()?;
+    }
     let accounts = &ctx.accounts;
     match command {
         InviteCommand::Create { client, email, permissions } => {

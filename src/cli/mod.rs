@@ -9,6 +9,7 @@ mod doctor;
 mod import;
 mod init;
 mod invite;
+mod license;
 mod lockout;
 pub mod output;
 mod password;
@@ -26,6 +27,7 @@ use crate::accounts::{Accounts, Actor};
 use crate::auth::Auth;
 use crate::config::{self, Loaded};
 use crate::error::Result;
+use crate::license::License;
 use crate::services::Services;
 use crate::store::Db;
 
@@ -58,7 +60,7 @@ pub enum Command {
     Migrate,
     /// Serve the client area, the admin API and the health endpoints until SIGINT/SIGTERM
     Serve(serve::ServeArgs),
-    /// Run the periodic jobs once (session GC, mail queue, token purge, heartbeat)
+    /// Run the periodic jobs once (session GC, token purge, mail queue, license re-check, heartbeat)
     Cron(serve::CronArgs),
     /// List, end and collect sessions
     #[command(subcommand)]
@@ -92,6 +94,9 @@ pub enum Command {
     /// Copy contact details between an associated user and client (they never sync by themselves)
     #[command(name = "match-details")]
     MatchDetails(user::MatchDetailsArgs),
+    /// The license: its cached standing (`status`) or a verification now (`verify`)
+    #[command(subcommand)]
+    License(license::LicenseCommand),
     /// Show recent entries of the audit log
     Audit(audit::AuditArgs),
     /// Lockout counters: list them, clear them (all, or one client IP)
@@ -133,6 +138,12 @@ async fn run_command(cli: Cli) -> Result<i32> {
             ctx.accounts.db().close().await;
             result
         }
+        Command::License(c) => {
+            let ctx = Context::open(loaded).await?;
+            let result = license::run(c, &ctx, &out).await;
+            ctx.accounts.db().close().await;
+            result
+        }
         other => {
             let ctx = Context::open(loaded).await?;
             let result = dispatch(other, &ctx, &out).await;
@@ -150,7 +161,10 @@ async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
         Command::BannedEmail(c) => banned_email::run(c, ctx, out).await,
         Command::SecurityQuestion(c) => question::run(c, ctx, out).await,
         Command::Admin(c) => admin::run(c, ctx, out).await,
-        Command::MatchDetails(a) => user::match_details(a, ctx, out).await,
+        Command::MatchDetails(a) => {
+            ctx.admin_write_allowed()?;
+            user::match_details(a, ctx, out).await
+        }
         Command::Audit(a) => audit::run(a, ctx, out).await,
         Command::Session(c) => session::run(c, ctx, out).await,
         Command::Lockout(c) => lockout::run(c, ctx, out).await,
@@ -160,6 +174,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
         | Command::Doctor(_)
         | Command::Report(_)
         | Command::Serve(_)
+        | Command::License(_)
         | Command::Cron(_) => {
             unreachable!("handled in run")
         }
@@ -186,14 +201,21 @@ pub struct Context {
     pub loaded: Loaded,
     pub accounts: Accounts,
     pub auth: Auth,
+    pub license: License,
     pub actor: Actor,
 }
 
 impl Context {
     async fn open(loaded: Loaded) -> Result<Self> {
-        let Services { accounts, auth, .. } = Services::open(&loaded).await?;
+        let Services { accounts, auth, license, .. } = Services::open(&loaded).await?;
         let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-        Ok(Self { loaded, accounts, auth, actor: Actor::system(&format!("cli:{who}")) })
+        Ok(Self { loaded, accounts, auth, license, actor: Actor::system(&format!("cli:{who}")) })
+    }
+
+    /// Refuses a command that changes accounts data while the license locks admin functions
+    /// (`license_invalid`); reading, and operations (sessions, lockouts, doctor), stay open.
+    pub fn admin_write_allowed(&self) -> Result<()> {
+        self.license.require_unlocked()
     }
 }
 

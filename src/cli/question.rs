@@ -18,6 +18,9 @@ pub enum QuestionCommand {
 }
 
 pub async fn run(command: QuestionCommand, ctx: &Context, out: &Output) -> Result<()> {
+    if !matches!(command, QuestionCommand::List) {
+        ctx.admin_write_allowed()?;
+    }
     let accounts = &ctx.accounts;
     match command {
         QuestionCommand::Add { question } => {

@@ -144,6 +144,9 @@ fn permission_set(list: Option<String>, all: bool) -> Result<Permissions> {
 }
 
 pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()> {
+    if !matches!(command, UserCommand::List { .. } | UserCommand::Show { .. }) {
+        ctx.admin_write_allowed()?;
+    }
     let accounts = &ctx.accounts;
     let actor = &ctx.actor;
     match command {

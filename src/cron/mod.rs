@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::auth::{Auth, one_time};
 use crate::config::Loaded;
-use crate::error::Result;
+use crate::error::{Code, Error, Result};
+use crate::license::{self, License, Reply, Standing};
 use crate::mail::Transport;
 
 /// Sessions deleted per statement: each batch is a short transaction, so logins never wait
@@ -27,18 +28,22 @@ pub enum Job {
     TokenPurge,
     /// Deliver the outbox, with retries.
     Mail,
+    /// Verify the license with the licensing server when it is due (every 7 days; during the
+    /// grace after an unreachable server, every run).
+    License,
     /// Tell `gatehouse doctor` that cron runs, and with which time zone and configuration.
     Heartbeat,
 }
 
 impl Job {
-    pub const ALL: [Job; 4] = [Job::SessionsGc, Job::TokenPurge, Job::Mail, Job::Heartbeat];
+    pub const ALL: [Job; 5] = [Job::SessionsGc, Job::TokenPurge, Job::Mail, Job::License, Job::Heartbeat];
 
     pub fn name(self) -> &'static str {
         match self {
             Job::SessionsGc => "sessions-gc",
             Job::TokenPurge => "token-purge",
             Job::Mail => "mail",
+            Job::License => "license",
             Job::Heartbeat => "heartbeat",
         }
     }
@@ -103,10 +108,43 @@ impl Cron<'_> {
                 let delivery = transport.deliver_due(db, MAIL_BATCH).await?;
                 Ok(serde_json::to_value(delivery).unwrap_or_default())
             }
+            Job::License => self.verify_license().await,
             Job::Heartbeat => {
                 let beat = heartbeat::Heartbeat::of_this_process("cron", self.loaded);
                 beat.write(db).await?;
                 Ok(serde_json::to_value(beat).unwrap_or_default())
+            }
+        }
+    }
+}
+
+impl Cron<'_> {
+    /// The `license` job: verifies when due. It fails — so the run exits 1 and says why — when
+    /// the server gave no answer, when the answer is not `active`, and when it was not applied
+    /// because this cron runs with other facts than the web server.
+    async fn verify_license(&self) -> Result<serde_json::Value> {
+        let license = License::new(self.loaded, self.auth.accounts.db().clone());
+        if !license.is_configured() {
+            return Ok(serde_json::json!({"skipped": "license.key is not set (unlicensed mode)"}));
+        }
+        if let Standing::Active { due_at, .. } = license.standing() {
+            return Ok(serde_json::json!({"skipped": format!("verified; next check due {due_at}")}));
+        }
+        let resolver = crate::net::resolve::Resolver::new(&[]).map_err(Error::Internal)?;
+        let verification = license.verify(license::Context::Cron, &resolver).await?;
+        if let Some(why) = &verification.not_applied {
+            return Err(Error::refused(Code::LicenseInvalid, why.clone()));
+        }
+        match &verification.reply {
+            Reply::Answered { answer, .. } if answer.status == license::Status::Active => {
+                Ok(serde_json::to_value(&verification).unwrap_or_default())
+            }
+            Reply::Answered { answer, .. } => Err(Error::refused(
+                Code::LicenseInvalid,
+                format!("the licensing server says the license is {}: {}", answer.status, answer.reason),
+            )),
+            Reply::NoAnswer { phase, why } => {
+                Err(Error::Unavailable(format!("the licensing server gave no answer ({phase}): {why}")))
             }
         }
     }

@@ -171,6 +171,10 @@ impl FromRequestParts<AppState> for Caller {
                 )));
             }
         };
+        // A license that is not valid locks admin writes; reading, and the client area, go on.
+        if !parts.method.is_safe() {
+            state.license.require_unlocked()?;
+        }
         let permissions = state.auth.accounts.admin_permissions(&admin).await?;
         let ip = parts.extensions.get::<Ctx>().map(|c| c.ip_string()).unwrap_or_default();
         Ok(Caller { admin, permissions, ip })

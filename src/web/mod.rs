@@ -24,6 +24,7 @@ use axum::middleware;
 use tokio::net::TcpListener;
 
 use crate::auth::Auth;
+use crate::license::License;
 use crate::auth::duo::Duo;
 use crate::auth::sessions::cookie::CookieSettings;
 use crate::config::Loaded;
@@ -45,6 +46,7 @@ pub struct AppState {
 pub struct Inner {
     pub loaded: Loaded,
     pub auth: Auth,
+    pub license: License,
     pub trusted: Trusted,
     pub duo: Option<Duo>,
     pub instance_id: String,
@@ -72,7 +74,7 @@ impl AppState {
                 loaded.origin("system_url")
             ))
         })?;
-        let Services { db, auth, .. } = Services::open(&loaded).await?;
+        let Services { db, auth, license, .. } = Services::open(&loaded).await?;
         let instance_id = crate::store::settings::instance_id(&db).await?;
         let form_key = form_token::FormKey::new(&crate::store::settings::form_key(&db).await?);
         let duo = Duo::from_config(&config.twofa.duo, &system_url)?;
@@ -88,6 +90,7 @@ impl AppState {
                 connections: Arc::default(),
                 health: api::HealthCache::default(),
                 auth,
+                license,
                 loaded,
             }),
         })
@@ -150,7 +153,8 @@ pub async fn run(
 }
 
 /// The request observations stored every 5 seconds (the doctor reads them, so right after a
-/// restart it still has evidence), the web heartbeat every 30.
+/// restart it still has evidence), the web heartbeat every 30, the license verified at start
+/// and then whenever it is due (looked at hourly; cron does the same every run).
 async fn background(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     for n in 0u64.. {
@@ -158,7 +162,21 @@ async fn background(state: AppState) {
         if n % 6 == 0 {
             state.heartbeat().await;
         }
+        if n % 720 == 0 && state.license.is_configured() && (n == 0 || state.license.is_due()) {
+            tokio::spawn(verify_license(state.clone()));
+        }
         state.flush_observations().await;
+    }
+}
+
+/// Verifies the license as the web server; the outcome is logged (and recorded for the doctor).
+async fn verify_license(state: AppState) {
+    let verified = match crate::net::resolve::Resolver::new(&[]) {
+        Ok(resolver) => state.license.verify(crate::license::Context::Web, &resolver).await,
+        Err(e) => Err(Error::Internal(format!("no resolver: {e}"))),
+    };
+    if let Err(e) = verified {
+        tracing::warn!(error = %e, "cannot verify the license");
     }
 }
 
