@@ -62,7 +62,10 @@ async fn status(ctx: &Context, out: &Output) -> Result<()> {
             }
         }
         if let Standing::Grace { locks_at, hours_left, .. } = &standing {
-            pairs.push(("grace", format!("the server was not reached; admin functions lock at {locks_at} ({hours_left} h left)")));
+            pairs.push((
+                "grace",
+                format!("the server was not reached; admin functions lock at {locks_at} ({hours_left} h left)"),
+            ));
         }
         if let Some(id) = &key_id {
             pairs.push(("key id", id.clone()));

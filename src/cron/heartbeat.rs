@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::config::Loaded;
 use crate::error::Result;
-use crate::store::{Db, now};
+use crate::store::Db;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
 pub struct Heartbeat {
@@ -23,8 +23,9 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// This process's heartbeat in `role`.
-    pub fn of_this_process(role: &str, loaded: &Loaded) -> Self {
+    /// This process's heartbeat in `role`, at `at` (the database clock's now, so tests that
+    /// advance it see the order of events they made).
+    pub fn of_this_process(role: &str, loaded: &Loaded, at: i64) -> Self {
         let config = &loaded.config;
         let timezone = config
             .timezone
@@ -41,7 +42,7 @@ impl Heartbeat {
             tz_env: std::env::var("TZ").ok(),
             config_fingerprint: loaded.fingerprint(),
             pid: i64::from(std::process::id()),
-            at: now(),
+            at,
         }
     }
 

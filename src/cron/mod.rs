@@ -110,7 +110,7 @@ impl Cron<'_> {
             }
             Job::License => self.verify_license().await,
             Job::Heartbeat => {
-                let beat = heartbeat::Heartbeat::of_this_process("cron", self.loaded);
+                let beat = heartbeat::Heartbeat::of_this_process("cron", self.loaded, db.now());
                 beat.write(db).await?;
                 Ok(serde_json::to_value(beat).unwrap_or_default())
             }
@@ -132,18 +132,16 @@ impl Cron<'_> {
         }
         let resolver = crate::net::resolve::Resolver::new(&[]).map_err(Error::Internal)?;
         let verification = license.verify(license::Context::Cron, &resolver).await?;
-        if let Some(why) = &verification.not_applied {
-            return Err(Error::refused(Code::LicenseInvalid, why.clone()));
-        }
-        match &verification.reply {
-            Reply::Answered { answer, .. } if answer.status == license::Status::Active => {
+        match (&verification.reply, &verification.not_applied) {
+            (Reply::Answered { .. }, Some(why)) => Err(Error::refused(Code::LicenseInvalid, why.clone())),
+            (Reply::Answered { answer, .. }, None) if answer.status == license::Status::Active => {
                 Ok(serde_json::to_value(&verification).unwrap_or_default())
             }
-            Reply::Answered { answer, .. } => Err(Error::refused(
+            (Reply::Answered { answer, .. }, None) => Err(Error::refused(
                 Code::LicenseInvalid,
                 format!("the licensing server says the license is {}: {}", answer.status, answer.reason),
             )),
-            Reply::NoAnswer { phase, why } => {
+            (Reply::NoAnswer { phase, why }, _) => {
                 Err(Error::Unavailable(format!("the licensing server gave no answer ({phase}): {why}")))
             }
         }

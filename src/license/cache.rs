@@ -21,7 +21,9 @@ pub enum Cached {
     /// The signature does not verify: the file was edited, or the public key changed.
     Tampered(String),
     /// A genuine answer, for another key than the configured one.
-    OtherKey { key_id: String },
+    OtherKey {
+        key_id: String,
+    },
     Answer(Answer),
 }
 

@@ -98,7 +98,9 @@ impl Reply {
                 no("signature", format!("the answer is for another key (id {}), not this one", answer.key_id))
             }
             Ok(answer) => Reply::Answered { answer, signed },
-            Err(why) => no("signature", format!("{why} — license.public_key is not the server's, or the answer was altered")),
+            Err(why) => {
+                no("signature", format!("{why} — license.public_key is not the server's, or the answer was altered"))
+            }
         }
     }
 }
@@ -184,30 +186,7 @@ impl License {
     /// other facts than the web server's last verification: that is a cron or CLI run from the
     /// wrong place, and it must not lock a license that is valid where the site runs.
     pub async fn verify(&self, context: Context, resolver: &Resolver) -> Result<Verification> {
-        let usage = |what: String| Error::Usage(format!("{what}; see README, \"Licensing\""));
-        let key = match self.key() {
-            None => return Err(usage("license.key is not set: unlicensed mode, nothing to verify".into())),
-            Some(Err(why)) => return Err(usage(format!("license.key: {why}"))),
-            Some(Ok(key)) => key,
-        };
-        let public_key = self.public_key().map_err(usage)?;
-        let server = self.server().ok_or_else(|| usage("license.server is empty: nowhere to verify the key".into()))?;
-        let url = server.join("v1/verify").map_err(|e| usage(format!("license.server {server}: {e}")))?;
-        let instance_id = crate::store::settings::instance_id(&self.db).await?;
-
-        let request = {
-            let (key, facts) = (key.as_str().to_string(), self.facts(None));
-            move |local: Option<std::net::SocketAddr>| {
-                let facts = Facts { ip: local.map(|a| a.ip().to_string()), ..facts };
-                let version = env!("CARGO_PKG_VERSION").to_string();
-                serde_json::to_vec(&protocol::Request { key, instance_id, facts, context, version })
-                    .expect("a request serializes")
-            }
-        };
-        let trace = http::post_json(&url, resolver, VERIFY_DEADLINE, request).await;
-        let facts = self.facts(trace.local_addr.map(|a| a.ip().to_string()));
-        let reply = Reply::of(&trace, &public_key, &key.id());
-
+        let (trace, facts, reply) = self.ask(context, resolver, VERIFY_DEADLINE).await?;
         let not_applied = match &reply {
             Reply::Answered { answer, .. } if answer.status != Status::Active && context != Context::Web => {
                 self.differs_from_web(context, &facts).await?
@@ -231,6 +210,41 @@ impl License {
         Ok(Verification { context, facts, reply, applied, not_applied, phases: trace.phases })
     }
 
+    /// Sends one verification request and judges the reply, changing nothing here: what
+    /// `verify` and the doctor's `license.connectivity` share. Errors when the key or the
+    /// configuration make a request pointless.
+    pub async fn ask(
+        &self,
+        context: Context,
+        resolver: &Resolver,
+        deadline: Duration,
+    ) -> Result<(Trace, Facts, Reply)> {
+        let usage = |what: String| Error::Usage(format!("{what}; see README, \"Licensing\""));
+        let key = match self.key() {
+            None => return Err(usage("license.key is not set: unlicensed mode, nothing to verify".into())),
+            Some(Err(why)) => return Err(usage(format!("license.key: {why}"))),
+            Some(Ok(key)) => key,
+        };
+        let public_key = self.public_key().map_err(usage)?;
+        let server = self.server().ok_or_else(|| usage("license.server is empty: nowhere to verify the key".into()))?;
+        let url = server.join("v1/verify").map_err(|e| usage(format!("license.server {server}: {e}")))?;
+        let instance_id = crate::store::settings::instance_id(&self.db).await?;
+
+        let request = {
+            let (key, facts) = (key.as_str().to_string(), self.facts(None));
+            move |local: Option<std::net::SocketAddr>| {
+                let facts = Facts { ip: local.map(|a| a.ip().to_string()), ..facts };
+                let version = env!("CARGO_PKG_VERSION").to_string();
+                serde_json::to_vec(&protocol::Request { key, instance_id, facts, context, version })
+                    .expect("a request serializes")
+            }
+        };
+        let trace = http::post_json(&url, resolver, deadline, request).await;
+        let facts = self.facts(trace.local_addr.map(|a| a.ip().to_string()));
+        let reply = Reply::of(&trace, &public_key, &key.id());
+        Ok((trace, facts, reply))
+    }
+
     /// Why an answer from `context` must not be applied: its facts differ from the web server's.
     async fn differs_from_web(&self, context: Context, facts: &Facts) -> Result<Option<String>> {
         let web = records::all(&self.db).await?.into_iter().find(|r| r.context() == Some(Context::Web));
@@ -239,8 +253,10 @@ impl License {
         if differences.is_empty() {
             return Ok(None);
         }
-        let named: Vec<String> =
-            differences.iter().map(|(what, mine, theirs)| format!("{what} {mine} ({context}) vs {theirs} (web)")).collect();
+        let named: Vec<String> = differences
+            .iter()
+            .map(|(what, mine, theirs)| format!("{what} {mine} ({context}) vs {theirs} (web)"))
+            .collect();
         Ok(Some(format!(
             "not applied: this {context} run sent other facts than the web server — {} — so its answer cannot \
              speak for the site; run it from the install directory with the same configuration",

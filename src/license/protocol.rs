@@ -132,7 +132,11 @@ impl Binding {
             out.push(format!("licensed for IP {}; {who} connects from {actual}", self.ips.join(", ")));
         }
         if outside(&self.directories, Some(&facts.directory)) {
-            out.push(format!("licensed for directory {}; {who} runs from {}", self.directories.join(", "), facts.directory));
+            out.push(format!(
+                "licensed for directory {}; {who} runs from {}",
+                self.directories.join(", "),
+                facts.directory
+            ));
         }
         out
     }

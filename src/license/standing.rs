@@ -63,7 +63,10 @@ pub fn judge(cached: &Cached, now: i64) -> Standing {
     };
     if answer.status != Status::Active {
         let why = if answer.reason.is_empty() { String::new() } else { format!(": {}", answer.reason) };
-        return Standing::Locked { reason: format!("the license is {}{why}", answer.status), answer: Some(answer.clone()) };
+        return Standing::Locked {
+            reason: format!("the license is {}{why}", answer.status),
+            answer: Some(answer.clone()),
+        };
     }
     let due = due_at(answer);
     if now < due {

@@ -24,12 +24,12 @@ use axum::middleware;
 use tokio::net::TcpListener;
 
 use crate::auth::Auth;
-use crate::license::License;
 use crate::auth::duo::Duo;
 use crate::auth::sessions::cookie::CookieSettings;
 use crate::config::Loaded;
 use crate::cron::heartbeat::Heartbeat;
 use crate::error::{Error, Result};
+use crate::license::License;
 use crate::net::client_ip::Trusted;
 use crate::net::observations;
 use crate::services::Services;
@@ -206,7 +206,7 @@ impl AppState {
     }
 
     async fn heartbeat(&self) {
-        if let Err(e) = Heartbeat::of_this_process("web", &self.loaded).write(self.db()).await {
+        if let Err(e) = Heartbeat::of_this_process("web", &self.loaded, self.db().now()).write(self.db()).await {
             tracing::warn!(error = %e, "could not write the web heartbeat");
         }
     }

@@ -18,6 +18,7 @@ mod doctor_profiles;
 mod doctor_service;
 mod doctor_traffic;
 mod layers;
+mod license;
 mod migrations;
 mod report_bundle;
 mod store_faults;

@@ -11,7 +11,6 @@ use serde::Serialize;
 use crate::config::{MailTransport, SmtpTls};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
-use crate::doctor::model::Status;
 
 pub struct Transport;
 
@@ -180,13 +179,16 @@ impl Check for Transport {
                 planned.extend((smtp.tls == SmtpTls::Starttls).then_some("starttls"));
                 planned.extend((!smtp.username.is_empty()).then_some("auth"));
                 let next = planned.get(s.steps.len()).copied().unwrap_or("quit");
-                let mut o = base(Outcome::fail(format!(
-                    "the SMTP server did not answer in the {next} phase within {} ms",
+                let likely = match next {
+                    "dns" => "the resolver does not answer",
+                    "connect" => "a firewall dropping packets to the SMTP port?",
+                    _ => "the server accepted the connection but stalls (a wrong port for the TLS mode?)",
+                };
+                return base(Outcome::fail(format!(
+                    "the SMTP server did not answer in the {next} phase within {} ms — {likely}",
                     budget.as_millis()
                 )))
                 .with("failed_phase", next);
-                o.status = Status::Timeout;
-                return o;
             }
             match s.failure() {
                 Some(step) => base(Outcome::fail(format!("SMTP {} phase failed: {}", step.phase, step.detail)))

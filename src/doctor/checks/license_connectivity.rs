@@ -1,10 +1,10 @@
 //! `license.connectivity`: can this host reach the licensing server? DNS → TCP → TLS → HTTP,
-//! each phase timed, the failing one named.
+//! each phase timed, the failing one named — and the answer must be the licensing protocol (a
+//! signed answer), not whatever a proxy or captive portal sends back with HTTP 200.
 
-use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
-use crate::doctor::model::Status;
-use crate::net::http;
+use crate::license::{License, Reply};
 
 pub struct Connectivity;
 
@@ -19,6 +19,7 @@ static META: Meta = Meta {
     next_steps: "Fix the phase named in the message: DNS (resolv.conf, doctor.dns_servers), TCP (outbound firewall \
                  to the server's port), TLS (proxy interception, CA bundle, system clock) or HTTP (the server's \
                  status; retry later).",
+    prerequisites: &["database.connectivity"],
     thresholds: &["slow_ms"],
     ..Meta::BASE
 };
@@ -29,44 +30,75 @@ impl Check for Connectivity {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let Some(server) = ctx.config().license.server.url() else {
-                return Outcome::skipped("license.server is not configured");
+        judged(async move {
+            let config = &ctx.config().license;
+            if config.key.is_empty() {
+                return Ok(Outcome::skipped("license.key is not set: unlicensed mode, nothing is verified"));
+            }
+            let Some(server) = config.server.url() else {
+                return Ok(Outcome::fail(
+                    "license.key is set but license.server is empty: the key can never be verified",
+                )
+                .remediation("Set license.server to the licensing service's base URL from the vendor."));
             };
-            let resolver = match ctx.resolver().await {
-                Ok(r) => r,
-                Err(e) => return Outcome::error(e),
-            };
-            let trace = http::get(server, resolver, ctx.network_budget(), None).await;
+            let accounts = ctx.accounts().await?;
+            let license = License::new(&ctx.loaded, accounts.db().clone());
+            let resolver = ctx.resolver().await.map_err(Outcome::error)?;
+            // A real verification request (answered and signed like any other), whose answer
+            // is judged and then dropped: the doctor changes no cache.
+            let (trace, _, reply) = license
+                .ask(crate::license::Context::Cli, resolver, ctx.network_budget())
+                .await
+                .map_err(|e| Outcome::skipped(format!("no request can be made: {e} (license.validity says why)")))?;
             let total: f64 = trace.phases.iter().map(|p| p.ms).sum();
             let base = |o: Outcome| {
                 o.with("server", server.as_str())
                     .with("phases", &trace.phases)
                     .with("failed_phase", trace.failed_phase)
                     .with("http_status", trace.status)
+                    .with("content_type", trace.content_type())
                     .with("server_date", &trace.date)
                     .with("total_ms", (total * 100.0).round() / 100.0)
             };
-            if let Some(failure) = trace.failure() {
-                let mut o = base(Outcome::fail(format!("cannot reach the licensing server {server}: {failure}")));
-                if trace.timed_out {
-                    o.status = Status::Timeout;
+            let answer = match reply {
+                Reply::Answered { answer, .. } => answer,
+                Reply::NoAnswer { phase, why } => {
+                    return Ok(base(Outcome::fail(format!("no licensing answer from {server}: {why}")))
+                        .with("phase", &phase)
+                        .remediation(remedy(&phase)));
                 }
-                return o;
-            }
-            let status = trace.status.unwrap_or(0);
-            if status >= 500 {
-                return base(Outcome::warn(format!(
-                    "the licensing server answered HTTP {status}: it is up but failing"
-                )));
-            }
+            };
             let slow_ms = ctx.threshold(META.id, "slow_ms", 2000.0);
             if total > slow_ms {
-                return base(Outcome::warn(format!(
+                return Ok(base(Outcome::warn(format!(
                     "the licensing server answered in {total:.0} ms, slower than {slow_ms} ms"
-                )));
+                ))));
             }
-            base(Outcome::pass(format!("{server} answered HTTP {status} in {total:.0} ms")))
+            Ok(base(Outcome::pass(format!(
+                "{server} gave a signed answer (status {}) in {total:.0} ms",
+                answer.status
+            ))))
         })
+    }
+}
+
+/// What to do about the phase that failed.
+fn remedy(phase: &str) -> &'static str {
+    match phase {
+        "dns" => "The server's name does not resolve: check resolv.conf (or doctor.dns_servers) and license.server.",
+        "tcp" => {
+            "Nothing answers on the server's port: allow outbound connections to it in the firewall (a \
+                  connection that hangs means packets are dropped; a refusal, that nothing listens)."
+        }
+        "tls" => "The TLS handshake failed: an intercepting proxy, missing CA roots, or a wrong system clock.",
+        "protocol" => {
+            "Something other than the licensing server answered — a proxy's or captive portal's page, or \
+                       license.server points at the wrong address: let the host reach the server directly."
+        }
+        "signature" => {
+            "The answer is not signed by the key in license.public_key: copy the vendor's public key \
+                        again, or find what alters the answers on the way."
+        }
+        _ => "The server accepted the connection but did not answer properly: retry later, or ask the vendor.",
     }
 }

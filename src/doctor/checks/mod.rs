@@ -12,6 +12,7 @@ mod disk_space;
 mod email_queue;
 mod email_transport;
 mod license_connectivity;
+mod license_validity;
 mod proxy_cloudflare;
 mod proxy_lockouts;
 mod proxy_trusted;
@@ -50,6 +51,7 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
         Arc::new(accounts_integrity::Integrity),
         Arc::new(accounts_password_hashes::PasswordHashes),
         Arc::new(admin_roles::Roles),
+        Arc::new(license_validity::Validity),
         Arc::new(license_connectivity::Connectivity),
         Arc::new(email_transport::Transport),
         Arc::new(email_queue::Queue),

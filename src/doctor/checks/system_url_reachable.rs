@@ -5,7 +5,6 @@
 
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
-use crate::doctor::model::Status;
 use crate::net::http;
 use crate::store::settings;
 
@@ -54,13 +53,10 @@ impl Check for Reachable {
                     .with("answered_instance_id", &their_id)
             };
             if let Some(failure) = trace.failure() {
-                let mut o = base(Outcome::fail(format!("system_url does not answer: {failure}"))).remediation(
+                // A phase that hangs is a finding (named, with its likely cause), not a timeout.
+                return Err(base(Outcome::fail(format!("system_url does not answer: {failure}"))).remediation(
                     "Start `gatehouse serve` (and the proxy in front of it) and make system_url's name resolve to it.",
-                );
-                if trace.timed_out {
-                    o.status = Status::Timeout;
-                }
-                return Err(o);
+                ));
             }
             let status = trace.status.unwrap_or(0);
             if (300..400).contains(&status) {

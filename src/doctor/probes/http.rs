@@ -64,11 +64,7 @@ impl Spec {
                 .with("tls_not_after", &trace.tls_not_after)
         };
         if let Some(failure) = trace.failure() {
-            let mut o = base(unmet(format!("{url}: {failure}")));
-            if trace.timed_out {
-                o.status = crate::doctor::Status::Timeout;
-            }
-            return o;
+            return base(unmet(format!("{url}: {failure}")));
         }
         let status = trace.status.unwrap_or(0);
         if status != self.status {

@@ -11,6 +11,7 @@ use gatehouse::store::Db;
 pub mod chrome;
 pub mod doctor;
 pub mod duo;
+pub mod license_server;
 pub mod smtp;
 #[macro_use]
 pub mod web;

@@ -271,7 +271,9 @@ impl Browser {
 pub async fn admin_token(server: &Server, permissions: &[AdminPermission]) -> String {
     let actor = Actor::system("test");
     let accounts = server.accounts();
-    let name = permissions.iter().map(|p| p.key()).collect::<Vec<_>>().join("+");
+    // Unique, so a test can ask for several tokens of the same permissions.
+    let keys = permissions.iter().map(|p| p.key()).collect::<Vec<_>>().join("+");
+    let name = format!("{keys}-{}", rand::random::<u32>());
     let set: std::collections::BTreeSet<AdminPermission> = permissions.iter().copied().collect();
     accounts.create_role(&actor, &name, &set).await.unwrap();
     let admin = accounts.create_admin(&actor, &format!("admin-{name}"), "ops@example.com", &name, None).await.unwrap();

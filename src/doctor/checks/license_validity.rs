@@ -1,0 +1,230 @@
+//! `license.validity`: is the license valid for this installation, as every process that
+//! verifies it sees it? Key format, the signed cache, the server's status, the binding against
+//! where the web server and cron really run, and the grace left.
+
+use std::collections::BTreeMap;
+
+use crate::cron::heartbeat::{self, Heartbeat};
+use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
+use crate::doctor::context::Context;
+use crate::license::records::{self, Record};
+use crate::license::{Binding, Cached, Facts, License, Standing, Status};
+use crate::store::rfc3339;
+
+pub struct Validity;
+
+static META: Meta = Meta {
+    id: "license.validity",
+    title: "License valid for this installation",
+    tags: &["license"],
+    symptom: "\"License Invalid\", or \"Your license key is invalid\" from cron or the API; admin functions locked.",
+    cause: "A wrong or mistyped key; the installation moved (domain, IP or install directory) without a reissue; \
+            a license check made from another context (cron or the CLI run from another directory or with another \
+            configuration) than the web server's; the licensing server unreachable past the 3-day grace; or a \
+            cached answer that is not genuine.",
+    next_steps: "Fix what the message names: copy the key again; ask the vendor to reissue the license for this \
+                 domain, IP and directory; run cron from the install directory with the web server's configuration; \
+                 restore the connection to the licensing server (see license.connectivity); then run \
+                 `gatehouse license verify`.",
+    prerequisites: &["database.connectivity"],
+    ..Meta::BASE
+};
+
+impl Check for Validity {
+    fn meta(&self) -> &'static Meta {
+        &META
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
+        judged(async move {
+            if ctx.config().license.key.is_empty() {
+                return Ok(Outcome::skipped("license.key is not set: unlicensed mode, nothing is verified or locked"));
+            }
+            let accounts = ctx.accounts().await?;
+            let license = License::new(&ctx.loaded, accounts.db().clone());
+            let verify_again = "Then run `gatehouse license verify`.";
+            let key = match license.key() {
+                Some(Ok(key)) => key,
+                Some(Err(why)) => {
+                    return Ok(Outcome::fail(format!("license.key is malformed: {why}")).remediation(format!(
+                        "Copy the key again from the vendor (it is checked locally before any network call). \
+                         {verify_again}"
+                    )));
+                }
+                None => unreachable!("the key is set"),
+            };
+            if let Err(why) = license.public_key() {
+                return Ok(Outcome::fail(why).remediation(format!(
+                    "Set license.public_key to the vendor's ed25519 public key. {verify_again}"
+                )));
+            }
+            let db = accounts.db();
+            let error = |what: &str, e: crate::Error| Outcome::error(format!("cannot read {what}: {e}"));
+            let recorded = records::all(db).await.map_err(|e| error("license verifications", e))?;
+            let beats = heartbeat::all(db).await.map_err(|e| error("heartbeats", e))?;
+            let cached = license.cached().expect("the key is set");
+            let base = |o: Outcome| {
+                o.with("key_id", key.id())
+                    .with("cache", license.cache_path())
+                    .with("cache_state", cached.state())
+                    .with("verifications", &recorded)
+            };
+
+            let answer = match &cached {
+                Cached::Answer(answer) => answer,
+                Cached::Missing => {
+                    let last =
+                        recorded.first().map(|r| format!(" (last attempt, {}: {} {})", r.context, r.outcome, r.reason));
+                    return Ok(base(Outcome::fail(format!(
+                        "the license has never been verified on this host{}",
+                        last.unwrap_or_default()
+                    )))
+                    .remediation(
+                        "Run `gatehouse license verify` (serve and cron verify by themselves; if they \
+                                  cannot, license.connectivity names the network phase that fails).",
+                    ));
+                }
+                Cached::Tampered(why) | Cached::Unreadable(why) => {
+                    return Ok(base(Outcome::fail(format!("the cached license answer is not genuine: {why}")))
+                        .remediation(format!(
+                            "The cache was edited, damaged, or license.public_key changed since it was written; it \
+                             unlocks nothing. {verify_again}"
+                        )));
+                }
+                Cached::OtherKey { key_id } => {
+                    return Ok(base(Outcome::fail(format!(
+                        "the cached answer is for another key (id {key_id}), not the configured one (id {})",
+                        key.id()
+                    )))
+                    .remediation(format!("license.key changed since the last verification. {verify_again}")));
+                }
+            };
+            let base = |o: Outcome| {
+                base(o)
+                    .with("status", answer.status)
+                    .with("licensed", &answer.binding)
+                    .with("checked_at", answer.checked_at.to_rfc3339())
+                    .with("server_reason", &answer.reason)
+            };
+
+            let mut problems = mismatches(&answer.binding, &license, &recorded, &beats);
+            problems.extend(context_differences(&recorded, &beats));
+            let reissue = "Ask the vendor to reissue the license for where it runs now (domain, IP and install \
+                           directory), or move the installation back; run cron and the CLI from the install \
+                           directory with the web server's configuration.";
+
+            if answer.status != Status::Active {
+                let reason = if answer.reason.is_empty() { String::new() } else { format!(": {}", answer.reason) };
+                let also = if problems.is_empty() { String::new() } else { format!(" — {}", problems.join("; ")) };
+                return Ok(base(Outcome::fail(format!("the license is {}{reason}{also}", answer.status))).remediation(
+                    format!("Admin functions are locked; the client area stays up. {reissue} {verify_again}"),
+                ));
+            }
+            if !problems.is_empty() {
+                return Ok(base(Outcome::fail(format!(
+                    "the license is active, but {}: that process's checks are refused",
+                    problems.join("; ")
+                )))
+                .remediation(reissue));
+            }
+            let last_attempt = recorded.iter().find(|r| r.outcome == "no_answer").map(|r| r.reason.clone());
+            Ok(match license.standing() {
+                Standing::Grace { locks_at, hours_left, due_at, .. } => base(Outcome::warn(format!(
+                    "the license was due for its check at {due_at} and the licensing server has not answered since{}: \
+                     admin functions lock at {locks_at} ({} days {} h left)",
+                    last_attempt.map(|r| format!(" ({r})")).unwrap_or_default(),
+                    hours_left / 24,
+                    hours_left % 24
+                )))
+                .with("locks_at", locks_at)
+                .remediation("Restore the connection to the licensing server (license.connectivity names the phase).")
+                .with("hours_left", hours_left),
+                Standing::Locked { reason, .. } => base(Outcome::fail(format!("admin functions are locked: {reason}")))
+                    .remediation(format!(
+                        "Restore the connection to the licensing server (license.connectivity names the phase). \
+                         {verify_again}"
+                    )),
+                Standing::Active { due_at, .. } => base(Outcome::pass(format!(
+                    "active ({}), verified {}; next check due {due_at}",
+                    describe(&answer.binding),
+                    answer.checked_at.to_rfc3339()
+                ))),
+                Standing::Unlicensed => unreachable!("the key is set"),
+            })
+        })
+    }
+}
+
+fn describe(b: &Binding) -> String {
+    let parts: Vec<String> = [("domain", &b.domains), ("IP", &b.ips), ("directory", &b.directories)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(what, v)| format!("{what} {}", v.join(", ")))
+        .collect();
+    if parts.is_empty() { "not bound".into() } else { format!("licensed for {}", parts.join("; ")) }
+}
+
+/// The latest heartbeat of each role (`web`, `cron`): where those processes run now.
+fn latest_beats(beats: &[Heartbeat]) -> BTreeMap<&str, &Heartbeat> {
+    let mut latest = BTreeMap::new();
+    for beat in beats {
+        latest.entry(beat.role.as_str()).or_insert(beat);
+    }
+    latest
+}
+
+/// A verification describes its process as it runs now when nothing newer says otherwise: its
+/// role's latest heartbeat (if any) has the same directory and configuration.
+fn is_current(record: &Record, beats: &BTreeMap<&str, &Heartbeat>) -> bool {
+    beats
+        .get(record.context.as_str())
+        .is_none_or(|b| b.install_dir == record.directory && b.config_fingerprint == record.config_fingerprint)
+}
+
+/// Where the processes run now, outside the licensed binding: each current verification's
+/// facts, each role's latest heartbeat directory, and this configuration's domain.
+fn mismatches(binding: &Binding, license: &License, recorded: &[Record], beats: &[Heartbeat]) -> Vec<String> {
+    let latest = latest_beats(beats);
+    let mut out = std::collections::BTreeSet::new();
+    for record in recorded.iter().filter(|r| is_current(r, &latest)) {
+        out.extend(binding.mismatches(&record.facts(), &record.context));
+    }
+    // A heartbeat knows the directory, the configuration the domain: each is judged alone.
+    let directories = Binding { directories: binding.directories.clone(), ..Binding::default() };
+    for (role, beat) in &latest {
+        let facts = Facts { domain: None, ip: None, directory: beat.install_dir.clone() };
+        out.extend(directories.mismatches(&facts, role));
+    }
+    let domains = Binding { domains: binding.domains.clone(), ..Binding::default() };
+    out.extend(domains.mismatches(&license.facts(None), "system_url"));
+    out.into_iter().collect()
+}
+
+/// How a current cron or CLI verification's facts differ from the web server's.
+fn context_differences(recorded: &[Record], beats: &[Heartbeat]) -> Vec<String> {
+    let latest = latest_beats(beats);
+    let current: Vec<&Record> = recorded.iter().filter(|r| is_current(r, &latest)).collect();
+    let Some(web) = current.iter().find(|r| r.context == "web") else { return Vec::new() };
+    let mut out = Vec::new();
+    for other in current.iter().filter(|r| r.context != "web") {
+        let mut named: Vec<String> = other
+            .facts()
+            .differences(&web.facts())
+            .into_iter()
+            .map(|(what, theirs, webs)| format!("{what} {theirs} vs {webs}"))
+            .collect();
+        if !named.is_empty() && other.config_fingerprint != web.config_fingerprint {
+            named.push(format!("configuration {} vs {}", other.config_fingerprint, web.config_fingerprint));
+        }
+        if !named.is_empty() {
+            out.push(format!(
+                "the {} license check on {} ({}) sent other facts than the web server: {}",
+                other.context,
+                other.host,
+                rfc3339(other.at),
+                named.join(", ")
+            ));
+        }
+    }
+    out
+}
