@@ -157,10 +157,12 @@ mail:
   spool_dir: "gatehouse-data/mail"
   smtp: {{ host: "", port: 587, username: "", password: "", tls: starttls }}   # starttls | tls | none
 
+# The license binds this installation's domain (system_url), IP and directory; "" = unlicensed
+# mode, where nothing is verified or locked. See README, "Licensing".
 license:
-  key: ""
-  server: ""                   # base URL of the licensing service; "" = not configured
-  public_key: ""
+  key: ""                      # GH-XXXXX-XXXXX-XXXXX-XXXXX-CCCC, from the vendor
+  server: ""                   # base URL of the licensing service
+  public_key: ""               # the vendor's ed25519 public key (base64) that signs its answers
 
 cron:
   interval: "5m"               # how often you schedule `gatehouse cron`

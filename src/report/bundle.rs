@@ -140,7 +140,7 @@ pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &Bu
     match ctx.db().await {
         Ok(db) => {
             b.add_json("database.json", &database_stats(db, loaded).await)?;
-            let accounts = crate::services::Services::over(db.clone(), &loaded).accounts;
+            let accounts = crate::services::Services::over(db.clone(), loaded).accounts;
             match accounts.audit_log(None, AUDIT_ENTRIES).await {
                 Ok(entries) => b.add_json("audit.json", &entries)?,
                 Err(e) => b.skip("audit.json", format!("cannot read the audit log: {e}")),

@@ -341,7 +341,7 @@ fn doctor_reports_on_the_embedded_default() {
         r.stdout
     );
     assert!(r.stdout.contains("→ Run `gatehouse migrate`"), "remediation under the problem:\n{}", r.stdout);
-    assert!(r.stdout.lines().last().unwrap().starts_with("23 checks: "), "{}", r.stdout);
+    assert!(r.stdout.lines().last().unwrap().starts_with("24 checks: "), "{}", r.stdout);
     assert!(!r.stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
     assert!(!tmp.path().join("gatehouse-data").exists(), "the doctor only looks");
 
@@ -389,6 +389,7 @@ fn doctor_writes_several_formats_from_one_run() {
             "accounts.integrity",
             "accounts.password_hashes",
             "admin.roles",
+            "license.validity",
             "license.connectivity",
             "email.transport",
             "email.queue",

@@ -104,7 +104,7 @@ fn reset_password_disable_2fa_sessions_and_cron() {
 
     let cron = json_of(&gatehouse(dir).args(["cron", "--json"]).output().unwrap());
     let jobs: Vec<&str> = cron.as_array().unwrap().iter().map(|j| j["job"].as_str().unwrap()).collect();
-    assert_eq!(jobs, ["sessions-gc", "token-purge", "mail", "heartbeat"]);
+    assert_eq!(jobs, ["sessions-gc", "token-purge", "mail", "license", "heartbeat"]);
     assert!(cron.as_array().unwrap().iter().all(|j| j["ok"] == true), "{cron}");
     let spooled: Vec<_> = std::fs::read_dir(dir.join("gatehouse-data/mail")).unwrap().collect();
     assert_eq!(spooled.len(), 1, "the reset email was delivered to the spool");

@@ -64,7 +64,6 @@ fn planted(dir: &Path, database_url: &str) -> (String, String) {
             "smtp: { host: \"\", port: 587, username: \"\", password: \"\"",
             "smtp: { host: \"smtp.example.com\", port: 587, username: \"mailer\", password: \"CANARY-SMTP-PW\"",
         )
-        .replace("  key: \"\"", "  key: \"CANARY-LICENSE-KEY\"")
         .replace("client_secret: \"\"", "client_secret: \"CANARY-DUO-SECRET\"")
         .replace(
             "database_url: \"sqlite://gatehouse-data/gatehouse.db\"",
@@ -86,6 +85,9 @@ fn planted(dir: &Path, database_url: &str) -> (String, String) {
     // Free text that reaches the audit log, carrying a token and a password hash.
     let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2g";
     ok(gatehouse(dir).args(["security-question", "add", &format!("leaked {token} and {hash}?")]));
+    // Planted last: a license key that was never verified locks the admin writes above.
+    let config = std::fs::read_to_string(dir.join("gatehouse.yaml")).unwrap();
+    std::fs::write(dir.join("gatehouse.yaml"), config.replace("  key: \"\"", "  key: \"CANARY-LICENSE-KEY\"")).unwrap();
     (token, hash.to_string())
 }
 
@@ -142,7 +144,7 @@ fn a_bundle_holds_everything_and_no_secret() {
 
     let database: Value = serde_json::from_str(&files.iter().find(|(n, _)| n == "database.json").unwrap().1).unwrap();
     assert_eq!(database["row_counts"]["clients"], 1);
-    assert_eq!(database["migrations"]["latest"], 5);
+    assert_eq!(database["migrations"]["latest"], 6);
     assert!(database["size_bytes"].as_i64().unwrap() > 0);
     let system: Value = serde_json::from_str(&files.iter().find(|(n, _)| n == "system.json").unwrap().1).unwrap();
     for key in ["os", "kernel", "cpu_count", "memory_total_bytes", "disks", "uptime_seconds", "time_zone"] {
