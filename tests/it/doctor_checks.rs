@@ -116,6 +116,29 @@ async fn an_unreachable_database_fails_and_blocks_its_dependants() {
     }
 }
 
+/// With the database down, no check wanders off with an `error` and unrelated advice: each
+/// one that reads the database is blocked by database.connectivity, which names the cause.
+#[tokio::test]
+async fn with_the_database_down_every_check_that_needs_it_is_blocked_not_in_error() {
+    let d = Deployment::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let yaml = format!(
+        "system_url: \"http://127.0.0.1:1/\"\ndatabase_url: \"postgres://app:secret@127.0.0.1:{port}/gh\"\n\
+         license: {{ key: \"GH-ABCDE-FGHJK-MNPQR-STVWX-1234\", server: \"http://127.0.0.1:1/\" }}\n"
+    );
+    let ids: Vec<&str> = checks::builtin().iter().map(|c| c.meta().id).collect();
+    let results = d.run(&yaml, &ids, &[]).await;
+    let in_error: Vec<String> =
+        results.iter().filter(|r| r.status == Status::Error).map(|r| format!("{}: {}", r.id, r.message)).collect();
+    assert!(in_error.is_empty(), "checks in error instead of blocked: {in_error:#?}");
+    let blocked: Vec<&str> = results.iter().filter(|r| r.status == Status::Blocked).map(|r| r.id.as_str()).collect();
+    for id in
+        ["sessions.lifetime", "sessions.cookie", "proxy.cloudflare", "time.timezone", "time.clock", "license.validity"]
+    {
+        assert!(blocked.contains(&id), "{id} is not blocked: {blocked:?}");
+    }
+}
+
 #[tokio::test]
 async fn database_connectivity_on_postgres() {
     let Some(schema) = crate::support::PgSchema::create().await else {

@@ -310,8 +310,8 @@ async fn an_answer_signed_by_another_key_is_not_an_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stalled_connect_is_named_as_the_tcp_phase_before_the_deadline() {
     let license = LicenseServer::start().await;
-    let (port, _stalled) = stalled_port();
-    let r = connectivity(&license, &format!("http://127.0.0.1:{port}/")).await;
+    let stalled = stalled_port();
+    let r = connectivity(&license, &format!("http://127.0.0.1:{}/", stalled.port)).await;
     assert_eq!((r.status, r.evidence["phase"].as_str()), (Status::Fail, Some("tcp")), "{}", r.message);
     assert!(r.message.contains("a firewall dropping packets?"), "{}", r.message);
     assert!(r.duration_ms < 3000, "the check ends before its deadline: {} ms", r.duration_ms);

@@ -18,6 +18,7 @@ static META: Meta = Meta {
     cause: "system_url points at CloudFlare's edge, but trusted_proxies.cloudflare is off: gatehouse sees the \
             edge's rotating addresses as the client, and ip_check ends sessions when they change.",
     next_steps: "Set trusted_proxies.cloudflare: true and trusted_proxies.header: CF-Connecting-IP in gatehouse.yaml.",
+    prerequisites: &["database.connectivity"],
     ..Meta::BASE
 };
 

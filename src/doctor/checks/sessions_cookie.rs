@@ -19,7 +19,7 @@ static META: Meta = Meta {
             trust (so it cannot tell https from http), break it.",
     next_steps: "Serve the client area only over https when system_url is https (redirect http to https at the \
                  proxy), list the proxy in trusted_proxies.ranges, and have it send X-Forwarded-Proto.",
-    prerequisites: &["system_url.config"],
+    prerequisites: &["system_url.config", "database.connectivity"],
     ..Meta::BASE
 };
 

@@ -17,6 +17,7 @@ static META: Meta = Meta {
             changes — and the IP gatehouse sees rotates (an untrusted CDN or proxy, mobile clients).",
     next_steps: "Trust the proxy or CDN in front (trusted_proxies) so the real visitor IP is seen; otherwise turn \
                  sessions.ip_check off. Keep idle_timeout at 15 minutes or more.",
+    prerequisites: &["database.connectivity"],
     thresholds: &["min_idle_minutes", "max_ip_changes"],
     ..Meta::BASE
 };

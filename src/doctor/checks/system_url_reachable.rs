@@ -19,7 +19,7 @@ static META: Meta = Meta {
             host or scheme, or another deployment (staging, an old server) answers at that address.",
     next_steps: "Point system_url's DNS at the server running `gatehouse serve`, proxy it through unchanged, and \
                  make the proxy redirect other names to system_url rather than the reverse.",
-    prerequisites: &["system_url.config"],
+    prerequisites: &["system_url.config", "database.connectivity"],
     ..Meta::BASE
 };
 

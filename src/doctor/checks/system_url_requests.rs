@@ -18,7 +18,7 @@ static META: Meta = Meta {
             the session cookie belongs to system_url's host, so their browser never sends it back.",
     next_steps: "Redirect every other host name and plain http to system_url at the web server or proxy, or set \
                  system_url to the address visitors use.",
-    prerequisites: &["system_url.config"],
+    prerequisites: &["system_url.config", "database.connectivity"],
     thresholds: &["max_other_percent"],
 };
 

@@ -20,6 +20,7 @@ static META: Meta = Meta {
     cause: "This machine's clock drifts from real time (no NTP, a paused VM), so TOTP steps, expiry times and the \
             license check disagree with everyone else.",
     next_steps: "Run time synchronisation (chrony or systemd-timesyncd) on every machine of the deployment.",
+    prerequisites: &["database.connectivity"],
     thresholds: &["warn_secs", "fail_secs"],
     ..Meta::BASE
 };

@@ -20,6 +20,7 @@ static META: Meta = Meta {
             in containers), or the configured zone is empty and the host's zone is not what was intended.",
     next_steps: "Set `timezone:` in gatehouse.yaml to an IANA name so every process agrees, or give the web \
                  server and cron the same TZ.",
+    prerequisites: &["database.connectivity"],
     ..Meta::BASE
 };
 

@@ -150,16 +150,18 @@ async fn verify(State(shared): State<Shared>, Json(request): Json<Request>) -> R
 
 /// A port on 127.0.0.1 whose new connections never complete: its accept queue (backlog 0) is
 /// held full by one connection nobody accepts, so Linux drops further SYNs — what a firewall
-/// that drops packets looks like from here. Keep the returned guard alive while using the port.
-pub fn stalled_port() -> (u16, impl Drop) {
+/// that drops packets looks like from here. The port stalls while this lives.
+pub struct StalledPort {
+    pub port: u16,
+    _listener: tokio::net::TcpListener,
+    _filler: std::net::TcpStream,
+}
+
+pub fn stalled_port() -> StalledPort {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = socket.local_addr().unwrap().port();
     let listener = socket.listen(0).unwrap();
     let filler = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    struct Guard(#[allow(dead_code)] tokio::net::TcpListener, #[allow(dead_code)] std::net::TcpStream);
-    impl Drop for Guard {
-        fn drop(&mut self) {}
-    }
-    (port, Guard(listener, filler))
+    StalledPort { port, _listener: listener, _filler: filler }
 }
