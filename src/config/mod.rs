@@ -5,6 +5,7 @@
 //! `__` between nesting levels (`GATEHOUSE_SESSIONS__STORE=files`).
 
 mod checked;
+pub mod edit;
 mod load;
 mod redact;
 mod values;

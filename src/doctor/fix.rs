@@ -21,8 +21,11 @@ pub enum Fix {
     CreateSessionDir(PathBuf),
     /// Make these files 0600 and folders 0700.
     RestrictPermissions(Vec<PathBuf>),
-    /// Rewrite one top-level scalar of the configuration file in place.
-    SetConfig { file: PathBuf, line: usize, column: usize, key: String, value: String },
+    /// Set settings of the configuration file in place — `(dotted key, YAML literal)` — with
+    /// one backup and one diff, keeping the rest of the file as it was.
+    SetConfig { file: PathBuf, settings: Vec<(String, String)> },
+    /// Several fixes, applied in order (a setting turned back on, and its backlog cleared).
+    All(Vec<Fix>),
 }
 
 /// The fix for a result, when its check offers one and it can be applied here.
@@ -48,31 +51,32 @@ impl Fix {
                 "chmod 0600 (files) / 0700 (folders): {}",
                 paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
             ),
-            Fix::SetConfig { file, line, key, value, .. } => match self.edited(file) {
-                Ok((old, new)) => format!(
-                    "set {key} to {value} in {} (a backup is kept)\n--- {file}:{line}\n-{old}\n+{new}",
-                    file.display(),
-                    file = file.display()
-                ),
-                Err(e) => format!("cannot plan the edit of {}: {e}", file.display()),
-            },
+            Fix::SetConfig { file, settings } => {
+                let what = settings.iter().map(|(k, v)| format!("{k} to {v}")).collect::<Vec<_>>().join(", ");
+                match std::fs::read_to_string(file).map_err(|e| e.to_string()).and_then(|old| {
+                    let new = edited(file, &old, settings)?;
+                    Ok(diff(file, &old, &new))
+                }) {
+                    Ok(diff) => format!("set {what} in {} (a backup is kept)\n{diff}", file.display()),
+                    Err(e) => format!("cannot plan setting {what} in {}: {e}", file.display()),
+                }
+            }
+            Fix::All(fixes) => fixes.iter().map(|f| f.describe(ctx)).collect::<Vec<_>>().join("; then "),
         }
     }
 
-    /// The changed line of a configuration edit: (old, new).
-    fn edited(&self, file: &Path) -> Result<(String, String), String> {
-        let Fix::SetConfig { line, column, value, .. } = self else { return Err("not a configuration edit".into()) };
-        let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
-        let old = text.lines().nth(line - 1).ok_or("the line is gone")?.to_string();
-        let start = old.char_indices().nth(column - 1).map(|(i, _)| i).ok_or("the column is gone")?;
-        let rest = &old[start..];
-        let end = match rest.chars().next() {
-            Some(q @ ('"' | '\'')) => rest[1..].find(q).map(|i| i + 2).ok_or("unterminated quoted value")?,
-            _ => rest.find(" #").unwrap_or(rest.len()),
-        };
-        let quoted = serde_json::to_string(value).expect("strings serialize");
-        let new = format!("{}{quoted}{}", &old[..start], &rest[end..]);
-        Ok((old, new))
+    /// Sets `settings` (dotted key, YAML literal) in the deployment's configuration file — when
+    /// it has one, and the environment does not override those sections (an edit would not count).
+    pub fn set_config(ctx: &Context, settings: &[(&str, String)]) -> Option<Fix> {
+        let crate::config::ConfigSource::File(file) = &ctx.loaded.source else { return None };
+        let overridden = settings.iter().any(|(key, _)| {
+            let top = key.split('.').next().unwrap_or_default();
+            matches!(ctx.loaded.origin(top), crate::config::Origin::Env(_))
+        });
+        (!overridden).then(|| Fix::SetConfig {
+            file: file.clone(),
+            settings: settings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        })
     }
 
     /// Applies the fix and says what was done.
@@ -117,25 +121,54 @@ impl Fix {
                 }
                 Ok(format!("made {} path(s) private to their owner", paths.len()))
             }
-            Fix::SetConfig { file, line, key, value, .. } => {
-                let (old, new) = self.edited(file)?;
-                let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
-                let mut lines: Vec<&str> = text.lines().collect();
-                debug_assert_eq!(lines[line - 1], old);
-                lines[line - 1] = &new;
-                let mut rewritten = lines.join("\n");
-                if text.ends_with('\n') {
-                    rewritten.push('\n');
-                }
-                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+            Fix::SetConfig { file, settings } => {
+                let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                let rewritten = edited(file, &text, settings)?;
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
                 let backup = PathBuf::from(format!("{}.bak-{stamp}", file.display()));
                 std::fs::copy(file, &backup).map_err(|e| format!("cannot back up {}: {e}", file.display()))?;
                 // Write beside the file and rename, so a crash never leaves half a config.
                 let tmp = PathBuf::from(format!("{}.tmp-{stamp}", file.display()));
                 std::fs::write(&tmp, rewritten).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
                 std::fs::rename(&tmp, file).map_err(|e| format!("cannot replace {}: {e}", file.display()))?;
-                Ok(format!("set {key} to {value} in {}; the previous file is {}", file.display(), backup.display()))
+                let what = settings.iter().map(|(k, v)| format!("{k} to {v}")).collect::<Vec<_>>().join(", ");
+                Ok(format!("set {what} in {}; the previous file is {}", file.display(), backup.display()))
+            }
+            Fix::All(fixes) => {
+                let mut done = Vec::new();
+                for fix in fixes {
+                    done.push(Box::pin(fix.apply(ctx)).await?);
+                }
+                Ok(done.join("; "))
             }
         }
     }
+}
+
+/// `text` with `settings` made, refused unless the result is still a valid configuration.
+fn edited(file: &Path, text: &str, settings: &[(String, String)]) -> Result<String, String> {
+    let mut new = text.to_string();
+    for (key, value) in settings {
+        let path: Vec<&str> = key.split('.').collect();
+        new = crate::config::edit::set(&new, &path, value)?;
+    }
+    let source = crate::config::ConfigSource::File(file.to_path_buf());
+    crate::config::load_from_str(Some(&new), source, Vec::new())
+        .map_err(|e| format!("the edited configuration would not load ({e}); nothing was changed"))?;
+    Ok(new)
+}
+
+/// The changed lines of an edit, as `diff -u` would mark them (one hunk: edits are local).
+fn diff(file: &Path, old: &str, new: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..].iter().rev().zip(b[prefix..].iter().rev()).take_while(|(x, y)| x == y).count();
+    let mut out = format!("--- {}:{}\n", file.display(), prefix + 1);
+    for line in &a[prefix..a.len() - suffix] {
+        out += &format!("-{line}\n");
+    }
+    for line in &b[prefix..b.len() - suffix] {
+        out += &format!("+{line}\n");
+    }
+    out.trim_end().to_string()
 }

@@ -30,7 +30,7 @@ fn dry_run_describes_every_change_and_makes_none() {
     assert_eq!(status(&report, "system_url.config"), "warn");
     assert!(log.contains("would fix database.connectivity: create the database"), "{log}");
     assert!(
-        log.contains("would fix system_url.config: set system_url to https://billing.example.com/portal/"),
+        log.contains("would fix system_url.config: set system_url to \"https://billing.example.com/portal/\""),
         "{log}"
     );
     assert!(log.contains("-system_url: \"https://billing.example.com/portal\"   # what users type\n"), "{log}");

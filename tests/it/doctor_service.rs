@@ -145,6 +145,46 @@ async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
     assert_eq!(check(&fixed, "email.queue").await.0.status, Status::Pass);
 }
 
+/// With `sessions.gc: false` a one-off collection does not last: the fix turns collection back on
+/// in the configuration (diff and backup), then collects, and the next cron keeps it that way.
+async fn the_gc_fix_turns_collection_back_on_so_it_lasts(backend: Backend) {
+    let Some(mut server) = Server::start(backend, "sessions:\n  gc: false   # we thought cron was slow\n").await else {
+        return;
+    };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let expire_two = async |server: &Server| {
+        for _ in 0..2 {
+            assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
+        }
+        server.state.db().clock().advance(Duration::from_secs(31 * 60));
+    };
+    expire_two(&server).await;
+    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let skipped = cron.run(Some(gatehouse::cron::Job::SessionsGc)).await.unwrap();
+    assert_eq!(skipped[0].detail["skipped"], "sessions.gc is false", "the symptom: cron removes nothing");
+
+    let clock = server.state.db().clock().clone();
+    let (result, ctx) = check_at(&server.state.loaded, "sessions.gc", &clock).await;
+    assert_eq!(result.status, Status::Fail, "{}", result.message);
+    assert!(result.fix.description.starts_with("set sessions.gc: true"), "{:?}", result.fix);
+    let planned = fix::plan(&result, &ctx).expect("a fix is offered");
+    let described = planned.describe(&ctx);
+    assert!(described.contains("-  gc: false   # we thought cron was slow"), "{described}");
+    assert!(described.contains("+  gc: true   # we thought cron was slow"), "{described}");
+    let done = planned.apply(&ctx).await.unwrap();
+    assert!(done.contains("set sessions.gc to true") && done.ends_with("removed 2 expired session(s)"), "{done}");
+
+    // serve and cron restarted on the edited file: collection now happens by itself.
+    server.restart_from_file().await;
+    assert!(server.state.loaded.config.sessions.gc);
+    expire_two(&server).await;
+    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let collected = cron.run(Some(gatehouse::cron::Job::SessionsGc)).await.unwrap();
+    assert_eq!(collected[0].detail["removed"], 2, "{}", collected[0].detail);
+    cron.run(Some(gatehouse::cron::Job::Heartbeat)).await.unwrap();
+    assert_eq!(check_at(&server.state.loaded, "sessions.gc", &clock).await.0.status, Status::Pass);
+}
+
 async fn sessions_storage_finds_a_store_that_cannot_keep_sessions(backend: Backend) {
     let Some(server) = Server::start(backend, "sessions:\n  store: files\n").await else { return };
     let loaded = &server.state.loaded;
@@ -172,6 +212,7 @@ async fn sessions_storage_finds_a_store_that_cannot_keep_sessions(backend: Backe
 }
 
 web_on_both_backends!(
+    the_gc_fix_turns_collection_back_on_so_it_lasts,
     sessions_storage_finds_a_store_that_cannot_keep_sessions,
     email_queue_finds_failed_mail_and_requeues_it,
     sessions_gc_finds_uncollected_sessions_and_collects_them,

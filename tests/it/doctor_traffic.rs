@@ -310,7 +310,17 @@ async fn proxy_cloudflare_sees_traffic_through_untrusted_cloudflare(backend: Bac
     assert_eq!(found.evidence["observed_via_cloudflare"], 2);
     assert!(found.remediation.contains("CF-Connecting-IP"), "{}", found.remediation);
 
-    server.reconfigure("trusted_proxies:\n  cloudflare: true\n  header: CF-Connecting-IP\n").await;
+    // The seed's one click: "automatically reconfigure your CloudFlare proxy settings".
+    let (found, ctx) = check(&server.state.loaded, "proxy.cloudflare").await;
+    let planned = gatehouse::doctor::fix::plan(&found, &ctx).expect("the CloudFlare fix is offered");
+    let described = planned.describe(&ctx);
+    assert!(
+        described.contains("+  cloudflare: true") && described.contains("+  header: \"CF-Connecting-IP\""),
+        "{described}"
+    );
+    planned.apply(&ctx).await.unwrap();
+    server.restart_from_file().await;
+    assert!(server.state.loaded.config.trusted_proxies.cloudflare);
     assert_eq!(check(&server.state.loaded, "proxy.cloudflare").await.0.status, Status::Pass);
 }
 

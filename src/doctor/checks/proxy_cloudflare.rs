@@ -5,6 +5,7 @@
 use super::{observed_requests, tally};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::doctor::fix::Fix;
 use crate::net::client_ip::is_cloudflare;
 
 pub struct Trust;
@@ -17,7 +18,8 @@ static META: Meta = Meta {
               addresses instead of visitors'.",
     cause: "system_url points at CloudFlare's edge, but trusted_proxies.cloudflare is off: gatehouse sees the \
             edge's rotating addresses as the client, and ip_check ends sessions when they change.",
-    next_steps: "Set trusted_proxies.cloudflare: true and trusted_proxies.header: CF-Connecting-IP in gatehouse.yaml.",
+    next_steps: "Set trusted_proxies.cloudflare: true and trusted_proxies.header: CF-Connecting-IP in gatehouse.yaml \
+                 (`gatehouse doctor --fix` does it, with a backup, and checks again), then restart `serve`.",
     prerequisites: &["database.connectivity"],
     ..Meta::BASE
 };
@@ -25,6 +27,15 @@ static META: Meta = Meta {
 impl Check for Trust {
     fn meta(&self) -> &'static Meta {
         &META
+    }
+
+    /// The seed's "automatically reconfigure your CloudFlare proxy settings": trust CloudFlare's
+    /// bundled ranges and take the visitor from the header CloudFlare sets.
+    fn fix(&self, ctx: &Context) -> Option<Fix> {
+        Fix::set_config(
+            ctx,
+            &[("trusted_proxies.cloudflare", "true".into()), ("trusted_proxies.header", "\"CF-Connecting-IP\"".into())],
+        )
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
@@ -44,11 +55,12 @@ impl Check for Trust {
             };
             // With ip_check on, every change of edge address ends the session.
             let untrusted = |message: String| {
-                if config.sessions.ip_check { Outcome::fail(message) } else { Outcome::warn(message) }
+                let o = if config.sessions.ip_check { Outcome::fail(message) } else { Outcome::warn(message) };
+                o.fixable("trust CloudFlare's ranges and take the visitor's address from CF-Connecting-IP")
             };
             if !via_cloudflare.is_empty() && !tp.cloudflare {
                 return observed(untrusted(format!(
-                    "{} of {} observed requests came through CloudFlare, which is not trusted: visitors appear as                      CloudFlare's edge addresses",
+                    "{} of {} observed requests came through CloudFlare, which is not trusted: visitors appear as CloudFlare's edge addresses",
                     via_cloudflare.len(),
                     seen.len()
                 )));

@@ -27,8 +27,14 @@ impl Check for Gc {
         &META
     }
 
-    fn fix(&self, _ctx: &Context) -> Option<Fix> {
-        Some(Fix::CollectSessions)
+    /// Collect now — and when collection was turned off, turn it back on first, or the
+    /// backlog would simply grow again.
+    fn fix(&self, ctx: &Context) -> Option<Fix> {
+        if ctx.config().sessions.gc {
+            return Some(Fix::CollectSessions);
+        }
+        let enable = Fix::set_config(ctx, &[("sessions.gc", "true".into())])?;
+        Some(Fix::All(vec![enable, Fix::CollectSessions]))
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
@@ -56,7 +62,7 @@ impl Check for Gc {
             if !config.sessions.gc {
                 return Err(base(Outcome::fail(format!("{expired} expired session(s) and sessions.gc is false")))
                     .remediation("Set `sessions.gc: true` and schedule `gatehouse cron`.")
-                    .fixable(fix));
+                    .fixable(format!("set sessions.gc: true in the configuration and {fix}")));
             }
             if cron.is_none() {
                 return Err(base(Outcome::fail(format!(

@@ -26,15 +26,11 @@ impl Check for Config {
     }
 
     fn fix(&self, ctx: &Context) -> Option<Fix> {
-        let Origin::File { path: file, line, column } = ctx.loaded.origin("system_url") else { return None };
         let current = ctx.config().system_url.to_string();
-        (!current.ends_with('/')).then(|| Fix::SetConfig {
-            file,
-            line,
-            column,
-            key: "system_url".into(),
-            value: format!("{current}/"),
-        })
+        if current.ends_with('/') || !matches!(ctx.loaded.origin("system_url"), Origin::File { .. }) {
+            return None;
+        }
+        Fix::set_config(ctx, &[("system_url", serde_json::to_string(&format!("{current}/")).ok()?)])
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {

@@ -76,6 +76,14 @@ impl Server {
         self.run(listener);
     }
 
+    /// Restarts on the configuration file as it is on disk now: after `doctor --fix` edited it.
+    pub async fn restart_from_file(&mut self) {
+        let text = std::fs::read_to_string(self.dir.path().join("gatehouse.yaml")).unwrap();
+        let extra: String =
+            text.lines().filter(|l| !l.starts_with("database_url:")).map(|l| format!("{l}\n")).collect();
+        self.reconfigure(&extra).await;
+    }
+
     async fn configure(dir: &std::path::Path, database_url: &str, addr: SocketAddr, extra: &str) -> AppState {
         let extra = extra.replace("{addr}", &addr.to_string());
         let system_url = if extra.lines().any(|l| l.starts_with("system_url:")) {
