@@ -46,9 +46,10 @@ pub struct DoctorArgs {
     /// Per-check deadline, e.g. 2s (default: doctor.timeout)
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// Apply the automatic fixes offered for the problems found, then check again
-    #[arg(long)]
-    pub fix: bool,
+    /// Apply the automatic fixes offered for the problems found, then check again. With check
+    /// ids, only those; fixes that change who is trusted (proxy.trusted) run only when named
+    #[arg(long, value_name = "ID", num_args = 0.., value_delimiter = ',')]
+    pub fix: Option<Vec<String>>,
     /// With --fix: say exactly what each fix would change, and change nothing
     #[arg(long, requires = "fix")]
     pub dry_run: bool,
@@ -75,9 +76,27 @@ fn parse_outputs(raw: &[String]) -> Result<Vec<(Format, PathBuf)>> {
 
 /// Applies (or, dry, describes) every fix offered in `report`, logging to stderr so stdout
 /// stays the report. Returns true when something was changed.
-async fn apply_fixes(report: &Report, ctx: &Context, dry_run: bool) -> bool {
-    let plans: Vec<(&str, Fix)> =
-        report.results.iter().filter_map(|r| fix::plan(r, ctx).map(|f| (r.id.as_str(), f))).collect();
+async fn apply_fixes(report: &Report, ctx: &Context, named: &[String], dry_run: bool) -> bool {
+    let all = checks::builtin();
+    let explicit = |id: &str| all.iter().any(|c| c.meta().id == id && c.meta().explicit_fix);
+    let mut plans: Vec<(&str, Fix)> = Vec::new();
+    for r in &report.results {
+        let Some(f) = fix::plan(r, ctx) else { continue };
+        let is_named = named.iter().any(|n| n == &r.id);
+        if !named.is_empty() && !is_named {
+            continue;
+        }
+        if explicit(&r.id) && !is_named {
+            eprintln!(
+                "not fixing {}: its fix changes who is trusted; run `gatehouse doctor --fix {}` to apply it: {}",
+                r.id,
+                r.id,
+                f.describe(ctx)
+            );
+            continue;
+        }
+        plans.push((r.id.as_str(), f));
+    }
     if plans.is_empty() {
         eprintln!("--fix: nothing can be fixed automatically");
         return false;
@@ -113,6 +132,11 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
     let profile = args.profile.as_deref().map(|p| profile::load(p, &all)).transpose()?;
     if let Some(p) = &profile {
         all.extend(p.probes.iter().cloned());
+    }
+    for id in args.fix.iter().flatten() {
+        if !all.iter().any(|c| c.meta().id == id) {
+            return Err(Error::Usage(format!("--fix {id}: no such check (`gatehouse doctor --list` shows them)")));
+        }
     }
     if args.list {
         let rows: Vec<_> = all.iter().map(|c| c.meta()).collect();
@@ -159,7 +183,9 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
         }
     };
     let (mut report, ctx) = diagnose(loaded).await;
-    if args.fix && apply_fixes(&report, &ctx, args.dry_run).await {
+    if let Some(named) = &args.fix
+        && apply_fixes(&report, &ctx, named, args.dry_run).await
+    {
         // Fixes change the deployment (and maybe the config): look again, with fresh eyes.
         ctx.close().await;
         let reloaded = reload(&ctx.loaded)?;

@@ -37,6 +37,9 @@ pub struct Meta {
     pub prerequisites: &'static [&'static str],
     /// Threshold keys a profile may override for this check (`thresholds: {ID: {KEY: N}}`).
     pub thresholds: &'static [&'static str],
+    /// The fix changes who or what is trusted: `--fix` applies it only when the check is named
+    /// (`--fix proxy.trusted`), never as part of "fix everything".
+    pub explicit_fix: bool,
 }
 
 impl Meta {
@@ -51,6 +54,7 @@ impl Meta {
         next_steps: "",
         prerequisites: &[],
         thresholds: &[],
+        explicit_fix: false,
     };
 }
 
@@ -66,9 +70,9 @@ pub trait Check: Send + Sync + 'static {
     /// `tokio::task::spawn_blocking`. The runner enforces the deadline and turns a panic into
     /// an `error` result.
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a>;
-    /// The change `--fix` makes when this check found a problem, if one is safe unattended and
-    /// can be made here. Checks without one keep this default.
-    fn fix(&self, _ctx: &Context) -> Option<Fix> {
+    /// The change `--fix` makes for what this check `found`, if one is safe to make and can be
+    /// made here. Checks without one keep this default.
+    fn fix(&self, _ctx: &Context, _found: &super::model::CheckResult) -> Option<Fix> {
         None
     }
 }

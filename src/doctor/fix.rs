@@ -33,7 +33,7 @@ pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
     if !result.fix.available || result.status.severity() == 0 {
         return None;
     }
-    super::checks::builtin().into_iter().find(|c| c.meta().id == result.id)?.fix(ctx)
+    super::checks::builtin().into_iter().find(|c| c.meta().id == result.id)?.fix(ctx, result)
 }
 
 impl Fix {

@@ -34,6 +34,10 @@ pub struct Observation {
     /// The request presented a session that `ip_check` ended because the client IP changed.
     #[sqlx(try_from = "i64")]
     pub session_ip_change: Flag,
+    /// The request carried a forwarding header from a peer that is not trusted: a proxy in
+    /// front whose visitors all appear as the proxy.
+    #[sqlx(try_from = "i64")]
+    pub forwarded_untrusted: Flag,
 }
 
 /// A boolean stored as 0/1 (portable across SQLite and PostgreSQL through the `Any` driver).
@@ -48,7 +52,8 @@ impl From<i64> for Flag {
 }
 
 impl Observation {
-    pub fn new(host: String, scheme: (String, bool), peer: IpAddr, client: IpAddr, cf: bool, ip_change: bool) -> Self {
+    pub fn new(host: String, scheme: (String, bool), peer: IpAddr, client: IpAddr, flags: Flags) -> Self {
+        let Flags { cf_headers: cf, session_ip_change: ip_change, forwarded_untrusted } = flags;
         Self {
             at: now(),
             host,
@@ -58,8 +63,17 @@ impl Observation {
             client_ip: client.to_string(),
             cf_headers: Flag(cf),
             session_ip_change: Flag(ip_change),
+            forwarded_untrusted: Flag(forwarded_untrusted),
         }
     }
+}
+
+/// What a request showed besides its addresses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags {
+    pub cf_headers: bool,
+    pub session_ip_change: bool,
+    pub forwarded_untrusted: bool,
 }
 
 /// How far back readers look.
@@ -96,7 +110,7 @@ impl Sample {
             sqlx::query(
                 "INSERT INTO request_observations \
                  (at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change, \
-                 config_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 forwarded_untrusted, config_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(o.at)
             .bind(&o.host)
@@ -106,6 +120,7 @@ impl Sample {
             .bind(&o.client_ip)
             .bind(i64::from(o.cf_headers.0))
             .bind(i64::from(o.session_ip_change.0))
+            .bind(i64::from(o.forwarded_untrusted.0))
             .bind(&self.fingerprint)
             .execute(&mut *tx)
             .await?;
@@ -123,8 +138,8 @@ impl Sample {
 /// `fingerprint`, oldest first.
 pub async fn recent(db: &Db, fingerprint: &str) -> Result<Vec<Observation>> {
     Ok(sqlx::query_as(
-        "SELECT at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change \
-         FROM request_observations WHERE config_fingerprint = $1 AND at >= $2 ORDER BY id",
+        "SELECT at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change, \
+         forwarded_untrusted FROM request_observations WHERE config_fingerprint = $1 AND at >= $2 ORDER BY id",
     )
     .bind(fingerprint)
     .bind(now() - WINDOW_SECS)

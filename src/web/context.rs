@@ -16,7 +16,7 @@ use super::AppState;
 use super::render::ShownOnce;
 use crate::auth::sessions::cookie::COOKIE_NAME;
 use crate::auth::sessions::{Ended, Session};
-use crate::net::observations::Observation;
+use crate::net::observations::{self, Observation};
 
 /// What the middleware learned about a request.
 #[derive(Debug, Clone)]
@@ -107,6 +107,9 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let host_ok = host == state.cookie.authority;
     let cf_headers = headers.contains_key("cf-ray") || headers.contains_key("cf-connecting-ip");
+    // A proxy nobody trusted: it says who the visitor is, and nobody listens.
+    let forwarded_untrusted = !state.trusted.contains(peer)
+        && ["x-forwarded-for", "x-real-ip", "forwarded", "cf-connecting-ip"].iter().any(|h| headers.contains_key(*h));
     let scheme = scheme(&state, peer, headers);
     // CloudFlare's request id, logged so a request can be followed through CloudFlare's logs.
     let cf_ray = headers.get("cf-ray").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -155,7 +158,8 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     // A load balancer's health check sent straight to the backend is not a visitor arriving on
     // the wrong host.
     if !super::probes::PATHS.contains(&path.as_str()) {
-        state.observations.record(Observation::new(host, scheme, peer, ip, cf_headers, ip_changed));
+        let flags = observations::Flags { cf_headers, session_ip_change: ip_changed, forwarded_untrusted };
+        state.observations.record(Observation::new(host, scheme, peer, ip, flags));
     }
     response
 }

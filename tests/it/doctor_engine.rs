@@ -35,7 +35,7 @@ fn fake(
         cause: "what causes it",
         next_steps: "what to do about it",
         prerequisites,
-        thresholds: &[],
+        ..Meta::BASE
     }));
     Arc::new(Fake { meta, behaviour })
 }

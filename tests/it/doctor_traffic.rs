@@ -324,6 +324,63 @@ async fn proxy_cloudflare_sees_traffic_through_untrusted_cloudflare(backend: Bac
     assert_eq!(check(&server.state.loaded, "proxy.cloudflare").await.0.status, Status::Pass);
 }
 
+/// A pool of two load-balancer nodes (127.0.0.2 and 127.0.0.3) that forward with
+/// X-Forwarded-For but were never trusted: a visitor whose requests take turns through the pool
+/// loses the session (ip_check sees the node change). proxy.trusted names both nodes; its fix
+/// runs only when asked for by name, and then the same visitor keeps the session.
+async fn proxy_trusted_names_an_untrusted_pool_and_trusts_it_when_asked(backend: Backend) {
+    let Some(mut server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let (healthy, _) = check(&server.state.loaded, "proxy.trusted").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+
+    let visit = async |server: &Server| {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let mut nodes = ["127.0.0.2", "127.0.0.3"].map(|n| server.browser_via(n.parse().unwrap(), jar.clone()));
+        for node in &mut nodes {
+            node.header("x-forwarded-for", "198.51.100.7");
+        }
+        assert_eq!(nodes[0].login("ann@example.com", PASSWORD).await.status, 303);
+        let mut pages = Vec::new();
+        for round in 0..6 {
+            pages.push(nodes[round % 2].get("clientarea").await.status);
+        }
+        pages
+    };
+    // The symptom: the session ends as soon as the other node carries a request.
+    let pages = visit(&server).await;
+    assert_eq!(pages[0], 200);
+    assert!(pages[1..].iter().any(|s| *s == 303), "logged out by the pool: {pages:?}");
+    server.state.flush().await;
+
+    let (found, _) = check(&server.state.loaded, "proxy.trusted").await;
+    assert_eq!(found.status, Status::Fail, "ip_check is on: {}", found.message);
+    assert!(found.message.contains("127.0.0.2 (") && found.message.contains("127.0.0.3 ("), "{}", found.message);
+    assert!(found.remediation.contains("--fix proxy.trusted"), "{}", found.remediation);
+
+    // `--fix` alone does not trust anyone; `--fix proxy.trusted` adds exactly the two nodes.
+    let config = server.dir.path().join("gatehouse.yaml");
+    let before = std::fs::read_to_string(&config).unwrap();
+    let doctor = |fix: &[&str]| {
+        let mut cmd = crate::support::gatehouse(server.dir.path());
+        cmd.args(["--config", config.to_str().unwrap(), "doctor", "--only", "proxy.trusted"]).args(fix);
+        String::from_utf8_lossy(&cmd.output().unwrap().stderr).into_owned()
+    };
+    let declined = doctor(&["--fix"]);
+    assert!(declined.contains("not fixing proxy.trusted: its fix changes who is trusted"), "{declined}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
+    let applied = doctor(&["--fix", "proxy.trusted"]);
+    assert!(applied.contains("+trusted_proxies:") && applied.contains("done: set trusted_proxies.ranges"), "{applied}");
+    server.restart_from_file().await;
+    assert_eq!(server.state.loaded.config.trusted_proxies.ranges, ["127.0.0.2/32", "127.0.0.3/32"]);
+
+    // The symptom is gone: the visitor keeps the session whichever node carries it.
+    assert_eq!(visit(&server).await, [200; 6]);
+    server.state.flush().await;
+    let (fixed, _) = check(&server.state.loaded, "proxy.trusted").await;
+    assert_eq!(fixed.status, Status::Pass, "{}", fixed.message);
+}
+
 /// A reverse proxy in front that is not trusted: every visitor has its address, so a handful of
 /// users' typos add up to an IP lockout that shuts everyone out. The check names the address.
 async fn proxy_lockouts_names_a_locked_out_proxy(backend: Backend) {
@@ -368,6 +425,7 @@ async fn proxy_lockouts_names_a_locked_out_proxy(backend: Backend) {
 }
 
 web_on_both_backends!(
+    proxy_trusted_names_an_untrusted_pool_and_trusts_it_when_asked,
     proxy_lockouts_names_a_locked_out_proxy,
     system_url_requests_sees_visitors_on_another_host,
     probes_are_not_visitors_and_observations_survive_a_restart,

@@ -6,6 +6,7 @@ use crate::config::Backend;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::{Context, DbUnavailable};
 use crate::doctor::fix::Fix;
+use crate::doctor::model::CheckResult;
 
 pub struct Connectivity;
 
@@ -30,7 +31,7 @@ impl Check for Connectivity {
         &META
     }
 
-    fn fix(&self, _ctx: &Context) -> Option<Fix> {
+    fn fix(&self, _ctx: &Context, _found: &CheckResult) -> Option<Fix> {
         Some(Fix::Migrate)
     }
 

@@ -14,6 +14,7 @@ use crate::config::{ConfigSource, SessionStore};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
+use crate::doctor::model::CheckResult;
 
 pub struct Permissions;
 
@@ -88,7 +89,7 @@ impl Check for Permissions {
         &META
     }
 
-    fn fix(&self, ctx: &Context) -> Option<Fix> {
+    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
         let paths: Vec<PathBuf> = exposed(ctx).into_iter().map(|e| e.path).collect();
         (!paths.is_empty()).then_some(Fix::RestrictPermissions(paths))
     }

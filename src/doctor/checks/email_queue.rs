@@ -3,6 +3,7 @@
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
+use crate::doctor::model::CheckResult;
 use crate::mail;
 use crate::store::rfc3339;
 
@@ -26,7 +27,7 @@ impl Check for Queue {
         &META
     }
 
-    fn fix(&self, _ctx: &Context) -> Option<Fix> {
+    fn fix(&self, _ctx: &Context, _found: &CheckResult) -> Option<Fix> {
         Some(Fix::RequeueMail)
     }
 

@@ -6,6 +6,7 @@ use super::{observed_requests, tally};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
+use crate::doctor::model::CheckResult;
 use crate::net::client_ip::is_cloudflare;
 
 pub struct Trust;
@@ -31,7 +32,7 @@ impl Check for Trust {
 
     /// The seed's "automatically reconfigure your CloudFlare proxy settings": trust CloudFlare's
     /// bundled ranges and take the visitor from the header CloudFlare sets.
-    fn fix(&self, ctx: &Context) -> Option<Fix> {
+    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
         Fix::set_config(
             ctx,
             &[("trusted_proxies.cloudflare", "true".into()), ("trusted_proxies.header", "\"CF-Connecting-IP\"".into())],

@@ -1,10 +1,13 @@
 //! `proxy.trusted`: which peers may set the client IP. Too little trust makes every visitor
 //! look like the proxy (sessions bound to the IP end early); too much lets anyone spoof it.
 
+use super::{observed_requests_if_any, tally};
 use crate::config::ForwardedHeader;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
-use crate::doctor::model::Status;
+use crate::doctor::fix::Fix;
+use crate::doctor::model::{CheckResult, Status};
+use crate::net::client_ip::is_cloudflare;
 use crate::net::{is_public, parse_trusted};
 
 pub struct Trusted;
@@ -20,12 +23,38 @@ static META: Meta = Meta {
     next_steps: "List exactly your proxies' addresses in trusted_proxies.ranges (or set cloudflare: true behind \
                  CloudFlare) and the header they set in trusted_proxies.header.",
     thresholds: &["max_public_prefix_v4", "max_public_prefix_v6"],
+    prerequisites: &["database.connectivity"],
+    // Trusting an address lets it name any visitor: only when asked for by name.
+    explicit_fix: true,
     ..Meta::BASE
 };
 
 impl Check for Trusted {
     fn meta(&self) -> &'static Meta {
         &META
+    }
+
+    /// Adds the peers that were seen forwarding without being trusted (named in the evidence)
+    /// to trusted_proxies.ranges, each as a single address.
+    fn fix(&self, ctx: &Context, found: &CheckResult) -> Option<Fix> {
+        let peers: Vec<String> = found
+            .evidence
+            .get("untrusted_forwarders")?
+            .as_array()?
+            .iter()
+            .filter_map(|p| p.get(0)?.as_str().map(str::to_string))
+            .collect();
+        if peers.is_empty() {
+            return None;
+        }
+        let mut ranges = ctx.config().trusted_proxies.ranges.clone();
+        for peer in peers {
+            let single = if peer.contains(':') { format!("{peer}/128") } else { format!("{peer}/32") };
+            if !ranges.contains(&single) && !ranges.contains(&peer) {
+                ranges.push(single);
+            }
+        }
+        Fix::set_config(ctx, &[("trusted_proxies.ranges", serde_json::to_string(&ranges).ok()?)])
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
@@ -81,9 +110,52 @@ impl Check for Trusted {
                         .into(),
                 );
             }
+            // What traffic shows: peers that say who the visitor is, without being trusted to.
+            // (Behind CloudFlare that is proxy.cloudflare's finding.)
+            let seen = match observed_requests_if_any(ctx).await {
+                Ok(seen) => seen,
+                Err(outcome) => return outcome,
+            };
+            let forwarding: Vec<_> = seen
+                .iter()
+                .filter(|o| o.forwarded_untrusted.0 && !o.cf_headers.0)
+                .filter(|o| !o.peer_ip.parse().is_ok_and(is_cloudflare))
+                .collect();
+            // A proxy forwards every request it passes on; a client that tries a header now and
+            // then is not one (and is not worth trusting).
+            let forwarders: Vec<(String, usize)> = tally(&forwarding, |o| o.peer_ip.clone())
+                .into_iter()
+                .filter(|(peer, n)| {
+                    let all = seen.iter().filter(|o| &o.peer_ip == peer).count();
+                    *n >= 3 && *n * 10 >= all * 8
+                })
+                .collect();
+            let evidence = |o: Outcome| evidence(o).with("untrusted_forwarders", &forwarders);
+            if !forwarders.is_empty() {
+                let ip_check = ctx.config().sessions.ip_check;
+                status = status.max(if ip_check { Status::Fail } else { Status::Warn });
+                let named: Vec<String> = forwarders.iter().map(|(ip, n)| format!("{ip} ({n} requests)")).collect();
+                problems.push(format!(
+                    "{} peer(s) send {} but are not trusted — {}: every visitor behind them appears as the proxy{}",
+                    forwarders.len(),
+                    "forwarding headers",
+                    named.join(", "),
+                    if ip_check { ", and sessions bound to the IP end whenever the pool's node changes" } else { "" }
+                ));
+            }
             if !problems.is_empty() {
                 let mut o = evidence(Outcome::fail(problems.join("; ")));
                 o.status = status;
+                if !forwarders.is_empty() {
+                    o = o
+                        .remediation(format!(
+                            "If these are your proxies or load balancers, add them to trusted_proxies.ranges \
+                             (`gatehouse doctor --fix {}` adds exactly these addresses, with a backup) and restart \
+                             `serve`; if they are not, find out who is sending forwarding headers.",
+                            META.id
+                        ))
+                        .fixable("add these peers to trusted_proxies.ranges (only with --fix proxy.trusted)");
+                }
                 return o;
             }
             let message = match (valid.len(), tp.cloudflare) {

@@ -5,6 +5,7 @@ use crate::cron::heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
+use crate::doctor::model::CheckResult;
 use crate::store::rfc3339;
 
 pub struct Gc;
@@ -29,7 +30,7 @@ impl Check for Gc {
 
     /// Collect now — and when collection was turned off, turn it back on first, or the
     /// backlog would simply grow again.
-    fn fix(&self, ctx: &Context) -> Option<Fix> {
+    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
         if ctx.config().sessions.gc {
             return Some(Fix::CollectSessions);
         }

@@ -7,6 +7,7 @@ use crate::auth::sessions::{Session, SessionData, Sessions, Store};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
+use crate::doctor::model::CheckResult;
 use crate::secrets::tokens;
 
 pub struct Storage;
@@ -29,7 +30,7 @@ impl Check for Storage {
         &META
     }
 
-    fn fix(&self, ctx: &Context) -> Option<Fix> {
+    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
         let dir = std::path::PathBuf::from(&ctx.config().sessions.dir);
         (!dir.exists()).then_some(Fix::CreateSessionDir(dir))
     }

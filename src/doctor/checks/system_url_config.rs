@@ -6,6 +6,7 @@ use crate::config::Origin;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
+use crate::doctor::model::CheckResult;
 
 pub struct Config;
 
@@ -25,7 +26,7 @@ impl Check for Config {
         &META
     }
 
-    fn fix(&self, ctx: &Context) -> Option<Fix> {
+    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
         let current = ctx.config().system_url.to_string();
         if current.ends_with('/') || !matches!(ctx.loaded.origin("system_url"), Origin::File { .. }) {
             return None;

@@ -22,6 +22,7 @@ static META: Meta = Meta {
     next_steps: "Run time synchronisation (chrony or systemd-timesyncd) on every machine of the deployment.",
     prerequisites: &["database.connectivity"],
     thresholds: &["warn_secs", "fail_secs"],
+    ..Meta::BASE
 };
 
 fn unix_secs(t: SystemTime) -> f64 {

@@ -149,7 +149,7 @@ pub(super) fn build(spec: ProbeSpec, path: &str) -> Result<std::sync::Arc<dyn Ch
         cause: "The condition the probe asserts does not hold.",
         next_steps: "See the probe's definition in the profile.",
         prerequisites: if kind.needs_database() { &["database.connectivity"] } else { &[] },
-        thresholds: &[],
+        ..Meta::BASE
     }));
     Ok(std::sync::Arc::new(Probe { meta, kind, severity: spec.severity, remediation: spec.remediation, location }))
 }

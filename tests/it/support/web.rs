@@ -131,6 +131,19 @@ impl Server {
         Browser::new(self)
     }
 
+    /// A browser whose connections leave from `local` (127.0.0.2, …: one node of a proxy pool),
+    /// keeping its cookies in `jar`: browsers sharing a jar are one visitor taking turns
+    /// through the pool.
+    pub fn browser_via(&self, local: std::net::IpAddr, jar: std::sync::Arc<reqwest::cookie::Jar>) -> Browser {
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar)
+            .local_address(local)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser { client, base: self.base.clone(), extra: Vec::new() }
+    }
+
     /// A browser that reaches this server under the host name `name` (resolved to 127.0.0.1 by
     /// the client itself), for behaviour browsers reserve for loopback addresses.
     pub fn browser_as(&self, name: &str) -> Browser {
