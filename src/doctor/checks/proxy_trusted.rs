@@ -26,7 +26,6 @@ static META: Meta = Meta {
     prerequisites: &["database.connectivity"],
     // Trusting an address lets it name any visitor: only when asked for by name.
     explicit_fix: true,
-    ..Meta::BASE
 };
 
 impl Check for Trusted {
