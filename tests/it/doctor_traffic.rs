@@ -350,7 +350,7 @@ async fn proxy_trusted_names_an_untrusted_pool_and_trusts_it_when_asked(backend:
     // The symptom: the session ends as soon as the other node carries a request.
     let pages = visit(&server).await;
     assert_eq!(pages[0], 200);
-    assert!(pages[1..].iter().any(|s| *s == 303), "logged out by the pool: {pages:?}");
+    assert!(pages[1..].contains(&303), "logged out by the pool: {pages:?}");
     server.state.flush().await;
 
     let (found, _) = check(&server.state.loaded, "proxy.trusted").await;
