@@ -38,6 +38,8 @@ pub struct Observation {
     /// front whose visitors all appear as the proxy.
     #[sqlx(try_from = "i64")]
     pub forwarded_untrusted: Flag,
+    /// Where the visitor was: see [`page_prefix`].
+    pub page_path: String,
 }
 
 /// A boolean stored as 0/1 (portable across SQLite and PostgreSQL through the `Any` driver).
@@ -52,7 +54,14 @@ impl From<i64> for Flag {
 }
 
 impl Observation {
-    pub fn new(host: String, scheme: (String, bool), peer: IpAddr, client: IpAddr, flags: Flags) -> Self {
+    pub fn new(
+        host: String,
+        scheme: (String, bool),
+        peer: IpAddr,
+        client: IpAddr,
+        flags: Flags,
+        page_path: String,
+    ) -> Self {
         let Flags { cf_headers: cf, session_ip_change: ip_change, forwarded_untrusted } = flags;
         Self {
             at: now(),
@@ -64,8 +73,25 @@ impl Observation {
             cf_headers: Flag(cf),
             session_ip_change: Flag(ip_change),
             forwarded_untrusted: Flag(forwarded_untrusted),
+            page_path,
         }
     }
+}
+
+/// The path of the page a visitor was on (a same-host `Referer`), cut to `depth` segments (at
+/// least one): enough to compare with system_url's path, never a token in a deeper segment
+/// (`/password/reset/TOKEN` is kept as `/password/`).
+pub fn page_prefix(referer_path: &str, depth: usize) -> String {
+    let mut out = String::from("/");
+    let segments: Vec<&str> = referer_path.trim_start_matches('/').split('/').collect();
+    let keep = depth.max(1).min(segments.len());
+    for (i, segment) in segments[..keep].iter().enumerate() {
+        out.push_str(segment);
+        if i + 1 < segments.len() {
+            out.push('/');
+        }
+    }
+    out
 }
 
 /// What a request showed besides its addresses.
@@ -110,7 +136,8 @@ impl Sample {
             sqlx::query(
                 "INSERT INTO request_observations \
                  (at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change, \
-                 forwarded_untrusted, config_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 forwarded_untrusted, page_path, config_fingerprint) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(o.at)
             .bind(&o.host)
@@ -121,6 +148,7 @@ impl Sample {
             .bind(i64::from(o.cf_headers.0))
             .bind(i64::from(o.session_ip_change.0))
             .bind(i64::from(o.forwarded_untrusted.0))
+            .bind(&o.page_path)
             .bind(&self.fingerprint)
             .execute(&mut *tx)
             .await?;
@@ -139,10 +167,24 @@ impl Sample {
 pub async fn recent(db: &Db, fingerprint: &str) -> Result<Vec<Observation>> {
     Ok(sqlx::query_as(
         "SELECT at, host, scheme, scheme_from_proxy, peer_ip, client_ip, cf_headers, session_ip_change, \
-         forwarded_untrusted FROM request_observations WHERE config_fingerprint = $1 AND at >= $2 ORDER BY id",
+         forwarded_untrusted, page_path FROM request_observations WHERE config_fingerprint = $1 AND at >= $2 ORDER BY id",
     )
     .bind(fingerprint)
     .bind(now() - WINDOW_SECS)
     .fetch_all(db.pool())
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_prefix;
+
+    #[test]
+    fn a_page_path_keeps_what_system_urls_path_needs_and_no_token() {
+        assert_eq!(page_prefix("/login", 1), "/login");
+        assert_eq!(page_prefix("/password/reset/s3cr3t", 1), "/password/");
+        assert_eq!(page_prefix("/clients/login", 1), "/clients/");
+        assert_eq!(page_prefix("/portal/billing/clientarea", 2), "/portal/billing/");
+        assert_eq!(page_prefix("/", 0), "/");
+    }
 }

@@ -95,6 +95,26 @@ fn scheme(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> (String, bool)
     ("http".into(), false)
 }
 
+/// The page the visitor came from on this host, as much of its path as the comparison with
+/// system_url's path needs ('' when the browser sent no same-host Referer).
+fn page_path(state: &AppState, headers: &HeaderMap, host: &str) -> String {
+    let Some(referer) =
+        headers.get(header::REFERER).and_then(|v| v.to_str().ok()).and_then(|r| url::Url::parse(r).ok())
+    else {
+        return String::new();
+    };
+    let authority = match (referer.host_str(), referer.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => return String::new(),
+    };
+    if authority.to_ascii_lowercase() != host {
+        return String::new();
+    }
+    let depth = state.cookie.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).count();
+    observations::page_prefix(referer.path(), depth)
+}
+
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
@@ -111,6 +131,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let forwarded_untrusted = !state.trusted.contains(peer)
         && ["x-forwarded-for", "x-real-ip", "forwarded", "cf-connecting-ip"].iter().any(|h| headers.contains_key(*h));
     let scheme = scheme(&state, peer, headers);
+    let page_path = page_path(&state, headers, &host);
     // CloudFlare's request id, logged so a request can be followed through CloudFlare's logs.
     let cf_ray = headers.get("cf-ray").and_then(|v| v.to_str().ok()).map(str::to_string);
 
@@ -159,7 +180,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     // the wrong host.
     if !super::probes::PATHS.contains(&path.as_str()) {
         let flags = observations::Flags { cf_headers, session_ip_change: ip_changed, forwarded_untrusted };
-        state.observations.record(Observation::new(host, scheme, peer, ip, flags));
+        state.observations.record(Observation::new(host, scheme, peer, ip, flags, page_path));
     }
     response
 }

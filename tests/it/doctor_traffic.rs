@@ -324,6 +324,48 @@ async fn proxy_cloudflare_sees_traffic_through_untrusted_cloudflare(backend: Bac
     assert_eq!(check(&server.state.loaded, "proxy.cloudflare").await.0.status, Status::Pass);
 }
 
+/// system_url says `/clients` while the site is served at `/`: the session cookie gets
+/// `Path=/clients` (the form token's cookie too), the browser never sends them to `/login`: the
+/// right password answers "Invalid CSRF token", and a session would loop back to login. The doctor
+/// compares the pages visitors are on (their Referer, as browsers send it on same-site
+/// navigation) with system_url's path, names both, and its fix makes the loop go away.
+async fn system_url_requests_sees_visitors_outside_system_urls_path(backend: Backend) {
+    let Some(mut server) = Server::start(backend, "system_url: \"http://{addr}/clients\"\n").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let visit = async |server: &Server| {
+        let mut b = server.browser();
+        b.header("referer", &server.url("login"));
+        let login = b.login("ann@example.com", PASSWORD).await;
+        (login, b.get("clientarea").await)
+    };
+    let (refused, _) = visit(&server).await;
+    assert_eq!(refused.status, 403, "the symptom, with the right password");
+    assert!(refused.body.contains("Invalid CSRF token"), "{}", refused.body);
+    server.state.flush().await;
+
+    let (found, ctx) = check(&server.state.loaded, "system_url.requests").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert!(
+        found.message.contains("system_url's path is /clients") && found.message.contains("/login ×"),
+        "{}",
+        found.message
+    );
+    let (cookie, _) = check(&server.state.loaded, "sessions.cookie").await;
+    assert!(!cookie.message.contains("fit"), "no claim that the requests fit the cookie: {}", cookie.message);
+
+    let planned = gatehouse::doctor::fix::plan(&found, &ctx).expect("the fix is offered");
+    let root = server.url("");
+    assert!(planned.describe(&ctx).contains(&format!("+system_url: \"{root}\"")), "{}", planned.describe(&ctx));
+    planned.apply(&ctx).await.unwrap();
+    server.restart_from_file().await;
+    let (login, clientarea) = visit(&server).await;
+    assert_eq!(login.status, 303, "{}", login.body);
+    assert_eq!(clientarea.status, 200, "signed in and staying so: {}", clientarea.location());
+    server.state.flush().await;
+    let (after, _) = check(&server.state.loaded, "system_url.requests").await;
+    assert_eq!(after.status, Status::Pass, "{}", after.message);
+}
+
 /// A pool of two load-balancer nodes (127.0.0.2 and 127.0.0.3) that forward with
 /// X-Forwarded-For but were never trusted: a visitor whose requests take turns through the pool
 /// loses the session (ip_check sees the node change). proxy.trusted names both nodes; its fix
@@ -425,6 +467,7 @@ async fn proxy_lockouts_names_a_locked_out_proxy(backend: Backend) {
 }
 
 web_on_both_backends!(
+    system_url_requests_sees_visitors_outside_system_urls_path,
     proxy_trusted_names_an_untrusted_pool_and_trusts_it_when_asked,
     proxy_lockouts_names_a_locked_out_proxy,
     system_url_requests_sees_visitors_on_another_host,

@@ -83,7 +83,8 @@ impl Check for Cookie {
             let how = if on_host.is_empty() {
                 "no requests observed yet".to_string()
             } else {
-                format!("{} observed requests on {host} fit it", on_host.len())
+                // Only host and scheme are judged here; the path visitors use is system_url.requests'.
+                format!("{} observed requests on {host} match its host and scheme", on_host.len())
             };
             base(Outcome::pass(format!(
                 "session cookie is {}host-only for {host}, path {}; {how}",

@@ -1,11 +1,16 @@
 //! `system_url.requests`: requests that really arrive on another host or scheme than system_url.
 //! The session cookie is host-only for system_url's host, so a visitor on `www.` (or on plain
 //! http when system_url is https) never gets a working session: "login details incorrect".
+//! Its path is the cookie's Path too, so visitors browsing outside it (the site served at `/`
+//! while system_url says `/clients`) never send the cookie back: every login loops.
 
 use super::{observed_requests, tally};
 use crate::auth::sessions::cookie::CookieSettings;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
+use crate::doctor::fix::Fix;
+use crate::doctor::model::CheckResult;
+use crate::net::observations::Observation;
 
 pub struct Requests;
 
@@ -14,8 +19,9 @@ static META: Meta = Meta {
     title: "Requests arrive on system_url",
     tags: &["system_url", "sessions"],
     symptom: "\"Login details incorrect\" although the password is right, for some visitors only.",
-    cause: "Visitors reach the client area on another host name (www. or a server name) or scheme than system_url; \
-            the session cookie belongs to system_url's host, so their browser never sends it back.",
+    cause: "Visitors reach the client area on another host name (www. or a server name), scheme or path than \
+            system_url; the session cookie belongs to system_url's host and path, so their browser never sends it \
+            back.",
     next_steps: "Redirect every other host name and plain http to system_url at the web server or proxy, or set \
                  system_url to the address visitors use.",
     prerequisites: &["system_url.config", "database.connectivity"],
@@ -26,6 +32,12 @@ static META: Meta = Meta {
 impl Check for Requests {
     fn meta(&self) -> &'static Meta {
         &META
+    }
+
+    /// system_url at the path visitors really use (found when the site is served at `/`).
+    fn fix(&self, ctx: &Context, found: &CheckResult) -> Option<Fix> {
+        let suggested = found.evidence.get("suggested_system_url")?.as_str()?;
+        Fix::set_config(ctx, &[("system_url", serde_json::to_string(suggested).ok()?)])
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
@@ -49,6 +61,9 @@ impl Check for Requests {
                     .with("elsewhere_percent", (percent * 10.0).round() / 10.0)
                     .with("by_origin", tally(&elsewhere, |o| format!("{}://{}", o.scheme, o.host)))
             };
+            if let Some(outcome) = outside_the_path(url, &seen) {
+                return base(outcome);
+            }
             if elsewhere.is_empty() {
                 return base(Outcome::pass(format!("all {} observed requests arrived on {host}", seen.len())));
             }
@@ -65,4 +80,46 @@ impl Check for Requests {
             base(if percent > limit { Outcome::fail(message) } else { Outcome::warn(message) }).remediation(remediation)
         })
     }
+}
+
+/// Visitors whose pages (their same-host Referer) lie outside system_url's path, when they are
+/// most of those who sent one: the session cookie, whose Path is system_url's, never comes back.
+fn outside_the_path(url: &url::Url, seen: &[Observation]) -> Option<Outcome> {
+    let path = CookieSettings::from_system_url(url).path;
+    let base = path.trim_end_matches('/');
+    let inside = |p: &str| base.is_empty() || p == base || p.starts_with(&format!("{base}/"));
+    let pages: Vec<&Observation> = seen.iter().filter(|o| !o.page_path.is_empty()).collect();
+    let outside: Vec<&Observation> = pages.iter().copied().filter(|o| !inside(&o.page_path)).collect();
+    if outside.is_empty() || outside.len() * 2 < pages.len() {
+        return None;
+    }
+    let visited = tally(&outside, |o| o.page_path.clone());
+    // A page right under the root (`/login`, not `/billing/…`) means the site is served at `/`.
+    let at_root = outside.iter().any(|o| !o.page_path[1..].contains('/'));
+    let suggested = at_root.then(|| {
+        let mut root = url.clone();
+        root.set_path("/");
+        root.set_query(None);
+        root.to_string()
+    });
+    let mut outcome = Outcome::fail(format!(
+        "system_url's path is {path} — the session cookie's Path — but visitors browse outside it ({}): their \
+         browsers never send the session cookie back, so every login loops back to the login page",
+        visited.iter().map(|(p, n)| format!("{p} ×{n}")).collect::<Vec<_>>().join(", ")
+    ))
+    .with("system_url_path", &path)
+    .with("visited_paths", &visited)
+    .with("suggested_system_url", &suggested);
+    outcome = match &suggested {
+        Some(root) => outcome
+            .remediation(format!(
+                "The site is served at /: set system_url to {root} (`gatehouse doctor --fix` does it, with a \
+                 backup) and restart `serve`; or serve the client area under {path} at the proxy."
+            ))
+            .fixable(format!("set system_url to {root}")),
+        None => outcome.remediation(format!(
+            "Set system_url's path to the one visitors use, or serve the client area under {path} at the proxy."
+        )),
+    };
+    Some(outcome)
 }
