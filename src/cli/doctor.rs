@@ -56,6 +56,12 @@ pub struct DoctorArgs {
     /// List the checks with their id, title and tags, and run nothing
     #[arg(long)]
     pub list: bool,
+    /// List the troubleshooting rows (symptoms) with the words people report, and run nothing
+    #[arg(long)]
+    pub symptoms: bool,
+    /// Run the checks that explain this symptom (see --symptoms) and rank the causes found
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["only", "tags"])]
+    pub symptom: Option<String>,
 }
 
 /// Parses `FORMAT=PATH` pairs up front, so a typo is refused before anything runs.
@@ -138,6 +144,36 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
             return Err(Error::Usage(format!("--fix {id}: no such check (`gatehouse doctor --list` shows them)")));
         }
     }
+    if args.symptoms {
+        let rows = doctor::symptoms::ALL;
+        out.emit(&rows, || {
+            rows.iter()
+                .map(|s| {
+                    format!(
+                        "{:<22} \"{}\"\n{:<22} cause: {}\n{:<22} checks: {}\n",
+                        s.name,
+                        s.reported,
+                        "",
+                        s.cause,
+                        "",
+                        s.checks.join(", ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        return Ok(0);
+    }
+    let symptom = match args.symptom.as_deref() {
+        None => None,
+        Some(name) => Some(doctor::symptoms::find(name).ok_or_else(|| {
+            let names: Vec<&str> = doctor::symptoms::ALL.iter().map(|s| s.name).collect();
+            Error::Usage(format!(
+                "--symptom {name}: no such symptom; one of {} (`--symptoms` describes them)",
+                names.join(", ")
+            ))
+        })?),
+    };
     if args.list {
         let rows: Vec<_> = all.iter().map(|c| c.meta()).collect();
         out.emit(
@@ -162,8 +198,13 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
     let baseline = args.baseline.as_deref().map(crate::report::diff::load).transpose()?;
     // The command line narrows what the profile selects; skips add up.
     let from_profile = profile.as_ref().map(|p| p.selection.clone()).unwrap_or_default();
+    let only = match symptom {
+        Some(s) => s.checks.iter().map(|c| c.to_string()).collect(),
+        None if args.only.is_empty() => from_profile.only,
+        None => args.only,
+    };
     let selection = Selection {
-        only: if args.only.is_empty() { from_profile.only } else { args.only },
+        only,
         tags: if args.tags.is_empty() { from_profile.tags } else { args.tags },
         skip: from_profile.skip.into_iter().chain(args.skip).collect(),
     };
@@ -196,6 +237,9 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
         ctx.close().await;
     }
 
+    if let Some(s) = symptom {
+        report.triage = Some(doctor::symptoms::triage(s, &report));
+    }
     // `--json` is the global spelling of `--format json`.
     let format = if out.json { Format::Json } else { args.format };
     let color = format == Format::Human && super::output::colour(std::io::stdout().is_terminal());

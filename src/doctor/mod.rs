@@ -10,6 +10,7 @@ pub mod model;
 pub mod probes;
 pub mod profile;
 pub mod runner;
+pub mod symptoms;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,6 +102,7 @@ pub fn apply_waivers(report: &mut Report, waivers: &[profile::Waiver], today: ch
                 .into(),
             fix: Default::default(),
             duration_ms: 0,
+            symptoms: Vec::new(),
         });
     }
     report.summary = Summary::of(&report.results);
@@ -122,5 +124,6 @@ pub async fn diagnose(checks: &[Arc<dyn Check>], ctx: Arc<Context>, options: &ru
         duration_ms: clock.elapsed().as_millis() as u64,
         summary: Summary::of(&results),
         results,
+        triage: None,
     }
 }

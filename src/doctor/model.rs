@@ -87,6 +87,9 @@ pub struct CheckResult {
     pub doc: String,
     pub fix: FixInfo,
     pub duration_ms: u64,
+    /// For a problem, the troubleshooting rows it can explain (`doctor --symptoms` lists them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symptoms: Vec<String>,
 }
 
 impl CheckResult {
@@ -165,6 +168,9 @@ pub struct Report {
     pub duration_ms: u64,
     pub summary: Summary,
     pub results: Vec<CheckResult>,
+    /// With `--symptom`: the causes found for it, ranked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triage: Option<super::symptoms::Triage>,
 }
 
 impl Report {

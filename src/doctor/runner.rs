@@ -141,6 +141,11 @@ fn finished(check: &dyn Check, outcome: Outcome, duration_ms: u64) -> CheckResul
         doc: meta.doc(),
         fix: FixInfo { available: outcome.fix.is_some(), description: outcome.fix.unwrap_or_default() },
         duration_ms,
+        symptoms: if outcome.status.severity() > 0 {
+            super::symptoms::explained_by(meta.id).into_iter().map(String::from).collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -32,6 +32,41 @@ pub fn render(report: &Report, options: RenderOptions) -> String {
         if options.color { text.style(s).to_string() } else { text }
     };
     let mut out = String::new();
+    if let Some(triage) = &report.triage {
+        out += &paint(format!("Symptom: \"{}\" ({})\n", triage.reported, triage.symptom), Style::new().bold());
+        if triage.likely_causes.is_empty() {
+            out += "No check found a cause of it here.\n";
+        } else {
+            out += "Likely causes, most likely first:\n";
+        }
+        for (n, id) in triage.likely_causes.iter().enumerate() {
+            let Some(r) = report.results.iter().find(|r| &r.id == id) else { continue };
+            out += &paint(format!("  {}. {} {:<26} {}", n + 1, symbol(r.status), r.id, r.message), style(r.status));
+            out += "\n";
+            for (key, value) in r.evidence.iter().take(6) {
+                let value = value.to_string();
+                let value: String = value.chars().take(160).collect();
+                out += &format!("       {key}: {value}\n");
+            }
+            if !r.remediation.is_empty() {
+                out += &format!("       → {}\n", r.remediation);
+            }
+            if r.fix.available {
+                out += &format!("       fix available (--fix {}): {}\n", r.id, r.fix.description);
+            }
+        }
+        let named = |ids: &[String]| ids.join(", ");
+        if !triage.ruled_out.is_empty() {
+            out += &paint(format!("Ruled out: {}\n", named(&triage.ruled_out)), style(Status::Pass));
+        }
+        if !triage.undecided.is_empty() {
+            out += &paint(format!("Could not tell: {}\n", named(&triage.undecided)), style(Status::Skipped));
+        }
+        out += "\n";
+        out += &paint(summary_line(report), Style::new().bold());
+        out += "\n";
+        return out;
+    }
     let mut categories: Vec<&str> = Vec::new();
     for r in &report.results {
         if !categories.contains(&r.category()) {

@@ -413,7 +413,8 @@ fn doctor_writes_several_formats_from_one_run() {
     assert!(std::fs::read_to_string(tmp.path().join("doctor.html")).unwrap().contains("accounts.integrity"));
 
     let json_flag: Value =
-        serde_json::from_str(&ok(gatehouse(tmp.path()).args(["--json", "doctor", "--only", "database.connectivity"]))).unwrap();
+        serde_json::from_str(&ok(gatehouse(tmp.path()).args(["--json", "doctor", "--only", "database.connectivity"])))
+            .unwrap();
     assert_eq!(json_flag["results"].as_array().unwrap().len(), 1);
 }
 
@@ -514,4 +515,46 @@ fn nagios_says_unknown_when_the_run_cannot_start() {
     // Any other format keeps the usual refusal: exit 2 and the error on stderr.
     let human = run(gatehouse(tmp.path()).args(["--config", "broken.yaml", "doctor"]));
     assert_eq!((human.code, human.stdout.as_str()), (2, ""));
+}
+
+/// Triage by symptom on a deployment whose mail goes nowhere: `--symptoms` lists the thirteen
+/// rows, `--symptom emails-unsent` runs the checks that explain it and ranks what they found.
+#[test]
+fn doctor_triages_by_symptom() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(gatehouse(tmp.path()).args(["init", "--dir", "."]));
+    let config = tmp.path().join("gatehouse.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace("transport: spool", "transport: smtp");
+    std::fs::write(&config, text).unwrap();
+
+    let listed: Value =
+        serde_json::from_str(&ok(gatehouse(tmp.path()).args(["--json", "doctor", "--symptoms"]))).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 13);
+    let human = ok(gatehouse(tmp.path()).args(["doctor", "--symptoms"]));
+    assert!(human.contains("login-details-incorrect") && human.contains("Login Details Incorrect"), "{human}");
+
+    let r = run(gatehouse(tmp.path()).args(["doctor", "--symptom", "emails-unsent"]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("Symptom: \"General emails"), "{}", r.stdout);
+    let first = r.stdout.lines().find(|l| l.starts_with("  1. ")).unwrap();
+    assert!(first.contains("email.transport") && first.contains("mail.smtp.host is empty"), "{}", r.stdout);
+    let second = r.stdout.lines().find(|l| l.starts_with("  2. ")).unwrap();
+    assert!(second.contains("cron.activity"), "{}", r.stdout);
+    assert!(r.stdout.contains("Ruled out: ") && r.stdout.contains("email.queue"), "{}", r.stdout);
+
+    let json: Value = serde_json::from_str(
+        &run(gatehouse(tmp.path()).args(["--json", "doctor", "--symptom", "emails-unsent"])).stdout,
+    )
+    .unwrap();
+    assert_eq!(json["triage"]["likely_causes"], serde_json::json!(["email.transport", "cron.activity"]));
+    let transport = json["results"].as_array().unwrap().iter().find(|r| r["id"] == "email.transport").unwrap();
+    assert_eq!(transport["symptoms"], serde_json::json!(["emails-unsent"]));
+
+    let unknown = run(gatehouse(tmp.path()).args(["doctor", "--symptom", "slow"]));
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("no such symptom") && unknown.stderr.contains("frequent-logouts"),
+        "{}",
+        unknown.stderr
+    );
 }
