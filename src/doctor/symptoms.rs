@@ -39,6 +39,7 @@ pub const ALL: &[Symptom] = &[
             "sessions.storage",
             "sessions.cookie",
             "time.clock",
+            "fleet.drift",
         ],
     },
     Symptom {
@@ -64,6 +65,7 @@ pub const ALL: &[Symptom] = &[
             "system_url.reachable",
             "proxy.lockouts",
             "accounts.password_hashes",
+            "fleet.drift",
         ],
     },
     Symptom {

@@ -341,7 +341,7 @@ fn doctor_reports_on_the_embedded_default() {
         r.stdout
     );
     assert!(r.stdout.contains("→ Run `gatehouse migrate`"), "remediation under the problem:\n{}", r.stdout);
-    assert!(r.stdout.lines().last().unwrap().starts_with("24 checks: "), "{}", r.stdout);
+    assert!(r.stdout.lines().last().unwrap().starts_with("25 checks: "), "{}", r.stdout);
     assert!(!r.stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
     assert!(!tmp.path().join("gatehouse-data").exists(), "the doctor only looks");
 
@@ -397,6 +397,7 @@ fn doctor_writes_several_formats_from_one_run() {
             "sessions.cookie",
             "sessions.lifetime",
             "sessions.gc",
+            "fleet.drift",
             "twofa.duo"
         ]
     );

@@ -100,6 +100,65 @@ async fn two_nodes_share_sessions_and_lockout_on_postgres() {
     }
 }
 
+/// The doctor's `fleet.drift` on a real fleet: two nodes and the cron from one configuration
+/// are all green; a third node started from another directory with its own gatehouse.yaml (an
+/// idle timeout of its own) is named, with what differs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fleet_drift_names_the_node_started_with_another_configuration() {
+    let Some(schema) = crate::support::PgSchema::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (port_a, port_b, port_c) = (free_port(), free_port(), free_port());
+    let yaml = format!("system_url: \"http://127.0.0.1:{port_a}/\"\ndatabase_url: \"{}\"\n", schema.url);
+    let config = dir.path().join("gatehouse.yaml");
+    std::fs::write(&config, &yaml).unwrap();
+    let gatehouse = |args: &[&str]| {
+        let out = crate::support::gatehouse(dir.path())
+            .args(["--config", config.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    assert_eq!(gatehouse(&["migrate"]).0, 0);
+    let _a = serve(&config, port_a);
+    let _b = serve(&config, port_b);
+    assert_eq!(gatehouse(&["cron", "--job", "heartbeat"]).0, 0);
+    let doctor = || {
+        let (_, out) = gatehouse(&["--json", "doctor", "--only", "fleet.drift"]);
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        report["results"].as_array().unwrap().iter().find(|r| r["id"] == "fleet.drift").unwrap().clone()
+    };
+    // A node writes its heartbeat just after it starts listening: ask until both roles are in.
+    let until = |done: &dyn Fn(&serde_json::Value) -> bool| {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..100 {
+            last = doctor();
+            if done(&last) {
+                return last;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("fleet.drift never got there: {last}");
+    };
+    let healthy = until(&|r| r["evidence"]["processes"].as_array().unwrap().len() == 2);
+    assert_eq!(healthy["status"], "pass", "{healthy}");
+    assert!(
+        healthy["message"].as_str().unwrap().starts_with("2 processes"),
+        "two nodes in one directory share a heartbeat row, plus cron: {healthy}"
+    );
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let odd_config = elsewhere.path().join("gatehouse.yaml");
+    std::fs::write(&odd_config, format!("{yaml}sessions:\n  idle_timeout: 2h\n")).unwrap();
+    let _c = serve(&odd_config, port_c);
+    let found = until(&|r| r["evidence"]["processes"].as_array().unwrap().len() == 3);
+    assert_eq!(found["status"], "fail", "{found}");
+    let message = found["message"].as_str().unwrap();
+    let odd_dir = std::fs::canonicalize(elsewhere.path()).unwrap().display().to_string();
+    assert!(message.contains("web on ") && message.contains(&format!("in {odd_dir} (pid")), "{message}");
+    assert!(message.contains("configuration differs") && message.contains("install directory differs"), "{message}");
+}
+
 /// Request logs name the route, never the secret in a link's path (reset, impersonation and
 /// invite tokens), at the default info level.
 #[tokio::test]

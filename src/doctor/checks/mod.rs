@@ -11,6 +11,7 @@ mod disk_permissions;
 mod disk_space;
 mod email_queue;
 mod email_transport;
+mod fleet_drift;
 mod license_connectivity;
 mod license_validity;
 mod proxy_cloudflare;
@@ -60,6 +61,7 @@ pub fn builtin() -> Vec<Arc<dyn Check>> {
         Arc::new(sessions_lifetime::Lifetime),
         Arc::new(sessions_gc::Gc),
         Arc::new(cron_activity::Activity),
+        Arc::new(fleet_drift::Drift),
         Arc::new(twofa_duo::DuoCheck),
     ]
 }
