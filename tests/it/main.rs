@@ -13,6 +13,7 @@ mod config;
 mod doctor_checks;
 mod doctor_engine;
 mod doctor_fix;
+mod doctor_healthy;
 mod doctor_network;
 mod doctor_profiles;
 mod doctor_service;

@@ -12,6 +12,7 @@ pub mod chrome;
 pub mod doctor;
 pub mod duo;
 pub mod license_server;
+pub mod proxy;
 pub mod smtp;
 #[macro_use]
 pub mod web;

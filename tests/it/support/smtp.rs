@@ -1,6 +1,7 @@
 //! A minimal SMTP server for tests: greets, answers EHLO (advertising AUTH when it requires
-//! it), checks AUTH PLAIN / LOGIN credentials, and accepts QUIT. Enough for a client to walk the
-//! resolve → connect → EHLO → AUTH phases against something real on 127.0.0.1.
+//! it), checks AUTH PLAIN / LOGIN credentials, takes messages (MAIL, RCPT, DATA) and keeps them,
+//! and accepts QUIT. Enough for a client to walk the resolve → connect → EHLO → AUTH phases and
+//! deliver mail to something real on 127.0.0.1.
 #![allow(dead_code)]
 
 use base64::Engine;
@@ -10,6 +11,8 @@ use tokio::net::TcpListener;
 
 pub struct FakeSmtp {
     pub port: u16,
+    /// Every message accepted, as sent after DATA.
+    pub messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -24,16 +27,33 @@ pub async fn start(credentials: Option<(&str, &str)>) -> FakeSmtp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let credentials = credentials.map(|(u, p)| (u.to_string(), p.to_string()));
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = messages.clone();
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let credentials = credentials.clone();
+            let kept = kept.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = BufReader::new(read).lines();
                 let _ = write.write_all(b"220 fake.test ESMTP ready\r\n").await;
                 let mut login_user: Option<String> = None;
                 let mut awaiting: Option<&str> = None;
+                let mut data: Option<String> = None;
                 while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = &mut data {
+                        if line == "." {
+                            kept.lock().unwrap().push(std::mem::take(body));
+                            data = None;
+                            if write.write_all(b"250 2.0.0 queued\r\n").await.is_err() {
+                                break;
+                            }
+                        } else {
+                            body.push_str(line.strip_prefix('.').unwrap_or(&line));
+                            body.push('\n');
+                        }
+                        continue;
+                    }
                     let reply = match (awaiting.take(), line.to_ascii_uppercase()) {
                         (Some("user"), _) => {
                             login_user = STANDARD.decode(line.trim()).ok().and_then(|b| String::from_utf8(b).ok());
@@ -64,6 +84,13 @@ pub async fn start(credentials: Option<(&str, &str)>) -> FakeSmtp {
                             break;
                         }
                         (_, upper) if upper.starts_with("NOOP") || upper.starts_with("RSET") => "250 OK\r\n".into(),
+                        (_, upper) if upper.starts_with("MAIL FROM:") || upper.starts_with("RCPT TO:") => {
+                            "250 2.1.0 OK\r\n".into()
+                        }
+                        (_, upper) if upper.starts_with("DATA") => {
+                            data = Some(String::new());
+                            "354 end data with <CR><LF>.<CR><LF>\r\n".into()
+                        }
                         _ => "502 command not implemented\r\n".into(),
                     };
                     if write.write_all(reply.as_bytes()).await.is_err() {
@@ -73,7 +100,7 @@ pub async fn start(credentials: Option<(&str, &str)>) -> FakeSmtp {
             });
         }
     });
-    FakeSmtp { port, task }
+    FakeSmtp { port, messages, task }
 }
 
 fn verdict(credentials: &Option<(String, String)>, user: Option<&str>, pass: Option<&str>) -> String {

@@ -54,6 +54,8 @@ impl Server {
         extra: &str,
     ) -> Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // What `main` does for the binary: whatever gatehouse creates is private to its user.
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
         std::fs::create_dir_all(dir.path().join("gatehouse-data/sessions")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -226,6 +228,13 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser for the site at `base` (a proxy in front of the server, say).
+    pub fn at(base: &str) -> Self {
+        let client =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { client, base: base.to_string(), extra: Vec::new() }
+    }
+
     pub fn new(server: &Server) -> Self {
         let client =
             reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();

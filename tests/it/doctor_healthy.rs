@@ -1,0 +1,102 @@
+//! Healthy, well-configured deployments raise no warning at all: the whole doctor — every
+//! check — against a real `serve` carrying real traffic: behind a trusted reverse proxy that
+//! health-checks the backend, with the files session store and a working SMTP server; behind
+//! CloudFlare, trusted; each on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::proxy::{PROXY_IP, ReverseProxy};
+use crate::support::web::{Backend, Browser, PASSWORD, Server};
+use gatehouse::cron::Cron;
+use gatehouse::doctor::runner::RunOptions;
+use gatehouse::doctor::{CheckResult, Context, checks, diagnose};
+
+/// Every built-in check, as `gatehouse doctor` runs them, judged by the server's clock.
+async fn whole_doctor(server: &Server) -> Vec<CheckResult> {
+    let clock = server.state.db().clock().clone();
+    let ctx =
+        Arc::new(Context::new(server.state.loaded.clone()).with_deadline(Duration::from_secs(5)).with_clock(clock));
+    let report = diagnose(&checks::builtin(), ctx.clone(), &RunOptions::with_timeout(Duration::from_secs(5))).await;
+    ctx.close().await;
+    report.results
+}
+
+fn problems(results: &[CheckResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| r.status.severity() > 0)
+        .map(|r| format!("{} {}: {} {:?}", r.status, r.id, r.message, r.evidence))
+        .collect()
+}
+
+/// What an operator's deployment has besides serve, as `gatehouse init` leaves it: its
+/// configuration private to the service's user, an admin; and cron run (sessions, mail,
+/// heartbeat) with the same configuration. The files gatehouse itself creates (database, mail
+/// spool, sessions) it must make private by itself: nothing here chmods them.
+async fn operate(server: &Server) {
+    use std::os::unix::fs::PermissionsExt;
+    let config = server.dir.path().join("gatehouse.yaml");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let actor = gatehouse::accounts::Actor::system("test");
+    let all = gatehouse::accounts::AdminPermission::ALL.iter().copied().collect();
+    server.accounts().create_role(&actor, "Full Administrator", &all).await.unwrap();
+    server.accounts().create_admin(&actor, "ops", "ops@example.com", "Full Administrator", None).await.unwrap();
+    server.state.flush().await;
+    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let results = cron.run(None).await.unwrap();
+    assert!(results.iter().all(|r| r.ok), "cron: {results:?}");
+}
+
+/// Visitors sign in, browse, ask for a password reset (mail through SMTP), sign out.
+async fn visitors(base: &str, server: &Server, extra: &[(&'static str, &str)]) {
+    for (n, email) in ["ann@example.com", "bob@example.com", "cy@example.com"].iter().enumerate() {
+        server.client_with_owner(email, &format!("Hosting {n}")).await;
+        let mut b = Browser::at(base);
+        for (name, value) in extra {
+            b.header(name, value);
+        }
+        b.header("referer", &format!("{base}login"));
+        assert_eq!(b.login(email, PASSWORD).await.status, 303);
+        assert_eq!(b.get("clientarea").await.status, 200);
+        b.header("referer", &format!("{base}clientarea"));
+        assert_eq!(b.get("account/profile").await.status, 200);
+    }
+    let b = Browser::at(base);
+    let asked = b.submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    assert!(asked.status < 400, "{}", asked.status);
+}
+
+async fn behind_a_trusted_reverse_proxy_with_files_sessions_and_smtp(backend: Backend) {
+    let smtp = crate::support::smtp::start(None).await;
+    let mut proxy = ReverseProxy::bind().await;
+    let extra = format!(
+        "system_url: \"{}\"\ntrusted_proxies:\n  ranges: [\"{PROXY_IP}/32\"]\nsessions:\n  store: files\n\
+         mail:\n  transport: smtp\n  smtp: {{ host: localhost, port: {}, tls: none }}\n\
+         timezone: Etc/UTC\ndoctor:\n  disk_min_free: 1B\n  disk_min_free_percent: 0\n",
+        proxy.base(),
+        smtp.port
+    );
+    let Some(server) = Server::start(backend, &extra).await else { return };
+    proxy.forward_to(server.addr);
+    assert_eq!(ReverseProxy::health_check(server.addr).await, 200);
+    visitors(&proxy.base(), &server, &[]).await;
+    operate(&server).await;
+    assert!(!smtp.messages.lock().unwrap().is_empty(), "the reset mail went through SMTP");
+
+    let results = whole_doctor(&server).await;
+    assert_eq!(problems(&results), Vec::<String>::new(), "a healthy deployment raises nothing");
+}
+
+async fn behind_cloudflare_trusted(backend: Backend) {
+    let extra = "trusted_proxies:\n  cloudflare: true\n  header: CF-Connecting-IP\ntimezone: Etc/UTC\n\
+                 doctor:\n  disk_min_free: 1B\n  disk_min_free_percent: 0\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    let base = server.base.clone();
+    visitors(&base, &server, &[("cf-ray", "8f1c2a3b4c5d6e7f-FRA"), ("cf-connecting-ip", "203.0.113.50")]).await;
+    operate(&server).await;
+    let results = whole_doctor(&server).await;
+    assert_eq!(problems(&results), Vec::<String>::new(), "a healthy deployment raises nothing");
+}
+
+web_on_both_backends!(behind_a_trusted_reverse_proxy_with_files_sessions_and_smtp, behind_cloudflare_trusted);
