@@ -132,6 +132,7 @@ trusted_proxies:
   header: "X-Forwarded-For"    # X-Forwarded-For | CF-Connecting-IP | X-Real-IP
   ranges: []                   # IPs / CIDRs of your reverse proxies
   cloudflare: false            # also trust CloudFlare's published ranges
+  cloudflare_ranges_file: ""   # a fresher copy of them (cloudflare.com/ips-v4 + ips-v6); "" = bundled
 
 security:
   password_min_length: 12

@@ -79,8 +79,9 @@ impl Config {
             return;
         }
         self.database_url = self.database_url.relative_to(base);
-        for dir in [&mut self.data_dir, &mut self.sessions.dir, &mut self.mail.spool_dir] {
-            if std::path::Path::new(dir.as_str()).is_relative() {
+        let ranges_file = &mut self.trusted_proxies.cloudflare_ranges_file;
+        for dir in [&mut self.data_dir, &mut self.sessions.dir, &mut self.mail.spool_dir, ranges_file] {
+            if !dir.is_empty() && std::path::Path::new(dir.as_str()).is_relative() {
                 *dir = base.join(&*dir).display().to_string();
             }
         }
@@ -165,11 +166,19 @@ pub struct TrustedProxies {
     #[serde(deserialize_with = "checked::trusted_ranges")]
     pub ranges: Vec<String>,
     pub cloudflare: bool,
+    /// CloudFlare's ranges from this file (ips-v4 and ips-v6 as CloudFlare publishes them, one
+    /// CIDR per line) instead of the bundled list; "" = the bundled list.
+    pub cloudflare_ranges_file: String,
 }
 
 impl Default for TrustedProxies {
     fn default() -> Self {
-        Self { header: ForwardedHeader::XForwardedFor, ranges: Vec::new(), cloudflare: false }
+        Self {
+            header: ForwardedHeader::XForwardedFor,
+            ranges: Vec::new(),
+            cloudflare: false,
+            cloudflare_ranges_file: String::new(),
+        }
     }
 }
 

@@ -24,6 +24,36 @@ pub fn cloudflare_ranges() -> &'static [IpNet] {
     &CLOUDFLARE
 }
 
+/// The day the bundled ranges were copied from CloudFlare (their `# as of` line).
+pub fn bundled_cloudflare_date() -> chrono::NaiveDate {
+    include_str!("cloudflare.txt")
+        .lines()
+        .find_map(|l| l.strip_prefix("# as of "))
+        .and_then(|d| d.trim().parse().ok())
+        .expect("the bundled CloudFlare list carries its date")
+}
+
+/// CloudFlare's ranges from a downloaded file (one CIDR per line; `#` comments and blank lines
+/// allowed); an error names the file and line of the first entry that is not a range.
+pub fn read_cloudflare_ranges(path: &std::path::Path) -> Result<Vec<IpNet>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut nets = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or_default().trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let net = entry
+            .parse::<IpNet>()
+            .map_err(|e| format!("{}:{}: `{entry}` is not a CIDR range ({e})", path.display(), n + 1))?;
+        nets.push(net);
+    }
+    if nets.is_empty() {
+        return Err(format!("{}: no ranges in it", path.display()));
+    }
+    Ok(nets)
+}
+
 /// True when `ip` is a CloudFlare edge address.
 pub fn is_cloudflare(ip: IpAddr) -> bool {
     let ip = ip.to_canonical();
@@ -43,7 +73,17 @@ impl Trusted {
     pub fn from_config(tp: &TrustedProxies) -> Self {
         let mut nets: Vec<IpNet> = tp.ranges.iter().filter_map(|r| super::parse_trusted(r).ok()).collect();
         if tp.cloudflare {
-            nets.extend(CLOUDFLARE.iter().copied());
+            let from_file = (!tp.cloudflare_ranges_file.is_empty())
+                .then(|| read_cloudflare_ranges(std::path::Path::new(&tp.cloudflare_ranges_file)));
+            match from_file {
+                Some(Ok(file)) => nets.extend(file),
+                Some(Err(e)) => {
+                    // Serving on the bundled list beats not serving; proxy.cloudflare says why.
+                    tracing::warn!(error = %e, "cannot use trusted_proxies.cloudflare_ranges_file; using the bundled list");
+                    nets.extend(CLOUDFLARE.iter().copied());
+                }
+                None => nets.extend(CLOUDFLARE.iter().copied()),
+            }
         }
         Self { nets, header: tp.header }
     }
@@ -100,7 +140,34 @@ mod tests {
             header: ForwardedHeader::XForwardedFor,
             ranges: ranges.iter().map(|s| s.to_string()).collect(),
             cloudflare,
+            cloudflare_ranges_file: String::new(),
         })
+    }
+
+    #[test]
+    fn a_ranges_file_is_read_and_its_first_bad_line_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cf.txt");
+        std::fs::write(&file, "# ips-v4\n173.245.48.0/20\n\n2400:cb00::/32  # v6\n").unwrap();
+        assert_eq!(read_cloudflare_ranges(&file).unwrap().len(), 2);
+        std::fs::write(&file, "173.245.48.0/20\n<html>\n").unwrap();
+        let err = read_cloudflare_ranges(&file).unwrap_err();
+        assert!(err.ends_with(":2: `<html>` is not a CIDR range (invalid IP address syntax)"), "{err}");
+        let tp = TrustedProxies {
+            header: ForwardedHeader::CfConnectingIp,
+            ranges: vec![],
+            cloudflare: true,
+            cloudflare_ranges_file: file.display().to_string(),
+        };
+        assert!(Trusted::from_config(&tp).contains(ip("173.245.48.1")), "a broken file falls back to the bundled list");
+        std::fs::write(&file, "198.51.100.0/24\n").unwrap();
+        let trusted = Trusted::from_config(&tp);
+        assert!(trusted.contains(ip("198.51.100.7")) && !trusted.contains(ip("173.245.48.1")), "the file replaces it");
+    }
+
+    #[test]
+    fn the_bundled_list_says_when_it_was_copied() {
+        assert!(bundled_cloudflare_date() >= chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
     }
 
     fn ip(s: &str) -> IpAddr {

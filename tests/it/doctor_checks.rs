@@ -355,3 +355,49 @@ fn new_user(email: &str) -> gatehouse::accounts::NewUser {
         ..Default::default()
     }
 }
+
+/// Trusting CloudFlare means trusting its current ranges: a downloaded list that cannot be read
+/// is named with its line (serve falls back to the bundled one), and a list older than
+/// `max_ranges_age_days` — the bundled one, or the file by its modification time — warns.
+#[tokio::test]
+async fn cloudflare_ranges_must_be_readable_and_current() {
+    let d = Deployment::new();
+    let file = d.path().join("cloudflare-ips.txt");
+    let yaml = "system_url: \"http://localhost:8080/\"\ntrusted_proxies:\n  cloudflare: true\n  header: CF-Connecting-IP\n  \
+                cloudflare_ranges_file: cloudflare-ips.txt\n";
+    let run = |thresholds: Vec<(&'static str, Value)>| {
+        let d = &d;
+        async move {
+            d.run(yaml, &["proxy.cloudflare"], &thresholds)
+                .await
+                .into_iter()
+                .find(|r| r.id == "proxy.cloudflare")
+                .unwrap()
+        }
+    };
+
+    std::fs::write(&file, "173.245.48.0/20\n<!doctype html>\n").unwrap();
+    let broken = run(vec![]).await;
+    assert_eq!(broken.status, Status::Fail, "{}", broken.message);
+    assert!(
+        broken.message.contains("cloudflare-ips.txt:2: `<!doctype html>` is not a CIDR range"),
+        "{}",
+        broken.message
+    );
+
+    std::fs::write(&file, "173.245.48.0/20\n2400:cb00::/32\n").unwrap();
+    assert_eq!(run(vec![]).await.status, Status::Pass, "a fresh, valid file");
+    let old = std::time::SystemTime::now() - Duration::from_secs(200 * 86_400);
+    std::fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
+    let stale = run(vec![]).await;
+    assert_eq!(stale.status, Status::Warn, "{}", stale.message);
+    assert!(stale.message.contains("200 days ago, more than 180"), "{}", stale.message);
+
+    let bundled =
+        "system_url: \"http://localhost:8080/\"\ntrusted_proxies: { cloudflare: true, header: CF-Connecting-IP }\n";
+    let fresh = d.run(bundled, &["proxy.cloudflare"], &[]).await;
+    assert_eq!(fresh.iter().find(|r| r.id == "proxy.cloudflare").unwrap().status, Status::Pass);
+    let aged = d.run(bundled, &["proxy.cloudflare"], &[("proxy.cloudflare", json!({"max_ranges_age_days": -1}))]).await;
+    let aged = aged.into_iter().find(|r| r.id == "proxy.cloudflare").unwrap();
+    assert!(aged.message.contains("come from the bundled list"), "{}", aged.message);
+}

@@ -7,7 +7,7 @@ use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
 use crate::doctor::model::CheckResult;
-use crate::net::client_ip::is_cloudflare;
+use crate::net::client_ip::{bundled_cloudflare_date, is_cloudflare, read_cloudflare_ranges};
 
 pub struct Trust;
 
@@ -22,6 +22,7 @@ static META: Meta = Meta {
     next_steps: "Set trusted_proxies.cloudflare: true and trusted_proxies.header: CF-Connecting-IP in gatehouse.yaml \
                  (`gatehouse doctor --fix` does it, with a backup, and checks again), then restart `serve`.",
     prerequisites: &["database.connectivity"],
+    thresholds: &["max_ranges_age_days"],
     ..Meta::BASE
 };
 
@@ -43,6 +44,11 @@ impl Check for Trust {
         Box::pin(async move {
             let config = ctx.config();
             let tp = &config.trusted_proxies;
+            if tp.cloudflare
+                && let Some(outcome) = stale_or_broken_ranges(ctx)
+            {
+                return outcome.with("cloudflare_trusted", true);
+            }
             // What real traffic shows (none yet is not an error: the DNS side may still tell).
             let seen = observed_requests(ctx).await.unwrap_or_default();
             let via_cloudflare: Vec<_> =
@@ -97,4 +103,44 @@ impl Check for Trust {
             }
         })
     }
+}
+
+/// When CloudFlare is trusted, its ranges must be the current ones: a list file that cannot
+/// be read (serve falls back to the bundled list), or a list older than `max_ranges_age_days`
+/// (CloudFlare adds ranges now and then: visitors through a new edge would appear as it).
+fn stale_or_broken_ranges(ctx: &Context) -> Option<Outcome> {
+    let tp = &ctx.config().trusted_proxies;
+    let max_days = ctx.threshold(META.id, "max_ranges_age_days", 180.0) as i64;
+    let refresh = "Download https://www.cloudflare.com/ips-v4 and https://www.cloudflare.com/ips-v6 into one file \
+                   and set trusted_proxies.cloudflare_ranges_file to it (refresh it every few months), then \
+                   restart `serve`.";
+    let (source, as_of) = if tp.cloudflare_ranges_file.is_empty() {
+        let date = bundled_cloudflare_date();
+        ("the bundled list".to_string(), date.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
+    } else {
+        let path = std::path::Path::new(&tp.cloudflare_ranges_file);
+        if let Err(e) = read_cloudflare_ranges(path) {
+            return Some(
+                Outcome::fail(format!(
+                    "trusted_proxies.cloudflare_ranges_file cannot be used — {e}: serve trusts the bundled list instead"
+                ))
+                .with("cloudflare_ranges_file", &tp.cloudflare_ranges_file)
+                .remediation(refresh),
+            );
+        }
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+        let secs = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+        (tp.cloudflare_ranges_file.clone(), secs)
+    };
+    let days = (ctx.now() - as_of) / 86_400;
+    (days > max_days).then(|| {
+        Outcome::warn(format!(
+            "CloudFlare's ranges come from {source}, last refreshed {} ({days} days ago, more than {max_days}): \
+             visitors through an edge added since appear as that edge",
+            crate::store::rfc3339(as_of)
+        ))
+        .with("ranges_source", &source)
+        .with("ranges_age_days", days)
+        .remediation(refresh)
+    })
 }
