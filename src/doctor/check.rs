@@ -40,6 +40,9 @@ pub struct Meta {
     /// The fix changes who or what is trusted: `--fix` applies it only when the check is named
     /// (`--fix proxy.trusted`), never as part of "fix everything".
     pub explicit_fix: bool,
+    /// The top-level configuration keys whose values this check judges: a problem points at
+    /// where the first of them was written (evidence `configured_in`, a SARIF location).
+    pub config: &'static [&'static str],
 }
 
 impl Meta {
@@ -55,6 +58,7 @@ impl Meta {
         prerequisites: &[],
         thresholds: &[],
         explicit_fix: false,
+        config: &[],
     };
 }
 

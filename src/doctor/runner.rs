@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::check::{Check, Outcome};
+use super::check::{Check, Meta, Outcome};
 use super::context::Context;
 use super::model::{CheckResult, FixInfo, Status};
 
@@ -102,6 +102,7 @@ async fn run_one(
     }
 
     let started = Instant::now();
+    let origins = ctx.clone();
     // The check runs in a task of its own so a panic is caught as a JoinError, and so it can
     // be aborted when its deadline passes.
     let task = {
@@ -120,7 +121,21 @@ async fn run_one(
                 .with("deadline_ms", per_check.as_millis() as u64)
         }
     };
+    let outcome = point_at_config(check.meta(), outcome, &origins);
     finished(check.as_ref(), outcome, started.elapsed().as_millis() as u64)
+}
+
+/// A problem about configured values says where they were written, unless the check already did.
+fn point_at_config(meta: &Meta, outcome: Outcome, ctx: &Context) -> Outcome {
+    if outcome.status.severity() == 0 || outcome.evidence.contains_key("configured_in") {
+        return outcome;
+    }
+    let written =
+        meta.config.iter().map(|key| ctx.loaded.origin(key)).find(|o| matches!(o, crate::config::Origin::File { .. }));
+    match written {
+        Some(origin) => outcome.with("configured_in", origin.to_string()),
+        None => outcome,
+    }
 }
 
 fn finished(check: &dyn Check, outcome: Outcome, duration_ms: u64) -> CheckResult {

@@ -46,7 +46,7 @@ pub const ALL: &[Symptom] = &[
         name: "license-key-invalid",
         reported: "Your license key is invalid",
         cause: "a license check ran from a non-web context (cron, CLI) whose location differs",
-        checks: &["license.validity", "cron.activity"],
+        checks: &["license.validity"],
     },
     Symptom {
         name: "license-invalid",
@@ -122,7 +122,7 @@ pub const ALL: &[Symptom] = &[
         name: "timezone",
         reported: "Timezone-related issues in the client area or while running automation",
         cause: "the web server's and the cron's time zone differ, or one is misconfigured",
-        checks: &["time.timezone", "time.clock", "cron.activity"],
+        checks: &["time.timezone", "time.clock", "fleet.drift"],
     },
 ];
 

@@ -67,26 +67,41 @@ pub fn render(report: &Report, options: RenderOptions) -> String {
         out += "\n";
         return out;
     }
+    // Problems first, in full; then everything else, one line each, by category.
+    let (problems, rest) = super::problems_first(report);
+    if !problems.is_empty() {
+        out += &paint("problems\n".to_string(), Style::new().bold());
+        for r in &problems {
+            out += &paint(format!("  {} {:<26} {}", symbol(r.status), r.id, r.message), style(r.status));
+            out += "\n";
+            if !r.remediation.is_empty() {
+                out += &format!("      → {}\n", r.remediation);
+            }
+            if r.fix.available {
+                out += &format!("      fix available (--fix): {}\n", r.fix.description);
+            }
+        }
+        let seen = super::symptoms_seen(report);
+        if !seen.is_empty() {
+            let names: Vec<&str> = seen.iter().map(|s| s.name).collect();
+            out += &format!(
+                "  these can explain: {} (`doctor --symptom NAME` ranks the causes of one)\n",
+                names.join(", ")
+            );
+        }
+        out += "\n";
+    }
     let mut categories: Vec<&str> = Vec::new();
-    for r in &report.results {
+    for r in &rest {
         if !categories.contains(&r.category()) {
             categories.push(r.category());
         }
     }
     for category in categories {
         out += &paint(format!("{category}\n"), Style::new().bold());
-        for r in report.results.iter().filter(|r| r.category() == category) {
-            let head = format!("  {} {:<26} {}", symbol(r.status), r.id, r.message);
-            out += &paint(head, style(r.status));
+        for r in rest.iter().filter(|r| r.category() == category) {
+            out += &paint(format!("  {} {:<26} {}", symbol(r.status), r.id, r.message), style(r.status));
             out += "\n";
-            if r.status.severity() > 0 || r.status == Status::Blocked {
-                if !r.remediation.is_empty() {
-                    out += &format!("      → {}\n", r.remediation);
-                }
-                if r.fix.available {
-                    out += &format!("      fix available (--fix): {}\n", r.fix.description);
-                }
-            }
         }
     }
     let line = summary_line(report);

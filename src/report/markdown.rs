@@ -16,7 +16,17 @@ fn cell(text: String) -> String {
 pub fn render(report: &Report) -> String {
     let mut env = Environment::new();
     env.add_filter("cell", cell);
-    let problems: Vec<_> = report.results.iter().filter(|r| r.status.severity() > 0).collect();
-    env.render_str(TEMPLATE, context! { report => Value::from(Serde(report)), problems => Value::from(Serde(&problems)), summary => summary_line(report) })
-        .unwrap_or_else(|e| format!("cannot render the markdown report: {e}\n"))
+    let (problems, rest) = super::problems_first(report);
+    let seen = super::symptoms_seen(report);
+    env.render_str(
+        TEMPLATE,
+        context! {
+            report => Value::from(Serde(report)),
+            problems => Value::from(Serde(&problems)),
+            rest => Value::from(Serde(&rest)),
+            seen => Value::from(Serde(&seen)),
+            summary => summary_line(report),
+        },
+    )
+    .unwrap_or_else(|e| format!("cannot render the markdown report: {e}\n"))
 }

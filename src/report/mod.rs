@@ -121,3 +121,32 @@ pub fn evidence_text(r: &crate::doctor::CheckResult) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The problems (fail, error and timeout, then warn; each in report order) and the rest, for
+/// the formats a person reads: problems first, the rest folded.
+pub fn problems_first(report: &Report) -> (Vec<&crate::doctor::CheckResult>, Vec<&crate::doctor::CheckResult>) {
+    let (mut problems, rest): (Vec<_>, Vec<_>) = report.results.iter().partition(|r| r.status.severity() > 0);
+    problems.sort_by_key(|r| std::cmp::Reverse(r.status.severity()));
+    (problems, rest)
+}
+
+/// The troubleshooting rows this report's problems explain, with how many problems explain
+/// each: "what your users are probably seeing".
+#[derive(Debug, serde::Serialize)]
+pub struct SymptomSeen {
+    pub name: &'static str,
+    pub reported: &'static str,
+    pub problems: usize,
+}
+
+pub fn symptoms_seen(report: &Report) -> Vec<SymptomSeen> {
+    crate::doctor::symptoms::ALL
+        .iter()
+        .map(|s| SymptomSeen {
+            name: s.name,
+            reported: s.reported,
+            problems: report.results.iter().filter(|r| r.symptoms.iter().any(|n| n == s.name)).count(),
+        })
+        .filter(|s| s.problems > 0)
+        .collect()
+}

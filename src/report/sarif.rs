@@ -1,5 +1,6 @@
 //! SARIF 2.1.0: one rule per check, one result per run of it. Passes are `kind: pass`, waived
-//! results carry a suppression with its justification.
+//! results carry a suppression with its justification. Rules carry the check's help (symptom,
+//! cause, next steps); a finding about a configured value points at it in the config file.
 
 use serde_json::{Value, json};
 
@@ -15,7 +16,7 @@ pub fn render(report: &Report) -> String {
                 "name": r.title,
                 "shortDescription": {"text": r.title},
                 "fullDescription": {"text": r.doc},
-                "help": {"text": r.remediation},
+                "help": {"text": r.doc},
                 "properties": {"tags": r.tags},
             })
         })
@@ -40,6 +41,12 @@ pub fn render(report: &Report) -> String {
                 "message": {"text": format!("{}: {}", r.status, r.message)},
                 "properties": {"status": r.status, "evidence": r.evidence, "remediation": r.remediation, "duration_ms": r.duration_ms},
             });
+            if let Some((file, line, column)) = config_location(r) {
+                result["locations"] = json!([{"physicalLocation": {
+                    "artifactLocation": {"uri": file},
+                    "region": {"startLine": line, "startColumn": column},
+                }}]);
+            }
             if r.status == Status::Waived {
                 result["suppressions"] = json!([{"kind": "external", "justification": r.message}]);
             }
@@ -56,4 +63,15 @@ pub fn render(report: &Report) -> String {
         }],
     });
     serde_json::to_string_pretty(&sarif).expect("SARIF serializes") + "\n"
+}
+
+/// Where a finding's configured value was written (`configured_in` evidence: `path:line:col`),
+/// when it came from a file.
+fn config_location(r: &crate::doctor::CheckResult) -> Option<(String, u64, u64)> {
+    let at = r.evidence.get("configured_in")?.as_str()?;
+    let mut parts = at.rsplitn(3, ':');
+    let column = parts.next()?.parse().ok()?;
+    let line = parts.next()?.parse().ok()?;
+    let file = parts.next()?;
+    Some((file.to_string(), line, column))
 }

@@ -559,3 +559,42 @@ fn doctor_triages_by_symptom() {
         unknown.stderr
     );
 }
+
+/// Reports a person reads put the problems first (failures, then warnings) and fold the rest;
+/// SARIF rules carry the check's help, and a finding about a configured value points at the
+/// file and line it was written on.
+#[test]
+fn reports_lead_with_problems_and_point_at_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "listen: \"127.0.0.1:8080\"\n# where users go\nsystem_url: \"https://billing.example.com/portal\"\n";
+    std::fs::write(tmp.path().join("gatehouse.yaml"), config).unwrap();
+    let doctor = |format: &str| {
+        run(gatehouse(tmp.path())
+            .env("GATEHOUSE_DOCTOR__DISK_MIN_FREE", "1B")
+            .env("GATEHOUSE_DOCTOR__DISK_MIN_FREE_PERCENT", "0")
+            .args(["doctor", "--skip", "system_url.reachable,proxy.cloudflare,time.clock", "--format", format]))
+        .stdout
+    };
+    let human = doctor("human");
+    assert!(human.starts_with("problems\n"), "{human}");
+    let problems_end = human.find("\n\n").unwrap();
+    assert!(human[..problems_end].contains("system_url.config"), "{human}");
+    assert!(!human[..problems_end].contains('✔'), "no pass among the problems:\n{human}");
+
+    let markdown = doctor("markdown");
+    let first_problem = markdown.find("## WARN").expect(&markdown);
+    let folded = markdown.find("<details><summary>").unwrap();
+    assert!(markdown.rfind("other result(s)").unwrap() > first_problem, "the rest comes after the problems");
+    assert!(folded > 0);
+    let html = doctor("html");
+    assert!(html.find("<h2>Problems</h2>").unwrap() < html.find("other result(s)").unwrap());
+
+    let sarif: Value = serde_json::from_str(&doctor("sarif")).unwrap();
+    let run = &sarif["runs"][0];
+    let result = run["results"].as_array().unwrap().iter().find(|r| r["ruleId"] == "system_url.config").unwrap();
+    let location = &result["locations"][0]["physicalLocation"];
+    assert!(location["artifactLocation"]["uri"].as_str().unwrap().ends_with("gatehouse.yaml"), "{result}");
+    assert_eq!(location["region"]["startLine"], 3);
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(rules.iter().all(|r| !r["help"]["text"].as_str().unwrap().is_empty()), "every rule has help");
+}

@@ -16,6 +16,7 @@ static META: Meta = Meta {
     next_steps: "Schedule `gatehouse cron` every cron.interval with the same configuration as the web server, and \
                  check its exit status and output.",
     prerequisites: &["database.connectivity"],
+    config: &["cron"],
     ..Meta::BASE
 };
 

@@ -23,6 +23,7 @@ static META: Meta = Meta {
             port, TLS mode or credentials are wrong, or a firewall blocks it.",
     next_steps: "Fix the phase named in the message in the mail: section of gatehouse.yaml (host, port, tls, \
                  username, password), then run `gatehouse doctor --only email.transport` again.",
+    config: &["mail"],
     ..Meta::BASE
 };
 

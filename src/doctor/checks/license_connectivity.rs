@@ -21,6 +21,7 @@ static META: Meta = Meta {
                  status; retry later).",
     prerequisites: &["database.connectivity"],
     thresholds: &["slow_ms"],
+    config: &["license"],
     ..Meta::BASE
 };
 

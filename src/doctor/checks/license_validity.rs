@@ -27,6 +27,7 @@ static META: Meta = Meta {
                  restore the connection to the licensing server (see license.connectivity); then run \
                  `gatehouse license verify`.",
     prerequisites: &["database.connectivity"],
+    config: &["license"],
     ..Meta::BASE
 };
 

@@ -23,6 +23,7 @@ static META: Meta = Meta {
                  (`gatehouse doctor --fix` does it, with a backup, and checks again), then restart `serve`.",
     prerequisites: &["database.connectivity"],
     thresholds: &["max_ranges_age_days"],
+    config: &["trusted_proxies"],
     ..Meta::BASE
 };
 

@@ -22,6 +22,7 @@ static META: Meta = Meta {
     next_steps: "Trust the proxy (trusted_proxies.ranges, or cloudflare: true behind CloudFlare) with the header it \
                  sets, restart serve, then end the lock with `gatehouse lockout clear --ip ADDRESS`.",
     prerequisites: &["database.connectivity"],
+    config: &["trusted_proxies"],
     ..Meta::BASE
 };
 

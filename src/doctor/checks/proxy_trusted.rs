@@ -26,6 +26,7 @@ static META: Meta = Meta {
     prerequisites: &["database.connectivity"],
     // Trusting an address lets it name any visitor: only when asked for by name.
     explicit_fix: true,
+    config: &["trusted_proxies"],
 };
 
 impl Check for Trusted {

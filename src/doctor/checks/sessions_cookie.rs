@@ -20,6 +20,7 @@ static META: Meta = Meta {
     next_steps: "Serve the client area only over https when system_url is https (redirect http to https at the \
                  proxy), list the proxy in trusted_proxies.ranges, and have it send X-Forwarded-Proto.",
     prerequisites: &["system_url.config", "database.connectivity"],
+    config: &["system_url", "trusted_proxies"],
     ..Meta::BASE
 };
 

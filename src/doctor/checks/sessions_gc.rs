@@ -20,6 +20,7 @@ static META: Meta = Meta {
     next_steps: "Schedule `gatehouse cron` every cron.interval and keep `sessions.gc: true`. `gatehouse doctor --fix` \
                  (or `gatehouse session gc`) removes the backlog now, in batches.",
     prerequisites: &["database.connectivity"],
+    config: &["sessions"],
     ..Meta::BASE
 };
 

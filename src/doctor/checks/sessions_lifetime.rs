@@ -19,6 +19,7 @@ static META: Meta = Meta {
                  sessions.ip_check off. Keep idle_timeout at 15 minutes or more.",
     prerequisites: &["database.connectivity"],
     thresholds: &["min_idle_minutes", "max_ip_changes"],
+    config: &["sessions"],
     ..Meta::BASE
 };
 

@@ -22,6 +22,7 @@ static META: Meta = Meta {
     next_steps: "Create `sessions.dir` owned by the user gatehouse runs as (mode 0700) and make sure its disk has \
                  free space; for the database store, check database.connectivity.",
     prerequisites: &["database.connectivity"],
+    config: &["sessions"],
     ..Meta::BASE
 };
 

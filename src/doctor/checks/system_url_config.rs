@@ -18,6 +18,7 @@ static META: Meta = Meta {
     cause: "The URL users browse to does not match system_url: session cookies are scoped to system_url's host \
             and path, and reset links are built from it.",
     next_steps: "Set system_url to exactly the address users type, scheme and path included, with a trailing slash.",
+    config: &["system_url"],
     ..Meta::BASE
 };
 

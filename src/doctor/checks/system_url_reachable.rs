@@ -20,6 +20,7 @@ static META: Meta = Meta {
     next_steps: "Point system_url's DNS at the server running `gatehouse serve`, proxy it through unchanged, and \
                  make the proxy redirect other names to system_url rather than the reverse.",
     prerequisites: &["system_url.config", "database.connectivity"],
+    config: &["system_url"],
     ..Meta::BASE
 };
 

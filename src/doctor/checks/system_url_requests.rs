@@ -26,6 +26,7 @@ static META: Meta = Meta {
                  system_url to the address visitors use.",
     prerequisites: &["system_url.config", "database.connectivity"],
     thresholds: &["max_other_percent"],
+    config: &["system_url"],
     ..Meta::BASE
 };
 

@@ -21,6 +21,7 @@ static META: Meta = Meta {
     next_steps: "Set `timezone:` in gatehouse.yaml to an IANA name so every process agrees, or give the web \
                  server and cron the same TZ.",
     prerequisites: &["database.connectivity"],
+    config: &["timezone"],
     ..Meta::BASE
 };
 

@@ -15,6 +15,7 @@ static META: Meta = Meta {
             application's Client ID, Client Secret and API hostname. Or the API host is unreachable.",
     next_steps: "In the Duo Admin Panel, protect a new \"Web SDK\" application and copy its Client ID (20 \
                  characters), Client secret (40) and API hostname into twofa.duo.",
+    config: &["twofa"],
     ..Meta::BASE
 };
 
