@@ -15,14 +15,17 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A server logs its requests by default; one-shot commands only warnings.
     let default_level = if matches!(cli.command, cli::Command::Serve(_)) { "info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("GATEHOUSE_LOG_FORMAT").as_deref() {
+        // One JSON object per line, for log shippers.
+        Ok("json") => logs.json().flatten_event(true).with_current_span(false).init(),
         // Log lines in a file or a journal stay plain text.
-        .with_ansi(cli::output::colour(std::io::IsTerminal::is_terminal(&std::io::stderr())))
-        .init();
+        _ => {
+            logs.with_ansi(cli::output::colour(cli.color, std::io::IsTerminal::is_terminal(&std::io::stderr()))).init()
+        }
+    }
+    let json_errors = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(3)),
         Err(e) => {
-            eprintln!("error[{}]: {e}", e.code());
+            cli::output::error(&e, json_errors);
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(3))
         }
     }

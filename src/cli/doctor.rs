@@ -242,7 +242,7 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
     }
     // `--json` is the global spelling of `--format json`.
     let format = if out.json { Format::Json } else { args.format };
-    let color = format == Format::Human && super::output::colour(std::io::stdout().is_terminal());
+    let color = format == Format::Human && super::output::colour(out.color, std::io::stdout().is_terminal());
     let options = RenderOptions { fail_on: args.fail_on, color };
     print!("{}", report::render(format, &report, options));
     for (format, path) in outputs {

@@ -173,6 +173,12 @@ doctor:
   disk_min_free: "1GiB"
   disk_min_free_percent: 5
   dns_servers: []
+
+# What support bundles (`gatehouse report`) carry of the service's log, redacted like the rest.
+report:
+  log_file: ""                 # the file serve logs to; "" = the systemd journal of journal_unit
+  journal_unit: "gatehouse"
+  log_lines: 500
 "#,
         system_url = quoted(&system_url.to_string()),
         database_url = quoted(database_url),

@@ -43,9 +43,15 @@ pub struct Cli {
     /// Configuration file (default: $GATEHOUSE_CONFIG, then ./gatehouse.yaml, then built-in defaults)
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text
+    /// Print machine-readable JSON instead of text (errors too: {"error":{"code","message"}} on stderr)
     #[arg(long, global = true)]
     pub json: bool,
+    /// Colour: auto (a terminal, unless NO_COLOR or TERM=dumb), always, never
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: output::ColorChoice,
+    /// No progress output (bars, spinners); results and errors are still printed
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -105,23 +111,30 @@ pub enum Command {
 }
 
 /// Runs one command and returns the process exit code. Errors carry their own exit code;
-/// `main` prints them — except for `doctor --format nagios`, whose reader takes one line on
-/// stdout and the exit code: a run that cannot start is UNKNOWN (3), with the reason.
+/// `main` prints them — except for `doctor` in a machine format, whose reader parses stdout: a
+/// run that cannot start still prints a report in that format, with the error as its one
+/// result (and Nagios's UNKNOWN, exit 3, as its plugin convention wants).
 pub async fn run(cli: Cli) -> Result<i32> {
-    let nagios =
-        matches!(&cli.command, Command::Doctor(args) if args.format == crate::report::Format::Nagios) && !cli.json;
-    match run_command(cli).await {
-        Err(e) if nagios => {
-            println!("GATEHOUSE UNKNOWN - {}", e.to_string().lines().next().unwrap_or_default());
-            eprintln!("error[{}]: {e}", e.code());
-            Ok(3)
+    let format = match &cli.command {
+        Command::Doctor(_) if cli.json => Some(crate::report::Format::Json),
+        Command::Doctor(args) if args.format != crate::report::Format::Human => Some(args.format),
+        _ => None,
+    };
+    let json = cli.json;
+    match (run_command(cli).await, format) {
+        (Err(e), Some(format)) => {
+            let report = crate::doctor::Report::could_not_start(&e.to_string());
+            let options = crate::report::RenderOptions { fail_on: crate::report::FailOn::Fail, color: false };
+            print!("{}", crate::report::render(format, &report, options));
+            output::error(&e, json);
+            Ok(if format == crate::report::Format::Nagios { 3 } else { e.exit_code() })
         }
-        other => other,
+        (other, _) => other,
     }
 }
 
 async fn run_command(cli: Cli) -> Result<i32> {
-    let out = Output { json: cli.json };
+    let out = Output { json: cli.json, color: cli.color, quiet: cli.quiet };
     if let Command::Init(args) = cli.command {
         return init::run(args, &out).await.map(|()| 0);
     }

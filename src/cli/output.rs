@@ -7,6 +7,19 @@ use crate::store::rfc3339;
 
 pub struct Output {
     pub json: bool,
+    pub color: ColorChoice,
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+/// `--color`: when output is coloured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR or TERM=dumb says otherwise (CLICOLOR_FORCE forces it)
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 impl Output {
@@ -22,6 +35,16 @@ impl Output {
             }
         }
         Ok(())
+    }
+}
+
+/// Prints a refusal or failure on stderr: `error[code]: message`, or with `--json` the API's
+/// shape, `{"error":{"code":…,"message":…}}`, for scripts that parse what they run.
+pub fn error(e: &Error, json: bool) {
+    if json {
+        eprintln!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}));
+    } else {
+        eprintln!("error[{}]: {e}", e.code());
     }
 }
 
@@ -61,10 +84,16 @@ pub fn opt_time(ts: Option<i64>) -> String {
     ts.map(rfc3339).unwrap_or_else(|| "-".into())
 }
 
-/// Whether to colour what goes to a stream, by the conventions terminals and their users share:
-/// `CLICOLOR_FORCE` (set, not `0`) forces it, `NO_COLOR` (set, not empty) or `TERM=dumb` turns it
-/// off, and otherwise only a terminal gets colour — never a file or a pipe (`serve > serve.log`).
-pub fn colour(stream_is_terminal: bool) -> bool {
+/// Whether to colour what goes to a stream: `--color always|never` decides; with `auto`, by the
+/// conventions terminals and their users share: `CLICOLOR_FORCE` (set, not `0`) forces it,
+/// `NO_COLOR` (set, not empty) or `TERM=dumb` turns it off, and otherwise only a terminal gets
+/// colour — never a file or a pipe (`serve > serve.log`).
+pub fn colour(choice: ColorChoice, stream_is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => return true,
+        ColorChoice::Never => return false,
+        ColorChoice::Auto => {}
+    }
     let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
         return true;

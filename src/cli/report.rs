@@ -28,6 +28,9 @@ pub struct ReportArgs {
     /// Keep secrets, hashes, tokens and email addresses as they are (redacted by default)
     #[arg(long)]
     pub no_redact: bool,
+    /// List exactly what would leave the machine (files, sizes, redactions, what is left out) and write nothing
+    #[arg(long)]
+    pub preview: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,11 +63,20 @@ pub async fn run(args: ReportArgs, loaded: Loaded, out: &Output) -> Result<i32> 
     let ctx = Arc::new(Context::new(loaded.clone()));
     let report =
         doctor::diagnose(&all, ctx.clone(), &RunOptions::with_timeout(loaded.config.doctor.timeout.as_std())).await;
-    let options = BundleOptions { out_dir: args.out, archive: args.archive, redact: !args.no_redact };
+    let options = BundleOptions {
+        out_dir: args.out,
+        archive: args.archive,
+        redact: !args.no_redact,
+        preview: args.preview,
+        progress: !out.quiet,
+    };
     let written = bundle::write(&loaded, &ctx, &report, &options).await;
     ctx.close().await;
     let written = written?;
     let m = &written.manifest;
+    if args.preview {
+        return out.emit(&serde_json::json!({"preview": true, "manifest": m}), || preview(m)).map(|()| 0);
+    }
     out.emit(&serde_json::json!({"path": written.path, "manifest": m}), || {
         let mut text = format!("Wrote {} ({} files", written.path.display(), m.files.len() + 1);
         if !m.skipped.is_empty() {
@@ -80,4 +92,24 @@ pub async fn run(args: ReportArgs, loaded: Loaded, out: &Output) -> Result<i32> 
         text
     })?;
     Ok(0)
+}
+
+/// What a bundle would carry, file by file, before anything is written.
+fn preview(m: &bundle::Manifest) -> String {
+    let rows = m.files.iter().map(|f| vec![f.name.clone(), format!("{} bytes", f.bytes)]).collect();
+    let mut text = format!("Would write (nothing has been written):\n{}", table(&["FILE", "SIZE"], rows));
+    text += "  manifest.json, SHA256SUMS\n";
+    if !m.skipped.is_empty() {
+        text += "Left out:\n";
+        for s in &m.skipped {
+            text += &format!("  {}: {}\n", s.item, s.reason);
+        }
+    }
+    text += &if m.redacted {
+        let what: Vec<String> = m.redactions.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        format!("Redacted: {}", if what.is_empty() { "nothing needed redacting".into() } else { what.join(", ") })
+    } else {
+        "NOT redacted (--no-redact): secrets, hashes, tokens and email addresses would leave as they are".into()
+    };
+    text
 }

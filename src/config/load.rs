@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 use super::{Config, Secret};
 
 /// Environment variables with the `GATEHOUSE_` prefix that are not configuration keys.
-const RESERVED_ENV: &[&str] = &["GATEHOUSE_CONFIG", "GATEHOUSE_LOG", "GATEHOUSE_PASSWORD"];
+const RESERVED_ENV: &[&str] = &["GATEHOUSE_CONFIG", "GATEHOUSE_LOG", "GATEHOUSE_LOG_FORMAT", "GATEHOUSE_PASSWORD"];
 const RESERVED_ENV_PREFIXES: &[&str] = &["GATEHOUSE_TEST_"];
 
 /// A configuration that could not be used. Every variant renders as one line that says where

@@ -38,6 +38,7 @@ pub struct Config {
     pub license: License,
     pub cron: Cron,
     pub doctor: Doctor,
+    pub report: ReportConfig,
 }
 
 impl Default for Config {
@@ -58,6 +59,7 @@ impl Default for Config {
             license: License::default(),
             cron: Cron::default(),
             doctor: Doctor::default(),
+            report: ReportConfig::default(),
         }
     }
 }
@@ -80,7 +82,8 @@ impl Config {
         }
         self.database_url = self.database_url.relative_to(base);
         let ranges_file = &mut self.trusted_proxies.cloudflare_ranges_file;
-        for dir in [&mut self.data_dir, &mut self.sessions.dir, &mut self.mail.spool_dir, ranges_file] {
+        let log_file = &mut self.report.log_file;
+        for dir in [&mut self.data_dir, &mut self.sessions.dir, &mut self.mail.spool_dir, ranges_file, log_file] {
             if !dir.is_empty() && std::path::Path::new(dir.as_str()).is_relative() {
                 *dir = base.join(&*dir).display().to_string();
             }
@@ -336,6 +339,23 @@ pub struct Cron {
 impl Default for Cron {
     fn default() -> Self {
         Self { interval: Duration::from_secs(300) }
+    }
+}
+
+/// What support bundles (`gatehouse report`) carry of the service's own log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportConfig {
+    /// The file `serve` logs to; "" = the systemd journal of `journal_unit`.
+    pub log_file: String,
+    pub journal_unit: String,
+    /// How many of the most recent lines.
+    pub log_lines: usize,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self { log_file: String::new(), journal_unit: "gatehouse".into(), log_lines: 500 }
     }
 }
 

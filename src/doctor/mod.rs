@@ -116,10 +116,7 @@ pub async fn diagnose(checks: &[Arc<dyn Check>], ctx: Arc<Context>, options: &ru
     Report {
         schema: model::SCHEMA.into(),
         tool: model::Tool { name: "gatehouse".into(), version: env!("CARGO_PKG_VERSION").into() },
-        host: model::Host {
-            hostname: sysinfo::System::host_name().unwrap_or_default(),
-            os: sysinfo::System::long_os_version().unwrap_or_else(|_| std::env::consts::OS.into()),
-        },
+        host: model::Host::this(),
         started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         duration_ms: clock.elapsed().as_millis() as u64,
         summary: Summary::of(&results),

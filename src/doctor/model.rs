@@ -159,6 +159,16 @@ pub struct Host {
     pub os: String,
 }
 
+impl Host {
+    /// The machine this runs on.
+    pub fn this() -> Self {
+        Host {
+            hostname: sysinfo::System::host_name().unwrap_or_default(),
+            os: sysinfo::System::long_os_version().unwrap_or_else(|_| std::env::consts::OS.into()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub schema: String,
@@ -174,6 +184,35 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of a run that could not start (unreadable configuration, a bad profile): one
+    /// `error` result, `doctor.run`, saying why — so a reader of JSON, JUnit or SARIF still
+    /// gets a document it can parse.
+    pub fn could_not_start(why: &str) -> Self {
+        let result = CheckResult {
+            id: "doctor.run".into(),
+            title: "The doctor could run".into(),
+            tags: vec!["doctor".into()],
+            status: Status::Error,
+            message: why.lines().next().unwrap_or_default().to_string(),
+            evidence: Map::new(),
+            remediation: "Fix what the message names (the configuration, a profile, an argument) and run again.".into(),
+            doc: "The run stopped before any check: nothing about the deployment was examined.".into(),
+            fix: FixInfo::default(),
+            duration_ms: 0,
+            symptoms: Vec::new(),
+        };
+        Report {
+            schema: SCHEMA.into(),
+            tool: Tool { name: "gatehouse".into(), version: env!("CARGO_PKG_VERSION").into() },
+            host: Host::this(),
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_ms: 0,
+            summary: Summary::of(std::slice::from_ref(&result)),
+            results: vec![result],
+            triage: None,
+        }
+    }
+
     /// The worst severity among the results (0, 1 or 2).
     pub fn worst(&self) -> u8 {
         self.results.iter().map(|r| r.status.severity()).max().unwrap_or(0)

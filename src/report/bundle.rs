@@ -37,6 +37,10 @@ pub struct BundleOptions {
     pub out_dir: PathBuf,
     pub archive: bool,
     pub redact: bool,
+    /// Build everything and say what it would be, writing nothing.
+    pub preview: bool,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,7 +74,8 @@ pub struct Written {
 }
 
 struct Builder {
-    dir: PathBuf,
+    /// None in a preview: files are built and measured, not written.
+    dir: Option<PathBuf>,
     redactor: Option<Redactor>,
     files: Vec<FileEntry>,
     skipped: Vec<Skipped>,
@@ -84,8 +89,11 @@ impl Builder {
             Some(r) => r.redact(text),
             None => text.to_string(),
         };
-        let path = self.dir.join(name);
-        std::fs::write(&path, &text).map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+        if let Some(dir) = &self.dir {
+            let path = dir.join(name);
+            std::fs::write(&path, &text)
+                .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+        }
         self.files.push(FileEntry {
             name: name.into(),
             bytes: text.len() as u64,
@@ -118,11 +126,18 @@ fn bundle_name(report: &Report) -> String {
 }
 
 pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &BundleOptions) -> Result<Written> {
-    let dir = fresh_dir(&options.out_dir, &bundle_name(report))?;
-    let progress = ProgressBar::new(10)
-        .with_style(ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg}").expect("a valid template"));
+    let dir = match options.preview {
+        true => options.out_dir.join(bundle_name(report)),
+        false => fresh_dir(&options.out_dir, &bundle_name(report))?,
+    };
+    let progress = match options.progress && !options.preview {
+        true => ProgressBar::new(11).with_style(
+            ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg}").expect("a valid template"),
+        ),
+        false => ProgressBar::hidden(),
+    };
     let mut b = Builder {
-        dir: dir.clone(),
+        dir: (!options.preview).then(|| dir.clone()),
         redactor: options.redact.then(|| Redactor::new(&loaded.config)),
         files: Vec::new(),
         skipped: Vec::new(),
@@ -136,6 +151,10 @@ pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &Bu
     let config =
         if options.redact { loaded.config.to_redacted_yaml() } else { loaded.config.clone().to_unredacted_yaml() };
     b.add("config.yaml", &format!("# effective configuration from {}\n{config}", loaded.source))?;
+    match recent_log(&loaded.config.report) {
+        Ok((from, lines)) => b.add("service.log", &format!("# the last lines of {from}\n{lines}"))?,
+        Err(why) => b.skip("service.log", why),
+    }
 
     match ctx.db().await {
         Ok(db) => {
@@ -173,6 +192,9 @@ pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &Bu
         files: std::mem::take(&mut b.files),
         skipped: std::mem::take(&mut b.skipped),
     };
+    if options.preview {
+        return Ok(Written { path: dir, manifest });
+    }
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))? + "\n";
     std::fs::write(dir.join("manifest.json"), &text)
         .map_err(|e| Error::Internal(format!("cannot write the manifest: {e}")))?;
@@ -191,6 +213,47 @@ pub async fn write(loaded: &Loaded, ctx: &Context, report: &Report, options: &Bu
     archive_dir(&dir, &archive)?;
     std::fs::remove_dir_all(&dir).map_err(|e| Error::Internal(format!("cannot remove {}: {e}", dir.display())))?;
     Ok(Written { path: archive, manifest })
+}
+
+/// The service's most recent log lines: from `report.log_file`, else the journal of
+/// `report.journal_unit`; why not, when neither can be read.
+fn recent_log(cfg: &crate::config::ReportConfig) -> std::result::Result<(String, String), String> {
+    let keep = |text: &str| {
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(cfg.log_lines)..].join("\n") + "\n"
+    };
+    if !cfg.log_file.is_empty() {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file =
+            std::fs::File::open(&cfg.log_file).map_err(|e| format!("report.log_file {}: {e}", cfg.log_file))?;
+        // The tail is enough: at most 4 MiB from the end, whatever the file's size.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        file.seek(SeekFrom::Start(len.saturating_sub(4 << 20))).map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| format!("report.log_file {}: {e}", cfg.log_file))?;
+        return Ok((cfg.log_file.clone(), keep(&String::from_utf8_lossy(&bytes))));
+    }
+    let out = std::process::Command::new("journalctl")
+        .args([
+            "--unit",
+            &cfg.journal_unit,
+            "--lines",
+            &cfg.log_lines.to_string(),
+            "--no-pager",
+            "--output",
+            "short-iso",
+        ])
+        .output()
+        .map_err(|e| format!("report.log_file is not set and the journal cannot be read (journalctl: {e})"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || text.trim().is_empty() || text.trim() == "-- No entries --" {
+        return Err(format!(
+            "report.log_file is not set and the journal has no lines of unit {} ({})",
+            cfg.journal_unit,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok((format!("the journal of unit {}", cfg.journal_unit), keep(&text)))
 }
 
 /// Creates `out/name` (or `name-2`, `name-3`, … when taken: two bundles in one second must

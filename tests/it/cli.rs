@@ -598,3 +598,53 @@ fn reports_lead_with_problems_and_point_at_the_config() {
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
     assert!(rules.iter().all(|r| !r["help"]["text"].as_str().unwrap().is_empty()), "every rule has help");
 }
+
+/// `--color` decides over the conventions; `--json` errors are JSON; a doctor run that cannot
+/// start still speaks its format; `GATEHOUSE_LOG_FORMAT=json` logs one JSON object per line.
+#[test]
+fn colour_errors_and_logs_in_the_form_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doctor = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = gatehouse(tmp.path());
+        cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(cmd.args(args))
+    };
+    let always = doctor(&["--color", "always", "doctor", "--only", "database.connectivity"], &[]);
+    assert!(always.stdout.contains('\u{1b}'), "colour into a pipe when asked: {}", always.stdout);
+    let never = doctor(&["--color", "never", "doctor", "--only", "database.connectivity"], &[("CLICOLOR_FORCE", "1")]);
+    assert!(!never.stdout.contains('\u{1b}'), "--color never wins over CLICOLOR_FORCE");
+
+    let refused = doctor(&["--json", "--config", "missing.yaml", "client", "list"], &[]);
+    assert_eq!(refused.code, 2);
+    let error: Value = serde_json::from_str(refused.stderr.trim()).expect(&refused.stderr);
+    assert_eq!(error["error"]["code"], "invalid_config");
+    assert!(error["error"]["message"].as_str().unwrap().contains("missing.yaml"));
+
+    for format in ["json", "sarif", "junit"] {
+        let r = doctor(&["--config", "missing.yaml", "doctor", "--format", format], &[]);
+        assert_eq!(r.code, 2, "{format}");
+        match format {
+            "json" => {
+                let report: Value = serde_json::from_str(&r.stdout).expect(&r.stdout);
+                assert_eq!(report["results"][0]["id"], "doctor.run");
+                assert_eq!(report["results"][0]["status"], "error");
+            }
+            "sarif" => assert_eq!(serde_json::from_str::<Value>(&r.stdout).unwrap()["version"], "2.1.0"),
+            _ => assert!(roxmltree::Document::parse(&r.stdout).is_ok(), "{}", r.stdout),
+        }
+    }
+
+    ok(gatehouse(tmp.path()).args(["init", "--dir", "."]));
+    let logged =
+        doctor(&["cron", "--job", "heartbeat"], &[("GATEHOUSE_LOG_FORMAT", "json"), ("GATEHOUSE_LOG", "debug")]);
+    assert_eq!(logged.code, 0, "{}", logged.stderr);
+    let lines: Vec<&str> = logged.stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(entry["level"].is_string() && entry["timestamp"].is_string(), "{line}");
+    }
+}

@@ -85,6 +85,15 @@ fn planted(dir: &Path, database_url: &str) -> (String, String) {
     // Free text that reaches the audit log, carrying a token and a password hash.
     let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2g";
     ok(gatehouse(dir).args(["security-question", "add", &format!("leaked {token} and {hash}?")]));
+    // The service's log, as serve writes it: secrets that reached it must not leave through it.
+    let log = format!(
+        "2026-12-01T10:00:00Z INFO request path=/login client_ip=203.0.113.5 user=ann.lee@example.com\n\
+         2026-12-01T10:00:01Z WARN smtp auth with CANARY-SMTP-PW failed; token {token} hash {hash}\n"
+    );
+    std::fs::write(dir.join("serve.log"), log).unwrap();
+    let config = std::fs::read_to_string(dir.join("gatehouse.yaml")).unwrap();
+    std::fs::write(dir.join("gatehouse.yaml"), config.replace("  log_file: \"\"", "  log_file: \"serve.log\""))
+        .unwrap();
     // Planted last: a license key that was never verified locks the admin writes above.
     let config = std::fs::read_to_string(dir.join("gatehouse.yaml")).unwrap();
     std::fs::write(dir.join("gatehouse.yaml"), config.replace("  key: \"\"", "  key: \"CANARY-LICENSE-KEY\"")).unwrap();
@@ -118,10 +127,13 @@ fn a_bundle_holds_everything_and_no_secret() {
             "report.html",
             "report.json",
             "report.md",
+            "service.log",
             "system.json"
         ]
     );
     assert_clean(&files, &[&token, &hash]);
+    let log = &files.iter().find(|(n, _)| n == "service.log").unwrap().1;
+    assert!(log.contains("path=/login") && log.contains("the last lines of"), "{log}");
 
     // `sha256sum -c` accepts the sums, the manifest's included.
     let check =
@@ -283,4 +295,21 @@ fn report_diff_shows_what_changed() {
 
     let missing = gatehouse(tmp.path()).args(["report", "diff", "nope", "nope2"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
+}
+
+/// `report --preview` lists what would leave the machine and writes nothing.
+#[test]
+fn preview_lists_what_would_leave_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    planted(tmp.path(), "sqlite://gatehouse-data/gatehouse.db");
+    let out = ok(gatehouse(tmp.path()).args(["report", "--out", "bundles", "--preview"]));
+    assert!(out.starts_with("Would write (nothing has been written):"), "{out}");
+    for file in ["report.json", "config.yaml", "service.log", "audit.json", "manifest.json, SHA256SUMS"] {
+        assert!(out.contains(file), "{file} missing:\n{out}");
+    }
+    assert!(out.contains("Redacted: ") && out.contains("email"), "{out}");
+    assert!(!tmp.path().join("bundles").exists(), "nothing written");
+    let json: Value = serde_json::from_str(&ok(gatehouse(tmp.path()).args(["--json", "report", "--preview"]))).unwrap();
+    assert_eq!(json["preview"], true);
+    assert!(!tmp.path().join("reports").exists());
 }
