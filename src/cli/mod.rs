@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod banned_email;
 mod client;
+mod completions;
 mod config_cmd;
 mod doctor;
 mod import;
@@ -108,6 +109,10 @@ pub enum Command {
     /// Lockout counters: list them, clear them (all, or one client IP)
     #[command(subcommand)]
     Lockout(lockout::LockoutCommand),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, or write one per command into a folder
+    Man(completions::ManArgs),
 }
 
 /// Runs one command and returns the process exit code. Errors carry their own exit code;
@@ -135,8 +140,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
 
 async fn run_command(cli: Cli) -> Result<i32> {
     let out = Output { json: cli.json, color: cli.color, quiet: cli.quiet };
-    if let Command::Init(args) = cli.command {
-        return init::run(args, &out).await.map(|()| 0);
+    match cli.command {
+        Command::Init(args) => return init::run(args, &out).await.map(|()| 0),
+        Command::Completions(args) => return completions::completions(args).map(|()| 0),
+        Command::Man(args) => return completions::man(args).map(|()| 0),
+        _ => {}
     }
     let loaded = config::load(cli.config.as_deref(), std::env::vars())?;
     match cli.command {
@@ -188,6 +196,8 @@ async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
         | Command::Report(_)
         | Command::Serve(_)
         | Command::License(_)
+        | Command::Completions(_)
+        | Command::Man(_)
         | Command::Cron(_) => {
             unreachable!("handled in run")
         }

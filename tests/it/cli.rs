@@ -648,3 +648,35 @@ fn colour_errors_and_logs_in_the_form_asked_for() {
         assert!(entry["level"].is_string() && entry["timestamp"].is_string(), "{line}");
     }
 }
+
+/// Completions and man pages come from the command-line definition: bash loads the script,
+/// and there is a page per command.
+#[test]
+fn completions_and_man_pages_are_generated_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = ok(gatehouse(tmp.path()).args(["completions", "bash"]));
+    std::fs::write(tmp.path().join("gatehouse.bash"), &script).unwrap();
+    let syntax = std::process::Command::new("bash").arg("-n").arg(tmp.path().join("gatehouse.bash")).output().unwrap();
+    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+    assert!(script.contains("doctor") && script.contains("--symptom"), "every command and flag is in it");
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p gatehouse", tmp.path().join("gatehouse.bash").display()))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains("gatehouse"), "bash registers the completion");
+    for shell in ["zsh", "fish"] {
+        assert!(ok(gatehouse(tmp.path()).args(["completions", shell])).contains("gatehouse"));
+    }
+
+    let page = ok(gatehouse(tmp.path()).arg("man"));
+    assert!(page.contains(".TH gatehouse 1"), "{page}");
+    ok(gatehouse(tmp.path()).args(["man", "pages"]));
+    let pages: Vec<String> = std::fs::read_dir(tmp.path().join("pages"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    for expected in ["gatehouse.1", "gatehouse-doctor.1", "gatehouse-license-verify.1"] {
+        assert!(pages.iter().any(|p| p == expected), "{expected} missing: {pages:?}");
+    }
+}
