@@ -161,10 +161,8 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
 
     // The route's pattern (`/password/reset/{token}`), never the path itself: reset, invite and
     // impersonation links carry their secret in it. A path no route matched holds no live secret.
-    let path = match req.extensions().get::<MatchedPath>() {
-        Some(route) => route.as_str().to_string(),
-        None => req.uri().path().chars().take(200).collect(),
-    };
+    let route = req.extensions().get::<MatchedPath>().map(|r| r.as_str().to_string());
+    let path = route.clone().unwrap_or_else(|| req.uri().path().chars().take(200).collect());
     let method = req.method().clone();
     let started = std::time::Instant::now();
     let mut response = next.run(req).await;
@@ -175,7 +173,9 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         %method, %path, status = response.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0,
         client_ip = %ip, peer = %peer, cf_ray = cf_ray.as_deref().unwrap_or("-"), "request"
     );
-    state.metrics.record(response.status());
+    // Paths no route matched (scanners' guesses) share one label, or they would grow without end.
+    let route = route.as_deref().unwrap_or("(no route)");
+    state.metrics.record(response.status(), method.as_str(), route, started.elapsed().as_secs_f64());
     // A load balancer's health check sent straight to the backend is not a visitor arriving on
     // the wrong host.
     if !super::probes::PATHS.contains(&path.as_str()) {

@@ -1,7 +1,7 @@
 //! Probe endpoints for load balancers, orchestrators, monitoring and the doctor.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
@@ -29,7 +29,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Ready when the database answers and the session store can write, read back and delete a
 /// probe session: a store that cannot persist sessions is the "login loops back" failure.
-async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
+async fn readiness(state: &AppState) -> [(&'static str, Result<(), String>); 2] {
     // Each probe within its own deadline: a database that is down must make the answer "not
     // ready" at once, not after the pool's connect timeout (an orchestrator's probe gives up
     // long before, and a probe that hangs reads as a hung process).
@@ -60,45 +60,66 @@ async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     })
     .await;
     let store = within("the session store")(store);
-    let ok = db.is_ok() && store.is_ok();
-    let detail = json!({
-        "database": db.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
-        "session_store": store.map(|()| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
-    });
-    (ok, detail)
+    [("database", db.map_err(|e| e.to_string())), ("session_store", store.map_err(|e| e.to_string()))]
 }
 
-#[derive(serde::Deserialize)]
-struct ReadyQuery {
-    verbose: Option<String>,
-}
-
-async fn readyz(State(state): State<AppState>, Query(q): Query<ReadyQuery>) -> Response {
-    let (ok, detail) = readiness(&state).await;
+/// `/readyz`, as Kubernetes' own probes answer: `ready`; with `?verbose` one `[+]name ok` /
+/// `[-]name failed: why` line per check and a verdict line; `?exclude=NAME` (repeatable)
+/// leaves a check out of the verdict; `?format=json` the same as JSON.
+async fn readyz(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let has = |key: &str| params.iter().any(|(k, _)| k == key);
+    let excluded: Vec<&str> = params.iter().filter(|(k, _)| k == "exclude").map(|(_, v)| v.as_str()).collect();
+    let checks = readiness(&state).await;
+    let ok = checks.iter().all(|(name, r)| r.is_ok() || excluded.contains(name));
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    if q.verbose.is_some() {
-        (status, Json(json!({"ready": ok, "checks": detail}))).into_response()
-    } else {
-        (status, if ok { "ready\n" } else { "not ready\n" }).into_response()
+    if params.iter().any(|(k, v)| k == "format" && v == "json") {
+        let detail: serde_json::Map<String, serde_json::Value> = checks
+            .iter()
+            .map(|(name, r)| {
+                (name.to_string(), json!(r.as_ref().map(|()| "ok".to_string()).unwrap_or_else(Clone::clone)))
+            })
+            .collect();
+        return (status, Json(json!({"ready": ok, "checks": detail, "excluded": excluded}))).into_response();
     }
+    if !has("verbose") {
+        return (status, if ok { "ready\n" } else { "not ready\n" }).into_response();
+    }
+    let mut text = String::new();
+    for (name, result) in &checks {
+        let skipped = if excluded.contains(name) { " excluded:" } else { "" };
+        match result {
+            Ok(()) => text += &format!("[+]{name}{skipped} ok\n"),
+            Err(why) => text += &format!("[-]{name}{skipped} failed: {why}\n"),
+        }
+    }
+    let unknown: Vec<&&str> = excluded.iter().filter(|e| !checks.iter().any(|(n, _)| n == *e)).collect();
+    if !unknown.is_empty() {
+        text += &format!("warn: some checks cannot be excluded: no matches for {unknown:?}\n");
+    }
+    text += if ok { "readyz check passed\n" } else { "readyz check failed\n" };
+    (status, text).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let db = state.db();
     let (expired, _) = state.auth.sessions.expired().await.unwrap_or((0, None));
-    let queue = crate::mail::stats(state.db()).await.unwrap_or_default();
-    let gauges = [
-        ("gatehouse_sessions_expired", "Expired sessions not yet collected.", expired as f64),
-        ("gatehouse_mail_queued", "Messages waiting in the outbox.", queue.queued as f64),
-        ("gatehouse_mail_failed", "Messages that failed permanently.", queue.failed as f64),
-        ("gatehouse_connections_open", "Open client connections.", state.connections.open() as f64),
-    ];
-    let counters = [(
-        "gatehouse_connections_refused_total",
-        "Connections answered 503 and closed for being over a server.max_connections* limit.",
-        state.connections.refused() as f64,
-    )];
-    let text = state.metrics.render(&counters, &gauges);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let queue = crate::mail::stats(db).await.unwrap_or_default();
+    let now = db.now();
+    let lockouts = state.auth.lockouts().await.map(|c| c.iter().filter(|c| c.locked).count()).unwrap_or(0);
+    let cron = crate::cron::heartbeat::all(db).await.ok().and_then(|b| b.into_iter().find(|b| b.role == "cron"));
+    let scraped = super::metrics::Scraped {
+        sessions_expired: expired,
+        mail_queued: queue.queued,
+        mail_failed: queue.failed,
+        mail_oldest_age_seconds: queue.oldest_queued_at.map_or(0, |at| (now - at).max(0)),
+        lockouts_active: lockouts as i64,
+        connections_open: state.connections.open() as i64,
+        connections_refused: state.connections.refused(),
+        cron_last_run: cron.map(|b| b.at),
+    };
+    ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], state.metrics.render(&scraped)).into_response()
 }
 
 async fn well_known(State(state): State<AppState>) -> Json<serde_json::Value> {

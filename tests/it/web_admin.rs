@@ -234,6 +234,14 @@ async fn files_store_keeps_hashed_sessions_in_private_files(backend: Backend) {
     assert!(r.body.contains("Your session could not be saved"), "{}", r.body);
     let ready = reqwest::get(server.url("readyz?verbose")).await.unwrap();
     assert_eq!(ready.status(), 503, "readiness shows the store failing");
+    let text = ready.text().await.unwrap();
+    assert!(
+        text.contains("[+]database ok\n[-]session_store failed: ") && text.ends_with("readyz check failed\n"),
+        "{text}"
+    );
+    let excluded = reqwest::get(server.url("readyz?verbose&exclude=session_store")).await.unwrap();
+    assert_eq!(excluded.status(), 200, "excluded from the verdict");
+    assert!(excluded.text().await.unwrap().contains("[-]session_store excluded: failed: "));
     std::fs::create_dir_all(&dir).unwrap();
     assert_eq!(reqwest::get(server.url("readyz")).await.unwrap().status(), 200);
     assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
@@ -243,14 +251,40 @@ async fn probes_answer(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     assert_eq!(reqwest::get(server.url("healthz")).await.unwrap().status(), 200);
     assert_eq!(reqwest::get(server.url("livez")).await.unwrap().text().await.unwrap(), "ok\n");
-    let ready: Value = reqwest::get(server.url("readyz?verbose")).await.unwrap().json().await.unwrap();
+    let ready: Value = reqwest::get(server.url("readyz?format=json")).await.unwrap().json().await.unwrap();
     assert_eq!(ready["ready"], true, "{ready}");
+    // As Kubernetes' own probes answer, and a check can be left out of the verdict.
+    let verbose = reqwest::get(server.url("readyz?verbose")).await.unwrap().text().await.unwrap();
+    assert_eq!(verbose, "[+]database ok\n[+]session_store ok\nreadyz check passed\n");
     let known: Value = reqwest::get(server.url(".well-known/gatehouse")).await.unwrap().json().await.unwrap();
     assert_eq!(known["system_url"], server.base);
     assert_eq!(known["instance_id"].as_str().unwrap().len(), 32);
     let metrics = reqwest::get(server.url("metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("gatehouse_http_responses_total{class=\"2xx\"}"), "{metrics}");
     assert!(metrics.contains("gatehouse_sessions_expired"));
+
+    // What a platform's monitoring expects: build info, latency by route pattern (never a raw
+    // path: a reset token must not become a label), login outcomes, the last cron run.
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(server.browser().get("password/reset/not-a-real-token-s3cr3t").await.status, 404, "an invalid link");
+    gatehouse::cron::Cron { loaded: &server.state.loaded, auth: server.auth() }
+        .run(Some(gatehouse::cron::Job::Heartbeat))
+        .await
+        .unwrap();
+    let response = reqwest::get(server.url("metrics")).await.unwrap();
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let metrics = response.text().await.unwrap();
+    assert!(metrics.contains(&format!("gatehouse_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))));
+    assert!(metrics.contains("gatehouse_logins_total{outcome=\"ok\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("gatehouse_http_request_duration_seconds_count{method=\"POST\",route=\"/login\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("route=\"/password/reset/{token}\""), "the pattern, not the path");
+    assert!(!metrics.contains("s3cr3t"), "no token in a label");
+    assert!(metrics.contains("gatehouse_cron_last_run_timestamp_seconds "), "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"));
 }
 
 /// Unknown routes and methods answer in the API's error contract under `/api/`, and with a page

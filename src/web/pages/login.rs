@@ -14,6 +14,7 @@ use crate::auth::{Login, SignedIn, Visitor};
 use crate::secrets::tokens;
 use crate::web::AppState;
 use crate::web::context::Ctx;
+use crate::web::metrics::LoginOutcome;
 use crate::web::render::{Page, internal, message, see_other, sentence};
 
 /// One answer for an unknown email, a wrong password, a user without a password and a lockout.
@@ -63,16 +64,16 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
     };
     match outcome {
         Login::Refused => {
-            state.metrics.login(false);
+            state.metrics.login(LoginOutcome::refused);
             login_page(&state, Some(&session), email, StatusCode::UNAUTHORIZED, LOGIN_INCORRECT)
         }
         Login::ClientsClosed => {
-            state.metrics.login(false);
+            state.metrics.login(LoginOutcome::closed);
             let text = "The account you belong to is closed. Contact support if you need access to its records.";
             message(&state, Some(&session), StatusCode::FORBIDDEN, "Account closed", text)
         }
         Login::Accepted { user, clients, second_factor } => {
-            state.metrics.login(true);
+            state.metrics.login(LoginOutcome::ok);
             let Some(method) = second_factor else {
                 return finish(&state, &session, &user, &ctx, SignedIn::default()).await;
             };
