@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod cli_auth;
 mod config;
+mod contrib;
 mod doctor_checks;
 mod doctor_engine;
 mod doctor_fix;
