@@ -60,15 +60,23 @@ pub async fn run(args: InitArgs, out: &Output) -> Result<()> {
         let _ = std::fs::remove_file(&path);
     }
     let (db_shown, admin, token) = result?;
+    let config = std::fs::canonicalize(&path).unwrap_or(path.clone());
+    let config = config.display();
     out.emit(&json!({"config": path, "database": db_shown, "admin": admin, "token": token.token}), || {
         format!(
             "Wrote {}\nCreated database {db_shown}\nCreated admin `{}` with role `{}`\n\n\
-                 API token (shown once; store it now): {}\n\nNext: gatehouse --config {} doctor",
+             API token (shown once; store it now): {}\n\n\
+             Next steps:\n  \
+             1. Serve it:   gatehouse --config {config} serve\n     \
+             (as a service: contrib/systemd/gatehouse.service; README, \"Running it as a service\")\n  \
+             2. Cron, every cron.interval (5m), same configuration:\n     \
+             */5 * * * * gatehouse --config {config} cron\n     \
+             (or contrib/systemd/gatehouse-cron.timer)\n  \
+             3. Check it:   gatehouse --config {config} doctor",
             path.display(),
             admin.username,
             admin.role_name.clone().unwrap_or_default(),
             token.token,
-            path.display()
         )
     })
 }

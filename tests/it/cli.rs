@@ -680,3 +680,46 @@ fn completions_and_man_pages_are_generated_from_the_cli() {
         assert!(pages.iter().any(|p| p == expected), "{expected} missing: {pages:?}");
     }
 }
+
+/// A deployment made by `init` and started as its next steps say — serve, cron, doctor — is all
+/// green: not one warning on the first run.
+#[test]
+fn the_first_run_after_init_is_all_green() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let init = ok(gatehouse(tmp.path()).args(["init", "--dir", "site", "--system-url", &url]));
+    let config = std::fs::canonicalize(tmp.path().join("site/gatehouse.yaml")).unwrap();
+    let config = config.to_str().unwrap();
+    for step in [format!("gatehouse --config {config} serve"), format!("*/5 * * * * gatehouse --config {config} cron")]
+    {
+        assert!(init.contains(&step), "init says how: {step}\n{init}");
+    }
+
+    let mut serve = std::process::Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
+        .args(["--config", config, "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(serve.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    ok(gatehouse(tmp.path()).args(["--config", config, "cron"]));
+    let doctor = run(gatehouse(tmp.path())
+        .env("GATEHOUSE_DOCTOR__DISK_MIN_FREE", "1B")
+        .env("GATEHOUSE_DOCTOR__DISK_MIN_FREE_PERCENT", "0")
+        .args(["--config", config, "--json", "doctor", "--fail-on", "warn"]));
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let report: Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let problems: Vec<String> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !["pass", "skipped"].contains(&r["status"].as_str().unwrap()))
+        .map(|r| format!("{} {}: {}", r["status"], r["id"], r["message"]))
+        .collect();
+    assert!(problems.is_empty(), "the first run after init: {problems:#?}");
+    assert_eq!(doctor.code, 0);
+}
