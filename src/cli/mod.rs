@@ -127,12 +127,17 @@ pub async fn run(cli: Cli) -> Result<i32> {
     };
     let json = cli.json;
     match (run_command(cli).await, format) {
+        (Err(e), Some(crate::report::Format::Nagios)) => {
+            println!("GATEHOUSE UNKNOWN - {}", e.to_string().lines().next().unwrap_or_default());
+            output::error(&e, json);
+            Ok(3)
+        }
         (Err(e), Some(format)) => {
             let report = crate::doctor::Report::could_not_start(&e.to_string());
             let options = crate::report::RenderOptions { fail_on: crate::report::FailOn::Fail, color: false };
             print!("{}", crate::report::render(format, &report, options));
             output::error(&e, json);
-            Ok(if format == crate::report::Format::Nagios { 3 } else { e.exit_code() })
+            Ok(e.exit_code())
         }
         (other, _) => other,
     }

@@ -92,7 +92,13 @@ fn a_bad_profile_stops_the_run_with_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let (code, json, stderr) = doctor(tmp.path(), "only: [nope]\n", &[]);
     assert_eq!(code, 2);
-    assert!(json.is_null(), "nothing ran");
+    // Nothing ran; the reader of the JSON still gets a report, whose one result says why.
+    assert_eq!(json["results"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(
+        (json["results"][0]["id"].as_str(), json["results"][0]["status"].as_str()),
+        (Some("doctor.run"), Some("error"))
+    );
+    assert!(json["results"][0]["message"].as_str().unwrap().contains("unknown check id `nope`"), "{json}");
     assert!(stderr.starts_with("error[invalid_config]: profile.yaml:1:8: unknown check id `nope`"), "{stderr}");
 }
 
