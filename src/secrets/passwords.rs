@@ -53,6 +53,10 @@ pub fn verify(secret: &str, phc: &str) -> bool {
 
 /// The kind of a stored password hash: `argon2id`, `argon2id_weak` (below the OWASP minimum),
 /// `argon2_other`, `bcrypt`, `md5_salted` or `unknown`.
+/// How every hash gatehouse makes begins (PHC string up to the salt): a hash that starts so is
+/// `argon2id` at the policy without looking further.
+pub const POLICY_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
+
 pub fn hash_kind(hash: &str) -> &'static str {
     if let Some(rest) = hash.strip_prefix("$argon2id$") {
         // $argon2id$v=19$m=19456,t=2,p=1$salt$hash
@@ -147,7 +151,8 @@ mod tests {
     #[test]
     fn hashes_are_argon2id_with_owasp_parameters() {
         let h = hash("correct horse battery staple").unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(h.starts_with(POLICY_PREFIX), "{h}");
+        assert_eq!(hash_kind(&h), "argon2id");
         assert!(verify("correct horse battery staple", &h));
         assert!(!verify("correct horse battery stapler", &h));
         assert!(!verify("anything", "not a hash"));
