@@ -175,7 +175,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     );
     // Paths no route matched (scanners' guesses) share one label, or they would grow without end.
     let route = route.as_deref().unwrap_or("(no route)");
-    state.metrics.record(response.status(), method.as_str(), route, started.elapsed().as_secs_f64());
+    state.metrics.record(response.status(), &method, route, started.elapsed().as_secs_f64());
     // A load balancer's health check sent straight to the backend is not a visitor arriving on
     // the wrong host.
     if !super::probes::PATHS.contains(&path.as_str()) {

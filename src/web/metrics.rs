@@ -24,8 +24,40 @@ struct ClassLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
+}
+
+/// The method's name, for a label: the standard ones, and `OTHER` for the rest (so a client
+/// inventing methods cannot grow the label set).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The route pattern as a `&'static str`: there are as many as the router has routes, each
+/// kept once, so recording a request allocates nothing.
+fn interned(route: &str) -> &'static str {
+    static ROUTES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+    if let Some(known) = ROUTES.read().unwrap_or_else(|p| p.into_inner()).iter().find(|r| **r == route) {
+        return known;
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = routes.iter().find(|r| **r == route) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(route.to_string().into_boxed_str());
+    routes.push(leaked);
+    leaked
 }
 
 /// How a password login ended.
@@ -96,11 +128,13 @@ pub struct Scraped {
 }
 
 impl Metrics {
-    /// One answered request: its status, route pattern, method and time taken.
-    pub fn record(&self, status: axum::http::StatusCode, method: &str, route: &str, seconds: f64) {
+    /// One answered request: its status, route pattern (one of the router's: callers pass
+    /// `MatchedPath` or a fixed name, never a raw path), method and time taken.
+    pub fn record(&self, status: axum::http::StatusCode, method: &axum::http::Method, route: &str, seconds: f64) {
         let class = ["1xx", "2xx", "3xx", "4xx", "5xx"][(status.as_u16() / 100).clamp(1, 5) as usize - 1];
         self.responses.get_or_create(&ClassLabel { class }).inc();
-        self.latency.get_or_create(&RouteLabels { method: method.into(), route: route.into() }).observe(seconds);
+        let labels = RouteLabels { method: method_label(method), route: interned(route) };
+        self.latency.get_or_create(&labels).observe(seconds);
         self.sent.fetch_add(1, Ordering::Relaxed);
     }
 
