@@ -11,7 +11,8 @@
 //! The server runs on its own multi-threaded runtime (one worker per core, as `gatehouse serve`
 //! does); the load generator runs on one separate thread, like `wrk -t1` would — it shares the
 //! machine's cores with the server, so the figures are a floor. SQLite in WAL mode in a temporary
-//! directory; release build; request logging off.
+//! directory — or, with `GATEHOUSE_BENCH_POSTGRES_URL=postgres://…`, PostgreSQL (a schema of its
+//! own, dropped afterwards); release build; request logging off.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,9 +33,11 @@ fn main() {
     let server = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let load = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let base = server.block_on(start_server(dir.path()));
+    let postgres = std::env::var("GATEHOUSE_BENCH_POSTGRES_URL").ok().map(|url| server.block_on(Schema::create(url)));
+    let base = server.block_on(start_server(dir.path(), postgres.as_ref().map(|s| s.url.as_str())));
 
-    println!("gatehouse serve benchmark — {} cores, SQLite (WAL), {} s per measurement", cores(), MEASURE.as_secs());
+    let store = if postgres.is_some() { "PostgreSQL" } else { "SQLite (WAL)" };
+    println!("gatehouse serve benchmark — {} cores, {store}, {} s per measurement", cores(), MEASURE.as_secs());
     let verifies = server.block_on(bare_verifies());
     println!("bare argon2id verifies/s ({} threads):      {verifies:>9.1}", cores());
     let logins = load.block_on(logins(&base, 4 * cores()));
@@ -45,6 +48,36 @@ fn main() {
     );
     let (rps, p50, p99) = load.block_on(clientarea(&base, 64));
     println!("GET /clientarea req/s (64 connections):    {rps:>9.0}  p50 {p50:.2} ms  p99 {p99:.2} ms");
+    if let Some(schema) = postgres {
+        server.block_on(schema.drop());
+    }
+}
+
+/// A PostgreSQL schema of the benchmark's own.
+struct Schema {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    async fn create(admin: String) -> Self {
+        use sqlx::Connection;
+        let name = format!("gh_bench_{}", std::process::id());
+        let mut c = sqlx::PgConnection::connect(&admin).await.expect("GATEHOUSE_BENCH_POSTGRES_URL is reachable");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut c).await.unwrap();
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options[search_path]={name}");
+        Self { admin, name, url }
+    }
+
+    async fn drop(self) {
+        use sqlx::Connection;
+        if let Ok(mut c) = sqlx::PgConnection::connect(&self.admin).await {
+            let _ =
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name))).execute(&mut c).await;
+        }
+    }
 }
 
 fn cores() -> usize {
@@ -52,7 +85,7 @@ fn cores() -> usize {
 }
 
 /// Starts the service on 127.0.0.1 with one client whose owner can log in; returns system_url.
-async fn start_server(dir: &std::path::Path) -> String {
+async fn start_server(dir: &std::path::Path, database_url: Option<&str>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let config = dir.join("gatehouse.yaml");
@@ -61,7 +94,8 @@ async fn start_server(dir: &std::path::Path) -> String {
         &config,
         format!(
             "system_url: \"{base}\"\nsecurity:\n  lockout: {{ max_failures: 1000000, ip_max_failures: 1000000, window: 1m, lock: 1m }}\n\
-             sessions:\n  ip_check: false\n"
+             sessions:\n  ip_check: false\n{}",
+            database_url.map(|u| format!("database_url: \"{u}\"\n")).unwrap_or_default()
         ),
     )
     .unwrap();
