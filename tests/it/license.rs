@@ -389,6 +389,10 @@ async fn the_cli_shows_the_standing_and_verifies_with_exit_codes() {
     assert_eq!(verified.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&verified.stderr));
     assert!(text.contains("status:") && text.contains("active") && text.contains("tcp"), "{text}");
 
+    let verified: serde_json::Value = serde_json::from_slice(&run(&["--json", "license", "verify"]).stdout).unwrap();
+    assert_eq!((verified["reply"].as_str(), verified["answer"]["status"].as_str()), (Some("answered"), Some("active")));
+    assert_eq!((verified["context"].as_str(), verified["applied"].as_bool()), (Some("cli"), Some(true)));
+
     let status = run(&["--json", "license", "status"]);
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["standing"]["standing"], "active");
