@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use super::check::Outcome;
 use crate::accounts::Accounts;
 use crate::config::{Backend, Config, Loaded};
+use crate::cron::heartbeat::{self, Heartbeat};
 use crate::net::resolve::Resolver;
 use crate::services::Services;
 use crate::store::{Clock, Db};
@@ -19,6 +20,9 @@ pub struct Context {
     pub loaded: Loaded,
     db: OnceCell<Result<Db, String>>,
     resolver: OnceCell<Result<Resolver, String>>,
+    /// Built once per run: every check that reads data shares them (and one schema check).
+    services: OnceCell<Result<Services, Outcome>>,
+    heartbeats: OnceCell<Result<Vec<Heartbeat>, Outcome>>,
     thresholds: HashMap<String, Map<String, Value>>,
     deadline: Duration,
     clock: Clock,
@@ -39,6 +43,8 @@ impl Context {
             loaded,
             db: OnceCell::new(),
             resolver: OnceCell::new(),
+            services: OnceCell::new(),
+            heartbeats: OnceCell::new(),
             thresholds: HashMap::new(),
             deadline,
             clock: Clock::default(),
@@ -120,24 +126,48 @@ impl Context {
             .map_err(|e| DbUnavailable::Unreachable(e.clone()))
     }
 
-    /// The accounts service over a migrated database, or the outcome a check reports when
-    /// there is none: skipped for a fresh deployment, error when unreachable.
+    /// The services over a migrated database, or the outcome a check reports when there is
+    /// none: skipped for a fresh deployment, error when unreachable. Built once per run.
+    pub async fn services(&self) -> Result<&Services, Outcome> {
+        self.services
+            .get_or_init(|| async {
+                let db = match self.db().await {
+                    Ok(db) => db,
+                    Err(DbUnavailable::NotCreated(f)) => {
+                        return Err(Outcome::skipped(format!("the database {f} has not been created yet")));
+                    }
+                    Err(DbUnavailable::Unreachable(e)) => return Err(Outcome::error(e)),
+                };
+                match db.migration_status().await {
+                    Ok(s) if s.is_current() => Ok(Services::over(db.clone(), &self.loaded)),
+                    Ok(s) => Err(Outcome::skipped(format!(
+                        "the database schema is not current (pending migrations {:?})",
+                        s.pending
+                    ))),
+                    Err(e) => Err(Outcome::error(format!("cannot read the schema version: {e}"))),
+                }
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The accounts service (see [`Context::services`]).
     pub async fn accounts(&self) -> Result<Accounts, Outcome> {
-        let db = match self.db().await {
-            Ok(db) => db,
-            Err(DbUnavailable::NotCreated(f)) => {
-                return Err(Outcome::skipped(format!("the database {f} has not been created yet")));
-            }
-            Err(DbUnavailable::Unreachable(e)) => return Err(Outcome::error(e)),
-        };
-        match db.migration_status().await {
-            Ok(s) if s.is_current() => Ok(Services::over(db.clone(), &self.loaded).accounts),
-            Ok(s) => Err(Outcome::skipped(format!(
-                "the database schema is not current (pending migrations {:?})",
-                s.pending
-            ))),
-            Err(e) => Err(Outcome::error(format!("cannot read the schema version: {e}"))),
-        }
+        self.services().await.map(|s| s.accounts.clone())
+    }
+
+    /// Every process's heartbeat, newest first, read once per run.
+    pub async fn heartbeats(&self) -> Result<&[Heartbeat], Outcome> {
+        let services = self.services().await?;
+        self.heartbeats
+            .get_or_init(|| async {
+                heartbeat::all(&services.db).await.map_err(|e| Outcome::error(format!("cannot read heartbeats: {e}")))
+            })
+            .await
+            .as_ref()
+            .map(Vec::as_slice)
+            .map_err(Clone::clone)
     }
 
     pub async fn close(&self) {

@@ -1,6 +1,5 @@
 //! `cron.activity`: is `gatehouse cron` running?
 
-use crate::cron::heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::store::rfc3339;
@@ -27,10 +26,7 @@ impl Check for Activity {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         judged(async move {
-            let accounts = ctx.accounts().await?;
-            let beats = heartbeat::all(accounts.db())
-                .await
-                .map_err(|e| Outcome::error(format!("cannot read heartbeats: {e}")))?;
+            let beats = ctx.heartbeats().await?;
             let interval = ctx.config().cron.interval.as_secs();
             let Some(last) = beats.iter().find(|b| b.role == "cron") else {
                 return Err(Outcome::fail("`gatehouse cron` has never run against this database")

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cron::heartbeat::{self, Heartbeat};
+use crate::cron::heartbeat::Heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::model::Status;
@@ -38,10 +38,7 @@ impl Check for Drift {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         judged(async move {
-            let accounts = ctx.accounts().await?;
-            let beats = heartbeat::all(accounts.db())
-                .await
-                .map_err(|e| Outcome::error(format!("cannot read heartbeats: {e}")))?;
+            let beats = ctx.heartbeats().await?;
             let since = ctx.now() - freshness(ctx);
             let live: Vec<&Heartbeat> = beats.iter().filter(|b| b.at >= since).collect();
             let name = |b: &Heartbeat| format!("{} on {} in {} (pid {})", b.role, b.host, b.install_dir, b.pid);

@@ -4,7 +4,7 @@
 
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
-use crate::license::{License, Reply};
+use crate::license::Reply;
 
 pub struct Connectivity;
 
@@ -42,8 +42,7 @@ impl Check for Connectivity {
                 )
                 .remediation("Set license.server to the licensing service's base URL from the vendor."));
             };
-            let accounts = ctx.accounts().await?;
-            let license = License::new(&ctx.loaded, accounts.db().clone());
+            let license = &ctx.services().await?.license;
             let resolver = ctx.resolver().await.map_err(Outcome::error)?;
             // A real verification request (answered and signed like any other), whose answer
             // is judged and then dropped: the doctor changes no cache.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cron::heartbeat::{self, Heartbeat};
+use crate::cron::heartbeat::Heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::license::records::{self, Record};
@@ -41,8 +41,8 @@ impl Check for Validity {
             if ctx.config().license.key.is_empty() {
                 return Ok(Outcome::skipped("license.key is not set: unlicensed mode, nothing is verified or locked"));
             }
-            let accounts = ctx.accounts().await?;
-            let license = License::new(&ctx.loaded, accounts.db().clone());
+            let services = ctx.services().await?;
+            let license = &services.license;
             let verify_again = "Then run `gatehouse license verify`.";
             let key = match license.key() {
                 Some(Ok(key)) => key,
@@ -59,10 +59,10 @@ impl Check for Validity {
                     "Set license.public_key to the vendor's ed25519 public key. {verify_again}"
                 )));
             }
-            let db = accounts.db();
+            let db = &services.db;
             let error = |what: &str, e: crate::Error| Outcome::error(format!("cannot read {what}: {e}"));
             let recorded = records::all(db).await.map_err(|e| error("license verifications", e))?;
-            let beats = heartbeat::all(db).await.map_err(|e| error("heartbeats", e))?;
+            let beats = ctx.heartbeats().await?;
             let cached = license.cached().expect("the key is set");
             let base = |o: Outcome| {
                 o.with("key_id", key.id())
@@ -108,8 +108,8 @@ impl Check for Validity {
                     .with("server_reason", &answer.reason)
             };
 
-            let mut problems = mismatches(&answer.binding, &license, &recorded, &beats);
-            problems.extend(context_differences(&recorded, &beats));
+            let mut problems = mismatches(&answer.binding, license, &recorded, beats);
+            problems.extend(context_differences(&recorded, beats));
             let reissue = "Ask the vendor to reissue the license for where it runs now (domain, IP and install \
                            directory), or move the installation back; run cron and the CLI from the install \
                            directory with the web server's configuration.";

@@ -1,7 +1,6 @@
 //! `time.timezone`: the configured zone, the zone this process really runs in, and the zones
 //! the web server and cron reported in their heartbeats: they must agree.
 
-use crate::cron::heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::system::effective_zone;
@@ -36,10 +35,7 @@ impl Check for TimeZone {
             let effective = effective_zone();
             let offset = chrono::Local::now().format("%:z").to_string();
             // The fleet's zones, when there is a database with heartbeats in it.
-            let beats = match ctx.accounts().await {
-                Ok(accounts) => heartbeat::all(accounts.db()).await.unwrap_or_default(),
-                Err(_) => Vec::new(),
-            };
+            let beats = ctx.heartbeats().await.unwrap_or_default();
             let recent: Vec<_> = beats.iter().filter(|b| ctx.now() - b.at < RECENT_SECS).collect();
             let processes: Vec<_> = recent
                 .iter()
