@@ -130,6 +130,20 @@ pub fn problems_first(report: &Report) -> (Vec<&crate::doctor::CheckResult>, Vec
     (problems, rest)
 }
 
+/// What the templates of the formats a person reads are given: the report, its problems first
+/// and the rest, the symptoms they explain, the summary line.
+fn reading_context(report: &Report) -> minijinja::Value {
+    use minijinja::value::{Serde, Value};
+    let (problems, rest) = problems_first(report);
+    minijinja::context! {
+        report => Value::from(Serde(report)),
+        problems => Value::from(Serde(&problems)),
+        rest => Value::from(Serde(&rest)),
+        seen => Value::from(Serde(&symptoms_seen(report))),
+        summary => summary_line(report),
+    }
+}
+
 /// The troubleshooting rows this report's problems explain, with how many problems explain
 /// each: "what your users are probably seeing".
 #[derive(Debug, serde::Serialize)]
