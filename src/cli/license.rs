@@ -5,7 +5,7 @@ use clap::Subcommand;
 use super::output::{fields, table, time};
 use super::{Context, Output};
 use crate::error::{Error, Result};
-use crate::license::{self, Binding, Reply, Standing, records};
+use crate::license::{self, Reply, Standing, records};
 
 #[derive(Debug, Subcommand)]
 pub enum LicenseCommand {
@@ -22,11 +22,6 @@ pub async fn run(command: LicenseCommand, ctx: &Context, out: &Output) -> Result
         LicenseCommand::Status => status(ctx, out).await.map(|()| 0),
         LicenseCommand::Verify => verify(ctx, out).await,
     }
-}
-
-fn binding(b: &Binding) -> String {
-    let list = |v: &[String]| if v.is_empty() { "any".to_string() } else { v.join(", ") };
-    format!("domain {}; IP {}; directory {}", list(&b.domains), list(&b.ips), list(&b.directories))
 }
 
 async fn status(ctx: &Context, out: &Output) -> Result<()> {
@@ -49,14 +44,14 @@ async fn status(ctx: &Context, out: &Output) -> Result<()> {
             }
             Standing::Active { answer, due_at } | Standing::Grace { answer, due_at, .. } => {
                 pairs.push(("status", answer.status.to_string()));
-                pairs.push(("licensed for", binding(&answer.binding)));
+                pairs.push(("licensed for", answer.binding.to_string()));
                 pairs.push(("last check", answer.checked_at.to_rfc3339()));
                 pairs.push(("next check due", due_at.clone()));
             }
             Standing::Locked { reason, answer } => {
                 pairs.push(("admin functions", format!("LOCKED: {reason}")));
                 if let Some(answer) = answer {
-                    pairs.push(("licensed for", binding(&answer.binding)));
+                    pairs.push(("licensed for", answer.binding.to_string()));
                     pairs.push(("last check", answer.checked_at.to_rfc3339()));
                 }
             }
@@ -105,7 +100,8 @@ async fn verify(ctx: &Context, out: &Output) -> Result<i32> {
             .collect();
         let mut pairs = match &verification.reply {
             Reply::Answered { answer, .. } => {
-                let mut pairs = vec![("status", answer.status.to_string()), ("licensed for", binding(&answer.binding))];
+                let mut pairs =
+                    vec![("status", answer.status.to_string()), ("licensed for", answer.binding.to_string())];
                 if !answer.reason.is_empty() {
                     pairs.push(("reason", answer.reason.clone()));
                 }

@@ -115,6 +115,18 @@ pub struct Binding {
     pub directories: Vec<String>,
 }
 
+impl std::fmt::Display for Binding {
+    /// "domain portal.example.com; directory /srv/gatehouse", or "not bound".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [("domain", &self.domains), ("IP", &self.ips), ("directory", &self.directories)]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(what, v)| format!("{what} {}", v.join(", ")))
+            .collect();
+        if parts.is_empty() { f.write_str("not bound") } else { f.write_str(&parts.join("; ")) }
+    }
+}
+
 impl Binding {
     /// How `facts` fall outside this binding, one sentence per fact, for a process that runs
     /// as `who` ("web", "cron"): "licensed for directory /srv/gatehouse; cron runs from …".
