@@ -145,20 +145,22 @@ impl License {
         Facts { domain: self.domain.clone(), ip, directory: self.directory.clone() }
     }
 
-    /// What the cache holds for the configured key; `None` in unlicensed mode.
-    pub fn cached(&self) -> Option<Cached> {
+    /// What the cache holds for the configured key: `None` in unlicensed mode, `Some(Err)` when
+    /// the key or the public key is unusable (then no answer can be judged at all).
+    pub fn cached(&self) -> Option<std::result::Result<Cached, String>> {
         let key = self.key()?;
         Some(match (key, self.public_key()) {
-            (Ok(key), Ok(public_key)) => cache::read(&self.data_dir, &public_key, &key.id()),
-            (Err(why), _) => Cached::Unreadable(format!("license.key: {why}")),
-            (_, Err(why)) => Cached::Unreadable(why),
+            (Ok(key), Ok(public_key)) => Ok(cache::read(&self.data_dir, &public_key, &key.id())),
+            (Err(why), _) => Err(format!("license.key: {why}")),
+            (_, Err(why)) => Err(why),
         })
     }
 
     pub fn standing(&self) -> Standing {
         match self.cached() {
             None => Standing::Unlicensed,
-            Some(cached) => standing::judge(&cached, self.db.now()),
+            Some(Ok(cached)) => standing::judge(&cached, self.db.now()),
+            Some(Err(unusable)) => Standing::Locked { reason: unusable, answer: None },
         }
     }
 

@@ -63,7 +63,10 @@ impl Check for Validity {
             let error = |what: &str, e: crate::Error| Outcome::error(format!("cannot read {what}: {e}"));
             let recorded = records::all(db).await.map_err(|e| error("license verifications", e))?;
             let beats = ctx.heartbeats().await?;
-            let cached = license.cached().expect("the key is set");
+            let cached = match license.cached() {
+                Some(Ok(cached)) => cached,
+                _ => unreachable!("the key and the public key were checked above"),
+            };
             let base = |o: Outcome| {
                 o.with("key_id", key.id())
                     .with("cache", license.cache_path())
@@ -146,23 +149,14 @@ impl Check for Validity {
                          {verify_again}"
                     )),
                 Standing::Active { due_at, .. } => base(Outcome::pass(format!(
-                    "active ({}), verified {}; next check due {due_at}",
-                    describe(&answer.binding),
+                    "active (licensed for {}), verified {}; next check due {due_at}",
+                    answer.binding,
                     answer.checked_at.to_rfc3339()
                 ))),
                 Standing::Unlicensed => unreachable!("the key is set"),
             })
         })
     }
-}
-
-fn describe(b: &Binding) -> String {
-    let parts: Vec<String> = [("domain", &b.domains), ("IP", &b.ips), ("directory", &b.directories)]
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(what, v)| format!("{what} {}", v.join(", ")))
-        .collect();
-    if parts.is_empty() { "not bound".into() } else { format!("licensed for {}", parts.join("; ")) }
 }
 
 /// The latest heartbeat of each role (`web`, `cron`): where those processes run now.
