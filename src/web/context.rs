@@ -161,8 +161,12 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
 
     // The route's pattern (`/password/reset/{token}`), never the path itself: reset, invite and
     // impersonation links carry their secret in it. A path no route matched holds no live secret.
-    let route = req.extensions().get::<MatchedPath>().map(|r| r.as_str().to_string());
-    let path = route.clone().unwrap_or_else(|| req.uri().path().chars().take(200).collect());
+    // `MatchedPath` is shared (an `Arc`): keeping it costs no copy of the pattern.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let path: std::borrow::Cow<str> = match &route {
+        Some(r) => r.as_str().into(),
+        None => req.uri().path().chars().take(200).collect::<String>().into(),
+    };
     let method = req.method().clone();
     let started = std::time::Instant::now();
     let mut response = next.run(req).await;
@@ -174,11 +178,11 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         client_ip = %ip, peer = %peer, cf_ray = cf_ray.as_deref().unwrap_or("-"), "request"
     );
     // Paths no route matched (scanners' guesses) share one label, or they would grow without end.
-    let route = route.as_deref().unwrap_or("(no route)");
+    let route = route.as_ref().map_or("(no route)", MatchedPath::as_str);
     state.metrics.record(response.status(), &method, route, started.elapsed().as_secs_f64());
     // A load balancer's health check sent straight to the backend is not a visitor arriving on
     // the wrong host.
-    if !super::probes::PATHS.contains(&path.as_str()) {
+    if !super::probes::PATHS.contains(&path.as_ref()) {
         let flags = observations::Flags { cf_headers, session_ip_change: ip_changed, forwarded_untrusted };
         state.observations.record(Observation::new(host, scheme, peer, ip, flags, page_path));
     }
