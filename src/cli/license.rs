@@ -4,7 +4,7 @@ use clap::Subcommand;
 
 use super::output::{fields, table, time};
 use super::{Context, Output};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::license::{self, Reply, Standing, records};
 
 #[derive(Debug, Subcommand)]
@@ -88,8 +88,7 @@ async fn status(ctx: &Context, out: &Output) -> Result<()> {
 }
 
 async fn verify(ctx: &Context, out: &Output) -> Result<i32> {
-    let resolver = crate::net::resolve::Resolver::new(&ctx.loaded.config.doctor.dns_servers).map_err(Error::Usage)?;
-    let verification = ctx.license.verify(license::Context::Cli, &resolver).await?;
+    let verification = ctx.license.verify(license::Context::Cli).await?;
     let valid = matches!(&verification.reply, Reply::Answered { answer, .. } if answer.status == license::Status::Active)
         && verification.applied;
     out.emit(&verification, || {

@@ -130,8 +130,7 @@ impl Cron<'_> {
         if let Standing::Active { due_at, .. } = license.standing() {
             return Ok(serde_json::json!({"skipped": format!("verified; next check due {due_at}")}));
         }
-        let resolver = crate::net::resolve::Resolver::new(&[]).map_err(Error::Internal)?;
-        let verification = license.verify(license::Context::Cron, &resolver).await?;
+        let verification = license.verify(license::Context::Cron).await?;
         match (&verification.reply, &verification.not_applied) {
             (Reply::Answered { .. }, Some(why)) => Err(Error::refused(Code::LicenseInvalid, why.clone())),
             (Reply::Answered { answer, .. }, None) if answer.status == license::Status::Active => {

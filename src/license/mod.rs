@@ -187,8 +187,10 @@ impl License {
     /// is not `active`, comes from another context than the web server's and that context sent
     /// other facts than the web server's last verification: that is a cron or CLI run from the
     /// wrong place, and it must not lock a license that is valid where the site runs.
-    pub async fn verify(&self, context: Context, resolver: &Resolver) -> Result<Verification> {
-        let (trace, facts, reply) = self.ask(context, resolver, VERIFY_DEADLINE).await?;
+    /// Names resolve as the service's own connections do: through the system resolver.
+    pub async fn verify(&self, context: Context) -> Result<Verification> {
+        let resolver = Resolver::new(&[]).map_err(|e| Error::Internal(format!("no resolver: {e}")))?;
+        let (trace, facts, reply) = self.ask(context, &resolver, VERIFY_DEADLINE).await?;
         let not_applied = match &reply {
             Reply::Answered { answer, .. } if answer.status != Status::Active && context != Context::Web => {
                 self.differs_from_web(context, &facts).await?

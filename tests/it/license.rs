@@ -370,8 +370,7 @@ async fn a_mistyped_key_is_caught_before_any_request() {
     assert_eq!(r.status, Status::Fail);
     assert!(r.message.contains("license.key is malformed: the checksum does not match"), "{}", r.message);
     // Asked now, as serve does at start (awaited here, not raced against): refused locally.
-    let resolver = gatehouse::net::resolve::Resolver::new(&[]).unwrap();
-    let refused = server.state.license.verify(gatehouse::license::Context::Web, &resolver).await.unwrap_err();
+    let refused = server.state.license.verify(gatehouse::license::Context::Web).await.unwrap_err();
     assert!(refused.to_string().contains("license.key: the checksum does not match"), "{refused}");
     assert!(license.requests().is_empty(), "nothing was sent");
     // And the lock says why: the key, not a cache.
