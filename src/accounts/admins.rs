@@ -110,8 +110,25 @@ pub struct Admin {
     pub disabled: i64,
     #[serde(rename = "has_password", serialize_with = "is_set")]
     pub password_hash: Option<String>,
+    #[serde(rename = "has_2fa", serialize_with = "is_set")]
+    pub totp_secret: Option<String>,
+    #[serde(skip)]
+    pub totp_last_step: Option<i64>,
+    #[serde(skip)]
+    pub backup_code_hash: Option<String>,
     #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
+}
+
+impl Admin {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled != 0
+    }
+
+    /// Who did it, in the audit log, from `ip`.
+    pub fn actor(&self, ip: &str) -> Actor {
+        Actor::admin(self.id, &self.username).with_ip(ip)
+    }
 }
 
 fn is_set<S: serde::Serializer>(v: &Option<String>, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -119,7 +136,8 @@ fn is_set<S: serde::Serializer>(v: &Option<String>, s: S) -> std::result::Result
 }
 
 const SELECT_ADMIN: &str = "SELECT a.id, a.username, a.email, a.role_id, r.name AS role_name, a.disabled, \
-     a.password_hash, a.created_at FROM admins a LEFT JOIN roles r ON r.id = a.role_id";
+     a.password_hash, a.totp_secret, a.totp_last_step, a.backup_code_hash, a.created_at \
+     FROM admins a LEFT JOIN roles r ON r.id = a.role_id";
 
 /// An API token as listed: the secret itself is never stored or shown again.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

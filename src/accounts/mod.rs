@@ -5,6 +5,7 @@
 //! `Accounts` is the one service the CLI, the web faces and the doctor use. Each write runs in
 //! a single transaction together with its audit entry.
 
+mod admin_credentials;
 pub mod admins;
 mod audit;
 mod banned_emails;
@@ -14,6 +15,7 @@ mod email;
 mod import;
 mod integrity;
 mod invites;
+mod listing;
 mod match_details;
 mod memberships;
 mod permissions;
@@ -28,6 +30,7 @@ pub use credentials::{record_in, store_password_hash_in};
 pub use import::{ImportedUser, RowError};
 pub use integrity::Integrity;
 pub use invites::{Acceptance, CreatedInvite, Invite, InviteStatus};
+pub use listing::Listing;
 pub use match_details::CopyDirection;
 pub use memberships::Membership;
 pub use permissions::{Permission, Permissions};

@@ -2,6 +2,7 @@
 //! Prompt), sessions in two stores, password reset and impersonation links, sign-up. `Auth` is
 //! the service the web and CLI faces call; the secrets it checks are made in `crate::secrets`.
 
+mod admin;
 pub mod duo;
 mod lockout;
 pub mod one_time;
@@ -11,6 +12,7 @@ pub mod sessions;
 mod signup;
 pub mod throttle;
 
+pub use admin::AdminLogin;
 pub use profile::ProfileChange;
-pub use service::{Auth, IMPERSONATION_TTL_SECS, Login, SignedIn, Visitor};
+pub use service::{Auth, IMPERSONATION_TTL_SECS, Login, SignedIn, TotpEnrolment, Visitor};
 pub use signup::{SignUp, SignedUp};

@@ -25,6 +25,7 @@ pub struct Auth {
     system_url: HttpUrl,
     reset_ttl_secs: i64,
     force_clients: bool,
+    pub(super) force_admins: bool,
     duo_configured: bool,
 }
 
@@ -49,6 +50,7 @@ impl Auth {
             system_url: config.system_url.clone(),
             reset_ttl_secs: config.security.reset_token_ttl.as_secs(),
             force_clients: config.twofa.force_clients,
+            force_admins: config.twofa.force_admins,
             duo_configured: !config.twofa.duo.client_id.is_empty(),
         }
     }
@@ -357,6 +359,29 @@ impl Auth {
         Ok(user)
     }
 
+    /// Invites `email` to work in the client with `permissions` and queues the email with the
+    /// one-time link; `inviter` is who the message says sent it (the owner, or "The support team").
+    pub async fn invite(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        email: &str,
+        permissions: &crate::accounts::Permissions,
+        invited_by_user_id: Option<i64>,
+        inviter: &str,
+    ) -> Result<crate::accounts::Invite> {
+        let client = self.accounts.client(client_id).await?;
+        let created = self.accounts.create_invite(actor, client_id, email, permissions, invited_by_user_id).await?;
+        let link = self.link(&format!("invite/{}", created.token));
+        let name = client.display_name();
+        let body = format!(
+            "Hello,\n\n{inviter} invited you to work in the account {name}.\nOpen this link to accept (valid for 7 days, once):\n\n{link}\n"
+        );
+        let mut conn = self.accounts.db().pool().acquire().await?;
+        mail::enqueue(&mut conn, &created.invite.email, &format!("Invitation to {name}"), &body).await?;
+        Ok(created.invite)
+    }
+
     /// A one-time login URL for an admin to enter the client area as the user, valid 60 s.
     pub async fn impersonation_link(&self, admin: &Admin, user_id: i64, ip: Option<&str>) -> Result<String> {
         let user = self.accounts.user(user_id).await?;
@@ -401,11 +426,11 @@ fn second_factor_scopes(user: &User, ip: &str) -> [Scope; 3] {
 
 /// A TOTP key whose first code checked out, with its backup code, not yet stored.
 pub struct TotpEnrolment {
-    secret: String,
-    step: i64,
+    pub(super) secret: String,
+    pub(super) step: i64,
     /// Shown to the user once; only its hash is stored.
     pub backup_code: String,
-    backup_hash: String,
+    pub(super) backup_hash: String,
 }
 
 /// The client a new session starts in: the user's only one, if they have exactly one.

@@ -23,6 +23,20 @@ pub enum AdminCommand {
     },
     /// List admin users
     List,
+    /// Set an admin's password for the admin area (/admin/login) and end their admin sessions —
+    /// for a first sign-in, or for the admin who is locked out
+    SetPassword {
+        /// Username or id (see `admin list`)
+        admin: String,
+        #[command(flatten)]
+        password: super::password::PasswordArgs,
+    },
+    /// Turn off an admin's two-factor authentication (they lost the device and the backup code);
+    /// with `twofa.force_admins` they enrol again at their next sign-in
+    Disable2fa {
+        /// Username or id (see `admin list`)
+        admin: String,
+    },
     /// Roles: named sets of admin permissions
     #[command(subcommand)]
     Role(RoleCommand),
@@ -81,11 +95,17 @@ fn keys<'a>(perms: impl Iterator<Item = &'a crate::accounts::AdminPermission>) -
 }
 
 pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<()> {
-    let reads = matches!(
+    // Reading, and getting a locked-out admin back in, stay open while the license locks writes:
+    // without them nobody could sign in to see the lock's reason.
+    let open = matches!(
         command,
-        AdminCommand::List | AdminCommand::Role(RoleCommand::List) | AdminCommand::Token(TokenCommand::List { .. })
+        AdminCommand::List
+            | AdminCommand::SetPassword { .. }
+            | AdminCommand::Disable2fa { .. }
+            | AdminCommand::Role(RoleCommand::List)
+            | AdminCommand::Token(TokenCommand::List { .. })
     );
-    if !reads {
+    if !open {
         ctx.admin_write_allowed()?;
     }
     let accounts = &ctx.accounts;
@@ -115,6 +135,25 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
                         .collect(),
                 )
             })
+        }
+        AdminCommand::SetPassword { admin, password } => {
+            let admin = admin_ref(ctx, &admin).await?;
+            accounts.set_admin_password(actor, admin.id, &password.require()?).await?;
+            let ended = ctx.auth.sessions.end_for_admin(admin.id, None).await?;
+            let summary =
+                serde_json::json!({"admin_id": admin.id, "username": admin.username, "sessions_ended": ended});
+            out.emit(&summary, || {
+                format!(
+                    "Set the password of admin {}; {ended} admin session(s) ended. Sign in at /admin/login.",
+                    admin.username
+                )
+            })
+        }
+        AdminCommand::Disable2fa { admin } => {
+            let admin = admin_ref(ctx, &admin).await?;
+            accounts.clear_admin_twofa(actor, admin.id).await?;
+            let summary = serde_json::json!({"admin_id": admin.id, "username": admin.username, "twofa": false});
+            out.emit(&summary, || format!("Two-factor authentication is off for admin {}", admin.username))
         }
         AdminCommand::Role(RoleCommand::Add { name, permissions }) => {
             let role = accounts.create_role(actor, &name, &parse_admin_permissions(&permissions)?).await?;
@@ -171,5 +210,13 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
             let token = accounts.revoke_api_token(actor, id).await?;
             out.emit(&token, || format!("Revoked API token {id}"))
         }
+    }
+}
+
+/// An admin named by id or username.
+async fn admin_ref(ctx: &Context, reference: &str) -> Result<crate::accounts::Admin> {
+    match reference.trim().parse::<i64>() {
+        Ok(id) => ctx.accounts.admin(id).await,
+        Err(_) => ctx.accounts.admin_by_username(reference).await,
     }
 }

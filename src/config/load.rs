@@ -71,9 +71,20 @@ pub struct Loaded {
     pub config: Config,
     pub source: ConfigSource,
     origins: BTreeMap<String, Origin>,
+    /// The `GATEHOUSE_*` variables it was loaded with, so [`Loaded::reread`] applies the same.
+    env: Vec<(String, String)>,
 }
 
 impl Loaded {
+    /// The configuration as its file says now, with the same environment: what a running
+    /// server compares against after an edit (the admin area's fixes), and what a restart reads.
+    pub fn reread(&self) -> Result<Loaded, ConfigError> {
+        match &self.source {
+            ConfigSource::File(path) => load(Some(path), self.env.clone()),
+            ConfigSource::Embedded => Ok(self.clone()),
+        }
+    }
+
     /// Where a top-level key's value was set.
     pub fn origin(&self, key: &str) -> Origin {
         self.origins.get(key).cloned().unwrap_or(Origin::Default)
@@ -150,8 +161,10 @@ pub fn load_from_str(
     if let ConfigSource::File(path) = &source {
         config.resolve_paths(path.parent().unwrap_or(Path::new("")));
     }
-    apply_env(&mut config, &mut origins, env)?;
-    Ok(Loaded { config, source, origins })
+    let env: Vec<(String, String)> =
+        env.into_iter().filter(|(k, _)| k.starts_with("GATEHOUSE_") && !RESERVED_ENV.contains(&k.as_str())).collect();
+    apply_env(&mut config, &mut origins, env.clone())?;
+    Ok(Loaded { config, source, origins, env })
 }
 
 /// Where a file stops being UTF-8, as an editor shows it (line, column) and as a hex dump shows

@@ -2,9 +2,6 @@
 //! permission of the token's role (a 403 names the missing permission). Errors are
 //! `{"error":{"code":…,"message":…}}` with a fitting status. No cookies, so no CSRF surface.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -13,7 +10,6 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 use super::AppState;
 use super::context::Ctx;
@@ -449,32 +445,8 @@ async fn remove_question(State(s): State<AppState>, c: Caller, Params(id): Param
     no_content()
 }
 
-/// The last `/api/v1/health` report and when it was made; one per server (a `static` would
-/// hand one deployment's report to another served from the same process).
-#[derive(Default)]
-pub struct HealthCache(Mutex<Option<(Instant, Arc<Value>)>>);
-
-/// The doctor's JSON report, computed at most once per 10 seconds however many monitors ask:
-/// concurrent requests wait for the one run in flight (single flight) and share its result.
+/// The doctor's JSON report, from the server's single-flight cache (`web::health`).
 async fn health(State(s): State<AppState>, c: Caller) -> ApiResult {
     c.require(P::HealthView)?;
-    let mut cached = s.health.0.lock().await;
-    if let Some((at, report)) = cached.as_ref()
-        && at.elapsed() < Duration::from_secs(10)
-    {
-        return ok(report.as_ref());
-    }
-    let loaded = s.loaded.clone();
-    let timeout = loaded.config.doctor.timeout.as_std();
-    let ctx = Arc::new(crate::doctor::context::Context::new(loaded).with_deadline(timeout));
-    let report = crate::doctor::diagnose(
-        &crate::doctor::checks::builtin(),
-        ctx.clone(),
-        &crate::doctor::runner::RunOptions::with_timeout(timeout),
-    )
-    .await;
-    ctx.close().await;
-    let value = Arc::new(serde_json::to_value(&report).unwrap_or_default());
-    *cached = Some((Instant::now(), value.clone()));
-    ok(value.as_ref())
+    ok(s.health(false).await.as_ref())
 }

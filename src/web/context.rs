@@ -14,7 +14,7 @@ use cookie::Cookie;
 
 use super::AppState;
 use super::render::ShownOnce;
-use crate::auth::sessions::cookie::COOKIE_NAME;
+use crate::auth::sessions::cookie::{ADMIN_COOKIE_NAME, COOKIE_NAME};
 use crate::auth::sessions::{Ended, Session};
 use crate::net::observations::{self, Observation};
 
@@ -82,8 +82,8 @@ fn forwarded(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// The scheme the client used, and whether a trusted proxy said so: the connection's (always
 /// http here), or what a trusted proxy's X-Forwarded-Proto or CF-Visitor says.
-fn scheme(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> (String, bool) {
-    if state.trusted.contains(peer) {
+fn scheme(trusted: &crate::net::client_ip::Trusted, peer: IpAddr, headers: &HeaderMap) -> (String, bool) {
+    if trusted.contains(peer) {
         if let Some(proto) = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
             return (proto.split(',').next().unwrap_or("http").trim().to_ascii_lowercase(), true);
         }
@@ -123,20 +123,24 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
         .to_canonical();
     let headers = req.headers();
-    let ip = state.trusted.client_ip(peer, forwarded(headers, state.trusted.header_name()).as_deref());
+    let trusted = state.trusted();
+    let ip = trusted.client_ip(peer, forwarded(headers, trusted.header_name()).as_deref());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let host_ok = host == state.cookie.authority;
     let cf_headers = headers.contains_key("cf-ray") || headers.contains_key("cf-connecting-ip");
     // A proxy nobody trusted: it says who the visitor is, and nobody listens.
-    let forwarded_untrusted = !state.trusted.contains(peer)
+    let forwarded_untrusted = !trusted.contains(peer)
         && ["x-forwarded-for", "x-real-ip", "forwarded", "cf-connecting-ip"].iter().any(|h| headers.contains_key(*h));
-    let scheme = scheme(&state, peer, headers);
+    let scheme = scheme(&trusted, peer, headers);
     let page_path = page_path(&state, headers, &host);
     // CloudFlare's request id, logged so a request can be followed through CloudFlare's logs.
     let cf_ray = headers.get("cf-ray").and_then(|v| v.to_str().ok()).map(str::to_string);
 
     let (mut session, mut ended) = (None, None);
-    if host_ok && let Some(token) = cookie(headers, COOKIE_NAME) {
+    // The admin area has its own session (and cookie); a client-area session never opens it.
+    let admin_area = req.uri().path() == "/admin" || req.uri().path().starts_with("/admin/");
+    let cookie_name = if admin_area { ADMIN_COOKIE_NAME } else { COOKIE_NAME };
+    if host_ok && let Some(token) = cookie(headers, cookie_name) {
         match state.auth.sessions.resolve(&token, &ip.to_string()).await {
             Ok(Ok(s)) => session = Some(s),
             Ok(Err(reason)) => ended = Some(reason),
@@ -172,6 +176,9 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let mut response = next.run(req).await;
     if let Some(shown) = response.extensions_mut().remove::<ShownOnce>() {
         shown.forget(&state).await;
+    }
+    if let Some(failed) = response.extensions_mut().remove::<super::render::Failed>() {
+        response = failed.page(&state, admin_area);
     }
     tracing::info!(
         %method, %path, status = response.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0,

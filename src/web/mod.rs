@@ -2,10 +2,12 @@
 //! JSON API under `/api/v1/`, and the probes `/healthz`, `/readyz`, `/metrics`,
 //! `/.well-known/gatehouse`. A thin face over `accounts` and `auth`.
 
+mod admin;
 mod api;
 mod context;
 mod csrf;
 mod form_token;
+mod health;
 mod humane;
 mod metrics;
 // Handlers return early with the page to show instead (`Result<_, Response>`); boxing every
@@ -47,7 +49,8 @@ pub struct Inner {
     pub loaded: Loaded,
     pub auth: Auth,
     pub license: License,
-    pub trusted: Trusted,
+    /// The trusted proxies, replaced when the admin area applies a fix to them.
+    trusted: std::sync::RwLock<Arc<Trusted>>,
     pub duo: Option<Duo>,
     pub instance_id: String,
     pub cookie: CookieSettings,
@@ -55,7 +58,7 @@ pub struct Inner {
     pub form_key: form_token::FormKey,
     pub observations: observations::Sample,
     pub connections: Arc<server::Connections>,
-    pub health: api::HealthCache,
+    pub health: health::HealthCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -80,7 +83,7 @@ impl AppState {
         let duo = Duo::from_config(&config.twofa.duo, &system_url)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                trusted: Trusted::from_config(&config.trusted_proxies),
+                trusted: std::sync::RwLock::new(Arc::new(Trusted::from_config(&config.trusted_proxies))),
                 cookie: CookieSettings::from_system_url(&system_url),
                 duo,
                 instance_id,
@@ -88,7 +91,7 @@ impl AppState {
                 form_key,
                 observations: observations::Sample::new(loaded.fingerprint()),
                 connections: Arc::default(),
-                health: api::HealthCache::default(),
+                health: health::HealthCache::default(),
                 auth,
                 license,
                 loaded,
@@ -99,6 +102,19 @@ impl AppState {
     pub fn db(&self) -> &Db {
         self.auth.accounts.db()
     }
+
+    /// The trusted proxies requests are judged by now.
+    pub fn trusted(&self) -> Arc<Trusted> {
+        self.trusted.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Takes the trusted proxies of `loaded` (a configuration just edited by a fix): who the
+    /// visitor is changes with the next request, without a restart. The per-IP connection
+    /// limit's exemption for proxies keeps the list serve started with until it restarts.
+    pub fn adopt_trusted_proxies(&self, loaded: &Loaded) {
+        let fresh = Arc::new(Trusted::from_config(&loaded.config.trusted_proxies));
+        *self.trusted.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+    }
 }
 
 /// The whole application; `serve` runs it, tests run it on an ephemeral port.
@@ -106,6 +122,7 @@ pub fn router(state: AppState) -> Router {
     let body_timeout = state.loaded.config.server.body_timeout.0;
     Router::new()
         .merge(pages::routes())
+        .merge(admin::routes())
         .nest("/api/v1", api::routes())
         .merge(probes::routes())
         .fallback(pages::not_found)
@@ -143,7 +160,7 @@ pub async fn run(
     let background = tokio::spawn(background(state.clone()));
     let memory = tokio::spawn(return_memory_when_quiet(state.clone()));
     let (limits, trusted, connections) =
-        (state.loaded.config.server.clone(), state.trusted.clone(), state.connections.clone());
+        (state.loaded.config.server.clone(), (*state.trusted()).clone(), state.connections.clone());
     server::serve(listener, router(state.clone()), &limits, trusted, connections, shutdown).await;
     background.abort();
     memory.abort();

@@ -30,6 +30,19 @@ fn env() -> &'static Environment<'static> {
             ("register.html", include_str!("templates/register.html")),
             ("profile.html", include_str!("templates/profile.html")),
             ("client.html", include_str!("templates/client.html")),
+            ("admin/layout.html", include_str!("templates/admin/layout.html")),
+            ("admin/message.html", include_str!("templates/admin/message.html")),
+            ("admin/login.html", include_str!("templates/admin/login.html")),
+            ("admin/twofa.html", include_str!("templates/admin/twofa.html")),
+            ("admin/security.html", include_str!("templates/admin/security.html")),
+            ("admin/dashboard.html", include_str!("templates/admin/dashboard.html")),
+            ("admin/clients.html", include_str!("templates/admin/clients.html")),
+            ("admin/client.html", include_str!("templates/admin/client.html")),
+            ("admin/client_new.html", include_str!("templates/admin/client_new.html")),
+            ("admin/users.html", include_str!("templates/admin/users.html")),
+            ("admin/user.html", include_str!("templates/admin/user.html")),
+            ("admin/settings.html", include_str!("templates/admin/settings.html")),
+            ("admin/health.html", include_str!("templates/admin/health.html")),
         ] {
             env.add_template(name, source).expect("templates are valid");
         }
@@ -77,8 +90,9 @@ impl Page {
         if let Some(s) = session {
             v.entry("csrf").or_insert(json!(s.data.csrf_token));
             v.insert("impersonated".into(), json!(s.data.impersonated_by.is_some()));
-            if s.data.flash.is_some() || s.data.backup_code.is_some() {
+            if s.data.flash.is_some() || s.data.flash_error.is_some() || s.data.backup_code.is_some() {
                 v.entry("flash").or_insert(json!(s.data.flash));
+                v.entry("error").or_insert(json!(s.data.flash_error));
                 v.insert("backup_code".into(), json!(s.data.backup_code));
                 shown = Some(ShownOnce(s.clone()));
             }
@@ -124,6 +138,7 @@ impl ShownOnce {
     pub async fn forget(self, state: &AppState) {
         let mut session = self.0;
         session.data.flash = None;
+        session.data.flash_error = None;
         session.data.backup_code = None;
         if let Err(e) = state.auth.sessions.save(&mut session).await {
             tracing::warn!(error = %e, "could not clear a shown message from the session");
@@ -172,6 +187,44 @@ pub fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .with("base", "/")
         .status(StatusCode::INTERNAL_SERVER_ERROR);
     page.into_html()
+}
+
+/// A page handler's failure, so handlers can use `?` on the domain's errors. The response only
+/// carries the error; the request middleware, which has the state, renders it as a page: a
+/// refusal in the domain's words with its status, anything else as the 500 page (and the log).
+#[derive(Clone)]
+pub struct Failed(std::sync::Arc<crate::Error>);
+
+impl From<crate::Error> for Failed {
+    fn from(e: crate::Error) -> Self {
+        Failed(std::sync::Arc::new(e))
+    }
+}
+
+impl IntoResponse for Failed {
+    fn into_response(self) -> Response {
+        let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl Failed {
+    /// The page for this failure, in the admin area's layout when it happened there.
+    pub fn page(&self, state: &AppState, admin_area: bool) -> Response {
+        let e = self.0.as_ref();
+        let status = StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            return internal(state, e);
+        }
+        let title = match status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::FORBIDDEN => "Access Denied",
+            _ => "Request refused",
+        };
+        let template = if admin_area { "admin/message.html" } else { "message.html" };
+        Page::new(template, title).with("message", sentence(e)).status(status).render(state, None)
+    }
 }
 
 /// A 500 page for an unexpected failure; the details go to the log, not to the visitor.

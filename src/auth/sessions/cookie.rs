@@ -6,6 +6,9 @@ use axum::http::HeaderValue;
 use cookie::{Cookie, SameSite};
 
 pub const COOKIE_NAME: &str = "gatehouse_session";
+/// The admin area's session cookie, with `Path={system_url path}admin`: the browser never sends
+/// it to the client area, and a client-area session never opens the admin area.
+pub const ADMIN_COOKIE_NAME: &str = "gatehouse_admin";
 
 /// The cookie's attributes for one system_url.
 #[derive(Debug, Clone)]
@@ -38,6 +41,21 @@ impl CookieSettings {
         self.named(COOKIE_NAME, token)
     }
 
+    /// `Set-Cookie` for an admin-area session token.
+    pub fn admin_set(&self, token: &str) -> HeaderValue {
+        self.build(ADMIN_COOKIE_NAME, token, self.admin_path())
+    }
+
+    /// `Set-Cookie` that removes the admin-area session cookie.
+    pub fn admin_clear(&self) -> HeaderValue {
+        Self::removal(self.build_cookie(ADMIN_COOKIE_NAME, "", self.admin_path()))
+    }
+
+    /// The admin area's path as the browser sees it.
+    pub fn admin_path(&self) -> String {
+        format!("{}admin", self.path)
+    }
+
     /// `Set-Cookie` for the nonce of a visitor's form tokens: the same attributes as the session
     /// cookie, so it reaches exactly the requests the session cookie would.
     pub fn form_nonce(&self, name: &'static str, nonce: &str) -> HeaderValue {
@@ -45,20 +63,29 @@ impl CookieSettings {
     }
 
     fn named(&self, name: &'static str, value: &str) -> HeaderValue {
-        let c = Cookie::build((name, value.to_string()))
-            .path(self.path.clone())
+        self.build(name, value, self.path.clone())
+    }
+
+    fn build_cookie(&self, name: &'static str, value: &str, path: String) -> Cookie<'static> {
+        Cookie::build((name, value.to_string()))
+            .path(path)
             .http_only(true)
             .secure(self.secure)
             .same_site(SameSite::Lax)
-            .build();
+            .build()
+    }
+
+    fn build(&self, name: &'static str, value: &str, path: String) -> HeaderValue {
+        HeaderValue::from_str(&self.build_cookie(name, value, path).to_string()).expect("cookie is ASCII")
+    }
+
+    fn removal(mut c: Cookie<'static>) -> HeaderValue {
+        c.make_removal();
         HeaderValue::from_str(&c.to_string()).expect("cookie is ASCII")
     }
 
     /// `Set-Cookie` that removes the session cookie.
     pub fn clear(&self) -> HeaderValue {
-        let mut c =
-            Cookie::build((COOKIE_NAME, "")).path(self.path.clone()).http_only(true).secure(self.secure).build();
-        c.make_removal();
-        HeaderValue::from_str(&c.to_string()).expect("cookie is ASCII")
+        Self::removal(self.build_cookie(COOKIE_NAME, "", self.path.clone()))
     }
 }

@@ -1,5 +1,5 @@
 //! The `sessions` table. `data` is the JSON of [`SessionData`]; `user_id` is a column of its
-//! own so listing and ending a user's sessions is an indexed query.
+//! own (and `admin_id`, for admin-area sessions) so listing and ending them is an indexed query.
 
 use super::{Session, SessionData};
 use crate::error::{Error, Result};
@@ -32,12 +32,14 @@ pub(super) async fn read(db: &Db, key: &str) -> Result<Option<Session>> {
 pub(super) async fn write(db: &Db, s: &Session) -> Result<()> {
     let data = serde_json::to_string(&s.data).map_err(|e| Error::Internal(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO sessions (key, user_id, created_at, last_seen_at, data) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (key) DO UPDATE SET user_id = excluded.user_id, last_seen_at = excluded.last_seen_at, \
-         data = excluded.data",
+        "INSERT INTO sessions (key, user_id, admin_id, created_at, last_seen_at, data) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (key) DO UPDATE SET user_id = excluded.user_id, admin_id = excluded.admin_id, \
+         last_seen_at = excluded.last_seen_at, data = excluded.data",
     )
     .bind(&s.key)
     .bind(s.data.user_id)
+    .bind(s.data.admin_id)
     .bind(s.created_at)
     .bind(s.last_seen_at)
     .bind(data)
@@ -59,6 +61,14 @@ pub(super) async fn delete(db: &Db, key: &str) -> Result<()> {
 pub(super) async fn for_user(db: &Db, user_id: i64) -> Result<Vec<Session>> {
     let rows: Vec<Row> = sqlx::query_as("SELECT key, created_at, last_seen_at, data FROM sessions WHERE user_id = $1")
         .bind(user_id)
+        .fetch_all(db.pool())
+        .await?;
+    rows.into_iter().map(Row::into_session).collect()
+}
+
+pub(super) async fn for_admin(db: &Db, admin_id: i64) -> Result<Vec<Session>> {
+    let rows: Vec<Row> = sqlx::query_as("SELECT key, created_at, last_seen_at, data FROM sessions WHERE admin_id = $1")
+        .bind(admin_id)
         .fetch_all(db.pool())
         .await?;
     rows.into_iter().map(Row::into_session).collect()

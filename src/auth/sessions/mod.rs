@@ -41,9 +41,35 @@ pub struct SessionData {
     pub totp_setup: Option<String>,
     /// A message shown once on the next page (a confirmation).
     pub flash: Option<String>,
+    /// A refusal shown once on the next page (the admin area's forms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flash_error: Option<String>,
     /// A new two-factor backup code, shown once on the next page and then forgotten.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_code: Option<String>,
+    /// The signed-in admin, in an admin-area session (its own cookie, `Path=/admin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_id: Option<i64>,
+    /// Admin password accepted, second factor (or its enrolment) outstanding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_pending: Option<AdminPending>,
+}
+
+impl SessionData {
+    /// Someone is signed in (a user or an admin): `ip_check` binds such a session to its IP.
+    pub fn is_signed_in(&self) -> bool {
+        self.user_id.is_some() || self.admin_id.is_some()
+    }
+}
+
+/// What an admin still owes after the password.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AdminPending {
+    pub admin_id: i64,
+    /// `Totp` (a code or the backup code) or `Enrol` (`twofa.force_admins`, none set up yet).
+    pub method: SecondFactor,
+    #[serde(default)]
+    pub wrong_codes: u32,
 }
 
 /// What a user still owes after the password. Stored in session data as `totp`, `duo` or
@@ -187,7 +213,7 @@ impl Sessions {
             Some(Ended::AbsoluteTimeout)
         } else if ts - session.last_seen_at >= self.idle_secs {
             Some(Ended::IdleTimeout)
-        } else if self.ip_check && session.data.user_id.is_some() && session.data.ip != ip {
+        } else if self.ip_check && session.data.is_signed_in() && session.data.ip != ip {
             Some(Ended::IpChanged)
         } else {
             None
@@ -255,6 +281,30 @@ impl Sessions {
         };
         list.sort_by_key(|s| std::cmp::Reverse(s.last_seen_at));
         Ok(list)
+    }
+
+    /// The admin's signed-in admin-area sessions, most recently used first.
+    pub async fn for_admin(&self, admin_id: i64) -> Result<Vec<Session>> {
+        let mut list = match &self.store {
+            Store::Database(db) => database::for_admin(db, admin_id).await?,
+            Store::Files(dir) => {
+                files::all(dir).await?.into_iter().filter(|s| s.data.admin_id == Some(admin_id)).collect()
+            }
+        };
+        list.sort_by_key(|s| std::cmp::Reverse(s.last_seen_at));
+        Ok(list)
+    }
+
+    /// Ends every admin-area session of the admin except `keep` (a key). Returns how many ended.
+    pub async fn end_for_admin(&self, admin_id: i64, keep: Option<&str>) -> Result<u64> {
+        let mut ended = 0;
+        for s in self.for_admin(admin_id).await? {
+            if Some(s.key.as_str()) != keep {
+                self.delete(&s.key).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     /// Ends every session of the user except `keep` (a key). Returns how many ended.

@@ -3,7 +3,7 @@
 
 mod account;
 mod clientarea;
-mod extract;
+pub mod extract;
 mod login;
 mod password;
 mod profile;
@@ -25,6 +25,8 @@ use super::render::{Page, message, see_other};
 use crate::accounts::User;
 use crate::auth::sessions::{Ended, SecondFactor, Session};
 use crate::secrets::tokens;
+
+pub use login::LOGIN_INCORRECT;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

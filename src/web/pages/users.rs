@@ -10,7 +10,6 @@ use super::{form_session, redirect_with_flash, signed_in, store_failed};
 use crate::accounts::{Acceptance, Actor, InviteStatus, NewUser, Permissions};
 use crate::auth::sessions::Session;
 use crate::error::Error;
-use crate::mail;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::humane;
@@ -73,24 +72,11 @@ pub async fn invite(
     };
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let email = form.text("email");
-    let created =
-        match state.auth.accounts.create_invite(&actor, me.client_id, email, &permissions, Some(user.id)).await {
-            Ok(c) => c,
-            Err(e) => return refused(&state, session, e).await,
-        };
-    let link = state.auth.link(&format!("invite/{}", created.token));
-    let body = format!(
-        "Hello,\n\n{} invited you to work in the account {}.\nOpen this link to accept (valid for 7 days, once):\n\n{link}\n",
-        user.email, me.client_name
-    );
-    let queued = async {
-        let mut conn = state.db().pool().acquire().await?;
-        mail::enqueue(&mut conn, &created.invite.email, &format!("Invitation to {}", me.client_name), &body).await
-    };
-    if let Err(e) = queued.await {
-        return internal(&state, &e);
+    let invited = state.auth.invite(&actor, me.client_id, email, &permissions, Some(user.id), &user.email).await;
+    match invited {
+        Ok(invite) => flash(&state, session, format!("An invitation was sent to {}.", invite.email)).await,
+        Err(e) => refused(&state, session, e).await,
     }
-    flash(&state, session, format!("An invitation was sent to {}.", created.invite.email)).await
 }
 
 pub async fn cancel_invite(

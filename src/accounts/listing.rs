@@ -1,0 +1,66 @@
+//! Paged searches for the admin area's lists: one page of rows and how many match in all, so a
+//! list of 100,000 clients costs one page's worth of rows.
+
+use super::{Accounts, Client, User};
+use crate::error::Result;
+
+/// One page of a search, and how many rows match it in all.
+#[derive(Debug, serde::Serialize)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+fn pattern(search: &str) -> String {
+    format!("%{}%", search.trim().to_lowercase())
+}
+
+const CLIENTS_MATCH: &str =
+    "LOWER(email) LIKE $1 OR LOWER(first_name || ' ' || last_name) LIKE $1 OR LOWER(company) LIKE $1";
+const USERS_MATCH: &str = "email_norm LIKE $1 OR LOWER(first_name || ' ' || last_name) LIKE $1";
+
+impl Accounts {
+    /// Clients whose name, company or email contains `search`, newest first; `limit` 0 counts only.
+    pub async fn clients_page(&self, search: &str, offset: i64, limit: i64) -> Result<Listing<Client>> {
+        let total =
+            sqlx::query_scalar(crate::store::composed(format!("SELECT COUNT(*) FROM clients WHERE {CLIENTS_MATCH}")))
+                .bind(pattern(search))
+                .fetch_one(self.db.pool())
+                .await?;
+        let items = if limit == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_as(crate::store::composed(format!(
+                "SELECT * FROM clients WHERE {CLIENTS_MATCH} ORDER BY id DESC LIMIT $2 OFFSET $3"
+            )))
+            .bind(pattern(search))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.db.pool())
+            .await?
+        };
+        Ok(Listing { items, total })
+    }
+
+    /// Users whose name or email contains `search`, newest first; `limit` 0 counts only.
+    pub async fn users_page(&self, search: &str, offset: i64, limit: i64) -> Result<Listing<User>> {
+        let total =
+            sqlx::query_scalar(crate::store::composed(format!("SELECT COUNT(*) FROM users WHERE {USERS_MATCH}")))
+                .bind(pattern(search))
+                .fetch_one(self.db.pool())
+                .await?;
+        let items = if limit == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_as(crate::store::composed(format!(
+                "SELECT * FROM users WHERE {USERS_MATCH} ORDER BY id DESC LIMIT $2 OFFSET $3"
+            )))
+            .bind(pattern(search))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.db.pool())
+            .await?
+        };
+        Ok(Listing { items, total })
+    }
+}

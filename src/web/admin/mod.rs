@@ -1,0 +1,234 @@
+//! The admin area: small server-rendered pages over the same services as the admin API, for
+//! staff in a browser. Its own session cookie (`Path=/admin`), the client area's CSRF rules,
+//! and every page and button guarded by one admin permission of the admin's role: a page the
+//! role does not allow answers 403 "Access Denied" naming the permission and the role, and the
+//! menu shows only what the role allows. While the license is locked, the pages are read-only.
+
+mod clients;
+mod health;
+mod login;
+mod settings;
+mod users;
+
+use std::collections::BTreeSet;
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::AppState;
+use super::context::Ctx;
+use super::pages::{Form, check_csrf};
+use super::render::{Failed, Page, see_other, sentence};
+use crate::accounts::{Actor, Admin, AdminPermission as P};
+use crate::auth::sessions::{Ended, Session};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(|state: axum::extract::State<AppState>| async move { see_other(&state, "admin/", None) }))
+        .route("/admin/", get(dashboard))
+        .route("/admin/login", get(login::form).post(login::submit))
+        .route("/admin/login/2fa", get(login::second_factor_form).post(login::second_factor_submit))
+        .route("/admin/security", get(login::security))
+        .route("/admin/security/2fa/setup", post(login::twofa_setup))
+        .route("/admin/security/2fa/enable", post(login::twofa_enable))
+        .route("/admin/logout", post(login::logout))
+        .route("/admin/clients", get(clients::list))
+        .route("/admin/clients/new", get(clients::new_form).post(clients::create))
+        .route("/admin/clients/{id}", get(clients::profile).post(clients::save))
+        .route("/admin/clients/{id}/close", post(clients::close))
+        .route("/admin/clients/{id}/users/associate", post(clients::associate))
+        .route("/admin/clients/{id}/users/invite", post(clients::invite))
+        .route("/admin/clients/{id}/users/{user_id}/permissions", post(clients::permissions))
+        .route("/admin/clients/{id}/users/{user_id}/owner", post(clients::make_owner))
+        .route("/admin/clients/{id}/users/{user_id}/remove", post(clients::remove))
+        .route("/admin/clients/{id}/users/{user_id}/match", post(clients::match_details))
+        .route("/admin/users", get(users::list))
+        .route("/admin/users/{id}", get(users::profile))
+        .route("/admin/users/{id}/password-reset", post(users::password_reset))
+        .route("/admin/users/{id}/2fa/disable", post(users::disable_twofa))
+        .route("/admin/users/{id}/sessions/end", post(users::end_sessions))
+        .route("/admin/users/{id}/unlock", post(users::unlock))
+        .route("/admin/users/{id}/impersonate", post(users::impersonate))
+        .route("/admin/settings/{section}", get(settings::show))
+        .route("/admin/settings/banned-emails/add", post(settings::ban))
+        .route("/admin/settings/banned-emails/{domain}/remove", post(settings::unban))
+        .route("/admin/settings/security-questions/add", post(settings::add_question))
+        .route("/admin/settings/security-questions/{id}/remove", post(settings::remove_question))
+        .route("/admin/settings/admins/add", post(settings::add_admin))
+        .route("/admin/settings/admins/{id}/role", post(settings::set_role))
+        .route("/admin/settings/roles/save", post(settings::save_role))
+        .route("/admin/settings/tokens/create", post(settings::create_token))
+        .route("/admin/settings/tokens/{id}/revoke", post(settings::revoke_token))
+        .route("/admin/health", get(health::show))
+        .route("/admin/health/run", post(health::run_now))
+        .route("/admin/health/fix/{check}", get(health::confirm).post(health::apply))
+}
+
+/// What a page handler answers: the page, or why it stopped.
+pub type Answer = Result<Response, Stop>;
+
+/// Why a page handler stopped early: a failure the middleware renders (`?` on the domain's
+/// errors), or a page to show instead ("Access Denied").
+pub enum Stop {
+    Failed(Failed),
+    Show(Response),
+}
+
+impl From<crate::Error> for Stop {
+    fn from(e: crate::Error) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+impl IntoResponse for Stop {
+    fn into_response(self) -> Response {
+        match self {
+            Stop::Failed(f) => f.into_response(),
+            Stop::Show(r) => r,
+        }
+    }
+}
+
+/// The menu: each entry with the permission it needs; an admin sees only what their role allows.
+const MENU: &[(&str, &str, P)] = &[
+    ("Clients", "admin/clients", P::ClientsView),
+    ("Users", "admin/users", P::UsersView),
+    ("Settings", "admin/settings/banned-emails", P::SettingsManage),
+    ("System Health", "admin/health", P::HealthView),
+];
+
+/// The signed-in admin of a request, with their role's permissions.
+pub struct Staff {
+    pub admin: Admin,
+    pub permissions: BTreeSet<P>,
+    pub session: Session,
+    pub ip: String,
+}
+
+impl Staff {
+    async fn of(state: &AppState, ctx: &Ctx) -> Result<Self, Response> {
+        let to_login = || {
+            let target =
+                if ctx.ended.is_some_and(|e| e != Ended::Unknown) { "admin/login?expired=1" } else { "admin/login" };
+            see_other(state, target, None)
+        };
+        let Some(session) = ctx.session.clone() else { return Err(to_login()) };
+        if session.data.admin_pending.is_some() {
+            // Password given, second factor (or its enrolment) outstanding.
+            return Err(login::continue_sign_in(state, &session));
+        }
+        let Some(admin_id) = session.data.admin_id else { return Err(to_login()) };
+        let admin = match state.auth.accounts.admin(admin_id).await {
+            Ok(a) if !a.is_disabled() => a,
+            Ok(_) => return Err(to_login()),
+            Err(e) => return Err(Failed::from(e).into_response()),
+        };
+        let permissions =
+            state.auth.accounts.admin_permissions(&admin).await.map_err(|e| Failed::from(e).into_response())?;
+        Ok(Self { admin, permissions, session, ip: ctx.ip_string() })
+    }
+
+    pub fn can(&self, p: P) -> bool {
+        self.permissions.contains(&p)
+    }
+
+    /// The admin as the audit log's actor, when their role has `p`; else the "Access Denied"
+    /// page naming `p` and the role.
+    pub fn require(&self, state: &AppState, p: P) -> Result<Actor, Stop> {
+        if self.can(p) {
+            return Ok(self.admin.actor(&self.ip));
+        }
+        let role = self.admin.role_name.as_deref().unwrap_or("(no role)");
+        tracing::info!(admin = %self.admin.username, permission = %p, "admin page refused: permission missing");
+        let text = format!(
+            "There is a problem with your administrator role: this needs the permission {p}, which the role \
+             “{role}” does not have. An administrator with settings.manage can add it under Settings → Roles."
+        );
+        let page = Page::new("admin/message.html", "Oops! Access Denied").with("message", text);
+        Err(Stop::Show(self.page(state, page.status(StatusCode::FORBIDDEN))?))
+    }
+
+    /// Renders an admin page with the menu this admin may use and the license banner.
+    pub fn page(&self, state: &AppState, page: Page) -> Answer {
+        let menu: Vec<_> = MENU
+            .iter()
+            .filter(|(_, _, p)| self.can(*p))
+            .map(|(label, path, _)| json!({"label": label, "path": path}))
+            .collect();
+        let lock = state.license.require_unlocked().err().map(|e| sentence(&e));
+        Ok(page
+            .with("admin", json!({"username": self.admin.username, "role": self.admin.role_name}))
+            .with("menu", menu)
+            .with("license_lock", lock)
+            .render(state, Some(&self.session)))
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ctx = Ctx::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        Staff::of(state, &ctx).await
+    }
+}
+
+/// A signed-in admin's form, after the CSRF check. While the license locks admin writes the
+/// form is refused with the reason: the admin area is read-only then.
+pub struct StaffForm {
+    pub staff: Staff,
+    pub form: Form,
+}
+
+impl FromRequest<AppState> for StaffForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let ctx = Ctx::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let form =
+            Form::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+        check_csrf(state, &ctx, &headers, &form)?;
+        let staff = Staff::of(state, &ctx).await?;
+        if let Err(e) = state.license.require_unlocked() {
+            return Err(Failed::from(e).into_response());
+        }
+        Ok(Self { staff, form })
+    }
+}
+
+/// After a form: the next page with a message — what was done, or the domain's refusal.
+pub async fn done(state: &AppState, staff: Staff, result: crate::Result<String>, next: &str) -> Answer {
+    let mut session = staff.session;
+    match result {
+        Ok(text) => session.data.flash = Some(text),
+        Err(e @ crate::Error::Refused { .. }) => session.data.flash_error = Some(sentence(&e)),
+        Err(e) => return Err(e.into()),
+    }
+    state.auth.sessions.save(&mut session).await?;
+    Ok(see_other(state, next, None))
+}
+
+/// The dashboard: what this admin can reach, and the deployment's health at a glance.
+async fn dashboard(axum::extract::State(state): axum::extract::State<AppState>, staff: Staff) -> Answer {
+    let accounts = &state.auth.accounts;
+    let clients = match staff.can(P::ClientsView) {
+        true => Some(accounts.clients_page("", 0, 0).await?.total),
+        false => None,
+    };
+    let users = match staff.can(P::UsersView) {
+        true => Some(accounts.users_page("", 0, 0).await?.total),
+        false => None,
+    };
+    let page = Page::new("admin/dashboard.html", "Dashboard")
+        .with("clients", clients)
+        .with("users", users)
+        .with("health", staff.can(P::HealthView));
+    staff.page(&state, page)
+}

@@ -1,0 +1,145 @@
+//! Settings in the admin area, all behind `settings.manage`: banned email domains (with how
+//! many sign-ups each blocked), security questions, admins, roles and API tokens.
+
+use axum::extract::{Path, State};
+use serde_json::json;
+
+use super::{Answer, Staff, StaffForm, done};
+use crate::accounts::AdminPermission as P;
+use crate::accounts::admins::parse_admin_permissions;
+use crate::error::Error;
+use crate::web::AppState;
+use crate::web::render::Page;
+
+/// The sections, as their path and title.
+const SECTIONS: &[(&str, &str)] = &[
+    ("banned-emails", "Banned email domains"),
+    ("security-questions", "Security questions"),
+    ("admins", "Admins"),
+    ("roles", "Roles"),
+    ("tokens", "API tokens"),
+];
+
+pub async fn show(State(state): State<AppState>, staff: Staff, Path(section): Path<String>) -> Answer {
+    staff.require(&state, P::SettingsManage)?;
+    let Some((_, title)) = SECTIONS.iter().find(|(path, _)| *path == section) else {
+        return Err(Error::not_found("settings page", &section).into());
+    };
+    let accounts = &state.auth.accounts;
+    let mut page = Page::new("admin/settings.html", title).with("section", &section).with(
+        "sections",
+        SECTIONS.iter().map(|(path, title)| json!({"path": path, "title": title})).collect::<Vec<_>>(),
+    );
+    page = match section.as_str() {
+        "banned-emails" => page.with("banned", accounts.list_banned_domains().await?),
+        "security-questions" => page.with("questions", accounts.list_security_questions().await?),
+        "admins" => page.with("admins", accounts.list_admins().await?).with("roles", accounts.list_roles().await?),
+        "roles" => page
+            .with("roles", accounts.list_roles().await?)
+            .with("all_permissions", P::ALL.iter().map(|p| p.key()).collect::<Vec<_>>()),
+        _ => page.with("tokens", accounts.list_api_tokens(None).await?).with("admins", accounts.list_admins().await?),
+    };
+    staff.page(&state, page)
+}
+
+fn section(name: &str) -> String {
+    format!("admin/settings/{name}")
+}
+
+pub async fn ban(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let result = state.auth.accounts.ban_domain(&actor, form.text("domain")).await;
+    done(&state, staff, result.map(|b| format!("Sign-ups from {} are refused.", b.domain)), &section("banned-emails"))
+        .await
+}
+
+pub async fn unban(
+    State(state): State<AppState>,
+    Path(domain): Path<String>,
+    StaffForm { staff, .. }: StaffForm,
+) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let result = state.auth.accounts.unban_domain(&actor, &domain).await;
+    done(&state, staff, result.map(|()| format!("{domain} is no longer banned.")), &section("banned-emails")).await
+}
+
+pub async fn add_question(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let result = state.auth.accounts.add_security_question(&actor, form.text("question")).await;
+    done(&state, staff, result.map(|_| "The question was added.".into()), &section("security-questions")).await
+}
+
+pub async fn remove_question(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffForm { staff, .. }: StaffForm,
+) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let result = state.auth.accounts.remove_security_question(&actor, id).await;
+    done(&state, staff, result.map(|()| "The question was removed.".into()), &section("security-questions")).await
+}
+
+pub async fn add_admin(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let password = Some(form.text("password")).filter(|p| !p.is_empty());
+    let result = state
+        .auth
+        .accounts
+        .create_admin(&actor, form.text("username"), form.text("email"), form.text("role"), password)
+        .await;
+    done(&state, staff, result.map(|a| format!("Admin {} was added.", a.username)), &section("admins")).await
+}
+
+pub async fn set_role(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffForm { staff, form }: StaffForm,
+) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let result = state.auth.accounts.set_admin_role(&actor, id, form.text("role")).await;
+    done(
+        &state,
+        staff,
+        result.map(|a| format!("{} now has the role {}.", a.username, a.role_name.unwrap_or_default())),
+        &section("admins"),
+    )
+    .await
+}
+
+/// Creates the role, or replaces an existing role's permissions.
+pub async fn save_role(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let accounts = &state.auth.accounts;
+    let name = form.text("name");
+    let result = async {
+        let permissions = parse_admin_permissions(&form.all("permissions").join(","))?;
+        let role = match accounts.role_by_name(name).await {
+            Ok(_) => accounts.set_role_permissions(&actor, name, &permissions).await?,
+            Err(_) => accounts.create_role(&actor, name, &permissions).await?,
+        };
+        Ok(format!("The role {} is saved.", role.name))
+    }
+    .await;
+    done(&state, staff, result, &section("roles")).await
+}
+
+/// A new API token, shown once on the next page.
+pub async fn create_token(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let admin_id: i64 =
+        form.text("admin_id").parse().map_err(|_| Error::invalid("choose the admin the token acts as"))?;
+    let result = state.auth.accounts.create_api_token(&actor, admin_id, form.text("name")).await;
+    let text =
+        result.map(|t| format!("Token {} created. Copy it now, it is shown only once: {}", t.info.name, t.token));
+    done(&state, staff, text, &section("tokens")).await
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffForm { staff, .. }: StaffForm,
+) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let result = state.auth.accounts.revoke_api_token(&actor, id).await;
+    done(&state, staff, result.map(|t| format!("Token {} is revoked.", t.name)), &section("tokens")).await
+}
