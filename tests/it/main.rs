@@ -7,6 +7,7 @@ mod support;
 
 mod accounts;
 mod browser;
+mod browser_admin;
 mod cli;
 mod cli_auth;
 mod config;

@@ -121,6 +121,16 @@ fn comparison(user: &crate::accounts::User, client: &crate::accounts::Client) ->
 
 pub async fn profile(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>) -> Answer {
     staff.require(&state, P::ClientsView)?;
+    client_profile(&state, staff, id, false).await
+}
+
+/// The profile with its contact details open for editing.
+pub async fn edit(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>) -> Answer {
+    staff.require(&state, P::ClientsManage)?;
+    client_profile(&state, staff, id, true).await
+}
+
+async fn client_profile(state: &AppState, staff: Staff, id: i64, editing: bool) -> Answer {
     let accounts = &state.auth.accounts;
     let client = accounts.client(id).await?;
     let mut members = Vec::new();
@@ -145,9 +155,10 @@ pub async fn profile(State(state): State<AppState>, staff: Staff, Path(id): Path
             "all_permissions",
             Permissions::all().iter().map(|p| json!({"key": p.key(), "label": p.label()})).collect::<Vec<_>>(),
         )
+        .with("editing", editing)
         .with("can_manage", staff.can(P::ClientsManage))
         .with("can_manage_users", staff.can(P::UsersManage));
-    staff.page(&state, page)
+    staff.page(state, page)
 }
 
 fn client_page(id: i64) -> String {

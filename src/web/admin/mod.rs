@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/clients", get(clients::list))
         .route("/admin/clients/new", get(clients::new_form).post(clients::create))
         .route("/admin/clients/{id}", get(clients::profile).post(clients::save))
+        .route("/admin/clients/{id}/edit", get(clients::edit))
         .route("/admin/clients/{id}/close", post(clients::close))
         .route("/admin/clients/{id}/users/associate", post(clients::associate))
         .route("/admin/clients/{id}/users/invite", post(clients::invite))
