@@ -33,6 +33,7 @@ pub enum AdminCommand {
     },
     /// Turn off an admin's two-factor authentication (they lost the device and the backup code);
     /// with `twofa.force_admins` they enrol again at their next sign-in
+    #[command(name = "disable-2fa")]
     Disable2fa {
         /// Username or id (see `admin list`)
         admin: String,

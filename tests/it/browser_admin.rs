@@ -171,6 +171,7 @@ async fn adding_a_client_and_managing_its_users_tab() {
         tab.press_in("form[action$='/owner']", "Make owner").await;
         tab.sees("bob@example.com now owns this client").await;
         tab.sees("bob@example.com (owner)").await;
+        tab.eval("document.getElementById('users').scrollIntoView()").await;
         tab.snapshot("admin-client-users").await;
         tab.press_in("form[action$='/remove']", "Remove").await;
         tab.sees("The user no longer works in this client").await;

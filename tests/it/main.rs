@@ -26,6 +26,7 @@ mod migrations;
 mod report_bundle;
 mod store_faults;
 mod web_admin;
+mod web_admin_area;
 mod web_duo;
 mod web_fleet;
 mod web_limits;

@@ -1,0 +1,196 @@
+//! The admin area over HTTP, on both databases: its own session cookie, permissions on every
+//! form, the admin lockout, audit entries with the client IP, and the CLI that lets a locked-out
+//! admin back in. The Chromium suite (`browser_admin`) shows the flows as staff click them.
+
+use std::collections::BTreeSet;
+
+use crate::support::gatehouse;
+use crate::support::web::{Backend, Browser, PASSWORD, Server};
+use gatehouse::accounts::{Actor, AdminPermission};
+
+async fn admin(server: &Server, username: &str, permissions: &[AdminPermission]) -> i64 {
+    let actor = Actor::system("test");
+    let role = format!("{username} role");
+    let set: BTreeSet<AdminPermission> = permissions.iter().copied().collect();
+    server.accounts().create_role(&actor, &role, &set).await.unwrap();
+    let email = format!("{username}@example.com");
+    server.accounts().create_admin(&actor, username, &email, &role, Some(PASSWORD)).await.unwrap().id
+}
+
+async fn sign_in(b: &Browser, username: &str, password: &str) -> crate::support::web::Page {
+    b.submit("admin/login", "admin/login", &[("username", username), ("password", password)]).await
+}
+
+/// The audit actions about an admin, with their client IPs.
+async fn admin_events(server: &Server, admin_id: i64) -> Vec<(String, Option<String>)> {
+    sqlx::query_as("SELECT action, ip FROM audit_log WHERE target_type = 'admin' AND target_id = $1 ORDER BY id")
+        .bind(admin_id)
+        .fetch_all(server.state.db().pool())
+        .await
+        .unwrap()
+}
+
+async fn admin_sessions_are_their_own(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let alice = admin(&server, "alice", AdminPermission::ALL).await;
+
+    // A client-area session does not open the admin area.
+    let user = server.browser();
+    assert_eq!(user.login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(user.get("admin/clients").await.location(), "/admin/login");
+
+    let b = server.browser();
+    assert_eq!(sign_in(&b, "alice", "wrong password").await.status, 401);
+    let signed = sign_in(&b, "alice", PASSWORD).await;
+    assert_eq!((signed.status, signed.location()), (303, "/admin/"));
+    let cookie = signed.set_cookie().unwrap();
+    assert!(cookie.starts_with("gatehouse_admin=") && cookie.contains("Path=/admin"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert_eq!(b.get("admin/clients").await.status, 200);
+    // Its cookie goes only to /admin: the client area does not see an admin as a user.
+    assert_eq!(b.get("clientarea").await.location(), "/login");
+
+    let sessions = server.auth().sessions.for_admin(alice).await.unwrap();
+    assert_eq!(sessions.len(), 1, "listed by admin");
+    let mut events = admin_events(&server, alice).await;
+    events.retain(|(action, _)| action.starts_with("admin.login"));
+    let actions: Vec<_> = events.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["admin.login_failed", "admin.login_password_ok", "admin.login"], "{events:?}");
+    assert!(events.iter().all(|(_, ip)| ip.as_deref() == Some("127.0.0.1")), "with the client IP: {events:?}");
+
+    // A form without the session's token is refused; with it, it is carried out.
+    let refused = b.post("admin/settings/banned-emails/add", &[("domain", "spam.example")]).await;
+    assert_eq!(refused.status, 403);
+    let done = b
+        .submit("admin/settings/banned-emails", "admin/settings/banned-emails/add", &[("domain", "spam.example")])
+        .await;
+    assert_eq!((done.status, done.location()), (303, "/admin/settings/banned-emails"));
+    assert!(b.get("admin/settings/banned-emails").await.body.contains("Sign-ups from spam.example are refused."));
+
+    // Ending the admin's sessions (what `admin set-password` does) signs the browser out.
+    assert_eq!(server.auth().sessions.end_for_admin(alice, None).await.unwrap(), 1);
+    assert_eq!(b.get("admin/clients").await.location(), "/admin/login");
+}
+
+/// Every form of the admin area, and the permission it needs: a role without it gets the 403
+/// page naming the permission and the role, and nothing changes.
+async fn every_admin_form_names_the_permission_it_lacks(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, client_id) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    admin(&server, "nobody", &[]).await;
+    let b = server.browser();
+    assert_eq!(sign_in(&b, "nobody", PASSWORD).await.status, 303);
+    let dashboard = b.get("admin/").await;
+    assert!(dashboard.body.contains("Your role gives you no admin pages yet"), "{}", dashboard.body);
+    let csrf = dashboard.csrf();
+    let (c, u) = (client_id, user_id);
+    let forms: Vec<(String, &str)> = vec![
+        ("admin/clients/new".into(), "clients.create"),
+        (format!("admin/clients/{c}"), "clients.manage"),
+        (format!("admin/clients/{c}/close"), "clients.manage"),
+        (format!("admin/clients/{c}/users/associate"), "users.manage"),
+        (format!("admin/clients/{c}/users/invite"), "users.manage"),
+        (format!("admin/clients/{c}/users/{u}/permissions"), "users.manage"),
+        (format!("admin/clients/{c}/users/{u}/owner"), "users.manage"),
+        (format!("admin/clients/{c}/users/{u}/remove"), "users.manage"),
+        (format!("admin/clients/{c}/users/{u}/match"), "clients.manage"),
+        (format!("admin/users/{u}/password-reset"), "users.manage"),
+        (format!("admin/users/{u}/2fa/disable"), "users.manage"),
+        (format!("admin/users/{u}/sessions/end"), "sessions.manage"),
+        (format!("admin/users/{u}/unlock"), "users.manage"),
+        (format!("admin/users/{u}/impersonate"), "users.impersonate"),
+        ("admin/settings/banned-emails/add".into(), "settings.manage"),
+        ("admin/settings/security-questions/add".into(), "settings.manage"),
+        ("admin/settings/admins/add".into(), "settings.manage"),
+        ("admin/settings/roles/save".into(), "settings.manage"),
+        ("admin/settings/tokens/create".into(), "settings.manage"),
+        ("admin/health/run".into(), "health.view"),
+        ("admin/health/fix/proxy.cloudflare".into(), "settings.manage"),
+    ];
+    for (path, permission) in &forms {
+        let page =
+            b.post(path, &[("csrf_token", csrf.as_str()), ("email", "x@example.com"), ("domain", "x.example")]).await;
+        assert_eq!(page.status, 403, "POST {path}: {}", page.body);
+        assert!(page.body.contains("Oops! Access Denied"), "POST {path}");
+        assert!(
+            page.body.contains(permission) && page.body.contains("“nobody role”"),
+            "POST {path} names {permission}"
+        );
+    }
+    for (path, permission) in [
+        ("admin/clients", "clients.view"),
+        ("admin/users", "users.view"),
+        ("admin/settings/admins", "settings.manage"),
+        ("admin/health", "health.view"),
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, 403, "GET {path}");
+        assert!(page.body.contains(permission), "GET {path} names {permission}");
+    }
+    assert_eq!(server.accounts().client(client_id).await.unwrap().status.to_string(), "active", "nothing changed");
+    assert!(server.accounts().list_banned_domains().await.unwrap().is_empty());
+}
+
+/// Failures lock the admin (and only them) like users' lockout: after `max_failures` even the
+/// right password gets the same answer, with the same work done.
+async fn admin_lockout_refuses_like_a_wrong_password(backend: Backend) {
+    let extra = "security:\n  lockout:\n    max_failures: 3\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    let alice = admin(&server, "alice", AdminPermission::ALL).await;
+    admin(&server, "bob", AdminPermission::ALL).await;
+    let b = server.browser();
+    for _ in 0..3 {
+        assert_eq!(sign_in(&b, "alice", "guess").await.status, 401);
+    }
+    let locked = sign_in(&b, "alice", PASSWORD).await;
+    assert_eq!(locked.status, 401);
+    assert!(locked.body.contains("Login details incorrect"), "{}", locked.body);
+    assert_eq!(sign_in(&server.browser(), "bob", PASSWORD).await.status, 303, "another admin is not locked");
+    let actions: Vec<_> = admin_events(&server, alice).await.into_iter().map(|(a, _)| a).collect();
+    assert!(
+        actions.contains(&"admin.lockout".to_string()) && actions.contains(&"admin.login_locked".to_string()),
+        "{actions:?}"
+    );
+}
+
+web_on_both_backends!(
+    admin_sessions_are_their_own,
+    every_admin_form_names_the_permission_it_lacks,
+    admin_lockout_refuses_like_a_wrong_password,
+);
+
+/// The admin who is locked out: an operator sets a new password and turns two-factor off.
+#[tokio::test]
+async fn the_cli_lets_a_locked_out_admin_back_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert!(gatehouse(dir).arg("migrate").output().unwrap().status.success());
+    let url = format!("sqlite://{}/gatehouse-data/gatehouse.db", dir.display()).parse().unwrap();
+    let db = gatehouse::store::Db::connect(&url, "test").await.unwrap();
+    let accounts = gatehouse::accounts::Accounts::new(db, crate::support::policy());
+    let actor = Actor::system("test");
+    accounts.create_role(&actor, "ops", &AdminPermission::ALL.iter().copied().collect()).await.unwrap();
+    let alice = accounts.create_admin(&actor, "alice", "alice@example.com", "ops", None).await.unwrap();
+    accounts.set_admin_totp(&actor, alice.id, "JBSWY3DPEHPK3PXP", 1, "unused").await.unwrap();
+
+    let set = gatehouse(dir)
+        .args(["admin", "set-password", "alice", "--password-stdin"])
+        .write_stdin("a new admin passphrase\n")
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    assert!(String::from_utf8_lossy(&set.stdout).contains("Set the password of admin alice"));
+    let hash = accounts.admin(alice.id).await.unwrap().password_hash.unwrap();
+    assert!(gatehouse::secrets::passwords::verify_any_async("a new admin passphrase", &hash).await.unwrap().ok);
+
+    let off = gatehouse(dir).args(["--json", "admin", "disable-2fa", &alice.id.to_string()]).output().unwrap();
+    assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&off.stdout).unwrap();
+    assert_eq!(json["twofa"], false);
+    assert!(accounts.admin(alice.id).await.unwrap().totp_secret.is_none());
+
+    let unknown = gatehouse(dir).args(["admin", "disable-2fa", "mallory"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("admin mallory does not exist"));
+}
