@@ -77,7 +77,8 @@ pub type Answer = Result<Response, Stop>;
 /// errors), or a page to show instead ("Access Denied").
 pub enum Stop {
     Failed(Failed),
-    Show(Response),
+    /// Boxed: a `Response` is large, and this travels in every handler's `Result`.
+    Show(Box<Response>),
 }
 
 impl From<crate::Error> for Stop {
@@ -90,7 +91,7 @@ impl IntoResponse for Stop {
     fn into_response(self) -> Response {
         match self {
             Stop::Failed(f) => f.into_response(),
-            Stop::Show(r) => r,
+            Stop::Show(r) => *r,
         }
     }
 }
@@ -151,7 +152,7 @@ impl Staff {
              “{role}” does not have. An administrator with settings.manage can add it under Settings → Roles."
         );
         let page = Page::new("admin/message.html", "Oops! Access Denied").with("message", text);
-        Err(Stop::Show(self.page(state, page.status(StatusCode::FORBIDDEN))?))
+        Err(Stop::Show(Box::new(self.page(state, page.status(StatusCode::FORBIDDEN))?)))
     }
 
     /// Renders an admin page with the menu this admin may use and the license banner.
