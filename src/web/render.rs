@@ -218,6 +218,7 @@ impl Failed {
             return internal(state, e);
         }
         let title = match status {
+            _ if e.code() == crate::error::Code::LicenseInvalid => "Read-only while the license is not valid",
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::FORBIDDEN => "Access Denied",
             _ => "Request refused",

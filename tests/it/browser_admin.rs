@@ -66,7 +66,6 @@ async fn forced_enrolment_then_sign_in_with_a_code_and_with_the_backup_code() {
         tab.sees("Two-factor authentication is on").await;
         let backup = tab.find("#backup-code").await.text().await.unwrap();
         assert_eq!(backup.len(), 19, "four groups of four: {backup}");
-        tab.snapshot("admin-dashboard").await;
         tab.press("Log out").await;
         assert_eq!(tab.path().await, "/admin/login");
         tab.open("admin/clients").await;

@@ -65,6 +65,17 @@ async fn visitors(base: &str, server: &Server, extra: &[(&'static str, &str)]) {
     let b = Browser::at(base);
     let asked = b.submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
     assert!(asked.status < 400, "{}", asked.status);
+    // The reset mail is queued in the background after the answer (so the answer takes the same
+    // time for every email): wait, bounded, until it is in the outbox for cron to send.
+    for _ in 0..500 {
+        let queued: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(server.state.db().pool()).await.unwrap();
+        if queued > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the reset mail was never queued");
 }
 
 async fn behind_a_trusted_reverse_proxy_with_files_sessions_and_smtp(backend: Backend) {

@@ -94,6 +94,27 @@ async fn a_wrong_key_is_invalid_and_locks_admin_writes_but_not_the_client_area(b
     assert!(validity.remediation.contains("reissue"), "{}", validity.remediation);
     assert_eq!(admin_write(&server).await, (403, "license_invalid".to_string()));
     client_area_works(&server).await;
+    admin_area_is_read_only(&server).await;
+}
+
+/// The admin area under the lock: an admin still signs in and reads, a banner gives the reason,
+/// and every form is refused with it; nothing is written.
+async fn admin_area_is_read_only(server: &Server) {
+    let actor = gatehouse::accounts::Actor::system("test");
+    let all = AdminPermission::ALL.iter().copied().collect();
+    server.accounts().create_role(&actor, "ops", &all).await.unwrap();
+    server.accounts().create_admin(&actor, "alice", "alice@example.com", "ops", Some(PASSWORD)).await.unwrap();
+    let b = server.browser();
+    let signed = b.submit("admin/login", "admin/login", &[("username", "alice"), ("password", PASSWORD)]).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let page = b.get("admin/settings/banned-emails").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("The admin area is read-only: ") && page.body.contains("never issued"), "{}", page.body);
+    let form = [("domain", "spam.example")];
+    let refused = b.submit("admin/settings/banned-emails", "admin/settings/banned-emails/add", &form).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("Read-only while the license is not valid"), "{}", refused.body);
+    assert!(server.accounts().list_banned_domains().await.unwrap().is_empty(), "nothing written");
 }
 
 async fn the_install_moved_and_the_doctor_names_what_moved(backend: Backend) {

@@ -68,6 +68,15 @@ async fn admin_sessions_are_their_own(backend: Backend) {
     assert_eq!((done.status, done.location()), (303, "/admin/settings/banned-emails"));
     assert!(b.get("admin/settings/banned-emails").await.body.contains("Sign-ups from spam.example are refused."));
 
+    // Alice signs in on a second device, and ends the sessions she left there from the admins page.
+    let other = server.browser();
+    assert_eq!(sign_in(&other, "alice", PASSWORD).await.status, 303);
+    assert!(b.get("admin/settings/admins").await.body.contains("2 session(s) (you)"));
+    let end = format!("admin/settings/admins/{alice}/sessions/end");
+    assert_eq!(b.submit("admin/settings/admins", &end, &[]).await.status, 303);
+    assert_eq!(other.get("admin/clients").await.location(), "/admin/login", "the other device is signed out");
+    assert_eq!(b.get("admin/clients").await.status, 200, "the current session stays");
+
     // Ending the admin's sessions (what `admin set-password` does) signs the browser out.
     assert_eq!(server.auth().sessions.end_for_admin(alice, None).await.unwrap(), 1);
     assert_eq!(b.get("admin/clients").await.location(), "/admin/login");

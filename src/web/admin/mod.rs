@@ -62,6 +62,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/settings/security-questions/{id}/remove", post(settings::remove_question))
         .route("/admin/settings/admins/add", post(settings::add_admin))
         .route("/admin/settings/admins/{id}/role", post(settings::set_role))
+        .route("/admin/settings/admins/{id}/sessions/end", post(settings::end_admin_sessions))
         .route("/admin/settings/roles/save", post(settings::save_role))
         .route("/admin/settings/tokens/create", post(settings::create_token))
         .route("/admin/settings/tokens/{id}/revoke", post(settings::revoke_token))
@@ -229,8 +230,22 @@ async fn dashboard(axum::extract::State(state): axum::extract::State<AppState>, 
         false => None,
     };
     let page = Page::new("admin/dashboard.html", "Dashboard")
+        .with("license", license_line(&state.license.standing()))
         .with("clients", clients)
         .with("users", users)
         .with("health", staff.can(P::HealthView));
     staff.page(&state, page)
+}
+
+/// The license's standing in a sentence, for the dashboard.
+fn license_line(standing: &crate::license::Standing) -> String {
+    use crate::license::Standing;
+    match standing {
+        Standing::Unlicensed => "No license key is configured: nothing is verified, and nothing locks.".into(),
+        Standing::Active { due_at, .. } => format!("Active; the next verification is due {due_at}."),
+        Standing::Grace { locks_at, hours_left, .. } => format!(
+            "Not verified since it was due: admin functions lock at {locks_at} ({hours_left} h left) unless the licensing server answers."
+        ),
+        Standing::Locked { reason, .. } => format!("Locked: {reason}. The admin area is read-only."),
+    }
 }

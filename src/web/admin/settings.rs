@@ -33,7 +33,14 @@ pub async fn show(State(state): State<AppState>, staff: Staff, Path(section): Pa
     page = match section.as_str() {
         "banned-emails" => page.with("banned", accounts.list_banned_domains().await?),
         "security-questions" => page.with("questions", accounts.list_security_questions().await?),
-        "admins" => page.with("admins", accounts.list_admins().await?).with("roles", accounts.list_roles().await?),
+        "admins" => {
+            let mut admins = Vec::new();
+            for a in accounts.list_admins().await? {
+                let sessions = state.auth.sessions.for_admin(a.id).await?.len();
+                admins.push(json!({"admin": a, "sessions": sessions, "is_me": a.id == staff.admin.id}));
+            }
+            page.with("admins", admins).with("roles", accounts.list_roles().await?)
+        }
         "roles" => page
             .with("roles", accounts.list_roles().await?)
             .with("all_permissions", P::ALL.iter().map(|p| p.key()).collect::<Vec<_>>()),
@@ -142,4 +149,18 @@ pub async fn revoke_token(
     let actor = staff.require(&state, P::SettingsManage)?;
     let result = state.auth.accounts.revoke_api_token(&actor, id).await;
     done(&state, staff, result.map(|t| format!("Token {} is revoked.", t.name)), &section("tokens")).await
+}
+
+/// Signs an admin out everywhere (a lost laptop); one's own current session stays.
+pub async fn end_admin_sessions(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffForm { staff, .. }: StaffForm,
+) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let admin = state.auth.accounts.admin(id).await?;
+    let ended = state.auth.sessions.end_for_admin(id, Some(&staff.session.key)).await?;
+    let details = json!({"ended": ended});
+    state.auth.accounts.record_event(&actor, "admin.sessions_ended", ("admin", Some(id)), details).await?;
+    done(&state, staff, Ok(format!("{ended} session(s) of {} ended.", admin.username)), &section("admins")).await
 }
