@@ -1,5 +1,5 @@
-//! `gatehouse serve`: the client area (server-rendered HTML forms, no JavaScript), the admin
-//! JSON API under `/api/v1/`, and the probes `/healthz`, `/readyz`, `/metrics`,
+//! `gatehouse serve`: the client area and the admin area under `/admin/` (server-rendered HTML
+//! forms, no JavaScript), the admin JSON API under `/api/v1/`, and the probes `/healthz`, `/readyz`, `/metrics`,
 //! `/.well-known/gatehouse`. A thin face over `accounts` and `auth`.
 
 mod admin;
