@@ -228,8 +228,40 @@ impl Failed {
     }
 }
 
+/// What a page handler answers: the page, or why it stopped.
+pub type Answer = Result<Response, Stop>;
+
+/// Why a page handler stopped early: a failure the middleware renders (`?` on the domain's
+/// errors), or a page to show instead (a redirect to the login page, "Access Denied").
+pub enum Stop {
+    Failed(Failed),
+    /// Boxed: a `Response` is large, and this travels in every handler's `Result`.
+    Show(Box<Response>),
+}
+
+impl From<crate::Error> for Stop {
+    fn from(e: crate::Error) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+impl From<Response> for Stop {
+    fn from(r: Response) -> Self {
+        Stop::Show(Box::new(r))
+    }
+}
+
+impl IntoResponse for Stop {
+    fn into_response(self) -> Response {
+        match self {
+            Stop::Failed(f) => f.into_response(),
+            Stop::Show(r) => *r,
+        }
+    }
+}
+
 /// A 500 page for an unexpected failure; the details go to the log, not to the visitor.
-pub fn internal(state: &AppState, e: &crate::Error) -> Response {
+fn internal(state: &AppState, e: &crate::Error) -> Response {
     tracing::error!(error = %e, "request failed");
     let text = "The request could not be completed. Please try again; if it persists, tell the site's administrator.";
     message(state, None, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", text)

@@ -6,14 +6,14 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Answer, Staff, StaffForm, Stop, done};
+use super::{Staff, StaffForm, done};
 use crate::accounts::{
     AdminPermission as P, ClientStatus, ClientUpdate, CopyDirection, NewClient, OwnerSpec, Permissions,
 };
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::pages::Form;
-use crate::web::render::Page;
+use crate::web::render::{Answer, Page, Stop};
 
 /// Rows per page of the lists.
 pub const PAGE_SIZE: i64 = 25;

@@ -7,13 +7,13 @@
 use axum::extract::{Path, State};
 use serde_json::json;
 
-use super::{Answer, Staff, StaffForm, done};
+use super::{Staff, StaffForm, done};
 use crate::accounts::AdminPermission as P;
 use crate::doctor::CheckResult;
 use crate::doctor::fix::{self, Fix};
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::render::Page;
+use crate::web::render::{Answer, Page};
 
 /// The checks whose fix may be applied from the browser: trusting CloudFlare (ranges and
 /// header), collecting expired sessions and turning `sessions.gc` on, requeueing failed mail.

@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Answer, Staff};
+use super::Staff;
 use crate::accounts::Admin;
 use crate::auth::sessions::{AdminPending, PENDING_TRIES, SecondFactor, Session, SessionData};
 use crate::auth::{AdminLogin, Visitor};
@@ -18,7 +18,7 @@ use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::pages::extract::CheckedForm;
 use crate::web::pages::{LOGIN_INCORRECT, form_session};
-use crate::web::render::{Page, see_other, sentence};
+use crate::web::render::{Answer, Page, see_other, sentence};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {

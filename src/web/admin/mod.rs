@@ -23,7 +23,7 @@ use serde_json::json;
 use super::AppState;
 use super::context::Ctx;
 use super::pages::{Form, check_csrf};
-use super::render::{Failed, Page, see_other, sentence};
+use super::render::{Answer, Failed, Page, Stop, see_other, sentence};
 use crate::accounts::{Actor, Admin, AdminPermission as P};
 use crate::auth::sessions::{Ended, Session};
 
@@ -69,32 +69,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/health", get(health::show))
         .route("/admin/health/run", post(health::run_now))
         .route("/admin/health/fix/{check}", get(health::confirm).post(health::apply))
-}
-
-/// What a page handler answers: the page, or why it stopped.
-pub type Answer = Result<Response, Stop>;
-
-/// Why a page handler stopped early: a failure the middleware renders (`?` on the domain's
-/// errors), or a page to show instead ("Access Denied").
-pub enum Stop {
-    Failed(Failed),
-    /// Boxed: a `Response` is large, and this travels in every handler's `Result`.
-    Show(Box<Response>),
-}
-
-impl From<crate::Error> for Stop {
-    fn from(e: crate::Error) -> Self {
-        Stop::Failed(e.into())
-    }
-}
-
-impl IntoResponse for Stop {
-    fn into_response(self) -> Response {
-        match self {
-            Stop::Failed(f) => f.into_response(),
-            Stop::Show(r) => *r,
-        }
-    }
 }
 
 /// The menu: each entry with the permission it needs; an admin sees only what their role allows.

@@ -4,12 +4,12 @@
 use axum::extract::{Path, State};
 use serde_json::json;
 
-use super::{Answer, Staff, StaffForm, done};
+use super::{Staff, StaffForm, done};
 use crate::accounts::AdminPermission as P;
 use crate::accounts::admins::parse_admin_permissions;
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::render::Page;
+use crate::web::render::{Answer, Page};
 
 /// The sections, as their path and title.
 const SECTIONS: &[(&str, &str)] = &[

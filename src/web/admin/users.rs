@@ -8,11 +8,11 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use super::clients::{ListQuery, PAGE_SIZE};
-use super::{Answer, Staff, StaffForm, done};
+use super::{Staff, StaffForm, done};
 use crate::accounts::AdminPermission as P;
 use crate::web::AppState;
 use crate::web::humane;
-use crate::web::render::Page;
+use crate::web::render::{Answer, Page};
 
 pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<ListQuery>) -> Answer {
     staff.require(&state, P::UsersView)?;

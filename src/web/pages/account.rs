@@ -15,7 +15,7 @@ use crate::secrets::totp;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::humane;
-use crate::web::render::{Page, internal, message, see_other, sentence};
+use crate::web::render::{Answer, Page, message, see_other, sentence};
 
 async fn security_page(state: &AppState, user: &User, session: &Session) -> Page {
     let setup = session.data.totp_setup.as_ref().and_then(|secret| {
@@ -51,31 +51,32 @@ pub async fn twofa_setup(
     State(state): State<AppState>,
     ctx: Ctx,
     UserForm { user, mut session, form }: UserForm<true>,
-) -> Response {
+) -> Answer {
     if form.text("method") == "duo" && state.duo.is_some() {
         let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-        return match state.auth.accounts.set_duo(&actor, user.id).await {
-            Ok(()) => redirect_with_flash(&state, session, "Duo is now your second factor.", "account/security").await,
-            Err(e) => internal(&state, &e),
-        };
+        state.auth.accounts.set_duo(&actor, user.id).await?;
+        let text = "Duo is now your second factor.";
+        return Ok(redirect_with_flash(&state, session, text, "account/security").await);
     }
     session.data.totp_setup = Some(totp::new_secret());
-    match state.auth.sessions.save(&mut session).await {
+    Ok(match state.auth.sessions.save(&mut session).await {
         Ok(()) => see_other(&state, "account/security", None),
         Err(e) => store_failed(&state, &e),
-    }
+    })
 }
 
 pub async fn twofa_enable(
     State(state): State<AppState>,
     ctx: Ctx,
     UserForm { user, session, form }: UserForm<true>,
-) -> Response {
-    let Some(secret) = session.data.totp_setup.clone() else { return see_other(&state, "account/security", None) };
+) -> Answer {
+    let Some(secret) = session.data.totp_setup.clone() else {
+        return Ok(see_other(&state, "account/security", None));
+    };
     let enrolment = match state.auth.prepare_totp(&secret, form.text("code")).await {
         Ok(enrolment) => enrolment,
-        Err(e @ Error::Refused { .. }) => return refused(&state, &user, &session, sentence(&e)).await,
-        Err(e) => return internal(&state, &e),
+        Err(e @ Error::Refused { .. }) => return Ok(refused(&state, &user, &session, sentence(&e)).await),
+        Err(e) => return Err(e.into()),
     };
     // Two-factor changes the account's privilege: continue on a new session id, which carries
     // the backup code to the next page, shown there once. That session is written before
@@ -90,7 +91,7 @@ pub async fn twofa_enable(
     };
     let (raw, mut rotated) = match state.auth.sessions.rotate(&session, data).await {
         Ok(v) => v,
-        Err(e) => return store_failed(&state, &e),
+        Err(e) => return Ok(store_failed(&state, &e)),
     };
     let cookie = Some(state.cookie.set(&raw));
     if let Err(e) = state.auth.enable_totp(&user, &enrolment, &ctx.ip_string()).await {
@@ -101,50 +102,55 @@ pub async fn twofa_enable(
         // Best effort: if even this cannot be saved, the code shown belongs to nothing.
         let _ = state.auth.sessions.save(&mut rotated).await;
     }
-    see_other(&state, "account/security", cookie)
+    Ok(see_other(&state, "account/security", cookie))
 }
 
 pub async fn twofa_disable(
     State(state): State<AppState>,
     ctx: Ctx,
     UserForm { user, session, form }: UserForm<true>,
-) -> Response {
+) -> Answer {
     if state.loaded.config.twofa.force_clients {
         let text = "Two-factor authentication is required on this site and cannot be turned off.";
-        return message(&state, Some(&session), StatusCode::FORBIDDEN, "Not allowed", text);
+        return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Not allowed", text));
     }
-    match state.auth.disable_twofa_with_password(&user, form.get("password").unwrap_or(""), &ctx.ip_string()).await {
-        Ok(()) => redirect_with_flash(&state, session, "Two-factor authentication is off.", "account/security").await,
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
-        Err(e) => internal(&state, &e),
-    }
+    Ok(
+        match state.auth.disable_twofa_with_password(&user, form.get("password").unwrap_or(""), &ctx.ip_string()).await
+        {
+            Ok(()) => {
+                redirect_with_flash(&state, session, "Two-factor authentication is off.", "account/security").await
+            }
+            Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
+            Err(e) => return Err(e.into()),
+        },
+    )
 }
 
 pub async fn question(
     State(state): State<AppState>,
     ctx: Ctx,
     UserForm { user, session, form }: UserForm<true>,
-) -> Response {
+) -> Answer {
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
-    match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
+    Ok(match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
         Ok(()) => redirect_with_flash(&state, session, "Your security question is saved.", "account/security").await,
         Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
-        Err(e) => internal(&state, &e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
 
 pub async fn password(
     State(state): State<AppState>,
     ctx: Ctx,
     UserForm { user, session, form }: UserForm<true>,
-) -> Response {
+) -> Answer {
     let new = form.get("password").unwrap_or("");
     if new != form.get("password_confirm").unwrap_or("") {
-        return refused(&state, &user, &session, "The two new passwords differ.".into()).await;
+        return Ok(refused(&state, &user, &session, "The two new passwords differ.".into()).await);
     }
     let current = form.get("current_password").unwrap_or("");
-    match state.auth.change_password(&user, current, new, &session.key, &ctx.ip_string()).await {
+    Ok(match state.auth.change_password(&user, current, new, &session.key, &ctx.ip_string()).await {
         Ok(ended) => {
             let mut data = session.data.clone();
             data.flash = Some(format!("Your password is changed. {ended} other session(s) were signed out."));
@@ -154,15 +160,12 @@ pub async fn password(
             }
         }
         Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
-        Err(e) => internal(&state, &e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
 
-pub async fn sessions(State(state): State<AppState>, SignedIn { user, session }: SignedIn) -> Response {
-    let list = match state.auth.sessions.for_user(user.id).await {
-        Ok(l) => l,
-        Err(e) => return internal(&state, &e),
-    };
+pub async fn sessions(State(state): State<AppState>, SignedIn { user, session }: SignedIn) -> Answer {
+    let list = state.auth.sessions.for_user(user.id).await?;
     let tz = humane::zone(&user.timezone, state.loaded.config.timezone.zone());
     let rows: Vec<_> = list
         .iter()
@@ -177,7 +180,7 @@ pub async fn sessions(State(state): State<AppState>, SignedIn { user, session }:
             })
         })
         .collect();
-    Page::new("sessions.html", "Sessions").with("user", &user).with("sessions", rows).render(&state, Some(&session))
+    Ok(Page::new("sessions.html", "Sessions").with("user", &user).with("sessions", rows).render(&state, Some(&session)))
 }
 
 pub async fn revoke_session(
@@ -185,8 +188,8 @@ pub async fn revoke_session(
     ctx: Ctx,
     Path(id): Path<String>,
     UserForm { user, session, form: _ }: UserForm<true>,
-) -> Response {
-    match state.auth.sessions.revoke(user.id, &id).await {
+) -> Answer {
+    Ok(match state.auth.sessions.revoke(user.id, &id).await {
         Ok(true) => {
             let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
             let _ = state
@@ -197,6 +200,6 @@ pub async fn revoke_session(
             redirect_with_flash(&state, session, "The session has ended.", "account/sessions").await
         }
         Ok(false) => message(&state, Some(&session), StatusCode::NOT_FOUND, "Not found", "There is no such session."),
-        Err(e) => internal(&state, &e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }

@@ -3,38 +3,31 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
 
 use super::extract::{SignedIn, UserForm};
 use crate::web::AppState;
-use crate::web::render::{Page, internal, message, see_other};
+use crate::web::render::{Answer, Page, message, see_other};
 
-pub async fn show(State(state): State<AppState>, SignedIn { user, session }: SignedIn) -> Response {
-    let clients = match state.auth.usable_clients(user.id).await {
-        Ok(c) => c,
-        Err(e) => return internal(&state, &e),
-    };
+pub async fn show(State(state): State<AppState>, SignedIn { user, session }: SignedIn) -> Answer {
+    let clients = state.auth.usable_clients(user.id).await?;
     let current = session.data.client_id.and_then(|id| clients.iter().find(|m| m.client_id == id).cloned());
-    Page::new("clientarea.html", "Client area")
+    Ok(Page::new("clientarea.html", "Client area")
         .with("user", &user)
         .with("clients", &clients)
         .with("current", &current)
-        .render(&state, Some(&session))
+        .render(&state, Some(&session)))
 }
 
-pub async fn switch(State(state): State<AppState>, UserForm { user, mut session, form }: UserForm) -> Response {
+pub async fn switch(State(state): State<AppState>, UserForm { user, mut session, form }: UserForm) -> Answer {
     let wanted: Option<i64> = form.text("client_id").parse().ok();
-    let clients = match state.auth.usable_clients(user.id).await {
-        Ok(c) => c,
-        Err(e) => return internal(&state, &e),
-    };
+    let clients = state.auth.usable_clients(user.id).await?;
     let Some(target) = clients.iter().find(|m| Some(m.client_id) == wanted) else {
         let text = "You cannot enter that account: it is closed, or you are not one of its users.";
-        return message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text);
+        return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
     };
     session.data.client_id = Some(target.client_id);
     match state.auth.sessions.save(&mut session).await {
-        Ok(()) => see_other(&state, "clientarea", None),
-        Err(e) => super::store_failed(&state, &e),
+        Ok(()) => Ok(see_other(&state, "clientarea", None)),
+        Err(e) => Ok(super::store_failed(&state, &e)),
     }
 }

@@ -13,7 +13,7 @@ use crate::accounts::{Membership, User};
 use crate::auth::sessions::Session;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{internal, message, see_other};
+use crate::web::render::{Failed, message, see_other};
 
 async fn ctx(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
     Ctx::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)
@@ -93,7 +93,7 @@ impl Member {
         match state.auth.accounts.membership(user.id, client_id).await {
             Ok(Some(membership)) => Ok(Self { user, session, membership }),
             Ok(None) => Err(see_other(state, "clientarea", None)),
-            Err(e) => Err(internal(state, &e)),
+            Err(e) => Err(Failed::from(e).into_response()),
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::secrets::tokens;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::metrics::LoginOutcome;
-use crate::web::render::{Page, internal, message, see_other, sentence};
+use crate::web::render::{Answer, Page, message, see_other, sentence};
 
 /// One answer for an unknown email, a wrong password, a user without a password and a lockout.
 pub const LOGIN_INCORRECT: &str = "Login details incorrect. Please try again.";
@@ -44,7 +44,7 @@ fn login_page(state: &AppState, session: Option<&Session>, email: &str, status: 
     login(state).with("email", email).with("error", error).status(status).render(state, session)
 }
 
-pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Response {
+pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, form: Form) -> Answer {
     let email = form.text("email");
     if !ctx.host_ok {
         // The browser holds no session for this host (the cookie belongs to system_url's host),
@@ -52,17 +52,11 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
         // would refuse it for the missing cookie — and let the observation sample show the
         // doctor where requests arrive.
         tracing::info!(ip = %ctx.ip, "login attempt on a host other than system_url's");
-        return login_page(&state, None, email, StatusCode::UNAUTHORIZED, LOGIN_INCORRECT);
+        return Ok(login_page(&state, None, email, StatusCode::UNAUTHORIZED, LOGIN_INCORRECT));
     }
-    let session = match check_csrf(&state, &ctx, &headers, &form) {
-        Ok(session) => session,
-        Err(refused) => return refused,
-    };
-    let outcome = match state.auth.login(email, form.get("password").unwrap_or(""), &ctx.ip_string()).await {
-        Ok(o) => o,
-        Err(e) => return internal(&state, &e),
-    };
-    match outcome {
+    let session = check_csrf(&state, &ctx, &headers, &form)?;
+    let outcome = state.auth.login(email, form.get("password").unwrap_or(""), &ctx.ip_string()).await?;
+    Ok(match outcome {
         Login::Refused => {
             state.metrics.login(LoginOutcome::refused);
             login_page(&state, Some(&session), email, StatusCode::UNAUTHORIZED, LOGIN_INCORRECT)
@@ -75,7 +69,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
         Login::Accepted { user, clients, second_factor } => {
             state.metrics.login(LoginOutcome::ok);
             let Some(method) = second_factor else {
-                return finish(&state, &session, &user, &ctx, SignedIn::default()).await;
+                return Ok(finish(&state, &session, &user, &ctx, SignedIn::default()).await);
             };
             match state.auth.await_second_factor(&session, &user, &clients, method, &visitor(&ctx)).await {
                 Ok(raw) => {
@@ -85,7 +79,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
                 Err(e) => store_failed(&state, &e),
             }
         }
-    }
+    })
 }
 
 fn visitor(ctx: &Ctx) -> Visitor {
@@ -106,63 +100,52 @@ fn pending_of(ctx: &Ctx) -> Option<(Session, Pending)> {
     Some((s, p))
 }
 
-pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let Some((mut session, pending)) = pending_of(&ctx) else { return see_other(&state, "login", None) };
+pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Answer {
+    let Some((mut session, pending)) = pending_of(&ctx) else { return Ok(see_other(&state, "login", None)) };
     if pending.method == SecondFactor::Totp {
-        return Page::new("twofa.html", "Two-factor authentication").render(&state, Some(&session));
+        return Ok(Page::new("twofa.html", "Two-factor authentication").render(&state, Some(&session)));
     }
     // Duo: remember state and nonce server-side, then send the browser to the Universal Prompt.
     let Some(duo) = &state.duo else {
-        return message(
-            &state,
-            Some(&session),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Duo unavailable",
-            "Duo is not configured.",
-        );
+        let text = "Duo is not configured.";
+        return Ok(message(&state, Some(&session), StatusCode::SERVICE_UNAVAILABLE, "Duo unavailable", text));
     };
-    let user = match state.auth.accounts.user(pending.user_id).await {
-        Ok(u) => u,
-        Err(_) => return see_other(&state, "login", None),
+    let Ok(user) = state.auth.accounts.user(pending.user_id).await else {
+        return Ok(see_other(&state, "login", None));
     };
     if let Err(e) = duo.health_check().await {
         tracing::warn!(error = %e, "Duo health check failed");
         let text = format!("Two-factor authentication with Duo is not available: {e}");
-        return message(&state, Some(&session), StatusCode::BAD_GATEWAY, "Duo unavailable", &text);
+        return Ok(message(&state, Some(&session), StatusCode::BAD_GATEWAY, "Duo unavailable", &text));
     }
     let (duo_state, nonce) = (tokens::random().raw, tokens::random().raw);
-    let url = match duo.authorize_url(&user.email, &duo_state, &nonce) {
-        Ok(u) => u,
-        Err(e) => return internal(&state, &e),
-    };
+    let url = duo.authorize_url(&user.email, &duo_state, &nonce)?;
     session.data.pending = Some(Pending { duo_state: Some(duo_state), duo_nonce: Some(nonce), ..pending });
     if let Err(e) = state.auth.sessions.save(&mut session).await {
-        return store_failed(&state, &e);
+        return Ok(store_failed(&state, &e));
     }
-    (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, url)]).into_response()
+    Ok((StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, url)]).into_response())
 }
 
 pub async fn second_factor_submit(
     State(state): State<AppState>,
     ctx: Ctx,
     CheckedForm { session, form }: CheckedForm,
-) -> Response {
-    let Some((_, pending)) = pending_of(&ctx) else { return see_other(&state, "login", None) };
+) -> Answer {
+    let Some((_, pending)) = pending_of(&ctx) else { return Ok(see_other(&state, "login", None)) };
     let ip = ctx.ip_string();
-    let user = match state.auth.accounts.user(pending.user_id).await {
-        Ok(u) => u,
-        Err(_) => return see_other(&state, "login", None),
+    let Ok(user) = state.auth.accounts.user(pending.user_id).await else {
+        return Ok(see_other(&state, "login", None));
     };
-    match state.auth.second_factor_locked(&user, &ip).await {
-        Ok(false) => {}
-        Ok(true) => return second_factor_again(&state, &session, "Too many failed attempts. Please try again later."),
-        Err(e) => return internal(&state, &e),
+    if state.auth.second_factor_locked(&user, &ip).await? {
+        let text = "Too many failed attempts. Please try again later.";
+        return Ok(second_factor_again(&state, &session, text));
     }
     let wrong = |error| wrong_code(&state, session.clone(), &pending, error);
     let backup = form.text("backup_code");
     if !backup.is_empty() {
-        return match state.auth.use_backup_code(&user, backup, &ip).await {
-            Ok(Some(next)) => {
+        return Ok(match state.auth.use_backup_code(&user, backup, &ip).await? {
+            Some(next) => {
                 let flash = "You signed in with your backup code, which is now used up.".to_string();
                 finish(
                     &state,
@@ -173,15 +156,13 @@ pub async fn second_factor_submit(
                 )
                 .await
             }
-            Ok(None) => wrong("That backup code is not valid.").await,
-            Err(e) => internal(&state, &e),
-        };
+            None => wrong("That backup code is not valid.").await,
+        });
     }
-    match state.auth.verify_totp(&user, form.text("code"), &ip).await {
-        Ok(true) => finish(&state, &session, &user, &ctx, SignedIn::default()).await,
-        Ok(false) => wrong("That code is not valid, or was already used. Wait for the next code and try again.").await,
-        Err(e) => internal(&state, &e),
-    }
+    Ok(match state.auth.verify_totp(&user, form.text("code"), &ip).await? {
+        true => finish(&state, &session, &user, &ctx, SignedIn::default()).await,
+        false => wrong("That code is not valid, or was already used. Wait for the next code and try again.").await,
+    })
 }
 
 /// The second-factor page again, saying what went wrong.

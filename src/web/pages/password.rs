@@ -14,7 +14,7 @@ use crate::error::Code;
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Page, internal, see_other, sentence};
+use crate::web::render::{Answer, Page, see_other, sentence};
 
 fn ttl_minutes(state: &AppState) -> i64 {
     state.loaded.config.security.reset_token_ttl.as_secs() / 60
@@ -36,11 +36,9 @@ pub async fn forgot_form(State(state): State<AppState>, ctx: Ctx, Query(q): Quer
         .render(&state, Some(&session))
 }
 
-pub async fn forgot_submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { form, .. }: CheckedForm) -> Response {
-    if let Err(e) = state.auth.request_reset(form.text("email"), &ctx.ip_string()).await {
-        return internal(&state, &e);
-    }
-    see_other(&state, "password/forgot?sent=1", None)
+pub async fn forgot_submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { form, .. }: CheckedForm) -> Answer {
+    state.auth.request_reset(form.text("email"), &ctx.ip_string()).await?;
+    Ok(see_other(&state, "password/forgot?sent=1", None))
 }
 
 fn invalid_link(state: &AppState, ctx: &Ctx) -> Response {
@@ -53,28 +51,24 @@ fn invalid_link(state: &AppState, ctx: &Ctx) -> Response {
         .render(state, ctx.session.as_ref())
 }
 
-async fn reset_page(state: &AppState, ctx: &Ctx, token: &str, error: Option<&str>, status: StatusCode) -> Response {
-    let user = match state.auth.reset_user(token).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return invalid_link(state, ctx),
-        Err(e) => return internal(state, &e),
-    };
+async fn reset_page(state: &AppState, ctx: &Ctx, token: &str, error: Option<&str>, status: StatusCode) -> Answer {
+    let Some(user) = state.auth.reset_user(token).await? else { return Ok(invalid_link(state, ctx)) };
     let question = match user.security_question_id {
         Some(id) => state.auth.accounts.security_question(id).await.ok().map(|q| q.question),
         None => None,
     };
     let (session, cookie) = form_session(state, ctx);
-    Page::new("reset.html", "Choose a new password")
+    Ok(Page::new("reset.html", "Choose a new password")
         .with("token", token)
         .with("question", question)
         .with("min_length", state.loaded.config.security.password_min_length)
         .with("error", error)
         .status(status)
         .cookie(cookie)
-        .render(state, Some(&session))
+        .render(state, Some(&session)))
 }
 
-pub async fn reset_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Response {
+pub async fn reset_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Answer {
     reset_page(&state, &ctx, &token, None, StatusCode::OK).await
 }
 
@@ -83,7 +77,7 @@ pub async fn reset_submit(
     ctx: Ctx,
     Path(token): Path<String>,
     CheckedForm { session, form }: CheckedForm,
-) -> Response {
+) -> Answer {
     let password = form.get("password").unwrap_or("");
     if password != form.get("password_confirm").unwrap_or("") {
         return reset_page(&state, &ctx, &token, Some("The two passwords differ."), StatusCode::UNPROCESSABLE_ENTITY)
@@ -94,12 +88,12 @@ pub async fn reset_submit(
         Ok(_) => {
             let text = "Your password has been changed and every session of your account has ended. \
                         Log in with the new password.";
-            redirect_with_flash(&state, session, text, "login").await
+            Ok(redirect_with_flash(&state, session, text, "login").await)
         }
-        Err(Error::Refused { code: Code::InvalidToken, .. }) => invalid_link(&state, &ctx),
+        Err(Error::Refused { code: Code::InvalidToken, .. }) => Ok(invalid_link(&state, &ctx)),
         Err(e @ Error::Refused { .. }) => {
             reset_page(&state, &ctx, &token, Some(&sentence(&e)), StatusCode::UNPROCESSABLE_ENTITY).await
         }
-        Err(e) => internal(&state, &e),
+        Err(e) => Err(e.into()),
     }
 }

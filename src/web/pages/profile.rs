@@ -15,7 +15,7 @@ use crate::auth::sessions::Session;
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Page, internal, message, see_other, sentence};
+use crate::web::render::{Answer, Page, Stop, message, see_other, sentence};
 
 /// Languages offered on the profile page: a BCP 47 tag and the language's own name.
 const LANGUAGES: &[(&str, &str)] = &[
@@ -47,7 +47,7 @@ pub async fn save_profile(
     State(state): State<AppState>,
     ctx: Ctx,
     UserForm { user, session, form }: UserForm,
-) -> Response {
+) -> Answer {
     let change = ProfileChange {
         first_name: form.text("first_name").into(),
         last_name: form.text("last_name").into(),
@@ -64,63 +64,52 @@ pub async fn save_profile(
         email: change.email.clone(),
         ..user.clone()
     };
-    match state.auth.update_profile(&user, change, &ctx.ip_string()).await {
+    Ok(match state.auth.update_profile(&user, change, &ctx.ip_string()).await {
         Ok(_) => redirect_with_flash(&state, session, "Your profile is saved.", "account/profile").await,
         Err(e @ Error::Refused { .. }) => profile_page(&user, &typed)
             .with("error", sentence(&e))
             .status(StatusCode::UNPROCESSABLE_ENTITY)
             .render(&state, Some(&session)),
-        Err(e) => internal(&state, &e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
 
 /// The current client's membership and whether it lets the user edit (`profile`) or only read
 /// (`contacts`) the client's details.
-async fn client_access(state: &AppState, ctx: &Ctx) -> Result<(User, Session, Membership, bool), Response> {
+async fn client_access(state: &AppState, ctx: &Ctx) -> Result<(User, Session, Membership, bool), Stop> {
     let (user, session) = signed_in(state, ctx, false).await?;
-    let Some(client_id) = session.data.client_id else { return Err(see_other(state, "clientarea", None)) };
-    let member = match state.auth.accounts.membership(user.id, client_id).await {
-        Ok(Some(m)) => m,
-        Ok(None) => return Err(see_other(state, "clientarea", None)),
-        Err(e) => return Err(internal(state, &e)),
+    let Some(client_id) = session.data.client_id else { return Err(see_other(state, "clientarea", None).into()) };
+    let Some(member) = state.auth.accounts.membership(user.id, client_id).await? else {
+        return Err(see_other(state, "clientarea", None).into());
     };
     let (edit, read) =
         (member.permissions.contains(Permission::Profile), member.permissions.contains(Permission::Contacts));
     if !edit && !read {
         let text = "Your access to this account does not include its contact details. The account owner can grant it.";
-        return Err(message(state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
+        return Err(message(state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text).into());
     }
     Ok((user, session, member, edit))
 }
 
-async fn client_page(state: &AppState, member: &Membership, editable: bool) -> Result<Page, Response> {
-    let client = state.auth.accounts.client(member.client_id).await.map_err(|e| internal(state, &e))?;
+async fn client_page(state: &AppState, member: &Membership, editable: bool) -> crate::Result<Page> {
+    let client = state.auth.accounts.client(member.client_id).await?;
     Ok(Page::new("client.html", "Account details")
         .with("client", &client)
         .with("client_name", client.display_name())
         .with("editable", editable))
 }
 
-pub async fn client(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let (user, session, member, editable) = match client_access(&state, &ctx).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match client_page(&state, &member, editable).await {
-        Ok(page) => page.with("user", &user).render(&state, Some(&session)),
-        Err(r) => r,
-    }
+pub async fn client(State(state): State<AppState>, ctx: Ctx) -> Answer {
+    let (user, session, member, editable) = client_access(&state, &ctx).await?;
+    Ok(client_page(&state, &member, editable).await?.with("user", &user).render(&state, Some(&session)))
 }
 
-pub async fn save_client(State(state): State<AppState>, ctx: Ctx, CheckedForm { form, .. }: CheckedForm) -> Response {
-    let (user, session, member, editable) = match client_access(&state, &ctx).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn save_client(State(state): State<AppState>, ctx: Ctx, CheckedForm { form, .. }: CheckedForm) -> Answer {
+    let (user, session, member, editable) = client_access(&state, &ctx).await?;
     if !editable {
         let text =
             "You may read this account's contact details but not change them; that needs the profile permission.";
-        return message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text);
+        return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
     }
     let field = |name: &str| Some(form.text(name).to_string());
     let update = ClientUpdate {
@@ -139,16 +128,14 @@ pub async fn save_client(State(state): State<AppState>, ctx: Ctx, CheckedForm { 
         ..Default::default()
     };
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-    match state.auth.accounts.update_client(&actor, member.client_id, update).await {
+    Ok(match state.auth.accounts.update_client(&actor, member.client_id, update).await {
         Ok(_) => redirect_with_flash(&state, session, "The account details are saved.", "account/client").await,
-        Err(e @ Error::Refused { .. }) => match client_page(&state, &member, editable).await {
-            Ok(page) => page
-                .with("user", &user)
-                .with("error", sentence(&e))
-                .status(StatusCode::UNPROCESSABLE_ENTITY)
-                .render(&state, Some(&session)),
-            Err(r) => r,
-        },
-        Err(e) => internal(&state, &e),
-    }
+        Err(e @ Error::Refused { .. }) => client_page(&state, &member, editable)
+            .await?
+            .with("user", &user)
+            .with("error", sentence(&e))
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state, Some(&session)),
+        Err(e) => return Err(e.into()),
+    })
 }

@@ -12,7 +12,7 @@ use crate::config::Registration;
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Page, internal, message, sentence};
+use crate::web::render::{Answer, Page, message, sentence};
 
 fn closed(state: &AppState, ctx: &Ctx) -> Option<Response> {
     (state.loaded.config.accounts.registration == Registration::InviteOnly).then(|| {
@@ -41,9 +41,9 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Response {
     form_page(&state, &SignUp::default()).cookie(cookie).render(&state, Some(&session))
 }
 
-pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { session, form }: CheckedForm) -> Response {
+pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { session, form }: CheckedForm) -> Answer {
     if let Some(r) = closed(&state, &ctx) {
-        return r;
+        return Ok(r);
     }
     let values = SignUp {
         email: form.text("email").into(),
@@ -55,7 +55,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { sessi
     let again =
         |error: String| form_page(&state, &values).with("error", error).status(StatusCode::UNPROCESSABLE_ENTITY);
     if values.password != form.get("password_confirm").unwrap_or("") {
-        return again("The two passwords differ.".into()).render(&state, Some(&session));
+        return Ok(again("The two passwords differ.".into()).render(&state, Some(&session)));
     }
     let email = values.email.clone();
     match state.auth.sign_up(values.clone(), &ctx.ip_string()).await {
@@ -65,9 +65,9 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { sessi
                 "Thank you for registering. We have sent an email to {email}. \
                  Log in with that address and the password you chose."
             );
-            redirect_with_flash(&state, session, text, "login").await
+            Ok(redirect_with_flash(&state, session, text, "login").await)
         }
-        Err(e @ Error::Refused { .. }) => again(sentence(&e)).render(&state, Some(&session)),
-        Err(e) => internal(&state, &e),
+        Err(e @ Error::Refused { .. }) => Ok(again(sentence(&e)).render(&state, Some(&session))),
+        Err(e) => Err(e.into()),
     }
 }

@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 
 use super::extract::{CheckedForm, Member, OwnerForm};
 use super::{form_session, redirect_with_flash, signed_in, store_failed};
@@ -13,7 +12,7 @@ use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::humane;
-use crate::web::render::{Page, internal, message, see_other, sentence};
+use crate::web::render::{Answer, Page, message, see_other, sentence};
 
 /// The 13 permissions as the page shows them: the key a form sends, the label a person reads.
 fn all_permissions() -> Vec<serde_json::Value> {
@@ -24,59 +23,52 @@ pub async fn list(
     State(state): State<AppState>,
     _ctx: Ctx,
     Member { user, session, membership: me }: Member,
-) -> Response {
-    let members = match state.auth.accounts.members_of_client(me.client_id).await {
-        Ok(m) => m,
-        Err(e) => return internal(&state, &e),
-    };
+) -> Answer {
+    let members = state.auth.accounts.members_of_client(me.client_id).await?;
     let tz = humane::zone(&user.timezone, state.loaded.config.timezone.zone());
-    let invites: Vec<_> = match state.auth.accounts.list_invites(Some(me.client_id)).await {
-        Ok(all) => all
-            .into_iter()
-            .filter(|i| i.status == InviteStatus::Pending)
-            .map(|i| serde_json::json!({"id": i.id, "email": i.email, "valid_until": humane::local_time(i.expires_at, tz)}))
-            .collect(),
-        Err(e) => return internal(&state, &e),
-    };
-    Page::new("users.html", "Users")
+    let invites: Vec<_> = state
+        .auth
+        .accounts
+        .list_invites(Some(me.client_id))
+        .await?
+        .into_iter()
+        .filter(|i| i.status == InviteStatus::Pending)
+        .map(|i| serde_json::json!({"id": i.id, "email": i.email, "valid_until": humane::local_time(i.expires_at, tz)}))
+        .collect();
+    Ok(Page::new("users.html", "Users")
         .with("user", &user)
         .with("client_name", &me.client_name)
         .with("is_owner", me.is_owner)
         .with("members", members)
         .with("invites", if me.is_owner { invites } else { Vec::new() })
         .with("all_permissions", all_permissions())
-        .render(&state, Some(&session))
+        .render(&state, Some(&session)))
 }
 
-async fn refused(state: &AppState, session: Session, e: Error) -> Response {
-    match e {
-        Error::Refused { .. } => {
-            message(state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &sentence(&e))
+/// After an owner's form: the users page with what was done, or the rule's refusal on a page.
+async fn done(state: &AppState, session: Session, result: crate::Result<String>) -> Answer {
+    match result {
+        Ok(text) => Ok(redirect_with_flash(state, session, text, "account/users").await),
+        Err(e @ Error::Refused { .. }) => {
+            Ok(message(state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &sentence(&e)))
         }
-        e => internal(state, &e),
+        Err(e) => Err(e.into()),
     }
-}
-
-async fn flash(state: &AppState, session: Session, text: String) -> Response {
-    redirect_with_flash(state, session, text, "account/users").await
 }
 
 pub async fn invite(
     State(state): State<AppState>,
     ctx: Ctx,
     OwnerForm { user, session, membership: me, form }: OwnerForm,
-) -> Response {
-    let permissions = match Permissions::parse_list(&form.all("permissions").join(",")) {
-        Ok(p) => p,
-        Err(e) => return refused(&state, session, e).await,
-    };
+) -> Answer {
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-    let email = form.text("email");
-    let invited = state.auth.invite(&actor, me.client_id, email, &permissions, Some(user.id), &user.email).await;
-    match invited {
-        Ok(invite) => flash(&state, session, format!("An invitation was sent to {}.", invite.email)).await,
-        Err(e) => refused(&state, session, e).await,
-    }
+    let result = async {
+        let permissions = Permissions::parse_list(&form.all("permissions").join(","))?;
+        let email = form.text("email");
+        let invite = state.auth.invite(&actor, me.client_id, email, &permissions, Some(user.id), &user.email).await?;
+        Ok(format!("An invitation was sent to {}.", invite.email))
+    };
+    done(&state, session, result.await).await
 }
 
 pub async fn cancel_invite(
@@ -84,21 +76,17 @@ pub async fn cancel_invite(
     ctx: Ctx,
     Path(id): Path<String>,
     OwnerForm { user, session, membership: me, form: _ }: OwnerForm,
-) -> Response {
+) -> Answer {
     let id = member_id(&id);
     // Only an invite to this client: another client's invite ids are not the owner's to cancel.
-    let ours = match state.auth.accounts.list_invites(Some(me.client_id)).await {
-        Ok(all) => all.into_iter().any(|i| i.id == id),
-        Err(e) => return internal(&state, &e),
-    };
+    let ours = state.auth.accounts.list_invites(Some(me.client_id)).await?.into_iter().any(|i| i.id == id);
     if !ours {
-        return message(&state, Some(&session), StatusCode::NOT_FOUND, "Not found", "There is no such invitation.");
+        let text = "There is no such invitation.";
+        return Ok(message(&state, Some(&session), StatusCode::NOT_FOUND, "Not found", text));
     }
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-    match state.auth.accounts.cancel_invite(&actor, id).await {
-        Ok(invite) => flash(&state, session, format!("The invitation to {} is cancelled.", invite.email)).await,
-        Err(e) => refused(&state, session, e).await,
-    }
+    let result = state.auth.accounts.cancel_invite(&actor, id).await;
+    done(&state, session, result.map(|invite| format!("The invitation to {} is cancelled.", invite.email))).await
 }
 
 fn member_id(id: &str) -> i64 {
@@ -110,16 +98,14 @@ pub async fn permissions(
     ctx: Ctx,
     Path(id): Path<String>,
     OwnerForm { user, session, membership: me, form }: OwnerForm,
-) -> Response {
+) -> Answer {
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-    let result = match Permissions::parse_list(&form.all("permissions").join(",")) {
-        Ok(p) => state.auth.accounts.set_permissions(&actor, member_id(&id), me.client_id, &p).await.map(|_| ()),
-        Err(e) => Err(e),
+    let result = async {
+        let permissions = Permissions::parse_list(&form.all("permissions").join(","))?;
+        state.auth.accounts.set_permissions(&actor, member_id(&id), me.client_id, &permissions).await?;
+        Ok("Permissions saved.".to_string())
     };
-    match result {
-        Ok(()) => flash(&state, session, "Permissions saved.".into()).await,
-        Err(e) => refused(&state, session, e).await,
-    }
+    done(&state, session, result.await).await
 }
 
 pub async fn remove(
@@ -127,36 +113,32 @@ pub async fn remove(
     ctx: Ctx,
     Path(id): Path<String>,
     OwnerForm { user, session, membership: me, form: _ }: OwnerForm,
-) -> Response {
+) -> Answer {
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-    match state.auth.accounts.dissociate(&actor, member_id(&id), me.client_id).await {
-        Ok(()) => flash(&state, session, "The user no longer has access to this account.".into()).await,
-        Err(e) => refused(&state, session, e).await,
-    }
+    let result = state.auth.accounts.dissociate(&actor, member_id(&id), me.client_id).await;
+    done(&state, session, result.map(|()| "The user no longer has access to this account.".to_string())).await
 }
 
-pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Response {
+pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Answer {
     let invite = match state.auth.accounts.invite_by_token(&token).await {
         Ok(i) => i,
         Err(e @ Error::Refused { .. }) => {
-            return message(&state, ctx.session.as_ref(), StatusCode::NOT_FOUND, "Invite not valid", &sentence(&e));
+            let text = sentence(&e);
+            return Ok(message(&state, ctx.session.as_ref(), StatusCode::NOT_FOUND, "Invite not valid", &text));
         }
-        Err(e) => return internal(&state, &e),
+        Err(e) => return Err(e.into()),
     };
-    let client = match state.auth.accounts.client(invite.client_id).await {
-        Ok(c) => c,
-        Err(e) => return internal(&state, &e),
-    };
+    let client = state.auth.accounts.client(invite.client_id).await?;
     let signed = signed_in(&state, &ctx, false).await.ok().map(|(u, _)| u);
     let (session, cookie) = form_session(&state, &ctx);
-    Page::new("invite.html", "Invitation")
+    Ok(Page::new("invite.html", "Invitation")
         .with("client_name", client.display_name())
         .with("token", &token)
         .with("email", &invite.email)
         .with("user", signed)
         .with("min_length", state.loaded.config.security.password_min_length)
         .cookie(cookie)
-        .render(&state, Some(&session))
+        .render(&state, Some(&session)))
 }
 
 pub async fn invite_submit(
@@ -164,7 +146,7 @@ pub async fn invite_submit(
     ctx: Ctx,
     Path(token): Path<String>,
     CheckedForm { session, form }: CheckedForm,
-) -> Response {
+) -> Answer {
     let ip = ctx.ip_string();
     let signed = signed_in(&state, &ctx, false).await.ok();
     let (actor, acceptance) = match &signed {
@@ -180,7 +162,7 @@ pub async fn invite_submit(
             }),
         ),
     };
-    match state.auth.accounts.accept_invite(&actor, &token, acceptance).await {
+    Ok(match state.auth.accounts.accept_invite(&actor, &token, acceptance).await {
         Ok(m) => match signed {
             Some((_, mut s)) => {
                 s.data.client_id = Some(m.client_id);
@@ -198,6 +180,6 @@ pub async fn invite_submit(
         Err(e @ Error::Refused { .. }) => {
             message(&state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &sentence(&e))
         }
-        Err(e) => internal(&state, &e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
