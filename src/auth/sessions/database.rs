@@ -1,7 +1,7 @@
 //! The `sessions` table. `data` is the JSON of [`SessionData`]; `user_id` is a column of its
 //! own (and `admin_id`, for admin-area sessions) so listing and ending them is an indexed query.
 
-use super::{Session, SessionData};
+use super::{Holder, Session, SessionData};
 use crate::error::{Error, Result};
 use crate::store::Db;
 
@@ -58,19 +58,14 @@ pub(super) async fn delete(db: &Db, key: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn for_user(db: &Db, user_id: i64) -> Result<Vec<Session>> {
-    let rows: Vec<Row> = sqlx::query_as("SELECT key, created_at, last_seen_at, data FROM sessions WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_all(db.pool())
-        .await?;
-    rows.into_iter().map(Row::into_session).collect()
-}
-
-pub(super) async fn for_admin(db: &Db, admin_id: i64) -> Result<Vec<Session>> {
-    let rows: Vec<Row> = sqlx::query_as("SELECT key, created_at, last_seen_at, data FROM sessions WHERE admin_id = $1")
-        .bind(admin_id)
-        .fetch_all(db.pool())
-        .await?;
+/// The sessions of a user or an admin, by their indexed column.
+pub(super) async fn of(db: &Db, holder: Holder) -> Result<Vec<Session>> {
+    let (column, id) = match holder {
+        Holder::User(id) => ("user_id", id),
+        Holder::Admin(id) => ("admin_id", id),
+    };
+    let sql = format!("SELECT key, created_at, last_seen_at, data FROM sessions WHERE {column} = $1");
+    let rows: Vec<Row> = sqlx::query_as(crate::store::composed(sql)).bind(id).fetch_all(db.pool()).await?;
     rows.into_iter().map(Row::into_session).collect()
 }
 

@@ -139,6 +139,22 @@ impl Session {
     }
 }
 
+/// Whose sessions: a user's (client area) or an admin's (admin area).
+#[derive(Debug, Clone, Copy)]
+enum Holder {
+    User(i64),
+    Admin(i64),
+}
+
+impl Holder {
+    fn holds(self, data: &SessionData) -> bool {
+        match self {
+            Holder::User(id) => data.user_id == Some(id),
+            Holder::Admin(id) => data.admin_id == Some(id),
+        }
+    }
+}
+
 /// Where sessions live.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -273,44 +289,36 @@ impl Sessions {
 
     /// The user's signed-in sessions, most recently used first.
     pub async fn for_user(&self, user_id: i64) -> Result<Vec<Session>> {
-        let mut list = match &self.store {
-            Store::Database(db) => database::for_user(db, user_id).await?,
-            Store::Files(dir) => {
-                files::all(dir).await?.into_iter().filter(|s| s.data.user_id == Some(user_id)).collect()
-            }
-        };
-        list.sort_by_key(|s| std::cmp::Reverse(s.last_seen_at));
-        Ok(list)
+        self.of(Holder::User(user_id)).await
     }
 
     /// The admin's signed-in admin-area sessions, most recently used first.
     pub async fn for_admin(&self, admin_id: i64) -> Result<Vec<Session>> {
+        self.of(Holder::Admin(admin_id)).await
+    }
+
+    /// Ends every session of the user except `keep` (a key). Returns how many ended.
+    pub async fn end_for_user(&self, user_id: i64, keep: Option<&str>) -> Result<u64> {
+        self.end(Holder::User(user_id), keep).await
+    }
+
+    /// Ends every admin-area session of the admin except `keep` (a key). Returns how many ended.
+    pub async fn end_for_admin(&self, admin_id: i64, keep: Option<&str>) -> Result<u64> {
+        self.end(Holder::Admin(admin_id), keep).await
+    }
+
+    async fn of(&self, holder: Holder) -> Result<Vec<Session>> {
         let mut list = match &self.store {
-            Store::Database(db) => database::for_admin(db, admin_id).await?,
-            Store::Files(dir) => {
-                files::all(dir).await?.into_iter().filter(|s| s.data.admin_id == Some(admin_id)).collect()
-            }
+            Store::Database(db) => database::of(db, holder).await?,
+            Store::Files(dir) => files::all(dir).await?.into_iter().filter(|s| holder.holds(&s.data)).collect(),
         };
         list.sort_by_key(|s| std::cmp::Reverse(s.last_seen_at));
         Ok(list)
     }
 
-    /// Ends every admin-area session of the admin except `keep` (a key). Returns how many ended.
-    pub async fn end_for_admin(&self, admin_id: i64, keep: Option<&str>) -> Result<u64> {
+    async fn end(&self, holder: Holder, keep: Option<&str>) -> Result<u64> {
         let mut ended = 0;
-        for s in self.for_admin(admin_id).await? {
-            if Some(s.key.as_str()) != keep {
-                self.delete(&s.key).await?;
-                ended += 1;
-            }
-        }
-        Ok(ended)
-    }
-
-    /// Ends every session of the user except `keep` (a key). Returns how many ended.
-    pub async fn end_for_user(&self, user_id: i64, keep: Option<&str>) -> Result<u64> {
-        let mut ended = 0;
-        for s in self.for_user(user_id).await? {
+        for s in self.of(holder).await? {
             if Some(s.key.as_str()) != keep {
                 self.delete(&s.key).await?;
                 ended += 1;

@@ -7,9 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Staff, StaffForm, done};
-use crate::accounts::{
-    AdminPermission as P, ClientStatus, ClientUpdate, CopyDirection, NewClient, OwnerSpec, Permissions,
-};
+use crate::accounts::{AdminPermission as P, ClientStatus, CopyDirection, NewClient, OwnerSpec, Permissions};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::pages::Form;
@@ -62,25 +60,6 @@ pub async fn new_form(State(state): State<AppState>, staff: Staff) -> Answer {
     staff.page(&state, Page::new("admin/client_new.html", "Add a client"))
 }
 
-/// The contact fields a client form sends; an absent field is left as it is.
-fn contact_fields(form: &Form) -> ClientUpdate {
-    let field = |name: &str| form.get(name).map(|v| v.trim().to_string());
-    ClientUpdate {
-        first_name: field("first_name"),
-        last_name: field("last_name"),
-        company: field("company"),
-        email: field("email"),
-        address1: field("address1"),
-        address2: field("address2"),
-        city: field("city"),
-        state: field("state"),
-        postcode: field("postcode"),
-        country: field("country"),
-        phone: field("phone"),
-        ..Default::default()
-    }
-}
-
 /// A new client and its owner: a new user made from the client's details (who sets a password
 /// by the reset link an admin can send), or an existing user given by email.
 pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
@@ -95,7 +74,7 @@ pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: St
             }
         },
     };
-    match state.auth.accounts.create_client(&actor, NewClient { fields: contact_fields(&form), owner }).await {
+    match state.auth.accounts.create_client(&actor, NewClient { fields: form.contact_details(), owner }).await {
         Ok(client) => {
             let next = format!("admin/clients/{}", client.id);
             done(&state, staff, Ok(format!("Client {} was added.", client.display_name())), &next).await
@@ -167,7 +146,7 @@ fn client_page(id: i64) -> String {
 
 pub async fn save(State(state): State<AppState>, Path(id): Path<i64>, StaffForm { staff, form }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::ClientsManage)?;
-    let result = state.auth.accounts.update_client(&actor, id, contact_fields(&form)).await;
+    let result = state.auth.accounts.update_client(&actor, id, form.contact_details()).await;
     done(&state, staff, result.map(|_| "The client's details are saved.".into()), &client_page(id)).await
 }
 

@@ -108,6 +108,27 @@ impl Form {
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
     }
+
+    /// A client's contact details as a client-details form sends them (the client area's and
+    /// the admin area's); a field the form does not carry stays as it is.
+    pub fn contact_details(&self) -> crate::accounts::ClientUpdate {
+        let field = |name: &str| self.get(name).map(|v| v.trim().to_string());
+        crate::accounts::ClientUpdate {
+            first_name: field("first_name"),
+            last_name: field("last_name"),
+            company: field("company"),
+            email: field("email"),
+            address1: field("address1"),
+            address2: field("address2"),
+            city: field("city"),
+            state: field("state"),
+            postcode: field("postcode"),
+            country: field("country"),
+            phone: field("phone"),
+            tax_id: field("tax_id"),
+            ..Default::default()
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for Form {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::extract::{CheckedForm, SignedIn, UserForm};
 use super::{redirect_with_flash, signed_in};
-use crate::accounts::{Actor, ClientUpdate, Membership, Permission, User};
+use crate::accounts::{Actor, Membership, Permission, User};
 use crate::auth::ProfileChange;
 use crate::auth::sessions::Session;
 use crate::error::Error;
@@ -111,22 +111,7 @@ pub async fn save_client(State(state): State<AppState>, ctx: Ctx, CheckedForm { 
             "You may read this account's contact details but not change them; that needs the profile permission.";
         return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
     }
-    let field = |name: &str| Some(form.text(name).to_string());
-    let update = ClientUpdate {
-        first_name: field("first_name"),
-        last_name: field("last_name"),
-        company: field("company"),
-        email: field("email"),
-        address1: field("address1"),
-        address2: field("address2"),
-        city: field("city"),
-        state: field("state"),
-        postcode: field("postcode"),
-        country: field("country"),
-        phone: field("phone"),
-        tax_id: field("tax_id"),
-        ..Default::default()
-    };
+    let update = form.contact_details();
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     Ok(match state.auth.accounts.update_client(&actor, member.client_id, update).await {
         Ok(_) => redirect_with_flash(&state, session, "The account details are saved.", "account/client").await,
