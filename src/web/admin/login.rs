@@ -173,10 +173,7 @@ pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Answer {
         return Ok(security_page(&admin, &session, true).render(&state, Some(&session)));
     }
     // A signed-in admin sees it with the menu.
-    match Staff::of(&state, &ctx).await {
-        Ok(staff) => staff.page(&state, security_page(&admin, &session, false)),
-        Err(response) => Ok(response),
-    }
+    Staff::of(&state, &ctx).await?.page(&state, security_page(&admin, &session, false))
 }
 
 pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, _: CheckedForm) -> Answer {

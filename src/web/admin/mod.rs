@@ -16,14 +16,14 @@ use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::json;
 
 use super::AppState;
 use super::context::Ctx;
 use super::pages::{Form, check_csrf};
-use super::render::{Answer, Failed, Page, Stop, see_other, sentence};
+use super::render::{Answer, Page, Stop, see_other, sentence};
 use crate::accounts::{Actor, Admin, AdminPermission as P};
 use crate::auth::sessions::{Ended, Session};
 
@@ -88,25 +88,23 @@ pub struct Staff {
 }
 
 impl Staff {
-    async fn of(state: &AppState, ctx: &Ctx) -> Result<Self, Response> {
+    async fn of(state: &AppState, ctx: &Ctx) -> Result<Self, Stop> {
         let to_login = || {
             let target =
                 if ctx.ended.is_some_and(|e| e != Ended::Unknown) { "admin/login?expired=1" } else { "admin/login" };
-            see_other(state, target, None)
+            Stop::from(see_other(state, target, None))
         };
         let Some(session) = ctx.session.clone() else { return Err(to_login()) };
         if session.data.admin_pending.is_some() {
             // Password given, second factor (or its enrolment) outstanding.
-            return Err(login::continue_sign_in(state, &session));
+            return Err(login::continue_sign_in(state, &session).into());
         }
         let Some(admin_id) = session.data.admin_id else { return Err(to_login()) };
-        let admin = match state.auth.accounts.admin(admin_id).await {
-            Ok(a) if !a.is_disabled() => a,
-            Ok(_) => return Err(to_login()),
-            Err(e) => return Err(Failed::from(e).into_response()),
-        };
-        let permissions =
-            state.auth.accounts.admin_permissions(&admin).await.map_err(|e| Failed::from(e).into_response())?;
+        let admin = state.auth.accounts.admin(admin_id).await?;
+        if admin.is_disabled() {
+            return Err(to_login());
+        }
+        let permissions = state.auth.accounts.admin_permissions(&admin).await?;
         Ok(Self { admin, permissions, session, ip: ctx.ip_string() })
     }
 
@@ -147,9 +145,9 @@ impl Staff {
 }
 
 impl FromRequestParts<AppState> for Staff {
-    type Rejection = Response;
+    type Rejection = Stop;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Stop> {
         let ctx = Ctx::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
         Staff::of(state, &ctx).await
     }
@@ -163,9 +161,9 @@ pub struct StaffForm {
 }
 
 impl FromRequest<AppState> for StaffForm {
-    type Rejection = Response;
+    type Rejection = Stop;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Stop> {
         let (mut parts, body) = request.into_parts();
         let ctx = Ctx::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
         let headers = parts.headers.clone();
@@ -173,9 +171,7 @@ impl FromRequest<AppState> for StaffForm {
             Form::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
         check_csrf(state, &ctx, &headers, &form)?;
         let staff = Staff::of(state, &ctx).await?;
-        if let Err(e) = state.license.require_unlocked() {
-            return Err(Failed::from(e).into_response());
-        }
+        state.license.require_unlocked()?;
         Ok(Self { staff, form })
     }
 }
