@@ -68,6 +68,19 @@ async fn admin_sessions_are_their_own(backend: Backend) {
     assert_eq!((done.status, done.location()), (303, "/admin/settings/banned-emails"));
     assert!(b.get("admin/settings/banned-emails").await.body.contains("Sign-ups from spam.example are refused."));
 
+    // Staff edit a client's details and status; a status that does not exist is refused by name.
+    let (_, client_id) = server.client_with_owner("cy@example.com", "Cy Hosting").await;
+    let edit = format!("admin/clients/{client_id}/edit");
+    let save = format!("admin/clients/{client_id}");
+    let fields = [("company", "Cy Cloud"), ("status", "inactive")];
+    assert_eq!(b.submit(&edit, &save, &fields).await.location(), format!("/{save}"));
+    let client = server.accounts().client(client_id).await.unwrap();
+    assert_eq!((client.company.as_str(), client.status.to_string().as_str()), ("Cy Cloud", "inactive"));
+    assert_eq!(b.submit(&edit, &save, &[("status", "sleeping")]).await.status, 303);
+    let page = b.get(&save).await.body;
+    assert!(page.contains("sleeping"), "the refusal names the value: {page}");
+    assert_eq!(server.accounts().client(client_id).await.unwrap().status.to_string(), "inactive");
+
     // Alice signs in on a second device, and ends the sessions she left there from the admins page.
     let other = server.browser();
     assert_eq!(sign_in(&other, "alice", PASSWORD).await.status, 303);

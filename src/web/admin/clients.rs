@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Staff, StaffForm, done};
-use crate::accounts::{AdminPermission as P, ClientStatus, CopyDirection, NewClient, OwnerSpec, Permissions};
+use crate::accounts::{
+    AdminPermission as P, ClientStatus, ClientUpdate, CopyDirection, NewClient, OwnerSpec, Permissions,
+};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::pages::Form;
@@ -135,6 +137,7 @@ async fn client_profile(state: &AppState, staff: Staff, id: i64, editing: bool) 
             Permissions::all().iter().map(|p| json!({"key": p.key(), "label": p.label()})).collect::<Vec<_>>(),
         )
         .with("editing", editing)
+        .with("statuses", ["active", "inactive", "closed"])
         .with("can_manage", staff.can(P::ClientsManage))
         .with("can_manage_users", staff.can(P::UsersManage));
     staff.page(state, page)
@@ -146,8 +149,17 @@ fn client_page(id: i64) -> String {
 
 pub async fn save(State(state): State<AppState>, Path(id): Path<i64>, StaffForm { staff, form }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::ClientsManage)?;
-    let result = state.auth.accounts.update_client(&actor, id, form.contact_details()).await;
-    done(&state, staff, result.map(|_| "The client's details are saved.".into()), &client_page(id)).await
+    let result = async {
+        // The status beside the contact details: what only staff may change.
+        let status = match form.text("status") {
+            "" => None,
+            given => Some(given.parse::<ClientStatus>()?),
+        };
+        let update = ClientUpdate { status, ..form.contact_details() };
+        state.auth.accounts.update_client(&actor, id, update).await?;
+        Ok("The client's details are saved.".to_string())
+    };
+    done(&state, staff, result.await, &client_page(id)).await
 }
 
 pub async fn close(State(state): State<AppState>, Path(id): Path<i64>, StaffForm { staff, .. }: StaffForm) -> Answer {
