@@ -22,7 +22,8 @@ use serde_json::json;
 
 use super::AppState;
 use super::context::Ctx;
-use super::pages::{Form, check_csrf};
+use super::pages::Form;
+use super::pages::extract::checked_form;
 use super::render::{Answer, Page, Stop, see_other, sentence};
 use crate::accounts::{Actor, Admin, AdminPermission as P};
 use crate::auth::sessions::{Ended, Session};
@@ -164,12 +165,7 @@ impl FromRequest<AppState> for StaffForm {
     type Rejection = Stop;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Stop> {
-        let (mut parts, body) = request.into_parts();
-        let ctx = Ctx::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
-        let headers = parts.headers.clone();
-        let form =
-            Form::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
-        check_csrf(state, &ctx, &headers, &form)?;
+        let (ctx, _, form) = checked_form(request, state).await?;
         let staff = Staff::of(state, &ctx).await?;
         state.license.require_unlocked()?;
         Ok(Self { staff, form })

@@ -20,7 +20,7 @@ async fn ctx(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
 }
 
 /// The form of a request, after the CSRF check; `session` is the one whose token it carried.
-async fn checked_form(request: Request, state: &AppState) -> Result<(Ctx, Session, Form), Response> {
+pub async fn checked_form(request: Request, state: &AppState) -> Result<(Ctx, Session, Form), Response> {
     let (mut parts, body) = request.into_parts();
     let ctx = ctx(&mut parts, state).await?;
     let headers = parts.headers.clone();
