@@ -1,10 +1,14 @@
 //! Memberships: which users may act on which clients, with what permissions, and who owns
 //! each client.
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
-use super::{Accounts, Actor, Permissions, audit};
+use super::{Accounts, Actor, ClientStatus, Permissions, User, audit};
 use crate::error::{Code, Error, Result};
 use crate::store::{composed, is_foreign_key_violation};
 
@@ -22,6 +26,21 @@ pub struct Membership {
     pub created_at: i64,
 }
 
+impl Membership {
+    /// The client is open to its users: not closed.
+    pub fn is_usable(&self) -> bool {
+        self.client_status != ClientStatus::Closed.to_string()
+    }
+}
+
+/// A user with every client they belong to (closed ones too), by client id: what each client
+/// area page starts from, read in one query.
+#[derive(Debug, Clone)]
+pub struct UserWithClients {
+    pub user: User,
+    pub memberships: Vec<Membership>,
+}
+
 #[derive(sqlx::FromRow)]
 struct MembershipRow {
     client_id: i64,
@@ -31,7 +50,7 @@ struct MembershipRow {
     user_email: String,
     client_name: String,
     client_status: String,
-    created_at: i64,
+    membership_created_at: i64,
 }
 
 impl From<MembershipRow> for Membership {
@@ -45,17 +64,49 @@ impl From<MembershipRow> for Membership {
             user_email: r.user_email,
             client_name: r.client_name,
             client_status: r.client_status,
-            created_at: r.created_at,
+            created_at: r.membership_created_at,
         }
     }
 }
 
-const SELECT_MEMBERSHIP: &str = "SELECT m.client_id, m.user_id, m.permissions, m.created_at, \
+/// A membership's columns, from `m` (memberships), `c` (its client) and `u` (its user). Named
+/// apart from the users table's own columns, so a query may select both.
+const MEMBERSHIP_COLUMNS: &str = "m.client_id, m.user_id, m.permissions, m.created_at AS membership_created_at, \
      CASE WHEN c.owner_user_id = m.user_id THEN 1 ELSE 0 END AS is_owner, \
      u.email AS user_email, \
      CASE WHEN c.company <> '' THEN c.company ELSE c.first_name || ' ' || c.last_name END AS client_name, \
-     c.status AS client_status \
-     FROM memberships m JOIN clients c ON c.id = m.client_id JOIN users u ON u.id = m.user_id";
+     c.status AS client_status";
+
+static SELECT_MEMBERSHIP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {MEMBERSHIP_COLUMNS} FROM memberships m JOIN clients c ON c.id = m.client_id JOIN users u ON u.id = m.user_id"
+    )
+});
+
+/// `u`'s columns and one membership per row (a row of NULLs when there is none): the select
+/// list for [`UserWithClients`], joined by [`MEMBERSHIPS_OF_U`].
+pub(crate) static USER_WITH_CLIENTS_COLUMNS: LazyLock<String> = LazyLock::new(|| format!("u.*, {MEMBERSHIP_COLUMNS}"));
+pub(crate) const MEMBERSHIPS_OF_U: &str =
+    "LEFT JOIN memberships m ON m.user_id = u.id LEFT JOIN clients c ON c.id = m.client_id";
+
+impl UserWithClients {
+    /// From the rows of [`USER_WITH_CLIENTS_COLUMNS`], ordered by client id; `None` when the
+    /// user's columns are NULL (no such user).
+    pub(crate) fn from_rows(rows: &[AnyRow]) -> Result<Option<Self>> {
+        let Some(first) = rows.first() else { return Ok(None) };
+        if first.try_get::<Option<i64>, _>("id")?.is_none() {
+            return Ok(None);
+        }
+        let user = User::from_row(first)?;
+        let mut memberships = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.try_get::<Option<i64>, _>("client_id")?.is_some() {
+                memberships.push(MembershipRow::from_row(row)?.into());
+            }
+        }
+        Ok(Some(Self { user, memberships }))
+    }
+}
 
 pub(crate) fn not_associated(user_id: i64, client_id: i64) -> Error {
     Error::refused(Code::NotAssociated, format!("user {user_id} is not associated with client {client_id}"))
@@ -71,7 +122,7 @@ fn owner_cannot_be_removed(user_id: i64, client_id: i64) -> Error {
 impl Accounts {
     pub async fn membership(&self, user_id: i64, client_id: i64) -> Result<Option<Membership>> {
         let row: Option<MembershipRow> =
-            sqlx::query_as(composed(format!("{SELECT_MEMBERSHIP} WHERE m.user_id = $1 AND m.client_id = $2")))
+            sqlx::query_as(composed(format!("{} WHERE m.user_id = $1 AND m.client_id = $2", *SELECT_MEMBERSHIP)))
                 .bind(user_id)
                 .bind(client_id)
                 .fetch_optional(self.db.pool())
@@ -83,7 +134,8 @@ impl Accounts {
     pub async fn members_of_client(&self, client_id: i64) -> Result<Vec<Membership>> {
         self.client(client_id).await?;
         let rows: Vec<MembershipRow> = sqlx::query_as(composed(format!(
-            "{SELECT_MEMBERSHIP} WHERE m.client_id = $1 ORDER BY is_owner DESC, m.user_id"
+            "{} WHERE m.client_id = $1 ORDER BY is_owner DESC, m.user_id",
+            *SELECT_MEMBERSHIP
         )))
         .bind(client_id)
         .fetch_all(self.db.pool())
@@ -91,18 +143,20 @@ impl Accounts {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// The clients a user belongs to, by client id. Every client area page asks this, so the
-    /// user's existence is only looked up when there are no memberships to prove it.
+    /// The user and every client they belong to, in one query; `None` when there is no such user.
+    pub async fn user_with_clients(&self, user_id: i64) -> Result<Option<UserWithClients>> {
+        let sql = format!(
+            "SELECT {} FROM users u {MEMBERSHIPS_OF_U} WHERE u.id = $1 ORDER BY m.client_id",
+            *USER_WITH_CLIENTS_COLUMNS
+        );
+        let rows = sqlx::query(composed(sql)).bind(user_id).fetch_all(self.db.pool()).await?;
+        UserWithClients::from_rows(&rows)
+    }
+
+    /// The clients a user belongs to, by client id.
     pub async fn clients_of_user(&self, user_id: i64) -> Result<Vec<Membership>> {
-        let rows: Vec<MembershipRow> =
-            sqlx::query_as(composed(format!("{SELECT_MEMBERSHIP} WHERE m.user_id = $1 ORDER BY m.client_id")))
-                .bind(user_id)
-                .fetch_all(self.db.pool())
-                .await?;
-        if rows.is_empty() {
-            self.user(user_id).await?;
-        }
-        Ok(rows.into_iter().map(Into::into).collect())
+        let user = self.user_with_clients(user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
+        Ok(user.memberships)
     }
 
     /// Gives an existing user access to a client with the given permissions.

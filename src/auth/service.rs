@@ -7,7 +7,7 @@ use serde_json::json;
 use super::one_time::{self, Purpose};
 use super::sessions::{Pending, SecondFactor, Session, SessionData, Sessions};
 use super::throttle::{Scope, Throttle};
-use crate::accounts::{Accounts, Actor, Admin, ClientStatus, Membership, User};
+use crate::accounts::{Accounts, Actor, Admin, Membership, User};
 use crate::config::{Config, HttpUrl};
 use crate::error::{Code, Error, Result};
 use crate::mail;
@@ -414,7 +414,7 @@ impl Auth {
 
 /// The memberships whose client may be entered (not closed).
 fn usable(mut clients: Vec<Membership>) -> Vec<Membership> {
-    clients.retain(|m| m.client_status != ClientStatus::Closed.to_string());
+    clients.retain(Membership::is_usable);
     clients
 }
 

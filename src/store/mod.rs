@@ -30,6 +30,9 @@ const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 const SQLITE_WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 /// How long to wait for the database server to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pooled connection idle this long is pinged before it is handed out again (a database
+/// restart or a proxy's idle cut leaves it dead); one used more recently is taken as alive.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -119,7 +122,20 @@ impl Db {
             // that connection failed ("non-zero transaction depth") until a restart. By the
             // time a connection is acquired again sqlx has flushed any pending rollback, so one
             // still "in a transaction" here is stuck: close it and open a fresh one.
-            .before_acquire(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+            //
+            // sqlx's own liveness test pings every connection on every acquire: one more round
+            // trip to the database (or SQLite's worker thread) per query, a third of a page
+            // view's cost. A connection in use moments ago is alive; only one that sat idle is
+            // pinged, and a dead one is dropped for a fresh one.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if conn.is_in_transaction() {
+                        return Ok(false);
+                    }
+                    Ok(meta.idle_for < PING_AFTER_IDLE || conn.ping().await.is_ok())
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

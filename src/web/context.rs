@@ -4,6 +4,7 @@
 
 use crate::error::Code;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
@@ -14,6 +15,7 @@ use cookie::Cookie;
 
 use super::AppState;
 use super::render::ShownOnce;
+use crate::accounts::{Membership, UserWithClients};
 use crate::auth::sessions::cookie::{ADMIN_COOKIE_NAME, COOKIE_NAME};
 use crate::auth::sessions::{Ended, Session};
 use crate::net::observations::{self, Observation};
@@ -26,6 +28,8 @@ pub struct Ctx {
     /// The request's Host is system_url's host: only then are sessions honoured or created.
     pub host_ok: bool,
     pub session: Option<Session>,
+    /// The session's signed-in user with their clients, read with the session.
+    pub user: Option<Arc<UserWithClients>>,
     /// Why the presented cookie did not give a session (expired, IP changed…).
     pub ended: Option<Ended>,
     /// The User-Agent header, cut to a length worth keeping.
@@ -37,6 +41,16 @@ pub struct Ctx {
 impl Ctx {
     pub fn ip_string(&self) -> String {
         self.ip.to_string()
+    }
+
+    /// The signed-in user's memberships, by client id (none without a signed-in user).
+    pub fn memberships(&self) -> &[Membership] {
+        self.user.as_ref().map_or(&[], |u| &u.memberships)
+    }
+
+    /// The signed-in user's membership of `client_id`, if they have one.
+    pub fn membership(&self, client_id: i64) -> Option<Membership> {
+        self.memberships().iter().find(|m| m.client_id == client_id).cloned()
     }
 }
 
@@ -136,13 +150,13 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     // CloudFlare's request id, logged so a request can be followed through CloudFlare's logs.
     let cf_ray = headers.get("cf-ray").and_then(|v| v.to_str().ok()).map(str::to_string);
 
-    let (mut session, mut ended) = (None, None);
+    let (mut session, mut user, mut ended) = (None, None, None);
     // The admin area has its own session (and cookie); a client-area session never opens it.
     let admin_area = req.uri().path() == "/admin" || req.uri().path().starts_with("/admin/");
     let cookie_name = if admin_area { ADMIN_COOKIE_NAME } else { COOKIE_NAME };
     if host_ok && let Some(token) = cookie(headers, cookie_name) {
-        match state.auth.sessions.resolve(&token, &ip.to_string()).await {
-            Ok(Ok(s)) => session = Some(s),
+        match state.auth.sessions.resolve_with_user(&token, &ip.to_string(), &state.auth.accounts).await {
+            Ok(Ok((s, u))) => (session, user) = (Some(s), u.map(Arc::new)),
             Ok(Err(reason)) => ended = Some(reason),
             Err(e) => {
                 // The visitor may well be signed in: say the site is unavailable rather than
@@ -161,7 +175,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .take(MAX_USER_AGENT)
         .collect();
     let form_nonce = cookie(headers, super::form_token::COOKIE_NAME).filter(|_| host_ok);
-    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, ended, user_agent, form_nonce });
+    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, user, ended, user_agent, form_nonce });
 
     // The route's pattern (`/password/reset/{token}`), never the path itself: reset, invite and
     // impersonation links carry their secret in it. A path no route matched holds no live secret.

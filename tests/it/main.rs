@@ -31,5 +31,6 @@ mod web_duo;
 mod web_fleet;
 mod web_limits;
 mod web_login;
+mod web_page_view;
 mod web_reset_mail;
 mod web_twofa;

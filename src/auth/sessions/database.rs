@@ -1,7 +1,10 @@
 //! The `sessions` table. `data` is the JSON of [`SessionData`]; `user_id` is a column of its
 //! own (and `admin_id`, for admin-area sessions) so listing and ending them is an indexed query.
 
+use sqlx::Row as _;
+
 use super::{Holder, Session, SessionData};
+use crate::accounts::{MEMBERSHIPS_OF_U, USER_WITH_CLIENTS_COLUMNS, UserWithClients};
 use crate::error::{Error, Result};
 use crate::store::Db;
 
@@ -27,6 +30,30 @@ pub(super) async fn read(db: &Db, key: &str) -> Result<Option<Session>> {
         .fetch_optional(db.pool())
         .await?;
     row.map(Row::into_session).transpose()
+}
+
+/// The session and, when it is signed in, its user with their clients: one query, so a page
+/// view costs one round trip to the database.
+pub(super) async fn read_with_user(db: &Db, key: &str) -> Result<Option<(Session, Option<UserWithClients>)>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT s.key AS session_key, s.created_at AS session_created_at, \
+             s.last_seen_at AS session_last_seen_at, s.data AS session_data, {} \
+             FROM sessions s LEFT JOIN users u ON u.id = s.user_id {MEMBERSHIPS_OF_U} \
+             WHERE s.key = $1 ORDER BY m.client_id",
+            *USER_WITH_CLIENTS_COLUMNS
+        )
+    });
+    let rows = sqlx::query(SQL.as_str()).bind(key).fetch_all(db.pool()).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let session = Row {
+        key: first.try_get("session_key")?,
+        created_at: first.try_get("session_created_at")?,
+        last_seen_at: first.try_get("session_last_seen_at")?,
+        data: first.try_get("session_data")?,
+    }
+    .into_session()?;
+    Ok(Some((session, UserWithClients::from_rows(&rows)?)))
 }
 
 pub(super) async fn write(db: &Db, s: &Session) -> Result<()> {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::{Accounts, UserWithClients};
 use crate::config::{Config, SessionStore as StoreKind};
 use crate::error::Result;
 use crate::secrets::tokens;
@@ -222,8 +223,41 @@ impl Sessions {
     /// The session a cookie token names, if it is still valid for a request from `ip`. An
     /// expired session, or one whose IP changed under `ip_check`, is deleted and reported.
     pub async fn resolve(&self, raw: &str, ip: &str) -> Result<std::result::Result<Session, Ended>> {
+        match self.read(&tokens::digest(raw)).await? {
+            Some(session) => self.judge(session, ip).await,
+            None => Ok(Err(Ended::Unknown)),
+        }
+    }
+
+    /// [`Self::resolve`], with the signed-in user and their clients (`None` for a session no
+    /// user holds, or whose user is gone). On the database store it is one query.
+    pub async fn resolve_with_user(
+        &self,
+        raw: &str,
+        ip: &str,
+        accounts: &Accounts,
+    ) -> Result<std::result::Result<(Session, Option<UserWithClients>), Ended>> {
         let key = tokens::digest(raw);
-        let Some(mut session) = self.read(&key).await? else { return Ok(Err(Ended::Unknown)) };
+        let found = match &self.store {
+            Store::Database(db) => database::read_with_user(db, &key).await?,
+            Store::Files(dir) => match files::read(dir, &key).await? {
+                Some(session) => {
+                    let user = match session.data.user_id {
+                        Some(id) => accounts.user_with_clients(id).await?,
+                        None => None,
+                    };
+                    Some((session, user))
+                }
+                None => None,
+            },
+        };
+        let Some((session, user)) = found else { return Ok(Err(Ended::Unknown)) };
+        Ok(self.judge(session, ip).await?.map(|session| (session, user)))
+    }
+
+    /// Ends a session that expired or changed IP against the rules; otherwise keeps its
+    /// last-seen time and address current (writing at most once a minute).
+    async fn judge(&self, mut session: Session, ip: &str) -> Result<std::result::Result<Session, Ended>> {
         let ts = self.clock.now();
         let ended = if ts - session.created_at >= self.absolute_secs {
             Some(Ended::AbsoluteTimeout)
@@ -235,7 +269,7 @@ impl Sessions {
             None
         };
         if let Some(reason) = ended {
-            self.delete(&key).await?;
+            self.delete(&session.key).await?;
             return Ok(Err(reason));
         }
         if session.data.ip != ip {

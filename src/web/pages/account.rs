@@ -43,7 +43,7 @@ async fn refused(state: &AppState, user: &User, session: &Session, text: String)
         .render(state, Some(session))
 }
 
-pub async fn security(State(state): State<AppState>, SignedIn { user, session }: SignedIn<true>) -> Response {
+pub async fn security(State(state): State<AppState>, SignedIn { user, session, .. }: SignedIn<true>) -> Response {
     security_page(&state, &user, &session).await.render(&state, Some(&session))
 }
 
@@ -164,7 +164,7 @@ pub async fn password(
     })
 }
 
-pub async fn sessions(State(state): State<AppState>, SignedIn { user, session }: SignedIn) -> Answer {
+pub async fn sessions(State(state): State<AppState>, SignedIn { user, session, .. }: SignedIn) -> Answer {
     let list = state.auth.sessions.for_user(user.id).await?;
     let tz = humane::zone(&user.timezone, state.loaded.config.timezone.zone());
     let rows: Vec<_> = list

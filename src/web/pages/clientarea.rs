@@ -5,11 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::extract::{SignedIn, UserForm};
+use crate::accounts::Membership;
 use crate::web::AppState;
 use crate::web::render::{Answer, Page, message, see_other};
 
-pub async fn show(State(state): State<AppState>, SignedIn { user, session }: SignedIn) -> Answer {
-    let clients = state.auth.usable_clients(user.id).await?;
+pub async fn show(State(state): State<AppState>, SignedIn { user, session, memberships }: SignedIn) -> Answer {
+    let clients: Vec<_> = memberships.into_iter().filter(Membership::is_usable).collect();
     let current = session.data.client_id.and_then(|id| clients.iter().find(|m| m.client_id == id).cloned());
     Ok(Page::new("clientarea.html", "Client area")
         .with("user", &user)

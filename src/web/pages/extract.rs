@@ -13,7 +13,7 @@ use crate::accounts::{Membership, User};
 use crate::auth::sessions::Session;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Failed, message, see_other};
+use crate::web::render::{message, see_other};
 
 async fn ctx(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
     Ctx::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)
@@ -50,6 +50,8 @@ impl FromRequest<AppState> for CheckedForm {
 pub struct SignedIn<const ENROLLING: bool = false> {
     pub user: User,
     pub session: Session,
+    /// The clients the user belongs to (closed ones too), by client id.
+    pub memberships: Vec<Membership>,
 }
 
 impl<const ENROLLING: bool> FromRequestParts<AppState> for SignedIn<ENROLLING> {
@@ -57,8 +59,8 @@ impl<const ENROLLING: bool> FromRequestParts<AppState> for SignedIn<ENROLLING> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let ctx = ctx(parts, state).await?;
-        let (user, session) = signed_in(state, &ctx, ENROLLING).await?;
-        Ok(Self { user, session })
+        let (user, session) = signed_in(state, &ctx, ENROLLING)?;
+        Ok(Self { user, session, memberships: ctx.memberships().to_vec() })
     }
 }
 
@@ -74,7 +76,7 @@ impl<const ENROLLING: bool> FromRequest<AppState> for UserForm<ENROLLING> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (ctx, _, form) = checked_form(request, state).await?;
-        let (user, session) = signed_in(state, &ctx, ENROLLING).await?;
+        let (user, session) = signed_in(state, &ctx, ENROLLING)?;
         Ok(Self { user, session, form })
     }
 }
@@ -87,13 +89,11 @@ pub struct Member {
 }
 
 impl Member {
-    async fn of(state: &AppState, ctx: &Ctx) -> Result<Self, Response> {
-        let (user, session) = signed_in(state, ctx, false).await?;
-        let Some(client_id) = session.data.client_id else { return Err(see_other(state, "clientarea", None)) };
-        match state.auth.accounts.membership(user.id, client_id).await {
-            Ok(Some(membership)) => Ok(Self { user, session, membership }),
-            Ok(None) => Err(see_other(state, "clientarea", None)),
-            Err(e) => Err(Failed::from(e).into_response()),
+    fn of(state: &AppState, ctx: &Ctx) -> Result<Self, Response> {
+        let (user, session) = signed_in(state, ctx, false)?;
+        match session.data.client_id.and_then(|id| ctx.membership(id)) {
+            Some(membership) => Ok(Self { user, session, membership }),
+            None => Err(see_other(state, "clientarea", None)),
         }
     }
 }
@@ -103,7 +103,7 @@ impl FromRequestParts<AppState> for Member {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let ctx = ctx(parts, state).await?;
-        Member::of(state, &ctx).await
+        Member::of(state, &ctx)
     }
 }
 
@@ -120,7 +120,7 @@ impl FromRequest<AppState> for OwnerForm {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (ctx, _, form) = checked_form(request, state).await?;
-        let Member { user, session, membership } = Member::of(state, &ctx).await?;
+        let Member { user, session, membership } = Member::of(state, &ctx)?;
         if !membership.is_owner {
             let text = "Only the account owner can manage its users.";
             return Err(message(state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));

@@ -172,23 +172,21 @@ pub fn form_session(state: &AppState, ctx: &Ctx) -> (Session, Option<HeaderValue
 }
 
 /// The signed-in user and session, or the response to send instead: a redirect to the login
-/// page, or to two-factor enrolment when it is required and not done yet.
-pub async fn signed_in(state: &AppState, ctx: &Ctx, enrolment_page: bool) -> Result<(User, Session), Response> {
+/// page, or to two-factor enrolment when it is required and not done yet. The middleware read
+/// the user with the session, so this asks the database nothing.
+pub fn signed_in(state: &AppState, ctx: &Ctx, enrolment_page: bool) -> Result<(User, Session), Response> {
     let to_login = || {
         let target = if ctx.ended.is_some_and(|e| e != Ended::Unknown) { "login?expired=1" } else { "login" };
         see_other(state, target, None)
     };
     let Some(session) = ctx.session.clone() else { return Err(to_login()) };
-    let Some(user_id) = session.data.user_id else { return Err(to_login()) };
-    let user = match state.auth.accounts.user(user_id).await {
-        Ok(u) => u,
-        Err(_) => return Err(to_login()),
-    };
+    // A session whose user is gone has no user beside it.
+    let Some(user) = ctx.user.as_ref().filter(|_| session.data.user_id.is_some()) else { return Err(to_login()) };
     let enrolling = session.data.pending.as_ref().is_some_and(|p| p.method == SecondFactor::Enrol);
     if enrolling && !enrolment_page {
         return Err(see_other(state, "account/security", None));
     }
-    Ok((user, session))
+    Ok((user.user.clone(), session))
 }
 
 /// Saves a one-time message in the session and answers 303 with the page that shows it, so a

@@ -39,7 +39,7 @@ fn profile_page(user: &User, values: &User) -> Page {
         .with("zones", zones)
 }
 
-pub async fn profile(State(state): State<AppState>, _ctx: Ctx, SignedIn { user, session }: SignedIn) -> Response {
+pub async fn profile(State(state): State<AppState>, _ctx: Ctx, SignedIn { user, session, .. }: SignedIn) -> Response {
     profile_page(&user, &user).render(&state, Some(&session))
 }
 
@@ -77,9 +77,8 @@ pub async fn save_profile(
 /// The current client's membership and whether it lets the user edit (`profile`) or only read
 /// (`contacts`) the client's details.
 async fn client_access(state: &AppState, ctx: &Ctx) -> Result<(User, Session, Membership, bool), Stop> {
-    let (user, session) = signed_in(state, ctx, false).await?;
-    let Some(client_id) = session.data.client_id else { return Err(see_other(state, "clientarea", None).into()) };
-    let Some(member) = state.auth.accounts.membership(user.id, client_id).await? else {
+    let (user, session) = signed_in(state, ctx, false)?;
+    let Some(member) = session.data.client_id.and_then(|id| ctx.membership(id)) else {
         return Err(see_other(state, "clientarea", None).into());
     };
     let (edit, read) =

@@ -129,7 +129,7 @@ pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): P
         Err(e) => return Err(e.into()),
     };
     let client = state.auth.accounts.client(invite.client_id).await?;
-    let signed = signed_in(&state, &ctx, false).await.ok().map(|(u, _)| u);
+    let signed = signed_in(&state, &ctx, false).ok().map(|(u, _)| u);
     let (session, cookie) = form_session(&state, &ctx);
     Ok(Page::new("invite.html", "Invitation")
         .with("client_name", client.display_name())
@@ -148,7 +148,7 @@ pub async fn invite_submit(
     CheckedForm { session, form }: CheckedForm,
 ) -> Answer {
     let ip = ctx.ip_string();
-    let signed = signed_in(&state, &ctx, false).await.ok();
+    let signed = signed_in(&state, &ctx, false).ok();
     let (actor, acceptance) = match &signed {
         Some((user, _)) => (Actor::user(user.id, &user.email).with_ip(&ip), Acceptance::ExistingUser(user.id)),
         None => (
