@@ -6,7 +6,7 @@
 //!    has work waiting — should be ≥ 90 % of (1): hashing runs on that pool, never on the async
 //!    workers.
 //! 3. Session-authenticated `GET /clientarea` requests per second with p50/p99 latency, from
-//!    64 keep-alive connections.
+//!    16, 64 and 256 keep-alive connections (the budget is read at 64).
 //!
 //! The server runs on its own multi-threaded runtime (one worker per core, as `gatehouse serve`
 //! does); the load generator runs on one separate thread, like `wrk -t1` would — it shares the
@@ -46,8 +46,13 @@ fn main() {
         4 * cores(),
         100.0 * logins / verifies
     );
-    let (rps, p50, p99) = load.block_on(clientarea(&base, 64));
-    println!("GET /clientarea req/s (64 connections):    {rps:>9.0}  p50 {p50:.2} ms  p99 {p99:.2} ms");
+    // 64 is the budget's figure; the others show whether throughput holds as connections grow.
+    for connections in [16, 64, 256] {
+        let (rps, p50, p99) = load.block_on(clientarea(&base, connections));
+        println!(
+            "GET /clientarea req/s ({connections:>3} connections):   {rps:>9.0}  p50 {p50:.2} ms  p99 {p99:.2} ms"
+        );
+    }
     if let Some(schema) = postgres {
         server.block_on(schema.drop());
     }
@@ -89,12 +94,13 @@ async fn start_server(dir: &std::path::Path, database_url: Option<&str>) -> Stri
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let config = dir.join("gatehouse.yaml");
-    // Every benchmark client is 127.0.0.1 and logs in as one account: allow the burst.
+    // Every benchmark client is 127.0.0.1 and logs in as one account: allow the burst, and
+    // more connections from that one address than the per-address limit.
     std::fs::write(
         &config,
         format!(
             "system_url: \"{base}\"\nsecurity:\n  lockout: {{ max_failures: 1000000, ip_max_failures: 1000000, window: 1m, lock: 1m }}\n\
-             sessions:\n  ip_check: false\n{}",
+             sessions:\n  ip_check: false\nserver:\n  max_connections_per_ip: 0\n{}",
             database_url.map(|u| format!("database_url: \"{u}\"\n")).unwrap_or_default()
         ),
     )

@@ -154,3 +154,14 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The versions of the migrations this build carries, oldest first (from `migrations/sqlite`).
+pub fn migration_versions() -> Vec<i64> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut versions: Vec<i64> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().split('_').next().unwrap().parse().unwrap())
+        .collect();
+    versions.sort_unstable();
+    versions
+}
