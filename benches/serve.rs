@@ -33,14 +33,17 @@ fn main() {
     let server = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let load = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let postgres = std::env::var("GATEHOUSE_BENCH_POSTGRES_URL").ok().map(|url| server.block_on(Schema::create(url)));
-    let base = server.block_on(start_server(dir.path(), postgres.as_ref().map(|s| s.url.as_str())));
+    let sqlite = server.block_on(start_server(&dir.path().join("sqlite"), None));
+    let postgres = std::env::var("GATEHOUSE_BENCH_POSTGRES_URL").ok().map(|url| {
+        let schema = server.block_on(Schema::create(url));
+        let base = server.block_on(start_server(&dir.path().join("postgres"), Some(&schema.url)));
+        (schema, base)
+    });
 
-    let store = if postgres.is_some() { "PostgreSQL" } else { "SQLite (WAL)" };
-    println!("gatehouse serve benchmark — {} cores, {store}, {} s per measurement", cores(), MEASURE.as_secs());
+    println!("gatehouse serve benchmark — {} cores, SQLite (WAL), {} s per measurement", cores(), MEASURE.as_secs());
     let verifies = server.block_on(bare_verifies());
     println!("bare argon2id verifies/s ({} threads):      {verifies:>9.1}", cores());
-    let logins = load.block_on(logins(&base, 4 * cores()));
+    let logins = load.block_on(logins(&sqlite, 4 * cores()));
     println!(
         "HTTP logins/s ({} clients):                 {logins:>9.1}  ({:.0} % of bare verifies)",
         4 * cores(),
@@ -48,12 +51,31 @@ fn main() {
     );
     // 64 is the budget's figure; the others show whether throughput holds as connections grow.
     for connections in [16, 64, 256] {
-        let (rps, p50, p99) = load.block_on(clientarea(&base, connections));
+        let (rps, p50, p99) = load.block_on(clientarea(&sqlite, connections));
         println!(
             "GET /clientarea req/s ({connections:>3} connections):   {rps:>9.0}  p50 {p50:.2} ms  p99 {p99:.2} ms"
         );
     }
-    if let Some(schema) = postgres {
+    if let Some((schema, pg)) = postgres {
+        // The same page on each store in turn, so a busy moment on this machine hurts both.
+        println!("PostgreSQL (the database on the same cores), interleaved with SQLite, 64 connections:");
+        let mut ratios = Vec::new();
+        for round in 1..=3 {
+            let (lite, ..) = load.block_on(clientarea(&sqlite, 64));
+            let (rps, p50, p99) = load.block_on(clientarea(&pg, 64));
+            ratios.push(rps / lite);
+            println!(
+                "  round {round}: PostgreSQL {rps:>6.0} req/s  p50 {p50:.2} ms  p99 {p99:.2} ms;  SQLite {lite:>6.0}  ({:.0} %)",
+                100.0 * rps / lite
+            );
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "PostgreSQL ÷ SQLite: min {:.0} %, median {:.0} %, max {:.0} %",
+            100.0 * ratios[0],
+            100.0 * ratios[1],
+            100.0 * ratios[2]
+        );
         server.block_on(schema.drop());
     }
 }
@@ -91,6 +113,7 @@ fn cores() -> usize {
 
 /// Starts the service on 127.0.0.1 with one client whose owner can log in; returns system_url.
 async fn start_server(dir: &std::path::Path, database_url: Option<&str>) -> String {
+    std::fs::create_dir_all(dir).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let config = dir.join("gatehouse.yaml");
