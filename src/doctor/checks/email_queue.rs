@@ -4,7 +4,7 @@ use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
 use crate::doctor::model::CheckResult;
-use crate::mail;
+use crate::mail::{self, QueueStats};
 use crate::store::rfc3339;
 
 pub struct Queue;
@@ -43,25 +43,61 @@ impl Check for Queue {
                     .with("oldest_queued_at", stats.oldest_queued_at.map(rfc3339))
                     .with("transport", format!("{:?}", ctx.config().mail.transport).to_lowercase())
             };
-            if stats.failed > 0 {
-                let error = mail::last_failure(db).await.ok().flatten().unwrap_or_default();
-                return Err(base(Outcome::fail(format!(
-                    "{} message(s) failed permanently; last error: {error}",
-                    stats.failed
-                )))
-                .with("last_error", &error)
-                .remediation("Fix the mail transport (see email.transport), then requeue the failed messages.")
-                .fixable(format!("requeue the {} failed message(s) for the next cron run", stats.failed)));
-            }
-            Ok(match stats.oldest_queued_at {
-                Some(oldest) if ctx.now() - oldest > 2 * interval + 60 => base(Outcome::warn(format!(
-                    "{} message(s) waiting, the oldest since {}: the queue is not being drained",
-                    stats.queued,
-                    rfc3339(oldest)
-                )))
-                .remediation("Check that `gatehouse cron` runs (its `mail` job) and what it reports."),
-                _ => base(Outcome::pass(format!("{} message(s) waiting, none failed", stats.queued))),
-            })
+            let last_error = match stats.failed {
+                0 => None,
+                _ => Some(mail::last_failure(db).await.ok().flatten().unwrap_or_default()),
+            };
+            let outcome = judge(&stats, last_error.as_deref(), ctx.now(), interval);
+            Ok(base(match last_error {
+                Some(error) => outcome.with("last_error", error),
+                None => outcome,
+            }))
         })
+    }
+}
+
+/// The verdict on the outbox: a message that failed for good needs a person (and a requeue); one
+/// waiting past two cron intervals (and a minute's slack) means nobody drains the queue.
+fn judge(stats: &QueueStats, last_error: Option<&str>, now: i64, interval: i64) -> Outcome {
+    if stats.failed > 0 {
+        return Outcome::fail(format!(
+            "{} message(s) failed permanently; last error: {}",
+            stats.failed,
+            last_error.unwrap_or_default()
+        ))
+        .remediation("Fix the mail transport (see email.transport), then requeue the failed messages.")
+        .fixable(format!("requeue the {} failed message(s) for the next cron run", stats.failed));
+    }
+    match stats.oldest_queued_at {
+        Some(oldest) if now - oldest > 2 * interval + 60 => Outcome::warn(format!(
+            "{} message(s) waiting, the oldest since {}: the queue is not being drained",
+            stats.queued,
+            rfc3339(oldest)
+        ))
+        .remediation("Check that `gatehouse cron` runs (its `mail` job) and what it reports."),
+        _ => Outcome::pass(format!("{} message(s) waiting, none failed", stats.queued)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    fn stats(queued: i64, failed: i64, oldest_queued_at: Option<i64>) -> QueueStats {
+        QueueStats { queued, failed, oldest_queued_at }
+    }
+
+    #[test]
+    fn failures_fail_and_a_stale_queue_warns() {
+        let now = 10_000;
+        let judged = |s: QueueStats| judge(&s, Some("550 mailbox unavailable"), now, 300);
+        assert_eq!(judged(stats(0, 0, None)).status, Status::Pass);
+        assert_eq!(judged(stats(3, 0, Some(now - 660))).status, Status::Pass, "two intervals and a minute");
+        assert_eq!(judged(stats(3, 0, Some(now - 661))).status, Status::Warn);
+        let failed = judged(stats(0, 2, None));
+        assert_eq!(failed.status, Status::Fail);
+        assert!(failed.message.ends_with("last error: 550 mailbox unavailable"), "{}", failed.message);
+        assert_eq!(failed.fix.as_deref(), Some("requeue the 2 failed message(s) for the next cron run"));
     }
 }

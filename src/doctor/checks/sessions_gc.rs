@@ -56,31 +56,62 @@ impl Check for Gc {
                     .with("store", format!("{:?}", config.sessions.store).to_lowercase())
                     .with("last_cron_heartbeat", cron.as_ref().map(|b| rfc3339(b.at)))
             };
-            let fix = format!("delete the {expired} expired session(s) now, in batches");
-            if expired == 0 {
-                return Err(base(Outcome::pass("no expired sessions are waiting")));
-            }
-            if !config.sessions.gc {
-                return Err(base(Outcome::fail(format!("{expired} expired session(s) and sessions.gc is false")))
-                    .remediation("Set `sessions.gc: true` and schedule `gatehouse cron`.")
-                    .fixable(format!("set sessions.gc: true in the configuration and {fix}")));
-            }
-            if cron.is_none() {
-                return Err(base(Outcome::fail(format!(
-                    "{expired} expired session(s) and `gatehouse cron` has never run"
-                )))
-                .remediation("Schedule `gatehouse cron` every cron.interval (e.g. `*/5 * * * *` in crontab).")
-                .fixable(fix));
-            }
-            if oldest.is_some_and(|o| o < overdue_since) {
-                return Err(base(Outcome::fail(format!(
-                    "{expired} expired session(s), the oldest idle since {}: collection is not keeping up",
-                    rfc3339(oldest.unwrap_or_default())
-                )))
-                .remediation("Check that `gatehouse cron` runs and succeeds (its `sessions-gc` job).")
-                .fixable(fix));
-            }
-            Ok(base(Outcome::pass(format!("{expired} recently expired session(s); the next cron run collects them"))))
+            Ok(base(judge(expired, oldest, config.sessions.gc, cron.is_some(), overdue_since)))
         })
+    }
+}
+
+/// The verdict on `expired` sessions waiting, the oldest idle since `oldest`: none is fine, and so
+/// are a few that the next collection takes; not when collection is off, cron never ran, or the
+/// oldest has waited past `overdue_since` (two cron intervals after it expired).
+fn judge(expired: i64, oldest: Option<i64>, gc_enabled: bool, cron_ran: bool, overdue_since: i64) -> Outcome {
+    let fix = format!("delete the {expired} expired session(s) now, in batches");
+    if expired == 0 {
+        Outcome::pass("no expired sessions are waiting")
+    } else if !gc_enabled {
+        Outcome::fail(format!("{expired} expired session(s) and sessions.gc is false"))
+            .remediation("Set `sessions.gc: true` and schedule `gatehouse cron`.")
+            .fixable(format!("set sessions.gc: true in the configuration and {fix}"))
+    } else if !cron_ran {
+        Outcome::fail(format!("{expired} expired session(s) and `gatehouse cron` has never run"))
+            .remediation("Schedule `gatehouse cron` every cron.interval (e.g. `*/5 * * * *` in crontab).")
+            .fixable(fix)
+    } else if let Some(oldest) = oldest.filter(|&o| o < overdue_since) {
+        Outcome::fail(format!(
+            "{expired} expired session(s), the oldest idle since {}: collection is not keeping up",
+            rfc3339(oldest)
+        ))
+        .remediation("Check that `gatehouse cron` runs and succeeds (its `sessions-gc` job).")
+        .fixable(fix)
+    } else {
+        Outcome::pass(format!("{expired} recently expired session(s); the next cron run collects them"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    #[test]
+    fn a_backlog_fails_only_when_nothing_will_collect_it() {
+        let overdue_since = 1_000;
+        let status = |expired, oldest, gc, cron| judge(expired, oldest, gc, cron, overdue_since).status;
+        assert_eq!(status(0, None, false, false), Status::Pass, "nothing waiting, whatever the settings");
+        assert_eq!(status(5, Some(1_000), true, true), Status::Pass, "the next run collects them");
+        assert_eq!(status(5, Some(999), true, true), Status::Fail, "waited past two intervals");
+        assert_eq!(status(5, Some(2_000), false, true), Status::Fail, "collection is off");
+        assert_eq!(status(5, Some(2_000), true, false), Status::Fail, "cron never ran");
+    }
+
+    #[test]
+    fn the_fix_turns_collection_back_on_when_it_is_off() {
+        let off = judge(3, Some(0), false, true, 1_000);
+        assert_eq!(
+            off.fix.as_deref(),
+            Some("set sessions.gc: true in the configuration and delete the 3 expired session(s) now, in batches")
+        );
+        let on = judge(3, Some(0), true, true, 1_000);
+        assert_eq!(on.fix.as_deref(), Some("delete the 3 expired session(s) now, in batches"));
     }
 }

@@ -31,7 +31,6 @@ impl Check for Lifetime {
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let s = &ctx.config().sessions;
-            let (idle, absolute) = (s.idle_timeout.as_secs(), s.absolute_timeout.as_secs());
             let seen = match observed_requests_if_any(ctx).await {
                 Ok(seen) => seen,
                 Err(outcome) => return outcome,
@@ -45,44 +44,93 @@ impl Check for Lifetime {
                     .with("sessions_ended_by_ip_change", ended.len())
                     .with("ended_from_peers", tally(&ended, |o| o.peer_ip.clone()))
             };
-            let max_changes = ctx.threshold(META.id, "max_ip_changes", 0.0);
-            if s.ip_check && ended.len() as f64 > max_changes {
-                return base(Outcome::fail(format!(
-                    "{} of {} observed requests found their session ended by ip_check because the client IP \
-                     changed",
-                    ended.len(),
-                    seen.len()
-                )))
-                .remediation(
-                    "If a proxy or CDN is in front, add it to trusted_proxies (or enable trusted_proxies.cloudflare) \
-                     so the visitor's own IP is used; if visitors' IPs really rotate, set sessions.ip_check: false.",
-                );
-            }
-            let min_idle = ctx.threshold(META.id, "min_idle_minutes", 15.0) * 60.0;
-            if (idle as f64) < min_idle {
-                return base(Outcome::warn(format!(
-                    "sessions.idle_timeout is {}: a user who reads a page for longer is logged out",
-                    s.idle_timeout
-                )))
-                .remediation(format!("Set sessions.idle_timeout to at least {} minutes.", min_idle / 60.0));
-            }
-            if absolute < idle {
-                return base(Outcome::warn(format!(
-                    "sessions.absolute_timeout ({}) is shorter than idle_timeout ({}): every session ends at {}",
-                    s.absolute_timeout, s.idle_timeout, s.absolute_timeout
-                )))
-                .remediation("Make absolute_timeout longer than idle_timeout (default 12h vs 30m).");
-            }
-            base(Outcome::pass(format!(
-                "sessions last {} idle, {} at most{}",
-                s.idle_timeout,
-                s.absolute_timeout,
-                match (s.ip_check, seen.is_empty()) {
-                    (true, true) => "; no requests observed yet to see IP changes in",
-                    (true, false) => "; no observed session was ended by an IP change",
-                    (false, _) => "",
-                }
-            )))
+            let limits = Limits {
+                max_ip_changes: ctx.threshold(META.id, "max_ip_changes", 0.0),
+                min_idle_secs: ctx.threshold(META.id, "min_idle_minutes", 15.0) * 60.0,
+            };
+            base(judge(s, seen.len(), ended.len(), &limits))
         })
+    }
+}
+
+/// The profile's thresholds: sessions ended by an IP change tolerated, the shortest idle timeout.
+struct Limits {
+    max_ip_changes: f64,
+    min_idle_secs: f64,
+}
+
+/// The verdict on the session lifetimes, given `observed` requests of which `ended` found their
+/// session ended by ip_check: such endings mean a proxy changes the address; a short idle timeout
+/// logs out readers; an absolute timeout below the idle one ends every session early.
+fn judge(s: &crate::config::Sessions, observed: usize, ended: usize, limits: &Limits) -> Outcome {
+    let (idle, absolute) = (s.idle_timeout.as_secs(), s.absolute_timeout.as_secs());
+    if s.ip_check && ended as f64 > limits.max_ip_changes {
+        return Outcome::fail(format!(
+            "{ended} of {observed} observed requests found their session ended by ip_check because the client IP \
+             changed"
+        ))
+        .remediation(
+            "If a proxy or CDN is in front, add it to trusted_proxies (or enable trusted_proxies.cloudflare) \
+             so the visitor's own IP is used; if visitors' IPs really rotate, set sessions.ip_check: false.",
+        );
+    }
+    if (idle as f64) < limits.min_idle_secs {
+        return Outcome::warn(format!(
+            "sessions.idle_timeout is {}: a user who reads a page for longer is logged out",
+            s.idle_timeout
+        ))
+        .remediation(format!("Set sessions.idle_timeout to at least {} minutes.", limits.min_idle_secs / 60.0));
+    }
+    if absolute < idle {
+        return Outcome::warn(format!(
+            "sessions.absolute_timeout ({}) is shorter than idle_timeout ({}): every session ends at {}",
+            s.absolute_timeout, s.idle_timeout, s.absolute_timeout
+        ))
+        .remediation("Make absolute_timeout longer than idle_timeout (default 12h vs 30m).");
+    }
+    Outcome::pass(format!(
+        "sessions last {} idle, {} at most{}",
+        s.idle_timeout,
+        s.absolute_timeout,
+        match (s.ip_check, observed == 0) {
+            (true, true) => "; no requests observed yet to see IP changes in",
+            (true, false) => "; no observed session was ended by an IP change",
+            (false, _) => "",
+        }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Duration;
+    use crate::doctor::model::Status;
+
+    const DEFAULTS: Limits = Limits { max_ip_changes: 0.0, min_idle_secs: 900.0 };
+
+    fn sessions(idle_mins: u64, absolute_mins: u64, ip_check: bool) -> crate::config::Sessions {
+        crate::config::Sessions {
+            idle_timeout: Duration::from_secs(idle_mins * 60),
+            absolute_timeout: Duration::from_secs(absolute_mins * 60),
+            ip_check,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sessions_ended_by_ip_changes_fail_only_under_ip_check() {
+        assert_eq!(judge(&sessions(30, 720, true), 10, 1, &DEFAULTS).status, Status::Fail);
+        assert_eq!(judge(&sessions(30, 720, false), 10, 1, &DEFAULTS).status, Status::Pass);
+        let tolerant = Limits { max_ip_changes: 1.0, ..DEFAULTS };
+        assert_eq!(judge(&sessions(30, 720, true), 10, 1, &tolerant).status, Status::Pass);
+    }
+
+    #[test]
+    fn short_or_inverted_timeouts_warn() {
+        assert_eq!(judge(&sessions(14, 720, false), 0, 0, &DEFAULTS).status, Status::Warn);
+        assert_eq!(judge(&sessions(15, 720, false), 0, 0, &DEFAULTS).status, Status::Pass);
+        let inverted = judge(&sessions(60, 30, false), 0, 0, &DEFAULTS);
+        assert_eq!(inverted.status, Status::Warn);
+        assert!(inverted.message.contains("is shorter than idle_timeout"), "{}", inverted.message);
     }
 }
