@@ -100,7 +100,7 @@ impl From<RoleRow> for Role {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Clone, Serialize, sqlx::FromRow)]
 pub struct Admin {
     pub id: i64,
     pub username: String,
@@ -118,6 +118,22 @@ pub struct Admin {
     pub backup_code_hash: Option<String>,
     #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
+}
+
+/// Says which secrets are set, never what they are (as [`super::User`]'s).
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "set" } else { "none" };
+        f.debug_struct("Admin")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role_id", &self.role_id)
+            .field("disabled", &self.disabled)
+            .field("password_hash", &set(&self.password_hash))
+            .field("totp_secret", &set(&self.totp_secret))
+            .field("backup_code_hash", &set(&self.backup_code_hash))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Admin {

@@ -11,7 +11,7 @@ use crate::error::{Code, Error, Result};
 use crate::secrets::passwords;
 use crate::store::is_unique_violation;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Clone, Serialize, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub email: String,
@@ -44,6 +44,23 @@ pub struct User {
 
 fn is_set<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bool(v.is_some())
+}
+
+/// Says which secrets are set, never what they are: a `User` rides along with every signed-in
+/// request, and a `{:?}` in a log line must not carry a hash or a TOTP key with it.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "set" } else { "none" };
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("twofa_method", &self.twofa_method)
+            .field("password_hash", &set(&self.password_hash))
+            .field("security_answer_hash", &set(&self.security_answer_hash))
+            .field("totp_secret", &set(&self.totp_secret))
+            .field("backup_code_hash", &set(&self.backup_code_hash))
+            .finish_non_exhaustive()
+    }
 }
 
 impl User {
@@ -297,5 +314,35 @@ impl Accounts {
             .security_answer_hash
             .as_deref()
             .is_some_and(|h| passwords::verify(&passwords::normalize_answer(answer), h)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::User;
+
+    #[test]
+    fn debug_names_which_secrets_are_set_and_shows_none_of_them() {
+        let user = User {
+            id: 7,
+            email: "ann@example.com".into(),
+            first_name: "Ann".into(),
+            last_name: "Lee".into(),
+            language: String::new(),
+            timezone: String::new(),
+            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+            security_question_id: None,
+            security_answer_hash: None,
+            created_at: 0,
+            updated_at: 0,
+            email_norm: "ann@example.com".into(),
+            twofa_method: Some("totp".into()),
+            totp_secret: Some("JBSWY3DPEHPK3PXP".into()),
+            totp_last_step: None,
+            backup_code_hash: None,
+        };
+        let shown = format!("{user:?}");
+        assert!(!shown.contains("argon2id") && !shown.contains("JBSWY3DP"), "{shown}");
+        assert!(shown.contains(r#"password_hash: "set""#) && shown.contains(r#"backup_code_hash: "none""#), "{shown}");
     }
 }

@@ -155,7 +155,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let admin_area = req.uri().path() == "/admin" || req.uri().path().starts_with("/admin/");
     let cookie_name = if admin_area { ADMIN_COOKIE_NAME } else { COOKIE_NAME };
     if host_ok && let Some(token) = cookie(headers, cookie_name) {
-        match state.auth.sessions.resolve_with_user(&token, &ip.to_string(), &state.auth.accounts).await {
+        match state.auth.sessions.resolve(&token, &ip.to_string(), &state.auth.accounts).await {
             Ok(Ok((s, u))) => (session, user) = (Some(s), u.map(Arc::new)),
             Ok(Err(reason)) => ended = Some(reason),
             Err(e) => {

@@ -220,18 +220,11 @@ impl Sessions {
         Ok((token.raw, session))
     }
 
-    /// The session a cookie token names, if it is still valid for a request from `ip`. An
-    /// expired session, or one whose IP changed under `ip_check`, is deleted and reported.
-    pub async fn resolve(&self, raw: &str, ip: &str) -> Result<std::result::Result<Session, Ended>> {
-        match self.read(&tokens::digest(raw)).await? {
-            Some(session) => self.judge(session, ip).await,
-            None => Ok(Err(Ended::Unknown)),
-        }
-    }
-
-    /// [`Self::resolve`], with the signed-in user and their clients (`None` for a session no
-    /// user holds, or whose user is gone). On the database store it is one query.
-    pub async fn resolve_with_user(
+    /// The session a cookie token names, if it is still valid for a request from `ip` (an
+    /// expired session, or one whose IP changed under `ip_check`, is deleted and reported), with
+    /// its signed-in user and their clients (`None` for a session no user holds, or whose user is
+    /// gone). On the database store it is one query.
+    pub async fn resolve(
         &self,
         raw: &str,
         ip: &str,
