@@ -70,35 +70,56 @@ impl Check for Roles {
                     .with("incomplete_roles", &incomplete)
                     .with("permissions_nobody_holds", P::ALL.iter().filter(|p| !held.contains(p)).collect::<Vec<_>>())
             };
-            if active.is_empty() {
-                return Err(base(Outcome::warn("no enabled admin exists: nobody can use the admin API"))
-                    .remediation("Create one: `gatehouse admin add --username NAME --email E --role \"Full Administrator\"` and `gatehouse admin token create`."));
-            }
-            if no_link {
-                return Err(base(Outcome::fail(
-                    "admins may impersonate users, but system_url is not set: the one-time login link cannot be built",
-                )));
-            }
-            if !without_role.is_empty() {
-                return Err(base(Outcome::fail(format!(
-                    "{} admin(s) have no role and are refused everything: {}",
-                    without_role.len(),
-                    without_role.join(", ")
-                )))
-                .remediation("Assign a role: `gatehouse admin role assign --admin ID --role ROLE`."));
-            }
-            if !incomplete.is_empty() {
-                return Err(base(Outcome::warn(format!(
-                    "roles that stop their admins halfway: {}",
-                    incomplete.join("; ")
-                )))
-                .remediation("Add the missing permission with `gatehouse admin role set`."));
-            }
-            Ok(base(Outcome::pass(format!(
-                "{} admin(s), each with a role; {} role(s) complete",
-                active.len(),
-                roles.len()
-            ))))
+            Ok(base(judge(active.len(), roles.len(), &without_role, &incomplete, no_link)))
         })
+    }
+}
+
+/// The verdict on the admins and their roles: nobody able to use the admin API, impersonation
+/// that cannot build its link, admins refused everything for want of a role, and roles that
+/// stop their admins halfway, in that order.
+fn judge(active: usize, roles: usize, without_role: &[&str], incomplete: &[String], no_link: bool) -> Outcome {
+    if active == 0 {
+        return Outcome::warn("no enabled admin exists: nobody can use the admin API").remediation(
+            "Create one: `gatehouse admin add --username NAME --email E --role \"Full Administrator\"` and \
+             `gatehouse admin token create`.",
+        );
+    }
+    if no_link {
+        return Outcome::fail(
+            "admins may impersonate users, but system_url is not set: the one-time login link cannot be built",
+        );
+    }
+    if !without_role.is_empty() {
+        return Outcome::fail(format!(
+            "{} admin(s) have no role and are refused everything: {}",
+            without_role.len(),
+            without_role.join(", ")
+        ))
+        .remediation("Assign a role: `gatehouse admin role assign --admin ID --role ROLE`.");
+    }
+    if !incomplete.is_empty() {
+        return Outcome::warn(format!("roles that stop their admins halfway: {}", incomplete.join("; ")))
+            .remediation("Add the missing permission with `gatehouse admin role set`.");
+    }
+    Outcome::pass(format!("{active} admin(s), each with a role; {roles} role(s) complete"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    #[test]
+    fn the_most_blocking_problem_is_named() {
+        let halfway = vec!["Support: clients.create without clients.manage".to_string()];
+        assert_eq!(judge(0, 1, &[], &[], false).status, Status::Warn, "no admin at all");
+        assert_eq!(judge(2, 1, &["bob"], &halfway, true).status, Status::Fail, "no link for impersonation first");
+        let roleless = judge(2, 1, &["bob", "eve"], &halfway, false);
+        assert_eq!(roleless.message, "2 admin(s) have no role and are refused everything: bob, eve");
+        let incomplete = judge(2, 1, &[], &halfway, false);
+        assert_eq!(incomplete.status, Status::Warn);
+        assert!(incomplete.message.ends_with("clients.create without clients.manage"), "{}", incomplete.message);
+        assert_eq!(judge(2, 3, &[], &[], false).message, "2 admin(s), each with a role; 3 role(s) complete");
     }
 }
