@@ -50,33 +50,68 @@ impl Check for Config {
                     .with("path", url.path())
                     .with("configured_in", &origin)
             };
-            if url.query().is_some() || url.fragment().is_some() {
-                return evidence(Outcome::fail("system_url has a query or fragment; links built from it break"));
-            }
-            if !url.path().ends_with('/') {
-                let outcome = Outcome::warn(format!(
-                    "system_url path `{}` has no trailing slash: links will be joined wrongly",
-                    url.path()
-                ))
-                .remediation(format!("Set system_url to {}/", url.as_str()));
-                // Only a value written in a file can be edited in place by --fix.
-                let in_file = matches!(origin, Origin::File { .. });
-                return evidence(if in_file {
-                    outcome.fixable(format!("set system_url to {}/ in {origin}", url.as_str()))
-                } else {
-                    outcome
-                });
-            }
-            if url.scheme() == "http" && !is_local(&host) {
-                return evidence(
-                    Outcome::warn(format!(
-                        "system_url is plain http on {host}: session cookies are not Secure; if users reach the \
-                         site over https, logins will loop"
-                    ))
-                    .remediation("Serve the client area over https and set system_url to its https:// address."),
-                );
-            }
-            evidence(Outcome::pass(format!("links and cookies derive from {url}")))
+            evidence(judge(url, &origin))
         })
+    }
+}
+
+/// The verdict on a set system_url configured at `origin`: a query or fragment breaks every link;
+/// a path without its trailing slash joins links wrongly (fixable when the value is in a file);
+/// plain http on a public name makes logins loop for users who arrive over https.
+fn judge(url: &url::Url, origin: &Origin) -> Outcome {
+    if url.query().is_some() || url.fragment().is_some() {
+        return Outcome::fail("system_url has a query or fragment; links built from it break");
+    }
+    if !url.path().ends_with('/') {
+        let outcome = Outcome::warn(format!(
+            "system_url path `{}` has no trailing slash: links will be joined wrongly",
+            url.path()
+        ))
+        .remediation(format!("Set system_url to {}/", url.as_str()));
+        // Only a value written in a file can be edited in place by --fix.
+        return match origin {
+            Origin::File { .. } => outcome.fixable(format!("set system_url to {}/ in {origin}", url.as_str())),
+            _ => outcome,
+        };
+    }
+    let host = url.host_str().unwrap_or_default();
+    if url.scheme() == "http" && !is_local(host) {
+        return Outcome::warn(format!(
+            "system_url is plain http on {host}: session cookies are not Secure; if users reach the site over \
+             https, logins will loop"
+        ))
+        .remediation("Serve the client area over https and set system_url to its https:// address.");
+    }
+    Outcome::pass(format!("links and cookies derive from {url}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    fn judged(url: &str, origin: &Origin) -> Outcome {
+        judge(&url::Url::parse(url).unwrap(), origin)
+    }
+
+    #[test]
+    fn links_break_on_a_query_and_join_wrongly_without_the_slash() {
+        assert_eq!(judged("https://billing.example.com/portal/?x=1", &Origin::Default).status, Status::Fail);
+        let file = Origin::File { path: "gatehouse.yaml".into(), line: 2, column: 13 };
+        let slashless = judged("https://billing.example.com/portal", &file);
+        assert_eq!(slashless.status, Status::Warn);
+        assert_eq!(
+            slashless.fix.as_deref(),
+            Some("set system_url to https://billing.example.com/portal/ in gatehouse.yaml:2:13")
+        );
+        let from_env = judged("https://billing.example.com/portal", &Origin::Env("GATEHOUSE_SYSTEM_URL".into()));
+        assert_eq!(from_env.fix, None, "only a value in a file is edited in place");
+    }
+
+    #[test]
+    fn plain_http_warns_except_on_this_machine() {
+        assert_eq!(judged("http://billing.example.com/", &Origin::Default).status, Status::Warn);
+        assert_eq!(judged("http://localhost:8080/", &Origin::Default).status, Status::Pass);
+        assert_eq!(judged("https://billing.example.com/", &Origin::Default).status, Status::Pass);
     }
 }
