@@ -123,15 +123,14 @@ pub struct Admin {
 /// Says which secrets are set, never what they are (as [`super::User`]'s).
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let set = |v: &Option<String>| if v.is_some() { "set" } else { "none" };
         f.debug_struct("Admin")
             .field("id", &self.id)
             .field("username", &self.username)
             .field("role_id", &self.role_id)
             .field("disabled", &self.disabled)
-            .field("password_hash", &set(&self.password_hash))
-            .field("totp_secret", &set(&self.totp_secret))
-            .field("backup_code_hash", &set(&self.backup_code_hash))
+            .field("password_hash", &super::secret_state(&self.password_hash))
+            .field("totp_secret", &super::secret_state(&self.totp_secret))
+            .field("backup_code_hash", &super::secret_state(&self.backup_code_hash))
             .finish_non_exhaustive()
     }
 }

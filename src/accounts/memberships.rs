@@ -21,7 +21,7 @@ pub struct Membership {
     pub permissions: Permissions,
     pub user_email: String,
     pub client_name: String,
-    pub client_status: String,
+    pub client_status: ClientStatus,
     #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,
 }
@@ -29,7 +29,7 @@ pub struct Membership {
 impl Membership {
     /// The client is open to its users: not closed.
     pub fn is_usable(&self) -> bool {
-        self.client_status != ClientStatus::Closed.to_string()
+        self.client_status != ClientStatus::Closed
     }
 }
 
@@ -63,7 +63,8 @@ impl From<MembershipRow> for Membership {
             permissions: if is_owner { Permissions::all() } else { Permissions::from_stored(&r.permissions) },
             user_email: r.user_email,
             client_name: r.client_name,
-            client_status: r.client_status,
+            // The table's CHECK constraint admits only the statuses ClientStatus names.
+            client_status: r.client_status.parse().unwrap_or_default(),
             created_at: r.membership_created_at,
         }
     }
@@ -86,6 +87,13 @@ static SELECT_MEMBERSHIP: LazyLock<String> = LazyLock::new(|| {
 /// `u`'s columns and one membership per row (a row of NULLs when there is none): the select
 /// list for [`UserWithClients`], joined by [`MEMBERSHIPS_OF_U`].
 pub(crate) static USER_WITH_CLIENTS_COLUMNS: LazyLock<String> = LazyLock::new(|| format!("u.*, {MEMBERSHIP_COLUMNS}"));
+
+static USER_WITH_CLIENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM users u {MEMBERSHIPS_OF_U} WHERE u.id = $1 ORDER BY m.client_id",
+        *USER_WITH_CLIENTS_COLUMNS
+    )
+});
 pub(crate) const MEMBERSHIPS_OF_U: &str =
     "LEFT JOIN memberships m ON m.user_id = u.id LEFT JOIN clients c ON c.id = m.client_id";
 
@@ -145,11 +153,8 @@ impl Accounts {
 
     /// The user and every client they belong to, in one query; `None` when there is no such user.
     pub async fn user_with_clients(&self, user_id: i64) -> Result<Option<UserWithClients>> {
-        let sql = format!(
-            "SELECT {} FROM users u {MEMBERSHIPS_OF_U} WHERE u.id = $1 ORDER BY m.client_id",
-            *USER_WITH_CLIENTS_COLUMNS
-        );
-        let rows = sqlx::query(composed(sql)).bind(user_id).fetch_all(self.db.pool()).await?;
+        // Built once: on the files session store every page view runs it.
+        let rows = sqlx::query(USER_WITH_CLIENTS.as_str()).bind(user_id).fetch_all(self.db.pool()).await?;
         UserWithClients::from_rows(&rows)
     }
 

@@ -39,6 +39,11 @@ pub use questions::SecurityQuestion;
 pub use users::{NewUser, User, UserUpdate};
 
 use crate::config::Config;
+
+/// How `Debug` shows a stored secret (a hash, a TOTP key): whether it is set, never what it is.
+fn secret_state(secret: &Option<String>) -> &'static str {
+    if secret.is_some() { "set" } else { "none" }
+}
 use crate::store::Db;
 
 /// Policy values the accounts rules depend on, taken from the configuration.

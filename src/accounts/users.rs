@@ -50,15 +50,14 @@ fn is_set<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Er
 /// request, and a `{:?}` in a log line must not carry a hash or a TOTP key with it.
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let set = |v: &Option<String>| if v.is_some() { "set" } else { "none" };
         f.debug_struct("User")
             .field("id", &self.id)
             .field("email", &self.email)
             .field("twofa_method", &self.twofa_method)
-            .field("password_hash", &set(&self.password_hash))
-            .field("security_answer_hash", &set(&self.security_answer_hash))
-            .field("totp_secret", &set(&self.totp_secret))
-            .field("backup_code_hash", &set(&self.backup_code_hash))
+            .field("password_hash", &super::secret_state(&self.password_hash))
+            .field("security_answer_hash", &super::secret_state(&self.security_answer_hash))
+            .field("totp_secret", &super::secret_state(&self.totp_secret))
+            .field("backup_code_hash", &super::secret_state(&self.backup_code_hash))
             .finish_non_exhaustive()
     }
 }

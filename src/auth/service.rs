@@ -154,7 +154,7 @@ impl Auth {
         Ok(self.sessions.rotate(old, data).await?.0)
     }
 
-    pub async fn usable_clients(&self, user_id: i64) -> Result<Vec<Membership>> {
+    async fn usable_clients(&self, user_id: i64) -> Result<Vec<Membership>> {
         Ok(usable(self.accounts.clients_of_user(user_id).await?))
     }
 

@@ -203,7 +203,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
                             vec![
                                 m.client_id.to_string(),
                                 m.client_name.clone(),
-                                m.client_status.clone(),
+                                m.client_status.to_string(),
                                 if m.is_owner { "owner" } else { "user" }.into(),
                                 if m.is_owner { "all".into() } else { perms.join(",") },
                             ]

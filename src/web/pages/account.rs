@@ -50,7 +50,7 @@ pub async fn security(State(state): State<AppState>, SignedIn { user, session, .
 pub async fn twofa_setup(
     State(state): State<AppState>,
     ctx: Ctx,
-    UserForm { user, mut session, form }: UserForm<true>,
+    UserForm { user, mut session, form, .. }: UserForm<true>,
 ) -> Answer {
     if form.text("method") == "duo" && state.duo.is_some() {
         let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
@@ -68,7 +68,7 @@ pub async fn twofa_setup(
 pub async fn twofa_enable(
     State(state): State<AppState>,
     ctx: Ctx,
-    UserForm { user, session, form }: UserForm<true>,
+    UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
     let Some(secret) = session.data.totp_setup.clone() else {
         return Ok(see_other(&state, "account/security", None));
@@ -108,7 +108,7 @@ pub async fn twofa_enable(
 pub async fn twofa_disable(
     State(state): State<AppState>,
     ctx: Ctx,
-    UserForm { user, session, form }: UserForm<true>,
+    UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
     if state.loaded.config.twofa.force_clients {
         let text = "Two-factor authentication is required on this site and cannot be turned off.";
@@ -129,7 +129,7 @@ pub async fn twofa_disable(
 pub async fn question(
     State(state): State<AppState>,
     ctx: Ctx,
-    UserForm { user, session, form }: UserForm<true>,
+    UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
@@ -143,7 +143,7 @@ pub async fn question(
 pub async fn password(
     State(state): State<AppState>,
     ctx: Ctx,
-    UserForm { user, session, form }: UserForm<true>,
+    UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
     let new = form.get("password").unwrap_or("");
     if new != form.get("password_confirm").unwrap_or("") {
@@ -187,7 +187,7 @@ pub async fn revoke_session(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-    UserForm { user, session, form: _ }: UserForm<true>,
+    UserForm { user, session, form: _, .. }: UserForm<true>,
 ) -> Answer {
     Ok(match state.auth.sessions.revoke(user.id, &id).await {
         Ok(true) => {

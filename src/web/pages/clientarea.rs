@@ -19,10 +19,12 @@ pub async fn show(State(state): State<AppState>, SignedIn { user, session, membe
         .render(&state, Some(&session)))
 }
 
-pub async fn switch(State(state): State<AppState>, UserForm { user, mut session, form }: UserForm) -> Answer {
+pub async fn switch(
+    State(state): State<AppState>,
+    UserForm { mut session, form, memberships, .. }: UserForm,
+) -> Answer {
     let wanted: Option<i64> = form.text("client_id").parse().ok();
-    let clients = state.auth.usable_clients(user.id).await?;
-    let Some(target) = clients.iter().find(|m| Some(m.client_id) == wanted) else {
+    let Some(target) = memberships.iter().find(|m| m.is_usable() && Some(m.client_id) == wanted) else {
         let text = "You cannot enter that account: it is closed, or you are not one of its users.";
         return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
     };

@@ -69,6 +69,8 @@ pub struct UserForm<const ENROLLING: bool = false> {
     pub user: User,
     pub session: Session,
     pub form: Form,
+    /// The clients the user belongs to (closed ones too), by client id.
+    pub memberships: Vec<Membership>,
 }
 
 impl<const ENROLLING: bool> FromRequest<AppState> for UserForm<ENROLLING> {
@@ -77,7 +79,7 @@ impl<const ENROLLING: bool> FromRequest<AppState> for UserForm<ENROLLING> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (ctx, _, form) = checked_form(request, state).await?;
         let (user, session) = signed_in(state, &ctx, ENROLLING)?;
-        Ok(Self { user, session, form })
+        Ok(Self { user, session, form, memberships: ctx.memberships().to_vec() })
     }
 }
 

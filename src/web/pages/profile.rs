@@ -46,7 +46,7 @@ pub async fn profile(State(state): State<AppState>, _ctx: Ctx, SignedIn { user, 
 pub async fn save_profile(
     State(state): State<AppState>,
     ctx: Ctx,
-    UserForm { user, session, form }: UserForm,
+    UserForm { user, session, form, .. }: UserForm,
 ) -> Answer {
     let change = ProfileChange {
         first_name: form.text("first_name").into(),
