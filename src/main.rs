@@ -13,8 +13,10 @@ fn main() -> ExitCode {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // One TLS implementation for every client in the process (database, HTTP, SMTP): rustls on ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // A server logs its requests by default; one-shot commands only warnings.
-    let default_level = if matches!(cli.command, cli::Command::Serve(_)) { "info" } else { "warn" };
+    // A server logs its requests by default; one-shot commands only warnings, and not sqlx's
+    // "slow statement" notes: on a busy machine they would come before a command's own error
+    // or output on stderr (`GATEHOUSE_LOG=warn` shows them).
+    let default_level = if matches!(cli.command, cli::Command::Serve(_)) { "info" } else { "warn,sqlx::query=error" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| default_level.into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match std::env::var("GATEHOUSE_LOG_FORMAT").as_deref() {

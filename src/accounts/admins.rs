@@ -86,7 +86,7 @@ pub struct Role {
     pub created_at: i64,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 struct RoleRow {
     id: i64,
     name: String,
@@ -100,7 +100,7 @@ impl From<RoleRow> for Role {
     }
 }
 
-#[derive(Clone, Serialize, sqlx::FromRow)]
+#[derive(Clone, Serialize, sqlx_macros::FromRow)]
 pub struct Admin {
     pub id: i64,
     pub username: String,
@@ -155,7 +155,7 @@ const SELECT_ADMIN: &str = "SELECT a.id, a.username, a.email, a.role_id, r.name 
      FROM admins a LEFT JOIN roles r ON r.id = a.role_id";
 
 /// An API token as listed: the secret itself is never stored or shown again.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx_macros::FromRow)]
 pub struct ApiToken {
     pub id: i64,
     pub admin_id: i64,

@@ -34,7 +34,7 @@ impl Actor {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx_macros::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
     #[serde(serialize_with = "crate::store::serialize_ts")]

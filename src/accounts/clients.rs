@@ -149,7 +149,10 @@ impl TryFrom<String> for EmailPrefs {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+crate::stored_as!(ClientStatus, String);
+crate::stored_as!(EmailPrefs, String);
+
+#[derive(Debug, Clone, Default, Serialize, sqlx_macros::FromRow)]
 pub struct Client {
     pub id: i64,
     pub owner_user_id: i64,
@@ -166,12 +169,10 @@ pub struct Client {
     pub phone: String,
     pub language: String,
     pub tax_id: String,
-    #[sqlx(try_from = "String")]
     pub status: ClientStatus,
     #[sqlx(rename = "client_group")]
     pub group: String,
     pub notes: String,
-    #[sqlx(try_from = "String")]
     pub email_prefs: EmailPrefs,
     #[serde(serialize_with = "crate::store::serialize_ts")]
     pub created_at: i64,

@@ -36,7 +36,7 @@ pub struct Invite {
     pub accepted_user_id: Option<i64>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 struct InviteRow {
     id: i64,
     client_id: i64,

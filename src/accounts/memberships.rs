@@ -41,7 +41,7 @@ pub struct UserWithClients {
     pub memberships: Vec<Membership>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 struct MembershipRow {
     client_id: i64,
     user_id: i64,

@@ -8,7 +8,7 @@ use super::{Accounts, Actor, audit};
 use crate::error::{Code, Error, Result};
 use crate::store::{composed, is_unique_violation};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx_macros::FromRow)]
 pub struct SecurityQuestion {
     pub id: i64,
     pub question: String,

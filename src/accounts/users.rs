@@ -11,7 +11,7 @@ use crate::error::{Code, Error, Result};
 use crate::secrets::passwords;
 use crate::store::is_unique_violation;
 
-#[derive(Clone, Serialize, sqlx::FromRow)]
+#[derive(Clone, Serialize, sqlx_macros::FromRow)]
 pub struct User {
     pub id: i64,
     pub email: String,

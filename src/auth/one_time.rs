@@ -31,7 +31,7 @@ impl Purpose {
 }
 
 /// A live token's owner: the user, and for impersonation the admin who asked.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx_macros::FromRow)]
 pub struct TokenOwner {
     pub user_id: i64,
     pub admin_id: Option<i64>,

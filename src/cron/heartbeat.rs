@@ -7,7 +7,7 @@ use crate::config::Loaded;
 use crate::error::Result;
 use crate::store::Db;
 
-#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, sqlx_macros::FromRow, PartialEq)]
 pub struct Heartbeat {
     pub role: String,
     pub host: String,

@@ -117,6 +117,13 @@ impl Outcome {
         self.evidence.insert(key.into(), serde_json::to_value(value).unwrap_or(Value::Null));
         self
     }
+    /// Puts `earlier` evidence — gathered before the verdict was reached — ahead of this
+    /// outcome's own.
+    pub fn after_evidence(mut self, earlier: Map<String, Value>) -> Self {
+        let own = std::mem::replace(&mut self.evidence, earlier);
+        self.evidence.extend(own);
+        self
+    }
     pub fn remediation(mut self, text: impl Into<String>) -> Self {
         self.remediation = Some(text.into());
         self

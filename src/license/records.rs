@@ -7,7 +7,7 @@ use super::protocol::{Context, Facts};
 use crate::error::Result;
 use crate::store::Db;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx_macros::FromRow)]
 pub struct Record {
     pub context: String,
     pub host: String,

@@ -10,7 +10,7 @@ use crate::store::{Db, now};
 /// Attempts before a message is marked failed: with the backoff below that spans about 4 hours.
 const MAX_ATTEMPTS: i64 = 8;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx_macros::FromRow)]
 pub struct OutboxMessage {
     pub id: i64,
     pub to_addr: String,
@@ -52,7 +52,7 @@ pub struct Delivery {
 }
 
 /// The queue at a glance, for the doctor and `cron`.
-#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, Serialize, sqlx_macros::FromRow)]
 pub struct QueueStats {
     pub queued: i64,
     pub failed: i64,

@@ -17,7 +17,7 @@ use crate::store::{Db, now};
 pub const CAPACITY: usize = 1000;
 
 /// What one request looked like from the server.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx_macros::FromRow)]
 pub struct Observation {
     pub at: i64,
     /// The `Host` header, lower-case.
@@ -25,18 +25,14 @@ pub struct Observation {
     /// The scheme the client used, as far as gatehouse can tell.
     pub scheme: String,
     /// The scheme came from a trusted proxy's header, not from the connection itself.
-    #[sqlx(try_from = "i64")]
     pub scheme_from_proxy: Flag,
     pub peer_ip: String,
     pub client_ip: String,
-    #[sqlx(try_from = "i64")]
     pub cf_headers: Flag,
     /// The request presented a session that `ip_check` ended because the client IP changed.
-    #[sqlx(try_from = "i64")]
     pub session_ip_change: Flag,
     /// The request carried a forwarding header from a peer that is not trusted: a proxy in
     /// front whose visitors all appear as the proxy.
-    #[sqlx(try_from = "i64")]
     pub forwarded_untrusted: Flag,
     /// Where the visitor was: see [`page_prefix`].
     pub page_path: String,
@@ -52,6 +48,8 @@ impl From<i64> for Flag {
         Flag(v != 0)
     }
 }
+
+crate::stored_as!(Flag, i64);
 
 impl Observation {
     pub fn new(

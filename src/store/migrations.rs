@@ -1,13 +1,70 @@
 //! Embedded, per-backend schema migrations.
 
-use sqlx::migrate::Migrator;
+use std::sync::LazyLock;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use super::Db;
 use crate::config::Backend;
 use crate::error::Result;
 
-static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+/// Embeds each migration of both trees, named as in `migrations/sqlite` and
+/// `migrations/postgres`: one entry per version, so neither tree can gain one the other lacks.
+/// (sqlx's `migrate!` would read the folders itself, but its proc macro is built with both
+/// database drivers for the host: see Cargo.toml.)
+macro_rules! embedded {
+    ($($file:literal),* $(,)?) => {
+        [$(Embedded {
+            file: $file,
+            sqlite: include_str!(concat!("../../migrations/sqlite/", $file)),
+            postgres: include_str!(concat!("../../migrations/postgres/", $file)),
+        }),*]
+    };
+}
+
+struct Embedded {
+    /// `VERSION_DESCRIPTION.sql`, as sqlx names a migration.
+    file: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Embedded] = &embedded![
+    "0001_accounts.sql",
+    "0002_auth.sql",
+    "0003_observations.sql",
+    "0004_user_timezone.sql",
+    "0005_heartbeat_tz.sql",
+    "0006_license_checks.sql",
+    "0007_observed_proxies_and_pages.sql",
+    "0008_admin_sign_in.sql",
+    "0009_doctor_indexes.sql",
+];
+
+static SQLITE: LazyLock<Migrator> = LazyLock::new(|| migrator(|m| m.sqlite));
+static POSTGRES: LazyLock<Migrator> = LazyLock::new(|| migrator(|m| m.postgres));
+
+/// The migrator for one tree, each migration made as `migrate!` makes it from its file (the
+/// same version, description and checksum), so databases it migrated stay valid.
+fn migrator(sql_of: fn(&Embedded) -> &'static str) -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|m| {
+                let (version, description) = m.file.trim_end_matches(".sql").split_once('_').expect("VERSION_NAME.sql");
+                let sql = sql_of(m);
+                Migration::new(
+                    version.parse().expect("a numeric version"),
+                    description.replace('_', " ").into(),
+                    MigrationType::Simple,
+                    AssertSqlSafe(sql).into_sql_str(),
+                    sql.starts_with("-- no-transaction"),
+                )
+            })
+            .collect(),
+    )
+}
 
 /// Which embedded migrations a database has applied.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -52,5 +109,39 @@ impl Db {
         let all: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
         let pending = all.iter().copied().filter(|v| !applied.contains(v)).collect();
         Ok(MigrationStatus { applied, pending, latest: all.last().copied().unwrap_or(0) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file added to either tree and not to [`MIGRATIONS`] would never run: the list is the
+    /// folders' contents, in order.
+    #[test]
+    fn every_migration_file_of_both_trees_is_embedded() {
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|m| m.file).collect();
+        for tree in ["sqlite", "postgres"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(tree);
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
+                .expect("the migrations folder")
+                .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            assert_eq!(files, listed, "migrations/{tree}");
+        }
+    }
+
+    /// What `migrate!` recorded in `_sqlx_migrations` for databases migrated before: the same
+    /// description and SHA-384 of the file, or `migrate` refuses them as modified.
+    #[test]
+    fn migrations_are_described_and_checksummed_as_migrate_did() {
+        let first = SQLITE.iter().next().expect("a migration");
+        assert_eq!((first.version, first.description.as_ref()), (1, "accounts"));
+        let last = POSTGRES.iter().last().expect("a migration");
+        assert_eq!((last.version, last.description.as_ref()), (9, "doctor indexes"));
+        let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres/0009_doctor_indexes.sql"))
+            .expect("the file");
+        assert_eq!(last.checksum.to_vec(), <sha2::Sha384 as sha2::Digest>::digest(&file).to_vec());
     }
 }

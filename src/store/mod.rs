@@ -6,6 +6,7 @@
 //! per-backend migrations embedded in the binary.
 
 mod clock;
+mod column;
 mod migrations;
 pub mod settings;
 

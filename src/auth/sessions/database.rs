@@ -8,7 +8,7 @@ use crate::accounts::{MEMBERSHIPS_OF_U, USER_WITH_CLIENTS_COLUMNS, UserWithClien
 use crate::error::{Error, Result};
 use crate::store::Db;
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 struct Row {
     key: String,
     created_at: i64,

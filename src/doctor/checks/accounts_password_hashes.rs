@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use super::accounts_integrity::EVIDENCE_IDS;
 use super::sample;
+use crate::accounts::HashCensus;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
+use crate::secrets::passwords::hash_kind;
 
 pub struct PasswordHashes;
 
@@ -31,60 +33,78 @@ impl Check for PasswordHashes {
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         judged(async move {
             let accounts = ctx.accounts().await?;
-            let pool = accounts.db().pool();
-            let failed = |e: sqlx::Error| Outcome::error(format!("cannot read users: {e}"));
-            // Only the hashes not made at the policy — few, and fewer with each login that
-            // upgrades one — are read; the rest are counted from indexes (all users, less
-            // those without a password), so the check reads one column once.
-            let at_policy = format!("{}%", crate::secrets::passwords::POLICY_PREFIX);
-            let (total,): (i64,) = sqlx::query_as(
-                "SELECT (SELECT COUNT(*) FROM users) - (SELECT COUNT(*) FROM users WHERE password_hash IS NULL)",
-            )
-            .fetch_one(pool)
-            .await
-            .map_err(failed)?;
-            let rows: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT id, password_hash FROM users WHERE password_hash IS NOT NULL AND password_hash NOT LIKE $1 \
-                 ORDER BY id",
-            )
-            .bind(&at_policy)
-            .fetch_all(pool)
-            .await
-            .map_err(failed)?;
-            let current = total - rows.len() as i64;
-            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-            if current > 0 {
-                kinds.insert("argon2id", current as usize);
-            }
-            let mut legacy = Vec::new();
-            let mut unknown = Vec::new();
-            for (id, hash) in &rows {
-                let kind = crate::secrets::passwords::hash_kind(hash);
-                *kinds.entry(kind).or_default() += 1;
-                match kind {
-                    "argon2id" => {}
-                    "unknown" => unknown.push(*id),
-                    _ => legacy.push(*id),
-                }
-            }
-            let outcome = if !unknown.is_empty() {
-                Outcome::fail(format!(
-                    "{} user(s) have a password hash in no known format: they cannot log in",
-                    unknown.len()
-                ))
-                .remediation("Send those users a password reset; check how they were imported.")
-            } else if !legacy.is_empty() {
-                Outcome::warn(format!(
-                    "{} user(s) have legacy or below-policy hashes, upgraded at their next login",
-                    legacy.len()
-                ))
-            } else {
-                Outcome::pass(format!("all {total} password hash(es) are argon2id at or above the policy"))
-            };
-            Ok(outcome
-                .with("by_kind", &kinds)
-                .with("legacy_users", sample(&legacy, EVIDENCE_IDS))
-                .with("unknown_format_users", sample(&unknown, EVIDENCE_IDS)))
+            let census =
+                accounts.password_hash_census().await.map_err(|e| Outcome::error(format!("cannot read users: {e}")))?;
+            Ok(judge(&census))
         })
+    }
+}
+
+/// The verdict on the stored hashes: one in no known format fails (that user cannot log in);
+/// legacy or below-policy ones warn (each is upgraded at its user's next login).
+fn judge(census: &HashCensus) -> Outcome {
+    let current = census.with_password - census.off_policy.len() as i64;
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    if current > 0 {
+        kinds.insert("argon2id", current as usize);
+    }
+    let mut legacy = Vec::new();
+    let mut unknown = Vec::new();
+    for (id, hash) in &census.off_policy {
+        let kind = hash_kind(hash);
+        *kinds.entry(kind).or_default() += 1;
+        match kind {
+            "argon2id" => {}
+            "unknown" => unknown.push(*id),
+            _ => legacy.push(*id),
+        }
+    }
+    let outcome = if !unknown.is_empty() {
+        Outcome::fail(format!("{} user(s) have a password hash in no known format: they cannot log in", unknown.len()))
+            .remediation("Send those users a password reset; check how they were imported.")
+    } else if !legacy.is_empty() {
+        Outcome::warn(format!(
+            "{} user(s) have legacy or below-policy hashes, upgraded at their next login",
+            legacy.len()
+        ))
+    } else {
+        Outcome::pass(format!("all {} password hash(es) are argon2id at or above the policy", census.with_password))
+    };
+    outcome
+        .with("by_kind", &kinds)
+        .with("legacy_users", sample(&legacy, EVIDENCE_IDS))
+        .with("unknown_format_users", sample(&unknown, EVIDENCE_IDS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    const BCRYPT: &str = "$2y$10$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01";
+    /// An argon2id hash above the policy (more memory), so not at its exact prefix.
+    const STRONGER: &str = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA";
+
+    fn census(with_password: i64, off_policy: &[(i64, &str)]) -> HashCensus {
+        HashCensus { with_password, off_policy: off_policy.iter().map(|(id, h)| (*id, h.to_string())).collect() }
+    }
+
+    #[test]
+    fn hashes_at_or_above_the_policy_pass() {
+        let outcome = judge(&census(10, &[(3, STRONGER)]));
+        assert_eq!(outcome.status, Status::Pass);
+        assert_eq!(outcome.message, "all 10 password hash(es) are argon2id at or above the policy");
+        assert_eq!(outcome.evidence["by_kind"]["argon2id"], 10);
+    }
+
+    #[test]
+    fn legacy_hashes_warn_and_unknown_ones_fail_naming_the_users() {
+        let legacy = judge(&census(10, &[(4, BCRYPT)]));
+        assert_eq!(legacy.status, Status::Warn);
+        assert_eq!(legacy.evidence["legacy_users"], serde_json::json!([4]));
+        assert_eq!(legacy.evidence["by_kind"], serde_json::json!({"argon2id": 9, "bcrypt": 1}));
+        let unknown = judge(&census(10, &[(4, BCRYPT), (7, "plaintext?")]));
+        assert_eq!(unknown.status, Status::Fail);
+        assert_eq!(unknown.evidence["unknown_format_users"], serde_json::json!([7]));
     }
 }

@@ -7,6 +7,7 @@ use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::{Context, DbUnavailable};
 use crate::doctor::fix::Fix;
 use crate::doctor::model::CheckResult;
+use crate::store::MigrationStatus;
 
 pub struct Connectivity;
 
@@ -77,68 +78,149 @@ impl Check for Connectivity {
                 Backend::Postgres => "SELECT version()",
             };
             let version: String = sqlx::query_scalar(version_sql).fetch_one(db.pool()).await.unwrap_or_default();
-            let mut outcome = Outcome::pass("");
-            let mut problems = Vec::new();
-            outcome = outcome
+            let mut gathered = Outcome::pass("")
                 .with("backend", db.backend())
                 .with("database_url", &url)
                 .with("configured_in", &origin)
                 .with("latency_ms", (latency_ms * 100.0).round() / 100.0)
                 .with("connect_ms", (connect_ms * 100.0).round() / 100.0)
                 .with("server_version", &version);
-
-            let warn_ms = ctx.threshold(META.id, "latency_warn_ms", 100.0);
-            if latency_ms > warn_ms {
-                problems.push(format!(
-                    "query latency {latency_ms:.1} ms (median of {LATENCY_SAMPLES} on an open connection) exceeds {warn_ms} ms"
-                ));
-            }
-            if db.backend() == Backend::Sqlite {
-                let mode: String =
-                    sqlx::query_scalar("PRAGMA journal_mode").fetch_one(db.pool()).await.unwrap_or_default();
-                let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(db.pool()).await.unwrap_or(0);
-                let wal_limit: i64 =
-                    sqlx::query_scalar("PRAGMA journal_size_limit").fetch_one(db.pool()).await.unwrap_or(-1);
-                outcome = outcome
-                    .with("journal_mode", &mode)
-                    .with("busy_timeout_ms", busy)
-                    .with("wal_size_limit_bytes", wal_limit);
-                if !mode.eq_ignore_ascii_case("wal") {
-                    problems.push(format!("journal mode is {mode}, not WAL: readers block behind writers"));
-                }
-                if busy <= 0 {
-                    problems.push("busy timeout is 0: concurrent writers fail instead of waiting".into());
-                }
-            }
-            let status = match db.migration_status().await {
-                Ok(s) => s,
-                Err(e) => {
-                    return outcome_as(outcome, Outcome::error(format!("cannot read the migration level: {e}")));
+            let sqlite = match db.backend() {
+                Backend::Postgres => None,
+                Backend::Sqlite => {
+                    let pool = db.pool();
+                    let settings = SqliteSettings {
+                        journal_mode: sqlx::query_scalar("PRAGMA journal_mode")
+                            .fetch_one(pool)
+                            .await
+                            .unwrap_or_default(),
+                        busy_timeout_ms: sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(pool).await.unwrap_or(0),
+                    };
+                    let wal_limit: i64 =
+                        sqlx::query_scalar("PRAGMA journal_size_limit").fetch_one(pool).await.unwrap_or(-1);
+                    gathered = gathered
+                        .with("journal_mode", &settings.journal_mode)
+                        .with("busy_timeout_ms", settings.busy_timeout_ms)
+                        .with("wal_size_limit_bytes", wal_limit);
+                    Some(settings)
                 }
             };
-            outcome = outcome.with("migrations_applied", &status.applied).with("migration_latest", status.latest);
-            if !status.is_current() {
-                problems.push(format!("migrations {:?} are not applied", status.pending));
-                outcome = outcome
-                    .with("migrations_pending", &status.pending)
-                    .fixable("apply the pending migrations (as `gatehouse migrate` does)")
-                    .remediation("Run `gatehouse migrate`.");
-            }
-            if problems.is_empty() {
-                outcome.message =
-                    format!("{} answered in {latency_ms:.1} ms; schema at version {}", db.backend(), status.latest);
-                outcome
-            } else {
-                outcome.status = crate::doctor::model::Status::Warn;
-                outcome.message = problems.join("; ");
-                outcome
-            }
+            let migrations = match db.migration_status().await {
+                Ok(status) => status,
+                Err(e) => {
+                    return Outcome::error(format!("cannot read the migration level: {e}"))
+                        .after_evidence(gathered.evidence);
+                }
+            };
+            gathered =
+                gathered.with("migrations_applied", &migrations.applied).with("migration_latest", migrations.latest);
+            let seen = Observed { backend: db.backend(), latency_ms, sqlite, migrations };
+            judge(&seen, ctx.threshold(META.id, "latency_warn_ms", 100.0)).after_evidence(gathered.evidence)
         })
     }
 }
 
-/// Keeps the evidence gathered so far on a new outcome.
-fn outcome_as(gathered: Outcome, mut next: Outcome) -> Outcome {
-    next.evidence = gathered.evidence;
-    next
+/// What an open connection showed about the database.
+struct Observed {
+    backend: Backend,
+    /// The median of [`LATENCY_SAMPLES`] round trips.
+    latency_ms: f64,
+    /// `None` on PostgreSQL.
+    sqlite: Option<SqliteSettings>,
+    migrations: MigrationStatus,
+}
+
+struct SqliteSettings {
+    journal_mode: String,
+    busy_timeout_ms: i64,
+}
+
+/// The verdict on a database that answered: every problem found warns (a slow round trip,
+/// SQLite without WAL or a busy timeout, migrations not applied).
+fn judge(seen: &Observed, warn_ms: f64) -> Outcome {
+    let latency_ms = seen.latency_ms;
+    let mut problems = Vec::new();
+    if latency_ms > warn_ms {
+        problems.push(format!(
+            "query latency {latency_ms:.1} ms (median of {LATENCY_SAMPLES} on an open connection) exceeds {warn_ms} ms"
+        ));
+    }
+    if let Some(sqlite) = &seen.sqlite {
+        let mode = &sqlite.journal_mode;
+        if !mode.eq_ignore_ascii_case("wal") {
+            problems.push(format!("journal mode is {mode}, not WAL: readers block behind writers"));
+        }
+        if sqlite.busy_timeout_ms <= 0 {
+            problems.push("busy timeout is 0: concurrent writers fail instead of waiting".into());
+        }
+    }
+    let migrations = &seen.migrations;
+    if !migrations.is_current() {
+        problems.push(format!("migrations {:?} are not applied", migrations.pending));
+    }
+    if problems.is_empty() {
+        return Outcome::pass(format!(
+            "{} answered in {latency_ms:.1} ms; schema at version {}",
+            seen.backend, migrations.latest
+        ));
+    }
+    let outcome = Outcome::warn(problems.join("; "));
+    if migrations.is_current() {
+        return outcome;
+    }
+    outcome
+        .with("migrations_pending", &migrations.pending)
+        .fixable("apply the pending migrations (as `gatehouse migrate` does)")
+        .remediation("Run `gatehouse migrate`.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    fn observed(latency_ms: f64, sqlite: Option<(&str, i64)>, pending: Vec<i64>) -> Observed {
+        Observed {
+            backend: if sqlite.is_some() { Backend::Sqlite } else { Backend::Postgres },
+            latency_ms,
+            sqlite: sqlite.map(|(mode, busy)| SqliteSettings { journal_mode: mode.into(), busy_timeout_ms: busy }),
+            migrations: MigrationStatus { applied: vec![1, 2], pending, latest: 9 },
+        }
+    }
+
+    #[test]
+    fn a_fast_current_database_passes() {
+        let outcome = judge(&observed(0.42, Some(("wal", 5000)), vec![]), 100.0);
+        assert_eq!(outcome.status, Status::Pass);
+        assert_eq!(outcome.message, "sqlite answered in 0.4 ms; schema at version 9");
+        assert_eq!(judge(&observed(99.0, None, vec![]), 100.0).status, Status::Pass);
+    }
+
+    #[test]
+    fn each_problem_warns_and_is_named() {
+        let outcome = judge(&observed(150.0, Some(("delete", 0)), vec![]), 100.0);
+        assert_eq!(outcome.status, Status::Warn);
+        assert_eq!(
+            outcome.message,
+            "query latency 150.0 ms (median of 5 on an open connection) exceeds 100 ms; journal mode is delete, not \
+             WAL: readers block behind writers; busy timeout is 0: concurrent writers fail instead of waiting"
+        );
+        assert!(outcome.fix.is_none(), "nothing here is fixed by migrating");
+    }
+
+    #[test]
+    fn pending_migrations_warn_and_are_fixable() {
+        let outcome = judge(&observed(1.0, None, vec![8, 9]), 100.0);
+        assert_eq!(outcome.status, Status::Warn);
+        assert_eq!(outcome.message, "migrations [8, 9] are not applied");
+        assert_eq!(outcome.evidence["migrations_pending"], serde_json::json!([8, 9]));
+        assert!(outcome.fix.is_some());
+    }
+
+    #[test]
+    fn evidence_gathered_before_the_verdict_is_kept_and_comes_first() {
+        let merged = Outcome::warn("w").with("b", 2).after_evidence(Outcome::pass("").with("a", 1).evidence);
+        assert_eq!(merged.status, Status::Warn);
+        assert_eq!(merged.evidence.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
 }

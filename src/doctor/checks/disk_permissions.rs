@@ -95,19 +95,57 @@ impl Check for Permissions {
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move {
-            let found = exposed(ctx);
-            if found.is_empty() {
-                return Outcome::pass(
-                    "configuration, database, session files and spooled mail are private (no group or other access)",
-                );
-            }
-            let listed: Vec<String> =
-                found.iter().take(5).map(|e| format!("{} {} ({})", e.mode, e.path.display(), e.holds)).collect();
-            let more = if found.len() > 5 { format!(" and {} more", found.len() - 5) } else { String::new() };
-            Outcome::warn(format!("readable by other users of this machine: {}{more}", listed.join(", ")))
-                .with("exposed", &found)
-                .fixable(format!("chmod {} file(s) to 0600 and folder(s) to 0700", found.len()))
-        })
+        Box::pin(async move { judge(&exposed(ctx)) })
+    }
+}
+
+/// The verdict on what others can read: nothing passes; anything warns, naming the first few.
+fn judge(found: &[Exposed]) -> Outcome {
+    if found.is_empty() {
+        return Outcome::pass(
+            "configuration, database, session files and spooled mail are private (no group or other access)",
+        );
+    }
+    let listed: Vec<String> =
+        found.iter().take(5).map(|e| format!("{} {} ({})", e.mode, e.path.display(), e.holds)).collect();
+    let more = if found.len() > 5 { format!(" and {} more", found.len() - 5) } else { String::new() };
+    Outcome::warn(format!("readable by other users of this machine: {}{more}", listed.join(", ")))
+        .with("exposed", found)
+        .fixable(format!("chmod {} file(s) to 0600 and folder(s) to 0700", found.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::doctor::model::Status;
+
+    #[test]
+    fn a_file_others_can_read_is_found_and_a_private_one_is_not() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (open, private) = (dir.path().join("open.yaml"), dir.path().join("private.yaml"));
+        for (file, mode) in [(&open, 0o644), (&private, 0o600)] {
+            std::fs::write(file, "x").expect("written");
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        let mut found = Vec::new();
+        look(&open, "configuration", &mut found);
+        look(&private, "configuration", &mut found);
+        look(&dir.path().join("missing"), "configuration", &mut found);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].mode, "0644");
+    }
+
+    #[test]
+    fn the_first_five_are_named_and_the_rest_counted() {
+        assert_eq!(judge(&[]).status, Status::Pass);
+        let found: Vec<Exposed> = (0..7)
+            .map(|i| Exposed { path: format!("/srv/sessions/{i}").into(), holds: "sessions.dir", mode: "0644".into() })
+            .collect();
+        let outcome = judge(&found);
+        assert_eq!(outcome.status, Status::Warn);
+        assert!(outcome.message.ends_with("0644 /srv/sessions/4 (sessions.dir) and 2 more"), "{}", outcome.message);
+        assert_eq!(outcome.fix.as_deref(), Some("chmod 7 file(s) to 0600 and folder(s) to 0700"));
     }
 }

@@ -96,56 +96,113 @@ impl Check for Space {
                 Ok(Err(e)) => return Outcome::error(e),
                 Err(e) => return Outcome::error(format!("disk measurement failed: {e}")),
             };
-            let min_free = ctx.threshold(META.id, "min_free_bytes", c.doctor.disk_min_free.0 as f64) as u64;
-            let min_percent = ctx.threshold(META.id, "min_free_percent", c.doctor.disk_min_free_percent);
-            let min_inode_percent = ctx.threshold(META.id, "min_free_inodes_percent", 5.0);
-
-            let mut worst = Status::Pass;
-            let mut problems = Vec::new();
-            for m in &mounts {
-                let inode_percent =
-                    if m.total_inodes == 0 { 100.0 } else { m.free_inodes as f64 * 100.0 / m.total_inodes as f64 };
-                let mut flag = |status: Status, text: String| {
-                    worst = worst.max(status);
-                    problems.push(format!("{} ({}): {text}", m.path, m.used_for.join(", ")));
-                };
-                if m.free_bytes < min_free || m.free_percent < min_percent {
-                    flag(
-                        Status::Fail,
-                        format!(
-                            "{} free ({}%), below {} / {min_percent}%",
-                            human(m.free_bytes),
-                            m.free_percent,
-                            human(min_free)
-                        ),
-                    );
-                } else if m.free_bytes < min_free.saturating_mul(2) || m.free_percent < min_percent * 2.0 {
-                    flag(
-                        Status::Warn,
-                        format!("{} free ({}%), approaching the minimum", human(m.free_bytes), m.free_percent),
-                    );
-                }
-                if inode_percent < min_inode_percent {
-                    flag(Status::Fail, format!("{} inodes free ({inode_percent:.1}%)", m.free_inodes));
-                }
-            }
-            let mut outcome = match worst {
-                Status::Pass => Outcome::pass(
-                    mounts
-                        .iter()
-                        .map(|m| format!("{} free on {} ({}%)", human(m.free_bytes), m.path, m.free_percent))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-                Status::Warn => Outcome::warn(problems.join("; ")),
-                _ => Outcome::fail(problems.join("; ")),
+            let limits = Limits {
+                min_free: ctx.threshold(META.id, "min_free_bytes", c.doctor.disk_min_free.0 as f64) as u64,
+                min_percent: ctx.threshold(META.id, "min_free_percent", c.doctor.disk_min_free_percent),
+                min_inode_percent: ctx.threshold(META.id, "min_free_inodes_percent", 5.0),
             };
-            outcome = outcome
+            judge(&mounts, &limits)
                 .with("filesystems", &mounts)
-                .with("min_free_bytes", min_free)
-                .with("min_free_percent", min_percent)
-                .with("min_free_inodes_percent", min_inode_percent);
-            outcome
+                .with("min_free_bytes", limits.min_free)
+                .with("min_free_percent", limits.min_percent)
+                .with("min_free_inodes_percent", limits.min_inode_percent)
         })
+    }
+}
+
+/// The floor under which a filesystem fails; under twice it, space (not inodes) warns.
+struct Limits {
+    min_free: u64,
+    min_percent: f64,
+    min_inode_percent: f64,
+}
+
+/// The verdict on the filesystems this deployment writes to: the worst of them decides, and
+/// every filesystem below a limit is named with what it holds.
+fn judge(mounts: &[Mount], limits: &Limits) -> Outcome {
+    let Limits { min_free, min_percent, min_inode_percent } = *limits;
+    let mut worst = Status::Pass;
+    let mut problems = Vec::new();
+    for m in mounts {
+        let inode_percent =
+            if m.total_inodes == 0 { 100.0 } else { m.free_inodes as f64 * 100.0 / m.total_inodes as f64 };
+        let mut flag = |status: Status, text: String| {
+            worst = worst.max(status);
+            problems.push(format!("{} ({}): {text}", m.path, m.used_for.join(", ")));
+        };
+        if m.free_bytes < min_free || m.free_percent < min_percent {
+            flag(
+                Status::Fail,
+                format!(
+                    "{} free ({}%), below {} / {min_percent}%",
+                    human(m.free_bytes),
+                    m.free_percent,
+                    human(min_free)
+                ),
+            );
+        } else if m.free_bytes < min_free.saturating_mul(2) || m.free_percent < min_percent * 2.0 {
+            flag(Status::Warn, format!("{} free ({}%), approaching the minimum", human(m.free_bytes), m.free_percent));
+        }
+        if inode_percent < min_inode_percent {
+            flag(Status::Fail, format!("{} inodes free ({inode_percent:.1}%)", m.free_inodes));
+        }
+    }
+    match worst {
+        Status::Pass => Outcome::pass(
+            mounts
+                .iter()
+                .map(|m| format!("{} free on {} ({}%)", human(m.free_bytes), m.path, m.free_percent))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Status::Warn => Outcome::warn(problems.join("; ")),
+        _ => Outcome::fail(problems.join("; ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+    const LIMITS: Limits = Limits { min_free: GIB, min_percent: 5.0, min_inode_percent: 5.0 };
+
+    fn mount(path: &str, free_bytes: u64, free_inodes: u64) -> Mount {
+        let total_bytes = 100 * GIB;
+        Mount {
+            path: path.into(),
+            used_for: vec!["data_dir"],
+            free_bytes,
+            total_bytes,
+            free_percent: (free_bytes as f64 * 10000.0 / total_bytes as f64).round() / 100.0,
+            free_inodes,
+            total_inodes: 1000,
+            fsid: 0,
+        }
+    }
+
+    #[test]
+    fn space_under_the_floor_fails_and_under_twice_it_warns() {
+        let status = |free| judge(&[mount("/srv", free, 500)], &LIMITS).status;
+        assert_eq!(status(50 * GIB), Status::Pass);
+        assert_eq!(status(9 * GIB), Status::Warn, "9 % free is under twice the 5 % floor");
+        assert_eq!(status(4 * GIB), Status::Fail, "4 % free is under the 5 % floor");
+        let tiny = Limits { min_percent: 0.0, ..LIMITS };
+        assert_eq!(judge(&[mount("/srv", GIB - 1, 500)], &tiny).status, Status::Fail, "under the byte floor");
+    }
+
+    #[test]
+    fn running_out_of_inodes_fails_even_with_space_free() {
+        let outcome = judge(&[mount("/srv", 50 * GIB, 40)], &LIMITS);
+        assert_eq!(outcome.status, Status::Fail);
+        assert_eq!(outcome.message, "/srv (data_dir): 40 inodes free (4.0%)");
+    }
+
+    #[test]
+    fn the_worst_filesystem_decides_and_only_the_problems_are_named() {
+        let outcome = judge(&[mount("/", 50 * GIB, 500), mount("/var", 9 * GIB, 500)], &LIMITS);
+        assert_eq!(outcome.status, Status::Warn);
+        assert!(outcome.message.starts_with("/var (data_dir): "), "{}", outcome.message);
+        assert!(!outcome.message.contains("/ ("), "{}", outcome.message);
     }
 }

@@ -1,14 +1,14 @@
 //! `email.transport`: can gatehouse hand mail to its transport? For the spool, the directory;
 //! for SMTP, each phase of a session: resolve, connect, EHLO, STARTTLS, AUTH.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use serde::Serialize;
 
-use crate::config::{MailTransport, SmtpTls};
+use crate::config::{MailTransport, Smtp, SmtpTls};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 
@@ -59,10 +59,6 @@ impl Session {
                 None
             }
         }
-    }
-
-    fn failure(&self) -> Option<&Step> {
-        self.steps.iter().find(|s| !s.ok)
     }
 }
 
@@ -166,41 +162,101 @@ impl Check for Transport {
             };
             let timed_out = tokio::time::timeout(budget, run).await.is_err();
             let total_ms = session_started.elapsed().as_millis() as u64;
-            let base = |o: Outcome| {
-                o.with("transport", "smtp")
-                    .with("host", &smtp.host)
-                    .with("port", smtp.port)
-                    .with("tls", smtp.tls)
-                    .with("auth", !smtp.username.is_empty())
-                    .with("phases", &s.steps)
-                    .with("total_ms", total_ms)
-            };
-            if timed_out {
-                let mut planned = vec!["dns", "connect", "ehlo"];
-                planned.extend((smtp.tls == SmtpTls::Starttls).then_some("starttls"));
-                planned.extend((!smtp.username.is_empty()).then_some("auth"));
-                let next = planned.get(s.steps.len()).copied().unwrap_or("quit");
-                let likely = match next {
-                    "dns" => "the resolver does not answer",
-                    "connect" => "a firewall dropping packets to the SMTP port?",
-                    _ => "the server accepted the connection but stalls (a wrong port for the TLS mode?)",
-                };
-                return base(Outcome::fail(format!(
-                    "the SMTP server did not answer in the {next} phase within {} ms — {likely}",
-                    budget.as_millis()
-                )))
-                .with("failed_phase", next);
-            }
-            match s.failure() {
-                Some(step) => base(Outcome::fail(format!("SMTP {} phase failed: {}", step.phase, step.detail)))
-                    .with("failed_phase", step.phase),
-                None => base(Outcome::pass(format!(
-                    "{}:{} accepts mail ({})",
-                    smtp.host,
-                    smtp.port,
-                    s.steps.iter().map(|st| st.phase).collect::<Vec<_>>().join(" → ")
-                ))),
-            }
+            judge(smtp, &s.steps, timed_out.then_some(budget))
+                .with("transport", "smtp")
+                .with("host", &smtp.host)
+                .with("port", smtp.port)
+                .with("tls", smtp.tls)
+                .with("auth", !smtp.username.is_empty())
+                .with("phases", &s.steps)
+                .with("total_ms", total_ms)
         })
+    }
+}
+
+/// The verdict on an SMTP session that went through `steps`, or stalled after them when the
+/// `budget` ran out: the phase it stopped in, and what that usually means.
+fn judge(smtp: &Smtp, steps: &[Step], stalled: Option<Duration>) -> Outcome {
+    if let Some(budget) = stalled {
+        let mut planned = vec!["dns", "connect", "ehlo"];
+        planned.extend((smtp.tls == SmtpTls::Starttls).then_some("starttls"));
+        planned.extend((!smtp.username.is_empty()).then_some("auth"));
+        let next = planned.get(steps.len()).copied().unwrap_or("quit");
+        let likely = match next {
+            "dns" => "the resolver does not answer",
+            "connect" => "a firewall dropping packets to the SMTP port?",
+            _ => "the server accepted the connection but stalls (a wrong port for the TLS mode?)",
+        };
+        return Outcome::fail(format!(
+            "the SMTP server did not answer in the {next} phase within {} ms — {likely}",
+            budget.as_millis()
+        ))
+        .with("failed_phase", next);
+    }
+    match steps.iter().find(|step| !step.ok) {
+        Some(step) => {
+            Outcome::fail(format!("SMTP {} phase failed: {}", step.phase, step.detail)).with("failed_phase", step.phase)
+        }
+        None => Outcome::pass(format!(
+            "{}:{} accepts mail ({})",
+            smtp.host,
+            smtp.port,
+            steps.iter().map(|st| st.phase).collect::<Vec<_>>().join(" → ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    fn step(phase: &'static str, ok: bool, detail: &str) -> Step {
+        Step { phase, ok, ms: 1.0, detail: detail.into() }
+    }
+
+    fn server(tls: SmtpTls, username: &str) -> Smtp {
+        Smtp { host: "mail.example.com".into(), port: 587, tls, username: username.into(), ..Smtp::default() }
+    }
+
+    #[test]
+    fn every_phase_through_passes_and_lists_them() {
+        let steps =
+            [step("dns", true, ""), step("connect", true, ""), step("ehlo", true, ""), step("starttls", true, "")];
+        let outcome = judge(&server(SmtpTls::Starttls, ""), &steps, None);
+        assert_eq!(outcome.status, Status::Pass);
+        assert_eq!(outcome.message, "mail.example.com:587 accepts mail (dns → connect → ehlo → starttls)");
+    }
+
+    #[test]
+    fn the_first_failed_phase_is_named_with_the_servers_words() {
+        let steps = [
+            step("dns", true, ""),
+            step("connect", true, ""),
+            step("ehlo", true, ""),
+            step("auth", false, "535 bad credentials"),
+        ];
+        let outcome = judge(&server(SmtpTls::None, "mailer"), &steps, None);
+        assert_eq!(outcome.status, Status::Fail);
+        assert_eq!(outcome.message, "SMTP auth phase failed: 535 bad credentials");
+        assert_eq!(outcome.evidence["failed_phase"], "auth");
+    }
+
+    #[test]
+    fn a_stall_names_the_phase_it_never_finished() {
+        let budget = Duration::from_secs(5);
+        let connected = [step("dns", true, ""), step("connect", true, "")];
+        let outcome = judge(&server(SmtpTls::Tls, ""), &connected, Some(budget));
+        assert_eq!(outcome.evidence["failed_phase"], "ehlo");
+        assert!(outcome.message.contains("a wrong port for the TLS mode?"), "{}", outcome.message);
+        let dropped = judge(&server(SmtpTls::None, ""), &connected[..1], Some(budget));
+        assert_eq!(
+            dropped.message,
+            "the SMTP server did not answer in the connect phase within 5000 ms — a firewall dropping packets to the SMTP port?"
+        );
+        let authenticating =
+            [step("dns", true, ""), step("connect", true, ""), step("ehlo", true, ""), step("starttls", true, "")];
+        let outcome = judge(&server(SmtpTls::Starttls, "mailer"), &authenticating, Some(budget));
+        assert_eq!(outcome.evidence["failed_phase"], "auth");
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
-use crate::license::Reply;
+use crate::license::{Reply, Status};
 
 pub struct Connectivity;
 
@@ -60,25 +60,26 @@ impl Check for Connectivity {
                     .with("server_date", &trace.date)
                     .with("total_ms", (total * 100.0).round() / 100.0)
             };
-            let answer = match reply {
-                Reply::Answered { answer, .. } => answer,
-                Reply::NoAnswer { phase, why } => {
-                    return Ok(base(Outcome::fail(format!("no licensing answer from {server}: {why}")))
-                        .with("phase", &phase)
-                        .remediation(remedy(&phase)));
-                }
+            let answered = match &reply {
+                Reply::Answered { answer, .. } => Ok(answer.status),
+                Reply::NoAnswer { phase, why } => Err((phase.as_str(), why.as_str())),
             };
-            let slow_ms = ctx.threshold(META.id, "slow_ms", 2000.0);
-            if total > slow_ms {
-                return Ok(base(Outcome::warn(format!(
-                    "the licensing server answered in {total:.0} ms, slower than {slow_ms} ms"
-                ))));
-            }
-            Ok(base(Outcome::pass(format!(
-                "{server} gave a signed answer (status {}) in {total:.0} ms",
-                answer.status
-            ))))
+            Ok(base(judge(server.as_str(), answered, total, ctx.threshold(META.id, "slow_ms", 2000.0))))
         })
+    }
+}
+
+/// The verdict on the licensing server's reply — a signed answer with its status, or the phase
+/// that failed and why — and on the `total_ms` it took, slow past `slow_ms`.
+fn judge(server: &str, answered: Result<Status, (&str, &str)>, total_ms: f64, slow_ms: f64) -> Outcome {
+    match answered {
+        Err((phase, why)) => Outcome::fail(format!("no licensing answer from {server}: {why}"))
+            .with("phase", phase)
+            .remediation(remedy(phase)),
+        Ok(_) if total_ms > slow_ms => {
+            Outcome::warn(format!("the licensing server answered in {total_ms:.0} ms, slower than {slow_ms} ms"))
+        }
+        Ok(status) => Outcome::pass(format!("{server} gave a signed answer (status {status}) in {total_ms:.0} ms")),
     }
 }
 
@@ -100,5 +101,32 @@ fn remedy(phase: &str) -> &'static str {
                         again, or find what alters the answers on the way."
         }
         _ => "The server accepted the connection but did not answer properly: retry later, or ask the vendor.",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status as Verdict;
+
+    const SERVER: &str = "https://licensing.example.com/";
+
+    #[test]
+    fn a_signed_answer_passes_whatever_it_says_and_a_slow_one_warns() {
+        let expired = judge(SERVER, Ok(Status::Expired), 120.0, 2000.0);
+        assert_eq!(expired.status, Verdict::Pass, "the answer's status is license.validity's to judge");
+        assert_eq!(expired.message, "https://licensing.example.com/ gave a signed answer (status expired) in 120 ms");
+        assert_eq!(judge(SERVER, Ok(Status::Active), 2500.0, 2000.0).status, Verdict::Warn);
+    }
+
+    #[test]
+    fn no_answer_names_the_phase_and_what_to_do_about_it() {
+        let outcome = judge(SERVER, Err(("signature", "not signed by license.public_key")), 80.0, 2000.0);
+        assert_eq!(outcome.status, Verdict::Fail);
+        assert_eq!(outcome.evidence["phase"], "signature");
+        assert!(outcome.remediation.as_deref().is_some_and(|r| r.contains("copy the vendor's public key")));
+        for phase in ["dns", "tcp", "tls", "protocol", "signature"] {
+            assert_ne!(remedy(phase), remedy("http"), "{phase} has its own advice");
+        }
     }
 }

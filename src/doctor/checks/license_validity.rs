@@ -223,3 +223,68 @@ fn context_differences(recorded: &[Record], beats: &[Heartbeat]) -> Vec<String> 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verification(context: &str, directory: &str, config: &str) -> Record {
+        Record {
+            context: context.into(),
+            host: "web1".into(),
+            domain: Some("clients.example.com".into()),
+            ip: Some("203.0.113.10".into()),
+            directory: directory.into(),
+            config_fingerprint: config.into(),
+            outcome: "active".into(),
+            reason: String::new(),
+            applied: 1,
+            at: 0,
+        }
+    }
+
+    fn beat(role: &str, install_dir: &str, config: &str) -> Heartbeat {
+        Heartbeat {
+            role: role.into(),
+            install_dir: install_dir.into(),
+            config_fingerprint: config.into(),
+            ..Heartbeat::default()
+        }
+    }
+
+    #[test]
+    fn a_cron_check_from_another_directory_is_named_against_the_web_server() {
+        let recorded = [verification("web", "/srv/gatehouse", "abc"), verification("cron", "/root", "def")];
+        let found = context_differences(&recorded, &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("the cron license check on web1 (")
+                && found[0].ends_with(
+                    "sent other facts than the web server: directory /root vs /srv/gatehouse, configuration def vs abc"
+                ),
+            "{}",
+            found[0]
+        );
+    }
+
+    #[test]
+    fn the_same_facts_with_another_configuration_are_no_difference() {
+        let recorded = [verification("web", "/srv/gatehouse", "abc"), verification("cron", "/srv/gatehouse", "def")];
+        assert!(context_differences(&recorded, &[]).is_empty(), "the licensing server sees the same installation");
+    }
+
+    #[test]
+    fn a_verification_that_a_newer_heartbeat_contradicts_is_history() {
+        let recorded = [verification("web", "/srv/gatehouse", "abc"), verification("cron", "/root", "def")];
+        // The cron has run from the install directory since its last license check from /root.
+        let beats = [beat("cron", "/srv/gatehouse", "abc"), beat("cron", "/root", "def")];
+        assert!(!is_current(&recorded[1], &latest_beats(&beats)));
+        assert!(context_differences(&recorded, &beats).is_empty());
+        assert!(is_current(&recorded[0], &latest_beats(&beats)), "no web heartbeat: nothing says otherwise");
+    }
+
+    #[test]
+    fn without_a_web_verification_there_is_nothing_to_compare_with() {
+        assert!(context_differences(&[verification("cron", "/root", "def")], &[]).is_empty());
+    }
+}

@@ -112,6 +112,15 @@ fn sample<T: Clone>(items: &[T], limit: usize) -> Vec<T> {
     items.iter().take(limit).cloned().collect()
 }
 
+/// A request as `serve` records it — on `host` over `scheme` from `peer`, with no flag set —
+/// for the checks' unit tests to adjust.
+#[cfg(test)]
+fn request(host: &str, scheme: &str, peer: &str) -> Observation {
+    let peer: std::net::IpAddr = peer.parse().expect("an IP address");
+    let flags = observations::Flags::default();
+    Observation::new(host.into(), (scheme.into(), false), peer, peer, flags, String::new())
+}
+
 #[cfg(test)]
 mod tests {
     /// The file that holds a check is named after its id, so `sessions.gc` is found at once.

@@ -2,12 +2,15 @@
 //! or carry its headers, or system_url resolves into its edge — but CloudFlare is not trusted,
 //! so every visitor appears as a rotating CloudFlare address.
 
+use std::net::IpAddr;
+
 use super::{observed_requests, tally};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
-use crate::doctor::model::CheckResult;
+use crate::doctor::model::{CheckResult, Status};
 use crate::net::client_ip::{bundled_cloudflare_date, is_cloudflare, read_cloudflare_ranges};
+use crate::net::observations::Observation;
 
 pub struct Trust;
 
@@ -44,66 +47,86 @@ impl Check for Trust {
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let config = ctx.config();
-            let tp = &config.trusted_proxies;
-            if tp.cloudflare
-                && let Some(outcome) = stale_or_broken_ranges(ctx)
-            {
+            let trusted = config.trusted_proxies.cloudflare;
+            if trusted && let Some(outcome) = stale_or_broken_ranges(ctx) {
                 return outcome.with("cloudflare_trusted", true);
             }
+            let ip_check = config.sessions.ip_check;
             // What real traffic shows (none yet is not an error: the DNS side may still tell).
             let seen = observed_requests(ctx).await.unwrap_or_default();
-            let via_cloudflare: Vec<_> =
-                seen.iter().filter(|o| o.cf_headers.0 || o.peer_ip.parse().is_ok_and(is_cloudflare)).collect();
-            let observed = |o: Outcome| {
-                o.with("cloudflare_trusted", tp.cloudflare)
-                    .with("ip_check", config.sessions.ip_check)
-                    .with("observed_requests", seen.len())
-                    .with("observed_via_cloudflare", via_cloudflare.len())
-                    .with("cloudflare_peers", tally(&via_cloudflare, |o| o.peer_ip.clone()))
-            };
-            // With ip_check on, every change of edge address ends the session.
-            let untrusted = |message: String| {
-                let o = if config.sessions.ip_check { Outcome::fail(message) } else { Outcome::warn(message) };
-                o.fixable("trust CloudFlare's ranges and take the visitor's address from CF-Connecting-IP")
-            };
-            if !via_cloudflare.is_empty() && !tp.cloudflare {
-                return observed(untrusted(format!(
-                    "{} of {} observed requests came through CloudFlare, which is not trusted: visitors appear as CloudFlare's edge addresses",
-                    via_cloudflare.len(),
-                    seen.len()
-                )));
+            let traffic = judge_traffic(&seen, trusted, ip_check);
+            if traffic.status != Status::Pass {
+                return traffic;
             }
+            let with_traffic = |o: Outcome| o.after_evidence(traffic.evidence.clone());
             let Some(host) = config.system_url.url().and_then(|u| u.host_str().map(str::to_string)) else {
-                return observed(Outcome::skipped("system_url is not set"));
+                return with_traffic(Outcome::skipped("system_url is not set"));
             };
             let resolver = match ctx.resolver().await {
                 Ok(r) => r,
                 Err(e) => return Outcome::error(e),
             };
-            let addrs = match tokio::time::timeout(ctx.network_budget(), resolver.lookup(&host)).await {
-                Ok(Ok(a)) => a,
-                Ok(Err(e)) => return observed(Outcome::skipped(format!("{host} does not resolve from here ({e})"))),
-                Err(_) => return observed(Outcome::skipped(format!("{host} did not resolve in time"))),
-            };
-            let edge: Vec<String> = addrs.iter().filter(|ip| is_cloudflare(**ip)).map(|ip| ip.to_string()).collect();
-            let base = |o: Outcome| {
-                observed(o)
-                    .with("host", &host)
-                    .with("addresses", addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>())
-                    .with("cloudflare_addresses", &edge)
-            };
-            match (edge.is_empty(), tp.cloudflare) {
-                (false, false) => base(untrusted(format!(
-                    "{host} resolves to CloudFlare ({}) but CloudFlare is not trusted: visitors appear as edge addresses",
-                    edge.join(", ")
-                ))),
-                (false, true) => {
-                    base(Outcome::pass(format!("{host} is behind CloudFlare, and its ranges are trusted")))
-                }
-                (true, _) => base(Outcome::pass(format!("{host} does not resolve to CloudFlare"))),
+            match tokio::time::timeout(ctx.network_budget(), resolver.lookup(&host)).await {
+                Ok(Ok(addrs)) => with_traffic(judge_dns(&host, &addrs, trusted, ip_check)),
+                Ok(Err(e)) => with_traffic(Outcome::skipped(format!("{host} does not resolve from here ({e})"))),
+                Err(_) => with_traffic(Outcome::skipped(format!("{host} did not resolve in time"))),
             }
         })
     }
+}
+
+/// A finding that CloudFlare is in front but not trusted: with ip_check on, every change of
+/// edge address ends the session.
+fn untrusted(message: String, ip_check: bool) -> Outcome {
+    let o = if ip_check { Outcome::fail(message) } else { Outcome::warn(message) };
+    o.fixable("trust CloudFlare's ranges and take the visitor's address from CF-Connecting-IP")
+}
+
+/// The verdict on the observed requests: any through CloudFlare while it is not trusted is the
+/// fault; otherwise a pass that only carries what was seen, for the DNS side to add to.
+fn judge_traffic(seen: &[Observation], trusted: bool, ip_check: bool) -> Outcome {
+    let via_cloudflare: Vec<_> =
+        seen.iter().filter(|o| o.cf_headers.0 || o.peer_ip.parse().is_ok_and(is_cloudflare)).collect();
+    let outcome = if !via_cloudflare.is_empty() && !trusted {
+        untrusted(
+            format!(
+                "{} of {} observed requests came through CloudFlare, which is not trusted: visitors appear as \
+                 CloudFlare's edge addresses",
+                via_cloudflare.len(),
+                seen.len()
+            ),
+            ip_check,
+        )
+    } else {
+        Outcome::pass(format!("{} of {} observed requests came through CloudFlare", via_cloudflare.len(), seen.len()))
+    };
+    outcome
+        .with("cloudflare_trusted", trusted)
+        .with("ip_check", ip_check)
+        .with("observed_requests", seen.len())
+        .with("observed_via_cloudflare", via_cloudflare.len())
+        .with("cloudflare_peers", tally(&via_cloudflare, |o| o.peer_ip.clone()))
+}
+
+/// The verdict on where system_url's `host` resolves: into CloudFlare's edge while CloudFlare
+/// is not trusted is the fault.
+fn judge_dns(host: &str, addrs: &[IpAddr], trusted: bool, ip_check: bool) -> Outcome {
+    let edge: Vec<String> = addrs.iter().filter(|ip| is_cloudflare(**ip)).map(|ip| ip.to_string()).collect();
+    let outcome = match (edge.is_empty(), trusted) {
+        (false, false) => untrusted(
+            format!(
+                "{host} resolves to CloudFlare ({}) but CloudFlare is not trusted: visitors appear as edge addresses",
+                edge.join(", ")
+            ),
+            ip_check,
+        ),
+        (false, true) => Outcome::pass(format!("{host} is behind CloudFlare, and its ranges are trusted")),
+        (true, _) => Outcome::pass(format!("{host} does not resolve to CloudFlare")),
+    };
+    outcome
+        .with("host", host)
+        .with("addresses", addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        .with("cloudflare_addresses", &edge)
 }
 
 /// When CloudFlare is trusted, its ranges must be the current ones: a list file that cannot
@@ -133,15 +156,74 @@ fn stale_or_broken_ranges(ctx: &Context) -> Option<Outcome> {
         let secs = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
         (tp.cloudflare_ranges_file.clone(), secs)
     };
-    let days = (ctx.now() - as_of) / 86_400;
+    ranges_verdict(&source, as_of, ctx.now(), max_days).map(|o| o.remediation(refresh))
+}
+
+/// A warning when CloudFlare's ranges, from `source` as of `as_of`, are more than `max_days`
+/// old at `now` (CloudFlare adds ranges now and then: visitors through a new edge would appear
+/// as it).
+fn ranges_verdict(source: &str, as_of: i64, now: i64, max_days: i64) -> Option<Outcome> {
+    let days = (now - as_of) / 86_400;
     (days > max_days).then(|| {
         Outcome::warn(format!(
             "CloudFlare's ranges come from {source}, last refreshed {} ({days} days ago, more than {max_days}): \
              visitors through an edge added since appear as that edge",
             crate::store::rfc3339(as_of)
         ))
-        .with("ranges_source", &source)
+        .with("ranges_source", source)
         .with("ranges_age_days", days)
-        .remediation(refresh)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::checks::request;
+    use crate::net::observations::Flag;
+
+    /// An address in CloudFlare's published ranges (173.245.48.0/20).
+    const EDGE: &str = "173.245.48.1";
+
+    #[test]
+    fn traffic_through_an_untrusted_cloudflare_is_the_fault() {
+        let seen = [request("clients.example.com", "https", EDGE), request("clients.example.com", "https", "10.0.0.2")];
+        let outcome = judge_traffic(&seen, false, true);
+        assert_eq!(outcome.status, Status::Fail);
+        assert!(outcome.message.starts_with("1 of 2 observed requests came through CloudFlare"), "{}", outcome.message);
+        assert!(outcome.fix.is_some());
+        assert_eq!(judge_traffic(&seen, false, false).status, Status::Warn, "without ip_check no session ends");
+        assert_eq!(judge_traffic(&seen, true, true).status, Status::Pass);
+    }
+
+    #[test]
+    fn cloudflares_headers_count_even_from_another_peer() {
+        let relayed = Observation { cf_headers: Flag(true), ..request("clients.example.com", "https", "10.0.0.2") };
+        assert_eq!(judge_traffic(&[relayed], false, true).status, Status::Fail);
+    }
+
+    #[test]
+    fn a_name_resolving_into_the_edge_must_be_trusted() {
+        let edge: IpAddr = EDGE.parse().expect("an address");
+        let own: IpAddr = "203.0.113.10".parse().expect("an address");
+        assert_eq!(judge_dns("clients.example.com", &[edge], false, true).status, Status::Fail);
+        assert_eq!(judge_dns("clients.example.com", &[edge], true, true).status, Status::Pass);
+        let direct = judge_dns("clients.example.com", &[own], false, true);
+        assert_eq!(direct.message, "clients.example.com does not resolve to CloudFlare");
+    }
+
+    #[test]
+    fn ranges_older_than_the_limit_warn() {
+        let day = 86_400;
+        assert!(ranges_verdict("the bundled list", 0, 180 * day, 180).is_none());
+        let stale = ranges_verdict("the bundled list", 0, 181 * day, 180).expect("a warning");
+        assert_eq!(stale.status, Status::Warn);
+        assert_eq!(stale.evidence["ranges_age_days"], 181);
+    }
+
+    #[test]
+    fn the_traffic_seen_stays_in_the_dns_verdicts_evidence() {
+        let merged = judge_dns("h", &[], false, true).after_evidence(judge_traffic(&[], false, true).evidence);
+        assert_eq!(merged.evidence["observed_requests"], 0);
+        assert_eq!(merged.evidence["host"], "h");
+    }
 }

@@ -50,27 +50,59 @@ impl Check for Storage {
                 last_seen_at: ctx.now(),
                 data: SessionData::default(),
             };
-            let base = |o: Outcome| {
-                let o = o.with("store", if dir.is_some() { "files" } else { "database" });
-                match &dir {
-                    Some(d) => o.with("dir", d.display().to_string()).with("dir_exists", d.is_dir()),
-                    None => o,
-                }
-            };
-            Ok(match sessions.probe(&probe).await {
-                Ok(()) => base(Outcome::pass("a probe session was written, read back and deleted")),
-                Err(e) => {
-                    let failed = base(Outcome::fail(format!("sessions cannot be stored: {e}")))
-                        .with("error", e.to_string())
-                        .remediation(META.next_steps);
-                    match &dir {
-                        Some(d) if !Path::new(d).exists() => {
-                            failed.fixable(format!("create {} with mode 0700", d.display()))
-                        }
-                        _ => failed,
-                    }
-                }
-            })
+            let stored = sessions.probe(&probe).await.map_err(|e| e.to_string());
+            Ok(judge(stored, dir.as_deref().map(|d| (d, d.exists()))))
         })
+    }
+}
+
+/// The verdict on a probe session's round trip, for the files store in `dir` (with whether it
+/// exists) or the database store (`None`): a missing folder is the one fault `--fix` mends.
+fn judge(stored: Result<(), String>, dir: Option<(&Path, bool)>) -> Outcome {
+    let outcome = match &stored {
+        Ok(()) => Outcome::pass("a probe session was written, read back and deleted"),
+        Err(e) => {
+            Outcome::fail(format!("sessions cannot be stored: {e}")).with("error", e).remediation(META.next_steps)
+        }
+    };
+    let outcome = outcome.with("store", if dir.is_some() { "files" } else { "database" });
+    match dir {
+        Some((d, exists)) => {
+            let outcome = outcome.with("dir", d.display().to_string()).with("dir_exists", exists);
+            if stored.is_err() && !exists {
+                outcome.fixable(format!("create {} with mode 0700", d.display()))
+            } else {
+                outcome
+            }
+        }
+        None => outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    #[test]
+    fn a_missing_session_folder_fails_and_is_fixable() {
+        let outcome = judge(Err("No such file or directory".into()), Some((Path::new("/srv/sessions"), false)));
+        assert_eq!(outcome.status, Status::Fail);
+        assert_eq!(outcome.fix.as_deref(), Some("create /srv/sessions with mode 0700"));
+        assert_eq!(outcome.evidence["dir_exists"], false);
+    }
+
+    #[test]
+    fn an_unwritable_folder_or_table_fails_with_nothing_to_create() {
+        let full = judge(Err("No space left on device".into()), Some((Path::new("/srv/sessions"), true)));
+        assert_eq!(full.status, Status::Fail);
+        assert!(full.fix.is_none());
+        let table = judge(Err("no such table: sessions".into()), None);
+        assert_eq!((table.status, table.evidence["store"].as_str()), (Status::Fail, Some("database")));
+    }
+
+    #[test]
+    fn a_round_trip_passes() {
+        assert_eq!(judge(Ok(()), None).status, Status::Pass);
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
-use crate::net::http;
+use crate::net::http::{self, Trace};
 use crate::store::settings;
 
 pub struct Reachable;
@@ -43,56 +43,118 @@ impl Check for Reachable {
                 .map_err(|e| Outcome::error(format!("cannot build the probe URL from {url}: {e}")))?;
             let resolver = ctx.resolver().await.map_err(Outcome::error)?;
             let trace = http::get(&target, resolver, ctx.network_budget(), None).await;
-            let answered: Option<serde_json::Value> = trace.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
-            let their_id = answered.as_ref().and_then(|v| v["instance_id"].as_str()).map(str::to_string);
-            let base = |o: Outcome| {
-                o.with("probe", target.as_str())
-                    .with("phases", &trace.phases)
-                    .with("http_status", trace.status)
-                    .with("location", &trace.location)
-                    .with("expected_instance_id", &ours)
-                    .with("answered_instance_id", &their_id)
-            };
-            if let Some(failure) = trace.failure() {
-                // A phase that hangs is a finding (named, with its likely cause), not a timeout.
-                return Err(base(Outcome::fail(format!("system_url does not answer: {failure}"))).remediation(
-                    "Start `gatehouse serve` (and the proxy in front of it) and make system_url's name resolve to it.",
-                ));
-            }
-            let status = trace.status.unwrap_or(0);
-            if (300..400).contains(&status) {
-                let location = trace.location.clone().unwrap_or_default();
-                let moved = target.join(&location).ok();
-                let same_origin = moved.as_ref().is_some_and(|m| m.origin() == url.origin());
-                let message = format!("{target} redirects (HTTP {status}) to {location}");
-                return Err(base(if same_origin {
-                    Outcome::warn(format!("{message}: the web server rewrites gatehouse's paths"))
-                } else {
-                    Outcome::fail(format!(
-                        "{message}, another host or scheme than system_url: visitors sent there lose their session"
-                    ))
-                    .remediation(format!(
-                        "Either set system_url to the address the redirect leads to, or remove the redirect so {url} \
-                         is served directly."
-                    ))
-                }));
-            }
-            let Some(theirs) = their_id.as_deref().filter(|_| status == 200) else {
-                return Err(base(Outcome::fail(format!(
-                    "{target} answered HTTP {status}, but not as gatehouse: another site is served at system_url"
-                ))));
-            };
-            Ok(match ours.as_deref() {
-                Some(ours) if ours == theirs => base(Outcome::pass(format!("{url} reaches this instance ({theirs})"))),
-                Some(ours) => base(Outcome::fail(format!(
-                    "{url} reaches another gatehouse instance ({theirs}), not this one ({ours}): a different server \
-                     or database answers there"
-                ))),
-                None => base(Outcome::warn(format!(
-                    "{url} reaches a gatehouse instance ({theirs}), but this database has never been served: the \
-                     instance there uses another database"
-                ))),
-            })
+            Ok(judge(url, &target, &trace, ours.as_deref()))
         })
+    }
+}
+
+/// The verdict on what answered the probe `target` under system_url `url`: this instance
+/// (`ours`, when this database has been served) passes; anything else is named.
+fn judge(url: &url::Url, target: &url::Url, trace: &Trace, ours: Option<&str>) -> Outcome {
+    let answered: Option<serde_json::Value> = trace.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
+    let their_id = answered.as_ref().and_then(|v| v["instance_id"].as_str()).map(str::to_string);
+    let base = |o: Outcome| {
+        o.with("probe", target.as_str())
+            .with("phases", &trace.phases)
+            .with("http_status", trace.status)
+            .with("location", &trace.location)
+            .with("expected_instance_id", ours)
+            .with("answered_instance_id", &their_id)
+    };
+    if let Some(failure) = trace.failure() {
+        // A phase that hangs is a finding (named, with its likely cause), not a timeout.
+        return base(Outcome::fail(format!("system_url does not answer: {failure}"))).remediation(
+            "Start `gatehouse serve` (and the proxy in front of it) and make system_url's name resolve to it.",
+        );
+    }
+    let status = trace.status.unwrap_or(0);
+    if (300..400).contains(&status) {
+        let location = trace.location.clone().unwrap_or_default();
+        let moved = target.join(&location).ok();
+        let same_origin = moved.as_ref().is_some_and(|m| m.origin() == url.origin());
+        let message = format!("{target} redirects (HTTP {status}) to {location}");
+        return base(if same_origin {
+            Outcome::warn(format!("{message}: the web server rewrites gatehouse's paths"))
+        } else {
+            Outcome::fail(format!(
+                "{message}, another host or scheme than system_url: visitors sent there lose their session"
+            ))
+            .remediation(format!(
+                "Either set system_url to the address the redirect leads to, or remove the redirect so {url} \
+                 is served directly."
+            ))
+        });
+    }
+    let Some(theirs) = their_id.as_deref().filter(|_| status == 200) else {
+        return base(Outcome::fail(format!(
+            "{target} answered HTTP {status}, but not as gatehouse: another site is served at system_url"
+        )));
+    };
+    match ours {
+        Some(ours) if ours == theirs => base(Outcome::pass(format!("{url} reaches this instance ({theirs})"))),
+        Some(ours) => base(Outcome::fail(format!(
+            "{url} reaches another gatehouse instance ({theirs}), not this one ({ours}): a different server \
+             or database answers there"
+        ))),
+        None => base(Outcome::warn(format!(
+            "{url} reaches a gatehouse instance ({theirs}), but this database has never been served: the \
+             instance there uses another database"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    const SYSTEM_URL: &str = "https://clients.example.com/";
+
+    fn probe(trace: &Trace, ours: Option<&str>) -> Outcome {
+        let url: url::Url = SYSTEM_URL.parse().expect("a URL");
+        judge(&url, &url.join(".well-known/gatehouse").expect("a URL"), trace, ours)
+    }
+
+    fn answered(status: u16, body: &str, location: Option<&str>) -> Trace {
+        Trace {
+            status: Some(status),
+            body: Some(body.into()),
+            location: location.map(str::to_string),
+            ..Trace::default()
+        }
+    }
+
+    #[test]
+    fn this_instance_passes_and_another_one_fails() {
+        let gatehouse = answered(200, r#"{"instance_id":"i-1"}"#, None);
+        assert_eq!(probe(&gatehouse, Some("i-1")).status, Status::Pass);
+        let other = probe(&gatehouse, Some("i-2"));
+        assert_eq!(other.status, Status::Fail);
+        assert!(
+            other.message.contains("reaches another gatehouse instance (i-1), not this one (i-2)"),
+            "{}",
+            other.message
+        );
+        assert_eq!(probe(&gatehouse, None).status, Status::Warn, "this database was never served");
+    }
+
+    #[test]
+    fn a_redirect_off_the_origin_fails_and_one_on_it_warns() {
+        let away = probe(&answered(301, "", Some("https://www.example.com/.well-known/gatehouse")), Some("i-1"));
+        assert_eq!(away.status, Status::Fail);
+        assert!(away.message.contains("another host or scheme than system_url"), "{}", away.message);
+        let rewritten = probe(&answered(302, "", Some("/index.php")), Some("i-1"));
+        assert_eq!(rewritten.status, Status::Warn);
+    }
+
+    #[test]
+    fn another_site_at_system_url_fails() {
+        let outcome = probe(&answered(200, "<html>Welcome to nginx</html>", None), Some("i-1"));
+        assert_eq!(outcome.status, Status::Fail);
+        assert!(
+            outcome.message.ends_with("answered HTTP 200, but not as gatehouse: another site is served at system_url")
+        );
+        let not_found = probe(&answered(404, r#"{"instance_id":"i-1"}"#, None), Some("i-1"));
+        assert_eq!(not_found.status, Status::Fail, "only a 200 counts as gatehouse answering");
     }
 }

@@ -48,39 +48,45 @@ impl Check for Requests {
                 Ok(seen) => seen,
                 Err(outcome) => return outcome,
             };
-            let host = CookieSettings::from_system_url(url).authority;
-            // Only a scheme a trusted proxy vouched for can be held against a request: without a
-            // header every request looks like plain http (that case is sessions.cookie's).
-            let elsewhere: Vec<_> =
-                seen.iter().filter(|o| o.host != host || (o.scheme_from_proxy.0 && o.scheme != url.scheme())).collect();
-            let percent = 100.0 * elsewhere.len() as f64 / seen.len() as f64;
             let limit = ctx.threshold(META.id, "max_other_percent", 10.0);
-            let base = |o: Outcome| {
-                o.with("expected", format!("{}://{host}", url.scheme()))
-                    .with("observed_requests", seen.len())
-                    .with("elsewhere", elsewhere.len())
-                    .with("elsewhere_percent", (percent * 10.0).round() / 10.0)
-                    .with("by_origin", tally(&elsewhere, |o| format!("{}://{}", o.scheme, o.host)))
-            };
-            if let Some(outcome) = outside_the_path(url, &seen) {
-                return base(outcome);
-            }
-            if elsewhere.is_empty() {
-                return base(Outcome::pass(format!("all {} observed requests arrived on {host}", seen.len())));
-            }
-            let message = format!(
-                "{} of {} observed requests ({percent:.0} %) arrived on another host or scheme than {url}: \
-                 those visitors get no working session",
-                elsewhere.len(),
-                seen.len()
-            );
-            let remediation = format!(
-                "Redirect the other names to {url} with a 301 at the web server or proxy (or fix system_url if \
-                 visitors are meant to use them)."
-            );
-            base(if percent > limit { Outcome::fail(message) } else { Outcome::warn(message) }).remediation(remediation)
+            judge(url, &seen, limit)
         })
     }
+}
+
+/// The verdict on the observed requests (`seen`, at least one) against system_url: some on
+/// another host or scheme warn, more than `limit` percent of them fail.
+fn judge(url: &url::Url, seen: &[Observation], limit: f64) -> Outcome {
+    let host = CookieSettings::from_system_url(url).authority;
+    // Only a scheme a trusted proxy vouched for can be held against a request: without a
+    // header every request looks like plain http (that case is sessions.cookie's).
+    let elsewhere: Vec<_> =
+        seen.iter().filter(|o| o.host != host || (o.scheme_from_proxy.0 && o.scheme != url.scheme())).collect();
+    let percent = 100.0 * elsewhere.len() as f64 / seen.len() as f64;
+    let base = |o: Outcome| {
+        o.with("expected", format!("{}://{host}", url.scheme()))
+            .with("observed_requests", seen.len())
+            .with("elsewhere", elsewhere.len())
+            .with("elsewhere_percent", (percent * 10.0).round() / 10.0)
+            .with("by_origin", tally(&elsewhere, |o| format!("{}://{}", o.scheme, o.host)))
+    };
+    if let Some(outcome) = outside_the_path(url, seen) {
+        return base(outcome);
+    }
+    if elsewhere.is_empty() {
+        return base(Outcome::pass(format!("all {} observed requests arrived on {host}", seen.len())));
+    }
+    let message = format!(
+        "{} of {} observed requests ({percent:.0} %) arrived on another host or scheme than {url}: \
+         those visitors get no working session",
+        elsewhere.len(),
+        seen.len()
+    );
+    let remediation = format!(
+        "Redirect the other names to {url} with a 301 at the web server or proxy (or fix system_url if \
+         visitors are meant to use them)."
+    );
+    base(if percent > limit { Outcome::fail(message) } else { Outcome::warn(message) }).remediation(remediation)
 }
 
 /// Visitors whose pages (their same-host Referer) lie outside system_url's path, when they are
@@ -123,4 +129,78 @@ fn outside_the_path(url: &url::Url, seen: &[Observation]) -> Option<Outcome> {
         )),
     };
     Some(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::checks::request;
+    use crate::doctor::model::Status;
+    use crate::net::observations::Flag;
+
+    fn system_url(url: &str) -> url::Url {
+        url.parse().expect("a URL")
+    }
+
+    fn on(host: &str, n: usize) -> Vec<Observation> {
+        (0..n).map(|_| request(host, "http", "10.0.0.2")).collect()
+    }
+
+    #[test]
+    fn requests_on_another_host_warn_and_past_the_limit_fail() {
+        let url = system_url("https://clients.example.com/");
+        let mut seen = on("clients.example.com", 95);
+        assert_eq!(judge(&url, &seen, 10.0).message, "all 95 observed requests arrived on clients.example.com");
+        seen.extend(on("www.example.com", 5));
+        let outcome = judge(&url, &seen, 10.0);
+        assert_eq!(outcome.status, Status::Warn);
+        assert!(
+            outcome.message.starts_with("5 of 100 observed requests (5 %) arrived on another host"),
+            "{}",
+            outcome.message
+        );
+        assert_eq!(judge(&url, &seen, 4.0).status, Status::Fail);
+    }
+
+    #[test]
+    fn only_a_scheme_a_proxy_vouched_for_counts_against_a_request() {
+        let url = system_url("https://clients.example.com/");
+        // Without a proxy's header every request looks like plain http: that is sessions.cookie's.
+        assert_eq!(judge(&url, &on("clients.example.com", 3), 10.0).status, Status::Pass);
+        let vouched: Vec<_> = on("clients.example.com", 3)
+            .into_iter()
+            .map(|o| Observation { scheme_from_proxy: Flag(true), ..o })
+            .collect();
+        assert_eq!(judge(&url, &vouched, 10.0).status, Status::Fail, "the proxy says these came over http");
+    }
+
+    #[test]
+    fn visitors_outside_system_urls_path_loop_and_the_root_is_suggested() {
+        let url = system_url("https://clients.example.com/billing/?x=1");
+        let seen: Vec<_> = ["/login", "/clientarea", "/billing/clientarea"]
+            .iter()
+            .map(|page| Observation {
+                page_path: page.to_string(),
+                ..request("clients.example.com", "https", "10.0.0.2")
+            })
+            .collect();
+        let outcome = judge(&url, &seen, 10.0);
+        assert_eq!(outcome.status, Status::Fail);
+        assert!(outcome.message.starts_with("system_url's path is /billing/ "), "{}", outcome.message);
+        assert_eq!(outcome.evidence["suggested_system_url"], "https://clients.example.com/");
+        assert!(outcome.fix.is_some());
+    }
+
+    #[test]
+    fn a_few_visitors_outside_the_path_are_not_the_site() {
+        let url = system_url("https://clients.example.com/billing/");
+        let seen: Vec<_> = ["/login", "/billing/a", "/billing/b"]
+            .iter()
+            .map(|page| Observation {
+                page_path: page.to_string(),
+                ..request("clients.example.com", "https", "10.0.0.2")
+            })
+            .collect();
+        assert_eq!(judge(&url, &seen, 10.0).status, Status::Pass);
+    }
 }

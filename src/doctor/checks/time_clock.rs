@@ -3,6 +3,7 @@
 //! with one step of tolerance, so a clock off by half a minute refuses correct codes; token and
 //! session expiry drift with it too.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Backend;
@@ -42,7 +43,7 @@ impl Check for Clock {
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             // Our clock minus each reference, in seconds.
-            let mut skews = std::collections::BTreeMap::<&str, f64>::new();
+            let mut skews = BTreeMap::<&str, f64>::new();
             let mut errors = Vec::new();
             if ctx.config().database_url.backend() == Backend::Postgres {
                 match database_skew(ctx).await {
@@ -60,32 +61,37 @@ impl Check for Clock {
                     Err(e) => errors.push(format!("licensing server: {e}")),
                 }
             }
-            let worst = skews.values().map(|s| s.abs()).fold(0.0, f64::max);
-            let rounded: std::collections::BTreeMap<_, _> =
-                skews.iter().map(|(k, v)| (*k, (v * 100.0).round() / 100.0)).collect();
-            let base = |o: Outcome| o.with("skew_secs", &rounded).with("unavailable", &errors);
-            if skews.is_empty() {
-                return base(Outcome::skipped(if errors.is_empty() {
-                    "no independent clock to compare with: the database is SQLite (this machine's clock) and \
-                     license.server is not configured"
-                        .to_string()
-                } else {
-                    format!("no independent clock could be read: {}", errors.join("; "))
-                }));
-            }
-            let (warn, fail) = (ctx.threshold(META.id, "warn_secs", 10.0), ctx.threshold(META.id, "fail_secs", 30.0));
-            let message = format!("this clock is {worst:.1} s off");
-            if worst >= fail {
-                base(Outcome::fail(format!("{message}: two-factor codes are refused and expiry times are wrong")))
-            } else if worst >= warn {
-                base(Outcome::warn(format!("{message}: approaching the 30 s two-factor tolerance")))
-            } else {
-                base(Outcome::pass(format!(
-                    "{message} (compared with {})",
-                    rounded.keys().cloned().collect::<Vec<_>>().join(", ")
-                )))
-            }
+            let limits = (ctx.threshold(META.id, "warn_secs", 10.0), ctx.threshold(META.id, "fail_secs", 30.0));
+            judge(&skews, &errors, limits)
         })
+    }
+}
+
+/// The verdict on this clock's skew against each independent clock that could be read (our
+/// clock minus theirs, in seconds): the worst decides, against `(warn, fail)` seconds.
+fn judge(skews: &BTreeMap<&str, f64>, unavailable: &[String], (warn, fail): (f64, f64)) -> Outcome {
+    let worst = skews.values().map(|s| s.abs()).fold(0.0, f64::max);
+    let rounded: BTreeMap<_, _> = skews.iter().map(|(k, v)| (*k, (v * 100.0).round() / 100.0)).collect();
+    let base = |o: Outcome| o.with("skew_secs", &rounded).with("unavailable", unavailable);
+    if skews.is_empty() {
+        return base(Outcome::skipped(if unavailable.is_empty() {
+            "no independent clock to compare with: the database is SQLite (this machine's clock) and \
+             license.server is not configured"
+                .to_string()
+        } else {
+            format!("no independent clock could be read: {}", unavailable.join("; "))
+        }));
+    }
+    let message = format!("this clock is {worst:.1} s off");
+    if worst >= fail {
+        base(Outcome::fail(format!("{message}: two-factor codes are refused and expiry times are wrong")))
+    } else if worst >= warn {
+        base(Outcome::warn(format!("{message}: approaching the 30 s two-factor tolerance")))
+    } else {
+        base(Outcome::pass(format!(
+            "{message} (compared with {})",
+            rounded.keys().cloned().collect::<Vec<_>>().join(", ")
+        )))
     }
 }
 
@@ -114,4 +120,40 @@ async fn date_header_skew(ctx: &Context, server: &url::Url) -> Result<f64, Strin
         })?;
     // A Date header has whole seconds: up to one second of the skew is its rounding.
     Ok(skew(before, date.timestamp() as f64 + 0.5, after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    const LIMITS: (f64, f64) = (10.0, 30.0);
+
+    #[test]
+    fn the_worst_clock_decides_in_either_direction() {
+        let status = |db: f64, license: f64| {
+            judge(&BTreeMap::from([("database_server", db), ("licensing_server", license)]), &[], LIMITS).status
+        };
+        assert_eq!(status(0.4, -9.9), Status::Pass);
+        assert_eq!(status(0.4, -10.0), Status::Warn, "behind counts as much as ahead");
+        assert_eq!(status(30.0, 0.0), Status::Fail, "30 s is past the one-step TOTP tolerance");
+    }
+
+    #[test]
+    fn no_clock_to_compare_with_is_skipped_and_says_why() {
+        let nothing = judge(&BTreeMap::new(), &[], LIMITS);
+        assert_eq!(nothing.status, Status::Skipped);
+        assert!(nothing.message.contains("SQLite"), "{}", nothing.message);
+        let down = judge(&BTreeMap::new(), &["licensing server: timed out".into()], LIMITS);
+        assert_eq!(down.message, "no independent clock could be read: licensing server: timed out");
+    }
+
+    #[test]
+    fn one_clock_read_is_enough_to_judge() {
+        let outcome =
+            judge(&BTreeMap::from([("database_server", 0.123)]), &["licensing server: refused".into()], LIMITS);
+        assert_eq!(outcome.status, Status::Pass);
+        assert_eq!(outcome.message, "this clock is 0.1 s off (compared with database_server)");
+        assert_eq!(outcome.evidence["skew_secs"]["database_server"], 0.12);
+    }
 }

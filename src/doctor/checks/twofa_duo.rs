@@ -48,22 +48,45 @@ impl Check for DuoCheck {
                 Ok(None) => return Outcome::skipped("Duo is not configured"),
                 Err(e) => return Outcome::error(e.to_string()),
             };
-            match tokio::time::timeout(ctx.network_budget(), client.health_check()).await {
-                Err(_) => base(Outcome::fail("the Duo health check did not answer in time"))
-                    .remediation("Check that this host can reach the API hostname over HTTPS (firewall, DNS)."),
-                Ok(Ok(())) => base(Outcome::pass("the Duo health check answered OK")),
-                Ok(Err(e)) if e.to_string().contains("frameless") => {
-                    base(Outcome::fail(format!("Duo refused the keys: {e}")))
-                        .with("duo_error", e.to_string())
-                        .remediation(format!(
-                            "These keys are from an old Auth API / iframe application. {}",
-                            META.next_steps
-                        ))
-                }
-                Ok(Err(e)) => base(Outcome::fail(format!("the Duo health check failed: {e}")))
-                    .with("duo_error", e.to_string())
-                    .remediation("Check the API hostname and the client secret; Duo's message says which is wrong."),
-            }
+            let answer = tokio::time::timeout(ctx.network_budget(), client.health_check()).await;
+            base(judge(answer.ok().map(|r| r.map_err(|e| e.to_string()))))
         })
+    }
+}
+
+/// The verdict on Duo's answer to the health check (`None`: none in time). Duo says
+/// "frameless" when the keys belong to an old iframe application.
+fn judge(answer: Option<Result<(), String>>) -> Outcome {
+    match answer {
+        None => Outcome::fail("the Duo health check did not answer in time")
+            .remediation("Check that this host can reach the API hostname over HTTPS (firewall, DNS)."),
+        Some(Ok(())) => Outcome::pass("the Duo health check answered OK"),
+        Some(Err(e)) if e.contains("frameless") => Outcome::fail(format!("Duo refused the keys: {e}"))
+            .with("duo_error", &e)
+            .remediation(format!("These keys are from an old Auth API / iframe application. {}", META.next_steps)),
+        Some(Err(e)) => Outcome::fail(format!("the Duo health check failed: {e}"))
+            .with("duo_error", &e)
+            .remediation("Check the API hostname and the client secret; Duo's message says which is wrong."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::model::Status;
+
+    #[test]
+    fn old_iframe_keys_are_named_as_such() {
+        let refused = judge(Some(Err("40002: Integration type does not support frameless access".into())));
+        assert_eq!(refused.status, Status::Fail);
+        assert!(refused.remediation.as_deref().is_some_and(|r| r.starts_with("These keys are from an old Auth API")));
+        let other = judge(Some(Err("40301: invalid signature".into())));
+        assert!(other.remediation.as_deref().is_some_and(|r| r.contains("client secret")));
+    }
+
+    #[test]
+    fn an_answer_passes_and_silence_fails() {
+        assert_eq!(judge(Some(Ok(()))).status, Status::Pass);
+        assert_eq!(judge(None).message, "the Duo health check did not answer in time");
     }
 }
