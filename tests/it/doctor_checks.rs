@@ -268,6 +268,9 @@ async fn accounts_integrity_finds_broken_data_and_clears_when_fixed() {
     let mut banned = vec![client.owner_user_id, sub];
     banned.sort();
     assert_eq!(r.evidence["users_in_banned_domains"], json!(banned));
+    // With subdomains allowed, only the domain itself is banned.
+    let r = d.check("security: { banned_email_subdomains: false }\n", "accounts.integrity").await;
+    assert_eq!(r.evidence["users_in_banned_domains"], json!([client.owner_user_id]));
     accounts.unban_domain(&actor, "example.com").await.unwrap();
 
     // A permission key written by hand that this version does not know.
