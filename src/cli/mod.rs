@@ -282,9 +282,7 @@ pub fn main() -> ExitCode {
         // One JSON object per line, for log shippers.
         Ok("json") => logs.json().flatten_event(true).with_current_span(false).init(),
         // Log lines in a file or a journal stay plain text.
-        _ => {
-            logs.with_ansi(output::colour(cli.color, std::io::IsTerminal::is_terminal(&std::io::stderr()))).init()
-        }
+        _ => logs.with_ansi(output::colour(cli.color, std::io::IsTerminal::is_terminal(&std::io::stderr()))).init(),
     }
     let json_errors = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

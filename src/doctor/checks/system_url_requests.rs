@@ -146,6 +146,12 @@ mod tests {
         (0..n).map(|_| request(host, "http", "10.0.0.2")).collect()
     }
 
+    /// One request on system_url's host from each of `pages` (its Referer's path).
+    fn visiting(pages: &[&str]) -> Vec<Observation> {
+        let on_host = || request("clients.example.com", "https", "10.0.0.2");
+        pages.iter().map(|page| Observation { page_path: page.to_string(), ..on_host() }).collect()
+    }
+
     #[test]
     fn requests_on_another_host_warn_and_past_the_limit_fail() {
         let url = system_url("https://clients.example.com/");
@@ -177,13 +183,7 @@ mod tests {
     #[test]
     fn visitors_outside_system_urls_path_loop_and_the_root_is_suggested() {
         let url = system_url("https://clients.example.com/billing/?x=1");
-        let seen: Vec<_> = ["/login", "/clientarea", "/billing/clientarea"]
-            .iter()
-            .map(|page| Observation {
-                page_path: page.to_string(),
-                ..request("clients.example.com", "https", "10.0.0.2")
-            })
-            .collect();
+        let seen = visiting(&["/login", "/clientarea", "/billing/clientarea"]);
         let outcome = judge(&url, &seen, 10.0);
         assert_eq!(outcome.status, Status::Fail);
         assert!(outcome.message.starts_with("system_url's path is /billing/ "), "{}", outcome.message);
@@ -194,13 +194,7 @@ mod tests {
     #[test]
     fn a_few_visitors_outside_the_path_are_not_the_site() {
         let url = system_url("https://clients.example.com/billing/");
-        let seen: Vec<_> = ["/login", "/billing/a", "/billing/b"]
-            .iter()
-            .map(|page| Observation {
-                page_path: page.to_string(),
-                ..request("clients.example.com", "https", "10.0.0.2")
-            })
-            .collect();
+        let seen = visiting(&["/login", "/billing/a", "/billing/b"]);
         assert_eq!(judge(&url, &seen, 10.0).status, Status::Pass);
     }
 }
