@@ -69,7 +69,7 @@ impl Accounts {
             .rows_affected()
             == 1;
         if done {
-            let kind = crate::secrets::passwords::hash_kind(old);
+            let kind = crate::secrets::passwords::HashKind::of(old);
             audit::record(&mut tx, actor, "user.password_rehashed", ("user", Some(user_id)), json!({"from": kind}))
                 .await?;
         }

@@ -6,7 +6,7 @@ use super::email::Email;
 use super::users::require_name;
 use super::{Accounts, Actor, NewUser, User};
 use crate::error::Error;
-use crate::secrets::passwords::hash_kind;
+use crate::secrets::passwords::HashKind;
 
 /// One user to import; `password_hash` as stored by the old system, if any.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -44,7 +44,7 @@ impl Accounts {
                 self.refuse_banned(&email).await?;
                 let hash = u.password_hash.filter(|h| !h.trim().is_empty());
                 if let Some(h) = &hash
-                    && hash_kind(h) == "unknown"
+                    && HashKind::of(h) == HashKind::Unknown
                 {
                     return Err(Error::invalid(
                         "password_hash is not a recognised format (argon2 PHC, bcrypt $2a$/$2b$/$2y$, or md5hex:salt)",

@@ -51,34 +51,57 @@ pub fn verify(secret: &str, phc: &str) -> bool {
     hasher::verify_in(&mut Memory::default(), secret.as_bytes(), phc)
 }
 
-/// The kind of a stored password hash: `argon2id`, `argon2id_weak` (below the OWASP minimum),
-/// `argon2_other`, `bcrypt`, `md5_salted` or `unknown`.
 /// How every hash gatehouse makes begins (PHC string up to the salt): a hash that starts so is
 /// `argon2id` at the policy without looking further.
 pub const POLICY_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
 
-pub fn hash_kind(hash: &str) -> &'static str {
-    if let Some(rest) = hash.strip_prefix("$argon2id$") {
-        // $argon2id$v=19$m=19456,t=2,p=1$salt$hash
-        let params: BTreeMap<&str, u64> = rest
-            .split('$')
-            .nth(1)
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
-            .collect();
-        let strong = params.get("m").copied().unwrap_or(0) >= 19456 && params.get("t").copied().unwrap_or(0) >= 2;
-        return if strong { "argon2id" } else { "argon2id_weak" };
+/// The kind of a stored password hash, named in audit entries and the doctor's evidence as
+/// `argon2id`, `argon2id_weak`, `argon2_other`, `bcrypt`, `md5_salted` or `unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashKind {
+    /// argon2id at or above the OWASP minimum: what gatehouse makes.
+    Argon2id,
+    /// argon2id below the OWASP minimum.
+    Argon2idWeak,
+    /// argon2i or argon2d.
+    Argon2Other,
+    /// `$2a$`, `$2b$` or `$2y$` (PHP).
+    Bcrypt,
+    /// `md5(salt . password):salt`.
+    Md5Salted,
+    Unknown,
+}
+
+impl HashKind {
+    pub fn of(hash: &str) -> Self {
+        if let Some(rest) = hash.strip_prefix("$argon2id$") {
+            // $argon2id$v=19$m=19456,t=2,p=1$salt$hash
+            let params: BTreeMap<&str, u64> = rest
+                .split('$')
+                .nth(1)
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+                .collect();
+            let strong = params.get("m").copied().unwrap_or(0) >= 19456 && params.get("t").copied().unwrap_or(0) >= 2;
+            return if strong { Self::Argon2id } else { Self::Argon2idWeak };
+        }
+        if hash.starts_with("$argon2") {
+            Self::Argon2Other
+        } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
+            Self::Bcrypt
+        } else if hash.len() == 38 && hash.as_bytes()[32] == b':' && hash[..32].bytes().all(|b| b.is_ascii_hexdigit()) {
+            Self::Md5Salted
+        } else {
+            Self::Unknown
+        }
     }
-    if hash.starts_with("$argon2") {
-        "argon2_other"
-    } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
-        "bcrypt"
-    } else if hash.len() == 38 && hash.as_bytes()[32] == b':' && hash[..32].bytes().all(|b| b.is_ascii_hexdigit()) {
-        "md5_salted"
-    } else {
-        "unknown"
+
+    /// Made by gatehouse's policy or stronger: nothing to upgrade.
+    pub fn is_current(self) -> bool {
+        self == Self::Argon2id
     }
 }
 
@@ -96,12 +119,14 @@ pub fn verify_any(password: &str, stored: &str) -> Verified {
 }
 
 fn verify_any_in(memory: &mut Memory, password: &str, stored: &str) -> Verified {
-    let kind = hash_kind(stored);
+    let kind = HashKind::of(stored);
     let ok = match kind {
-        "argon2id" | "argon2id_weak" | "argon2_other" => hasher::verify_in(memory, password.as_bytes(), stored),
+        HashKind::Argon2id | HashKind::Argon2idWeak | HashKind::Argon2Other => {
+            hasher::verify_in(memory, password.as_bytes(), stored)
+        }
         // PHP writes `$2y$`; the algorithm is the same as `$2b$`.
-        "bcrypt" => bcrypt::verify(password, &stored.replacen("$2y$", "$2b$", 1)).unwrap_or(false),
-        "md5_salted" => {
+        HashKind::Bcrypt => bcrypt::verify(password, &stored.replacen("$2y$", "$2b$", 1)).unwrap_or(false),
+        HashKind::Md5Salted => {
             let (digest, salt) = stored.split_at(32);
             let salt = &salt[1..];
             let mut md5 = Md5::new();
@@ -109,9 +134,9 @@ fn verify_any_in(memory: &mut Memory, password: &str, stored: &str) -> Verified 
             md5.update(password.as_bytes());
             crate::secrets::tokens::ct_eq(&hex::encode(md5.finalize()), &digest.to_ascii_lowercase())
         }
-        _ => false,
+        HashKind::Unknown => false,
     };
-    Verified { ok, rehash: ok && kind != "argon2id" }
+    Verified { ok, rehash: ok && !kind.is_current() }
 }
 
 /// A hash that costs as much to "verify" as a real one, so that a login for an unknown email
@@ -152,7 +177,7 @@ mod tests {
     fn hashes_are_argon2id_with_owasp_parameters() {
         let h = hash("correct horse battery staple").unwrap();
         assert!(h.starts_with(POLICY_PREFIX), "{h}");
-        assert_eq!(hash_kind(&h), "argon2id");
+        assert_eq!(HashKind::of(&h), HashKind::Argon2id);
         assert!(verify("correct horse battery staple", &h));
         assert!(!verify("correct horse battery stapler", &h));
         assert!(!verify("anything", "not a hash"));
@@ -168,7 +193,7 @@ mod tests {
 
         // md5("abcde" . "password123")
         let md5 = format!("{}:abcde", hex::encode(Md5::digest(b"abcdepassword123")));
-        assert_eq!(hash_kind(&md5), "md5_salted");
+        assert_eq!(HashKind::of(&md5), HashKind::Md5Salted);
         assert_eq!(verify_any("password123", &md5), Verified { ok: true, rehash: true });
         assert!(!verify_any("password124", &md5).ok);
 
@@ -179,11 +204,15 @@ mod tests {
 
     #[test]
     fn hash_kinds() {
-        assert_eq!(hash_kind("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), "argon2id");
-        assert_eq!(hash_kind("$argon2id$v=19$m=4096,t=1,p=1$c2FsdA$aGFzaA"), "argon2id_weak");
-        assert_eq!(hash_kind("$2y$10$abcdefghijklmnopqrstuv"), "bcrypt");
-        assert_eq!(hash_kind("5f4dcc3b5aa765d61d8327deb882cf99:abcde"), "md5_salted");
-        assert_eq!(hash_kind("plaintext"), "unknown");
+        assert_eq!(HashKind::of("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), HashKind::Argon2id);
+        assert_eq!(HashKind::of("$argon2id$v=19$m=4096,t=1,p=1$c2FsdA$aGFzaA"), HashKind::Argon2idWeak);
+        assert_eq!(HashKind::of("$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), HashKind::Argon2Other);
+        assert_eq!(HashKind::of("$2y$10$abcdefghijklmnopqrstuv"), HashKind::Bcrypt);
+        assert_eq!(HashKind::of("5f4dcc3b5aa765d61d8327deb882cf99:abcde"), HashKind::Md5Salted);
+        assert_eq!(HashKind::of("plaintext"), HashKind::Unknown);
+        // The names audit entries and the doctor's evidence use.
+        let named = serde_json::to_value([HashKind::Argon2idWeak, HashKind::Argon2Other, HashKind::Md5Salted]).unwrap();
+        assert_eq!(named, serde_json::json!(["argon2id_weak", "argon2_other", "md5_salted"]));
     }
 
     #[test]

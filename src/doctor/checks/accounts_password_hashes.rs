@@ -8,7 +8,7 @@ use super::sample;
 use crate::accounts::HashCensus;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
-use crate::secrets::passwords::hash_kind;
+use crate::secrets::passwords::HashKind;
 
 pub struct PasswordHashes;
 
@@ -44,18 +44,18 @@ impl Check for PasswordHashes {
 /// legacy or below-policy ones warn (each is upgraded at its user's next login).
 fn judge(census: &HashCensus) -> Outcome {
     let current = census.with_password - census.off_policy.len() as i64;
-    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut kinds: BTreeMap<HashKind, usize> = BTreeMap::new();
     if current > 0 {
-        kinds.insert("argon2id", current as usize);
+        kinds.insert(HashKind::Argon2id, current as usize);
     }
     let mut legacy = Vec::new();
     let mut unknown = Vec::new();
     for (id, hash) in &census.off_policy {
-        let kind = hash_kind(hash);
+        let kind = HashKind::of(hash);
         *kinds.entry(kind).or_default() += 1;
         match kind {
-            "argon2id" => {}
-            "unknown" => unknown.push(*id),
+            HashKind::Argon2id => {}
+            HashKind::Unknown => unknown.push(*id),
             _ => legacy.push(*id),
         }
     }
