@@ -27,7 +27,7 @@ pub use standing::Standing;
 
 use crate::config::Loaded;
 use crate::error::{Code, Error, Result};
-use crate::net::http::{self, Trace};
+use crate::net::http::{self, Stage, Trace};
 use crate::net::resolve::Resolver;
 use crate::store::Db;
 
@@ -68,24 +68,23 @@ pub enum Reply {
         #[serde(skip)]
         signed: Signed,
     },
-    /// No usable answer: the phase that failed (`dns`, `tcp`, `tls`, `http`, `protocol`,
-    /// `signature`) and why.
-    NoAnswer { phase: String, why: String },
+    /// No usable answer: the phase that failed and why.
+    NoAnswer { phase: Stage, why: String },
 }
 
 impl Reply {
     /// Judges what came back from a verification request.
     pub fn of(trace: &Trace, public_key: &VerifyingKey, key_id: &str) -> Self {
-        let no = |phase: &str, why: String| Reply::NoAnswer { phase: phase.into(), why };
+        let no = |phase, why| Reply::NoAnswer { phase, why };
         if let Some(failure) = trace.failure() {
-            return no(trace.failed_phase.unwrap_or("http"), failure);
+            return no(trace.failed_phase.unwrap_or(Stage::Http), failure);
         }
         let status = trace.status.unwrap_or(0);
         let body = trace.body.as_deref().unwrap_or_default();
         let Ok(signed) = serde_json::from_str::<Signed>(body) else {
             let excerpt: String = body.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(120).collect();
             return no(
-                "protocol",
+                Stage::Protocol,
                 format!(
                     "HTTP {status} ({}) is not the licensing protocol — a proxy, a captive portal or a wrong \
                      license.server? It began: {excerpt:?}",
@@ -95,12 +94,13 @@ impl Reply {
         };
         match signed.open(public_key) {
             Ok(answer) if answer.key_id != key_id => {
-                no("signature", format!("the answer is for another key (id {}), not this one", answer.key_id))
+                no(Stage::Signature, format!("the answer is for another key (id {}), not this one", answer.key_id))
             }
             Ok(answer) => Reply::Answered { answer, signed },
-            Err(why) => {
-                no("signature", format!("{why} — license.public_key is not the server's, or the answer was altered"))
-            }
+            Err(why) => no(
+                Stage::Signature,
+                format!("{why} — license.public_key is not the server's, or the answer was altered"),
+            ),
         }
     }
 }
@@ -209,7 +209,7 @@ impl License {
             Reply::Answered { answer, .. } => {
                 tracing::info!(%context, status = %answer.status, reason = %answer.reason, applied, "license verified")
             }
-            Reply::NoAnswer { phase, why } => tracing::warn!(%context, phase, why, "license server gave no answer"),
+            Reply::NoAnswer { phase, why } => tracing::warn!(%context, %phase, why, "license server gave no answer"),
         }
         Ok(Verification { context, facts, reply, applied, not_applied, phases: trace.phases })
     }

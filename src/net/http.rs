@@ -18,9 +18,41 @@ use tokio::net::TcpStream;
 
 use super::resolve::Resolver;
 
+/// Where in a request something happened: the phases a trace times, then what a caller makes
+/// of the answer (the licensing protocol and its signature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Dns,
+    Tcp,
+    Tls,
+    Http,
+    Protocol,
+    Signature,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dns => "dns",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::Http => "http",
+            Self::Protocol => "protocol",
+            Self::Signature => "signature",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Phase {
-    pub name: &'static str,
+    pub name: Stage,
     pub ok: bool,
     pub ms: f64,
     pub detail: String,
@@ -31,7 +63,7 @@ pub struct Phase {
 pub struct Trace {
     pub phases: Vec<Phase>,
     /// The phase that failed or ran out of time.
-    pub failed_phase: Option<&'static str>,
+    pub failed_phase: Option<Stage>,
     pub timed_out: bool,
     /// This host's end of the connection (the address the server sees, unless NATed).
     pub local_addr: Option<SocketAddr>,
@@ -51,7 +83,7 @@ pub struct Trace {
 const BODY_LIMIT: usize = 64 * 1024;
 
 impl Trace {
-    fn record(&mut self, name: &'static str, started: Instant, result: Result<String, String>) -> bool {
+    fn record(&mut self, name: Stage, started: Instant, result: Result<String, String>) -> bool {
         let ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
         let ok = result.is_ok();
         let detail = result.unwrap_or_else(|e| e);
@@ -77,12 +109,12 @@ impl Trace {
 }
 
 /// What usually makes `phase` wait without an answer.
-fn stall_hint(phase: &str) -> &'static str {
+fn stall_hint(phase: Stage) -> &'static str {
     match phase {
-        "dns" => " — the resolver does not answer (resolv.conf, doctor.dns_servers, a firewall on port 53?)",
-        "tcp" => " — a firewall dropping packets?",
-        "tls" => " — something on the path holds the handshake (an intercepting proxy?)",
-        _ => " — the server accepted the connection but does not answer",
+        Stage::Dns => " — the resolver does not answer (resolv.conf, doctor.dns_servers, a firewall on port 53?)",
+        Stage::Tcp => " — a firewall dropping packets?",
+        Stage::Tls => " — something on the path holds the handshake (an intercepting proxy?)",
+        Stage::Http | Stage::Protocol | Stage::Signature => " — the server accepted the connection but does not answer",
     }
 }
 
@@ -160,7 +192,7 @@ async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: O
     let addrs = phase(left(), resolver.lookup(&host)).await;
     let detail =
         addrs.as_ref().map(|a| a.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ")).map_err(|e| e.clone());
-    if !trace.record("dns", t, detail.map(|d| format!("{host} → {d} ({})", resolver.describe()))) {
+    if !trace.record(Stage::Dns, t, detail.map(|d| format!("{host} → {d} ({})", resolver.describe()))) {
         return finish(trace);
     }
     let addrs = addrs.expect("checked above");
@@ -178,7 +210,7 @@ async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: O
     })
     .await;
     let peer = connected.as_ref().ok().and_then(|s| s.peer_addr().ok()).map(|a| a.to_string()).unwrap_or_default();
-    if !trace.record("tcp", t, connected.as_ref().map(|_| format!("connected to {peer}")).map_err(|e| e.clone())) {
+    if !trace.record(Stage::Tcp, t, connected.as_ref().map(|_| format!("connected to {peer}")).map_err(|e| e.clone())) {
         return finish(trace);
     }
     let stream = connected.expect("checked above");
@@ -189,14 +221,14 @@ async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: O
         let name = match rustls::pki_types::ServerName::try_from(host.clone()) {
             Ok(n) => n,
             Err(e) => {
-                trace.record("tls", t, Err(format!("`{host}` is not a valid TLS server name: {e}")));
+                trace.record(Stage::Tls, t, Err(format!("`{host}` is not a valid TLS server name: {e}")));
                 return finish(trace);
             }
         };
         let connector = match tls_connector(ca_file) {
             Ok(c) => c,
             Err(e) => {
-                trace.record("tls", t, Err(e));
+                trace.record(Stage::Tls, t, Err(e));
                 return finish(trace);
             }
         };
@@ -215,7 +247,7 @@ async fn run(url: &url::Url, resolver: &Resolver, deadline: Duration, ca_file: O
                 conn.negotiated_cipher_suite().map(|c| c.suite())
             )
         });
-        if !trace.record("tls", t, detail.map_err(|e| e.clone())) || matches!(ask, Exchange::None) {
+        if !trace.record(Stage::Tls, t, detail.map_err(|e| e.clone())) || matches!(ask, Exchange::None) {
             return finish(trace);
         }
         exchange(tls.expect("checked above"), url, &host, ask, left(), &mut trace).await;
@@ -282,10 +314,10 @@ where
                 .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect();
             trace.body = body.map(|b| String::from_utf8_lossy(&b).into_owned());
-            trace.record("http", t, Ok(format!("HTTP {}", parts.status)));
+            trace.record(Stage::Http, t, Ok(format!("HTTP {}", parts.status)));
         }
         Err(e) => {
-            trace.record("http", t, Err(e));
+            trace.record(Stage::Http, t, Err(e));
         }
     }
 }

@@ -5,6 +5,7 @@
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::license::{Reply, Status};
+use crate::net::http::Stage;
 
 pub struct Connectivity;
 
@@ -62,7 +63,7 @@ impl Check for Connectivity {
             };
             let answered = match &reply {
                 Reply::Answered { answer, .. } => Ok(answer.status),
-                Reply::NoAnswer { phase, why } => Err((phase.as_str(), why.as_str())),
+                Reply::NoAnswer { phase, why } => Err((*phase, why.as_str())),
             };
             Ok(base(judge(server.as_str(), answered, total, ctx.threshold(META.id, "slow_ms", 2000.0))))
         })
@@ -71,7 +72,7 @@ impl Check for Connectivity {
 
 /// The verdict on the licensing server's reply — a signed answer with its status, or the phase
 /// that failed and why — and on the `total_ms` it took, slow past `slow_ms`.
-fn judge(server: &str, answered: Result<Status, (&str, &str)>, total_ms: f64, slow_ms: f64) -> Outcome {
+fn judge(server: &str, answered: Result<Status, (Stage, &str)>, total_ms: f64, slow_ms: f64) -> Outcome {
     match answered {
         Err((phase, why)) => Outcome::fail(format!("no licensing answer from {server}: {why}"))
             .with("phase", phase)
@@ -84,23 +85,27 @@ fn judge(server: &str, answered: Result<Status, (&str, &str)>, total_ms: f64, sl
 }
 
 /// What to do about the phase that failed.
-fn remedy(phase: &str) -> &'static str {
+fn remedy(phase: Stage) -> &'static str {
     match phase {
-        "dns" => "The server's name does not resolve: check resolv.conf (or doctor.dns_servers) and license.server.",
-        "tcp" => {
+        Stage::Dns => {
+            "The server's name does not resolve: check resolv.conf (or doctor.dns_servers) and license.server."
+        }
+        Stage::Tcp => {
             "Nothing answers on the server's port: allow outbound connections to it in the firewall (a \
-                  connection that hangs means packets are dropped; a refusal, that nothing listens)."
+             connection that hangs means packets are dropped; a refusal, that nothing listens)."
         }
-        "tls" => "The TLS handshake failed: an intercepting proxy, missing CA roots, or a wrong system clock.",
-        "protocol" => {
+        Stage::Tls => "The TLS handshake failed: an intercepting proxy, missing CA roots, or a wrong system clock.",
+        Stage::Protocol => {
             "Something other than the licensing server answered — a proxy's or captive portal's page, or \
-                       license.server points at the wrong address: let the host reach the server directly."
+             license.server points at the wrong address: let the host reach the server directly."
         }
-        "signature" => {
+        Stage::Signature => {
             "The answer is not signed by the key in license.public_key: copy the vendor's public key \
-                        again, or find what alters the answers on the way."
+             again, or find what alters the answers on the way."
         }
-        _ => "The server accepted the connection but did not answer properly: retry later, or ask the vendor.",
+        Stage::Http => {
+            "The server accepted the connection but did not answer properly: retry later, or ask the vendor."
+        }
     }
 }
 
@@ -121,12 +126,12 @@ mod tests {
 
     #[test]
     fn no_answer_names_the_phase_and_what_to_do_about_it() {
-        let outcome = judge(SERVER, Err(("signature", "not signed by license.public_key")), 80.0, 2000.0);
+        let outcome = judge(SERVER, Err((Stage::Signature, "not signed by license.public_key")), 80.0, 2000.0);
         assert_eq!(outcome.status, Verdict::Fail);
         assert_eq!(outcome.evidence["phase"], "signature");
         assert!(outcome.remediation.as_deref().is_some_and(|r| r.contains("copy the vendor's public key")));
-        for phase in ["dns", "tcp", "tls", "protocol", "signature"] {
-            assert_ne!(remedy(phase), remedy("http"), "{phase} has its own advice");
+        for phase in [Stage::Dns, Stage::Tcp, Stage::Tls, Stage::Protocol, Stage::Signature] {
+            assert_ne!(remedy(phase), remedy(Stage::Http), "{phase} has its own advice");
         }
     }
 }
