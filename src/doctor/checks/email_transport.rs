@@ -27,9 +27,34 @@ static META: Meta = Meta {
     ..Meta::BASE
 };
 
+/// The phases of an SMTP session, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum SmtpPhase {
+    Dns,
+    Connect,
+    Ehlo,
+    Starttls,
+    Auth,
+    Quit,
+}
+
+impl std::fmt::Display for SmtpPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Dns => "dns",
+            Self::Connect => "connect",
+            Self::Ehlo => "ehlo",
+            Self::Starttls => "starttls",
+            Self::Auth => "auth",
+            Self::Quit => "quit",
+        })
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Step {
-    phase: &'static str,
+    phase: SmtpPhase,
     ok: bool,
     ms: f64,
     detail: String,
@@ -43,7 +68,7 @@ impl Session {
     /// Runs one phase, recording it; `None` when it failed.
     async fn step<T>(
         &mut self,
-        phase: &'static str,
+        phase: SmtpPhase,
         f: impl std::future::Future<Output = Result<(T, String), String>>,
     ) -> Option<T> {
         let started = Instant::now();
@@ -105,14 +130,14 @@ impl Check for Transport {
             let run = async {
                 let host = smtp.host.trim();
                 let addrs = s
-                    .step("dns", async {
+                    .step(SmtpPhase::Dns, async {
                         let a = resolver.lookup(host).await?;
                         let shown = a.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ");
                         Ok((a, format!("{host} → {shown}")))
                     })
                     .await?;
                 let ip = s
-                    .step("connect", async {
+                    .step(SmtpPhase::Connect, async {
                         let mut last = String::new();
                         for ip in &addrs {
                             match tokio::net::TcpStream::connect((*ip, smtp.port)).await {
@@ -127,7 +152,7 @@ impl Check for Transport {
                 let hello = ClientId::default();
                 let implicit = if smtp.tls == SmtpTls::Tls { Some(tls()) } else { None }.transpose();
                 let mut conn = s
-                    .step("ehlo", async {
+                    .step(SmtpPhase::Ehlo, async {
                         let conn =
                             AsyncSmtpConnection::connect_tokio1((ip, smtp.port), Some(budget), &hello, implicit?, None)
                                 .await
@@ -137,7 +162,7 @@ impl Check for Transport {
                     })
                     .await?;
                 if smtp.tls == SmtpTls::Starttls {
-                    s.step("starttls", async {
+                    s.step(SmtpPhase::Starttls, async {
                         if !conn.can_starttls() {
                             return Err("the server does not offer STARTTLS (set tls: none or tls: tls)".to_string());
                         }
@@ -147,7 +172,7 @@ impl Check for Transport {
                     .await?;
                 }
                 if !smtp.username.is_empty() {
-                    s.step("auth", async {
+                    s.step(SmtpPhase::Auth, async {
                         let credentials = Credentials::new(smtp.username.clone(), smtp.password.expose().to_owned());
                         let reply = conn
                             .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
@@ -178,14 +203,16 @@ impl Check for Transport {
 /// `budget` ran out: the phase it stopped in, and what that usually means.
 fn judge(smtp: &Smtp, steps: &[Step], stalled: Option<Duration>) -> Outcome {
     if let Some(budget) = stalled {
-        let mut planned = vec!["dns", "connect", "ehlo"];
-        planned.extend((smtp.tls == SmtpTls::Starttls).then_some("starttls"));
-        planned.extend((!smtp.username.is_empty()).then_some("auth"));
-        let next = planned.get(steps.len()).copied().unwrap_or("quit");
+        let mut planned = vec![SmtpPhase::Dns, SmtpPhase::Connect, SmtpPhase::Ehlo];
+        planned.extend((smtp.tls == SmtpTls::Starttls).then_some(SmtpPhase::Starttls));
+        planned.extend((!smtp.username.is_empty()).then_some(SmtpPhase::Auth));
+        let next = planned.get(steps.len()).copied().unwrap_or(SmtpPhase::Quit);
         let likely = match next {
-            "dns" => "the resolver does not answer",
-            "connect" => "a firewall dropping packets to the SMTP port?",
-            _ => "the server accepted the connection but stalls (a wrong port for the TLS mode?)",
+            SmtpPhase::Dns => "the resolver does not answer",
+            SmtpPhase::Connect => "a firewall dropping packets to the SMTP port?",
+            SmtpPhase::Ehlo | SmtpPhase::Starttls | SmtpPhase::Auth | SmtpPhase::Quit => {
+                "the server accepted the connection but stalls (a wrong port for the TLS mode?)"
+            }
         };
         return Outcome::fail(format!(
             "the SMTP server did not answer in the {next} phase within {} ms — {likely}",
@@ -201,7 +228,7 @@ fn judge(smtp: &Smtp, steps: &[Step], stalled: Option<Duration>) -> Outcome {
             "{}:{} accepts mail ({})",
             smtp.host,
             smtp.port,
-            steps.iter().map(|st| st.phase).collect::<Vec<_>>().join(" → ")
+            steps.iter().map(|st| st.phase.to_string()).collect::<Vec<_>>().join(" → ")
         )),
     }
 }
@@ -211,7 +238,7 @@ mod tests {
     use super::*;
     use crate::doctor::model::Status;
 
-    fn step(phase: &'static str, ok: bool, detail: &str) -> Step {
+    fn step(phase: SmtpPhase, ok: bool, detail: &str) -> Step {
         Step { phase, ok, ms: 1.0, detail: detail.into() }
     }
 
@@ -221,8 +248,12 @@ mod tests {
 
     #[test]
     fn every_phase_through_passes_and_lists_them() {
-        let steps =
-            [step("dns", true, ""), step("connect", true, ""), step("ehlo", true, ""), step("starttls", true, "")];
+        let steps = [
+            step(SmtpPhase::Dns, true, ""),
+            step(SmtpPhase::Connect, true, ""),
+            step(SmtpPhase::Ehlo, true, ""),
+            step(SmtpPhase::Starttls, true, ""),
+        ];
         let outcome = judge(&server(SmtpTls::Starttls, ""), &steps, None);
         assert_eq!(outcome.status, Status::Pass);
         assert_eq!(outcome.message, "mail.example.com:587 accepts mail (dns → connect → ehlo → starttls)");
@@ -231,10 +262,10 @@ mod tests {
     #[test]
     fn the_first_failed_phase_is_named_with_the_servers_words() {
         let steps = [
-            step("dns", true, ""),
-            step("connect", true, ""),
-            step("ehlo", true, ""),
-            step("auth", false, "535 bad credentials"),
+            step(SmtpPhase::Dns, true, ""),
+            step(SmtpPhase::Connect, true, ""),
+            step(SmtpPhase::Ehlo, true, ""),
+            step(SmtpPhase::Auth, false, "535 bad credentials"),
         ];
         let outcome = judge(&server(SmtpTls::None, "mailer"), &steps, None);
         assert_eq!(outcome.status, Status::Fail);
@@ -245,7 +276,7 @@ mod tests {
     #[test]
     fn a_stall_names_the_phase_it_never_finished() {
         let budget = Duration::from_secs(5);
-        let connected = [step("dns", true, ""), step("connect", true, "")];
+        let connected = [step(SmtpPhase::Dns, true, ""), step(SmtpPhase::Connect, true, "")];
         let outcome = judge(&server(SmtpTls::Tls, ""), &connected, Some(budget));
         assert_eq!(outcome.evidence["failed_phase"], "ehlo");
         assert!(outcome.message.contains("a wrong port for the TLS mode?"), "{}", outcome.message);
@@ -254,8 +285,12 @@ mod tests {
             dropped.message,
             "the SMTP server did not answer in the connect phase within 5000 ms — a firewall dropping packets to the SMTP port?"
         );
-        let authenticating =
-            [step("dns", true, ""), step("connect", true, ""), step("ehlo", true, ""), step("starttls", true, "")];
+        let authenticating = [
+            step(SmtpPhase::Dns, true, ""),
+            step(SmtpPhase::Connect, true, ""),
+            step(SmtpPhase::Ehlo, true, ""),
+            step(SmtpPhase::Starttls, true, ""),
+        ];
         let outcome = judge(&server(SmtpTls::Starttls, "mailer"), &authenticating, Some(budget));
         assert_eq!(outcome.evidence["failed_phase"], "auth");
     }
