@@ -4,12 +4,50 @@
 use serde::Serialize;
 
 use crate::config::Loaded;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::Db;
+
+/// Which kind of process beats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// `gatehouse serve`.
+    #[default]
+    Web,
+    /// `gatehouse cron`.
+    Cron,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::Cron => "cron",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = Error;
+    fn try_from(stored: String) -> Result<Self> {
+        [Self::Web, Self::Cron]
+            .into_iter()
+            .find(|r| r.as_str() == stored)
+            .ok_or_else(|| Error::Internal(format!("unknown heartbeat role {stored:?}")))
+    }
+}
+
+crate::stored_as!(Role, String);
 
 #[derive(Debug, Clone, Default, Serialize, sqlx_macros::FromRow, PartialEq)]
 pub struct Heartbeat {
-    pub role: String,
+    pub role: Role,
     pub host: String,
     pub install_dir: String,
     pub version: String,
@@ -25,7 +63,7 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// This process's heartbeat in `role`, at `at` (the database clock's now, so tests that
     /// advance it see the order of events they made).
-    pub fn of_this_process(role: &str, loaded: &Loaded, at: i64) -> Self {
+    pub fn of_this_process(role: Role, loaded: &Loaded, at: i64) -> Self {
         let config = &loaded.config;
         let timezone = config
             .timezone
@@ -34,7 +72,7 @@ impl Heartbeat {
             .or_else(|| crate::system::effective_zone().zone)
             .unwrap_or_else(|| "unknown".into());
         Heartbeat {
-            role: role.into(),
+            role,
             host: sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into()),
             install_dir: loaded.install_dir(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -53,7 +91,7 @@ impl Heartbeat {
              version = excluded.version, timezone = excluded.timezone, tz_env = excluded.tz_env, \
              config_fingerprint = excluded.config_fingerprint, pid = excluded.pid, at = excluded.at",
         )
-        .bind(&self.role)
+        .bind(self.role.as_str())
         .bind(&self.host)
         .bind(&self.install_dir)
         .bind(&self.version)

@@ -110,7 +110,7 @@ impl Cron<'_> {
             }
             Job::License => self.verify_license().await,
             Job::Heartbeat => {
-                let beat = heartbeat::Heartbeat::of_this_process("cron", self.loaded, db.now());
+                let beat = heartbeat::Heartbeat::of_this_process(heartbeat::Role::Cron, self.loaded, db.now());
                 beat.write(db).await?;
                 Ok(serde_json::to_value(beat).unwrap_or_default())
             }

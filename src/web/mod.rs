@@ -29,7 +29,7 @@ use crate::auth::Auth;
 use crate::auth::duo::Duo;
 use crate::auth::sessions::cookie::CookieSettings;
 use crate::config::Loaded;
-use crate::cron::heartbeat::Heartbeat;
+use crate::cron::heartbeat::{Heartbeat, Role};
 use crate::error::{Error, Result};
 use crate::license::License;
 use crate::net::client_ip::Trusted;
@@ -219,7 +219,7 @@ impl AppState {
     }
 
     async fn heartbeat(&self) {
-        if let Err(e) = Heartbeat::of_this_process("web", &self.loaded, self.db().now()).write(self.db()).await {
+        if let Err(e) = Heartbeat::of_this_process(Role::Web, &self.loaded, self.db().now()).write(self.db()).await {
             tracing::warn!(error = %e, "could not write the web heartbeat");
         }
     }

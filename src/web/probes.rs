@@ -108,7 +108,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let queue = crate::mail::stats(db).await.unwrap_or_default();
     let now = db.now();
     let lockouts = state.auth.lockouts().await.map(|c| c.iter().filter(|c| c.locked).count()).unwrap_or(0);
-    let cron = crate::cron::heartbeat::all(db).await.ok().and_then(|b| b.into_iter().find(|b| b.role == "cron"));
+    let cron = crate::cron::heartbeat::all(db)
+        .await
+        .ok()
+        .and_then(|b| b.into_iter().find(|b| b.role == crate::cron::heartbeat::Role::Cron));
     let scraped = super::metrics::Scraped {
         sessions_expired: expired,
         mail_queued: queue.queued,

@@ -52,7 +52,11 @@ async fn cron_activity_sees_whether_cron_runs(backend: Backend) {
     assert!(never.message.contains("never run"));
 
     // A cron run from another install (an old deployment) long ago: still failing, with where it ran.
-    let mut stale = gatehouse::cron::heartbeat::Heartbeat::of_this_process("cron", loaded, server.state.db().now());
+    let mut stale = gatehouse::cron::heartbeat::Heartbeat::of_this_process(
+        gatehouse::cron::heartbeat::Role::Cron,
+        loaded,
+        server.state.db().now(),
+    );
     stale.at -= 2 * 86_400;
     stale.write(server.accounts().db()).await.unwrap();
     let (old, _) = check(loaded, "cron.activity").await;

@@ -190,7 +190,7 @@ async fn time_timezone_compares_web_and_cron(backend: Backend) {
     let Some(server) = Server::start(backend, "timezone: Europe/Berlin\n").await else { return };
     let loaded = &server.state.loaded;
     server.state.flush().await; // the web heartbeat
-    let cron = Heartbeat::of_this_process("cron", loaded, server.state.db().now());
+    let cron = Heartbeat::of_this_process(gatehouse::cron::heartbeat::Role::Cron, loaded, server.state.db().now());
     cron.write(server.accounts().db()).await.unwrap();
     let (healthy, _) = check(loaded, "time.timezone").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
@@ -198,7 +198,7 @@ async fn time_timezone_compares_web_and_cron(backend: Backend) {
     // The cron runs with another zone (a different configuration or TZ).
     let mut elsewhere = loaded.clone();
     elsewhere.config.timezone = "America/New_York".parse().unwrap();
-    Heartbeat::of_this_process("cron", &elsewhere, server.state.db().now())
+    Heartbeat::of_this_process(gatehouse::cron::heartbeat::Role::Cron, &elsewhere, server.state.db().now())
         .write(server.accounts().db())
         .await
         .unwrap();

@@ -1,5 +1,6 @@
 //! `cron.activity`: is `gatehouse cron` running?
 
+use crate::cron::heartbeat::Role;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::store::rfc3339;
@@ -28,7 +29,7 @@ impl Check for Activity {
         judged(async move {
             let beats = ctx.heartbeats().await?;
             let interval = ctx.config().cron.interval.as_secs();
-            let Some(last) = beats.iter().find(|b| b.role == "cron") else {
+            let Some(last) = beats.iter().find(|b| b.role == Role::Cron) else {
                 return Err(Outcome::fail("`gatehouse cron` has never run against this database")
                     .with("cron_interval_secs", interval)
                     .remediation(format!(

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cron::heartbeat::Heartbeat;
+use crate::cron::heartbeat::{Heartbeat, Role};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::model::Status;
@@ -85,7 +85,7 @@ fn judge(live: &[&Heartbeat], fresh_min: i64) -> Outcome {
         // The largest group is the norm (ties: the web nodes' value); the rest are named.
         let norm = groups
             .iter()
-            .max_by_key(|(_, g)| (g.len(), g.iter().filter(|b| b.role == "web").count()))
+            .max_by_key(|(_, g)| (g.len(), g.iter().filter(|b| b.role == Role::Web).count()))
             .map(|(v, _)| v.clone())
             .unwrap_or_default();
         let odd: Vec<String> = groups
@@ -113,9 +113,9 @@ fn judge(live: &[&Heartbeat], fresh_min: i64) -> Outcome {
 mod tests {
     use super::*;
 
-    fn process(role: &str, host: &str, version: &str, config: &str) -> Heartbeat {
+    fn process(role: Role, host: &str, version: &str, config: &str) -> Heartbeat {
         Heartbeat {
-            role: role.into(),
+            role,
             host: host.into(),
             version: version.into(),
             config_fingerprint: config.into(),
@@ -126,14 +126,14 @@ mod tests {
 
     #[test]
     fn one_process_has_nothing_to_compare_with() {
-        let web = process("web", "web1", "1.2.0", "abc");
+        let web = process(Role::Web, "web1", "1.2.0", "abc");
         assert_eq!(judge(&[&web], 10).message, "1 process(es) reported in the last 10 min: nothing to compare");
     }
 
     #[test]
     fn a_version_apart_warns_and_a_configuration_apart_fails_naming_the_odd_one() {
-        let (a, b) = (process("web", "web1", "1.2.0", "abc"), process("web", "web2", "1.2.0", "abc"));
-        let old = process("cron", "cron1", "1.1.0", "abc");
+        let (a, b) = (process(Role::Web, "web1", "1.2.0", "abc"), process(Role::Web, "web2", "1.2.0", "abc"));
+        let old = process(Role::Cron, "cron1", "1.1.0", "abc");
         let outcome = judge(&[&a, &b, &old], 10);
         assert_eq!(outcome.status, Status::Warn);
         assert!(
@@ -142,7 +142,7 @@ mod tests {
             outcome.message
         );
 
-        let own_config = process("web", "web3", "1.2.0", "def");
+        let own_config = process(Role::Web, "web3", "1.2.0", "def");
         let outcome = judge(&[&a, &b, &own_config], 10);
         assert_eq!(outcome.status, Status::Fail);
         assert!(
@@ -154,14 +154,14 @@ mod tests {
 
     #[test]
     fn on_a_tie_the_web_nodes_are_the_norm() {
-        let (web, cron) = (process("web", "web1", "1.2.0", "abc"), process("cron", "cron1", "1.1.0", "abc"));
+        let (web, cron) = (process(Role::Web, "web1", "1.2.0", "abc"), process(Role::Cron, "cron1", "1.1.0", "abc"));
         let outcome = judge(&[&cron, &web], 10);
         assert!(outcome.message.contains("differs from 1.2.0"), "{}", outcome.message);
     }
 
     #[test]
     fn the_same_everything_passes() {
-        let (a, b) = (process("web", "web1", "1.2.0", "abc"), process("cron", "web1", "1.2.0", "abc"));
+        let (a, b) = (process(Role::Web, "web1", "1.2.0", "abc"), process(Role::Cron, "web1", "1.2.0", "abc"));
         assert_eq!(judge(&[&a, &b], 10).status, Status::Pass);
     }
 }

@@ -199,9 +199,10 @@ fn mismatches(binding: &Binding, license: &License, recorded: &[Record], beats: 
 fn context_differences(recorded: &[Record], beats: &[Heartbeat]) -> Vec<String> {
     let latest = latest_beats(beats);
     let current: Vec<&Record> = recorded.iter().filter(|r| is_current(r, &latest)).collect();
-    let Some(web) = current.iter().find(|r| r.context == "web") else { return Vec::new() };
+    let is_web = |r: &&&Record| r.context() == Some(crate::license::Context::Web);
+    let Some(web) = current.iter().find(is_web) else { return Vec::new() };
     let mut out = Vec::new();
-    for other in current.iter().filter(|r| r.context != "web") {
+    for other in current.iter().filter(|r| !is_web(r)) {
         let mut named: Vec<String> = other
             .facts()
             .differences(&web.facts())
@@ -227,6 +228,7 @@ fn context_differences(recorded: &[Record], beats: &[Heartbeat]) -> Vec<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cron::heartbeat::Role;
 
     fn verification(context: &str, directory: &str, config: &str) -> Record {
         Record {
@@ -243,13 +245,8 @@ mod tests {
         }
     }
 
-    fn beat(role: &str, install_dir: &str, config: &str) -> Heartbeat {
-        Heartbeat {
-            role: role.into(),
-            install_dir: install_dir.into(),
-            config_fingerprint: config.into(),
-            ..Heartbeat::default()
-        }
+    fn beat(role: Role, install_dir: &str, config: &str) -> Heartbeat {
+        Heartbeat { role, install_dir: install_dir.into(), config_fingerprint: config.into(), ..Heartbeat::default() }
     }
 
     #[test]
@@ -277,7 +274,7 @@ mod tests {
     fn a_verification_that_a_newer_heartbeat_contradicts_is_history() {
         let recorded = [verification("web", "/srv/gatehouse", "abc"), verification("cron", "/root", "def")];
         // The cron has run from the install directory since its last license check from /root.
-        let beats = [beat("cron", "/srv/gatehouse", "abc"), beat("cron", "/root", "def")];
+        let beats = [beat(Role::Cron, "/srv/gatehouse", "abc"), beat(Role::Cron, "/root", "def")];
         assert!(!is_current(&recorded[1], &latest_beats(&beats)));
         assert!(context_differences(&recorded, &beats).is_empty());
         assert!(is_current(&recorded[0], &latest_beats(&beats)), "no web heartbeat: nothing says otherwise");

@@ -1,6 +1,7 @@
 //! `sessions.gc`: expired sessions that nobody removes ("sessions are not removed").
 
 use crate::auth::sessions::Sessions;
+use crate::cron::heartbeat::Role;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
@@ -45,7 +46,7 @@ impl Check for Gc {
             let sessions = Sessions::from_config(config, accounts.db());
             let (expired, oldest) =
                 sessions.expired().await.map_err(|e| Outcome::error(format!("cannot read the session store: {e}")))?;
-            let cron = ctx.heartbeats().await.unwrap_or_default().iter().find(|b| b.role == "cron");
+            let cron = ctx.heartbeats().await.unwrap_or_default().iter().find(|b| b.role == Role::Cron);
             let interval = config.cron.interval.as_secs();
             // Expired longer ago than two cron intervals means no collection has run since.
             let overdue_since = ctx.now() - config.sessions.idle_timeout.as_secs() - 2 * interval;

@@ -107,11 +107,12 @@ fn judge(configured: Option<&str>, effective: &EffectiveZone, recent: &[&Heartbe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cron::heartbeat::Role;
     use crate::doctor::model::Status;
 
-    fn beat(role: &str, timezone: &str, tz_env: Option<&str>) -> Heartbeat {
+    fn beat(role: Role, timezone: &str, tz_env: Option<&str>) -> Heartbeat {
         Heartbeat {
-            role: role.into(),
+            role,
             host: "web1".into(),
             timezone: timezone.into(),
             tz_env: tz_env.map(Into::into),
@@ -125,7 +126,7 @@ mod tests {
 
     #[test]
     fn a_tz_naming_no_zone_is_named_first() {
-        let (web, cron) = (beat("web", "UTC", Some("Europe/Berln")), beat("cron", "Europe/Berlin", None));
+        let (web, cron) = (beat(Role::Web, "UTC", Some("Europe/Berln")), beat(Role::Cron, "Europe/Berlin", None));
         let found = judge(None, &zone("UTC"), &[&web, &cron]);
         assert_eq!(found.status, Status::Fail);
         assert!(found.message.starts_with("web on web1 runs with TZ=Europe/Berln"), "{}", found.message);
@@ -138,7 +139,7 @@ mod tests {
 
     #[test]
     fn processes_in_different_zones_fail_and_one_zone_configured_passes() {
-        let (web, cron) = (beat("web", "Europe/Berlin", None), beat("cron", "UTC", None));
+        let (web, cron) = (beat(Role::Web, "Europe/Berlin", None), beat(Role::Cron, "UTC", None));
         assert_eq!(judge(Some("Europe/Berlin"), &zone("UTC"), &[&web, &cron]).status, Status::Fail);
         assert_eq!(judge(Some("Europe/Berlin"), &zone("UTC"), &[&web, &web]).status, Status::Pass);
         let unset = judge(None, &zone("Europe/Berlin"), &[&web]);
