@@ -235,11 +235,17 @@ fn judge(smtp: &Smtp, steps: &[Step], stalled: Option<Duration>) -> Outcome {
 
 #[cfg(test)]
 mod tests {
+    use super::SmtpPhase::{Auth, Connect, Dns, Ehlo, Starttls};
     use super::*;
     use crate::doctor::model::Status;
 
     fn step(phase: SmtpPhase, ok: bool, detail: &str) -> Step {
         Step { phase, ok, ms: 1.0, detail: detail.into() }
+    }
+
+    /// `phases` each passed.
+    fn through(phases: &[SmtpPhase]) -> Vec<Step> {
+        phases.iter().map(|&phase| step(phase, true, "")).collect()
     }
 
     fn server(tls: SmtpTls, username: &str) -> Smtp {
@@ -248,25 +254,15 @@ mod tests {
 
     #[test]
     fn every_phase_through_passes_and_lists_them() {
-        let steps = [
-            step(SmtpPhase::Dns, true, ""),
-            step(SmtpPhase::Connect, true, ""),
-            step(SmtpPhase::Ehlo, true, ""),
-            step(SmtpPhase::Starttls, true, ""),
-        ];
-        let outcome = judge(&server(SmtpTls::Starttls, ""), &steps, None);
+        let outcome = judge(&server(SmtpTls::Starttls, ""), &through(&[Dns, Connect, Ehlo, Starttls]), None);
         assert_eq!(outcome.status, Status::Pass);
         assert_eq!(outcome.message, "mail.example.com:587 accepts mail (dns → connect → ehlo → starttls)");
     }
 
     #[test]
     fn the_first_failed_phase_is_named_with_the_servers_words() {
-        let steps = [
-            step(SmtpPhase::Dns, true, ""),
-            step(SmtpPhase::Connect, true, ""),
-            step(SmtpPhase::Ehlo, true, ""),
-            step(SmtpPhase::Auth, false, "535 bad credentials"),
-        ];
+        let mut steps = through(&[Dns, Connect, Ehlo]);
+        steps.push(step(Auth, false, "535 bad credentials"));
         let outcome = judge(&server(SmtpTls::None, "mailer"), &steps, None);
         assert_eq!(outcome.status, Status::Fail);
         assert_eq!(outcome.message, "SMTP auth phase failed: 535 bad credentials");
@@ -276,7 +272,7 @@ mod tests {
     #[test]
     fn a_stall_names_the_phase_it_never_finished() {
         let budget = Duration::from_secs(5);
-        let connected = [step(SmtpPhase::Dns, true, ""), step(SmtpPhase::Connect, true, "")];
+        let connected = through(&[Dns, Connect]);
         let outcome = judge(&server(SmtpTls::Tls, ""), &connected, Some(budget));
         assert_eq!(outcome.evidence["failed_phase"], "ehlo");
         assert!(outcome.message.contains("a wrong port for the TLS mode?"), "{}", outcome.message);
@@ -285,12 +281,7 @@ mod tests {
             dropped.message,
             "the SMTP server did not answer in the connect phase within 5000 ms — a firewall dropping packets to the SMTP port?"
         );
-        let authenticating = [
-            step(SmtpPhase::Dns, true, ""),
-            step(SmtpPhase::Connect, true, ""),
-            step(SmtpPhase::Ehlo, true, ""),
-            step(SmtpPhase::Starttls, true, ""),
-        ];
+        let authenticating = through(&[Dns, Connect, Ehlo, Starttls]);
         let outcome = judge(&server(SmtpTls::Starttls, "mailer"), &authenticating, Some(budget));
         assert_eq!(outcome.evidence["failed_phase"], "auth");
     }
