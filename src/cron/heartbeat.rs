@@ -4,46 +4,12 @@
 use serde::Serialize;
 
 use crate::config::Loaded;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::Db;
 
-/// Which kind of process beats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// `gatehouse serve`.
-    #[default]
-    Web,
-    /// `gatehouse cron`.
-    Cron,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Web => "web",
-            Self::Cron => "cron",
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl TryFrom<String> for Role {
-    type Error = Error;
-    fn try_from(stored: String) -> Result<Self> {
-        [Self::Web, Self::Cron]
-            .into_iter()
-            .find(|r| r.as_str() == stored)
-            .ok_or_else(|| Error::Internal(format!("unknown heartbeat role {stored:?}")))
-    }
-}
-
-crate::stored_as!(Role, String);
+/// Which kind of process beats: the same kinds that verify the license (only `web` and `cron`
+/// beat), so the doctor can set each verification beside its process's heartbeat.
+pub use crate::license::Context as Role;
 
 #[derive(Debug, Clone, Default, Serialize, sqlx_macros::FromRow, PartialEq)]
 pub struct Heartbeat {

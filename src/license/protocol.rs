@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 
 /// Which kind of process asks: the answer (and the facts sent) can differ between them, which
 /// is exactly the troubleshooting row "license key is invalid from a non-web context".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Context {
+    #[default]
     Web,
     Cron,
     Cli,
@@ -41,6 +42,15 @@ impl std::fmt::Display for Context {
         f.write_str(self.as_str())
     }
 }
+
+impl TryFrom<String> for Context {
+    type Error = crate::Error;
+    fn try_from(stored: String) -> crate::error::Result<Self> {
+        Self::parse(&stored).ok_or_else(|| crate::Error::Internal(format!("unknown process kind {stored:?}")))
+    }
+}
+
+crate::stored_as!(Context, String);
 
 /// Where this installation is: what a license is bound to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

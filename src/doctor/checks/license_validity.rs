@@ -8,7 +8,7 @@ use crate::cron::heartbeat::Heartbeat;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::license::records::{self, Record};
-use crate::license::{Binding, Cached, Facts, License, Standing, Status};
+use crate::license::{Binding, Cached, Context as Process, Facts, License, Standing, Status};
 use crate::store::rfc3339;
 
 pub struct Validity;
@@ -160,19 +160,20 @@ impl Check for Validity {
 }
 
 /// The latest heartbeat of each role (`web`, `cron`): where those processes run now.
-fn latest_beats(beats: &[Heartbeat]) -> BTreeMap<&str, &Heartbeat> {
+fn latest_beats(beats: &[Heartbeat]) -> BTreeMap<Process, &Heartbeat> {
     let mut latest = BTreeMap::new();
     for beat in beats {
-        latest.entry(beat.role.as_str()).or_insert(beat);
+        latest.entry(beat.role).or_insert(beat);
     }
     latest
 }
 
 /// A verification describes its process as it runs now when nothing newer says otherwise: its
 /// role's latest heartbeat (if any) has the same directory and configuration.
-fn is_current(record: &Record, beats: &BTreeMap<&str, &Heartbeat>) -> bool {
-    beats
-        .get(record.context.as_str())
+fn is_current(record: &Record, beats: &BTreeMap<Process, &Heartbeat>) -> bool {
+    record
+        .context()
+        .and_then(|process| beats.get(&process))
         .is_none_or(|b| b.install_dir == record.directory && b.config_fingerprint == record.config_fingerprint)
 }
 
@@ -188,7 +189,7 @@ fn mismatches(binding: &Binding, license: &License, recorded: &[Record], beats: 
     let directories = Binding { directories: binding.directories.clone(), ..Binding::default() };
     for (role, beat) in &latest {
         let facts = Facts { domain: None, ip: None, directory: beat.install_dir.clone() };
-        out.extend(directories.mismatches(&facts, role));
+        out.extend(directories.mismatches(&facts, role.as_str()));
     }
     let domains = Binding { domains: binding.domains.clone(), ..Binding::default() };
     out.extend(domains.mismatches(&license.facts(None), "system_url"));
@@ -199,10 +200,11 @@ fn mismatches(binding: &Binding, license: &License, recorded: &[Record], beats: 
 fn context_differences(recorded: &[Record], beats: &[Heartbeat]) -> Vec<String> {
     let latest = latest_beats(beats);
     let current: Vec<&Record> = recorded.iter().filter(|r| is_current(r, &latest)).collect();
-    let is_web = |r: &&&Record| r.context() == Some(crate::license::Context::Web);
-    let Some(web) = current.iter().find(is_web) else { return Vec::new() };
+    let (web, others): (Vec<&Record>, Vec<&Record>) =
+        current.into_iter().partition(|r| r.context() == Some(Process::Web));
+    let Some(web) = web.first() else { return Vec::new() };
     let mut out = Vec::new();
-    for other in current.iter().filter(|r| !is_web(r)) {
+    for other in others {
         let mut named: Vec<String> = other
             .facts()
             .differences(&web.facts())

@@ -51,14 +51,33 @@ impl Check for Storage {
                 data: SessionData::default(),
             };
             let stored = sessions.probe(&probe).await.map_err(|e| e.to_string());
-            Ok(judge(stored, dir.as_deref().map(|d| (d, d.exists()))))
+            Ok(judge(stored, dir.as_deref().map(|d| (d, Folder::at(d)))))
         })
     }
 }
 
-/// The verdict on a probe session's round trip, for the files store in `dir` (with whether it
-/// exists) or the database store (`None`): a missing folder is the one fault `--fix` mends.
-fn judge(stored: Result<(), String>, dir: Option<(&Path, bool)>) -> Outcome {
+/// What is at the files store's path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Folder {
+    Present,
+    Missing,
+    /// Something else is there (a file): nothing `--fix` may replace.
+    Blocked,
+}
+
+impl Folder {
+    fn at(path: &Path) -> Self {
+        match (path.is_dir(), path.exists()) {
+            (true, _) => Self::Present,
+            (false, false) => Self::Missing,
+            (false, true) => Self::Blocked,
+        }
+    }
+}
+
+/// The verdict on a probe session's round trip, for the files store in `dir` (with what is
+/// there) or the database store (`None`): a missing folder is the one fault `--fix` mends.
+fn judge(stored: Result<(), String>, dir: Option<(&Path, Folder)>) -> Outcome {
     let outcome = match &stored {
         Ok(()) => Outcome::pass("a probe session was written, read back and deleted"),
         Err(e) => {
@@ -67,9 +86,9 @@ fn judge(stored: Result<(), String>, dir: Option<(&Path, bool)>) -> Outcome {
     };
     let outcome = outcome.with("store", if dir.is_some() { "files" } else { "database" });
     match dir {
-        Some((d, exists)) => {
-            let outcome = outcome.with("dir", d.display().to_string()).with("dir_exists", exists);
-            if stored.is_err() && !exists {
+        Some((d, folder)) => {
+            let outcome = outcome.with("dir", d.display().to_string()).with("dir_exists", folder == Folder::Present);
+            if stored.is_err() && folder == Folder::Missing {
                 outcome.fixable(format!("create {} with mode 0700", d.display()))
             } else {
                 outcome
@@ -86,7 +105,8 @@ mod tests {
 
     #[test]
     fn a_missing_session_folder_fails_and_is_fixable() {
-        let outcome = judge(Err("No such file or directory".into()), Some((Path::new("/srv/sessions"), false)));
+        let outcome =
+            judge(Err("No such file or directory".into()), Some((Path::new("/srv/sessions"), Folder::Missing)));
         assert_eq!(outcome.status, Status::Fail);
         assert_eq!(outcome.fix.as_deref(), Some("create /srv/sessions with mode 0700"));
         assert_eq!(outcome.evidence["dir_exists"], false);
@@ -94,11 +114,23 @@ mod tests {
 
     #[test]
     fn an_unwritable_folder_or_table_fails_with_nothing_to_create() {
-        let full = judge(Err("No space left on device".into()), Some((Path::new("/srv/sessions"), true)));
+        let full = judge(Err("No space left on device".into()), Some((Path::new("/srv/sessions"), Folder::Present)));
         assert_eq!(full.status, Status::Fail);
         assert!(full.fix.is_none());
+        let file = judge(Err("Not a directory".into()), Some((Path::new("/srv/sessions"), Folder::Blocked)));
+        assert_eq!((file.fix.as_deref(), &file.evidence["dir_exists"]), (None, &serde_json::json!(false)));
         let table = judge(Err("no such table: sessions".into()), None);
         assert_eq!((table.status, table.evidence["store"].as_str()), (Status::Fail, Some("database")));
+    }
+
+    #[test]
+    fn what_is_at_the_path_is_told_apart() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = dir.path().join("sessions");
+        assert_eq!(Folder::at(&file), Folder::Missing);
+        std::fs::write(&file, "").expect("written");
+        assert_eq!(Folder::at(&file), Folder::Blocked);
+        assert_eq!(Folder::at(dir.path()), Folder::Present);
     }
 
     #[test]
