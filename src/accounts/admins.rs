@@ -185,14 +185,66 @@ fn exists_err(what: &str, name: &str) -> impl FnOnce(sqlx::Error) -> Error {
     }
 }
 
+/// Who hands out admin permissions. The operator at the shell (`gatehouse admin …`) holds them
+/// all; an admin holds their role's, and can never give a role, an admin or a token a
+/// permission they do not hold — nor take over, or strip, an admin who holds more.
+#[derive(Debug, Clone)]
+pub enum Grantor {
+    Operator,
+    Admin { id: i64, holds: BTreeSet<AdminPermission> },
+}
+
+impl Grantor {
+    fn missing(&self, wanted: &BTreeSet<AdminPermission>) -> Vec<AdminPermission> {
+        match self {
+            Grantor::Operator => Vec::new(),
+            Grantor::Admin { holds, .. } => wanted.difference(holds).copied().collect(),
+        }
+    }
+
+    fn is_admin(&self, id: i64) -> bool {
+        matches!(self, Grantor::Admin { id: own, .. } if *own == id)
+    }
+}
+
 impl Accounts {
+    /// Refuses, and audits the refusal, when `wanted` holds a permission the grantor lacks.
+    async fn require_held(
+        &self,
+        actor: &Actor,
+        grantor: &Grantor,
+        wanted: &BTreeSet<AdminPermission>,
+        what: &str,
+        target: (&str, Option<i64>),
+    ) -> Result<()> {
+        let missing = grantor.missing(wanted);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = missing.iter().map(|p| p.key()).collect();
+        audit::record(
+            &mut *self.db.pool().acquire().await?,
+            actor,
+            "admin.grant_refused",
+            target,
+            json!({"what": what, "missing": keys}),
+        )
+        .await?;
+        Err(Error::refused(
+            Code::Forbidden,
+            format!("{what} needs {}, which your role does not hold; nobody grants what they do not hold", keys.join(", ")),
+        ))
+    }
+
     pub async fn create_role(
         &self,
         actor: &Actor,
+        grantor: &Grantor,
         name: &str,
         permissions: &BTreeSet<AdminPermission>,
     ) -> Result<Role> {
         let name = super::users::require_name("role name", name)?;
+        self.require_held(actor, grantor, permissions, "creating this role", ("role", None)).await?;
         let stored = super::join_csv(permissions.iter().map(|p| p.key()));
         let mut tx = self.db.begin().await?;
         let row: RoleRow =
@@ -231,10 +283,14 @@ impl Accounts {
     pub async fn set_role_permissions(
         &self,
         actor: &Actor,
+        grantor: &Grantor,
         name: &str,
         permissions: &BTreeSet<AdminPermission>,
     ) -> Result<Role> {
         let role = self.role_by_name(name).await?;
+        // Both what the role gives now (to change it is to act for its holders) and what it would.
+        let touched = role.permissions.union(permissions).copied().collect();
+        self.require_held(actor, grantor, &touched, "changing this role", ("role", Some(role.id))).await?;
         let stored = super::join_csv(permissions.iter().map(|p| p.key()));
         let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE roles SET permissions = $1 WHERE id = $2")
@@ -251,6 +307,7 @@ impl Accounts {
     pub async fn create_admin(
         &self,
         actor: &Actor,
+        grantor: &Grantor,
         username: &str,
         email: &str,
         role: &str,
@@ -259,7 +316,11 @@ impl Accounts {
         let username = super::users::require_name("username", username)?;
         let email = email.trim().to_string();
         let role = self.role_by_name(role).await?;
-        let hash = password.map(|p| passwords::hash_new_password(p, self.policy.password_min_length)).transpose()?;
+        self.require_held(actor, grantor, &role.permissions, "an admin with this role", ("admin", None)).await?;
+        let hash = match password {
+            Some(p) => Some(passwords::hash_new_password_async(p, self.policy.password_min_length).await?),
+            None => None,
+        };
         let mut tx = self.db.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO admins (username, username_norm, email, role_id, password_hash, created_at) \
@@ -306,9 +367,11 @@ impl Accounts {
         Ok(sqlx::query_as(composed(format!("{SELECT_ADMIN} ORDER BY a.id"))).fetch_all(self.db.pool()).await?)
     }
 
-    pub async fn set_admin_role(&self, actor: &Actor, admin_id: i64, role: &str) -> Result<Admin> {
-        self.admin(admin_id).await?;
+    pub async fn set_admin_role(&self, actor: &Actor, grantor: &Grantor, admin_id: i64, role: &str) -> Result<Admin> {
+        let admin = self.admin(admin_id).await?;
         let role = self.role_by_name(role).await?;
+        let touched = self.admin_permissions(&admin).await?.union(&role.permissions).copied().collect();
+        self.require_held(actor, grantor, &touched, "this role change", ("admin", Some(admin_id))).await?;
         let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE admins SET role_id = $1 WHERE id = $2")
             .bind(role.id)
@@ -331,9 +394,22 @@ impl Accounts {
         }
     }
 
-    pub async fn create_api_token(&self, actor: &Actor, admin_id: i64, name: &str) -> Result<CreatedToken> {
-        self.admin(admin_id).await?;
+    /// A token acts as its admin: an admin makes tokens for themself; one for another admin
+    /// needs every permission that admin holds.
+    pub async fn create_api_token(
+        &self,
+        actor: &Actor,
+        grantor: &Grantor,
+        admin_id: i64,
+        name: &str,
+    ) -> Result<CreatedToken> {
+        let admin = self.admin(admin_id).await?;
         let name = super::users::require_name("token name", name)?;
+        if !grantor.is_admin(admin_id) {
+            let theirs = self.admin_permissions(&admin).await?;
+            let what = format!("a token acting as {}", admin.username);
+            self.require_held(actor, grantor, &theirs, &what, ("admin", Some(admin_id))).await?;
+        }
         let token = tokens::mint(tokens::TokenKind::Api);
         let mut tx = self.db.begin().await?;
         let info: ApiToken = sqlx::query_as(composed(format!(
@@ -416,10 +492,10 @@ impl Accounts {
             return Err(Error::refused(Code::AlreadyInitialized, "this database already has admin users"));
         }
         if self.role_by_name(FULL_ROLE).await.is_err() {
-            self.create_role(actor, FULL_ROLE, &AdminPermission::ALL.iter().copied().collect()).await?;
+            self.create_role(actor, &Grantor::Operator, FULL_ROLE, &AdminPermission::ALL.iter().copied().collect()).await?;
         }
-        let admin = self.create_admin(actor, username, email, FULL_ROLE, None).await?;
-        let token = self.create_api_token(actor, admin.id, "initial token").await?;
+        let admin = self.create_admin(actor, &Grantor::Operator, username, email, FULL_ROLE, None).await?;
+        let token = self.create_api_token(actor, &Grantor::Operator, admin.id, "initial token").await?;
         Ok((admin, token))
     }
 }

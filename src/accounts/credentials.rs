@@ -33,7 +33,18 @@ pub async fn store_password_hash_in(
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
+    revoke_reset_links(conn, user_id).await?;
     audit::record(conn, actor, action, ("user", Some(user_id)), json!({})).await
+}
+
+/// A reset link asked for before the password or the email changed is for a state that no
+/// longer holds: every link still out is deleted with the change.
+pub async fn revoke_reset_links(conn: &mut AnyConnection, user_id: i64) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL")
+        .bind(user_id)
+        .execute(conn)
+        .await?
+        .rows_affected())
 }
 
 impl Accounts {

@@ -22,7 +22,7 @@ mod permissions;
 mod questions;
 mod users;
 
-pub use admins::{Admin, AdminPermission, ApiToken, CreatedToken, Role};
+pub use admins::{Admin, AdminPermission, ApiToken, CreatedToken, Grantor, Role};
 pub use audit::{Actor, AuditEntry};
 pub use banned_emails::BannedDomain;
 pub use clients::{Client, ClientStatus, ClientUpdate, DeletedClient, EMAIL_KINDS, EmailPrefs, NewClient, OwnerSpec};

@@ -91,7 +91,17 @@ pub(crate) fn require_name(field: &str, value: &str) -> Result<String> {
     if v.is_empty() {
         return Err(Error::invalid(format!("{field} must not be empty")));
     }
+    refuse_control_characters(field, v)?;
     Ok(v.to_string())
+}
+
+/// A name is shown on pages, in mails and on operators' terminals: control characters (a
+/// terminal's escape sequences among them) have no place in one.
+pub(crate) fn refuse_control_characters(field: &str, value: &str) -> Result<()> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(format!("{field} must not contain control characters")));
+    }
+    Ok(())
 }
 
 fn user_exists(email: &str) -> Error {
@@ -106,7 +116,8 @@ impl Accounts {
         require_name("last name", &new.last_name)?;
         self.refuse_banned(&email).await?;
         let hash = match &new.password {
-            Some(p) => Some(passwords::hash_new_password(p, self.policy.password_min_length)?),
+            // On the hashing pool, as logins are: sign-ups must not stall the async workers.
+            Some(p) => Some(passwords::hash_new_password_async(p, self.policy.password_min_length).await?),
             None => None,
         };
         Ok((email, hash))
@@ -234,6 +245,9 @@ impl Accounts {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| if is_unique_violation(&e) { user_exists(&user.email) } else { e.into() })?;
+        if changed.contains_key("email") {
+            super::credentials::revoke_reset_links(&mut tx, id).await?;
+        }
         audit::record(&mut tx, actor, "user.update", ("user", Some(id)), changed.into()).await?;
         tx.commit().await?;
         Ok(updated)
@@ -241,15 +255,9 @@ impl Accounts {
 
     pub async fn set_password(&self, actor: &Actor, id: i64, password: &str) -> Result<()> {
         self.user(id).await?;
-        let hash = passwords::hash_new_password(password, self.policy.password_min_length)?;
+        let hash = passwords::hash_new_password_async(password, self.policy.password_min_length).await?;
         let mut tx = self.db.begin().await?;
-        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(hash)
-            .bind(self.db.now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        audit::record(&mut tx, actor, "user.password_set", ("user", Some(id)), json!({})).await?;
+        super::credentials::store_password_hash_in(&mut tx, actor, id, &hash, "user.password_set").await?;
         tx.commit().await?;
         Ok(())
     }

@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::service::{Auth, TotpEnrolment, Visitor};
 use super::sessions::{AdminPending, SecondFactor, Session, SessionData};
-use super::throttle::Scope;
+use super::guard::Checked;
+use super::throttle::{Principal, Scope};
 use crate::accounts::Admin;
 use crate::error::Result;
 use crate::secrets::passwords::{self, verify_any_async};
@@ -21,48 +22,37 @@ pub enum AdminLogin {
     Accepted { admin: Box<Admin>, second_factor: Option<SecondFactor> },
 }
 
-/// The throttle key of an admin: usernames and user emails live in different namespaces.
-fn key(username: &str) -> String {
-    format!("admin:{}", username.trim().to_lowercase())
-}
-
-fn second_factor_scopes(admin: &Admin, ip: &str) -> [Scope; 3] {
-    let key = key(&admin.username);
-    [Scope::account(&key), Scope::ip(ip), Scope::second_factor(&key)]
-}
-
 impl Auth {
-    /// Checks an admin's username and password; failures count per admin and per client IP,
-    /// and a locked admin or IP is refused like a wrong password, after the same work.
+    /// Checks an admin's username and password under the limiter, in the admins' own namespace;
+    /// a full or locked budget is refused like a wrong password, after the same work.
     pub async fn admin_login(&self, username: &str, password: &str, ip: &str) -> Result<AdminLogin> {
-        let scopes = Scope::password(&key(username), ip);
-        let locked = self.throttle.is_locked(&scopes).await?;
+        let attempt = self.throttle.begin(&Scope::password(Principal::Admin, username, ip)).await?;
         let admin = self.accounts.admin_by_username(username).await.ok().filter(|a| !a.is_disabled());
-        let stored = admin.as_ref().and_then(|a| a.password_hash.clone());
-        let verified = verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash())).await?;
         let actor = match &admin {
             Some(a) => a.actor(ip),
             None => crate::accounts::Actor::system("admin_login").with_ip(ip),
         };
         let target = ("admin", admin.as_ref().map(|a| a.id));
         let details = json!({"username": username.trim()});
-        if locked {
+        let Some(attempt) = attempt else {
+            verify_any_async(password, passwords::dummy_hash()).await?;
             self.accounts.record_event(&actor, "admin.login_locked", target, details).await?;
             return Ok(AdminLogin::Refused);
-        }
+        };
+        let stored = admin.as_ref().and_then(|a| a.password_hash.clone());
+        let verified = verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash())).await?;
         let (Some(admin), Some(stored), true) = (admin, stored, verified.ok) else {
-            for scope in self.throttle.record_failure(&scopes).await? {
+            for scope in attempt.failed().await? {
                 self.accounts.record_event(&actor, "admin.lockout", target, json!({"scope": scope.key()})).await?;
             }
             self.accounts.record_event(&actor, "admin.login_failed", target, details).await?;
             return Ok(AdminLogin::Refused);
         };
+        attempt.succeeded().await?;
         if verified.rehash {
             let fresh = passwords::hash_async(password).await?;
             self.accounts.upgrade_admin_password_hash(admin.id, &stored, &fresh).await?;
         }
-        self.throttle.clear(&scopes[0]).await?;
-        self.throttle.clear(&scopes[1]).await?;
         let second_factor = if admin.totp_secret.is_some() {
             Some(SecondFactor::Totp)
         } else {
@@ -112,50 +102,63 @@ impl Auth {
         Ok(self.sessions.rotate(old, data).await?.0)
     }
 
-    /// True while the admin's second factor may not be tried (admin, IP or second factor locked).
-    pub async fn admin_second_factor_locked(&self, admin: &Admin, ip: &str) -> Result<bool> {
-        self.throttle.is_locked(&second_factor_scopes(admin, ip)).await
-    }
-
-    async fn admin_second_factor_outcome(&self, admin: &Admin, ip: &str, ok: bool, what: &str) -> Result<()> {
+    /// Runs one check of the admin's second factor under the limiter, and audits it.
+    async fn admin_second_factor<T>(
+        &self,
+        admin: &Admin,
+        ip: &str,
+        what: &str,
+        check: impl std::future::Future<Output = Result<Option<T>>>,
+    ) -> Result<Checked<T>> {
         let actor = admin.actor(ip);
-        let action = format!("admin.{what}_{}", if ok { "ok" } else { "failed" });
-        self.accounts.record_event(&actor, &action, ("admin", Some(admin.id)), json!({})).await?;
-        let scopes = second_factor_scopes(admin, ip);
-        if ok {
-            self.throttle.clear(&scopes[2]).await?;
-            return self.throttle.clear(&scopes[0]).await;
-        }
-        for scope in self.throttle.record_failure(&scopes).await? {
-            self.accounts
-                .record_event(&actor, "admin.lockout", ("admin", Some(admin.id)), json!({"scope": scope.key()}))
-                .await?;
-        }
-        Ok(())
+        let scopes = Scope::second_factor_attempt(Principal::Admin, &admin.username, ip);
+        let target = ("admin", Some(admin.id));
+        let checked = self.guarded(Principal::Admin, &scopes, &actor, target, check).await?;
+        let outcome = match checked {
+            Checked::Right(_) => "ok",
+            Checked::Wrong => "failed",
+            Checked::Locked => "locked",
+        };
+        self.accounts.record_event(&actor, &format!("admin.{what}_{outcome}"), target, json!({})).await?;
+        Ok(checked)
     }
 
     /// Checks an admin's TOTP code and records its step, so the same code is refused afterwards.
-    pub async fn verify_admin_totp(&self, admin: &Admin, code: &str, ip: &str) -> Result<bool> {
-        let Some(secret) = admin.totp_secret.as_deref() else { return Ok(false) };
-        let accepted = match totp::verify(secret, code, self.accounts.db().now(), admin.totp_last_step)? {
-            Some(step) => self.accounts.advance_admin_totp_step(admin.id, step).await?,
-            None => false,
-        };
-        self.admin_second_factor_outcome(admin, ip, accepted, "totp").await?;
-        Ok(accepted)
+    pub async fn verify_admin_totp(&self, admin: &Admin, code: &str, ip: &str) -> Result<Checked<()>> {
+        self.admin_second_factor(admin, ip, "totp", async {
+            let Some(secret) = admin.totp_secret.as_deref() else { return Ok(None) };
+            let accepted = match totp::verify(secret, code, self.accounts.db().now(), admin.totp_last_step)? {
+                Some(step) => self.accounts.advance_admin_totp_step(admin.id, step).await?,
+                None => false,
+            };
+            Ok(accepted.then_some(()))
+        })
+        .await
     }
 
     /// Spends the admin's backup code; on success returns its replacement, to be shown once.
-    pub async fn use_admin_backup_code(&self, admin: &Admin, code: &str, ip: &str) -> Result<Option<String>> {
-        let Some(stored) = admin.backup_code_hash.clone() else { return Ok(None) };
-        let ok = verify_any_async(&backup_codes::normalize(code), &stored).await?.ok;
-        let replacement = backup_codes::generate();
-        let spent = ok && {
+    pub async fn use_admin_backup_code(&self, admin: &Admin, code: &str, ip: &str) -> Result<Checked<String>> {
+        self.admin_second_factor(admin, ip, "backup_code", async {
+            let Some(stored) = admin.backup_code_hash.clone() else { return Ok(None) };
+            if !verify_any_async(&backup_codes::normalize(code), &stored).await?.ok {
+                return Ok(None);
+            }
+            let replacement = backup_codes::generate();
             let fresh = passwords::hash_async(&backup_codes::normalize(&replacement)).await?;
-            self.accounts.replace_admin_backup_code(admin.id, &stored, &fresh).await?
-        };
-        self.admin_second_factor_outcome(admin, ip, spent, "backup_code").await?;
-        Ok(spent.then_some(replacement))
+            let spent = self.accounts.replace_admin_backup_code(admin.id, &stored, &fresh).await?;
+            Ok(spent.then_some(replacement))
+        })
+        .await
+    }
+
+    /// Checks the admin's current password under the limiter (re-authentication).
+    pub async fn confirm_admin_password(&self, admin: &Admin, password: &str, ip: &str) -> Result<Checked<()>> {
+        let scopes = Scope::password(Principal::Admin, &admin.username, ip);
+        self.guarded(Principal::Admin, &scopes, &admin.actor(ip), ("admin", Some(admin.id)), async {
+            let Some(hash) = &admin.password_hash else { return Ok(None) };
+            Ok(verify_any_async(password, hash).await?.ok.then_some(()))
+        })
+        .await
     }
 
     /// Turns TOTP on for an admin with a prepared enrolment ([`Auth::prepare_totp`]).

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::Auth;
-use super::throttle::{Counter, Scope};
+use super::throttle::{Counter, Principal, Scope, ip_key};
 use crate::accounts::{Actor, User};
 use crate::error::Result;
 
@@ -17,15 +17,16 @@ impl Auth {
     /// Ends the user's locks and forgets their failures (the account, the account at each IP,
     /// the second factor). Returns the scopes removed.
     pub async fn unlock_user(&self, actor: &Actor, user: &User) -> Result<Vec<String>> {
-        let email = user.email_norm.clone();
-        let removed = self.throttle.release(|s| s.email() == Some(email.as_str())).await?;
+        let email = user.email_norm.as_str();
+        let removed = self.throttle.release(|s| s.account_name() == Some((Principal::User, email))).await?;
         self.accounts.record_event(actor, "user.unlock", ("user", Some(user.id)), json!({"scopes": removed})).await?;
         Ok(removed)
     }
 
     /// Ends every lock and counter, or those of one client IP. Returns the scopes removed.
     pub async fn clear_lockouts(&self, actor: &Actor, ip: Option<&str>) -> Result<Vec<String>> {
-        let removed = self.throttle.release(|s: &Scope| ip.is_none() || s.client_ip() == ip).await?;
+        let key = ip.map(ip_key);
+        let removed = self.throttle.release(|s: &Scope| key.is_none() || s.client_ip() == key.as_deref()).await?;
         self.accounts
             .record_event(actor, "lockout.clear", ("lockout", None), json!({"ip": ip, "scopes": removed}))
             .await?;

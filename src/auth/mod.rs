@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod duo;
+mod guard;
 mod lockout;
 pub mod one_time;
 mod profile;
@@ -13,6 +14,7 @@ mod signup;
 pub mod throttle;
 
 pub use admin::AdminLogin;
+pub use guard::Checked;
 pub use profile::ProfileChange;
 pub use service::{Auth, IMPERSONATION_TTL_SECS, Login, SignedIn, TotpEnrolment, Visitor};
 pub use signup::{SignUp, SignedUp};

@@ -3,11 +3,9 @@
 //! controls password resets.
 
 use super::Auth;
-use super::throttle::Scope;
 use crate::accounts::{Actor, User, UserUpdate};
 use crate::error::{Code, Error, Result};
 use crate::mail;
-use crate::secrets::passwords::verify_any_async;
 
 /// What the profile form sends.
 #[derive(Debug, Clone, Default)]
@@ -27,17 +25,9 @@ impl Auth {
         let new_email = change.email.trim();
         let email_changes = !new_email.eq_ignore_ascii_case(&user.email);
         if email_changes {
-            let ok = match &user.password_hash {
-                Some(h) => verify_any_async(&change.current_password, h).await?.ok,
-                None => false,
-            };
-            if !ok {
-                self.throttle.record_failure(&Scope::password(&user.email, ip)).await?;
-                return Err(Error::refused(
-                    Code::InvalidCredentials,
-                    "to change your email address, enter your current password correctly",
-                ));
-            }
+            self.confirm_password(user, &change.current_password, ip)
+                .await?
+                .or_refused("to change your email address, enter your current password correctly")?;
         }
         let update = UserUpdate {
             email: email_changes.then(|| new_email.to_string()),

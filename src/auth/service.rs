@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::one_time::{self, Purpose};
 use super::sessions::{Pending, SecondFactor, Session, SessionData, Sessions};
-use super::throttle::{Scope, Throttle};
+use super::guard::Checked;
+use super::throttle::{Principal, Scope, Throttle};
 use crate::accounts::{Accounts, Actor, Admin, Membership, User};
 use crate::config::{Config, HttpUrl};
 use crate::error::{Code, Error, Result};
@@ -62,37 +63,37 @@ impl Auth {
         format!("{base}{sep}{}", path.trim_start_matches('/'))
     }
 
-    /// Checks email and password. Failures count per account and per client IP; a locked
-    /// account or IP is refused with the same answer as a wrong password, after the same work.
+    /// Checks email and password. The attempt takes its slots in the account's and the client
+    /// IP's budgets before the password is looked at; a full or locked budget is refused with the
+    /// same answer as a wrong password, after the same work.
     pub async fn login(&self, email: &str, password: &str, ip: &str) -> Result<Login> {
-        let scopes = Scope::password(email, ip);
-        let locked = self.throttle.is_locked(&scopes).await?;
+        let attempt = self.throttle.begin(&Scope::password(Principal::User, email, ip)).await?;
         let user = self.accounts.user_by_email(email).await?;
-        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        let verified = verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash())).await?;
         let actor = match &user {
             Some(u) => Actor::user(u.id, &u.email).with_ip(ip),
             None => Actor::system("login").with_ip(ip),
         };
         let target = user.as_ref().map(|u| u.id);
-        if locked {
+        let Some(attempt) = attempt else {
+            verify_any_async(password, passwords::dummy_hash()).await?;
             self.accounts.record_event(&actor, "login.locked", ("user", target), json!({"email": email})).await?;
             return Ok(Login::Refused);
-        }
+        };
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verified = verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash())).await?;
         let (Some(user), Some(stored), true) = (user, stored, verified.ok) else {
-            for scope in self.throttle.record_failure(&scopes).await? {
+            for scope in attempt.failed().await? {
                 let details = json!({"scope": scope.key()});
                 self.accounts.record_event(&actor, "login.lockout", ("user", target), details).await?;
             }
             self.accounts.record_event(&actor, "login.failed", ("user", target), json!({"email": email})).await?;
             return Ok(Login::Refused);
         };
+        attempt.succeeded().await?;
         if verified.rehash {
             let fresh = passwords::hash_async(password).await?;
             self.accounts.upgrade_password_hash(&actor, user.id, &stored, &fresh).await?;
         }
-        self.throttle.clear(&scopes[0]).await?;
-        self.throttle.clear(&scopes[1]).await?;
         let all_clients = self.accounts.clients_of_user(user.id).await?;
         let had_clients = !all_clients.is_empty();
         let clients = usable(all_clients);
@@ -158,66 +159,72 @@ impl Auth {
         Ok(usable(self.accounts.clients_of_user(user_id).await?))
     }
 
-    /// True while the user's second factor may not be tried: the account, the client IP or the
-    /// account's second factor is locked.
-    pub async fn second_factor_locked(&self, user: &User, ip: &str) -> Result<bool> {
-        self.throttle.is_locked(&second_factor_scopes(user, ip)).await
-    }
-
-    /// Counts a wrong code against the account, the IP and the account's second factor.
-    async fn second_factor_failed(&self, user: &User, actor: &Actor, ip: &str) -> Result<()> {
-        for scope in self.throttle.record_failure(&second_factor_scopes(user, ip)).await? {
-            let action = if matches!(scope, Scope::SecondFactor(_)) { "twofa.lockout" } else { "login.lockout" };
-            let details = json!({"scope": scope.key()});
-            self.accounts.record_event(actor, action, ("user", Some(user.id)), details).await?;
-        }
-        Ok(())
-    }
-
-    /// A second factor succeeded: its failures, and the account's, start again from zero.
-    async fn second_factor_succeeded(&self, user: &User) -> Result<()> {
-        self.throttle.clear(&Scope::second_factor(&user.email)).await?;
-        self.throttle.clear(&Scope::account(&user.email)).await
-    }
-
-    /// Checks a TOTP code and records its step, so the same code is refused afterwards. A wrong
-    /// code counts toward lockout like a wrong password, and toward the second-factor lock.
-    pub async fn verify_totp(&self, user: &User, code: &str, ip: &str) -> Result<bool> {
-        let Some(secret) = user.totp_secret.as_deref() else { return Ok(false) };
-        let step = totp::verify(secret, code, self.accounts.db().now(), user.totp_last_step)?;
-        let accepted = match step {
-            Some(step) => self.accounts.advance_totp_step(user.id, step).await?,
-            None => false,
-        };
+    /// Checks a TOTP code and records its step, so the same code is refused afterwards. The
+    /// attempt counts against the account, the client IP and the account's second factor.
+    pub async fn verify_totp(&self, user: &User, code: &str, ip: &str) -> Result<Checked<()>> {
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        let action = if accepted { "twofa.totp_ok" } else { "twofa.totp_failed" };
-        self.accounts.record_event(&actor, action, ("user", Some(user.id)), json!({})).await?;
-        if accepted {
-            self.second_factor_succeeded(user).await?;
-        } else {
-            self.second_factor_failed(user, &actor, ip).await?;
-        }
-        Ok(accepted)
+        let scopes = Scope::second_factor_attempt(Principal::User, &user.email, ip);
+        let checked = self
+            .guarded(Principal::User, &scopes, &actor, ("user", Some(user.id)), async {
+                let Some(secret) = user.totp_secret.as_deref() else { return Ok(None) };
+                let accepted = match totp::verify(secret, code, self.accounts.db().now(), user.totp_last_step)? {
+                    Some(step) => self.accounts.advance_totp_step(user.id, step).await?,
+                    None => false,
+                };
+                Ok(accepted.then_some(()))
+            })
+            .await?;
+        self.audit_second_factor(&actor, user, &checked, "twofa.totp_ok", "twofa.totp_failed").await?;
+        Ok(checked)
     }
 
     /// Spends the backup code. On success returns the replacement, to be shown once.
-    pub async fn use_backup_code(&self, user: &User, code: &str, ip: &str) -> Result<Option<String>> {
+    pub async fn use_backup_code(&self, user: &User, code: &str, ip: &str) -> Result<Checked<String>> {
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        let Some(stored) = user.backup_code_hash.clone() else { return Ok(None) };
-        let ok = passwords::verify_any_async(&backup_codes::normalize(code), &stored).await?.ok;
-        let replacement = backup_codes::generate();
-        let spent = ok && {
-            let fresh = passwords::hash_async(&backup_codes::normalize(&replacement)).await?;
-            self.accounts.replace_backup_code(user.id, &stored, &fresh).await?
+        let scopes = Scope::second_factor_attempt(Principal::User, &user.email, ip);
+        let checked = self
+            .guarded(Principal::User, &scopes, &actor, ("user", Some(user.id)), async {
+                let Some(stored) = user.backup_code_hash.clone() else { return Ok(None) };
+                if !passwords::verify_any_async(&backup_codes::normalize(code), &stored).await?.ok {
+                    return Ok(None);
+                }
+                let replacement = backup_codes::generate();
+                let fresh = passwords::hash_async(&backup_codes::normalize(&replacement)).await?;
+                let spent = self.accounts.replace_backup_code(user.id, &stored, &fresh).await?;
+                Ok(spent.then_some(replacement))
+            })
+            .await?;
+        self.audit_second_factor(&actor, user, &checked, "twofa.backup_code_used", "twofa.backup_code_failed")
+            .await?;
+        Ok(checked)
+    }
+
+    async fn audit_second_factor<T>(
+        &self,
+        actor: &Actor,
+        user: &User,
+        checked: &Checked<T>,
+        ok: &str,
+        failed: &str,
+    ) -> Result<()> {
+        let action = match checked {
+            Checked::Right(_) => ok,
+            Checked::Wrong => failed,
+            Checked::Locked => "twofa.locked",
         };
-        let action = if spent { "twofa.backup_code_used" } else { "twofa.backup_code_failed" };
-        self.accounts.record_event(&actor, action, ("user", Some(user.id)), json!({})).await?;
-        if spent {
-            self.second_factor_succeeded(user).await?;
-        } else {
-            self.second_factor_failed(user, &actor, ip).await?;
-        }
-        Ok(spent.then_some(replacement))
+        self.accounts.record_event(actor, action, ("user", Some(user.id)), json!({})).await
+    }
+
+    /// Checks the user's current password under the limiter (re-authentication, the forms that
+    /// change a credential). A user without a password never confirms.
+    pub async fn confirm_password(&self, user: &User, password: &str, ip: &str) -> Result<Checked<()>> {
+        let actor = Actor::user(user.id, &user.email).with_ip(ip);
+        let scopes = Scope::password(Principal::User, &user.email, ip);
+        self.guarded(Principal::User, &scopes, &actor, ("user", Some(user.id)), async {
+            let Some(hash) = &user.password_hash else { return Ok(None) };
+            Ok(verify_any_async(password, hash).await?.ok.then_some(()))
+        })
+        .await
     }
 
     /// Checks the first code of a TOTP key being enrolled and makes the backup code that goes
@@ -245,18 +252,12 @@ impl Auth {
 
     /// Turns two-factor off after the user confirms the password.
     pub async fn disable_twofa_with_password(&self, user: &User, password: &str, ip: &str) -> Result<()> {
-        let ok = match &user.password_hash {
-            Some(h) => verify_any_async(password, h).await?.ok,
-            None => false,
-        };
-        if !ok {
-            self.throttle.record_failure(&Scope::password(&user.email, ip)).await?;
-            return Err(Error::refused(Code::InvalidCredentials, "the password is not correct"));
-        }
+        self.confirm_password(user, password, ip).await?.or_refused("the password is not correct")?;
         self.accounts.clear_twofa(&Actor::user(user.id, &user.email).with_ip(ip), user.id).await
     }
 
-    /// Changes the password after checking the current one; ends every other session of the user.
+    /// Changes the password after checking the current one; ends every other session of the
+    /// user and every reset link still out.
     pub async fn change_password(
         &self,
         user: &User,
@@ -265,14 +266,7 @@ impl Auth {
         keep_session: &str,
         ip: &str,
     ) -> Result<u64> {
-        let ok = match &user.password_hash {
-            Some(h) => verify_any_async(current, h).await?.ok,
-            None => false,
-        };
-        if !ok {
-            self.throttle.record_failure(&Scope::password(&user.email, ip)).await?;
-            return Err(Error::refused(Code::InvalidCredentials, "the current password is not correct"));
-        }
+        self.confirm_password(user, current, ip).await?.or_refused("the current password is not correct")?;
         let hash = passwords::hash_new_password_async(new, self.accounts.policy().password_min_length).await?;
         self.accounts.store_password_hash(&Actor::user(user.id, &user.email).with_ip(ip), user.id, &hash).await?;
         self.sessions.end_for_user(user.id, Some(keep_session)).await
@@ -330,23 +324,21 @@ impl Auth {
         let invalid =
             || Error::refused(Code::InvalidToken, "this reset link is invalid or has expired; ask for a new one");
         let user = self.reset_user(token).await?.ok_or_else(invalid)?;
-        let scopes = Scope::password(&user.email, ip);
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        if self.throttle.is_locked(&scopes).await? {
-            return Err(Error::refused(Code::LockedOut, "too many failed attempts; try again later"));
-        }
         if let Some(hash) = &user.security_answer_hash {
             let given = passwords::normalize_answer(answer.unwrap_or(""));
-            if !verify_any_async(&given, hash).await?.ok {
-                self.throttle.record_failure(&scopes).await?;
+            let scopes = Scope::password(Principal::User, &user.email, ip);
+            let checked = self
+                .guarded(Principal::User, &scopes, &actor, ("user", Some(user.id)), async {
+                    Ok(verify_any_async(&given, hash).await?.ok.then_some(()))
+                })
+                .await?;
+            if checked == Checked::Wrong {
                 self.accounts
                     .record_event(&actor, "password.reset_wrong_answer", ("user", Some(user.id)), json!({}))
                     .await?;
-                return Err(Error::refused(
-                    Code::InvalidCredentials,
-                    "the answer to the security question is not correct",
-                ));
             }
+            checked.or_refused("the answer to the security question is not correct")?;
         }
         let hash = passwords::hash_new_password_async(password, self.accounts.policy().password_min_length).await?;
         let mut tx = self.accounts.db().begin().await?;
@@ -418,11 +410,6 @@ fn usable(mut clients: Vec<Membership>) -> Vec<Membership> {
     clients
 }
 
-/// What a second-factor attempt counts against: the account, the client IP, and the account's
-/// second factor.
-fn second_factor_scopes(user: &User, ip: &str) -> [Scope; 3] {
-    [Scope::account(&user.email), Scope::ip(ip), Scope::second_factor(&user.email)]
-}
 
 /// A TOTP key whose first code checked out, with its backup code, not yet stored.
 pub struct TotpEnrolment {

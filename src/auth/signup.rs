@@ -33,15 +33,15 @@ pub enum SignedUp {
 
 impl Auth {
     pub async fn sign_up(&self, form: SignUp, ip: &str) -> Result<SignedUp> {
-        let scope = [Scope::sign_up(ip)];
-        if self.throttle.is_locked(&scope).await? {
+        // Every attempt spends its slot, whatever its outcome: sign-ups are few, scripted ones
+        // are many. The slot is taken before anything is looked at, so a burst gets no further.
+        let Some(attempt) = self.throttle.begin(&[Scope::sign_up(ip)]).await? else {
             return Err(Error::refused(
                 Code::LockedOut,
                 "too many sign-ups came from your network just now; please try again in a few minutes",
             ));
-        }
-        // Every attempt counts, whatever its outcome: sign-ups are few, scripted ones are many.
-        self.throttle.record_failure(&scope).await?;
+        };
+        attempt.failed().await?;
 
         let actor = Actor::system("sign-up").with_ip(ip);
         let fields = ClientUpdate {

@@ -1,65 +1,113 @@
 //! Lockout counters (`security.lockout`), kept in the database so that every `serve` node sees
-//! the same counts. Each failure counts in several [`Scope`]s at once, each with its limit:
+//! the same counts. An attempt at a secret (a password, a second factor, a security answer)
+//! first **takes a slot** in each [`Scope`] it counts against, in one conditional statement per
+//! scope, *before* the secret is checked: a scope whose window is full or which is locked takes
+//! no more, so however many requests arrive at once, on one node or several, at most the limit
+//! is ever evaluated per window. A failed attempt keeps its slots (the one that fills a scope
+//! locks it); a successful one clears the account's scopes and gives the address's slot back.
 //!
 //! - the account, and the account at one client IP, lock at `max_failures`: guessing one
-//!   user's password stops there, wherever it comes from;
+//!   person's password stops there, wherever it comes from;
 //! - the client IP alone locks at the much higher `ip_max_failures`: it stops password spraying
 //!   (a few guesses on each of many accounts) without letting one user's typos lock out everyone
-//!   else behind the same office NAT or an untrusted proxy;
+//!   else behind the same office NAT or an untrusted proxy. An IPv6 client is its /64: one
+//!   subscriber line holds a whole /64, so single addresses would be free to rotate;
 //! - the account's second factor locks at `max_failures` and only a second factor that succeeds
 //!   clears it, so knowing the password buys no more guesses at the code;
-//! - sign-ups from one IP lock at `max_failures` per window.
+//! - sign-ups from one IP lock at `max_failures` per window, whatever their outcome.
 //!
-//! A successful login clears the account's scopes, never the IP's: one valid account must not
-//! reset a sprayer's count.
+//! Users and admins count in separate namespaces ([`Principal`]): the stored key's prefix is
+//! ours, never typed, so no email can name an admin's counter (`admin:admin` typed as an email
+//! is the user account `admin:admin`, not the admin `admin`).
+
+use std::net::IpAddr;
+
+use ipnet::Ipv6Net;
 
 use crate::config::Lockout;
 use crate::error::Result;
 use crate::store::Db;
 
-/// What one failure counts against.
+/// Whose secret an account scope guards: the two kinds of sign-in never share a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Principal {
+    User,
+    Admin,
+}
+
+/// What one attempt counts against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    Account(String),
-    AccountAtIp(String, String),
+    /// A user's email or an admin's username, normalised.
+    Account(Principal, String),
+    AccountAtIp(Principal, String, String),
+    SecondFactor(Principal, String),
+    /// A client address (an IPv6 client as its /64).
     Ip(String),
-    SecondFactor(String),
     SignUp(String),
 }
 
-fn normalized(email: &str) -> String {
-    email.trim().to_lowercase()
+fn normalized(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// The address a per-IP budget counts: IPv4 as it is, IPv6 as its /64 (one subscriber's
+/// prefix), so rotating addresses inside one's own prefix buys no more guesses.
+pub fn ip_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            Ipv6Net::new(v6, 64).map(|n| n.trunc().to_string()).unwrap_or_else(|_| ip.to_string())
+        }
+        Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+        _ => ip.to_string(),
+    }
+}
+
+impl Principal {
+    /// The key prefixes of this principal's account, account-at-IP and second-factor scopes.
+    fn prefixes(self) -> [&'static str; 3] {
+        match self {
+            Principal::User => ["account", "account-ip", "2fa"],
+            Principal::Admin => ["admin", "admin-ip", "admin-2fa"],
+        }
+    }
 }
 
 impl Scope {
-    pub fn account(email: &str) -> Self {
-        Scope::Account(normalized(email))
+    pub fn account(who: Principal, name: &str) -> Self {
+        Scope::Account(who, normalized(name))
     }
-    pub fn account_at_ip(email: &str, ip: &str) -> Self {
-        Scope::AccountAtIp(normalized(email), ip.to_string())
+    pub fn account_at_ip(who: Principal, name: &str, ip: &str) -> Self {
+        Scope::AccountAtIp(who, normalized(name), ip_key(ip))
     }
     pub fn ip(ip: &str) -> Self {
-        Scope::Ip(ip.to_string())
+        Scope::Ip(ip_key(ip))
     }
-    pub fn second_factor(email: &str) -> Self {
-        Scope::SecondFactor(normalized(email))
+    pub fn second_factor(who: Principal, name: &str) -> Self {
+        Scope::SecondFactor(who, normalized(name))
     }
     pub fn sign_up(ip: &str) -> Self {
-        Scope::SignUp(ip.to_string())
+        Scope::SignUp(ip_key(ip))
     }
 
-    /// A password check on `email` from `ip` (login, password change, reset answer).
-    pub fn password(email: &str, ip: &str) -> [Scope; 3] {
-        [Scope::account(email), Scope::account_at_ip(email, ip), Scope::ip(ip)]
+    /// A password check of `name` from `ip` (login, re-authentication, reset answer).
+    pub fn password(who: Principal, name: &str, ip: &str) -> [Scope; 3] {
+        [Scope::account(who, name), Scope::account_at_ip(who, name, ip), Scope::ip(ip)]
+    }
+
+    /// A second-factor check of `name` from `ip`.
+    pub fn second_factor_attempt(who: Principal, name: &str, ip: &str) -> [Scope; 3] {
+        [Scope::account(who, name), Scope::ip(ip), Scope::second_factor(who, name)]
     }
 
     /// The key stored in the `throttle` table.
     pub fn key(&self) -> String {
         match self {
-            Scope::Account(email) => format!("account:{email}"),
-            Scope::AccountAtIp(email, ip) => format!("account-ip:{email} {ip}"),
+            Scope::Account(who, name) => format!("{}:{name}", who.prefixes()[0]),
+            Scope::AccountAtIp(who, name, ip) => format!("{}:{name} {ip}", who.prefixes()[1]),
+            Scope::SecondFactor(who, name) => format!("{}:{name}", who.prefixes()[2]),
             Scope::Ip(ip) => format!("ip:{ip}"),
-            Scope::SecondFactor(email) => format!("2fa:{email}"),
             Scope::SignUp(ip) => format!("register:{ip}"),
         }
     }
@@ -67,33 +115,43 @@ impl Scope {
     /// Reads a stored key back.
     pub fn parse(key: &str) -> Option<Self> {
         let (kind, rest) = key.split_once(':')?;
+        let at_ip = |who| {
+            let (name, ip) = rest.rsplit_once(' ')?;
+            Some(Scope::AccountAtIp(who, name.into(), ip.into()))
+        };
         Some(match kind {
-            "account" => Scope::Account(rest.into()),
-            "account-ip" => {
-                let (email, ip) = rest.rsplit_once(' ')?;
-                Scope::AccountAtIp(email.into(), ip.into())
-            }
+            "account" => Scope::Account(Principal::User, rest.into()),
+            "admin" => Scope::Account(Principal::Admin, rest.into()),
+            "account-ip" => at_ip(Principal::User)?,
+            "admin-ip" => at_ip(Principal::Admin)?,
+            "2fa" => Scope::SecondFactor(Principal::User, rest.into()),
+            "admin-2fa" => Scope::SecondFactor(Principal::Admin, rest.into()),
             "ip" => Scope::Ip(rest.into()),
-            "2fa" => Scope::SecondFactor(rest.into()),
             "register" => Scope::SignUp(rest.into()),
             _ => return None,
         })
     }
 
-    /// The client IP the scope counts, if it counts one.
+    /// The client address the scope counts (an IPv6 client as its /64), if it counts one.
     pub fn client_ip(&self) -> Option<&str> {
         match self {
-            Scope::AccountAtIp(_, ip) | Scope::Ip(ip) | Scope::SignUp(ip) => Some(ip),
+            Scope::AccountAtIp(_, _, ip) | Scope::Ip(ip) | Scope::SignUp(ip) => Some(ip),
             _ => None,
         }
     }
 
-    /// The account (normalized email) the scope counts, if it counts one.
-    pub fn email(&self) -> Option<&str> {
+    /// The account the scope counts, if it counts one.
+    pub fn account_name(&self) -> Option<(Principal, &str)> {
         match self {
-            Scope::Account(e) | Scope::AccountAtIp(e, _) | Scope::SecondFactor(e) => Some(e),
+            Scope::Account(who, n) | Scope::AccountAtIp(who, n, _) | Scope::SecondFactor(who, n) => Some((*who, n)),
             _ => None,
         }
+    }
+
+    /// A success clears the scopes of the account it proved; an address's budget only gets
+    /// its slot back, so one valid account cannot reset a sprayer's count.
+    fn cleared_by_success(&self) -> bool {
+        !matches!(self, Scope::Ip(_) | Scope::SignUp(_))
     }
 }
 
@@ -119,6 +177,16 @@ pub struct Throttle {
     lock_secs: i64,
 }
 
+/// The slots one attempt holds. Say how it ended — [`Attempt::failed`] or
+/// [`Attempt::succeeded`]; an attempt dropped on an error keeps its slots, as a failure would.
+#[must_use = "an attempt must be ended with failed() or succeeded()"]
+#[derive(Debug)]
+pub struct Attempt {
+    throttle: Throttle,
+    /// Each scope with the slot number it took (1 = the first of its window).
+    taken: Vec<(Scope, i64)>,
+}
+
 impl Throttle {
     pub fn new(db: Db, policy: &Lockout) -> Self {
         Self {
@@ -137,7 +205,55 @@ impl Throttle {
         }
     }
 
-    /// True if any of the scopes is locked now.
+    /// Takes a slot in every scope, or none: `None` when one of them is locked or its window
+    /// is full (the slots already taken are given back). Check the secret only with an attempt.
+    pub async fn begin(&self, scopes: &[Scope]) -> Result<Option<Attempt>> {
+        let mut taken = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            match self.take(scope).await? {
+                Some(slot) => taken.push((scope.clone(), slot)),
+                None => {
+                    for (scope, _) in &taken {
+                        self.give_back(scope).await?;
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(Attempt { throttle: self.clone(), taken }))
+    }
+
+    /// One conditional increment: a window that has passed starts again at one; a locked scope
+    /// or a full window takes nothing and returns no row. Atomic on both databases (SQLite
+    /// serialises writers; PostgreSQL re-checks the `WHERE` on the row it locked).
+    async fn take(&self, scope: &Scope) -> Result<Option<i64>> {
+        let ts = self.db.now();
+        Ok(sqlx::query_scalar(
+            "INSERT INTO throttle (scope, failures, window_start, locked_until) VALUES ($1, 1, $2, 0) \
+             ON CONFLICT (scope) DO UPDATE SET \
+             failures = CASE WHEN throttle.window_start < $3 THEN 1 ELSE throttle.failures + 1 END, \
+             window_start = CASE WHEN throttle.window_start < $3 THEN $2 ELSE throttle.window_start END \
+             WHERE throttle.locked_until <= $2 AND (throttle.window_start < $3 OR throttle.failures < $4) \
+             RETURNING failures",
+        )
+        .bind(scope.key())
+        .bind(ts)
+        .bind(ts - self.window_secs)
+        .bind(self.limit(scope))
+        .fetch_optional(self.db.pool())
+        .await?)
+    }
+
+    async fn give_back(&self, scope: &Scope) -> Result<()> {
+        sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE scope = $1 AND failures > 0")
+            .bind(scope.key())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// True if any of the scopes is locked now. For what a page says; the decision to check a
+    /// secret is [`Throttle::begin`]'s.
     pub async fn is_locked(&self, scopes: &[Scope]) -> Result<bool> {
         for scope in scopes {
             let until: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM throttle WHERE scope = $1")
@@ -149,48 +265,6 @@ impl Throttle {
             }
         }
         Ok(false)
-    }
-
-    /// Counts one failure against each scope; returns the scopes that became locked.
-    pub async fn record_failure(&self, scopes: &[Scope]) -> Result<Vec<Scope>> {
-        let ts = self.db.now();
-        let mut locked = Vec::new();
-        for scope in scopes {
-            let key = scope.key();
-            // A window that has passed starts again at one failure.
-            let failures: i64 = sqlx::query_scalar(
-                "INSERT INTO throttle (scope, failures, window_start, locked_until) VALUES ($1, 1, $2, 0) \
-                 ON CONFLICT (scope) DO UPDATE SET \
-                 failures = CASE WHEN throttle.window_start < $3 THEN 1 ELSE throttle.failures + 1 END, \
-                 window_start = CASE WHEN throttle.window_start < $3 THEN $2 ELSE throttle.window_start END \
-                 RETURNING failures",
-            )
-            .bind(&key)
-            .bind(ts)
-            .bind(ts - self.window_secs)
-            .fetch_one(self.db.pool())
-            .await?;
-            if failures >= self.limit(scope) {
-                sqlx::query("UPDATE throttle SET locked_until = $1, failures = 0, window_start = $2 WHERE scope = $3")
-                    .bind(ts + self.lock_secs)
-                    .bind(ts)
-                    .bind(&key)
-                    .execute(self.db.pool())
-                    .await?;
-                locked.push(scope.clone());
-            }
-        }
-        Ok(locked)
-    }
-
-    /// Forgets the failures of a scope that is not locked (after a success on that account).
-    pub async fn clear(&self, scope: &Scope) -> Result<()> {
-        sqlx::query("DELETE FROM throttle WHERE scope = $1 AND locked_until <= $2")
-            .bind(scope.key())
-            .bind(self.db.now())
-            .execute(self.db.pool())
-            .await?;
-        Ok(())
     }
 
     /// Every counter, locked or not, locked ones first.
@@ -238,5 +312,76 @@ impl Throttle {
             .execute(self.db.pool())
             .await?
             .rows_affected())
+    }
+}
+
+impl Attempt {
+    /// The secret was wrong: the slots stay spent, and a scope this attempt filled is locked
+    /// (its count starts again when the lock ends). Returns the scopes that became locked.
+    pub async fn failed(self) -> Result<Vec<Scope>> {
+        let throttle = &self.throttle;
+        let ts = throttle.db.now();
+        let mut locked = Vec::new();
+        for (scope, slot) in self.taken {
+            if slot >= throttle.limit(&scope) {
+                sqlx::query("UPDATE throttle SET locked_until = $1, failures = 0, window_start = $2 WHERE scope = $3")
+                    .bind(ts + throttle.lock_secs)
+                    .bind(ts)
+                    .bind(scope.key())
+                    .execute(throttle.db.pool())
+                    .await?;
+                locked.push(scope);
+            }
+        }
+        Ok(locked)
+    }
+
+    /// The secret was right: the account's scopes start again from zero (unless another
+    /// attempt locked them meanwhile), the address's get their slot back.
+    pub async fn succeeded(self) -> Result<()> {
+        let throttle = &self.throttle;
+        for (scope, _) in &self.taken {
+            if scope.cleared_by_success() {
+                sqlx::query("DELETE FROM throttle WHERE scope = $1 AND locked_until <= $2")
+                    .bind(scope.key())
+                    .bind(throttle.db.now())
+                    .execute(throttle.db.pool())
+                    .await?;
+            } else {
+                throttle.give_back(scope).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_and_admins_never_share_a_key() {
+        let typed = Scope::account(Principal::User, "admin:admin");
+        let admin = Scope::account(Principal::Admin, "admin");
+        assert_ne!(typed.key(), admin.key());
+        assert_eq!(Scope::parse(&admin.key()), Some(admin));
+        assert_eq!(Scope::parse(&typed.key()), Some(typed));
+        for who in [Principal::User, Principal::Admin] {
+            for scope in Scope::password(who, "Ann@Example.com", "10.0.0.1")
+                .into_iter()
+                .chain(Scope::second_factor_attempt(who, "x", "::1"))
+            {
+                assert_eq!(Scope::parse(&scope.key()), Some(scope));
+            }
+        }
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64() {
+        assert_eq!(ip_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(ip_key("2001:db8:1:2:ffff::9"), "2001:db8:1:2::/64");
+        assert_ne!(ip_key("2001:db8:1:3::1"), ip_key("2001:db8:1:2::1"));
+        assert_eq!(ip_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(ip_key("192.0.2.7"), "192.0.2.7");
     }
 }

@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use super::output::{opt_time, table};
 use super::{Context, Output};
+use crate::accounts::Grantor;
 use crate::accounts::admins::parse_admin_permissions;
 use crate::error::Result;
 
@@ -114,7 +115,7 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
     match command {
         AdminCommand::Add { username, email, role, password } => {
             let password = password.read(false)?;
-            let admin = accounts.create_admin(actor, &username, &email, &role, password.as_deref()).await?;
+            let admin = accounts.create_admin(actor, &Grantor::Operator, &username, &email, &role, password.as_deref()).await?;
             out.emit(&admin, || format!("Created admin {} ({})", admin.id, admin.username))
         }
         AdminCommand::List => {
@@ -157,7 +158,7 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
             out.emit(&summary, || format!("Two-factor authentication is off for admin {}", admin.username))
         }
         AdminCommand::Role(RoleCommand::Add { name, permissions }) => {
-            let role = accounts.create_role(actor, &name, &parse_admin_permissions(&permissions)?).await?;
+            let role = accounts.create_role(actor, &Grantor::Operator, &name, &parse_admin_permissions(&permissions)?).await?;
             out.emit(&role, || format!("Created role {} ({})", role.name, keys(role.permissions.iter())))
         }
         AdminCommand::Role(RoleCommand::List) => {
@@ -170,15 +171,15 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
             })
         }
         AdminCommand::Role(RoleCommand::Set { name, permissions }) => {
-            let role = accounts.set_role_permissions(actor, &name, &parse_admin_permissions(&permissions)?).await?;
+            let role = accounts.set_role_permissions(actor, &Grantor::Operator, &name, &parse_admin_permissions(&permissions)?).await?;
             out.emit(&role, || format!("Role {} now has: {}", role.name, keys(role.permissions.iter())))
         }
         AdminCommand::Role(RoleCommand::Assign { admin, role }) => {
-            let admin = accounts.set_admin_role(actor, admin, &role).await?;
+            let admin = accounts.set_admin_role(actor, &Grantor::Operator, admin, &role).await?;
             out.emit(&admin, || format!("Admin {} now has role {role}", admin.username))
         }
         AdminCommand::Token(TokenCommand::Create { admin, name }) => {
-            let created = accounts.create_api_token(actor, admin, &name).await?;
+            let created = accounts.create_api_token(actor, &Grantor::Operator, admin, &name).await?;
             out.emit(&created, || {
                 format!(
                     "Created API token {} for admin {admin}\nToken (shown once): {}",

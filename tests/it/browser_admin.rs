@@ -15,9 +15,9 @@ async fn admin(server: &Server, username: &str, permissions: &[AdminPermission])
     let actor = Actor::system("test");
     let role = format!("{username} role");
     let set: BTreeSet<AdminPermission> = permissions.iter().copied().collect();
-    server.accounts().create_role(&actor, &role, &set).await.unwrap();
+    server.accounts().create_role(&actor, &gatehouse::accounts::Grantor::Operator, &role, &set).await.unwrap();
     let email = format!("{username}@example.com");
-    server.accounts().create_admin(&actor, username, &email, &role, Some(PASSWORD)).await.unwrap();
+    server.accounts().create_admin(&actor, &gatehouse::accounts::Grantor::Operator, username, &email, &role, Some(PASSWORD)).await.unwrap();
 }
 
 async fn sign_in(tab: &Tab, username: &str) {

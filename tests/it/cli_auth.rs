@@ -127,7 +127,7 @@ fn reset_password_disable_2fa_sessions_and_cron() {
 /// Lockouts as an operator sees and ends them: `lockout list`, `user unlock`, `lockout clear --ip`.
 #[tokio::test]
 async fn lockouts_are_listed_unlocked_and_cleared() {
-    use gatehouse::auth::throttle::{Scope, Throttle};
+    use gatehouse::auth::throttle::{Principal, Scope, Throttle};
     let tmp = deployment();
     let dir = tmp.path();
     let add = ["user", "add", "--email", "ann@example.com", "--first-name", "Ann", "--last-name", "Lee"];
@@ -138,8 +138,10 @@ async fn lockouts_are_listed_unlocked_and_cleared() {
     let lockout = gatehouse::config::Lockout { max_failures: 2, ..Default::default() };
     let throttle = Throttle::new(db, &lockout);
     for _ in 0..2 {
-        throttle.record_failure(&Scope::password("ann@example.com", "198.51.100.7")).await.unwrap();
-        throttle.record_failure(&Scope::password("bob@example.com", "203.0.113.5")).await.unwrap();
+        for (email, ip) in [("ann@example.com", "198.51.100.7"), ("bob@example.com", "203.0.113.5")] {
+            let attempt = throttle.begin(&Scope::password(Principal::User, email, ip)).await.unwrap().unwrap();
+            attempt.failed().await.unwrap();
+        }
     }
 
     let listed = json_of(&gatehouse(dir).args(["lockout", "list", "--json"]).output().unwrap());

@@ -231,9 +231,9 @@ async fn admin_roles_finds_roles_that_stop_halfway(backend: Backend) {
     assert_eq!(empty.status, Status::Warn, "no admin at all: {}", empty.message);
 
     let sales: BTreeSet<P> = [P::ClientsView, P::ClientsCreate].into();
-    accounts.create_role(&actor, "Sales", &sales).await.unwrap();
-    let sam = accounts.create_admin(&actor, "sam", "sam@example.com", "Sales", None).await.unwrap();
-    let token = accounts.create_api_token(&actor, sam.id, "test").await.unwrap().token;
+    accounts.create_role(&actor, &gatehouse::accounts::Grantor::Operator, "Sales", &sales).await.unwrap();
+    let sam = accounts.create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "sam", "sam@example.com", "Sales", None).await.unwrap();
+    let token = accounts.create_api_token(&actor, &gatehouse::accounts::Grantor::Operator, sam.id, "test").await.unwrap().token;
     let body = json!({"email": "new@example.com", "first_name": "New", "last_name": "Client"});
     let (created, client) = api(&server, &token, reqwest::Method::POST, "clients", Some(body)).await;
     assert_eq!(created, 201, "{client}");
@@ -247,7 +247,7 @@ async fn admin_roles_finds_roles_that_stop_halfway(backend: Backend) {
     assert_eq!(found.evidence["incomplete_roles"], json!(["Sales: clients.create without clients.manage"]));
 
     let complete: BTreeSet<P> = [P::ClientsView, P::ClientsCreate, P::ClientsManage].into();
-    accounts.set_role_permissions(&actor, "Sales", &complete).await.unwrap();
+    accounts.set_role_permissions(&actor, &gatehouse::accounts::Grantor::Operator, "Sales", &complete).await.unwrap();
     let (allowed, _) = api(&server, &token, reqwest::Method::PATCH, &path, Some(json!({"company": "X"}))).await;
     assert_eq!(allowed, 200, "the symptom is gone");
     assert_eq!(check(&server.state.loaded, "admin.roles").await.0.status, Status::Pass);

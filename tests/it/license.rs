@@ -102,8 +102,8 @@ async fn a_wrong_key_is_invalid_and_locks_admin_writes_but_not_the_client_area(b
 async fn admin_area_is_read_only(server: &Server) {
     let actor = gatehouse::accounts::Actor::system("test");
     let all = AdminPermission::ALL.iter().copied().collect();
-    server.accounts().create_role(&actor, "ops", &all).await.unwrap();
-    server.accounts().create_admin(&actor, "alice", "alice@example.com", "ops", Some(PASSWORD)).await.unwrap();
+    server.accounts().create_role(&actor, &gatehouse::accounts::Grantor::Operator, "ops", &all).await.unwrap();
+    server.accounts().create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "alice", "alice@example.com", "ops", Some(PASSWORD)).await.unwrap();
     let b = server.browser();
     let signed = b.submit("admin/login", "admin/login", &[("username", "alice"), ("password", PASSWORD)]).await;
     assert_eq!(signed.status, 303, "{}", signed.body);

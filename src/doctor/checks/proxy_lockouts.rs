@@ -70,7 +70,11 @@ impl Check for ProxyLockouts {
                 .iter()
                 .filter(|c| c.locked)
                 .filter_map(|c| match Scope::parse(&c.scope)? {
-                    Scope::Ip(ip) => Some((ip.parse().ok()?, c)),
+                    // An IPv6 client is counted as its /64.
+                    Scope::Ip(ip) => {
+                        let addr = ip.parse().ok().or_else(|| ip.parse::<ipnet::IpNet>().ok().map(|n| n.addr()));
+                        Some((addr?, c))
+                    }
                     _ => None,
                 })
                 .collect();

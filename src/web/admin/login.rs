@@ -11,7 +11,7 @@ use serde_json::json;
 use super::Staff;
 use crate::accounts::Admin;
 use crate::auth::sessions::{AdminPending, PENDING_TRIES, SecondFactor, Session, SessionData};
-use crate::auth::{AdminLogin, Visitor};
+use crate::auth::{AdminLogin, Checked, Visitor};
 use crate::error::Error;
 use crate::secrets::totp;
 use crate::web::AppState;
@@ -107,19 +107,19 @@ pub async fn second_factor_submit(
     let again = |session: &Session, error: &str| {
         twofa_page(Some(error)).status(StatusCode::UNAUTHORIZED).render(&state, Some(session))
     };
-    if state.auth.admin_second_factor_locked(&admin, &ip).await? {
-        return Ok(again(&session, "Too many failed attempts. Please try again later."));
-    }
     let backup = form.text("backup_code");
-    let (accepted, flash, next_code) = if backup.is_empty() {
-        (state.auth.verify_admin_totp(&admin, form.text("code"), &ip).await?, None, None)
+    let checked = if backup.is_empty() {
+        state.auth.verify_admin_totp(&admin, form.text("code"), &ip).await?.map(|()| None)
     } else {
-        match state.auth.use_admin_backup_code(&admin, backup, &ip).await? {
-            Some(next) => {
-                let flash = "You signed in with your backup code, which is now used up. Your new one is below.";
-                (true, Some(flash.to_string()), Some(next))
-            }
-            None => (false, None, None),
+        state.auth.use_admin_backup_code(&admin, backup, &ip).await?.map(Some)
+    };
+    let (accepted, flash, next_code) = match checked {
+        Checked::Locked => return Ok(again(&session, "Too many failed attempts. Please try again later.")),
+        Checked::Wrong => (false, None, None),
+        Checked::Right(None) => (true, None, None),
+        Checked::Right(Some(next)) => {
+            let flash = "You signed in with your backup code, which is now used up. Your new one is below.";
+            (true, Some(flash.to_string()), Some(next))
         }
     };
     if accepted {

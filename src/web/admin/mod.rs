@@ -109,6 +109,11 @@ impl Staff {
         Ok(Self { admin, permissions, session, ip: ctx.ip_string() })
     }
 
+    /// What this admin may hand out: what their role holds.
+    pub fn grantor(&self) -> crate::accounts::Grantor {
+        crate::accounts::Grantor::Admin { id: self.admin.id, holds: self.permissions.clone() }
+    }
+
     pub fn can(&self, p: P) -> bool {
         self.permissions.contains(&p)
     }

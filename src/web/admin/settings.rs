@@ -92,7 +92,7 @@ pub async fn add_admin(State(state): State<AppState>, StaffForm { staff, form }:
     let result = state
         .auth
         .accounts
-        .create_admin(&actor, form.text("username"), form.text("email"), form.text("role"), password)
+        .create_admin(&actor, &staff.grantor(), form.text("username"), form.text("email"), form.text("role"), password)
         .await;
     done(&state, staff, result.map(|a| format!("Admin {} was added.", a.username)), &section("admins")).await
 }
@@ -103,7 +103,7 @@ pub async fn set_role(
     StaffForm { staff, form }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let result = state.auth.accounts.set_admin_role(&actor, id, form.text("role")).await;
+    let result = state.auth.accounts.set_admin_role(&actor, &staff.grantor(), id, form.text("role")).await;
     done(
         &state,
         staff,
@@ -118,11 +118,12 @@ pub async fn save_role(State(state): State<AppState>, StaffForm { staff, form }:
     let actor = staff.require(&state, P::SettingsManage)?;
     let accounts = &state.auth.accounts;
     let name = form.text("name");
+    let grantor = staff.grantor();
     let result = async {
         let permissions = parse_admin_permissions(&form.all("permissions").join(","))?;
         let role = match accounts.role_by_name(name).await {
-            Ok(_) => accounts.set_role_permissions(&actor, name, &permissions).await?,
-            Err(_) => accounts.create_role(&actor, name, &permissions).await?,
+            Ok(_) => accounts.set_role_permissions(&actor, &grantor, name, &permissions).await?,
+            Err(_) => accounts.create_role(&actor, &grantor, name, &permissions).await?,
         };
         Ok(format!("The role {} is saved.", role.name))
     }
@@ -135,7 +136,7 @@ pub async fn create_token(State(state): State<AppState>, StaffForm { staff, form
     let actor = staff.require(&state, P::SettingsManage)?;
     let admin_id: i64 =
         form.text("admin_id").parse().map_err(|_| Error::invalid("choose the admin the token acts as"))?;
-    let result = state.auth.accounts.create_api_token(&actor, admin_id, form.text("name")).await;
+    let result = state.auth.accounts.create_api_token(&actor, &staff.grantor(), admin_id, form.text("name")).await;
     let text =
         result.map(|t| format!("Token {} created. Copy it now, it is shown only once: {}", t.info.name, t.token));
     done(&state, staff, text, &section("tokens")).await

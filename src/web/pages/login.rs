@@ -10,7 +10,7 @@ use super::extract::CheckedForm;
 use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
 use crate::accounts::User;
 use crate::auth::sessions::{PENDING_TRIES, Pending, SecondFactor, Session};
-use crate::auth::{Login, SignedIn, Visitor};
+use crate::auth::{Checked, Login, SignedIn, Visitor};
 use crate::secrets::tokens;
 use crate::web::AppState;
 use crate::web::context::Ctx;
@@ -137,32 +137,30 @@ pub async fn second_factor_submit(
     let Ok(user) = state.auth.accounts.user(pending.user_id).await else {
         return Ok(see_other(&state, "login", None));
     };
-    if state.auth.second_factor_locked(&user, &ip).await? {
+    let locked = || {
         let text = "Too many failed attempts. Please try again later.";
-        return Ok(second_factor_again(&state, &session, text));
-    }
+        Ok(second_factor_again(&state, &session, text))
+    };
     let wrong = |error| wrong_code(&state, session.clone(), &pending, error);
     let backup = form.text("backup_code");
     if !backup.is_empty() {
-        return Ok(match state.auth.use_backup_code(&user, backup, &ip).await? {
-            Some(next) => {
+        return match state.auth.use_backup_code(&user, backup, &ip).await? {
+            Checked::Right(next) => {
                 let flash = "You signed in with your backup code, which is now used up.".to_string();
-                finish(
-                    &state,
-                    &session,
-                    &user,
-                    &ctx,
-                    SignedIn { flash: Some(flash), backup_code: Some(next), ..Default::default() },
-                )
-                .await
+                let signed = SignedIn { flash: Some(flash), backup_code: Some(next), ..Default::default() };
+                Ok(finish(&state, &session, &user, &ctx, signed).await)
             }
-            None => wrong("That backup code is not valid.").await,
-        });
+            Checked::Wrong => Ok(wrong("That backup code is not valid.").await),
+            Checked::Locked => locked(),
+        };
     }
-    Ok(match state.auth.verify_totp(&user, form.text("code"), &ip).await? {
-        true => finish(&state, &session, &user, &ctx, SignedIn::default()).await,
-        false => wrong("That code is not valid, or was already used. Wait for the next code and try again.").await,
-    })
+    match state.auth.verify_totp(&user, form.text("code"), &ip).await? {
+        Checked::Right(()) => Ok(finish(&state, &session, &user, &ctx, SignedIn::default()).await),
+        Checked::Wrong => {
+            Ok(wrong("That code is not valid, or was already used. Wait for the next code and try again.").await)
+        }
+        Checked::Locked => locked(),
+    }
 }
 
 /// The second-factor page again, saying what went wrong.

@@ -1,0 +1,82 @@
+//! Every check of a secret — a password, a TOTP code, a backup code, a security answer — runs
+//! through [`Auth::guarded`]: the attempt takes its slots in the limiter first, the secret is
+//! looked at only with them, and the outcome ends the attempt. No caller counts failures by hand.
+
+use std::future::Future;
+
+use serde_json::json;
+
+use super::Auth;
+use super::throttle::{Principal, Scope};
+use crate::accounts::Actor;
+use crate::error::{Code, Error, Result};
+
+/// What a guarded check decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checked<T> {
+    /// The secret was right; `T` is what the check produced (a replacement backup code, say).
+    Right(T),
+    Wrong,
+    /// A budget was full or locked: the secret was not looked at.
+    Locked,
+}
+
+impl<T> Checked<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Checked<U> {
+        match self {
+            Checked::Right(value) => Checked::Right(f(value)),
+            Checked::Wrong => Checked::Wrong,
+            Checked::Locked => Checked::Locked,
+        }
+    }
+
+    /// For forms that confirm a credential: a wrong or locked check is a refusal that says which.
+    pub fn or_refused(self, wrong: &str) -> Result<T> {
+        match self {
+            Checked::Right(value) => Ok(value),
+            Checked::Wrong => Err(Error::refused(Code::InvalidCredentials, wrong)),
+            Checked::Locked => Err(locked_out()),
+        }
+    }
+}
+
+pub fn locked_out() -> Error {
+    Error::refused(Code::LockedOut, "too many failed attempts; try again later")
+}
+
+/// The audit action for a scope an attempt of `who` locked.
+fn lockout_action(who: Principal, scope: &Scope) -> &'static str {
+    match (who, scope) {
+        (Principal::Admin, _) => "admin.lockout",
+        (Principal::User, Scope::SecondFactor(..)) => "twofa.lockout",
+        (Principal::User, _) => "login.lockout",
+    }
+}
+
+impl Auth {
+    /// Runs `check` (`Some` = right) only with a slot in every scope; ends the attempt by its
+    /// outcome and audits each scope it locked. An error leaves the slots spent.
+    pub(super) async fn guarded<T>(
+        &self,
+        who: Principal,
+        scopes: &[Scope],
+        actor: &Actor,
+        target: (&str, Option<i64>),
+        check: impl Future<Output = Result<Option<T>>>,
+    ) -> Result<Checked<T>> {
+        let Some(attempt) = self.throttle.begin(scopes).await? else { return Ok(Checked::Locked) };
+        match check.await? {
+            Some(value) => {
+                attempt.succeeded().await?;
+                Ok(Checked::Right(value))
+            }
+            None => {
+                for scope in attempt.failed().await? {
+                    let details = json!({"scope": scope.key()});
+                    self.accounts.record_event(actor, lockout_action(who, &scope), target, details).await?;
+                }
+                Ok(Checked::Wrong)
+            }
+        }
+    }
+}
