@@ -232,7 +232,10 @@ impl Accounts {
         .await?;
         Err(Error::refused(
             Code::Forbidden,
-            format!("{what} needs {}, which your role does not hold; nobody grants what they do not hold", keys.join(", ")),
+            format!(
+                "{what} needs {}, which your role does not hold; nobody grants what they do not hold",
+                keys.join(", ")
+            ),
         ))
     }
 
@@ -492,7 +495,8 @@ impl Accounts {
             return Err(Error::refused(Code::AlreadyInitialized, "this database already has admin users"));
         }
         if self.role_by_name(FULL_ROLE).await.is_err() {
-            self.create_role(actor, &Grantor::Operator, FULL_ROLE, &AdminPermission::ALL.iter().copied().collect()).await?;
+            self.create_role(actor, &Grantor::Operator, FULL_ROLE, &AdminPermission::ALL.iter().copied().collect())
+                .await?;
         }
         let admin = self.create_admin(actor, &Grantor::Operator, username, email, FULL_ROLE, None).await?;
         let token = self.create_api_token(actor, &Grantor::Operator, admin.id, "initial token").await?;

@@ -221,6 +221,15 @@ impl Accounts {
         let user_id = match (acceptance, prepared) {
             (Acceptance::ExistingUser(id), _) => id,
             (Acceptance::NewUser(new), Some((email, hash))) => {
+                // An address that already has a login: the invite is spent as if it had been
+                // accepted, so that trying it again cannot tell which addresses have logins.
+                if self.user_by_email(&email.display).await?.is_some() {
+                    let details = json!({"invite_id": invite.id});
+                    audit::record(&mut tx, actor, "invite.email_taken", ("client", Some(invite.client_id)), details)
+                        .await?;
+                    tx.commit().await?;
+                    return Err(Error::refused(Code::UserExists, "a user with that email already exists"));
+                }
                 Self::insert_user(&mut tx, actor, &new, &email, hash).await?.id
             }
             (Acceptance::NewUser(_), None) => unreachable!("prepared above"),

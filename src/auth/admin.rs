@@ -4,9 +4,9 @@
 
 use serde_json::json;
 
+use super::guard::Checked;
 use super::service::{Auth, TotpEnrolment, Visitor};
 use super::sessions::{AdminPending, SecondFactor, Session, SessionData};
-use super::guard::Checked;
 use super::throttle::{Principal, Scope};
 use crate::accounts::Admin;
 use crate::error::Result;
@@ -76,6 +76,7 @@ impl Auth {
             ip: from.ip.clone(),
             user_agent: from.user_agent.clone(),
             admin_pending: Some(AdminPending { admin_id: admin.id, method, wrong_codes: 0 }),
+            authenticated_at: (method == SecondFactor::Enrol).then(|| self.proof_time()),
             ..Default::default()
         };
         Ok(self.sessions.rotate(old, data).await?.0)
@@ -96,6 +97,7 @@ impl Auth {
             user_agent: from.user_agent.clone(),
             flash,
             backup_code,
+            authenticated_at: Some(self.proof_time()),
             ..Default::default()
         };
         self.accounts.record_event(&admin.actor(&from.ip), "admin.login", ("admin", Some(admin.id)), json!({})).await?;

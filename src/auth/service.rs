@@ -4,11 +4,11 @@
 
 use serde_json::json;
 
+use super::guard::Checked;
 use super::one_time::{self, Purpose};
 use super::sessions::{Pending, SecondFactor, Session, SessionData, Sessions};
-use super::guard::Checked;
 use super::throttle::{Principal, Scope, Throttle};
-use crate::accounts::{Accounts, Actor, Admin, Membership, User};
+use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Membership, User};
 use crate::config::{Config, HttpUrl};
 use crate::error::{Code, Error, Result};
 use crate::mail;
@@ -127,6 +127,7 @@ impl Auth {
             flash: signed.flash,
             backup_code: signed.backup_code,
             impersonated_by: signed.impersonated_by,
+            authenticated_at: signed.impersonated_by.is_none().then(|| self.proof_time()),
             ..Default::default()
         };
         Ok(self.sessions.rotate(old, data).await?.0)
@@ -150,6 +151,8 @@ impl Auth {
             user_id: enrol.then_some(user.id),
             client_id: only_client(clients).filter(|_| enrol),
             pending: Some(pending),
+            // Enrolment follows the password just given: it may set up the first factor.
+            authenticated_at: enrol.then(|| self.proof_time()),
             ..Default::default()
         };
         Ok(self.sessions.rotate(old, data).await?.0)
@@ -194,8 +197,7 @@ impl Auth {
                 Ok(spent.then_some(replacement))
             })
             .await?;
-        self.audit_second_factor(&actor, user, &checked, "twofa.backup_code_used", "twofa.backup_code_failed")
-            .await?;
+        self.audit_second_factor(&actor, user, &checked, "twofa.backup_code_used", "twofa.backup_code_failed").await?;
         Ok(checked)
     }
 
@@ -388,18 +390,29 @@ impl Auth {
         Ok(self.link(&format!("login/as/{token}")))
     }
 
-    /// Spends an impersonation link; returns the user and the admin who created it.
+    /// Spends an impersonation link; returns the user and the admin who created it. The link
+    /// acts for its admin at the moment it is used: an admin since removed, disabled or no longer
+    /// holding `users.impersonate` has a dead link (spent all the same, and the refusal audited).
     pub async fn consume_impersonation(&self, token: &str, ip: &str) -> Result<(User, i64)> {
+        let invalid = || Error::refused(Code::InvalidToken, "this login link is invalid, used or expired");
         let mut tx = self.accounts.db().begin().await?;
         let owner = one_time::consume(&mut tx, Purpose::Impersonation, token, self.accounts.db().now())
             .await?
-            .ok_or_else(|| Error::refused(Code::InvalidToken, "this login link is invalid, used or expired"))?;
+            .ok_or_else(invalid)?;
         let admin_id = owner.admin_id.ok_or_else(|| Error::Internal("impersonation token without admin".into()))?;
         let actor =
             Actor { kind: "admin", id: Some(admin_id), label: format!("admin:{admin_id}"), ip: Some(ip.into()) };
-        crate::accounts::record_in(&mut tx, &actor, "user.impersonated", ("user", Some(owner.user_id)), json!({}))
-            .await?;
+        let allowed = match self.accounts.admin(admin_id).await {
+            Ok(admin) => self.accounts.admin_permissions(&admin).await?.contains(&AdminPermission::UsersImpersonate),
+            Err(Error::Refused { code: Code::NotFound, .. }) => false,
+            Err(e) => return Err(e),
+        };
+        let action = if allowed { "user.impersonated" } else { "user.impersonation_refused" };
+        crate::accounts::record_in(&mut tx, &actor, action, ("user", Some(owner.user_id)), json!({})).await?;
         tx.commit().await?;
+        if !allowed {
+            return Err(invalid());
+        }
         Ok((self.accounts.user(owner.user_id).await?, admin_id))
     }
 }
@@ -409,7 +422,6 @@ fn usable(mut clients: Vec<Membership>) -> Vec<Membership> {
     clients.retain(Membership::is_usable);
     clients
 }
-
 
 /// A TOTP key whose first code checked out, with its backup code, not yet stored.
 pub struct TotpEnrolment {

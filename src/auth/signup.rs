@@ -7,9 +7,28 @@ use serde_json::json;
 
 use super::Auth;
 use super::throttle::Scope;
-use crate::accounts::{Actor, ClientUpdate, NewClient, OwnerSpec};
+use crate::accounts::{Acceptance, Actor, ClientUpdate, Membership, NewClient, OwnerSpec};
 use crate::error::{Code, Error, Result};
 use crate::mail;
+
+/// What accepting an invitation did; the two cases of a new login look the same to the visitor.
+#[derive(Debug)]
+pub enum Joined {
+    Member(Membership),
+    /// The email typed for the new login already has one; its owner was told by mail.
+    EmailTaken {
+        client_name: String,
+    },
+}
+
+impl Joined {
+    pub fn client_name(&self) -> &str {
+        match self {
+            Joined::Member(m) => &m.client_name,
+            Joined::EmailTaken { client_name } => client_name,
+        }
+    }
+}
 
 /// What the sign-up form sends.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -62,6 +81,25 @@ impl Auth {
             Err(Error::Refused { code: Code::UserExists, .. }) => {
                 self.tell_existing_owner(&actor, form.email.trim()).await?;
                 Ok(SignedUp::EmailTaken)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Accepts an invitation. A new login whose email already has one is answered as a new one
+    /// is — the invite spent, the address's owner told by mail — as `/register` does.
+    pub async fn accept_invite(&self, actor: &Actor, token: &str, acceptance: Acceptance) -> Result<Joined> {
+        let email = match &acceptance {
+            Acceptance::NewUser(new) => Some(new.email.trim().to_string()),
+            Acceptance::ExistingUser(_) => None,
+        };
+        let invite = self.accounts.invite_by_token(token).await?;
+        match self.accounts.accept_invite(actor, token, acceptance).await {
+            Ok(membership) => Ok(Joined::Member(membership)),
+            Err(Error::Refused { code: Code::UserExists, .. }) if email.is_some() => {
+                self.tell_existing_owner(actor, email.as_deref().unwrap_or_default()).await?;
+                let client_name = self.accounts.client(invite.client_id).await?.display_name();
+                Ok(Joined::EmailTaken { client_name })
             }
             Err(e) => Err(e),
         }

@@ -115,7 +115,8 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
     match command {
         AdminCommand::Add { username, email, role, password } => {
             let password = password.read(false)?;
-            let admin = accounts.create_admin(actor, &Grantor::Operator, &username, &email, &role, password.as_deref()).await?;
+            let admin =
+                accounts.create_admin(actor, &Grantor::Operator, &username, &email, &role, password.as_deref()).await?;
             out.emit(&admin, || format!("Created admin {} ({})", admin.id, admin.username))
         }
         AdminCommand::List => {
@@ -158,7 +159,8 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
             out.emit(&summary, || format!("Two-factor authentication is off for admin {}", admin.username))
         }
         AdminCommand::Role(RoleCommand::Add { name, permissions }) => {
-            let role = accounts.create_role(actor, &Grantor::Operator, &name, &parse_admin_permissions(&permissions)?).await?;
+            let role =
+                accounts.create_role(actor, &Grantor::Operator, &name, &parse_admin_permissions(&permissions)?).await?;
             out.emit(&role, || format!("Created role {} ({})", role.name, keys(role.permissions.iter())))
         }
         AdminCommand::Role(RoleCommand::List) => {
@@ -171,7 +173,9 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
             })
         }
         AdminCommand::Role(RoleCommand::Set { name, permissions }) => {
-            let role = accounts.set_role_permissions(actor, &Grantor::Operator, &name, &parse_admin_permissions(&permissions)?).await?;
+            let role = accounts
+                .set_role_permissions(actor, &Grantor::Operator, &name, &parse_admin_permissions(&permissions)?)
+                .await?;
             out.emit(&role, || format!("Role {} now has: {}", role.name, keys(role.permissions.iter())))
         }
         AdminCommand::Role(RoleCommand::Assign { admin, role }) => {

@@ -45,6 +45,14 @@ impl TokenKind {
     }
 }
 
+/// True when `raw` is shaped like a token of `kind`: its prefix and 43 URL-safe characters.
+/// Anything else cannot be one, and is refused before it is looked up or shown.
+pub fn has_shape(kind: TokenKind, raw: &str) -> bool {
+    raw.strip_prefix(kind.prefix()).is_some_and(|rest| {
+        rest.len() == RANDOM_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 /// The random part of every token: 43 URL-safe characters (32 random bytes).
 pub const RANDOM_CHARS: usize = 43;
 
@@ -90,6 +98,16 @@ mod tests {
         assert_eq!(t.hash.len(), 64);
         assert!(!t.hash.contains(&t.raw[3..]));
         assert_ne!(mint(TokenKind::Api).raw, t.raw);
+    }
+
+    #[test]
+    fn only_a_token_has_a_tokens_shape() {
+        let t = mint(TokenKind::Impersonation).raw;
+        assert!(has_shape(TokenKind::Impersonation, &t));
+        assert!(!has_shape(TokenKind::PasswordReset, &t));
+        assert!(!has_shape(TokenKind::Impersonation, "../../account/users/9/remove"));
+        assert!(!has_shape(TokenKind::Impersonation, &format!("{t}x")));
+        assert!(!has_shape(TokenKind::Impersonation, &format!("im_{}", "a/".repeat(21) + "a")));
     }
 
     #[test]

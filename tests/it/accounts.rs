@@ -567,26 +567,72 @@ async fn roles_hold_admin_permissions(h: &Harness) {
     use gatehouse::accounts::admins::parse_admin_permissions;
     let support = h
         .accounts
-        .create_role(&h.actor, &gatehouse::accounts::Grantor::Operator, "Support", &parse_admin_permissions("clients.view,users.view").unwrap())
+        .create_role(
+            &h.actor,
+            &gatehouse::accounts::Grantor::Operator,
+            "Support",
+            &parse_admin_permissions("clients.view,users.view").unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(support.permissions.len(), 2);
     assert_eq!(code_of(parse_admin_permissions("clients.view,root")), Code::InvalidPermission);
-    assert_eq!(code_of(h.accounts.create_role(&h.actor, &gatehouse::accounts::Grantor::Operator, "Support", &Default::default()).await), Code::AlreadyExists);
-    let admin = h.accounts.create_admin(&h.actor, &gatehouse::accounts::Grantor::Operator, "Helper", "helper@example.com", "Support", None).await.unwrap();
     assert_eq!(
-        code_of(h.accounts.create_admin(&h.actor, &gatehouse::accounts::Grantor::Operator, "helper", "h2@example.com", "Support", None).await),
+        code_of(
+            h.accounts
+                .create_role(&h.actor, &gatehouse::accounts::Grantor::Operator, "Support", &Default::default())
+                .await
+        ),
+        Code::AlreadyExists
+    );
+    let admin = h
+        .accounts
+        .create_admin(
+            &h.actor,
+            &gatehouse::accounts::Grantor::Operator,
+            "Helper",
+            "helper@example.com",
+            "Support",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(
+            h.accounts
+                .create_admin(
+                    &h.actor,
+                    &gatehouse::accounts::Grantor::Operator,
+                    "helper",
+                    "h2@example.com",
+                    "Support",
+                    None
+                )
+                .await
+        ),
         Code::AlreadyExists
     );
     let granted = h.accounts.admin_permissions(&admin).await.unwrap();
     assert_eq!(granted, parse_admin_permissions("users.view,clients.view").unwrap());
     h.accounts
-        .set_role_permissions(&h.actor, &gatehouse::accounts::Grantor::Operator, "Support", &parse_admin_permissions("health.view").unwrap())
+        .set_role_permissions(
+            &h.actor,
+            &gatehouse::accounts::Grantor::Operator,
+            "Support",
+            &parse_admin_permissions("health.view").unwrap(),
+        )
         .await
         .unwrap();
     let granted = h.accounts.admin_permissions(&h.accounts.admin(admin.id).await.unwrap()).await.unwrap();
     assert_eq!(granted, parse_admin_permissions("health.view").unwrap());
-    assert_eq!(code_of(h.accounts.create_admin(&h.actor, &gatehouse::accounts::Grantor::Operator, "x", "x@example.com", "Nope", None).await), Code::NotFound);
+    assert_eq!(
+        code_of(
+            h.accounts
+                .create_admin(&h.actor, &gatehouse::accounts::Grantor::Operator, "x", "x@example.com", "Nope", None)
+                .await
+        ),
+        Code::NotFound
+    );
 }
 
 async fn weak_passwords_are_refused_and_strong_ones_hashed(h: &Harness) {

@@ -17,7 +17,11 @@ async fn admin(server: &Server, username: &str, permissions: &[AdminPermission])
     let set: BTreeSet<AdminPermission> = permissions.iter().copied().collect();
     server.accounts().create_role(&actor, &gatehouse::accounts::Grantor::Operator, &role, &set).await.unwrap();
     let email = format!("{username}@example.com");
-    server.accounts().create_admin(&actor, &gatehouse::accounts::Grantor::Operator, username, &email, &role, Some(PASSWORD)).await.unwrap();
+    server
+        .accounts()
+        .create_admin(&actor, &gatehouse::accounts::Grantor::Operator, username, &email, &role, Some(PASSWORD))
+        .await
+        .unwrap();
 }
 
 async fn sign_in(tab: &Tab, username: &str) {

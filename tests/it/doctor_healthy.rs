@@ -40,8 +40,23 @@ async fn operate(server: &Server) {
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let actor = gatehouse::accounts::Actor::system("test");
     let all = gatehouse::accounts::AdminPermission::ALL.iter().copied().collect();
-    server.accounts().create_role(&actor, &gatehouse::accounts::Grantor::Operator, "Full Administrator", &all).await.unwrap();
-    server.accounts().create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "ops", "ops@example.com", "Full Administrator", None).await.unwrap();
+    server
+        .accounts()
+        .create_role(&actor, &gatehouse::accounts::Grantor::Operator, "Full Administrator", &all)
+        .await
+        .unwrap();
+    server
+        .accounts()
+        .create_admin(
+            &actor,
+            &gatehouse::accounts::Grantor::Operator,
+            "ops",
+            "ops@example.com",
+            "Full Administrator",
+            None,
+        )
+        .await
+        .unwrap();
     server.state.flush().await;
     let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
     let results = cron.run(None).await.unwrap();

@@ -232,8 +232,12 @@ async fn admin_roles_finds_roles_that_stop_halfway(backend: Backend) {
 
     let sales: BTreeSet<P> = [P::ClientsView, P::ClientsCreate].into();
     accounts.create_role(&actor, &gatehouse::accounts::Grantor::Operator, "Sales", &sales).await.unwrap();
-    let sam = accounts.create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "sam", "sam@example.com", "Sales", None).await.unwrap();
-    let token = accounts.create_api_token(&actor, &gatehouse::accounts::Grantor::Operator, sam.id, "test").await.unwrap().token;
+    let sam = accounts
+        .create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "sam", "sam@example.com", "Sales", None)
+        .await
+        .unwrap();
+    let token =
+        accounts.create_api_token(&actor, &gatehouse::accounts::Grantor::Operator, sam.id, "test").await.unwrap().token;
     let body = json!({"email": "new@example.com", "first_name": "New", "last_name": "Client"});
     let (created, client) = api(&server, &token, reqwest::Method::POST, "clients", Some(body)).await;
     assert_eq!(created, 201, "{client}");

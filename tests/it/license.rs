@@ -103,7 +103,18 @@ async fn admin_area_is_read_only(server: &Server) {
     let actor = gatehouse::accounts::Actor::system("test");
     let all = AdminPermission::ALL.iter().copied().collect();
     server.accounts().create_role(&actor, &gatehouse::accounts::Grantor::Operator, "ops", &all).await.unwrap();
-    server.accounts().create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "alice", "alice@example.com", "ops", Some(PASSWORD)).await.unwrap();
+    server
+        .accounts()
+        .create_admin(
+            &actor,
+            &gatehouse::accounts::Grantor::Operator,
+            "alice",
+            "alice@example.com",
+            "ops",
+            Some(PASSWORD),
+        )
+        .await
+        .unwrap();
     let b = server.browser();
     let signed = b.submit("admin/login", "admin/login", &[("username", "alice"), ("password", PASSWORD)]).await;
     assert_eq!(signed.status, 303, "{}", signed.body);

@@ -14,7 +14,12 @@ async fn admin(server: &Server, username: &str, permissions: &[AdminPermission])
     let set: BTreeSet<AdminPermission> = permissions.iter().copied().collect();
     server.accounts().create_role(&actor, &gatehouse::accounts::Grantor::Operator, &role, &set).await.unwrap();
     let email = format!("{username}@example.com");
-    server.accounts().create_admin(&actor, &gatehouse::accounts::Grantor::Operator, username, &email, &role, Some(PASSWORD)).await.unwrap().id
+    server
+        .accounts()
+        .create_admin(&actor, &gatehouse::accounts::Grantor::Operator, username, &email, &role, Some(PASSWORD))
+        .await
+        .unwrap()
+        .id
 }
 
 async fn sign_in(b: &Browser, username: &str, password: &str) -> crate::support::web::Page {
@@ -192,8 +197,19 @@ async fn the_cli_lets_a_locked_out_admin_back_in() {
     let db = gatehouse::store::Db::connect(&url, "test").await.unwrap();
     let accounts = gatehouse::accounts::Accounts::new(db, crate::support::policy());
     let actor = Actor::system("test");
-    accounts.create_role(&actor, &gatehouse::accounts::Grantor::Operator, "ops", &AdminPermission::ALL.iter().copied().collect()).await.unwrap();
-    let alice = accounts.create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "alice", "alice@example.com", "ops", None).await.unwrap();
+    accounts
+        .create_role(
+            &actor,
+            &gatehouse::accounts::Grantor::Operator,
+            "ops",
+            &AdminPermission::ALL.iter().copied().collect(),
+        )
+        .await
+        .unwrap();
+    let alice = accounts
+        .create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "alice", "alice@example.com", "ops", None)
+        .await
+        .unwrap();
     accounts.set_admin_totp(&actor, alice.id, "JBSWY3DPEHPK3PXP", 1, "unused").await.unwrap();
 
     let set = gatehouse(dir)

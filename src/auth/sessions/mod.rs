@@ -54,6 +54,11 @@ pub struct SessionData {
     /// Admin password accepted, second factor (or its enrolment) outstanding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_pending: Option<AdminPending>,
+    /// When the person last proved who they are with every factor they have (a sign-in, or a
+    /// re-authentication): credential changes need this to be recent. Never set on a session
+    /// opened by an impersonation link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated_at: Option<i64>,
 }
 
 impl SessionData {

@@ -8,17 +8,17 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Staff;
+use super::{Staff, StaffForm};
 use crate::accounts::Admin;
 use crate::auth::sessions::{AdminPending, PENDING_TRIES, SecondFactor, Session, SessionData};
-use crate::auth::{AdminLogin, Checked, Visitor};
+use crate::auth::{AdminLogin, Checked, Proof, REAUTH_WINDOW_SECS, Visitor};
 use crate::error::Error;
 use crate::secrets::totp;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::pages::extract::CheckedForm;
 use crate::web::pages::{LOGIN_INCORRECT, form_session};
-use crate::web::render::{Answer, Page, see_other, sentence};
+use crate::web::render::{Answer, Page, Stop, see_other, sentence};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -176,10 +176,59 @@ pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Answer {
     Staff::of(&state, &ctx).await?.page(&state, security_page(&admin, &session, false))
 }
 
+/// Where an admin's credential change outside the re-authentication window is sent.
+const CONFIRM: &str = "admin/security/confirm";
+
+/// Outside the re-authentication window, the admin confirms first (`auth::reauth`).
+async fn require_recent(state: &AppState, session: &Session) -> Result<(), Stop> {
+    if state.auth.recently_authenticated(&session.data) {
+        return Ok(());
+    }
+    let mut session = session.clone();
+    session.data.flash = Some("For your security, confirm it is you before changing how you sign in.".into());
+    state.auth.sessions.save(&mut session).await?;
+    Err(see_other(state, CONFIRM, None).into())
+}
+
+fn confirm_page(admin: &Admin) -> Page {
+    Page::new("admin/confirm.html", "Confirm it is you")
+        .with("second_factor", admin.totp_secret.is_some())
+        .with("window_minutes", REAUTH_WINDOW_SECS / 60)
+}
+
+pub async fn confirm_form(State(state): State<AppState>, staff: Staff) -> Answer {
+    let page = confirm_page(&staff.admin);
+    staff.page(&state, page)
+}
+
+pub async fn confirm(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
+    let proof =
+        Proof { password: form.text("password"), code: form.text("code"), backup_code: form.text("backup_code") };
+    match state.auth.reauthenticate_admin(&staff.admin, proof, &staff.ip).await {
+        Ok(replacement) => {
+            let mut session = staff.session;
+            session.data.authenticated_at = Some(state.auth.proof_time());
+            if replacement.is_some() {
+                session.data.backup_code = replacement;
+            }
+            session.data.flash =
+                Some(format!("Confirmed. For {} minutes you can change how you sign in.", REAUTH_WINDOW_SECS / 60));
+            state.auth.sessions.save(&mut session).await?;
+            Ok(see_other(&state, "admin/security", None))
+        }
+        Err(e @ Error::Refused { .. }) => {
+            let page = confirm_page(&staff.admin).with("error", sentence(&e)).status(StatusCode::UNPROCESSABLE_ENTITY);
+            staff.page(&state, page)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, _: CheckedForm) -> Answer {
     let Some((mut session, ..)) = security_admin(&state, &ctx).await? else {
         return Ok(see_other(&state, "admin/login", None));
     };
+    require_recent(&state, &session).await?;
     session.data.totp_setup = Some(totp::new_secret());
     state.auth.sessions.save(&mut session).await?;
     Ok(see_other(&state, "admin/security", None))
@@ -192,6 +241,7 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, CheckedForm {
     let Some((session, admin, enrolling)) = security_admin(&state, &ctx).await? else {
         return Ok(see_other(&state, "admin/login", None));
     };
+    require_recent(&state, &session).await?;
     let Some(secret) = session.data.totp_setup.clone() else { return Ok(see_other(&state, "admin/security", None)) };
     let enrolment = match state.auth.prepare_totp(&secret, form.text("code")).await {
         Ok(enrolment) => enrolment,
@@ -209,6 +259,7 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, CheckedForm {
         user_agent: ctx.user_agent.clone(),
         flash: Some("Two-factor authentication is on.".into()),
         backup_code: Some(enrolment.backup_code.clone()),
+        authenticated_at: session.data.authenticated_at,
         ..Default::default()
     };
     let (raw, _) = state.auth.sessions.rotate(&session, data).await?;

@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/login", get(login::form).post(login::submit))
         .route("/admin/login/2fa", get(login::second_factor_form).post(login::second_factor_submit))
         .route("/admin/security", get(login::security))
+        .route("/admin/security/confirm", get(login::confirm_form).post(login::confirm))
         .route("/admin/security/2fa/setup", post(login::twofa_setup))
         .route("/admin/security/2fa/enable", post(login::twofa_enable))
         .route("/admin/logout", post(login::logout))

@@ -7,15 +7,19 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::extract::{SignedIn, UserForm};
-use super::{redirect_with_flash, store_failed};
+use super::{redirect_with_flash, require_recent, store_failed};
 use crate::accounts::{Actor, User};
 use crate::auth::sessions::{SecondFactor, Session, SessionData};
+use crate::auth::{Proof, REAUTH_WINDOW_SECS};
 use crate::error::Error;
 use crate::secrets::totp;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::humane;
 use crate::web::render::{Answer, Page, message, see_other, sentence};
+
+/// Where a credential change outside the re-authentication window is sent.
+pub const CONFIRM: &str = "account/security/confirm";
 
 async fn security_page(state: &AppState, user: &User, session: &Session) -> Page {
     let setup = session.data.totp_setup.as_ref().and_then(|secret| {
@@ -32,6 +36,7 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
         .with("has_question", user.security_question_id.is_some())
         .with("duo", state.duo.is_some())
         .with("enrol_required", session.data.pending.as_ref().is_some_and(|p| p.method == SecondFactor::Enrol))
+        .with("recent", state.auth.recently_authenticated(&session.data))
 }
 
 /// The security page again, with what was refused.
@@ -47,11 +52,52 @@ pub async fn security(State(state): State<AppState>, SignedIn { user, session, .
     security_page(&state, &user, &session).await.render(&state, Some(&session))
 }
 
+/// The re-authentication form: the password, and the second factor where one is enrolled.
+fn confirm_page(user: &User) -> Page {
+    let second_factor = user.totp_secret.is_some() && user.twofa_method.as_deref() != Some("duo");
+    Page::new("confirm.html", "Confirm it is you")
+        .with("second_factor", second_factor)
+        .with("window_minutes", REAUTH_WINDOW_SECS / 60)
+}
+
+pub async fn confirm_form(State(state): State<AppState>, SignedIn { user, session, .. }: SignedIn<true>) -> Response {
+    confirm_page(&user).render(&state, Some(&session))
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    UserForm { user, mut session, form, .. }: UserForm<true>,
+) -> Answer {
+    if session.data.impersonated_by.is_some() {
+        let text = "A session opened by an administrator cannot change this user's sign-in settings.";
+        return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Not allowed", text));
+    }
+    let proof =
+        Proof { password: form.text("password"), code: form.text("code"), backup_code: form.text("backup_code") };
+    match state.auth.reauthenticate(&user, proof, &ctx.ip_string()).await {
+        Ok(replacement) => {
+            session.data.authenticated_at = Some(state.auth.proof_time());
+            if replacement.is_some() {
+                session.data.backup_code = replacement;
+            }
+            let text = format!("Confirmed. For {} minutes you can change how you sign in.", REAUTH_WINDOW_SECS / 60);
+            Ok(redirect_with_flash(&state, session, text, "account/security").await)
+        }
+        Err(e @ Error::Refused { .. }) => Ok(confirm_page(&user)
+            .with("error", sentence(&e))
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state, Some(&session))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn twofa_setup(
     State(state): State<AppState>,
     ctx: Ctx,
     UserForm { user, mut session, form, .. }: UserForm<true>,
 ) -> Answer {
+    require_recent(&state, &session, CONFIRM).await?;
     if form.text("method") == "duo" && state.duo.is_some() {
         let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
         state.auth.accounts.set_duo(&actor, user.id).await?;
@@ -70,6 +116,7 @@ pub async fn twofa_enable(
     ctx: Ctx,
     UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
+    require_recent(&state, &session, CONFIRM).await?;
     let Some(secret) = session.data.totp_setup.clone() else {
         return Ok(see_other(&state, "account/security", None));
     };
@@ -110,6 +157,7 @@ pub async fn twofa_disable(
     ctx: Ctx,
     UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
+    require_recent(&state, &session, CONFIRM).await?;
     if state.loaded.config.twofa.force_clients {
         let text = "Two-factor authentication is required on this site and cannot be turned off.";
         return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Not allowed", text));
@@ -131,6 +179,7 @@ pub async fn question(
     ctx: Ctx,
     UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
+    require_recent(&state, &session, CONFIRM).await?;
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
     Ok(match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
@@ -145,6 +194,7 @@ pub async fn password(
     ctx: Ctx,
     UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
+    require_recent(&state, &session, CONFIRM).await?;
     let new = form.get("password").unwrap_or("");
     if new != form.get("password_confirm").unwrap_or("") {
         return Ok(refused(&state, &user, &session, "The two new passwords differ.".into()).await);

@@ -3,7 +3,7 @@
 //! login page or to two-factor enrolment, "Access denied" for a non-owner — so a handler starts
 //! with its own work instead of the same prelude.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -11,9 +11,40 @@ use axum::response::{IntoResponse, Response};
 use super::{Form, check_csrf, signed_in};
 use crate::accounts::{Membership, User};
 use crate::auth::sessions::Session;
+use crate::secrets::tokens::{self, TokenKind};
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::render::{message, see_other};
+
+/// A link's token from the path (`/password/reset/{token}`, `/invite/{token}`,
+/// `/login/as/{token}`). A segment that is not shaped like a token of the route's kind is a 404
+/// before anything is looked up or drawn: request text never reaches a page's links or forms.
+pub struct LinkToken<const KIND: u8>(pub String);
+
+pub const RESET: u8 = 0;
+pub const INVITE: u8 = 1;
+pub const IMPERSONATION: u8 = 2;
+
+impl<const KIND: u8> FromRequestParts<AppState> for LinkToken<KIND> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let kind = match KIND {
+            RESET => TokenKind::PasswordReset,
+            INVITE => TokenKind::Invite,
+            _ => TokenKind::Impersonation,
+        };
+        let not_a_link = || {
+            let text = "This link is not valid. Check that you copied the whole link from the email.";
+            message(state, None, StatusCode::NOT_FOUND, "Link not valid", text)
+        };
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| not_a_link())?;
+        if !tokens::has_shape(kind, &raw) {
+            return Err(not_a_link());
+        }
+        Ok(Self(raw))
+    }
+}
 
 async fn ctx(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
     Ctx::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)

@@ -1,12 +1,13 @@
 //! Login: email + password, then the second factor when the user has one (TOTP or backup code,
 //! or Duo's Universal Prompt), then the client area. Logout. Impersonation links.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::extract::CheckedForm;
+use super::extract::{IMPERSONATION, LinkToken};
 use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
 use crate::accounts::User;
 use crate::auth::sessions::{PENDING_TRIES, Pending, SecondFactor, Session};
@@ -241,7 +242,11 @@ pub async fn logout(State(state): State<AppState>, CheckedForm { session, .. }: 
     see_other(&state, "login", Some(state.cookie.clear()))
 }
 
-pub async fn impersonation_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Response {
+pub async fn impersonation_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    LinkToken(token): LinkToken<{ IMPERSONATION }>,
+) -> Response {
     let (session, cookie) = form_session(&state, &ctx);
     Page::new("message.html", "Sign in as a client")
         .with("message", "An administrator link: continue to open the client area as this user.")
@@ -253,7 +258,7 @@ pub async fn impersonation_form(State(state): State<AppState>, ctx: Ctx, Path(to
 pub async fn impersonation_submit(
     State(state): State<AppState>,
     ctx: Ctx,
-    Path(token): Path<String>,
+    LinkToken(token): LinkToken<{ IMPERSONATION }>,
     CheckedForm { session, .. }: CheckedForm,
 ) -> Response {
     let ip = ctx.ip_string();

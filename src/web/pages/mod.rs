@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/password/reset/{token}", get(password::reset_form).post(password::reset_submit))
         .route("/invite/{token}", get(users::invite_form).post(users::invite_submit))
         .route("/account/security", get(account::security))
+        .route("/account/security/confirm", get(account::confirm_form).post(account::confirm))
         .route("/account/security/2fa/setup", post(account::twofa_setup))
         .route("/account/security/2fa/enable", post(account::twofa_enable))
         .route("/account/security/2fa/disable", post(account::twofa_disable))
@@ -192,6 +193,16 @@ pub fn signed_in(state: &AppState, ctx: &Ctx, enrolment_page: bool) -> Result<(U
 /// Saves a one-time message in the session and answers 303 with the page that shows it, so a
 /// reload of that page never sends the form again. A visitor without a session gets one now:
 /// the message is something to keep.
+/// Credential changes need a recent proof of identity (`auth::reauth`): outside that window
+/// the person is sent to `confirm` (the re-authentication form) first, and the change is not made.
+pub async fn require_recent(state: &AppState, session: &Session, confirm: &str) -> Result<(), Response> {
+    if state.auth.recently_authenticated(&session.data) {
+        return Ok(());
+    }
+    let text = "For your security, confirm it is you before changing how you sign in.";
+    Err(redirect_with_flash(state, session.clone(), text, confirm).await)
+}
+
 pub async fn redirect_with_flash(
     state: &AppState,
     mut session: Session,

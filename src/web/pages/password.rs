@@ -1,7 +1,7 @@
 //! Password reset by emailed link. The request page answers the same for every email; the link
 //! (built from system_url) asks the security question first where the user set one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -9,6 +9,7 @@ use axum::extract::Query;
 use serde::Deserialize;
 
 use super::extract::CheckedForm;
+use super::extract::{LinkToken, RESET};
 use super::{form_session, redirect_with_flash};
 use crate::error::Code;
 use crate::error::Error;
@@ -68,14 +69,14 @@ async fn reset_page(state: &AppState, ctx: &Ctx, token: &str, error: Option<&str
         .render(state, Some(&session)))
 }
 
-pub async fn reset_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Answer {
+pub async fn reset_form(State(state): State<AppState>, ctx: Ctx, LinkToken(token): LinkToken<{ RESET }>) -> Answer {
     reset_page(&state, &ctx, &token, None, StatusCode::OK).await
 }
 
 pub async fn reset_submit(
     State(state): State<AppState>,
     ctx: Ctx,
-    Path(token): Path<String>,
+    LinkToken(token): LinkToken<{ RESET }>,
     CheckedForm { session, form }: CheckedForm,
 ) -> Answer {
     let password = form.get("password").unwrap_or("");

@@ -56,6 +56,10 @@ pub async fn save_profile(
         email: form.text("email").into(),
         current_password: form.get("current_password").unwrap_or("").into(),
     };
+    if !change.email.trim().eq_ignore_ascii_case(&user.email) {
+        // Whoever controls the login email controls password resets: a credential change.
+        super::require_recent(&state, &session, super::account::CONFIRM).await?;
+    }
     let typed = User {
         first_name: change.first_name.clone(),
         last_name: change.last_name.clone(),

@@ -5,8 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::extract::{CheckedForm, Member, OwnerForm};
+use super::extract::{INVITE, LinkToken};
 use super::{form_session, redirect_with_flash, signed_in, store_failed};
 use crate::accounts::{Acceptance, Actor, InviteStatus, NewUser, Permissions};
+use crate::auth::Joined;
 use crate::auth::sessions::Session;
 use crate::error::Error;
 use crate::web::AppState;
@@ -119,7 +121,7 @@ pub async fn remove(
     done(&state, session, result.map(|()| "The user no longer has access to this account.".to_string())).await
 }
 
-pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): Path<String>) -> Answer {
+pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, LinkToken(token): LinkToken<{ INVITE }>) -> Answer {
     let invite = match state.auth.accounts.invite_by_token(&token).await {
         Ok(i) => i,
         Err(e @ Error::Refused { .. }) => {
@@ -144,7 +146,7 @@ pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, Path(token): P
 pub async fn invite_submit(
     State(state): State<AppState>,
     ctx: Ctx,
-    Path(token): Path<String>,
+    LinkToken(token): LinkToken<{ INVITE }>,
     CheckedForm { session, form }: CheckedForm,
 ) -> Answer {
     let ip = ctx.ip_string();
@@ -162,21 +164,20 @@ pub async fn invite_submit(
             }),
         ),
     };
-    Ok(match state.auth.accounts.accept_invite(&actor, &token, acceptance).await {
-        Ok(m) => match signed {
-            Some((_, mut s)) => {
-                s.data.client_id = Some(m.client_id);
-                s.data.flash = Some(format!("You joined {}.", m.client_name));
-                match state.auth.sessions.save(&mut s).await {
-                    Ok(()) => see_other(&state, "clientarea", None),
-                    Err(e) => store_failed(&state, &e),
-                }
+    Ok(match state.auth.accept_invite(&actor, &token, acceptance).await {
+        Ok(Joined::Member(m)) if signed.is_some() => {
+            let Some((_, mut s)) = signed else { unreachable!("matched on is_some") };
+            s.data.client_id = Some(m.client_id);
+            s.data.flash = Some(format!("You joined {}.", m.client_name));
+            match state.auth.sessions.save(&mut s).await {
+                Ok(()) => see_other(&state, "clientarea", None),
+                Err(e) => store_failed(&state, &e),
             }
-            None => {
-                let text = format!("Your login is ready and you joined {}. Log in to continue.", m.client_name);
-                redirect_with_flash(&state, session, text, "login").await
-            }
-        },
+        }
+        Ok(joined) => {
+            let text = format!("Your login is ready and you joined {}. Log in to continue.", joined.client_name());
+            redirect_with_flash(&state, session, text, "login").await
+        }
         Err(e @ Error::Refused { .. }) => {
             message(&state, Some(&session), StatusCode::UNPROCESSABLE_ENTITY, "Not done", &sentence(&e))
         }

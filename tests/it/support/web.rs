@@ -306,7 +306,17 @@ pub async fn admin_token(server: &Server, permissions: &[AdminPermission]) -> St
     let name = format!("{keys}-{}", rand::random::<u32>());
     let set: std::collections::BTreeSet<AdminPermission> = permissions.iter().copied().collect();
     accounts.create_role(&actor, &gatehouse::accounts::Grantor::Operator, &name, &set).await.unwrap();
-    let admin = accounts.create_admin(&actor, &gatehouse::accounts::Grantor::Operator, &format!("admin-{name}"), "ops@example.com", &name, None).await.unwrap();
+    let admin = accounts
+        .create_admin(
+            &actor,
+            &gatehouse::accounts::Grantor::Operator,
+            &format!("admin-{name}"),
+            "ops@example.com",
+            &name,
+            None,
+        )
+        .await
+        .unwrap();
     accounts.create_api_token(&actor, &gatehouse::accounts::Grantor::Operator, admin.id, "test").await.unwrap().token
 }
 
