@@ -6,6 +6,7 @@
 mod support;
 
 mod accounts;
+mod adversary_races;
 mod browser;
 mod browser_admin;
 mod cli;

@@ -117,6 +117,13 @@ impl Server {
         self.shutdown = Some((tx, task));
     }
 
+    /// Another `serve` node on the same database, as behind a load balancer: the same
+    /// system_url (requests to it carry that Host), its own process state.
+    pub async fn second_node(&self) -> Server {
+        let system_url = format!("system_url: \"{}\"\n", self.base);
+        Server::start_on(tempfile::tempdir().unwrap(), self.database_url.clone(), None, &system_url).await
+    }
+
     pub fn auth(&self) -> &Auth {
         &self.state.auth
     }

@@ -1,0 +1,302 @@
+//! The standing adversary suite, races: an attacker with 200 parallel requests. For every limited
+//! action, N attempts sent at once evaluate at most the limit (`security.lockout.max_failures`,
+//! 5 by default) — counted from the audit log, where every evaluated secret leaves its mark —
+//! and every single-use thing is used exactly once. On both databases; the login also across
+//! two nodes sharing PostgreSQL.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use gatehouse::accounts::{Actor, Grantor, Permissions};
+use gatehouse::auth::one_time::{self, Purpose};
+use gatehouse::secrets::totp;
+
+use crate::support::web::{Backend, Browser, PASSWORD, Server};
+
+/// The default `max_failures`.
+const LIMIT: usize = 5;
+
+/// Runs `n` attempts at once (each on its own task) and returns their answers' statuses.
+async fn burst<F, Fut>(n: usize, attempt: F) -> Vec<u16>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = u16> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(attempt(i))).collect();
+    let mut statuses = Vec::with_capacity(n);
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses
+}
+
+/// How many audit entries about `user_id` have one of `actions`.
+async fn count(server: &Server, user_id: i64, actions: &[&str]) -> usize {
+    server.audit_actions(user_id).await.iter().filter(|(a, _)| actions.contains(&a.as_str())).count()
+}
+
+/// A browser holding a form session, shared by every task of a burst, with its CSRF token.
+async fn armed(server: &Server, form_page: &str) -> (Arc<Browser>, String) {
+    let browser = server.browser();
+    let csrf = browser.get(form_page).await.csrf();
+    (Arc::new(browser), csrf)
+}
+
+async fn parallel_wrong_passwords_evaluate_at_most_the_limit(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let (browser, csrf) = armed(&server, "login").await;
+    let statuses = burst(200, |_| {
+        let (browser, csrf) = (browser.clone(), csrf.clone());
+        async move {
+            let form = [("csrf_token", csrf.as_str()), ("email", "ann@example.com"), ("password", "wrong password!")];
+            browser.post("login", &form).await.status
+        }
+    })
+    .await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let evaluated = count(&server, user_id, &["login.failed"]).await;
+    let refused = count(&server, user_id, &["login.locked"]).await;
+    eprintln!("{backend:?}: {evaluated} of 200 parallel wrong passwords checked, {refused} refused unseen");
+    assert!(evaluated <= LIMIT, "{evaluated} of 200 parallel wrong passwords were checked; the limit is {LIMIT}");
+    assert_eq!(evaluated + refused, 200, "every attempt is either checked or refused unseen");
+    // The account is locked now: the right password is refused too.
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 401);
+}
+
+async fn a_right_password_inside_a_burst_gets_no_extra_guesses(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let (browser, csrf) = armed(&server, "login").await;
+    burst(41, |i| {
+        let (browser, csrf) = (browser.clone(), csrf.clone());
+        async move {
+            let password = if i == 20 { PASSWORD } else { "wrong password!" };
+            let form = [("csrf_token", csrf.as_str()), ("email", "ann@example.com"), ("password", password)];
+            browser.post("login", &form).await.status
+        }
+    })
+    .await;
+    let evaluated = count(&server, user_id, &["login.failed", "login.password_ok"]).await;
+    assert!(evaluated <= LIMIT, "{evaluated} of 41 passwords were checked; the limit is {LIMIT}");
+}
+
+async fn admin_logins_in_parallel_evaluate_at_most_the_limit(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let accounts = server.accounts();
+    let actor = Actor::system("test");
+    let all = gatehouse::accounts::AdminPermission::ALL.iter().copied().collect();
+    accounts.create_role(&actor, &Grantor::Operator, "ops", &all).await.unwrap();
+    let admin = accounts.create_admin(&actor, &Grantor::Operator, "root", "r@example.com", "ops", Some(PASSWORD));
+    let admin = admin.await.unwrap();
+    let (browser, csrf) = armed(&server, "admin/login").await;
+    let statuses = burst(31, |i| {
+        let (browser, csrf) = (browser.clone(), csrf.clone());
+        async move {
+            let password = if i == 30 { PASSWORD } else { "wrong password!" };
+            let form = [("csrf_token", csrf.as_str()), ("username", "root"), ("password", password)];
+            browser.post("admin/login", &form).await.status
+        }
+    })
+    .await;
+    let log = accounts.audit_log(Some(("admin", admin.id)), 500).await.unwrap();
+    let evaluated = log.iter().filter(|e| e.action == "admin.login_failed" || e.action == "admin.login_password_ok");
+    let evaluated = evaluated.count();
+    assert!(evaluated <= LIMIT, "{evaluated} of 31 admin passwords were checked; the limit is {LIMIT}");
+    assert!(statuses.iter().filter(|s| **s == 303).count() <= 1);
+}
+
+async fn parallel_second_factor_codes_evaluate_at_most_the_limit(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let backup = gatehouse::secrets::passwords::hash("AAAABBBBCCCCDDDD").unwrap();
+    let actor = Actor::system("test");
+    server.accounts().set_totp(&actor, user_id, &totp::new_secret(), 0, &backup).await.unwrap();
+    let browser = Arc::new(server.browser());
+    assert_eq!(browser.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+    let csrf = browser.get("login/2fa").await.csrf();
+    burst(60, |i| {
+        let (browser, csrf) = (browser.clone(), csrf.clone());
+        async move {
+            let code = format!("{:06}", 100_000 + i);
+            browser.post("login/2fa", &[("csrf_token", csrf.as_str()), ("code", code.as_str())]).await.status
+        }
+    })
+    .await;
+    let evaluated = count(&server, user_id, &["twofa.totp_failed", "twofa.totp_ok"]).await;
+    assert!(evaluated <= LIMIT, "{evaluated} of 60 parallel codes were checked; the limit is {LIMIT}");
+}
+
+async fn parallel_current_password_confirmations_evaluate_at_most_the_limit(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let browser = Arc::new(server.browser());
+    assert_eq!(browser.login("ann@example.com", PASSWORD).await.status, 303);
+    let csrf = browser.get("account/security").await.csrf();
+    burst(50, |_| {
+        let (browser, csrf) = (browser.clone(), csrf.clone());
+        async move {
+            let form = [
+                ("csrf_token", csrf.as_str()),
+                ("current_password", "a stolen session's guess"),
+                ("password", "another long password"),
+                ("password_confirm", "another long password"),
+            ];
+            browser.post("account/security/password", &form).await.status
+        }
+    })
+    .await;
+    let evaluated = count(&server, user_id, &["password.confirm_failed"]).await;
+    assert!(evaluated <= LIMIT, "{evaluated} of 50 current-password guesses were checked; the limit is {LIMIT}");
+    // The right one after the burst: the account is locked, the password stays.
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("current_password", PASSWORD),
+        ("password", "another long password"),
+        ("password_confirm", "another long password"),
+    ];
+    assert_eq!(browser.post("account/security/password", &form).await.status, 422);
+    assert_eq!(server.browser().login("ann@example.com", "another long password").await.status, 401);
+}
+
+async fn parallel_reset_answers_evaluate_at_most_the_limit(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let accounts = server.accounts();
+    let actor = Actor::system("test");
+    let question = accounts.add_security_question(&actor, "First pet?").await.unwrap();
+    accounts.set_security_answer(&actor, user_id, question.id, "Rex").await.unwrap();
+    let token = reset_token(&server, user_id).await;
+    let path = format!("password/reset/{token}");
+    let (browser, csrf) = armed(&server, &path).await;
+    burst(40, |i| {
+        let (browser, csrf, path) = (browser.clone(), csrf.clone(), path.clone());
+        async move {
+            let answer = format!("guess {i}");
+            let form = [
+                ("csrf_token", csrf.as_str()),
+                ("security_answer", answer.as_str()),
+                ("password", "a brand new password"),
+                ("password_confirm", "a brand new password"),
+            ];
+            browser.post(&path, &form).await.status
+        }
+    })
+    .await;
+    let evaluated = count(&server, user_id, &["password.reset_wrong_answer"]).await;
+    assert!(evaluated <= LIMIT, "{evaluated} of 40 parallel answers were checked; the limit is {LIMIT}");
+}
+
+async fn reset_token(server: &Server, user_id: i64) -> String {
+    let mut conn = server.accounts().db().pool().acquire().await.unwrap();
+    one_time::issue(&mut conn, Purpose::PasswordReset, user_id, None, 3600).await.unwrap()
+}
+
+async fn a_reset_link_used_in_parallel_resets_once(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let token = reset_token(&server, user_id).await;
+    let path = format!("password/reset/{token}");
+    let (browser, csrf) = armed(&server, &path).await;
+    let statuses = burst(20, |i| {
+        let (browser, csrf, path) = (browser.clone(), csrf.clone(), path.clone());
+        async move {
+            let password = format!("new password number {i}");
+            let form = [("csrf_token", csrf.as_str()), ("password", &password), ("password_confirm", &password)];
+            browser.post(&path, &form).await.status
+        }
+    })
+    .await;
+    assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
+    assert_eq!(count(&server, user_id, &["password.reset_completed"]).await, 1);
+}
+
+async fn parallel_sign_ups_from_one_address_stop_at_the_limit(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (browser, csrf) = armed(&server, "register").await;
+    burst(30, |i| {
+        let (browser, csrf) = (browser.clone(), csrf.clone());
+        async move {
+            let email = format!("signup{i}@example.com");
+            let form = [
+                ("csrf_token", csrf.as_str()),
+                ("first_name", "Sam"),
+                ("last_name", "Script"),
+                ("email", &email),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ];
+            browser.post("register", &form).await.status
+        }
+    })
+    .await;
+    let created = server.accounts().list_clients(None, None).await.unwrap().len();
+    assert!(created <= LIMIT, "{created} of 30 parallel sign-ups from one address went through; the limit is {LIMIT}");
+}
+
+async fn an_invite_accepted_in_parallel_joins_once(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (_, client_id) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let actor = Actor::system("test");
+    let none = Permissions::none();
+    let invite = server.accounts().create_invite(&actor, client_id, "bob@example.com", &none, None);
+    let token = invite.await.unwrap().token;
+    let path = format!("invite/{token}");
+    let (browser, csrf) = armed(&server, &path).await;
+    burst(20, |i| {
+        let (browser, csrf, path) = (browser.clone(), csrf.clone(), path.clone());
+        async move {
+            let email = format!("bob{i}@example.com");
+            let form = [
+                ("csrf_token", csrf.as_str()),
+                ("email", &email),
+                ("first_name", "Bob"),
+                ("last_name", "Ray"),
+                ("password", PASSWORD),
+            ];
+            browser.post(&path, &form).await.status
+        }
+    })
+    .await;
+    let members = server.accounts().members_of_client(client_id).await.unwrap();
+    assert_eq!(members.len(), 2, "the owner and exactly one invitee: {members:?}");
+}
+
+web_on_both_backends!(
+    parallel_wrong_passwords_evaluate_at_most_the_limit,
+    a_right_password_inside_a_burst_gets_no_extra_guesses,
+    admin_logins_in_parallel_evaluate_at_most_the_limit,
+    parallel_second_factor_codes_evaluate_at_most_the_limit,
+    parallel_current_password_confirmations_evaluate_at_most_the_limit,
+    parallel_reset_answers_evaluate_at_most_the_limit,
+    a_reset_link_used_in_parallel_resets_once,
+    parallel_sign_ups_from_one_address_stop_at_the_limit,
+    an_invite_accepted_in_parallel_joins_once,
+);
+
+/// Two nodes behind a load balancer, one PostgreSQL: the budget is the database's, so 200
+/// wrong passwords split across both nodes are still at most the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_postgres_nodes_evaluate_at_most_the_limit_between_them() {
+    let Some(a) = Server::start(Backend::Postgres, "").await else { return };
+    let b = a.second_node().await;
+    let (user_id, _) = a.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let on_a = Arc::new(a.browser_via("127.0.0.1".parse().unwrap(), jar.clone()));
+    let mut via_b = b.browser_via("127.0.0.1".parse().unwrap(), jar);
+    via_b.header("host", &a.addr.to_string());
+    let on_b = Arc::new(via_b);
+    let csrf = on_a.get("login").await.csrf();
+    let statuses = burst(200, |i| {
+        let (node, csrf) = (if i % 2 == 0 { on_a.clone() } else { on_b.clone() }, csrf.clone());
+        async move {
+            let form = [("csrf_token", csrf.as_str()), ("email", "ann@example.com"), ("password", "wrong password!")];
+            node.post("login", &form).await.status
+        }
+    })
+    .await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let evaluated = count(&a, user_id, &["login.failed"]).await;
+    eprintln!("two PostgreSQL nodes: {evaluated} of 200 parallel wrong passwords checked");
+    assert!(evaluated <= LIMIT, "{evaluated} of 200 wrong passwords on two nodes were checked; the limit is {LIMIT}");
+}
