@@ -7,6 +7,7 @@ mod support;
 
 mod accounts;
 mod adversary_races;
+mod adversary_takeover;
 mod browser;
 mod browser_admin;
 mod cli;

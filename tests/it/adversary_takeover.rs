@@ -1,0 +1,224 @@
+//! The standing adversary suite: an attacker with a stolen session, with a visitor's form, with
+//! a link that should be dead. Each test is a break found in the last attack round, as the
+//! attacker ran it; each failed on the code before its fix.
+
+use std::time::Duration;
+
+use gatehouse::accounts::{Actor, AdminPermission, Grantor, Permissions};
+use gatehouse::auth::REAUTH_WINDOW_SECS;
+use gatehouse::auth::one_time::{self, Purpose};
+
+use crate::support::web::{Backend, Browser, PASSWORD, Server, admin_token, api};
+
+/// A stolen cookie is used later than the sign-in it came from.
+fn after_the_window(server: &Server) {
+    server.state.db().clock().advance(Duration::from_secs(REAUTH_WINDOW_SECS as u64 + 1));
+}
+
+async fn signed_in(server: &Server) -> (i64, Browser) {
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let b = server.browser();
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
+    (user_id, b)
+}
+
+async fn a_stolen_session_cannot_replace_the_second_factor(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, thief) = signed_in(&server).await;
+    after_the_window(&server);
+    let setup = thief.submit("account/security", "account/security/2fa/setup", &[]).await;
+    assert_eq!(setup.location(), "/account/security/confirm", "the session alone cannot start an enrolment");
+    let enable = thief.submit("account/security", "account/security/2fa/enable", &[("code", "123456")]).await;
+    assert_eq!(enable.location(), "/account/security/confirm");
+    let user = server.accounts().user(user_id).await.unwrap();
+    assert!(user.totp_secret.is_none());
+    // Guessing the password on the confirmation form is limited like a login.
+    for _ in 0..6 {
+        let r = thief.submit("account/security/confirm", "account/security/confirm", &[("password", "guess!")]).await;
+        assert_eq!(r.status, 422);
+    }
+    let right = thief.submit("account/security/confirm", "account/security/confirm", &[("password", PASSWORD)]).await;
+    assert_eq!(right.status, 422, "locked after the limit, even for the right password");
+    assert!(right.body.to_lowercase().contains("too many failed attempts"), "{}", right.body);
+}
+
+async fn the_owner_re_authenticates_then_changes_credentials(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, owner) = signed_in(&server).await;
+    after_the_window(&server);
+    let form = [("current_password", PASSWORD), ("password", "a new long password"), ("password_confirm", "a new long password")];
+    let refused = owner.submit("account/security", "account/security/password", &form).await;
+    assert_eq!(refused.location(), "/account/security/confirm");
+    let confirmed = owner.submit("account/security/confirm", "account/security/confirm", &[("password", PASSWORD)]).await;
+    assert_eq!(confirmed.location(), "/account/security");
+    let changed = owner.submit("account/security", "account/security/password", &form).await;
+    assert_eq!(changed.location(), "/account/security");
+    let actions: Vec<String> = server.audit_actions(user_id).await.into_iter().map(|a| a.0).collect();
+    assert!(actions.contains(&"security.reauthenticated".to_string()), "{actions:?}");
+    assert!(actions.contains(&"user.password_changed".to_string()), "{actions:?}");
+}
+
+async fn a_stolen_session_cannot_change_the_login_email(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, thief) = signed_in(&server).await;
+    after_the_window(&server);
+    let form = [
+        ("first_name", "Ann"),
+        ("last_name", "Owner"),
+        ("email", "thief@example.net"),
+        ("current_password", PASSWORD),
+        ("language", ""),
+        ("timezone", ""),
+    ];
+    let r = thief.submit("account/profile", "account/profile", &form).await;
+    assert_eq!(r.location(), "/account/security/confirm");
+    assert_eq!(server.accounts().user(user_id).await.unwrap().email, "ann@example.com");
+}
+
+async fn credential_forms_count_wrong_passwords_and_honour_the_lock(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, thief) = signed_in(&server).await;
+    let guess = [("current_password", "guess!"), ("password", "a new long password"), ("password_confirm", "a new long password")];
+    for _ in 0..12 {
+        thief.submit("account/security", "account/security/password", &guess).await;
+    }
+    let right = [("current_password", PASSWORD), ("password", "a new long password"), ("password_confirm", "a new long password")];
+    let r = thief.submit("account/security", "account/security/password", &right).await;
+    assert_eq!(r.status, 422, "the 13th try, with the right password, meets the lock");
+    assert!(server.accounts().user(user_id).await.is_ok());
+    assert_eq!(server.browser().login("ann@example.com", "a new long password").await.status, 401);
+}
+
+async fn reset_links_die_with_the_state_they_were_asked_for(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, owner) = signed_in(&server).await;
+    let issue = || async {
+        let mut conn = server.accounts().db().pool().acquire().await.unwrap();
+        one_time::issue(&mut conn, Purpose::PasswordReset, user_id, None, 3600).await.unwrap()
+    };
+    let reset = |token: String, password: &'static str| {
+        let b = server.browser();
+        async move {
+            let path = format!("password/reset/{token}");
+            let form = b.get(&path).await;
+            if form.status != 200 {
+                return form.status;
+            }
+            let fields = [("csrf_token", form.csrf()), ("password", password.into()), ("password_confirm", password.into())];
+            b.post(&path, &fields.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await.status
+        }
+    };
+    // Two links; the first used: the second dies with it.
+    let (t1, t2) = (issue().await, issue().await);
+    assert_eq!(reset(t1, "first new password").await, 303);
+    assert_eq!(reset(t2, "second new password").await, 404);
+    // A link asked for before a password change is dead after it.
+    let t3 = issue().await;
+    assert_eq!(owner.login("ann@example.com", "first new password").await.status, 303);
+    let form = [
+        ("current_password", "first new password"),
+        ("password", "third new password"),
+        ("password_confirm", "third new password"),
+    ];
+    assert_eq!(owner.submit("account/security", "account/security/password", &form).await.status, 303);
+    assert_eq!(reset(t3, "an attacker's password").await, 404);
+    // And before an email change.
+    let t4 = issue().await;
+    let actor = Actor::system("test");
+    let update = gatehouse::accounts::UserUpdate { email: Some("ann@example.org".into()), ..Default::default() };
+    server.accounts().update_user(&actor, user_id, update).await.unwrap();
+    assert_eq!(reset(t4, "an attacker's password").await, 404);
+}
+
+async fn an_impersonation_link_dies_with_its_admins_permission(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let token = admin_token(&server, &[AdminPermission::UsersImpersonate]).await;
+    let (status, link) = api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    assert_eq!(status, 201);
+    // The admin's role loses the permission before the link is used.
+    let role = server.accounts().list_roles().await.unwrap().into_iter().find(|r| r.name.starts_with("users.impersonate"));
+    let role = role.unwrap();
+    let reduced = [AdminPermission::UsersView].into_iter().collect();
+    server.accounts().set_role_permissions(&Actor::system("test"), &Grantor::Operator, &role.name, &reduced).await.unwrap();
+    let url = link["url"].as_str().unwrap();
+    let b = server.browser();
+    let page = b.get(url).await;
+    assert_eq!(b.post(url, &[("csrf_token", &page.csrf())]).await.status, 404);
+    assert_eq!(b.get("clientarea").await.status, 303, "not signed in as the user");
+    let actions: Vec<String> = server.audit_actions(user_id).await.into_iter().map(|a| a.0).collect();
+    assert!(actions.contains(&"user.impersonation_refused".to_string()), "{actions:?}");
+}
+
+async fn an_impersonated_session_cannot_change_the_users_credentials(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let token = admin_token(&server, &[AdminPermission::UsersImpersonate]).await;
+    let (_, link) = api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    let url = link["url"].as_str().unwrap();
+    let b = server.browser();
+    let page = b.get(url).await;
+    assert_eq!(b.post(url, &[("csrf_token", &page.csrf())]).await.status, 303);
+    let setup = b.submit("account/security", "account/security/2fa/setup", &[]).await;
+    assert_eq!(setup.location(), "/account/security/confirm");
+    let confirm = b.submit("account/security/confirm", "account/security/confirm", &[("password", PASSWORD)]).await;
+    assert_eq!(confirm.status, 403, "not even with the user's password");
+}
+
+async fn an_email_typed_at_the_client_login_cannot_lock_an_admin(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let actor = Actor::system("test");
+    let all = AdminPermission::ALL.iter().copied().collect();
+    server.accounts().create_role(&actor, &Grantor::Operator, "ops", &all).await.unwrap();
+    server.accounts().create_admin(&actor, &Grantor::Operator, "admin", "a@example.com", "ops", Some(PASSWORD)).await.unwrap();
+    for _ in 0..6 {
+        server.browser().login("admin:admin", "wrong password!").await;
+    }
+    let b = server.browser();
+    let r = b.submit("admin/login", "admin/login", &[("username", "admin"), ("password", PASSWORD)]).await;
+    assert_eq!(r.location(), "/admin/", "the admin signs in: the client login's counters are another namespace");
+}
+
+async fn an_invite_link_does_not_tell_which_emails_have_logins(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (_, client_id) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let none = Permissions::none();
+    let accept = |email: &'static str| {
+        let server = &server;
+        let none = &none;
+        async move {
+            let actor = Actor::system("t");
+            let created = server.accounts().create_invite(&actor, client_id, "x@example.com", none, None);
+            let path = format!("invite/{}", created.await.unwrap().token);
+            let b = server.browser();
+            let fields = [("email", email), ("first_name", "X"), ("last_name", "Y"), ("password", PASSWORD)];
+            let answer = b.submit(&path, &path, &fields).await;
+            let again = b.get(&path).await;
+            let next = b.get(answer.location()).await.body;
+            let csrf = regex::Regex::new(r#"name="csrf_token" value="[^"]*""#).unwrap();
+            (answer.status, answer.location().to_string(), csrf.replace_all(&next, "").into_owned(), again.status)
+        }
+    };
+    let (taken, fresh) = (accept("ann@example.com").await, accept("new@example.com").await);
+    assert_eq!((taken.0, &taken.1), (fresh.0, &fresh.1), "the same answer");
+    assert_eq!(taken.2.replace("ann@", "new@"), fresh.2.replace("ann@", "new@"), "the same page");
+    assert_eq!(taken.3, fresh.3, "and the invite is spent in both cases");
+    let mails = server.accounts().db().pool();
+    let told: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE to_addr = 'ann@example.com'")
+        .fetch_one(mails)
+        .await
+        .unwrap();
+    assert_eq!(told, 1, "the address's owner is told by mail");
+}
+
+web_on_both_backends!(
+    a_stolen_session_cannot_replace_the_second_factor,
+    the_owner_re_authenticates_then_changes_credentials,
+    a_stolen_session_cannot_change_the_login_email,
+    credential_forms_count_wrong_passwords_and_honour_the_lock,
+    reset_links_die_with_the_state_they_were_asked_for,
+    an_impersonation_link_dies_with_its_admins_permission,
+    an_impersonated_session_cannot_change_the_users_credentials,
+    an_email_typed_at_the_client_login_cannot_lock_an_admin,
+    an_invite_link_does_not_tell_which_emails_have_logins,
+);
