@@ -6,6 +6,7 @@
 mod support;
 
 mod accounts;
+mod adversary_escalation;
 mod adversary_races;
 mod adversary_takeover;
 mod browser;
