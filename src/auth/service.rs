@@ -400,6 +400,11 @@ impl Auth {
         Ok(self.link(&format!("login/as/{token}")))
     }
 
+    /// True while an impersonation link can still be used (the GET that shows its button).
+    pub async fn impersonation_is_live(&self, token: &str) -> Result<bool> {
+        Ok(one_time::peek(self.accounts.db(), Purpose::Impersonation, token).await?.is_some())
+    }
+
     /// Spends an impersonation link; returns the user and the admin who created it. The link
     /// acts for its admin at the moment it is used: an admin since removed, disabled or no longer
     /// holding `users.impersonate` has a dead link (spent all the same, and the refusal audited).

@@ -34,7 +34,8 @@ async fn a_role_without_a_permission_never_reaches_it(backend: Backend) {
     let operator = Actor::system("test");
     let everything = AdminPermission::ALL.iter().copied().collect();
     accounts.create_role(&operator, &Grantor::Operator, "Full Administrator", &everything).await.unwrap();
-    let root = accounts.create_admin(&operator, &Grantor::Operator, "root", "root@example.com", "Full Administrator", None);
+    let root =
+        accounts.create_admin(&operator, &Grantor::Operator, "root", "root@example.com", "Full Administrator", None);
     let root = root.await.unwrap();
 
     for &missing in AdminPermission::ALL {
@@ -55,7 +56,12 @@ async fn a_role_without_a_permission_never_reaches_it(backend: Backend) {
         let escalate = [("name", "escalate"), ("permissions", missing.key())];
         b.submit("admin/", "admin/settings/roles/save", &escalate).await;
         b.submit("admin/", &format!("admin/settings/admins/{}/role", me.id), &[("role", "Full Administrator")]).await;
-        let sneaky = [("username", "sneaky"), ("email", "s@example.com"), ("role", "Full Administrator"), ("password", PASSWORD)];
+        let sneaky = [
+            ("username", "sneaky"),
+            ("email", "s@example.com"),
+            ("role", "Full Administrator"),
+            ("password", PASSWORD),
+        ];
         b.submit("admin/", "admin/settings/admins/add", &sneaky).await;
         let root_id = root.id.to_string();
         b.submit("admin/", "admin/settings/tokens/create", &[("admin_id", &root_id), ("name", "mine now")]).await;
@@ -68,7 +74,10 @@ async fn a_role_without_a_permission_never_reaches_it(backend: Backend) {
         let me_now = accounts.admin(me.id).await.unwrap();
         assert_eq!(me_now.role_name.as_deref(), Some(role.as_str()), "{name} took another role");
         assert!(accounts.admin_by_username("sneaky").await.is_err(), "{name} made a Full Administrator");
-        assert!(accounts.list_api_tokens(Some(root.id)).await.unwrap().is_empty(), "{name} made a token acting as root");
+        assert!(
+            accounts.list_api_tokens(Some(root.id)).await.unwrap().is_empty(),
+            "{name} made a token acting as root"
+        );
         let root_now = accounts.admin(root.id).await.unwrap();
         assert_eq!(root_now.role_name.as_deref(), Some("Full Administrator"), "{name} demoted root");
 

@@ -46,10 +46,15 @@ async fn the_owner_re_authenticates_then_changes_credentials(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, owner) = signed_in(&server).await;
     after_the_window(&server);
-    let form = [("current_password", PASSWORD), ("password", "a new long password"), ("password_confirm", "a new long password")];
+    let form = [
+        ("current_password", PASSWORD),
+        ("password", "a new long password"),
+        ("password_confirm", "a new long password"),
+    ];
     let refused = owner.submit("account/security", "account/security/password", &form).await;
     assert_eq!(refused.location(), "/account/security/confirm");
-    let confirmed = owner.submit("account/security/confirm", "account/security/confirm", &[("password", PASSWORD)]).await;
+    let confirmed =
+        owner.submit("account/security/confirm", "account/security/confirm", &[("password", PASSWORD)]).await;
     assert_eq!(confirmed.location(), "/account/security");
     let changed = owner.submit("account/security", "account/security/password", &form).await;
     assert_eq!(changed.location(), "/account/security");
@@ -78,11 +83,19 @@ async fn a_stolen_session_cannot_change_the_login_email(backend: Backend) {
 async fn credential_forms_count_wrong_passwords_and_honour_the_lock(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, thief) = signed_in(&server).await;
-    let guess = [("current_password", "guess!"), ("password", "a new long password"), ("password_confirm", "a new long password")];
+    let guess = [
+        ("current_password", "guess!"),
+        ("password", "a new long password"),
+        ("password_confirm", "a new long password"),
+    ];
     for _ in 0..12 {
         thief.submit("account/security", "account/security/password", &guess).await;
     }
-    let right = [("current_password", PASSWORD), ("password", "a new long password"), ("password_confirm", "a new long password")];
+    let right = [
+        ("current_password", PASSWORD),
+        ("password", "a new long password"),
+        ("password_confirm", "a new long password"),
+    ];
     let r = thief.submit("account/security", "account/security/password", &right).await;
     assert_eq!(r.status, 422, "the 13th try, with the right password, meets the lock");
     assert!(server.accounts().user(user_id).await.is_ok());
@@ -104,7 +117,8 @@ async fn reset_links_die_with_the_state_they_were_asked_for(backend: Backend) {
             if form.status != 200 {
                 return form.status;
             }
-            let fields = [("csrf_token", form.csrf()), ("password", password.into()), ("password_confirm", password.into())];
+            let fields =
+                [("csrf_token", form.csrf()), ("password", password.into()), ("password_confirm", password.into())];
             b.post(&path, &fields.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await.status
         }
     };
@@ -134,13 +148,19 @@ async fn an_impersonation_link_dies_with_its_admins_permission(backend: Backend)
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
     let token = admin_token(&server, &[AdminPermission::UsersImpersonate]).await;
-    let (status, link) = api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    let (status, link) =
+        api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
     assert_eq!(status, 201);
     // The admin's role loses the permission before the link is used.
-    let role = server.accounts().list_roles().await.unwrap().into_iter().find(|r| r.name.starts_with("users.impersonate"));
+    let role =
+        server.accounts().list_roles().await.unwrap().into_iter().find(|r| r.name.starts_with("users.impersonate"));
     let role = role.unwrap();
     let reduced = [AdminPermission::UsersView].into_iter().collect();
-    server.accounts().set_role_permissions(&Actor::system("test"), &Grantor::Operator, &role.name, &reduced).await.unwrap();
+    server
+        .accounts()
+        .set_role_permissions(&Actor::system("test"), &Grantor::Operator, &role.name, &reduced)
+        .await
+        .unwrap();
     let url = link["url"].as_str().unwrap();
     let b = server.browser();
     let page = b.get(url).await;
@@ -170,7 +190,11 @@ async fn an_email_typed_at_the_client_login_cannot_lock_an_admin(backend: Backen
     let actor = Actor::system("test");
     let all = AdminPermission::ALL.iter().copied().collect();
     server.accounts().create_role(&actor, &Grantor::Operator, "ops", &all).await.unwrap();
-    server.accounts().create_admin(&actor, &Grantor::Operator, "admin", "a@example.com", "ops", Some(PASSWORD)).await.unwrap();
+    server
+        .accounts()
+        .create_admin(&actor, &Grantor::Operator, "admin", "a@example.com", "ops", Some(PASSWORD))
+        .await
+        .unwrap();
     for _ in 0..6 {
         server.browser().login("admin:admin", "wrong password!").await;
     }

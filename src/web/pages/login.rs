@@ -246,13 +246,17 @@ pub async fn impersonation_form(
     State(state): State<AppState>,
     ctx: Ctx,
     LinkToken(token): LinkToken<{ IMPERSONATION }>,
-) -> Response {
+) -> Answer {
     let (session, cookie) = form_session(&state, &ctx);
-    Page::new("message.html", "Sign in as a client")
+    if !state.auth.impersonation_is_live(&token).await? {
+        let text = "This login link is invalid, used or expired.";
+        return Ok(message(&state, Some(&session), StatusCode::NOT_FOUND, "Link not valid", text));
+    }
+    Ok(Page::new("message.html", "Sign in as a client")
         .with("message", "An administrator link: continue to open the client area as this user.")
         .with("confirm_action", format!("login/as/{token}"))
         .cookie(cookie)
-        .render(&state, Some(&session))
+        .render(&state, Some(&session)))
 }
 
 pub async fn impersonation_submit(

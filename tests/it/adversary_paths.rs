@@ -1,0 +1,84 @@
+//! The standing adversary suite, path and parameter tampering: every route with a token or id
+//! segment, fed encoded slashes, dots, other people's ids and over-long values, answers 404,
+//! 403 or 422 — and never performs another action, nor draws the request's text into a link or
+//! a form.
+
+use gatehouse::accounts::{Actor, Permissions};
+
+use crate::support::web::{Backend, PASSWORD, Server};
+
+/// Segments an attacker puts where a token goes.
+fn hostile_segments() -> Vec<String> {
+    vec![
+        "..%2F..%2Faccount%2Fusers%2F2%2Fremove".into(),
+        "..%2f..%2flogout".into(),
+        "%2e%2e%2f%2e%2e%2faccount%2fsecurity%2f2fa%2fsetup".into(),
+        "im_..%2F..%2Faccount%2Fusers%2F2%2Fremove".into(),
+        "%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E".into(),
+        "A".repeat(5000),
+        format!("pr_{}", "A".repeat(43)),
+        format!("inv_{}", "A".repeat(43)),
+        format!("im_{}", "A".repeat(43)),
+    ]
+}
+
+async fn token_routes_refuse_what_is_not_a_live_token(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (owner_id, client_id) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    // A second member the hostile link would remove.
+    let none = Permissions::none();
+    let actor = Actor::system("test");
+    let invite = server.accounts().create_invite(&actor, client_id, "bob@example.com", &none, None).await.unwrap();
+    let bob = server.browser();
+    let path = format!("invite/{}", invite.token);
+    let fields = [("email", "bob@example.com"), ("first_name", "Bob"), ("last_name", "Ray"), ("password", PASSWORD)];
+    assert_eq!(bob.submit(&path, &path, &fields).await.status, 303);
+
+    let owner = server.browser();
+    assert_eq!(owner.login("ann@example.com", PASSWORD).await.status, 303);
+    for route in ["login/as", "invite", "password/reset"] {
+        for segment in hostile_segments() {
+            let page = owner.get(&format!("{route}/{segment}")).await;
+            assert!(matches!(page.status, 404 | 414 | 400), "{route}/{segment}: {}", page.status);
+            assert!(!page.body.contains("account/users"), "{route}/{segment} drew the path into the page");
+            assert!(!page.body.contains("<script>"), "{route}/{segment} drew markup into the page");
+            let csrf = owner.get("clientarea").await.csrf();
+            let post = owner.post(&format!("{route}/{segment}"), &[("csrf_token", &csrf)]).await;
+            assert!(matches!(post.status, 404 | 414 | 400 | 422), "POST {route}/{segment}: {}", post.status);
+        }
+    }
+    let members = server.accounts().members_of_client(client_id).await.unwrap();
+    assert_eq!(members.len(), 2, "nobody was removed");
+    assert_eq!(owner.get("clientarea").await.status, 200, "the owner is still signed in");
+    let _ = owner_id;
+}
+
+async fn id_routes_refuse_other_peoples_ids(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (_, ann_client) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let (carl_id, carl_client) = server.client_with_owner("carl@example.com", "Carl Ltd").await;
+    let carl = server.browser();
+    assert_eq!(carl.login("carl@example.com", PASSWORD).await.status, 303);
+    let carl_session = carl.get("account/sessions").await;
+    let handle = regex::Regex::new(r"account/sessions/([0-9a-f]{16})/revoke").unwrap();
+    let _ = handle.captures(&carl_session.body); // Carl's own session is the current one: no revoke button.
+
+    let ann = server.browser();
+    assert_eq!(ann.login("ann@example.com", PASSWORD).await.status, 303);
+    // Carl's sessions as Ann sees them: none. Their handles are not guessable, but try his id.
+    for id in [carl_id.to_string(), "0".into(), "-1".into(), "99999999999999999999".into(), "1%2F..".into()] {
+        for action in ["remove", "permissions"] {
+            let r = ann
+                .submit("account/users", &format!("account/users/{id}/{action}"), &[("permissions", "tickets")])
+                .await;
+            assert!(matches!(r.status, 403 | 404 | 422), "account/users/{id}/{action}: {}", r.status);
+        }
+        let r = ann.submit("account/sessions", &format!("account/sessions/{id}/revoke"), &[]).await;
+        assert!(matches!(r.status, 403 | 404 | 422), "account/sessions/{id}/revoke: {}", r.status);
+    }
+    assert_eq!(server.accounts().members_of_client(carl_client).await.unwrap().len(), 1, "Carl's account untouched");
+    assert_eq!(carl.get("clientarea").await.status, 200, "Carl is still signed in");
+    let _ = ann_client;
+}
+
+web_on_both_backends!(token_routes_refuse_what_is_not_a_live_token, id_routes_refuse_other_peoples_ids);
