@@ -64,6 +64,11 @@ pub fn credential_problems(duo: &config::Duo) -> Vec<String> {
 }
 
 impl Duo {
+    /// Where the browser is sent for the Universal Prompt (`https://api-….duosecurity.com`).
+    pub fn origin(&self) -> &str {
+        &self.base
+    }
+
     /// `None` when Duo is not configured (no client id).
     pub fn from_config(duo: &config::Duo, system_url: &url::Url) -> Result<Option<Self>> {
         if duo.client_id.is_empty() {

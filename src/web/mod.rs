@@ -7,6 +7,7 @@ mod api;
 mod context;
 mod csrf;
 mod form_token;
+mod headers;
 mod health;
 mod humane;
 mod metrics;
@@ -59,6 +60,7 @@ pub struct Inner {
     pub observations: observations::Sample,
     pub connections: Arc<server::Connections>,
     pub health: health::HealthCache,
+    pub security_headers: headers::SecurityHeaders,
 }
 
 impl std::ops::Deref for AppState {
@@ -81,6 +83,8 @@ impl AppState {
         let instance_id = crate::store::settings::instance_id(&db).await?;
         let form_key = form_token::FormKey::new(&crate::store::settings::form_key(&db).await?);
         let duo = Duo::from_config(&config.twofa.duo, &system_url)?;
+        let form_targets: Vec<&str> = duo.iter().map(Duo::origin).collect();
+        let security_headers = headers::SecurityHeaders::new(system_url.scheme() == "https", &form_targets);
         Ok(Self {
             inner: Arc::new(Inner {
                 trusted: std::sync::RwLock::new(Arc::new(Trusted::from_config(&config.trusted_proxies))),
@@ -92,6 +96,7 @@ impl AppState {
                 observations: observations::Sample::new(loaded.fingerprint()),
                 connections: Arc::default(),
                 health: health::HealthCache::default(),
+                security_headers,
                 auth,
                 license,
                 loaded,
@@ -133,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
         // Outermost: a handler that panics still answers, with the 500 page, and is logged.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(render::panicked))
+        // Around everything, so that no answer (a panic's 500, a timeout) leaves without them.
+        .layer(middleware::from_fn_with_state(state.clone(), headers::layer))
         .with_state(state)
 }
 

@@ -11,12 +11,23 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use crate::auth::sessions::Session;
 
+const LAYOUT: &str = include_str!("templates/layout.html");
+const ADMIN_LAYOUT: &str = include_str!("templates/admin/layout.html");
+
+/// The contents of the layouts' `<style>` blocks, as the browser hashes them for the
+/// Content-Security-Policy (`web::headers`).
+pub fn inline_styles() -> impl Iterator<Item = &'static str> {
+    [LAYOUT, ADMIN_LAYOUT]
+        .into_iter()
+        .filter_map(|t| t.split_once("<style>")?.1.split_once("</style>").map(|(css, _)| css))
+}
+
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         for (name, source) in [
-            ("layout.html", include_str!("templates/layout.html")),
+            ("layout.html", LAYOUT),
             ("login.html", include_str!("templates/login.html")),
             ("twofa.html", include_str!("templates/twofa.html")),
             ("clientarea.html", include_str!("templates/clientarea.html")),
@@ -31,7 +42,7 @@ fn env() -> &'static Environment<'static> {
             ("register.html", include_str!("templates/register.html")),
             ("profile.html", include_str!("templates/profile.html")),
             ("client.html", include_str!("templates/client.html")),
-            ("admin/layout.html", include_str!("templates/admin/layout.html")),
+            ("admin/layout.html", ADMIN_LAYOUT),
             ("admin/message.html", include_str!("templates/admin/message.html")),
             ("admin/login.html", include_str!("templates/admin/login.html")),
             ("admin/twofa.html", include_str!("templates/admin/twofa.html")),
@@ -119,11 +130,8 @@ impl Page {
             }
         };
         let headers = response.headers_mut();
+        // The security headers are the `headers` layer's, on every response.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-        // `same-origin`: links to other sites carry no Referer (reset and invite URLs hold
-        // tokens), while our own forms keep a real `Origin` (`no-referrer` makes it `null`).
-        headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
         for c in self.cookies {
             headers.append(header::SET_COOKIE, c);
         }

@@ -387,8 +387,7 @@ async fn an_impersonation_link_opens_the_client_area_with_a_banner() {
         // The link is single use.
         let again = suite.browser("again").await;
         again.open(link["url"].as_str().unwrap()).await;
-        again.press("Continue").await;
-        again.sees("not valid").await;
+        again.sees("not valid").await; // a used link shows no button to press
     })
     .await;
 }

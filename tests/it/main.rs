@@ -33,6 +33,7 @@ mod web_admin;
 mod web_admin_area;
 mod web_duo;
 mod web_fleet;
+mod web_headers;
 mod web_limits;
 mod web_login;
 mod web_page_view;

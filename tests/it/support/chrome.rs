@@ -244,6 +244,9 @@ impl Suite {
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                          "--no-first-run", "--disable-extensions", "--window-size=1000,900", "--lang=en-US"],
             },
+            // The console, read back after the test: a page the Content-Security-Policy broke
+            // says so there.
+            "goog:loggingPrefs": {"browser": "ALL"},
         });
         let Value::Object(caps) = caps else { unreachable!() };
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -287,10 +290,45 @@ where
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "browser test {test} failed; what each browser showed:\n  {}", saved.join("\n  "));
     }
+    let mut violations = Vec::new();
     for tab in tabs {
+        violations.extend(tab.policy_violations().await.into_iter().map(|v| format!("{}: {v}", tab.label)));
         let _ = tab.client.close().await;
     }
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
+    }
+    assert!(
+        violations.is_empty(),
+        "browser test {test}: the Content-Security-Policy blocked:\n  {}",
+        violations.join("\n  ")
+    );
+}
+
+/// chromedriver's console log of a session (`goog:loggingPrefs`), read and emptied.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(json!({"type": "browser"}).to_string()))
+    }
+}
+
+impl Tab {
+    /// What the browser's console said about the Content-Security-Policy since it was last asked.
+    async fn policy_violations(&self) -> Vec<String> {
+        let log = self.client.issue_cmd(BrowserLog).await.unwrap_or(Value::Null);
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["message"].as_str())
+            .filter(|m| m.contains("Content Security Policy"))
+            .map(str::to_string)
+            .collect()
     }
 }
