@@ -65,6 +65,52 @@ pub(super) fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Er
     Ok(n)
 }
 
+/// Failures on one account before it locks: at least one (zero would lock before the first
+/// try) and at most 100 (NIST SP 800-63B-4's bound on consecutive failures per account).
+pub(super) fn account_failures<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = u32::deserialize(d)?;
+    if !(1..=100).contains(&n) {
+        return Err(de::Error::custom(format!(
+            "{n} cannot work: expected 1 to 100 failures before an account locks (5 recommended)"
+        )));
+    }
+    Ok(n)
+}
+
+/// Failures from one address before it locks: at least one.
+pub(super) fn address_failures<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = u32::deserialize(d)?;
+    if n == 0 {
+        return Err(de::Error::custom("0 would lock every address before its first try; expected 1 or more, such as 50"));
+    }
+    Ok(n)
+}
+
+/// system_url: every emailed link and the cookie are built from it, so it carries no
+/// credentials (they would be in every link), no query and no fragment (relative links break).
+pub(super) fn system_url<'de, D: Deserializer<'de>>(d: D) -> Result<super::HttpUrl, D::Error> {
+    let raw = String::deserialize(d)?;
+    let parsed: super::HttpUrl = raw.parse().map_err(de::Error::custom)?;
+    if let Some(url) = parsed.url() {
+        let problem = if !url.username().is_empty() || url.password().is_some() {
+            Some("holds a user name or password, which every emailed link would carry")
+        } else if url.query().is_some() {
+            Some("has a query (`?…`), which breaks every link built under it")
+        } else if url.fragment().is_some() {
+            Some("has a fragment (`#…`), which breaks every link built under it")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(de::Error::custom(format!(
+                "`{}` {problem}; expected the plain address users open, such as https://billing.example.com/",
+                raw.trim()
+            )));
+        }
+    }
+    Ok(parsed)
+}
+
 /// A timeout, lockout window or lock that is not zero (zero would count nothing, or lock nothing).
 pub(super) fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let v = Duration::deserialize(d)?;

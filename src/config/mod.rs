@@ -21,6 +21,7 @@ pub use values::{Backend, ByteSize, DatabaseUrl, Duration, HttpUrl, Secret, Time
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Canonical base URL: links in emails and the cookie's host, path and Secure flag derive from it.
+    #[serde(deserialize_with = "checked::system_url")]
     pub system_url: HttpUrl,
     #[serde(deserialize_with = "checked::listen_address")]
     pub listen: String,
@@ -191,7 +192,9 @@ pub struct Security {
     #[serde(deserialize_with = "checked::password_min_length")]
     pub password_min_length: usize,
     pub lockout: Lockout,
+    #[serde(deserialize_with = "checked::positive_duration")]
     pub reset_token_ttl: Duration,
+    #[serde(deserialize_with = "checked::positive_duration")]
     pub invite_ttl: Duration,
     /// Also ban every subdomain of a banned domain (`mail.example.com` for `example.com`).
     pub banned_email_subdomains: bool,
@@ -213,8 +216,10 @@ impl Default for Security {
 #[serde(default, deny_unknown_fields)]
 pub struct Lockout {
     /// Failures on one account (from anywhere, and from one IP) before it locks.
+    #[serde(deserialize_with = "checked::account_failures")]
     pub max_failures: u32,
     /// Failures from one client IP, on any accounts, before that IP locks (password spraying).
+    #[serde(deserialize_with = "checked::address_failures")]
     pub ip_max_failures: u32,
     #[serde(deserialize_with = "checked::positive_duration")]
     pub window: Duration,

@@ -104,6 +104,14 @@ fn every_kind_of_bad_file_is_refused_with_its_location() {
         ("database_url: mysql://db/gh\n", 1, 15, "unsupported database URL scheme `mysql`"),
         ("sessions:\n  store: redis\n", 2, 10, "unknown variant `redis`"),
         ("doctor:\n  disk_min_free: lots\n", 2, 18, "invalid size"),
+        // Values that parse but cannot work.
+        ("security:\n  lockout: { max_failures: 0 }\n", 2, 28, "expected 1 to 100"),
+        ("security:\n  lockout:\n    ip_max_failures: 0\n", 3, 22, "0 would lock"),
+        ("security:\n  reset_token_ttl: 0s\n", 2, 20, "is zero"),
+        ("security:\n  invite_ttl: 0s\n", 2, 15, "is zero"),
+        ("system_url: \"http://u:p@billing.example.com/\"\n", 1, 13, "user name or password"),
+        ("system_url: \"https://billing.example.com/?a=1\"\n", 1, 13, "has a query"),
+        ("system_url: \"https://billing.example.com/#x\"\n", 1, 13, "has a fragment"),
     ];
     for (text, line, column, says) in cases {
         let (l, c, message) = located(text);
