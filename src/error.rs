@@ -103,9 +103,21 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<sqlx::Error> for Error {
+    /// A database that cannot answer now (down, unreachable, full, busy) is unavailability —
+    /// 503 and "try again" — not a fault of the request or of gatehouse.
+    fn from(e: sqlx::Error) -> Self {
+        if crate::store::is_unavailable(&e) {
+            Error::Unavailable(format!("the database is unavailable: {}", e.to_string().lines().next().unwrap_or("")))
+        } else {
+            Error::Database(e)
+        }
+    }
 }
 
 impl Error {

@@ -81,7 +81,9 @@ pub(super) fn account_failures<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D
 pub(super) fn address_failures<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let n = u32::deserialize(d)?;
     if n == 0 {
-        return Err(de::Error::custom("0 would lock every address before its first try; expected 1 or more, such as 50"));
+        return Err(de::Error::custom(
+            "0 would lock every address before its first try; expected 1 or more, such as 50",
+        ));
     }
     Ok(n)
 }

@@ -105,6 +105,10 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
         }
+        if code == crate::error::Code::DatabaseUnavailable {
+            response.headers_mut().insert(header::RETRY_AFTER, "5".parse().expect("static"));
+            response.extensions_mut().insert(super::breaker::DatabaseDown);
+        }
         response
     }
 }

@@ -61,15 +61,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
-/// 503 while the session store cannot be read: JSON under `/api/`, a page elsewhere.
+/// 503 while the database cannot answer: JSON under `/api/`, a page elsewhere.
 fn unavailable(state: &AppState, path: &str) -> Response {
     if path.starts_with("/api/") {
         let body = serde_json::json!({"error": {"code": Code::DatabaseUnavailable,
             "message": "the database is unavailable; try again later"}});
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        let retry = [(header::RETRY_AFTER, "5")];
+        return (StatusCode::SERVICE_UNAVAILABLE, retry, axum::Json(body)).into_response();
     }
-    let text = "The site is temporarily unavailable. Please try again in a few minutes; you are still signed in.";
-    super::render::message(state, None, StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable", text)
+    super::render::unavailable(state, path == "/admin" || path.starts_with("/admin/"))
 }
 
 /// Real User-Agent strings stay well below this; a longer one is not worth storing whole.
@@ -154,7 +154,16 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     // The admin area has its own session (and cookie); a client-area session never opens it.
     let admin_area = req.uri().path() == "/admin" || req.uri().path().starts_with("/admin/");
     let cookie_name = if admin_area { ADMIN_COOKIE_NAME } else { COOKIE_NAME };
-    if host_ok && let Some(token) = cookie(headers, cookie_name) {
+    // Probes never read a session: a liveness probe that sends a cookie must not find the
+    // process dead because the database is.
+    let probe = super::probes::PATHS.contains(&req.uri().path());
+    if !probe && state.breaker.is_open() {
+        return unavailable(&state, req.uri().path());
+    }
+    if host_ok
+        && !probe
+        && let Some(token) = cookie(headers, cookie_name)
+    {
         match state.auth.sessions.resolve(&token, &ip.to_string(), &state.auth.accounts).await {
             Ok(Ok((s, u))) => (session, user) = (Some(s), u.map(Arc::new)),
             Ok(Err(reason)) => ended = Some(reason),
@@ -162,6 +171,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
                 // The visitor may well be signed in: say the site is unavailable rather than
                 // send them to the login page, and keep their cookie for when it is back.
                 tracing::error!(error = %e, "session store unavailable");
+                state.breaker.trip();
                 return unavailable(&state, req.uri().path());
             }
         }
@@ -192,7 +202,13 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         shown.forget(&state).await;
     }
     if let Some(failed) = response.extensions_mut().remove::<super::render::Failed>() {
+        if failed.is_unavailability() {
+            state.breaker.trip();
+        }
         response = failed.page(&state, admin_area);
+    }
+    if response.extensions_mut().remove::<super::breaker::DatabaseDown>().is_some() {
+        state.breaker.trip();
     }
     tracing::info!(
         %method, %path, status = response.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0,

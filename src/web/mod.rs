@@ -4,6 +4,7 @@
 
 mod admin;
 mod api;
+mod breaker;
 mod context;
 mod csrf;
 mod form_token;
@@ -61,6 +62,7 @@ pub struct Inner {
     pub connections: Arc<server::Connections>,
     pub health: health::HealthCache,
     pub security_headers: headers::SecurityHeaders,
+    pub breaker: breaker::Breaker,
 }
 
 impl std::ops::Deref for AppState {
@@ -97,6 +99,7 @@ impl AppState {
                 connections: Arc::default(),
                 health: health::HealthCache::default(),
                 security_headers,
+                breaker: breaker::Breaker::default(),
                 auth,
                 license,
                 loaded,

@@ -199,6 +199,18 @@ pub fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     page.into_html()
 }
 
+/// 503 with `Retry-After` while the database cannot answer, in the area's layout.
+pub fn unavailable(state: &AppState, admin_area: bool) -> Response {
+    let text = "The site is temporarily unavailable. Please try again in a few minutes; you are still signed in.";
+    let template = if admin_area { "admin/message.html" } else { "message.html" };
+    let mut response = Page::new(template, "Temporarily unavailable")
+        .with("message", text)
+        .status(StatusCode::SERVICE_UNAVAILABLE)
+        .render(state, None);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
 /// A page handler's failure, so handlers can use `?` on the domain's errors. The response only
 /// carries the error; the request middleware, which has the state, renders it as a page: a
 /// refusal in the domain's words with its status, anything else as the 500 page (and the log).
@@ -220,10 +232,19 @@ impl IntoResponse for Failed {
 }
 
 impl Failed {
+    /// The database could not answer (down, full): the site is unavailable, not broken.
+    pub fn is_unavailability(&self) -> bool {
+        self.0.code() == crate::error::Code::DatabaseUnavailable
+    }
+
     /// The page for this failure, in the admin area's layout when it happened there.
     pub fn page(&self, state: &AppState, admin_area: bool) -> Response {
         let e = self.0.as_ref();
         let status = StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if self.is_unavailability() {
+            tracing::error!(error = %e, "database unavailable");
+            return unavailable(state, admin_area);
+        }
         if status.is_server_error() {
             return internal(state, e);
         }

@@ -39,3 +39,4 @@ mod web_login;
 mod web_page_view;
 mod web_reset_mail;
 mod web_twofa;
+mod web_unavailable;

@@ -133,11 +133,28 @@ impl Form {
 }
 
 impl<S: Send + Sync> FromRequest<S> for Form {
-    type Rejection = <RawForm as FromRequest<S>>::Rejection;
+    type Rejection = Response;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let RawForm(bytes) = RawForm::from_request(req, state).await?;
+        let RawForm(bytes) = RawForm::from_request(req, state).await.map_err(|rejection| {
+            // A body that stopped arriving (`server.body_timeout`) is a timeout, not a bad request.
+            if is_body_timeout(&rejection) {
+                return (StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time\n").into_response();
+            }
+            rejection.into_response()
+        })?;
         Ok(Form(url::form_urlencoded::parse(&bytes).into_owned().collect()))
     }
+}
+
+fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The checks every state-changing form passes first. A refusal is a 403 page saying why.
