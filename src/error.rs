@@ -112,11 +112,30 @@ impl From<sqlx::Error> for Error {
     /// A database that cannot answer now (down, unreachable, full, busy) is unavailability —
     /// 503 and "try again" — not a fault of the request or of gatehouse.
     fn from(e: sqlx::Error) -> Self {
-        if crate::store::is_unavailable(&e) {
+        if is_unavailable(&e) {
             Error::Unavailable(format!("the database is unavailable: {}", e.to_string().lines().next().unwrap_or("")))
         } else {
             Error::Database(e)
         }
+    }
+}
+
+/// True when `e` says the database cannot answer now rather than that the query is wrong: the
+/// pool gave up, the connection failed, the server shuts down or is out of resources, SQLite's
+/// file is full, locked or unreadable.
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|code| match code.parse::<u32>() {
+            // SQLite (extended codes keep the primary code in the low byte): BUSY, LOCKED,
+            // IOERR, FULL, CANTOPEN.
+            Ok(n) => matches!(n & 0xff, 5 | 6 | 10 | 13 | 14),
+            // PostgreSQL: connection exceptions (08), insufficient resources (53: disk full,
+            // out of memory, too many connections), operator intervention (57P: shutdown).
+            Err(_) => code.starts_with("08") || code.starts_with("53") || code.starts_with("57P"),
+        }),
+        _ => false,
     }
 }
 

@@ -286,6 +286,11 @@ impl Client {
             ("notes", &u.notes, &mut self.notes),
         ] {
             if let Some(v) = value {
+                // Shown on pages, in mails and on terminals: no control characters, but for
+                // the line breaks of the notes.
+                if v.chars().any(|c| c.is_control() && !(name == "notes" && matches!(c, '\n' | '\r' | '\t'))) {
+                    return Err(Error::invalid(format!("{name} must not contain control characters")));
+                }
                 set(name, slot, v.trim().to_string());
             }
         }

@@ -49,10 +49,21 @@ pub fn error(e: &Error, json: bool) {
 }
 
 /// Renders rows as left-aligned columns under a header.
+/// A stored value as a terminal may show it: control characters (a terminal's escape
+/// sequences among them, from data stored before they were refused) as visible escapes.
+pub fn printable(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.chars().any(char::is_control) {
+        return value.into();
+    }
+    value.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     if rows.is_empty() {
         return "(none)".into();
     }
+    let rows: Vec<Vec<String>> =
+        rows.into_iter().map(|row| row.into_iter().map(|c| printable(&c).into_owned()).collect()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -73,7 +84,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 /// Renders `label: value` lines with the values aligned.
 pub fn fields(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
-    pairs.iter().map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:"))).collect()
+    pairs.iter().map(|(k, v)| format!("{:<width$} {}\n", format!("{k}:"), printable(v))).collect()
 }
 
 pub fn time(ts: i64) -> String {
@@ -102,4 +113,16 @@ pub fn colour(choice: ColorChoice, stream_is_terminal: bool) -> bool {
         return false;
     }
     stream_is_terminal
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn terminal_escapes_in_stored_values_are_shown_not_obeyed() {
+        let row = vec![vec!["Ann\u{1b}]0;pwned\u{7}\u{1b}[2J".to_string()]];
+        let shown = super::table(&["name"], row);
+        assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown:?}");
+        assert!(shown.contains("Ann\\u{1b}]0;pwned"), "{shown:?}");
+        assert_eq!(super::printable("plain"), "plain");
+    }
 }

@@ -165,23 +165,19 @@ impl DatabaseUrl {
         }
     }
 
-    /// The URL with its password replaced by `***`, safe to print and log.
-    /// The URL with its secrets as `***`: the password in the authority, and query parameters
-    /// that carry one (`?password=`, `sslpassword=`, anything named like a pass, secret or token).
+    /// The URL with its secrets as `***`, safe to print and log: the password in the
+    /// authority, and the value of every query parameter but the few known to be harmless
+    /// (a parameter nobody listed may be a secret: `sslpassword=`, a vendor's token…).
     pub fn redacted(&self) -> String {
         let Ok(mut u) = url::Url::parse(&self.0) else { return self.0.clone() };
         if u.password().is_some() {
             let _ = u.set_password(Some("***"));
         }
-        let secret = |key: &str| {
-            let key = key.to_ascii_lowercase();
-            ["pass", "pwd", "secret", "token"].iter().any(|s| key.contains(s))
-        };
-        if u.query_pairs().any(|(k, _)| secret(&k)) {
+        if u.query_pairs().any(|(k, _)| !HARMLESS_PARAMETERS.contains(&&*k)) {
             let pairs: Vec<(String, String)> = u
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if secret(&k) { "***".to_string() } else { v.into_owned() };
+                    let v = if HARMLESS_PARAMETERS.contains(&&*k) { v.into_owned() } else { "***".to_string() };
                     (k.into_owned(), v)
                 })
                 .collect();
@@ -189,7 +185,83 @@ impl DatabaseUrl {
         }
         u.to_string()
     }
+
+    /// The values of the query parameters [`DatabaseUrl::redacted`] hides, for redactors that
+    /// look for them in logs.
+    pub fn secret_parameter_values(&self) -> Vec<String> {
+        let Ok(u) = url::Url::parse(&self.0) else { return Vec::new() };
+        u.query_pairs()
+            .filter(|(k, v)| !HARMLESS_PARAMETERS.contains(&&**k) && !v.is_empty())
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
+    /// The URL to give the PostgreSQL driver: parameters it does not know are left out (it would
+    /// log each with its value — `sslpassword=…` in clear), and named, without value, in the
+    /// list returned beside it.
+    pub fn for_postgres_driver(&self) -> (String, Vec<String>) {
+        let Ok(mut u) = url::Url::parse(&self.0) else { return (self.0.clone(), Vec::new()) };
+        let (known, unknown): (Vec<_>, Vec<_>) = u
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .partition(|(k, _)| POSTGRES_DRIVER_PARAMETERS.contains(&k.as_str()));
+        if unknown.is_empty() {
+            return (self.0.clone(), Vec::new());
+        }
+        if known.is_empty() {
+            u.set_query(None);
+        } else {
+            u.query_pairs_mut().clear().extend_pairs(known);
+        }
+        (u.to_string(), unknown.into_iter().map(|(k, _)| k).collect())
+    }
 }
+
+/// Query parameters of a database URL whose values are never secret (modes, names, paths).
+const HARMLESS_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "application_name",
+    "mode",
+    "cache",
+    "immutable",
+    "vfs",
+];
+
+/// The parameters sqlx's PostgreSQL driver reads (sqlx-postgres `options/parse.rs`).
+const POSTGRES_DRIVER_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
 
 impl FromStr for DatabaseUrl {
     type Err = String;
@@ -291,6 +363,15 @@ mod tests {
         let in_query: DatabaseUrl =
             "postgres://app@db/gh?sslmode=require&password=s3cret&sslpassword=k3y".parse().unwrap();
         assert_eq!(in_query.redacted(), "postgres://app@db/gh?sslmode=require&password=***&sslpassword=***");
+        // A parameter nobody listed may be a secret: hidden too.
+        let vendor: DatabaseUrl = "postgres://app@db/gh?application_name=gh&x_vendor_auth=abc123".parse().unwrap();
+        assert_eq!(vendor.redacted(), "postgres://app@db/gh?application_name=gh&x_vendor_auth=***");
+        assert_eq!(vendor.secret_parameter_values(), vec!["abc123"]);
+        // The driver never sees (and so never logs) what it does not know.
+        let (for_driver, ignored) = in_query.for_postgres_driver();
+        assert_eq!(for_driver, "postgres://app@db/gh?sslmode=require&password=s3cret");
+        assert_eq!(ignored, vec!["sslpassword"]);
+        assert_eq!(pg.for_postgres_driver(), (pg.as_str().to_string(), Vec::new()));
         let lite: DatabaseUrl = "sqlite://gatehouse-data/gatehouse.db".parse().unwrap();
         assert_eq!(lite.sqlite_path(), Some("gatehouse-data/gatehouse.db"));
         assert!("mysql://x".parse::<DatabaseUrl>().is_err());

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::config::Config;
-use crate::secrets::tokens::{self, TokenKind};
+use crate::secrets::tokens;
 
 pub const MASK: &str = "***";
 
@@ -17,17 +17,10 @@ static PATTERNS: LazyLock<Vec<(&'static str, Regex, &'static str)>> = LazyLock::
         ("password_hash", Regex::new(r#"\$argon2(?:id|i|d)\$[^\s"'<>]+"#).unwrap(), MASK),
         ("password_hash", Regex::new(r#"\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}"#).unwrap(), MASK),
         ("password_hash", Regex::new(r#"\b[0-9a-f]{32}:[^\s"'<>]{5}\b"#).unwrap(), MASK),
-        ("token", token_pattern(), MASK),
+        ("token", tokens::pattern().clone(), MASK),
         ("email", Regex::new(r"\b([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+\.[A-Za-z0-9.-]+)").unwrap(), "$1***@$2"),
     ]
 });
-
-/// Every kind of token gatehouse mints, by its prefix (`gh_…`, `gs_…`, `pr_…`…).
-fn token_pattern() -> Regex {
-    let prefixes: Vec<&str> = TokenKind::ALL.iter().map(|k| k.prefix()).collect();
-    let pattern = format!(r"\b(?:{})[A-Za-z0-9_-]{{{}}}\b", prefixes.join("|"), tokens::RANDOM_CHARS);
-    Regex::new(&pattern).expect("the token pattern is valid")
-}
 
 /// Replaces secrets in text files headed for a bundle.
 pub struct Redactor {
@@ -47,6 +40,14 @@ impl Redactor {
             if let Ok(decoded) = percent_encoding::percent_decode_str(pw).decode_utf8() {
                 secrets.push(("database_password", decoded.into_owned()));
             }
+        }
+        // Query parameters that may be secrets (`sslpassword=`…), wherever a driver echoed them.
+        for value in config.database_url.secret_parameter_values().into_iter().filter(|v| v.len() >= 4) {
+            let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            if encoded != value {
+                secrets.push(("database_password", encoded));
+            }
+            secrets.push(("database_password", value));
         }
         for (kind, value) in [
             ("smtp_password", &config.mail.smtp.password),
@@ -85,6 +86,7 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::tokens::TokenKind;
 
     #[test]
     fn secrets_hashes_tokens_and_emails_are_masked() {

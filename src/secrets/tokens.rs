@@ -53,6 +53,23 @@ pub fn has_shape(kind: TokenKind, raw: &str) -> bool {
     })
 }
 
+/// Every kind of token gatehouse mints, by its prefix (`gh_…`, `gs_…`, `pr_…`…), wherever it
+/// appears in a text.
+pub fn pattern() -> &'static regex::Regex {
+    static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        let prefixes: Vec<&str> = TokenKind::ALL.iter().map(|k| k.prefix()).collect();
+        let pattern = format!(r"(?:{})[A-Za-z0-9_-]{{{}}}", prefixes.join("|"), RANDOM_CHARS);
+        regex::Regex::new(&pattern).expect("the token pattern is valid")
+    });
+    &PATTERN
+}
+
+/// `text` with every token in it masked: for what is written to logs (a path no route
+/// matched may still hold a live reset or invite token).
+pub fn masked(text: &str) -> std::borrow::Cow<'_, str> {
+    pattern().replace_all(text, "***")
+}
+
 /// The random part of every token: 43 URL-safe characters (32 random bytes).
 pub const RANDOM_CHARS: usize = 43;
 
@@ -108,6 +125,13 @@ mod tests {
         assert!(!has_shape(TokenKind::Impersonation, "../../account/users/9/remove"));
         assert!(!has_shape(TokenKind::Impersonation, &format!("{t}x")));
         assert!(!has_shape(TokenKind::Impersonation, &format!("im_{}", "a/".repeat(21) + "a")));
+    }
+
+    #[test]
+    fn tokens_in_a_path_are_masked() {
+        let t = mint(TokenKind::PasswordReset).raw;
+        assert_eq!(masked(&format!("/password/reset/{t}/")), "/password/reset/***/");
+        assert_eq!(masked("/password/reset/short/"), "/password/reset/short/");
     }
 
     #[test]

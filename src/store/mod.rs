@@ -77,6 +77,13 @@ impl Db {
 
         let backend = url.backend();
         let mut raw = url.as_str().to_string();
+        if backend == Backend::Postgres {
+            let (for_driver, ignored) = url.for_postgres_driver();
+            for parameter in ignored {
+                tracing::warn!(%parameter, "database_url parameter not supported by the PostgreSQL driver; ignored (its value is not logged)");
+            }
+            raw = for_driver;
+        }
         if backend == Backend::Sqlite {
             if let Some(parent) = url.sqlite_path().and_then(|p| Path::new(p).parent())
                 && !parent.as_os_str().is_empty()
@@ -234,25 +241,6 @@ pub fn composed(sql: String) -> sqlx::AssertSqlSafe<String> {
 /// True when `e` is a unique-constraint violation.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-/// True when `e` says the database cannot answer now rather than that the query is wrong: the
-/// pool gave up, the connection failed, the server shuts down or is out of resources, SQLite's
-/// file is full, locked or unreadable.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
-        sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(d) => d.code().is_some_and(|code| match code.parse::<u32>() {
-            // SQLite (extended codes keep the primary code in the low byte): BUSY, LOCKED,
-            // IOERR, FULL, CANTOPEN.
-            Ok(n) => matches!(n & 0xff, 5 | 6 | 10 | 13 | 14),
-            // PostgreSQL: connection exceptions (08), insufficient resources (53: disk full,
-            // out of memory, too many connections), operator intervention (57P: shutdown).
-            Err(_) => code.starts_with("08") || code.starts_with("53") || code.starts_with("57P"),
-        }),
-        _ => false,
-    }
 }
 
 /// True when `e` is a foreign-key violation (reported at commit for deferred keys).

@@ -193,7 +193,10 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let route = req.extensions().get::<MatchedPath>().cloned();
     let path: std::borrow::Cow<str> = match &route {
         Some(r) => r.as_str().into(),
-        None => req.uri().path().chars().take(200).collect::<String>().into(),
+        None => {
+            let path: String = req.uri().path().chars().take(200).collect();
+            crate::secrets::tokens::masked(&path).into_owned().into()
+        }
     };
     let method = req.method().clone();
     let started = std::time::Instant::now();

@@ -81,4 +81,60 @@ async fn id_routes_refuse_other_peoples_ids(backend: Backend) {
     let _ = ann_client;
 }
 
-web_on_both_backends!(token_routes_refuse_what_is_not_a_live_token, id_routes_refuse_other_peoples_ids);
+/// A reset link pasted with a trailing slash matches no route: the request log names the path
+/// with the token masked, never the live token.
+#[test]
+fn a_token_in_a_path_no_route_matches_never_reaches_the_log() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(crate::support::gatehouse(tmp.path()).arg("migrate").output().unwrap().status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut serve = std::process::Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
+        .current_dir(tmp.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("GATEHOUSE_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    let token = gatehouse::secrets::tokens::mint(gatehouse::secrets::tokens::TokenKind::PasswordReset).raw;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request = format!("GET /password/reset/{token}/ HTTP/1.1\r\nHost: localhost:8080\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let _ = serve.kill();
+    let mut log = String::new();
+    serve.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    let _ = serve.wait();
+    assert!(log.contains("/password/reset/***/"), "the request is logged, its token masked:\n{log}");
+    assert!(!log.contains(&token), "the live token reached the log:\n{log}");
+}
+
+/// A name carrying a terminal's escape sequence (it would rewrite an operator's terminal in
+/// `client list`) is refused at sign-up, like any control character.
+async fn control_characters_in_names_are_refused(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let b = server.browser();
+    let fields = [
+        ("first_name", "Eve\u{1b}]0;owned\u{7}"),
+        ("last_name", "Escape"),
+        ("email", "eve@example.com"),
+        ("password", PASSWORD),
+        ("password_confirm", PASSWORD),
+    ];
+    let answer = b.submit("register", "register", &fields).await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert!(answer.body.contains("control characters"), "{}", answer.body);
+    assert!(server.accounts().user_by_email("eve@example.com").await.unwrap().is_none());
+}
+
+web_on_both_backends!(
+    token_routes_refuse_what_is_not_a_live_token,
+    id_routes_refuse_other_peoples_ids,
+    control_characters_in_names_are_refused,
+);

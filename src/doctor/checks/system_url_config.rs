@@ -55,13 +55,11 @@ impl Check for Config {
     }
 }
 
-/// The verdict on a set system_url configured at `origin`: a query or fragment breaks every link;
-/// a path without its trailing slash joins links wrongly (fixable when the value is in a file);
-/// plain http on a public name makes logins loop for users who arrive over https.
+/// The verdict on a set system_url configured at `origin` (the loader already refused
+/// credentials, a query or a fragment): a path without its trailing slash joins links wrongly
+/// (fixable when the value is in a file); plain http on a public name makes logins loop for
+/// users who arrive over https.
 fn judge(url: &url::Url, origin: &Origin) -> Outcome {
-    if url.query().is_some() || url.fragment().is_some() {
-        return Outcome::fail("system_url has a query or fragment; links built from it break");
-    }
     if !url.path().ends_with('/') {
         let outcome = Outcome::warn(format!(
             "system_url path `{}` has no trailing slash: links will be joined wrongly",
@@ -95,8 +93,7 @@ mod tests {
     }
 
     #[test]
-    fn links_break_on_a_query_and_join_wrongly_without_the_slash() {
-        assert_eq!(judged("https://billing.example.com/portal/?x=1", &Origin::Default).status, Status::Fail);
+    fn links_join_wrongly_without_the_slash() {
         let file = Origin::File { path: "gatehouse.yaml".into(), line: 2, column: 13 };
         let slashless = judged("https://billing.example.com/portal", &file);
         assert_eq!(slashless.status, Status::Warn);
