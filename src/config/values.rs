@@ -173,11 +173,11 @@ impl DatabaseUrl {
         if u.password().is_some() {
             let _ = u.set_password(Some("***"));
         }
-        if u.query_pairs().any(|(k, _)| !HARMLESS_PARAMETERS.contains(&&*k)) {
+        if u.query_pairs().any(|(k, _)| !is_harmless(&k)) {
             let pairs: Vec<(String, String)> = u
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if HARMLESS_PARAMETERS.contains(&&*k) { v.into_owned() } else { "***".to_string() };
+                    let v = if is_harmless(&k) { v.into_owned() } else { "***".to_string() };
                     (k.into_owned(), v)
                 })
                 .collect();
@@ -204,7 +204,7 @@ impl DatabaseUrl {
         let (known, unknown): (Vec<_>, Vec<_>) = u
             .query_pairs()
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .partition(|(k, _)| POSTGRES_DRIVER_PARAMETERS.contains(&k.as_str()));
+            .partition(|(k, _)| POSTGRES_DRIVER_PARAMETERS.contains(&k.as_str()) || is_server_setting(k));
         if unknown.is_empty() {
             return (self.0.clone(), Vec::new());
         }
@@ -215,6 +215,15 @@ impl DatabaseUrl {
         }
         (u.to_string(), unknown.into_iter().map(|(k, _)| k).collect())
     }
+}
+
+/// A PostgreSQL server setting passed at connect time (`options=-c …`, `options[search_path]=…`).
+fn is_server_setting(key: &str) -> bool {
+    key == "options" || key.starts_with("options[") && key.ends_with(']')
+}
+
+fn is_harmless(key: &str) -> bool {
+    HARMLESS_PARAMETERS.contains(&key) || is_server_setting(key)
 }
 
 /// Query parameters of a database URL whose values are never secret (modes, names, paths).
@@ -372,6 +381,9 @@ mod tests {
         assert_eq!(for_driver, "postgres://app@db/gh?sslmode=require&password=s3cret");
         assert_eq!(ignored, vec!["sslpassword"]);
         assert_eq!(pg.for_postgres_driver(), (pg.as_str().to_string(), Vec::new()));
+        let schema: DatabaseUrl = "postgres://app@db/gh?options[search_path]=t1&options=-c%20x%3Dy".parse().unwrap();
+        assert_eq!(schema.for_postgres_driver().1, Vec::<String>::new(), "server settings reach the driver");
+        assert_eq!(schema.redacted(), schema.as_str(), "and are no secret");
         let lite: DatabaseUrl = "sqlite://gatehouse-data/gatehouse.db".parse().unwrap();
         assert_eq!(lite.sqlite_path(), Some("gatehouse-data/gatehouse.db"));
         assert!("mysql://x".parse::<DatabaseUrl>().is_err());
