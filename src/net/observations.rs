@@ -76,14 +76,19 @@ impl Observation {
     }
 }
 
-/// The path of the page a visitor was on (a same-host `Referer`), cut to `depth` segments (at
-/// least one): enough to compare with system_url's path, never a token in a deeper segment
-/// (`/password/reset/TOKEN` is kept as `/password/`).
-pub fn page_prefix(referer_path: &str, depth: usize) -> String {
-    let mut out = String::from("/");
+/// The path of the page a visitor was on (a same-host `Referer`, which the visitor writes),
+/// kept only as far as it is made of words that are not the visitor's: segments of system_url's
+/// path (`base_path`) and the literal segments of gatehouse's routes, at most as many as
+/// system_url's path has (at least one). It stops at the first other segment — a token
+/// (`/invite/TOKEN` is kept as `/invite/`), an id, or anything a visitor made up.
+pub fn page_prefix(referer_path: &str, base_path: &str) -> String {
+    let base: Vec<&str> = base_path.split('/').filter(|s| !s.is_empty()).collect();
     let segments: Vec<&str> = referer_path.trim_start_matches('/').split('/').collect();
-    let keep = depth.max(1).min(segments.len());
-    for (i, segment) in segments[..keep].iter().enumerate() {
+    let mut out = String::from("/");
+    for (i, segment) in segments.iter().take(base.len().max(1)).enumerate() {
+        if !(base.contains(segment) || ROUTE_WORDS.contains(segment)) {
+            break;
+        }
         out.push_str(segment);
         if i + 1 < segments.len() {
             out.push('/');
@@ -91,6 +96,70 @@ pub fn page_prefix(referer_path: &str, depth: usize) -> String {
     }
     out
 }
+
+/// Every literal segment of gatehouse's routes (a test keeps the list complete).
+const ROUTE_WORDS: &[&str] = &[
+    ".well-known",
+    "2fa",
+    "account",
+    "add",
+    "admin",
+    "admins",
+    "as",
+    "associate",
+    "banned-emails",
+    "callback",
+    "cancel",
+    "client",
+    "clientarea",
+    "clients",
+    "close",
+    "confirm",
+    "create",
+    "disable",
+    "duo",
+    "edit",
+    "enable",
+    "end",
+    "fix",
+    "forgot",
+    "gatehouse",
+    "health",
+    "healthz",
+    "impersonate",
+    "invite",
+    "invites",
+    "livez",
+    "login",
+    "logout",
+    "match",
+    "metrics",
+    "new",
+    "owner",
+    "password",
+    "password-reset",
+    "permissions",
+    "profile",
+    "question",
+    "readyz",
+    "register",
+    "remove",
+    "reset",
+    "revoke",
+    "role",
+    "roles",
+    "run",
+    "save",
+    "security",
+    "security-questions",
+    "sessions",
+    "settings",
+    "setup",
+    "switch",
+    "tokens",
+    "unlock",
+    "users",
+];
 
 /// What a request showed besides its addresses.
 #[derive(Debug, Clone, Copy, Default)]
@@ -179,10 +248,34 @@ mod tests {
 
     #[test]
     fn a_page_path_keeps_what_system_urls_path_needs_and_no_token() {
-        assert_eq!(page_prefix("/login", 1), "/login");
-        assert_eq!(page_prefix("/password/reset/s3cr3t", 1), "/password/");
-        assert_eq!(page_prefix("/clients/login", 1), "/clients/");
-        assert_eq!(page_prefix("/portal/billing/clientarea", 2), "/portal/billing/");
-        assert_eq!(page_prefix("/", 0), "/");
+        assert_eq!(page_prefix("/login", "/"), "/login");
+        assert_eq!(page_prefix("/password/reset/s3cr3t", "/"), "/password/");
+        assert_eq!(page_prefix("/clients/login", "/"), "/clients/");
+        assert_eq!(page_prefix("/portal/billing/clientarea", "/portal/billing/"), "/portal/billing/");
+        assert_eq!(page_prefix("/", "/"), "/");
+        // A deeper system_url keeps more segments, but never a token or a visitor's words.
+        assert_eq!(page_prefix("/invite/inv_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "/a/b/"), "/invite/");
+        assert_eq!(page_prefix("/password/reset/pr_x/", "/a/b/c/"), "/password/reset/");
+        assert_eq!(page_prefix("/x](javascript:alert(1))", "/"), "/");
+        assert_eq!(page_prefix("/login/%5Bx%5D(javascript:1)", "/a/b/"), "/login/");
+    }
+
+    #[test]
+    fn every_literal_segment_of_a_route_is_a_route_word() {
+        let sources = [
+            include_str!("../web/pages/mod.rs"),
+            include_str!("../web/admin/mod.rs"),
+            include_str!("../web/probes.rs"),
+        ];
+        for source in sources {
+            for route in source.split(".route(\"").skip(1).filter_map(|r| r.split('"').next()) {
+                for segment in route.split('/').filter(|s| !s.is_empty() && !s.starts_with('{')) {
+                    assert!(
+                        super::ROUTE_WORDS.contains(&segment),
+                        "`{segment}` of {route} is missing from ROUTE_WORDS"
+                    );
+                }
+            }
+        }
     }
 }

@@ -125,8 +125,7 @@ fn page_path(state: &AppState, headers: &HeaderMap, host: &str) -> String {
     if authority.to_ascii_lowercase() != host {
         return String::new();
     }
-    let depth = state.cookie.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).count();
-    observations::page_prefix(referer.path(), depth)
+    observations::page_prefix(referer.path(), &state.cookie.path)
 }
 
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {

@@ -562,7 +562,8 @@ async fn account_details_are_edited_with_profile_and_read_with_contacts() {
 /// system_url says `/clients/` (system_url.config's trailing slash added) while the site is
 /// served at `/`: in a real browser the login form posts under /clients/, where nothing is
 /// served, and the cookies' Path is /clients/ anyway. The doctor names both paths from what the
-/// browser itself sent (its Referer on same-site navigation) and offers the fix.
+/// browser itself sent (its Referer on same-site navigation); one browser's Referer is only a
+/// claim, so it asks rather than offers to move system_url (three visitors do: doctor_traffic).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_system_url_path_the_site_is_not_served_at_is_seen_and_named() {
     run(
@@ -577,10 +578,10 @@ async fn a_system_url_path_the_site_is_not_served_at_is_seen_and_named() {
 
             suite.server.state.flush().await;
             let (found, _) = crate::support::doctor::check(&suite.server.state.loaded, "system_url.requests").await;
-            assert_eq!(found.status, gatehouse::doctor::Status::Fail, "{}", found.message);
+            assert_eq!(found.status, gatehouse::doctor::Status::Warn, "{}", found.message);
             assert!(found.message.contains("system_url's path is /clients/"), "{}", found.message);
             assert!(found.message.contains("/login ×"), "the browser's own Referer: {}", found.message);
-            assert!(found.fix.available);
+            assert!(!found.fix.available, "one visitor's Referer moves nothing");
         },
     )
     .await;

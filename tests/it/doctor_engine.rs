@@ -295,7 +295,7 @@ async fn text_formats_carry_findings_and_escape_them() {
     assert!(coloured.contains('\u{1b}'));
 
     let md = report::render(Format::Markdown, &report, PLAIN);
-    assert!(md.contains("| fail | `f.fail` | broken <script>alert(1)</script> \\| pipe |"), "{md}");
+    assert!(md.contains("| fail | `f.fail` | broken \\<script\\>alert\\(1\\)\\</script\\> \\| pipe |"), "{md}");
     assert!(md.contains("## FAIL: a stand-in check (`f.fail`)"));
 
     let html = report::render(Format::Html, &report, PLAIN);

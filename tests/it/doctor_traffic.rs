@@ -293,21 +293,26 @@ async fn time_clock_compares_with_independent_clocks(backend: Backend) {
 }
 
 async fn proxy_cloudflare_sees_traffic_through_untrusted_cloudflare(backend: Backend) {
-    let Some(mut server) = Server::start(backend, "").await else { return };
+    // nginx on this machine (127.0.0.1) is trusted; CloudFlare in front of it is not.
+    let trusted_nginx = "trusted_proxies:\n  ranges: [\"127.0.0.1/32\"]\n";
+    let Some(mut server) = Server::start(backend, trusted_nginx).await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
     assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
     server.state.flush().await;
     let (healthy, _) = check(&server.state.loaded, "proxy.cloudflare").await;
     assert_eq!(healthy.status, Status::Pass, "healthy: no false alarm: {}", healthy.message);
 
-    // Requests arrive through CloudFlare (its headers), which is not trusted: the visitor's
-    // address is lost and the edge's is recorded instead.
+    // Requests arrive through CloudFlare: nginx says CloudFlare's edge (173.245.48.1) connected
+    // to it, and CloudFlare's headers name the visitor. CloudFlare is not trusted, so the
+    // visitor's address is lost and the edge's is recorded instead.
     let mut b = server.browser();
+    b.header("x-forwarded-for", "173.245.48.1");
     b.header("cf-ray", "8f1c2a3b4c5d6e7f-FRA");
     b.header("cf-connecting-ip", "203.0.113.50");
     assert_eq!(b.login("ann@example.com", PASSWORD).await.status, 303);
     let ips: Vec<_> = server.audit_actions(user_id).await.into_iter().filter_map(|a| a.1).collect();
     assert!(!ips.iter().any(|ip| ip == "203.0.113.50"), "the symptom: the visitor's address is not seen: {ips:?}");
+    assert!(ips.iter().any(|ip| ip == "173.245.48.1"), "the edge is seen instead: {ips:?}");
     server.state.flush().await;
     let (found, _) = check(&server.state.loaded, "proxy.cloudflare").await;
     assert_eq!(found.status, Status::Fail, "ip_check is on: {}", found.message);
@@ -336,13 +341,18 @@ async fn proxy_cloudflare_sees_traffic_through_untrusted_cloudflare(backend: Bac
 async fn system_url_requests_sees_visitors_outside_system_urls_path(backend: Backend) {
     let Some(mut server) = Server::start(backend, "system_url: \"http://{addr}/clients\"\n").await else { return };
     server.client_with_owner("ann@example.com", "Ann Hosting").await;
-    let visit = async |server: &Server| {
-        let mut b = server.browser();
+    // Three visitors (three addresses): one visitor's Referer alone is only a claim.
+    let visit = async |server: &Server, from: &str| {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let mut b = server.browser_via(from.parse().unwrap(), jar);
         b.header("referer", &server.url("login"));
         let login = b.login("ann@example.com", PASSWORD).await;
         (login, b.get("clientarea").await)
     };
-    let (refused, _) = visit(&server).await;
+    for from in ["127.0.0.2", "127.0.0.3"] {
+        visit(&server, from).await;
+    }
+    let (refused, _) = visit(&server, "127.0.0.4").await;
     assert_eq!(refused.status, 403, "the symptom, with the right password");
     assert!(refused.body.contains("Invalid CSRF token"), "{}", refused.body);
     server.state.flush().await;
@@ -362,7 +372,7 @@ async fn system_url_requests_sees_visitors_outside_system_urls_path(backend: Bac
     assert!(planned.describe(&ctx).contains(&format!("+system_url: \"{root}\"")), "{}", planned.describe(&ctx));
     planned.apply(&ctx).await.unwrap();
     server.restart_from_file().await;
-    let (login, clientarea) = visit(&server).await;
+    let (login, clientarea) = visit(&server, "127.0.0.2").await;
     assert_eq!(login.status, 303, "{}", login.body);
     assert_eq!(clientarea.status, 200, "signed in and staying so: {}", clientarea.location());
     server.state.flush().await;

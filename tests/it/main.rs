@@ -7,6 +7,7 @@ mod support;
 
 mod accounts;
 mod adversary_escalation;
+mod adversary_evidence;
 mod adversary_paths;
 mod adversary_races;
 mod adversary_takeover;

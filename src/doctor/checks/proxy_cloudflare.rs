@@ -27,6 +27,8 @@ static META: Meta = Meta {
     prerequisites: &["database.connectivity"],
     thresholds: &["max_ranges_age_days"],
     config: &["trusted_proxies"],
+    // Trusting CloudFlare lets CloudFlare's header name the visitor: only ever on request.
+    explicit_fix: true,
     ..Meta::BASE
 };
 
@@ -82,20 +84,38 @@ fn untrusted(message: String, ip_check: bool) -> Outcome {
     o.fixable("trust CloudFlare's ranges and take the visitor's address from CF-Connecting-IP")
 }
 
-/// The verdict on the observed requests: any through CloudFlare while it is not trusted is the
-/// fault; otherwise a pass that only carries what was seen, for the DNS side to add to.
+/// The verdict on the observed requests. A request came through CloudFlare when a CloudFlare
+/// address vouches for it: the peer itself, or the address a trusted proxy says connected to it.
+/// A CloudFlare header from anyone else is the visitor's claim: it raises the question (a forged
+/// header, or a proxy in front that is not trusted) but never justifies trusting CloudFlare.
 fn judge_traffic(seen: &[Observation], trusted: bool, ip_check: bool) -> Outcome {
-    let via_cloudflare: Vec<_> =
-        seen.iter().filter(|o| o.cf_headers.0 || o.peer_ip.parse().is_ok_and(is_cloudflare)).collect();
+    let vouched =
+        |o: &&Observation| o.peer_ip.parse().is_ok_and(is_cloudflare) || o.client_ip.parse().is_ok_and(is_cloudflare);
+    let via_cloudflare: Vec<_> = seen.iter().filter(vouched).collect();
+    let claims: Vec<_> = seen.iter().filter(|o| o.cf_headers.0 && !vouched(o)).collect();
     let outcome = if !via_cloudflare.is_empty() && !trusted {
         untrusted(
             format!(
-                "{} of {} observed requests came through CloudFlare, which is not trusted: visitors appear as \
-                 CloudFlare's edge addresses",
+                "{} of {} observed requests came from CloudFlare's addresses, which are not trusted: visitors \
+                 appear as CloudFlare's edge addresses",
                 via_cloudflare.len(),
                 seen.len()
             ),
             ip_check,
+        )
+    } else if !claims.is_empty() && !trusted {
+        let peers = tally(&claims, |o| o.peer_ip.clone());
+        Outcome::warn(format!(
+            "{} of {} observed requests carry CloudFlare headers but came from {}, not a CloudFlare address: a \
+             forged header, or a proxy in front of gatehouse that is not trusted",
+            claims.len(),
+            seen.len(),
+            peers.iter().map(|(p, n)| format!("{p} ×{n}")).collect::<Vec<_>>().join(", ")
+        ))
+        .remediation(
+            "If a proxy of yours (nginx, a load balancer) passes CloudFlare's traffic on, add it to \
+             trusted_proxies.ranges first; the doctor then sees CloudFlare's addresses behind it. A header alone \
+             is never a reason to trust anyone.",
         )
     } else {
         Outcome::pass(format!("{} of {} observed requests came through CloudFlare", via_cloudflare.len(), seen.len()))
@@ -106,6 +126,8 @@ fn judge_traffic(seen: &[Observation], trusted: bool, ip_check: bool) -> Outcome
         .with("observed_requests", seen.len())
         .with("observed_via_cloudflare", via_cloudflare.len())
         .with("cloudflare_peers", tally(&via_cloudflare, |o| o.peer_ip.clone()))
+        .with("claimed_cloudflare", claims.len())
+        .with("claiming_peers", tally(&claims, |o| o.peer_ip.clone()))
 }
 
 /// The verdict on where system_url's `host` resolves: into CloudFlare's edge while CloudFlare
@@ -189,16 +211,33 @@ mod tests {
         let seen = [request("clients.example.com", "https", EDGE), request("clients.example.com", "https", "10.0.0.2")];
         let outcome = judge_traffic(&seen, false, true);
         assert_eq!(outcome.status, Status::Fail);
-        assert!(outcome.message.starts_with("1 of 2 observed requests came through CloudFlare"), "{}", outcome.message);
+        assert!(outcome.message.starts_with("1 of 2 observed requests came from CloudFlare"), "{}", outcome.message);
         assert!(outcome.fix.is_some());
         assert_eq!(judge_traffic(&seen, false, false).status, Status::Warn, "without ip_check no session ends");
         assert_eq!(judge_traffic(&seen, true, true).status, Status::Pass);
     }
 
     #[test]
-    fn cloudflares_headers_count_even_from_another_peer() {
-        let relayed = Observation { cf_headers: Flag(true), ..request("clients.example.com", "https", "10.0.0.2") };
-        assert_eq!(judge_traffic(&[relayed], false, true).status, Status::Fail);
+    fn a_cloudflare_header_from_another_address_is_a_claim_that_fixes_nothing() {
+        // A visitor (or an untrusted proxy) at 10.0.0.2 sends CF-Ray: a question, not a fix.
+        let claimed = Observation { cf_headers: Flag(true), ..request("clients.example.com", "https", "10.0.0.2") };
+        let outcome = judge_traffic(&[claimed.clone(), claimed], false, true);
+        assert_eq!(outcome.status, Status::Warn);
+        assert!(outcome.fix.is_none(), "a header alone never justifies trusting CloudFlare");
+        assert!(outcome.message.contains("not a CloudFlare address"), "{}", outcome.message);
+    }
+
+    #[test]
+    fn a_trusted_proxy_vouches_for_cloudflare_behind_it() {
+        // nginx at 127.0.0.1 is trusted and says CloudFlare's edge connected to it.
+        let peer: IpAddr = "127.0.0.1".parse().expect("an address");
+        let edge: IpAddr = EDGE.parse().expect("an address");
+        let flags = crate::net::observations::Flags { cf_headers: true, ..Default::default() };
+        let relayed =
+            Observation::new("clients.example.com".into(), ("https".into(), true), peer, edge, flags, "/".into());
+        let outcome = judge_traffic(&[relayed], false, true);
+        assert_eq!(outcome.status, Status::Fail);
+        assert!(outcome.fix.is_some());
     }
 
     #[test]

@@ -27,6 +27,8 @@ static META: Meta = Meta {
     prerequisites: &["system_url.config", "database.connectivity"],
     thresholds: &["max_other_percent"],
     config: &["system_url"],
+    // Moving system_url moves every link and the cookie: only ever on request.
+    explicit_fix: true,
     ..Meta::BASE
 };
 
@@ -89,6 +91,10 @@ fn judge(url: &url::Url, seen: &[Observation], limit: f64) -> Outcome {
     base(if percent > limit { Outcome::fail(message) } else { Outcome::warn(message) }).remediation(remediation)
 }
 
+/// Different client addresses whose pages must lie outside system_url's path before that is
+/// evidence enough to offer moving it.
+const MIN_VISITORS: usize = 3;
+
 /// Visitors whose pages (their same-host Referer) lie outside system_url's path, when they are
 /// most of those who sent one: the session cookie, whose Path is system_url's, never comes back.
 fn outside_the_path(url: &url::Url, seen: &[Observation]) -> Option<Outcome> {
@@ -101,29 +107,43 @@ fn outside_the_path(url: &url::Url, seen: &[Observation]) -> Option<Outcome> {
         return None;
     }
     let visited = tally(&outside, |o| o.page_path.clone());
+    // The page a visitor was on is what their browser (or they) wrote in Referer: one visitor
+    // can claim anything. Only as many different client addresses as a site has visitors make
+    // it evidence enough to move system_url.
+    let mut addresses: Vec<&str> = outside.iter().map(|o| o.client_ip.as_str()).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let vouched = addresses.len() >= MIN_VISITORS;
     // A page right under the root (`/login`, not `/billing/…`) means the site is served at `/`.
     let at_root = outside.iter().any(|o| !o.page_path[1..].contains('/'));
-    let suggested = at_root.then(|| {
+    let suggested = (at_root && vouched).then(|| {
         let mut root = url.clone();
         root.set_path("/");
         root.set_query(None);
         root.to_string()
     });
-    let mut outcome = Outcome::fail(format!(
+    let message = format!(
         "system_url's path is {path} — the session cookie's Path — but visitors browse outside it ({}): their \
          browsers never send the session cookie back, so every login loops back to the login page",
         visited.iter().map(|(p, n)| format!("{p} ×{n}")).collect::<Vec<_>>().join(", ")
-    ))
-    .with("system_url_path", &path)
-    .with("visited_paths", &visited)
-    .with("suggested_system_url", &suggested);
+    );
+    let mut outcome = if vouched { Outcome::fail(message) } else { Outcome::warn(message) }
+        .with("system_url_path", &path)
+        .with("visited_paths", &visited)
+        .with("visitor_addresses", addresses.len())
+        .with("suggested_system_url", &suggested);
     outcome = match &suggested {
         Some(root) => outcome
             .remediation(format!(
-                "The site is served at /: set system_url to {root} (`gatehouse doctor --fix` does it, with a \
-                 backup) and restart `serve`; or serve the client area under {path} at the proxy."
+                "The site is served at /: set system_url to {root} (`gatehouse doctor --fix system_url.requests` \
+                 does it, with a backup) and restart `serve`; or serve the client area under {path} at the proxy."
             ))
             .fixable(format!("set system_url to {root}")),
+        None if !vouched => outcome.remediation(format!(
+            "Only {} visitor address(es) reported these pages (in their Referer, which a visitor can write): \
+             check with a browser whether the site is served outside {path} before changing system_url.",
+            addresses.len()
+        )),
         None => outcome.remediation(format!(
             "Set system_url's path to the one visitors use, or serve the client area under {path} at the proxy."
         )),
@@ -148,8 +168,8 @@ mod tests {
 
     /// One request on system_url's host from each of `pages` (its Referer's path).
     fn visiting(pages: &[&str]) -> Vec<Observation> {
-        let on_host = || request("clients.example.com", "https", "10.0.0.2");
-        pages.iter().map(|page| Observation { page_path: page.to_string(), ..on_host() }).collect()
+        let from = |i: usize| request("clients.example.com", "https", &format!("10.0.0.{}", i + 2));
+        pages.iter().enumerate().map(|(i, page)| Observation { page_path: page.to_string(), ..from(i) }).collect()
     }
 
     #[test]
@@ -182,13 +202,25 @@ mod tests {
 
     #[test]
     fn visitors_outside_system_urls_path_loop_and_the_root_is_suggested() {
-        let url = system_url("https://clients.example.com/billing/?x=1");
-        let seen = visiting(&["/login", "/clientarea", "/billing/clientarea"]);
+        let url = system_url("https://clients.example.com/billing/");
+        let seen = visiting(&["/login", "/clientarea", "/account/security", "/billing/clientarea"]);
         let outcome = judge(&url, &seen, 10.0);
         assert_eq!(outcome.status, Status::Fail);
         assert!(outcome.message.starts_with("system_url's path is /billing/ "), "{}", outcome.message);
         assert_eq!(outcome.evidence["suggested_system_url"], "https://clients.example.com/");
         assert!(outcome.fix.is_some());
+    }
+
+    #[test]
+    fn one_visitor_claiming_pages_outside_the_path_moves_nothing() {
+        let url = system_url("https://clients.example.com/billing/");
+        let one =
+            |page: &str| Observation { page_path: page.into(), ..request("clients.example.com", "https", "10.0.0.9") };
+        let seen: Vec<_> = ["/login", "/login", "/clientarea", "/login", "/login", "/login"].map(one).into();
+        let outcome = judge(&url, &seen, 10.0);
+        assert_eq!(outcome.status, Status::Warn);
+        assert!(outcome.fix.is_none(), "a visitor's Referer never moves system_url");
+        assert!(outcome.evidence["suggested_system_url"].is_null());
     }
 
     #[test]
