@@ -68,3 +68,8 @@ mod tests {
         assert!(normalize_domain("com").is_err());
     }
 }
+
+/// True when `raw` parses as an email address gatehouse would accept.
+pub fn looks_like_email(raw: &str) -> bool {
+    Email::parse(raw).is_ok()
+}

@@ -27,6 +27,7 @@ pub use audit::{Actor, AuditEntry};
 pub use banned_emails::BannedDomain;
 pub use clients::{Client, ClientStatus, ClientUpdate, DeletedClient, EMAIL_KINDS, EmailPrefs, NewClient, OwnerSpec};
 pub use credentials::{HashCensus, record_in, store_password_hash_in};
+pub use email::looks_like_email;
 pub use import::{ImportedUser, RowError};
 pub use integrity::Integrity;
 pub use invites::{Acceptance, CreatedInvite, Invite, InviteStatus};

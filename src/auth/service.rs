@@ -81,12 +81,17 @@ impl Auth {
         };
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let verified = verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash())).await?;
+        let user_matched = user.is_some();
         let (Some(user), Some(stored), true) = (user, stored, verified.ok) else {
             for scope in attempt.failed().await? {
                 let details = json!({"scope": scope.key()});
                 self.accounts.record_event(&actor, "login.lockout", ("user", target), details).await?;
             }
-            self.accounts.record_event(&actor, "login.failed", ("user", target), json!({"email": email})).await?;
+            // What was typed is recorded only when it is an email address: a password typed
+            // into the email field must not land in the audit log.
+            let typed =
+                if user_matched || crate::accounts::looks_like_email(email) { email } else { "(not an email address)" };
+            self.accounts.record_event(&actor, "login.failed", ("user", target), json!({"email": typed})).await?;
             return Ok(Login::Refused);
         };
         attempt.succeeded().await?;
@@ -104,7 +109,11 @@ impl Auth {
         let second_factor = match user.twofa_method.as_deref() {
             Some("totp") => Some(SecondFactor::Totp),
             Some("duo") if self.duo_configured => Some(SecondFactor::Duo),
-            Some("duo") => Some(SecondFactor::Totp).filter(|_| user.totp_secret.is_some()),
+            // Duo is the user's second factor but is not configured here: their TOTP key, if
+            // they kept one, or else Duo's page saying it is unavailable — never the password
+            // alone (fail closed).
+            Some("duo") if user.totp_secret.is_some() => Some(SecondFactor::Totp),
+            Some("duo") => Some(SecondFactor::Duo),
             _ if self.force_clients => Some(SecondFactor::Enrol),
             _ => None,
         };

@@ -252,7 +252,11 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         UserCommand::SetPassword { user, password } => {
             let id = ctx.user_id(&user).await?;
             accounts.set_password(actor, id, &password.require()?).await?;
-            out.emit(&json!({"id": id, "has_password": true}), || format!("Set the password of user {id}"))
+            // A new password ends every session of the user, as a change or a reset does.
+            let ended = ctx.auth.sessions.end_for_user(id, None).await?;
+            out.emit(&json!({"id": id, "has_password": true, "sessions_ended": ended}), || {
+                format!("Set the password of user {id}; {ended} session(s) ended")
+            })
         }
         UserCommand::ResetPassword { user } => {
             let id = ctx.user_id(&user).await?;

@@ -235,7 +235,77 @@ async fn an_invite_link_does_not_tell_which_emails_have_logins(backend: Backend)
     assert_eq!(told, 1, "the address's owner is told by mail");
 }
 
+async fn a_reset_completed_in_a_signed_in_browser_signs_it_out(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, b) = signed_in(&server).await;
+    let mut conn = server.accounts().db().pool().acquire().await.unwrap();
+    let token = one_time::issue(&mut conn, Purpose::PasswordReset, user_id, None, 3600).await.unwrap();
+    drop(conn);
+    // The same browser (the thief's, say) opens the link and completes the reset: the reset
+    // ends every session, and the request that did it must not save its own back.
+    let path = format!("password/reset/{token}");
+    let fields = [("password", "a brand new password"), ("password_confirm", "a brand new password")];
+    assert_eq!(b.submit(&path, &path, &fields).await.status, 303);
+    assert_eq!(b.get("clientarea").await.status, 303, "the session ended with the reset stays ended");
+}
+
+async fn a_duo_user_never_signs_in_with_the_password_alone(backend: Backend) {
+    // Duo is the user's second factor, but this deployment has no Duo configured (any more).
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    server.accounts().set_duo(&Actor::system("test"), user_id).await.unwrap();
+    let b = server.browser();
+    let login = b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(login.location(), "/login/2fa", "the password alone is not a sign-in");
+    assert_eq!(b.get("clientarea").await.status, 303);
+    assert_eq!(b.get("login/2fa").await.status, 503, "Duo is said to be unavailable");
+}
+
+async fn a_kept_totp_key_does_not_finish_a_duo_sign_in(backend: Backend) {
+    let fake = crate::support::duo::start(false).await;
+    let Some(server) = Server::start(backend, &fake.config()).await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let secret = gatehouse::secrets::totp::new_secret();
+    let backup = gatehouse::secrets::passwords::hash("AAAABBBBCCCCDDDD").unwrap();
+    let actor = Actor::system("test");
+    server.accounts().set_totp(&actor, user_id, &secret, 0, &backup).await.unwrap();
+    server.accounts().set_duo(&actor, user_id).await.unwrap();
+    let b = server.browser();
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+    let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::now()).unwrap();
+    let csrf = b.get("login").await.csrf();
+    let r = b.post("login/2fa", &[("csrf_token", &csrf), ("code", &code)]).await;
+    assert_ne!(r.location(), "/clientarea", "a TOTP code does not step around Duo");
+    assert_eq!(b.get("clientarea").await.status, 303);
+}
+
+async fn re_authentication_gives_a_new_session_id(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (_, b) = signed_in(&server).await;
+    let confirmed = b.submit("account/security/confirm", "account/security/confirm", &[("password", PASSWORD)]).await;
+    assert_eq!(confirmed.location(), "/account/security");
+    assert!(
+        confirmed.set_cookie().is_some_and(|c| c.starts_with("gatehouse_session=")),
+        "{:?}",
+        confirmed.set_cookie()
+    );
+}
+
+async fn a_password_typed_as_the_email_stays_out_of_the_audit_log(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    server.browser().login("my secret passphrase", "wrong password!").await;
+    let log = server.accounts().audit_log(None, 100).await.unwrap();
+    let failed = log.iter().find(|e| e.action == "login.failed").expect("the failure is audited");
+    assert!(!failed.details.contains("my secret passphrase"), "{}", failed.details);
+}
+
 web_on_both_backends!(
+    a_reset_completed_in_a_signed_in_browser_signs_it_out,
+    a_duo_user_never_signs_in_with_the_password_alone,
+    a_kept_totp_key_does_not_finish_a_duo_sign_in,
+    re_authentication_gives_a_new_session_id,
+    a_password_typed_as_the_email_stays_out_of_the_audit_log,
     a_stolen_session_cannot_replace_the_second_factor,
     the_owner_re_authenticates_then_changes_credentials,
     a_stolen_session_cannot_change_the_login_email,

@@ -56,13 +56,10 @@ pub(super) async fn read_with_user(db: &Db, key: &str) -> Result<Option<(Session
     Ok(Some((session, UserWithClients::from_rows(&rows)?)))
 }
 
-pub(super) async fn write(db: &Db, s: &Session) -> Result<()> {
+pub(super) async fn insert(db: &Db, s: &Session) -> Result<()> {
     let data = serde_json::to_string(&s.data).map_err(|e| Error::Internal(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO sessions (key, user_id, admin_id, created_at, last_seen_at, data) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (key) DO UPDATE SET user_id = excluded.user_id, admin_id = excluded.admin_id, \
-         last_seen_at = excluded.last_seen_at, data = excluded.data",
+        "INSERT INTO sessions (key, user_id, admin_id, created_at, last_seen_at, data) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&s.key)
     .bind(s.data.user_id)
@@ -73,6 +70,21 @@ pub(super) async fn write(db: &Db, s: &Session) -> Result<()> {
     .execute(db.pool())
     .await?;
     Ok(())
+}
+
+/// Updates a session that still exists; false when it was ended meanwhile (never re-created).
+pub(super) async fn update(db: &Db, s: &Session) -> Result<bool> {
+    let data = serde_json::to_string(&s.data).map_err(|e| Error::Internal(e.to_string()))?;
+    let done =
+        sqlx::query("UPDATE sessions SET user_id = $1, admin_id = $2, last_seen_at = $3, data = $4 WHERE key = $5")
+            .bind(s.data.user_id)
+            .bind(s.data.admin_id)
+            .bind(s.last_seen_at)
+            .bind(data)
+            .bind(&s.key)
+            .execute(db.pool())
+            .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn touch(db: &Db, key: &str, at: i64) -> Result<()> {

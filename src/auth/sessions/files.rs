@@ -43,6 +43,17 @@ pub(super) async fn read(dir: &Path, key: &str) -> Result<Option<Session>> {
     }
 }
 
+/// Updates a session whose file still exists; false when it was ended meanwhile (never
+/// re-created). A deletion between the check and the rename can still bring one back: the
+/// files store has no transactions (the database store has no such window).
+pub(super) async fn update(dir: &Path, s: &Session) -> Result<bool> {
+    if !tokio::fs::try_exists(path(dir, &s.key)).await.unwrap_or(false) {
+        return Ok(false);
+    }
+    write(dir, s).await?;
+    Ok(true)
+}
+
 pub(super) async fn write(dir: &Path, s: &Session) -> Result<()> {
     let (dir, key) = (dir.to_path_buf(), s.key.clone());
     let body =

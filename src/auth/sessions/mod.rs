@@ -274,7 +274,7 @@ impl Sessions {
             // Without ip_check the session follows the client; remember the latest address.
             session.data.ip = ip.to_string();
             session.last_seen_at = ts;
-            self.write(&session).await?;
+            self.update(&session).await?;
         } else if ts - session.last_seen_at >= TOUCH_AFTER_SECS.min(self.idle_secs / 10).max(1) {
             session.last_seen_at = ts;
             self.touch(&session).await?;
@@ -283,9 +283,15 @@ impl Sessions {
     }
 
     /// Stores changed session data (same key).
+    /// Stores what changed in a session that still exists. A session ended meanwhile (signed
+    /// out, revoked, ended by a password change or reset) stays ended: a request that was in
+    /// flight never brings it back.
     pub async fn save(&self, session: &mut Session) -> Result<()> {
         session.last_seen_at = self.clock.now();
-        self.write(session).await
+        if !self.update(session).await? {
+            tracing::debug!("a session ended while its request ran was not saved again");
+        }
+        Ok(())
     }
 
     /// Replaces the session by one with a new key and a new CSRF token and the given data:
@@ -425,8 +431,16 @@ impl Sessions {
 
     async fn write(&self, session: &Session) -> Result<()> {
         match &self.store {
-            Store::Database(db) => database::write(db, session).await,
+            Store::Database(db) => database::insert(db, session).await,
             Store::Files(dir) => files::write(dir, session).await,
+        }
+    }
+
+    /// Writes a session that still exists; false when it is gone.
+    async fn update(&self, session: &Session) -> Result<bool> {
+        match &self.store {
+            Store::Database(db) => database::update(db, session).await,
+            Store::Files(dir) => files::update(dir, session).await,
         }
     }
 

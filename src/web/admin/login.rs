@@ -202,19 +202,19 @@ pub async fn confirm_form(State(state): State<AppState>, staff: Staff) -> Answer
 }
 
 pub async fn confirm(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
-    let proof =
-        Proof { password: form.text("password"), code: form.text("code"), backup_code: form.text("backup_code") };
+    // The password exactly as typed (`text` trims, and spaces are part of a password).
+    let password = form.get("password").unwrap_or("");
+    let proof = Proof { password, code: form.text("code"), backup_code: form.text("backup_code") };
     match state.auth.reauthenticate_admin(&staff.admin, proof, &staff.ip).await {
         Ok(replacement) => {
-            let mut session = staff.session;
-            session.data.authenticated_at = Some(state.auth.proof_time());
-            if replacement.is_some() {
-                session.data.backup_code = replacement;
-            }
-            session.data.flash =
+            // A new session id with the proof, as at sign-in.
+            let mut data = staff.session.data.clone();
+            data.authenticated_at = Some(state.auth.proof_time());
+            data.backup_code = replacement.or(data.backup_code);
+            data.flash =
                 Some(format!("Confirmed. For {} minutes you can change how you sign in.", REAUTH_WINDOW_SECS / 60));
-            state.auth.sessions.save(&mut session).await?;
-            Ok(see_other(&state, "admin/security", None))
+            let (raw, _) = state.auth.sessions.rotate(&staff.session, data).await?;
+            Ok(see_other(&state, "admin/security", Some(state.cookie.admin_set(&raw))))
         }
         Err(e @ Error::Refused { .. }) => {
             let page = confirm_page(&staff.admin).with("error", sentence(&e)).status(StatusCode::UNPROCESSABLE_ENTITY);

@@ -88,7 +88,7 @@ pub async fn remove_question(
 
 pub async fn add_admin(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let password = Some(form.text("password")).filter(|p| !p.is_empty());
+    let password = form.get("password").filter(|p| !p.is_empty());
     let result = state
         .auth
         .accounts

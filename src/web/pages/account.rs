@@ -67,22 +67,25 @@ pub async fn confirm_form(State(state): State<AppState>, SignedIn { user, sessio
 pub async fn confirm(
     State(state): State<AppState>,
     ctx: Ctx,
-    UserForm { user, mut session, form, .. }: UserForm<true>,
+    UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
     if session.data.impersonated_by.is_some() {
         let text = "A session opened by an administrator cannot change this user's sign-in settings.";
         return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Not allowed", text));
     }
-    let proof =
-        Proof { password: form.text("password"), code: form.text("code"), backup_code: form.text("backup_code") };
+    // The password exactly as typed (`text` trims, and spaces are part of a password).
+    let password = form.get("password").unwrap_or("");
+    let proof = Proof { password, code: form.text("code"), backup_code: form.text("backup_code") };
     match state.auth.reauthenticate(&user, proof, &ctx.ip_string()).await {
         Ok(replacement) => {
-            session.data.authenticated_at = Some(state.auth.proof_time());
-            if replacement.is_some() {
-                session.data.backup_code = replacement;
-            }
-            let text = format!("Confirmed. For {} minutes you can change how you sign in.", REAUTH_WINDOW_SECS / 60);
-            Ok(redirect_with_flash(&state, session, text, "account/security").await)
+            // A new session id with the proof, as at sign-in.
+            let mut data = session.data.clone();
+            data.authenticated_at = Some(state.auth.proof_time());
+            data.backup_code = replacement.or(data.backup_code);
+            data.flash =
+                Some(format!("Confirmed. For {} minutes you can change how you sign in.", REAUTH_WINDOW_SECS / 60));
+            let (raw, _) = state.auth.sessions.rotate(&session, data).await?;
+            Ok(see_other(&state, "account/security", Some(state.cookie.set(&raw))))
         }
         Err(e @ Error::Refused { .. }) => Ok(confirm_page(&user)
             .with("error", sentence(&e))

@@ -133,7 +133,11 @@ pub async fn second_factor_submit(
     ctx: Ctx,
     CheckedForm { session, form }: CheckedForm,
 ) -> Answer {
-    let Some((_, pending)) = pending_of(&ctx) else { return Ok(see_other(&state, "login", None)) };
+    // Codes are taken only when the code is what is owed: a Duo sign-in is not finished with a
+    // TOTP key or backup code the user kept from before (that would step around Duo's policy).
+    let Some((_, pending)) = pending_of(&ctx).filter(|(_, p)| p.method == SecondFactor::Totp) else {
+        return Ok(see_other(&state, "login", None));
+    };
     let ip = ctx.ip_string();
     let Ok(user) = state.auth.accounts.user(pending.user_id).await else {
         return Ok(see_other(&state, "login", None));
