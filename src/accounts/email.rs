@@ -46,6 +46,11 @@ pub(crate) fn normalize_domain(raw: &str) -> Result<String> {
     Ok(d)
 }
 
+/// True when `raw` parses as an email address gatehouse would accept.
+pub fn looks_like_email(raw: &str) -> bool {
+    Email::parse(raw).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,9 +72,4 @@ mod tests {
         assert!(normalize_domain("not a domain").is_err());
         assert!(normalize_domain("com").is_err());
     }
-}
-
-/// True when `raw` parses as an email address gatehouse would accept.
-pub fn looks_like_email(raw: &str) -> bool {
-    Email::parse(raw).is_ok()
 }
