@@ -29,6 +29,7 @@ mod layers;
 mod license;
 mod migrations;
 mod report_bundle;
+mod security_map;
 mod store_faults;
 mod web_admin;
 mod web_admin_area;
