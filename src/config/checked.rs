@@ -11,6 +11,9 @@ use super::Duration;
 /// The longest password accepted (bytes): argon2 cost must not be an attacker's lever.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The shortest minimum length a deployment may set.
+pub const MIN_PASSWORD_LENGTH: usize = 8;
+
 /// A trusted proxy entry: an address or a CIDR range (host bits dropped).
 pub fn parse_trusted(entry: &str) -> Result<IpNet, String> {
     let e = entry.trim();
@@ -47,10 +50,16 @@ pub(super) fn listen_address<'de, D: Deserializer<'de>>(d: D) -> Result<String, 
 
 pub(super) fn password_min_length<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let n = usize::deserialize(d)?;
-    if n == 0 || n > MAX_PASSWORD_BYTES {
+    if n > MAX_PASSWORD_BYTES {
         return Err(de::Error::custom(format!(
-            "{n} cannot work: passwords are at most {MAX_PASSWORD_BYTES} bytes; expected 1 to {MAX_PASSWORD_BYTES} \
+            "{n} cannot work: passwords are at most {MAX_PASSWORD_BYTES} bytes; expected 8 to {MAX_PASSWORD_BYTES} \
              (12 or more recommended)"
+        )));
+    }
+    // NIST SP 800-63B-4 and OWASP ASVS 6.2.1: never fewer than 8 characters.
+    if n < MIN_PASSWORD_LENGTH {
+        return Err(de::Error::custom(format!(
+            "{n} is too short to protect anything: expected {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_BYTES} (12 or more recommended)"
         )));
     }
     Ok(n)

@@ -109,6 +109,7 @@ fn every_kind_of_bad_file_is_refused_with_its_location() {
         ("security:\n  lockout:\n    ip_max_failures: 0\n", 3, 22, "0 would lock"),
         ("security:\n  reset_token_ttl: 0s\n", 2, 20, "is zero"),
         ("security:\n  invite_ttl: 0s\n", 2, 15, "is zero"),
+        ("security:\n  password_min_length: 6\n", 2, 24, "too short"),
         ("system_url: \"http://u:p@billing.example.com/\"\n", 1, 13, "user name or password"),
         ("system_url: \"https://billing.example.com/?a=1\"\n", 1, 13, "has a query"),
         ("system_url: \"https://billing.example.com/#x\"\n", 1, 13, "has a fragment"),
