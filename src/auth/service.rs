@@ -27,6 +27,8 @@ pub struct Auth {
     reset_ttl_secs: i64,
     force_clients: bool,
     pub(super) force_admins: bool,
+    /// `security.security_questions`: whether a reset asks the user's question.
+    pub security_questions: bool,
     duo_configured: bool,
 }
 
@@ -51,6 +53,7 @@ impl Auth {
             system_url: config.system_url.clone(),
             reset_ttl_secs: config.security.reset_token_ttl.as_secs(),
             force_clients: config.twofa.force_clients,
+            security_questions: config.security.security_questions,
             force_admins: config.twofa.force_admins,
             duo_configured: !config.twofa.duo.client_id.is_empty(),
         }
@@ -346,7 +349,7 @@ impl Auth {
             || Error::refused(Code::InvalidToken, "this reset link is invalid or has expired; ask for a new one");
         let user = self.reset_user(token).await?.ok_or_else(invalid)?;
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        if let Some(hash) = &user.security_answer_hash {
+        if let Some(hash) = user.security_answer_hash.as_ref().filter(|_| self.security_questions) {
             let given = passwords::normalize_answer(answer.unwrap_or(""));
             let scopes = Scope::password(Principal::User, &user.email, ip);
             let checked = self

@@ -198,6 +198,10 @@ pub struct Security {
     pub invite_ttl: Duration,
     /// Also ban every subdomain of a banned domain (`mail.example.com` for `example.com`).
     pub banned_email_subdomains: bool,
+    /// Ask a user's security question before a password reset (a WHMCS feature that OWASP ASVS
+    /// 6.4.2 and NIST SP 800-63B-4 advise against). On where the key is absent, so deployments
+    /// that use them keep them; `gatehouse init` writes it off for new installs.
+    pub security_questions: bool,
 }
 
 impl Default for Security {
@@ -208,6 +212,7 @@ impl Default for Security {
             reset_token_ttl: Duration::from_secs(3600),
             invite_ttl: Duration::from_secs(7 * 86400),
             banned_email_subdomains: true,
+            security_questions: true,
         }
     }
 }

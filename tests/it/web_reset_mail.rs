@@ -172,3 +172,35 @@ web_on_both_backends!(
     cron_delivers_the_outbox_and_records_failures,
     cron_collects_expired_sessions_and_writes_a_heartbeat,
 );
+
+/// `security.security_questions: false` (what `gatehouse init` writes for a new site): a reset
+/// never asks a question, even of a user who has an answer, and none can be set.
+#[tokio::test]
+async fn with_security_questions_off_a_reset_asks_none() {
+    let server = Server::start(Backend::Sqlite, "security:\n  security_questions: false\n").await.unwrap();
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let actor = gatehouse::accounts::Actor::system("test");
+    let question = server.accounts().add_security_question(&actor, "First pet?").await.unwrap();
+    server.accounts().set_security_answer(&actor, user_id, question.id, "Rex").await.unwrap();
+    let mut conn = server.accounts().db().pool().acquire().await.unwrap();
+    let token = gatehouse::auth::one_time::issue(
+        &mut conn,
+        gatehouse::auth::one_time::Purpose::PasswordReset,
+        user_id,
+        None,
+        3600,
+    );
+    let token = token.await.unwrap();
+    drop(conn);
+    let b = server.browser();
+    let path = format!("password/reset/{token}");
+    let page = b.get(&path).await;
+    assert!(!page.body.contains("First pet?") && !page.body.contains("security_answer"), "{}", page.body);
+    let fields = [("password", "a brand new password"), ("password_confirm", "a brand new password")];
+    assert_eq!(b.submit(&path, &path, &fields).await.status, 303);
+    assert_eq!(b.login("ann@example.com", "a brand new password").await.status, 303);
+    let security = b.get("account/security").await;
+    assert!(!security.body.contains("Security question"), "{}", security.body);
+    let set = b.submit("account/security", "account/security/question", &[("question_id", "1"), ("answer", "x")]).await;
+    assert_eq!(set.status, 404);
+}

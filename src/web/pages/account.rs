@@ -37,6 +37,7 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
         .with("duo", state.duo.is_some())
         .with("enrol_required", session.data.pending.as_ref().is_some_and(|p| p.method == SecondFactor::Enrol))
         .with("recent", state.auth.recently_authenticated(&session.data))
+        .with("questions_on", state.auth.security_questions)
 }
 
 /// The security page again, with what was refused.
@@ -183,6 +184,10 @@ pub async fn question(
     UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
     require_recent(&state, &session, CONFIRM).await?;
+    if !state.auth.security_questions {
+        let text = "Security questions are turned off on this site: a reset link alone resets a password.";
+        return Ok(message(&state, Some(&session), StatusCode::NOT_FOUND, "Not available", text));
+    }
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
     Ok(match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
