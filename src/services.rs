@@ -23,7 +23,9 @@ impl Services {
     pub async fn open(loaded: &Loaded) -> Result<Self> {
         let db = Db::open_existing(loaded).await?;
         db.migrate().await?;
-        Ok(Self::over(db, loaded))
+        let services = Self::over(db, loaded);
+        services.license.refresh().await?;
+        Ok(services)
     }
 
     /// Over a database already open (and migrated).

@@ -26,6 +26,7 @@ pub async fn run(command: LicenseCommand, ctx: &Context, out: &Output) -> Result
 
 async fn status(ctx: &Context, out: &Output) -> Result<()> {
     let license = &ctx.license;
+    license.refresh().await?;
     let standing = license.standing();
     let checks = records::all(ctx.accounts.db()).await?;
     let key_id = license.key().and_then(|k| k.ok()).map(|k| k.id());
@@ -33,6 +34,7 @@ async fn status(ctx: &Context, out: &Output) -> Result<()> {
         "standing": &standing,
         "key_id": key_id,
         "server": license.server().map(|u| u.as_str()),
+        "verifying_key": license.key_source(),
         "cache": license.cache_path(),
         "verifications": &checks,
     });
@@ -47,6 +49,15 @@ async fn status(ctx: &Context, out: &Output) -> Result<()> {
                 pairs.push(("licensed for", answer.binding.to_string()));
                 pairs.push(("last check", answer.checked_at.to_rfc3339()));
                 pairs.push(("next check due", due_at.clone()));
+            }
+            Standing::FirstVerification { since, locks_at, hours_left } => {
+                pairs.push((
+                    "first verification",
+                    format!(
+                        "not answered since {since}; admin functions lock at {locks_at} ({hours_left} h left) \
+                         unless the licensing server answers"
+                    ),
+                ));
             }
             Standing::Locked { reason, answer } => {
                 pairs.push(("admin functions", format!("LOCKED: {reason}")));
@@ -66,6 +77,13 @@ async fn status(ctx: &Context, out: &Output) -> Result<()> {
             pairs.push(("key id", id.clone()));
         }
         pairs.push(("cache", license.cache_path().display().to_string()));
+        pairs.push((
+            "verifying key",
+            match license.key_source() {
+                "embedded" => "the vendor's, built into this gatehouse".to_string(),
+                _ => "license.public_key (this build embeds none)".to_string(),
+            },
+        ));
         let rows = checks
             .iter()
             .map(|r| {

@@ -127,6 +127,7 @@ impl Cron<'_> {
         if !license.is_configured() {
             return Ok(serde_json::json!({"skipped": "license.key is not set (unlicensed mode)"}));
         }
+        license.refresh().await?;
         if let Standing::Active { due_at, .. } = license.standing() {
             return Ok(serde_json::json!({"skipped": format!("verified; next check due {due_at}")}));
         }

@@ -10,11 +10,13 @@
 
 pub mod cache;
 pub mod key;
+pub mod memory;
 pub mod protocol;
 pub mod records;
 pub mod standing;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
@@ -23,7 +25,7 @@ use serde::Serialize;
 pub use cache::Cached;
 pub use key::LicenseKey;
 pub use protocol::{Answer, Binding, Context, Facts, Signed, Status};
-pub use standing::Standing;
+pub use standing::{Here, Standing};
 
 use crate::config::Loaded;
 use crate::error::{Code, Error, Result};
@@ -43,6 +45,27 @@ pub struct License {
     directory: String,
     domain: Option<String>,
     fingerprint: String,
+    memory: Arc<memory::Memory>,
+    /// The address this process last reached the licensing server from.
+    last_ip: Arc<Mutex<Option<String>>>,
+}
+
+/// The vendor's verifying key, when this build embeds one (`GATEHOUSE_LICENSE_PUBLIC_KEY` at
+/// compile time): then it alone verifies answers, and a configured `license.public_key` is refused.
+pub const EMBEDDED_PUBLIC_KEY: Option<&str> = option_env!("GATEHOUSE_LICENSE_PUBLIC_KEY");
+
+/// The key answers are verified with: the build's, or — in a build without one (development,
+/// tests, an operator who is their own vendor) — the configured one.
+pub fn verifying_key(embedded: Option<&str>, configured: &str) -> std::result::Result<VerifyingKey, String> {
+    match embedded {
+        Some(vendor) if !configured.trim().is_empty() && configured.trim() != vendor.trim() => Err(
+            "license.public_key is set, but this build carries the vendor's key and verifies answers with it alone: \
+             remove license.public_key from the configuration"
+                .into(),
+        ),
+        Some(vendor) => protocol::public_key(vendor).map_err(|e| format!("the key built into gatehouse: {e}")),
+        None => protocol::public_key(configured),
+    }
 }
 
 /// What one verification got.
@@ -115,7 +138,26 @@ impl License {
             directory: loaded.install_dir(),
             domain: config.system_url.url().and_then(|u| u.host_str()).map(str::to_string),
             fingerprint: loaded.fingerprint(),
+            memory: Arc::default(),
+            last_ip: Arc::default(),
         }
+    }
+
+    /// Reads what the install remembers (`memory`): call before judging standing from a
+    /// process that has not done so lately (serve does every 30 s).
+    pub async fn refresh(&self) -> Result<()> {
+        self.memory.refresh(&self.db).await
+    }
+
+    /// The time standing is judged at: this machine's, never earlier than the high-water mark.
+    pub fn judged_at(&self) -> i64 {
+        self.db.now().max(self.memory.high_water())
+    }
+
+    /// Which kind of build verifies the answers: "embedded" (the vendor's key is built in) or
+    /// "configured" (license.public_key).
+    pub fn key_source(&self) -> &'static str {
+        if EMBEDDED_PUBLIC_KEY.is_some() { "embedded" } else { "configured" }
     }
 
     /// False in unlicensed mode (no key configured).
@@ -129,7 +171,7 @@ impl License {
     }
 
     pub fn public_key(&self) -> std::result::Result<VerifyingKey, String> {
-        protocol::public_key(&self.settings.public_key)
+        verifying_key(EMBEDDED_PUBLIC_KEY, &self.settings.public_key)
     }
 
     pub fn server(&self) -> Option<&url::Url> {
@@ -158,10 +200,26 @@ impl License {
 
     pub fn standing(&self) -> Standing {
         match self.cached() {
+            None if self.was_licensed() => Standing::Locked {
+                reason: "license.key is empty, but this install has been licensed: removing the key does not \
+                         return it to unlicensed mode; set the key again"
+                    .into(),
+                answer: None,
+            },
             None => Standing::Unlicensed,
-            Some(Ok(cached)) => standing::judge(&cached, self.db.now()),
+            Some(Ok(cached)) => standing::judge(&cached, &self.here(), self.judged_at()),
             Some(Err(unusable)) => Standing::Locked { reason: unusable, answer: None },
         }
+    }
+
+    /// A genuine answer was once applied here, or a cache file exists.
+    fn was_licensed(&self) -> bool {
+        self.memory.was_licensed() || self.cache_path().exists()
+    }
+
+    fn here(&self) -> Here {
+        let ip = self.last_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        Here { facts: self.facts(ip), first_attempt_at: self.memory.first_attempt_at() }
     }
 
     /// Refuses with `license_invalid` while admin functions are locked.
@@ -190,7 +248,11 @@ impl License {
     /// Names resolve as the service's own connections do: through the system resolver.
     pub async fn verify(&self, context: Context) -> Result<Verification> {
         let resolver = Resolver::new(&[]).map_err(|e| Error::Internal(format!("no resolver: {e}")))?;
+        self.memory.attempted(&self.db, self.db.now()).await?;
         let (trace, facts, reply) = self.ask(context, &resolver, VERIFY_DEADLINE).await?;
+        if facts.ip.is_some() {
+            *self.last_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = facts.ip.clone();
+        }
         let not_applied = match &reply {
             Reply::Answered { answer, .. } if answer.status != Status::Active && context != Context::Web => {
                 self.differs_from_web(context, &facts).await?
@@ -198,10 +260,11 @@ impl License {
             Reply::Answered { .. } => None,
             Reply::NoAnswer { .. } => Some("no answer: the cached one stands".into()),
         };
-        if let (Reply::Answered { signed, .. }, None) = (&reply, &not_applied) {
+        if let (Reply::Answered { signed, answer }, None) = (&reply, &not_applied) {
             cache::write(&self.data_dir, signed).map_err(|e| {
                 Error::Internal(format!("cannot write the license cache {}: {e}", self.cache_path().display()))
             })?;
+            self.memory.licensed(&self.db, answer.checked_at.timestamp()).await?;
         }
         let applied = not_applied.is_none();
         self.record(context, &facts, &reply, applied).await?;

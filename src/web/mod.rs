@@ -188,6 +188,9 @@ async fn background(state: AppState) {
         tick.tick().await;
         if n % 6 == 0 {
             state.heartbeat().await;
+            if let Err(e) = state.license.refresh().await {
+                tracing::warn!(error = %e, "could not read the license memory");
+            }
         }
         if n % 720 == 0 && state.license.is_configured() && (n == 0 || state.license.is_due()) {
             tokio::spawn(verify_license(state.clone()));

@@ -38,11 +38,18 @@ impl Check for Validity {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         judged(async move {
-            if ctx.config().license.key.is_empty() {
-                return Ok(Outcome::skipped("license.key is not set: unlicensed mode, nothing is verified or locked"));
-            }
             let services = ctx.services().await?;
             let license = &services.license;
+            // What the install remembers (the high-water mark, a first attempt, having been licensed).
+            license.refresh().await.map_err(|e| Outcome::error(format!("cannot read the license memory: {e}")))?;
+            if ctx.config().license.key.is_empty() {
+                if let Standing::Locked { reason, .. } = license.standing() {
+                    return Ok(Outcome::fail(format!("admin functions are locked: {reason}")).remediation(
+                        "Set license.key to this install's key again, then run `gatehouse license verify`.",
+                    ));
+                }
+                return Ok(Outcome::skipped("license.key is not set: unlicensed mode, nothing is verified or locked"));
+            }
             let verify_again = "Then run `gatehouse license verify`.";
             let key = match license.key() {
                 Some(Ok(key)) => key,
@@ -79,6 +86,21 @@ impl Check for Validity {
                 Cached::Missing => {
                     let last =
                         recorded.first().map(|r| format!(" (last attempt, {}: {} {})", r.context, r.outcome, r.reason));
+                    if let Standing::FirstVerification { locks_at, hours_left, .. } = license.standing() {
+                        return Ok(base(Outcome::warn(format!(
+                            "the license has not been verified yet{}: admin functions lock at {locks_at} ({} days {} h \
+                             left)",
+                            last.unwrap_or_default(),
+                            hours_left / 24,
+                            hours_left % 24
+                        )))
+                        .with("locks_at", locks_at)
+                        .with("hours_left", hours_left)
+                        .remediation(
+                            "Let the first verification through (license.connectivity names the network phase that \
+                             fails), or run `gatehouse license verify`.",
+                        ));
+                    }
                     return Ok(base(Outcome::fail(format!(
                         "the license has never been verified on this host{}",
                         last.unwrap_or_default()
@@ -153,7 +175,7 @@ impl Check for Validity {
                     answer.binding,
                     answer.checked_at.to_rfc3339()
                 ))),
-                Standing::Unlicensed => unreachable!("the key is set"),
+                Standing::Unlicensed | Standing::FirstVerification { .. } => unreachable!("a key with an answer"),
             })
         })
     }

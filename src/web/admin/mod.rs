@@ -218,6 +218,9 @@ fn license_line(standing: &crate::license::Standing) -> String {
         Standing::Grace { locks_at, hours_left, .. } => format!(
             "Not verified since it was due: admin functions lock at {locks_at} ({hours_left} h left) unless the licensing server answers."
         ),
+        Standing::FirstVerification { locks_at, hours_left, .. } => format!(
+            "Not verified yet: admin functions lock at {locks_at} ({hours_left} h left) unless the licensing server answers."
+        ),
         Standing::Locked { reason, .. } => format!("Locked: {reason}. The admin area is read-only."),
     }
 }
