@@ -351,3 +351,19 @@ impl License {
         records::save(&self.db, &record).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_with_the_vendors_key_refuses_a_configured_one() {
+        let vendor = protocol::encode_public_key(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key());
+        let operator = protocol::encode_public_key(&ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key());
+        assert!(verifying_key(Some(&vendor), "").is_ok(), "the built-in key alone");
+        assert!(verifying_key(Some(&vendor), &vendor).is_ok(), "the same key configured changes nothing");
+        let refused = verifying_key(Some(&vendor), &operator).unwrap_err();
+        assert!(refused.contains("remove license.public_key"), "{refused}");
+        assert_eq!(verifying_key(None, &operator).map(|k| protocol::encode_public_key(&k)), Ok(operator));
+    }
+}

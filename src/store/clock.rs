@@ -17,6 +17,12 @@ impl Clock {
         chrono::Utc::now().timestamp() + self.offset.load(Ordering::Relaxed)
     }
 
+    /// Moves this clock back by `by`: what an operator who sets the system clock back does (the
+    /// licensing tests turn it back to prove standing is not judged earlier than it was).
+    pub fn turn_back(&self, by: std::time::Duration) {
+        self.offset.fetch_sub(i64::try_from(by.as_secs()).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
     /// Moves this clock forward by `by` (whole seconds), for everything that shares it.
     pub fn advance(&self, by: std::time::Duration) {
         self.offset.fetch_add(i64::try_from(by.as_secs()).unwrap_or(i64::MAX), Ordering::Relaxed);

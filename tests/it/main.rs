@@ -8,6 +8,7 @@ mod support;
 mod accounts;
 mod adversary_escalation;
 mod adversary_evidence;
+mod adversary_license;
 mod adversary_paths;
 mod adversary_races;
 mod adversary_takeover;
