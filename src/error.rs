@@ -108,10 +108,25 @@ pub enum Error {
     Internal(String),
 }
 
+/// A PostgreSQL SQLSTATE: always five characters. SQLite's codes are numbers below 10,000
+/// (extended codes included), so the two never meet — an all-digit SQLSTATE such as `22021` is
+/// not SQLite's 5 ("busy") in disguise.
+fn sqlstate(code: &str) -> Option<&str> {
+    (code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(code)
+}
+
+/// Text the database cannot store (PostgreSQL refuses a NUL byte): the request's fault.
+fn is_unstorable_text(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().is_some_and(|c| sqlstate(&c).is_some_and(|s| s == "22021" || s == "22P05")))
+}
+
 impl From<sqlx::Error> for Error {
     /// A database that cannot answer now (down, unreachable, full, busy) is unavailability —
     /// 503 and "try again" — not a fault of the request or of gatehouse.
     fn from(e: sqlx::Error) -> Self {
+        if is_unstorable_text(&e) {
+            return Error::invalid("the text sent holds a character that cannot be stored (a NUL byte)");
+        }
         if is_unavailable(&e) {
             Error::Unavailable(format!("the database is unavailable: {}", e.to_string().lines().next().unwrap_or("")))
         } else {
@@ -127,13 +142,13 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
         sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(d) => d.code().is_some_and(|code| match code.parse::<u32>() {
-            // SQLite (extended codes keep the primary code in the low byte): BUSY, LOCKED,
-            // IOERR, FULL, CANTOPEN.
-            Ok(n) => matches!(n & 0xff, 5 | 6 | 10 | 13 | 14),
+        sqlx::Error::Database(d) => d.code().is_some_and(|code| match sqlstate(&code) {
             // PostgreSQL: connection exceptions (08), insufficient resources (53: disk full,
             // out of memory, too many connections), operator intervention (57P: shutdown).
-            Err(_) => code.starts_with("08") || code.starts_with("53") || code.starts_with("57P"),
+            Some(state) => state.starts_with("08") || state.starts_with("53") || state.starts_with("57P"),
+            // SQLite (extended codes keep the primary code in the low byte): BUSY, LOCKED,
+            // IOERR, FULL, CANTOPEN.
+            None => code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14)),
         }),
         _ => false,
     }

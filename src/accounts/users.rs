@@ -92,8 +92,14 @@ pub(crate) fn require_name(field: &str, value: &str) -> Result<String> {
         return Err(Error::invalid(format!("{field} must not be empty")));
     }
     refuse_control_characters(field, v)?;
+    if v.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::invalid(format!("{field} is longer than {MAX_NAME_CHARS} characters")));
+    }
     Ok(v.to_string())
 }
+
+/// The longest name kept (a person's, a role's, a token's): enough for any real one.
+pub const MAX_NAME_CHARS: usize = 200;
 
 /// A name is shown on pages, in mails and on operators' terminals: control characters (a
 /// terminal's escape sequences among them) have no place in one.

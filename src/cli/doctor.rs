@@ -94,7 +94,7 @@ async fn apply_fixes(report: &Report, ctx: &Context, named: &[String], dry_run: 
         }
         if explicit(&r.id) && !is_named {
             eprintln!(
-                "not fixing {}: its fix changes who is trusted; run `gatehouse doctor --fix {}` to apply it: {}",
+                "not fixing {}: its fix changes who is trusted or where the site lives; run `gatehouse doctor --fix {}` to apply it: {}",
                 r.id,
                 r.id,
                 f.describe(ctx)

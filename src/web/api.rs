@@ -211,7 +211,11 @@ async fn create_client(
     let owner_user_id = body.remove("owner_user_id");
     let password = body.remove("password");
     let owner = match owner_user_id.as_ref().and_then(Value::as_i64) {
-        Some(id) => OwnerSpec::Existing(id),
+        // Making an existing user the owner of a client changes that user's access: users.manage.
+        Some(id) => {
+            c.require(P::UsersManage)?;
+            OwnerSpec::Existing(id)
+        }
         None => OwnerSpec::NewUser { password: password.as_ref().and_then(Value::as_str).map(str::to_string) },
     };
     let fields = client_fields(Value::Object(body))?;

@@ -133,7 +133,25 @@ async fn control_characters_in_names_are_refused(backend: Backend) {
     assert!(server.accounts().user_by_email("eve@example.com").await.unwrap().is_none());
 }
 
+/// PostgreSQL refuses a NUL byte in text (SQLSTATE 22021, all digits): that is the request's
+/// fault, answered 422 — never the "database unavailable" that turns the whole site away.
+async fn a_nul_byte_is_the_requests_fault_not_an_outage(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let b = server.browser();
+    let r = b.login("x\u{0}@example.com", "wrong password!").await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(b.get("login").await.status, 200, "the site stays up");
+    let token =
+        crate::support::web::admin_token(&server, &[gatehouse::accounts::AdminPermission::SettingsManage]).await;
+    let body = serde_json::json!({"domain": "x\u{0}.example"});
+    let (status, _) =
+        crate::support::web::api(&server, &token, reqwest::Method::POST, "banned-emails", Some(body)).await;
+    assert!(matches!(status, 400 | 422), "{status}");
+    assert_eq!(b.get("login").await.status, 200, "the site stays up");
+}
+
 web_on_both_backends!(
+    a_nul_byte_is_the_requests_fault_not_an_outage,
     token_routes_refuse_what_is_not_a_live_token,
     id_routes_refuse_other_peoples_ids,
     control_characters_in_names_are_refused,

@@ -300,7 +300,58 @@ async fn a_password_typed_as_the_email_stays_out_of_the_audit_log(backend: Backe
     assert!(!failed.details.contains("my secret passphrase"), "{}", failed.details);
 }
 
+async fn a_password_change_ends_a_sign_in_left_at_the_second_factor(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let secret = gatehouse::secrets::totp::new_secret();
+    let backup = gatehouse::secrets::passwords::hash("AAAABBBBCCCCDDDD").unwrap();
+    server.accounts().set_totp(&Actor::system("test"), user_id, &secret, 0, &backup).await.unwrap();
+    // The attacker knows the password and stops at the second factor, keeping that cookie.
+    let thief = server.browser();
+    assert_eq!(thief.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+    let csrf = thief.get("login/2fa").await.csrf();
+    // The owner changes the password (as `user set-password` does: a new one, sessions ended).
+    server.accounts().set_password(&Actor::system("test"), user_id, "the owner's new password").await.unwrap();
+    server.auth().sessions.end_for_user(user_id, None).await.unwrap();
+    // A code phished later does not finish the sign-in the change should have ended.
+    let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::now()).unwrap();
+    let r = thief.post("login/2fa", &[("csrf_token", &csrf), ("code", &code)]).await;
+    assert_ne!(r.location(), "/clientarea");
+    assert_eq!(thief.get("clientarea").await.status, 303);
+}
+
+async fn a_clients_manager_cannot_take_over_a_user_by_copying_details(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, client_id) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let actor = Actor::system("test");
+    let clients = [AdminPermission::ClientsView, AdminPermission::ClientsManage, AdminPermission::ClientsCreate];
+    let role: std::collections::BTreeSet<_> = clients.into_iter().collect();
+    server.accounts().create_role(&actor, &Grantor::Operator, "clients only", &role).await.unwrap();
+    let cmgr = server.accounts().create_admin(
+        &actor,
+        &Grantor::Operator,
+        "cmgr",
+        "c@example.com",
+        "clients only",
+        Some(PASSWORD),
+    );
+    cmgr.await.unwrap();
+    let b = server.browser();
+    assert_eq!(
+        b.submit("admin/login", "admin/login", &[("username", "cmgr"), ("password", PASSWORD)]).await.location(),
+        "/admin/"
+    );
+    let update = gatehouse::accounts::ClientUpdate { email: Some("mallory@evil.example".into()), ..Default::default() };
+    server.accounts().update_client(&actor, client_id, update).await.unwrap();
+    let path = format!("admin/clients/{client_id}/users/{user_id}/match");
+    let r = b.submit("admin/", &path, &[("from", "client")]).await;
+    assert_eq!(r.status, 403, "copying onto the user's login email needs users.manage");
+    assert_eq!(server.accounts().user(user_id).await.unwrap().email, "ann@example.com");
+}
+
 web_on_both_backends!(
+    a_password_change_ends_a_sign_in_left_at_the_second_factor,
+    a_clients_manager_cannot_take_over_a_user_by_copying_details,
     a_reset_completed_in_a_signed_in_browser_signs_it_out,
     a_duo_user_never_signs_in_with_the_password_alone,
     a_kept_totp_key_does_not_finish_a_duo_sign_in,

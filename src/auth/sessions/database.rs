@@ -1,4 +1,5 @@
-//! The `sessions` table. `data` is the JSON of [`SessionData`]; `user_id` is a column of its
+//! The `sessions` table. `data` is the JSON of [`SessionData`]; `user_id` — the user the session
+//! belongs to, signed in or half-way through a sign-in — is a column of its
 //! own (and `admin_id`, for admin-area sessions) so listing and ending them is an indexed query.
 
 use sqlx::Row as _;
@@ -62,8 +63,8 @@ pub(super) async fn insert(db: &Db, s: &Session) -> Result<()> {
         "INSERT INTO sessions (key, user_id, admin_id, created_at, last_seen_at, data) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&s.key)
-    .bind(s.data.user_id)
-    .bind(s.data.admin_id)
+    .bind(s.data.holder_user())
+    .bind(s.data.holder_admin())
     .bind(s.created_at)
     .bind(s.last_seen_at)
     .bind(data)
@@ -77,8 +78,8 @@ pub(super) async fn update(db: &Db, s: &Session) -> Result<bool> {
     let data = serde_json::to_string(&s.data).map_err(|e| Error::Internal(e.to_string()))?;
     let done =
         sqlx::query("UPDATE sessions SET user_id = $1, admin_id = $2, last_seen_at = $3, data = $4 WHERE key = $5")
-            .bind(s.data.user_id)
-            .bind(s.data.admin_id)
+            .bind(s.data.holder_user())
+            .bind(s.data.holder_admin())
             .bind(s.last_seen_at)
             .bind(data)
             .bind(&s.key)

@@ -66,6 +66,18 @@ impl SessionData {
     pub fn is_signed_in(&self) -> bool {
         self.user_id.is_some() || self.admin_id.is_some()
     }
+
+    /// The user this session belongs to: signed in, or half-way (password given, second factor
+    /// owed). Listing and ending a user's sessions finds both, so a password change also ends
+    /// a sign-in left at the second factor.
+    pub fn holder_user(&self) -> Option<i64> {
+        self.user_id.or(self.pending.as_ref().map(|p| p.user_id))
+    }
+
+    /// The admin this session belongs to, signed in or half-way.
+    pub fn holder_admin(&self) -> Option<i64> {
+        self.admin_id.or(self.admin_pending.as_ref().map(|p| p.admin_id))
+    }
 }
 
 /// What an admin still owes after the password.
@@ -155,8 +167,8 @@ enum Holder {
 impl Holder {
     fn holds(self, data: &SessionData) -> bool {
         match self {
-            Holder::User(id) => data.user_id == Some(id),
-            Holder::Admin(id) => data.admin_id == Some(id),
+            Holder::User(id) => data.holder_user() == Some(id),
+            Holder::Admin(id) => data.holder_admin() == Some(id),
         }
     }
 }

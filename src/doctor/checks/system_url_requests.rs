@@ -109,7 +109,8 @@ fn outside_the_path(url: &url::Url, seen: &[Observation]) -> Option<Outcome> {
     // The page a visitor was on is what their browser (or they) wrote in Referer: one visitor
     // can claim anything. Only as many different client addresses as a site has visitors make
     // it evidence enough to move system_url.
-    let mut addresses: Vec<&str> = outside.iter().map(|o| o.client_ip.as_str()).collect();
+    // Counted as the limiter counts clients: an IPv6 subscriber is one /64, not many addresses.
+    let mut addresses: Vec<String> = outside.iter().map(|o| crate::auth::throttle::ip_key(&o.client_ip)).collect();
     addresses.sort_unstable();
     addresses.dedup();
     let vouched = addresses.len() >= MIN_VISITORS;

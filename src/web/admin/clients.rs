@@ -69,7 +69,11 @@ pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: St
     let owner = match form.text("owner_email") {
         "" => OwnerSpec::NewUser { password: None },
         email => match state.auth.accounts.user_by_email(email).await? {
-            Some(user) => OwnerSpec::Existing(user.id),
+            // An existing user made owner: their access changes, which is users.manage's.
+            Some(user) => {
+                staff.require(&state, P::UsersManage)?;
+                OwnerSpec::Existing(user.id)
+            }
             None => {
                 let e = Error::invalid(format!("there is no user with the email {email} to own the client"));
                 return done(&state, staff, Err(e), "admin/clients/new").await;
@@ -253,8 +257,13 @@ pub async fn match_details(
     StaffForm { staff, form }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::ClientsManage)?;
+    let from: CopyDirection = form.text("from").parse()?;
+    if from == CopyDirection::ClientToUser {
+        // Copying onto the user changes their login email — whoever controls it controls the
+        // password reset: a user change, not a client one.
+        staff.require(&state, P::UsersManage)?;
+    }
     let result = async {
-        let from: CopyDirection = form.text("from").parse()?;
         state.auth.accounts.match_details(&actor, user_id, id, from).await?;
         Ok(match from {
             CopyDirection::UserToClient => "The user's details were copied to the client.".to_string(),

@@ -142,7 +142,12 @@ impl<S: Send + Sync> FromRequest<S> for Form {
             }
             rejection.into_response()
         })?;
-        Ok(Form(url::form_urlencoded::parse(&bytes).into_owned().collect()))
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
+        // No field of any form holds a NUL byte; PostgreSQL could not store one anyway.
+        if form.iter().any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            return Err((StatusCode::UNPROCESSABLE_ENTITY, "a form field holds a NUL byte\n").into_response());
+        }
+        Ok(Form(form))
     }
 }
 
