@@ -11,6 +11,7 @@ mod import;
 mod init;
 mod invite;
 mod license;
+mod licensing;
 mod lockout;
 pub mod output;
 mod password;
@@ -105,6 +106,9 @@ pub enum Command {
     /// The license: its cached standing (`status`) or a verification now (`verify`)
     #[command(subcommand)]
     License(license::LicenseCommand),
+    /// The vendor's side of licensing: signing key, issued keys, the licensing server
+    #[command(subcommand)]
+    Licensing(licensing::LicensingCommand),
     /// Show recent entries of the audit log
     Audit(audit::AuditArgs),
     /// Lockout counters: list them, clear them (all, or one client IP)
@@ -150,6 +154,7 @@ async fn run_command(cli: Cli) -> Result<i32> {
         Command::Init(args) => return init::run(args, &out).await.map(|()| 0),
         Command::Completions(args) => return completions::completions(args).map(|()| 0),
         Command::Man(args) => return completions::man(args).map(|()| 0),
+        Command::Licensing(c) => return licensing::run(c, &out).await.map(|()| 0),
         _ => {}
     }
     let loaded = config::load(cli.config.as_deref(), std::env::vars())?;
@@ -202,6 +207,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &Output) -> Result<()> {
         | Command::Report(_)
         | Command::Serve(_)
         | Command::License(_)
+        | Command::Licensing(_)
         | Command::Completions(_)
         | Command::Man(_)
         | Command::Cron(_) => {

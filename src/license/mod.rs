@@ -14,6 +14,7 @@ pub mod memory;
 pub mod protocol;
 pub mod records;
 pub mod standing;
+pub mod vendor;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

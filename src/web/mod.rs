@@ -19,6 +19,7 @@ mod pages;
 mod probes;
 mod render;
 pub mod server;
+pub mod vendor;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -244,7 +245,7 @@ impl AppState {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

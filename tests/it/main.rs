@@ -28,6 +28,7 @@ mod doctor_service;
 mod doctor_traffic;
 mod layers;
 mod license;
+mod licensing_vendor;
 mod migrations;
 mod report_bundle;
 mod security_map;
