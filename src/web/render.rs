@@ -47,7 +47,6 @@ fn env() -> &'static Environment<'static> {
             ("admin/login.html", include_str!("templates/admin/login.html")),
             ("admin/twofa.html", include_str!("templates/admin/twofa.html")),
             ("admin/security.html", include_str!("templates/admin/security.html")),
-            ("admin/confirm.html", include_str!("templates/admin/confirm.html")),
             ("admin/dashboard.html", include_str!("templates/admin/dashboard.html")),
             ("admin/clients.html", include_str!("templates/admin/clients.html")),
             ("admin/client.html", include_str!("templates/admin/client.html")),

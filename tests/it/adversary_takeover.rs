@@ -349,7 +349,41 @@ async fn a_clients_manager_cannot_take_over_a_user_by_copying_details(backend: B
     assert_eq!(server.accounts().user(user_id).await.unwrap().email, "ann@example.com");
 }
 
+async fn a_stolen_admin_session_re_authenticates_before_replacing_the_second_factor(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let actor = Actor::system("test");
+    let all = AdminPermission::ALL.iter().copied().collect();
+    server.accounts().create_role(&actor, &Grantor::Operator, "ops", &all).await.unwrap();
+    server
+        .accounts()
+        .create_admin(&actor, &Grantor::Operator, "root", "r@example.com", "ops", Some(PASSWORD))
+        .await
+        .unwrap();
+    let b = server.browser();
+    assert_eq!(
+        b.submit("admin/login", "admin/login", &[("username", "root"), ("password", PASSWORD)]).await.location(),
+        "/admin/"
+    );
+    after_the_window(&server);
+    let setup = b.submit("admin/security", "admin/security/2fa/setup", &[]).await;
+    assert_eq!(setup.location(), "/admin/security/confirm");
+    let page = b.get("admin/security/confirm").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Confirm it is you") && page.body.contains("admin/logout"),
+        "the admin layout: {}",
+        page.body
+    );
+    let wrong = b.submit("admin/security/confirm", "admin/security/confirm", &[("password", "guess!")]).await;
+    assert_eq!(wrong.status, 422);
+    let right = b.submit("admin/security/confirm", "admin/security/confirm", &[("password", PASSWORD)]).await;
+    assert_eq!(right.location(), "/admin/security");
+    assert!(right.set_cookie().is_some_and(|c| c.starts_with("gatehouse_admin=")), "a new session id");
+    assert_eq!(b.submit("admin/security", "admin/security/2fa/setup", &[]).await.location(), "/admin/security");
+}
+
 web_on_both_backends!(
+    a_stolen_admin_session_re_authenticates_before_replacing_the_second_factor,
     a_password_change_ends_a_sign_in_left_at_the_second_factor,
     a_clients_manager_cannot_take_over_a_user_by_copying_details,
     a_reset_completed_in_a_signed_in_browser_signs_it_out,

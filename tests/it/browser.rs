@@ -586,3 +586,29 @@ async fn a_system_url_path_the_site_is_not_served_at_is_seen_and_named() {
     )
     .await;
 }
+
+/// A session older than the re-authentication window: the security page says to confirm first,
+/// the change is sent to the confirmation form, and after the password the change goes through —
+/// in a real browser, under the Content-Security-Policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_changes_ask_to_confirm_it_is_you_first() {
+    run("credential_changes_ask_to_confirm_it_is_you_first", "", |suite| async move {
+        suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let tab = suite.browser("ann").await;
+        log_in(&tab, "ann@example.com", PASSWORD).await;
+        let window = gatehouse::auth::REAUTH_WINDOW_SECS as u64 + 1;
+        suite.server.state.db().clock().advance(std::time::Duration::from_secs(window));
+        tab.open("account/security").await;
+        tab.sees("confirm it is you").await;
+        tab.press("Set up an authenticator app").await;
+        assert_eq!(tab.path().await, "/account/security/confirm");
+        tab.sees("For your security, confirm it is you").await;
+        tab.fill("input[name=password]", PASSWORD).await;
+        tab.press("Confirm").await;
+        assert_eq!(tab.path().await, "/account/security");
+        tab.sees("Confirmed.").await;
+        tab.press("Set up an authenticator app").await;
+        tab.sees("Scan this code with your authenticator app").await;
+    })
+    .await;
+}

@@ -191,7 +191,9 @@ async fn require_recent(state: &AppState, session: &Session) -> Result<(), Stop>
 }
 
 fn confirm_page(admin: &Admin) -> Page {
-    Page::new("admin/confirm.html", "Confirm it is you")
+    Page::new("confirm.html", "Confirm it is you")
+        .with("layout", "admin/layout.html")
+        .with("action", CONFIRM)
         .with("second_factor", admin.totp_secret.is_some())
         .with("window_minutes", REAUTH_WINDOW_SECS / 60)
 }

@@ -57,6 +57,8 @@ pub async fn security(State(state): State<AppState>, SignedIn { user, session, .
 fn confirm_page(user: &User) -> Page {
     let second_factor = user.totp_secret.is_some() && user.twofa_method.as_deref() != Some("duo");
     Page::new("confirm.html", "Confirm it is you")
+        .with("layout", "layout.html")
+        .with("action", CONFIRM)
         .with("second_factor", second_factor)
         .with("window_minutes", REAUTH_WINDOW_SECS / 60)
 }
