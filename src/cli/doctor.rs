@@ -168,8 +168,10 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
         None => None,
         Some(name) => Some(doctor::symptoms::find(name).ok_or_else(|| {
             let names: Vec<&str> = doctor::symptoms::ALL.iter().map(|s| s.name).collect();
+            let hint = doctor::symptoms::nearest(name).map(|n| format!(" Did you mean `{n}`?")).unwrap_or_default();
             Error::Usage(format!(
-                "--symptom {name}: no such symptom; one of {} (`--symptoms` describes them)",
+                "--symptom {name:?}: no such symptom.{hint} Name one of {}, or say it in the words users report \
+                 (`--symptoms` lists both)",
                 names.join(", ")
             ))
         })?),

@@ -126,8 +126,34 @@ pub const ALL: &[Symptom] = &[
     },
 ];
 
-pub fn find(name: &str) -> Option<&'static Symptom> {
-    ALL.iter().find(|s| s.name == name)
+/// A symptom as a person names it: its name in any case and spacing (`Frequent logouts`), or
+/// the words users report, whole or their beginning (`Login Details Incorrect`, `Oops! Access
+/// Denied`, `Your license key is invalid`).
+pub fn find(typed: &str) -> Option<&'static Symptom> {
+    let typed = words(typed);
+    if typed.is_empty() {
+        return None;
+    }
+    let said = |s: &Symptom| {
+        let reported = words(s.reported);
+        reported == typed || (typed.len() >= 12 && reported.starts_with(&format!("{typed} ")))
+    };
+    ALL.iter().find(|s| words(s.name) == typed).or_else(|| ALL.iter().find(|s| said(s)))
+}
+
+/// The symptom name nearest to a typo, as clap suggests a subcommand.
+pub fn nearest(typed: &str) -> Option<&'static str> {
+    let typed = words(typed);
+    ALL.iter()
+        .map(|s| (strsim::jaro_winkler(&words(s.name), &typed), s.name))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| name)
+}
+
+/// Lower-case words separated by single spaces: `Login-Details  Incorrect.` → `login details incorrect`.
+fn words(text: &str) -> String {
+    text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// The names of the symptoms that check `id` can explain.
@@ -170,6 +196,21 @@ pub fn triage(symptom: &'static Symptom, report: &Report) -> Triage {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn symptoms_are_found_in_the_words_people_use() {
+        use super::{find, nearest};
+        let name = |typed: &str| find(typed).map(|s| s.name);
+        assert_eq!(name("frequent logouts"), Some("frequent-logouts"));
+        assert_eq!(name("Frequent-Logouts"), Some("frequent-logouts"));
+        assert_eq!(name("Login Details Incorrect"), Some("login-details-incorrect"));
+        assert_eq!(name("Your license key is invalid"), Some("license-key-invalid"));
+        assert_eq!(name("Oops! Access Denied"), Some("access-denied"));
+        assert_eq!(name("License Invalid"), Some("license-invalid"));
+        assert_eq!(name("logouts"), None);
+        assert_eq!(nearest("frequnt-logouts"), Some("frequent-logouts"));
+        assert_eq!(nearest("zzz"), None);
+    }
+
     use super::*;
 
     #[test]

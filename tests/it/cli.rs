@@ -558,6 +558,17 @@ fn doctor_triages_by_symptom() {
         "{}",
         unknown.stderr
     );
+
+    // In the user's words: any case and spacing, or what the page said.
+    for typed in ["General Emails", "Emails unsent", "EMAILS-UNSENT"] {
+        let r = run(gatehouse(tmp.path()).args(["doctor", "--symptom", typed]));
+        assert!(r.stdout.starts_with("Symptom: \"General emails"), "{typed}: {}{}", r.stdout, r.stderr);
+    }
+    let said = run(gatehouse(tmp.path()).args(["doctor", "--symptom", "Login Details Incorrect"]));
+    assert!(said.stdout.starts_with("Symptom: \"Login Details Incorrect"), "{}{}", said.stdout, said.stderr);
+    let typo = run(gatehouse(tmp.path()).args(["doctor", "--symptom", "frequnt-logouts"]));
+    assert_eq!(typo.code, 2);
+    assert!(typo.stderr.contains("Did you mean `frequent-logouts`?"), "{}", typo.stderr);
 }
 
 /// Reports a person reads put the problems first (failures, then warnings) and fold the rest;
