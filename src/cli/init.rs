@@ -20,6 +20,10 @@ pub struct InitArgs {
     /// The URL users reach the client area at; links and cookies derive from it
     #[arg(long, default_value = "http://localhost:8080/", value_name = "URL")]
     pub system_url: String,
+    /// Address serve listens on (default: system_url's own host and port when it names this
+    /// machine, such as http://127.0.0.1:9000/; else 127.0.0.1:8080, behind a proxy)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
     /// Database URL (default: SQLite in DIR/gatehouse-data/)
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
@@ -33,9 +37,16 @@ pub struct InitArgs {
 
 pub async fn run(args: InitArgs, out: &Output) -> Result<()> {
     let system_url: HttpUrl = args.system_url.parse().map_err(|e| Error::Usage(format!("--system-url: {e}")))?;
-    if !system_url.is_set() {
+    let Some(mut url) = system_url.url().cloned() else {
         return Err(Error::Usage("--system-url must not be empty".into()));
+    };
+    // Links are joined under system_url: without its trailing slash `/clients` + `login` would
+    // be `/clientslogin`.
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
     }
+    let system_url: HttpUrl = url.as_str().parse().map_err(Error::Usage)?;
+    let listen = args.listen.unwrap_or_else(|| listen_for(&url));
     let database_url = args.database_url.unwrap_or_else(|| "sqlite://gatehouse-data/gatehouse.db".into());
     database_url.parse::<DatabaseUrl>().map_err(|e| Error::Usage(format!("--database-url: {e}")))?;
 
@@ -51,7 +62,7 @@ pub async fn run(args: InitArgs, out: &Output) -> Result<()> {
     // The zone this machine runs in, written down: a web server and a cron started differently
     // then still agree, and the first `doctor` has nothing to say about it.
     let zone = crate::system::effective_zone().zone.filter(|z| z.parse::<chrono_tz::Tz>().is_ok()).unwrap_or_default();
-    std::fs::write(&path, template(&system_url, &database_url, &zone))
+    std::fs::write(&path, template(&system_url, &listen, &database_url, &zone))
         .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display())))?;
 
     // From here on a failure removes the half-written config, so init can simply be re-run.
@@ -95,12 +106,29 @@ async fn set_up(
     Ok((loaded.config.database_url.redacted(), admin, token))
 }
 
+/// Where serve listens: system_url's own address when it names this machine with a port of its
+/// own (a site served directly, or tried out), else the loopback port a proxy forwards to.
+fn listen_for(url: &url::Url) -> String {
+    let local = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match (local, url.port(), url.host()) {
+        (true, Some(port), Some(url::Host::Ipv6(ip))) => format!("[{ip}]:{port}"),
+        (true, Some(port), Some(url::Host::Ipv4(ip))) => format!("{ip}:{port}"),
+        (true, Some(port), _) => format!("127.0.0.1:{port}"),
+        _ => "127.0.0.1:8080".into(),
+    }
+}
+
 fn quoted(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
 /// The commented configuration `init` writes. Relative paths are relative to this file.
-fn template(system_url: &HttpUrl, database_url: &str, timezone: &str) -> String {
+fn template(system_url: &HttpUrl, listen: &str, database_url: &str, timezone: &str) -> String {
     format!(
         r#"# gatehouse configuration, written by `gatehouse init`.
 #
@@ -113,7 +141,7 @@ fn template(system_url: &HttpUrl, database_url: &str, timezone: &str) -> String 
 # The URL users reach the client area at. Links in emails, and the session cookie's host, path
 # and Secure flag, derive from it: logging in through any other URL fails.
 system_url: {system_url}
-listen: "127.0.0.1:8080"
+listen: {listen}
 # Limits that keep slow or hoarding clients from exhausting the server: connections over a
 # limit are answered 503 and closed; trusted proxies are exempt from the per-address limit.
 server:
@@ -192,6 +220,7 @@ report:
   log_lines: 500
 "#,
         system_url = quoted(&system_url.to_string()),
+        listen = quoted(listen),
         database_url = quoted(database_url),
         timezone = quoted(timezone),
     )
@@ -207,7 +236,7 @@ mod tests {
     #[test]
     fn the_written_file_states_exactly_the_defaults() {
         let mut defaults = Config::default();
-        let text = super::template(&defaults.system_url, defaults.database_url.as_str(), "");
+        let text = super::template(&defaults.system_url, &defaults.listen, defaults.database_url.as_str(), "");
         let written = load_from_str(Some(&text), ConfigSource::Embedded, Vec::new()).unwrap().config;
         assert!(!written.security.security_questions, "a new site starts without security questions");
         defaults.security.security_questions = false;
@@ -227,5 +256,15 @@ mod tests {
         keys(&serde_saphyr::from_str::<serde_json::Value>(&text).unwrap(), "", &mut in_file);
         let missing: Vec<_> = all.iter().filter(|k| !in_file.contains(k)).collect();
         assert!(missing.is_empty(), "keys the written file leaves out: {missing:?}");
+    }
+
+    #[test]
+    fn serve_listens_where_a_local_system_url_points() {
+        let listen = |u: &str| super::listen_for(&u.parse().unwrap());
+        assert_eq!(listen("http://127.0.0.1:9000/clients/"), "127.0.0.1:9000");
+        assert_eq!(listen("http://localhost:9001/"), "127.0.0.1:9001");
+        assert_eq!(listen("http://[::1]:9002/"), "[::1]:9002");
+        assert_eq!(listen("https://billing.example.com/"), "127.0.0.1:8080", "behind a proxy");
+        assert_eq!(listen("http://localhost/"), "127.0.0.1:8080", "no port of its own");
     }
 }

@@ -505,6 +505,26 @@ fn init_writes_down_the_machines_time_zone_so_the_first_doctor_agrees() {
     assert_eq!(report["results"][0]["status"], "pass", "{}", report["results"][0]);
 }
 
+/// `init --system-url http://127.0.0.1:9000/clients`: the site the operator named is the site
+/// they get — system_url with its trailing slash (else the login form would post to
+/// `/clientslogin`), and serve listening on that address.
+#[test]
+fn init_takes_system_url_as_the_address_to_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(gatehouse(tmp.path()).args(["init", "--dir", ".", "--system-url", "http://127.0.0.1:9000/clients"]));
+    let yaml = std::fs::read_to_string(tmp.path().join("gatehouse.yaml")).unwrap();
+    assert!(yaml.contains("system_url: \"http://127.0.0.1:9000/clients/\""), "{yaml}");
+    assert!(yaml.contains("listen: \"127.0.0.1:9000\""), "{yaml}");
+    let other = tempfile::tempdir().unwrap();
+    let args = ["init", "--dir", ".", "--system-url", "https://billing.example.com", "--listen", "127.0.0.1:8181"];
+    ok(gatehouse(other.path()).args(args));
+    let yaml = std::fs::read_to_string(other.path().join("gatehouse.yaml")).unwrap();
+    assert!(
+        yaml.contains("system_url: \"https://billing.example.com/\"") && yaml.contains("listen: \"127.0.0.1:8181\""),
+        "{yaml}"
+    );
+}
+
 #[test]
 fn nagios_says_unknown_when_the_run_cannot_start() {
     let tmp = tempfile::tempdir().unwrap();
