@@ -67,7 +67,9 @@ pub fn read(data_dir: &Path, public_key: &VerifyingKey, key_id: &str) -> Cached 
 pub fn write(data_dir: &Path, signed: &Signed) -> std::io::Result<()> {
     std::fs::create_dir_all(data_dir)?;
     let target = path(data_dir);
-    let partial = data_dir.join(format!(".{FILE}.partial"));
+    // A name of its own per write: two verifications at once (serve's, and an operator's)
+    // must not rename each other's half-written file away.
+    let partial = data_dir.join(format!(".{FILE}.{}.{}.partial", std::process::id(), rand::random::<u32>()));
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&partial)?;
     file.write_all(&serde_json::to_vec_pretty(signed).expect("an envelope serializes"))?;
     file.sync_all()?;

@@ -13,7 +13,7 @@
 //! Kept in the `settings` table (shared by every node) and mirrored in memory, because standing
 //! is judged on paths that cannot wait for the database; [`super::License::refresh`] reads it.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::config::Backend;
 use crate::error::Result;
@@ -27,7 +27,8 @@ const LICENSED: &str = "license_licensed_at";
 pub struct Memory {
     high_water: AtomicI64,
     first_attempt_at: AtomicI64,
-    licensed: AtomicBool,
+    /// The date (the vendor's) of the newest genuine answer applied here; 0 for none.
+    last_applied_at: AtomicI64,
 }
 
 impl Memory {
@@ -41,7 +42,13 @@ impl Memory {
     }
 
     pub fn was_licensed(&self) -> bool {
-        self.licensed.load(Ordering::Relaxed)
+        self.last_applied_at().is_some()
+    }
+
+    /// The date of the newest genuine answer applied here: an older one (a cache restored from
+    /// a backup, an answer replayed) is not believed.
+    pub fn last_applied_at(&self) -> Option<i64> {
+        Some(self.last_applied_at.load(Ordering::Relaxed)).filter(|t| *t > 0)
     }
 
     /// Reads what the database remembers, raises the stored mark to the latest trustworthy
@@ -65,8 +72,8 @@ impl Memory {
         if let Some(first) = read(db, FIRST_ATTEMPT).await? {
             self.first_attempt_at.store(first, Ordering::Relaxed);
         }
-        if read(db, LICENSED).await?.is_some() {
-            self.licensed.store(true, Ordering::Relaxed);
+        if let Some(applied) = read(db, LICENSED).await? {
+            self.last_applied_at.fetch_max(applied, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -85,10 +92,12 @@ impl Memory {
         Ok(())
     }
 
-    /// A genuine answer was applied at `at` (by the vendor's clock): the install is licensed.
+    /// A genuine answer dated `at` (by the vendor's clock) was applied: the install is licensed,
+    /// and no answer older than this one counts any more.
     pub async fn licensed(&self, db: &Db, at: i64) -> Result<()> {
-        write(db, LICENSED, at).await?;
-        self.licensed.store(true, Ordering::Relaxed);
+        let newest = read(db, LICENSED).await?.unwrap_or(0).max(at);
+        write(db, LICENSED, newest).await?;
+        self.last_applied_at.fetch_max(newest, Ordering::Relaxed);
         Ok(())
     }
 }

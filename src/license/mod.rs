@@ -220,7 +220,11 @@ impl License {
 
     fn here(&self) -> Here {
         let ip = self.last_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        Here { facts: self.facts(ip), first_attempt_at: self.memory.first_attempt_at() }
+        Here {
+            facts: self.facts(ip),
+            first_attempt_at: self.memory.first_attempt_at(),
+            last_applied_at: self.memory.last_applied_at(),
+        }
     }
 
     /// Refuses with `license_invalid` while admin functions are locked.
@@ -257,6 +261,11 @@ impl License {
         let not_applied = match &reply {
             Reply::Answered { answer, .. } if answer.status != Status::Active && context != Context::Web => {
                 self.differs_from_web(context, &facts).await?
+            }
+            Reply::Answered { answer, .. }
+                if self.memory.last_applied_at().is_some_and(|newest| answer.checked_at.timestamp() < newest) =>
+            {
+                Some("not applied: the answer is older than the newest one applied here (a replayed answer)".into())
             }
             Reply::Answered { .. } => None,
             Reply::NoAnswer { .. } => Some("no answer: the cached one stands".into()),

@@ -24,6 +24,8 @@ pub struct Here {
     pub facts: Facts,
     /// When the first verification of this install was attempted, if one was.
     pub first_attempt_at: Option<i64>,
+    /// The date of the newest answer applied here, if any: an older one is not believed.
+    pub last_applied_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +91,17 @@ pub fn judge(cached: &Cached, here: &Here, now: i64) -> Standing {
         }
         Cached::Answer(a) => a,
     };
+    if here.last_applied_at.is_some_and(|newest| answer.checked_at.timestamp() < newest) {
+        return Standing::Locked {
+            reason: format!(
+                "the cached answer (of {}) is older than the newest one this install applied (of {}): a cache \
+                 restored from a copy, or an answer replayed; verify the license",
+                rfc3339(answer.checked_at.timestamp()),
+                rfc3339(here.last_applied_at.unwrap_or_default())
+            ),
+            answer: Some(answer.clone()),
+        };
+    }
     if answer.checked_at.timestamp() > now + SKEW {
         return Standing::Locked {
             reason: format!(
@@ -158,6 +171,7 @@ mod tests {
         Here {
             facts: Facts { domain: Some("portal.example.com".into()), ip: None, directory: "/srv/gatehouse".into() },
             first_attempt_at: None,
+            last_applied_at: None,
         }
     }
 
@@ -244,5 +258,15 @@ mod tests {
         };
         assert_eq!(hours_left, 71);
         assert_eq!(judge(&Cached::Missing, &waiting, t0 + GRACE).name(), "locked");
+    }
+
+    #[test]
+    fn an_answer_older_than_the_newest_applied_is_not_believed() {
+        let t0 = 1_800_000_000;
+        let old = Cached::Answer(answer(Status::Active, t0, t0 + 86_400));
+        let newer_seen = Here { last_applied_at: Some(t0 + 60), ..here() };
+        let Standing::Locked { reason, .. } = judge(&old, &newer_seen, t0 + 120) else { panic!("locked") };
+        assert!(reason.contains("older than the newest one this install applied"), "{reason}");
+        assert_eq!(judge(&old, &Here { last_applied_at: Some(t0), ..here() }, t0 + 120).name(), "active");
     }
 }

@@ -25,15 +25,22 @@ use crate::store::Db;
 /// How long an answer stands before the install asks again.
 const ANSWER_FOR_DAYS: i64 = 7;
 
+/// The longest fact a request may carry (a directory path); longer is not a real install.
+const MAX_FACT: usize = 4096;
+
+fn json_list(values: &[String]) -> String {
+    serde_json::to_string(values).expect("strings serialize")
+}
+
 const SCHEMA: &str = "\
 CREATE TABLE IF NOT EXISTS licenses (
     key_id      TEXT PRIMARY KEY,
     key         TEXT NOT NULL UNIQUE,
     status      TEXT NOT NULL,
     reason      TEXT NOT NULL DEFAULT '',
-    domains     TEXT NOT NULL DEFAULT '',
-    ips         TEXT NOT NULL DEFAULT '',
-    directories TEXT NOT NULL DEFAULT '',
+    domains     TEXT NOT NULL DEFAULT '[]',
+    ips         TEXT NOT NULL DEFAULT '[]',
+    directories TEXT NOT NULL DEFAULT '[]',
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
 );
@@ -45,26 +52,39 @@ CREATE TABLE IF NOT EXISTS vendor_audit (
     details TEXT NOT NULL
 );";
 
-/// One issued key, as the vendor keeps it.
-#[derive(Debug, Clone, Serialize, sqlx_macros::FromRow)]
+/// One issued key, as the vendor keeps it (the binding's lists as JSON text).
+#[derive(Debug, Clone, sqlx_macros::FromRow)]
 pub struct Issued {
     pub key_id: String,
-    #[serde(skip)]
     pub key: String,
     pub status: String,
     pub reason: String,
-    pub domains: String,
-    pub ips: String,
-    pub directories: String,
-    #[serde(serialize_with = "crate::store::serialize_ts")]
+    domains: String,
+    ips: String,
+    directories: String,
     pub created_at: i64,
-    #[serde(serialize_with = "crate::store::serialize_ts")]
     pub updated_at: i64,
 }
 
+/// What `licensing list --json` shows of a key: never the key itself.
+impl Serialize for Issued {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        json!({
+            "key_id": self.key_id,
+            "status": self.status,
+            "reason": self.reason,
+            "binding": self.binding(),
+            "created_at": crate::store::rfc3339(self.created_at),
+            "updated_at": crate::store::rfc3339(self.updated_at),
+        })
+        .serialize(s)
+    }
+}
+
 impl Issued {
+    /// The binding, kept as JSON lists: a value holding a comma is one value, never several.
     pub fn binding(&self) -> Binding {
-        let list = |s: &str| s.split(',').filter(|v| !v.is_empty()).map(str::to_string).collect();
+        let list = |s: &str| serde_json::from_str(s).unwrap_or_default();
         Binding { domains: list(&self.domains), ips: list(&self.ips), directories: list(&self.directories) }
     }
 
@@ -120,9 +140,9 @@ impl Registry {
         )
         .bind(key.id())
         .bind(key.as_str())
-        .bind(binding.domains.join(","))
-        .bind(binding.ips.join(","))
-        .bind(binding.directories.join(","))
+        .bind(json_list(&binding.domains))
+        .bind(json_list(&binding.ips))
+        .bind(json_list(&binding.directories))
         .bind(now)
         .execute(self.db.pool())
         .await?;
@@ -148,11 +168,13 @@ impl Registry {
     /// Frees a key's binding (the install moved): its next web verification binds it again.
     pub async fn reissue(&self, key_or_id: &str) -> Result<Issued> {
         let issued = self.get(key_or_id).await?;
-        sqlx::query("UPDATE licenses SET domains = '', ips = '', directories = '', updated_at = $1 WHERE key_id = $2")
-            .bind(self.db.now())
-            .bind(&issued.key_id)
-            .execute(self.db.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE licenses SET domains = '[]', ips = '[]', directories = '[]', updated_at = $1 WHERE key_id = $2",
+        )
+        .bind(self.db.now())
+        .bind(&issued.key_id)
+        .execute(self.db.pool())
+        .await?;
         self.audit("reissue", &issued.key_id, json!({"was": issued.binding()})).await?;
         self.get(&issued.key_id).await
     }
@@ -187,39 +209,20 @@ impl Registry {
         let issued = match self.get(&request.key).await {
             Ok(issued) if issued.key == request.key.trim().to_ascii_uppercase() => issued,
             Ok(_) | Err(Error::Refused { code: Code::NotFound, .. }) => {
-                let answer = verdict(Status::Invalid, Binding::default(), "this key was never issued".into());
-                self.audit("verify", &id, json!({"facts": request.facts, "status": "invalid", "why": "unknown key"}))
-                    .await?;
-                return Ok(answer);
+                // Not issued: recorded by the id only — an unknown caller's facts are not kept.
+                self.audit("verify", &id, json!({"status": "invalid", "why": "unknown key"})).await?;
+                return Ok(verdict(Status::Invalid, Binding::default(), "this key was never issued".into()));
             }
             Err(e) => return Err(e),
         };
-        let mut binding = issued.binding();
-        let unbound = binding == Binding::default();
+        let binding = issued.binding();
         let answer = if issued.status() != Status::Active {
             verdict(issued.status(), binding, issued.reason.clone())
-        } else if unbound && request.context == Context::Web {
-            binding = Binding {
-                domains: request.facts.domain.iter().cloned().collect(),
-                ips: request.facts.ip.iter().cloned().collect(),
-                directories: vec![request.facts.directory.clone()],
-            };
-            sqlx::query(
-                "UPDATE licenses SET domains = $1, ips = $2, directories = $3, updated_at = $4 WHERE key_id = $5",
-            )
-            .bind(binding.domains.join(","))
-            .bind(binding.ips.join(","))
-            .bind(binding.directories.join(","))
-            .bind(now)
-            .bind(&id)
-            .execute(self.db.pool())
-            .await?;
-            self.audit("bind", &id, json!({"binding": binding})).await?;
-            verdict(Status::Active, binding, String::new())
-        } else if unbound {
-            let why =
-                format!("not bound yet: the first verification must come from the web server, not {}", request.context);
-            verdict(Status::Invalid, binding, why)
+        } else if binding == Binding::default() {
+            match self.bind(&id, request).await? {
+                Ok(bound) => verdict(Status::Active, bound, String::new()),
+                Err(why) => verdict(Status::Invalid, Binding::default(), why),
+            }
         } else {
             let outside = binding.mismatches(&request.facts, request.context.as_str());
             if outside.is_empty() {
@@ -233,6 +236,53 @@ impl Registry {
             json!({"context": request.context, "facts": request.facts, "status": answer.status, "why": answer.reason});
         self.audit("verify", &id, details).await?;
         Ok(answer)
+    }
+
+    /// Binds an unbound key to the facts of a web server's verification — all three of them,
+    /// each one value — in one conditional statement, so of several first verifications at
+    /// once exactly one binds and the others are judged against it.
+    async fn bind(&self, id: &str, request: &Request) -> Result<std::result::Result<Binding, String>> {
+        if request.context != Context::Web {
+            return Ok(Err(format!(
+                "not bound yet: the first verification must come from the web server, not {}",
+                request.context
+            )));
+        }
+        let facts = &request.facts;
+        let (Some(domain), Some(ip)) = (facts.domain.as_deref(), facts.ip.as_deref()) else {
+            return Ok(Err("a first verification names its domain, IP and directory; this one did not".into()));
+        };
+        let sound = |v: &str| !v.trim().is_empty() && v.len() <= MAX_FACT && !v.chars().any(char::is_control);
+        if !(sound(domain) && sound(ip) && sound(&facts.directory)) {
+            return Ok(Err("the facts of this verification are not a domain, an IP and a directory".into()));
+        }
+        let binding =
+            Binding { domains: vec![domain.into()], ips: vec![ip.into()], directories: vec![facts.directory.clone()] };
+        let bound = sqlx::query(
+            "UPDATE licenses SET domains = $1, ips = $2, directories = $3, updated_at = $4 \
+             WHERE key_id = $5 AND domains = '[]' AND ips = '[]' AND directories = '[]'",
+        )
+        .bind(json_list(&binding.domains))
+        .bind(json_list(&binding.ips))
+        .bind(json_list(&binding.directories))
+        .bind(self.db.now())
+        .bind(id)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if bound {
+            self.audit("bind", id, json!({"binding": binding})).await?;
+            return Ok(Ok(binding));
+        }
+        // Another first verification bound it a moment ago: judged against that binding.
+        let now_bound = self.get(id).await?.binding();
+        let outside = now_bound.mismatches(facts, request.context.as_str());
+        Ok(if outside.is_empty() {
+            Ok(now_bound)
+        } else {
+            Err(format!("not licensed for this installation: {}", outside.join("; ")))
+        })
     }
 }
 
@@ -300,5 +350,37 @@ mod tests {
         assert_eq!((suspended.status, suspended.reason.as_str()), (Status::Suspended, "payment overdue"));
         let unknown = registry.answer(&request(LicenseKey::issue([3; 20]).as_str(), Context::Web, "/")).await;
         assert_eq!(unknown.expect("answers").status, Status::Invalid);
+    }
+
+    #[tokio::test]
+    async fn a_first_verification_binds_one_install_only() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let registry = Registry::open(&dir.path().join("licensing.db")).await.expect("opens");
+        // Facts left out bind nothing: refused.
+        let (key, _) = registry.issue(&Binding::default()).await.expect("issues");
+        let mut blank = request(key.as_str(), Context::Web, "/srv/a");
+        blank.facts.domain = None;
+        assert_eq!(registry.answer(&blank).await.expect("answers").status, Status::Invalid);
+        // A comma is part of one value, never a list of several.
+        let mut listed = request(key.as_str(), Context::Web, "/srv/a");
+        listed.facts.domain = Some("alpha.example,beta.example".into());
+        assert_eq!(registry.answer(&listed).await.expect("answers").status, Status::Active);
+        let mut beta = request(key.as_str(), Context::Web, "/srv/a");
+        beta.facts.domain = Some("beta.example".into());
+        assert_eq!(registry.answer(&beta).await.expect("answers").status, Status::Invalid);
+        // Parallel first verifications from different installs: exactly one is active.
+        let (fresh, _) = registry.issue(&Binding::default()).await.expect("issues");
+        let registry = std::sync::Arc::new(registry);
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let (registry, key) = (registry.clone(), fresh.as_str().to_string());
+                tokio::spawn(async move { registry.answer(&request(&key, Context::Web, &format!("/srv/{i}"))).await })
+            })
+            .collect();
+        let mut active = 0;
+        for task in tasks {
+            active += usize::from(task.await.expect("joins").expect("answers").status == Status::Active);
+        }
+        assert_eq!(active, 1, "one binding, one active answer");
     }
 }

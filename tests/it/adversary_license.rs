@@ -121,7 +121,30 @@ async fn a_new_install_without_a_key_stays_unlicensed(backend: Backend) {
     assert_eq!(admin_write(&server).await.0, 201);
 }
 
+async fn a_restored_cache_does_not_undo_a_suspension(backend: Backend) {
+    let license = LicenseServer::start().await;
+    let Some(server) = Server::start(backend, &license.yaml()).await else { return };
+    started(&server, "active").await;
+    let cache = server.dir.path().join("gatehouse-data/license.json");
+    let saved = std::fs::read(&cache).unwrap();
+    // A second later the vendor suspends the key, and the install hears of it.
+    server.state.db().clock().advance(Duration::from_secs(60));
+    license.follow(server.state.db().clock());
+    license.set(|b| {
+        b.status = gatehouse::license::Status::Suspended;
+        b.reason = "payment overdue".into();
+    });
+    server.state.license.verify(gatehouse::license::Context::Web).await.unwrap();
+    assert_eq!(admin_write(&server).await, (403, "license_invalid".to_string()));
+    // The operator puts the old, genuine, active answer back.
+    std::fs::write(&cache, saved).unwrap();
+    assert_eq!(admin_write(&server).await, (403, "license_invalid".to_string()), "an older answer is not believed");
+    let standing = format!("{:?}", server.state.license.standing());
+    assert!(standing.contains("older than the newest one this install applied"), "{standing}");
+}
+
 web_on_both_backends!(
+    a_restored_cache_does_not_undo_a_suspension,
     a_copied_cache_does_not_license_another_install,
     a_clock_turned_back_does_not_reopen_a_lapsed_license,
     a_blanked_key_does_not_unlock_a_licensed_install,

@@ -73,7 +73,8 @@ async fn the_license_lifecycle_against_the_reference_server() {
     assert_eq!(verified(&site, Context::Web).await.0, LicenseStatus::Active);
     let here = std::fs::canonicalize(site.dir.path()).unwrap().display().to_string();
     let listed = licensing(dir, &["list"]);
-    assert_eq!(listed[0]["directories"], here, "bound to the first web server's directory");
+    assert_eq!(listed[0]["binding"]["directories"], json!([here]), "bound to the first web server's directory");
+    assert!(!listed.to_string().contains(&key), "a listing never shows the key itself");
     assert_eq!(admin_write(&site).await, 201);
     // Cron from the same install: the same facts, applied.
     let cron = site.state.license.verify(Context::Cron).await.unwrap();
