@@ -156,22 +156,8 @@ impl Auth {
     /// Checks the admin's current password under the limiter (re-authentication).
     pub async fn confirm_admin_password(&self, admin: &Admin, password: &str, ip: &str) -> Result<Checked<()>> {
         let scopes = Scope::password(Principal::Admin, &admin.username, ip);
-        let (actor, target) = (admin.actor(ip), ("admin", Some(admin.id)));
-        let checked = self
-            .guarded(Principal::Admin, &scopes, &actor, target, async {
-                let Some(hash) = &admin.password_hash else { return Ok(None) };
-                Ok(verify_any_async(password, hash).await?.ok.then_some(()))
-            })
-            .await?;
-        let failed = match checked {
-            Checked::Right(()) => None,
-            Checked::Wrong => Some("admin.password_confirm_failed"),
-            Checked::Locked => Some("admin.password_confirm_locked"),
-        };
-        if let Some(action) = failed {
-            self.accounts.record_event(&actor, action, target, json!({})).await?;
-        }
-        Ok(checked)
+        let (actor, target, stored) = (admin.actor(ip), ("admin", Some(admin.id)), admin.password_hash.as_deref());
+        self.confirm_stored_password(Principal::Admin, &scopes, &actor, target, stored, password).await
     }
 
     /// Turns TOTP on for an admin with a prepared enrolment ([`Auth::prepare_totp`]).

@@ -79,4 +79,36 @@ impl Auth {
             }
         }
     }
+
+    /// Checks a current password (`stored`, none = never confirms) under the limiter, and
+    /// audits a wrong or locked one (`password.confirm_failed`, `admin.password_confirm_locked`…).
+    pub(super) async fn confirm_stored_password(
+        &self,
+        who: Principal,
+        scopes: &[Scope],
+        actor: &Actor,
+        target: (&str, Option<i64>),
+        stored: Option<&str>,
+        password: &str,
+    ) -> Result<Checked<()>> {
+        let checked = self
+            .guarded(who, scopes, actor, target, async {
+                let Some(hash) = stored else { return Ok(None) };
+                Ok(crate::secrets::passwords::verify_any_async(password, hash).await?.ok.then_some(()))
+            })
+            .await?;
+        let failed = match checked {
+            Checked::Right(()) => None,
+            Checked::Wrong => Some("confirm_failed"),
+            Checked::Locked => Some("confirm_locked"),
+        };
+        if let Some(outcome) = failed {
+            let prefix = match who {
+                Principal::User => "password.",
+                Principal::Admin => "admin.password_",
+            };
+            self.accounts.record_event(actor, &format!("{prefix}{outcome}"), target, json!({})).await?;
+        }
+        Ok(checked)
+    }
 }

@@ -234,21 +234,8 @@ impl Auth {
     pub async fn confirm_password(&self, user: &User, password: &str, ip: &str) -> Result<Checked<()>> {
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
         let scopes = Scope::password(Principal::User, &user.email, ip);
-        let checked = self
-            .guarded(Principal::User, &scopes, &actor, ("user", Some(user.id)), async {
-                let Some(hash) = &user.password_hash else { return Ok(None) };
-                Ok(verify_any_async(password, hash).await?.ok.then_some(()))
-            })
-            .await?;
-        let failed = match checked {
-            Checked::Right(()) => None,
-            Checked::Wrong => Some("password.confirm_failed"),
-            Checked::Locked => Some("password.confirm_locked"),
-        };
-        if let Some(action) = failed {
-            self.accounts.record_event(&actor, action, ("user", Some(user.id)), json!({})).await?;
-        }
-        Ok(checked)
+        let (target, stored) = (("user", Some(user.id)), user.password_hash.as_deref());
+        self.confirm_stored_password(Principal::User, &scopes, &actor, target, stored, password).await
     }
 
     /// Checks the first code of a TOTP key being enrolled and makes the backup code that goes

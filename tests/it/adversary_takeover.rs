@@ -10,6 +10,16 @@ use gatehouse::auth::one_time::{self, Purpose};
 
 use crate::support::web::{Backend, Browser, PASSWORD, Server, admin_token, api};
 
+/// An admin named `username` whose role holds every permission, with [`PASSWORD`].
+async fn full_admin(server: &Server, username: &str) {
+    let actor = Actor::system("test");
+    let all = AdminPermission::ALL.iter().copied().collect();
+    let role = format!("{username} role");
+    server.accounts().create_role(&actor, &Grantor::Operator, &role, &all).await.unwrap();
+    let email = format!("{username}@example.com");
+    server.accounts().create_admin(&actor, &Grantor::Operator, username, &email, &role, Some(PASSWORD)).await.unwrap();
+}
+
 /// A stolen cookie is used later than the sign-in it came from.
 fn after_the_window(server: &Server) {
     server.state.db().clock().advance(Duration::from_secs(REAUTH_WINDOW_SECS as u64 + 1));
@@ -187,14 +197,7 @@ async fn an_impersonated_session_cannot_change_the_users_credentials(backend: Ba
 
 async fn an_email_typed_at_the_client_login_cannot_lock_an_admin(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
-    let actor = Actor::system("test");
-    let all = AdminPermission::ALL.iter().copied().collect();
-    server.accounts().create_role(&actor, &Grantor::Operator, "ops", &all).await.unwrap();
-    server
-        .accounts()
-        .create_admin(&actor, &Grantor::Operator, "admin", "a@example.com", "ops", Some(PASSWORD))
-        .await
-        .unwrap();
+    full_admin(&server, "admin").await;
     for _ in 0..6 {
         server.browser().login("admin:admin", "wrong password!").await;
     }
@@ -351,14 +354,7 @@ async fn a_clients_manager_cannot_take_over_a_user_by_copying_details(backend: B
 
 async fn a_stolen_admin_session_re_authenticates_before_replacing_the_second_factor(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
-    let actor = Actor::system("test");
-    let all = AdminPermission::ALL.iter().copied().collect();
-    server.accounts().create_role(&actor, &Grantor::Operator, "ops", &all).await.unwrap();
-    server
-        .accounts()
-        .create_admin(&actor, &Grantor::Operator, "root", "r@example.com", "ops", Some(PASSWORD))
-        .await
-        .unwrap();
+    full_admin(&server, "root").await;
     let b = server.browser();
     assert_eq!(
         b.submit("admin/login", "admin/login", &[("username", "root"), ("password", PASSWORD)]).await.location(),
