@@ -170,6 +170,16 @@ impl Context {
             .map_err(Clone::clone)
     }
 
+    /// The processes that beat recently enough to count as running (serve beats every 30 s,
+    /// cron every run), judged by the database's clock so a node whose own clock is off is
+    /// neither kept alive nor buried by it; and how many minutes "recently" is.
+    pub async fn live_heartbeats(&self) -> Result<(Vec<&Heartbeat>, i64), Outcome> {
+        let freshness = (2 * self.config().cron.interval.as_secs()).max(600);
+        let since = self.now() - freshness;
+        let beats = self.heartbeats().await?;
+        Ok((beats.iter().filter(|b| b.seen_at() >= since).collect(), freshness / 60))
+    }
+
     pub async fn close(&self) {
         if let Some(Ok(db)) = self.db.get() {
             db.close().await;

@@ -17,6 +17,11 @@ impl Clock {
         chrono::Utc::now().timestamp() + self.offset.load(Ordering::Relaxed)
     }
 
+    /// [`Clock::now`] in milliseconds (a heartbeat's clock offset needs better than a second).
+    pub fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis() + self.offset.load(Ordering::Relaxed) * 1000
+    }
+
     /// Moves this clock back by `by`: what an operator who sets the system clock back does (the
     /// licensing tests turn it back to prove standing is not judged earlier than it was).
     pub fn turn_back(&self, by: std::time::Duration) {

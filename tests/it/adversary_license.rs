@@ -34,7 +34,7 @@ async fn admin_write(server: &Server) -> (u16, String) {
 
 /// The licensing server gone: the same key and public key, a port that refuses.
 fn unreachable(license: &LicenseServer) -> String {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = crate::support::closed_port();
     license.yaml().replace(&license.url, &format!("http://127.0.0.1:{closed}/"))
 }
 

@@ -251,8 +251,7 @@ fn bad_configuration_exits_2_with_its_location() {
 #[test]
 fn unreachable_database_exits_2_naming_where_it_was_configured() {
     let tmp = tempfile::tempdir().unwrap();
-    // A port nothing listens on: bind one, note it, free it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::closed_port();
     std::fs::write(
         tmp.path().join("gatehouse.yaml"),
         format!("listen: \"127.0.0.1:8080\"\ndatabase_url: \"postgres://app:hunter2@127.0.0.1:{port}/gh\"\n"),

@@ -102,7 +102,7 @@ async fn database_connectivity_from_fresh_to_migrated() {
 #[tokio::test]
 async fn an_unreachable_database_fails_and_blocks_its_dependants() {
     let d = Deployment::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::closed_port();
     let yaml = format!("listen: \"127.0.0.1:8080\"\ndatabase_url: \"postgres://app:secret@127.0.0.1:{port}/gh\"\n");
     let results = d.run(&yaml, &["accounts.integrity", "accounts.password_hashes"], &[]).await;
     assert_eq!(results[0].status, Status::Fail);
@@ -121,7 +121,7 @@ async fn an_unreachable_database_fails_and_blocks_its_dependants() {
 #[tokio::test]
 async fn with_the_database_down_every_check_that_needs_it_is_blocked_not_in_error() {
     let d = Deployment::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::closed_port();
     let yaml = format!(
         "system_url: \"http://127.0.0.1:1/\"\ndatabase_url: \"postgres://app:secret@127.0.0.1:{port}/gh\"\n\
          license: {{ key: \"GH-ABCDE-FGHJK-MNPQR-STVWX-1234\", server: \"http://127.0.0.1:1/\" }}\n"

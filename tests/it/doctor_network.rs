@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::closed_port;
 use gatehouse::config::{ConfigSource, load_from_str};
 use gatehouse::doctor::runner::RunOptions;
 use gatehouse::doctor::{CheckResult, Context, Selection, Status, checks, diagnose, select};
@@ -43,10 +44,6 @@ async fn http_server(status: Option<u16>) -> (u16, tokio::task::JoinHandle<()>) 
         }
     });
     (port, task)
-}
-
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 const SECOND: Duration = Duration::from_secs(2);

@@ -149,7 +149,7 @@ fn probes_run_as_checks() {
     let tmp = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().to_string();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let closed = format!("127.0.0.1:{}", crate::support::closed_port());
     std::fs::write(tmp.path().join("secret.conf"), "key = value\n").unwrap();
     std::fs::set_permissions(tmp.path().join("secret.conf"), std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .unwrap();

@@ -111,7 +111,7 @@ async fn metric(server: &Server, name: &str) -> String {
 }
 
 async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = crate::support::closed_port();
     let smtp = format!("mail:\n  transport: smtp\n  smtp: {{ host: 127.0.0.1, port: {closed}, tls: none }}\n");
     let Some(server) = Server::start(backend, &smtp).await else { return };
     let loaded = &server.state.loaded;

@@ -92,8 +92,8 @@ async fn system_url_reachable_finds_another_instance(backend: Backend) {
     assert_eq!(found.evidence["expected_instance_id"], ours.state.instance_id.as_str());
 
     // Nothing listening there at all: the phase that failed is named.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    ours.reconfigure(&format!("system_url: \"http://{closed}/\"\n")).await;
+    let closed = crate::support::closed_port();
+    ours.reconfigure(&format!("system_url: \"http://127.0.0.1:{closed}/\"\n")).await;
     let (down, _) = check(&ours.state.loaded, "system_url.reachable").await;
     assert_eq!(down.status, Status::Fail);
     assert!(down.message.contains("tcp phase") && down.message.contains("refused"), "{}", down.message);

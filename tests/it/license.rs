@@ -249,7 +249,7 @@ async fn an_unreachable_server_warns_in_the_grace_and_locks_after_it(backend: Ba
     wait_for_outcome(&server, "web", "active").await;
 
     // The licensing server goes away (its port refuses), and a week passes.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = crate::support::closed_port();
     let unreachable = license.yaml().replace(&license.url, &format!("http://127.0.0.1:{closed}/"));
     server.reconfigure(&unreachable).await;
     let clock = server.state.db().clock().clone();
@@ -364,7 +364,7 @@ async fn a_server_that_accepts_and_never_answers_is_named_as_the_http_phase() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_closed_port_and_tls_to_a_plain_port_are_named_by_phase() {
     let license = LicenseServer::start().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = crate::support::closed_port();
     let r = connectivity(&license, &format!("http://127.0.0.1:{closed}/")).await;
     assert_eq!((r.status, r.evidence["phase"].as_str()), (Status::Fail, Some("tcp")), "{}", r.message);
     assert!(r.message.contains("refused") && r.remediation.contains("firewall"), "{}", r.message);

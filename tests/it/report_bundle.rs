@@ -177,7 +177,7 @@ fn a_bundle_holds_everything_and_no_secret() {
 fn an_unreachable_database_is_skipped_without_leaking_its_password() {
     let tmp = tempfile::tempdir().unwrap();
     planted(tmp.path(), "sqlite://gatehouse-data/gatehouse.db");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::closed_port();
     let config = std::fs::read_to_string(tmp.path().join("gatehouse.yaml")).unwrap().replace(
         "database_url: \"sqlite://gatehouse-data/gatehouse.db\"",
         &format!("database_url: \"postgres://app:CANARY-DB-PW@127.0.0.1:{port}/gh\""),
@@ -197,7 +197,7 @@ fn an_unreachable_database_is_skipped_without_leaking_its_password() {
 fn a_database_password_in_the_query_is_redacted_everywhere() {
     let tmp = tempfile::tempdir().unwrap();
     planted(tmp.path(), "sqlite://gatehouse-data/gatehouse.db");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::closed_port();
     let url = format!("postgres://app@127.0.0.1:{port}/gh?sslmode=disable&password=CANARY-DB-QUERY-PW");
     let config = std::fs::read_to_string(tmp.path().join("gatehouse.yaml"))
         .unwrap()

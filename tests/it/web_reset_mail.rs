@@ -122,7 +122,7 @@ async fn cron_delivers_the_outbox_and_records_failures(backend: Backend) {
     assert!(eml.contains(&link[..40]), "the link is in the message");
 
     // SMTP to a port where nothing listens: the failure is recorded and the message retried later.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = crate::support::closed_port();
     let mut loaded = server.state.loaded.clone();
     loaded.config.mail.transport = gatehouse::config::MailTransport::Smtp;
     loaded.config.mail.smtp.host = "127.0.0.1".into();

@@ -26,11 +26,6 @@ static META: Meta = Meta {
     ..Meta::BASE
 };
 
-/// A process counts while its heartbeat is this fresh (serve beats every 30 s; cron every run).
-fn freshness(ctx: &Context) -> i64 {
-    (2 * ctx.config().cron.interval.as_secs()).max(600)
-}
-
 impl Check for Drift {
     fn meta(&self) -> &'static Meta {
         &META
@@ -38,10 +33,8 @@ impl Check for Drift {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         judged(async move {
-            let beats = ctx.heartbeats().await?;
-            let since = ctx.now() - freshness(ctx);
-            let live: Vec<&Heartbeat> = beats.iter().filter(|b| b.at >= since).collect();
-            Ok(judge(&live, freshness(ctx) / 60))
+            let (live, fresh_min) = ctx.live_heartbeats().await?;
+            Ok(judge(&live, fresh_min))
         })
     }
 }

@@ -61,19 +61,41 @@ impl Check for Clock {
                     Err(e) => errors.push(format!("licensing server: {e}")),
                 }
             }
+            // Every other process's clock, as its last heartbeat measured it against the database
+            // server: the doctor on one node names a node whose clock is off.
+            let nodes: Vec<(String, f64)> = match ctx.live_heartbeats().await {
+                Ok((live, _)) => live
+                    .iter()
+                    .filter_map(|b| {
+                        let offset = b.clock_offset_ms? as f64 / 1000.0;
+                        Some((format!("{} on {} (pid {})", b.role, b.host, b.pid), offset))
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
             let limits = (ctx.threshold(META.id, "warn_secs", 10.0), ctx.threshold(META.id, "fail_secs", 30.0));
-            judge(&skews, &errors, limits)
+            judge(&skews, &nodes, &errors, limits)
         })
     }
 }
 
 /// The verdict on this clock's skew against each independent clock that could be read (our
-/// clock minus theirs, in seconds): the worst decides, against `(warn, fail)` seconds.
-fn judge(skews: &BTreeMap<&str, f64>, unavailable: &[String], (warn, fail): (f64, f64)) -> Outcome {
-    let worst = skews.values().map(|s| s.abs()).fold(0.0, f64::max);
-    let rounded: BTreeMap<_, _> = skews.iter().map(|(k, v)| (*k, (v * 100.0).round() / 100.0)).collect();
-    let base = |o: Outcome| o.with("skew_secs", &rounded).with("unavailable", unavailable);
-    if skews.is_empty() {
+/// clock minus theirs, in seconds) and on every running process's clock against the database
+/// server's (`nodes`, from their heartbeats): the worst decides, against `(warn, fail)` seconds,
+/// and every clock past `warn` is named.
+fn judge(
+    skews: &BTreeMap<&str, f64>,
+    nodes: &[(String, f64)],
+    unavailable: &[String],
+    (warn, fail): (f64, f64),
+) -> Outcome {
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    let rounded: BTreeMap<_, _> = skews.iter().map(|(k, v)| (*k, round(*v))).collect();
+    let processes: BTreeMap<_, _> = nodes.iter().map(|(name, v)| (name.as_str(), round(*v))).collect();
+    let base = |o: Outcome| {
+        o.with("skew_secs", &rounded).with("process_offsets_secs", &processes).with("unavailable", unavailable)
+    };
+    if skews.is_empty() && nodes.is_empty() {
         return base(Outcome::skipped(if unavailable.is_empty() {
             "no independent clock to compare with: the database is SQLite (this machine's clock) and \
              license.server is not configured"
@@ -82,16 +104,41 @@ fn judge(skews: &BTreeMap<&str, f64>, unavailable: &[String], (warn, fail): (f64
             format!("no independent clock could be read: {}", unavailable.join("; "))
         }));
     }
-    let message = format!("this clock is {worst:.1} s off");
+    let direction = |v: f64| if v > 0.0 { "ahead of" } else { "behind" };
+    let mut off: Vec<(f64, String)> = skews
+        .iter()
+        .map(|(reference, v)| {
+            (
+                v.abs(),
+                format!(
+                    "this machine's clock is {:.1} s {} the {}",
+                    v.abs(),
+                    direction(*v),
+                    reference.replace('_', " ")
+                ),
+            )
+        })
+        .chain(nodes.iter().map(|(name, v)| {
+            (v.abs(), format!("{name} runs with a clock {:.1} s {} the database server's", v.abs(), direction(*v)))
+        }))
+        .collect();
+    off.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let worst = off.first().map_or(0.0, |(v, _)| *v);
+    let named: Vec<&str> = off.iter().filter(|(v, _)| *v >= warn).map(|(_, m)| m.as_str()).collect();
     if worst >= fail {
-        base(Outcome::fail(format!("{message}: two-factor codes are refused and expiry times are wrong")))
-    } else if worst >= warn {
-        base(Outcome::warn(format!("{message}: approaching the 30 s two-factor tolerance")))
-    } else {
-        base(Outcome::pass(format!(
-            "{message} (compared with {})",
-            rounded.keys().cloned().collect::<Vec<_>>().join(", ")
+        base(Outcome::fail(format!(
+            "{}: two-factor codes are refused and expiry times are wrong on the process(es) named",
+            named.join("; ")
         )))
+    } else if worst >= warn {
+        base(Outcome::warn(format!("{}: approaching the 30 s two-factor tolerance", named.join("; "))))
+    } else {
+        let compared: Vec<String> = rounded
+            .keys()
+            .map(|k| k.replace('_', " "))
+            .chain((!nodes.is_empty()).then(|| format!("{} running process(es)", nodes.len())))
+            .collect();
+        base(Outcome::pass(format!("every clock is within {worst:.1} s (compared: {})", compared.join(", "))))
     }
 }
 
@@ -132,7 +179,7 @@ mod tests {
     #[test]
     fn the_worst_clock_decides_in_either_direction() {
         let status = |db: f64, license: f64| {
-            judge(&BTreeMap::from([("database_server", db), ("licensing_server", license)]), &[], LIMITS).status
+            judge(&BTreeMap::from([("database_server", db), ("licensing_server", license)]), &[], &[], LIMITS).status
         };
         assert_eq!(status(0.4, -9.9), Status::Pass);
         assert_eq!(status(0.4, -10.0), Status::Warn, "behind counts as much as ahead");
@@ -141,19 +188,35 @@ mod tests {
 
     #[test]
     fn no_clock_to_compare_with_is_skipped_and_says_why() {
-        let nothing = judge(&BTreeMap::new(), &[], LIMITS);
+        let nothing = judge(&BTreeMap::new(), &[], &[], LIMITS);
         assert_eq!(nothing.status, Status::Skipped);
         assert!(nothing.message.contains("SQLite"), "{}", nothing.message);
-        let down = judge(&BTreeMap::new(), &["licensing server: timed out".into()], LIMITS);
+        let down = judge(&BTreeMap::new(), &[], &["licensing server: timed out".into()], LIMITS);
         assert_eq!(down.message, "no independent clock could be read: licensing server: timed out");
     }
 
     #[test]
     fn one_clock_read_is_enough_to_judge() {
         let outcome =
-            judge(&BTreeMap::from([("database_server", 0.123)]), &["licensing server: refused".into()], LIMITS);
+            judge(&BTreeMap::from([("database_server", 0.123)]), &[], &["licensing server: refused".into()], LIMITS);
         assert_eq!(outcome.status, Status::Pass);
-        assert_eq!(outcome.message, "this clock is 0.1 s off (compared with database_server)");
+        assert_eq!(outcome.message, "every clock is within 0.1 s (compared: database server)");
         assert_eq!(outcome.evidence["skew_secs"]["database_server"], 0.12);
+    }
+
+    #[test]
+    fn another_process_off_is_named_while_this_machine_is_right() {
+        let nodes = [("web on node-a (pid 7)".to_string(), 0.2), ("web on node-b (pid 9)".to_string(), -95.04)];
+        let outcome = judge(&BTreeMap::from([("database_server", 0.01)]), &nodes, &[], LIMITS);
+        assert_eq!(outcome.status, Status::Fail);
+        assert!(
+            outcome.message.starts_with("web on node-b (pid 9) runs with a clock 95.0 s behind the database server's"),
+            "{}",
+            outcome.message
+        );
+        assert!(!outcome.message.contains("node-a"), "a process in step is not named: {}", outcome.message);
+        assert_eq!(outcome.evidence["process_offsets_secs"]["web on node-b (pid 9)"], -95.04);
+        let in_step = judge(&BTreeMap::from([("database_server", 0.01)]), &nodes[..1], &[], LIMITS);
+        assert_eq!(in_step.message, "every clock is within 0.2 s (compared: database server, 1 running process(es))");
     }
 }

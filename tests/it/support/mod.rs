@@ -28,6 +28,18 @@ pub fn gatehouse(dir: &std::path::Path) -> assert_cmd::Command {
     cmd
 }
 
+/// A loopback port that refuses every connection for the whole test run. Its socket is bound but
+/// never listens, so no other test's server can be given the port while a test expects "refused"
+/// there (a port bound and released at once can be handed out again in the meantime).
+pub fn closed_port() -> u16 {
+    static CLOSED: std::sync::LazyLock<tokio::net::TcpSocket> = std::sync::LazyLock::new(|| {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket
+    });
+    CLOSED.local_addr().unwrap().port()
+}
+
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 
 pub fn policy() -> Policy {
