@@ -23,6 +23,7 @@ mod doctor_engine;
 mod doctor_fix;
 mod doctor_healthy;
 mod doctor_network;
+mod doctor_nodes;
 mod doctor_profiles;
 mod doctor_service;
 mod doctor_traffic;

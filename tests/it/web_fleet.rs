@@ -1,39 +1,18 @@
 //! Two `gatehouse serve` processes sharing one PostgreSQL database, as several nodes behind a
 //! load balancer: a login on one is a session on the other, and lockout counters are shared.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use crate::support::node::Node;
 use crate::support::web::PASSWORD;
-
-struct Node {
-    child: Child,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Starts `gatehouse serve` and waits until it listens.
+/// Starts `gatehouse serve` on `port` and waits until it listens.
 fn serve(config: &std::path::Path, port: u16) -> Node {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
-        .args(["--config", config.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("GATEHOUSE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening on"), "serve printed: {line:?}");
-    Node { child }
+    Node::serve(config, &format!("127.0.0.1:{port}"), &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -170,16 +149,11 @@ async fn request_logs_name_routes_not_the_tokens_in_links() {
     std::fs::write(&config, format!("system_url: \"http://127.0.0.1:{port}/\"\n")).unwrap();
     crate::support::gatehouse(dir.path()).args(["--config", config.to_str().unwrap(), "migrate"]).assert().success();
     let log = dir.path().join("serve.log");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
-        .args(["--config", config.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("gatehouse"));
+    cmd.args(["--config", config.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("GATEHOUSE_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let node = Node { child };
+        .stderr(std::fs::File::create(&log).unwrap());
+    let node = Node::start(cmd);
     let secrets = ["pr_SECRETRESETTOKEN", "im_SECRETIMPERSONATION", "inv_SECRETINVITE"];
     for path in ["password/reset/pr_SECRETRESETTOKEN", "login/as/im_SECRETIMPERSONATION", "invite/inv_SECRETINVITE"] {
         reqwest::get(format!("http://127.0.0.1:{port}/{path}")).await.unwrap();

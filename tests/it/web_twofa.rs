@@ -9,7 +9,7 @@ fn now() -> i64 {
 }
 
 /// Enrols TOTP through the pages; returns (secret, backup code, the Unix time of the code used).
-async fn enrol(b: &Browser) -> (String, String, i64) {
+pub(crate) async fn enrol(b: &Browser) -> (String, String, i64) {
     let setup = b.submit("account/security", "account/security/2fa/setup", &[]).await;
     assert_eq!(setup.status, 303);
     let page = b.get("account/security").await;

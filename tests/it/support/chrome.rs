@@ -4,7 +4,7 @@
 //! browsers or tests.
 //!
 //! Without chromium and chromedriver the tests print that they were skipped and why; with
-//! `CI` or `GATEHOUSE_TEST_REQUIRE_BROWSER` set they fail instead, and they always fail when the
+//! `CI` or `GATEHOUSE_TEST_REQUIRE_TOOLS` set they fail instead, and they always fail when the
 //! programs are there but the browser cannot start.
 
 use std::io::Write;
@@ -41,7 +41,7 @@ fn program(env_var: &str, names: &[&str]) -> Option<PathBuf> {
 }
 
 fn required() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("GATEHOUSE_TEST_REQUIRE_BROWSER").is_some()
+    super::tools_required()
 }
 
 /// Starts chromedriver once for this test binary, on a free loopback port.
@@ -56,7 +56,7 @@ fn start_driver() -> Driver {
     let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
         let reason = "chromium and chromedriver are not both on PATH \
                       (apt-get install chromium chromium-driver, or set GATEHOUSE_TEST_CHROMIUM / GATEHOUSE_TEST_CHROMEDRIVER)";
-        assert!(!required(), "the browser suite is required here (CI or GATEHOUSE_TEST_REQUIRE_BROWSER) but {reason}");
+        assert!(!required(), "the browser suite is required here (CI or GATEHOUSE_TEST_REQUIRE_TOOLS) but {reason}");
         return Driver::Missing(reason.into());
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

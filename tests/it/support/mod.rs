@@ -12,6 +12,7 @@ pub mod chrome;
 pub mod doctor;
 pub mod duo;
 pub mod license_server;
+pub mod node;
 pub mod proxy;
 pub mod smtp;
 #[macro_use]
@@ -38,6 +39,12 @@ pub fn closed_port() -> u16 {
         socket
     });
     CLOSED.local_addr().unwrap().port()
+}
+
+/// Whether the tools the suite drives (Chromium, libfaketime) must be present: on CI, or when
+/// `GATEHOUSE_TEST_REQUIRE_TOOLS` is set; elsewhere a test without its tool says so and returns.
+pub fn tools_required() -> bool {
+    ["CI", "GATEHOUSE_TEST_REQUIRE_TOOLS"].iter().any(|v| std::env::var_os(v).is_some())
 }
 
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";

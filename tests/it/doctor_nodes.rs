@@ -1,0 +1,82 @@
+//! The doctor judges the whole deployment from whichever node it runs on: what the other nodes'
+//! processes are and met, as their heartbeats in the shared database record it.
+
+use std::time::Duration;
+
+use gatehouse::cron::heartbeat;
+use gatehouse::doctor::model::Status;
+use gatehouse::secrets::totp;
+
+use crate::support::doctor::check;
+use crate::support::node::{Node, faketime_env, faketime_library};
+use crate::support::web::{Backend, Browser, PASSWORD, Server};
+
+/// Waits (bounded) until the process `pid` has written its heartbeat into `server`'s database.
+async fn heartbeat_of(server: &Server, pid: u32) -> heartbeat::Heartbeat {
+    for _ in 0..200 {
+        let beats = heartbeat::all(server.state.db()).await.unwrap();
+        if let Some(beat) = beats.into_iter().find(|b| b.pid == i64::from(pid)) {
+            return beat;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("process {pid} wrote no heartbeat");
+}
+
+/// Node B runs with its clock two minutes ahead (libfaketime, for the whole process) and refuses
+/// a correct two-factor code. The doctor on node A, whose clock is right, names B — its role,
+/// host and pid, and by how much — from B's heartbeat. B restarted on a right clock takes the
+/// code, and the check passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_clock_is_off_is_named_by_the_doctor_on_another() {
+    let Some(faketime) = faketime_library() else { return };
+    let Some(a) = Server::start(Backend::Postgres, "").await else { return };
+    a.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let (secret, _, enrolled_at) = {
+        let b = a.browser();
+        b.login("ann@example.com", PASSWORD).await;
+        crate::web_twofa::enrol(&b).await
+    };
+    // Node B: the same configuration, in a folder of its own, behind the same name.
+    let b_dir = tempfile::tempdir().unwrap();
+    let config = b_dir.path().join("gatehouse.yaml");
+    std::fs::copy(a.dir.path().join("gatehouse.yaml"), &config).unwrap();
+    let host = a.addr.to_string();
+    let sign_in_on = |node: &Node| {
+        let (url, host, secret) = (node.url(""), host.clone(), secret.clone());
+        async move {
+            let mut visitor = Browser::at(&url);
+            visitor.header("host", &host);
+            assert_eq!(visitor.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+            // The next step's code (the enrolment used this one): right for a right clock.
+            let code = totp::code_at(&secret, enrolled_at + 30).unwrap();
+            visitor.submit("login/2fa", "login/2fa", &[("code", &code)]).await.status
+        }
+    };
+
+    let env = faketime_env(&faketime, "+120s");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let ahead = Node::serve(&config, "127.0.0.1:0", &env);
+    assert_eq!(sign_in_on(&ahead).await, 401, "the symptom: a correct code is refused on node B");
+    heartbeat_of(&a, ahead.pid()).await;
+    let (found, _) = check(&a.state.loaded, "time.clock").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    let named = format!("(pid {}) runs with a clock", ahead.pid());
+    assert!(
+        found.message.contains(&named) && found.message.contains("ahead of the database server"),
+        "{}",
+        found.message
+    );
+    let offsets = found.evidence["process_offsets_secs"].as_object().unwrap();
+    let b_offset = offsets.iter().find(|(k, _)| k.contains(&format!("(pid {})", ahead.pid()))).unwrap().1;
+    assert!((110.0..130.0).contains(&b_offset.as_f64().unwrap()), "{b_offset}");
+    assert_eq!(offsets.len(), 2, "node A is judged too, and is in step: {offsets:?}");
+
+    // The fix: B's clock set right (here: B restarted without the fake clock).
+    drop(ahead);
+    let in_step = Node::serve(&config, "127.0.0.1:0", &[]);
+    heartbeat_of(&a, in_step.pid()).await;
+    assert_eq!(sign_in_on(&in_step).await, 303, "the symptom is gone");
+    let (healthy, _) = check(&a.state.loaded, "time.clock").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+}
