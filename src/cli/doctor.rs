@@ -201,7 +201,7 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
     // The command line narrows what the profile selects; skips add up.
     let from_profile = profile.as_ref().map(|p| p.selection.clone()).unwrap_or_default();
     let only = match symptom {
-        Some(s) => s.checks.iter().map(|c| c.to_string()).collect(),
+        Some(s) => s.checks_with_causes().iter().map(|c| c.to_string()).collect(),
         None if args.only.is_empty() => from_profile.only,
         None => args.only,
     };

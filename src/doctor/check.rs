@@ -35,6 +35,10 @@ pub struct Meta {
     pub next_steps: &'static str,
     /// Checks that must pass (or warn) before this one can say anything useful.
     pub prerequisites: &'static [&'static str],
+    /// Checks whose finding this one's can cause (cron never running explains sessions piling
+    /// up): triage ranks a cause above what it explains, and a symptom's checks bring their
+    /// causes along.
+    pub explains: &'static [&'static str],
     /// Threshold keys a profile may override for this check (`thresholds: {ID: {KEY: N}}`).
     pub thresholds: &'static [&'static str],
     /// The fix changes who or what is trusted: `--fix` applies it only when the check is named
@@ -56,6 +60,7 @@ impl Meta {
         cause: "",
         next_steps: "",
         prerequisites: &[],
+        explains: &[],
         thresholds: &[],
         explicit_fix: false,
         config: &[],

@@ -3,8 +3,11 @@
 //! NAME` runs those checks and ranks what they found; every problem in a report names the
 //! symptoms it explains.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use super::check::Meta;
 use super::model::{CheckResult, Report, Status};
 
 #[derive(Debug, Serialize)]
@@ -98,7 +101,7 @@ pub const ALL: &[Symptom] = &[
         name: "sessions-not-removed",
         reported: "The system is not removing sessions",
         cause: "session garbage collection does not run",
-        checks: &["sessions.gc", "cron.activity"],
+        checks: &["sessions.gc", "cron.activity", "fleet.drift"],
     },
     Symptom {
         name: "invalid-reset-link",
@@ -110,7 +113,7 @@ pub const ALL: &[Symptom] = &[
         name: "emails-unsent",
         reported: "General emails (sign-up, password reset) are not sent",
         cause: "mail transport misconfigured, or the queue is not delivered",
-        checks: &["email.transport", "email.queue", "cron.activity"],
+        checks: &["email.transport", "email.queue", "cron.activity", "fleet.drift"],
     },
     Symptom {
         name: "duo",
@@ -156,33 +159,90 @@ fn words(text: &str) -> String {
     text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-/// The names of the symptoms that check `id` can explain.
-pub fn explained_by(id: &str) -> Vec<&'static str> {
-    ALL.iter().filter(|s| s.checks.contains(&id)).map(|s| s.name).collect()
+impl Symptom {
+    /// The checks `doctor --symptom` runs: the row's own, most likely first, then every check
+    /// whose finding can cause one of them (transitively: a full disk, then what it explains), so
+    /// a cause is judged even where the row does not name it.
+    pub fn checks_with_causes(&self) -> Vec<&'static str> {
+        let metas = metas();
+        let mut out: Vec<&'static str> = self.checks.to_vec();
+        let mut next = 0;
+        while next < out.len() {
+            let effect = out[next];
+            for m in &metas {
+                if m.explains.contains(&effect) && !out.contains(&m.id) {
+                    out.push(m.id);
+                }
+            }
+            next += 1;
+        }
+        out
+    }
 }
 
-/// A symptom's checks, judged: likely causes ranked (fail, error and timeout before warn; then
-/// in the symptom's order of likelihood), those ruled out (passed), and those that could not
-/// tell (skipped, blocked, waived).
+fn metas() -> Vec<&'static Meta> {
+    super::checks::builtin().iter().map(|c| c.meta()).collect()
+}
+
+/// The names of the symptoms that check `id` can explain, itself or through what it causes.
+pub fn explained_by(id: &str) -> Vec<&'static str> {
+    ALL.iter().filter(|s| s.checks_with_causes().contains(&id)).map(|s| s.name).collect()
+}
+
+/// A symptom's checks, judged: likely causes ranked — a cause above what it explains, then
+/// fail, error and timeout before warn, then in the symptom's order of likelihood — those ruled
+/// out (passed), and those that could not tell (skipped, blocked, waived).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Triage {
     pub symptom: String,
     pub reported: String,
     pub likely_causes: Vec<String>,
+    /// For a likely cause that another one explains: those others (`sessions.gc` →
+    /// `[cron.activity]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub follows_from: BTreeMap<String, Vec<String>>,
     pub ruled_out: Vec<String>,
     pub undecided: Vec<String>,
 }
 
 pub fn triage(symptom: &'static Symptom, report: &Report) -> Triage {
-    let order = |id: &str| symptom.checks.iter().position(|c| *c == id).unwrap_or(usize::MAX);
-    let mut found: Vec<&CheckResult> = report.results.iter().filter(|r| r.status.severity() > 0).collect();
-    // Results of prerequisites that failed explain it too (a database that is down).
-    found.sort_by_key(|r| (std::cmp::Reverse(r.status.severity()), order(&r.id)));
+    let checks = symptom.checks_with_causes();
+    let order = |id: &str| checks.iter().position(|c| *c == id).unwrap_or(usize::MAX);
+    let metas = metas();
+    let explains = |cause: &str, effect: &str| metas.iter().any(|m| m.id == cause && m.explains.contains(&effect));
+    let found: Vec<&CheckResult> = report.results.iter().filter(|r| r.status.severity() > 0).collect();
+    let follows_from: BTreeMap<String, Vec<String>> = found
+        .iter()
+        .map(|effect| {
+            let causes = found.iter().filter(|c| explains(&c.id, &effect.id)).map(|c| c.id.clone()).collect();
+            (effect.id.clone(), causes)
+        })
+        .filter(|(_, causes): &(String, Vec<String>)| !causes.is_empty())
+        .collect();
+    // How many found causes stand above a result, along the longest chain (a chain that loops
+    // stops where it would repeat).
+    fn depth(id: &str, follows_from: &BTreeMap<String, Vec<String>>, seen: &mut Vec<String>) -> usize {
+        let Some(causes) = follows_from.get(id) else { return 0 };
+        seen.push(id.to_string());
+        let mut deepest = 0;
+        for cause in causes {
+            if !seen.contains(cause) {
+                deepest = deepest.max(1 + depth(cause, follows_from, seen));
+            }
+        }
+        seen.pop();
+        deepest
+    }
+    let mut ranked = found.clone();
+    ranked.sort_by_key(|r| {
+        (depth(&r.id, &follows_from, &mut Vec::new()), std::cmp::Reverse(r.status.severity()), order(&r.id))
+    });
     let named = |rs: Vec<&CheckResult>| rs.into_iter().map(|r| r.id.clone()).collect();
     Triage {
         symptom: symptom.name.into(),
         reported: symptom.reported.into(),
-        likely_causes: named(found),
+        likely_causes: named(ranked),
+        follows_from,
         ruled_out: named(report.results.iter().filter(|r| r.status == Status::Pass).collect()),
         undecided: named(
             report
@@ -224,6 +284,65 @@ mod tests {
         }
         let names: std::collections::BTreeSet<_> = ALL.iter().map(|s| s.name).collect();
         assert_eq!(names.len(), ALL.len(), "names are unique");
+    }
+
+    /// A report in which each `(id, status)` was found.
+    fn report_of(found: &[(&str, Status)]) -> Report {
+        let mut report = Report::could_not_start("-");
+        report.results = found
+            .iter()
+            .map(|(id, status)| CheckResult { id: id.to_string(), status: *status, ..report.results[0].clone() })
+            .collect();
+        report
+    }
+
+    #[test]
+    fn a_cause_outranks_what_it_explains_whatever_their_severity() {
+        let piling_up = find("sessions-not-removed").unwrap();
+        let report = report_of(&[("sessions.gc", Status::Fail), ("cron.activity", Status::Warn)]);
+        let t = triage(piling_up, &report);
+        assert_eq!(t.likely_causes, ["cron.activity", "sessions.gc"]);
+        assert_eq!(t.follows_from["sessions.gc"], ["cron.activity"]);
+
+        // Sessions that cannot be written: the full disk first, then the store it breaks.
+        let looping = find("login-loop").unwrap();
+        let report = report_of(&[
+            ("sessions.storage", Status::Fail),
+            ("sessions.cookie", Status::Warn),
+            ("disk.space", Status::Fail),
+        ]);
+        assert_eq!(triage(looping, &report).likely_causes, ["disk.space", "sessions.cookie", "sessions.storage"]);
+    }
+
+    #[test]
+    fn a_symptoms_checks_bring_their_causes() {
+        let unsent = find("emails-unsent").unwrap().checks_with_causes();
+        assert!(unsent.contains(&"fleet.drift"), "cron run from a copy with its own configuration: {unsent:?}");
+        let looping = find("login-loop").unwrap().checks_with_causes();
+        assert!(looping.contains(&"disk.permissions") && looping.starts_with(&["sessions.storage"]), "{looping:?}");
+    }
+
+    #[test]
+    fn what_a_check_explains_exists_and_no_cause_explains_itself() {
+        let ids: Vec<&str> = metas().iter().map(|m| m.id).collect();
+        for m in metas() {
+            for effect in m.explains {
+                assert!(ids.contains(effect), "{} explains {effect}, which is no check", m.id);
+            }
+            // Follow what it explains: it must never come back to itself.
+            let mut reached: Vec<&str> = m.explains.to_vec();
+            let mut next = 0;
+            while next < reached.len() {
+                let further = metas().into_iter().find(|c| c.id == reached[next]).map_or(&[][..], |c| c.explains);
+                for e in further {
+                    if !reached.contains(e) {
+                        reached.push(e);
+                    }
+                }
+                next += 1;
+            }
+            assert!(!reached.contains(&m.id), "{} explains itself through {reached:?}", m.id);
+        }
     }
 
     #[test]

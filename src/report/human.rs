@@ -43,6 +43,9 @@ pub fn render(report: &Report, options: RenderOptions) -> String {
             let Some(r) = report.results.iter().find(|r| &r.id == id) else { continue };
             out += &paint(format!("  {}. {} {:<26} {}", n + 1, symbol(r.status), r.id, r.message), style(r.status));
             out += "\n";
+            if let Some(causes) = triage.follows_from.get(id) {
+                out += &format!("       follows from: {} (above)\n", causes.join(", "));
+            }
             for (key, value) in r.evidence.iter().take(6) {
                 let value = value.to_string();
                 let value: String = value.chars().take(160).collect();

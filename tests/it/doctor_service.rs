@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::doctor::{check, check_at};
+use crate::support::doctor::{check, check_at, triage_at};
 use crate::support::duo;
 use crate::support::web::{Backend, PASSWORD, Server};
 use gatehouse::cron::Cron;
@@ -42,6 +42,33 @@ async fn sessions_gc_finds_uncollected_sessions_and_collects_them(backend: Backe
 
     assert_eq!(expired_gauge(&server).await, "gatehouse_sessions_expired 0");
     assert_eq!(check(loaded, "sessions.gc").await.0.status, Status::Pass);
+}
+
+/// "The system is not removing sessions" because cron never runs: triage names cron first and
+/// the sessions piling up as what follows from it (it once ranked the restated symptom first);
+/// once cron runs, nothing is left to blame.
+async fn triage_puts_cron_above_the_sessions_it_leaves(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    for _ in 0..3 {
+        assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
+    }
+    let clock = server.state.db().clock().clone();
+    clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(expired_gauge(&server).await, "gatehouse_sessions_expired 3", "the symptom");
+
+    let said = "The system is not removing sessions";
+    let found = triage_at(&server.state.loaded, said, &clock).await;
+    assert_eq!(found.likely_causes.first().map(String::as_str), Some("cron.activity"), "{found:?}");
+    let gc = found.likely_causes.iter().position(|c| c == "sessions.gc").expect("the backlog is found");
+    assert!(gc > 0 && found.follows_from["sessions.gc"] == ["cron.activity"], "{found:?}");
+
+    // The fix the first cause names: cron runs (as scheduled, now on the server's clock).
+    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    assert!(cron.run(None).await.unwrap().iter().all(|r| r.ok));
+    assert_eq!(expired_gauge(&server).await, "gatehouse_sessions_expired 0", "the symptom is gone");
+    let after = triage_at(&server.state.loaded, said, &clock).await;
+    assert!(after.likely_causes.is_empty(), "{after:?}");
 }
 
 async fn cron_activity_sees_whether_cron_runs(backend: Backend) {
@@ -220,6 +247,7 @@ web_on_both_backends!(
     sessions_storage_finds_a_store_that_cannot_keep_sessions,
     email_queue_finds_failed_mail_and_requeues_it,
     sessions_gc_finds_uncollected_sessions_and_collects_them,
+    triage_puts_cron_above_the_sessions_it_leaves,
     cron_activity_sees_whether_cron_runs,
     twofa_duo_explains_frameless_access,
 );

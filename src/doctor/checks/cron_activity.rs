@@ -17,6 +17,7 @@ static META: Meta = Meta {
                  check its exit status and output.",
     prerequisites: &["database.connectivity"],
     config: &["cron"],
+    explains: &["sessions.gc", "email.queue"],
     ..Meta::BASE
 };
 

@@ -28,6 +28,7 @@ pub(crate) static META: Meta = Meta {
             permissive umask (0644 files, 0755 folders).",
     next_steps: "Make files 0600 and folders 0700, owned by the account that runs gatehouse \
                  (`gatehouse doctor --fix disk.permissions` does the chmod).",
+    explains: &["sessions.storage", "email.queue"],
     ..Meta::BASE
 };
 

@@ -20,6 +20,7 @@ static META: Meta = Meta {
     next_steps: "Free space on the filesystem named in the evidence (old logs, backups, expired sessions: \
                  `gatehouse session gc`), or move data_dir to a larger volume.",
     thresholds: &["min_free_bytes", "min_free_percent", "min_free_inodes_percent"],
+    explains: &["sessions.storage", "email.queue", "database.connectivity"],
     ..Meta::BASE
 };
 

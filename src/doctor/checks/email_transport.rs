@@ -24,6 +24,7 @@ static META: Meta = Meta {
     next_steps: "Fix the phase named in the message in the mail: section of gatehouse.yaml (host, port, tls, \
                  username, password), then run `gatehouse doctor --only email.transport` again.",
     config: &["mail"],
+    explains: &["email.queue"],
     ..Meta::BASE
 };
 

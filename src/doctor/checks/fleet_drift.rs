@@ -23,6 +23,14 @@ static META: Meta = Meta {
     next_steps: "Deploy the same version and configuration file to every node and the cron, and restart the odd \
                  ones out.",
     prerequisites: &["database.connectivity"],
+    explains: &[
+        "email.queue",
+        "sessions.gc",
+        "sessions.lifetime",
+        "time.timezone",
+        "license.validity",
+        "cron.activity",
+    ],
     ..Meta::BASE
 };
 

@@ -21,6 +21,7 @@ static META: Meta = Meta {
                  to the server's port), TLS (proxy interception, CA bundle, system clock) or HTTP (the server's \
                  status; retry later).",
     prerequisites: &["database.connectivity"],
+    explains: &["license.validity"],
     thresholds: &["slow_ms"],
     config: &["license"],
     ..Meta::BASE

@@ -25,10 +25,12 @@ static META: Meta = Meta {
     next_steps: "Set trusted_proxies.cloudflare: true and trusted_proxies.header: CF-Connecting-IP in gatehouse.yaml \
                  (`gatehouse doctor --fix` does it, with a backup, and checks again), then restart `serve`.",
     prerequisites: &["database.connectivity"],
+    explains: &["sessions.lifetime", "proxy.lockouts"],
     thresholds: &["max_ranges_age_days"],
     config: &["trusted_proxies"],
     // Trusting CloudFlare lets CloudFlare's header name the visitor: only ever on request.
     explicit_fix: true,
+    ..Meta::BASE
 };
 
 impl Check for Trust {

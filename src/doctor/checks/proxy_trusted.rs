@@ -25,9 +25,11 @@ static META: Meta = Meta {
                  CloudFlare) and the header they set in trusted_proxies.header.",
     thresholds: &["max_public_prefix_v4", "max_public_prefix_v6"],
     prerequisites: &["database.connectivity"],
+    explains: &["sessions.lifetime", "proxy.lockouts"],
     // Trusting an address lets it name any visitor: only when asked for by name.
     explicit_fix: true,
     config: &["trusted_proxies"],
+    ..Meta::BASE
 };
 
 impl Check for Trusted {

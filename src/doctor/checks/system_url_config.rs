@@ -19,6 +19,7 @@ static META: Meta = Meta {
             and path, and reset links are built from it.",
     next_steps: "Set system_url to exactly the address users type, scheme and path included, with a trailing slash.",
     config: &["system_url"],
+    explains: &["system_url.reachable", "system_url.requests", "sessions.cookie"],
     ..Meta::BASE
 };
 

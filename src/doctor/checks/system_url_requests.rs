@@ -29,6 +29,7 @@ static META: Meta = Meta {
     config: &["system_url"],
     // Moving system_url moves every link and the cookie: only ever on request.
     explicit_fix: true,
+    ..Meta::BASE
 };
 
 impl Check for Requests {

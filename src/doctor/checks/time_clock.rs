@@ -22,6 +22,7 @@ static META: Meta = Meta {
             license check disagree with everyone else.",
     next_steps: "Run time synchronisation (chrony or systemd-timesyncd) on every machine of the deployment.",
     prerequisites: &["database.connectivity"],
+    explains: &["twofa.duo", "license.validity"],
     thresholds: &["warn_secs", "fail_secs"],
     ..Meta::BASE
 };

@@ -27,3 +27,22 @@ pub async fn check_at(loaded: &Loaded, id: &str, clock: &gatehouse::store::Clock
     let report = diagnose(&selected, ctx.clone(), &RunOptions::with_timeout(Duration::from_secs(3))).await;
     (report.results.into_iter().find(|r| r.id == id).unwrap(), ctx)
 }
+
+/// What `gatehouse doctor --symptom NAME` finds against `loaded`, judged by `clock`: the
+/// symptom's checks with their causes, run, and ranked.
+pub async fn triage_at(
+    loaded: &Loaded,
+    symptom: &str,
+    clock: &gatehouse::store::Clock,
+) -> gatehouse::doctor::symptoms::Triage {
+    let symptom = gatehouse::doctor::symptoms::find(symptom).expect("a known symptom");
+    let wanted = symptom.checks_with_causes();
+    let selected: Vec<_> = checks::builtin()
+        .into_iter()
+        .filter(|c| wanted.contains(&c.meta().id) || c.meta().id == "database.connectivity")
+        .collect();
+    let ctx = Arc::new(Context::new(loaded.clone()).with_deadline(Duration::from_secs(3)).with_clock(clock.clone()));
+    let report = diagnose(&selected, ctx.clone(), &RunOptions::with_timeout(Duration::from_secs(3))).await;
+    ctx.close().await;
+    gatehouse::doctor::symptoms::triage(symptom, &report)
+}
