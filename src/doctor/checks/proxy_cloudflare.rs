@@ -30,7 +30,6 @@ static META: Meta = Meta {
     config: &["trusted_proxies"],
     // Trusting CloudFlare lets CloudFlare's header name the visitor: only ever on request.
     explicit_fix: true,
-    ..Meta::BASE
 };
 
 impl Check for Trust {

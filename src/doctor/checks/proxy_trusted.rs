@@ -29,7 +29,6 @@ static META: Meta = Meta {
     // Trusting an address lets it name any visitor: only when asked for by name.
     explicit_fix: true,
     config: &["trusted_proxies"],
-    ..Meta::BASE
 };
 
 impl Check for Trusted {
