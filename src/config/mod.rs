@@ -75,6 +75,15 @@ impl Config {
         ]
     }
 
+    /// The files and folders whose identity on disk is part of where this deployment keeps its
+    /// data (see `store::settings::storage_id`): a SQLite database, a sessions folder.
+    pub fn storage_files(&self) -> Vec<&std::path::Path> {
+        let sqlite = self.database_url.sqlite_path().map(std::path::Path::new);
+        let sessions =
+            (self.sessions.store == SessionStore::Files).then(|| std::path::Path::new(self.sessions.dir.as_str()));
+        sqlite.into_iter().chain(sessions).collect()
+    }
+
     /// Resolves the relative paths of a configuration file against the file's directory, so a
     /// deployment works whatever directory `gatehouse` is started from.
     pub(crate) fn resolve_paths(&mut self, base: &std::path::Path) {

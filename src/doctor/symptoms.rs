@@ -80,6 +80,7 @@ pub const ALL: &[Symptom] = &[
             "sessions.storage",
             "sessions.cookie",
             "system_url.requests",
+            "system_url.reachable",
             "disk.space",
             "disk.permissions",
             "database.connectivity",

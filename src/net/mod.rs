@@ -2,6 +2,7 @@
 //! sample of what requests really look like.
 
 pub mod client_ip;
+pub mod encounters;
 pub mod http;
 pub mod observations;
 pub mod resolve;

@@ -40,7 +40,7 @@ const MIGRATIONS: &[Embedded] = &embedded![
     "0007_observed_proxies_and_pages.sql",
     "0008_admin_sign_in.sql",
     "0009_doctor_indexes.sql",
-    "0010_heartbeat_clock.sql",
+    "0010_nodes_and_encounters.sql",
 ];
 
 static SQLITE: LazyLock<Migrator> = LazyLock::new(|| migrator(|m| m.sqlite));

@@ -18,7 +18,9 @@ use super::render::ShownOnce;
 use crate::accounts::{Membership, UserWithClients};
 use crate::auth::sessions::cookie::{ADMIN_COOKIE_NAME, COOKIE_NAME};
 use crate::auth::sessions::{Ended, Session};
+use crate::net::encounters::Kind;
 use crate::net::observations::{self, Observation};
+use crate::secrets::tokens::{self, TokenKind};
 
 /// What the middleware learned about a request.
 #[derive(Debug, Clone)]
@@ -165,7 +167,14 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     {
         match state.auth.sessions.resolve(&token, &ip.to_string(), &state.auth.accounts).await {
             Ok(Ok((s, u))) => (session, user) = (Some(s), u.map(Arc::new)),
-            Ok(Err(reason)) => ended = Some(reason),
+            Ok(Err(reason)) => {
+                // Shaped like a session we issue, yet unknown here: collected after it expired,
+                // or issued by a node that does not share this session store.
+                if reason == Ended::Unknown && tokens::has_shape(TokenKind::Session, &token) {
+                    state.encounters.count(Kind::UnknownSession, "");
+                }
+                ended = Some(reason)
+            }
             Err(e) => {
                 // The visitor may well be signed in: say the site is unavailable rather than
                 // send them to the login page, and keep their cookie for when it is back.

@@ -37,6 +37,21 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// Why, in the words the doctor counts them by (`encounters`, kind `form_refused`): which
+    /// cookie did not come back, and where, tells a store that cannot keep sessions from a
+    /// visitor on the wrong host or a session that simply ended.
+    pub fn cause(self, ctx: &Ctx) -> &'static str {
+        match self {
+            Refusal::CrossSite => "sent from another site",
+            Refusal::BadToken => "token does not match the session",
+            Refusal::NoSession if !ctx.host_ok => "sent to another host than system_url",
+            Refusal::NoSession if ctx.ended.is_some() => "session ended before the form was sent",
+            Refusal::NoSession => "no session cookie came back",
+        }
+    }
+}
+
 /// True if the browser says the request came from another origin (see the module doc).
 fn cross_site(headers: &HeaderMap, cookie: &CookieSettings) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);

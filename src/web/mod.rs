@@ -36,7 +36,7 @@ use crate::cron::heartbeat::{Heartbeat, Role};
 use crate::error::{Error, Result};
 use crate::license::License;
 use crate::net::client_ip::Trusted;
-use crate::net::observations;
+use crate::net::{encounters, observations};
 use crate::services::Services;
 use crate::store::Db;
 
@@ -56,10 +56,14 @@ pub struct Inner {
     trusted: std::sync::RwLock<Arc<Trusted>>,
     pub duo: Option<Duo>,
     pub instance_id: String,
+    /// Where this process keeps accounts and sessions (`store::settings::storage_id`).
+    pub storage_id: String,
     pub cookie: CookieSettings,
     pub metrics: metrics::Metrics,
     pub form_key: form_token::FormKey,
     pub observations: observations::Sample,
+    /// What visitors met (unknown sessions, refusals), counted for the doctor.
+    pub encounters: encounters::Tally,
     pub connections: Arc<server::Connections>,
     pub health: health::HealthCache,
     pub security_headers: headers::SecurityHeaders,
@@ -84,6 +88,7 @@ impl AppState {
         })?;
         let Services { db, auth, license, .. } = Services::open(&loaded).await?;
         let instance_id = crate::store::settings::instance_id(&db).await?;
+        let storage_id = crate::store::settings::storage_id(&instance_id, &config.storage_files());
         let form_key = form_token::FormKey::new(&crate::store::settings::form_key(&db).await?);
         let duo = Duo::from_config(&config.twofa.duo, &system_url)?;
         let form_targets: Vec<&str> = duo.iter().map(Duo::origin).collect();
@@ -94,9 +99,11 @@ impl AppState {
                 cookie: CookieSettings::from_system_url(&system_url),
                 duo,
                 instance_id,
+                storage_id,
                 metrics: metrics::Metrics::default(),
                 form_key,
                 observations: observations::Sample::new(loaded.fingerprint()),
+                encounters: encounters::Tally::default(),
                 connections: Arc::default(),
                 health: health::HealthCache::default(),
                 security_headers,
@@ -238,9 +245,13 @@ impl AppState {
         }
     }
 
+    /// Stores the pending request observations and encounter counts.
     async fn flush_observations(&self) {
         if let Err(e) = self.observations.flush(self.db()).await {
             tracing::warn!(error = %e, "could not store request observations");
+        }
+        if let Err(e) = self.encounters.flush(self.db()).await {
+            tracing::warn!(error = %e, "could not store encounter counts");
         }
     }
 }

@@ -128,6 +128,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn well_known(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "instance_id": state.instance_id,
+        "storage_id": state.storage_id,
         "version": env!("CARGO_PKG_VERSION"),
         "system_url": state.loaded.config.system_url.to_string(),
     }))

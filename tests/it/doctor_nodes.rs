@@ -8,6 +8,7 @@ use gatehouse::doctor::model::Status;
 use gatehouse::secrets::totp;
 
 use crate::support::doctor::check;
+use crate::support::nginx::Nginx;
 use crate::support::node::{Node, faketime_env, faketime_library};
 use crate::support::web::{Backend, Browser, PASSWORD, Server};
 
@@ -79,4 +80,63 @@ async fn a_node_whose_clock_is_off_is_named_by_the_doctor_on_another() {
     assert_eq!(sign_in_on(&in_step).await, 303, "the symptom is gone");
     let (healthy, _) = check(&a.state.loaded, "time.clock").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+}
+
+/// A site scaled out by copying its folder, SQLite and all, to a second node behind one nginx:
+/// each node knows only its own sessions, so a visitor signed in on one is sent back to the
+/// login page by the other. The doctor on node A asks system_url several times, meets both
+/// nodes, and names the one whose storage is not A's; with both nodes on one database the
+/// loop is gone and the check passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_that_do_not_share_storage_are_named_from_either_node() {
+    let Some(reserved) = Nginx::reserve() else { return };
+    let system_url = format!("system_url: \"{}\"\n", reserved.base());
+    let a = Server::start(Backend::Sqlite, &system_url).await.unwrap();
+    a.client_with_owner("ann@example.com", "Ann Hosting").await;
+    // The copy: a consistent snapshot of A's database in B's own folder.
+    let b_dir = tempfile::tempdir().unwrap();
+    let copy = b_dir.path().join("gatehouse.db");
+    sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM INTO '{}'", copy.display())))
+        .execute(a.state.db().pool())
+        .await
+        .unwrap();
+    let b = Server::start_on(b_dir, format!("sqlite://{}", copy.display()), None, &system_url).await;
+    assert_eq!(a.state.instance_id, b.state.instance_id, "a copy keeps the instance id");
+    let nginx = reserved.balance(&[a.addr, b.addr]);
+
+    // The symptom: signed in, and yet sent back to the login page on the next node.
+    let mut looped = 0;
+    for _ in 0..4 {
+        let visitor = Browser::at(&nginx.base());
+        assert_eq!(visitor.login("ann@example.com", PASSWORD).await.status, 303, "{}", nginx.error_log());
+        let area = visitor.get("clientarea").await;
+        if area.status == 303 && area.location().ends_with("login") {
+            looped += 1;
+        }
+    }
+    assert!(looped >= 2, "round-robin over two storages loops every other request ({looped} of 4)");
+    a.state.flush().await;
+
+    let (found, _) = check(&a.state.loaded, "system_url.reachable").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert!(found.message.contains(&b.state.storage_id) && found.message.contains("loop"), "{}", found.message);
+    assert_eq!(found.evidence["nodes"].as_array().unwrap().len(), 2, "{}", found.evidence["nodes"]);
+    assert!(found.evidence["unknown_session_cookies_24h"].as_i64().unwrap() >= 1, "{:?}", found.evidence);
+    assert!(found.remediation.contains("same storage"), "{}", found.remediation);
+    // Run on node B, the doctor names A the same way.
+    let (from_b, _) = check(&b.state.loaded, "system_url.reachable").await;
+    assert!(from_b.message.contains(&a.state.storage_id), "{}", from_b.message);
+
+    // The fix: node B on A's database (one storage for both).
+    let url = a.state.loaded.config.database_url.as_str().to_string();
+    let b_shared = Server::start_on(tempfile::tempdir().unwrap(), url, None, &system_url).await;
+    let nginx = nginx.stop().balance(&[a.addr, b_shared.addr]);
+    for _ in 0..4 {
+        let visitor = Browser::at(&nginx.base());
+        assert_eq!(visitor.login("ann@example.com", PASSWORD).await.status, 303);
+        assert_eq!(visitor.get("clientarea").await.status, 200, "the symptom is gone");
+    }
+    let (healthy, _) = check(&a.state.loaded, "system_url.reachable").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+    assert_eq!(healthy.evidence["nodes"].as_array().unwrap().len(), 1, "{}", healthy.evidence["nodes"]);
 }

@@ -127,6 +127,7 @@ impl Staff {
         }
         let role = self.admin.role_name.as_deref().unwrap_or("(no role)");
         tracing::info!(admin = %self.admin.username, permission = %p, "admin page refused: permission missing");
+        state.encounters.count(crate::net::encounters::Kind::AccessDenied, &format!("{role}: {p}"));
         let text = format!(
             "There is a problem with your administrator role: this needs the permission {p}, which the role \
              “{role}” does not have. An administrator with settings.manage can add it under Settings → Roles."

@@ -10,6 +10,7 @@ mod profile;
 mod register;
 mod users;
 
+use crate::net::encounters::Kind;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::{FromRequest, RawForm, Request};
@@ -165,9 +166,13 @@ fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
 /// The checks every state-changing form passes first. A refusal is a 403 page saying why.
 pub fn check_csrf(state: &AppState, ctx: &Ctx, headers: &HeaderMap, form: &Form) -> Result<Session, Response> {
     match csrf::check(ctx, headers, &state.cookie, &state.form_key, form.get("csrf_token")) {
-        Ok(()) => Ok(ctx.session.clone().unwrap_or_else(|| Session::unsaved(form.get("csrf_token").unwrap_or("")))),
+        Ok(()) => {
+            state.encounters.count(Kind::FormAccepted, "");
+            Ok(ctx.session.clone().unwrap_or_else(|| Session::unsaved(form.get("csrf_token").unwrap_or(""))))
+        }
         Err(refusal) => {
             tracing::info!(ip = %ctx.ip, ?refusal, "form refused by the CSRF check");
+            state.encounters.count(Kind::FormRefused, refusal.cause(ctx));
             Err(message(state, ctx.session.as_ref(), StatusCode::FORBIDDEN, "Request refused", refusal.message()))
         }
     }

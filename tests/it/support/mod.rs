@@ -12,6 +12,7 @@ pub mod chrome;
 pub mod doctor;
 pub mod duo;
 pub mod license_server;
+pub mod nginx;
 pub mod node;
 pub mod proxy;
 pub mod smtp;

@@ -1,0 +1,15 @@
+-- Each heartbeat carries its process's clock against the database server's, read in the same
+-- statement (PostgreSQL only: a SQLite database has no clock of its own), so the doctor run on
+-- any node can name another node whose clock is off.
+ALTER TABLE heartbeats ADD COLUMN clock_offset_ms INTEGER;
+
+-- What visitors met, counted by day (UTC) and cause, never one row per request: sessions a
+-- node never issued, "Access Denied" by role and permission, forms refused by cause. Each serve adds its counts every few seconds; a week is kept.
+CREATE TABLE encounters (
+    day     INTEGER NOT NULL,
+    kind    TEXT    NOT NULL,
+    detail  TEXT    NOT NULL,
+    count   INTEGER NOT NULL,
+    last_at INTEGER NOT NULL,
+    PRIMARY KEY (day, kind, detail)
+);
