@@ -132,11 +132,15 @@ pub struct Caller {
     admin: Admin,
     permissions: std::collections::BTreeSet<P>,
     ip: String,
+    /// Where a refusal is counted for the doctor (`admin.roles`).
+    state: AppState,
 }
 
 impl Caller {
     fn require(&self, p: P) -> Result<Actor, ApiError> {
         if !self.permissions.contains(&p) {
+            let role = self.admin.role_name.as_deref().unwrap_or("(no role)");
+            self.state.encounters.count(crate::net::encounters::Kind::AccessDenied, &format!("{role}: {p}"));
             return Err(Error::refused(
                 Code::Forbidden,
                 format!(
@@ -177,7 +181,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         let permissions = state.auth.accounts.admin_permissions(&admin).await?;
         let ip = parts.extensions.get::<Ctx>().map(|c| c.ip_string()).unwrap_or_default();
-        Ok(Caller { admin, permissions, ip })
+        Ok(Caller { admin, permissions, ip, state: state.clone() })
     }
 }
 

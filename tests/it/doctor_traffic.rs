@@ -246,14 +246,30 @@ async fn admin_roles_finds_roles_that_stop_halfway(backend: Backend) {
     assert_eq!(denied, 403, "the symptom: access denied on what sam just created");
     assert!(why["error"]["message"].as_str().unwrap().contains("clients.manage"));
 
+    server.state.flush().await;
     let (found, _) = check(&server.state.loaded, "admin.roles").await;
     assert_eq!(found.status, Status::Warn, "{}", found.message);
     assert_eq!(found.evidence["incomplete_roles"], json!(["Sales: clients.create without clients.manage"]));
+    // What sam met is told too: the role, the permission, how often.
+    assert_eq!(found.evidence["refused_in_the_last_day"], json!(["role “Sales” was refused clients.manage 1 time(s)"]));
+    assert!(found.message.contains("admins met \"Access Denied\""), "{}", found.message);
 
     let complete: BTreeSet<P> = [P::ClientsView, P::ClientsCreate, P::ClientsManage].into();
     accounts.set_role_permissions(&actor, &gatehouse::accounts::Grantor::Operator, "Sales", &complete).await.unwrap();
     let (allowed, _) = api(&server, &token, reqwest::Method::PATCH, &path, Some(json!({"company": "X"}))).await;
     assert_eq!(allowed, 200, "the symptom is gone");
+    assert_eq!(check(&server.state.loaded, "admin.roles").await.0.status, Status::Pass, "a refusal since resolved");
+
+    // A role complete by the rules, but its admin is refused what they tried: a question for
+    // the operator, told from what the server met.
+    let (refused, _) = api(&server, &token, reqwest::Method::GET, "users", None).await;
+    assert_eq!(refused, 403);
+    server.state.flush().await;
+    let (met, _) = check(&server.state.loaded, "admin.roles").await;
+    assert_eq!(met.status, Status::Warn, "{}", met.message);
+    assert!(met.message.contains("“Sales” was refused users.view 1 time(s)"), "{}", met.message);
+    let viewing: BTreeSet<P> = complete.iter().copied().chain([P::UsersView]).collect();
+    accounts.set_role_permissions(&actor, &gatehouse::accounts::Grantor::Operator, "Sales", &viewing).await.unwrap();
     assert_eq!(check(&server.state.loaded, "admin.roles").await.0.status, Status::Pass);
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use crate::accounts::AdminPermission as P;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
+use crate::net::encounters::{self, Kind};
 
 pub struct Roles;
 
@@ -61,6 +62,22 @@ impl Check for Roles {
                 .filter_map(|a| roles.iter().find(|r| Some(r.id) == a.role_id))
                 .flat_map(|r| r.permissions.iter().copied())
                 .collect();
+            // What admins met: refusals in the last day whose role still lacks the permission
+            // (a permission added since is a refusal resolved).
+            let met = encounters::since(accounts.db(), Kind::AccessDenied, ctx.now() - 86_400)
+                .await
+                .map_err(|e| Outcome::error(format!("cannot read what admins met: {e}")))?;
+            let refused: Vec<String> = met
+                .iter()
+                .filter_map(|c| {
+                    let (role, permission) = c.detail.rsplit_once(": ")?;
+                    let permission: P = permission.parse().ok()?;
+                    let still_lacks =
+                        roles.iter().find(|r| r.name == role).is_none_or(|r| !r.permissions.contains(&permission));
+                    still_lacks
+                        .then(|| format!("role \u{201c}{role}\u{201d} was refused {permission} {} time(s)", c.count))
+                })
+                .collect();
             let impersonators = held.contains(&P::UsersImpersonate);
             let no_link = impersonators && ctx.config().system_url.url().is_none();
             let base = |o: Outcome| {
@@ -69,16 +86,25 @@ impl Check for Roles {
                     .with("admins_without_role", &without_role)
                     .with("incomplete_roles", &incomplete)
                     .with("permissions_nobody_holds", P::ALL.iter().filter(|p| !held.contains(p)).collect::<Vec<_>>())
+                    .with("refused_in_the_last_day", &refused)
             };
-            Ok(base(judge(active.len(), roles.len(), &without_role, &incomplete, no_link)))
+            Ok(base(judge(active.len(), roles.len(), &without_role, &incomplete, &refused, no_link)))
         })
     }
 }
 
 /// The verdict on the admins and their roles: nobody able to use the admin API, impersonation
-/// that cannot build its link, admins refused everything for want of a role, and roles that
-/// stop their admins halfway, in that order.
-fn judge(active: usize, roles: usize, without_role: &[&str], incomplete: &[String], no_link: bool) -> Outcome {
+/// that cannot build its link, admins refused everything for want of a role, then — warnings —
+/// what admins were refused in the last day and their roles still lack, and roles that stop
+/// their admins halfway.
+fn judge(
+    active: usize,
+    roles: usize,
+    without_role: &[&str],
+    incomplete: &[String],
+    refused: &[String],
+    no_link: bool,
+) -> Outcome {
     if active == 0 {
         return Outcome::warn("no enabled admin exists: nobody can use the admin API").remediation(
             "Create one: `gatehouse admin add --username NAME --email E --role \"Full Administrator\"` and \
@@ -98,9 +124,18 @@ fn judge(active: usize, roles: usize, without_role: &[&str], incomplete: &[Strin
         ))
         .remediation("Assign a role: `gatehouse admin role assign --admin ID --role ROLE`.");
     }
+    let mut problems = Vec::new();
+    if !refused.is_empty() {
+        problems.push(format!("admins met \"Access Denied\" in the last day: {}", refused.join("; ")));
+    }
     if !incomplete.is_empty() {
-        return Outcome::warn(format!("roles that stop their admins halfway: {}", incomplete.join("; ")))
-            .remediation("Add the missing permission with `gatehouse admin role set`.");
+        problems.push(format!("roles that stop their admins halfway: {}", incomplete.join("; ")));
+    }
+    if !problems.is_empty() {
+        return Outcome::warn(problems.join(". ")).remediation(
+            "Where those admins should be allowed, add the permission to their role (Settings → Roles, or \
+             `gatehouse admin role set`); where not, nothing is wrong.",
+        );
     }
     Outcome::pass(format!("{active} admin(s), each with a role; {roles} role(s) complete"))
 }
@@ -113,13 +148,17 @@ mod tests {
     #[test]
     fn the_most_blocking_problem_is_named() {
         let halfway = vec!["Support: clients.create without clients.manage".to_string()];
-        assert_eq!(judge(0, 1, &[], &[], false).status, Status::Warn, "no admin at all");
-        assert_eq!(judge(2, 1, &["bob"], &halfway, true).status, Status::Fail, "no link for impersonation first");
-        let roleless = judge(2, 1, &["bob", "eve"], &halfway, false);
+        assert_eq!(judge(0, 1, &[], &[], &[], false).status, Status::Warn, "no admin at all");
+        assert_eq!(judge(2, 1, &["bob"], &halfway, &[], true).status, Status::Fail, "no link for impersonation first");
+        let roleless = judge(2, 1, &["bob", "eve"], &halfway, &[], false);
         assert_eq!(roleless.message, "2 admin(s) have no role and are refused everything: bob, eve");
-        let incomplete = judge(2, 1, &[], &halfway, false);
+        let incomplete = judge(2, 1, &[], &halfway, &[], false);
         assert_eq!(incomplete.status, Status::Warn);
         assert!(incomplete.message.ends_with("clients.create without clients.manage"), "{}", incomplete.message);
-        assert_eq!(judge(2, 3, &[], &[], false).message, "2 admin(s), each with a role; 3 role(s) complete");
+        assert_eq!(judge(2, 3, &[], &[], &[], false).message, "2 admin(s), each with a role; 3 role(s) complete");
+        let refused = vec!["role \u{201c}Support\u{201d} was refused users.view 4 time(s)".to_string()];
+        let met = judge(2, 3, &[], &[], &refused, false);
+        assert_eq!(met.status, Status::Warn);
+        assert!(met.message.contains("Support\u{201d} was refused users.view 4 time(s)"), "{}", met.message);
     }
 }
