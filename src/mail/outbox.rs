@@ -90,8 +90,9 @@ impl Transport {
                 }
                 Err(error) => {
                     let attempts = msg.attempts + 1;
-                    let status = if attempts >= MAX_ATTEMPTS { "failed" } else { "queued" };
-                    tracing::warn!(message_id = msg.id, attempts, %error, "mail delivery failed");
+                    // A permanent refusal is final at once: retrying it for hours only hides it.
+                    let status = if error.permanent || attempts >= MAX_ATTEMPTS { "failed" } else { "queued" };
+                    tracing::warn!(message_id = msg.id, attempts, permanent = error.permanent, %error, "mail delivery failed");
                     sqlx::query(
                         "UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5",
                     )

@@ -67,27 +67,52 @@ impl Transport {
             .map_err(|e| bad("message", &e))
     }
 
-    pub(super) async fn send(&self, msg: &OutboxMessage) -> Result<()> {
+    pub(super) async fn send(&self, msg: &OutboxMessage) -> std::result::Result<(), Undelivered> {
         match self {
             Transport::Spool { dir, from } => {
-                let email = Self::build(from, msg)?;
+                let email = Self::build(from, msg).map_err(Undelivered::permanent)?;
+                let transient = |e: String| Undelivered { permanent: false, reason: e };
                 tokio::fs::create_dir_all(dir)
                     .await
-                    .map_err(|e| Error::Unavailable(format!("spool directory {}: {e}", dir.display())))?;
+                    .map_err(|e| transient(format!("spool directory {}: {e}", dir.display())))?;
                 let path = dir.join(format!("{:08}.eml", msg.id));
                 let tmp = dir.join(format!(".{:08}.eml.tmp", msg.id));
                 tokio::fs::write(&tmp, email.formatted())
                     .await
-                    .map_err(|e| Error::Unavailable(format!("write {}: {e}", tmp.display())))?;
+                    .map_err(|e| transient(format!("write {}: {e}", tmp.display())))?;
                 tokio::fs::rename(&tmp, &path)
                     .await
-                    .map_err(|e| Error::Unavailable(format!("rename into {}: {e}", path.display())))
+                    .map_err(|e| transient(format!("rename into {}: {e}", path.display())))
             }
             Transport::Smtp { mailer, from } => {
-                let email = Self::build(from, msg)?;
-                mailer.send(email).await.map(|_| ()).map_err(|e| Error::Unavailable(format!("SMTP: {e}")))
+                let email = Self::build(from, msg).map_err(Undelivered::permanent)?;
+                mailer.send(email).await.map(|_| ()).map_err(|e| Undelivered {
+                    // A 5xx answer (sender or recipient rejected, policy) will be the same next time.
+                    permanent: e.is_permanent(),
+                    reason: format!("SMTP: {e}"),
+                })
             }
         }
+    }
+}
+
+/// Why a message was not delivered, and whether trying again could help: a relay's 5xx answer
+/// or a message that cannot be built will be refused the same way every time.
+#[derive(Debug)]
+pub struct Undelivered {
+    pub permanent: bool,
+    pub reason: String,
+}
+
+impl Undelivered {
+    fn permanent(e: Error) -> Self {
+        Undelivered { permanent: true, reason: e.to_string() }
+    }
+}
+
+impl std::fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
     }
 }
 

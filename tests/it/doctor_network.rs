@@ -63,7 +63,7 @@ async fn smtp_without_auth_passes_through_ehlo() {
     let server = crate::support::smtp::start(None).await;
     let r = check(&smtp_yaml(server.port, "none", "", ""), "email.transport", SECOND).await;
     assert_eq!(r.status, Status::Pass, "{}: {:?}", r.message, r.evidence);
-    assert_eq!(smtp_phases(&r), ["dns", "connect", "ehlo"]);
+    assert_eq!(smtp_phases(&r), ["dns", "connect", "ehlo", "mail_from", "rcpt_to"]);
 }
 
 #[tokio::test]
@@ -71,7 +71,7 @@ async fn smtp_auth_is_checked_with_the_configured_credentials() {
     let server = crate::support::smtp::start(Some(("mailer", "s3cret-pass"))).await;
     let good = check(&smtp_yaml(server.port, "none", "mailer", "s3cret-pass"), "email.transport", SECOND).await;
     assert_eq!(good.status, Status::Pass, "{}: {:?}", good.message, good.evidence);
-    assert_eq!(smtp_phases(&good), ["dns", "connect", "ehlo", "auth"]);
+    assert_eq!(smtp_phases(&good), ["dns", "connect", "ehlo", "auth", "mail_from", "rcpt_to"]);
 
     let bad = check(&smtp_yaml(server.port, "none", "mailer", "wrong"), "email.transport", SECOND).await;
     assert_eq!(bad.status, Status::Fail);

@@ -176,6 +176,55 @@ async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
     assert_eq!(check(&fixed, "email.queue").await.0.status, Status::Pass);
 }
 
+/// The relay refuses this site's sender (`550 5.7.1 sender rejected` at MAIL FROM). A reset
+/// email fails at once — a permanent answer is not retried for hours — and the doctor names the
+/// answer twice: email.queue from the outbox, email.transport by trying the envelope itself
+/// (MAIL FROM and RCPT TO, no DATA). With a sender the relay accepts, the requeued mail goes out.
+async fn a_relay_that_refuses_the_sender_is_named_and_not_retried(backend: Backend) {
+    let relay = crate::support::smtp::start_refusing(None, Some("noreply@shop.test")).await;
+    let mail = |from: &str| {
+        format!(
+            "mail:\n  transport: smtp\n  from: \"Shop <{from}>\"\n  smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n",
+            relay.port
+        )
+    };
+    let Some(mut server) = Server::start(backend, &mail("noreply@shop.test")).await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    server.browser().submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    let db = server.accounts().db().clone();
+    for _ in 0..100 {
+        if gatehouse::mail::stats(&db).await.unwrap().queued == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let loaded = server.state.loaded.clone();
+    let run = Cron { loaded: &loaded, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
+    assert_eq!(run[0].detail["failed"], 1, "failed at the first answer, not queued for retries: {run:?}");
+    assert_eq!(metric(&server, "gatehouse_mail_failed").await, "gatehouse_mail_failed 1", "the symptom");
+
+    let (queue, _) = check(&loaded, "email.queue").await;
+    assert_eq!(queue.status, Status::Fail, "{}", queue.message);
+    assert!(queue.message.contains("550") && queue.message.contains("sender rejected"), "{}", queue.message);
+    let (transport, _) = check(&loaded, "email.transport").await;
+    assert_eq!(transport.status, Status::Fail, "{}", transport.message);
+    assert_eq!(transport.evidence["failed_phase"], "mail_from");
+    assert!(transport.message.contains("MAIL FROM:<noreply@shop.test>") && transport.message.contains("550"));
+    assert!(relay.messages.lock().unwrap().is_empty(), "the doctor sends nothing");
+
+    // The fix: a sender the relay accepts; requeue, and cron delivers.
+    server.reconfigure(&mail("billing@shop.test")).await;
+    let loaded = server.state.loaded.clone();
+    let (transport, ctx) = check(&loaded, "email.transport").await;
+    assert_eq!(transport.status, Status::Pass, "{}", transport.message);
+    let (queue, _) = check(&loaded, "email.queue").await;
+    assert_eq!(fix::plan(&queue, &ctx).unwrap().apply(&ctx).await.unwrap(), "requeued 1 message(s)");
+    let sent = Cron { loaded: &loaded, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
+    assert_eq!(sent[0].detail["sent"], 1, "{sent:?}");
+    assert_eq!(relay.messages.lock().unwrap().len(), 1, "the symptom is gone");
+    assert_eq!(check(&loaded, "email.queue").await.0.status, Status::Pass);
+}
+
 /// With `sessions.gc: false` a one-off collection does not last: the fix turns collection back on
 /// in the configuration (diff and backup), then collects, and the next cron keeps it that way.
 async fn the_gc_fix_turns_collection_back_on_so_it_lasts(backend: Backend) {
@@ -246,6 +295,7 @@ web_on_both_backends!(
     the_gc_fix_turns_collection_back_on_so_it_lasts,
     sessions_storage_finds_a_store_that_cannot_keep_sessions,
     email_queue_finds_failed_mail_and_requeues_it,
+    a_relay_that_refuses_the_sender_is_named_and_not_retried,
     sessions_gc_finds_uncollected_sessions_and_collects_them,
     triage_puts_cron_above_the_sessions_it_leaves,
     cron_activity_sees_whether_cron_runs,

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::ClientId;
 use serde::Serialize;
 
@@ -37,6 +38,10 @@ enum SmtpPhase {
     Ehlo,
     Starttls,
     Auth,
+    /// `MAIL FROM:<mail.from>`: a relay that refuses the sender refuses every message.
+    MailFrom,
+    /// `RCPT TO:<mail.from>`, then `RSET`: no message is sent.
+    RcptTo,
     Quit,
 }
 
@@ -48,6 +53,8 @@ impl std::fmt::Display for SmtpPhase {
             Self::Ehlo => "ehlo",
             Self::Starttls => "starttls",
             Self::Auth => "auth",
+            Self::MailFrom => "mail_from",
+            Self::RcptTo => "rcpt_to",
             Self::Quit => "quit",
         })
     }
@@ -86,6 +93,13 @@ impl Session {
             }
         }
     }
+}
+
+/// The address of `mail.from` (`Name <addr>` or a bare address).
+fn from_address(from: &str) -> Result<lettre::Address, String> {
+    from.parse::<lettre::message::Mailbox>()
+        .map(|m| m.email)
+        .map_err(|e| format!("mail.from {from:?} is not an address: {e}"))
 }
 
 async fn check_spool(dir: &str) -> Outcome {
@@ -183,6 +197,27 @@ impl Check for Transport {
                     })
                     .await?;
                 }
+                // The envelope, as delivery will send it, stopped before DATA: a relay that
+                // refuses this sender (`550 sender rejected`) refuses every message.
+                let sender = s
+                    .step(SmtpPhase::MailFrom, async {
+                        let sender = from_address(&mail.from)?;
+                        let reply = conn
+                            .command(Mail::new(Some(sender.clone()), vec![]))
+                            .await
+                            .map_err(|e| format!("MAIL FROM:<{sender}>: {e}"))?;
+                        Ok((sender.clone(), format!("MAIL FROM:<{sender}> → {}", reply.code())))
+                    })
+                    .await?;
+                s.step(SmtpPhase::RcptTo, async {
+                    let reply = conn
+                        .command(Rcpt::new(sender.clone(), vec![]))
+                        .await
+                        .map_err(|e| format!("RCPT TO:<{sender}>: {e}"))?;
+                    let _ = conn.command(Rset).await;
+                    Ok(((), format!("RCPT TO:<{sender}> → {} (then RSET: nothing sent)", reply.code())))
+                })
+                .await?;
                 let _ = conn.quit().await;
                 Some(())
             };
@@ -207,13 +242,17 @@ fn judge(smtp: &Smtp, steps: &[Step], stalled: Option<Duration>) -> Outcome {
         let mut planned = vec![SmtpPhase::Dns, SmtpPhase::Connect, SmtpPhase::Ehlo];
         planned.extend((smtp.tls == SmtpTls::Starttls).then_some(SmtpPhase::Starttls));
         planned.extend((!smtp.username.is_empty()).then_some(SmtpPhase::Auth));
+        planned.extend([SmtpPhase::MailFrom, SmtpPhase::RcptTo]);
         let next = planned.get(steps.len()).copied().unwrap_or(SmtpPhase::Quit);
         let likely = match next {
             SmtpPhase::Dns => "the resolver does not answer",
             SmtpPhase::Connect => "a firewall dropping packets to the SMTP port?",
-            SmtpPhase::Ehlo | SmtpPhase::Starttls | SmtpPhase::Auth | SmtpPhase::Quit => {
-                "the server accepted the connection but stalls (a wrong port for the TLS mode?)"
-            }
+            SmtpPhase::Ehlo
+            | SmtpPhase::Starttls
+            | SmtpPhase::Auth
+            | SmtpPhase::MailFrom
+            | SmtpPhase::RcptTo
+            | SmtpPhase::Quit => "the server accepted the connection but stalls (a wrong port for the TLS mode?)",
         };
         return Outcome::fail(format!(
             "the SMTP server did not answer in the {next} phase within {} ms — {likely}",

@@ -24,6 +24,13 @@ impl Drop for FakeSmtp {
 
 /// Starts the server; with `credentials`, AUTH is advertised and those are the only ones accepted.
 pub async fn start(credentials: Option<(&str, &str)>) -> FakeSmtp {
+    start_refusing(credentials, None).await
+}
+
+/// [`start`], answering `550 5.7.1 sender rejected` to `MAIL FROM` with the address `refused`
+/// (a relay that does not accept this site's sender).
+pub async fn start_refusing(credentials: Option<(&str, &str)>, refused: Option<&str>) -> FakeSmtp {
+    let refused = refused.map(|r| format!("MAIL FROM:<{}>", r.to_ascii_uppercase()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let credentials = credentials.map(|(u, p)| (u.to_string(), p.to_string()));
@@ -33,6 +40,7 @@ pub async fn start(credentials: Option<(&str, &str)>) -> FakeSmtp {
         while let Ok((stream, _)) = listener.accept().await {
             let credentials = credentials.clone();
             let kept = kept.clone();
+            let refused = refused.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = BufReader::new(read).lines();
@@ -84,6 +92,9 @@ pub async fn start(credentials: Option<(&str, &str)>) -> FakeSmtp {
                             break;
                         }
                         (_, upper) if upper.starts_with("NOOP") || upper.starts_with("RSET") => "250 OK\r\n".into(),
+                        (_, upper) if refused.as_ref().is_some_and(|r| upper.starts_with(r.as_str())) => {
+                            "550 5.7.1 sender rejected\r\n".into()
+                        }
                         (_, upper) if upper.starts_with("MAIL FROM:") || upper.starts_with("RCPT TO:") => {
                             "250 2.1.0 OK\r\n".into()
                         }
