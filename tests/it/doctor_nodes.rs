@@ -1,5 +1,6 @@
-//! The doctor judges the whole deployment from whichever node it runs on: what the other nodes'
-//! processes are and met, as their heartbeats in the shared database record it.
+//! The doctor judges the whole deployment from whichever node it runs on, from what every node's
+//! process is (its heartbeat in the shared database) and what the running servers met (their
+//! counts of refused forms and unknown sessions) — behind a real nginx, under a real moved clock.
 
 use std::time::Duration;
 
@@ -139,4 +140,35 @@ async fn nodes_that_do_not_share_storage_are_named_from_either_node() {
     let (healthy, _) = check(&a.state.loaded, "system_url.reachable").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
     assert_eq!(healthy.evidence["nodes"].as_array().unwrap().len(), 1, "{}", healthy.evidence["nodes"]);
+}
+
+/// nginx in front hides the `Set-Cookie` header (a cache rule copied from a static site): no
+/// visitor ever gets the form's cookie, and every login is refused as "Invalid CSRF token".
+/// Nothing in the requests themselves shows it — host, scheme and path are right — but the
+/// server counted the forms it refused and why, and `sessions.cookie` says the cookie does not
+/// come back. With the rule gone, the next login passes and the check with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forms_refused_for_a_cookie_that_never_comes_back_are_told() {
+    let Some(reserved) = Nginx::reserve() else { return };
+    let trusted = "trusted_proxies:\n  ranges: [\"127.0.0.1\"]\n";
+    let server =
+        Server::start(Backend::Sqlite, &format!("system_url: \"{}\"\n{trusted}", reserved.base())).await.unwrap();
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let nginx = reserved.balance_with(&[server.addr], "proxy_hide_header Set-Cookie;");
+    for _ in 0..12 {
+        let refused = Browser::at(&nginx.base()).login("ann@example.com", PASSWORD).await;
+        assert_eq!(refused.status, 403, "the symptom");
+        assert!(refused.body.contains("Invalid CSRF token"), "{}", refused.body);
+    }
+    server.state.flush().await;
+    let (found, _) = check(&server.state.loaded, "sessions.cookie").await;
+    assert_eq!(found.status, Status::Warn, "{}", found.message);
+    assert!(found.message.starts_with("12 of 12 forms in the last day were refused"), "{}", found.message);
+    assert_eq!(found.evidence["forms_last_day"]["refused"]["no session cookie came back"], 12);
+
+    let nginx = nginx.stop().balance(&[server.addr]);
+    assert_eq!(Browser::at(&nginx.base()).login("ann@example.com", PASSWORD).await.status, 303, "the symptom is gone");
+    server.state.flush().await;
+    let (healthy, _) = check(&server.state.loaded, "sessions.cookie").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
 }

@@ -75,6 +75,12 @@ impl Reserved {
     /// `Host` through and saying who the visitor was (X-Forwarded-For) and how they came
     /// (X-Forwarded-Proto) — the lines of `contrib/nginx/gatehouse.conf`.
     pub fn balance(self, backends: &[SocketAddr]) -> Nginx {
+        self.balance_with(backends, "")
+    }
+
+    /// [`Reserved::balance`] with `directives` added to the proxied location (a misconfiguration
+    /// under test: `proxy_hide_header Set-Cookie;`, say).
+    pub fn balance_with(self, backends: &[SocketAddr], directives: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let servers: String = backends.iter().map(|b| format!("    server {b};\n")).collect();
@@ -87,7 +93,7 @@ impl Reserved {
                server {{\n    listen {addr};\n    location / {{\n      proxy_pass http://gatehouse;\n\
                  proxy_set_header Host $http_host;\n\
                  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-                 proxy_set_header X-Forwarded-Proto $scheme;\n    }}\n  }}\n}}\n",
+                 proxy_set_header X-Forwarded-Proto $scheme;\n      {directives}\n    }}\n  }}\n}}\n",
             addr = self.addr
         );
         let path = dir.path().join("nginx.conf");
