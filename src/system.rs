@@ -127,3 +127,31 @@ pub fn return_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// Whether the account `uid` can create a file in `dir`, tried as that account: a child process
+/// with its uid and group ids creates and removes a file there. `None` when this process cannot
+/// take another account's identity (it is not root) or the account is unknown — then only the
+/// account's own report (its heartbeat) can tell.
+pub async fn can_write_as(uid: u32, dir: &std::path::Path) -> Option<Result<(), String>> {
+    use nix::unistd::{Uid, User, geteuid};
+    if !geteuid().is_root() {
+        return None;
+    }
+    let user = User::from_uid(Uid::from_raw(uid)).ok().flatten()?;
+    let script = "f=\"$1/.gatehouse-doctor-$$\" && : > \"$f\" && rm -f \"$f\"";
+    let run = tokio::process::Command::new("/bin/sh")
+        .args(["-c", script, "sh"])
+        .arg(dir)
+        .uid(uid)
+        .gid(user.gid.as_raw())
+        .env_clear()
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(5), run).await.ok()?.ok()?;
+    if output.status.success() {
+        return Some(Ok(()));
+    }
+    let said = String::from_utf8_lossy(&output.stderr);
+    // The shell's words are `sh: 1: cannot create /dir/file: Permission denied`: keep the cause.
+    let cause = said.trim().rsplit(": ").next().unwrap_or("cannot write").to_string();
+    Some(Err(cause))
+}

@@ -13,3 +13,9 @@ CREATE TABLE encounters (
     last_at INTEGER NOT NULL,
     PRIMARY KEY (day, kind, detail)
 );
+
+-- The account each process runs as, and the folders it needed and could not write (a JSON
+-- list): the doctor, often run as root, sees what the service account meets.
+ALTER TABLE heartbeats ADD COLUMN run_as TEXT NOT NULL DEFAULT '';
+ALTER TABLE heartbeats ADD COLUMN uid INTEGER;
+ALTER TABLE heartbeats ADD COLUMN troubles TEXT NOT NULL DEFAULT '[]';

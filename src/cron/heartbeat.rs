@@ -1,5 +1,7 @@
 //! Heartbeats: each process (`web` for serve, `cron`) records who and where it is, so the doctor
-//! can compare the fleet: last cron run, time zones, configuration and install directory.
+//! can compare the fleet: last cron run, time zones, configuration and install directory, its
+//! clock, the account it runs as and what that account could not write. The doctor is often run
+//! as root on one node; the heartbeats tell it what every process met as itself.
 
 use serde::Serialize;
 
@@ -28,6 +30,69 @@ pub struct Heartbeat {
     /// The process's clock minus the database server's, measured as the beat was written
     /// (PostgreSQL only; SQLite has no clock apart from the writer's).
     pub clock_offset_ms: Option<i64>,
+    /// The account the process runs as (`www-data`), and its uid.
+    pub run_as: String,
+    pub uid: Option<i64>,
+    /// What the process could not write, as it found when it beat.
+    pub troubles: Troubles,
+}
+
+/// A folder the process needs to write and could not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Trouble {
+    /// The configuration key naming the folder: `sessions.dir`, `data_dir`, `mail.spool_dir`.
+    pub what: String,
+    pub path: String,
+    pub error: String,
+}
+
+/// Every [`Trouble`] of a beat, stored as a JSON list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Troubles(pub Vec<Trouble>);
+
+impl From<String> for Troubles {
+    fn from(stored: String) -> Self {
+        Troubles(serde_json::from_str(&stored).unwrap_or_default())
+    }
+}
+
+crate::stored_as!(Troubles, String);
+
+/// The folders this process writes in, each tried with a file it creates and removes: the
+/// sessions folder (files store), the data folder, and the mail spool (or, before the first
+/// message creates it, the folder it will be created in).
+pub async fn what_cannot_be_written(config: &crate::config::Config) -> Troubles {
+    use crate::config::{MailTransport, SessionStore};
+    let mut folders = vec![("data_dir", std::path::PathBuf::from(&config.data_dir))];
+    if config.sessions.store == SessionStore::Files {
+        folders.push(("sessions.dir", config.sessions.dir.clone().into()));
+    }
+    if config.mail.transport == MailTransport::Spool {
+        let spool = std::path::PathBuf::from(&config.mail.spool_dir);
+        let existing = spool.ancestors().find(|a| a.exists()).map(std::path::Path::to_path_buf).unwrap_or(spool);
+        folders.push(("mail.spool_dir", existing));
+    }
+    let mut troubles = Vec::new();
+    for (what, folder) in folders {
+        let probe = folder.join(format!(".gatehouse-write-test-{}", std::process::id()));
+        match tokio::fs::write(&probe, b"").await {
+            Ok(()) => {
+                let _ = tokio::fs::remove_file(&probe).await;
+            }
+            Err(e) => {
+                troubles.push(Trouble { what: what.into(), path: folder.display().to_string(), error: e.to_string() })
+            }
+        }
+    }
+    Troubles(troubles)
+}
+
+/// The account this process runs as, and its uid.
+fn account() -> (String, i64) {
+    let uid = nix::unistd::geteuid();
+    let name = nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string());
+    (name, i64::from(uid.as_raw()))
 }
 
 impl Heartbeat {
@@ -52,7 +117,16 @@ impl Heartbeat {
             pid: i64::from(std::process::id()),
             at,
             clock_offset_ms: None,
+            run_as: account().0,
+            uid: Some(account().1),
+            troubles: Troubles::default(),
         }
+    }
+
+    /// This beat with what the process could not write (see [`what_cannot_be_written`]).
+    pub fn with_troubles(mut self, troubles: Troubles) -> Self {
+        self.troubles = troubles;
+        self
     }
 
     /// When the process beat by the database's clock where it is known: a node whose own clock
@@ -68,19 +142,20 @@ impl Heartbeat {
         macro_rules! upsert {
             ($offset:literal) => {
                 concat!(
-                    "INSERT INTO heartbeats \
-                     (role, host, install_dir, version, timezone, tz_env, config_fingerprint, pid, at, clock_offset_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ",
+                    "INSERT INTO heartbeats (role, host, install_dir, version, timezone, tz_env, config_fingerprint, \
+                     pid, at, run_as, uid, troubles, clock_offset_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ",
                     $offset,
                     ") ON CONFLICT (role, host, install_dir) DO UPDATE SET \
                      version = excluded.version, timezone = excluded.timezone, tz_env = excluded.tz_env, \
                      config_fingerprint = excluded.config_fingerprint, pid = excluded.pid, at = excluded.at, \
+                     run_as = excluded.run_as, uid = excluded.uid, troubles = excluded.troubles, \
                      clock_offset_ms = excluded.clock_offset_ms"
                 )
             };
         }
         let sql = match db.backend() {
-            Backend::Postgres => upsert!("$10 - CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"),
+            Backend::Postgres => upsert!("$13 - CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"),
             Backend::Sqlite => upsert!("NULL"),
         };
         let mut query = sqlx::query(sql)
@@ -92,7 +167,10 @@ impl Heartbeat {
             .bind(&self.tz_env)
             .bind(&self.config_fingerprint)
             .bind(self.pid)
-            .bind(self.at);
+            .bind(self.at)
+            .bind(&self.run_as)
+            .bind(self.uid)
+            .bind(serde_json::to_string(&self.troubles).unwrap_or_else(|_| "[]".into()));
         if db.backend() == Backend::Postgres {
             query = query.bind(db.clock().now_ms());
         }

@@ -110,7 +110,9 @@ impl Cron<'_> {
             }
             Job::License => self.verify_license().await,
             Job::Heartbeat => {
-                let beat = heartbeat::Heartbeat::of_this_process(heartbeat::Role::Cron, self.loaded, db.now());
+                let troubles = heartbeat::what_cannot_be_written(&self.loaded.config).await;
+                let beat = heartbeat::Heartbeat::of_this_process(heartbeat::Role::Cron, self.loaded, db.now())
+                    .with_troubles(troubles);
                 beat.write(db).await?;
                 Ok(serde_json::to_value(beat).unwrap_or_default())
             }

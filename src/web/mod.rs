@@ -240,7 +240,9 @@ impl AppState {
     }
 
     async fn heartbeat(&self) {
-        if let Err(e) = Heartbeat::of_this_process(Role::Web, &self.loaded, self.db().now()).write(self.db()).await {
+        let troubles = crate::cron::heartbeat::what_cannot_be_written(&self.loaded.config).await;
+        let beat = Heartbeat::of_this_process(Role::Web, &self.loaded, self.db().now()).with_troubles(troubles);
+        if let Err(e) = beat.write(self.db()).await {
             tracing::warn!(error = %e, "could not write the web heartbeat");
         }
     }

@@ -172,3 +172,90 @@ async fn forms_refused_for_a_cookie_that_never_comes_back_are_told() {
     let (healthy, _) = check(&server.state.loaded, "sessions.cookie").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
 }
+
+/// `serve` runs as the service account (`nobody` here) while the operator, as root, made the
+/// sessions folder: the service cannot keep a session and `/readyz` says 503. The doctor, run
+/// as root, can write the folder itself — its own probe passes — but the heartbeat names the
+/// account serve runs as and what it could not write, and the doctor tries the folder as that
+/// account. After `chown`, the service is ready and the check passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_folder_the_service_account_cannot_write_is_named_by_a_doctor_run_as_root() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("note: not root: cannot run serve as another account; test not run");
+        return;
+    }
+    let Some(schema) = crate::support::PgSchema::create().await else { return };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("the nobody account");
+    let site = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(site.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = site.path().join("gatehouse-data");
+    std::fs::create_dir(&data).unwrap();
+    nix::unistd::chown(&data, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    let sessions = site.path().join("sessions");
+    std::fs::create_dir(&sessions).unwrap(); // root's, 0700: what `sudo mkdir` leaves
+    let config = site.path().join("gatehouse.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "system_url: \"http://127.0.0.1:1/\"\ndatabase_url: \"{}\"\nsessions:\n  store: files\n  dir: sessions\n",
+            schema.url
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    crate::support::gatehouse(site.path()).args(["--config", config.to_str().unwrap(), "migrate"]).assert().success();
+
+    let serve_as_nobody = || {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("gatehouse"));
+        cmd.args(["--config", config.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+            .env("GATEHOUSE_LOG", "error")
+            .env_remove(crate::support::POSTGRES_ENV)
+            .uid(nobody.uid.as_raw())
+            .gid(nobody.gid.as_raw());
+        Node::start(cmd)
+    };
+    let node = serve_as_nobody();
+    let ready = reqwest::get(node.url("readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503, "the symptom: the service cannot keep sessions");
+    let loaded = gatehouse::config::load(Some(&config), Vec::<(String, String)>::new()).unwrap();
+    let db = gatehouse::store::Db::connect(&loaded.config.database_url, "test").await.unwrap();
+    let beat = {
+        let mut found = None;
+        for _ in 0..200 {
+            let beats = heartbeat::all(&db).await.unwrap();
+            if let Some(b) = beats.into_iter().find(|b| b.pid == i64::from(node.pid())) {
+                found = Some(b);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        found.expect("serve wrote its heartbeat")
+    };
+    assert_eq!((beat.run_as.as_str(), beat.uid), ("nobody", Some(i64::from(nobody.uid.as_raw()))));
+    assert_eq!(
+        beat.troubles.0.iter().map(|t| t.what.as_str()).collect::<Vec<_>>(),
+        ["sessions.dir"],
+        "{:?}",
+        beat.troubles
+    );
+
+    let (found, _) = check(&loaded, "sessions.storage").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert!(
+        found.message.contains("as nobody (uid 65534), which cannot write the sessions folder"),
+        "{}",
+        found.message
+    );
+    assert!(found.message.contains("tested as nobody just now"), "{}", found.message);
+    assert!(found.remediation.contains("chown -R nobody:"), "{}", found.remediation);
+
+    // The fix the check names.
+    nix::unistd::chown(&sessions, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    assert_eq!(reqwest::get(node.url("readyz")).await.unwrap().status(), 200, "the symptom is gone");
+    let (healthy, _) = check(&loaded, "sessions.storage").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+    db.close().await;
+}

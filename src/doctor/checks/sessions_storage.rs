@@ -51,9 +51,55 @@ impl Check for Storage {
                 data: SessionData::default(),
             };
             let stored = sessions.probe(&probe).await.map_err(|e| e.to_string());
-            Ok(judge(stored, dir.as_deref().map(|d| (d, Folder::at(d)))))
+            let others = match &dir {
+                Some(d) => service_accounts(ctx, "sessions.dir", d).await,
+                None => Vec::new(),
+            };
+            Ok(judge(stored, dir.as_deref().map(|d| (d, Folder::at(d))), &others))
         })
     }
+}
+
+/// Whether an account a running process uses (named by its heartbeat) can write a folder.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccountWrites {
+    /// The processes running as it: `web on node-a (pid 812)`.
+    pub processes: Vec<String>,
+    pub run_as: String,
+    pub uid: i64,
+    pub error: Option<String>,
+    /// `tested as www-data just now` (the doctor is root), or `reported by web at …`.
+    pub how: String,
+}
+
+/// For every account other than the doctor's own that a live process runs as: can it write
+/// `folder` (the one configured as `what`)? Tried as that account when the doctor may (it is
+/// root); otherwise as the process reported in its last heartbeat.
+pub async fn service_accounts(ctx: &Context, what: &str, folder: &Path) -> Vec<AccountWrites> {
+    let Ok((live, _)) = ctx.live_heartbeats().await else { return Vec::new() };
+    let me = i64::from(nix::unistd::geteuid().as_raw());
+    let mut found: Vec<AccountWrites> = Vec::new();
+    for beat in live {
+        let Some(uid) = beat.uid.filter(|uid| *uid != me) else { continue };
+        let process = format!("{} on {} (pid {})", beat.role, beat.host, beat.pid);
+        if let Some(known) = found.iter_mut().find(|a| a.uid == uid) {
+            known.processes.push(process);
+            continue;
+        }
+        let tested = match u32::try_from(uid) {
+            Ok(raw) => crate::system::can_write_as(raw, folder).await,
+            Err(_) => None,
+        };
+        let (error, how) = match tested {
+            Some(result) => (result.err(), format!("tested as {} just now", beat.run_as)),
+            None => (
+                beat.troubles.0.iter().find(|t| t.what == what).map(|t| t.error.clone()),
+                format!("reported by {} at {}", beat.role, crate::store::rfc3339(beat.at)),
+            ),
+        };
+        found.push(AccountWrites { processes: vec![process], run_as: beat.run_as.clone(), uid, error, how });
+    }
+    found
 }
 
 /// What is at the files store's path.
@@ -76,14 +122,41 @@ impl Folder {
 }
 
 /// The verdict on a probe session's round trip, for the files store in `dir` (with what is
-/// there) or the database store (`None`): a missing folder is the one fault `--fix` mends.
-fn judge(stored: Result<(), String>, dir: Option<(&Path, Folder)>) -> Outcome {
-    let outcome = match &stored {
-        Ok(()) => Outcome::pass("a probe session was written, read back and deleted"),
-        Err(e) => {
+/// there) or the database store (`None`), and on whether the accounts the running processes use
+/// (`others`) can write the folder: a missing folder is the one fault `--fix` mends; a folder
+/// the service account cannot write is named with the account and the `chown` that mends it.
+fn judge(stored: Result<(), String>, dir: Option<(&Path, Folder)>, others: &[AccountWrites]) -> Outcome {
+    let refused: Vec<&AccountWrites> = others.iter().filter(|a| a.error.is_some()).collect();
+    let outcome = match (&stored, refused.first(), dir) {
+        (Err(e), _, _) => {
             Outcome::fail(format!("sessions cannot be stored: {e}")).with("error", e).remediation(META.next_steps)
         }
+        (Ok(()), Some(account), Some((d, _))) => Outcome::fail(format!(
+            "{} run(s) as {} (uid {}), which cannot write the sessions folder {}: {} ({}) — every session it \
+             starts is lost, so logins loop back to the login page (the doctor's own probe, as another account, \
+             passed)",
+            account.processes.join(", "),
+            account.run_as,
+            account.uid,
+            d.display(),
+            account.error.as_deref().unwrap_or_default(),
+            account.how
+        ))
+        .remediation(format!(
+            "Give the folder to the account the service runs as: `chown -R {}: {}` (and keep it 0700).",
+            account.run_as,
+            d.display()
+        )),
+        (Ok(()), _, _) => Outcome::pass(if others.is_empty() {
+            "a probe session was written, read back and deleted".to_string()
+        } else {
+            format!(
+                "a probe session was written, read back and deleted; {} can write the folder too",
+                others.iter().map(|a| a.run_as.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        }),
     };
+    let outcome = if others.is_empty() { outcome } else { outcome.with("service_accounts", others) };
     let outcome = outcome.with("store", if dir.is_some() { "files" } else { "database" });
     match dir {
         Some((d, folder)) => {
@@ -106,7 +179,7 @@ mod tests {
     #[test]
     fn a_missing_session_folder_fails_and_is_fixable() {
         let outcome =
-            judge(Err("No such file or directory".into()), Some((Path::new("/srv/sessions"), Folder::Missing)));
+            judge(Err("No such file or directory".into()), Some((Path::new("/srv/sessions"), Folder::Missing)), &[]);
         assert_eq!(outcome.status, Status::Fail);
         assert_eq!(outcome.fix.as_deref(), Some("create /srv/sessions with mode 0700"));
         assert_eq!(outcome.evidence["dir_exists"], false);
@@ -114,12 +187,13 @@ mod tests {
 
     #[test]
     fn an_unwritable_folder_or_table_fails_with_nothing_to_create() {
-        let full = judge(Err("No space left on device".into()), Some((Path::new("/srv/sessions"), Folder::Present)));
+        let full =
+            judge(Err("No space left on device".into()), Some((Path::new("/srv/sessions"), Folder::Present)), &[]);
         assert_eq!(full.status, Status::Fail);
         assert!(full.fix.is_none());
-        let file = judge(Err("Not a directory".into()), Some((Path::new("/srv/sessions"), Folder::Blocked)));
+        let file = judge(Err("Not a directory".into()), Some((Path::new("/srv/sessions"), Folder::Blocked)), &[]);
         assert_eq!((file.fix.as_deref(), &file.evidence["dir_exists"]), (None, &serde_json::json!(false)));
-        let table = judge(Err("no such table: sessions".into()), None);
+        let table = judge(Err("no such table: sessions".into()), None, &[]);
         assert_eq!((table.status, table.evidence["store"].as_str()), (Status::Fail, Some("database")));
     }
 
@@ -135,6 +209,29 @@ mod tests {
 
     #[test]
     fn a_round_trip_passes() {
-        assert_eq!(judge(Ok(()), None).status, Status::Pass);
+        assert_eq!(judge(Ok(()), None, &[]).status, Status::Pass);
+    }
+
+    #[test]
+    fn a_service_account_that_cannot_write_fails_although_the_doctor_could() {
+        let nobody = AccountWrites {
+            processes: vec!["web on node-a (pid 7)".into()],
+            run_as: "www-data".into(),
+            uid: 33,
+            error: Some("Permission denied".into()),
+            how: "tested as www-data just now".into(),
+        };
+        let dir = Some((Path::new("/srv/sessions"), Folder::Present));
+        let outcome = judge(Ok(()), dir, std::slice::from_ref(&nobody));
+        assert_eq!(outcome.status, Status::Fail);
+        assert!(outcome.message.starts_with("web on node-a (pid 7) run(s) as www-data (uid 33), which cannot write"));
+        assert_eq!(
+            outcome.remediation.as_deref(),
+            Some(
+                "Give the folder to the account the service runs as: `chown -R www-data: /srv/sessions` (and keep it 0700)."
+            )
+        );
+        let able = AccountWrites { error: None, ..nobody };
+        assert_eq!(judge(Ok(()), dir, &[able]).status, Status::Pass);
     }
 }
