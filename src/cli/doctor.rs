@@ -215,7 +215,9 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
     let thresholds = profile.as_ref().map(|p| p.thresholds.clone()).unwrap_or_default();
     let options = RunOptions::with_timeout(per_check.as_std());
     let diagnose = |loaded: Loaded| {
-        let ctx = Arc::new(Context::new(loaded).with_thresholds(thresholds.clone()));
+        // Network checks stop a little before the per-check deadline so they can name the phase
+        // that hung: they must know the deadline `--timeout` set, not the configured one.
+        let ctx = Arc::new(Context::new(loaded).with_deadline(per_check.as_std()).with_thresholds(thresholds.clone()));
         let (selected, options, profile) = (&selected, &options, &profile);
         async move {
             let mut report = doctor::diagnose(selected, ctx.clone(), options).await;

@@ -462,3 +462,25 @@ async fn the_cli_shows_the_standing_and_verifies_with_exit_codes() {
         String::from_utf8_lossy(&malformed.stderr)
     );
 }
+
+/// `doctor --timeout` shorter than the configured doctor.timeout: the probe stops before the
+/// deadline the command line set and names the phase, instead of the runner cutting it off
+/// with a bare `timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_short_timeout_on_the_command_line_still_names_the_phase() {
+    let license = LicenseServer::start().await;
+    license.set(|b| b.mode = Mode::Stall);
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = format!("doctor:\n  timeout: 30s\n{}", license.yaml());
+    std::fs::write(tmp.path().join("gatehouse.yaml"), yaml).unwrap();
+    crate::support::gatehouse(tmp.path()).arg("migrate").assert().success();
+    let started = std::time::Instant::now();
+    let out = crate::support::gatehouse(tmp.path())
+        .args(["--json", "doctor", "--only", "license.connectivity", "--timeout", "1s"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = report["results"].as_array().unwrap().iter().find(|r| r["id"] == "license.connectivity").unwrap();
+    assert_eq!((r["status"].as_str(), r["evidence"]["phase"].as_str()), (Some("fail"), Some("http")), "{r}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the 1 s deadline held");
+}

@@ -103,15 +103,26 @@ fn judge_traffic(seen: &[Observation], trusted: bool, ip_check: bool) -> Outcome
             ),
             ip_check,
         )
-    } else if !claims.is_empty() && !trusted {
+    } else if !claims.is_empty() {
         let peers = tally(&claims, |o| o.peer_ip.clone());
-        Outcome::warn(format!(
-            "{} of {} observed requests carry CloudFlare headers but came from {}, not a CloudFlare address: a \
-             forged header, or a proxy in front of gatehouse that is not trusted",
-            claims.len(),
-            seen.len(),
-            peers.iter().map(|(p, n)| format!("{p} ×{n}")).collect::<Vec<_>>().join(", ")
-        ))
+        let peers = peers.iter().map(|(p, n)| format!("{p} ×{n}")).collect::<Vec<_>>().join(", ");
+        // Trusting CloudFlare cannot help requests that reach gatehouse from another proxy:
+        // every visitor is still that proxy's address.
+        Outcome::warn(if trusted {
+            format!(
+                "CloudFlare is trusted, but {} of {} observed requests carry CloudFlare headers and came from \
+                 {peers}, a proxy that is not trusted: gatehouse sees every such visitor as that proxy",
+                claims.len(),
+                seen.len()
+            )
+        } else {
+            format!(
+                "{} of {} observed requests carry CloudFlare headers but came from {peers}, not a CloudFlare \
+                 address: a forged header, or a proxy in front of gatehouse that is not trusted",
+                claims.len(),
+                seen.len()
+            )
+        })
         .remediation(
             "If a proxy of yours (nginx, a load balancer) passes CloudFlare's traffic on, add it to \
              trusted_proxies.ranges first; the doctor then sees CloudFlare's addresses behind it. A header alone \
@@ -225,6 +236,17 @@ mod tests {
         assert_eq!(outcome.status, Status::Warn);
         assert!(outcome.fix.is_none(), "a header alone never justifies trusting CloudFlare");
         assert!(outcome.message.contains("not a CloudFlare address"), "{}", outcome.message);
+    }
+
+    #[test]
+    fn trusting_cloudflare_does_not_quiet_a_proxy_in_between_that_is_not_trusted() {
+        // CloudFlare → nginx on this machine (not trusted) → gatehouse: every visitor is 127.0.0.1.
+        let relayed = Observation { cf_headers: Flag(true), ..request("clients.example.com", "https", "127.0.0.1") };
+        let outcome = judge_traffic(&[relayed.clone(), relayed], true, true);
+        assert_eq!(outcome.status, Status::Warn, "{}", outcome.message);
+        assert!(outcome.message.starts_with("CloudFlare is trusted, but 2 of 2"), "{}", outcome.message);
+        assert!(outcome.remediation.as_deref().unwrap_or_default().contains("trusted_proxies.ranges first"));
+        assert!(outcome.fix.is_none());
     }
 
     #[test]
