@@ -9,7 +9,7 @@ use gatehouse::doctor::model::Status;
 use gatehouse::secrets::totp;
 
 use crate::support::doctor::check;
-use crate::support::nginx::Nginx;
+use crate::support::nginx::{Nginx, PASS_HOST};
 use crate::support::node::{Node, faketime_env, faketime_library};
 use crate::support::web::{Backend, Browser, PASSWORD, Server};
 
@@ -154,7 +154,7 @@ async fn forms_refused_for_a_cookie_that_never_comes_back_are_told() {
     let server =
         Server::start(Backend::Sqlite, &format!("system_url: \"{}\"\n{trusted}", reserved.base())).await.unwrap();
     server.client_with_owner("ann@example.com", "Ann Hosting").await;
-    let nginx = reserved.balance_with(&[server.addr], "proxy_hide_header Set-Cookie;");
+    let nginx = reserved.balance_with(&[server.addr], &format!("{PASS_HOST} proxy_hide_header Set-Cookie;"));
     for _ in 0..12 {
         let refused = Browser::at(&nginx.base()).login("ann@example.com", PASSWORD).await;
         assert_eq!(refused.status, 403, "the symptom");
@@ -258,4 +258,33 @@ async fn a_folder_the_service_account_cannot_write_is_named_by_a_doctor_run_as_r
     let (healthy, _) = check(&loaded, "sessions.storage").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
     db.close().await;
+}
+
+/// nginx proxies to gatehouse without passing the visitor's Host (the `proxy_set_header Host`
+/// line left out): gatehouse sees `Host: gatehouse`, the upstream's name, and no session cookie
+/// for system_url's host ever comes back. The doctor says the proxy does not pass Host and
+/// shows the line — not "redirect visitors", which would not help. With the line, logins work
+/// and the check passes at the next proxied request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_proxy_that_does_not_pass_host_is_told_with_the_line_to_add() {
+    let Some(reserved) = Nginx::reserve() else { return };
+    let trusted = "trusted_proxies:\n  ranges: [\"127.0.0.1\"]\n";
+    let server =
+        Server::start(Backend::Sqlite, &format!("system_url: \"{}\"\n{trusted}", reserved.base())).await.unwrap();
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let nginx = reserved.balance_with(&[server.addr], "");
+    let refused = Browser::at(&nginx.base()).login("ann@example.com", PASSWORD).await;
+    assert_ne!(refused.status, 303, "the symptom: no login through the proxy");
+    server.state.flush().await;
+    let (found, _) = check(&server.state.loaded, "system_url.requests").await;
+    assert_eq!(found.status, Status::Fail, "{}", found.message);
+    assert!(found.message.contains("Host: gatehouse") && found.message.contains("does not pass"), "{}", found.message);
+    assert!(found.remediation.contains("proxy_set_header Host $host;"), "{}", found.remediation);
+    assert!(!found.remediation.contains("301"), "a redirect would not help: {}", found.remediation);
+
+    let nginx = nginx.stop().balance(&[server.addr]);
+    assert_eq!(Browser::at(&nginx.base()).login("ann@example.com", PASSWORD).await.status, 303, "the symptom is gone");
+    server.state.flush().await;
+    let (healthy, _) = check(&server.state.loaded, "system_url.requests").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
 }

@@ -51,19 +51,53 @@ impl Check for Requests {
                 Err(outcome) => return outcome,
             };
             let limit = ctx.threshold(META.id, "max_other_percent", 10.0);
-            judge(url, &seen, limit)
+            judge(url, &seen, limit, &ctx.config().listen)
         })
     }
 }
 
+/// The Host a proxy sends when it does not pass the visitor's: the address it connects to —
+/// `serve`'s own (`listen`, or a loopback name with its port) or an upstream's name without a
+/// dot (`proxy_pass http://gatehouse;`).
+fn is_upstream_address(host: &str, listen: &str) -> bool {
+    let port = |hostport: &str| hostport.rsplit_once(':').map(|(_, p)| p.to_string());
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_matches(['[', ']']);
+    let loopback = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    host == listen.to_ascii_lowercase()
+        || (loopback && port(host).is_some() && port(host) == port(listen))
+        || (!name.contains('.')
+            && !name.contains(':')
+            && name != "localhost"
+            && name.parse::<std::net::IpAddr>().is_err())
+}
+
+/// The request came through a proxy: one gatehouse trusts (it named the client or the scheme),
+/// or one that sent forwarding headers nobody trusted.
+fn via_proxy(o: &Observation) -> bool {
+    o.forwarded_untrusted.0 || o.scheme_from_proxy.0 || o.client_ip != o.peer_ip
+}
+
 /// The verdict on the observed requests (`seen`, at least one) against system_url: some on
-/// another host or scheme warn, more than `limit` percent of them fail.
-fn judge(url: &url::Url, seen: &[Observation], limit: f64) -> Outcome {
+/// another host or scheme warn, more than `limit` percent of them fail; requests through a proxy
+/// whose Host is the proxy's upstream address (`serve` listens on `listen`) fail with the proxy
+/// line to add, since redirecting that name would not help.
+fn judge(url: &url::Url, seen: &[Observation], limit: f64, listen: &str) -> Outcome {
     let host = CookieSettings::from_system_url(url).authority;
     // Only a scheme a trusted proxy vouched for can be held against a request: without a
     // header every request looks like plain http (that case is sessions.cookie's).
-    let elsewhere: Vec<_> =
-        seen.iter().filter(|o| o.host != host || (o.scheme_from_proxy.0 && o.scheme != url.scheme())).collect();
+    // A proxy passes Host for every request or for none: once one came through with the right
+    // Host, the upstream addresses before it are history (the proxy was fixed since).
+    let proxy_passes_host_since = seen.iter().rposition(|o| via_proxy(o) && o.host == host);
+    let fixed_since = |i: usize, o: &Observation| {
+        proxy_passes_host_since.is_some_and(|since| i < since) && via_proxy(o) && is_upstream_address(&o.host, listen)
+    };
+    let elsewhere: Vec<_> = seen
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| !fixed_since(*i, o))
+        .map(|(_, o)| o)
+        .filter(|o| o.host != host || (o.scheme_from_proxy.0 && o.scheme != url.scheme()))
+        .collect();
     let percent = 100.0 * elsewhere.len() as f64 / seen.len() as f64;
     let base = |o: Outcome| {
         o.with("expected", format!("{}://{host}", url.scheme()))
@@ -77,6 +111,24 @@ fn judge(url: &url::Url, seen: &[Observation], limit: f64) -> Outcome {
     }
     if elsewhere.is_empty() {
         return base(Outcome::pass(format!("all {} observed requests arrived on {host}", seen.len())));
+    }
+    let upstream: Vec<&&Observation> =
+        elsewhere.iter().filter(|o| via_proxy(o) && is_upstream_address(&o.host, listen)).collect();
+    if upstream.len() * 2 > elsewhere.len() {
+        let hosts = tally(&upstream, |o| o.host.clone());
+        return base(Outcome::fail(format!(
+            "{} of {} observed requests came through a proxy with Host: {} — the address the proxy connects to, \
+             not the name visitors typed: the proxy does not pass the visitor's Host header, so no session \
+             cookie for {host} ever comes back",
+            upstream.len(),
+            seen.len(),
+            hosts.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>().join(", ")
+        )))
+        .remediation(
+            "Make the proxy pass the Host visitors used. nginx, in the location that proxies to gatehouse: \
+             `proxy_set_header Host $host;`; Apache: `ProxyPreserveHost On`; Caddy passes it unless told \
+             otherwise (remove `header_up Host …`). A redirect would not help: visitors already use the right name.",
+        );
     }
     let message = format!(
         "{} of {} observed requests ({percent:.0} %) arrived on another host or scheme than {url}: \
@@ -159,6 +211,35 @@ mod tests {
     use crate::doctor::model::Status;
     use crate::net::observations::Flag;
 
+    const LISTEN: &str = "127.0.0.1:8080";
+
+    #[test]
+    fn a_proxy_that_does_not_pass_host_is_named_with_the_line_to_add() {
+        let url = system_url("https://clients.example.com/");
+        let through =
+            |host: &str| Observation { client_ip: "203.0.113.9".into(), ..request(host, "https", "127.0.0.1") };
+        for upstream in ["127.0.0.1:8080", "localhost:8080", "gatehouse", "[::1]:8080"] {
+            let outcome = judge(&url, &[through(upstream), through(upstream)], 10.0, LISTEN);
+            assert_eq!(outcome.status, Status::Fail, "{upstream}: {}", outcome.message);
+            assert!(
+                outcome.message.contains("the proxy does not pass the visitor's Host header"),
+                "{}",
+                outcome.message
+            );
+            assert!(outcome.remediation.as_deref().unwrap_or_default().contains("proxy_set_header Host $host;"));
+        }
+        // Visitors on another public name are still told to be redirected.
+        let www = judge(&url, &[through("www.example.com"), through("www.example.com")], 10.0, LISTEN);
+        assert!(www.remediation.as_deref().unwrap_or_default().contains("301"), "{:?}", www.remediation);
+        // Once the proxy passes Host, the requests before are history.
+        let mut fixed = vec![through("gatehouse"), through("gatehouse")];
+        fixed.push(through("clients.example.com"));
+        assert_eq!(judge(&url, &fixed, 10.0, LISTEN).status, Status::Pass);
+        // The upstream address without a proxy in front: someone opened the port directly.
+        let direct = judge(&url, &on("127.0.0.1:8080", 2), 10.0, LISTEN);
+        assert!(!direct.message.contains("does not pass"), "{}", direct.message);
+    }
+
     fn system_url(url: &str) -> url::Url {
         url.parse().expect("a URL")
     }
@@ -177,35 +258,35 @@ mod tests {
     fn requests_on_another_host_warn_and_past_the_limit_fail() {
         let url = system_url("https://clients.example.com/");
         let mut seen = on("clients.example.com", 95);
-        assert_eq!(judge(&url, &seen, 10.0).message, "all 95 observed requests arrived on clients.example.com");
+        assert_eq!(judge(&url, &seen, 10.0, LISTEN).message, "all 95 observed requests arrived on clients.example.com");
         seen.extend(on("www.example.com", 5));
-        let outcome = judge(&url, &seen, 10.0);
+        let outcome = judge(&url, &seen, 10.0, LISTEN);
         assert_eq!(outcome.status, Status::Warn);
         assert!(
             outcome.message.starts_with("5 of 100 observed requests (5 %) arrived on another host"),
             "{}",
             outcome.message
         );
-        assert_eq!(judge(&url, &seen, 4.0).status, Status::Fail);
+        assert_eq!(judge(&url, &seen, 4.0, LISTEN).status, Status::Fail);
     }
 
     #[test]
     fn only_a_scheme_a_proxy_vouched_for_counts_against_a_request() {
         let url = system_url("https://clients.example.com/");
         // Without a proxy's header every request looks like plain http: that is sessions.cookie's.
-        assert_eq!(judge(&url, &on("clients.example.com", 3), 10.0).status, Status::Pass);
+        assert_eq!(judge(&url, &on("clients.example.com", 3), 10.0, LISTEN).status, Status::Pass);
         let vouched: Vec<_> = on("clients.example.com", 3)
             .into_iter()
             .map(|o| Observation { scheme_from_proxy: Flag(true), ..o })
             .collect();
-        assert_eq!(judge(&url, &vouched, 10.0).status, Status::Fail, "the proxy says these came over http");
+        assert_eq!(judge(&url, &vouched, 10.0, LISTEN).status, Status::Fail, "the proxy says these came over http");
     }
 
     #[test]
     fn visitors_outside_system_urls_path_loop_and_the_root_is_suggested() {
         let url = system_url("https://clients.example.com/billing/");
         let seen = visiting(&["/login", "/clientarea", "/account/security", "/billing/clientarea"]);
-        let outcome = judge(&url, &seen, 10.0);
+        let outcome = judge(&url, &seen, 10.0, LISTEN);
         assert_eq!(outcome.status, Status::Fail);
         assert!(outcome.message.starts_with("system_url's path is /billing/ "), "{}", outcome.message);
         assert_eq!(outcome.evidence["suggested_system_url"], "https://clients.example.com/");
@@ -218,7 +299,7 @@ mod tests {
         let one =
             |page: &str| Observation { page_path: page.into(), ..request("clients.example.com", "https", "10.0.0.9") };
         let seen: Vec<_> = ["/login", "/login", "/clientarea", "/login", "/login", "/login"].map(one).into();
-        let outcome = judge(&url, &seen, 10.0);
+        let outcome = judge(&url, &seen, 10.0, LISTEN);
         assert_eq!(outcome.status, Status::Warn);
         assert!(outcome.fix.is_none(), "a visitor's Referer never moves system_url");
         assert!(outcome.evidence["suggested_system_url"].is_null());
@@ -228,6 +309,6 @@ mod tests {
     fn a_few_visitors_outside_the_path_are_not_the_site() {
         let url = system_url("https://clients.example.com/billing/");
         let seen = visiting(&["/login", "/billing/a", "/billing/b"]);
-        assert_eq!(judge(&url, &seen, 10.0).status, Status::Pass);
+        assert_eq!(judge(&url, &seen, 10.0, LISTEN).status, Status::Pass);
     }
 }

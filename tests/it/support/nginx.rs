@@ -62,6 +62,10 @@ impl Nginx {
     }
 }
 
+/// The line that passes the visitor's Host to gatehouse (without it nginx sends the upstream's
+/// name).
+pub const PASS_HOST: &str = "proxy_set_header Host $http_host;";
+
 pub struct Reserved {
     pub addr: SocketAddr,
 }
@@ -75,11 +79,11 @@ impl Reserved {
     /// `Host` through and saying who the visitor was (X-Forwarded-For) and how they came
     /// (X-Forwarded-Proto) — the lines of `contrib/nginx/gatehouse.conf`.
     pub fn balance(self, backends: &[SocketAddr]) -> Nginx {
-        self.balance_with(backends, "")
+        self.balance_with(backends, PASS_HOST)
     }
 
-    /// [`Reserved::balance`] with `directives` added to the proxied location (a misconfiguration
-    /// under test: `proxy_hide_header Set-Cookie;`, say).
+    /// [`Reserved::balance`] with `directives` in the proxied location instead of [`PASS_HOST`]
+    /// (a misconfiguration under test: the Host line left out, or `proxy_hide_header Set-Cookie;`).
     pub fn balance_with(self, backends: &[SocketAddr], directives: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
@@ -91,7 +95,7 @@ impl Reserved {
                fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                upstream gatehouse {{\n{servers}  }}\n\
                server {{\n    listen {addr};\n    location / {{\n      proxy_pass http://gatehouse;\n\
-                 proxy_set_header Host $http_host;\n\
+\
                  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
                  proxy_set_header X-Forwarded-Proto $scheme;\n      {directives}\n    }}\n  }}\n}}\n",
             addr = self.addr
