@@ -11,7 +11,7 @@ use serde_json::json;
 use super::Output;
 use super::output::table;
 use crate::config::{self, ConfigSource, Duration, Loaded};
-use crate::doctor::fix::{self, Fix};
+use crate::doctor::fix;
 use crate::doctor::runner::RunOptions;
 use crate::doctor::{self, Context, Report, Selection, checks, profile};
 use crate::error::{Error, Result};
@@ -85,7 +85,7 @@ fn parse_outputs(raw: &[String]) -> Result<Vec<(Format, PathBuf)>> {
 async fn apply_fixes(report: &Report, ctx: &Context, named: &[String], dry_run: bool) -> bool {
     let all = checks::builtin();
     let explicit = |id: &str| all.iter().any(|c| c.meta().id == id && c.meta().explicit_fix);
-    let mut plans: Vec<(&str, Fix)> = Vec::new();
+    let mut plans: Vec<fix::Planned> = Vec::new();
     for r in &report.results {
         let Some(f) = fix::plan(r, ctx) else { continue };
         let is_named = named.iter().any(|n| n == &r.id);
@@ -101,14 +101,18 @@ async fn apply_fixes(report: &Report, ctx: &Context, named: &[String], dry_run: 
             );
             continue;
         }
-        plans.push((r.id.as_str(), f));
+        plans.push(fix::Planned { check: r.id.as_str(), explicit: explicit(&r.id), fix: f });
+    }
+    let (plans, dropped) = fix::settle(plans);
+    for why in dropped {
+        eprintln!("{why}");
     }
     if plans.is_empty() {
         eprintln!("--fix: nothing can be fixed automatically");
         return false;
     }
     let mut changed = false;
-    for (id, f) in plans {
+    for fix::Planned { check: id, fix: f, .. } in plans {
         if dry_run {
             eprintln!("would fix {id}: {}", f.describe(ctx));
             continue;

@@ -36,6 +36,74 @@ pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
     super::checks::builtin().into_iter().find(|c| c.meta().id == result.id)?.fix(ctx, result)
 }
 
+/// A fix planned for a check's finding, with whether that check's fix must be named (it changes
+/// who is trusted or where the site lives).
+pub struct Planned<'a> {
+    pub check: &'a str,
+    pub explicit: bool,
+    pub fix: Fix,
+}
+
+/// The plans that can be applied together, and why the others are not. Two fixes that set one
+/// setting to different values would leave whichever ran last (a site moved out of a sub-path
+/// gets both "add the trailing slash" and "move to /"): the one whose check had to be named
+/// wins, since the operator asked for it by name; with no such winner neither is applied.
+pub fn settle(plans: Vec<Planned<'_>>) -> (Vec<Planned<'_>>, Vec<String>) {
+    let settings = |p: &Planned| -> Vec<(String, String)> {
+        match &p.fix {
+            Fix::SetConfig { settings, .. } => settings.clone(),
+            Fix::All(fixes) => fixes
+                .iter()
+                .filter_map(|f| match f {
+                    Fix::SetConfig { settings, .. } => Some(settings.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let clash = |a: &Planned, b: &Planned| {
+        let theirs = settings(b);
+        settings(a)
+            .iter()
+            .find(|(key, value)| theirs.iter().any(|(k, v)| k == key && v != value))
+            .map(|(k, _)| k.clone())
+    };
+    let mut dropped = Vec::new();
+    let mut refused = vec![false; plans.len()];
+    for i in 0..plans.len() {
+        for j in i + 1..plans.len() {
+            let Some(key) = clash(&plans[i], &plans[j]) else { continue };
+            let (a, b) = (&plans[i], &plans[j]);
+            match (a.explicit, b.explicit) {
+                (true, false) => refused[j] = true,
+                (false, true) => refused[i] = true,
+                _ => (refused[i], refused[j]) = (true, true),
+            }
+            let loser = if refused[i] && refused[j] {
+                None
+            } else if refused[j] {
+                Some((b, a))
+            } else {
+                Some((a, b))
+            };
+            dropped.push(match loser {
+                Some((lost, won)) => format!(
+                    "not fixing {}: its fix sets {key} too, to another value than {}'s, which was named and is applied",
+                    lost.check, won.check
+                ),
+                None => format!(
+                    "not fixing {} or {}: both set {key}, to different values; name the one you want with --fix",
+                    a.check, b.check
+                ),
+            });
+        }
+    }
+    let kept = plans.into_iter().zip(refused).filter(|(_, r)| !r).map(|(p, _)| p).collect();
+    (kept, dropped)
+}
+
 impl Fix {
     /// What the fix changes, in full: for a configuration edit, the diff.
     pub fn describe(&self, ctx: &Context) -> String {
@@ -171,4 +239,32 @@ fn diff(file: &Path, old: &str, new: &str) -> String {
         out += &format!("+{line}\n");
     }
     out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_fixes_for_one_setting_settle_on_the_named_one_or_none() {
+        let set = |value: &str| Fix::SetConfig {
+            file: "gatehouse.yaml".into(),
+            settings: vec![("system_url".into(), value.into())],
+        };
+        let plan = |check, explicit, value: &str| Planned { check, explicit, fix: set(value) };
+        let (kept, dropped) = settle(vec![
+            plan("system_url.config", false, "\"https://x/clients/\""),
+            plan("system_url.requests", true, "\"https://x/\""),
+        ]);
+        assert_eq!(kept.iter().map(|p| p.check).collect::<Vec<_>>(), ["system_url.requests"]);
+        assert!(dropped[0].starts_with("not fixing system_url.config: its fix sets system_url too"), "{dropped:?}");
+        let (kept, dropped) = settle(vec![plan("a", false, "1"), plan("b", false, "2")]);
+        assert!(kept.is_empty() && dropped[0].contains("name the one you want"), "{dropped:?}");
+        let (kept, dropped) = settle(vec![
+            plan("a", false, "1"),
+            plan("b", true, "1"),
+            Planned { check: "c", explicit: false, fix: Fix::CollectSessions },
+        ]);
+        assert_eq!((kept.len(), dropped.len()), (3, 0), "the same value, and other fixes, do not clash");
+    }
 }

@@ -386,7 +386,18 @@ async fn system_url_requests_sees_visitors_outside_system_urls_path(backend: Bac
     let planned = gatehouse::doctor::fix::plan(&found, &ctx).expect("the fix is offered");
     let root = server.url("");
     assert!(planned.describe(&ctx).contains(&format!("+system_url: \"{root}\"")), "{}", planned.describe(&ctx));
-    planned.apply(&ctx).await.unwrap();
+    // Asked to fix both system_url checks (one would add the trailing slash to /clients, one
+    // moves the site to /): one coherent system_url comes out, the named move.
+    let config = server.dir.path().join("gatehouse.yaml");
+    let out = crate::support::gatehouse(server.dir.path())
+        .args(["--config", config.to_str().unwrap(), "doctor", "--only", "system_url.config"])
+        .args(["--only", "system_url.requests", "--fix", "system_url.config", "--fix", "system_url.requests"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("fixing system_url.requests"), "{said}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains(&format!("system_url: \"{root}\"")), "{written}\n{said}");
     server.restart_from_file().await;
     let (login, clientarea) = visit(&server, "127.0.0.2").await;
     assert_eq!(login.status, 303, "{}", login.body);
