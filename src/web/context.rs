@@ -38,6 +38,9 @@ pub struct Ctx {
     pub user_agent: String,
     /// The nonce of a visitor's form tokens (its cookie), on system_url's host only.
     pub form_nonce: Option<String>,
+    /// For a request on another host than system_url's: the host it came to, and its path and
+    /// query, to send the visitor to the same page on system_url.
+    pub off_host: Option<(String, String)>,
 }
 
 impl Ctx {
@@ -193,7 +196,11 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .take(MAX_USER_AGENT)
         .collect();
     let form_nonce = cookie(headers, super::form_token::COOKIE_NAME).filter(|_| host_ok);
-    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, user, ended, user_agent, form_nonce });
+    let off_host = (!host_ok).then(|| {
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        (host.chars().take(200).collect(), path.chars().take(2000).collect())
+    });
+    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, user, ended, user_agent, form_nonce, off_host });
 
     // The route's pattern (`/password/reset/{token}`), never the path itself: reset, invite and
     // impersonation links carry their secret in it. A path no route matched holds no live secret.

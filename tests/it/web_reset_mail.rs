@@ -53,6 +53,33 @@ async fn reset_link_comes_from_system_url_whatever_the_host(backend: Backend) {
     assert!(!link.contains("evil.example"));
 }
 
+/// A reset link opened on another name for the same server (a bookmark on the server's own
+/// name, a proxy that rewrote the host): the form cannot keep a session there. The refusal
+/// says so — the wrong address, and a link to the same page at system_url — instead of
+/// "Invalid CSRF token"; followed, the link completes the reset.
+async fn a_reset_link_opened_on_another_host_points_to_system_url(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    server.browser().submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    let link = reset_link(&server, "ann@example.com").await;
+    let path = link.strip_prefix(&server.base).unwrap().to_string();
+    let mut elsewhere = server.browser();
+    elsewhere.header("host", &format!("server-7.internal:{}", server.addr.port()));
+    let new = "a completely new passphrase";
+    let fields = [("password", new), ("password_confirm", new)];
+    let refused = elsewhere.submit(&path, &path, &fields).await;
+    assert_eq!(refused.status, 403);
+    assert!(!refused.body.contains("CSRF"), "{}", refused.body);
+    assert!(refused.body.contains("This page was opened at server-7.internal"), "{}", refused.body);
+    let there = format!("{}/{path}", server.base.trim_end_matches('/'));
+    let body = refused.body.replace("&#x2f;", "/");
+    assert!(body.contains(&format!("href=\"{there}\"")), "the same page at system_url: {body}");
+
+    let b = server.browser();
+    assert_eq!(b.submit(&path, &path, &fields).await.status, 303, "followed, the link completes the reset");
+    assert_eq!(b.login("ann@example.com", new).await.status, 303);
+}
+
 async fn reset_asks_the_security_question_is_single_use_and_ends_sessions(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
@@ -167,6 +194,7 @@ async fn cron_collects_expired_sessions_and_writes_a_heartbeat(backend: Backend)
 web_on_both_backends!(
     forgot_password_answers_the_same_for_unknown_emails,
     reset_link_comes_from_system_url_whatever_the_host,
+    a_reset_link_opened_on_another_host_points_to_system_url,
     reset_asks_the_security_question_is_single_use_and_ends_sessions,
     reset_links_expire,
     cron_delivers_the_outbox_and_records_failures,

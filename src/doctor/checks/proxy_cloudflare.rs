@@ -92,7 +92,10 @@ fn judge_traffic(seen: &[Observation], trusted: bool, ip_check: bool) -> Outcome
     let vouched =
         |o: &&Observation| o.peer_ip.parse().is_ok_and(is_cloudflare) || o.client_ip.parse().is_ok_and(is_cloudflare);
     let via_cloudflare: Vec<_> = seen.iter().filter(vouched).collect();
-    let claims: Vec<_> = seen.iter().filter(|o| o.cf_headers.0 && !vouched(o)).collect();
+    // With CloudFlare trusted, a trusted proxy's requests resolve to the visitor and cannot be
+    // vouched for this way; only those from a peer nobody trusted are still in question.
+    let claims: Vec<_> =
+        seen.iter().filter(|o| o.cf_headers.0 && !vouched(o) && (!trusted || o.forwarded_untrusted.0)).collect();
     let outcome = if !via_cloudflare.is_empty() && !trusted {
         untrusted(
             format!(
@@ -241,12 +244,19 @@ mod tests {
     #[test]
     fn trusting_cloudflare_does_not_quiet_a_proxy_in_between_that_is_not_trusted() {
         // CloudFlare → nginx on this machine (not trusted) → gatehouse: every visitor is 127.0.0.1.
-        let relayed = Observation { cf_headers: Flag(true), ..request("clients.example.com", "https", "127.0.0.1") };
-        let outcome = judge_traffic(&[relayed.clone(), relayed], true, true);
+        let relayed = Observation {
+            cf_headers: Flag(true),
+            forwarded_untrusted: Flag(true),
+            ..request("clients.example.com", "https", "127.0.0.1")
+        };
+        let outcome = judge_traffic(&[relayed.clone(), relayed.clone()], true, true);
         assert_eq!(outcome.status, Status::Warn, "{}", outcome.message);
         assert!(outcome.message.starts_with("CloudFlare is trusted, but 2 of 2"), "{}", outcome.message);
         assert!(outcome.remediation.as_deref().unwrap_or_default().contains("trusted_proxies.ranges first"));
         assert!(outcome.fix.is_none());
+        // The same through a trusted nginx: the visitor's address is known, nothing to ask.
+        let trusted_hop = Observation { forwarded_untrusted: Flag(false), client_ip: "203.0.113.50".into(), ..relayed };
+        assert_eq!(judge_traffic(&[trusted_hop], true, true).status, Status::Pass);
     }
 
     #[test]

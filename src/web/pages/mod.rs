@@ -173,6 +173,21 @@ pub fn check_csrf(state: &AppState, ctx: &Ctx, headers: &HeaderMap, form: &Form)
         Err(refusal) => {
             tracing::info!(ip = %ctx.ip, ?refusal, "form refused by the CSRF check");
             state.encounters.count(Kind::FormRefused, refusal.cause(ctx));
+            if let (csrf::Refusal::NoSession, Some((host, path))) = (refusal, &ctx.off_host) {
+                // Not a token problem: the browser keeps this site's session on system_url's
+                // host only. Say where the page lives, and link to the same page there.
+                let text = format!(
+                    "This page was opened at {host}, but this site lives at {}: your browser keeps your session \
+                     only there. Open the same page there and try again.",
+                    state.cookie.origin
+                );
+                return Err(Page::new("message.html", "Wrong address")
+                    .with("message", text)
+                    .with("link", format!("{}{path}", state.cookie.origin))
+                    .with("link_text", format!("Open it at {}", state.cookie.origin))
+                    .status(StatusCode::FORBIDDEN)
+                    .render(state, None));
+            }
             Err(message(state, ctx.session.as_ref(), StatusCode::FORBIDDEN, "Request refused", refusal.message()))
         }
     }
