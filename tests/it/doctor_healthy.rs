@@ -1,7 +1,8 @@
 //! Healthy, well-configured deployments raise no warning at all: the whole doctor — every
 //! check — against a real `serve` carrying real traffic: behind a trusted reverse proxy that
 //! health-checks the backend, with the files session store and a working SMTP server; behind
-//! CloudFlare, trusted; each on SQLite and on PostgreSQL.
+//! CloudFlare, trusted; each on SQLite and on PostgreSQL; and two nodes on one PostgreSQL
+//! database behind a real nginx.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,3 +131,33 @@ async fn behind_cloudflare_trusted(backend: Backend) {
 }
 
 web_on_both_backends!(behind_a_trusted_reverse_proxy_with_files_sessions_and_smtp, behind_cloudflare_trusted);
+
+/// Two `serve` nodes on one PostgreSQL database behind a real nginx balancing between them
+/// (the second a real process started from the same installation, as a deploy copies it to
+/// each node): the doctor raises nothing, in process on one node and as the operator types it
+/// (`gatehouse doctor --fail-on warn`) — both nodes answer system_url with the same storage,
+/// share sessions (no unknown cookies), and their clocks and configurations agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_on_postgresql_behind_a_real_nginx() {
+    let Some(reserved) = crate::support::nginx::Nginx::reserve() else { return };
+    let Some(schema) = crate::support::PgSchema::create().await else { return };
+    let extra = format!(
+        "system_url: \"{}\"\ntrusted_proxies:\n  ranges: [\"127.0.0.1/32\"]\ntimezone: Etc/UTC\n\
+         doctor:\n  disk_min_free: 1B\n  disk_min_free_percent: 0\n",
+        reserved.base()
+    );
+    let a = Server::start_on(tempfile::tempdir().unwrap(), schema.url.clone(), None, &extra).await;
+    let config = a.dir.path().join("gatehouse.yaml");
+    let b = crate::support::node::Node::serve(&config, "127.0.0.1:0", &[]);
+    let nginx = reserved.balance(&[a.addr, b.addr]);
+    visitors(&nginx.base(), &a, &[]).await;
+    operate(&a).await;
+    let results = whole_doctor(&a).await;
+    assert_eq!(problems(&results), Vec::<String>::new(), "a healthy fleet raises nothing\n{}", nginx.error_log());
+    let out = crate::support::gatehouse(a.dir.path())
+        .args(["--config", config.to_str().unwrap(), "doctor", "--fail-on", "warn"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    drop(schema);
+}
