@@ -257,6 +257,13 @@ async fn a_folder_the_service_account_cannot_write_is_named_by_a_doctor_run_as_r
     assert_eq!(reqwest::get(node.url("readyz")).await.unwrap().status(), 200, "the symptom is gone");
     let (healthy, _) = check(&loaded, "sessions.storage").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+    // The configuration is root's, 0644: nobody reads it as "other". Making it private, as
+    // disk.permissions would for any 0644 secret, would lock the service out: not offered.
+    let (exposed, _) = check(&loaded, "disk.permissions").await;
+    assert_eq!(exposed.status, Status::Warn, "{}", exposed.message);
+    assert!(!exposed.fix.available, "a chmod that locks nobody out of its configuration");
+    let relied = exposed.evidence["relied_on_by_service"].to_string();
+    assert!(relied.contains("gatehouse.yaml") && relied.contains("nobody (uid 65534)"), "{relied}");
     db.close().await;
 }
 

@@ -16,6 +16,8 @@ use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
 use crate::doctor::model::CheckResult;
 
+use super::service_account::{AccountWrites, service_accounts};
+
 pub struct Permissions;
 
 pub(crate) static META: Meta = Meta {
@@ -90,18 +92,77 @@ impl Check for Permissions {
         &META
     }
 
+    /// Offered (see `judge`) only when no service account relies on the access it removes.
     fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
         let paths: Vec<PathBuf> = exposed(ctx).into_iter().map(|e| e.path).collect();
         (!paths.is_empty()).then_some(Fix::RestrictPermissions(paths))
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
-        Box::pin(async move { judge(&exposed(ctx)) })
+        Box::pin(async move {
+            let data_dir = Path::new(&ctx.config().data_dir);
+            let writes = service_accounts(ctx, "data_dir", data_dir).await;
+            let services = running_as(ctx).await;
+            // After the heartbeats were read: SQLite's -wal and -shm files, which take the
+            // database's mode, exist from then on and are looked at too.
+            let found = exposed(ctx);
+            let relied_on = relied_on(&found, &services);
+            judge(&found, &writes, &relied_on, data_dir)
+        })
     }
 }
 
-/// The verdict on what others can read: nothing passes; anything warns, naming the first few.
-fn judge(found: &[Exposed]) -> Outcome {
+/// The accounts (name, uid) live processes run as, other than root.
+async fn running_as(ctx: &Context) -> Vec<(String, u32)> {
+    let Ok((live, _)) = ctx.live_heartbeats().await else { return Vec::new() };
+    let mut accounts: Vec<(String, u32)> = live
+        .iter()
+        .filter_map(|b| Some((b.run_as.clone(), u32::try_from(b.uid?).ok()?)))
+        .filter(|(_, uid)| *uid != 0)
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    accounts
+}
+
+/// Exposed paths a service account reads through the group or other bits (it does not own
+/// them): making them private would lock the service out of its own files.
+fn relied_on(found: &[Exposed], services: &[(String, u32)]) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for e in found {
+        let Ok(meta) = std::fs::symlink_metadata(&e.path) else { continue };
+        for (name, uid) in services {
+            if meta.uid() != *uid {
+                out.push(format!("{} (owner uid {}) is used by {name} (uid {uid})", e.path.display(), meta.uid()));
+            }
+        }
+    }
+    out
+}
+
+/// The verdict on what others can read and what the service accounts can write: a data folder
+/// a service account cannot write fails; anything others can read warns, naming the first few —
+/// with the chmod offered only when no service account reads those files as "other"
+/// (`relied_on`), or the fix would lock the service out; then the chown comes first.
+fn judge(found: &[Exposed], writes: &[AccountWrites], relied_on: &[String], data_dir: &Path) -> Outcome {
+    if let Some(account) = writes.iter().find(|a| a.error.is_some()) {
+        return Outcome::fail(format!(
+            "{} run(s) as {} (uid {}), which cannot write the data folder {}: {} ({})",
+            account.processes.join(", "),
+            account.run_as,
+            account.uid,
+            data_dir.display(),
+            account.error.as_deref().unwrap_or_default(),
+            account.how
+        ))
+        .with("service_accounts", writes)
+        .remediation(format!(
+            "Give the folder to the account the service runs as: `chown -R {}: {}` (and keep it 0700).",
+            account.run_as,
+            data_dir.display()
+        ));
+    }
     if found.is_empty() {
         return Outcome::pass(
             "configuration, database, session files and spooled mail are private (no group or other access)",
@@ -110,9 +171,16 @@ fn judge(found: &[Exposed]) -> Outcome {
     let listed: Vec<String> =
         found.iter().take(5).map(|e| format!("{} {} ({})", e.mode, e.path.display(), e.holds)).collect();
     let more = if found.len() > 5 { format!(" and {} more", found.len() - 5) } else { String::new() };
-    Outcome::warn(format!("readable by other users of this machine: {}{more}", listed.join(", ")))
-        .with("exposed", found)
-        .fixable(format!("chmod {} file(s) to 0600 and folder(s) to 0700", found.len()))
+    let outcome = Outcome::warn(format!("readable by other users of this machine: {}{more}", listed.join(", ")))
+        .with("exposed", found);
+    if !relied_on.is_empty() {
+        return outcome.with("relied_on_by_service", relied_on).remediation(format!(
+            "The service reads these through their open modes, not as their owner ({}): `chown` them to the \
+             account the service runs as first, then `gatehouse doctor --fix disk.permissions`.",
+            relied_on.join("; ")
+        ));
+    }
+    outcome.fixable(format!("chmod {} file(s) to 0600 and folder(s) to 0700", found.len()))
 }
 
 #[cfg(test)]
@@ -140,13 +208,40 @@ mod tests {
 
     #[test]
     fn the_first_five_are_named_and_the_rest_counted() {
-        assert_eq!(judge(&[]).status, Status::Pass);
+        let data = Path::new("/srv/gatehouse-data");
+        assert_eq!(judge(&[], &[], &[], data).status, Status::Pass);
         let found: Vec<Exposed> = (0..7)
             .map(|i| Exposed { path: format!("/srv/sessions/{i}").into(), holds: "sessions.dir", mode: "0644".into() })
             .collect();
-        let outcome = judge(&found);
+        let outcome = judge(&found, &[], &[], data);
         assert_eq!(outcome.status, Status::Warn);
         assert!(outcome.message.ends_with("0644 /srv/sessions/4 (sessions.dir) and 2 more"), "{}", outcome.message);
         assert_eq!(outcome.fix.as_deref(), Some("chmod 7 file(s) to 0600 and folder(s) to 0700"));
+    }
+
+    #[test]
+    fn a_chmod_that_would_lock_the_service_out_is_not_offered() {
+        let data = Path::new("/srv/gatehouse-data");
+        let config = Exposed { path: "/srv/gatehouse.yaml".into(), holds: "configuration", mode: "0644".into() };
+        let relied = vec!["/srv/gatehouse.yaml (owner uid 0) is used by www-data (uid 33)".to_string()];
+        let outcome = judge(std::slice::from_ref(&config), &[], &relied, data);
+        assert_eq!(outcome.status, Status::Warn);
+        assert!(outcome.fix.is_none(), "chmod 0600 would leave www-data unable to read its configuration");
+        assert!(
+            outcome.remediation.as_deref().unwrap_or_default().contains("`chown` them"),
+            "{:?}",
+            outcome.remediation
+        );
+
+        let cannot = AccountWrites {
+            processes: vec!["cron on node-a (pid 9)".into()],
+            run_as: "www-data".into(),
+            uid: 33,
+            error: Some("Permission denied".into()),
+            how: "tested as www-data just now".into(),
+        };
+        let outcome = judge(&[], &[cannot], &[], data);
+        assert_eq!(outcome.status, Status::Fail);
+        assert!(outcome.message.contains("cannot write the data folder /srv/gatehouse-data"), "{}", outcome.message);
     }
 }

@@ -17,6 +17,7 @@ mod license_validity;
 mod proxy_cloudflare;
 mod proxy_lockouts;
 mod proxy_trusted;
+mod service_account;
 mod sessions_cookie;
 mod sessions_gc;
 mod sessions_lifetime;
