@@ -197,7 +197,8 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .collect();
     let form_nonce = cookie(headers, super::form_token::COOKIE_NAME).filter(|_| host_ok);
     let off_host = (!host_ok).then(|| {
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        // Only an origin-form path is joined to system_url's origin ("/…", never "@host…").
+        let path = req.uri().path_and_query().map(|p| p.as_str()).filter(|p| p.starts_with('/')).unwrap_or("/");
         (host.chars().take(200).collect(), path.chars().take(2000).collect())
     });
     req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, user, ended, user_agent, form_nonce, off_host });
