@@ -1,6 +1,6 @@
-//! A user's own profile: name, language and time zone as they like; the login email only with
-//! the current password, and the old address is told, since whoever controls the email
-//! controls password resets.
+//! A user's details: on their own profile, name, language and time zone as they like and the
+//! login email only with the current password; by staff, with their permission. Either way the
+//! old address is told of a new email, since whoever controls the email controls password resets.
 
 use super::Auth;
 use crate::accounts::{Actor, User, UserUpdate};
@@ -43,17 +43,36 @@ impl Auth {
             e => e,
         })?;
         if email_changes {
-            let body = format!(
-                "Hello {},\n\nthe email address of your login was changed from {} to {}.\n\
-                 If you did not do this, reset your password at once and tell support:\n\n{}\n",
-                updated.first_name,
-                user.email,
-                updated.email,
-                self.link("password/forgot"),
-            );
-            let mut conn = self.accounts.db().pool().acquire().await?;
-            mail::enqueue(&mut conn, &user.email, "Your login email was changed", &body).await?;
+            self.tell_old_address(user, &updated, "").await?;
         }
         Ok(updated)
+    }
+
+    /// Staff change a user's details (the admin area, the API): the same rules as the user's own
+    /// profile — a unique email, no banned domain, audited — without the user's password, and the
+    /// old address is told when the email changes.
+    pub async fn change_user(&self, actor: &Actor, id: i64, update: UserUpdate) -> Result<User> {
+        let before = self.accounts.user(id).await?;
+        let updated = self.accounts.update_user(actor, id, update).await?;
+        if updated.email != before.email {
+            self.tell_old_address(&before, &updated, " by the site's staff").await?;
+        }
+        Ok(updated)
+    }
+
+    /// Mails the address a login had before its email changed (`by` says who changed it):
+    /// whoever controls the new address controls password resets.
+    async fn tell_old_address(&self, before: &User, after: &User, by: &str) -> Result<()> {
+        let body = format!(
+            "Hello {},\n\nthe email address of your login was changed{by} from {} to {}.\n\
+             If you did not ask for this, reset your password at once and tell support:\n\n{}\n",
+            after.first_name,
+            before.email,
+            after.email,
+            self.link("password/forgot"),
+        );
+        let mut conn = self.accounts.db().pool().acquire().await?;
+        mail::enqueue(&mut conn, &before.email, "Your login email was changed", &body).await?;
+        Ok(())
     }
 }

@@ -15,6 +15,7 @@ use super::AppState;
 use super::context::Ctx;
 use crate::accounts::{
     Actor, Admin, AdminPermission as P, ClientStatus, ClientUpdate, NewClient, NewUser, OwnerSpec, Permissions,
+    UserUpdate,
 };
 use crate::error::{Code, Error};
 
@@ -25,7 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/clients/{id}/users/{user_id}", put(put_membership).delete(delete_membership))
         .route("/clients/{id}/owner", put(put_owner))
         .route("/users", get(list_users).post(create_user))
-        .route("/users/{id}", get(show_user).delete(delete_user))
+        .route("/users/{id}", get(show_user).patch(update_user).delete(delete_user))
         .route("/users/{id}/password-reset", post(password_reset))
         .route("/users/{id}/2fa", delete(disable_twofa))
         .route("/users/{id}/lockout", delete(unlock_user))
@@ -336,6 +337,34 @@ async fn create_user(State(s): State<AppState>, c: Caller, Body(b): Body<UserBod
         password: b.password,
     };
     created(s.auth.accounts.create_user(&actor, new).await?)
+}
+
+/// What `PATCH /users/{id}` may change; a field left out stays as it is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    language: Option<String>,
+    timezone: Option<String>,
+}
+
+async fn update_user(
+    State(s): State<AppState>,
+    c: Caller,
+    Params(id): Params<i64>,
+    Body(b): Body<UserPatch>,
+) -> ApiResult {
+    let actor = c.require(P::UsersManage)?;
+    let update = UserUpdate {
+        email: b.email,
+        first_name: b.first_name,
+        last_name: b.last_name,
+        language: b.language,
+        timezone: b.timezone,
+    };
+    ok(s.auth.change_user(&actor, id, update).await?)
 }
 
 async fn delete_user(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {

@@ -53,6 +53,7 @@ fn env() -> &'static Environment<'static> {
             ("admin/client_new.html", include_str!("templates/admin/client_new.html")),
             ("admin/users.html", include_str!("templates/admin/users.html")),
             ("admin/user.html", include_str!("templates/admin/user.html")),
+            ("admin/user_new.html", include_str!("templates/admin/user_new.html")),
             ("admin/settings.html", include_str!("templates/admin/settings.html")),
             ("admin/health.html", include_str!("templates/admin/health.html")),
         ] {

@@ -36,6 +36,7 @@ mod security_map;
 mod store_faults;
 mod web_admin;
 mod web_admin_area;
+mod web_admin_users;
 mod web_duo;
 mod web_fleet;
 mod web_headers;

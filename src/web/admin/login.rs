@@ -179,13 +179,16 @@ pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Answer {
 /// Where an admin's credential change outside the re-authentication window is sent.
 const CONFIRM: &str = "admin/security/confirm";
 
-/// Outside the re-authentication window, the admin confirms first (`auth::reauth`).
-async fn require_recent(state: &AppState, session: &Session) -> Result<(), Stop> {
+/// What an admin is told when sent to confirm before changing how they sign in.
+const CONFIRM_FOR_OWN: &str = "For your security, confirm it is you before changing how you sign in.";
+
+/// Outside the re-authentication window, the admin confirms first (`auth::reauth`), told `why`.
+pub(super) async fn require_recent(state: &AppState, session: &Session, why: &str) -> Result<(), Stop> {
     if state.auth.recently_authenticated(&session.data) {
         return Ok(());
     }
     let mut session = session.clone();
-    session.data.flash = Some("For your security, confirm it is you before changing how you sign in.".into());
+    session.data.flash = Some(why.into());
     state.auth.sessions.save(&mut session).await?;
     Err(see_other(state, CONFIRM, None).into())
 }
@@ -230,7 +233,7 @@ pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, _: CheckedForm
     let Some((mut session, ..)) = security_admin(&state, &ctx).await? else {
         return Ok(see_other(&state, "admin/login", None));
     };
-    require_recent(&state, &session).await?;
+    require_recent(&state, &session, CONFIRM_FOR_OWN).await?;
     session.data.totp_setup = Some(totp::new_secret());
     state.auth.sessions.save(&mut session).await?;
     Ok(see_other(&state, "admin/security", None))
@@ -243,7 +246,7 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, CheckedForm {
     let Some((session, admin, enrolling)) = security_admin(&state, &ctx).await? else {
         return Ok(see_other(&state, "admin/login", None));
     };
-    require_recent(&state, &session).await?;
+    require_recent(&state, &session, CONFIRM_FOR_OWN).await?;
     let Some(secret) = session.data.totp_setup.clone() else { return Ok(see_other(&state, "admin/security", None)) };
     let enrolment = match state.auth.prepare_totp(&secret, form.text("code")).await {
         Ok(enrolment) => enrolment,

@@ -1,6 +1,7 @@
-//! Users in the admin area: list and search, the profile with the clients they belong to and
-//! their sessions, and the support actions — send a password reset, turn two-factor off, end
-//! sessions, unlock, and log in as the client (a one-time link opened in a new tab).
+//! Users in the admin area: list and search, add one, the profile with the clients they belong to
+//! and their sessions, their details edited, and the support actions — send a password reset,
+//! turn two-factor off, end sessions, unlock, and log in as the client (a one-time link opened
+//! in a new tab).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -9,9 +10,10 @@ use serde_json::json;
 
 use super::clients::{ListQuery, PAGE_SIZE};
 use super::{Staff, StaffForm, done};
-use crate::accounts::AdminPermission as P;
+use crate::accounts::{AdminPermission as P, NewUser, UserUpdate};
 use crate::web::AppState;
 use crate::web::humane;
+use crate::web::pages::profile::with_choices;
 use crate::web::render::{Answer, Page};
 
 pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<ListQuery>) -> Answer {
@@ -22,14 +24,76 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<L
         .iter()
         .map(|u| json!({"id": u.id, "name": format!("{} {}", u.first_name, u.last_name), "email": u.email, "twofa": u.twofa_method}))
         .collect();
-    staff.page(
-        &state,
-        Page::new("admin/users.html", "Users").with("users", rows).with("paging", q.paging(listing.total)),
-    )
+    let page = Page::new("admin/users.html", "Users")
+        .with("users", rows)
+        .with("paging", q.paging(listing.total))
+        .with("can_create", staff.can(P::UsersCreate));
+    staff.page(&state, page)
+}
+
+pub async fn new_form(State(state): State<AppState>, staff: Staff) -> Answer {
+    staff.require(&state, P::UsersCreate)?;
+    staff.page(&state, with_choices(Page::new("admin/user_new.html", "Add a user")))
+}
+
+/// A new user, without a password: they set one through the reset link sent at once (unless
+/// the admin unticks it), so no admin ever knows it.
+pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
+    let actor = staff.require(&state, P::UsersCreate)?;
+    let new = NewUser {
+        email: form.text("email").into(),
+        first_name: form.text("first_name").into(),
+        last_name: form.text("last_name").into(),
+        language: form.text("language").into(),
+        password: None,
+    };
+    let user = match state.auth.accounts.create_user(&actor, new).await {
+        Ok(user) => user,
+        Err(e) => return done(&state, staff, Err(e), "admin/users/new").await,
+    };
+    let mut text = format!("User {} was added.", user.email);
+    if form.get("send_reset").is_some() {
+        state.auth.send_reset(&actor, &user).await?;
+        text.push_str(" A link to set their password was sent to them.");
+    }
+    done(&state, staff, Ok(text), &user_page(user.id)).await
+}
+
+pub async fn edit(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>) -> Answer {
+    staff.require(&state, P::UsersManage)?;
+    user_profile(&state, staff, id, true).await
+}
+
+/// The edited details: the same rules as everywhere (a unique email, no banned domain), and the
+/// old address is told when the email changes.
+pub async fn save(State(state): State<AppState>, Path(id): Path<i64>, StaffForm { staff, form }: StaffForm) -> Answer {
+    let actor = staff.require(&state, P::UsersManage)?;
+    // A login's email decides where its password resets go: changing it is taking the account
+    // over, for whoever holds this admin session. Only with a recent proof that it is the admin.
+    let user = state.auth.accounts.user(id).await?;
+    if !form.text("email").eq_ignore_ascii_case(&user.email) {
+        let why = "Changing a user's login email hands its password resets to the new address: confirm it is you, \
+                   then save the new email again.";
+        super::login::require_recent(&state, &staff.session, why).await?;
+    }
+    let update = UserUpdate {
+        email: Some(form.text("email").into()),
+        first_name: Some(form.text("first_name").into()),
+        last_name: Some(form.text("last_name").into()),
+        language: Some(form.text("language").into()),
+        timezone: Some(form.text("timezone").into()),
+    };
+    let result = state.auth.change_user(&actor, id, update).await.map(|u| format!("{}'s details are saved.", u.email));
+    let back = if result.is_ok() { user_page(id) } else { format!("{}/edit", user_page(id)) };
+    done(&state, staff, result, &back).await
 }
 
 pub async fn profile(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>) -> Answer {
-    staff.require(&state, P::UsersView)?;
+    user_profile(&state, staff, id, false).await
+}
+
+async fn user_profile(state: &AppState, staff: Staff, id: i64, editing: bool) -> Answer {
+    staff.require(state, P::UsersView)?;
     let user = state.auth.accounts.user(id).await?;
     let clients = state.auth.accounts.clients_of_user(id).await?;
     let tz = humane::zone("", state.loaded.config.timezone.zone());
@@ -45,14 +109,15 @@ pub async fn profile(State(state): State<AppState>, staff: Staff, Path(id): Path
     } else {
         Vec::new()
     };
-    let page = Page::new("admin/user.html", &user.email)
+    let page = with_choices(Page::new("admin/user.html", &user.email))
         .with("user", &user)
         .with("has_password", user.password_hash.is_some())
         .with("clients", clients)
         .with("sessions", sessions)
         .with("can_manage", staff.can(P::UsersManage))
         .with("can_sessions", staff.can(P::SessionsManage))
-        .with("can_impersonate", staff.can(P::UsersImpersonate));
+        .with("can_impersonate", staff.can(P::UsersImpersonate))
+        .with("editing", editing);
     staff.page(&state, page)
 }
 

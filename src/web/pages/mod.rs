@@ -6,7 +6,7 @@ mod clientarea;
 pub mod extract;
 mod login;
 mod password;
-mod profile;
+pub(crate) mod profile;
 mod register;
 mod users;
 

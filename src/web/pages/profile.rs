@@ -29,14 +29,16 @@ const LANGUAGES: &[(&str, &str)] = &[
     ("pt", "Português"),
 ];
 
-fn profile_page(user: &User, values: &User) -> Page {
+/// `page` with the languages and time zones a user's details offer (`languages`, `zones`): the
+/// user's own profile and the admin area's user form choose from the same lists.
+pub(crate) fn with_choices(page: Page) -> Page {
     let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
     let languages: Vec<_> = LANGUAGES.iter().map(|(tag, name)| json!({"tag": tag, "name": name})).collect();
-    Page::new("profile.html", "Your profile")
-        .with("user", user)
-        .with("form", values)
-        .with("languages", languages)
-        .with("zones", zones)
+    page.with("languages", languages).with("zones", zones)
+}
+
+fn profile_page(user: &User, values: &User) -> Page {
+    with_choices(Page::new("profile.html", "Your profile").with("user", user).with("form", values))
 }
 
 pub async fn profile(State(state): State<AppState>, _ctx: Ctx, SignedIn { user, session, .. }: SignedIn) -> Response {
