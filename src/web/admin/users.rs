@@ -118,7 +118,7 @@ async fn user_profile(state: &AppState, staff: Staff, id: i64, editing: bool) ->
         .with("can_sessions", staff.can(P::SessionsManage))
         .with("can_impersonate", staff.can(P::UsersImpersonate))
         .with("editing", editing);
-    staff.page(&state, page)
+    staff.page(state, page)
 }
 
 fn user_page(id: i64) -> String {
