@@ -1,6 +1,6 @@
 //! The admin area as staff use it: headless Chromium against a real `gatehouse serve`. Sign-in
 //! with TOTP and the backup code, forced enrolment, a role meeting "Access Denied", adding a
-//! client and managing its Users tab, log in as client, and System Health applying the
+//! client and managing its Users tab, adding and editing a user, log in as client, and System Health applying the
 //! CloudFlare fix. Set-up (admins, roles, traffic) goes through the services; everything an
 //! admin does goes through the browser.
 
@@ -186,6 +186,53 @@ async fn adding_a_client_and_managing_its_users_tab() {
         tab.press("Search").await;
         let text = tab.sees("1 client(s) matching").await;
         assert!(text.contains("Carol Cloud") && !text.contains("Bob Ltd"), "{text}");
+    })
+    .await;
+}
+
+/// Staff add a user (who gets a link to set their own password) and edit another's details;
+/// a new login email after the re-authentication window first asks the admin to confirm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_user_and_editing_a_users_details() {
+    run("adding_a_user_and_editing_a_users_details", "", |suite| async move {
+        let server = &suite.server;
+        server.client_with_owner("bob@example.com", "Bob Ltd").await;
+        admin(server, "alice", AdminPermission::ALL).await;
+        let tab = suite.browser("alice").await;
+        sign_in(&tab, "alice").await;
+
+        tab.follow("Users").await;
+        tab.follow("Add user").await;
+        tab.fill("input[name=first_name]", "Nia").await;
+        tab.fill("input[name=last_name]", "Ode").await;
+        tab.fill("input[name=email]", "nia@example.com").await;
+        tab.press("Add user").await;
+        tab.sees("User nia@example.com was added. A link to set their password was sent to them.").await;
+        tab.sees("Password: not set").await;
+
+        tab.follow("Users").await;
+        tab.follow("bob@example.com").await;
+        tab.follow("Edit details").await;
+        tab.fill("input[name=last_name]", "Baker").await;
+        tab.snapshot("admin-user-edit").await;
+        tab.press("Save").await;
+        tab.sees("bob@example.com's details are saved.").await;
+        tab.sees("Baker bob@example.com").await;
+
+        // Six minutes on, a new login email needs the admin's password first.
+        server.state.db().clock().advance(std::time::Duration::from_secs(6 * 60));
+        tab.follow("Edit details").await;
+        tab.fill("input[name=email]", "bob@baker.example").await;
+        tab.press("Save").await;
+        tab.sees("hands its password resets to the new address").await;
+        tab.fill("input[name=password]", PASSWORD).await;
+        tab.press("Confirm").await;
+        tab.follow("Users").await;
+        tab.follow("bob@example.com").await;
+        tab.follow("Edit details").await;
+        tab.fill("input[name=email]", "bob@baker.example").await;
+        tab.press("Save").await;
+        tab.sees("bob@baker.example's details are saved.").await;
     })
     .await;
 }
