@@ -612,3 +612,54 @@ async fn credential_changes_ask_to_confirm_it_is_you_first() {
     })
     .await;
 }
+
+/// At a phone's width (390 px) every page fits: no page scrolls sideways, inputs and tables stay
+/// inside the screen. The home page names the user's permissions as the users page does, never
+/// by their internal keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_fit_a_phone_and_name_permissions_in_words() {
+    run("pages_fit_a_phone_and_name_permissions_in_words", "", |suite: Suite| async move {
+        let server = &suite.server;
+        let (_, client) =
+            server.client_with_owner("ann@example.com", "Ann Hosting with a rather long company name").await;
+        let actor = Actor::system("test");
+        let sub = server
+            .accounts()
+            .create_user(
+                &actor,
+                gatehouse::accounts::NewUser {
+                    email: "sam.sub-user@example.com".into(),
+                    first_name: "Sam".into(),
+                    last_name: "Sub".into(),
+                    language: String::new(),
+                    password: Some(PASSWORD.into()),
+                },
+            )
+            .await
+            .unwrap();
+        let some = Permissions::parse_list("invoices,manageproducts").unwrap();
+        server.accounts().associate(&actor, sub.id, client, &some).await.unwrap();
+
+        let tab = suite.browser("sam").await;
+        tab.client.set_window_size(390, 844).await.unwrap();
+        log_in(&tab, "sam.sub-user@example.com", PASSWORD).await;
+        let home = tab.sees("Your permissions").await;
+        assert!(!home.contains("manageproducts"), "internal keys are not shown: {home}");
+        assert!(
+            home.contains(&Permissions::parse_list("manageproducts").unwrap().iter().next().unwrap().label()),
+            "{home}"
+        );
+        let fits = "return document.documentElement.scrollWidth <= document.documentElement.clientWidth";
+        for page in ["clientarea", "account/profile", "account/client", "account/security", "account/sessions"] {
+            tab.open(page).await;
+            assert_eq!(tab.eval(fits).await, serde_json::json!(true), "{page} scrolls sideways at 390 px");
+        }
+        let owner = suite.browser("ann").await;
+        owner.client.set_window_size(390, 844).await.unwrap();
+        log_in(&owner, "ann@example.com", PASSWORD).await;
+        owner.open("account/users").await;
+        assert_eq!(owner.eval(fits).await, serde_json::json!(true), "the users page scrolls sideways at 390 px");
+        owner.snapshot("users-phone").await;
+    })
+    .await;
+}

@@ -12,10 +12,13 @@ use crate::web::render::{Answer, Page, message, see_other};
 pub async fn show(State(state): State<AppState>, SignedIn { user, session, memberships }: SignedIn) -> Answer {
     let clients: Vec<_> = memberships.into_iter().filter(Membership::is_usable).collect();
     let current = session.data.client_id.and_then(|id| clients.iter().find(|m| m.client_id == id).cloned());
+    // What the user may do here, in the words the users page uses (never the internal keys).
+    let permissions: Vec<String> = current.iter().flat_map(|m| m.permissions.iter().map(|p| p.label())).collect();
     Ok(Page::new("clientarea.html", "Client area")
         .with("user", &user)
         .with("clients", &clients)
         .with("current", &current)
+        .with("permissions", permissions)
         .render(&state, Some(&session)))
 }
 
