@@ -128,30 +128,34 @@ pub fn return_free_memory() {
     }
 }
 
-/// Whether the account `uid` can create a file in `dir`, tried as that account: a child process
-/// with its uid and group ids creates and removes a file there. `None` when this process cannot
-/// take another account's identity (it is not root) or the account is unknown — then only the
-/// account's own report (its heartbeat) can tell.
+/// Whether the account `uid` can create a file in `dir`, tried as that account: `setpriv`
+/// runs a shell with its uid, gid and supplementary groups (as a login of it would have them),
+/// which creates a file with a random name exclusively (`mktemp`) and removes it. `None` when
+/// this process cannot take another account's identity (it is not root), the account is unknown
+/// or `setpriv` is missing — then only the account's own report (its heartbeat) can tell.
 pub async fn can_write_as(uid: u32, dir: &std::path::Path) -> Option<Result<(), String>> {
     use nix::unistd::{Uid, User, geteuid};
     if !geteuid().is_root() {
         return None;
     }
     let user = User::from_uid(Uid::from_raw(uid)).ok().flatten()?;
-    let script = "f=\"$1/.gatehouse-doctor-$$\" && : > \"$f\" && rm -f \"$f\"";
-    let run = tokio::process::Command::new("/bin/sh")
-        .args(["-c", script, "sh"])
+    let script = "f=$(mktemp \"$1/.gatehouse-doctor-XXXXXXXXXX\") && rm -f -- \"$f\"";
+    let run = tokio::process::Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={}", user.gid.as_raw()))
+        .arg("--init-groups")
+        .args(["/bin/sh", "-c", script, "sh"])
         .arg(dir)
-        .uid(uid)
-        .gid(user.gid.as_raw())
         .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(std::time::Duration::from_secs(5), run).await.ok()?.ok()?;
     if output.status.success() {
         return Some(Ok(()));
     }
     let said = String::from_utf8_lossy(&output.stderr);
-    // The shell's words are `sh: 1: cannot create /dir/file: Permission denied`: keep the cause.
+    // `mktemp: failed to create file via template '…': Permission denied`: keep the cause.
     let cause = said.trim().rsplit(": ").next().unwrap_or("cannot write").to_string();
     Some(Err(cause))
 }

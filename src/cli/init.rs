@@ -184,6 +184,9 @@ security:
 
 accounts:
   registration: open           # open (/register creates a client and its owner) | invite_only
+  # Contact details /register requires besides name, email and password (it asks for all):
+  # company, address1, address2, city, state, postcode, country, phone, tax_id
+  signup_required: []
 
 twofa:
   force_clients: false

@@ -251,6 +251,69 @@ impl Default for Lockout {
 #[serde(default, deny_unknown_fields)]
 pub struct AccountsConfig {
     pub registration: Registration,
+    /// The contact details `/register` requires besides name, email and password (it asks
+    /// for all of them; the rest are optional).
+    pub signup_required: Vec<ContactField>,
+}
+
+/// A client's contact detail, as a sign-up form asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactField {
+    Company,
+    Address1,
+    Address2,
+    City,
+    /// The region: state, county or province.
+    State,
+    Postcode,
+    Country,
+    Phone,
+    TaxId,
+}
+
+impl ContactField {
+    pub const ALL: [ContactField; 9] = [
+        ContactField::Company,
+        ContactField::Address1,
+        ContactField::Address2,
+        ContactField::City,
+        ContactField::State,
+        ContactField::Postcode,
+        ContactField::Country,
+        ContactField::Phone,
+        ContactField::TaxId,
+    ];
+
+    /// The form field's name (the client's column).
+    pub fn key(self) -> &'static str {
+        match self {
+            ContactField::Company => "company",
+            ContactField::Address1 => "address1",
+            ContactField::Address2 => "address2",
+            ContactField::City => "city",
+            ContactField::State => "state",
+            ContactField::Postcode => "postcode",
+            ContactField::Country => "country",
+            ContactField::Phone => "phone",
+            ContactField::TaxId => "tax_id",
+        }
+    }
+
+    /// What a person reads beside the field.
+    pub fn label(self) -> &'static str {
+        match self {
+            ContactField::Company => "Company",
+            ContactField::Address1 => "Address",
+            ContactField::Address2 => "Address (second line)",
+            ContactField::City => "City",
+            ContactField::State => "State, county or region",
+            ContactField::Postcode => "Postcode",
+            ContactField::Country => "Country",
+            ContactField::Phone => "Phone",
+            ContactField::TaxId => "Tax id (VAT number)",
+        }
+    }
 }
 
 /// Who may create a client in the client area (`/register`).

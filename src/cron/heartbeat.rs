@@ -60,32 +60,46 @@ impl From<String> for Troubles {
 crate::stored_as!(Troubles, String);
 
 /// The folders this process writes in, each tried with a file it creates and removes: the
-/// sessions folder (files store), the data folder, and the mail spool (or, before the first
-/// message creates it, the folder it will be created in).
+/// sessions folder (files store), the data folder, and the mail spool once it exists (delivery
+/// creates it). The file has a random name and is created exclusively, never through a link or
+/// into a FIFO someone left there, and a probe that does not finish in 2 s is a trouble itself:
+/// whoever can write the folder cannot make the process truncate a file or wait forever.
 pub async fn what_cannot_be_written(config: &crate::config::Config) -> Troubles {
     use crate::config::{MailTransport, SessionStore};
     let mut folders = vec![("data_dir", std::path::PathBuf::from(&config.data_dir))];
     if config.sessions.store == SessionStore::Files {
         folders.push(("sessions.dir", config.sessions.dir.clone().into()));
     }
-    if config.mail.transport == MailTransport::Spool {
-        let spool = std::path::PathBuf::from(&config.mail.spool_dir);
-        let existing = spool.ancestors().find(|a| a.exists()).map(std::path::Path::to_path_buf).unwrap_or(spool);
-        folders.push(("mail.spool_dir", existing));
+    if config.mail.transport == MailTransport::Spool && std::path::Path::new(&config.mail.spool_dir).exists() {
+        folders.push(("mail.spool_dir", config.mail.spool_dir.clone().into()));
     }
     let mut troubles = Vec::new();
     for (what, folder) in folders {
-        let probe = folder.join(format!(".gatehouse-write-test-{}", std::process::id()));
-        match tokio::fs::write(&probe, b"").await {
-            Ok(()) => {
-                let _ = tokio::fs::remove_file(&probe).await;
-            }
-            Err(e) => {
-                troubles.push(Trouble { what: what.into(), path: folder.display().to_string(), error: e.to_string() })
-            }
-        }
+        let path = folder.display().to_string();
+        let probe = tokio::task::spawn_blocking(move || try_write(&folder));
+        let error = match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
+            Ok(Ok(Ok(()))) => continue,
+            Ok(Ok(Err(e))) => e.to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "a file could not be created within 2 s".into(),
+        };
+        troubles.push(Trouble { what: what.into(), path, error });
     }
     Troubles(troubles)
+}
+
+/// Creates and removes a file of a random name in `folder`: exclusively (`O_EXCL`), not
+/// following a link (`O_NOFOLLOW`) and without waiting on a FIFO (`O_NONBLOCK`).
+fn try_write(folder: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = format!(".gatehouse-write-test-{}", crate::secrets::tokens::random().raw);
+    let probe = folder.join(name);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
 }
 
 /// The account this process runs as, and its uid.
@@ -171,10 +185,12 @@ impl Heartbeat {
             .bind(&self.run_as)
             .bind(self.uid)
             .bind(serde_json::to_string(&self.troubles).unwrap_or_else(|_| "[]".into()));
+        // The connection first, then this clock: the offset must not include the wait for it.
+        let mut conn = db.pool().acquire().await?;
         if db.backend() == Backend::Postgres {
             query = query.bind(db.clock().now_ms());
         }
-        query.execute(db.pool()).await?;
+        query.execute(&mut *conn).await?;
         Ok(())
     }
 }

@@ -6,5 +6,8 @@
 mod outbox;
 mod transport;
 
-pub use outbox::{Delivery, OutboxMessage, QueueStats, enqueue, for_recipient, last_failure, requeue_failed, stats};
+pub use outbox::{
+    Delivery, OutboxMessage, QueueStats, delivered_since_last_failure, enqueue, for_recipient, last_failure,
+    requeue_failed, stats,
+};
 pub use transport::Transport;

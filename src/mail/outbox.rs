@@ -134,6 +134,17 @@ pub async fn last_failure(db: &Db) -> Result<Option<String>> {
         .flatten())
 }
 
+/// Whether a message queued after the newest failed one was delivered: the transport works,
+/// and the failures are those recipients' (an address that does not exist), not the site's.
+pub async fn delivered_since_last_failure(db: &Db) -> Result<bool> {
+    let later: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND id > (SELECT MAX(id) FROM outbox WHERE status = 'failed')",
+    )
+    .fetch_one(db.pool())
+    .await?;
+    Ok(later > 0)
+}
+
 /// Puts every failed message back in the queue for the next delivery run. Returns how many.
 pub async fn requeue_failed(db: &Db) -> Result<u64> {
     Ok(sqlx::query("UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1 WHERE status = 'failed'")

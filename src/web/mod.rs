@@ -56,8 +56,8 @@ pub struct Inner {
     trusted: std::sync::RwLock<Arc<Trusted>>,
     pub duo: Option<Duo>,
     pub instance_id: String,
-    /// Where this process keeps accounts and sessions (`store::settings::storage_id`).
-    pub storage_id: String,
+    /// What `store::settings::storage_id` hashes with.
+    storage_key: String,
     pub cookie: CookieSettings,
     pub metrics: metrics::Metrics,
     pub form_key: form_token::FormKey,
@@ -88,7 +88,7 @@ impl AppState {
         })?;
         let Services { db, auth, license, .. } = Services::open(&loaded).await?;
         let instance_id = crate::store::settings::instance_id(&db).await?;
-        let storage_id = crate::store::settings::storage_id(&instance_id, &config.storage_files());
+        let storage_key = crate::store::settings::storage_key(&db).await?;
         let form_key = form_token::FormKey::new(&crate::store::settings::form_key(&db).await?);
         let duo = Duo::from_config(&config.twofa.duo, &system_url)?;
         let form_targets: Vec<&str> = duo.iter().map(Duo::origin).collect();
@@ -99,7 +99,7 @@ impl AppState {
                 cookie: CookieSettings::from_system_url(&system_url),
                 duo,
                 instance_id,
-                storage_id,
+                storage_key,
                 metrics: metrics::Metrics::default(),
                 form_key,
                 observations: observations::Sample::new(loaded.fingerprint()),
@@ -233,6 +233,11 @@ async fn return_memory_when_quiet(state: AppState) {
 }
 
 impl AppState {
+    /// Where this process keeps accounts and sessions now (`store::settings::storage_id`).
+    pub fn storage_id(&self) -> String {
+        crate::store::settings::storage_id(&self.storage_key, &self.instance_id, &self.loaded.config.storage_files())
+    }
+
     /// Writes the web heartbeat and stores the pending request observations.
     pub async fn flush(&self) {
         self.heartbeat().await;

@@ -125,11 +125,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], state.metrics.render(&scraped)).into_response()
 }
 
-async fn well_known(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({
+async fn well_known(State(state): State<AppState>) -> impl IntoResponse {
+    // Never from a cache: the doctor compares what each node says now.
+    let answer = json!({
         "instance_id": state.instance_id,
-        "storage_id": state.storage_id,
+        "storage_id": state.storage_id(),
         "version": env!("CARGO_PKG_VERSION"),
         "system_url": state.loaded.config.system_url.to_string(),
-    }))
+    });
+    ([(header::CACHE_CONTROL, "no-store")], Json(answer))
 }

@@ -120,13 +120,13 @@ async fn nodes_that_do_not_share_storage_are_named_from_either_node() {
 
     let (found, _) = check(&a.state.loaded, "system_url.reachable").await;
     assert_eq!(found.status, Status::Fail, "{}", found.message);
-    assert!(found.message.contains(&b.state.storage_id) && found.message.contains("loop"), "{}", found.message);
+    assert!(found.message.contains(&b.state.storage_id()) && found.message.contains("loop"), "{}", found.message);
     assert_eq!(found.evidence["nodes"].as_array().unwrap().len(), 2, "{}", found.evidence["nodes"]);
     assert!(found.evidence["unknown_session_cookies_24h"].as_i64().unwrap() >= 1, "{:?}", found.evidence);
     assert!(found.remediation.contains("same storage"), "{}", found.remediation);
     // Run on node B, the doctor names A the same way.
     let (from_b, _) = check(&b.state.loaded, "system_url.reachable").await;
-    assert!(from_b.message.contains(&a.state.storage_id), "{}", from_b.message);
+    assert!(from_b.message.contains(&a.state.storage_id()), "{}", from_b.message);
 
     // The fix: node B on A's database (one storage for both).
     let url = a.state.loaded.config.database_url.as_str().to_string();

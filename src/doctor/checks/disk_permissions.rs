@@ -112,10 +112,12 @@ impl Check for Permissions {
     }
 }
 
-/// The accounts (name, uid) live processes run as, other than root.
+/// The accounts (name, uid) the deployment's processes ran as, other than root — every
+/// heartbeat however old: `--fix` is run most often while the service is stopped, and a chmod
+/// then must not lock it out for when it starts again.
 async fn running_as(ctx: &Context) -> Vec<(String, u32)> {
-    let Ok((live, _)) = ctx.live_heartbeats().await else { return Vec::new() };
-    let mut accounts: Vec<(String, u32)> = live
+    let Ok(beats) = ctx.heartbeats().await else { return Vec::new() };
+    let mut accounts: Vec<(String, u32)> = beats
         .iter()
         .filter_map(|b| Some((b.run_as.clone(), u32::try_from(b.uid?).ok()?)))
         .filter(|(_, uid)| *uid != 0)

@@ -47,7 +47,8 @@ impl Check for Queue {
                 0 => None,
                 _ => Some(mail::last_failure(db).await.ok().flatten().unwrap_or_default()),
             };
-            let outcome = judge(&stats, last_error.as_deref(), ctx.now(), interval);
+            let flowing = stats.failed > 0 && mail::delivered_since_last_failure(db).await.unwrap_or(false);
+            let outcome = judge(&stats, last_error.as_deref(), flowing, ctx.now(), interval);
             Ok(base(match last_error {
                 Some(error) => outcome.with("last_error", error),
                 None => outcome,
@@ -56,9 +57,21 @@ impl Check for Queue {
     }
 }
 
-/// The verdict on the outbox: a message that failed for good needs a person (and a requeue); one
-/// waiting past two cron intervals (and a minute's slack) means nobody drains the queue.
-fn judge(stats: &QueueStats, last_error: Option<&str>, now: i64, interval: i64) -> Outcome {
+/// The verdict on the outbox: a message that failed for good needs a person (and a requeue) —
+/// unless mail queued after it was delivered (`flowing`): then the transport works and the
+/// failures are their recipients' (an address that does not exist, which anyone signing up can
+/// type), a warning with nothing to requeue. One waiting past two cron intervals (and a
+/// minute's slack) means nobody drains the queue.
+fn judge(stats: &QueueStats, last_error: Option<&str>, flowing: bool, now: i64, interval: i64) -> Outcome {
+    if stats.failed > 0 && flowing {
+        return Outcome::warn(format!(
+            "{} message(s) were refused by their recipients' servers while later mail was delivered; last \
+             answer: {}",
+            stats.failed,
+            last_error.unwrap_or_default()
+        ))
+        .remediation("Nothing is wrong with sending: check those addresses with the people they belong to.");
+    }
     if stats.failed > 0 {
         return Outcome::fail(format!(
             "{} message(s) failed permanently; last error: {}",
@@ -91,7 +104,7 @@ mod tests {
     #[test]
     fn failures_fail_and_a_stale_queue_warns() {
         let now = 10_000;
-        let judged = |s: QueueStats| judge(&s, Some("550 mailbox unavailable"), now, 300);
+        let judged = |s: QueueStats| judge(&s, Some("550 mailbox unavailable"), false, now, 300);
         assert_eq!(judged(stats(0, 0, None)).status, Status::Pass);
         assert_eq!(judged(stats(3, 0, Some(now - 660))).status, Status::Pass, "two intervals and a minute");
         assert_eq!(judged(stats(3, 0, Some(now - 661))).status, Status::Warn);
@@ -99,5 +112,8 @@ mod tests {
         assert_eq!(failed.status, Status::Fail);
         assert!(failed.message.ends_with("last error: 550 mailbox unavailable"), "{}", failed.message);
         assert_eq!(failed.fix.as_deref(), Some("requeue the 2 failed message(s) for the next cron run"));
+        let refused_by_recipients = judge(&stats(0, 2, None), Some("550 User unknown"), true, now, 300);
+        assert_eq!(refused_by_recipients.status, Status::Warn, "a visitor's made-up address is not the site's fault");
+        assert!(refused_by_recipients.fix.is_none());
     }
 }

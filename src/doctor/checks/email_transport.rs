@@ -209,13 +209,18 @@ impl Check for Transport {
                         Ok((sender.clone(), format!("MAIL FROM:<{sender}> → {}", reply.code())))
                     })
                     .await?;
+                // postmaster@ the sender's domain: every mail domain must accept it (RFC 5321
+                // §4.5.1), where a no-reply sender is often no mailbox at all.
                 s.step(SmtpPhase::RcptTo, async {
+                    let to: lettre::Address = format!("postmaster@{}", sender.domain())
+                        .parse()
+                        .map_err(|e| format!("postmaster@{}: {e}", sender.domain()))?;
                     let reply = conn
-                        .command(Rcpt::new(sender.clone(), vec![]))
+                        .command(Rcpt::new(to.clone(), vec![]))
                         .await
-                        .map_err(|e| format!("RCPT TO:<{sender}>: {e}"))?;
+                        .map_err(|e| format!("RCPT TO:<{to}>: {e}"))?;
                     let _ = conn.command(Rset).await;
-                    Ok(((), format!("RCPT TO:<{sender}> → {} (then RSET: nothing sent)", reply.code())))
+                    Ok(((), format!("RCPT TO:<{to}> → {} (then RSET: nothing sent)", reply.code())))
                 })
                 .await?;
                 let _ = conn.quit().await;
@@ -261,6 +266,11 @@ fn judge(smtp: &Smtp, steps: &[Step], stalled: Option<Duration>) -> Outcome {
         .with("failed_phase", next);
     }
     match steps.iter().find(|step| !step.ok) {
+        // The relay took the sender; a recipient it refuses is a question about that address.
+        Some(step) if step.phase == SmtpPhase::RcptTo => {
+            Outcome::warn(format!("the relay accepts the sender but refused a recipient: {}", step.detail))
+                .with("failed_phase", step.phase)
+        }
         Some(step) => {
             Outcome::fail(format!("SMTP {} phase failed: {}", step.phase, step.detail)).with("failed_phase", step.phase)
         }

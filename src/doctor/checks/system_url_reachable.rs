@@ -65,7 +65,10 @@ impl Check for Reachable {
                 }
                 answers.extend(Answer::of(&http::get(&target, resolver, left, None).await));
             }
-            let mine = settings::storage_id(&ours, &ctx.config().storage_files());
+            let key = settings::storage_key(accounts.db())
+                .await
+                .map_err(|e| Outcome::error(format!("cannot read this deployment's storage key: {e}")))?;
+            let mine = settings::storage_id(&key, &ours, &ctx.config().storage_files());
             let since = ctx.now() - 86_400;
             let unknown_sessions: i64 = encounters::since(accounts.db(), Kind::UnknownSession, since)
                 .await
