@@ -199,3 +199,29 @@ impl Heartbeat {
 pub async fn all(db: &Db) -> Result<Vec<Heartbeat>> {
     Ok(sqlx::query_as("SELECT * FROM heartbeats ORDER BY at DESC").fetch_all(db.pool()).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_probe_leaves_nothing_and_never_writes_through_what_is_there() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep me").expect("written");
+        try_write(dir.path()).expect("a writable folder");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("listed").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from("victim")], "the probe removes its file");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep me");
+    }
+
+    #[tokio::test]
+    async fn a_spool_not_created_yet_is_not_probed_in_the_folder_above() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let mut config = crate::config::Config::default();
+        config.data_dir = dir.path().display().to_string();
+        config.mail.spool_dir = dir.path().join("not-yet/mail").display().to_string();
+        assert_eq!(what_cannot_be_written(&config).await, Troubles::default());
+        assert!(!dir.path().join("not-yet").exists());
+    }
+}

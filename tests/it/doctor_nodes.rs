@@ -264,6 +264,10 @@ async fn a_folder_the_service_account_cannot_write_is_named_by_a_doctor_run_as_r
     assert!(!exposed.fix.available, "a chmod that locks nobody out of its configuration");
     let relied = exposed.evidence["relied_on_by_service"].to_string();
     assert!(relied.contains("gatehouse.yaml") && relied.contains("nobody (uid 65534)"), "{relied}");
+    // Stopped for maintenance — when `--fix` is run — the service still needs its files.
+    drop(node);
+    let (stopped, _) = check(&loaded, "disk.permissions").await;
+    assert!(!stopped.fix.available, "the chmod would lock out the service's next start: {}", stopped.message);
     db.close().await;
 }
 
@@ -294,4 +298,22 @@ async fn a_proxy_that_does_not_pass_host_is_told_with_the_line_to_add() {
     server.state.flush().await;
     let (healthy, _) = check(&server.state.loaded, "system_url.requests").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+}
+
+/// A sessions folder created after `serve` started (as `doctor --fix sessions.storage` does):
+/// the node's storage id is worked out when asked, so it still matches the doctor's, and the
+/// answer is never cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_folder_created_after_start_keeps_one_storage_id() {
+    let files = "sessions:\n  store: files\n  dir: later-sessions\n";
+    let server = Server::start(Backend::Sqlite, files).await.unwrap();
+    let dir = server.dir.path().join("later-sessions");
+    let _ = std::fs::remove_dir_all(&dir);
+    let before = server.state.storage_id();
+    std::fs::create_dir(&dir).unwrap();
+    assert_ne!(server.state.storage_id(), before, "the folder is part of the storage");
+    let answer = reqwest::get(server.url(".well-known/gatehouse")).await.unwrap();
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    let (reached, _) = check(&server.state.loaded, "system_url.reachable").await;
+    assert_eq!(reached.status, Status::Pass, "{}", reached.message);
 }

@@ -320,6 +320,24 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_recipient_is_a_question_and_a_refused_sender_a_failure() {
+        let mut steps = through(&[Dns, Connect, Ehlo, SmtpPhase::MailFrom]);
+        steps.push(step(
+            SmtpPhase::RcptTo,
+            false,
+            "RCPT TO:<postmaster@shop.test>: permanent error (550): no such user",
+        ));
+        assert_eq!(judge(&server(SmtpTls::None, ""), &steps, None).status, Status::Warn);
+        let mut steps = through(&[Dns, Connect, Ehlo]);
+        steps.push(step(
+            SmtpPhase::MailFrom,
+            false,
+            "MAIL FROM:<noreply@shop.test>: permanent error (550): sender rejected",
+        ));
+        assert_eq!(judge(&server(SmtpTls::None, ""), &steps, None).status, Status::Fail);
+    }
+
+    #[test]
     fn a_stall_names_the_phase_it_never_finished() {
         let budget = Duration::from_secs(5);
         let connected = through(&[Dns, Connect]);
