@@ -218,8 +218,7 @@ mod tests {
     #[tokio::test]
     async fn a_spool_not_created_yet_is_not_probed_in_the_folder_above() {
         let dir = tempfile::tempdir().expect("a folder");
-        let mut config = crate::config::Config::default();
-        config.data_dir = dir.path().display().to_string();
+        let mut config = crate::config::Config { data_dir: dir.path().display().to_string(), ..Default::default() };
         config.mail.spool_dir = dir.path().join("not-yet/mail").display().to_string();
         assert_eq!(what_cannot_be_written(&config).await, Troubles::default());
         assert!(!dir.path().join("not-yet").exists());
