@@ -227,20 +227,52 @@ pub struct DeletedClient {
     pub kept_users: Vec<i64>,
 }
 
-const ISO_3166_ALPHA2: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN \
-BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER \
-ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO \
-IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML \
-MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT \
-PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN \
-TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
-
+/// An ISO 3166-1 alpha-2 code (the `celes` crate's list), upper-cased; empty stays empty.
 fn country_code(raw: &str) -> Result<String> {
     let code = raw.trim().to_ascii_uppercase();
-    if code.is_empty() || (code.len() == 2 && ISO_3166_ALPHA2.split(' ').any(|c| c == code)) {
+    if code.is_empty() || (code.len() == 2 && celes::Country::from_alpha2(&code).is_ok()) {
         Ok(code)
     } else {
         Err(Error::invalid(format!("`{}` is not an ISO 3166-1 alpha-2 country code such as GB or US", raw.trim())))
+    }
+}
+
+/// Every country a client may be in, as (alpha-2 code, name), by name: what a form offers.
+pub fn countries() -> Vec<(&'static str, &'static str)> {
+    let mut all: Vec<(&str, &str)> = celes::Country::get_countries().iter().map(|c| (c.alpha2, c.long_name)).collect();
+    all.sort_by_key(|(_, name)| name.trim_start_matches("The ").to_lowercase());
+    all
+}
+
+/// A phone number is kept as typed (`+44 (0)20 7946 0958 ext. 12`), only checked loosely: the
+/// characters people write numbers with, at least five digits, at most 40 characters.
+fn phone_number(raw: &str) -> Result<String> {
+    let phone = raw.trim();
+    let digits = phone.chars().filter(char::is_ascii_digit).count();
+    let allowed = |c: char| c.is_ascii_digit() || " +-().,/#*".contains(c) || "extEXT".contains(c);
+    if phone.is_empty() || (digits >= 5 && phone.chars().count() <= 40 && phone.chars().all(allowed)) {
+        Ok(phone.to_string())
+    } else {
+        Err(Error::invalid(format!("`{phone}` does not look like a phone number (digits, spaces and + - ( ) . only)")))
+    }
+}
+
+impl ClientUpdate {
+    /// Sets the contact detail `field` to `value`.
+    pub fn set(&mut self, field: crate::config::ContactField, value: String) {
+        use crate::config::ContactField as F;
+        let slot = match field {
+            F::Company => &mut self.company,
+            F::Address1 => &mut self.address1,
+            F::Address2 => &mut self.address2,
+            F::City => &mut self.city,
+            F::State => &mut self.state,
+            F::Postcode => &mut self.postcode,
+            F::Country => &mut self.country,
+            F::Phone => &mut self.phone,
+            F::TaxId => &mut self.tax_id,
+        };
+        *slot = Some(value);
     }
 }
 
@@ -272,6 +304,9 @@ impl Client {
         if let Some(v) = &u.country {
             set("country", &mut self.country, country_code(v)?);
         }
+        if let Some(v) = &u.phone {
+            set("phone", &mut self.phone, phone_number(v)?);
+        }
         for (name, value, slot) in [
             ("company", &u.company, &mut self.company),
             ("address1", &u.address1, &mut self.address1),
@@ -279,7 +314,6 @@ impl Client {
             ("city", &u.city, &mut self.city),
             ("state", &u.state, &mut self.state),
             ("postcode", &u.postcode, &mut self.postcode),
-            ("phone", &u.phone, &mut self.phone),
             ("language", &u.language, &mut self.language),
             ("tax_id", &u.tax_id, &mut self.tax_id),
             ("group", &u.group, &mut self.group),

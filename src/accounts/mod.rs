@@ -25,7 +25,9 @@ mod users;
 pub use admins::{Admin, AdminPermission, ApiToken, CreatedToken, Grantor, Role};
 pub use audit::{Actor, AuditEntry};
 pub use banned_emails::BannedDomain;
-pub use clients::{Client, ClientStatus, ClientUpdate, DeletedClient, EMAIL_KINDS, EmailPrefs, NewClient, OwnerSpec};
+pub use clients::{
+    Client, ClientStatus, ClientUpdate, DeletedClient, EMAIL_KINDS, EmailPrefs, NewClient, OwnerSpec, countries,
+};
 pub use credentials::{HashCensus, record_in, store_password_hash_in};
 pub use email::looks_like_email;
 pub use import::{ImportedUser, RowError};

@@ -30,6 +30,8 @@ pub struct Auth {
     /// `security.security_questions`: whether a reset asks the user's question.
     pub security_questions: bool,
     duo_configured: bool,
+    /// `accounts.signup_required`: the contact details a sign-up must give.
+    pub signup_required: Vec<crate::config::ContactField>,
 }
 
 /// What the password step of a login decided.
@@ -56,6 +58,7 @@ impl Auth {
             security_questions: config.security.security_questions,
             force_admins: config.twofa.force_admins,
             duo_configured: !config.twofa.duo.client_id.is_empty(),
+            signup_required: config.accounts.signup_required.clone(),
         }
     }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::Auth;
 use super::throttle::Scope;
 use crate::accounts::{Acceptance, Actor, ClientUpdate, Membership, NewClient, OwnerSpec};
+use crate::config::ContactField;
 use crate::error::{Code, Error, Result};
 use crate::mail;
 
@@ -37,8 +38,17 @@ pub struct SignUp {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
-    pub company: String,
     pub password: String,
+    /// The contact details typed (company, address, country, phone…).
+    #[serde(skip)]
+    pub details: Vec<(ContactField, String)>,
+}
+
+impl SignUp {
+    /// What was typed for `field` ('' when nothing).
+    pub fn detail(&self, field: ContactField) -> &str {
+        self.details.iter().find(|(f, _)| *f == field).map_or("", |(_, v)| v.trim())
+    }
 }
 
 /// The outcome, which the visitor must not be able to tell apart.
@@ -63,13 +73,19 @@ impl Auth {
         attempt.failed().await?;
 
         let actor = Actor::system("sign-up").with_ip(ip);
-        let fields = ClientUpdate {
+        // What the configuration requires (`accounts.signup_required`); the rest is optional.
+        if let Some(missing) = self.signup_required.iter().find(|f| form.detail(**f).is_empty()) {
+            return Err(Error::invalid(format!("{} is required", missing.label().to_lowercase())));
+        }
+        let mut fields = ClientUpdate {
             email: Some(form.email.trim().into()),
             first_name: Some(form.first_name.trim().into()),
             last_name: Some(form.last_name.trim().into()),
-            company: Some(form.company.trim().into()),
             ..Default::default()
         };
+        for field in ContactField::ALL {
+            fields.set(field, form.detail(field).to_string());
+        }
         let new = NewClient { fields, owner: OwnerSpec::NewUser { password: Some(form.password) } };
         let welcome = format!(
             "Hello {},\n\nyour account is ready. Log in with this email address and the password you chose:\n\n{}\n",

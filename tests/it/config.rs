@@ -103,6 +103,7 @@ fn every_kind_of_bad_file_is_refused_with_its_location() {
         ("timezone: Mars/Olympus\n", 1, 11, "unknown time zone `Mars/Olympus`"),
         ("database_url: mysql://db/gh\n", 1, 15, "unsupported database URL scheme `mysql`"),
         ("sessions:\n  store: redis\n", 2, 10, "unknown variant `redis`"),
+        ("accounts:\n  signup_required: [city, shoe_size]\n", 2, 27, "unknown variant `shoe_size`, expected one of"),
         ("doctor:\n  disk_min_free: lots\n", 2, 18, "invalid size"),
         // Values that parse but cannot work.
         ("security:\n  lockout: { max_failures: 0 }\n", 2, 28, "expected 1 to 100"),

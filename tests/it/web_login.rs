@@ -296,6 +296,51 @@ async fn legacy_hashes_are_upgraded_at_login(backend: Backend) {
 
 /// Sign-up creates the client, its owner and the welcome mail together, is audited with the
 /// visitor's IP, and is throttled per IP like a lockout (here 3 attempts).
+/// A hosting client area needs its clients' contact details: `/register` asks for them, those
+/// `accounts.signup_required` names are required (checked by the server, not only the browser),
+/// countries come from ISO 3166 (a maintained list), phone numbers are kept as typed.
+async fn sign_up_asks_the_contact_details_the_site_requires(backend: Backend) {
+    let extra = "accounts:\n  signup_required: [address1, city, postcode, country, phone]\n";
+    let Some(server) = Server::start(backend, extra).await else { return };
+    let b = server.browser();
+    let page = b.get("register").await;
+    assert!(page.body.contains("name=\"city\"") && page.body.contains("autocomplete=\"address-level2\" required"));
+    assert!(page.body.contains("Company (optional)") && page.body.contains("<option value=\"GB\""), "{}", page.body);
+    let mut fields = vec![
+        ("email", "dana@example.com"),
+        ("first_name", "Dana"),
+        ("last_name", "Field"),
+        ("password", "a long enough passphrase"),
+        ("password_confirm", "a long enough passphrase"),
+        ("address1", "1 Harbour Row"),
+        ("postcode", "BS1 4RN"),
+        ("country", "GB"),
+        ("phone", "+44 (0)117 496 0000 ext. 12"),
+    ];
+    let missing = b.submit("register", "register", &fields).await;
+    assert_eq!(missing.status, 422);
+    assert!(missing.body.contains("City is required"), "{}", missing.body);
+    assert!(missing.body.contains("1 Harbour Row"), "what was typed is kept");
+    fields.push(("city", "Bristol"));
+    for (field, bad, said) in [("country", "ZZ", "ISO 3166-1"), ("phone", "call me maybe", "phone number")] {
+        let wrong: Vec<_> = fields.iter().map(|(k, v)| (*k, if *k == field { bad } else { *v })).collect();
+        let refused = b.submit("register", "register", &wrong).await;
+        assert_eq!(refused.status, 422, "{field}");
+        assert!(refused.body.contains(said), "{field}: {}", refused.body);
+    }
+    assert!(server.accounts().user_by_email("dana@example.com").await.unwrap().is_none(), "nothing half made");
+    let done = b.submit("register", "register", &fields).await;
+    assert_eq!((done.status, done.location()), (303, "/login"), "{}", done.body);
+    let user = server.accounts().user_by_email("dana@example.com").await.unwrap().expect("the owner");
+    let client =
+        server.accounts().client(server.accounts().clients_of_user(user.id).await.unwrap()[0].client_id).await.unwrap();
+    assert_eq!(
+        (client.address1.as_str(), client.city.as_str(), client.postcode.as_str(), client.country.as_str()),
+        ("1 Harbour Row", "Bristol", "BS1 4RN", "GB")
+    );
+    assert_eq!(client.phone, "+44 (0)117 496 0000 ext. 12", "kept as typed");
+}
+
 async fn sign_up_is_one_transaction_audited_and_throttled_per_ip(backend: Backend) {
     let extra = "security:\n  lockout: { max_failures: 3, window: 15m, lock: 15m }\n";
     let Some(server) = Server::start(backend, extra).await else { return };
@@ -405,6 +450,7 @@ web_on_both_backends!(
     anonymous_visitors_store_no_sessions,
     lockout_spares_the_innocent_behind_one_address,
     sign_up_is_one_transaction_audited_and_throttled_per_ip,
+    sign_up_asks_the_contact_details_the_site_requires,
     login_opens_the_client_area_on_a_new_session,
     csrf_is_required_on_every_form,
     same_origin_forms_pass_whatever_origin_browsers_send,

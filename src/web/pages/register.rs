@@ -4,11 +4,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde_json::json;
 
 use super::extract::CheckedForm;
 use super::{form_session, redirect_with_flash};
 use crate::auth::{SignUp, SignedUp};
-use crate::config::Registration;
+use crate::config::{ContactField, Registration};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
@@ -21,16 +22,39 @@ fn closed(state: &AppState, ctx: &Ctx) -> Option<Response> {
     })
 }
 
+/// The form, with what was typed: name, email, password, then every contact detail — those
+/// `accounts.signup_required` names marked required, the rest optional — and the countries.
 fn form_page(state: &AppState, values: &SignUp) -> Page {
+    let required = &state.loaded.config.accounts.signup_required;
+    let details: Vec<_> = ContactField::ALL
+        .iter()
+        .map(|f| {
+            json!({"key": f.key(), "label": f.label(), "required": required.contains(f), "value": values.detail(*f),
+                   "autocomplete": autocomplete(*f)})
+        })
+        .collect();
+    let countries: Vec<_> =
+        crate::accounts::countries().into_iter().map(|(code, name)| json!({"code": code, "name": name})).collect();
     Page::new("register.html", "Open an account")
-        .with(
-            "form",
-            serde_json::json!({
-                "email": values.email, "first_name": values.first_name,
-                "last_name": values.last_name, "company": values.company,
-            }),
-        )
+        .with("form", json!({"email": values.email, "first_name": values.first_name, "last_name": values.last_name}))
+        .with("details", details)
+        .with("countries", countries)
         .with("min_length", state.loaded.config.security.password_min_length)
+}
+
+/// What browsers fill a contact detail from (HTML's autocomplete tokens).
+fn autocomplete(field: ContactField) -> &'static str {
+    match field {
+        ContactField::Company => "organization",
+        ContactField::Address1 => "address-line1",
+        ContactField::Address2 => "address-line2",
+        ContactField::City => "address-level2",
+        ContactField::State => "address-level1",
+        ContactField::Postcode => "postal-code",
+        ContactField::Country => "country",
+        ContactField::Phone => "tel",
+        ContactField::TaxId => "off",
+    }
 }
 
 pub async fn form(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -49,8 +73,8 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { sessi
         email: form.text("email").into(),
         first_name: form.text("first_name").into(),
         last_name: form.text("last_name").into(),
-        company: form.text("company").into(),
         password: form.get("password").unwrap_or("").into(),
+        details: ContactField::ALL.iter().map(|f| (*f, form.text(f.key()).to_string())).collect(),
     };
     let again =
         |error: String| form_page(&state, &values).with("error", error).status(StatusCode::UNPROCESSABLE_ENTITY);
