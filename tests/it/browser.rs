@@ -448,6 +448,37 @@ async fn sign_up_opens_an_account_and_refuses_what_the_rules_refuse() {
     .await;
 }
 
+/// With contact details required, the form asks for them (the browser itself holds back a form
+/// without them), the country is chosen from the ISO list, and the new client has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_with_the_contact_details_the_site_requires() {
+    let extra = "accounts:\n  signup_required: [city, country, phone]\n";
+    run("sign_up_with_the_contact_details_the_site_requires", extra, |suite| async move {
+        let tab = suite.browser("dana").await;
+        tab.open("register").await;
+        tab.fill("input[name=first_name]", "Dana").await;
+        tab.fill("input[name=last_name]", "Field").await;
+        tab.fill("input[name=email]", "dana@example.com").await;
+        let valid = "return document.querySelector('form[action$=register]').checkValidity()";
+        assert_eq!(tab.eval(valid).await, serde_json::json!(false), "the browser holds back a form without them");
+        tab.fill("input[name=city]", "Bristol").await;
+        tab.fill("input[name=phone]", "+44 117 496 0000").await;
+        tab.find("select[name=country]").await.select_by_value("GB").await.unwrap();
+        tab.fill("input[name=password]", NEW_PASSWORD).await;
+        tab.fill("input[name=password_confirm]", NEW_PASSWORD).await;
+        tab.press("Open my account").await;
+        tab.sees("Thank you for registering").await;
+        log_in(&tab, "dana@example.com", NEW_PASSWORD).await;
+        tab.follow("Account details").await;
+        assert_eq!(tab.find("input[name=city]").await.prop("value").await.unwrap().as_deref(), Some("Bristol"));
+        let user = suite.server.accounts().user_by_email("dana@example.com").await.unwrap().unwrap();
+        let membership = &suite.server.accounts().clients_of_user(user.id).await.unwrap()[0];
+        let client = suite.server.accounts().client(membership.client_id).await.unwrap();
+        assert_eq!((client.country.as_str(), client.phone.as_str()), ("GB", "+44 117 496 0000"));
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_with_a_taken_email_looks_the_same_and_tells_the_owner() {
     run("sign_up_with_a_taken_email_looks_the_same_and_tells_the_owner", "", |suite| async move {
