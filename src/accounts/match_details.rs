@@ -14,6 +14,9 @@ pub enum CopyDirection {
     UserToClient,
     /// Copy the client's name, email and language onto the user.
     ClientToUser,
+    /// Copy the client's name and language onto the user, keeping the user's login email (when
+    /// the client's email is another login's).
+    ClientNamesToUser,
 }
 
 impl FromStr for CopyDirection {
@@ -22,7 +25,8 @@ impl FromStr for CopyDirection {
         match s {
             "user" => Ok(Self::UserToClient),
             "client" => Ok(Self::ClientToUser),
-            other => Err(Error::invalid(format!("`{other}` is not a source; expected user or client"))),
+            "client_names" => Ok(Self::ClientNamesToUser),
+            other => Err(Error::invalid(format!("`{other}` is not a source; expected user, client or client_names"))),
         }
     }
 }
@@ -47,11 +51,11 @@ impl Accounts {
                 };
                 self.update_client(actor, client_id, update).await?;
             }
-            CopyDirection::ClientToUser => {
+            CopyDirection::ClientToUser | CopyDirection::ClientNamesToUser => {
                 let update = UserUpdate {
                     first_name: Some(client.first_name),
                     last_name: Some(client.last_name),
-                    email: Some(client.email),
+                    email: (from == CopyDirection::ClientToUser).then_some(client.email),
                     language: Some(client.language),
                     timezone: None,
                 };
@@ -59,7 +63,11 @@ impl Accounts {
             }
         }
         let mut conn = self.db.pool().acquire().await?;
-        let direction = if from == CopyDirection::UserToClient { "user_to_client" } else { "client_to_user" };
+        let direction = match from {
+            CopyDirection::UserToClient => "user_to_client",
+            CopyDirection::ClientToUser => "client_to_user",
+            CopyDirection::ClientNamesToUser => "client_names_to_user",
+        };
         audit::record(
             &mut conn,
             actor,

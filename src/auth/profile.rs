@@ -62,7 +62,7 @@ impl Auth {
 
     /// Mails the address a login had before its email changed (`by` says who changed it):
     /// whoever controls the new address controls password resets.
-    async fn tell_old_address(&self, before: &User, after: &User, by: &str) -> Result<()> {
+    pub async fn tell_old_address(&self, before: &User, after: &User, by: &str) -> Result<()> {
         let body = format!(
             "Hello {},\n\nthe email address of your login was changed{by} from {} to {}.\n\
              If you did not ask for this, reset your password at once and tell support:\n\n{}\n",

@@ -130,8 +130,9 @@ pub struct MatchDetailsArgs {
     pub user: String,
     #[arg(long)]
     pub client: i64,
-    /// Whose details are copied onto the other: user or client
-    #[arg(long, value_parser = ["user", "client"])]
+    /// Whose details are copied onto the other: user, client, or client_names (the client's name and
+    /// language only, keeping the user's login email)
+    #[arg(long, value_parser = ["user", "client", "client_names"])]
     pub from: String,
 }
 
@@ -305,11 +306,12 @@ pub async fn match_details(args: MatchDetailsArgs, ctx: &Context, out: &Output) 
     let user_id = ctx.user_id(&args.user).await?;
     let direction: CopyDirection = args.from.parse()?;
     ctx.accounts.match_details(&ctx.actor, user_id, args.client, direction).await?;
-    let (from, to) = match direction {
-        CopyDirection::UserToClient => ("user", "client"),
-        CopyDirection::ClientToUser => ("client", "user"),
+    let (from, to, what) = match direction {
+        CopyDirection::UserToClient => ("user", "client", "name, email and language"),
+        CopyDirection::ClientToUser => ("client", "user", "name, email and language"),
+        CopyDirection::ClientNamesToUser => ("client_names", "user", "name and language"),
     };
     out.emit(&json!({"user_id": user_id, "client_id": args.client, "from": from}), || {
-        format!("Copied name, email and language from the {from} onto the {to}")
+        format!("Copied {what} from the {} onto the {to}", from.trim_end_matches("_names"))
     })
 }

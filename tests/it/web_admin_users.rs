@@ -137,7 +137,50 @@ async fn the_api_patches_users_by_the_same_rules(backend: Backend) {
     assert!(body["error"]["message"].as_str().unwrap().contains("users.manage"), "{body}");
 }
 
+/// Match details from the client's Users tab: the client's email onto the user is a login
+/// change (a fresh proof, the old address told); an email that is another user's login is
+/// refused, saying so, and the name and language can still be copied.
+async fn matching_client_details_onto_a_user_follows_the_same_rules(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (ann, client) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let (bob, _) = server.client_with_owner("bob@example.com", "Bob Hosting").await;
+    let actor = Actor::system("test");
+    let b = staff(&server, "hal", &[P::ClientsView, P::ClientsManage, P::UsersView, P::UsersManage]).await;
+    let tab = format!("admin/clients/{client}");
+    let matching = format!("admin/clients/{client}/users/{ann}/match");
+    let set_client = |email: &str, first: &str| gatehouse::accounts::ClientUpdate {
+        email: Some(email.into()),
+        first_name: Some(first.into()),
+        ..Default::default()
+    };
+
+    // The client's email is Bob's login: refused, and said so; nothing changes.
+    server.accounts().update_client(&actor, client, set_client("bob@example.com", "Annabel")).await.unwrap();
+    let refused = b.submit(&tab, &matching, &[("from", "client")]).await;
+    assert_eq!(refused.location(), format!("/{tab}"));
+    let page = b.get(&tab).await;
+    assert!(page.body.contains("is the login of another user") && page.body.contains("name and language only"));
+    assert_eq!(server.accounts().user(ann).await.unwrap().first_name, "Ann");
+    let names = b.submit(&tab, &matching, &[("from", "client_names")]).await;
+    assert_eq!(names.location(), format!("/{tab}"));
+    let user = server.accounts().user(ann).await.unwrap();
+    assert_eq!((user.first_name.as_str(), user.email.as_str()), ("Annabel", "ann@example.com"));
+    assert_eq!(server.accounts().user(bob).await.unwrap().email, "bob@example.com");
+
+    // A free address: outside the window, a proof first; then copied, and the old address told.
+    server.accounts().update_client(&actor, client, set_client("billing@ann.example", "Annabel")).await.unwrap();
+    server.state.db().clock().advance(Duration::from_secs(6 * 60));
+    let asked = b.submit(&tab, &matching, &[("from", "client")]).await;
+    assert_eq!(asked.location(), "/admin/security/confirm");
+    assert_eq!(server.accounts().user(ann).await.unwrap().email, "ann@example.com");
+    b.submit("admin/security/confirm", "admin/security/confirm", &[("password", PASSWORD)]).await;
+    b.submit(&tab, &matching, &[("from", "client")]).await;
+    assert_eq!(server.accounts().user(ann).await.unwrap().email, "billing@ann.example");
+    assert_eq!(mails_to(&server, "ann@example.com").await, ["Your login email was changed"]);
+}
+
 web_on_both_backends!(
+    matching_client_details_onto_a_user_follows_the_same_rules,
     staff_add_a_user_who_sets_their_own_password,
     staff_edit_a_user_and_a_new_email_needs_a_fresh_proof,
     the_api_patches_users_by_the_same_rules,

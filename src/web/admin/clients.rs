@@ -258,16 +258,40 @@ pub async fn match_details(
 ) -> Answer {
     let actor = staff.require(&state, P::ClientsManage)?;
     let from: CopyDirection = form.text("from").parse()?;
-    if from == CopyDirection::ClientToUser {
-        // Copying onto the user changes their login email — whoever controls it controls the
-        // password reset: a user change, not a client one.
+    let accounts = &state.auth.accounts;
+    let before = accounts.user(user_id).await?;
+    if from != CopyDirection::UserToClient {
+        // Copying onto the user changes a login — its email decides where password resets go:
+        // a user change, not a client one.
         staff.require(&state, P::UsersManage)?;
     }
+    if from == CopyDirection::ClientToUser {
+        let email = accounts.client(id).await?.email;
+        if !email.eq_ignore_ascii_case(&before.email) {
+            if let Some(other) = accounts.user_by_email(&email).await?.filter(|u| u.id != user_id) {
+                let e = crate::Error::invalid(format!(
+                    "the client's email {email} is the login of another user ({} {}): it cannot become this \
+                     user's too. Copy the client's name and language only, or change the client's email first",
+                    other.first_name, other.last_name
+                ));
+                return done(&state, staff, Err(e), &client_page(id)).await;
+            }
+            // As when staff edit the email: only with a recent proof that it is the admin.
+            let why = "Copying the client's email to the user changes their login, and where its password resets \
+                       go: confirm it is you, then copy again.";
+            super::login::require_recent(&state, &staff.session, why).await?;
+        }
+    }
     let result = async {
-        state.auth.accounts.match_details(&actor, user_id, id, from).await?;
+        accounts.match_details(&actor, user_id, id, from).await?;
+        let after = accounts.user(user_id).await?;
+        if after.email != before.email {
+            state.auth.tell_old_address(&before, &after, " by the site's staff").await?;
+        }
         Ok(match from {
             CopyDirection::UserToClient => "The user's details were copied to the client.".to_string(),
             CopyDirection::ClientToUser => "The client's details were copied to the user.".to_string(),
+            CopyDirection::ClientNamesToUser => "The client's name and language were copied to the user.".to_string(),
         })
     }
     .await;
