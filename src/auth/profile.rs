@@ -3,7 +3,7 @@
 //! old address is told of a new email, since whoever controls the email controls password resets.
 
 use super::Auth;
-use crate::accounts::{Actor, User, UserUpdate};
+use crate::accounts::{Actor, CopyDirection, User, UserUpdate};
 use crate::error::{Code, Error, Result};
 use crate::mail;
 
@@ -60,9 +60,21 @@ impl Auth {
         Ok(updated)
     }
 
+    /// Staff copy details between a user and a client they belong to (`accounts::match_details`);
+    /// a login email changed this way tells the old address too.
+    pub async fn match_details(&self, actor: &Actor, user_id: i64, client_id: i64, from: CopyDirection) -> Result<()> {
+        let before = self.accounts.user(user_id).await?;
+        self.accounts.match_details(actor, user_id, client_id, from).await?;
+        let after = self.accounts.user(user_id).await?;
+        if after.email != before.email {
+            self.tell_old_address(&before, &after, " by the site's staff").await?;
+        }
+        Ok(())
+    }
+
     /// Mails the address a login had before its email changed (`by` says who changed it):
     /// whoever controls the new address controls password resets.
-    pub async fn tell_old_address(&self, before: &User, after: &User, by: &str) -> Result<()> {
+    async fn tell_old_address(&self, before: &User, after: &User, by: &str) -> Result<()> {
         let body = format!(
             "Hello {},\n\nthe email address of your login was changed{by} from {} to {}.\n\
              If you did not ask for this, reset your password at once and tell support:\n\n{}\n",

@@ -216,9 +216,9 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         }
         UserCommand::Update { user, email, first_name, last_name, language } => {
             let id = ctx.user_id(&user).await?;
-            let user = accounts
-                .update_user(actor, id, UserUpdate { email, first_name, last_name, language, timezone: None })
-                .await?;
+            // Through the same rule as every face: a new login email tells the old address.
+            let update = UserUpdate { email, first_name, last_name, language, timezone: None };
+            let user = ctx.auth.change_user(actor, id, update).await?;
             out.emit(&user, || format!("Updated user {}", user.id))
         }
         UserCommand::Delete { user } => {
@@ -305,7 +305,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
 pub async fn match_details(args: MatchDetailsArgs, ctx: &Context, out: &Output) -> Result<()> {
     let user_id = ctx.user_id(&args.user).await?;
     let direction: CopyDirection = args.from.parse()?;
-    ctx.accounts.match_details(&ctx.actor, user_id, args.client, direction).await?;
+    ctx.auth.match_details(&ctx.actor, user_id, args.client, direction).await?;
     let (from, to, what) = match direction {
         CopyDirection::UserToClient => ("user", "client", "name, email and language"),
         CopyDirection::ClientToUser => ("client", "user", "name, email and language"),

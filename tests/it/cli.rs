@@ -108,6 +108,12 @@ fn accounts_walkthrough(base: impl Fn() -> Command) {
     let text = ok(base().args(["client", "show", &client_id.to_string()]));
     assert!(text.contains("bob@example.com") && text.contains("invoices,tickets"), "{text}");
 
+    // A new login email from the console goes through the rule every face uses.
+    let moved = json(base().args(["user", "update", "bob@example.com", "--email", "robert@example.com"]));
+    assert_eq!(moved["email"], "robert@example.com");
+    let sent = json(base().args(["cron", "--job", "mail"]));
+    assert_eq!(sent[0]["detail"]["sent"], 1, "the old address is told: {sent}");
+
     let made =
         json(base().args(["user", "make-owner", "--user", &bob_id.to_string(), "--client", &client_id.to_string()]));
     assert_eq!(made["is_owner"], true);

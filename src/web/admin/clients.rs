@@ -283,11 +283,7 @@ pub async fn match_details(
         }
     }
     let result = async {
-        accounts.match_details(&actor, user_id, id, from).await?;
-        let after = accounts.user(user_id).await?;
-        if after.email != before.email {
-            state.auth.tell_old_address(&before, &after, " by the site's staff").await?;
-        }
+        state.auth.match_details(&actor, user_id, id, from).await?;
         Ok(match from {
             CopyDirection::UserToClient => "The user's details were copied to the client.".to_string(),
             CopyDirection::ClientToUser => "The client's details were copied to the user.".to_string(),
