@@ -694,3 +694,69 @@ async fn pages_fit_a_phone_and_name_permissions_in_words() {
     })
     .await;
 }
+
+/// A user chooses a security question on the Security page; a reset by the mailed link then
+/// asks it before a new password can be chosen, and a wrong answer is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chosen_security_question_is_asked_in_a_reset() {
+    run("a_chosen_security_question_is_asked_in_a_reset", "", |suite| async move {
+        let server = &suite.server;
+        server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        server.accounts().add_security_question(&Actor::system("test"), "Name of your first pet?").await.unwrap();
+        let tab = suite.browser("ann").await;
+        log_in(&tab, "ann@example.com", PASSWORD).await;
+        tab.follow("Security").await;
+        tab.fill("input[name=answer]", "Fluffy").await;
+        tab.press("Save").await;
+        tab.sees("Your security question is saved.").await;
+        tab.sees("You have one set.").await;
+        log_out(&tab).await;
+
+        tab.follow("Forgot your password?").await;
+        tab.fill("input[name=email]", "ann@example.com").await;
+        tab.press("Send reset link").await;
+        let link = mailed_link(&suite, "ann@example.com").await;
+        tab.open(&link).await;
+        tab.sees("Name of your first pet?").await;
+        tab.fill("input[name=security_answer]", "Rex").await;
+        tab.fill("input[name=password]", NEW_PASSWORD).await;
+        tab.fill("input[name=password_confirm]", NEW_PASSWORD).await;
+        tab.press("Set password").await;
+        tab.sees("security question").await;
+        tab.fill("input[name=security_answer]", "fluffy").await;
+        tab.fill("input[name=password]", NEW_PASSWORD).await;
+        tab.fill("input[name=password_confirm]", NEW_PASSWORD).await;
+        tab.press("Set password").await;
+        tab.sees("Your password has been changed").await;
+        log_in(&tab, "ann@example.com", NEW_PASSWORD).await;
+        assert_eq!(tab.path().await, "/clientarea");
+    })
+    .await;
+}
+
+/// With `twofa.force_clients`, a user without two-factor is sent to enrol before anything else,
+/// and is let in once the app's code is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_two_factor_for_clients_enrols_before_anything_else() {
+    run(
+        "forced_two_factor_for_clients_enrols_before_anything_else",
+        "twofa:\n  force_clients: true\n",
+        |suite| async move {
+            suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+            let tab = suite.browser("ann").await;
+            log_in(&tab, "ann@example.com", PASSWORD).await;
+            assert_eq!(tab.path().await, "/account/security");
+            tab.sees("required").await;
+            tab.open("clientarea").await;
+            assert_eq!(tab.path().await, "/account/security", "nothing else until enrolled");
+            tab.press("Set up an authenticator app").await;
+            let key = tab.find("#totp-key").await.text().await.unwrap();
+            tab.fill("input[name=code]", &totp_code(&key, unix_now())).await;
+            tab.press("Turn on two-factor").await;
+            tab.sees("Two-factor authentication is on").await;
+            tab.open("clientarea").await;
+            tab.sees("Ann Hosting").await;
+        },
+    )
+    .await;
+}
