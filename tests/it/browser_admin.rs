@@ -237,6 +237,87 @@ async fn adding_a_user_and_editing_a_users_details() {
     .await;
 }
 
+/// Match details on a client's Users tab, both ways — client → user refused, saying why, when
+/// the client's email is another user's login, and the name and language copied instead — then
+/// the user page's "Send password reset".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_details_both_ways_and_sending_a_reset() {
+    run("match_details_both_ways_and_sending_a_reset", "", |suite| async move {
+        let server = &suite.server;
+        let (ann, client) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        server.client_with_owner("bob@example.com", "Bob Ltd").await;
+        let actor = Actor::system("test");
+        let details = gatehouse::accounts::ClientUpdate {
+            first_name: Some("Annabel".into()),
+            email: Some("bob@example.com".into()),
+            ..Default::default()
+        };
+        server.accounts().update_client(&actor, client, details).await.unwrap();
+        admin(server, "alice", AdminPermission::ALL).await;
+        let tab = suite.browser("alice").await;
+        sign_in(&tab, "alice").await;
+        tab.open(&format!("admin/clients/{client}")).await;
+        // Match details is folded under each user: unfold it as a person clicks its summary.
+        let unfold = || tab.eval("document.querySelectorAll('details').forEach(d => d.open = true)");
+
+        unfold().await;
+        tab.press("Copy client → user").await;
+        tab.sees("is the login of another user").await;
+        unfold().await;
+        tab.press("Copy name and language → user").await;
+        tab.sees("The client's name and language were copied to the user.").await;
+        assert_eq!(server.accounts().user(ann).await.unwrap().first_name, "Annabel");
+        unfold().await;
+        tab.press("Copy user → client").await;
+        tab.sees("The user's details were copied to the client.").await;
+        assert_eq!(server.accounts().client(client).await.unwrap().email, "ann@example.com");
+
+        tab.open(&format!("admin/users/{ann}")).await;
+        tab.press("Send password reset").await;
+        tab.sees("A password reset link was sent to ann@example.com.").await;
+    })
+    .await;
+}
+
+/// Every Settings form as staff use it: a banned domain added and removed, a security question
+/// added and removed, an API token created (shown once) and revoked, a role created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_settings_form_does_what_it_says() {
+    run("every_settings_form_does_what_it_says", "", |suite| async move {
+        admin(&suite.server, "alice", AdminPermission::ALL).await;
+        let tab = suite.browser("alice").await;
+        sign_in(&tab, "alice").await;
+        tab.follow("Settings").await;
+        tab.fill("input[name=domain]", "mailinator.com").await;
+        tab.press("Ban domain").await;
+        tab.sees("Sign-ups from mailinator.com are refused.").await;
+        tab.press("Remove").await;
+        tab.sees("mailinator.com is no longer banned.").await;
+
+        tab.follow("Security questions").await;
+        tab.fill("input[name=question]", "Name of your first pet?").await;
+        tab.press("Add question").await;
+        tab.sees("The question was added.").await;
+        tab.press("Remove").await;
+        tab.sees("The question was removed.").await;
+
+        tab.follow("Roles").await;
+        tab.fill("form:not(.role) input[name=name]", "Support").await;
+        tab.set_checked("form:not(.role) input[value='users.view']", true).await;
+        tab.press("Create role").await;
+        tab.sees("The role Support is saved.").await;
+
+        tab.follow("API tokens").await;
+        tab.fill("input[name=name]", "monitoring").await;
+        tab.press("Create token").await;
+        let shown = tab.sees("Copy it now, it is shown only once").await;
+        assert!(shown.contains("gh_"), "the token is shown: {shown}");
+        tab.press("Revoke").await;
+        tab.sees("Token monitoring is revoked.").await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_as_client_opens_a_new_tab_with_the_banner() {
     run("log_in_as_client_opens_a_new_tab_with_the_banner", "", |suite| async move {
