@@ -318,6 +318,48 @@ async fn every_settings_form_does_what_it_says() {
     .await;
 }
 
+/// Through `contrib/nginx/gatehouse.conf` as shipped (TLS with a certificate made here): plain
+/// http is redirected to https, a person signs in to the client area and an admin to the admin
+/// area, and gatehouse sees the visitor, not nginx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_shipped_nginx_configuration_people_and_staff_sign_in() {
+    let Some(shipped) = crate::support::nginx::Shipped::reserve() else { return };
+    let extra = format!(
+        "system_url: \"{}\"\ntrusted_proxies:\n  header: X-Forwarded-For\n  ranges: [\"127.0.0.1/32\"]\n",
+        shipped.system_url()
+    );
+    let (http, base) = (shipped.http.addr, shipped.system_url());
+    run("through_the_shipped_nginx_configuration_people_and_staff_sign_in", &extra, |suite| async move {
+        let server = &suite.server;
+        let nginx = shipped.start(server.addr);
+        server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        admin(server, "alice", AdminPermission::ALL).await;
+        let args = ["--host-resolver-rules=MAP billing.example.com 127.0.0.1", "--ignore-certificate-errors"];
+
+        let person = suite.browser_with("ann", &args, &base).await;
+        person.open(&format!("http://billing.example.com:{}/login", http.port())).await;
+        assert!(person.client.current_url().await.unwrap().as_str().starts_with(&base), "http is sent to https");
+        person.fill("input[name=email]", "ann@example.com").await;
+        person.fill("input[name=password]", PASSWORD).await;
+        person.press("Log in").await;
+        person.sees("Ann Hosting").await;
+        person.sees("owner of this account").await;
+
+        let staff = suite.browser_with("alice", &args, &base).await;
+        sign_in(&staff, "alice").await;
+        staff.follow("Users").await;
+        staff.sees("ann@example.com").await;
+        drop(nginx);
+
+        // The visitor as nginx named them (loopback here), and https as nginx said.
+        server.state.flush().await;
+        let seen =
+            gatehouse::net::observations::recent(server.state.db(), &server.state.loaded.fingerprint()).await.unwrap();
+        assert!(seen.iter().any(|o| o.scheme == "https" && o.scheme_from_proxy.0), "{seen:?}");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_as_client_opens_a_new_tab_with_the_banner() {
     run("log_in_as_client_opens_a_new_tab_with_the_banner", "", |suite| async move {

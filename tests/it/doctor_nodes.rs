@@ -290,7 +290,7 @@ async fn a_proxy_that_does_not_pass_host_is_told_with_the_line_to_add() {
     let (found, _) = check(&server.state.loaded, "system_url.requests").await;
     assert_eq!(found.status, Status::Fail, "{}", found.message);
     assert!(found.message.contains("Host: gatehouse") && found.message.contains("does not pass"), "{}", found.message);
-    assert!(found.remediation.contains("proxy_set_header Host $host;"), "{}", found.remediation);
+    assert!(found.remediation.contains("proxy_set_header Host $http_host;"), "{}", found.remediation);
     assert!(!found.remediation.contains("301"), "a redirect would not help: {}", found.remediation);
 
     let nginx = nginx.stop().balance(&[server.addr]);

@@ -130,7 +130,7 @@ fn judge(url: &url::Url, seen: &[Observation], limit: f64, listen: &str) -> Outc
         )))
         .remediation(
             "Make the proxy pass the Host visitors used. nginx, in the location that proxies to gatehouse: \
-             `proxy_set_header Host $host;`; Apache: `ProxyPreserveHost On`; Caddy passes it unless told \
+             `proxy_set_header Host $http_host;`; Apache: `ProxyPreserveHost On`; Caddy passes it unless told \
              otherwise (remove `header_up Host …`). A redirect would not help: visitors already use the right name.",
         );
     }
@@ -230,7 +230,7 @@ mod tests {
                 "{}",
                 outcome.message
             );
-            assert!(outcome.remediation.as_deref().unwrap_or_default().contains("proxy_set_header Host $host;"));
+            assert!(outcome.remediation.as_deref().unwrap_or_default().contains("proxy_set_header Host $http_host;"));
         }
         // Visitors on another public name are still told to be redirected.
         let www = judge(&url, &[through("www.example.com"), through("www.example.com")], 10.0, LISTEN);

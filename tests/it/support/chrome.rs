@@ -237,12 +237,28 @@ pub struct Suite {
 impl Suite {
     /// A new browser (its own profile and cookies), named `label` in failure reports.
     pub async fn browser(&self, label: &str) -> Tab {
+        self.browser_with(label, &[], &self.server.base).await
+    }
+
+    /// A browser with more Chromium `args` (a host resolver rule, a certificate to accept),
+    /// whose relative paths open under `base` (a proxy in front, say).
+    pub async fn browser_with(&self, label: &str, args: &[&str], base: &str) -> Tab {
+        let mut all = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-extensions",
+            "--window-size=1000,900",
+            "--lang=en-US",
+        ];
+        all.extend_from_slice(args);
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": self.chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--no-first-run", "--disable-extensions", "--window-size=1000,900", "--lang=en-US"],
+                "args": all,
             },
             // The console, read back after the test: a page the Content-Security-Policy broke
             // says so there.
@@ -254,7 +270,7 @@ impl Suite {
             .connect(&self.driver)
             .await
             .unwrap_or_else(|e| panic!("the browser could not start through chromedriver at {}: {e}", self.driver));
-        let tab = Tab { client, base: self.server.base.clone(), label: label.into() };
+        let tab = Tab { client, base: base.to_string(), label: label.into() };
         self.tabs.lock().unwrap().push(tab.clone());
         tab
     }

@@ -95,21 +95,28 @@ impl Reserved {
                fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                upstream gatehouse {{\n{servers}  }}\n\
                server {{\n    listen {addr};\n    location / {{\n      proxy_pass http://gatehouse;\n\
-\
                  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
                  proxy_set_header X-Forwarded-Proto $scheme;\n      {directives}\n    }}\n  }}\n}}\n",
             addr = self.addr
         );
+        Nginx::spawn(dir, conf, self.addr)
+    }
+}
+
+impl Nginx {
+    /// Runs nginx on `conf` (written into `dir`, where it keeps everything), and waits until
+    /// `addr` accepts connections (bounded: nginx starts in milliseconds).
+    fn spawn(dir: tempfile::TempDir, conf: String, addr: SocketAddr) -> Nginx {
+        let d = dir.path().display().to_string();
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
         let child = Command::new(binary().unwrap())
-            .args(["-p", &d.to_string(), "-c", path.to_str().unwrap(), "-e", &format!("{d}/error.log")])
+            .args(["-p", &d, "-c", path.to_str().unwrap(), "-e", &format!("{d}/error.log")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let nginx = Nginx { addr: self.addr, child: Some(child), dir };
-        // Ready once it accepts connections (bounded: nginx starts in milliseconds).
+        let nginx = Nginx { addr, child: Some(child), dir };
         for _ in 0..200 {
             if std::net::TcpStream::connect(nginx.addr).is_ok() {
                 return nginx;
@@ -117,6 +124,57 @@ impl Reserved {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         panic!("nginx did not start on {}:\n{}", nginx.addr, nginx.error_log());
+    }
+}
+
+/// `contrib/nginx/gatehouse.conf` exactly as shipped, but for what a test machine must change:
+/// its two ports (plain and TLS) on 127.0.0.1, the certificate (a self-signed one for
+/// billing.example.com, made here) and gatehouse's address. Every directive the file teaches
+/// operators — the redirect to https, the headers, the probe location — is run as written.
+pub struct Shipped {
+    pub http: Reserved,
+    pub https: Reserved,
+}
+
+impl Shipped {
+    /// Takes the two ports first (system_url needs the TLS one); `None` without nginx.
+    pub fn reserve() -> Option<Shipped> {
+        Some(Shipped { http: Nginx::reserve()?, https: Nginx::reserve()? })
+    }
+
+    /// system_url as the shipped file has it, on the TLS port.
+    pub fn system_url(&self) -> String {
+        format!("https://billing.example.com:{}/", self.https.addr.port())
+    }
+
+    /// Starts nginx with the shipped file in front of `backend`.
+    pub fn start(self, backend: SocketAddr) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert =
+            rcgen::CertificateParams::new(vec!["billing.example.com".to_string()]).unwrap().self_signed(&key).unwrap();
+        std::fs::write(dir.path().join("fullchain.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("privkey.pem"), key.serialize_pem()).unwrap();
+        let (http, https) = (self.http.addr, self.https.addr);
+        let shipped = include_str!("../../../contrib/nginx/gatehouse.conf")
+            .replace("listen 80;", &format!("listen {http};"))
+            .replace("listen 443 ssl http2;", &format!("listen {https} ssl http2;"))
+            .replace(
+                "https://billing.example.com$request_uri",
+                &format!("https://billing.example.com:{}$request_uri", https.port()),
+            )
+            .replace("/etc/letsencrypt/live/billing.example.com", &dir.path().display().to_string())
+            .replace("http://127.0.0.1:8080", &format!("http://{backend}"));
+        std::fs::write(dir.path().join("gatehouse.conf"), shipped).unwrap();
+        let d = dir.path().display();
+        let conf = format!(
+            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               include {d}/gatehouse.conf;\n}}\n"
+        );
+        Nginx::spawn(dir, conf, https)
     }
 }
 
