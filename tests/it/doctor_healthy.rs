@@ -136,7 +136,8 @@ web_on_both_backends!(behind_a_trusted_reverse_proxy_with_files_sessions_and_smt
 /// (the second a real process started from the same installation, as a deploy copies it to
 /// each node): the doctor raises nothing, in process on one node and as the operator types it
 /// (`gatehouse doctor --fail-on warn`) — both nodes answer system_url with the same storage,
-/// share sessions (no unknown cookies), and their clocks and configurations agree.
+/// share sessions (no unknown cookies), and their clocks and configurations agree. Then one node
+/// is started from another configuration, and `fleet.drift` names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_on_postgresql_behind_a_real_nginx() {
     let Some(reserved) = crate::support::nginx::Nginx::reserve() else { return };
@@ -159,5 +160,28 @@ async fn two_nodes_on_postgresql_behind_a_real_nginx() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // The same fleet with node B started from another directory whose gatehouse.yaml has an
+    // idle timeout of its own: named, with what differs.
+    drop(b);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let odd = elsewhere.path().join("gatehouse.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&odd, format!("{text}sessions:\n  idle_timeout: 2h\n")).unwrap();
+    let odd_node = crate::support::node::Node::serve(&odd, "127.0.0.1:0", &[]);
+    let _nginx = nginx.stop().balance(&[a.addr, odd_node.addr]);
+    let mut drift = None;
+    for _ in 0..100 {
+        let results = whole_doctor(&a).await;
+        let found = results.into_iter().find(|r| r.id == "fleet.drift").unwrap();
+        if found.message.contains(&format!("(pid {})", odd_node.pid())) {
+            drift = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drift = drift.expect("the odd node's heartbeat arrives");
+    assert_eq!(drift.status, gatehouse::doctor::Status::Fail, "{}", drift.message);
+    assert!(drift.message.contains("configuration differs"), "{}", drift.message);
     drop(schema);
 }
