@@ -88,7 +88,7 @@ fn a_token_in_a_path_no_route_matches_never_reaches_the_log() {
     use std::io::{BufRead, BufReader, Read, Write};
     let tmp = tempfile::tempdir().unwrap();
     assert!(crate::support::gatehouse(tmp.path()).arg("migrate").output().unwrap().status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::port_for_a_server();
     let mut serve = std::process::Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
         .current_dir(tmp.path())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])

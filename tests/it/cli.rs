@@ -725,7 +725,7 @@ fn completions_and_man_pages_are_generated_from_the_cli() {
 #[test]
 fn the_first_run_after_init_is_all_green() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::support::port_for_a_server();
     let url = format!("http://127.0.0.1:{port}/");
     let init = ok(gatehouse(tmp.path()).args(["init", "--dir", "site", "--system-url", &url]));
     let config = std::fs::canonicalize(tmp.path().join("site/gatehouse.yaml")).unwrap();

@@ -7,7 +7,7 @@ use crate::support::node::Node;
 use crate::support::web::PASSWORD;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    crate::support::port_for_a_server()
 }
 
 /// Starts `gatehouse serve` on `port` and waits until it listens.

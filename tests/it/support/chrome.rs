@@ -59,7 +59,7 @@ fn start_driver() -> Driver {
         assert!(!required(), "the browser suite is required here (CI or GATEHOUSE_TEST_REQUIRE_TOOLS) but {reason}");
         return Driver::Missing(reason.into());
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = super::port_for_a_server();
     std::fs::create_dir_all(artifacts_dir()).unwrap();
     let log = std::fs::File::create(artifacts_dir().join("chromedriver.log")).unwrap();
     // The driver is spawned from a thread that lives as long as the test process, and asks the

@@ -48,6 +48,28 @@ pub fn tools_required() -> bool {
     ["CI", "GATEHOUSE_TEST_REQUIRE_TOOLS"].iter().any(|v| std::env::var_os(v).is_some())
 }
 
+/// A free loopback port for a server that must be told its port before it starts (nginx, a
+/// `serve` whose system_url names it). Taken below the kernel's ephemeral range (32768–60999 by
+/// default), from which every `bind(…:0)` of the other tests is served: a port bound and freed
+/// there could be handed to another test before its server binds it.
+pub fn port_for_a_server() -> u16 {
+    let (low, _) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| {
+            let mut parts = r.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let (from, to) = (low.saturating_sub(12_000).max(1024), low);
+    for _ in 0..200 {
+        let port = from + rand::random::<u16>() % (to - from);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {from} and {to}");
+}
+
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 
 pub fn policy() -> Policy {

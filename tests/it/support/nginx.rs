@@ -32,8 +32,7 @@ impl Nginx {
     /// system_url); `None` without nginx.
     pub fn reserve() -> Option<Reserved> {
         binary()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Some(Reserved { addr: SocketAddr::from(([127, 0, 0, 1], port)) })
+        Some(Reserved { addr: SocketAddr::from(([127, 0, 0, 1], super::port_for_a_server())) })
     }
 
     pub fn base(&self) -> String {
