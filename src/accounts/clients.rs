@@ -413,7 +413,7 @@ impl Accounts {
         )
         .await?;
         if let Some((subject, body)) = notice {
-            crate::mail::enqueue(&mut tx, &created.email, subject, body).await?;
+            crate::mail::enqueue(&mut tx, self.db.now(), &created.email, subject, body).await?;
         }
         tx.commit().await?;
         Ok(created)

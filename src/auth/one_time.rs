@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 
 use crate::error::Result;
 use crate::secrets::tokens;
-use crate::store::{Db, now};
+use crate::store::Db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -38,16 +38,18 @@ pub struct TokenOwner {
     pub expires_at: i64,
 }
 
-/// Creates a token inside the caller's transaction; returns the raw token for the link.
+/// Creates a token inside the caller's transaction at `now` (the clock its expiry is judged
+/// by, `Db::now`); returns the raw token for the link.
 pub async fn issue(
     conn: &mut AnyConnection,
+    now: i64,
     purpose: Purpose,
     user_id: i64,
     admin_id: Option<i64>,
     ttl_secs: i64,
 ) -> Result<String> {
     let token = tokens::mint(purpose.kind());
-    let ts = now();
+    let ts = now;
     sqlx::query(
         "INSERT INTO one_time_tokens (token_hash, purpose, user_id, admin_id, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",

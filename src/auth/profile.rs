@@ -84,7 +84,8 @@ impl Auth {
             self.link("password/forgot"),
         );
         let mut conn = self.accounts.db().pool().acquire().await?;
-        mail::enqueue(&mut conn, &before.email, "Your login email was changed", &body).await?;
+        mail::enqueue(&mut conn, self.accounts.db().now(), &before.email, "Your login email was changed", &body)
+            .await?;
         Ok(())
     }
 }

@@ -307,7 +307,15 @@ impl Auth {
     /// Queues a reset email for the user (also used by admins). The link is built from system_url.
     pub async fn send_reset(&self, actor: &Actor, user: &User) -> Result<()> {
         let mut tx = self.accounts.db().begin().await?;
-        let token = one_time::issue(&mut tx, Purpose::PasswordReset, user.id, None, self.reset_ttl_secs).await?;
+        let token = one_time::issue(
+            &mut tx,
+            self.accounts.db().now(),
+            Purpose::PasswordReset,
+            user.id,
+            None,
+            self.reset_ttl_secs,
+        )
+        .await?;
         let link = self.link(&format!("password/reset/{token}"));
         let minutes = self.reset_ttl_secs / 60;
         let body = format!(
@@ -316,7 +324,7 @@ impl Auth {
              If you did not ask for this, ignore this message; your password stays as it is.\n",
             user.first_name
         );
-        mail::enqueue(&mut tx, &user.email, "Reset your password", &body).await?;
+        mail::enqueue(&mut tx, self.accounts.db().now(), &user.email, "Reset your password", &body).await?;
         crate::accounts::record_in(&mut tx, actor, "password.reset_requested", ("user", Some(user.id)), json!({}))
             .await?;
         tx.commit().await?;
@@ -384,7 +392,14 @@ impl Auth {
             "Hello,\n\n{inviter} invited you to work in the account {name}.\nOpen this link to accept (valid for 7 days, once):\n\n{link}\n"
         );
         let mut conn = self.accounts.db().pool().acquire().await?;
-        mail::enqueue(&mut conn, &created.invite.email, &format!("Invitation to {name}"), &body).await?;
+        mail::enqueue(
+            &mut conn,
+            self.accounts.db().now(),
+            &created.invite.email,
+            &format!("Invitation to {name}"),
+            &body,
+        )
+        .await?;
         Ok(created.invite)
     }
 
@@ -394,8 +409,15 @@ impl Auth {
         let mut actor = Actor::admin(admin.id, &admin.username);
         actor.ip = ip.map(str::to_string);
         let mut tx = self.accounts.db().begin().await?;
-        let token =
-            one_time::issue(&mut tx, Purpose::Impersonation, user.id, Some(admin.id), IMPERSONATION_TTL_SECS).await?;
+        let token = one_time::issue(
+            &mut tx,
+            self.accounts.db().now(),
+            Purpose::Impersonation,
+            user.id,
+            Some(admin.id),
+            IMPERSONATION_TTL_SECS,
+        )
+        .await?;
         crate::accounts::record_in(&mut tx, &actor, "user.impersonation_link", ("user", Some(user.id)), json!({}))
             .await?;
         tx.commit().await?;

@@ -131,7 +131,14 @@ impl Auth {
             self.link("password/forgot"),
         );
         let mut conn = self.accounts.db().pool().acquire().await?;
-        mail::enqueue(&mut conn, &user.email, "Someone tried to register with your email address", &body).await?;
+        mail::enqueue(
+            &mut conn,
+            self.accounts.db().now(),
+            &user.email,
+            "Someone tried to register with your email address",
+            &body,
+        )
+        .await?;
         self.accounts.record_event(actor, "signup.email_taken", ("user", Some(user.id)), json!({})).await
     }
 }

@@ -5,7 +5,7 @@ use sqlx::AnyConnection;
 
 use super::Transport;
 use crate::error::Result;
-use crate::store::{Db, now};
+use crate::store::Db;
 
 /// Attempts before a message is marked failed: with the backoff below that spans about 4 hours.
 const MAX_ATTEMPTS: i64 = 8;
@@ -28,9 +28,10 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
 }
 
-/// Queues a message inside the caller's transaction.
-pub async fn enqueue(conn: &mut AnyConnection, to: &str, subject: &str, body: &str) -> Result<i64> {
-    let ts = now();
+/// Queues a message inside the caller's transaction, due at `now` (`Db::now`: the clock
+/// delivery judges "due" by).
+pub async fn enqueue(conn: &mut AnyConnection, now: i64, to: &str, subject: &str, body: &str) -> Result<i64> {
+    let ts = now;
     Ok(sqlx::query_scalar(
         "INSERT INTO outbox (to_addr, subject, body, status, attempts, created_at, next_attempt_at) \
          VALUES ($1, $2, $3, 'queued', 0, $4, $4) RETURNING id",

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::error::Result;
-use crate::store::{Db, now};
+use crate::store::Db;
 
 /// Observations kept in memory between flushes, and rows kept in the database.
 pub const CAPACITY: usize = 1000;
@@ -53,6 +53,7 @@ crate::stored_as!(Flag, i64);
 
 impl Observation {
     pub fn new(
+        at: i64,
         host: String,
         scheme: (String, bool),
         peer: IpAddr,
@@ -62,7 +63,7 @@ impl Observation {
     ) -> Self {
         let Flags { cf_headers: cf, session_ip_change: ip_change, forwarded_untrusted } = flags;
         Self {
-            at: now(),
+            at,
             host,
             scheme: scheme.0,
             scheme_from_proxy: Flag(scheme.1),
@@ -237,7 +238,7 @@ pub async fn recent(db: &Db, fingerprint: &str) -> Result<Vec<Observation>> {
          forwarded_untrusted, page_path FROM request_observations WHERE config_fingerprint = $1 AND at >= $2 ORDER BY id",
     )
     .bind(fingerprint)
-    .bind(now() - WINDOW_SECS)
+    .bind(db.now() - WINDOW_SECS)
     .fetch_all(db.pool())
     .await?)
 }

@@ -240,7 +240,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     // the wrong host.
     if !super::probes::PATHS.contains(&path.as_ref()) {
         let flags = observations::Flags { cf_headers, session_ip_change: ip_changed, forwarded_untrusted };
-        state.observations.record(Observation::new(host, scheme, peer, ip, flags, page_path));
+        state.observations.record(Observation::new(state.db().now(), host, scheme, peer, ip, flags, page_path));
     }
     response
 }

@@ -189,7 +189,7 @@ async fn parallel_reset_answers_evaluate_at_most_the_limit(backend: Backend) {
 
 async fn reset_token(server: &Server, user_id: i64) -> String {
     let mut conn = server.accounts().db().pool().acquire().await.unwrap();
-    one_time::issue(&mut conn, Purpose::PasswordReset, user_id, None, 3600).await.unwrap()
+    one_time::issue(&mut conn, server.state.db().now(), Purpose::PasswordReset, user_id, None, 3600).await.unwrap()
 }
 
 async fn a_reset_link_used_in_parallel_resets_once(backend: Backend) {

@@ -117,7 +117,7 @@ async fn reset_links_die_with_the_state_they_were_asked_for(backend: Backend) {
     let (user_id, owner) = signed_in(&server).await;
     let issue = || async {
         let mut conn = server.accounts().db().pool().acquire().await.unwrap();
-        one_time::issue(&mut conn, Purpose::PasswordReset, user_id, None, 3600).await.unwrap()
+        one_time::issue(&mut conn, server.state.db().now(), Purpose::PasswordReset, user_id, None, 3600).await.unwrap()
     };
     let reset = |token: String, password: &'static str| {
         let b = server.browser();
@@ -242,7 +242,8 @@ async fn a_reset_completed_in_a_signed_in_browser_signs_it_out(backend: Backend)
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, b) = signed_in(&server).await;
     let mut conn = server.accounts().db().pool().acquire().await.unwrap();
-    let token = one_time::issue(&mut conn, Purpose::PasswordReset, user_id, None, 3600).await.unwrap();
+    let token =
+        one_time::issue(&mut conn, server.state.db().now(), Purpose::PasswordReset, user_id, None, 3600).await.unwrap();
     drop(conn);
     // The same browser (the thief's, say) opens the link and completes the reset: the reset
     // ends every session, and the request that did it must not save its own back.

@@ -80,6 +80,19 @@ async fn a_reset_link_opened_on_another_host_points_to_system_url(backend: Backe
     assert_eq!(b.login("ann@example.com", new).await.status, 303);
 }
 
+/// A link is stamped by the clock its expiry is judged by: issued after that clock moved on (a
+/// test advancing it, a server whose clock was corrected), it is not born expired.
+async fn a_link_issued_after_the_clock_moved_is_not_born_expired(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    server.state.db().clock().advance(Duration::from_secs(3 * 3600));
+    server.browser().submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
+    let link = reset_link(&server, "ann@example.com").await;
+    let page = server.browser().get(&link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("invalid or has expired"), "{}", page.body);
+}
+
 async fn reset_asks_the_security_question_is_single_use_and_ends_sessions(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
@@ -195,6 +208,7 @@ web_on_both_backends!(
     forgot_password_answers_the_same_for_unknown_emails,
     reset_link_comes_from_system_url_whatever_the_host,
     a_reset_link_opened_on_another_host_points_to_system_url,
+    a_link_issued_after_the_clock_moved_is_not_born_expired,
     reset_asks_the_security_question_is_single_use_and_ends_sessions,
     reset_links_expire,
     cron_delivers_the_outbox_and_records_failures,
@@ -213,6 +227,7 @@ async fn with_security_questions_off_a_reset_asks_none() {
     let mut conn = server.accounts().db().pool().acquire().await.unwrap();
     let token = gatehouse::auth::one_time::issue(
         &mut conn,
+        server.state.db().now(),
         gatehouse::auth::one_time::Purpose::PasswordReset,
         user_id,
         None,

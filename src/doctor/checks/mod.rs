@@ -119,7 +119,7 @@ fn sample<T: Clone>(items: &[T], limit: usize) -> Vec<T> {
 fn request(host: &str, scheme: &str, peer: &str) -> Observation {
     let peer: std::net::IpAddr = peer.parse().expect("an IP address");
     let flags = observations::Flags::default();
-    Observation::new(host.into(), (scheme.into(), false), peer, peer, flags, String::new())
+    Observation::new(0, host.into(), (scheme.into(), false), peer, peer, flags, String::new())
 }
 
 #[cfg(test)]

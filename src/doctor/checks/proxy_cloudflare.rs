@@ -266,7 +266,7 @@ mod tests {
         let edge: IpAddr = EDGE.parse().expect("an address");
         let flags = crate::net::observations::Flags { cf_headers: true, ..Default::default() };
         let relayed =
-            Observation::new("clients.example.com".into(), ("https".into(), true), peer, edge, flags, "/".into());
+            Observation::new(0, "clients.example.com".into(), ("https".into(), true), peer, edge, flags, "/".into());
         let outcome = judge_traffic(&[relayed], false, true);
         assert_eq!(outcome.status, Status::Fail);
         assert!(outcome.fix.is_some());
