@@ -208,8 +208,25 @@ async fn a_folder_the_service_account_cannot_write_is_named_by_a_doctor_run_as_r
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
     crate::support::gatehouse(site.path()).args(["--config", config.to_str().unwrap(), "migrate"]).assert().success();
 
+    // The built binary may sit where nobody cannot reach it (a checkout under /root): then a
+    // copy beside the site, as a package would install it for every account.
+    let built = assert_cmd::cargo::cargo_bin("gatehouse");
+    let reachable = std::process::Command::new("setpriv")
+        .args([format!("--reuid={}", nobody.uid), format!("--regid={}", nobody.gid), "--clear-groups".into()])
+        .args(["test", "-x"])
+        .arg(&built)
+        .status()
+        .is_ok_and(|s| s.success());
+    let binary = if reachable {
+        built
+    } else {
+        let copy = site.path().join("gatehouse");
+        std::fs::copy(&built, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    };
     let serve_as_nobody = || {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("gatehouse"));
+        let mut cmd = std::process::Command::new(&binary);
         cmd.args(["--config", config.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
             .env("GATEHOUSE_LOG", "error")
             .env_remove(crate::support::POSTGRES_ENV)
