@@ -33,7 +33,7 @@ async fn run() {
     db.migrate().await.unwrap();
 
     let filled = Instant::now();
-    let now = gatehouse::store::now();
+    let now = db.now();
     // The newest LIVE rows were seen a minute ago; the rest two days ago (idle and absolute
     // timeouts both passed).
     sqlx::query(

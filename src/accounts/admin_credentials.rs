@@ -18,7 +18,8 @@ impl Accounts {
             .bind(admin_id)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut tx, actor, "admin.password_set", ("admin", Some(admin_id)), json!({})).await?;
+        audit::record(&mut tx, self.db.now(), actor, "admin.password_set", ("admin", Some(admin_id)), json!({}))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -76,8 +77,15 @@ impl Accounts {
             .bind(admin_id)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut tx, actor, "admin.twofa_enabled", ("admin", Some(admin_id)), json!({"method": "totp"}))
-            .await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            "admin.twofa_enabled",
+            ("admin", Some(admin_id)),
+            json!({"method": "totp"}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -92,7 +100,8 @@ impl Accounts {
         .bind(admin_id)
         .execute(&mut *tx)
         .await?;
-        audit::record(&mut tx, actor, "admin.twofa_disabled", ("admin", Some(admin_id)), json!({})).await?;
+        audit::record(&mut tx, self.db.now(), actor, "admin.twofa_disabled", ("admin", Some(admin_id)), json!({}))
+            .await?;
         tx.commit().await?;
         Ok(())
     }

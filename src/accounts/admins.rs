@@ -224,6 +224,7 @@ impl Accounts {
         let keys: Vec<&str> = missing.iter().map(|p| p.key()).collect();
         audit::record(
             &mut *self.db.pool().acquire().await?,
+            self.db.now(),
             actor,
             "admin.grant_refused",
             target,
@@ -260,6 +261,7 @@ impl Accounts {
                 .map_err(exists_err("role", &name))?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "role.create",
             ("role", Some(row.id)),
@@ -301,8 +303,15 @@ impl Accounts {
             .bind(role.id)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut tx, actor, "role.permissions", ("role", Some(role.id)), json!({"permissions": stored}))
-            .await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            "role.permissions",
+            ("role", Some(role.id)),
+            json!({"permissions": stored}),
+        )
+        .await?;
         tx.commit().await?;
         self.role_by_name(name).await
     }
@@ -340,6 +349,7 @@ impl Accounts {
         .map_err(exists_err("admin", &username))?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "admin.create",
             ("admin", Some(id)),
@@ -381,7 +391,15 @@ impl Accounts {
             .bind(admin_id)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut tx, actor, "admin.role", ("admin", Some(admin_id)), json!({"role": role.name})).await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            "admin.role",
+            ("admin", Some(admin_id)),
+            json!({"role": role.name}),
+        )
+        .await?;
         tx.commit().await?;
         self.admin(admin_id).await
     }
@@ -426,6 +444,7 @@ impl Accounts {
         .await?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "api_token.create",
             ("admin", Some(admin_id)),
@@ -455,8 +474,15 @@ impl Accounts {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("active API token", id))?;
-        audit::record(&mut tx, actor, "api_token.revoke", ("admin", Some(info.admin_id)), json!({"token_id": id}))
-            .await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            "api_token.revoke",
+            ("admin", Some(info.admin_id)),
+            json!({"token_id": id}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(info)
     }

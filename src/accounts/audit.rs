@@ -6,7 +6,6 @@ use sqlx::AnyConnection;
 
 use super::Accounts;
 use crate::error::Result;
-use crate::store::now;
 
 /// Who performed a write, and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +48,11 @@ pub struct AuditEntry {
     pub details: String,
 }
 
-/// Appends one entry inside the caller's transaction, so the entry exists iff the write does.
+/// Appends one entry inside the caller's transaction, so the entry exists iff the write does,
+/// stamped `at` (`Db::now`, the clock everything else is stamped and judged by).
 pub(crate) async fn record(
     conn: &mut AnyConnection,
+    at: i64,
     actor: &Actor,
     action: &str,
     target: (&str, Option<i64>),
@@ -61,7 +62,7 @@ pub(crate) async fn record(
         "INSERT INTO audit_log (at, actor_type, actor_id, actor_label, action, target_type, target_id, ip, details) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(now())
+    .bind(at)
     .bind(actor.kind)
     .bind(actor.id)
     .bind(&actor.label)

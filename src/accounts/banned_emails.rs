@@ -34,6 +34,7 @@ impl Accounts {
         })?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "banned_email.add",
             ("banned_email", None),
@@ -61,6 +62,7 @@ impl Accounts {
         }
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "banned_email.remove",
             ("banned_email", None),

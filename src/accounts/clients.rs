@@ -381,11 +381,13 @@ impl Accounts {
 
         let mut tx = self.db.begin().await?;
         let owner_id = match (new_owner, &new.owner) {
-            (Some((owner, (email, hash))), _) => Self::insert_user(&mut tx, actor, &owner, &email, hash).await?.id,
+            (Some((owner, (email, hash))), _) => {
+                Self::insert_user(&mut tx, self.db.now(), actor, &owner, &email, hash).await?.id
+            }
             (None, OwnerSpec::Existing(id)) => *id,
             (None, OwnerSpec::NewUser { .. }) => unreachable!("prepared above"),
         };
-        let ts = crate::store::now();
+        let ts = self.db.now();
         let n = DETAIL_COLUMNS.len();
         let sql = format!(
             "INSERT INTO clients ({}, owner_user_id, created_at, updated_at) VALUES ({}, ${}, ${}, ${}) RETURNING *",
@@ -406,6 +408,7 @@ impl Accounts {
             .await?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "client.create",
             ("client", Some(created.id)),
@@ -472,11 +475,11 @@ impl Accounts {
             n + 2
         );
         let updated: Client = bind_details(sqlx::query_as(composed(sql)), &client)
-            .bind(crate::store::now())
+            .bind(self.db.now())
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        audit::record(&mut tx, actor, "client.update", ("client", Some(id)), changed.into()).await?;
+        audit::record(&mut tx, self.db.now(), actor, "client.update", ("client", Some(id)), changed.into()).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -505,8 +508,15 @@ impl Accounts {
                 .await?;
             if delete_users && others == 0 {
                 sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
-                audit::record(&mut tx, actor, "user.delete", ("user", Some(user_id)), json!({"with_client": id}))
-                    .await?;
+                audit::record(
+                    &mut tx,
+                    self.db.now(),
+                    actor,
+                    "user.delete",
+                    ("user", Some(user_id)),
+                    json!({"with_client": id}),
+                )
+                .await?;
                 deleted_users.push(user_id);
             } else {
                 kept_users.push(user_id);
@@ -514,6 +524,7 @@ impl Accounts {
         }
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "client.delete",
             ("client", Some(id)),

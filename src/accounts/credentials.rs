@@ -11,17 +11,19 @@ use crate::error::Result;
 /// Appends an audit entry inside the caller's transaction (for services outside `accounts`).
 pub async fn record_in(
     conn: &mut AnyConnection,
+    now: i64,
     actor: &Actor,
     action: &str,
     target: (&str, Option<i64>),
     details: Value,
 ) -> Result<()> {
-    audit::record(conn, actor, action, target, details).await
+    audit::record(conn, now, actor, action, target, details).await
 }
 
 /// Replaces the password hash inside the caller's transaction, with an audit entry.
 pub async fn store_password_hash_in(
     conn: &mut AnyConnection,
+    now: i64,
     actor: &Actor,
     user_id: i64,
     hash: &str,
@@ -29,12 +31,12 @@ pub async fn store_password_hash_in(
 ) -> Result<()> {
     sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
         .bind(hash)
-        .bind(crate::store::now())
+        .bind(now)
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
     revoke_reset_links(conn, user_id).await?;
-    audit::record(conn, actor, action, ("user", Some(user_id)), json!({})).await
+    audit::record(conn, now, actor, action, ("user", Some(user_id)), json!({})).await
 }
 
 /// A reset link asked for before the password or the email changed is for a state that no
@@ -57,12 +59,12 @@ impl Accounts {
         details: Value,
     ) -> Result<()> {
         let mut conn = self.db.pool().acquire().await?;
-        audit::record(&mut conn, actor, action, target, details).await
+        audit::record(&mut conn, self.db.now(), actor, action, target, details).await
     }
 
     pub async fn store_password_hash(&self, actor: &Actor, user_id: i64, hash: &str) -> Result<()> {
         let mut tx = self.db.begin().await?;
-        store_password_hash_in(&mut tx, actor, user_id, hash, "user.password_changed").await?;
+        store_password_hash_in(&mut tx, self.db.now(), actor, user_id, hash, "user.password_changed").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -81,8 +83,15 @@ impl Accounts {
             == 1;
         if done {
             let kind = crate::secrets::passwords::HashKind::of(old);
-            audit::record(&mut tx, actor, "user.password_rehashed", ("user", Some(user_id)), json!({"from": kind}))
-                .await?;
+            audit::record(
+                &mut tx,
+                self.db.now(),
+                actor,
+                "user.password_rehashed",
+                ("user", Some(user_id)),
+                json!({"from": kind}),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(done)
@@ -133,7 +142,15 @@ impl Accounts {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        audit::record(&mut tx, actor, "twofa.enabled", ("user", Some(user_id)), json!({"method": "totp"})).await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            "twofa.enabled",
+            ("user", Some(user_id)),
+            json!({"method": "totp"}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -146,7 +163,15 @@ impl Accounts {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut tx, actor, "twofa.enabled", ("user", Some(user_id)), json!({"method": "duo"})).await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            "twofa.enabled",
+            ("user", Some(user_id)),
+            json!({"method": "duo"}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -163,7 +188,7 @@ impl Accounts {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        audit::record(&mut tx, actor, "twofa.disabled", ("user", Some(user_id)), json!({})).await?;
+        audit::record(&mut tx, self.db.now(), actor, "twofa.disabled", ("user", Some(user_id)), json!({})).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -65,7 +65,9 @@ impl Accounts {
         let mut tx = self.db.begin().await.map_err(|e| fail(0, e))?;
         let mut users = Vec::with_capacity(prepared.len());
         for (row, (new, email, hash)) in prepared.into_iter().enumerate() {
-            users.push(Self::insert_user(&mut tx, actor, &new, &email, hash).await.map_err(|e| fail(row, e))?);
+            users.push(
+                Self::insert_user(&mut tx, self.db.now(), actor, &new, &email, hash).await.map_err(|e| fail(row, e))?,
+            );
         }
         tx.commit().await.map_err(|e| fail(users.len().saturating_sub(1), e.into()))?;
         Ok(users)

@@ -128,6 +128,7 @@ impl Accounts {
         .await?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "invite.create",
             ("client", Some(client_id)),
@@ -170,8 +171,15 @@ impl Accounts {
                 None => Error::not_found("invite", id),
             });
         };
-        audit::record(&mut tx, actor, "invite.cancel", ("client", Some(row.client_id)), json!({"invite_id": id}))
-            .await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            "invite.cancel",
+            ("client", Some(row.client_id)),
+            json!({"invite_id": id}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(row.into_invite(self.db.now()))
     }
@@ -225,12 +233,19 @@ impl Accounts {
                 // accepted, so that trying it again cannot tell which addresses have logins.
                 if self.user_by_email(&email.display).await?.is_some() {
                     let details = json!({"invite_id": invite.id});
-                    audit::record(&mut tx, actor, "invite.email_taken", ("client", Some(invite.client_id)), details)
-                        .await?;
+                    audit::record(
+                        &mut tx,
+                        self.db.now(),
+                        actor,
+                        "invite.email_taken",
+                        ("client", Some(invite.client_id)),
+                        details,
+                    )
+                    .await?;
                     tx.commit().await?;
                     return Err(Error::refused(Code::UserExists, "a user with that email already exists"));
                 }
-                Self::insert_user(&mut tx, actor, &new, &email, hash).await?.id
+                Self::insert_user(&mut tx, self.db.now(), actor, &new, &email, hash).await?.id
             }
             (Acceptance::NewUser(_), None) => unreachable!("prepared above"),
         };
@@ -258,6 +273,7 @@ impl Accounts {
             .await?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "invite.accept",
             ("client", Some(invite.client_id)),

@@ -70,6 +70,7 @@ impl Accounts {
         };
         audit::record(
             &mut conn,
+            self.db.now(),
             actor,
             "match_details",
             ("client", Some(client_id)),

@@ -194,6 +194,7 @@ impl Accounts {
         }
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "membership.create",
             ("client", Some(client_id)),
@@ -220,8 +221,15 @@ impl Accounts {
         if removed == 0 {
             return Err(not_associated(user_id, client_id));
         }
-        audit::record(&mut tx, actor, "membership.delete", ("client", Some(client_id)), json!({"user_id": user_id}))
-            .await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            "membership.delete",
+            ("client", Some(client_id)),
+            json!({"user_id": user_id}),
+        )
+        .await?;
         // The user may have become the owner meanwhile: the deferred ownership key refuses then.
         tx.commit().await.map_err(|e| match is_foreign_key_violation(&e) {
             true => owner_cannot_be_removed(user_id, client_id),
@@ -264,6 +272,7 @@ impl Accounts {
         }
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "membership.permissions",
             ("client", Some(client_id)),
@@ -300,6 +309,7 @@ impl Accounts {
             .await?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "client.owner_change",
             ("client", Some(client_id)),

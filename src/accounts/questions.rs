@@ -40,6 +40,7 @@ impl Accounts {
                 })?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "security_question.add",
             ("security_question", Some(id)),
@@ -79,6 +80,7 @@ impl Accounts {
         sqlx::query("DELETE FROM security_questions WHERE id = $1").bind(id).execute(&mut *tx).await?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "security_question.remove",
             ("security_question", Some(id)),

@@ -132,12 +132,13 @@ impl Accounts {
     /// Inserts a prepared user inside the caller's transaction.
     pub(crate) async fn insert_user(
         conn: &mut AnyConnection,
+        now: i64,
         actor: &Actor,
         new: &NewUser,
         email: &Email,
         password_hash: Option<String>,
     ) -> Result<User> {
-        let ts = crate::store::now();
+        let ts = now;
         let user: User = sqlx::query_as(
             "INSERT INTO users (email, email_norm, first_name, last_name, language, password_hash, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING *",
@@ -152,14 +153,14 @@ impl Accounts {
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| if is_unique_violation(&e) { user_exists(&email.display) } else { e.into() })?;
-        audit::record(conn, actor, "user.create", ("user", Some(user.id)), json!({"email": user.email})).await?;
+        audit::record(conn, now, actor, "user.create", ("user", Some(user.id)), json!({"email": user.email})).await?;
         Ok(user)
     }
 
     pub async fn create_user(&self, actor: &Actor, new: NewUser) -> Result<User> {
         let (email, hash) = self.prepare_user(&new).await?;
         let mut tx = self.db.begin().await?;
-        let user = Self::insert_user(&mut tx, actor, &new, &email, hash).await?;
+        let user = Self::insert_user(&mut tx, self.db.now(), actor, &new, &email, hash).await?;
         tx.commit().await.map_err(|e| if is_unique_violation(&e) { user_exists(&email.display) } else { e.into() })?;
         Ok(user)
     }
@@ -254,7 +255,7 @@ impl Accounts {
         if changed.contains_key("email") {
             super::credentials::revoke_reset_links(&mut tx, id).await?;
         }
-        audit::record(&mut tx, actor, "user.update", ("user", Some(id)), changed.into()).await?;
+        audit::record(&mut tx, self.db.now(), actor, "user.update", ("user", Some(id)), changed.into()).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -263,7 +264,8 @@ impl Accounts {
         self.user(id).await?;
         let hash = passwords::hash_new_password_async(password, self.policy.password_min_length).await?;
         let mut tx = self.db.begin().await?;
-        super::credentials::store_password_hash_in(&mut tx, actor, id, &hash, "user.password_set").await?;
+        super::credentials::store_password_hash_in(&mut tx, self.db.now(), actor, id, &hash, "user.password_set")
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -283,7 +285,8 @@ impl Accounts {
             ));
         }
         sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        audit::record(&mut tx, actor, "user.delete", ("user", Some(id)), json!({"email": user.email})).await?;
+        audit::record(&mut tx, self.db.now(), actor, "user.delete", ("user", Some(id)), json!({"email": user.email}))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -310,6 +313,7 @@ impl Accounts {
         .await?;
         audit::record(
             &mut tx,
+            self.db.now(),
             actor,
             "user.security_question_set",
             ("user", Some(user_id)),

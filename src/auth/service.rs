@@ -325,8 +325,15 @@ impl Auth {
             user.first_name
         );
         mail::enqueue(&mut tx, self.accounts.db().now(), &user.email, "Reset your password", &body).await?;
-        crate::accounts::record_in(&mut tx, actor, "password.reset_requested", ("user", Some(user.id)), json!({}))
-            .await?;
+        crate::accounts::record_in(
+            &mut tx,
+            self.accounts.db().now(),
+            actor,
+            "password.reset_requested",
+            ("user", Some(user.id)),
+            json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -367,7 +374,15 @@ impl Auth {
         one_time::consume(&mut tx, Purpose::PasswordReset, token, self.accounts.db().now())
             .await?
             .ok_or_else(invalid)?;
-        crate::accounts::store_password_hash_in(&mut tx, &actor, user.id, &hash, "password.reset_completed").await?;
+        crate::accounts::store_password_hash_in(
+            &mut tx,
+            self.accounts.db().now(),
+            &actor,
+            user.id,
+            &hash,
+            "password.reset_completed",
+        )
+        .await?;
         tx.commit().await?;
         self.sessions.end_for_user(user.id, None).await?;
         Ok(user)
@@ -418,8 +433,15 @@ impl Auth {
             IMPERSONATION_TTL_SECS,
         )
         .await?;
-        crate::accounts::record_in(&mut tx, &actor, "user.impersonation_link", ("user", Some(user.id)), json!({}))
-            .await?;
+        crate::accounts::record_in(
+            &mut tx,
+            self.accounts.db().now(),
+            &actor,
+            "user.impersonation_link",
+            ("user", Some(user.id)),
+            json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(self.link(&format!("login/as/{token}")))
     }
@@ -447,7 +469,15 @@ impl Auth {
             Err(e) => return Err(e),
         };
         let action = if allowed { "user.impersonated" } else { "user.impersonation_refused" };
-        crate::accounts::record_in(&mut tx, &actor, action, ("user", Some(owner.user_id)), json!({})).await?;
+        crate::accounts::record_in(
+            &mut tx,
+            self.accounts.db().now(),
+            &actor,
+            action,
+            ("user", Some(owner.user_id)),
+            json!({}),
+        )
+        .await?;
         tx.commit().await?;
         if !allowed {
             return Err(invalid());

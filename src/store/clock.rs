@@ -13,6 +13,12 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// Real time, never moved: only for what another party judges by its own clock (a Duo
+    /// request's `iat`/`exp`). Everything gatehouse stamps and judges uses [`Clock::now`].
+    pub fn wall() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
     pub fn now(&self) -> i64 {
         chrono::Utc::now().timestamp() + self.offset.load(Ordering::Relaxed)
     }

@@ -206,12 +206,6 @@ impl Db {
     }
 }
 
-/// Current time as Unix seconds, the representation of every timestamp column: when something
-/// happened. Whether something has expired is judged by [`Db::now`] instead.
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 /// Renders a Unix-second timestamp as RFC 3339 (UTC) for output.
 pub fn rfc3339(ts: i64) -> String {
     chrono::DateTime::from_timestamp(ts, 0)

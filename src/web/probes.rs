@@ -52,8 +52,8 @@ async fn readiness(state: &AppState) -> [(&'static str, Result<(), String>); 2] 
     let store = tokio::time::timeout(PROBE_DEADLINE, async {
         let probe = Session {
             key: format!("readyz-{}", crate::secrets::tokens::random().hash),
-            created_at: crate::store::now(),
-            last_seen_at: crate::store::now(),
+            created_at: state.db().now(),
+            last_seen_at: state.db().now(),
             data: SessionData::default(),
         };
         state.auth.sessions.probe(&probe).await

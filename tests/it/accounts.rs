@@ -417,7 +417,7 @@ async fn invites_expire_and_can_be_cancelled(h: &Harness) {
     // Move an invite's expiry into the past, as time passing would.
     let expiring = h.accounts.create_invite(&h.actor, c.id, "b@example.com", &perms(""), None).await.unwrap();
     sqlx::query("UPDATE invites SET expires_at = $1 WHERE id = $2")
-        .bind(gatehouse::store::now() - 1)
+        .bind(h.accounts.db().now() - 1)
         .bind(expiring.invite.id)
         .execute(h.pool())
         .await

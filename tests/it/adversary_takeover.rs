@@ -276,7 +276,7 @@ async fn a_kept_totp_key_does_not_finish_a_duo_sign_in(backend: Backend) {
     server.accounts().set_duo(&actor, user_id).await.unwrap();
     let b = server.browser();
     assert_eq!(b.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
-    let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::now()).unwrap();
+    let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::Clock::wall()).unwrap();
     let csrf = b.get("login").await.csrf();
     let r = b.post("login/2fa", &[("csrf_token", &csrf), ("code", &code)]).await;
     assert_ne!(r.location(), "/clientarea", "a TOTP code does not step around Duo");
@@ -318,7 +318,7 @@ async fn a_password_change_ends_a_sign_in_left_at_the_second_factor(backend: Bac
     server.accounts().set_password(&Actor::system("test"), user_id, "the owner's new password").await.unwrap();
     server.auth().sessions.end_for_user(user_id, None).await.unwrap();
     // A code phished later does not finish the sign-in the change should have ended.
-    let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::now()).unwrap();
+    let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::Clock::wall()).unwrap();
     let r = thief.post("login/2fa", &[("csrf_token", &csrf), ("code", &code)]).await;
     assert_ne!(r.location(), "/clientarea");
     assert_eq!(thief.get("clientarea").await.status, 303);

@@ -5,7 +5,7 @@ use crate::support::web::{Backend, Browser, PASSWORD, Server};
 use gatehouse::secrets::totp;
 
 fn now() -> i64 {
-    gatehouse::store::now()
+    gatehouse::store::Clock::wall()
 }
 
 /// Enrols TOTP through the pages; returns (secret, backup code, the Unix time of the code used).

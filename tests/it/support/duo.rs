@@ -90,7 +90,7 @@ async fn health_check(State(fake): State<Fake>, Form(f): Form<HashMap<String, St
     {
         return r;
     }
-    Json(json!({"stat": "OK", "response": {"timestamp": gatehouse::store::now()}})).into_response()
+    Json(json!({"stat": "OK", "response": {"timestamp": gatehouse::store::Clock::wall()}})).into_response()
 }
 
 async fn authorize(State(fake): State<Fake>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -130,7 +130,7 @@ async fn token(State(fake): State<Fake>, Form(f): Form<HashMap<String, String>>)
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant", "error_description": "unknown code"})))
             .into_response();
     };
-    let now = gatehouse::store::now();
+    let now = gatehouse::store::Clock::wall();
     let claims = json!({"iss": format!("{}/oauth/v1/token", fake.base), "aud": CLIENT_ID, "exp": now + 300,
                         "iat": now, "nonce": nonce, "preferred_username": username});
     let id_token =
