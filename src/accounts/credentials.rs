@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
 
-use super::{Accounts, Actor, audit};
+use super::{Accounts, Actor, TwoFaMethod, audit};
 use crate::error::Result;
 
 /// Appends an audit entry inside the caller's transaction (for services outside `accounts`).
@@ -132,9 +132,10 @@ impl Accounts {
     ) -> Result<()> {
         let mut tx = self.db.begin().await?;
         sqlx::query(
-            "UPDATE users SET twofa_method = 'totp', totp_secret = $1, totp_last_step = $2, backup_code_hash = $3, \
-             updated_at = $4 WHERE id = $5",
+            "UPDATE users SET twofa_method = $1, totp_secret = $2, totp_last_step = $3, backup_code_hash = $4, \
+             updated_at = $5 WHERE id = $6",
         )
+        .bind(TwoFaMethod::Totp.as_str())
         .bind(secret)
         .bind(step)
         .bind(backup_hash)
@@ -148,7 +149,7 @@ impl Accounts {
             actor,
             "twofa.enabled",
             ("user", Some(user_id)),
-            json!({"method": "totp"}),
+            json!({"method": TwoFaMethod::Totp}),
         )
         .await?;
         tx.commit().await?;
@@ -158,7 +159,8 @@ impl Accounts {
     /// Makes Duo the user's second factor (enrolment with Duo happens at Duo's prompt).
     pub async fn set_duo(&self, actor: &Actor, user_id: i64) -> Result<()> {
         let mut tx = self.db.begin().await?;
-        sqlx::query("UPDATE users SET twofa_method = 'duo', updated_at = $1 WHERE id = $2")
+        sqlx::query("UPDATE users SET twofa_method = $1, updated_at = $2 WHERE id = $3")
+            .bind(TwoFaMethod::Duo.as_str())
             .bind(self.db.now())
             .bind(user_id)
             .execute(&mut *tx)
@@ -169,7 +171,7 @@ impl Accounts {
             actor,
             "twofa.enabled",
             ("user", Some(user_id)),
-            json!({"method": "duo"}),
+            json!({"method": TwoFaMethod::Duo}),
         )
         .await?;
         tx.commit().await?;

@@ -39,7 +39,7 @@ pub(crate) use memberships::{MEMBERSHIPS_OF_U, USER_WITH_CLIENTS_COLUMNS};
 pub use memberships::{Membership, UserWithClients};
 pub use permissions::{Permission, Permissions};
 pub use questions::SecurityQuestion;
-pub use users::{NewUser, User, UserUpdate};
+pub use users::{NewUser, TwoFaMethod, User, UserUpdate};
 
 use crate::config::Config;
 

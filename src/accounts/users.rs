@@ -32,8 +32,8 @@ pub struct User {
     pub updated_at: i64,
     #[serde(skip)]
     pub email_norm: String,
-    /// `totp`, `duo`, or `None` when two-factor is off.
-    pub twofa_method: Option<String>,
+    /// How the user proves the second factor; `None` when two-factor is off.
+    pub twofa_method: Option<TwoFaMethod>,
     #[serde(skip)]
     pub totp_secret: Option<String>,
     #[serde(skip)]
@@ -97,6 +97,36 @@ pub(crate) fn require_name(field: &str, value: &str) -> Result<String> {
     }
     Ok(v.to_string())
 }
+
+/// How a user proves the second factor (stored and shown as `totp` or `duo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TwoFaMethod {
+    Totp,
+    Duo,
+}
+
+impl TwoFaMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TwoFaMethod::Totp => "totp",
+            TwoFaMethod::Duo => "duo",
+        }
+    }
+}
+
+impl TryFrom<String> for TwoFaMethod {
+    type Error = String;
+    fn try_from(stored: String) -> std::result::Result<Self, String> {
+        match stored.as_str() {
+            "totp" => Ok(TwoFaMethod::Totp),
+            "duo" => Ok(TwoFaMethod::Duo),
+            other => Err(format!("unknown two-factor method `{other}` in the users table")),
+        }
+    }
+}
+
+crate::stored_as!(TwoFaMethod, String);
 
 /// The longest name kept (a person's, a role's, a token's): enough for any real one.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -336,7 +366,7 @@ impl Accounts {
 
 #[cfg(test)]
 mod tests {
-    use super::User;
+    use super::{TwoFaMethod, User};
 
     #[test]
     fn debug_names_which_secrets_are_set_and_shows_none_of_them() {
@@ -353,7 +383,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             email_norm: "ann@example.com".into(),
-            twofa_method: Some("totp".into()),
+            twofa_method: Some(TwoFaMethod::Totp),
             totp_secret: Some("JBSWY3DPEHPK3PXP".into()),
             totp_last_step: None,
             backup_code_hash: None,

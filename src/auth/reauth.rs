@@ -51,7 +51,7 @@ impl Auth {
         let target = ("user", Some(user.id));
         let outcome = async {
             self.confirm_password(user, proof.password, ip).await?.or_refused("the password is not correct")?;
-            if user.totp_secret.is_none() || user.twofa_method.as_deref() == Some("duo") {
+            if user.totp_secret.is_none() || user.twofa_method == Some(crate::accounts::TwoFaMethod::Duo) {
                 return Ok(None);
             }
             if !proof.backup_code.trim().is_empty() {

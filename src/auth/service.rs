@@ -8,7 +8,7 @@ use super::guard::Checked;
 use super::one_time::{self, Purpose};
 use super::sessions::{Pending, SecondFactor, Session, SessionData, Sessions};
 use super::throttle::{Principal, Scope, Throttle};
-use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Membership, User};
+use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Membership, TwoFaMethod, User};
 use crate::config::{Config, HttpUrl};
 use crate::error::{Code, Error, Result};
 use crate::mail;
@@ -112,14 +112,14 @@ impl Auth {
             self.accounts.record_event(&actor, "login.refused_closed", ("user", Some(user.id)), json!({})).await?;
             return Ok(Login::ClientsClosed);
         }
-        let second_factor = match user.twofa_method.as_deref() {
-            Some("totp") => Some(SecondFactor::Totp),
-            Some("duo") if self.duo_configured => Some(SecondFactor::Duo),
+        let second_factor = match user.twofa_method {
+            Some(TwoFaMethod::Totp) => Some(SecondFactor::Totp),
+            Some(TwoFaMethod::Duo) if self.duo_configured => Some(SecondFactor::Duo),
             // Duo is the user's second factor but is not configured here: their TOTP key, if
             // they kept one, or else Duo's page saying it is unavailable — never the password
             // alone (fail closed).
-            Some("duo") if user.totp_secret.is_some() => Some(SecondFactor::Totp),
-            Some("duo") => Some(SecondFactor::Duo),
+            Some(TwoFaMethod::Duo) if user.totp_secret.is_some() => Some(SecondFactor::Totp),
+            Some(TwoFaMethod::Duo) => Some(SecondFactor::Duo),
             _ if self.force_clients => Some(SecondFactor::Enrol),
             _ => None,
         };

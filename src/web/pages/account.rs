@@ -30,7 +30,7 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
     let questions = state.auth.accounts.list_security_questions().await.unwrap_or_default();
     Page::new("security.html", "Security")
         .with("user", user)
-        .with("twofa", &user.twofa_method)
+        .with("twofa", user.twofa_method)
         .with("setup", setup)
         .with("questions", questions)
         .with("has_question", user.security_question_id.is_some())
@@ -55,7 +55,7 @@ pub async fn security(State(state): State<AppState>, SignedIn { user, session, .
 
 /// The re-authentication form: the password, and the second factor where one is enrolled.
 fn confirm_page(user: &User) -> Page {
-    let second_factor = user.totp_secret.is_some() && user.twofa_method.as_deref() != Some("duo");
+    let second_factor = user.totp_secret.is_some() && user.twofa_method != Some(crate::accounts::TwoFaMethod::Duo);
     Page::new("confirm.html", "Confirm it is you")
         .with("layout", "layout.html")
         .with("action", CONFIRM)
