@@ -135,4 +135,33 @@ mod tests {
             assert!(text.contains(&format!("id: \"{id}\"")), "{id} is not defined in {}", file.display());
         }
     }
+
+    /// A threshold a check reads is one its Meta lists (what profiles may override): a key
+    /// written differently in the two places would read the default whatever a profile says.
+    #[test]
+    fn every_threshold_a_check_reads_is_one_it_declares() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/doctor/checks");
+        let mut read = 0;
+        for check in super::builtin() {
+            let meta = check.meta();
+            let file = dir.join(format!("{}.rs", meta.id.replace('.', "_")));
+            let text = std::fs::read_to_string(&file).expect("the check's file");
+            for key in text.split("threshold(META.id, \"").skip(1).filter_map(|rest| rest.split('"').next()) {
+                assert!(
+                    meta.thresholds.contains(&key),
+                    "{} reads threshold `{key}`, which its Meta does not list",
+                    meta.id
+                );
+                read += 1;
+            }
+            for declared in meta.thresholds {
+                assert!(
+                    text.contains(&format!("threshold(META.id, \"{declared}\"")),
+                    "{} declares threshold `{declared}` but never reads it",
+                    meta.id
+                );
+            }
+        }
+        assert!(read >= 10, "the thresholds were found ({read})");
+    }
 }
