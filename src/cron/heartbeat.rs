@@ -120,6 +120,7 @@ impl Heartbeat {
             .map(|z| z.name().to_string())
             .or_else(|| crate::system::effective_zone().zone)
             .unwrap_or_else(|| "unknown".into());
+        let (run_as, uid) = account();
         Heartbeat {
             role,
             host: sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into()),
@@ -131,8 +132,8 @@ impl Heartbeat {
             pid: i64::from(std::process::id()),
             at,
             clock_offset_ms: None,
-            run_as: account().0,
-            uid: Some(account().1),
+            run_as,
+            uid: Some(uid),
             troubles: Troubles::default(),
         }
     }

@@ -67,5 +67,15 @@ pub async fn form_key(db: &Db) -> Result<String> {
 
 /// The instance id if `serve` has created one; reading never creates it.
 pub async fn existing_instance_id(db: &Db) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'instance_id'").fetch_optional(db.pool()).await?)
+    existing(db, "instance_id").await
+}
+
+/// The storage key if `serve` has created one; reading never creates it (the doctor looks, and
+/// writes nothing).
+pub async fn existing_storage_key(db: &Db) -> Result<Option<String>> {
+    existing(db, "storage_key").await
+}
+
+async fn existing(db: &Db, key: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(db.pool()).await?)
 }

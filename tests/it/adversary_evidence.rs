@@ -73,4 +73,48 @@ async fn a_visitor_alone_cannot_make_the_doctor_change_trust_or_system_url(backe
     assert!(!markdown.contains("](javascript"), "{markdown}");
 }
 
-web_on_both_backends!(a_visitor_alone_cannot_make_the_doctor_change_trust_or_system_url);
+/// What users met is counted from what visitors send: 200 made-up session cookies and 200
+/// forms posted without one, at once, on system_url's host and on made-up hosts. The counts stay
+/// a handful of rows, and the doctor at most asks (a warning), never fails a check or offers a fix
+/// on them; a made-up Host with a forwarding header is no proxy that "does not pass Host".
+async fn a_visitor_flooding_what_users_met_grows_nothing_and_fixes_nothing(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let (url, page) = (server.url("login"), server.url("clientarea"));
+        let host = if n % 2 == 0 { server.addr.to_string() } else { format!("gatehouse{n}") };
+        sends.spawn(async move {
+            let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+            let cookie = format!("gatehouse_session=gs_{n:0>43}");
+            client.get(page).header("host", &host).header("cookie", cookie).send().await.unwrap();
+            let form = [("email", "ann@example.com"), ("password", PASSWORD)];
+            let post = client.post(url).header("host", &host).header("x-forwarded-for", "198.51.100.7");
+            post.form(&form).send().await.unwrap();
+        });
+    }
+    sends.join_all().await;
+    server.state.flush().await;
+    let rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM encounters").fetch_one(server.state.db().pool()).await.unwrap();
+    assert!(rows <= 6, "counts by kind and cause, not by request: {rows} rows");
+    let unknown: i64 =
+        sqlx::query_scalar("SELECT CAST(SUM(count) AS BIGINT) FROM encounters WHERE kind = 'unknown_session'")
+            .fetch_one(server.state.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(unknown, 100, "every made-up cookie on system_url's host is counted, in one row");
+    for id in ["sessions.cookie", "system_url.requests", "system_url.reachable", "proxy.trusted"] {
+        let (r, _) = check(&server.state.loaded, id).await;
+        assert!(!r.fix.available, "{id} offers a fix on a visitor's word: {}", r.message);
+        if id != "system_url.requests" {
+            assert_ne!(r.status, Status::Fail, "{id} fails on a visitor's word: {}", r.message);
+        }
+        assert!(!r.message.contains("does not pass"), "{id}: {}", r.message);
+    }
+}
+
+web_on_both_backends!(
+    a_visitor_alone_cannot_make_the_doctor_change_trust_or_system_url,
+    a_visitor_flooding_what_users_met_grows_nothing_and_fixes_nothing,
+);

@@ -149,7 +149,7 @@ async fn two_nodes_on_postgresql_behind_a_real_nginx() {
     );
     let a = Server::start_on(tempfile::tempdir().unwrap(), schema.url.clone(), None, &extra).await;
     let config = a.dir.path().join("gatehouse.yaml");
-    let b = crate::support::node::Node::serve(&config, "127.0.0.1:0", &[]);
+    let b = crate::support::node::Node::serve(&config, "127.0.0.1:0", []);
     let nginx = reserved.balance(&[a.addr, b.addr]);
     visitors(&nginx.base(), &a, &[]).await;
     operate(&a).await;
@@ -168,7 +168,7 @@ async fn two_nodes_on_postgresql_behind_a_real_nginx() {
     let odd = elsewhere.path().join("gatehouse.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&odd, format!("{text}sessions:\n  idle_timeout: 2h\n")).unwrap();
-    let odd_node = crate::support::node::Node::serve(&odd, "127.0.0.1:0", &[]);
+    let odd_node = crate::support::node::Node::serve(&odd, "127.0.0.1:0", []);
     let _nginx = nginx.stop().balance(&[a.addr, odd_node.addr]);
     let mut drift = None;
     for _ in 0..100 {

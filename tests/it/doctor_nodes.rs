@@ -13,10 +13,10 @@ use crate::support::nginx::{Nginx, PASS_HOST};
 use crate::support::node::{Node, faketime_env, faketime_library};
 use crate::support::web::{Backend, Browser, PASSWORD, Server};
 
-/// Waits (bounded) until the process `pid` has written its heartbeat into `server`'s database.
-async fn heartbeat_of(server: &Server, pid: u32) -> heartbeat::Heartbeat {
+/// Waits (bounded) until the process `pid` has written its heartbeat into `db`.
+async fn heartbeat_of(db: &gatehouse::store::Db, pid: u32) -> heartbeat::Heartbeat {
     for _ in 0..200 {
-        let beats = heartbeat::all(server.state.db()).await.unwrap();
+        let beats = heartbeat::all(db).await.unwrap();
         if let Some(beat) = beats.into_iter().find(|b| b.pid == i64::from(pid)) {
             return beat;
         }
@@ -56,11 +56,9 @@ async fn a_node_whose_clock_is_off_is_named_by_the_doctor_on_another() {
         }
     };
 
-    let env = faketime_env(&faketime, "+120s");
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let ahead = Node::serve(&config, "127.0.0.1:0", &env);
+    let ahead = Node::serve(&config, "127.0.0.1:0", faketime_env(&faketime, "+120s"));
     assert_eq!(sign_in_on(&ahead).await, 401, "the symptom: a correct code is refused on node B");
-    heartbeat_of(&a, ahead.pid()).await;
+    heartbeat_of(a.state.db(), ahead.pid()).await;
     let (found, _) = check(&a.state.loaded, "time.clock").await;
     assert_eq!(found.status, Status::Fail, "{}", found.message);
     let named = format!("(pid {}) runs with a clock", ahead.pid());
@@ -76,8 +74,8 @@ async fn a_node_whose_clock_is_off_is_named_by_the_doctor_on_another() {
 
     // The fix: B's clock set right (here: B restarted without the fake clock).
     drop(ahead);
-    let in_step = Node::serve(&config, "127.0.0.1:0", &[]);
-    heartbeat_of(&a, in_step.pid()).await;
+    let in_step = Node::serve(&config, "127.0.0.1:0", []);
+    heartbeat_of(a.state.db(), in_step.pid()).await;
     assert_eq!(sign_in_on(&in_step).await, 303, "the symptom is gone");
     let (healthy, _) = check(&a.state.loaded, "time.clock").await;
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
@@ -239,18 +237,7 @@ async fn a_folder_the_service_account_cannot_write_is_named_by_a_doctor_run_as_r
     assert_eq!(ready.status(), 503, "the symptom: the service cannot keep sessions");
     let loaded = gatehouse::config::load(Some(&config), Vec::<(String, String)>::new()).unwrap();
     let db = gatehouse::store::Db::connect(&loaded.config.database_url, "test").await.unwrap();
-    let beat = {
-        let mut found = None;
-        for _ in 0..200 {
-            let beats = heartbeat::all(&db).await.unwrap();
-            if let Some(b) = beats.into_iter().find(|b| b.pid == i64::from(node.pid())) {
-                found = Some(b);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        found.expect("serve wrote its heartbeat")
-    };
+    let beat = heartbeat_of(&db, node.pid()).await;
     assert_eq!((beat.run_as.as_str(), beat.uid), ("nobody", Some(i64::from(nobody.uid.as_raw()))));
     assert_eq!(
         beat.troubles.0.iter().map(|t| t.what.as_str()).collect::<Vec<_>>(),

@@ -12,7 +12,7 @@ fn free_port() -> u16 {
 
 /// Starts `gatehouse serve` on `port` and waits until it listens.
 fn serve(config: &std::path::Path, port: u16) -> Node {
-    Node::serve(config, &format!("127.0.0.1:{port}"), &[])
+    Node::serve(config, &format!("127.0.0.1:{port}"), [])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -65,9 +65,12 @@ impl Check for Reachable {
                 }
                 answers.extend(Answer::of(&http::get(&target, resolver, left, None).await));
             }
-            let key = settings::storage_key(accounts.db())
+            // Served (it has an instance id), so `serve` made the key too; an older serve did not,
+            // and then its answers carry no storage id either: nothing to compare.
+            let key = settings::existing_storage_key(accounts.db())
                 .await
-                .map_err(|e| Outcome::error(format!("cannot read this deployment's storage key: {e}")))?;
+                .map_err(|e| Outcome::error(format!("cannot read this deployment's storage key: {e}")))?
+                .unwrap_or_default();
             let mine = settings::storage_id(&key, &ours, &ctx.config().storage_files());
             let since = ctx.now() - 86_400;
             let unknown_sessions: i64 = encounters::since(accounts.db(), Kind::UnknownSession, since)

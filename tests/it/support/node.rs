@@ -15,7 +15,7 @@ pub struct Node {
 impl Node {
     /// Starts `gatehouse --config CONFIG serve` on `listen` (`127.0.0.1:0` for any port) with
     /// `env` added, and waits until it listens.
-    pub fn serve(config: &Path, listen: &str, env: &[(&str, &str)]) -> Node {
+    pub fn serve(config: &Path, listen: &str, env: impl IntoIterator<Item = (&'static str, String)>) -> Node {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("gatehouse"));
         cmd.args(["--config", config.to_str().unwrap(), "serve", "--listen", listen])
             .env("GATEHOUSE_LOG", "warn")
@@ -23,7 +23,7 @@ impl Node {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GATEHOUSE_") && k != "GATEHOUSE_LOG") {
             cmd.env_remove(key);
         }
-        cmd.envs(env.iter().copied());
+        cmd.envs(env);
         Node::start(cmd)
     }
 
@@ -77,10 +77,10 @@ pub fn faketime_library() -> Option<PathBuf> {
 
 /// The environment that runs a process with its clock `offset` from real time (`+120s`,
 /// `-3d`): the wall clock only, so its timers still tick at the real rate.
-pub fn faketime_env(library: &Path, offset: &str) -> Vec<(String, String)> {
-    vec![
-        ("LD_PRELOAD".into(), library.display().to_string()),
-        ("FAKETIME".into(), offset.into()),
-        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+pub fn faketime_env(library: &Path, offset: &str) -> [(&'static str, String); 3] {
+    [
+        ("LD_PRELOAD", library.display().to_string()),
+        ("FAKETIME", offset.into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
     ]
 }
