@@ -49,24 +49,12 @@ pub struct Planned<'a> {
 /// gets both "add the trailing slash" and "move to /"): the one whose check had to be named
 /// wins, since the operator asked for it by name; with no such winner neither is applied.
 pub fn settle(plans: Vec<Planned<'_>>) -> (Vec<Planned<'_>>, Vec<String>) {
-    let settings = |p: &Planned| -> Vec<(String, String)> {
-        match &p.fix {
-            Fix::SetConfig { settings, .. } => settings.clone(),
-            Fix::All(fixes) => fixes
-                .iter()
-                .filter_map(|f| match f {
-                    Fix::SetConfig { settings, .. } => Some(settings.clone()),
-                    _ => None,
-                })
-                .flatten()
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    let clash = |a: &Planned, b: &Planned| {
-        let theirs = settings(b);
-        settings(a)
-            .iter()
+    // The first setting both write, to different values.
+    let clash = |a: &Planned, b: &Planned| -> Option<String> {
+        let theirs = b.fix.settings();
+        a.fix
+            .settings()
+            .into_iter()
             .find(|(key, value)| theirs.iter().any(|(k, v)| k == key && v != value))
             .map(|(k, _)| k.clone())
     };
@@ -76,27 +64,27 @@ pub fn settle(plans: Vec<Planned<'_>>) -> (Vec<Planned<'_>>, Vec<String>) {
         for j in i + 1..plans.len() {
             let Some(key) = clash(&plans[i], &plans[j]) else { continue };
             let (a, b) = (&plans[i], &plans[j]);
-            match (a.explicit, b.explicit) {
-                (true, false) => refused[j] = true,
-                (false, true) => refused[i] = true,
-                _ => (refused[i], refused[j]) = (true, true),
-            }
-            let loser = if refused[i] && refused[j] {
-                None
-            } else if refused[j] {
-                Some((b, a))
-            } else {
-                Some((a, b))
+            // This pair's decision: the named one wins, else neither.
+            let winner = match (a.explicit, b.explicit) {
+                (true, false) => Some((j, a, b)),
+                (false, true) => Some((i, b, a)),
+                _ => None,
             };
-            dropped.push(match loser {
-                Some((lost, won)) => format!(
-                    "not fixing {}: its fix sets {key} too, to another value than {}'s, which was named and is applied",
-                    lost.check, won.check
-                ),
-                None => format!(
-                    "not fixing {} or {}: both set {key}, to different values; name the one you want with --fix",
-                    a.check, b.check
-                ),
+            dropped.push(match winner {
+                Some((loser, won, lost)) => {
+                    refused[loser] = true;
+                    format!(
+                        "not fixing {}: its fix sets {key} too, to another value than {}'s, which was named and is applied",
+                        lost.check, won.check
+                    )
+                }
+                None => {
+                    (refused[i], refused[j]) = (true, true);
+                    format!(
+                        "not fixing {} or {}: both set {key}, to different values; name the one you want with --fix",
+                        a.check, b.check
+                    )
+                }
             });
         }
     }
@@ -105,6 +93,15 @@ pub fn settle(plans: Vec<Planned<'_>>) -> (Vec<Planned<'_>>, Vec<String>) {
 }
 
 impl Fix {
+    /// The configuration settings it writes, `(dotted key, YAML literal)`, its parts' included.
+    fn settings(&self) -> Vec<&(String, String)> {
+        match self {
+            Fix::SetConfig { settings, .. } => settings.iter().collect(),
+            Fix::All(fixes) => fixes.iter().flat_map(Fix::settings).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// What the fix changes, in full: for a configuration edit, the diff.
     pub fn describe(&self, ctx: &Context) -> String {
         match self {
@@ -266,5 +263,10 @@ mod tests {
             Planned { check: "c", explicit: false, fix: Fix::CollectSessions },
         ]);
         assert_eq!((kept.len(), dropped.len()), (3, 0), "the same value, and other fixes, do not clash");
+        // Each pair is told by its own decision, whatever an earlier pair decided.
+        let (kept, dropped) = settle(vec![plan("a", true, "1"), plan("b", true, "2"), plan("c", false, "3")]);
+        assert!(kept.is_empty());
+        assert!(dropped[0].starts_with("not fixing a or b: both set system_url"), "{dropped:?}");
+        assert!(dropped[1].starts_with("not fixing c: its fix sets system_url too"), "{dropped:?}");
     }
 }
