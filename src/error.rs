@@ -102,6 +102,10 @@ pub enum Error {
     /// The database could not be reached or opened.
     #[error("{0}")]
     Unavailable(String),
+    /// The session store could not keep a session (its folder is gone or read-only, the disk
+    /// is full): a sign-in cannot stick. Unavailability, told apart so the page can say so.
+    #[error("{0}")]
+    SessionStore(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
     #[error("{0}")]
@@ -172,7 +176,7 @@ impl Error {
             Error::Refused { code, .. } => *code,
             Error::Config(_) => Code::InvalidConfig,
             Error::Usage(_) => Code::InvalidUsage,
-            Error::Unavailable(_) => Code::DatabaseUnavailable,
+            Error::Unavailable(_) | Error::SessionStore(_) => Code::DatabaseUnavailable,
             Error::Database(_) => Code::DatabaseError,
             Error::Internal(_) => Code::Internal,
         }

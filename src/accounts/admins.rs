@@ -110,7 +110,10 @@ pub struct Admin {
     pub disabled: i64,
     #[serde(rename = "has_password", serialize_with = "is_set")]
     pub password_hash: Option<String>,
+    /// How the admin proves the second factor; `None` when two-factor is off.
     #[serde(rename = "has_2fa", serialize_with = "is_set")]
+    pub twofa_method: Option<super::TwoFaMethod>,
+    #[serde(skip)]
     pub totp_secret: Option<String>,
     #[serde(skip)]
     pub totp_last_step: Option<i64>,
@@ -128,6 +131,7 @@ impl std::fmt::Debug for Admin {
             .field("username", &self.username)
             .field("role_id", &self.role_id)
             .field("disabled", &self.disabled)
+            .field("twofa_method", &self.twofa_method)
             .field("password_hash", &super::secret_state(&self.password_hash))
             .field("totp_secret", &super::secret_state(&self.totp_secret))
             .field("backup_code_hash", &super::secret_state(&self.backup_code_hash))
@@ -146,12 +150,12 @@ impl Admin {
     }
 }
 
-fn is_set<S: serde::Serializer>(v: &Option<String>, s: S) -> std::result::Result<S::Ok, S::Error> {
+fn is_set<T, S: serde::Serializer>(v: &Option<T>, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_bool(v.is_some())
 }
 
 const SELECT_ADMIN: &str = "SELECT a.id, a.username, a.email, a.role_id, r.name AS role_name, a.disabled, \
-     a.password_hash, a.totp_secret, a.totp_last_step, a.backup_code_hash, a.created_at \
+     a.password_hash, a.twofa_method, a.totp_secret, a.totp_last_step, a.backup_code_hash, a.created_at \
      FROM admins a LEFT JOIN roles r ON r.id = a.role_id";
 
 /// An API token as listed: the secret itself is never stored or shown again.

@@ -5,7 +5,6 @@
 //! `Accounts` is the one service the CLI, the web faces and the doctor use. Each write runs in
 //! a single transaction together with its audit entry.
 
-mod admin_credentials;
 pub mod admins;
 mod audit;
 mod banned_emails;
@@ -19,6 +18,7 @@ mod listing;
 mod match_details;
 mod memberships;
 mod permissions;
+mod principal;
 mod questions;
 mod users;
 
@@ -28,7 +28,7 @@ pub use banned_emails::BannedDomain;
 pub use clients::{
     Client, ClientStatus, ClientUpdate, DeletedClient, EMAIL_KINDS, EmailPrefs, NewClient, OwnerSpec, countries,
 };
-pub use credentials::{HashCensus, record_in, store_password_hash_in};
+pub use credentials::{HashCensus, record_in};
 pub use email::looks_like_email;
 pub use import::{ImportedUser, RowError};
 pub use integrity::Integrity;
@@ -38,6 +38,7 @@ pub use match_details::CopyDirection;
 pub(crate) use memberships::{MEMBERSHIPS_OF_U, USER_WITH_CLIENTS_COLUMNS};
 pub use memberships::{Membership, UserWithClients};
 pub use permissions::{Permission, Permissions};
+pub use principal::{CredentialEvent, Credentials, Principal, store_password_hash_in};
 pub use questions::SecurityQuestion;
 pub use users::{NewUser, TwoFaMethod, User, UserUpdate};
 

@@ -121,7 +121,7 @@ impl TryFrom<String> for TwoFaMethod {
         match stored.as_str() {
             "totp" => Ok(TwoFaMethod::Totp),
             "duo" => Ok(TwoFaMethod::Duo),
-            other => Err(format!("unknown two-factor method `{other}` in the users table")),
+            other => Err(format!("unknown two-factor method `{other}`")),
         }
     }
 }
@@ -283,21 +283,11 @@ impl Accounts {
         .await
         .map_err(|e| if is_unique_violation(&e) { user_exists(&user.email) } else { e.into() })?;
         if changed.contains_key("email") {
-            super::credentials::revoke_reset_links(&mut tx, id).await?;
+            super::principal::revoke_reset_links(&mut tx, id).await?;
         }
         audit::record(&mut tx, self.db.now(), actor, "user.update", ("user", Some(id)), changed.into()).await?;
         tx.commit().await?;
         Ok(updated)
-    }
-
-    pub async fn set_password(&self, actor: &Actor, id: i64, password: &str) -> Result<()> {
-        self.user(id).await?;
-        let hash = passwords::hash_new_password_async(password, self.policy.password_min_length).await?;
-        let mut tx = self.db.begin().await?;
-        super::credentials::store_password_hash_in(&mut tx, self.db.now(), actor, id, &hash, "user.password_set")
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Deletes a user who belongs to no client any more.

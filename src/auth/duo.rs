@@ -9,12 +9,16 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::accounts::Principal;
 use crate::config;
 use crate::error::{Code, Error, Result};
 use crate::secrets::tokens;
 use crate::store::Clock;
 
 const JWT_LIFETIME_SECS: i64 = 300;
+
+/// The callback paths under system_url: a user's, then an admin's.
+pub const CALLBACKS: [&str; 2] = ["login/2fa/duo/callback", "admin/login/2fa/duo/callback"];
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 #[derive(Clone)]
@@ -23,7 +27,8 @@ pub struct Duo {
     client_secret: String,
     /// `https://api-XXXXXXXX.duosecurity.com` (or the `http://` URL given, for test servers).
     base: String,
-    redirect_uri: String,
+    /// Where Duo sends a user back, and an admin (whose session cookie is the admin area's).
+    redirect_uris: [String; 2],
     http: reqwest::Client,
 }
 
@@ -85,14 +90,22 @@ impl Duo {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Internal(format!("HTTP client for Duo: {e}")))?;
-        let redirect_uri = system_url.join("login/2fa/duo/callback").map_err(|e| Error::invalid(e.to_string()))?;
+        let callback = |path| system_url.join(path).map(String::from).map_err(|e| Error::invalid(e.to_string()));
+        let redirect_uris = [callback(CALLBACKS[0])?, callback(CALLBACKS[1])?];
         Ok(Some(Self {
             client_id: duo.client_id.clone(),
             client_secret: duo.client_secret.expose().to_owned(),
             base,
-            redirect_uri: redirect_uri.to_string(),
+            redirect_uris,
             http,
         }))
+    }
+
+    fn redirect_uri(&self, who: Principal) -> &str {
+        match who {
+            Principal::User => &self.redirect_uris[0],
+            Principal::Admin => &self.redirect_uris[1],
+        }
     }
 
     fn endpoint(&self, name: &str) -> String {
@@ -146,13 +159,13 @@ impl Duo {
     }
 
     /// The Universal Prompt URL to send the browser to.
-    pub fn authorize_url(&self, username: &str, state: &str, nonce: &str) -> Result<String> {
+    pub fn authorize_url(&self, who: Principal, username: &str, state: &str, nonce: &str) -> Result<String> {
         let request = self.sign(&json!({
             "response_type": "code",
             "scope": "openid",
             "exp": Clock::wall() + JWT_LIFETIME_SECS,
             "client_id": self.client_id,
-            "redirect_uri": self.redirect_uri,
+            "redirect_uri": self.redirect_uri(who),
             "state": state,
             "duo_uname": username,
             "iss": self.client_id,
@@ -165,13 +178,13 @@ impl Duo {
             .append_pair("response_type", "code")
             .append_pair("client_id", &self.client_id)
             .append_pair("request", &request)
-            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("redirect_uri", self.redirect_uri(who))
             .append_pair("scope", "openid");
         Ok(url.to_string())
     }
 
     /// Exchanges the callback's `duo_code` and checks the returned `id_token`.
-    pub async fn exchange(&self, code: &str, username: &str, nonce: &str) -> Result<()> {
+    pub async fn exchange(&self, who: Principal, code: &str, username: &str, nonce: &str) -> Result<()> {
         let endpoint = self.endpoint("token");
         let assertion = self.client_assertion(&endpoint)?;
         let body = self
@@ -180,7 +193,7 @@ impl Duo {
                 &[
                     ("grant_type", "authorization_code"),
                     ("code", code),
-                    ("redirect_uri", &self.redirect_uri),
+                    ("redirect_uri", self.redirect_uri(who)),
                     ("client_assertion_type", ASSERTION_TYPE),
                     ("client_assertion", &assertion),
                 ],

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::Auth;
 use super::throttle::{Principal, Scope};
-use crate::accounts::Actor;
+use crate::accounts::{Actor, CredentialEvent, Credentials};
 use crate::error::{Code, Error, Result};
 
 /// What a guarded check decided.
@@ -44,15 +44,6 @@ pub fn locked_out() -> Error {
     Error::refused(Code::LockedOut, "too many failed attempts; try again later")
 }
 
-/// The audit action for a scope an attempt of `who` locked.
-fn lockout_action(who: Principal, scope: &Scope) -> &'static str {
-    match (who, scope) {
-        (Principal::Admin, _) => "admin.lockout",
-        (Principal::User, Scope::SecondFactor(..)) => "twofa.lockout",
-        (Principal::User, _) => "login.lockout",
-    }
-}
-
 impl Auth {
     /// Runs `check` (`Some` = right) only with a slot in every scope; ends the attempt by its
     /// outcome and audits each scope it locked. An error leaves the slots spent.
@@ -72,42 +63,36 @@ impl Auth {
             }
             None => {
                 for scope in attempt.failed().await? {
+                    let event = match scope {
+                        Scope::SecondFactor(..) => CredentialEvent::SecondFactorLockout,
+                        _ => CredentialEvent::PasswordLockout,
+                    };
                     let details = json!({"scope": scope.key()});
-                    self.accounts.record_event(actor, lockout_action(who, &scope), target, details).await?;
+                    self.accounts.record_event(actor, who.action(event), target, details).await?;
                 }
                 Ok(Checked::Wrong)
             }
         }
     }
 
-    /// Checks a current password (`stored`, none = never confirms) under the limiter, and
-    /// audits a wrong or locked one (`password.confirm_failed`, `admin.password_confirm_locked`…).
-    pub(super) async fn confirm_stored_password(
-        &self,
-        who: Principal,
-        scopes: &[Scope],
-        actor: &Actor,
-        target: (&str, Option<i64>),
-        stored: Option<&str>,
-        password: &str,
-    ) -> Result<Checked<()>> {
+    /// Checks the current password of `creds` (none set = never confirms) under the limiter —
+    /// re-authentication, the forms that change a credential — and audits a wrong or locked one.
+    pub async fn confirm_password(&self, creds: &Credentials, password: &str, ip: &str) -> Result<Checked<()>> {
+        let scopes = Scope::password(creds.who, &creds.login, ip);
+        let actor = creds.actor(ip);
         let checked = self
-            .guarded(who, scopes, actor, target, async {
-                let Some(hash) = stored else { return Ok(None) };
+            .guarded(creds.who, &scopes, &actor, creds.target(), async {
+                let Some(hash) = creds.password_hash.as_deref() else { return Ok(None) };
                 Ok(crate::secrets::passwords::verify_any_async(password, hash).await?.ok.then_some(()))
             })
             .await?;
         let failed = match checked {
             Checked::Right(()) => None,
-            Checked::Wrong => Some("confirm_failed"),
-            Checked::Locked => Some("confirm_locked"),
+            Checked::Wrong => Some(CredentialEvent::ConfirmFailed),
+            Checked::Locked => Some(CredentialEvent::ConfirmLocked),
         };
-        if let Some(outcome) = failed {
-            let prefix = match who {
-                Principal::User => "password.",
-                Principal::Admin => "admin.password_",
-            };
-            self.accounts.record_event(actor, &format!("{prefix}{outcome}"), target, json!({})).await?;
+        if let Some(event) = failed {
+            self.accounts.record_event(&actor, creds.who.action(event), creds.target(), json!({})).await?;
         }
         Ok(checked)
     }

@@ -2,7 +2,6 @@
 //! Prompt), sessions in two stores, password reset and impersonation links, sign-up. `Auth` is
 //! the service the web and CLI faces call; the secrets it checks are made in `crate::secrets`.
 
-mod admin;
 pub mod duo;
 mod guard;
 mod lockout;
@@ -11,12 +10,13 @@ mod profile;
 mod reauth;
 mod service;
 pub mod sessions;
+mod sign_in;
 mod signup;
 pub mod throttle;
 
-pub use admin::AdminLogin;
 pub use guard::Checked;
 pub use profile::ProfileChange;
 pub use reauth::{Proof, REAUTH_WINDOW_SECS};
-pub use service::{Auth, IMPERSONATION_TTL_SECS, Login, SignedIn, TotpEnrolment, Visitor};
+pub use service::{Auth, IMPERSONATION_TTL_SECS, SignedIn, TotpEnrolment, Visitor};
+pub use sign_in::{CodeProof, DuoAnswer, Prompt, Step};
 pub use signup::{Joined, SignUp, SignedUp};

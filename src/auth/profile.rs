@@ -25,7 +25,7 @@ impl Auth {
         let new_email = change.email.trim();
         let email_changes = !new_email.eq_ignore_ascii_case(&user.email);
         if email_changes {
-            self.confirm_password(user, &change.current_password, ip)
+            self.confirm_password(&user.credentials(), &change.current_password, ip)
                 .await?
                 .or_refused("to change your email address, enter your current password correctly")?;
         }

@@ -7,15 +7,14 @@
 //! A session opened by an impersonation link is never recent: the admin behind it did not prove
 //! to be the user, so they cannot change the user's credentials.
 //!
-//! Duo users re-authenticate with their password only: a Duo round trip for re-authentication
-//! is not built yet (their sign-in itself goes through Duo).
+//! Duo users (and admins) re-authenticate with their password only: a Duo round trip for
+//! re-authentication is not built yet (their sign-in itself goes through Duo).
 
 use serde_json::json;
 
 use super::Auth;
-use super::guard::Checked;
 use super::sessions::SessionData;
-use crate::accounts::{Actor, Admin, User};
+use crate::accounts::{Actor, Credentials};
 use crate::error::{Error, Result};
 
 /// How long a proof of identity lets credentials be changed.
@@ -44,43 +43,21 @@ impl Auth {
         self.accounts.db().now()
     }
 
-    /// Re-authenticates a user. On success returns the replacement backup code when the backup
-    /// code was spent (to be shown once).
-    pub async fn reauthenticate(&self, user: &User, proof: Proof<'_>, ip: &str) -> Result<Option<String>> {
-        let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        let target = ("user", Some(user.id));
+    /// Re-authenticates a user or an admin. On success returns the replacement backup code
+    /// when the backup code was spent (to be shown once).
+    pub async fn reauthenticate(&self, creds: &Credentials, proof: Proof<'_>, ip: &str) -> Result<Option<String>> {
         let outcome = async {
-            self.confirm_password(user, proof.password, ip).await?.or_refused("the password is not correct")?;
-            if user.totp_secret.is_none() || user.twofa_method == Some(crate::accounts::TwoFaMethod::Duo) {
+            self.confirm_password(creds, proof.password, ip).await?.or_refused("the password is not correct")?;
+            if !creds.proves_with_code() {
                 return Ok(None);
             }
             if !proof.backup_code.trim().is_empty() {
-                return self.use_backup_code(user, proof.backup_code, ip).await?.map(Some).or_refused(WRONG_BACKUP);
+                return self.spend_backup_code(creds, proof.backup_code, ip).await?.map(Some).or_refused(WRONG_BACKUP);
             }
-            self.verify_totp(user, proof.code, ip).await?.map(|()| None).or_refused(WRONG_CODE)
+            self.check_totp(creds, proof.code, ip).await?.map(|()| None).or_refused(WRONG_CODE)
         }
         .await;
-        self.audit_reauthentication(&actor, target, &outcome).await?;
-        outcome
-    }
-
-    /// Re-authenticates an admin, as [`Auth::reauthenticate`] does a user.
-    pub async fn reauthenticate_admin(&self, admin: &Admin, proof: Proof<'_>, ip: &str) -> Result<Option<String>> {
-        let actor = admin.actor(ip);
-        let target = ("admin", Some(admin.id));
-        let outcome = async {
-            self.confirm_admin_password(admin, proof.password, ip).await?.or_refused("the password is not correct")?;
-            if admin.totp_secret.is_none() {
-                return Ok(None);
-            }
-            if !proof.backup_code.trim().is_empty() {
-                let checked: Checked<String> = self.use_admin_backup_code(admin, proof.backup_code, ip).await?;
-                return checked.map(Some).or_refused(WRONG_BACKUP);
-            }
-            self.verify_admin_totp(admin, proof.code, ip).await?.map(|()| None).or_refused(WRONG_CODE)
-        }
-        .await;
-        self.audit_reauthentication(&actor, target, &outcome).await?;
+        self.audit_reauthentication(&creds.actor(ip), creds.target(), &outcome).await?;
         outcome
     }
 

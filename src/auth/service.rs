@@ -1,19 +1,18 @@
-//! `Auth`: the authentication service the web face (and the CLI) drive. Password login with
-//! lockout and legacy-hash upgrade, the second factor (TOTP with replay protection, the backup
-//! code), password reset by emailed link, password change, and admin impersonation links.
+//! `Auth`: the authentication service the web face (and the CLI) drive. Sign-in itself is in
+//! `sign_in.rs`; here are password reset by emailed link, password change, invitations and
+//! admin impersonation links.
 
 use serde_json::json;
 
 use super::guard::Checked;
 use super::one_time::{self, Purpose};
-use super::sessions::{Pending, SecondFactor, Session, SessionData, Sessions};
+use super::sessions::Sessions;
 use super::throttle::{Principal, Scope, Throttle};
-use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Membership, TwoFaMethod, User};
+use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Credentials, User};
 use crate::config::{Config, HttpUrl};
 use crate::error::{Code, Error, Result};
 use crate::mail;
 use crate::secrets::passwords::{self, verify_any_async};
-use crate::secrets::{backup_codes, totp};
 
 /// How long an impersonation link lives.
 pub const IMPERSONATION_TTL_SECS: i64 = 60;
@@ -25,24 +24,13 @@ pub struct Auth {
     pub throttle: Throttle,
     system_url: HttpUrl,
     reset_ttl_secs: i64,
-    force_clients: bool,
+    pub(super) force_clients: bool,
     pub(super) force_admins: bool,
     /// `security.security_questions`: whether a reset asks the user's question.
     pub security_questions: bool,
-    duo_configured: bool,
+    pub(super) duo_configured: bool,
     /// `accounts.signup_required`: the contact details a sign-up must give.
     pub signup_required: Vec<crate::config::ContactField>,
-}
-
-/// What the password step of a login decided.
-#[derive(Debug)]
-pub enum Login {
-    /// Wrong email or password, no password set, or locked out: one answer for all of them.
-    Refused,
-    /// Every client of the user is closed.
-    ClientsClosed,
-    /// Password accepted; `second_factor` says what is still owed, if anything.
-    Accepted { user: Box<User>, clients: Vec<Membership>, second_factor: Option<SecondFactor> },
 }
 
 impl Auth {
@@ -69,205 +57,10 @@ impl Auth {
         format!("{base}{sep}{}", path.trim_start_matches('/'))
     }
 
-    /// Checks email and password. The attempt takes its slots in the account's and the client
-    /// IP's budgets before the password is looked at; a full or locked budget is refused with the
-    /// same answer as a wrong password, after the same work.
-    pub async fn login(&self, email: &str, password: &str, ip: &str) -> Result<Login> {
-        let attempt = self.throttle.begin(&Scope::password(Principal::User, email, ip)).await?;
-        let user = self.accounts.user_by_email(email).await?;
-        let actor = match &user {
-            Some(u) => Actor::user(u.id, &u.email).with_ip(ip),
-            None => Actor::system("login").with_ip(ip),
-        };
-        let target = user.as_ref().map(|u| u.id);
-        let Some(attempt) = attempt else {
-            verify_any_async(password, passwords::dummy_hash()).await?;
-            self.accounts.record_event(&actor, "login.locked", ("user", target), json!({"email": email})).await?;
-            return Ok(Login::Refused);
-        };
-        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        let verified = verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash())).await?;
-        let user_matched = user.is_some();
-        let (Some(user), Some(stored), true) = (user, stored, verified.ok) else {
-            for scope in attempt.failed().await? {
-                let details = json!({"scope": scope.key()});
-                self.accounts.record_event(&actor, "login.lockout", ("user", target), details).await?;
-            }
-            // What was typed is recorded only when it is an email address: a password typed
-            // into the email field must not land in the audit log.
-            let typed =
-                if user_matched || crate::accounts::looks_like_email(email) { email } else { "(not an email address)" };
-            self.accounts.record_event(&actor, "login.failed", ("user", target), json!({"email": typed})).await?;
-            return Ok(Login::Refused);
-        };
-        attempt.succeeded().await?;
-        if verified.rehash {
-            let fresh = passwords::hash_async(password).await?;
-            self.accounts.upgrade_password_hash(&actor, user.id, &stored, &fresh).await?;
-        }
-        let all_clients = self.accounts.clients_of_user(user.id).await?;
-        let had_clients = !all_clients.is_empty();
-        let clients = usable(all_clients);
-        if clients.is_empty() && had_clients {
-            self.accounts.record_event(&actor, "login.refused_closed", ("user", Some(user.id)), json!({})).await?;
-            return Ok(Login::ClientsClosed);
-        }
-        let second_factor = match user.twofa_method {
-            Some(TwoFaMethod::Totp) => Some(SecondFactor::Totp),
-            Some(TwoFaMethod::Duo) if self.duo_configured => Some(SecondFactor::Duo),
-            // Duo is the user's second factor but is not configured here: their TOTP key, if
-            // they kept one, or else Duo's page saying it is unavailable — never the password
-            // alone (fail closed).
-            Some(TwoFaMethod::Duo) if user.totp_secret.is_some() => Some(SecondFactor::Totp),
-            Some(TwoFaMethod::Duo) => Some(SecondFactor::Duo),
-            _ if self.force_clients => Some(SecondFactor::Enrol),
-            _ => None,
-        };
-        self.accounts
-            .record_event(&actor, "login.password_ok", ("user", Some(user.id)), json!({"second_factor": second_factor}))
-            .await?;
-        Ok(Login::Accepted { user: Box::new(user), clients, second_factor })
-    }
-
-    /// The user's clients that may be entered (not closed).
-    /// Signs `user` in on a new session in place of `old` (a new id and CSRF token), in their
-    /// client when they have exactly one. Returns the new session's cookie value.
-    pub async fn sign_in(&self, old: &Session, user: &User, from: &Visitor, signed: SignedIn) -> Result<String> {
-        let clients = self.usable_clients(user.id).await?;
-        let data = SessionData {
-            user_id: Some(user.id),
-            client_id: only_client(&clients),
-            ip: from.ip.clone(),
-            user_agent: from.user_agent.clone(),
-            flash: signed.flash,
-            backup_code: signed.backup_code,
-            impersonated_by: signed.impersonated_by,
-            authenticated_at: signed.impersonated_by.is_none().then(|| self.proof_time()),
-            ..Default::default()
-        };
-        Ok(self.sessions.rotate(old, data).await?.0)
-    }
-
-    /// After the password, when a second factor is owed: a new half-signed-in session that
-    /// remembers what is owed. Enrolment (two-factor enforced, none set up) signs the user in
-    /// far enough to reach the security page. Returns the new session's cookie value.
-    pub async fn await_second_factor(
-        &self,
-        old: &Session,
-        user: &User,
-        clients: &[Membership],
-        method: SecondFactor,
-        from: &Visitor,
-    ) -> Result<String> {
-        let pending = Pending { user_id: user.id, method, duo_state: None, duo_nonce: None, wrong_codes: 0 };
-        let enrol = method == SecondFactor::Enrol;
-        let data = SessionData {
-            ip: from.ip.clone(),
-            user_id: enrol.then_some(user.id),
-            client_id: only_client(clients).filter(|_| enrol),
-            pending: Some(pending),
-            // Enrolment follows the password just given: it may set up the first factor.
-            authenticated_at: enrol.then(|| self.proof_time()),
-            ..Default::default()
-        };
-        Ok(self.sessions.rotate(old, data).await?.0)
-    }
-
-    async fn usable_clients(&self, user_id: i64) -> Result<Vec<Membership>> {
-        Ok(usable(self.accounts.clients_of_user(user_id).await?))
-    }
-
-    /// Checks a TOTP code and records its step, so the same code is refused afterwards. The
-    /// attempt counts against the account, the client IP and the account's second factor.
-    pub async fn verify_totp(&self, user: &User, code: &str, ip: &str) -> Result<Checked<()>> {
-        let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        let scopes = Scope::second_factor_attempt(Principal::User, &user.email, ip);
-        let checked = self
-            .guarded(Principal::User, &scopes, &actor, ("user", Some(user.id)), async {
-                let Some(secret) = user.totp_secret.as_deref() else { return Ok(None) };
-                let accepted = match totp::verify(secret, code, self.accounts.db().now(), user.totp_last_step)? {
-                    Some(step) => self.accounts.advance_totp_step(user.id, step).await?,
-                    None => false,
-                };
-                Ok(accepted.then_some(()))
-            })
-            .await?;
-        self.audit_second_factor(&actor, user, &checked, "twofa.totp_ok", "twofa.totp_failed").await?;
-        Ok(checked)
-    }
-
-    /// Spends the backup code. On success returns the replacement, to be shown once.
-    pub async fn use_backup_code(&self, user: &User, code: &str, ip: &str) -> Result<Checked<String>> {
-        let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        let scopes = Scope::second_factor_attempt(Principal::User, &user.email, ip);
-        let checked = self
-            .guarded(Principal::User, &scopes, &actor, ("user", Some(user.id)), async {
-                let Some(stored) = user.backup_code_hash.clone() else { return Ok(None) };
-                if !passwords::verify_any_async(&backup_codes::normalize(code), &stored).await?.ok {
-                    return Ok(None);
-                }
-                let replacement = backup_codes::generate();
-                let fresh = passwords::hash_async(&backup_codes::normalize(&replacement)).await?;
-                let spent = self.accounts.replace_backup_code(user.id, &stored, &fresh).await?;
-                Ok(spent.then_some(replacement))
-            })
-            .await?;
-        self.audit_second_factor(&actor, user, &checked, "twofa.backup_code_used", "twofa.backup_code_failed").await?;
-        Ok(checked)
-    }
-
-    async fn audit_second_factor<T>(
-        &self,
-        actor: &Actor,
-        user: &User,
-        checked: &Checked<T>,
-        ok: &str,
-        failed: &str,
-    ) -> Result<()> {
-        let action = match checked {
-            Checked::Right(_) => ok,
-            Checked::Wrong => failed,
-            Checked::Locked => "twofa.locked",
-        };
-        self.accounts.record_event(actor, action, ("user", Some(user.id)), json!({})).await
-    }
-
-    /// Checks the user's current password under the limiter (re-authentication, the forms that
-    /// change a credential). A user without a password never confirms.
-    pub async fn confirm_password(&self, user: &User, password: &str, ip: &str) -> Result<Checked<()>> {
-        let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        let scopes = Scope::password(Principal::User, &user.email, ip);
-        let (target, stored) = (("user", Some(user.id)), user.password_hash.as_deref());
-        self.confirm_stored_password(Principal::User, &scopes, &actor, target, stored, password).await
-    }
-
-    /// Checks the first code of a TOTP key being enrolled and makes the backup code that goes
-    /// with it. Nothing is stored yet: the caller first makes sure the backup code can be shown
-    /// (saves it in the session), then calls [`Auth::enable_totp`] — so two-factor is never on
-    /// with a backup code the user did not see.
-    pub async fn prepare_totp(&self, secret: &str, code: &str) -> Result<TotpEnrolment> {
-        let Some(step) = totp::verify(secret, code, self.accounts.db().now(), None)? else {
-            return Err(Error::refused(
-                Code::InvalidCode,
-                "that code is not valid for the new key; try the current one",
-            ));
-        };
-        let backup_code = backup_codes::generate();
-        let backup_hash = passwords::hash_async(&backup_codes::normalize(&backup_code)).await?;
-        Ok(TotpEnrolment { secret: secret.to_owned(), step, backup_code, backup_hash })
-    }
-
-    /// Turns TOTP on with a prepared enrolment.
-    pub async fn enable_totp(&self, user: &User, enrolment: &TotpEnrolment, ip: &str) -> Result<()> {
-        let actor = Actor::user(user.id, &user.email).with_ip(ip);
-        let TotpEnrolment { secret, step, backup_hash, .. } = enrolment;
-        self.accounts.set_totp(&actor, user.id, secret, *step, backup_hash).await
-    }
-
     /// Turns two-factor off after the user confirms the password.
-    pub async fn disable_twofa_with_password(&self, user: &User, password: &str, ip: &str) -> Result<()> {
-        self.confirm_password(user, password, ip).await?.or_refused("the password is not correct")?;
-        self.accounts.clear_twofa(&Actor::user(user.id, &user.email).with_ip(ip), user.id).await
+    pub async fn disable_twofa_with_password(&self, creds: &Credentials, password: &str, ip: &str) -> Result<()> {
+        self.confirm_password(creds, password, ip).await?.or_refused("the password is not correct")?;
+        self.accounts.clear_twofa(&creds.actor(ip), (creds.who, creds.id)).await
     }
 
     /// Changes the password after checking the current one; ends every other session of the
@@ -280,9 +73,11 @@ impl Auth {
         keep_session: &str,
         ip: &str,
     ) -> Result<u64> {
-        self.confirm_password(user, current, ip).await?.or_refused("the current password is not correct")?;
+        let creds = user.credentials();
+        self.confirm_password(&creds, current, ip).await?.or_refused("the current password is not correct")?;
         let hash = passwords::hash_new_password_async(new, self.accounts.policy().password_min_length).await?;
-        self.accounts.store_password_hash(&Actor::user(user.id, &user.email).with_ip(ip), user.id, &hash).await?;
+        let actor = creds.actor(ip);
+        self.accounts.store_password_hash(&actor, (Principal::User, user.id), &hash, "user.password_changed").await?;
         self.sessions.end_for_user(user.id, Some(keep_session)).await
     }
 
@@ -378,7 +173,7 @@ impl Auth {
             &mut tx,
             self.accounts.db().now(),
             &actor,
-            user.id,
+            (Principal::User, user.id),
             &hash,
             "password.reset_completed",
         )
@@ -486,12 +281,6 @@ impl Auth {
     }
 }
 
-/// The memberships whose client may be entered (not closed).
-fn usable(mut clients: Vec<Membership>) -> Vec<Membership> {
-    clients.retain(Membership::is_usable);
-    clients
-}
-
 /// A TOTP key whose first code checked out, with its backup code, not yet stored.
 pub struct TotpEnrolment {
     pub(super) secret: String,
@@ -499,14 +288,6 @@ pub struct TotpEnrolment {
     /// Shown to the user once; only its hash is stored.
     pub backup_code: String,
     pub(super) backup_hash: String,
-}
-
-/// The client a new session starts in: the user's only one, if they have exactly one.
-fn only_client(clients: &[Membership]) -> Option<i64> {
-    match clients {
-        [only] => Some(only.client_id),
-        _ => None,
-    }
 }
 
 /// Where a login comes from, as the session keeps it.

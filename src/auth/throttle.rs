@@ -29,12 +29,7 @@ use crate::error::Result;
 use crate::store::Db;
 
 /// Whose secret an account scope guards: the two kinds of sign-in never share a counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Principal {
-    User,
-    Admin,
-}
+pub use crate::accounts::Principal;
 
 /// What one attempt counts against.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,8 @@ use clap::Subcommand;
 
 use super::output::{opt_time, table};
 use super::{Context, Output};
-use crate::accounts::Grantor;
 use crate::accounts::admins::parse_admin_permissions;
+use crate::accounts::{Grantor, Principal};
 use crate::error::Result;
 
 #[derive(Debug, Subcommand)]
@@ -141,7 +141,7 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
         }
         AdminCommand::SetPassword { admin, password } => {
             let admin = admin_ref(ctx, &admin).await?;
-            accounts.set_admin_password(actor, admin.id, &password.require()?).await?;
+            accounts.set_password(actor, (Principal::Admin, admin.id), &password.require()?).await?;
             let ended = ctx.auth.sessions.end_for_admin(admin.id, None).await?;
             let summary =
                 serde_json::json!({"admin_id": admin.id, "username": admin.username, "sessions_ended": ended});
@@ -154,7 +154,7 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
         }
         AdminCommand::Disable2fa { admin } => {
             let admin = admin_ref(ctx, &admin).await?;
-            accounts.clear_admin_twofa(actor, admin.id).await?;
+            accounts.clear_twofa(actor, (Principal::Admin, admin.id)).await?;
             let summary = serde_json::json!({"admin_id": admin.id, "username": admin.username, "twofa": false});
             out.emit(&summary, || format!("Two-factor authentication is off for admin {}", admin.username))
         }

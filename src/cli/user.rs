@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::output::{fields, table, time};
 use super::{Context, Output};
-use crate::accounts::{CopyDirection, NewUser, Permissions, UserUpdate};
+use crate::accounts::{CopyDirection, NewUser, Permissions, Principal, UserUpdate};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Subcommand)]
@@ -252,7 +252,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         }
         UserCommand::SetPassword { user, password } => {
             let id = ctx.user_id(&user).await?;
-            accounts.set_password(actor, id, &password.require()?).await?;
+            accounts.set_password(actor, (Principal::User, id), &password.require()?).await?;
             // A new password ends every session of the user, as a change or a reset does.
             let ended = ctx.auth.sessions.end_for_user(id, None).await?;
             out.emit(&json!({"id": id, "has_password": true, "sessions_ended": ended}), || {
@@ -269,7 +269,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         }
         UserCommand::Disable2fa { user } => {
             let id = ctx.user_id(&user).await?;
-            accounts.clear_twofa(actor, id).await?;
+            accounts.clear_twofa(actor, (Principal::User, id)).await?;
             out.emit(&json!({"id": id, "twofa_method": null}), || {
                 format!("Two-factor authentication of user {id} is off.")
             })

@@ -15,7 +15,7 @@ use super::AppState;
 use super::context::Ctx;
 use crate::accounts::{
     Actor, Admin, AdminPermission as P, ClientStatus, ClientUpdate, NewClient, NewUser, OwnerSpec, Permissions,
-    UserUpdate,
+    Principal, UserUpdate,
 };
 use crate::error::{Code, Error};
 
@@ -388,7 +388,7 @@ async fn unlock_user(State(s): State<AppState>, c: Caller, Params(id): Params<i6
 
 async fn disable_twofa(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
-    s.auth.accounts.clear_twofa(&actor, id).await?;
+    s.auth.accounts.clear_twofa(&actor, (Principal::User, id)).await?;
     no_content()
 }
 

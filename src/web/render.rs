@@ -234,13 +234,17 @@ impl IntoResponse for Failed {
 impl Failed {
     /// The database could not answer (down, full): the site is unavailable, not broken.
     pub fn is_unavailability(&self) -> bool {
-        self.0.code() == crate::error::Code::DatabaseUnavailable
+        let store = matches!(*self.0, crate::Error::SessionStore(_));
+        self.0.code() == crate::error::Code::DatabaseUnavailable && !store
     }
 
     /// The page for this failure, in the admin area's layout when it happened there.
     pub fn page(&self, state: &AppState, admin_area: bool) -> Response {
         let e = self.0.as_ref();
         let status = StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let crate::Error::SessionStore(_) = e {
+            return crate::web::pages::store_failed(state, e);
+        }
         if self.is_unavailability() {
             tracing::error!(error = %e, "database unavailable");
             return unavailable(state, admin_area);

@@ -645,11 +645,17 @@ async fn weak_passwords_are_refused_and_strong_ones_hashed(h: &Harness) {
     };
     assert_eq!(code_of(h.accounts.create_user(&h.actor, short).await), Code::WeakPassword);
     let bob = user(h, "bob@example.com").await;
-    h.accounts.set_password(&h.actor, bob.id, "a sufficiently long passphrase").await.unwrap();
+    h.accounts
+        .set_password(&h.actor, (gatehouse::accounts::Principal::User, bob.id), "a sufficiently long passphrase")
+        .await
+        .unwrap();
     let stored = h.accounts.user(bob.id).await.unwrap().password_hash.unwrap();
     assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     assert!(gatehouse::secrets::passwords::verify("a sufficiently long passphrase", &stored));
-    assert_eq!(code_of(h.accounts.set_password(&h.actor, bob.id, "tiny").await), Code::WeakPassword);
+    assert_eq!(
+        code_of(h.accounts.set_password(&h.actor, (gatehouse::accounts::Principal::User, bob.id), "tiny").await),
+        Code::WeakPassword
+    );
 }
 
 async fn concurrent_make_owner_never_leaves_zero_or_two_owners(h: &Harness) {

@@ -111,7 +111,11 @@ async fn parallel_second_factor_codes_evaluate_at_most_the_limit(backend: Backen
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
     let backup = gatehouse::secrets::passwords::hash("AAAABBBBCCCCDDDD").unwrap();
     let actor = Actor::system("test");
-    server.accounts().set_totp(&actor, user_id, &totp::new_secret(), 0, &backup).await.unwrap();
+    server
+        .accounts()
+        .set_totp(&actor, (gatehouse::accounts::Principal::User, user_id), &totp::new_secret(), 0, &backup)
+        .await
+        .unwrap();
     let browser = Arc::new(server.browser());
     assert_eq!(browser.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
     let csrf = browser.get("login/2fa").await.csrf();

@@ -257,7 +257,7 @@ async fn a_duo_user_never_signs_in_with_the_password_alone(backend: Backend) {
     // Duo is the user's second factor, but this deployment has no Duo configured (any more).
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
-    server.accounts().set_duo(&Actor::system("test"), user_id).await.unwrap();
+    server.accounts().set_duo(&Actor::system("test"), (gatehouse::accounts::Principal::User, user_id)).await.unwrap();
     let b = server.browser();
     let login = b.login("ann@example.com", PASSWORD).await;
     assert_eq!(login.location(), "/login/2fa", "the password alone is not a sign-in");
@@ -272,8 +272,12 @@ async fn a_kept_totp_key_does_not_finish_a_duo_sign_in(backend: Backend) {
     let secret = gatehouse::secrets::totp::new_secret();
     let backup = gatehouse::secrets::passwords::hash("AAAABBBBCCCCDDDD").unwrap();
     let actor = Actor::system("test");
-    server.accounts().set_totp(&actor, user_id, &secret, 0, &backup).await.unwrap();
-    server.accounts().set_duo(&actor, user_id).await.unwrap();
+    server
+        .accounts()
+        .set_totp(&actor, (gatehouse::accounts::Principal::User, user_id), &secret, 0, &backup)
+        .await
+        .unwrap();
+    server.accounts().set_duo(&actor, (gatehouse::accounts::Principal::User, user_id)).await.unwrap();
     let b = server.browser();
     assert_eq!(b.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
     let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::Clock::wall()).unwrap();
@@ -309,13 +313,25 @@ async fn a_password_change_ends_a_sign_in_left_at_the_second_factor(backend: Bac
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
     let secret = gatehouse::secrets::totp::new_secret();
     let backup = gatehouse::secrets::passwords::hash("AAAABBBBCCCCDDDD").unwrap();
-    server.accounts().set_totp(&Actor::system("test"), user_id, &secret, 0, &backup).await.unwrap();
+    server
+        .accounts()
+        .set_totp(&Actor::system("test"), (gatehouse::accounts::Principal::User, user_id), &secret, 0, &backup)
+        .await
+        .unwrap();
     // The attacker knows the password and stops at the second factor, keeping that cookie.
     let thief = server.browser();
     assert_eq!(thief.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
     let csrf = thief.get("login/2fa").await.csrf();
     // The owner changes the password (as `user set-password` does: a new one, sessions ended).
-    server.accounts().set_password(&Actor::system("test"), user_id, "the owner's new password").await.unwrap();
+    server
+        .accounts()
+        .set_password(
+            &Actor::system("test"),
+            (gatehouse::accounts::Principal::User, user_id),
+            "the owner's new password",
+        )
+        .await
+        .unwrap();
     server.auth().sessions.end_for_user(user_id, None).await.unwrap();
     // A code phished later does not finish the sign-in the change should have ended.
     let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::Clock::wall()).unwrap();

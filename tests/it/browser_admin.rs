@@ -104,6 +104,31 @@ async fn forced_enrolment_then_sign_in_with_a_code_and_with_the_backup_code() {
     .await;
 }
 
+/// Duo for admins, as for users: under `force_admins` an admin chooses Duo while enrolling,
+/// signs in again, and Duo's Universal Prompt (the fake Duo approving at once) brings them back
+/// to the admin area through the admin callback — under the pages' Content-Security-Policy,
+/// which must let the sign-in's redirects reach Duo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_chooses_duo_while_enrolling_and_signs_in_through_it() {
+    let fake = crate::support::duo::start(false).await;
+    let extra = fake.config().replace("twofa:\n", "twofa:\n  force_admins: true\n");
+    run("an_admin_chooses_duo_while_enrolling_and_signs_in_through_it", &extra, |suite| async move {
+        admin(&suite.server, "alice", AdminPermission::ALL).await;
+        let tab = suite.browser("alice").await;
+        sign_in(&tab, "alice").await;
+        assert_eq!(tab.path().await, "/admin/security");
+        tab.press("Use Duo").await;
+        assert_eq!(tab.path().await, "/admin/login");
+        tab.sees("Duo is now your second factor. Sign in again to use it.").await;
+
+        sign_in(&tab, "alice").await;
+        assert_eq!(tab.path().await, "/admin/", "through Duo's prompt and the admin callback");
+        tab.open("admin/clients").await;
+        assert_eq!(tab.path().await, "/admin/clients");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_without_clients_manage_meets_access_denied_naming_it() {
     run("a_role_without_clients_manage_meets_access_denied_naming_it", "", |suite| async move {

@@ -2,6 +2,8 @@
 //! reset-password, disable-2fa, session list/revoke/gc, cron.
 
 use crate::support::gatehouse;
+use gatehouse::auth::sessions::Session;
+use gatehouse::auth::{Step, Visitor};
 use serde_json::Value;
 
 fn json_of(out: &std::process::Output) -> Value {
@@ -75,10 +77,10 @@ fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
         let accounts = gatehouse::accounts::Accounts::new(db, gatehouse::accounts::Policy::from(&loaded.config));
         let auth = gatehouse::auth::Auth::new(&loaded.config, accounts.clone());
         for (email, password) in [("ann@example.com", "imported password"), ("bob@example.com", "other password")] {
-            assert!(matches!(
-                auth.login(email, password, "127.0.0.1").await.unwrap(),
-                gatehouse::auth::Login::Accepted { .. }
-            ));
+            let (visitor_session, who) = (Session::unsaved("form"), gatehouse::accounts::Principal::User);
+            let from = Visitor { ip: "127.0.0.1".into(), user_agent: String::new() };
+            let step = auth.sign_in_with_password(who, email, password, &visitor_session, &from).await.unwrap();
+            assert!(matches!(step, Step::Done { .. }), "{step:?}");
             let user = accounts.user_by_email(email).await.unwrap().unwrap();
             assert!(user.password_hash.unwrap().starts_with("$argon2id$"), "{email} upgraded");
         }

@@ -254,7 +254,10 @@ async fn accounts_integrity_finds_broken_data_and_clears_when_fixed() {
     assert_eq!(r.status, Status::Warn, "{}", r.message);
     assert_eq!(r.evidence["clients_owner_without_password"], json!([client.id]));
     assert!(r.message.contains("cannot sign in") && r.message.contains("reset-password"), "{}", r.message);
-    accounts.set_password(&actor, client.owner_user_id, "a long enough password").await.unwrap();
+    accounts
+        .set_password(&actor, (gatehouse::accounts::Principal::User, client.owner_user_id), "a long enough password")
+        .await
+        .unwrap();
     assert_eq!(d.check(DEFAULT, "accounts.integrity").await.status, Status::Pass);
 
     // A user whose domain was banned after they signed up; one under a subdomain of it; and
@@ -327,7 +330,10 @@ async fn legacy_and_unknown_password_hashes_are_reported() {
     assert_eq!(r.evidence["unknown_format_users"], json!([modern.id]));
     assert!(!serde_json::to_string(&r).unwrap().contains("hunter2"), "hashes never appear in reports");
     for id in [modern.id, legacy.id] {
-        accounts.set_password(&actor, id, "another long password").await.unwrap();
+        accounts
+            .set_password(&actor, (gatehouse::accounts::Principal::User, id), "another long password")
+            .await
+            .unwrap();
     }
     assert_eq!(d.check(DEFAULT, "accounts.password_hashes").await.status, Status::Pass);
 }

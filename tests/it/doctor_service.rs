@@ -104,7 +104,11 @@ async fn twofa_duo_explains_frameless_access(backend: Backend) {
     let legacy = duo::start(true).await;
     let Some(server) = Server::start(backend, &legacy.config()).await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
-    server.accounts().set_duo(&gatehouse::accounts::Actor::system("test"), user_id).await.unwrap();
+    server
+        .accounts()
+        .set_duo(&gatehouse::accounts::Actor::system("test"), (gatehouse::accounts::Principal::User, user_id))
+        .await
+        .unwrap();
     let b = server.browser();
     b.login("ann@example.com", PASSWORD).await;
     assert_eq!(b.get("login/2fa").await.status, 502, "the symptom: Duo login fails");
@@ -119,7 +123,11 @@ async fn twofa_duo_explains_frameless_access(backend: Backend) {
     let Some(fixed) = Server::start(backend, &web_sdk.config()).await else { return };
     assert_eq!(check(&fixed.state.loaded, "twofa.duo").await.0.status, Status::Pass);
     let (user_id, _) = fixed.client_with_owner("ann@example.com", "Ann Hosting").await;
-    fixed.accounts().set_duo(&gatehouse::accounts::Actor::system("test"), user_id).await.unwrap();
+    fixed
+        .accounts()
+        .set_duo(&gatehouse::accounts::Actor::system("test"), (gatehouse::accounts::Principal::User, user_id))
+        .await
+        .unwrap();
     let b = fixed.browser();
     b.login("ann@example.com", PASSWORD).await;
     assert_eq!(b.get("login/2fa").await.status, 303, "the symptom is gone: off to Duo");

@@ -44,5 +44,6 @@ mod web_limits;
 mod web_login;
 mod web_page_view;
 mod web_reset_mail;
+mod web_sign_in;
 mod web_twofa;
 mod web_unavailable;

@@ -210,7 +210,10 @@ async fn the_cli_lets_a_locked_out_admin_back_in() {
         .create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "alice", "alice@example.com", "ops", None)
         .await
         .unwrap();
-    accounts.set_admin_totp(&actor, alice.id, "JBSWY3DPEHPK3PXP", 1, "unused").await.unwrap();
+    accounts
+        .set_totp(&actor, (gatehouse::accounts::Principal::Admin, alice.id), "JBSWY3DPEHPK3PXP", 1, "unused")
+        .await
+        .unwrap();
 
     let set = gatehouse(dir)
         .args(["admin", "set-password", "alice", "--password-stdin"])

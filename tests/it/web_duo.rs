@@ -6,7 +6,7 @@ use gatehouse::accounts::Actor;
 
 async fn duo_user(server: &Server) -> i64 {
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
-    server.accounts().set_duo(&Actor::system("test"), user_id).await.unwrap();
+    server.accounts().set_duo(&Actor::system("test"), (gatehouse::accounts::Principal::User, user_id)).await.unwrap();
     user_id
 }
 

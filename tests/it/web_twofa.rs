@@ -111,7 +111,11 @@ async fn disabling_needs_the_password_and_admins_can_disable(backend: Backend) {
     // Admin disable (what `DELETE /api/v1/users/{id}/2fa` and `user disable-2fa` call).
     enrol(&b).await;
     assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
-    server.accounts().clear_twofa(&gatehouse::accounts::Actor::admin(1, "root"), user_id).await.unwrap();
+    server
+        .accounts()
+        .clear_twofa(&gatehouse::accounts::Actor::admin(1, "root"), (gatehouse::accounts::Principal::User, user_id))
+        .await
+        .unwrap();
     assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.location(), "/clientarea");
 }
 

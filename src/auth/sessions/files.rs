@@ -22,7 +22,7 @@ fn path(dir: &Path, key: &str) -> PathBuf {
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Unavailable(format!("session store: cannot {what} {}: {e}", path.display()))
+    Error::SessionStore(format!("session store: cannot {what} {}: {e}", path.display()))
 }
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{Accounts, UserWithClients};
+use crate::accounts::{Accounts, Principal, UserWithClients};
 use crate::config::{Config, SessionStore as StoreKind};
 use crate::error::Result;
 use crate::secrets::tokens;
@@ -34,7 +34,8 @@ pub struct SessionData {
     /// The browser's User-Agent at sign-in, so the sessions page can say which device it is.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user_agent: String,
-    /// Password accepted, second factor outstanding.
+    /// Password accepted, second factor (or its enrolment) outstanding: a user's in the client
+    /// area's session, an admin's in the admin area's.
     pub pending: Option<Pending>,
     /// Set when an admin entered through a one-time impersonation link.
     pub impersonated_by: Option<i64>,
@@ -51,9 +52,6 @@ pub struct SessionData {
     /// The signed-in admin, in an admin-area session (its own cookie, `Path=/admin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_id: Option<i64>,
-    /// Admin password accepted, second factor (or its enrolment) outstanding.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin_pending: Option<AdminPending>,
     /// When the person last proved who they are with every factor they have (a sign-in, or a
     /// re-authentication): credential changes need this to be recent. Never set on a session
     /// opened by an impersonation link.
@@ -71,27 +69,42 @@ impl SessionData {
     /// owed). Listing and ending a user's sessions finds both, so a password change also ends
     /// a sign-in left at the second factor.
     pub fn holder_user(&self) -> Option<i64> {
-        self.user_id.or(self.pending.as_ref().map(|p| p.user_id))
+        self.user_id.or(self.pending_for(Principal::User).map(|p| p.id))
     }
 
     /// The admin this session belongs to, signed in or half-way.
     pub fn holder_admin(&self) -> Option<i64> {
-        self.admin_id.or(self.admin_pending.as_ref().map(|p| p.admin_id))
+        self.admin_id.or(self.pending_for(Principal::Admin).map(|p| p.id))
+    }
+
+    /// The sign-in of `who` this session is half-way through, if any.
+    pub fn pending_for(&self, who: Principal) -> Option<&Pending> {
+        self.pending.as_ref().filter(|p| p.who == who)
+    }
+
+    /// Whether `who` is signing in here and owes enrolment before anything else.
+    pub fn enrolling(&self, who: Principal) -> bool {
+        self.pending_for(who).is_some_and(|p| p.method == SecondFactor::Enrol)
+    }
+
+    /// The signed-in account of kind `who`.
+    pub fn signed_in(&self, who: Principal) -> Option<i64> {
+        match who {
+            Principal::User => self.user_id,
+            Principal::Admin => self.admin_id,
+        }
+    }
+
+    /// Marks `id` of kind `who` signed in.
+    pub fn sign_in(&mut self, who: Principal, id: i64) {
+        match who {
+            Principal::User => self.user_id = Some(id),
+            Principal::Admin => self.admin_id = Some(id),
+        }
     }
 }
 
-/// What an admin still owes after the password.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AdminPending {
-    pub admin_id: i64,
-    /// `Totp` (a code or the backup code) or `Enrol` (`twofa.force_admins`, none set up yet).
-    pub method: SecondFactor,
-    #[serde(default)]
-    pub wrong_codes: u32,
-}
-
-/// What a user still owes after the password. Stored in session data as `totp`, `duo` or
-/// `enrol`.
+/// What is still owed after the password. Stored in session data as `totp`, `duo` or `enrol`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SecondFactor {
@@ -99,14 +112,19 @@ pub enum SecondFactor {
     Totp,
     /// Duo's Universal Prompt.
     Duo,
-    /// Two-factor is enforced and the user has none yet: enrolment first.
+    /// Two-factor is enforced and none is set up yet: enrolment first.
     Enrol,
 }
 
-/// The second factor a half-signed-in session still owes.
+/// The second factor a half-signed-in session still owes, and whose it is.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Pending {
-    pub user_id: i64,
+    /// Sessions written before admins shared this field had users' only.
+    #[serde(default)]
+    pub who: Principal,
+    /// The user's or admin's id (`user_id` in sessions written before).
+    #[serde(alias = "user_id")]
+    pub id: i64,
     pub method: SecondFactor,
     pub duo_state: Option<String>,
     pub duo_nonce: Option<String>,
@@ -325,8 +343,8 @@ impl Sessions {
         self.delete(&probe.key).await?;
         match read {
             Some(s) if s == *probe => Ok(()),
-            Some(_) => Err(crate::Error::Unavailable("session store returned different data than written".into())),
-            None => Err(crate::Error::Unavailable("session store lost a session it just stored".into())),
+            Some(_) => Err(crate::Error::SessionStore("session store returned different data than written".into())),
+            None => Err(crate::Error::SessionStore("session store lost a session it just stored".into())),
         }
     }
 

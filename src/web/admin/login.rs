@@ -1,23 +1,25 @@
-//! Admin sign-in: username and password, then the TOTP code or the backup code; under
-//! `twofa.force_admins` an admin without a second factor enrols first. The admin area's own
-//! cookie carries the session; logout ends it.
+//! Admin sign-in: username and password, then the second factor — the TOTP code or the backup
+//! code, or Duo's Universal Prompt; under `twofa.force_admins` an admin without one enrols
+//! first. The steps are `auth::sign_in`'s, the same as a user's; this face maps them to the
+//! admin area's pages. The admin area's own cookie carries the session; logout ends it.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{Staff, StaffForm};
-use crate::accounts::Admin;
-use crate::auth::sessions::{AdminPending, PENDING_TRIES, SecondFactor, Session, SessionData};
-use crate::auth::{AdminLogin, Checked, Proof, REAUTH_WINDOW_SECS, Visitor};
+use crate::accounts::{Admin, Credentials, Principal};
+use crate::auth::sessions::{SecondFactor, Session};
+use crate::auth::{CodeProof, Prompt, Proof, REAUTH_WINDOW_SECS, Step, Visitor};
 use crate::error::Error;
 use crate::secrets::totp;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::pages::extract::CheckedForm;
-use crate::web::pages::{LOGIN_INCORRECT, form_session};
+use crate::web::pages::login::{DuoCallback, wrong_code};
+use crate::web::pages::{LOGIN_INCORRECT, form_session, redirect_with_flash};
 use crate::web::render::{Answer, Page, Stop, see_other, sentence};
 
 #[derive(Deserialize)]
@@ -44,136 +46,120 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Login
 
 pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { session, form }: CheckedForm) -> Answer {
     let username = form.text("username");
-    let outcome = state.auth.admin_login(username, form.get("password").unwrap_or(""), &ctx.ip_string()).await?;
-    let AdminLogin::Accepted { admin, second_factor } = outcome else {
-        return Ok(login_page(Some(LOGIN_INCORRECT))
+    let password = form.get("password").unwrap_or("");
+    let step = state.auth.sign_in_with_password(Principal::Admin, username, password, &session, &visitor(&ctx)).await?;
+    Ok(match step {
+        Step::Done { cookie } => see_other(&state, "admin/", Some(state.cookie.admin_set(&cookie))),
+        Step::Enrol { cookie } => see_other(&state, "admin/security", Some(state.cookie.admin_set(&cookie))),
+        Step::SecondFactor { cookie, .. } => {
+            see_other(&state, "admin/login/2fa", Some(state.cookie.admin_set(&cookie)))
+        }
+        _ => login_page(Some(LOGIN_INCORRECT))
             .with("username", username)
             .status(StatusCode::UNAUTHORIZED)
-            .render(&state, Some(&session)));
-    };
-    let raw = match second_factor {
-        Some(method) => state.auth.admin_await_second_factor(&session, &admin, method, &visitor(&ctx)).await?,
-        None => state.auth.admin_sign_in(&session, &admin, &visitor(&ctx), None, None).await?,
-    };
-    let next = match second_factor {
-        Some(SecondFactor::Enrol) => "admin/security",
-        Some(_) => "admin/login/2fa",
-        None => "admin/",
-    };
-    Ok(see_other(&state, next, Some(state.cookie.admin_set(&raw))))
+            .render(&state, Some(&session)),
+    })
 }
 
-/// Where a half-signed-in admin goes next: the code, or enrolment.
+/// Where a half-signed-in admin goes next: the second factor, or enrolment.
 pub fn continue_sign_in(state: &AppState, session: &Session) -> Response {
-    match session.data.admin_pending.as_ref().map(|p| p.method) {
+    match session.data.pending_for(Principal::Admin).map(|p| p.method) {
         Some(SecondFactor::Enrol) => see_other(state, "admin/security", None),
         Some(_) => see_other(state, "admin/login/2fa", None),
         None => see_other(state, "admin/login", None),
     }
 }
 
-/// The admin a half-signed-in session is for, when it owes `method`.
-async fn pending(
-    state: &AppState,
-    ctx: &Ctx,
-    method: SecondFactor,
-) -> Result<Option<(Session, AdminPending, Admin)>, Error> {
-    let Some(session) = ctx.session.clone() else { return Ok(None) };
-    let Some(pending) = session.data.admin_pending.clone().filter(|p| p.method == method) else { return Ok(None) };
-    let admin = state.auth.accounts.admin(pending.admin_id).await?;
-    Ok(Some((session, pending, admin)))
-}
-
 fn twofa_page(error: Option<&str>) -> Page {
     Page::new("admin/twofa.html", "Two-factor authentication").with("error", error)
 }
 
+fn message(state: &AppState, status: StatusCode, title: &str, text: &str) -> Response {
+    Page::new("admin/message.html", title).with("message", text).status(status).render(state, None)
+}
+
 pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Answer {
-    match pending(&state, &ctx, SecondFactor::Totp).await? {
-        Some((session, ..)) => Ok(twofa_page(None).render(&state, Some(&session))),
-        None => Ok(see_other(&state, "admin/login", None)),
+    let Some(session) = ctx.session.as_ref() else { return Ok(see_other(&state, "admin/login", None)) };
+    if session.data.pending_for(Principal::Admin).is_some_and(|p| p.method == SecondFactor::Totp) {
+        return Ok(twofa_page(None).render(&state, Some(session)));
     }
+    Ok(match state.auth.duo_prompt(session, Principal::Admin, state.duo.as_ref()).await? {
+        None => see_other(&state, "admin/login", None),
+        Some(Prompt::Redirect(url)) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
+        Some(Prompt::NotConfigured) => {
+            message(&state, StatusCode::SERVICE_UNAVAILABLE, "Duo unavailable", "Duo is not configured.")
+        }
+        Some(Prompt::Down(e)) => {
+            let text = format!("Two-factor authentication with Duo is not available: {e}");
+            message(&state, StatusCode::BAD_GATEWAY, "Duo unavailable", &text)
+        }
+    })
 }
 
 pub async fn second_factor_submit(
     State(state): State<AppState>,
     ctx: Ctx,
-    CheckedForm { form, .. }: CheckedForm,
+    CheckedForm { session, form }: CheckedForm,
 ) -> Answer {
-    let Some((mut session, pending, admin)) = pending(&state, &ctx, SecondFactor::Totp).await? else {
-        return Ok(see_other(&state, "admin/login", None));
-    };
-    let ip = ctx.ip_string();
-    let again = |session: &Session, error: &str| {
-        twofa_page(Some(error)).status(StatusCode::UNAUTHORIZED).render(&state, Some(session))
-    };
     let backup = form.text("backup_code");
-    let checked = if backup.is_empty() {
-        state.auth.verify_admin_totp(&admin, form.text("code"), &ip).await?.map(|()| None)
-    } else {
-        state.auth.use_admin_backup_code(&admin, backup, &ip).await?.map(Some)
-    };
-    let (accepted, flash, next_code) = match checked {
-        Checked::Locked => return Ok(again(&session, "Too many failed attempts. Please try again later.")),
-        Checked::Wrong => (false, None, None),
-        Checked::Right(None) => (true, None, None),
-        Checked::Right(Some(next)) => {
-            let flash = "You signed in with your backup code, which is now used up. Your new one is below.";
-            (true, Some(flash.to_string()), Some(next))
+    let proof = if backup.is_empty() { CodeProof::Totp(form.text("code")) } else { CodeProof::Backup(backup) };
+    let again = |error: &str| twofa_page(Some(error)).status(StatusCode::UNAUTHORIZED).render(&state, Some(&session));
+    Ok(match state.auth.sign_in_with_code(&session, Principal::Admin, proof, &visitor(&ctx)).await? {
+        Step::Done { cookie } => see_other(&state, "admin/", Some(state.cookie.admin_set(&cookie))),
+        Step::WrongCode { backup } => again(wrong_code(backup)),
+        Step::Locked => again("Too many failed attempts. Please try again later."),
+        Step::Restart => {
+            // One password buys a few guesses; then the password is asked again.
+            let text = "Too many wrong codes for this sign-in. Sign in again to try once more.";
+            redirect_with_flash(&state, session, text, "admin/login").await
         }
-    };
-    if accepted {
-        let raw = state.auth.admin_sign_in(&session, &admin, &visitor(&ctx), flash, next_code).await?;
-        return Ok(see_other(&state, "admin/", Some(state.cookie.admin_set(&raw))));
-    }
-    let tries = pending.wrong_codes + 1;
-    if tries >= PENDING_TRIES {
-        // One password buys a few guesses; then the password is asked again.
-        state.auth.sessions.delete(&session.key).await?;
-        let page = login_page(Some("Too many wrong codes for this sign-in. Sign in again to try once more."));
-        let (visitor_session, cookie) = form_session(&state, &Ctx { session: None, ..ctx });
-        return Ok(page.cookie(cookie).cookie(Some(state.cookie.admin_clear())).render(&state, Some(&visitor_session)));
-    }
-    session.data.admin_pending = Some(AdminPending { wrong_codes: tries, ..pending });
-    state.auth.sessions.save(&mut session).await?;
-    let error = if backup.is_empty() {
-        "That code is not valid, or was already used. Wait for the next code and try again."
-    } else {
-        "That backup code is not valid."
-    };
-    Ok(again(&session, error))
+        _ => see_other(&state, "admin/login", None),
+    })
+}
+
+pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DuoCallback>) -> Answer {
+    let Some(session) = ctx.session.as_ref() else { return Ok(see_other(&state, "admin/login", None)) };
+    let step =
+        state.auth.sign_in_with_duo(session, Principal::Admin, state.duo.as_ref(), q.into(), &visitor(&ctx)).await?;
+    Ok(match step {
+        Step::Done { cookie } => see_other(&state, "admin/", Some(state.cookie.admin_set(&cookie))),
+        Step::Failed(text) => message(&state, StatusCode::UNAUTHORIZED, "Duo sign-in failed", &text),
+        _ => see_other(&state, "admin/login", None),
+    })
 }
 
 /// The admin whose security page this is: one enrolling (forced), or one signed in.
-async fn security_admin(state: &AppState, ctx: &Ctx) -> Result<Option<(Session, Admin, bool)>, Error> {
-    if let Some((session, _, admin)) = pending(state, ctx, SecondFactor::Enrol).await? {
-        return Ok(Some((session, admin, true)));
-    }
+async fn security_admin(state: &AppState, ctx: &Ctx) -> Result<Option<(Session, Credentials, bool)>, Error> {
     let Some(session) = ctx.session.clone() else { return Ok(None) };
+    if let Some(creds) = state.auth.enrolling(&session, Principal::Admin).await? {
+        return Ok(Some((session, creds, true)));
+    }
     let Some(id) = session.data.admin_id else { return Ok(None) };
-    Ok(Some((session, state.auth.accounts.admin(id).await?, false)))
+    let creds = state.auth.accounts.credentials(Principal::Admin, id).await?;
+    Ok(Some((session, creds, false)))
 }
 
-fn security_page(admin: &Admin, session: &Session, enrolling: bool) -> Page {
+fn security_page(state: &AppState, creds: &Credentials, session: &Session, enrolling: bool) -> Page {
     let setup = session.data.totp_setup.as_ref().and_then(|secret| {
-        let uri = totp::uri(secret, &format!("admin:{}", admin.username)).ok()?;
+        let uri = totp::uri(secret, &format!("admin:{}", creds.login)).ok()?;
         Some(json!({"secret": totp::grouped(secret), "uri": uri, "qr_svg": totp::qr_svg(&uri).ok()?}))
     });
     Page::new("admin/security.html", "Two-factor authentication")
         .with("enrolling", enrolling)
-        .with("has_2fa", admin.totp_secret.is_some())
+        .with("twofa", creds.twofa_method)
         .with("setup", setup)
+        .with("duo", state.duo.is_some())
 }
 
 pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Answer {
-    let Some((session, admin, enrolling)) = security_admin(&state, &ctx).await? else {
+    let Some((session, creds, enrolling)) = security_admin(&state, &ctx).await? else {
         return Ok(see_other(&state, "admin/login", None));
     };
     if enrolling {
-        return Ok(security_page(&admin, &session, true).render(&state, Some(&session)));
+        return Ok(security_page(&state, &creds, &session, true).render(&state, Some(&session)));
     }
     // A signed-in admin sees it with the menu.
-    Staff::of(&state, &ctx).await?.page(&state, security_page(&admin, &session, false))
+    Staff::of(&state, &ctx).await?.page(&state, security_page(&state, &creds, &session, false))
 }
 
 /// Where an admin's credential change outside the re-authentication window is sent.
@@ -197,7 +183,7 @@ fn confirm_page(admin: &Admin) -> Page {
     Page::new("confirm.html", "Confirm it is you")
         .with("layout", "admin/layout.html")
         .with("action", CONFIRM)
-        .with("second_factor", admin.totp_secret.is_some())
+        .with("second_factor", admin.credentials().proves_with_code())
         .with("window_minutes", REAUTH_WINDOW_SECS / 60)
 }
 
@@ -210,7 +196,7 @@ pub async fn confirm(State(state): State<AppState>, StaffForm { staff, form }: S
     // The password exactly as typed (`text` trims, and spaces are part of a password).
     let password = form.get("password").unwrap_or("");
     let proof = Proof { password, code: form.text("code"), backup_code: form.text("backup_code") };
-    match state.auth.reauthenticate_admin(&staff.admin, proof, &staff.ip).await {
+    match state.auth.reauthenticate(&staff.admin.credentials(), proof, &staff.ip).await {
         Ok(replacement) => {
             // A new session id with the proof, as at sign-in.
             let mut data = staff.session.data.clone();
@@ -229,47 +215,40 @@ pub async fn confirm(State(state): State<AppState>, StaffForm { staff, form }: S
     }
 }
 
-pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, _: CheckedForm) -> Answer {
-    let Some((mut session, ..)) = security_admin(&state, &ctx).await? else {
+pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, CheckedForm { form, .. }: CheckedForm) -> Answer {
+    let Some((mut session, creds, _)) = security_admin(&state, &ctx).await? else {
         return Ok(see_other(&state, "admin/login", None));
     };
     require_recent(&state, &session, CONFIRM_FOR_OWN).await?;
+    if form.text("method") == "duo" && state.duo.is_some() {
+        let text = "Duo is now your second factor.";
+        if state.auth.choose_duo(&mut session, &creds, &ctx.ip_string()).await? {
+            let text = format!("{text} Sign in again to use it.");
+            return Ok(redirect_with_flash(&state, session, text, "admin/login").await);
+        }
+        return Ok(redirect_with_flash(&state, session, text, "admin/security").await);
+    }
     session.data.totp_setup = Some(totp::new_secret());
     state.auth.sessions.save(&mut session).await?;
     Ok(see_other(&state, "admin/security", None))
 }
 
-/// Confirms the new key with a code and signs the admin in on a new session that shows the
-/// backup code once; that session is written before two-factor is turned on, so it is never
-/// on with a backup code nobody saw.
+/// Confirms the new key with a code; the admin continues signed in on a new session that shows
+/// the backup code once (`Auth::enable_totp`).
 pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, CheckedForm { form, .. }: CheckedForm) -> Answer {
-    let Some((session, admin, enrolling)) = security_admin(&state, &ctx).await? else {
+    let Some((session, creds, enrolling)) = security_admin(&state, &ctx).await? else {
         return Ok(see_other(&state, "admin/login", None));
     };
     require_recent(&state, &session, CONFIRM_FOR_OWN).await?;
-    let Some(secret) = session.data.totp_setup.clone() else { return Ok(see_other(&state, "admin/security", None)) };
-    let enrolment = match state.auth.prepare_totp(&secret, form.text("code")).await {
-        Ok(enrolment) => enrolment,
-        Err(e @ Error::Refused { .. }) => {
-            return Ok(security_page(&admin, &session, enrolling)
-                .with("error", sentence(&e))
-                .status(StatusCode::UNPROCESSABLE_ENTITY)
-                .render(&state, Some(&session)));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let data = SessionData {
-        admin_id: Some(admin.id),
-        ip: ctx.ip_string(),
-        user_agent: ctx.user_agent.clone(),
-        flash: Some("Two-factor authentication is on.".into()),
-        backup_code: Some(enrolment.backup_code.clone()),
-        authenticated_at: session.data.authenticated_at,
-        ..Default::default()
-    };
-    let (raw, _) = state.auth.sessions.rotate(&session, data).await?;
-    state.auth.enable_admin_totp(&admin, &enrolment, &ctx.ip_string()).await?;
-    Ok(see_other(&state, "admin/", Some(state.cookie.admin_set(&raw))))
+    match state.auth.enable_totp(&session, &creds, form.text("code"), &visitor(&ctx)).await {
+        Ok(Some(cookie)) => Ok(see_other(&state, "admin/", Some(state.cookie.admin_set(&cookie)))),
+        Ok(None) => Ok(see_other(&state, "admin/security", None)),
+        Err(e @ Error::Refused { .. }) => Ok(security_page(&state, &creds, &session, enrolling)
+            .with("error", sentence(&e))
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .render(&state, Some(&session))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn logout(State(state): State<AppState>, CheckedForm { session, .. }: CheckedForm) -> Answer {

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/", get(dashboard))
         .route("/admin/login", get(login::form).post(login::submit))
         .route("/admin/login/2fa", get(login::second_factor_form).post(login::second_factor_submit))
+        .route("/admin/login/2fa/duo/callback", get(login::duo_callback))
         .route("/admin/security", get(login::security))
         .route("/admin/security/confirm", get(login::confirm_form).post(login::confirm))
         .route("/admin/security/2fa/setup", post(login::twofa_setup))
@@ -99,7 +100,7 @@ impl Staff {
             Stop::from(see_other(state, target, None))
         };
         let Some(session) = ctx.session.clone() else { return Err(to_login()) };
-        if session.data.admin_pending.is_some() {
+        if session.data.pending_for(crate::accounts::Principal::Admin).is_some() {
             // Password given, second factor (or its enrolment) outstanding.
             return Err(login::continue_sign_in(state, &session).into());
         }

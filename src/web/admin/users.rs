@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::clients::{ListQuery, PAGE_SIZE};
 use super::{Staff, StaffForm, done};
-use crate::accounts::{AdminPermission as P, NewUser, UserUpdate};
+use crate::accounts::{AdminPermission as P, NewUser, Principal, UserUpdate};
 use crate::web::AppState;
 use crate::web::humane;
 use crate::web::pages::profile::with_choices;
@@ -143,7 +143,7 @@ pub async fn disable_twofa(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::UsersManage)?;
-    let result = state.auth.accounts.clear_twofa(&actor, id).await;
+    let result = state.auth.accounts.clear_twofa(&actor, (Principal::User, id)).await;
     done(&state, staff, result.map(|()| "Two-factor authentication is off for this user.".into()), &user_page(id)).await
 }
 

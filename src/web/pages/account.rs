@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::extract::{SignedIn, UserForm};
 use super::{redirect_with_flash, require_recent, store_failed};
-use crate::accounts::{Actor, User};
-use crate::auth::sessions::{SecondFactor, Session, SessionData};
-use crate::auth::{Proof, REAUTH_WINDOW_SECS};
+use crate::accounts::{Actor, Principal, User};
+use crate::auth::sessions::Session;
+use crate::auth::{Proof, REAUTH_WINDOW_SECS, Visitor};
 use crate::error::Error;
 use crate::secrets::totp;
 use crate::web::AppState;
@@ -35,7 +35,7 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
         .with("questions", questions)
         .with("has_question", user.security_question_id.is_some())
         .with("duo", state.duo.is_some())
-        .with("enrol_required", session.data.pending.as_ref().is_some_and(|p| p.method == SecondFactor::Enrol))
+        .with("enrol_required", session.data.enrolling(Principal::User))
         .with("recent", state.auth.recently_authenticated(&session.data))
         .with("questions_on", state.auth.security_questions)
 }
@@ -55,7 +55,7 @@ pub async fn security(State(state): State<AppState>, SignedIn { user, session, .
 
 /// The re-authentication form: the password, and the second factor where one is enrolled.
 fn confirm_page(user: &User) -> Page {
-    let second_factor = user.totp_secret.is_some() && user.twofa_method != Some(crate::accounts::TwoFaMethod::Duo);
+    let second_factor = user.credentials().proves_with_code();
     Page::new("confirm.html", "Confirm it is you")
         .with("layout", "layout.html")
         .with("action", CONFIRM)
@@ -79,7 +79,7 @@ pub async fn confirm(
     // The password exactly as typed (`text` trims, and spaces are part of a password).
     let password = form.get("password").unwrap_or("");
     let proof = Proof { password, code: form.text("code"), backup_code: form.text("backup_code") };
-    match state.auth.reauthenticate(&user, proof, &ctx.ip_string()).await {
+    match state.auth.reauthenticate(&user.credentials(), proof, &ctx.ip_string()).await {
         Ok(replacement) => {
             // A new session id with the proof, as at sign-in.
             let mut data = session.data.clone();
@@ -105,9 +105,11 @@ pub async fn twofa_setup(
 ) -> Answer {
     require_recent(&state, &session, CONFIRM).await?;
     if form.text("method") == "duo" && state.duo.is_some() {
-        let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-        state.auth.accounts.set_duo(&actor, user.id).await?;
         let text = "Duo is now your second factor.";
+        if state.auth.choose_duo(&mut session, &user.credentials(), &ctx.ip_string()).await? {
+            let text = format!("{text} Log in again to use it.");
+            return Ok(redirect_with_flash(&state, session, text, "login").await);
+        }
         return Ok(redirect_with_flash(&state, session, text, "account/security").await);
     }
     session.data.totp_setup = Some(totp::new_secret());
@@ -123,39 +125,13 @@ pub async fn twofa_enable(
     UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
     require_recent(&state, &session, CONFIRM).await?;
-    let Some(secret) = session.data.totp_setup.clone() else {
-        return Ok(see_other(&state, "account/security", None));
-    };
-    let enrolment = match state.auth.prepare_totp(&secret, form.text("code")).await {
-        Ok(enrolment) => enrolment,
-        Err(e @ Error::Refused { .. }) => return Ok(refused(&state, &user, &session, sentence(&e)).await),
+    let from = Visitor { ip: ctx.ip_string(), user_agent: ctx.user_agent.clone() };
+    Ok(match state.auth.enable_totp(&session, &user.credentials(), form.text("code"), &from).await {
+        Ok(Some(cookie)) => see_other(&state, "account/security", Some(state.cookie.set(&cookie))),
+        Ok(None) => see_other(&state, "account/security", None),
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
         Err(e) => return Err(e.into()),
-    };
-    // Two-factor changes the account's privilege: continue on a new session id, which carries
-    // the backup code to the next page, shown there once. That session is written before
-    // two-factor is turned on, so it is never on with a backup code nobody saw.
-    let data = SessionData {
-        totp_setup: None,
-        pending: None,
-        csrf_token: String::new(),
-        flash: Some("Two-factor authentication is on.".into()),
-        backup_code: Some(enrolment.backup_code.clone()),
-        ..session.data.clone()
-    };
-    let (raw, mut rotated) = match state.auth.sessions.rotate(&session, data).await {
-        Ok(v) => v,
-        Err(e) => return Ok(store_failed(&state, &e)),
-    };
-    let cookie = Some(state.cookie.set(&raw));
-    if let Err(e) = state.auth.enable_totp(&user, &enrolment, &ctx.ip_string()).await {
-        tracing::error!(error = %e, "turning two-factor on failed after its backup code was saved for display");
-        rotated.data.backup_code = None;
-        rotated.data.flash =
-            Some("Two-factor authentication could not be turned on; nothing changed. Try again.".into());
-        // Best effort: if even this cannot be saved, the code shown belongs to nothing.
-        let _ = state.auth.sessions.save(&mut rotated).await;
-    }
-    Ok(see_other(&state, "account/security", cookie))
+    })
 }
 
 pub async fn twofa_disable(
@@ -169,7 +145,10 @@ pub async fn twofa_disable(
         return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Not allowed", text));
     }
     Ok(
-        match state.auth.disable_twofa_with_password(&user, form.get("password").unwrap_or(""), &ctx.ip_string()).await
+        match state
+            .auth
+            .disable_twofa_with_password(&user.credentials(), form.get("password").unwrap_or(""), &ctx.ip_string())
+            .await
         {
             Ok(()) => {
                 redirect_with_flash(&state, session, "Two-factor authentication is off.", "account/security").await

@@ -9,10 +9,9 @@ use serde::Deserialize;
 use super::extract::CheckedForm;
 use super::extract::{IMPERSONATION, LinkToken};
 use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
-use crate::accounts::User;
-use crate::auth::sessions::{PENDING_TRIES, Pending, SecondFactor, Session};
-use crate::auth::{Checked, Login, SignedIn, Visitor};
-use crate::secrets::tokens;
+use crate::accounts::Principal;
+use crate::auth::sessions::{SecondFactor, Session};
+use crate::auth::{CodeProof, DuoAnswer, Prompt, SignedIn, Step, Visitor};
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::metrics::LoginOutcome;
@@ -56,30 +55,22 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
         return Ok(login_page(&state, None, email, StatusCode::UNAUTHORIZED, LOGIN_INCORRECT));
     }
     let session = check_csrf(&state, &ctx, &headers, &form)?;
-    let outcome = state.auth.login(email, form.get("password").unwrap_or(""), &ctx.ip_string()).await?;
-    Ok(match outcome {
-        Login::Refused => {
-            state.metrics.login(LoginOutcome::refused);
-            login_page(&state, Some(&session), email, StatusCode::UNAUTHORIZED, LOGIN_INCORRECT)
-        }
-        Login::ClientsClosed => {
-            state.metrics.login(LoginOutcome::closed);
+    let password = form.get("password").unwrap_or("");
+    let step = state.auth.sign_in_with_password(Principal::User, email, password, &session, &visitor(&ctx)).await?;
+    state.metrics.login(match step {
+        Step::Refused => LoginOutcome::refused,
+        Step::ClientsClosed => LoginOutcome::closed,
+        _ => LoginOutcome::ok,
+    });
+    Ok(match step {
+        Step::ClientsClosed => {
             let text = "The account you belong to is closed. Contact support if you need access to its records.";
             message(&state, Some(&session), StatusCode::FORBIDDEN, "Account closed", text)
         }
-        Login::Accepted { user, clients, second_factor } => {
-            state.metrics.login(LoginOutcome::ok);
-            let Some(method) = second_factor else {
-                return Ok(finish(&state, &session, &user, &ctx, SignedIn::default()).await);
-            };
-            match state.auth.await_second_factor(&session, &user, &clients, method, &visitor(&ctx)).await {
-                Ok(raw) => {
-                    let next = if method == SecondFactor::Enrol { "account/security" } else { "login/2fa" };
-                    see_other(&state, next, Some(state.cookie.set(&raw)))
-                }
-                Err(e) => store_failed(&state, &e),
-            }
-        }
+        Step::Done { cookie } => see_other(&state, "clientarea", Some(state.cookie.set(&cookie))),
+        Step::Enrol { cookie } => see_other(&state, "account/security", Some(state.cookie.set(&cookie))),
+        Step::SecondFactor { cookie, .. } => see_other(&state, "login/2fa", Some(state.cookie.set(&cookie))),
+        _ => login_page(&state, Some(&session), email, StatusCode::UNAUTHORIZED, LOGIN_INCORRECT),
     })
 }
 
@@ -87,45 +78,22 @@ fn visitor(ctx: &Ctx) -> Visitor {
     Visitor { ip: ctx.ip_string(), user_agent: ctx.user_agent.clone() }
 }
 
-/// Signs the user in (a new session) and opens the client area.
-async fn finish(state: &AppState, old: &Session, user: &User, ctx: &Ctx, signed: SignedIn) -> Response {
-    match state.auth.sign_in(old, user, &visitor(ctx), signed).await {
-        Ok(raw) => see_other(state, "clientarea", Some(state.cookie.set(&raw))),
-        Err(e) => store_failed(state, &e),
-    }
-}
-
-fn pending_of(ctx: &Ctx) -> Option<(Session, Pending)> {
-    let s = ctx.session.clone()?;
-    let p = s.data.pending.clone().filter(|p| p.method != SecondFactor::Enrol)?;
-    Some((s, p))
-}
-
 pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Answer {
-    let Some((mut session, pending)) = pending_of(&ctx) else { return Ok(see_other(&state, "login", None)) };
-    if pending.method == SecondFactor::Totp {
-        return Ok(Page::new("twofa.html", "Two-factor authentication").render(&state, Some(&session)));
+    let Some(session) = ctx.session.as_ref() else { return Ok(see_other(&state, "login", None)) };
+    if session.data.pending_for(Principal::User).is_some_and(|p| p.method == SecondFactor::Totp) {
+        return Ok(Page::new("twofa.html", "Two-factor authentication").render(&state, Some(session)));
     }
-    // Duo: remember state and nonce server-side, then send the browser to the Universal Prompt.
-    let Some(duo) = &state.duo else {
-        let text = "Duo is not configured.";
-        return Ok(message(&state, Some(&session), StatusCode::SERVICE_UNAVAILABLE, "Duo unavailable", text));
-    };
-    let Ok(user) = state.auth.accounts.user(pending.user_id).await else {
-        return Ok(see_other(&state, "login", None));
-    };
-    if let Err(e) = duo.health_check().await {
-        tracing::warn!(error = %e, "Duo health check failed");
-        let text = format!("Two-factor authentication with Duo is not available: {e}");
-        return Ok(message(&state, Some(&session), StatusCode::BAD_GATEWAY, "Duo unavailable", &text));
-    }
-    let (duo_state, nonce) = (tokens::random().raw, tokens::random().raw);
-    let url = duo.authorize_url(&user.email, &duo_state, &nonce)?;
-    session.data.pending = Some(Pending { duo_state: Some(duo_state), duo_nonce: Some(nonce), ..pending });
-    if let Err(e) = state.auth.sessions.save(&mut session).await {
-        return Ok(store_failed(&state, &e));
-    }
-    Ok((StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, url)]).into_response())
+    Ok(match state.auth.duo_prompt(session, Principal::User, state.duo.as_ref()).await? {
+        None => see_other(&state, "login", None),
+        Some(Prompt::Redirect(url)) => (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, url)]).into_response(),
+        Some(Prompt::NotConfigured) => {
+            message(&state, Some(session), StatusCode::SERVICE_UNAVAILABLE, "Duo unavailable", "Duo is not configured.")
+        }
+        Some(Prompt::Down(e)) => {
+            let text = format!("Two-factor authentication with Duo is not available: {e}");
+            message(&state, Some(session), StatusCode::BAD_GATEWAY, "Duo unavailable", &text)
+        }
+    })
 }
 
 pub async fn second_factor_submit(
@@ -133,38 +101,29 @@ pub async fn second_factor_submit(
     ctx: Ctx,
     CheckedForm { session, form }: CheckedForm,
 ) -> Answer {
-    // Codes are taken only when the code is what is owed: a Duo sign-in is not finished with a
-    // TOTP key or backup code the user kept from before (that would step around Duo's policy).
-    let Some((_, pending)) = pending_of(&ctx).filter(|(_, p)| p.method == SecondFactor::Totp) else {
-        return Ok(see_other(&state, "login", None));
-    };
-    let ip = ctx.ip_string();
-    let Ok(user) = state.auth.accounts.user(pending.user_id).await else {
-        return Ok(see_other(&state, "login", None));
-    };
-    let locked = || {
-        let text = "Too many failed attempts. Please try again later.";
-        Ok(second_factor_again(&state, &session, text))
-    };
-    let wrong = |error| wrong_code(&state, session.clone(), &pending, error);
     let backup = form.text("backup_code");
-    if !backup.is_empty() {
-        return match state.auth.use_backup_code(&user, backup, &ip).await? {
-            Checked::Right(next) => {
-                let flash = "You signed in with your backup code, which is now used up.".to_string();
-                let signed = SignedIn { flash: Some(flash), backup_code: Some(next), ..Default::default() };
-                Ok(finish(&state, &session, &user, &ctx, signed).await)
-            }
-            Checked::Wrong => Ok(wrong("That backup code is not valid.").await),
-            Checked::Locked => locked(),
-        };
-    }
-    match state.auth.verify_totp(&user, form.text("code"), &ip).await? {
-        Checked::Right(()) => Ok(finish(&state, &session, &user, &ctx, SignedIn::default()).await),
-        Checked::Wrong => {
-            Ok(wrong("That code is not valid, or was already used. Wait for the next code and try again.").await)
+    let proof = if backup.is_empty() { CodeProof::Totp(form.text("code")) } else { CodeProof::Backup(backup) };
+    let step = state.auth.sign_in_with_code(&session, Principal::User, proof, &visitor(&ctx)).await?;
+    Ok(match step {
+        Step::Done { cookie } => see_other(&state, "clientarea", Some(state.cookie.set(&cookie))),
+        Step::WrongCode { backup } => second_factor_again(&state, &session, wrong_code(backup)),
+        Step::Locked => second_factor_again(&state, &session, "Too many failed attempts. Please try again later."),
+        Step::Restart => {
+            let text = "Too many wrong codes for this sign-in. Log in again to try once more.";
+            let mut session = session;
+            session.data.pending = None;
+            redirect_with_flash(&state, session, text, "login").await
         }
-        Checked::Locked => locked(),
+        _ => see_other(&state, "login", None),
+    })
+}
+
+/// What a wrong code is told.
+pub fn wrong_code(backup: bool) -> &'static str {
+    if backup {
+        "That backup code is not valid."
+    } else {
+        "That code is not valid, or was already used. Wait for the next code and try again."
     }
 }
 
@@ -176,22 +135,6 @@ fn second_factor_again(state: &AppState, session: &Session, error: &str) -> Resp
         .render(state, Some(session))
 }
 
-/// A wrong code: counted in the half-signed-in session; after [`PENDING_TRIES`] the password is
-/// asked again, so one password login buys only a few guesses.
-async fn wrong_code(state: &AppState, mut session: Session, pending: &Pending, error: &str) -> Response {
-    let tries = pending.wrong_codes + 1;
-    if tries < PENDING_TRIES {
-        session.data.pending = Some(Pending { wrong_codes: tries, ..pending.clone() });
-        return match state.auth.sessions.save(&mut session).await {
-            Ok(()) => second_factor_again(state, &session, error),
-            Err(e) => store_failed(state, &e),
-        };
-    }
-    session.data.pending = None;
-    let text = "Too many wrong codes for this sign-in. Log in again to try once more.";
-    redirect_with_flash(state, session, text, "login").await
-}
-
 #[derive(Deserialize)]
 pub struct DuoCallback {
     state: Option<String>,
@@ -200,43 +143,21 @@ pub struct DuoCallback {
     error_description: Option<String>,
 }
 
-pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DuoCallback>) -> Response {
-    let Some((session, pending)) = pending_of(&ctx).filter(|(_, p)| p.method == SecondFactor::Duo) else {
-        return see_other(&state, "login", None);
-    };
-    let fail = |text: String| message(&state, Some(&session), StatusCode::UNAUTHORIZED, "Duo sign-in failed", &text);
-    if let Some(error) = q.error {
-        return fail(format!("Duo answered: {error}: {}", q.error_description.unwrap_or_default()));
+impl From<DuoCallback> for DuoAnswer {
+    fn from(q: DuoCallback) -> Self {
+        DuoAnswer { state: q.state, duo_code: q.duo_code, error: q.error, error_description: q.error_description }
     }
-    let (Some(expected), Some(nonce)) = (&pending.duo_state, &pending.duo_nonce) else {
-        return fail("The Duo sign-in was not started from this session.".into());
-    };
-    if !q.state.as_deref().is_some_and(|s| tokens::ct_eq(s, expected)) {
-        return fail("The Duo answer does not belong to this sign-in (state mismatch).".into());
-    }
-    let (Some(duo), Some(code)) = (&state.duo, q.duo_code) else { return fail("No Duo code was returned.".into()) };
-    let user = match state.auth.accounts.user(pending.user_id).await {
-        Ok(u) => u,
-        Err(_) => return see_other(&state, "login", None),
-    };
-    let ip = ctx.ip_string();
-    let actor = crate::accounts::Actor::user(user.id, &user.email).with_ip(&ip);
-    match duo.exchange(&code, &user.email, nonce).await {
-        Ok(()) => {
-            let _ = state
-                .auth
-                .accounts
-                .record_event(&actor, "twofa.duo_ok", ("user", Some(user.id)), serde_json::json!({}))
-                .await;
-            finish(&state, &session, &user, &ctx, SignedIn::default()).await
-        }
-        Err(e) => {
-            let details = serde_json::json!({"error": e.to_string()});
-            let _ =
-                state.auth.accounts.record_event(&actor, "twofa.duo_failed", ("user", Some(user.id)), details).await;
-            fail(format!("Duo could not confirm the sign-in: {e}"))
-        }
-    }
+}
+
+pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DuoCallback>) -> Answer {
+    let Some(session) = ctx.session.as_ref() else { return Ok(see_other(&state, "login", None)) };
+    let step =
+        state.auth.sign_in_with_duo(session, Principal::User, state.duo.as_ref(), q.into(), &visitor(&ctx)).await?;
+    Ok(match step {
+        Step::Done { cookie } => see_other(&state, "clientarea", Some(state.cookie.set(&cookie))),
+        Step::Failed(text) => message(&state, Some(session), StatusCode::UNAUTHORIZED, "Duo sign-in failed", &text),
+        _ => see_other(&state, "login", None),
+    })
 }
 
 pub async fn logout(State(state): State<AppState>, CheckedForm { session, .. }: CheckedForm) -> Response {
@@ -270,11 +191,13 @@ pub async fn impersonation_submit(
     CheckedForm { session, .. }: CheckedForm,
 ) -> Response {
     let ip = ctx.ip_string();
-    match state.auth.consume_impersonation(&token, &ip).await {
-        Ok((user, admin_id)) => {
-            finish(&state, &session, &user, &ctx, SignedIn { impersonated_by: Some(admin_id), ..Default::default() })
-                .await
-        }
-        Err(e) => message(&state, Some(&session), StatusCode::NOT_FOUND, "Link not valid", &sentence(&e)),
+    let (user, admin_id) = match state.auth.consume_impersonation(&token, &ip).await {
+        Ok(found) => found,
+        Err(e) => return message(&state, Some(&session), StatusCode::NOT_FOUND, "Link not valid", &sentence(&e)),
+    };
+    let signed = SignedIn { impersonated_by: Some(admin_id), ..Default::default() };
+    match state.auth.complete_sign_in(&session, &user.credentials(), &visitor(&ctx), signed).await {
+        Ok(cookie) => see_other(&state, "clientarea", Some(state.cookie.set(&cookie))),
+        Err(e) => store_failed(&state, &e),
     }
 }

@@ -4,7 +4,7 @@
 mod account;
 mod clientarea;
 pub mod extract;
-mod login;
+pub(crate) mod login;
 mod password;
 pub(crate) mod profile;
 mod register;
@@ -24,7 +24,7 @@ use super::csrf;
 use super::form_token::{self, FormKey};
 use super::render::{Page, message, see_other};
 use crate::accounts::User;
-use crate::auth::sessions::{Ended, SecondFactor, Session};
+use crate::auth::sessions::{Ended, Session};
 use crate::secrets::tokens;
 
 pub use login::LOGIN_INCORRECT;
@@ -225,7 +225,7 @@ pub fn signed_in(state: &AppState, ctx: &Ctx, enrolment_page: bool) -> Result<(U
     let Some(session) = ctx.session.clone() else { return Err(to_login()) };
     // A session whose user is gone has no user beside it.
     let Some(user) = ctx.user.as_ref().filter(|_| session.data.user_id.is_some()) else { return Err(to_login()) };
-    let enrolling = session.data.pending.as_ref().is_some_and(|p| p.method == SecondFactor::Enrol);
+    let enrolling = session.data.enrolling(crate::accounts::Principal::User);
     if enrolling && !enrolment_page {
         return Err(see_other(state, "account/security", None));
     }

@@ -1,0 +1,521 @@
+//! One sign-in for users and admins. A sign-in is a small state machine kept in the session: the
+//! password step, then — when one is owed — the second factor (a TOTP code or the backup code,
+//! or Duo's Universal Prompt) or its enrolment, then a new signed-in session. Each step returns
+//! a [`Step`]; the client area and the admin area only map steps to their pages. A second factor
+//! added here serves both kinds of account by construction.
+//!
+//! Every secret is checked through [`Auth::guarded`], under the [`Principal`]'s own throttle
+//! scopes, and every step is audited under the principal's own names.
+
+use serde_json::json;
+
+use super::duo::Duo;
+use super::guard::Checked;
+use super::service::{Auth, SignedIn, TotpEnrolment, Visitor};
+use super::sessions::{PENDING_TRIES, Pending, SecondFactor, Session, SessionData};
+use super::throttle::Scope;
+use crate::accounts::{Actor, CredentialEvent as Event, Credentials, Membership, Principal, TwoFaMethod};
+use crate::error::{Code, Error, Result};
+use crate::secrets::passwords::{self, verify_any_async};
+use crate::secrets::{backup_codes, tokens, totp};
+
+/// Where a sign-in stands after a step.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Unknown account, wrong password, none set, disabled, or a full budget: one answer.
+    Refused,
+    /// Every client of the user is closed.
+    ClientsClosed,
+    /// The password was right; the new session (its cookie) owes `method` (TOTP or Duo).
+    SecondFactor { cookie: String, method: SecondFactor },
+    /// Two-factor is required and none is set up: the new session reaches enrolment only.
+    Enrol { cookie: String },
+    /// Signed in on a new session.
+    Done { cookie: String },
+    /// A wrong code; the sign-in goes on while tries remain.
+    WrongCode { backup: bool },
+    /// Too many wrong codes for one password: the sign-in ended, the password is asked again.
+    Restart,
+    /// A budget is full: the code was not looked at.
+    Locked,
+    /// The second factor was not proven (Duo's answer), for the reason given.
+    Failed(String),
+    /// This session is not half-way through a sign-in of this kind that owes this step.
+    NotSigningIn,
+}
+
+/// A code offered for the second factor.
+#[derive(Debug, Clone, Copy)]
+pub enum CodeProof<'a> {
+    Totp(&'a str),
+    Backup(&'a str),
+}
+
+/// What opening Duo's Universal Prompt came to.
+#[derive(Debug)]
+pub enum Prompt {
+    /// Send the browser here.
+    Redirect(String),
+    NotConfigured,
+    /// Duo's health check failed, for this reason.
+    Down(String),
+}
+
+/// What Duo sent back to the callback.
+#[derive(Debug, Default)]
+pub struct DuoAnswer {
+    pub state: Option<String>,
+    pub duo_code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+const BACKUP_USED: &str = "You signed in with your backup code, which is now used up. Your new one is below.";
+
+impl Auth {
+    /// The password step. The attempt takes its slots in the account's and the client IP's
+    /// budgets before the password is looked at; a full budget is refused like a wrong password,
+    /// after the same work. On success the old session is replaced by one that is signed in, or
+    /// that owes the second factor or its enrolment.
+    pub async fn sign_in_with_password(
+        &self,
+        who: Principal,
+        login: &str,
+        password: &str,
+        old: &Session,
+        from: &Visitor,
+    ) -> Result<Step> {
+        let ip = from.ip.as_str();
+        let attempt = self.throttle.begin(&Scope::password(who, login, ip)).await?;
+        let creds = self.account_by_login(who, login).await?;
+        let actor = match &creds {
+            Some(c) => c.actor(ip),
+            None => Actor::system(match who {
+                Principal::User => "login",
+                Principal::Admin => "admin_login",
+            })
+            .with_ip(ip),
+        };
+        let target = (who.target_type(), creds.as_ref().map(|c| c.id));
+        let typed = json!({ login_field(who): typed_login(who, login, creds.is_some()) });
+        let Some(attempt) = attempt else {
+            verify_any_async(password, passwords::dummy_hash()).await?;
+            self.accounts.record_event(&actor, who.action(Event::LoginLocked), target, typed).await?;
+            return Ok(Step::Refused);
+        };
+        let stored = creds.as_ref().and_then(|c| c.password_hash.clone());
+        let verified = verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash())).await?;
+        let (Some(creds), Some(stored), true) = (creds, stored, verified.ok) else {
+            for scope in attempt.failed().await? {
+                let details = json!({"scope": scope.key()});
+                self.accounts.record_event(&actor, who.action(Event::PasswordLockout), target, details).await?;
+            }
+            self.accounts.record_event(&actor, who.action(Event::LoginFailed), target, typed).await?;
+            return Ok(Step::Refused);
+        };
+        attempt.succeeded().await?;
+        if verified.rehash {
+            let fresh = passwords::hash_async(password).await?;
+            self.accounts.upgrade_password_hash(&actor, &creds, &stored, &fresh).await?;
+        }
+        if who == Principal::User && self.every_client_closed(creds.id).await? {
+            self.accounts.record_event(&actor, "login.refused_closed", creds.target(), json!({})).await?;
+            return Ok(Step::ClientsClosed);
+        }
+        let owed = self.owed(&creds);
+        let details = json!({"second_factor": owed});
+        self.accounts.record_event(&actor, who.action(Event::PasswordOk), creds.target(), details).await?;
+        Ok(match owed {
+            None => Step::Done { cookie: self.complete_sign_in(old, &creds, from, SignedIn::default()).await? },
+            Some(SecondFactor::Enrol) => {
+                Step::Enrol { cookie: self.await_second_factor(old, &creds, SecondFactor::Enrol, from).await? }
+            }
+            Some(method) => {
+                Step::SecondFactor { cookie: self.await_second_factor(old, &creds, method, from).await?, method }
+            }
+        })
+    }
+
+    /// The account `login` names, when it may sign in at all (a disabled admin may not).
+    async fn account_by_login(&self, who: Principal, login: &str) -> Result<Option<Credentials>> {
+        Ok(match who {
+            Principal::User => self.accounts.user_by_email(login).await?.map(|u| u.credentials()),
+            Principal::Admin => match self.accounts.admin_by_username(login).await {
+                Ok(admin) => (!admin.is_disabled()).then(|| admin.credentials()),
+                Err(Error::Refused { code: Code::NotFound, .. }) => None,
+                Err(e) => return Err(e),
+            },
+        })
+    }
+
+    /// A user who belongs to clients, all of them closed, has nothing to sign in to.
+    async fn every_client_closed(&self, user_id: i64) -> Result<bool> {
+        let clients = self.accounts.clients_of_user(user_id).await?;
+        Ok(!clients.is_empty() && !clients.iter().any(Membership::is_usable))
+    }
+
+    /// What a correct password still owes.
+    fn owed(&self, creds: &Credentials) -> Option<SecondFactor> {
+        let forced = match creds.who {
+            Principal::User => self.force_clients,
+            Principal::Admin => self.force_admins,
+        };
+        match creds.twofa_method {
+            Some(TwoFaMethod::Totp) => Some(SecondFactor::Totp),
+            Some(TwoFaMethod::Duo) if self.duo_configured => Some(SecondFactor::Duo),
+            // Duo is the second factor but is not configured here: the TOTP key, if one was
+            // kept, or else Duo's page saying it is unavailable — never the password alone.
+            Some(TwoFaMethod::Duo) if creds.totp_secret.is_some() => Some(SecondFactor::Totp),
+            Some(TwoFaMethod::Duo) => Some(SecondFactor::Duo),
+            None if forced => Some(SecondFactor::Enrol),
+            None => None,
+        }
+    }
+
+    /// A new half-signed-in session in place of `old` that remembers what is owed. Returns its
+    /// cookie value.
+    async fn await_second_factor(
+        &self,
+        old: &Session,
+        creds: &Credentials,
+        method: SecondFactor,
+        from: &Visitor,
+    ) -> Result<String> {
+        let enrol = method == SecondFactor::Enrol;
+        let pending =
+            Pending { who: creds.who, id: creds.id, method, duo_state: None, duo_nonce: None, wrong_codes: 0 };
+        let mut data = SessionData {
+            ip: from.ip.clone(),
+            user_agent: from.user_agent.clone(),
+            pending: Some(pending),
+            // Enrolment follows the password just given: it may set up the first factor.
+            authenticated_at: enrol.then(|| self.proof_time()),
+            ..Default::default()
+        };
+        if enrol && creds.who == Principal::User {
+            // The client area's enrolment page is a signed-in page that allows nothing else
+            // (`pages::signed_in`); the admin area's reads the pending sign-in itself.
+            data.sign_in(Principal::User, creds.id);
+            data.client_id = self.only_client(creds.id).await?;
+        }
+        Ok(self.sessions.rotate(old, data).await?.0)
+    }
+
+    /// Signs `creds` in on a new session in place of `old` (a new id and CSRF token); a user
+    /// starts in their client when they have exactly one. Returns the new cookie value.
+    pub async fn complete_sign_in(
+        &self,
+        old: &Session,
+        creds: &Credentials,
+        from: &Visitor,
+        signed: SignedIn,
+    ) -> Result<String> {
+        let mut data = SessionData {
+            ip: from.ip.clone(),
+            user_agent: from.user_agent.clone(),
+            flash: signed.flash,
+            backup_code: signed.backup_code,
+            impersonated_by: signed.impersonated_by,
+            authenticated_at: signed.impersonated_by.is_none().then(|| self.proof_time()),
+            ..Default::default()
+        };
+        data.sign_in(creds.who, creds.id);
+        if creds.who == Principal::User {
+            data.client_id = self.only_client(creds.id).await?;
+        }
+        if signed.impersonated_by.is_none() {
+            let actor = creds.actor(&from.ip);
+            self.accounts.record_event(&actor, creds.who.action(Event::SignedIn), creds.target(), json!({})).await?;
+        }
+        Ok(self.sessions.rotate(old, data).await?.0)
+    }
+
+    /// The client a user's new session starts in: their only usable one, if they have one.
+    async fn only_client(&self, user_id: i64) -> Result<Option<i64>> {
+        let clients = self.accounts.clients_of_user(user_id).await?;
+        let mut usable = clients.iter().filter(|m| m.is_usable());
+        Ok(match (usable.next(), usable.next()) {
+            (Some(only), None) => Some(only.client_id),
+            _ => None,
+        })
+    }
+
+    /// The half-way sign-in of kind `who` in `session` that owes `method`, with its account.
+    async fn pending(
+        &self,
+        session: &Session,
+        who: Principal,
+        method: SecondFactor,
+    ) -> Result<Option<(Pending, Credentials)>> {
+        let Some(pending) = session.data.pending_for(who).filter(|p| p.method == method).cloned() else {
+            return Ok(None);
+        };
+        match self.accounts.credentials(who, pending.id).await {
+            Ok(creds) => Ok(Some((pending, creds))),
+            Err(Error::Refused { code: Code::NotFound, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The account a half-way sign-in is enrolling, if `session` is one.
+    pub async fn enrolling(&self, session: &Session, who: Principal) -> Result<Option<Credentials>> {
+        Ok(self.pending(session, who, SecondFactor::Enrol).await?.map(|(_, creds)| creds))
+    }
+
+    /// The second-factor step with a code. Codes are taken only where a code is what is owed: a
+    /// Duo sign-in is not finished with a TOTP key or backup code kept from before (that would
+    /// step around Duo's policy). One password buys [`PENDING_TRIES`] wrong codes.
+    pub async fn sign_in_with_code(
+        &self,
+        session: &Session,
+        who: Principal,
+        proof: CodeProof<'_>,
+        from: &Visitor,
+    ) -> Result<Step> {
+        let Some((pending, creds)) = self.pending(session, who, SecondFactor::Totp).await? else {
+            return Ok(Step::NotSigningIn);
+        };
+        let checked = match proof {
+            CodeProof::Totp(code) => self.check_totp(&creds, code, &from.ip).await?.map(|()| None),
+            CodeProof::Backup(code) => self.spend_backup_code(&creds, code, &from.ip).await?.map(Some),
+        };
+        match checked {
+            Checked::Right(replacement) => {
+                let signed = SignedIn {
+                    flash: replacement.is_some().then(|| BACKUP_USED.to_string()),
+                    backup_code: replacement,
+                    ..Default::default()
+                };
+                Ok(Step::Done { cookie: self.complete_sign_in(session, &creds, from, signed).await? })
+            }
+            Checked::Locked => Ok(Step::Locked),
+            Checked::Wrong => {
+                let mut session = session.clone();
+                let tries = pending.wrong_codes + 1;
+                let restart = tries >= PENDING_TRIES;
+                session.data.pending = (!restart).then_some(Pending { wrong_codes: tries, ..pending });
+                self.sessions.save(&mut session).await?;
+                Ok(if restart {
+                    Step::Restart
+                } else {
+                    Step::WrongCode { backup: matches!(proof, CodeProof::Backup(_)) }
+                })
+            }
+        }
+    }
+
+    /// Checks a TOTP code and records its step, so the same code is refused afterwards. The
+    /// attempt counts against the account, the client IP and the account's second factor.
+    pub async fn check_totp(&self, creds: &Credentials, code: &str, ip: &str) -> Result<Checked<()>> {
+        let checked = self
+            .second_factor(creds, ip, async {
+                let Some(secret) = creds.totp_secret.as_deref() else { return Ok(None) };
+                let accepted = match totp::verify(secret, code, self.accounts.db().now(), creds.totp_last_step)? {
+                    Some(step) => self.accounts.advance_totp_step((creds.who, creds.id), step).await?,
+                    None => false,
+                };
+                Ok(accepted.then_some(()))
+            })
+            .await?;
+        self.audit_second_factor(creds, ip, &checked, Event::TotpOk, Event::TotpFailed).await?;
+        Ok(checked)
+    }
+
+    /// Spends the backup code. On success returns its replacement, to be shown once.
+    pub async fn spend_backup_code(&self, creds: &Credentials, code: &str, ip: &str) -> Result<Checked<String>> {
+        let checked = self
+            .second_factor(creds, ip, async {
+                let Some(stored) = creds.backup_code_hash.clone() else { return Ok(None) };
+                if !verify_any_async(&backup_codes::normalize(code), &stored).await?.ok {
+                    return Ok(None);
+                }
+                let replacement = backup_codes::generate();
+                let fresh = passwords::hash_async(&backup_codes::normalize(&replacement)).await?;
+                let spent = self.accounts.replace_backup_code((creds.who, creds.id), &stored, &fresh).await?;
+                Ok(spent.then_some(replacement))
+            })
+            .await?;
+        self.audit_second_factor(creds, ip, &checked, Event::BackupCodeUsed, Event::BackupCodeFailed).await?;
+        Ok(checked)
+    }
+
+    async fn second_factor<T>(
+        &self,
+        creds: &Credentials,
+        ip: &str,
+        check: impl std::future::Future<Output = Result<Option<T>>>,
+    ) -> Result<Checked<T>> {
+        let scopes = Scope::second_factor_attempt(creds.who, &creds.login, ip);
+        self.guarded(creds.who, &scopes, &creds.actor(ip), creds.target(), check).await
+    }
+
+    async fn audit_second_factor<T>(
+        &self,
+        creds: &Credentials,
+        ip: &str,
+        checked: &Checked<T>,
+        right: Event,
+        wrong: Event,
+    ) -> Result<()> {
+        let event = match checked {
+            Checked::Right(_) => right,
+            Checked::Wrong => wrong,
+            Checked::Locked => Event::SecondFactorLocked,
+        };
+        self.accounts.record_event(&creds.actor(ip), creds.who.action(event), creds.target(), json!({})).await
+    }
+
+    /// Opens Duo's Universal Prompt for a sign-in that owes Duo: state and nonce are kept in
+    /// the session, server-side, and the browser is sent to Duo.
+    pub async fn duo_prompt(&self, session: &Session, who: Principal, duo: Option<&Duo>) -> Result<Option<Prompt>> {
+        let Some((pending, creds)) = self.pending(session, who, SecondFactor::Duo).await? else { return Ok(None) };
+        let Some(duo) = duo else { return Ok(Some(Prompt::NotConfigured)) };
+        if let Err(e) = duo.health_check().await {
+            tracing::warn!(error = %e, "Duo health check failed");
+            return Ok(Some(Prompt::Down(e.to_string())));
+        }
+        let (duo_state, nonce) = (tokens::random().raw, tokens::random().raw);
+        let url = duo.authorize_url(who, &creds.login, &duo_state, &nonce)?;
+        let mut session = session.clone();
+        session.data.pending = Some(Pending { duo_state: Some(duo_state), duo_nonce: Some(nonce), ..pending });
+        self.sessions.save(&mut session).await?;
+        Ok(Some(Prompt::Redirect(url)))
+    }
+
+    /// Duo's answer at the callback: the state must be this session's, and the code Duo gives
+    /// must be exchanged for a token naming this account and this sign-in's nonce.
+    pub async fn sign_in_with_duo(
+        &self,
+        session: &Session,
+        who: Principal,
+        duo: Option<&Duo>,
+        answer: DuoAnswer,
+        from: &Visitor,
+    ) -> Result<Step> {
+        let Some((pending, creds)) = self.pending(session, who, SecondFactor::Duo).await? else {
+            return Ok(Step::NotSigningIn);
+        };
+        if let Some(error) = answer.error {
+            let description = answer.error_description.unwrap_or_default();
+            return Ok(Step::Failed(format!("Duo answered: {error}: {description}")));
+        }
+        let (Some(expected), Some(nonce)) = (&pending.duo_state, &pending.duo_nonce) else {
+            return Ok(Step::Failed("The Duo sign-in was not started from this session.".into()));
+        };
+        if !answer.state.as_deref().is_some_and(|s| tokens::ct_eq(s, expected)) {
+            return Ok(Step::Failed("The Duo answer does not belong to this sign-in (state mismatch).".into()));
+        }
+        let (Some(duo), Some(code)) = (duo, answer.duo_code) else {
+            return Ok(Step::Failed("No Duo code was returned.".into()));
+        };
+        let actor = creds.actor(&from.ip);
+        match duo.exchange(who, &code, &creds.login, nonce).await {
+            Ok(()) => {
+                self.accounts.record_event(&actor, who.action(Event::DuoOk), creds.target(), json!({})).await?;
+                let cookie = self.complete_sign_in(session, &creds, from, SignedIn::default()).await?;
+                Ok(Step::Done { cookie })
+            }
+            Err(e) => {
+                let details = json!({"error": e.to_string()});
+                self.accounts.record_event(&actor, who.action(Event::DuoFailed), creds.target(), details).await?;
+                Ok(Step::Failed(format!("Duo could not confirm the sign-in: {e}")))
+            }
+        }
+    }
+
+    /// Makes Duo the second factor of `creds`. Duo is proven only at Duo's prompt, so a sign-in
+    /// half-way through enrolment ends here: `session` becomes a visitor's (to be saved by the
+    /// caller with its message), and true says the person signs in again — through Duo.
+    pub async fn choose_duo(&self, session: &mut Session, creds: &Credentials, ip: &str) -> Result<bool> {
+        self.accounts.set_duo(&creds.actor(ip), (creds.who, creds.id)).await?;
+        if !session.data.enrolling(creds.who) {
+            return Ok(false);
+        }
+        let data = &session.data;
+        session.data = SessionData {
+            csrf_token: data.csrf_token.clone(),
+            ip: data.ip.clone(),
+            user_agent: data.user_agent.clone(),
+            ..Default::default()
+        };
+        Ok(true)
+    }
+
+    /// Checks the first code of a TOTP key being enrolled and makes the backup code that goes
+    /// with it. Nothing is stored yet.
+    pub async fn prepare_totp(&self, secret: &str, code: &str) -> Result<TotpEnrolment> {
+        let Some(step) = totp::verify(secret, code, self.accounts.db().now(), None)? else {
+            return Err(Error::refused(
+                Code::InvalidCode,
+                "that code is not valid for the new key; try the current one",
+            ));
+        };
+        let backup_code = backup_codes::generate();
+        let backup_hash = passwords::hash_async(&backup_codes::normalize(&backup_code)).await?;
+        Ok(TotpEnrolment { secret: secret.to_owned(), step, backup_code, backup_hash })
+    }
+
+    /// Turns TOTP on with the key being set up in `session` (`totp_setup`) once `code` proves
+    /// it, for the account signed in there or enrolling there. Two-factor changes the account's
+    /// privilege, so it continues on a new signed-in session that carries the backup code to
+    /// the next page, shown there once. That session is written before two-factor is turned
+    /// on, so it is never on with a backup code nobody saw; and if turning it on then fails,
+    /// the new session says so instead of showing a code that belongs to nothing.
+    ///
+    /// Returns the new cookie value, or `None` when no key is being set up. A wrong code is a
+    /// refusal (`invalid_code`) and changes nothing.
+    pub async fn enable_totp(
+        &self,
+        session: &Session,
+        creds: &Credentials,
+        code: &str,
+        from: &Visitor,
+    ) -> Result<Option<String>> {
+        let Some(secret) = session.data.totp_setup.as_deref() else { return Ok(None) };
+        let enrolment = self.prepare_totp(secret, code).await?;
+        let mut data = SessionData {
+            totp_setup: None,
+            pending: None,
+            csrf_token: String::new(),
+            ip: from.ip.clone(),
+            user_agent: from.user_agent.clone(),
+            flash: Some("Two-factor authentication is on.".into()),
+            backup_code: Some(enrolment.backup_code.clone()),
+            ..session.data.clone()
+        };
+        data.sign_in(creds.who, creds.id);
+        let (cookie, mut rotated) = self.sessions.rotate(session, data).await?;
+        let TotpEnrolment { secret, step, backup_hash, .. } = &enrolment;
+        if let Err(e) =
+            self.accounts.set_totp(&creds.actor(&from.ip), (creds.who, creds.id), secret, *step, backup_hash).await
+        {
+            tracing::error!(error = %e, "turning two-factor on failed after its backup code was saved for display");
+            rotated.data.backup_code = None;
+            rotated.data.flash =
+                Some("Two-factor authentication could not be turned on; nothing changed. Try again.".into());
+            // Best effort: if even this cannot be saved, the code shown belongs to nothing.
+            let _ = self.sessions.save(&mut rotated).await;
+        }
+        Ok(Some(cookie))
+    }
+}
+
+/// What the audit log calls the name a person signs in with.
+fn login_field(who: Principal) -> &'static str {
+    match who {
+        Principal::User => "email",
+        Principal::Admin => "username",
+    }
+}
+
+/// What was typed as the login, as the audit log may keep it: only a name that matched an
+/// account, or (for users) has the shape of an email address — a password typed into the
+/// login field must not land in the log.
+fn typed_login(who: Principal, login: &str, matched: bool) -> &str {
+    match who {
+        _ if matched => login.trim(),
+        Principal::User if crate::accounts::looks_like_email(login) => login.trim(),
+        Principal::User => "(not an email address)",
+        Principal::Admin => "(no such admin)",
+    }
+}
