@@ -139,7 +139,6 @@ async fn start_server(dir: &std::path::Path, database_url: Option<&str>) -> Stri
         ..Default::default()
     };
     state
-        .auth
         .accounts
         .create_client(
             &Actor::system("bench"),

@@ -69,6 +69,7 @@ codes! {
     LockedOut = "locked_out", 422, 1;
     Forbidden = "forbidden", 403, 1;
     Unauthorized = "unauthorized", 401, 1;
+    MethodNotAllowed = "method_not_allowed", 405, 1;
     LicenseInvalid = "license_invalid", 403, 1;
     InvalidConfig = "invalid_config", 500, 2;
     InvalidUsage = "invalid_usage", 422, 2;

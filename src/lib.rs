@@ -4,9 +4,9 @@
 //! The modules form layers; each uses only those below it, never one beside or above it
 //! (`tests/it/layers.rs` reads `src/` and holds every file to this):
 //!
-//! system, config → error → store → secrets → mail, net → accounts, license → auth → cron → services → doctor → report → web → cli
+//! system, config → error → store → secrets → mail, net → accounts, license → auth → services → cron → doctor → report → web → cli
 //!
-//! So the domain (accounts, license, auth, mail, net, cron) never knows the doctor, the doctor never
+//! So the domain (accounts, license, auth, mail, net) and its jobs (cron) never know the doctor, the doctor never
 //! knows the faces (web, cli), and secrets are made and checked in one leaf that every domain
 //! module can use.
 

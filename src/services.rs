@@ -1,9 +1,11 @@
 //! The composition root: the one place the domain services are built from a configuration.
 //! `serve`, every CLI command, the doctor, support bundles and the tests take a [`Services`]
-//! instead of wiring `Db`, `Accounts` and `Auth` by hand.
+//! instead of wiring `Db`, `Accounts`, `Sessions` and `Auth` by hand, and reach each service by
+//! its own name (`services.sessions`, never through another service).
 
 use crate::accounts::{Accounts, Policy};
 use crate::auth::Auth;
+use crate::auth::sessions::Sessions;
 use crate::config::Loaded;
 use crate::error::Result;
 use crate::license::License;
@@ -13,6 +15,8 @@ use crate::store::Db;
 pub struct Services {
     pub db: Db,
     pub accounts: Accounts,
+    /// The configured session store (the database, or a folder of files).
+    pub sessions: Sessions,
     pub auth: Auth,
     pub license: License,
 }
@@ -32,8 +36,9 @@ impl Services {
     pub fn over(db: Db, loaded: &Loaded) -> Self {
         let config = &loaded.config;
         let accounts = Accounts::new(db.clone(), Policy::from(config));
-        let auth = Auth::new(config, accounts.clone());
+        let sessions = Sessions::from_config(config, &db);
+        let auth = Auth::new(config, accounts.clone(), sessions.clone());
         let license = License::new(loaded, db.clone());
-        Self { db, accounts, auth, license }
+        Self { db, accounts, sessions, auth, license }
     }
 }

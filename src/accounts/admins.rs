@@ -7,6 +7,8 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::json;
 
+use super::AuditAction;
+use super::Target;
 use super::{Accounts, Actor, audit};
 use crate::error::{Code, Error, Result};
 use crate::secrets::{passwords, tokens};
@@ -219,7 +221,7 @@ impl Accounts {
         grantor: &Grantor,
         wanted: &BTreeSet<AdminPermission>,
         what: &str,
-        target: (&str, Option<i64>),
+        target: (Target, Option<i64>),
     ) -> Result<()> {
         let missing = grantor.missing(wanted);
         if missing.is_empty() {
@@ -230,7 +232,7 @@ impl Accounts {
             &mut *self.db.pool().acquire().await?,
             self.db.now(),
             actor,
-            "admin.grant_refused",
+            AuditAction::AdminGrantRefused,
             target,
             json!({"what": what, "missing": keys}),
         )
@@ -252,7 +254,7 @@ impl Accounts {
         permissions: &BTreeSet<AdminPermission>,
     ) -> Result<Role> {
         let name = super::users::require_name("role name", name)?;
-        self.require_held(actor, grantor, permissions, "creating this role", ("role", None)).await?;
+        self.require_held(actor, grantor, permissions, "creating this role", (Target::Role, None)).await?;
         let stored = super::join_csv(permissions.iter().map(|p| p.key()));
         let mut tx = self.db.begin().await?;
         let row: RoleRow =
@@ -267,8 +269,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "role.create",
-            ("role", Some(row.id)),
+            AuditAction::RoleCreate,
+            (Target::Role, Some(row.id)),
             json!({"name": name, "permissions": stored}),
         )
         .await?;
@@ -299,7 +301,7 @@ impl Accounts {
         let role = self.role_by_name(name).await?;
         // Both what the role gives now (to change it is to act for its holders) and what it would.
         let touched = role.permissions.union(permissions).copied().collect();
-        self.require_held(actor, grantor, &touched, "changing this role", ("role", Some(role.id))).await?;
+        self.require_held(actor, grantor, &touched, "changing this role", (Target::Role, Some(role.id))).await?;
         let stored = super::join_csv(permissions.iter().map(|p| p.key()));
         let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE roles SET permissions = $1 WHERE id = $2")
@@ -311,8 +313,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "role.permissions",
-            ("role", Some(role.id)),
+            AuditAction::RolePermissions,
+            (Target::Role, Some(role.id)),
             json!({"permissions": stored}),
         )
         .await?;
@@ -332,7 +334,7 @@ impl Accounts {
         let username = super::users::require_name("username", username)?;
         let email = email.trim().to_string();
         let role = self.role_by_name(role).await?;
-        self.require_held(actor, grantor, &role.permissions, "an admin with this role", ("admin", None)).await?;
+        self.require_held(actor, grantor, &role.permissions, "an admin with this role", (Target::Admin, None)).await?;
         let hash = match password {
             Some(p) => Some(passwords::hash_new_password_async(p, self.policy.password_min_length).await?),
             None => None,
@@ -355,8 +357,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "admin.create",
-            ("admin", Some(id)),
+            AuditAction::AdminCreate,
+            (Target::Admin, Some(id)),
             json!({"username": username, "role": role.name}),
         )
         .await?;
@@ -388,7 +390,7 @@ impl Accounts {
         let admin = self.admin(admin_id).await?;
         let role = self.role_by_name(role).await?;
         let touched = self.admin_permissions(&admin).await?.union(&role.permissions).copied().collect();
-        self.require_held(actor, grantor, &touched, "this role change", ("admin", Some(admin_id))).await?;
+        self.require_held(actor, grantor, &touched, "this role change", (Target::Admin, Some(admin_id))).await?;
         let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE admins SET role_id = $1 WHERE id = $2")
             .bind(role.id)
@@ -399,8 +401,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "admin.role",
-            ("admin", Some(admin_id)),
+            AuditAction::AdminRole,
+            (Target::Admin, Some(admin_id)),
             json!({"role": role.name}),
         )
         .await?;
@@ -433,7 +435,7 @@ impl Accounts {
         if !grantor.is_admin(admin_id) {
             let theirs = self.admin_permissions(&admin).await?;
             let what = format!("a token acting as {}", admin.username);
-            self.require_held(actor, grantor, &theirs, &what, ("admin", Some(admin_id))).await?;
+            self.require_held(actor, grantor, &theirs, &what, (Target::Admin, Some(admin_id))).await?;
         }
         let token = tokens::mint(tokens::TokenKind::Api);
         let mut tx = self.db.begin().await?;
@@ -450,8 +452,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "api_token.create",
-            ("admin", Some(admin_id)),
+            AuditAction::ApiTokenCreate,
+            (Target::Admin, Some(admin_id)),
             json!({"token_id": info.id, "name": name}),
         )
         .await?;
@@ -482,8 +484,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "api_token.revoke",
-            ("admin", Some(info.admin_id)),
+            AuditAction::ApiTokenRevoke,
+            (Target::Admin, Some(info.admin_id)),
             json!({"token_id": id}),
         )
         .await?;

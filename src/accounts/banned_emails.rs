@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use super::AuditAction;
+use super::Target;
 use super::email::{Email, normalize_domain};
 use super::{Accounts, Actor, audit};
 use crate::error::{Code, Error, Result};
@@ -36,8 +38,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "banned_email.add",
-            ("banned_email", None),
+            AuditAction::BannedEmailAdd,
+            (Target::BannedEmail, None),
             serde_json::json!({"domain": domain}),
         )
         .await?;
@@ -64,8 +66,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "banned_email.remove",
-            ("banned_email", None),
+            AuditAction::BannedEmailRemove,
+            (Target::BannedEmail, None),
             serde_json::json!({"domain": domain}),
         )
         .await?;

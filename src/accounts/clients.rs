@@ -7,6 +7,8 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::json;
 
+use super::AuditAction;
+use super::Target;
 use super::email::Email;
 use super::users::{NewUser, require_name};
 use super::{Accounts, Actor, Permissions, audit};
@@ -410,8 +412,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "client.create",
-            ("client", Some(created.id)),
+            AuditAction::ClientCreate,
+            (Target::Client, Some(created.id)),
             json!({"email": created.email, "owner_user_id": owner_id}),
         )
         .await?;
@@ -479,7 +481,15 @@ impl Accounts {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        audit::record(&mut tx, self.db.now(), actor, "client.update", ("client", Some(id)), changed.into()).await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            AuditAction::ClientUpdate,
+            (Target::Client, Some(id)),
+            changed.into(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -512,8 +522,8 @@ impl Accounts {
                     &mut tx,
                     self.db.now(),
                     actor,
-                    "user.delete",
-                    ("user", Some(user_id)),
+                    AuditAction::UserDelete,
+                    (Target::User, Some(user_id)),
                     json!({"with_client": id}),
                 )
                 .await?;
@@ -526,8 +536,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "client.delete",
-            ("client", Some(id)),
+            AuditAction::ClientDelete,
+            (Target::Client, Some(id)),
             json!({"email": client.email, "deleted_users": deleted_users}),
         )
         .await?;

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sqlx::AnyConnection;
 
-use super::{Accounts, Actor, audit};
+use super::{Accounts, Actor, AuditAction, Target, audit};
 use crate::error::Result;
 
 /// Appends an audit entry inside the caller's transaction (for services outside `accounts`).
@@ -13,8 +13,8 @@ pub async fn record_in(
     conn: &mut AnyConnection,
     now: i64,
     actor: &Actor,
-    action: &str,
-    target: (&str, Option<i64>),
+    action: AuditAction,
+    target: (Target, Option<i64>),
     details: Value,
 ) -> Result<()> {
     audit::record(conn, now, actor, action, target, details).await
@@ -25,8 +25,8 @@ impl Accounts {
     pub async fn record_event(
         &self,
         actor: &Actor,
-        action: &str,
-        target: (&str, Option<i64>),
+        action: AuditAction,
+        target: (Target, Option<i64>),
         details: Value,
     ) -> Result<()> {
         let mut conn = self.db.pool().acquire().await?;

@@ -5,6 +5,8 @@
 use serde::Serialize;
 use serde_json::json;
 
+use super::AuditAction;
+use super::Target;
 use super::email::Email;
 use super::users::NewUser;
 use super::{Accounts, Actor, Membership, Permissions, audit};
@@ -130,8 +132,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "invite.create",
-            ("client", Some(client_id)),
+            AuditAction::InviteCreate,
+            (Target::Client, Some(client_id)),
             json!({"invite_id": row.id, "email": email.display, "permissions": permissions}),
         )
         .await?;
@@ -175,8 +177,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "invite.cancel",
-            ("client", Some(row.client_id)),
+            AuditAction::InviteCancel,
+            (Target::Client, Some(row.client_id)),
             json!({"invite_id": id}),
         )
         .await?;
@@ -237,8 +239,8 @@ impl Accounts {
                         &mut tx,
                         self.db.now(),
                         actor,
-                        "invite.email_taken",
-                        ("client", Some(invite.client_id)),
+                        AuditAction::InviteEmailTaken,
+                        (Target::Client, Some(invite.client_id)),
                         details,
                     )
                     .await?;
@@ -275,8 +277,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "invite.accept",
-            ("client", Some(invite.client_id)),
+            AuditAction::InviteAccept,
+            (Target::Client, Some(invite.client_id)),
             json!({"invite_id": invite.id, "user_id": user_id}),
         )
         .await?;

@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde_json::json;
 
+use super::AuditAction;
+use super::Target;
 use super::{Accounts, Actor, ClientUpdate, UserUpdate, audit};
 use crate::error::{Error, Result};
 
@@ -72,8 +74,8 @@ impl Accounts {
             &mut conn,
             self.db.now(),
             actor,
-            "match_details",
-            ("client", Some(client_id)),
+            AuditAction::MatchDetails,
+            (Target::Client, Some(client_id)),
             json!({"user_id": user_id, "direction": direction}),
         )
         .await?;

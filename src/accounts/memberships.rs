@@ -8,6 +8,8 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
+use super::AuditAction;
+use super::Target;
 use super::{Accounts, Actor, ClientStatus, Permissions, User, audit};
 use crate::error::{Code, Error, Result};
 use crate::store::{composed, is_foreign_key_violation};
@@ -196,8 +198,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "membership.create",
-            ("client", Some(client_id)),
+            AuditAction::MembershipCreate,
+            (Target::Client, Some(client_id)),
             json!({"user_id": user_id, "permissions": permissions}),
         )
         .await?;
@@ -225,8 +227,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "membership.delete",
-            ("client", Some(client_id)),
+            AuditAction::MembershipDelete,
+            (Target::Client, Some(client_id)),
             json!({"user_id": user_id}),
         )
         .await?;
@@ -274,8 +276,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "membership.permissions",
-            ("client", Some(client_id)),
+            AuditAction::MembershipPermissions,
+            (Target::Client, Some(client_id)),
             json!({"user_id": user_id, "from": member.permissions, "to": permissions}),
         )
         .await?;
@@ -311,8 +313,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "client.owner_change",
-            ("client", Some(client_id)),
+            AuditAction::ClientOwnerChange,
+            (Target::Client, Some(client_id)),
             json!({"from": previous, "to": user_id}),
         )
         .await?;

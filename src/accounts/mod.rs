@@ -7,6 +7,7 @@
 
 pub mod admins;
 mod audit;
+mod audit_action;
 mod banned_emails;
 mod clients;
 mod credentials;
@@ -23,7 +24,8 @@ mod questions;
 mod users;
 
 pub use admins::{Admin, AdminPermission, ApiToken, CreatedToken, Grantor, Role};
-pub use audit::{Actor, AuditEntry};
+pub use audit::{Actor, ActorKind, AuditEntry, Target};
+pub use audit_action::AuditAction;
 pub use banned_emails::BannedDomain;
 pub use clients::{
     Client, ClientStatus, ClientUpdate, DeletedClient, EMAIL_KINDS, EmailPrefs, NewClient, OwnerSpec, countries,

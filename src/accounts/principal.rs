@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::AnyConnection;
 
-use super::{Accounts, Actor, Admin, TwoFaMethod, User, audit};
+use super::{Accounts, Actor, Admin, AuditAction, Target, TwoFaMethod, User, audit};
 use crate::error::Result;
 use crate::secrets::passwords::{self, HashKind};
 use crate::store::composed;
@@ -65,52 +65,52 @@ impl Principal {
         }
     }
 
-    pub fn target_type(self) -> &'static str {
+    pub fn target_type(self) -> Target {
         match self {
-            Principal::User => "user",
-            Principal::Admin => "admin",
+            Principal::User => Target::User,
+            Principal::Admin => Target::Admin,
         }
     }
 
     /// The audit action for `event`.
-    pub fn action(self, event: CredentialEvent) -> &'static str {
+    pub fn action(self, event: CredentialEvent) -> AuditAction {
         use CredentialEvent as E;
         match (self, event) {
-            (Principal::User, E::PasswordOk) => "login.password_ok",
-            (Principal::User, E::LoginFailed) => "login.failed",
-            (Principal::User, E::LoginLocked) => "login.locked",
-            (Principal::User, E::PasswordLockout) => "login.lockout",
-            (Principal::User, E::SecondFactorLockout) => "twofa.lockout",
-            (Principal::User, E::SignedIn) => "login.signed_in",
-            (Principal::User, E::TotpOk) => "twofa.totp_ok",
-            (Principal::User, E::TotpFailed) => "twofa.totp_failed",
-            (Principal::User, E::BackupCodeUsed) => "twofa.backup_code_used",
-            (Principal::User, E::BackupCodeFailed) => "twofa.backup_code_failed",
-            (Principal::User, E::SecondFactorLocked) => "twofa.locked",
-            (Principal::User, E::DuoOk) => "twofa.duo_ok",
-            (Principal::User, E::DuoFailed) => "twofa.duo_failed",
-            (Principal::User, E::TwoFaEnabled) => "twofa.enabled",
-            (Principal::User, E::TwoFaDisabled) => "twofa.disabled",
-            (Principal::User, E::PasswordRehashed) => "user.password_rehashed",
-            (Principal::User, E::ConfirmFailed) => "password.confirm_failed",
-            (Principal::User, E::ConfirmLocked) => "password.confirm_locked",
-            (Principal::Admin, E::PasswordOk) => "admin.login_password_ok",
-            (Principal::Admin, E::LoginFailed) => "admin.login_failed",
-            (Principal::Admin, E::LoginLocked) => "admin.login_locked",
-            (Principal::Admin, E::PasswordLockout | E::SecondFactorLockout) => "admin.lockout",
-            (Principal::Admin, E::SignedIn) => "admin.login",
-            (Principal::Admin, E::TotpOk) => "admin.totp_ok",
-            (Principal::Admin, E::TotpFailed) => "admin.totp_failed",
-            (Principal::Admin, E::BackupCodeUsed) => "admin.backup_code_ok",
-            (Principal::Admin, E::BackupCodeFailed) => "admin.backup_code_failed",
-            (Principal::Admin, E::SecondFactorLocked) => "admin.totp_locked",
-            (Principal::Admin, E::DuoOk) => "admin.duo_ok",
-            (Principal::Admin, E::DuoFailed) => "admin.duo_failed",
-            (Principal::Admin, E::TwoFaEnabled) => "admin.twofa_enabled",
-            (Principal::Admin, E::TwoFaDisabled) => "admin.twofa_disabled",
-            (Principal::Admin, E::PasswordRehashed) => "admin.password_rehashed",
-            (Principal::Admin, E::ConfirmFailed) => "admin.password_confirm_failed",
-            (Principal::Admin, E::ConfirmLocked) => "admin.password_confirm_locked",
+            (Principal::User, E::PasswordOk) => AuditAction::LoginPasswordOk,
+            (Principal::User, E::LoginFailed) => AuditAction::LoginFailed,
+            (Principal::User, E::LoginLocked) => AuditAction::LoginLocked,
+            (Principal::User, E::PasswordLockout) => AuditAction::LoginLockout,
+            (Principal::User, E::SecondFactorLockout) => AuditAction::TwofaLockout,
+            (Principal::User, E::SignedIn) => AuditAction::LoginSignedIn,
+            (Principal::User, E::TotpOk) => AuditAction::TwofaTotpOk,
+            (Principal::User, E::TotpFailed) => AuditAction::TwofaTotpFailed,
+            (Principal::User, E::BackupCodeUsed) => AuditAction::TwofaBackupCodeUsed,
+            (Principal::User, E::BackupCodeFailed) => AuditAction::TwofaBackupCodeFailed,
+            (Principal::User, E::SecondFactorLocked) => AuditAction::TwofaLocked,
+            (Principal::User, E::DuoOk) => AuditAction::TwofaDuoOk,
+            (Principal::User, E::DuoFailed) => AuditAction::TwofaDuoFailed,
+            (Principal::User, E::TwoFaEnabled) => AuditAction::TwofaEnabled,
+            (Principal::User, E::TwoFaDisabled) => AuditAction::TwofaDisabled,
+            (Principal::User, E::PasswordRehashed) => AuditAction::UserPasswordRehashed,
+            (Principal::User, E::ConfirmFailed) => AuditAction::PasswordConfirmFailed,
+            (Principal::User, E::ConfirmLocked) => AuditAction::PasswordConfirmLocked,
+            (Principal::Admin, E::PasswordOk) => AuditAction::AdminLoginPasswordOk,
+            (Principal::Admin, E::LoginFailed) => AuditAction::AdminLoginFailed,
+            (Principal::Admin, E::LoginLocked) => AuditAction::AdminLoginLocked,
+            (Principal::Admin, E::PasswordLockout | E::SecondFactorLockout) => AuditAction::AdminLockout,
+            (Principal::Admin, E::SignedIn) => AuditAction::AdminLogin,
+            (Principal::Admin, E::TotpOk) => AuditAction::AdminTotpOk,
+            (Principal::Admin, E::TotpFailed) => AuditAction::AdminTotpFailed,
+            (Principal::Admin, E::BackupCodeUsed) => AuditAction::AdminBackupCodeOk,
+            (Principal::Admin, E::BackupCodeFailed) => AuditAction::AdminBackupCodeFailed,
+            (Principal::Admin, E::SecondFactorLocked) => AuditAction::AdminTotpLocked,
+            (Principal::Admin, E::DuoOk) => AuditAction::AdminDuoOk,
+            (Principal::Admin, E::DuoFailed) => AuditAction::AdminDuoFailed,
+            (Principal::Admin, E::TwoFaEnabled) => AuditAction::AdminTwofaEnabled,
+            (Principal::Admin, E::TwoFaDisabled) => AuditAction::AdminTwofaDisabled,
+            (Principal::Admin, E::PasswordRehashed) => AuditAction::AdminPasswordRehashed,
+            (Principal::Admin, E::ConfirmFailed) => AuditAction::AdminPasswordConfirmFailed,
+            (Principal::Admin, E::ConfirmLocked) => AuditAction::AdminPasswordConfirmLocked,
         }
     }
 }
@@ -156,7 +156,7 @@ impl Credentials {
     }
 
     /// The audit log's target.
-    pub fn target(&self) -> (&'static str, Option<i64>) {
+    pub fn target(&self) -> (Target, Option<i64>) {
         (self.who.target_type(), Some(self.id))
     }
 
@@ -205,7 +205,7 @@ pub async fn store_password_hash_in(
     actor: &Actor,
     (who, id): (Principal, i64),
     hash: &str,
-    action: &str,
+    action: AuditAction,
 ) -> Result<()> {
     sqlx::query(composed(format!("UPDATE {} SET password_hash = $1, updated_at = $2 WHERE id = $3", who.table())))
         .bind(hash)
@@ -244,8 +244,8 @@ impl Accounts {
         self.credentials(who, id).await?;
         let hash = passwords::hash_new_password_async(password, self.policy.password_min_length).await?;
         let action = match who {
-            Principal::User => "user.password_set",
-            Principal::Admin => "admin.password_set",
+            Principal::User => AuditAction::UserPasswordSet,
+            Principal::Admin => AuditAction::AdminPasswordSet,
         };
         self.store_password_hash(actor, (who, id), &hash, action).await
     }
@@ -256,7 +256,7 @@ impl Accounts {
         actor: &Actor,
         who: (Principal, i64),
         hash: &str,
-        action: &str,
+        action: AuditAction,
     ) -> Result<()> {
         let mut tx = self.db.begin().await?;
         store_password_hash_in(&mut tx, self.db.now(), actor, who, hash, action).await?;

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_json::json;
 
+use super::AuditAction;
+use super::Target;
 use super::{Accounts, Actor, audit};
 use crate::error::{Code, Error, Result};
 use crate::store::{composed, is_unique_violation};
@@ -42,8 +44,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "security_question.add",
-            ("security_question", Some(id)),
+            AuditAction::SecurityQuestionAdd,
+            (Target::SecurityQuestion, Some(id)),
             json!({"question": question}),
         )
         .await?;
@@ -82,8 +84,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "security_question.remove",
-            ("security_question", Some(id)),
+            AuditAction::SecurityQuestionRemove,
+            (Target::SecurityQuestion, Some(id)),
             json!({"question": q.question}),
         )
         .await?;

@@ -5,6 +5,8 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::AnyConnection;
 
+use super::AuditAction;
+use super::Target;
 use super::email::Email;
 use super::{Accounts, Actor, audit};
 use crate::error::{Code, Error, Result};
@@ -183,7 +185,15 @@ impl Accounts {
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| if is_unique_violation(&e) { user_exists(&email.display) } else { e.into() })?;
-        audit::record(conn, now, actor, "user.create", ("user", Some(user.id)), json!({"email": user.email})).await?;
+        audit::record(
+            conn,
+            now,
+            actor,
+            AuditAction::UserCreate,
+            (Target::User, Some(user.id)),
+            json!({"email": user.email}),
+        )
+        .await?;
         Ok(user)
     }
 
@@ -285,7 +295,8 @@ impl Accounts {
         if changed.contains_key("email") {
             super::principal::revoke_reset_links(&mut tx, id).await?;
         }
-        audit::record(&mut tx, self.db.now(), actor, "user.update", ("user", Some(id)), changed.into()).await?;
+        audit::record(&mut tx, self.db.now(), actor, AuditAction::UserUpdate, (Target::User, Some(id)), changed.into())
+            .await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -305,8 +316,15 @@ impl Accounts {
             ));
         }
         sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        audit::record(&mut tx, self.db.now(), actor, "user.delete", ("user", Some(id)), json!({"email": user.email}))
-            .await?;
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            AuditAction::UserDelete,
+            (Target::User, Some(id)),
+            json!({"email": user.email}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -335,8 +353,8 @@ impl Accounts {
             &mut tx,
             self.db.now(),
             actor,
-            "user.security_question_set",
-            ("user", Some(user_id)),
+            AuditAction::UserSecurityQuestionSet,
+            (Target::User, Some(user_id)),
             json!({"question_id": question_id}),
         )
         .await?;

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::Auth;
 use super::throttle::{Principal, Scope};
-use crate::accounts::{Actor, CredentialEvent, Credentials};
+use crate::accounts::{Actor, CredentialEvent, Credentials, Target};
 use crate::error::{Code, Error, Result};
 
 /// What a guarded check decided.
@@ -52,7 +52,7 @@ impl Auth {
         who: Principal,
         scopes: &[Scope],
         actor: &Actor,
-        target: (&str, Option<i64>),
+        target: (Target, Option<i64>),
         check: impl Future<Output = Result<Option<T>>>,
     ) -> Result<Checked<T>> {
         let Some(attempt) = self.throttle.begin(scopes).await? else { return Ok(Checked::Locked) };

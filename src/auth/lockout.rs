@@ -5,10 +5,15 @@ use serde_json::json;
 
 use super::Auth;
 use super::throttle::{Counter, Principal, Scope, ip_key};
-use crate::accounts::{Actor, User};
+use crate::accounts::{Actor, AuditAction, Target, User};
 use crate::error::Result;
 
 impl Auth {
+    /// Removes lockout counters whose window and lock have both passed (cron).
+    pub async fn purge_lockouts(&self) -> Result<u64> {
+        self.throttle.purge().await
+    }
+
     /// Every lockout counter, locked ones first.
     pub async fn lockouts(&self) -> Result<Vec<Counter>> {
         self.throttle.counters().await
@@ -19,7 +24,9 @@ impl Auth {
     pub async fn unlock_user(&self, actor: &Actor, user: &User) -> Result<Vec<String>> {
         let email = user.email_norm.as_str();
         let removed = self.throttle.release(|s| s.account_name() == Some((Principal::User, email))).await?;
-        self.accounts.record_event(actor, "user.unlock", ("user", Some(user.id)), json!({"scopes": removed})).await?;
+        self.accounts
+            .record_event(actor, AuditAction::UserUnlock, (Target::User, Some(user.id)), json!({"scopes": removed}))
+            .await?;
         Ok(removed)
     }
 
@@ -28,7 +35,12 @@ impl Auth {
         let key = ip.map(ip_key);
         let removed = self.throttle.release(|s: &Scope| key.is_none() || s.client_ip() == key.as_deref()).await?;
         self.accounts
-            .record_event(actor, "lockout.clear", ("lockout", None), json!({"ip": ip, "scopes": removed}))
+            .record_event(
+                actor,
+                AuditAction::LockoutClear,
+                (Target::Lockout, None),
+                json!({"ip": ip, "scopes": removed}),
+            )
             .await?;
         Ok(removed)
     }

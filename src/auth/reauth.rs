@@ -14,7 +14,8 @@ use serde_json::json;
 
 use super::Auth;
 use super::sessions::SessionData;
-use crate::accounts::{Actor, Credentials};
+use crate::accounts::AuditAction;
+use crate::accounts::{Actor, Credentials, Target};
 use crate::error::{Error, Result};
 
 /// How long a proof of identity lets credentials be changed.
@@ -64,12 +65,14 @@ impl Auth {
     async fn audit_reauthentication(
         &self,
         actor: &Actor,
-        target: (&str, Option<i64>),
+        target: (Target, Option<i64>),
         outcome: &Result<Option<String>>,
     ) -> Result<()> {
         let (action, details) = match outcome {
-            Ok(_) => ("security.reauthenticated", json!({})),
-            Err(Error::Refused { code, .. }) => ("security.reauthentication_failed", json!({"code": code.as_str()})),
+            Ok(_) => (AuditAction::SecurityReauthenticated, json!({})),
+            Err(Error::Refused { code, .. }) => {
+                (AuditAction::SecurityReauthenticationFailed, json!({"code": code.as_str()}))
+            }
             Err(_) => return Ok(()),
         };
         self.accounts.record_event(actor, action, target, details).await

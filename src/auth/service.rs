@@ -8,6 +8,8 @@ use super::guard::Checked;
 use super::one_time::{self, Purpose};
 use super::sessions::Sessions;
 use super::throttle::{Principal, Scope, Throttle};
+use crate::accounts::AuditAction;
+use crate::accounts::Target;
 use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Credentials, User};
 use crate::config::{Config, HttpUrl};
 use crate::error::{Code, Error, Result};
@@ -19,9 +21,9 @@ pub const IMPERSONATION_TTL_SECS: i64 = 60;
 
 #[derive(Clone)]
 pub struct Auth {
-    pub accounts: Accounts,
-    pub sessions: Sessions,
-    pub throttle: Throttle,
+    pub(super) accounts: Accounts,
+    pub(super) sessions: Sessions,
+    pub(super) throttle: Throttle,
     system_url: HttpUrl,
     reset_ttl_secs: i64,
     pub(super) force_clients: bool,
@@ -34,10 +36,11 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(config: &Config, accounts: Accounts) -> Self {
+    /// Over the accounts and the session store it signs people in to (`Services` builds both).
+    pub fn new(config: &Config, accounts: Accounts, sessions: Sessions) -> Self {
         let db = accounts.db().clone();
         Self {
-            sessions: Sessions::from_config(config, &db),
+            sessions,
             throttle: Throttle::new(db, &config.security.lockout),
             accounts,
             system_url: config.system_url.clone(),
@@ -77,7 +80,9 @@ impl Auth {
         self.confirm_password(&creds, current, ip).await?.or_refused("the current password is not correct")?;
         let hash = passwords::hash_new_password_async(new, self.accounts.policy().password_min_length).await?;
         let actor = creds.actor(ip);
-        self.accounts.store_password_hash(&actor, (Principal::User, user.id), &hash, "user.password_changed").await?;
+        self.accounts
+            .store_password_hash(&actor, (Principal::User, user.id), &hash, AuditAction::UserPasswordChanged)
+            .await?;
         self.sessions.end_for_user(user.id, Some(keep_session)).await
     }
 
@@ -87,7 +92,10 @@ impl Auth {
         let user = self.accounts.user_by_email(email).await?;
         let Some(user) = user else {
             let actor = Actor::system("password_reset").with_ip(ip);
-            return self.accounts.record_event(&actor, "password.reset_unknown_email", ("user", None), json!({})).await;
+            return self
+                .accounts
+                .record_event(&actor, AuditAction::PasswordResetUnknownEmail, (Target::User, None), json!({}))
+                .await;
         };
         let this = self.clone();
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
@@ -124,8 +132,8 @@ impl Auth {
             &mut tx,
             self.accounts.db().now(),
             actor,
-            "password.reset_requested",
-            ("user", Some(user.id)),
+            AuditAction::PasswordResetRequested,
+            (Target::User, Some(user.id)),
             json!({}),
         )
         .await?;
@@ -153,13 +161,18 @@ impl Auth {
             let given = passwords::normalize_answer(answer.unwrap_or(""));
             let scopes = Scope::password(Principal::User, &user.email, ip);
             let checked = self
-                .guarded(Principal::User, &scopes, &actor, ("user", Some(user.id)), async {
+                .guarded(Principal::User, &scopes, &actor, (Target::User, Some(user.id)), async {
                     Ok(verify_any_async(&given, hash).await?.ok.then_some(()))
                 })
                 .await?;
             if checked == Checked::Wrong {
                 self.accounts
-                    .record_event(&actor, "password.reset_wrong_answer", ("user", Some(user.id)), json!({}))
+                    .record_event(
+                        &actor,
+                        AuditAction::PasswordResetWrongAnswer,
+                        (Target::User, Some(user.id)),
+                        json!({}),
+                    )
                     .await?;
             }
             checked.or_refused("the answer to the security question is not correct")?;
@@ -175,7 +188,7 @@ impl Auth {
             &actor,
             (Principal::User, user.id),
             &hash,
-            "password.reset_completed",
+            AuditAction::PasswordResetCompleted,
         )
         .await?;
         tx.commit().await?;
@@ -232,8 +245,8 @@ impl Auth {
             &mut tx,
             self.accounts.db().now(),
             &actor,
-            "user.impersonation_link",
-            ("user", Some(user.id)),
+            AuditAction::UserImpersonationLink,
+            (Target::User, Some(user.id)),
             json!({}),
         )
         .await?;
@@ -256,20 +269,19 @@ impl Auth {
             .await?
             .ok_or_else(invalid)?;
         let admin_id = owner.admin_id.ok_or_else(|| Error::Internal("impersonation token without admin".into()))?;
-        let actor =
-            Actor { kind: "admin", id: Some(admin_id), label: format!("admin:{admin_id}"), ip: Some(ip.into()) };
+        let actor = Actor::admin(admin_id, &format!("admin:{admin_id}")).with_ip(ip);
         let allowed = match self.accounts.admin(admin_id).await {
             Ok(admin) => self.accounts.admin_permissions(&admin).await?.contains(&AdminPermission::UsersImpersonate),
             Err(Error::Refused { code: Code::NotFound, .. }) => false,
             Err(e) => return Err(e),
         };
-        let action = if allowed { "user.impersonated" } else { "user.impersonation_refused" };
+        let action = if allowed { AuditAction::UserImpersonated } else { AuditAction::UserImpersonationRefused };
         crate::accounts::record_in(
             &mut tx,
             self.accounts.db().now(),
             &actor,
             action,
-            ("user", Some(owner.user_id)),
+            (Target::User, Some(owner.user_id)),
             json!({}),
         )
         .await?;

@@ -14,6 +14,7 @@ use super::guard::Checked;
 use super::service::{Auth, SignedIn, TotpEnrolment, Visitor};
 use super::sessions::{PENDING_TRIES, Pending, SecondFactor, Session, SessionData};
 use super::throttle::Scope;
+use crate::accounts::AuditAction;
 use crate::accounts::{Actor, CredentialEvent as Event, Credentials, Membership, Principal, TwoFaMethod};
 use crate::error::{Code, Error, Result};
 use crate::secrets::passwords::{self, verify_any_async};
@@ -119,7 +120,7 @@ impl Auth {
             self.accounts.upgrade_password_hash(&actor, &creds, &stored, &fresh).await?;
         }
         if who == Principal::User && self.every_client_closed(creds.id).await? {
-            self.accounts.record_event(&actor, "login.refused_closed", creds.target(), json!({})).await?;
+            self.accounts.record_event(&actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
             return Ok(Step::ClientsClosed);
         }
         let owed = self.owed(&creds);

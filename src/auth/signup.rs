@@ -7,6 +7,8 @@ use serde_json::json;
 
 use super::Auth;
 use super::throttle::Scope;
+use crate::accounts::AuditAction;
+use crate::accounts::Target;
 use crate::accounts::{Acceptance, Actor, ClientUpdate, Membership, NewClient, OwnerSpec};
 use crate::config::ContactField;
 use crate::error::{Code, Error, Result};
@@ -139,6 +141,6 @@ impl Auth {
             &body,
         )
         .await?;
-        self.accounts.record_event(actor, "signup.email_taken", ("user", Some(user.id)), json!({})).await
+        self.accounts.record_event(actor, AuditAction::SignupEmailTaken, (Target::User, Some(user.id)), json!({})).await
     }
 }

@@ -142,7 +142,7 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
         AdminCommand::SetPassword { admin, password } => {
             let admin = admin_ref(ctx, &admin).await?;
             accounts.set_password(actor, (Principal::Admin, admin.id), &password.require()?).await?;
-            let ended = ctx.auth.sessions.end_for_admin(admin.id, None).await?;
+            let ended = ctx.sessions.end_for_admin(admin.id, None).await?;
             let summary =
                 serde_json::json!({"admin_id": admin.id, "username": admin.username, "sessions_ended": ended});
             out.emit(&summary, || {

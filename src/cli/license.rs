@@ -88,9 +88,9 @@ async fn status(ctx: &Context, out: &Output) -> Result<()> {
             .iter()
             .map(|r| {
                 vec![
-                    r.context.clone(),
+                    r.context.to_string(),
                     r.host.clone(),
-                    r.outcome.clone(),
+                    r.outcome.to_string(),
                     if r.applied == 1 { "yes" } else { "no" }.into(),
                     r.directory.clone(),
                     time(r.at),

@@ -26,11 +26,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::accounts::{Accounts, Actor};
-use crate::auth::Auth;
+use crate::accounts::Actor;
 use crate::config::{self, Loaded};
 use crate::error::Result;
-use crate::license::License;
 use crate::services::Services;
 use crate::store::Db;
 
@@ -234,17 +232,23 @@ async fn migrate(loaded: &Loaded, out: &Output) -> Result<()> {
 /// database, and who is acting.
 pub struct Context {
     pub loaded: Loaded,
-    pub accounts: Accounts,
-    pub auth: Auth,
-    pub license: License,
+    pub services: Services,
     pub actor: Actor,
+}
+
+/// A command reaches each service by its name: `ctx.accounts`, `ctx.sessions`, `ctx.auth`.
+impl std::ops::Deref for Context {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 impl Context {
     async fn open(loaded: Loaded) -> Result<Self> {
-        let Services { accounts, auth, license, .. } = Services::open(&loaded).await?;
+        let services = Services::open(&loaded).await?;
         let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-        Ok(Self { loaded, accounts, auth, license, actor: Actor::system(&format!("cli:{who}")) })
+        Ok(Self { loaded, services, actor: Actor::system(&format!("cli:{who}")) })
     }
 
     /// Refuses a command that changes accounts data while the license locks admin functions

@@ -29,7 +29,7 @@ pub struct CronArgs {
 
 /// Runs the jobs; exit 1 if any failed (each failure is printed with its reason).
 pub async fn cron(args: CronArgs, ctx: &Context, out: &Output) -> Result<i32> {
-    let results = Cron { loaded: &ctx.loaded, auth: &ctx.auth }.run(args.job).await?;
+    let results = Cron { loaded: &ctx.loaded, services: &ctx.services }.run(args.job).await?;
     let failed = results.iter().filter(|r| !r.ok).count();
     out.emit(&results, || {
         results

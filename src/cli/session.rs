@@ -5,6 +5,8 @@ use serde_json::json;
 
 use super::output::{table, time};
 use super::{Context, Output};
+use crate::accounts::AuditAction;
+use crate::accounts::Target;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Subcommand)]
@@ -38,11 +40,10 @@ pub struct RevokeArgs {
 }
 
 pub async fn run(command: SessionCommand, ctx: &Context, out: &Output) -> Result<()> {
-    let auth = &ctx.auth;
     match command {
         SessionCommand::List(a) => {
             let user_id = ctx.user_id(&a.user).await?;
-            let list = auth.sessions.for_user(user_id).await?;
+            let list = ctx.sessions.for_user(user_id).await?;
             let rows: Vec<_> = list.iter().map(|s| s.summary()).collect();
             out.emit(&rows, || {
                 table(
@@ -64,9 +65,9 @@ pub async fn run(command: SessionCommand, ctx: &Context, out: &Output) -> Result
         SessionCommand::Revoke(a) => {
             let user_id = ctx.user_id(&a.user).await?;
             let ended = match (&a.id, a.all) {
-                (_, true) => auth.sessions.end_for_user(user_id, None).await?,
+                (_, true) => ctx.sessions.end_for_user(user_id, None).await?,
                 (Some(id), false) => {
-                    if !auth.sessions.revoke(user_id, id).await? {
+                    if !ctx.sessions.revoke(user_id, id).await? {
                         return Err(Error::not_found("session", id));
                     }
                     1
@@ -74,14 +75,19 @@ pub async fn run(command: SessionCommand, ctx: &Context, out: &Output) -> Result
                 (None, false) => unreachable!("clap requires an id or --all"),
             };
             ctx.accounts
-                .record_event(&ctx.actor, "session.revoke", ("user", Some(user_id)), json!({"ended": ended}))
+                .record_event(
+                    &ctx.actor,
+                    AuditAction::SessionRevoke,
+                    (Target::User, Some(user_id)),
+                    json!({"ended": ended}),
+                )
                 .await?;
             out.emit(&json!({"user_id": user_id, "ended": ended}), || {
                 format!("Ended {ended} session(s) of user {user_id}.")
             })
         }
         SessionCommand::Gc => {
-            let removed = auth.sessions.collect_all(crate::cron::GC_BATCH).await?;
+            let removed = ctx.sessions.collect_all(crate::cron::GC_BATCH).await?;
             out.emit(&json!({"removed": removed}), || format!("Removed {removed} expired session(s)."))
         }
     }

@@ -254,7 +254,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
             let id = ctx.user_id(&user).await?;
             accounts.set_password(actor, (Principal::User, id), &password.require()?).await?;
             // A new password ends every session of the user, as a change or a reset does.
-            let ended = ctx.auth.sessions.end_for_user(id, None).await?;
+            let ended = ctx.sessions.end_for_user(id, None).await?;
             out.emit(&json!({"id": id, "has_password": true, "sessions_ended": ended}), || {
                 format!("Set the password of user {id}; {ended} session(s) ended")
             })

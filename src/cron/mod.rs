@@ -6,11 +6,12 @@ pub mod heartbeat;
 
 use serde::Serialize;
 
-use crate::auth::{Auth, one_time};
+use crate::auth::one_time;
 use crate::config::Loaded;
 use crate::error::{Code, Error, Result};
-use crate::license::{self, License, Reply, Standing};
+use crate::license::{self, Reply, Standing};
 use crate::mail::Transport;
+use crate::services::Services;
 
 /// Sessions deleted per statement: each batch is a short transaction, so logins never wait
 /// long behind collection.
@@ -64,7 +65,7 @@ pub struct JobResult {
 
 pub struct Cron<'a> {
     pub loaded: &'a Loaded,
-    pub auth: &'a Auth,
+    pub services: &'a Services,
 }
 
 impl Cron<'_> {
@@ -89,18 +90,18 @@ impl Cron<'_> {
     }
 
     async fn run_job(&self, job: Job) -> Result<serde_json::Value> {
-        let db = self.auth.accounts.db();
+        let db = &self.services.db;
         match job {
             Job::SessionsGc => {
                 if !self.loaded.config.sessions.gc {
                     return Ok(serde_json::json!({"skipped": "sessions.gc is false"}));
                 }
-                let removed = self.auth.sessions.collect_all(GC_BATCH).await?;
+                let removed = self.services.sessions.collect_all(GC_BATCH).await?;
                 Ok(serde_json::json!({"removed": removed}))
             }
             Job::TokenPurge => {
                 let tokens = one_time::purge(db).await?;
-                let counters = self.auth.throttle.purge().await?;
+                let counters = self.services.auth.purge_lockouts().await?;
                 Ok(serde_json::json!({"tokens_removed": tokens, "throttle_counters_removed": counters}))
             }
             Job::Mail => {
@@ -125,7 +126,7 @@ impl Cron<'_> {
     /// the server gave no answer, when the answer is not `active`, and when it was not applied
     /// because this cron runs with other facts than the web server.
     async fn verify_license(&self) -> Result<serde_json::Value> {
-        let license = License::new(self.loaded, self.auth.accounts.db().clone());
+        let license = &self.services.license;
         if !license.is_configured() {
             return Ok(serde_json::json!({"skipped": "license.key is not set (unlicensed mode)"}));
         }

@@ -157,9 +157,8 @@ impl Fix {
                 Ok(format!("applied migrations {:?}", applied?))
             }
             Fix::CollectSessions => {
-                let accounts = ctx.accounts().await.map_err(|o| o.message)?;
-                let sessions = crate::auth::sessions::Sessions::from_config(ctx.config(), accounts.db());
-                let removed = sessions.collect_all(crate::cron::GC_BATCH).await.map_err(|e| e.to_string())?;
+                let services = ctx.services().await.map_err(|o| o.message)?;
+                let removed = services.sessions.collect_all(crate::cron::GC_BATCH).await.map_err(|e| e.to_string())?;
                 Ok(format!("removed {removed} expired session(s)"))
             }
             Fix::CreateSessionDir(dir) => {

@@ -324,7 +324,7 @@ impl License {
 
     /// Why an answer from `context` must not be applied: its facts differ from the web server's.
     async fn differs_from_web(&self, context: Context, facts: &Facts) -> Result<Option<String>> {
-        let web = records::all(&self.db).await?.into_iter().find(|r| r.context() == Some(Context::Web));
+        let web = records::all(&self.db).await?.into_iter().find(|r| r.context == Context::Web);
         let Some(web) = web else { return Ok(None) };
         let differences = facts.differences(&web.facts());
         if differences.is_empty() {
@@ -343,11 +343,11 @@ impl License {
 
     async fn record(&self, context: Context, facts: &Facts, reply: &Reply, applied: bool) -> Result<()> {
         let (outcome, reason) = match reply {
-            Reply::Answered { answer, .. } => (answer.status.to_string(), answer.reason.clone()),
-            Reply::NoAnswer { phase, why } => ("no_answer".to_string(), format!("{phase}: {why}")),
+            Reply::Answered { answer, .. } => (records::Outcome::Answered(answer.status), answer.reason.clone()),
+            Reply::NoAnswer { phase, why } => (records::Outcome::NoAnswer, format!("{phase}: {why}")),
         };
         let record = records::Record {
-            context: context.to_string(),
+            context,
             host: sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into()),
             domain: facts.domain.clone(),
             ip: facts.ip.clone(),

@@ -3,20 +3,62 @@
 
 use serde::Serialize;
 
-use super::protocol::{Context, Facts};
+use super::protocol::{Context, Facts, Status};
 use crate::error::Result;
 use crate::store::Db;
 
+/// What a verification came to: the answer's status, or no answer at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Answered(Status),
+    /// The licensing server could not be reached, or said nothing signed.
+    NoAnswer,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Answered(status) => status.as_str(),
+            Outcome::NoAnswer => "no_answer",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for Outcome {
+    type Error = crate::Error;
+    fn try_from(stored: String) -> Result<Self> {
+        [Status::Active, Status::Invalid, Status::Suspended, Status::Expired]
+            .into_iter()
+            .map(Outcome::Answered)
+            .chain([Outcome::NoAnswer])
+            .find(|o| o.as_str() == stored)
+            .ok_or_else(|| crate::Error::Internal(format!("unknown verification outcome {stored:?}")))
+    }
+}
+
+crate::stored_as!(Outcome, String);
+
 #[derive(Debug, Clone, Serialize, sqlx_macros::FromRow)]
 pub struct Record {
-    pub context: String,
+    pub context: Context,
     pub host: String,
     pub domain: Option<String>,
     pub ip: Option<String>,
     pub directory: String,
     pub config_fingerprint: String,
-    /// The answer's status, or `no_answer`.
-    pub outcome: String,
+    pub outcome: Outcome,
     pub reason: String,
     /// Whether the answer replaced the cache (see `License::verify`).
     pub applied: i64,
@@ -25,10 +67,6 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn context(&self) -> Option<Context> {
-        Context::parse(&self.context)
-    }
-
     pub fn facts(&self) -> Facts {
         Facts { domain: self.domain.clone(), ip: self.ip.clone(), directory: self.directory.clone() }
     }
@@ -42,13 +80,13 @@ pub async fn save(db: &Db, r: &Record) -> Result<()> {
          config_fingerprint = excluded.config_fingerprint, outcome = excluded.outcome, reason = excluded.reason, \
          applied = excluded.applied, at = excluded.at",
     )
-    .bind(&r.context)
+    .bind(r.context.as_str())
     .bind(&r.host)
     .bind(&r.domain)
     .bind(&r.ip)
     .bind(&r.directory)
     .bind(&r.config_fingerprint)
-    .bind(&r.outcome)
+    .bind(r.outcome.as_str())
     .bind(&r.reason)
     .bind(r.applied)
     .bind(r.at)

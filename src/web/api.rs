@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::context::Ctx;
+use crate::accounts::AuditAction;
+use crate::accounts::Target;
 use crate::accounts::{
     Actor, Admin, AdminPermission as P, ClientStatus, ClientUpdate, NewClient, NewUser, OwnerSpec, Permissions,
     Principal, UserUpdate,
@@ -77,10 +79,13 @@ async fn no_such_route(uri: axum::http::Uri) -> ApiError {
     ApiError(Error::refused(Code::NotFound, format!("no API route {}; see README for the routes", uri.path())))
 }
 
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    let message = format!("{method} is not allowed on {}", uri.path());
-    (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"error": {"code": "method_not_allowed", "message": message}})))
-        .into_response()
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError(Error::refused(Code::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path())))
+}
+
+/// The API's error body: `{"error": {"code", "message"}}`, the one shape every refusal has.
+pub fn error_body(code: Code, message: impl Into<String>) -> Json<serde_json::Value> {
+    Json(json!({"error": {"code": code, "message": message.into()}}))
 }
 
 /// An API error as JSON with the status its code calls for.
@@ -102,7 +107,7 @@ impl IntoResponse for ApiError {
         } else {
             self.0.to_string()
         };
-        let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
+        let mut response = (status, error_body(code, message)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
         }
@@ -165,7 +170,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauthorized("send an API token as `Authorization: Bearer <token>`"))?;
-        let admin = match state.auth.accounts.authenticate_api_token(token.trim()).await {
+        let admin = match state.accounts.authenticate_api_token(token.trim()).await {
             Ok(admin) => admin,
             Err(Error::Refused { .. }) => return Err(unauthorized("the API token is invalid or revoked")),
             // The token may be perfectly good: say what is really wrong.
@@ -180,7 +185,7 @@ impl FromRequestParts<AppState> for Caller {
         if !parts.method.is_safe() {
             state.license.require_unlocked()?;
         }
-        let permissions = state.auth.accounts.admin_permissions(&admin).await?;
+        let permissions = state.accounts.admin_permissions(&admin).await?;
         let ip = parts.extensions.get::<Ctx>().map(|c| c.ip_string()).unwrap_or_default();
         Ok(Caller { admin, permissions, ip, state: state.clone() })
     }
@@ -197,12 +202,12 @@ struct Search {
 async fn list_clients(State(s): State<AppState>, c: Caller, Query(q): Query<Search>) -> ApiResult {
     c.require(P::ClientsView)?;
     let status = q.status.as_deref().map(str::parse::<ClientStatus>).transpose()?;
-    ok(s.auth.accounts.list_clients(status, q.search.as_deref()).await?)
+    ok(s.accounts.list_clients(status, q.search.as_deref()).await?)
 }
 
 async fn show_client(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     c.require(P::ClientsView)?;
-    ok(s.auth.accounts.client(id).await?)
+    ok(s.accounts.client(id).await?)
 }
 
 /// A new client: its fields, and its owner — an existing user, or a new one made from the
@@ -224,7 +229,7 @@ async fn create_client(
         None => OwnerSpec::NewUser { password: password.as_ref().and_then(Value::as_str).map(str::to_string) },
     };
     let fields = client_fields(Value::Object(body))?;
-    created(s.auth.accounts.create_client(&actor, NewClient { fields, owner }).await?)
+    created(s.accounts.create_client(&actor, NewClient { fields, owner }).await?)
 }
 
 /// The client fields of a body, refused in the API's contract when a field is unknown or of
@@ -240,7 +245,7 @@ async fn update_client(
     Body(fields): Body<ClientUpdate>,
 ) -> ApiResult {
     let actor = c.require(P::ClientsManage)?;
-    ok(s.auth.accounts.update_client(&actor, id, fields).await?)
+    ok(s.accounts.update_client(&actor, id, fields).await?)
 }
 
 async fn delete_client(
@@ -250,7 +255,7 @@ async fn delete_client(
     Query(q): Query<Search>,
 ) -> ApiResult {
     let actor = c.require(P::ClientsManage)?;
-    ok(s.auth.accounts.delete_client(&actor, id, q.delete_users.unwrap_or(false)).await?)
+    ok(s.accounts.delete_client(&actor, id, q.delete_users.unwrap_or(false)).await?)
 }
 
 #[derive(Deserialize)]
@@ -268,7 +273,7 @@ async fn put_membership(
 ) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     let permissions = Permissions::parse_list(&body.permissions.join(","))?;
-    let accounts = &s.auth.accounts;
+    let accounts = &s.accounts;
     let m = match accounts.membership(user_id, client_id).await? {
         Some(_) => accounts.set_permissions(&actor, user_id, client_id, &permissions).await?,
         None => accounts.associate(&actor, user_id, client_id, &permissions).await?,
@@ -282,7 +287,7 @@ async fn delete_membership(
     Params((client_id, user_id)): Params<(i64, i64)>,
 ) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
-    s.auth.accounts.dissociate(&actor, user_id, client_id).await?;
+    s.accounts.dissociate(&actor, user_id, client_id).await?;
     no_content()
 }
 
@@ -299,18 +304,18 @@ async fn put_owner(
     Body(body): Body<OwnerBody>,
 ) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
-    ok(s.auth.accounts.make_owner(&actor, body.user_id, id).await?)
+    ok(s.accounts.make_owner(&actor, body.user_id, id).await?)
 }
 
 async fn list_users(State(s): State<AppState>, c: Caller, Query(q): Query<Search>) -> ApiResult {
     c.require(P::UsersView)?;
-    ok(s.auth.accounts.list_users(q.search.as_deref()).await?)
+    ok(s.accounts.list_users(q.search.as_deref()).await?)
 }
 
 async fn show_user(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     c.require(P::UsersView)?;
-    let user = s.auth.accounts.user(id).await?;
-    let clients = s.auth.accounts.clients_of_user(id).await?;
+    let user = s.accounts.user(id).await?;
+    let clients = s.accounts.clients_of_user(id).await?;
     let mut v = serde_json::to_value(user).unwrap_or_default();
     v["clients"] = serde_json::to_value(clients).unwrap_or_default();
     ok(v)
@@ -336,7 +341,7 @@ async fn create_user(State(s): State<AppState>, c: Caller, Body(b): Body<UserBod
         language: b.language,
         password: b.password,
     };
-    created(s.auth.accounts.create_user(&actor, new).await?)
+    created(s.accounts.create_user(&actor, new).await?)
 }
 
 /// What `PATCH /users/{id}` may change; a field left out stays as it is.
@@ -369,41 +374,43 @@ async fn update_user(
 
 async fn delete_user(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
-    s.auth.accounts.delete_user(&actor, id).await?;
+    s.accounts.delete_user(&actor, id).await?;
     no_content()
 }
 
 async fn password_reset(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
-    let user = s.auth.accounts.user(id).await?;
+    let user = s.accounts.user(id).await?;
     s.auth.send_reset(&actor, &user).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": true, "email": user.email}))).into_response())
 }
 
 async fn unlock_user(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
-    let user = s.auth.accounts.user(id).await?;
+    let user = s.accounts.user(id).await?;
     ok(json!({"id": id, "removed": s.auth.unlock_user(&actor, &user).await?}))
 }
 
 async fn disable_twofa(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
-    s.auth.accounts.clear_twofa(&actor, (Principal::User, id)).await?;
+    s.accounts.clear_twofa(&actor, (Principal::User, id)).await?;
     no_content()
 }
 
 async fn user_sessions(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     c.require(P::SessionsManage)?;
-    s.auth.accounts.user(id).await?;
-    let list: Vec<Value> = s.auth.sessions.for_user(id).await?.iter().map(|x| x.summary()).collect();
+    s.accounts.user(id).await?;
+    let list: Vec<Value> = s.sessions.for_user(id).await?.iter().map(|x| x.summary()).collect();
     ok(list)
 }
 
 async fn end_user_sessions(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::SessionsManage)?;
-    s.auth.accounts.user(id).await?;
-    let ended = s.auth.sessions.end_for_user(id, None).await?;
-    s.auth.accounts.record_event(&actor, "session.revoke_all", ("user", Some(id)), json!({"ended": ended})).await?;
+    s.accounts.user(id).await?;
+    let ended = s.sessions.end_for_user(id, None).await?;
+    s.accounts
+        .record_event(&actor, AuditAction::SessionRevokeAll, (Target::User, Some(id)), json!({"ended": ended}))
+        .await?;
     ok(json!({"ended": ended}))
 }
 
@@ -415,7 +422,7 @@ async fn impersonate(State(s): State<AppState>, c: Caller, Params(id): Params<i6
 
 async fn list_invites(State(s): State<AppState>, c: Caller, Query(q): Query<Search>) -> ApiResult {
     c.require(P::UsersView)?;
-    ok(s.auth.accounts.list_invites(q.client_id).await?)
+    ok(s.accounts.list_invites(q.client_id).await?)
 }
 
 #[derive(Deserialize)]
@@ -430,7 +437,7 @@ struct InviteBody {
 async fn create_invite(State(s): State<AppState>, c: Caller, Body(b): Body<InviteBody>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
     let permissions = Permissions::parse_list(&b.permissions.join(","))?;
-    let invite = s.auth.accounts.create_invite(&actor, b.client_id, &b.email, &permissions, None).await?;
+    let invite = s.accounts.create_invite(&actor, b.client_id, &b.email, &permissions, None).await?;
     let url = s.auth.link(&format!("invite/{}", invite.token));
     let mut v = serde_json::to_value(&invite.invite).unwrap_or_default();
     v["url"] = json!(url);
@@ -439,12 +446,12 @@ async fn create_invite(State(s): State<AppState>, c: Caller, Body(b): Body<Invit
 
 async fn cancel_invite(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
-    ok(s.auth.accounts.cancel_invite(&actor, id).await?)
+    ok(s.accounts.cancel_invite(&actor, id).await?)
 }
 
 async fn list_banned(State(s): State<AppState>, c: Caller) -> ApiResult {
     c.require(P::SettingsManage)?;
-    ok(s.auth.accounts.list_banned_domains().await?)
+    ok(s.accounts.list_banned_domains().await?)
 }
 
 #[derive(Deserialize)]
@@ -455,18 +462,18 @@ struct DomainBody {
 
 async fn ban(State(s): State<AppState>, c: Caller, Body(b): Body<DomainBody>) -> ApiResult {
     let actor = c.require(P::SettingsManage)?;
-    created(s.auth.accounts.ban_domain(&actor, &b.domain).await?)
+    created(s.accounts.ban_domain(&actor, &b.domain).await?)
 }
 
 async fn unban(State(s): State<AppState>, c: Caller, Params(domain): Params<String>) -> ApiResult {
     let actor = c.require(P::SettingsManage)?;
-    s.auth.accounts.unban_domain(&actor, &domain).await?;
+    s.accounts.unban_domain(&actor, &domain).await?;
     no_content()
 }
 
 async fn list_questions(State(s): State<AppState>, c: Caller) -> ApiResult {
     c.require(P::SettingsManage)?;
-    ok(s.auth.accounts.list_security_questions().await?)
+    ok(s.accounts.list_security_questions().await?)
 }
 
 #[derive(Deserialize)]
@@ -477,12 +484,12 @@ struct QuestionBody {
 
 async fn add_question(State(s): State<AppState>, c: Caller, Body(b): Body<QuestionBody>) -> ApiResult {
     let actor = c.require(P::SettingsManage)?;
-    created(s.auth.accounts.add_security_question(&actor, &b.question).await?)
+    created(s.accounts.add_security_question(&actor, &b.question).await?)
 }
 
 async fn remove_question(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::SettingsManage)?;
-    s.auth.accounts.remove_security_question(&actor, id).await?;
+    s.accounts.remove_security_question(&actor, id).await?;
     no_content()
 }
 

@@ -69,10 +69,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 /// 503 while the database cannot answer: JSON under `/api/`, a page elsewhere.
 fn unavailable(state: &AppState, path: &str) -> Response {
     if path.starts_with("/api/") {
-        let body = serde_json::json!({"error": {"code": Code::DatabaseUnavailable,
-            "message": "the database is unavailable; try again later"}});
+        let body = super::api::error_body(Code::DatabaseUnavailable, "the database is unavailable; try again later");
         let retry = [(header::RETRY_AFTER, "5")];
-        return (StatusCode::SERVICE_UNAVAILABLE, retry, axum::Json(body)).into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response();
     }
     super::render::unavailable(state, path == "/admin" || path.starts_with("/admin/"))
 }
@@ -168,7 +167,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         && !probe
         && let Some(token) = cookie(headers, cookie_name)
     {
-        match state.auth.sessions.resolve(&token, &ip.to_string(), &state.auth.accounts).await {
+        match state.sessions.resolve(&token, &ip.to_string(), &state.accounts).await {
             Ok(Ok((s, u))) => (session, user) = (Some(s), u.map(Arc::new)),
             Ok(Err(reason)) => {
                 // Shaped like a session we issue, yet unknown here: collected after it expired,

@@ -28,13 +28,11 @@ use axum::Router;
 use axum::middleware;
 use tokio::net::TcpListener;
 
-use crate::auth::Auth;
 use crate::auth::duo::Duo;
 use crate::auth::sessions::cookie::CookieSettings;
 use crate::config::Loaded;
 use crate::cron::heartbeat::{Heartbeat, Role};
 use crate::error::{Error, Result};
-use crate::license::License;
 use crate::net::client_ip::Trusted;
 use crate::net::{encounters, observations};
 use crate::services::Services;
@@ -50,8 +48,8 @@ pub struct AppState {
 
 pub struct Inner {
     pub loaded: Loaded,
-    pub auth: Auth,
-    pub license: License,
+    /// Reached by name through `Deref`: `state.accounts`, `state.sessions`, `state.auth`.
+    pub services: Services,
     /// The trusted proxies, replaced when the admin area applies a fix to them.
     trusted: std::sync::RwLock<Arc<Trusted>>,
     pub duo: Option<Duo>,
@@ -77,6 +75,13 @@ impl std::ops::Deref for AppState {
     }
 }
 
+impl std::ops::Deref for Inner {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
 impl AppState {
     pub async fn new(loaded: Loaded) -> Result<Self> {
         let config = &loaded.config;
@@ -86,10 +91,11 @@ impl AppState {
                 loaded.origin("system_url")
             ))
         })?;
-        let Services { db, auth, license, .. } = Services::open(&loaded).await?;
-        let instance_id = crate::store::settings::instance_id(&db).await?;
-        let storage_key = crate::store::settings::storage_key(&db).await?;
-        let form_key = form_token::FormKey::new(&crate::store::settings::form_key(&db).await?);
+        let services = Services::open(&loaded).await?;
+        let db = &services.db;
+        let instance_id = crate::store::settings::instance_id(db).await?;
+        let storage_key = crate::store::settings::storage_key(db).await?;
+        let form_key = form_token::FormKey::new(&crate::store::settings::form_key(db).await?);
         let duo = Duo::from_config(&config.twofa.duo, &system_url)?;
         let form_targets: Vec<&str> = duo.iter().map(Duo::origin).collect();
         let security_headers = headers::SecurityHeaders::new(system_url.scheme() == "https", &form_targets);
@@ -108,15 +114,14 @@ impl AppState {
                 health: health::HealthCache::default(),
                 security_headers,
                 breaker: breaker::Breaker::default(),
-                auth,
-                license,
+                services,
                 loaded,
             }),
         })
     }
 
     pub fn db(&self) -> &Db {
-        self.auth.accounts.db()
+        &self.services.db
     }
 
     /// The trusted proxies requests are judged by now.

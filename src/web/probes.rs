@@ -56,7 +56,7 @@ async fn readiness(state: &AppState) -> [(&'static str, Result<(), String>); 2] 
             last_seen_at: state.db().now(),
             data: SessionData::default(),
         };
-        state.auth.sessions.probe(&probe).await
+        state.sessions.probe(&probe).await
     })
     .await;
     let store = within("the session store")(store);
@@ -104,7 +104,7 @@ async fn readyz(State(state): State<AppState>, RawQuery(query): RawQuery) -> Res
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let db = state.db();
-    let (expired, _) = state.auth.sessions.expired().await.unwrap_or((0, None));
+    let (expired, _) = state.sessions.expired().await.unwrap_or((0, None));
     let queue = crate::mail::stats(db).await.unwrap_or_default();
     let now = db.now();
     let lockouts = state.auth.lockouts().await.map(|c| c.iter().filter(|c| c.locked).count()).unwrap_or(0);

@@ -150,7 +150,7 @@ impl ShownOnce {
         session.data.flash = None;
         session.data.flash_error = None;
         session.data.backup_code = None;
-        if let Err(e) = state.auth.sessions.save(&mut session).await {
+        if let Err(e) = state.sessions.save(&mut session).await {
             tracing::warn!(error = %e, "could not clear a shown message from the session");
         }
     }

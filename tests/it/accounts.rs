@@ -517,7 +517,7 @@ async fn every_write_is_audited_and_the_log_is_append_only(h: &Harness) {
     h.accounts.set_permissions(&admin, bob.id, c.id, &perms("tickets")).await.unwrap();
     h.accounts.make_owner(&admin, bob.id, c.id).await.unwrap();
 
-    let entries = h.accounts.audit_log(Some(("client", c.id)), 50).await.unwrap();
+    let entries = h.accounts.audit_log(Some((gatehouse::accounts::Target::Client, c.id)), 50).await.unwrap();
     let actions: Vec<&str> = entries.iter().rev().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["client.create", "membership.create", "membership.permissions", "client.owner_change"]);
     let last = &entries[0];
@@ -525,7 +525,7 @@ async fn every_write_is_audited_and_the_log_is_append_only(h: &Harness) {
     assert_eq!(last.ip.as_deref(), Some("203.0.113.9"));
     assert!(last.details.contains(&format!("\"to\":{}", bob.id)), "{}", last.details);
     assert!(last.at > 0);
-    let user_entries = h.accounts.audit_log(Some(("user", bob.id)), 50).await.unwrap();
+    let user_entries = h.accounts.audit_log(Some((gatehouse::accounts::Target::User, bob.id)), 50).await.unwrap();
     assert_eq!(user_entries[0].action, "user.create");
     assert_eq!(user_entries[0].actor_type, "system");
 

@@ -17,7 +17,12 @@ use crate::support::web::{Backend, Server, admin_token, api};
 
 async fn started(server: &Server, outcome: &str) {
     for _ in 0..500 {
-        if records::all(server.state.db()).await.unwrap().iter().any(|r| r.context == "web" && r.outcome == outcome) {
+        if records::all(server.state.db())
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.context.as_str() == "web" && r.outcome.as_str() == outcome)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -99,7 +99,7 @@ async fn admin_logins_in_parallel_evaluate_at_most_the_limit(backend: Backend) {
         }
     })
     .await;
-    let log = accounts.audit_log(Some(("admin", admin.id)), 500).await.unwrap();
+    let log = accounts.audit_log(Some((gatehouse::accounts::Target::Admin, admin.id)), 500).await.unwrap();
     let evaluated = log.iter().filter(|e| e.action == "admin.login_failed" || e.action == "admin.login_password_ok");
     let evaluated = evaluated.count();
     assert!(evaluated <= LIMIT, "{evaluated} of 31 admin passwords were checked; the limit is {LIMIT}");

@@ -332,7 +332,7 @@ async fn a_password_change_ends_a_sign_in_left_at_the_second_factor(backend: Bac
         )
         .await
         .unwrap();
-    server.auth().sessions.end_for_user(user_id, None).await.unwrap();
+    server.sessions().end_for_user(user_id, None).await.unwrap();
     // A code phished later does not finish the sign-in the change should have ended.
     let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::Clock::wall()).unwrap();
     let r = thief.post("login/2fa", &[("csrf_token", &csrf), ("code", &code)]).await;

@@ -42,7 +42,7 @@ fn totp_code(key: &str, at: u64) -> String {
 /// the newest message to `to`, read from the `.eml` file as a mail client would decode it.
 async fn mailed_link(suite: &Suite, to: &str) -> String {
     let server = &suite.server;
-    let cron = gatehouse::cron::Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let cron = gatehouse::cron::Cron { loaded: &server.state.loaded, services: &server.state.services };
     let mut spooled = Vec::new();
     for _ in 0..200 {
         // The reset mail is queued in the background after the form answers.

@@ -124,6 +124,19 @@ fn accounts_walkthrough(base: impl Fn() -> Command) {
     assert_eq!(audit[0]["action"], "client.owner_change");
     assert_eq!(audit[0]["actor_type"], "system");
 
+    // Searching by action: only that action, on both backends; a typo gets the nearest names.
+    let updates = json(base().args(["audit", "--action", "user.update"]));
+    let actions: Vec<&str> = updates.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(!actions.is_empty() && actions.iter().all(|a| *a == "user.update"), "{actions:?}");
+    let client_and_action =
+        json(base().args(["audit", "--client", &client_id.to_string(), "--action", "client.create"]));
+    assert_eq!(client_and_action.as_array().unwrap().len(), 1, "{client_and_action}");
+    let typo = run(base().args(["audit", "--action", "user.updat"]));
+    assert_eq!(typo.code, 2);
+    assert!(typo.stderr.contains("the nearest are user.update"), "{}", typo.stderr);
+    let vocabulary = json(base().args(["audit", "--actions"]));
+    assert!(vocabulary.as_array().unwrap().iter().any(|a| a["action"] == "login.failed" && a["meaning"].is_string()));
+
     let missing = run(base().args(["client", "show", "999"]));
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.starts_with("error[not_found]: "), "{}", missing.stderr);

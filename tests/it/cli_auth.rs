@@ -75,7 +75,8 @@ fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
         loaded.config.database_url = format!("sqlite://{}/gatehouse-data/gatehouse.db", dir.display()).parse().unwrap();
         let db = gatehouse::store::Db::connect(&loaded.config.database_url, "test").await.unwrap();
         let accounts = gatehouse::accounts::Accounts::new(db, gatehouse::accounts::Policy::from(&loaded.config));
-        let auth = gatehouse::auth::Auth::new(&loaded.config, accounts.clone());
+        let sessions = gatehouse::auth::sessions::Sessions::from_config(&loaded.config, accounts.db());
+        let auth = gatehouse::auth::Auth::new(&loaded.config, accounts.clone(), sessions);
         for (email, password) in [("ann@example.com", "imported password"), ("bob@example.com", "other password")] {
             let (visitor_session, who) = (Session::unsaved("form"), gatehouse::accounts::Principal::User);
             let from = Visitor { ip: "127.0.0.1".into(), user_agent: String::new() };

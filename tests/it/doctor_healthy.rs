@@ -59,7 +59,7 @@ async fn operate(server: &Server) {
         .await
         .unwrap();
     server.state.flush().await;
-    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let cron = Cron { loaded: &server.state.loaded, services: &server.state.services };
     let results = cron.run(None).await.unwrap();
     assert!(results.iter().all(|r| r.ok), "cron: {results:?}");
 }

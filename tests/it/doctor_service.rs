@@ -64,7 +64,7 @@ async fn triage_puts_cron_above_the_sessions_it_leaves(backend: Backend) {
     assert!(gc > 0 && found.follows_from["sessions.gc"] == ["cron.activity"], "{found:?}");
 
     // The fix the first cause names: cron runs (as scheduled, now on the server's clock).
-    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let cron = Cron { loaded: &server.state.loaded, services: &server.state.services };
     assert!(cron.run(None).await.unwrap().iter().all(|r| r.ok));
     assert_eq!(expired_gauge(&server).await, "gatehouse_sessions_expired 0", "the symptom is gone");
     let after = triage_at(&server.state.loaded, said, &clock).await;
@@ -90,7 +90,7 @@ async fn cron_activity_sees_whether_cron_runs(backend: Backend) {
     assert_eq!(old.status, Status::Fail);
     assert!(old.evidence["install_dir"].as_str().is_some());
 
-    let results = Cron { loaded, auth: server.auth() }.run(None).await.unwrap();
+    let results = Cron { loaded, services: &server.state.services }.run(None).await.unwrap();
     assert!(results.iter().all(|r| r.ok));
     let (ok, _) = check(loaded, "cron.activity").await;
     assert_eq!(ok.status, Status::Pass, "{}", ok.message);
@@ -164,7 +164,7 @@ async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
     // Every retry fails; let the backoff pass between the runs.
     for _ in 0..8 {
         sqlx::query("UPDATE outbox SET next_attempt_at = 0").execute(db.pool()).await.unwrap();
-        Cron { loaded, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
+        Cron { loaded, services: &server.state.services }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     }
     // The symptom: the reset email never goes out.
     assert_eq!(metric(&server, "gatehouse_mail_failed").await, "gatehouse_mail_failed 1");
@@ -178,7 +178,8 @@ async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
     let mut fixed = loaded.clone();
     fixed.config.mail.transport = gatehouse::config::MailTransport::Spool;
     assert_eq!(fix::plan(&result, &ctx).unwrap().apply(&ctx).await.unwrap(), "requeued 1 message(s)");
-    let sent = Cron { loaded: &fixed, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
+    let sent =
+        Cron { loaded: &fixed, services: &server.state.services }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     assert_eq!(sent[0].detail["sent"], 1, "{sent:?}");
     assert_eq!(metric(&server, "gatehouse_mail_failed").await, "gatehouse_mail_failed 0");
     assert_eq!(check(&fixed, "email.queue").await.0.status, Status::Pass);
@@ -207,7 +208,8 @@ async fn a_relay_that_refuses_the_sender_is_named_and_not_retried(backend: Backe
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let loaded = server.state.loaded.clone();
-    let run = Cron { loaded: &loaded, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
+    let run =
+        Cron { loaded: &loaded, services: &server.state.services }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     assert_eq!(run[0].detail["failed"], 1, "failed at the first answer, not queued for retries: {run:?}");
     assert_eq!(metric(&server, "gatehouse_mail_failed").await, "gatehouse_mail_failed 1", "the symptom");
 
@@ -227,7 +229,8 @@ async fn a_relay_that_refuses_the_sender_is_named_and_not_retried(backend: Backe
     assert_eq!(transport.status, Status::Pass, "{}", transport.message);
     let (queue, _) = check(&loaded, "email.queue").await;
     assert_eq!(fix::plan(&queue, &ctx).unwrap().apply(&ctx).await.unwrap(), "requeued 1 message(s)");
-    let sent = Cron { loaded: &loaded, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
+    let sent =
+        Cron { loaded: &loaded, services: &server.state.services }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     assert_eq!(sent[0].detail["sent"], 1, "{sent:?}");
     assert_eq!(relay.messages.lock().unwrap().len(), 1, "the symptom is gone");
     assert_eq!(check(&loaded, "email.queue").await.0.status, Status::Pass);
@@ -247,7 +250,7 @@ async fn the_gc_fix_turns_collection_back_on_so_it_lasts(backend: Backend) {
         server.state.db().clock().advance(Duration::from_secs(31 * 60));
     };
     expire_two(&server).await;
-    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let cron = Cron { loaded: &server.state.loaded, services: &server.state.services };
     let skipped = cron.run(Some(gatehouse::cron::Job::SessionsGc)).await.unwrap();
     assert_eq!(skipped[0].detail["skipped"], "sessions.gc is false", "the symptom: cron removes nothing");
 
@@ -266,7 +269,7 @@ async fn the_gc_fix_turns_collection_back_on_so_it_lasts(backend: Backend) {
     server.restart_from_file().await;
     assert!(server.state.loaded.config.sessions.gc);
     expire_two(&server).await;
-    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let cron = Cron { loaded: &server.state.loaded, services: &server.state.services };
     let collected = cron.run(Some(gatehouse::cron::Job::SessionsGc)).await.unwrap();
     assert_eq!(collected[0].detail["removed"], 2, "{}", collected[0].detail);
     cron.run(Some(gatehouse::cron::Job::Heartbeat)).await.unwrap();

@@ -28,7 +28,7 @@ async fn licensed(backend: Backend, license: &LicenseServer, extra: &str) -> Opt
 /// Waits (polling, bounded) until the web server's start-up verification is recorded.
 async fn started(server: &Server) {
     for _ in 0..500 {
-        let done = records::all(server.state.db()).await.unwrap().iter().any(|r| r.context == "web");
+        let done = records::all(server.state.db()).await.unwrap().iter().any(|r| r.context.as_str() == "web");
         if done {
             return;
         }
@@ -182,7 +182,7 @@ async fn the_install_moved_and_the_doctor_names_what_moved(backend: Backend) {
 async fn wait_for_outcome(server: &Server, context: &str, outcome: &str) {
     for _ in 0..500 {
         let all = records::all(server.state.db()).await.unwrap();
-        if all.iter().any(|r| r.context == context && r.outcome == outcome) {
+        if all.iter().any(|r| r.context.as_str() == context && r.outcome.as_str() == outcome) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -212,7 +212,9 @@ async fn cron_from_another_directory_cannot_invalidate_the_license_and_is_named(
     server.state.db().clock().advance(Duration::from_secs(7 * 86_400 + 60));
     let elsewhere = tempfile::tempdir().unwrap();
     let loaded = cron_elsewhere(&server, elsewhere.path(), &license);
-    let cron = Cron { loaded: &loaded, auth: server.auth() };
+    // That cron is its own process: its services are built from its configuration.
+    let services = gatehouse::services::Services::over(server.state.db().clone(), &loaded);
+    let cron = Cron { loaded: &loaded, services: &services };
     let results = cron.run(Some(Job::License)).await.unwrap();
     let job = &results[0];
     assert!(!job.ok, "the job reports the refusal");
@@ -236,7 +238,7 @@ async fn cron_from_another_directory_cannot_invalidate_the_license_and_is_named(
 
     // Fixed: the next cron run is from the install directory with the web server's configuration.
     server.state.db().clock().advance(Duration::from_secs(300));
-    let fixed = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let fixed = Cron { loaded: &server.state.loaded, services: &server.state.services };
     assert!(fixed.run(Some(Job::License)).await.unwrap()[0].ok);
     fixed.run(Some(Job::Heartbeat)).await.unwrap();
     let validity = doctor(&server, "license.validity").await;
@@ -254,7 +256,7 @@ async fn an_unreachable_server_warns_in_the_grace_and_locks_after_it(backend: Ba
     server.reconfigure(&unreachable).await;
     let clock = server.state.db().clock().clone();
     clock.advance(Duration::from_secs(7 * 86_400 + 3600));
-    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    let cron = Cron { loaded: &server.state.loaded, services: &server.state.services };
     let job = &cron.run(Some(Job::License)).await.unwrap()[0];
     assert!(!job.ok && job.detail["error"].as_str().unwrap().contains("tcp"), "{}", job.detail);
 

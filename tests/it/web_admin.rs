@@ -269,7 +269,7 @@ async fn probes_answer(backend: Backend) {
     server.client_with_owner("ann@example.com", "Ann Hosting").await;
     assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 303);
     assert_eq!(server.browser().get("password/reset/not-a-real-token-s3cr3t").await.status, 404, "an invalid link");
-    gatehouse::cron::Cron { loaded: &server.state.loaded, auth: server.auth() }
+    gatehouse::cron::Cron { loaded: &server.state.loaded, services: &server.state.services }
         .run(Some(gatehouse::cron::Job::Heartbeat))
         .await
         .unwrap();

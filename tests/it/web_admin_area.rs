@@ -56,7 +56,7 @@ async fn admin_sessions_are_their_own(backend: Backend) {
     // Its cookie goes only to /admin: the client area does not see an admin as a user.
     assert_eq!(b.get("clientarea").await.location(), "/login");
 
-    let sessions = server.auth().sessions.for_admin(alice).await.unwrap();
+    let sessions = server.sessions().for_admin(alice).await.unwrap();
     assert_eq!(sessions.len(), 1, "listed by admin");
     let mut events = admin_events(&server, alice).await;
     events.retain(|(action, _)| action.starts_with("admin.login"));
@@ -96,7 +96,7 @@ async fn admin_sessions_are_their_own(backend: Backend) {
     assert_eq!(b.get("admin/clients").await.status, 200, "the current session stays");
 
     // Ending the admin's sessions (what `admin set-password` does) signs the browser out.
-    assert_eq!(server.auth().sessions.end_for_admin(alice, None).await.unwrap(), 1);
+    assert_eq!(server.sessions().end_for_admin(alice, None).await.unwrap(), 1);
     assert_eq!(b.get("admin/clients").await.location(), "/admin/login");
 }
 

@@ -236,7 +236,7 @@ async fn users_list_and_revoke_their_sessions(backend: Backend) {
     other.login("ann@example.com", PASSWORD).await;
     let list = a.get("account/sessions").await;
     assert_eq!(list.status, 200);
-    let sessions = server.auth().sessions.for_user(user_id).await.unwrap();
+    let sessions = server.sessions().for_user(user_id).await.unwrap();
     assert_eq!(sessions.len(), 2);
     assert_eq!(list.body.matches("(This session)").count(), 1);
     // Only the other session has an End button.
@@ -409,7 +409,7 @@ async fn lockout_spares_the_innocent_behind_one_address(backend: Backend) {
         office.login(account, "spray spray spray").await;
     }
     assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 401, "the IP is locked now");
-    let counters = server.auth().throttle.counters().await.unwrap();
+    let counters = server.auth().lockouts().await.unwrap();
     let ip = counters.iter().find(|c| c.scope == "ip:127.0.0.1").unwrap();
     assert!(ip.locked, "{counters:?}");
     assert!(counters.iter().any(|c| c.scope == "account-ip:bob@example.com 127.0.0.1" && c.locked), "{counters:?}");

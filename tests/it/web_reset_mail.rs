@@ -150,8 +150,10 @@ async fn cron_delivers_the_outbox_and_records_failures(backend: Backend) {
     let link = reset_link(&server, "ann@example.com").await;
 
     // Spool transport: one .eml per message.
-    let results =
-        Cron { loaded: &server.state.loaded, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
+    let results = Cron { loaded: &server.state.loaded, services: &server.state.services }
+        .run(Some(gatehouse::cron::Job::Mail))
+        .await
+        .unwrap();
     assert!(results[0].ok, "{results:?}");
     assert_eq!(results[0].detail["sent"], 1);
     let spool = server.dir.path().join("gatehouse-data/mail");
@@ -170,7 +172,8 @@ async fn cron_delivers_the_outbox_and_records_failures(backend: Backend) {
     loaded.config.mail.smtp.tls = gatehouse::config::SmtpTls::None;
     b.submit("password/forgot", "password/forgot", &[("email", "ann@example.com")]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let results = Cron { loaded: &loaded, auth: server.auth() }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
+    let results =
+        Cron { loaded: &loaded, services: &server.state.services }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     assert_eq!(results[0].detail["retrying"], 1, "{results:?}");
     let mail = gatehouse::mail::for_recipient(server.accounts().db(), "ann@example.com").await.unwrap();
     let failed = &mail[0];
@@ -189,13 +192,13 @@ async fn cron_collects_expired_sessions_and_writes_a_heartbeat(backend: Backend)
     }
     // Past the 30-minute idle timeout, on the server's clock.
     server.state.db().clock().advance(Duration::from_secs(31 * 60));
-    assert_eq!(server.auth().sessions.expired().await.unwrap().0, 3);
-    let cron = Cron { loaded: &server.state.loaded, auth: server.auth() };
+    assert_eq!(server.sessions().expired().await.unwrap().0, 3);
+    let cron = Cron { loaded: &server.state.loaded, services: &server.state.services };
     let results = cron.run(None).await.unwrap();
     assert!(results.iter().all(|r| r.ok), "{results:?}");
     let gc = results.iter().find(|r| r.job == gatehouse::cron::Job::SessionsGc).unwrap();
     assert_eq!(gc.detail["removed"], 3);
-    assert_eq!(server.auth().sessions.expired().await.unwrap().0, 0);
+    assert_eq!(server.sessions().expired().await.unwrap().0, 0);
 
     server.state.flush().await; // what serve's background task does every 30 s
     let beats = gatehouse::cron::heartbeat::all(server.accounts().db()).await.unwrap();

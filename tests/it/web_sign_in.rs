@@ -71,7 +71,7 @@ async fn a_failed_two_factor_enable_keeps_the_admin_signed_in_and_says_so(backen
     assert!(!home.body.contains("backup code"), "no code for a key that was not stored: {}", home.body);
     let admin = server.accounts().admin(admin_id).await.unwrap();
     assert!(admin.totp_secret.is_none() && admin.twofa_method.is_none(), "{admin:?}");
-    let sessions = server.auth().sessions.for_admin(admin_id).await.unwrap();
+    let sessions = server.sessions().for_admin(admin_id).await.unwrap();
     assert_eq!(sessions.len(), 1, "no orphan session: {sessions:?}");
 }
 

@@ -153,7 +153,8 @@ impl Check for Validity {
                 )))
                 .remediation(reissue));
             }
-            let last_attempt = recorded.iter().find(|r| r.outcome == "no_answer").map(|r| r.reason.clone());
+            let last_attempt =
+                recorded.iter().find(|r| r.outcome == records::Outcome::NoAnswer).map(|r| r.reason.clone());
             Ok(match license.standing() {
                 Standing::Grace { locks_at, hours_left, due_at, .. } => base(Outcome::warn(format!(
                     "the license was due for its check at {due_at} and the licensing server has not answered since{}: \
@@ -193,9 +194,8 @@ fn latest_beats(beats: &[Heartbeat]) -> BTreeMap<Process, &Heartbeat> {
 /// A verification describes its process as it runs now when nothing newer says otherwise: its
 /// role's latest heartbeat (if any) has the same directory and configuration.
 fn is_current(record: &Record, beats: &BTreeMap<Process, &Heartbeat>) -> bool {
-    record
-        .context()
-        .and_then(|process| beats.get(&process))
+    beats
+        .get(&record.context)
         .is_none_or(|b| b.install_dir == record.directory && b.config_fingerprint == record.config_fingerprint)
 }
 
@@ -205,7 +205,7 @@ fn mismatches(binding: &Binding, license: &License, recorded: &[Record], beats: 
     let latest = latest_beats(beats);
     let mut out = std::collections::BTreeSet::new();
     for record in recorded.iter().filter(|r| is_current(r, &latest)) {
-        out.extend(binding.mismatches(&record.facts(), &record.context));
+        out.extend(binding.mismatches(&record.facts(), record.context.as_str()));
     }
     // A heartbeat knows the directory, the configuration the domain: each is judged alone.
     let directories = Binding { directories: binding.directories.clone(), ..Binding::default() };
@@ -222,8 +222,7 @@ fn mismatches(binding: &Binding, license: &License, recorded: &[Record], beats: 
 fn context_differences(recorded: &[Record], beats: &[Heartbeat]) -> Vec<String> {
     let latest = latest_beats(beats);
     let current: Vec<&Record> = recorded.iter().filter(|r| is_current(r, &latest)).collect();
-    let (web, others): (Vec<&Record>, Vec<&Record>) =
-        current.into_iter().partition(|r| r.context() == Some(Process::Web));
+    let (web, others): (Vec<&Record>, Vec<&Record>) = current.into_iter().partition(|r| r.context == Process::Web);
     let Some(web) = web.first() else { return Vec::new() };
     let mut out = Vec::new();
     for other in others {
@@ -254,15 +253,15 @@ mod tests {
     use super::*;
     use crate::cron::heartbeat::Role;
 
-    fn verification(context: &str, directory: &str, config: &str) -> Record {
+    fn verification(context: Process, directory: &str, config: &str) -> Record {
         Record {
-            context: context.into(),
+            context,
             host: "web1".into(),
             domain: Some("clients.example.com".into()),
             ip: Some("203.0.113.10".into()),
             directory: directory.into(),
             config_fingerprint: config.into(),
-            outcome: "active".into(),
+            outcome: records::Outcome::Answered(Status::Active),
             reason: String::new(),
             applied: 1,
             at: 0,
@@ -275,7 +274,8 @@ mod tests {
 
     #[test]
     fn a_cron_check_from_another_directory_is_named_against_the_web_server() {
-        let recorded = [verification("web", "/srv/gatehouse", "abc"), verification("cron", "/root", "def")];
+        let recorded =
+            [verification(Process::Web, "/srv/gatehouse", "abc"), verification(Process::Cron, "/root", "def")];
         let found = context_differences(&recorded, &[]);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
@@ -290,13 +290,15 @@ mod tests {
 
     #[test]
     fn the_same_facts_with_another_configuration_are_no_difference() {
-        let recorded = [verification("web", "/srv/gatehouse", "abc"), verification("cron", "/srv/gatehouse", "def")];
+        let recorded =
+            [verification(Process::Web, "/srv/gatehouse", "abc"), verification(Process::Cron, "/srv/gatehouse", "def")];
         assert!(context_differences(&recorded, &[]).is_empty(), "the licensing server sees the same installation");
     }
 
     #[test]
     fn a_verification_that_a_newer_heartbeat_contradicts_is_history() {
-        let recorded = [verification("web", "/srv/gatehouse", "abc"), verification("cron", "/root", "def")];
+        let recorded =
+            [verification(Process::Web, "/srv/gatehouse", "abc"), verification(Process::Cron, "/root", "def")];
         // The cron has run from the install directory since its last license check from /root.
         let beats = [beat(Role::Cron, "/srv/gatehouse", "abc"), beat(Role::Cron, "/root", "def")];
         assert!(!is_current(&recorded[1], &latest_beats(&beats)));
@@ -306,6 +308,6 @@ mod tests {
 
     #[test]
     fn without_a_web_verification_there_is_nothing_to_compare_with() {
-        assert!(context_differences(&[verification("cron", "/root", "def")], &[]).is_empty());
+        assert!(context_differences(&[verification(Process::Cron, "/root", "def")], &[]).is_empty());
     }
 }

@@ -1,6 +1,5 @@
 //! `sessions.gc`: expired sessions that nobody removes ("sessions are not removed").
 
-use crate::auth::sessions::Sessions;
 use crate::cron::heartbeat::Role;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
@@ -41,9 +40,8 @@ impl Check for Gc {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         judged(async move {
-            let accounts = ctx.accounts().await?;
             let config = ctx.config();
-            let sessions = Sessions::from_config(config, accounts.db());
+            let sessions = &ctx.services().await?.sessions;
             let (expired, oldest) =
                 sessions.expired().await.map_err(|e| Outcome::error(format!("cannot read the session store: {e}")))?;
             let cron = ctx.heartbeats().await.unwrap_or_default().iter().find(|b| b.role == Role::Cron);

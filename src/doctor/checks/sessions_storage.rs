@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::auth::sessions::{Session, SessionData, Sessions, Store};
+use crate::auth::sessions::{Session, SessionData, Store};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
@@ -40,8 +40,7 @@ impl Check for Storage {
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         judged(async move {
-            let accounts = ctx.accounts().await?;
-            let sessions = Sessions::from_config(ctx.config(), accounts.db());
+            let sessions = &ctx.services().await?.sessions;
             let dir = match sessions.store() {
                 Store::Files(dir) => Some(dir.clone()),
                 Store::Database(_) => None,

@@ -44,7 +44,7 @@ impl ListQuery {
 
 pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<ListQuery>) -> Answer {
     staff.require(&state, P::ClientsView)?;
-    let listing = state.auth.accounts.clients_page(&q.q, q.offset(), PAGE_SIZE).await?;
+    let listing = state.accounts.clients_page(&q.q, q.offset(), PAGE_SIZE).await?;
     let rows: Vec<_> = listing
         .items
         .iter()
@@ -68,7 +68,7 @@ pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: St
     let actor = staff.require(&state, P::ClientsCreate)?;
     let owner = match form.text("owner_email") {
         "" => OwnerSpec::NewUser { password: None },
-        email => match state.auth.accounts.user_by_email(email).await? {
+        email => match state.accounts.user_by_email(email).await? {
             // An existing user made owner: their access changes, which is users.manage's.
             Some(user) => {
                 staff.require(&state, P::UsersManage)?;
@@ -80,7 +80,7 @@ pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: St
             }
         },
     };
-    match state.auth.accounts.create_client(&actor, NewClient { fields: form.contact_details(), owner }).await {
+    match state.accounts.create_client(&actor, NewClient { fields: form.contact_details(), owner }).await {
         Ok(client) => {
             let next = format!("admin/clients/{}", client.id);
             done(&state, staff, Ok(format!("Client {} was added.", client.display_name())), &next).await
@@ -116,7 +116,7 @@ pub async fn edit(State(state): State<AppState>, staff: Staff, Path(id): Path<i6
 }
 
 async fn client_profile(state: &AppState, staff: Staff, id: i64, editing: bool) -> Answer {
-    let accounts = &state.auth.accounts;
+    let accounts = &state.accounts;
     let client = accounts.client(id).await?;
     let mut members = Vec::new();
     for m in accounts.members_of_client(id).await? {
@@ -160,7 +160,7 @@ pub async fn save(State(state): State<AppState>, Path(id): Path<i64>, StaffForm 
             given => Some(given.parse::<ClientStatus>()?),
         };
         let update = ClientUpdate { status, ..form.contact_details() };
-        state.auth.accounts.update_client(&actor, id, update).await?;
+        state.accounts.update_client(&actor, id, update).await?;
         Ok("The client's details are saved.".to_string())
     };
     done(&state, staff, result.await, &client_page(id)).await
@@ -168,7 +168,7 @@ pub async fn save(State(state): State<AppState>, Path(id): Path<i64>, StaffForm 
 
 pub async fn close(State(state): State<AppState>, Path(id): Path<i64>, StaffForm { staff, .. }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::ClientsManage)?;
-    let result = state.auth.accounts.close_client(&actor, id).await;
+    let result = state.accounts.close_client(&actor, id).await;
     let text = "The client is closed: its users can no longer sign in to it; its records stay.";
     done(&state, staff, result.map(|_| text.into()), &client_page(id)).await
 }
@@ -188,7 +188,7 @@ pub async fn associate(
     StaffForm { staff, form }: StaffForm,
 ) -> Answer {
     let actor = users_manager(&state, &staff)?;
-    let accounts = &state.auth.accounts;
+    let accounts = &state.accounts;
     let email = form.text("email");
     let result = async {
         let user = accounts
@@ -224,7 +224,7 @@ pub async fn permissions(
 ) -> Answer {
     let actor = users_manager(&state, &staff)?;
     let result = async {
-        let m = state.auth.accounts.set_permissions(&actor, user_id, id, &permissions_of(&form)?).await?;
+        let m = state.accounts.set_permissions(&actor, user_id, id, &permissions_of(&form)?).await?;
         Ok(format!("The permissions of {} are saved.", m.user_email))
     }
     .await;
@@ -237,7 +237,7 @@ pub async fn make_owner(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = users_manager(&state, &staff)?;
-    let result = state.auth.accounts.make_owner(&actor, user_id, id).await;
+    let result = state.accounts.make_owner(&actor, user_id, id).await;
     done(&state, staff, result.map(|m| format!("{} now owns this client.", m.user_email)), &client_page(id)).await
 }
 
@@ -247,7 +247,7 @@ pub async fn remove(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = users_manager(&state, &staff)?;
-    let result = state.auth.accounts.dissociate(&actor, user_id, id).await;
+    let result = state.accounts.dissociate(&actor, user_id, id).await;
     done(&state, staff, result.map(|()| "The user no longer works in this client.".into()), &client_page(id)).await
 }
 
@@ -258,7 +258,7 @@ pub async fn match_details(
 ) -> Answer {
     let actor = staff.require(&state, P::ClientsManage)?;
     let from: CopyDirection = form.text("from").parse()?;
-    let accounts = &state.auth.accounts;
+    let accounts = &state.accounts;
     let before = accounts.user(user_id).await?;
     if from != CopyDirection::UserToClient {
         // Copying onto the user changes a login — its email decides where password resets go:

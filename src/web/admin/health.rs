@@ -9,6 +9,8 @@ use serde_json::json;
 
 use super::{Staff, StaffForm, done};
 use crate::accounts::AdminPermission as P;
+use crate::accounts::AuditAction;
+use crate::accounts::Target;
 use crate::doctor::CheckResult;
 use crate::doctor::fix::{self, Fix};
 use crate::error::Error;
@@ -87,8 +89,8 @@ pub async fn apply(
     let applied = fix.apply(&ctx).await;
     ctx.close().await;
     let details = json!({"check": check, "outcome": applied.as_ref().map_or_else(|e| e.clone(), |d| d.clone())});
-    let action = if applied.is_ok() { "health.fix_applied" } else { "health.fix_failed" };
-    state.auth.accounts.record_event(&actor, action, ("check", None), details).await?;
+    let action = if applied.is_ok() { AuditAction::HealthFixApplied } else { AuditAction::HealthFixFailed };
+    state.accounts.record_event(&actor, action, (Target::Check, None), details).await?;
     let text = match applied {
         Ok(what) => {
             // Who the visitor is changes with the next request; the rest of a configuration

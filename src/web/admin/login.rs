@@ -135,7 +135,7 @@ async fn security_admin(state: &AppState, ctx: &Ctx) -> Result<Option<(Session, 
         return Ok(Some((session, creds, true)));
     }
     let Some(id) = session.data.admin_id else { return Ok(None) };
-    let creds = state.auth.accounts.credentials(Principal::Admin, id).await?;
+    let creds = state.accounts.credentials(Principal::Admin, id).await?;
     Ok(Some((session, creds, false)))
 }
 
@@ -175,7 +175,7 @@ pub(super) async fn require_recent(state: &AppState, session: &Session, why: &st
     }
     let mut session = session.clone();
     session.data.flash = Some(why.into());
-    state.auth.sessions.save(&mut session).await?;
+    state.sessions.save(&mut session).await?;
     Err(see_other(state, CONFIRM, None).into())
 }
 
@@ -204,7 +204,7 @@ pub async fn confirm(State(state): State<AppState>, StaffForm { staff, form }: S
             data.backup_code = replacement.or(data.backup_code);
             data.flash =
                 Some(format!("Confirmed. For {} minutes you can change how you sign in.", REAUTH_WINDOW_SECS / 60));
-            let (raw, _) = state.auth.sessions.rotate(&staff.session, data).await?;
+            let (raw, _) = state.sessions.rotate(&staff.session, data).await?;
             Ok(see_other(&state, "admin/security", Some(state.cookie.admin_set(&raw))))
         }
         Err(e @ Error::Refused { .. }) => {
@@ -229,7 +229,7 @@ pub async fn twofa_setup(State(state): State<AppState>, ctx: Ctx, CheckedForm { 
         return Ok(redirect_with_flash(&state, session, text, "admin/security").await);
     }
     session.data.totp_setup = Some(totp::new_secret());
-    state.auth.sessions.save(&mut session).await?;
+    state.sessions.save(&mut session).await?;
     Ok(see_other(&state, "admin/security", None))
 }
 
@@ -253,7 +253,7 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, CheckedForm {
 
 pub async fn logout(State(state): State<AppState>, CheckedForm { session, .. }: CheckedForm) -> Answer {
     if session.is_saved() {
-        state.auth.sessions.delete(&session.key).await?;
+        state.sessions.delete(&session.key).await?;
     }
     Ok(see_other(&state, "admin/login", Some(state.cookie.admin_clear())))
 }

@@ -105,11 +105,11 @@ impl Staff {
             return Err(login::continue_sign_in(state, &session).into());
         }
         let Some(admin_id) = session.data.admin_id else { return Err(to_login()) };
-        let admin = state.auth.accounts.admin(admin_id).await?;
+        let admin = state.accounts.admin(admin_id).await?;
         if admin.is_disabled() {
             return Err(to_login());
         }
-        let permissions = state.auth.accounts.admin_permissions(&admin).await?;
+        let permissions = state.accounts.admin_permissions(&admin).await?;
         Ok(Self { admin, permissions, session, ip: ctx.ip_string() })
     }
 
@@ -190,13 +190,13 @@ pub async fn done(state: &AppState, staff: Staff, result: crate::Result<String>,
         Err(e @ crate::Error::Refused { .. }) => session.data.flash_error = Some(sentence(&e)),
         Err(e) => return Err(e.into()),
     }
-    state.auth.sessions.save(&mut session).await?;
+    state.sessions.save(&mut session).await?;
     Ok(see_other(state, next, None))
 }
 
 /// The dashboard: what this admin can reach, and the deployment's health at a glance.
 async fn dashboard(axum::extract::State(state): axum::extract::State<AppState>, staff: Staff) -> Answer {
-    let accounts = &state.auth.accounts;
+    let accounts = &state.accounts;
     let clients = match staff.can(P::ClientsView) {
         true => Some(accounts.clients_page("", 0, 0).await?.total),
         false => None,

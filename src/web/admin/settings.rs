@@ -6,6 +6,8 @@ use serde_json::json;
 
 use super::{Staff, StaffForm, done};
 use crate::accounts::AdminPermission as P;
+use crate::accounts::AuditAction;
+use crate::accounts::Target;
 use crate::accounts::admins::parse_admin_permissions;
 use crate::error::Error;
 use crate::web::AppState;
@@ -25,7 +27,7 @@ pub async fn show(State(state): State<AppState>, staff: Staff, Path(section): Pa
     let Some((_, title)) = SECTIONS.iter().find(|(path, _)| *path == section) else {
         return Err(Error::not_found("settings page", &section).into());
     };
-    let accounts = &state.auth.accounts;
+    let accounts = &state.accounts;
     let mut page = Page::new("admin/settings.html", title).with("section", &section).with(
         "sections",
         SECTIONS.iter().map(|(path, title)| json!({"path": path, "title": title})).collect::<Vec<_>>(),
@@ -36,7 +38,7 @@ pub async fn show(State(state): State<AppState>, staff: Staff, Path(section): Pa
         "admins" => {
             let mut admins = Vec::new();
             for a in accounts.list_admins().await? {
-                let sessions = state.auth.sessions.for_admin(a.id).await?.len();
+                let sessions = state.sessions.for_admin(a.id).await?.len();
                 admins.push(json!({"admin": a, "sessions": sessions, "is_me": a.id == staff.admin.id}));
             }
             page.with("admins", admins).with("roles", accounts.list_roles().await?)
@@ -55,7 +57,7 @@ fn section(name: &str) -> String {
 
 pub async fn ban(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let result = state.auth.accounts.ban_domain(&actor, form.text("domain")).await;
+    let result = state.accounts.ban_domain(&actor, form.text("domain")).await;
     done(&state, staff, result.map(|b| format!("Sign-ups from {} are refused.", b.domain)), &section("banned-emails"))
         .await
 }
@@ -66,13 +68,13 @@ pub async fn unban(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let result = state.auth.accounts.unban_domain(&actor, &domain).await;
+    let result = state.accounts.unban_domain(&actor, &domain).await;
     done(&state, staff, result.map(|()| format!("{domain} is no longer banned.")), &section("banned-emails")).await
 }
 
 pub async fn add_question(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let result = state.auth.accounts.add_security_question(&actor, form.text("question")).await;
+    let result = state.accounts.add_security_question(&actor, form.text("question")).await;
     done(&state, staff, result.map(|_| "The question was added.".into()), &section("security-questions")).await
 }
 
@@ -82,7 +84,7 @@ pub async fn remove_question(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let result = state.auth.accounts.remove_security_question(&actor, id).await;
+    let result = state.accounts.remove_security_question(&actor, id).await;
     done(&state, staff, result.map(|()| "The question was removed.".into()), &section("security-questions")).await
 }
 
@@ -90,7 +92,6 @@ pub async fn add_admin(State(state): State<AppState>, StaffForm { staff, form }:
     let actor = staff.require(&state, P::SettingsManage)?;
     let password = form.get("password").filter(|p| !p.is_empty());
     let result = state
-        .auth
         .accounts
         .create_admin(&actor, &staff.grantor(), form.text("username"), form.text("email"), form.text("role"), password)
         .await;
@@ -103,7 +104,7 @@ pub async fn set_role(
     StaffForm { staff, form }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let result = state.auth.accounts.set_admin_role(&actor, &staff.grantor(), id, form.text("role")).await;
+    let result = state.accounts.set_admin_role(&actor, &staff.grantor(), id, form.text("role")).await;
     done(
         &state,
         staff,
@@ -116,7 +117,7 @@ pub async fn set_role(
 /// Creates the role, or replaces an existing role's permissions.
 pub async fn save_role(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let accounts = &state.auth.accounts;
+    let accounts = &state.accounts;
     let name = form.text("name");
     let grantor = staff.grantor();
     let result = async {
@@ -136,7 +137,7 @@ pub async fn create_token(State(state): State<AppState>, StaffForm { staff, form
     let actor = staff.require(&state, P::SettingsManage)?;
     let admin_id: i64 =
         form.text("admin_id").parse().map_err(|_| Error::invalid("choose the admin the token acts as"))?;
-    let result = state.auth.accounts.create_api_token(&actor, &staff.grantor(), admin_id, form.text("name")).await;
+    let result = state.accounts.create_api_token(&actor, &staff.grantor(), admin_id, form.text("name")).await;
     let text =
         result.map(|t| format!("Token {} created. Copy it now, it is shown only once: {}", t.info.name, t.token));
     done(&state, staff, text, &section("tokens")).await
@@ -148,7 +149,7 @@ pub async fn revoke_token(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let result = state.auth.accounts.revoke_api_token(&actor, id).await;
+    let result = state.accounts.revoke_api_token(&actor, id).await;
     done(&state, staff, result.map(|t| format!("Token {} is revoked.", t.name)), &section("tokens")).await
 }
 
@@ -159,9 +160,9 @@ pub async fn end_admin_sessions(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let admin = state.auth.accounts.admin(id).await?;
-    let ended = state.auth.sessions.end_for_admin(id, Some(&staff.session.key)).await?;
+    let admin = state.accounts.admin(id).await?;
+    let ended = state.sessions.end_for_admin(id, Some(&staff.session.key)).await?;
     let details = json!({"ended": ended});
-    state.auth.accounts.record_event(&actor, "admin.sessions_ended", ("admin", Some(id)), details).await?;
+    state.accounts.record_event(&actor, AuditAction::AdminSessionsEnded, (Target::Admin, Some(id)), details).await?;
     done(&state, staff, Ok(format!("{ended} session(s) of {} ended.", admin.username)), &section("admins")).await
 }

@@ -10,6 +10,8 @@ use serde_json::json;
 
 use super::clients::{ListQuery, PAGE_SIZE};
 use super::{Staff, StaffForm, done};
+use crate::accounts::AuditAction;
+use crate::accounts::Target;
 use crate::accounts::{AdminPermission as P, NewUser, Principal, UserUpdate};
 use crate::web::AppState;
 use crate::web::humane;
@@ -18,7 +20,7 @@ use crate::web::render::{Answer, Page};
 
 pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<ListQuery>) -> Answer {
     staff.require(&state, P::UsersView)?;
-    let listing = state.auth.accounts.users_page(&q.q, q.offset(), PAGE_SIZE).await?;
+    let listing = state.accounts.users_page(&q.q, q.offset(), PAGE_SIZE).await?;
     let rows: Vec<_> = listing
         .items
         .iter()
@@ -47,7 +49,7 @@ pub async fn create(State(state): State<AppState>, StaffForm { staff, form }: St
         language: form.text("language").into(),
         password: None,
     };
-    let user = match state.auth.accounts.create_user(&actor, new).await {
+    let user = match state.accounts.create_user(&actor, new).await {
         Ok(user) => user,
         Err(e) => return done(&state, staff, Err(e), "admin/users/new").await,
     };
@@ -70,7 +72,7 @@ pub async fn save(State(state): State<AppState>, Path(id): Path<i64>, StaffForm 
     let actor = staff.require(&state, P::UsersManage)?;
     // A login's email decides where its password resets go: changing it is taking the account
     // over, for whoever holds this admin session. Only with a recent proof that it is the admin.
-    let user = state.auth.accounts.user(id).await?;
+    let user = state.accounts.user(id).await?;
     if !form.text("email").eq_ignore_ascii_case(&user.email) {
         let why = "Changing a user's login email hands its password resets to the new address: confirm it is you, \
                    then save the new email again.";
@@ -94,12 +96,11 @@ pub async fn profile(State(state): State<AppState>, staff: Staff, Path(id): Path
 
 async fn user_profile(state: &AppState, staff: Staff, id: i64, editing: bool) -> Answer {
     staff.require(state, P::UsersView)?;
-    let user = state.auth.accounts.user(id).await?;
-    let clients = state.auth.accounts.clients_of_user(id).await?;
+    let user = state.accounts.user(id).await?;
+    let clients = state.accounts.clients_of_user(id).await?;
     let tz = humane::zone("", state.loaded.config.timezone.zone());
     let sessions: Vec<_> = if staff.can(P::SessionsManage) {
         state
-            .auth
             .sessions
             .for_user(id)
             .await?
@@ -131,7 +132,7 @@ pub async fn password_reset(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::UsersManage)?;
-    let user = state.auth.accounts.user(id).await?;
+    let user = state.accounts.user(id).await?;
     let result = state.auth.send_reset(&actor, &user).await;
     done(&state, staff, result.map(|()| format!("A password reset link was sent to {}.", user.email)), &user_page(id))
         .await
@@ -143,7 +144,7 @@ pub async fn disable_twofa(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::UsersManage)?;
-    let result = state.auth.accounts.clear_twofa(&actor, (Principal::User, id)).await;
+    let result = state.accounts.clear_twofa(&actor, (Principal::User, id)).await;
     done(&state, staff, result.map(|()| "Two-factor authentication is off for this user.".into()), &user_page(id)).await
 }
 
@@ -153,15 +154,18 @@ pub async fn end_sessions(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::SessionsManage)?;
-    state.auth.accounts.user(id).await?;
-    let ended = state.auth.sessions.end_for_user(id, None).await?;
-    state.auth.accounts.record_event(&actor, "session.revoke_all", ("user", Some(id)), json!({"ended": ended})).await?;
+    state.accounts.user(id).await?;
+    let ended = state.sessions.end_for_user(id, None).await?;
+    state
+        .accounts
+        .record_event(&actor, AuditAction::SessionRevokeAll, (Target::User, Some(id)), json!({"ended": ended}))
+        .await?;
     done(&state, staff, Ok(format!("{ended} session(s) ended.")), &user_page(id)).await
 }
 
 pub async fn unlock(State(state): State<AppState>, Path(id): Path<i64>, StaffForm { staff, .. }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::UsersManage)?;
-    let user = state.auth.accounts.user(id).await?;
+    let user = state.accounts.user(id).await?;
     let removed = state.auth.unlock_user(&actor, &user).await?;
     let text = match removed.len() {
         0 => "The user was not locked out.".to_string(),

@@ -8,6 +8,8 @@ use serde_json::json;
 
 use super::extract::{SignedIn, UserForm};
 use super::{redirect_with_flash, require_recent, store_failed};
+use crate::accounts::AuditAction;
+use crate::accounts::Target;
 use crate::accounts::{Actor, Principal, User};
 use crate::auth::sessions::Session;
 use crate::auth::{Proof, REAUTH_WINDOW_SECS, Visitor};
@@ -27,7 +29,7 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
         let qr = totp::qr_svg(&uri).ok()?;
         Some(json!({"secret": totp::grouped(secret), "uri": uri, "qr_svg": qr}))
     });
-    let questions = state.auth.accounts.list_security_questions().await.unwrap_or_default();
+    let questions = state.accounts.list_security_questions().await.unwrap_or_default();
     Page::new("security.html", "Security")
         .with("user", user)
         .with("twofa", user.twofa_method)
@@ -87,7 +89,7 @@ pub async fn confirm(
             data.backup_code = replacement.or(data.backup_code);
             data.flash =
                 Some(format!("Confirmed. For {} minutes you can change how you sign in.", REAUTH_WINDOW_SECS / 60));
-            let (raw, _) = state.auth.sessions.rotate(&session, data).await?;
+            let (raw, _) = state.sessions.rotate(&session, data).await?;
             Ok(see_other(&state, "account/security", Some(state.cookie.set(&raw))))
         }
         Err(e @ Error::Refused { .. }) => Ok(confirm_page(&user)
@@ -113,7 +115,7 @@ pub async fn twofa_setup(
         return Ok(redirect_with_flash(&state, session, text, "account/security").await);
     }
     session.data.totp_setup = Some(totp::new_secret());
-    Ok(match state.auth.sessions.save(&mut session).await {
+    Ok(match state.sessions.save(&mut session).await {
         Ok(()) => see_other(&state, "account/security", None),
         Err(e) => store_failed(&state, &e),
     })
@@ -171,7 +173,7 @@ pub async fn question(
     }
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
-    Ok(match state.auth.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
+    Ok(match state.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
         Ok(()) => redirect_with_flash(&state, session, "Your security question is saved.", "account/security").await,
         Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
         Err(e) => return Err(e.into()),
@@ -193,7 +195,7 @@ pub async fn password(
         Ok(ended) => {
             let mut data = session.data.clone();
             data.flash = Some(format!("Your password is changed. {ended} other session(s) were signed out."));
-            match state.auth.sessions.rotate(&session, data).await {
+            match state.sessions.rotate(&session, data).await {
                 Ok((raw, _)) => see_other(&state, "account/security", Some(state.cookie.set(&raw))),
                 Err(e) => store_failed(&state, &e),
             }
@@ -204,7 +206,7 @@ pub async fn password(
 }
 
 pub async fn sessions(State(state): State<AppState>, SignedIn { user, session, .. }: SignedIn) -> Answer {
-    let list = state.auth.sessions.for_user(user.id).await?;
+    let list = state.sessions.for_user(user.id).await?;
     let tz = humane::zone(&user.timezone, state.loaded.config.timezone.zone());
     let rows: Vec<_> = list
         .iter()
@@ -228,13 +230,12 @@ pub async fn revoke_session(
     Path(id): Path<String>,
     UserForm { user, session, form: _, .. }: UserForm<true>,
 ) -> Answer {
-    Ok(match state.auth.sessions.revoke(user.id, &id).await {
+    Ok(match state.sessions.revoke(user.id, &id).await {
         Ok(true) => {
             let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
             let _ = state
-                .auth
                 .accounts
-                .record_event(&actor, "session.revoke", ("user", Some(user.id)), json!({"session": id}))
+                .record_event(&actor, AuditAction::SessionRevoke, (Target::User, Some(user.id)), json!({"session": id}))
                 .await;
             redirect_with_flash(&state, session, "The session has ended.", "account/sessions").await
         }

@@ -32,7 +32,7 @@ pub async fn switch(
         return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
     };
     session.data.client_id = Some(target.client_id);
-    match state.auth.sessions.save(&mut session).await {
+    match state.sessions.save(&mut session).await {
         Ok(()) => Ok(see_other(&state, "clientarea", None)),
         Err(e) => Ok(super::store_failed(&state, &e)),
     }

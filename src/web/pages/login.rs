@@ -161,7 +161,7 @@ pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Que
 }
 
 pub async fn logout(State(state): State<AppState>, CheckedForm { session, .. }: CheckedForm) -> Response {
-    if let Err(e) = state.auth.sessions.delete(&session.key).await {
+    if let Err(e) = state.sessions.delete(&session.key).await {
         tracing::error!(error = %e, "could not delete the session at logout");
     }
     see_other(&state, "login", Some(state.cookie.clear()))

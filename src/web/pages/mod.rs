@@ -64,9 +64,8 @@ pub fn routes() -> Router<AppState> {
 /// 404 in the site's layout (JSON under `/api/`, whose own fallback answers there).
 pub async fn not_found(State(state): State<AppState>, ctx: Ctx, uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
-        let body =
-            serde_json::json!({"error": {"code": "not_found", "message": format!("no API route {}", uri.path())}});
-        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+        let body = crate::web::api::error_body(crate::error::Code::NotFound, format!("no API route {}", uri.path()));
+        return (StatusCode::NOT_FOUND, body).into_response();
     }
     let text = "There is no page at this address. It may have moved, or the link may be mistyped.";
     dead_end(&state, &ctx, StatusCode::NOT_FOUND, "Page not found", text)
@@ -253,12 +252,12 @@ pub async fn redirect_with_flash(
 ) -> Response {
     session.data.flash = Some(text.into());
     if !session.is_saved() {
-        return match state.auth.sessions.create(session.data).await {
+        return match state.sessions.create(session.data).await {
             Ok((raw, _)) => see_other(state, next, Some(state.cookie.set(&raw))),
             Err(e) => store_failed(state, &e),
         };
     }
-    match state.auth.sessions.save(&mut session).await {
+    match state.sessions.save(&mut session).await {
         Ok(()) => see_other(state, next, None),
         Err(e) => store_failed(state, &e),
     }

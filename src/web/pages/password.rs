@@ -55,7 +55,7 @@ fn invalid_link(state: &AppState, ctx: &Ctx) -> Response {
 async fn reset_page(state: &AppState, ctx: &Ctx, token: &str, error: Option<&str>, status: StatusCode) -> Answer {
     let Some(user) = state.auth.reset_user(token).await? else { return Ok(invalid_link(state, ctx)) };
     let question = match user.security_question_id.filter(|_| state.auth.security_questions) {
-        Some(id) => state.auth.accounts.security_question(id).await.ok().map(|q| q.question),
+        Some(id) => state.accounts.security_question(id).await.ok().map(|q| q.question),
         None => None,
     };
     let (session, cookie) = form_session(state, ctx);

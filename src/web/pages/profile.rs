@@ -97,7 +97,7 @@ async fn client_access(state: &AppState, ctx: &Ctx) -> Result<(User, Session, Me
 }
 
 async fn client_page(state: &AppState, member: &Membership, editable: bool) -> crate::Result<Page> {
-    let client = state.auth.accounts.client(member.client_id).await?;
+    let client = state.accounts.client(member.client_id).await?;
     Ok(Page::new("client.html", "Account details")
         .with("client", &client)
         .with("client_name", client.display_name())
@@ -118,7 +118,7 @@ pub async fn save_client(State(state): State<AppState>, ctx: Ctx, CheckedForm { 
     }
     let update = form.contact_details();
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-    Ok(match state.auth.accounts.update_client(&actor, member.client_id, update).await {
+    Ok(match state.accounts.update_client(&actor, member.client_id, update).await {
         Ok(_) => redirect_with_flash(&state, session, "The account details are saved.", "account/client").await,
         Err(e @ Error::Refused { .. }) => client_page(&state, &member, editable)
             .await?

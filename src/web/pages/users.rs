@@ -26,10 +26,9 @@ pub async fn list(
     _ctx: Ctx,
     Member { user, session, membership: me }: Member,
 ) -> Answer {
-    let members = state.auth.accounts.members_of_client(me.client_id).await?;
+    let members = state.accounts.members_of_client(me.client_id).await?;
     let tz = humane::zone(&user.timezone, state.loaded.config.timezone.zone());
     let invites: Vec<_> = state
-        .auth
         .accounts
         .list_invites(Some(me.client_id))
         .await?
@@ -81,13 +80,13 @@ pub async fn cancel_invite(
 ) -> Answer {
     let id = member_id(&id);
     // Only an invite to this client: another client's invite ids are not the owner's to cancel.
-    let ours = state.auth.accounts.list_invites(Some(me.client_id)).await?.into_iter().any(|i| i.id == id);
+    let ours = state.accounts.list_invites(Some(me.client_id)).await?.into_iter().any(|i| i.id == id);
     if !ours {
         let text = "There is no such invitation.";
         return Ok(message(&state, Some(&session), StatusCode::NOT_FOUND, "Not found", text));
     }
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-    let result = state.auth.accounts.cancel_invite(&actor, id).await;
+    let result = state.accounts.cancel_invite(&actor, id).await;
     done(&state, session, result.map(|invite| format!("The invitation to {} is cancelled.", invite.email))).await
 }
 
@@ -104,7 +103,7 @@ pub async fn permissions(
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     let result = async {
         let permissions = Permissions::parse_list(&form.all("permissions").join(","))?;
-        state.auth.accounts.set_permissions(&actor, member_id(&id), me.client_id, &permissions).await?;
+        state.accounts.set_permissions(&actor, member_id(&id), me.client_id, &permissions).await?;
         Ok("Permissions saved.".to_string())
     };
     done(&state, session, result.await).await
@@ -117,12 +116,12 @@ pub async fn remove(
     OwnerForm { user, session, membership: me, form: _ }: OwnerForm,
 ) -> Answer {
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
-    let result = state.auth.accounts.dissociate(&actor, member_id(&id), me.client_id).await;
+    let result = state.accounts.dissociate(&actor, member_id(&id), me.client_id).await;
     done(&state, session, result.map(|()| "The user no longer has access to this account.".to_string())).await
 }
 
 pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, LinkToken(token): LinkToken<{ INVITE }>) -> Answer {
-    let invite = match state.auth.accounts.invite_by_token(&token).await {
+    let invite = match state.accounts.invite_by_token(&token).await {
         Ok(i) => i,
         Err(e @ Error::Refused { .. }) => {
             let text = sentence(&e);
@@ -130,7 +129,7 @@ pub async fn invite_form(State(state): State<AppState>, ctx: Ctx, LinkToken(toke
         }
         Err(e) => return Err(e.into()),
     };
-    let client = state.auth.accounts.client(invite.client_id).await?;
+    let client = state.accounts.client(invite.client_id).await?;
     let signed = signed_in(&state, &ctx, false).ok().map(|(u, _)| u);
     let (session, cookie) = form_session(&state, &ctx);
     Ok(Page::new("invite.html", "Invitation")
@@ -169,7 +168,7 @@ pub async fn invite_submit(
             let Some((_, mut s)) = signed else { unreachable!("matched on is_some") };
             s.data.client_id = Some(m.client_id);
             s.data.flash = Some(format!("You joined {}.", m.client_name));
-            match state.auth.sessions.save(&mut s).await {
+            match state.sessions.save(&mut s).await {
                 Ok(()) => see_other(&state, "clientarea", None),
                 Err(e) => store_failed(&state, &e),
             }

@@ -129,7 +129,11 @@ impl Server {
     }
 
     pub fn accounts(&self) -> &Accounts {
-        &self.state.auth.accounts
+        &self.state.accounts
+    }
+
+    pub fn sessions(&self) -> &gatehouse::auth::sessions::Sessions {
+        &self.state.sessions
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -187,7 +191,7 @@ impl Server {
 
     /// Audit actions recorded about a user, oldest first.
     pub async fn audit_actions(&self, user_id: i64) -> Vec<(String, Option<String>)> {
-        let mut log = self.accounts().audit_log(Some(("user", user_id)), 500).await.unwrap();
+        let mut log = self.accounts().audit_log(Some((gatehouse::accounts::Target::User, user_id)), 500).await.unwrap();
         log.reverse();
         log.into_iter().map(|e| (e.action, e.ip)).collect()
     }
