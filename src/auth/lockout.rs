@@ -9,6 +9,31 @@ use crate::accounts::{Actor, AuditAction, Target, User};
 use crate::error::Result;
 
 impl Auth {
+    /// The known devices of an account (`auth::devices`), most recently used first, and which
+    /// of them `raw` (the browser's own token) is.
+    pub async fn known_devices(
+        &self,
+        who: Principal,
+        account_id: i64,
+        raw: Option<&str>,
+    ) -> Result<(Vec<crate::auth::devices::Device>, Option<i64>)> {
+        let this = self.devices.recognise(who, account_id, raw).await?;
+        Ok((self.devices.list(who, account_id).await?, this))
+    }
+
+    /// Forgets one known device of an account: its next sign-in counts as an unknown device's.
+    /// False when the account has no such device.
+    pub async fn forget_device(&self, actor: &Actor, who: Principal, account_id: i64, device_id: i64) -> Result<bool> {
+        let forgotten = self.devices.revoke(who, account_id, device_id).await?;
+        if forgotten {
+            let details = json!({"device": device_id});
+            self.accounts
+                .record_event(actor, AuditAction::DeviceForget, (who.target_type(), Some(account_id)), details)
+                .await?;
+        }
+        Ok(forgotten)
+    }
+
     /// Removes lockout counters whose window and lock have both passed (cron).
     pub async fn purge_lockouts(&self) -> Result<u64> {
         self.throttle.purge().await

@@ -2,6 +2,7 @@
 //! Prompt), sessions in two stores, password reset and impersonation links, sign-up. `Auth` is
 //! the service the web and CLI faces call; the secrets it checks are made in `crate::secrets`.
 
+pub mod devices;
 pub mod duo;
 mod guard;
 mod lockout;

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use super::devices::Devices;
 use super::guard::Checked;
 use super::one_time::{self, Purpose};
 use super::sessions::Sessions;
@@ -24,6 +25,7 @@ pub struct Auth {
     pub(super) accounts: Accounts,
     pub(super) sessions: Sessions,
     pub(super) throttle: Throttle,
+    pub(super) devices: Devices,
     system_url: HttpUrl,
     reset_ttl_secs: i64,
     pub(super) force_clients: bool,
@@ -41,7 +43,8 @@ impl Auth {
         let db = accounts.db().clone();
         Self {
             sessions,
-            throttle: Throttle::new(db, &config.security.lockout),
+            throttle: Throttle::new(db.clone(), &config.security.lockout),
+            devices: Devices::new(db),
             accounts,
             system_url: config.system_url.clone(),
             reset_ttl_secs: config.security.reset_token_ttl.as_secs(),
@@ -193,6 +196,15 @@ impl Auth {
         .await?;
         tx.commit().await?;
         self.sessions.end_for_user(user.id, None).await?;
+        // Whoever completed the reset controls the mailbox: the password budgets and the
+        // ceiling an attacker filled start again (the second factor's stays as it is).
+        let email = user.email.to_lowercase();
+        self.throttle
+            .release(|s| {
+                matches!(s, Scope::Account(..) | Scope::AccountAtIp(..) | Scope::Ceiling(..))
+                    && s.account_name() == Some((Principal::User, email.as_str()))
+            })
+            .await?;
         Ok(user)
     }
 
@@ -303,9 +315,12 @@ pub struct TotpEnrolment {
 }
 
 /// Where a login comes from, as the session keeps it.
+#[derive(Debug, Clone, Default)]
 pub struct Visitor {
     pub ip: String,
     pub user_agent: String,
+    /// The device token the browser holds for this area (`auth::devices`), if any.
+    pub device: Option<String>,
 }
 
 /// What a new signed-in session starts with besides the user.

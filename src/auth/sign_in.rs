@@ -31,8 +31,8 @@ pub enum Step {
     SecondFactor { cookie: String, method: SecondFactor },
     /// Two-factor is required and none is set up: the new session reaches enrolment only.
     Enrol { cookie: String },
-    /// Signed in on a new session.
-    Done { cookie: String },
+    /// Signed in on a new session; `device` is a new device token for the browser to keep.
+    Done { cookie: String, device: Option<String> },
     /// A wrong code; the sign-in goes on while tries remain.
     WrongCode { backup: bool },
     /// Too many wrong codes for one password: the sign-in ended, the password is asked again.
@@ -87,8 +87,18 @@ impl Auth {
         from: &Visitor,
     ) -> Result<Step> {
         let ip = from.ip.as_str();
-        let attempt = self.throttle.begin(&Scope::password(who, login, ip)).await?;
         let creds = self.account_by_login(who, login).await?;
+        // A browser that signed in to this account before counts in its own budget; any other
+        // shares the account's, the address's and the ceiling of consecutive failures.
+        let device = match &creds {
+            Some(c) => self.devices.recognise(who, c.id, from.device.as_deref()).await?,
+            None => None,
+        };
+        let scopes = match device {
+            Some(id) => vec![Scope::Device(who, id)],
+            None => Scope::unknown_device(who, login, ip).to_vec(),
+        };
+        let attempt = self.throttle.begin(&scopes).await?;
         let actor = match &creds {
             Some(c) => c.actor(ip),
             None => Actor::system(match who {
@@ -115,6 +125,10 @@ impl Auth {
             return Ok(Step::Refused);
         };
         attempt.succeeded().await?;
+        if device.is_some() {
+            // A success ends a run of consecutive failures, wherever they came from.
+            self.throttle.clear(&Scope::ceiling(who, login)).await?;
+        }
         if verified.rehash {
             let fresh = passwords::hash_async(password).await?;
             self.accounts.upgrade_password_hash(&actor, &creds, &stored, &fresh).await?;
@@ -127,12 +141,13 @@ impl Auth {
         let details = json!({"second_factor": owed});
         self.accounts.record_event(&actor, who.action(Event::PasswordOk), creds.target(), details).await?;
         Ok(match owed {
-            None => Step::Done { cookie: self.complete_sign_in(old, &creds, from, SignedIn::default()).await? },
+            None => self.complete_sign_in(old, &creds, from, SignedIn::default()).await?,
             Some(SecondFactor::Enrol) => {
-                Step::Enrol { cookie: self.await_second_factor(old, &creds, SecondFactor::Enrol, from).await? }
+                Step::Enrol { cookie: self.await_second_factor(old, &creds, SecondFactor::Enrol, device, from).await? }
             }
             Some(method) => {
-                Step::SecondFactor { cookie: self.await_second_factor(old, &creds, method, from).await?, method }
+                let cookie = self.await_second_factor(old, &creds, method, device, from).await?;
+                Step::SecondFactor { cookie, method }
             }
         })
     }
@@ -168,6 +183,8 @@ impl Auth {
             // kept, or else Duo's page saying it is unavailable — never the password alone.
             Some(TwoFaMethod::Duo) if creds.totp_secret.is_some() => Some(SecondFactor::Totp),
             Some(TwoFaMethod::Duo) => Some(SecondFactor::Duo),
+            // A key without its method (a row written by an older version): the key is owed.
+            None if creds.totp_secret.is_some() => Some(SecondFactor::Totp),
             None if forced => Some(SecondFactor::Enrol),
             None => None,
         }
@@ -180,11 +197,12 @@ impl Auth {
         old: &Session,
         creds: &Credentials,
         method: SecondFactor,
+        device: Option<i64>,
         from: &Visitor,
     ) -> Result<String> {
         let enrol = method == SecondFactor::Enrol;
-        let pending =
-            Pending { who: creds.who, id: creds.id, method, duo_state: None, duo_nonce: None, wrong_codes: 0 };
+        let (who, id) = (creds.who, creds.id);
+        let pending = Pending { who, id, method, duo_state: None, duo_nonce: None, wrong_codes: 0, device };
         let mut data = SessionData {
             ip: from.ip.clone(),
             user_agent: from.user_agent.clone(),
@@ -203,14 +221,16 @@ impl Auth {
     }
 
     /// Signs `creds` in on a new session in place of `old` (a new id and CSRF token); a user
-    /// starts in their client when they have exactly one. Returns the new cookie value.
+    /// starts in their client when they have exactly one. The browser is a known device of the
+    /// account from now on (not when an admin entered by an impersonation link). Returns
+    /// [`Step::Done`] with the cookie values to set.
     pub async fn complete_sign_in(
         &self,
         old: &Session,
         creds: &Credentials,
         from: &Visitor,
         signed: SignedIn,
-    ) -> Result<String> {
+    ) -> Result<Step> {
         let mut data = SessionData {
             ip: from.ip.clone(),
             user_agent: from.user_agent.clone(),
@@ -224,11 +244,14 @@ impl Auth {
         if creds.who == Principal::User {
             data.client_id = self.only_client(creds.id).await?;
         }
+        let mut device = None;
         if signed.impersonated_by.is_none() {
             let actor = creds.actor(&from.ip);
             self.accounts.record_event(&actor, creds.who.action(Event::SignedIn), creds.target(), json!({})).await?;
+            device =
+                self.devices.signed_in(creds.who, creds.id, from.device.as_deref(), &from.user_agent, &from.ip).await?;
         }
-        Ok(self.sessions.rotate(old, data).await?.0)
+        Ok(Step::Done { cookie: self.sessions.rotate(old, data).await?.0, device })
     }
 
     /// The client a user's new session starts in: their only usable one, if they have one.
@@ -266,9 +289,12 @@ impl Auth {
     /// The second-factor step with a code. Codes are taken only where a code is what is owed: a
     /// Duo sign-in is not finished with a TOTP key or backup code kept from before (that would
     /// step around Duo's policy). One password buys [`PENDING_TRIES`] wrong codes.
+    ///
+    /// A wrong code is counted in `session`, saved, so the caller holds what was stored: after
+    /// [`Step::Restart`] it is a visitor's session.
     pub async fn sign_in_with_code(
         &self,
-        session: &Session,
+        session: &mut Session,
         who: Principal,
         proof: CodeProof<'_>,
         from: &Visitor,
@@ -276,9 +302,15 @@ impl Auth {
         let Some((pending, creds)) = self.pending(session, who, SecondFactor::Totp).await? else {
             return Ok(Step::NotSigningIn);
         };
+        // What is owed now, not only at the password: an account switched to Duo meanwhile is
+        // not finished with a code it kept.
+        if self.owed(&creds) != Some(SecondFactor::Totp) {
+            return Ok(Step::NotSigningIn);
+        }
+        let (ip, device) = (from.ip.as_str(), pending.device);
         let checked = match proof {
-            CodeProof::Totp(code) => self.check_totp(&creds, code, &from.ip).await?.map(|()| None),
-            CodeProof::Backup(code) => self.spend_backup_code(&creds, code, &from.ip).await?.map(Some),
+            CodeProof::Totp(code) => self.check_totp_from(&creds, code, ip, device).await?.map(|()| None),
+            CodeProof::Backup(code) => self.spend_backup_code_from(&creds, code, ip, device).await?.map(Some),
         };
         match checked {
             Checked::Right(replacement) => {
@@ -287,15 +319,14 @@ impl Auth {
                     backup_code: replacement,
                     ..Default::default()
                 };
-                Ok(Step::Done { cookie: self.complete_sign_in(session, &creds, from, signed).await? })
+                self.complete_sign_in(session, &creds, from, signed).await
             }
             Checked::Locked => Ok(Step::Locked),
             Checked::Wrong => {
-                let mut session = session.clone();
                 let tries = pending.wrong_codes + 1;
                 let restart = tries >= PENDING_TRIES;
                 session.data.pending = (!restart).then_some(Pending { wrong_codes: tries, ..pending });
-                self.sessions.save(&mut session).await?;
+                self.sessions.save(session).await?;
                 Ok(if restart {
                     Step::Restart
                 } else {
@@ -308,8 +339,19 @@ impl Auth {
     /// Checks a TOTP code and records its step, so the same code is refused afterwards. The
     /// attempt counts against the account, the client IP and the account's second factor.
     pub async fn check_totp(&self, creds: &Credentials, code: &str, ip: &str) -> Result<Checked<()>> {
+        self.check_totp_from(creds, code, ip, None).await
+    }
+
+    /// [`Auth::check_totp`] from a known device: its budget instead of the account's and the IP's.
+    async fn check_totp_from(
+        &self,
+        creds: &Credentials,
+        code: &str,
+        ip: &str,
+        device: Option<i64>,
+    ) -> Result<Checked<()>> {
         let checked = self
-            .second_factor(creds, ip, async {
+            .second_factor(creds, ip, device, async {
                 let Some(secret) = creds.totp_secret.as_deref() else { return Ok(None) };
                 let accepted = match totp::verify(secret, code, self.accounts.db().now(), creds.totp_last_step)? {
                     Some(step) => self.accounts.advance_totp_step((creds.who, creds.id), step).await?,
@@ -324,8 +366,18 @@ impl Auth {
 
     /// Spends the backup code. On success returns its replacement, to be shown once.
     pub async fn spend_backup_code(&self, creds: &Credentials, code: &str, ip: &str) -> Result<Checked<String>> {
+        self.spend_backup_code_from(creds, code, ip, None).await
+    }
+
+    async fn spend_backup_code_from(
+        &self,
+        creds: &Credentials,
+        code: &str,
+        ip: &str,
+        device: Option<i64>,
+    ) -> Result<Checked<String>> {
         let checked = self
-            .second_factor(creds, ip, async {
+            .second_factor(creds, ip, device, async {
                 let Some(stored) = creds.backup_code_hash.clone() else { return Ok(None) };
                 if !verify_any_async(&backup_codes::normalize(code), &stored).await?.ok {
                     return Ok(None);
@@ -340,13 +392,19 @@ impl Auth {
         Ok(checked)
     }
 
+    /// Runs a second-factor check under the limiter: from a known device in its budget and the
+    /// account's second factor; from any other in the account's, the IP's and the second factor's.
     async fn second_factor<T>(
         &self,
         creds: &Credentials,
         ip: &str,
+        device: Option<i64>,
         check: impl std::future::Future<Output = Result<Option<T>>>,
     ) -> Result<Checked<T>> {
-        let scopes = Scope::second_factor_attempt(creds.who, &creds.login, ip);
+        let scopes = match device {
+            Some(id) => vec![Scope::Device(creds.who, id), Scope::second_factor(creds.who, &creds.login)],
+            None => Scope::second_factor_attempt(creds.who, &creds.login, ip).to_vec(),
+        };
         self.guarded(creds.who, &scopes, &creds.actor(ip), creds.target(), check).await
     }
 
@@ -371,6 +429,9 @@ impl Auth {
     pub async fn duo_prompt(&self, session: &Session, who: Principal, duo: Option<&Duo>) -> Result<Option<Prompt>> {
         let Some((pending, creds)) = self.pending(session, who, SecondFactor::Duo).await? else { return Ok(None) };
         let Some(duo) = duo else { return Ok(Some(Prompt::NotConfigured)) };
+        if let Err(why) = duo_name(&creds) {
+            return Ok(Some(Prompt::Down(why.into())));
+        }
         if let Err(e) = duo.health_check().await {
             tracing::warn!(error = %e, "Duo health check failed");
             return Ok(Some(Prompt::Down(e.to_string())));
@@ -413,8 +474,7 @@ impl Auth {
         match duo.exchange(who, &code, &creds.login, nonce).await {
             Ok(()) => {
                 self.accounts.record_event(&actor, who.action(Event::DuoOk), creds.target(), json!({})).await?;
-                let cookie = self.complete_sign_in(session, &creds, from, SignedIn::default()).await?;
-                Ok(Step::Done { cookie })
+                self.complete_sign_in(session, &creds, from, SignedIn::default()).await
             }
             Err(e) => {
                 let details = json!({"error": e.to_string()});
@@ -428,6 +488,7 @@ impl Auth {
     /// half-way through enrolment ends here: `session` becomes a visitor's (to be saved by the
     /// caller with its message), and true says the person signs in again — through Duo.
     pub async fn choose_duo(&self, session: &mut Session, creds: &Credentials, ip: &str) -> Result<bool> {
+        duo_name(creds).map_err(|why| Error::refused(Code::InvalidInput, why))?;
         self.accounts.set_duo(&creds.actor(ip), (creds.who, creds.id)).await?;
         if !session.data.enrolling(creds.who) {
             return Ok(false);
@@ -458,10 +519,11 @@ impl Auth {
 
     /// Turns TOTP on with the key being set up in `session` (`totp_setup`) once `code` proves
     /// it, for the account signed in there or enrolling there. Two-factor changes the account's
-    /// privilege, so it continues on a new signed-in session that carries the backup code to
-    /// the next page, shown there once. That session is written before two-factor is turned
-    /// on, so it is never on with a backup code nobody saw; and if turning it on then fails,
-    /// the new session says so instead of showing a code that belongs to nothing.
+    /// privilege, so it continues on a new session that carries the backup code to the next
+    /// page, shown there once. That session is written before two-factor is turned on, so it is
+    /// never on with a backup code nobody saw; if turning it on then fails, the new session
+    /// says so instead of showing a code that belongs to nothing — and an enrolling sign-in
+    /// stays unfinished: only a key actually stored completes it.
     ///
     /// Returns the new cookie value, or `None` when no key is being set up. A wrong code is a
     /// refusal (`invalid_code`) and changes nothing.
@@ -474,9 +536,9 @@ impl Auth {
     ) -> Result<Option<String>> {
         let Some(secret) = session.data.totp_setup.as_deref() else { return Ok(None) };
         let enrolment = self.prepare_totp(secret, code).await?;
-        let mut data = SessionData {
+        let enrolling = session.data.enrolling(creds.who);
+        let data = SessionData {
             totp_setup: None,
-            pending: None,
             csrf_token: String::new(),
             ip: from.ip.clone(),
             user_agent: from.user_agent.clone(),
@@ -484,20 +546,41 @@ impl Auth {
             backup_code: Some(enrolment.backup_code.clone()),
             ..session.data.clone()
         };
-        data.sign_in(creds.who, creds.id);
         let (cookie, mut rotated) = self.sessions.rotate(session, data).await?;
         let TotpEnrolment { secret, step, backup_hash, .. } = &enrolment;
-        if let Err(e) =
-            self.accounts.set_totp(&creds.actor(&from.ip), (creds.who, creds.id), secret, *step, backup_hash).await
-        {
-            tracing::error!(error = %e, "turning two-factor on failed after its backup code was saved for display");
-            rotated.data.backup_code = None;
-            rotated.data.flash =
-                Some("Two-factor authentication could not be turned on; nothing changed. Try again.".into());
-            // Best effort: if even this cannot be saved, the code shown belongs to nothing.
-            let _ = self.sessions.save(&mut rotated).await;
+        let actor = creds.actor(&from.ip);
+        match self.accounts.set_totp(&actor, (creds.who, creds.id), secret, *step, backup_hash).await {
+            // An enrolment that was all a sign-in still owed completes it, only now.
+            Ok(()) if enrolling => {
+                rotated.data.pending = None;
+                rotated.data.sign_in(creds.who, creds.id);
+                self.accounts
+                    .record_event(&actor, creds.who.action(Event::SignedIn), creds.target(), json!({}))
+                    .await?;
+                self.sessions.save(&mut rotated).await?;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "turning two-factor on failed after its backup code was saved for display");
+                rotated.data.backup_code = None;
+                rotated.data.flash =
+                    Some("Two-factor authentication could not be turned on; nothing changed. Try again.".into());
+                // Best effort: if even this cannot be saved, the code shown belongs to nothing.
+                let _ = self.sessions.save(&mut rotated).await;
+            }
         }
         Ok(Some(cookie))
+    }
+}
+
+/// The name Duo knows the account by: a user's email, an admin's username. One Duo application
+/// serves both areas and knows only names, so an admin username shaped like an email address
+/// could be a client-area user's Duo identity (one who signed up with that address) — refused.
+fn duo_name(creds: &Credentials) -> std::result::Result<&str, &'static str> {
+    match creds.who {
+        Principal::Admin if creds.login.contains('@') => Err("an admin whose username contains @ could share a Duo \
+             identity with the client-area user of that email address; use a username without @ to use Duo"),
+        _ => Ok(&creds.login),
     }
 }
 

@@ -41,7 +41,19 @@ pub enum Scope {
     /// A client address (an IPv6 client as its /64).
     Ip(String),
     SignUp(String),
+    /// A known device of an account (`auth::devices`): its own small budget.
+    Device(Principal, i64),
+    /// Consecutive failures on an account from unknown devices, at most
+    /// [`MAX_CONSECUTIVE_FAILURES`] until a sign-in succeeds (NIST SP 800-63B-4's bound).
+    Ceiling(Principal, String),
 }
+
+/// Consecutive failed sign-ins an account allows from unknown devices before only a known
+/// device (or a completed reset) can sign in: NIST SP 800-63B-4 caps it at 100.
+pub const MAX_CONSECUTIVE_FAILURES: i64 = 100;
+
+/// How long the ceiling remembers failures, and stays shut once reached, without a success.
+const CEILING_SECS: i64 = 30 * 86_400;
 
 fn normalized(name: &str) -> String {
     name.trim().to_lowercase()
@@ -67,6 +79,14 @@ impl Principal {
             Principal::Admin => ["admin", "admin-ip", "admin-2fa"],
         }
     }
+
+    /// The key prefixes of this principal's device and ceiling scopes.
+    fn device_prefixes(self) -> [&'static str; 2] {
+        match self {
+            Principal::User => ["device", "ceiling"],
+            Principal::Admin => ["admin-device", "admin-ceiling"],
+        }
+    }
 }
 
 impl Scope {
@@ -84,6 +104,16 @@ impl Scope {
     }
     pub fn sign_up(ip: &str) -> Self {
         Scope::SignUp(ip_key(ip))
+    }
+    pub fn ceiling(who: Principal, name: &str) -> Self {
+        Scope::Ceiling(who, normalized(name))
+    }
+
+    /// A password check of `name` from an unknown device at `ip`: the account's budgets, the
+    /// address's, and the ceiling of consecutive failures.
+    pub fn unknown_device(who: Principal, name: &str, ip: &str) -> [Scope; 4] {
+        let [account, at_ip, ip] = Scope::password(who, name, ip);
+        [account, at_ip, ip, Scope::ceiling(who, name)]
     }
 
     /// A password check of `name` from `ip` (login, re-authentication, reset answer).
@@ -104,6 +134,8 @@ impl Scope {
             Scope::SecondFactor(who, name) => format!("{}:{name}", who.prefixes()[2]),
             Scope::Ip(ip) => format!("ip:{ip}"),
             Scope::SignUp(ip) => format!("register:{ip}"),
+            Scope::Device(who, id) => format!("{}:{id}", who.device_prefixes()[0]),
+            Scope::Ceiling(who, name) => format!("{}:{name}", who.device_prefixes()[1]),
         }
     }
 
@@ -123,6 +155,10 @@ impl Scope {
             "admin-2fa" => Scope::SecondFactor(Principal::Admin, rest.into()),
             "ip" => Scope::Ip(rest.into()),
             "register" => Scope::SignUp(rest.into()),
+            "device" => Scope::Device(Principal::User, rest.parse().ok()?),
+            "admin-device" => Scope::Device(Principal::Admin, rest.parse().ok()?),
+            "ceiling" => Scope::Ceiling(Principal::User, rest.into()),
+            "admin-ceiling" => Scope::Ceiling(Principal::Admin, rest.into()),
             _ => return None,
         })
     }
@@ -138,7 +174,10 @@ impl Scope {
     /// The account the scope counts, if it counts one.
     pub fn account_name(&self) -> Option<(Principal, &str)> {
         match self {
-            Scope::Account(who, n) | Scope::AccountAtIp(who, n, _) | Scope::SecondFactor(who, n) => Some((*who, n)),
+            Scope::Account(who, n)
+            | Scope::AccountAtIp(who, n, _)
+            | Scope::SecondFactor(who, n)
+            | Scope::Ceiling(who, n) => Some((*who, n)),
             _ => None,
         }
     }
@@ -196,7 +235,24 @@ impl Throttle {
     fn limit(&self, scope: &Scope) -> i64 {
         match scope {
             Scope::Ip(_) => self.ip_max_failures,
+            Scope::Ceiling(..) => MAX_CONSECUTIVE_FAILURES,
             _ => self.max_failures,
+        }
+    }
+
+    /// How long a scope's failures are counted together.
+    fn window(&self, scope: &Scope) -> i64 {
+        match scope {
+            Scope::Ceiling(..) => CEILING_SECS,
+            _ => self.window_secs,
+        }
+    }
+
+    /// How long a full scope stays locked.
+    fn lock(&self, scope: &Scope) -> i64 {
+        match scope {
+            Scope::Ceiling(..) => CEILING_SECS,
+            _ => self.lock_secs,
         }
     }
 
@@ -233,7 +289,7 @@ impl Throttle {
         )
         .bind(scope.key())
         .bind(ts)
-        .bind(ts - self.window_secs)
+        .bind(ts - self.window(scope))
         .bind(self.limit(scope))
         .fetch_optional(self.db.pool())
         .await?)
@@ -298,15 +354,26 @@ impl Throttle {
         Ok(removed)
     }
 
-    /// Removes counters whose window and lock have both passed (cron).
+    /// Removes counters whose window and lock have both passed (cron). A ceiling is kept for
+    /// its own, longer window.
     pub async fn purge(&self) -> Result<u64> {
         let ts = self.db.now();
-        Ok(sqlx::query("DELETE FROM throttle WHERE locked_until <= $1 AND window_start < $2")
-            .bind(ts)
-            .bind(ts - self.window_secs)
-            .execute(self.db.pool())
-            .await?
-            .rows_affected())
+        Ok(sqlx::query(
+            "DELETE FROM throttle WHERE locked_until <= $1 AND \
+             ((scope NOT LIKE '%ceiling:%' AND window_start < $2) OR window_start < $3)",
+        )
+        .bind(ts)
+        .bind(ts - self.window_secs)
+        .bind(ts - CEILING_SECS)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected())
+    }
+
+    /// Forgets a scope's failures and lock (a sign-in that proves the account, a completed reset).
+    pub async fn clear(&self, scope: &Scope) -> Result<()> {
+        sqlx::query("DELETE FROM throttle WHERE scope = $1").bind(scope.key()).execute(self.db.pool()).await?;
+        Ok(())
     }
 }
 
@@ -320,7 +387,7 @@ impl Attempt {
         for (scope, slot) in self.taken {
             if slot >= throttle.limit(&scope) {
                 sqlx::query("UPDATE throttle SET locked_until = $1, failures = 0, window_start = $2 WHERE scope = $3")
-                    .bind(ts + throttle.lock_secs)
+                    .bind(ts + throttle.lock(&scope))
                     .bind(ts)
                     .bind(scope.key())
                     .execute(throttle.db.pool())
@@ -362,9 +429,10 @@ mod tests {
         assert_eq!(Scope::parse(&admin.key()), Some(admin));
         assert_eq!(Scope::parse(&typed.key()), Some(typed));
         for who in [Principal::User, Principal::Admin] {
-            for scope in Scope::password(who, "Ann@Example.com", "10.0.0.1")
+            for scope in Scope::unknown_device(who, "Ann@Example.com", "10.0.0.1")
                 .into_iter()
                 .chain(Scope::second_factor_attempt(who, "x", "::1"))
+                .chain([Scope::Device(who, 7)])
             {
                 assert_eq!(Scope::parse(&scope.key()), Some(scope));
             }

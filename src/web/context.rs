@@ -16,7 +16,7 @@ use cookie::Cookie;
 use super::AppState;
 use super::render::ShownOnce;
 use crate::accounts::{Membership, UserWithClients};
-use crate::auth::sessions::cookie::{ADMIN_COOKIE_NAME, COOKIE_NAME};
+use crate::auth::sessions::cookie::{ADMIN_COOKIE_NAME, ADMIN_DEVICE_COOKIE_NAME, COOKIE_NAME, DEVICE_COOKIE_NAME};
 use crate::auth::sessions::{Ended, Session};
 use crate::net::encounters::Kind;
 use crate::net::observations::{self, Observation};
@@ -38,6 +38,8 @@ pub struct Ctx {
     pub user_agent: String,
     /// The nonce of a visitor's form tokens (its cookie), on system_url's host only.
     pub form_nonce: Option<String>,
+    /// The device token the browser holds for this area (`auth::devices`), on system_url's host.
+    pub device: Option<String>,
     /// For a request on another host than system_url's: the host it came to, and its path and
     /// query, to send the visitor to the same page on system_url.
     pub off_host: Option<(String, String)>,
@@ -46,6 +48,11 @@ pub struct Ctx {
 impl Ctx {
     pub fn ip_string(&self) -> String {
         self.ip.to_string()
+    }
+
+    /// Where a sign-in comes from, as the session and the device list keep it.
+    pub fn visitor(&self) -> crate::auth::Visitor {
+        crate::auth::Visitor { ip: self.ip_string(), user_agent: self.user_agent.clone(), device: self.device.clone() }
     }
 
     /// The signed-in user's memberships, by client id (none without a signed-in user).
@@ -195,12 +202,25 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .take(MAX_USER_AGENT)
         .collect();
     let form_nonce = cookie(headers, super::form_token::COOKIE_NAME).filter(|_| host_ok);
+    let device_cookie = if admin_area { ADMIN_DEVICE_COOKIE_NAME } else { DEVICE_COOKIE_NAME };
+    let device = cookie(headers, device_cookie).filter(|_| host_ok);
     let off_host = (!host_ok).then(|| {
         // Only an origin-form path is joined to system_url's origin ("/…", never "@host…").
         let path = req.uri().path_and_query().map(|p| p.as_str()).filter(|p| p.starts_with('/')).unwrap_or("/");
         (host.chars().take(200).collect(), path.chars().take(2000).collect())
     });
-    req.extensions_mut().insert(Ctx { peer, ip, host_ok, session, user, ended, user_agent, form_nonce, off_host });
+    req.extensions_mut().insert(Ctx {
+        peer,
+        ip,
+        host_ok,
+        session,
+        user,
+        ended,
+        user_agent,
+        form_nonce,
+        device,
+        off_host,
+    });
 
     // The route's pattern (`/password/reset/{token}`), never the path itself: reset, invite and
     // impersonation links carry their secret in it. A path no route matched holds no live secret.

@@ -166,6 +166,15 @@ pub fn see_other(state: &AppState, path: &str, cookie: Option<HeaderValue>) -> R
     response
 }
 
+/// 303 to `path` setting every cookie given (a session and a device token, say).
+pub fn see_other_setting(state: &AppState, path: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+    let mut response = see_other(state, path, None);
+    for c in cookies {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
 /// A plain message page (errors, confirmations).
 pub fn message(state: &AppState, session: Option<&Session>, status: StatusCode, title: &str, text: &str) -> Response {
     Page::new("message.html", title).with("message", text).status(status).render(state, session)

@@ -76,6 +76,16 @@ async fn id_routes_refuse_other_peoples_ids(backend: Backend) {
         let r = ann.submit("account/sessions", &format!("account/sessions/{id}/revoke"), &[]).await;
         assert!(matches!(r.status, 403 | 404 | 422), "account/sessions/{id}/revoke: {}", r.status);
     }
+    // Carl's known device, as Ann would guess it: never forgotten by her.
+    let who = gatehouse::accounts::Principal::User;
+    let (carls, _) = server.auth().known_devices(who, carl_id, None).await.unwrap();
+    assert_eq!(carls.len(), 1, "Carl's browser is a known device");
+    let carl_device = carls[0].id.to_string();
+    for id in [carl_device.as_str(), "0", "-1", "99999999999999999999", "1%2F.."] {
+        let r = ann.submit("account/sessions", &format!("account/devices/{id}/forget"), &[]).await;
+        assert!(matches!(r.status, 400 | 403 | 404 | 422), "account/devices/{id}/forget: {}", r.status);
+    }
+    assert_eq!(server.auth().known_devices(who, carl_id, None).await.unwrap().0.len(), 1, "Carl's device stays");
     assert_eq!(server.accounts().members_of_client(carl_client).await.unwrap().len(), 1, "Carl's account untouched");
     assert_eq!(carl.get("clientarea").await.status, 200, "Carl is still signed in");
     let _ = ann_client;

@@ -79,7 +79,7 @@ fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
         let auth = gatehouse::auth::Auth::new(&loaded.config, accounts.clone(), sessions);
         for (email, password) in [("ann@example.com", "imported password"), ("bob@example.com", "other password")] {
             let (visitor_session, who) = (Session::unsaved("form"), gatehouse::accounts::Principal::User);
-            let from = Visitor { ip: "127.0.0.1".into(), user_agent: String::new() };
+            let from = Visitor { ip: "127.0.0.1".into(), ..Default::default() };
             let step = auth.sign_in_with_password(who, email, password, &visitor_session, &from).await.unwrap();
             assert!(matches!(step, Step::Done { .. }), "{step:?}");
             let user = accounts.user_by_email(email).await.unwrap().unwrap();

@@ -9,6 +9,7 @@ mod accounts;
 mod adversary_escalation;
 mod adversary_evidence;
 mod adversary_license;
+mod adversary_lockout;
 mod adversary_paths;
 mod adversary_races;
 mod adversary_takeover;

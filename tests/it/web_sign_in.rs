@@ -75,6 +75,24 @@ async fn a_failed_two_factor_enable_keeps_the_admin_signed_in_and_says_so(backen
     assert_eq!(sessions.len(), 1, "no orphan session: {sessions:?}");
 }
 
+/// The same failure while a forced enrolment is all a sign-in still owes: the admin is not
+/// signed in by a key that was never stored.
+async fn a_failed_enrolment_leaves_the_admin_signing_in(backend: Backend) {
+    let Some(server) = Server::start(backend, "twofa:\n  force_admins: true\n").await else { return };
+    let admin_id = alice(&server).await;
+    let b = server.browser();
+    assert_eq!(sign_in(&b).await.location(), "/admin/security");
+    assert_eq!(b.submit("admin/security", "admin/security/2fa/setup", &[]).await.status, 303);
+    let page = b.get("admin/security").await;
+    let key = page.body.split("id=\"totp-key\">").nth(1).unwrap().split('<').next().unwrap().replace(' ', "");
+    refuse_totp_writes(&server, backend).await;
+    let code = totp::code_at(&key, gatehouse::store::Clock::wall()).unwrap();
+    let enabled = b.post("admin/security/2fa/enable", &[("csrf_token", &page.csrf()), ("code", &code)]).await;
+    assert_eq!(enabled.status, 303, "{}", enabled.body);
+    assert_eq!(b.get("admin/clients").await.location(), "/admin/security", "still enrolling, not signed in");
+    assert!(server.accounts().admin(admin_id).await.unwrap().totp_secret.is_none());
+}
+
 /// Admins sign in with Duo's Universal Prompt, through their own callback (their session cookie
 /// is the admin area's), and Duo is told the admin's username.
 async fn an_admin_signs_in_with_duo(backend: Backend) {
@@ -141,8 +159,99 @@ async fn an_admin_chooses_duo(backend: Backend) {
     assert_eq!(sign_in(&server.browser()).await.location(), "/admin/login/2fa");
 }
 
+/// An admin with a TOTP key, signed in as far as the code.
+async fn admin_owing_a_code(server: &Server) -> (i64, String, Browser) {
+    let admin_id = alice(server).await;
+    let secret = totp::new_secret();
+    let backup = gatehouse::secrets::passwords::hash_async("unused").await.unwrap();
+    server
+        .accounts()
+        .set_totp(&Actor::system("test"), (Principal::Admin, admin_id), &secret, 0, &backup)
+        .await
+        .unwrap();
+    let b = server.browser();
+    assert_eq!(sign_in(&b).await.location(), "/admin/login/2fa");
+    (admin_id, secret, b)
+}
+
+/// One password buys three wrong codes, for admins as for users: then the half-way sign-in is
+/// gone, and no later code is looked at without the password again.
+async fn three_wrong_codes_end_an_admins_sign_in(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (_, secret, b) = admin_owing_a_code(&server).await;
+    for _ in 0..2 {
+        assert_eq!(b.submit("admin/login/2fa", "admin/login/2fa", &[("code", "000000")]).await.status, 401);
+    }
+    let third = b.submit("admin/login/2fa", "admin/login/2fa", &[("code", "000000")]).await;
+    assert_eq!(third.location(), "/admin/login");
+    assert!(b.get("admin/login").await.body.contains("Too many wrong codes"));
+    assert_eq!(b.get("admin/login/2fa").await.location(), "/admin/login", "the half-way sign-in is gone");
+    let csrf = b.get("admin/login").await.csrf();
+    let code = totp::code_at(&secret, gatehouse::store::Clock::wall()).unwrap();
+    let late = b.post("admin/login/2fa", &[("csrf_token", &csrf), ("code", &code)]).await;
+    assert_eq!(late.location(), "/admin/login", "even the right code needs the password again");
+    assert_eq!(b.get("admin/clients").await.location(), "/admin/login");
+}
+
+/// A key stored without its method (a row an older version wrote) is still owed.
+async fn a_key_without_its_method_is_still_owed(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let admin_id = alice(&server).await;
+    let backup = gatehouse::secrets::passwords::hash_async("unused").await.unwrap();
+    let secret = totp::new_secret();
+    server
+        .accounts()
+        .set_totp(&Actor::system("test"), (Principal::Admin, admin_id), &secret, 0, &backup)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE admins SET twofa_method = NULL WHERE id = $1")
+        .bind(admin_id)
+        .execute(server.state.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(sign_in(&server.browser()).await.location(), "/admin/login/2fa", "never the password alone");
+}
+
+/// A sign-in that reached the code step is not finished with a code once the account has
+/// switched to Duo: what is owed is judged now.
+async fn a_kept_code_does_not_finish_a_sign_in_that_now_owes_duo(backend: Backend) {
+    let fake = duo::start(false).await;
+    let Some(server) = Server::start(backend, &fake.config()).await else { return };
+    let (admin_id, secret, b) = admin_owing_a_code(&server).await;
+    server.accounts().set_duo(&Actor::system("test"), (Principal::Admin, admin_id)).await.unwrap();
+    let code = totp::code_at(&secret, gatehouse::store::Clock::wall()).unwrap();
+    let csrf = b.get("admin/login").await.csrf();
+    let answer = b.post("admin/login/2fa", &[("csrf_token", &csrf), ("code", &code)]).await;
+    assert_eq!(answer.location(), "/admin/login", "{}", answer.body);
+    assert_eq!(b.get("admin/clients").await.location(), "/admin/login/2fa");
+}
+
+/// An admin username shaped like an email address could be a client-area user's Duo identity:
+/// such an admin cannot choose Duo.
+async fn an_admin_named_like_an_email_cannot_choose_duo(backend: Backend) {
+    let fake = duo::start(false).await;
+    let Some(server) = Server::start(backend, &fake.config()).await else { return };
+    let actor = Actor::system("test");
+    let all: BTreeSet<AdminPermission> = AdminPermission::ALL.iter().copied().collect();
+    server.accounts().create_role(&actor, &Grantor::Operator, "full", &all).await.unwrap();
+    let name = "ann@example.com";
+    let made = server.accounts().create_admin(&actor, &Grantor::Operator, name, name, "full", Some(PASSWORD));
+    let admin_id = made.await.unwrap().id;
+    let b = server.browser();
+    let signed = b.submit("admin/login", "admin/login", &[("username", name), ("password", PASSWORD)]).await;
+    assert_eq!(signed.location(), "/admin/");
+    let refused = b.submit("admin/security", "admin/security/2fa/setup", &[("method", "duo")]).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(server.accounts().admin(admin_id).await.unwrap().twofa_method.is_none());
+}
+
 web_on_both_backends!(
+    three_wrong_codes_end_an_admins_sign_in,
+    a_key_without_its_method_is_still_owed,
+    a_kept_code_does_not_finish_a_sign_in_that_now_owes_duo,
+    an_admin_named_like_an_email_cannot_choose_duo,
     a_failed_two_factor_enable_keeps_the_admin_signed_in_and_says_so,
+    a_failed_enrolment_leaves_the_admin_signing_in,
     an_admin_signs_in_with_duo,
     a_duo_admin_without_duo_configured_is_not_let_in,
     an_admin_chooses_duo,

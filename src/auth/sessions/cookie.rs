@@ -10,6 +10,11 @@ pub const COOKIE_NAME: &str = "gatehouse_session";
 /// it to the client area, and a client-area session never opens the admin area.
 pub const ADMIN_COOKIE_NAME: &str = "gatehouse_admin";
 
+/// A browser's device token for the client area (`auth::devices`), and for the admin area
+/// (`Path={system_url path}admin`, like its session).
+pub const DEVICE_COOKIE_NAME: &str = "gatehouse_device";
+pub const ADMIN_DEVICE_COOKIE_NAME: &str = "gatehouse_admin_device";
+
 /// The cookie's attributes for one system_url.
 #[derive(Debug, Clone)]
 pub struct CookieSettings {
@@ -44,6 +49,19 @@ impl CookieSettings {
     /// `Set-Cookie` for an admin-area session token.
     pub fn admin_set(&self, token: &str) -> HeaderValue {
         self.build(ADMIN_COOKIE_NAME, token, self.admin_path())
+    }
+
+    /// `Set-Cookie` for a device token, kept by the browser as long as the server keeps the
+    /// device (`auth::devices::DEVICE_TTL_SECS`).
+    pub fn device_set(&self, admin_area: bool, token: &str) -> HeaderValue {
+        let (name, path) = if admin_area {
+            (ADMIN_DEVICE_COOKIE_NAME, self.admin_path())
+        } else {
+            (DEVICE_COOKIE_NAME, self.path.clone())
+        };
+        let mut cookie = self.build_cookie(name, token, path);
+        cookie.set_max_age(cookie::time::Duration::seconds(crate::auth::devices::DEVICE_TTL_SECS));
+        HeaderValue::from_str(&cookie.to_string()).expect("cookie is ASCII")
     }
 
     /// `Set-Cookie` that removes the admin-area session cookie.

@@ -131,6 +131,10 @@ pub struct Pending {
     /// Wrong codes sent in this half-signed-in state; at [`PENDING_TRIES`] it ends.
     #[serde(default)]
     pub wrong_codes: u32,
+    /// The known device the password came from (`auth::devices`): the second factor counts
+    /// in its budget too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<i64>,
 }
 
 /// Wrong second-factor codes one password login allows before the password is asked again.

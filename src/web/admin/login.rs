@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Staff, StaffForm};
 use crate::accounts::{Admin, Credentials, Principal};
 use crate::auth::sessions::{SecondFactor, Session};
-use crate::auth::{CodeProof, Prompt, Proof, REAUTH_WINDOW_SECS, Step, Visitor};
+use crate::auth::{CodeProof, Prompt, Proof, REAUTH_WINDOW_SECS, Step};
 use crate::error::Error;
 use crate::secrets::totp;
 use crate::web::AppState;
@@ -20,15 +20,17 @@ use crate::web::context::Ctx;
 use crate::web::pages::extract::CheckedForm;
 use crate::web::pages::login::{DuoCallback, wrong_code};
 use crate::web::pages::{LOGIN_INCORRECT, form_session, redirect_with_flash};
-use crate::web::render::{Answer, Page, Stop, see_other, sentence};
+use crate::web::render::{Answer, Page, Stop, see_other, see_other_setting, sentence};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
     expired: Option<String>,
 }
 
-fn visitor(ctx: &Ctx) -> Visitor {
-    Visitor { ip: ctx.ip_string(), user_agent: ctx.user_agent.clone() }
+/// Signed in: the admin session cookie, and the device token when the browser got a new one.
+fn signed_in(state: &AppState, cookie: &str, device: Option<String>) -> Response {
+    let device = device.map(|d| state.cookie.device_set(true, &d));
+    see_other_setting(state, "admin/", [state.cookie.admin_set(cookie)].into_iter().chain(device))
 }
 
 fn login_page(error: Option<&str>) -> Page {
@@ -47,9 +49,9 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Login
 pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { session, form }: CheckedForm) -> Answer {
     let username = form.text("username");
     let password = form.get("password").unwrap_or("");
-    let step = state.auth.sign_in_with_password(Principal::Admin, username, password, &session, &visitor(&ctx)).await?;
+    let step = state.auth.sign_in_with_password(Principal::Admin, username, password, &session, &ctx.visitor()).await?;
     Ok(match step {
-        Step::Done { cookie } => see_other(&state, "admin/", Some(state.cookie.admin_set(&cookie))),
+        Step::Done { cookie, device } => signed_in(&state, &cookie, device),
         Step::Enrol { cookie } => see_other(&state, "admin/security", Some(state.cookie.admin_set(&cookie))),
         Step::SecondFactor { cookie, .. } => {
             see_other(&state, "admin/login/2fa", Some(state.cookie.admin_set(&cookie)))
@@ -99,13 +101,14 @@ pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Answ
 pub async fn second_factor_submit(
     State(state): State<AppState>,
     ctx: Ctx,
-    CheckedForm { session, form }: CheckedForm,
+    CheckedForm { mut session, form }: CheckedForm,
 ) -> Answer {
     let backup = form.text("backup_code");
     let proof = if backup.is_empty() { CodeProof::Totp(form.text("code")) } else { CodeProof::Backup(backup) };
+    let step = state.auth.sign_in_with_code(&mut session, Principal::Admin, proof, &ctx.visitor()).await?;
     let again = |error: &str| twofa_page(Some(error)).status(StatusCode::UNAUTHORIZED).render(&state, Some(&session));
-    Ok(match state.auth.sign_in_with_code(&session, Principal::Admin, proof, &visitor(&ctx)).await? {
-        Step::Done { cookie } => see_other(&state, "admin/", Some(state.cookie.admin_set(&cookie))),
+    Ok(match step {
+        Step::Done { cookie, device } => signed_in(&state, &cookie, device),
         Step::WrongCode { backup } => again(wrong_code(backup)),
         Step::Locked => again("Too many failed attempts. Please try again later."),
         Step::Restart => {
@@ -120,9 +123,9 @@ pub async fn second_factor_submit(
 pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DuoCallback>) -> Answer {
     let Some(session) = ctx.session.as_ref() else { return Ok(see_other(&state, "admin/login", None)) };
     let step =
-        state.auth.sign_in_with_duo(session, Principal::Admin, state.duo.as_ref(), q.into(), &visitor(&ctx)).await?;
+        state.auth.sign_in_with_duo(session, Principal::Admin, state.duo.as_ref(), q.into(), &ctx.visitor()).await?;
     Ok(match step {
-        Step::Done { cookie } => see_other(&state, "admin/", Some(state.cookie.admin_set(&cookie))),
+        Step::Done { cookie, device } => signed_in(&state, &cookie, device),
         Step::Failed(text) => message(&state, StatusCode::UNAUTHORIZED, "Duo sign-in failed", &text),
         _ => see_other(&state, "admin/login", None),
     })
@@ -240,7 +243,7 @@ pub async fn twofa_enable(State(state): State<AppState>, ctx: Ctx, CheckedForm {
         return Ok(see_other(&state, "admin/login", None));
     };
     require_recent(&state, &session, CONFIRM_FOR_OWN).await?;
-    match state.auth.enable_totp(&session, &creds, form.text("code"), &visitor(&ctx)).await {
+    match state.auth.enable_totp(&session, &creds, form.text("code"), &ctx.visitor()).await {
         Ok(Some(cookie)) => Ok(see_other(&state, "admin/", Some(state.cookie.admin_set(&cookie)))),
         Ok(None) => Ok(see_other(&state, "admin/security", None)),
         Err(e @ Error::Refused { .. }) => Ok(security_page(&state, &creds, &session, enrolling)

@@ -12,7 +12,7 @@ use crate::accounts::AuditAction;
 use crate::accounts::Target;
 use crate::accounts::{Actor, Principal, User};
 use crate::auth::sessions::Session;
-use crate::auth::{Proof, REAUTH_WINDOW_SECS, Visitor};
+use crate::auth::{Proof, REAUTH_WINDOW_SECS};
 use crate::error::Error;
 use crate::secrets::totp;
 use crate::web::AppState;
@@ -127,7 +127,7 @@ pub async fn twofa_enable(
     UserForm { user, session, form, .. }: UserForm<true>,
 ) -> Answer {
     require_recent(&state, &session, CONFIRM).await?;
-    let from = Visitor { ip: ctx.ip_string(), user_agent: ctx.user_agent.clone() };
+    let from = ctx.visitor();
     Ok(match state.auth.enable_totp(&session, &user.credentials(), form.text("code"), &from).await {
         Ok(Some(cookie)) => see_other(&state, "account/security", Some(state.cookie.set(&cookie))),
         Ok(None) => see_other(&state, "account/security", None),
@@ -205,7 +205,7 @@ pub async fn password(
     })
 }
 
-pub async fn sessions(State(state): State<AppState>, SignedIn { user, session, .. }: SignedIn) -> Answer {
+pub async fn sessions(State(state): State<AppState>, ctx: Ctx, SignedIn { user, session, .. }: SignedIn) -> Answer {
     let list = state.sessions.for_user(user.id).await?;
     let tz = humane::zone(&user.timezone, state.loaded.config.timezone.zone());
     let rows: Vec<_> = list
@@ -221,7 +221,39 @@ pub async fn sessions(State(state): State<AppState>, SignedIn { user, session, .
             })
         })
         .collect();
-    Ok(Page::new("sessions.html", "Sessions").with("user", &user).with("sessions", rows).render(&state, Some(&session)))
+    let (devices, this) = state.auth.known_devices(Principal::User, user.id, ctx.device.as_deref()).await?;
+    let devices: Vec<_> = devices
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "ip": d.ip,
+                "device": humane::device(&d.user_agent),
+                "first": humane::local_time(d.created_at, tz),
+                "last": humane::local_time(d.last_used_at, tz),
+                "current": Some(d.id) == this,
+            })
+        })
+        .collect();
+    Ok(Page::new("sessions.html", "Sessions")
+        .with("user", &user)
+        .with("sessions", rows)
+        .with("devices", devices)
+        .render(&state, Some(&session)))
+}
+
+/// Forgets a known device: its next sign-in counts against the account's budget again.
+pub async fn forget_device(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    UserForm { user, session, .. }: UserForm<true>,
+) -> Answer {
+    let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+    Ok(match state.auth.forget_device(&actor, Principal::User, user.id, id).await? {
+        true => redirect_with_flash(&state, session, "That device is forgotten.", "account/sessions").await,
+        false => message(&state, Some(&session), StatusCode::NOT_FOUND, "Not found", "There is no such device."),
+    })
 }
 
 pub async fn revoke_session(

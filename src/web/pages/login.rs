@@ -11,11 +11,11 @@ use super::extract::{IMPERSONATION, LinkToken};
 use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
 use crate::accounts::Principal;
 use crate::auth::sessions::{SecondFactor, Session};
-use crate::auth::{CodeProof, DuoAnswer, Prompt, SignedIn, Step, Visitor};
+use crate::auth::{CodeProof, DuoAnswer, Prompt, SignedIn, Step};
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::metrics::LoginOutcome;
-use crate::web::render::{Answer, Page, message, see_other, sentence};
+use crate::web::render::{Answer, Page, message, see_other, see_other_setting, sentence};
 
 /// One answer for an unknown email, a wrong password, a user without a password and a lockout.
 pub const LOGIN_INCORRECT: &str = "Login details incorrect. Please try again.";
@@ -56,7 +56,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
     }
     let session = check_csrf(&state, &ctx, &headers, &form)?;
     let password = form.get("password").unwrap_or("");
-    let step = state.auth.sign_in_with_password(Principal::User, email, password, &session, &visitor(&ctx)).await?;
+    let step = state.auth.sign_in_with_password(Principal::User, email, password, &session, &ctx.visitor()).await?;
     state.metrics.login(match step {
         Step::Refused => LoginOutcome::refused,
         Step::ClientsClosed => LoginOutcome::closed,
@@ -67,15 +67,17 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
             let text = "The account you belong to is closed. Contact support if you need access to its records.";
             message(&state, Some(&session), StatusCode::FORBIDDEN, "Account closed", text)
         }
-        Step::Done { cookie } => see_other(&state, "clientarea", Some(state.cookie.set(&cookie))),
+        Step::Done { cookie, device } => signed_in(&state, &cookie, device),
         Step::Enrol { cookie } => see_other(&state, "account/security", Some(state.cookie.set(&cookie))),
         Step::SecondFactor { cookie, .. } => see_other(&state, "login/2fa", Some(state.cookie.set(&cookie))),
         _ => login_page(&state, Some(&session), email, StatusCode::UNAUTHORIZED, LOGIN_INCORRECT),
     })
 }
 
-fn visitor(ctx: &Ctx) -> Visitor {
-    Visitor { ip: ctx.ip_string(), user_agent: ctx.user_agent.clone() }
+/// Signed in: the session cookie, and the device token when the browser got a new one.
+fn signed_in(state: &AppState, cookie: &str, device: Option<String>) -> Response {
+    let device = device.map(|d| state.cookie.device_set(false, &d));
+    see_other_setting(state, "clientarea", [state.cookie.set(cookie)].into_iter().chain(device))
 }
 
 pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Answer {
@@ -99,19 +101,17 @@ pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Answ
 pub async fn second_factor_submit(
     State(state): State<AppState>,
     ctx: Ctx,
-    CheckedForm { session, form }: CheckedForm,
+    CheckedForm { mut session, form }: CheckedForm,
 ) -> Answer {
     let backup = form.text("backup_code");
     let proof = if backup.is_empty() { CodeProof::Totp(form.text("code")) } else { CodeProof::Backup(backup) };
-    let step = state.auth.sign_in_with_code(&session, Principal::User, proof, &visitor(&ctx)).await?;
+    let step = state.auth.sign_in_with_code(&mut session, Principal::User, proof, &ctx.visitor()).await?;
     Ok(match step {
-        Step::Done { cookie } => see_other(&state, "clientarea", Some(state.cookie.set(&cookie))),
+        Step::Done { cookie, device } => signed_in(&state, &cookie, device),
         Step::WrongCode { backup } => second_factor_again(&state, &session, wrong_code(backup)),
         Step::Locked => second_factor_again(&state, &session, "Too many failed attempts. Please try again later."),
         Step::Restart => {
             let text = "Too many wrong codes for this sign-in. Log in again to try once more.";
-            let mut session = session;
-            session.data.pending = None;
             redirect_with_flash(&state, session, text, "login").await
         }
         _ => see_other(&state, "login", None),
@@ -152,9 +152,9 @@ impl From<DuoCallback> for DuoAnswer {
 pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DuoCallback>) -> Answer {
     let Some(session) = ctx.session.as_ref() else { return Ok(see_other(&state, "login", None)) };
     let step =
-        state.auth.sign_in_with_duo(session, Principal::User, state.duo.as_ref(), q.into(), &visitor(&ctx)).await?;
+        state.auth.sign_in_with_duo(session, Principal::User, state.duo.as_ref(), q.into(), &ctx.visitor()).await?;
     Ok(match step {
-        Step::Done { cookie } => see_other(&state, "clientarea", Some(state.cookie.set(&cookie))),
+        Step::Done { cookie, device } => signed_in(&state, &cookie, device),
         Step::Failed(text) => message(&state, Some(session), StatusCode::UNAUTHORIZED, "Duo sign-in failed", &text),
         _ => see_other(&state, "login", None),
     })
@@ -196,8 +196,9 @@ pub async fn impersonation_submit(
         Err(e) => return message(&state, Some(&session), StatusCode::NOT_FOUND, "Link not valid", &sentence(&e)),
     };
     let signed = SignedIn { impersonated_by: Some(admin_id), ..Default::default() };
-    match state.auth.complete_sign_in(&session, &user.credentials(), &visitor(&ctx), signed).await {
-        Ok(cookie) => see_other(&state, "clientarea", Some(state.cookie.set(&cookie))),
+    match state.auth.complete_sign_in(&session, &user.credentials(), &ctx.visitor(), signed).await {
+        Ok(Step::Done { cookie, device }) => signed_in(&state, &cookie, device),
+        Ok(_) => see_other(&state, "login", None),
         Err(e) => store_failed(&state, &e),
     }
 }

@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/client", get(profile::client).post(profile::save_client))
         .route("/account/sessions", get(account::sessions))
         .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route("/account/devices/{id}/forget", post(account::forget_device))
         .route("/account/users", get(users::list))
         .route("/account/users/invite", post(users::invite))
         .route("/account/users/{id}/permissions", post(users::permissions))
