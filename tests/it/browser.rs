@@ -348,7 +348,8 @@ async fn sessions_are_listed_and_one_is_ended_from_another_browser() {
         log_in(&laptop, "ann@example.com", PASSWORD).await;
         log_in(&phone, "ann@example.com", PASSWORD).await;
         laptop.follow("Sessions").await;
-        let rows = laptop.eval("return [...document.querySelectorAll('tbody tr')].map(r => r.innerText)").await;
+        let rows =
+            laptop.eval("return [...document.querySelectorAll('#sessions tbody tr')].map(r => r.innerText)").await;
         let rows: Vec<String> = rows.as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert_eq!(rows.iter().filter(|r| r.contains("This session")).count(), 1, "{rows:?}");
@@ -363,8 +364,26 @@ async fn sessions_are_listed_and_one_is_ended_from_another_browser() {
         phone.open("clientarea").await;
         assert!(phone.path().await.starts_with("/login"), "the ended session is signed out");
         laptop.open("account/sessions").await;
-        let rows = laptop.eval("return document.querySelectorAll('tbody tr').length").await;
+        let rows = laptop.eval("return document.querySelectorAll('#sessions tbody tr').length").await;
         assert_eq!(rows, 1);
+
+        // Both browsers signed in, so both are known devices; the laptop forgets the phone.
+        let devices =
+            laptop.eval("return [...document.querySelectorAll('#devices tbody tr')].map(r => r.innerText)").await;
+        let devices: Vec<String> =
+            devices.as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+        assert_eq!(devices.len(), 2, "{devices:?}");
+        assert_eq!(devices.iter().filter(|r| r.contains("This browser")).count(), 1, "{devices:?}");
+        let other = laptop
+            .eval("return document.querySelector('#devices tbody tr:not(:has(strong)) form').getAttribute('action')")
+            .await;
+        let forget = other.as_str().unwrap().rsplit("account/").next().unwrap().to_string();
+        laptop.press_in(&format!("form[action$='{forget}']"), "Forget").await;
+        laptop.sees("That device is forgotten").await;
+        let left =
+            laptop.eval("return [...document.querySelectorAll('#devices tbody tr')].map(r => r.innerText)").await;
+        assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+        assert!(left[0].as_str().unwrap().contains("This browser"), "{left}");
     })
     .await;
 }
