@@ -316,6 +316,11 @@ impl Accounts {
             ));
         }
         sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        // Its known devices name nothing now (the table serves users and admins: no foreign key).
+        sqlx::query("DELETE FROM device_tokens WHERE principal = 'user' AND account_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         audit::record(
             &mut tx,
             self.db.now(),

@@ -22,6 +22,9 @@ pub const DEVICE_TTL_SECS: i64 = 180 * 86_400;
 /// The longest User-Agent kept with a device.
 const USER_AGENT_CHARS: usize = 200;
 
+/// Known devices kept per account: a new one beyond this forgets the least recently used.
+pub const DEVICES_PER_ACCOUNT: i64 = 20;
+
 /// A known device of an account, as the sessions page lists it (never its token).
 #[derive(Debug, Clone, Serialize, sqlx_macros::FromRow)]
 pub struct Device {
@@ -78,7 +81,7 @@ impl Devices {
                 .await?;
             return Ok(None);
         }
-        let token = tokens::random();
+        let token = tokens::mint(tokens::TokenKind::Device);
         let user_agent: String = user_agent.chars().take(USER_AGENT_CHARS).collect();
         sqlx::query(
             "INSERT INTO device_tokens (principal, account_id, token_hash, user_agent, ip, created_at, last_used_at) \
@@ -92,7 +95,39 @@ impl Devices {
         .bind(self.db.now())
         .execute(self.db.pool())
         .await?;
+        // However many browsers sign in, the account keeps the most recent few.
+        sqlx::query(
+            "DELETE FROM device_tokens WHERE principal = $1 AND account_id = $2 AND id NOT IN \
+             (SELECT id FROM device_tokens WHERE principal = $1 AND account_id = $2 \
+              ORDER BY last_used_at DESC, id DESC LIMIT $3)",
+        )
+        .bind(who.target_type().as_str())
+        .bind(account_id)
+        .bind(DEVICES_PER_ACCOUNT)
+        .execute(self.db.pool())
+        .await?;
         Ok(Some(token.raw))
+    }
+
+    /// Forgets every device of the account but the one `keep` names (a password changed from it).
+    pub async fn revoke_all_but(&self, who: Principal, account_id: i64, keep: Option<&str>) -> Result<u64> {
+        let kept = self.recognise(who, account_id, keep).await?.unwrap_or(0);
+        Ok(sqlx::query("DELETE FROM device_tokens WHERE principal = $1 AND account_id = $2 AND id <> $3")
+            .bind(who.target_type().as_str())
+            .bind(account_id)
+            .bind(kept)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected())
+    }
+
+    /// Removes devices unused for [`DEVICE_TTL_SECS`] (cron).
+    pub async fn purge(&self) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM device_tokens WHERE last_used_at <= $1")
+            .bind(self.db.now() - DEVICE_TTL_SECS)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected())
     }
 
     /// The account's live devices, most recently used first.

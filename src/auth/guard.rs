@@ -78,7 +78,7 @@ impl Auth {
     /// Checks the current password of `creds` (none set = never confirms) under the limiter —
     /// re-authentication, the forms that change a credential — and audits a wrong or locked one.
     pub async fn confirm_password(&self, creds: &Credentials, password: &str, ip: &str) -> Result<Checked<()>> {
-        let scopes = Scope::password(creds.who, &creds.login, ip);
+        let scopes = Scope::unknown_device(creds.who, &creds.login, ip);
         let actor = creds.actor(ip);
         let checked = self
             .guarded(creds.who, &scopes, &actor, creds.target(), async {

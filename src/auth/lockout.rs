@@ -34,6 +34,11 @@ impl Auth {
         Ok(forgotten)
     }
 
+    /// Removes known devices unused for their lifetime (cron).
+    pub async fn purge_devices(&self) -> Result<u64> {
+        self.devices.purge().await
+    }
+
     /// Removes lockout counters whose window and lock have both passed (cron).
     pub async fn purge_lockouts(&self) -> Result<u64> {
         self.throttle.purge().await

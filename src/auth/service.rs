@@ -70,13 +70,15 @@ impl Auth {
     }
 
     /// Changes the password after checking the current one; ends every other session of the
-    /// user and every reset link still out.
+    /// user, every reset link still out, and every known device but the browser's own
+    /// (`keep_device`, the token it holds).
     pub async fn change_password(
         &self,
         user: &User,
         current: &str,
         new: &str,
         keep_session: &str,
+        keep_device: Option<&str>,
         ip: &str,
     ) -> Result<u64> {
         let creds = user.credentials();
@@ -86,6 +88,7 @@ impl Auth {
         self.accounts
             .store_password_hash(&actor, (Principal::User, user.id), &hash, AuditAction::UserPasswordChanged)
             .await?;
+        self.devices.revoke_all_but(Principal::User, user.id, keep_device).await?;
         self.sessions.end_for_user(user.id, Some(keep_session)).await
     }
 
@@ -162,7 +165,7 @@ impl Auth {
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
         if let Some(hash) = user.security_answer_hash.as_ref().filter(|_| self.security_questions) {
             let given = passwords::normalize_answer(answer.unwrap_or(""));
-            let scopes = Scope::password(Principal::User, &user.email, ip);
+            let scopes = Scope::unknown_device(Principal::User, &user.email, ip);
             let checked = self
                 .guarded(Principal::User, &scopes, &actor, (Target::User, Some(user.id)), async {
                     Ok(verify_any_async(&given, hash).await?.ok.then_some(()))
@@ -196,15 +199,12 @@ impl Auth {
         .await?;
         tx.commit().await?;
         self.sessions.end_for_user(user.id, None).await?;
-        // Whoever completed the reset controls the mailbox: the password budgets and the
-        // ceiling an attacker filled start again (the second factor's stays as it is).
-        let email = user.email.to_lowercase();
-        self.throttle
-            .release(|s| {
-                matches!(s, Scope::Account(..) | Scope::AccountAtIp(..) | Scope::Ceiling(..))
-                    && s.account_name() == Some((Principal::User, email.as_str()))
-            })
-            .await?;
+        // Whoever completed the reset controls the mailbox: the account's budget and the ceiling
+        // an attacker filled start again (the second factor's stays as it is), and every known
+        // device is forgotten — one may be the reason for the reset.
+        let (who, email) = (Principal::User, user.email.as_str());
+        self.throttle.clear(&[Scope::account(who, email), Scope::ceiling(who, email)]).await?;
+        self.devices.revoke_all(who, user.id).await?;
         Ok(user)
     }
 
@@ -315,12 +315,24 @@ pub struct TotpEnrolment {
 }
 
 /// Where a login comes from, as the session keeps it.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Visitor {
     pub ip: String,
     pub user_agent: String,
     /// The device token the browser holds for this area (`auth::devices`), if any.
     pub device: Option<String>,
+}
+
+/// Says whether a device token came, never what it is.
+impl std::fmt::Debug for Visitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let device = if self.device.is_some() { "presented" } else { "none" };
+        f.debug_struct("Visitor")
+            .field("ip", &self.ip)
+            .field("user_agent", &self.user_agent)
+            .field("device", &device)
+            .finish()
+    }
 }
 
 /// What a new signed-in session starts with besides the user.

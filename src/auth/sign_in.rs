@@ -94,9 +94,11 @@ impl Auth {
             Some(c) => self.devices.recognise(who, c.id, from.device.as_deref()).await?,
             None => None,
         };
-        let scopes = match device {
-            Some(id) => vec![Scope::Device(who, id)],
-            None => Scope::unknown_device(who, login, ip).to_vec(),
+        let scopes = match (device, &creds) {
+            (Some(id), _) => Scope::known_device(who, id).to_vec(),
+            (None, Some(_)) => Scope::unknown_device(who, login, ip).to_vec(),
+            // No such account: no ceiling row for a name nobody has.
+            (None, None) => Scope::password(who, login, ip).to_vec(),
         };
         let attempt = self.throttle.begin(&scopes).await?;
         let actor = match &creds {
@@ -125,10 +127,6 @@ impl Auth {
             return Ok(Step::Refused);
         };
         attempt.succeeded().await?;
-        if device.is_some() {
-            // A success ends a run of consecutive failures, wherever they came from.
-            self.throttle.clear(&Scope::ceiling(who, login)).await?;
-        }
         if verified.rehash {
             let fresh = passwords::hash_async(password).await?;
             self.accounts.upgrade_password_hash(&actor, &creds, &stored, &fresh).await?;
@@ -246,6 +244,9 @@ impl Auth {
         }
         let mut device = None;
         if signed.impersonated_by.is_none() {
+            // Every factor proven: a run of consecutive failures ends, wherever it came from.
+            let known = self.devices.recognise(creds.who, creds.id, from.device.as_deref()).await?;
+            self.throttle.clear(&Scope::ended_by_sign_in(creds.who, &creds.login, known)).await?;
             let actor = creds.actor(&from.ip);
             self.accounts.record_event(&actor, creds.who.action(Event::SignedIn), creds.target(), json!({})).await?;
             device =
@@ -402,7 +403,11 @@ impl Auth {
         check: impl std::future::Future<Output = Result<Option<T>>>,
     ) -> Result<Checked<T>> {
         let scopes = match device {
-            Some(id) => vec![Scope::Device(creds.who, id), Scope::second_factor(creds.who, &creds.login)],
+            Some(id) => {
+                let mut scopes = Scope::known_device(creds.who, id).to_vec();
+                scopes.push(Scope::second_factor(creds.who, &creds.login));
+                scopes
+            }
             None => Scope::second_factor_attempt(creds.who, &creds.login, ip).to_vec(),
         };
         self.guarded(creds.who, &scopes, &creds.actor(ip), creds.target(), check).await

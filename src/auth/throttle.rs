@@ -43,6 +43,8 @@ pub enum Scope {
     SignUp(String),
     /// A known device of an account (`auth::devices`): its own small budget.
     Device(Principal, i64),
+    /// Consecutive failures from one known device, bounded as the account's are.
+    DeviceCeiling(Principal, i64),
     /// Consecutive failures on an account from unknown devices, at most
     /// [`MAX_CONSECUTIVE_FAILURES`] until a sign-in succeeds (NIST SP 800-63B-4's bound).
     Ceiling(Principal, String),
@@ -81,10 +83,10 @@ impl Principal {
     }
 
     /// The key prefixes of this principal's device and ceiling scopes.
-    fn device_prefixes(self) -> [&'static str; 2] {
+    fn device_prefixes(self) -> [&'static str; 3] {
         match self {
-            Principal::User => ["device", "ceiling"],
-            Principal::Admin => ["admin-device", "admin-ceiling"],
+            Principal::User => ["device", "ceiling", "device-ceiling"],
+            Principal::Admin => ["admin-device", "admin-ceiling", "admin-device-ceiling"],
         }
     }
 }
@@ -116,6 +118,19 @@ impl Scope {
         [account, at_ip, ip, Scope::ceiling(who, name)]
     }
 
+    /// A check from known device `id`: its own budget and its own ceiling.
+    pub fn known_device(who: Principal, id: i64) -> [Scope; 2] {
+        [Scope::Device(who, id), Scope::DeviceCeiling(who, id)]
+    }
+
+    /// The ceilings a full sign-in (every factor proven) ends: the account's, and the device's
+    /// it came from.
+    pub fn ended_by_sign_in(who: Principal, name: &str, device: Option<i64>) -> Vec<Scope> {
+        let mut scopes = vec![Scope::ceiling(who, name)];
+        scopes.extend(device.map(|id| Scope::DeviceCeiling(who, id)));
+        scopes
+    }
+
     /// A password check of `name` from `ip` (login, re-authentication, reset answer).
     pub fn password(who: Principal, name: &str, ip: &str) -> [Scope; 3] {
         [Scope::account(who, name), Scope::account_at_ip(who, name, ip), Scope::ip(ip)]
@@ -136,6 +151,7 @@ impl Scope {
             Scope::SignUp(ip) => format!("register:{ip}"),
             Scope::Device(who, id) => format!("{}:{id}", who.device_prefixes()[0]),
             Scope::Ceiling(who, name) => format!("{}:{name}", who.device_prefixes()[1]),
+            Scope::DeviceCeiling(who, id) => format!("{}:{id}", who.device_prefixes()[2]),
         }
     }
 
@@ -159,6 +175,8 @@ impl Scope {
             "admin-device" => Scope::Device(Principal::Admin, rest.parse().ok()?),
             "ceiling" => Scope::Ceiling(Principal::User, rest.into()),
             "admin-ceiling" => Scope::Ceiling(Principal::Admin, rest.into()),
+            "device-ceiling" => Scope::DeviceCeiling(Principal::User, rest.parse().ok()?),
+            "admin-device-ceiling" => Scope::DeviceCeiling(Principal::Admin, rest.parse().ok()?),
             _ => return None,
         })
     }
@@ -184,8 +202,10 @@ impl Scope {
 
     /// A success clears the scopes of the account it proved; an address's budget only gets
     /// its slot back, so one valid account cannot reset a sprayer's count.
+    /// Ceilings are not: only a full sign-in ends a run of consecutive failures (a right
+    /// password alone, before the second factor, does not).
     fn cleared_by_success(&self) -> bool {
-        !matches!(self, Scope::Ip(_) | Scope::SignUp(_))
+        !matches!(self, Scope::Ip(_) | Scope::SignUp(_) | Scope::Ceiling(..) | Scope::DeviceCeiling(..))
     }
 }
 
@@ -235,7 +255,7 @@ impl Throttle {
     fn limit(&self, scope: &Scope) -> i64 {
         match scope {
             Scope::Ip(_) => self.ip_max_failures,
-            Scope::Ceiling(..) => MAX_CONSECUTIVE_FAILURES,
+            Scope::Ceiling(..) | Scope::DeviceCeiling(..) => MAX_CONSECUTIVE_FAILURES,
             _ => self.max_failures,
         }
     }
@@ -243,7 +263,7 @@ impl Throttle {
     /// How long a scope's failures are counted together.
     fn window(&self, scope: &Scope) -> i64 {
         match scope {
-            Scope::Ceiling(..) => CEILING_SECS,
+            Scope::Ceiling(..) | Scope::DeviceCeiling(..) => CEILING_SECS,
             _ => self.window_secs,
         }
     }
@@ -251,7 +271,7 @@ impl Throttle {
     /// How long a full scope stays locked.
     fn lock(&self, scope: &Scope) -> i64 {
         match scope {
-            Scope::Ceiling(..) => CEILING_SECS,
+            Scope::Ceiling(..) | Scope::DeviceCeiling(..) => CEILING_SECS,
             _ => self.lock_secs,
         }
     }
@@ -370,9 +390,11 @@ impl Throttle {
         .rows_affected())
     }
 
-    /// Forgets a scope's failures and lock (a sign-in that proves the account, a completed reset).
-    pub async fn clear(&self, scope: &Scope) -> Result<()> {
-        sqlx::query("DELETE FROM throttle WHERE scope = $1").bind(scope.key()).execute(self.db.pool()).await?;
+    /// Forgets these scopes' failures and locks (a full sign-in, a completed reset), by key.
+    pub async fn clear(&self, scopes: &[Scope]) -> Result<()> {
+        for scope in scopes {
+            sqlx::query("DELETE FROM throttle WHERE scope = $1").bind(scope.key()).execute(self.db.pool()).await?;
+        }
         Ok(())
     }
 }
@@ -432,7 +454,7 @@ mod tests {
             for scope in Scope::unknown_device(who, "Ann@Example.com", "10.0.0.1")
                 .into_iter()
                 .chain(Scope::second_factor_attempt(who, "x", "::1"))
-                .chain([Scope::Device(who, 7)])
+                .chain(Scope::known_device(who, 7))
             {
                 assert_eq!(Scope::parse(&scope.key()), Some(scope));
             }

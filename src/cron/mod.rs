@@ -102,7 +102,10 @@ impl Cron<'_> {
             Job::TokenPurge => {
                 let tokens = one_time::purge(db).await?;
                 let counters = self.services.auth.purge_lockouts().await?;
-                Ok(serde_json::json!({"tokens_removed": tokens, "throttle_counters_removed": counters}))
+                let devices = self.services.auth.purge_devices().await?;
+                Ok(serde_json::json!({
+                    "tokens_removed": tokens, "throttle_counters_removed": counters, "devices_removed": devices
+                }))
             }
             Job::Mail => {
                 let transport = Transport::from_config(&self.loaded.config.mail)?;

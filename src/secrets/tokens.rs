@@ -28,11 +28,19 @@ pub enum TokenKind {
     PasswordReset,
     /// A one-time "log in as client" link.
     Impersonation,
+    /// A browser's device token (`auth::devices`), in its cookie.
+    Device,
 }
 
 impl TokenKind {
-    pub const ALL: [TokenKind; 5] =
-        [TokenKind::Api, TokenKind::Session, TokenKind::Invite, TokenKind::PasswordReset, TokenKind::Impersonation];
+    pub const ALL: [TokenKind; 6] = [
+        TokenKind::Api,
+        TokenKind::Session,
+        TokenKind::Invite,
+        TokenKind::PasswordReset,
+        TokenKind::Impersonation,
+        TokenKind::Device,
+    ];
 
     pub fn prefix(self) -> &'static str {
         match self {
@@ -41,6 +49,7 @@ impl TokenKind {
             TokenKind::Invite => "inv_",
             TokenKind::PasswordReset => "pr_",
             TokenKind::Impersonation => "im_",
+            TokenKind::Device => "gd_",
         }
     }
 }

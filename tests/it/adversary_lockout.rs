@@ -183,7 +183,37 @@ async fn at_most_a_hundred_consecutive_failures_then_only_a_known_device(backend
     assert_eq!(sign_in_and_out(&server.browser(), "ann@example.com").await, 303, "and that success reopened it");
 }
 
+/// A stolen device cookie is worth a device's budget, and no more than 100 consecutive
+/// guesses: then that device is shut, while the account stays open to the owner's other
+/// browsers. A completed reset forgets every known device (one may be why it was asked for).
+async fn a_known_device_meets_its_own_ceiling_and_a_reset_forgets_devices(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let stolen = server.browser();
+    assert_eq!(sign_in_and_out(&stolen, "ann@example.com").await, 303);
+    let clock = server.state.db().clock();
+    for _ in 0..30 {
+        for _ in 0..LIMIT {
+            stolen.login("ann@example.com", "a guess that is wrong").await;
+        }
+        clock.advance(Duration::from_secs(31 * 60));
+    }
+    assert_eq!(count(&server, user_id, "login.failed").await, 100, "150 sent from the device, 100 evaluated");
+    assert_eq!(stolen.login("ann@example.com", PASSWORD).await.status, 401, "that device is shut");
+    assert_eq!(sign_in_and_out(&server.browser(), "ann@example.com").await, 303, "the account is not");
+
+    let who = gatehouse::accounts::Principal::User;
+    assert_eq!(server.auth().known_devices(who, user_id, None).await.unwrap().0.len(), 2);
+    let user = server.accounts().user(user_id).await.unwrap();
+    server.auth().send_reset(&gatehouse::accounts::Actor::system("test"), &user).await.unwrap();
+    let mail = gatehouse::mail::for_recipient(server.accounts().db(), "ann@example.com").await.unwrap();
+    let raw = mail[0].body.split("password/reset/").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    server.auth().complete_reset(&raw, None, "a brand new password", "127.0.0.1").await.unwrap();
+    assert!(server.auth().known_devices(who, user_id, None).await.unwrap().0.is_empty(), "every device forgotten");
+}
+
 web_on_both_backends!(
+    a_known_device_meets_its_own_ceiling_and_a_reset_forgets_devices,
     the_owner_signs_in_while_the_account_is_hammered,
     an_office_signs_in_through_a_spray_from_its_own_address,
     at_most_a_hundred_consecutive_failures_then_only_a_known_device,

@@ -191,18 +191,24 @@ pub async fn password(
         return Ok(refused(&state, &user, &session, "The two new passwords differ.".into()).await);
     }
     let current = form.get("current_password").unwrap_or("");
-    Ok(match state.auth.change_password(&user, current, new, &session.key, &ctx.ip_string()).await {
-        Ok(ended) => {
-            let mut data = session.data.clone();
-            data.flash = Some(format!("Your password is changed. {ended} other session(s) were signed out."));
-            match state.sessions.rotate(&session, data).await {
-                Ok((raw, _)) => see_other(&state, "account/security", Some(state.cookie.set(&raw))),
-                Err(e) => store_failed(&state, &e),
+    Ok(
+        match state
+            .auth
+            .change_password(&user, current, new, &session.key, ctx.device.as_deref(), &ctx.ip_string())
+            .await
+        {
+            Ok(ended) => {
+                let mut data = session.data.clone();
+                data.flash = Some(format!("Your password is changed. {ended} other session(s) were signed out."));
+                match state.sessions.rotate(&session, data).await {
+                    Ok((raw, _)) => see_other(&state, "account/security", Some(state.cookie.set(&raw))),
+                    Err(e) => store_failed(&state, &e),
+                }
             }
-        }
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
-        Err(e) => return Err(e.into()),
-    })
+            Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
+            Err(e) => return Err(e.into()),
+        },
+    )
 }
 
 pub async fn sessions(State(state): State<AppState>, ctx: Ctx, SignedIn { user, session, .. }: SignedIn) -> Answer {
@@ -242,13 +248,15 @@ pub async fn sessions(State(state): State<AppState>, ctx: Ctx, SignedIn { user, 
         .render(&state, Some(&session)))
 }
 
-/// Forgets a known device: its next sign-in counts against the account's budget again.
+/// Forgets a known device: its next sign-in counts against the account's budget again. A
+/// stolen session must not strip the owner's devices of their protection: recent proof first.
 pub async fn forget_device(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<i64>,
-    UserForm { user, session, .. }: UserForm<true>,
+    UserForm { user, session, .. }: UserForm,
 ) -> Answer {
+    require_recent(&state, &session, CONFIRM).await?;
     let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
     Ok(match state.auth.forget_device(&actor, Principal::User, user.id, id).await? {
         true => redirect_with_flash(&state, session, "That device is forgotten.", "account/sessions").await,
