@@ -34,6 +34,12 @@ impl Auth {
         Ok(forgotten)
     }
 
+    /// Forgets every known device of an account (a password set for it from outside: whoever
+    /// knew the old one may hold one). Returns how many.
+    pub async fn forget_devices(&self, who: Principal, account_id: i64) -> Result<u64> {
+        self.devices.revoke_all(who, account_id).await
+    }
+
     /// Removes known devices unused for their lifetime (cron).
     pub async fn purge_devices(&self) -> Result<u64> {
         self.devices.purge().await

@@ -143,8 +143,10 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
             let admin = admin_ref(ctx, &admin).await?;
             accounts.set_password(actor, (Principal::Admin, admin.id), &password.require()?).await?;
             let ended = ctx.sessions.end_for_admin(admin.id, None).await?;
-            let summary =
-                serde_json::json!({"admin_id": admin.id, "username": admin.username, "sessions_ended": ended});
+            let forgotten = ctx.auth.forget_devices(Principal::Admin, admin.id).await?;
+            let summary = serde_json::json!({
+                "admin_id": admin.id, "username": admin.username, "sessions_ended": ended, "devices_forgotten": forgotten
+            });
             out.emit(&summary, || {
                 format!(
                     "Set the password of admin {}; {ended} admin session(s) ended. Sign in at /admin/login.",

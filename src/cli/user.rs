@@ -255,8 +255,13 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
             accounts.set_password(actor, (Principal::User, id), &password.require()?).await?;
             // A new password ends every session of the user, as a change or a reset does.
             let ended = ctx.sessions.end_for_user(id, None).await?;
-            out.emit(&json!({"id": id, "has_password": true, "sessions_ended": ended}), || {
-                format!("Set the password of user {id}; {ended} session(s) ended")
+            let forgotten = ctx.auth.forget_devices(Principal::User, id).await?;
+            let summary =
+                json!({"id": id, "has_password": true, "sessions_ended": ended, "devices_forgotten": forgotten});
+            out.emit(&summary, || {
+                format!(
+                    "Set the password of user {id}; {ended} session(s) ended, {forgotten} known device(s) forgotten"
+                )
             })
         }
         UserCommand::ResetPassword { user } => {
