@@ -53,6 +53,8 @@ vocabulary! {
     PasswordResetCompleted = "password.reset_completed": "a user chose a new password with a reset link",
     SecurityReauthenticated = "security.reauthenticated": "a user or admin proved who they are again, to change a credential",
     SecurityReauthenticationFailed = "security.reauthentication_failed": "a re-authentication was refused (details: why)",
+    SecurityNotMe = "security.not_me": "a \"this wasn't me\" link was used: every session ended, known devices and reset links forgotten",
+    NotificationsChanged = "security.notifications": "a person chose which security notifications they get (details: the choice)",
     UserCreate = "user.create": "a user was created",
     UserUpdate = "user.update": "a user's details changed (details: the fields)",
     UserDelete = "user.delete": "a user was deleted",

@@ -362,6 +362,33 @@ impl Accounts {
             .await
     }
 
+    /// Whether the account is told of sign-ins from new devices.
+    pub async fn new_device_notices(&self, (who, id): (Principal, i64)) -> Result<bool> {
+        let sql = format!("SELECT notify_new_device FROM {} WHERE id = $1", who.table());
+        let on: Option<i64> = sqlx::query_scalar(composed(sql)).bind(id).fetch_optional(self.db.pool()).await?;
+        Ok(on.unwrap_or(1) != 0)
+    }
+
+    /// Chooses whether the account is told of sign-ins from new devices (credential changes
+    /// are always told).
+    pub async fn set_new_device_notices(&self, actor: &Actor, (who, id): (Principal, i64), on: bool) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let sql = format!("UPDATE {} SET notify_new_device = $1 WHERE id = $2", who.table());
+        sqlx::query(composed(sql)).bind(i64::from(on)).bind(id).execute(&mut *tx).await?;
+        let details = json!({"new_device": on});
+        audit::record(
+            &mut tx,
+            self.db.now(),
+            actor,
+            AuditAction::NotificationsChanged,
+            (who.target_type(), Some(id)),
+            details,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Turns every second factor off (the person with their password, an admin, or the CLI for
     /// one who lost their device).
     pub async fn clear_twofa(&self, actor: &Actor, (who, id): (Principal, i64)) -> Result<()> {

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod duo;
 mod guard;
 mod lockout;
+mod notices;
 pub mod one_time;
 mod profile;
 mod reauth;
@@ -16,6 +17,7 @@ mod signup;
 pub mod throttle;
 
 pub use guard::Checked;
+pub use notices::{NOT_ME_TTL_SECS, Notice};
 pub use profile::ProfileChange;
 pub use reauth::{Proof, REAUTH_WINDOW_SECS};
 pub use service::{Auth, IMPERSONATION_TTL_SECS, SignedIn, TotpEnrolment, Visitor};

@@ -33,6 +33,8 @@ pub struct Auth {
     /// `security.security_questions`: whether a reset asks the user's question.
     pub security_questions: bool,
     pub(super) duo_configured: bool,
+    /// The site's `timezone:`, for times in mails to people who chose none.
+    pub(super) site_zone: Option<chrono_tz::Tz>,
     /// `accounts.signup_required`: the contact details a sign-up must give.
     pub signup_required: Vec<crate::config::ContactField>,
 }
@@ -53,6 +55,7 @@ impl Auth {
             force_admins: config.twofa.force_admins,
             duo_configured: !config.twofa.duo.client_id.is_empty(),
             signup_required: config.accounts.signup_required.clone(),
+            site_zone: config.timezone.zone(),
         }
     }
 
@@ -66,7 +69,9 @@ impl Auth {
     /// Turns two-factor off after the user confirms the password.
     pub async fn disable_twofa_with_password(&self, creds: &Credentials, password: &str, ip: &str) -> Result<()> {
         self.confirm_password(creds, password, ip).await?.or_refused("the password is not correct")?;
-        self.accounts.clear_twofa(&creds.actor(ip), (creds.who, creds.id)).await
+        self.accounts.clear_twofa(&creds.actor(ip), (creds.who, creds.id)).await?;
+        self.notify(creds.who, creds.id, super::Notice::SecondFactorOff).await;
+        Ok(())
     }
 
     /// Changes the password after checking the current one; ends every other session of the
@@ -89,6 +94,7 @@ impl Auth {
             .store_password_hash(&actor, (Principal::User, user.id), &hash, AuditAction::UserPasswordChanged)
             .await?;
         self.devices.revoke_all_but(Principal::User, user.id, keep_device).await?;
+        self.notify(Principal::User, user.id, super::Notice::PasswordChanged).await;
         self.sessions.end_for_user(user.id, Some(keep_session)).await
     }
 
@@ -205,6 +211,7 @@ impl Auth {
         let (who, email) = (Principal::User, user.email.as_str());
         self.throttle.clear(&[Scope::account(who, email), Scope::ceiling(who, email)]).await?;
         self.devices.revoke_all(who, user.id).await?;
+        self.notify(who, user.id, super::Notice::PasswordReset).await;
         Ok(user)
     }
 

@@ -9,6 +9,7 @@
 
 use serde_json::json;
 
+use super::Notice;
 use super::duo::Duo;
 use super::guard::Checked;
 use super::service::{Auth, SignedIn, TotpEnrolment, Visitor};
@@ -122,6 +123,9 @@ impl Auth {
             for scope in attempt.failed().await? {
                 let details = json!({"scope": scope.key()});
                 self.accounts.record_event(&actor, who.action(Event::PasswordLockout), target, details).await?;
+                if let (Scope::Account(..), Some(id)) = (&scope, target.1) {
+                    self.notify(who, id, Notice::Locked { minutes: self.throttle.lock_minutes() }).await;
+                }
             }
             self.accounts.record_event(&actor, who.action(Event::LoginFailed), target, typed).await?;
             return Ok(Step::Refused);
@@ -249,8 +253,14 @@ impl Auth {
             self.throttle.clear(&Scope::ended_by_sign_in(creds.who, &creds.login, known)).await?;
             let actor = creds.actor(&from.ip);
             self.accounts.record_event(&actor, creds.who.action(Event::SignedIn), creds.target(), json!({})).await?;
+            let knew_any = !self.devices.list(creds.who, creds.id).await?.is_empty();
             device =
                 self.devices.signed_in(creds.who, creds.id, from.device.as_deref(), &from.user_agent, &from.ip).await?;
+            // A browser the account did not know, when it knew others: the owner is told.
+            if device.is_some() && knew_any {
+                let notice = Notice::NewDevice { user_agent: from.user_agent.clone(), ip: from.ip.clone() };
+                self.notify(creds.who, creds.id, notice).await;
+            }
         }
         Ok(Step::Done { cookie: self.sessions.rotate(old, data).await?.0, device })
     }
@@ -389,6 +399,9 @@ impl Auth {
                 Ok(spent.then_some(replacement))
             })
             .await?;
+        if let Checked::Right(_) = checked {
+            self.notify(creds.who, creds.id, Notice::BackupCodeUsed).await;
+        }
         self.audit_second_factor(creds, ip, &checked, Event::BackupCodeUsed, Event::BackupCodeFailed).await?;
         Ok(checked)
     }
@@ -495,6 +508,7 @@ impl Auth {
     pub async fn choose_duo(&self, session: &mut Session, creds: &Credentials, ip: &str) -> Result<bool> {
         duo_name(creds).map_err(|why| Error::refused(Code::InvalidInput, why))?;
         self.accounts.set_duo(&creds.actor(ip), (creds.who, creds.id)).await?;
+        self.notify(creds.who, creds.id, Notice::SecondFactorOn).await;
         if !session.data.enrolling(creds.who) {
             return Ok(false);
         }
@@ -557,6 +571,7 @@ impl Auth {
         match self.accounts.set_totp(&actor, (creds.who, creds.id), secret, *step, backup_hash).await {
             // An enrolment that was all a sign-in still owed completes it, only now.
             Ok(()) if enrolling => {
+                self.notify(creds.who, creds.id, Notice::SecondFactorOn).await;
                 rotated.data.pending = None;
                 rotated.data.sign_in(creds.who, creds.id);
                 self.accounts
@@ -564,7 +579,7 @@ impl Auth {
                     .await?;
                 self.sessions.save(&mut rotated).await?;
             }
-            Ok(()) => {}
+            Ok(()) => self.notify(creds.who, creds.id, Notice::SecondFactorOn).await,
             Err(e) => {
                 tracing::error!(error = %e, "turning two-factor on failed after its backup code was saved for display");
                 rotated.data.backup_code = None;

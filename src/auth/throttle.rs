@@ -260,6 +260,11 @@ impl Throttle {
         }
     }
 
+    /// How long a full account scope stays locked (what a notice tells).
+    pub fn lock_minutes(&self) -> i64 {
+        self.lock_secs / 60
+    }
+
     /// How long a scope's failures are counted together.
     fn window(&self, scope: &Scope) -> i64 {
         match scope {

@@ -3,6 +3,7 @@
 //! through the configured transport, with retries and backoff. A failure is recorded on the
 //! message with the transport's error, so the doctor and operators can see why mail is unsent.
 
+pub mod humane;
 mod outbox;
 mod transport;
 

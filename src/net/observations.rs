@@ -138,6 +138,8 @@ const ROUTE_WORDS: &[&str] = &[
     "match",
     "metrics",
     "new",
+    "not-me",
+    "notifications",
     "owner",
     "password",
     "password-reset",

@@ -30,16 +30,19 @@ pub enum TokenKind {
     Impersonation,
     /// A browser's device token (`auth::devices`), in its cookie.
     Device,
+    /// A "this wasn't me" link in a security notification.
+    NotMe,
 }
 
 impl TokenKind {
-    pub const ALL: [TokenKind; 6] = [
+    pub const ALL: [TokenKind; 7] = [
         TokenKind::Api,
         TokenKind::Session,
         TokenKind::Invite,
         TokenKind::PasswordReset,
         TokenKind::Impersonation,
         TokenKind::Device,
+        TokenKind::NotMe,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -50,6 +53,7 @@ impl TokenKind {
             TokenKind::PasswordReset => "pr_",
             TokenKind::Impersonation => "im_",
             TokenKind::Device => "gd_",
+            TokenKind::NotMe => "nm_",
         }
     }
 }

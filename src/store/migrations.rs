@@ -43,6 +43,7 @@ const MIGRATIONS: &[Embedded] = &embedded![
     "0010_nodes_and_encounters.sql",
     "0011_admin_second_factor.sql",
     "0012_device_tokens.sql",
+    "0013_security_notices.sql",
 ];
 
 static SQLITE: LazyLock<Migrator> = LazyLock::new(|| migrator(|m| m.sqlite));
@@ -148,6 +149,6 @@ mod tests {
             "B91C16BD2D61CCF6632A19A0F1BFEE4FB2B7ED9A52BEB029778535D2773AF966A3AA253512BB1B348C6537453E8112F7"
         );
         let last = POSTGRES.iter().last().expect("a migration");
-        assert_eq!((last.version, last.description.as_ref()), (12, "device tokens"));
+        assert_eq!((last.version, last.description.as_ref()), (13, "security notices"));
     }
 }

@@ -10,7 +10,7 @@ mod csrf;
 mod form_token;
 mod headers;
 mod health;
-mod humane;
+
 mod metrics;
 // Handlers return early with the page to show instead (`Result<_, Response>`); boxing every
 // such response would only add noise.

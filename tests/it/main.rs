@@ -43,6 +43,7 @@ mod web_fleet;
 mod web_headers;
 mod web_limits;
 mod web_login;
+mod web_notices;
 mod web_page_view;
 mod web_reset_mail;
 mod web_sign_in;

@@ -13,8 +13,8 @@ use super::{Staff, StaffForm, done};
 use crate::accounts::AuditAction;
 use crate::accounts::Target;
 use crate::accounts::{AdminPermission as P, NewUser, Principal, UserUpdate};
+use crate::mail::humane;
 use crate::web::AppState;
-use crate::web::humane;
 use crate::web::pages::profile::with_choices;
 use crate::web::render::{Answer, Page};
 

@@ -14,10 +14,10 @@ use crate::accounts::{Actor, Principal, User};
 use crate::auth::sessions::Session;
 use crate::auth::{Proof, REAUTH_WINDOW_SECS};
 use crate::error::Error;
+use crate::mail::humane;
 use crate::secrets::totp;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::humane;
 use crate::web::render::{Answer, Page, message, see_other, sentence};
 
 /// Where a credential change outside the re-authentication window is sent.
@@ -40,6 +40,26 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
         .with("enrol_required", session.data.enrolling(Principal::User))
         .with("recent", state.auth.recently_authenticated(&session.data))
         .with("questions_on", state.auth.security_questions)
+        .with("new_device_notices", state.accounts.new_device_notices((Principal::User, user.id)).await.unwrap_or(true))
+}
+
+/// Which security notifications the user gets: new-device sign-ins are theirs to turn off
+/// (credential changes are always told). A stolen session must not silence them: recent proof first.
+pub async fn notifications(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    UserForm { user, session, form, .. }: UserForm,
+) -> Answer {
+    require_recent(&state, &session, CONFIRM).await?;
+    let on = form.text("new_device") == "on";
+    let actor = Actor::user(user.id, &user.email).with_ip(ctx.ip_string());
+    state.accounts.set_new_device_notices(&actor, (Principal::User, user.id), on).await?;
+    let text = if on {
+        "You will be told of sign-ins from new browsers."
+    } else {
+        "Sign-ins from new browsers are no longer mailed to you."
+    };
+    Ok(redirect_with_flash(&state, session, text, "account/security").await)
 }
 
 /// The security page again, with what was refused.

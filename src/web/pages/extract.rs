@@ -24,6 +24,7 @@ pub struct LinkToken<const KIND: u8>(pub String);
 pub const RESET: u8 = 0;
 pub const INVITE: u8 = 1;
 pub const IMPERSONATION: u8 = 2;
+pub const NOT_ME: u8 = 3;
 
 impl<const KIND: u8> FromRequestParts<AppState> for LinkToken<KIND> {
     type Rejection = Response;
@@ -32,6 +33,7 @@ impl<const KIND: u8> FromRequestParts<AppState> for LinkToken<KIND> {
         let kind = match KIND {
             RESET => TokenKind::PasswordReset,
             INVITE => TokenKind::Invite,
+            NOT_ME => TokenKind::NotMe,
             _ => TokenKind::Impersonation,
         };
         let not_a_link = || {

@@ -5,6 +5,7 @@ mod account;
 mod clientarea;
 pub mod extract;
 pub(crate) mod login;
+mod not_me;
 mod password;
 pub(crate) mod profile;
 mod register;
@@ -36,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login/2fa", get(login::second_factor_form).post(login::second_factor_submit))
         .route("/login/2fa/duo/callback", get(login::duo_callback))
         .route("/login/as/{token}", get(login::impersonation_form).post(login::impersonation_submit))
+        .route("/not-me/{token}", get(not_me::form).post(not_me::submit))
         .route("/logout", post(login::logout))
         .route("/clientarea", get(clientarea::show))
         .route("/clientarea/switch", post(clientarea::switch))
@@ -55,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/sessions", get(account::sessions))
         .route("/account/sessions/{id}/revoke", post(account::revoke_session))
         .route("/account/devices/{id}/forget", post(account::forget_device))
+        .route("/account/security/notifications", post(account::notifications))
         .route("/account/users", get(users::list))
         .route("/account/users/invite", post(users::invite))
         .route("/account/users/{id}/permissions", post(users::permissions))

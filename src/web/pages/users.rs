@@ -11,9 +11,9 @@ use crate::accounts::{Acceptance, Actor, InviteStatus, NewUser, Permissions};
 use crate::auth::Joined;
 use crate::auth::sessions::Session;
 use crate::error::Error;
+use crate::mail::humane;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::humane;
 use crate::web::render::{Answer, Page, message, see_other, sentence};
 
 /// The 13 permissions as the page shows them: the key a form sends, the label a person reads.

@@ -1,5 +1,5 @@
-//! Facts as a person reads them on a page: which browser on which system a session is, and a
-//! time in the reader's own time zone.
+//! Facts as a person reads them on a page or in a mail: which browser on which system a session is,
+//! and a time in the reader's own time zone.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
