@@ -5,6 +5,10 @@ CREATE TABLE not_me_links (
     token_hash  TEXT    PRIMARY KEY,
     principal   TEXT    NOT NULL CHECK (principal IN ('user', 'admin')),
     account_id  BIGINT  NOT NULL,
+    -- What the notice told (a "this wasn't me" after "two-factor was turned on" also turns it off),
+    -- and the address it went to (an address changed since is put back).
+    kind        TEXT    NOT NULL,
+    sent_to     TEXT    NOT NULL,
     created_at  BIGINT  NOT NULL,
     expires_at  BIGINT  NOT NULL,
     used_at     BIGINT

@@ -317,10 +317,12 @@ impl Accounts {
         }
         sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
         // Its known devices name nothing now (the table serves users and admins: no foreign key).
-        sqlx::query("DELETE FROM device_tokens WHERE principal = 'user' AND account_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM device_tokens WHERE principal = 'user' AND account_id = $1",
+            "DELETE FROM not_me_links WHERE principal = 'user' AND account_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
         audit::record(
             &mut tx,
             self.db.now(),

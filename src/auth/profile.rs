@@ -5,7 +5,6 @@
 use super::Auth;
 use crate::accounts::{Actor, CopyDirection, User, UserUpdate};
 use crate::error::{Code, Error, Result};
-use crate::mail;
 
 /// What the profile form sends.
 #[derive(Debug, Clone, Default)]
@@ -72,20 +71,12 @@ impl Auth {
         Ok(())
     }
 
-    /// Mails the address a login had before its email changed (`by` says who changed it):
-    /// whoever controls the new address controls password resets.
-    async fn tell_old_address(&self, before: &User, after: &User, by: &str) -> Result<()> {
-        let body = format!(
-            "Hello {},\n\nthe email address of your login was changed{by} from {} to {}.\n\
-             If you did not ask for this, reset your password at once and tell support:\n\n{}\n",
-            after.first_name,
-            before.email,
-            after.email,
-            self.link("password/forgot"),
-        );
-        let mut conn = self.accounts.db().pool().acquire().await?;
-        mail::enqueue(&mut conn, self.accounts.db().now(), &before.email, "Your login email was changed", &body)
-            .await?;
+    /// Mails the address a login had before its email changed (`by` says who changed it), with
+    /// a "this wasn't me" link that puts it back: whoever controls the new address controls
+    /// password resets.
+    async fn tell_old_address(&self, before: &User, after: &User, by: &'static str) -> Result<()> {
+        let notice = super::Notice::EmailChanged { from: before.email.clone(), to: after.email.clone(), by };
+        self.notify(crate::accounts::Principal::User, after.id, notice).await;
         Ok(())
     }
 }

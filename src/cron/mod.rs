@@ -103,8 +103,10 @@ impl Cron<'_> {
                 let tokens = one_time::purge(db).await?;
                 let counters = self.services.auth.purge_lockouts().await?;
                 let devices = self.services.auth.purge_devices().await?;
+                let not_me = self.services.auth.purge_not_me_links().await?;
                 Ok(serde_json::json!({
-                    "tokens_removed": tokens, "throttle_counters_removed": counters, "devices_removed": devices
+                    "tokens_removed": tokens, "throttle_counters_removed": counters, "devices_removed": devices,
+                    "not_me_links_removed": not_me
                 }))
             }
             Job::Mail => {

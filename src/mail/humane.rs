@@ -9,7 +9,9 @@ pub fn device(user_agent: &str) -> String {
     let Some(ua) = woothee::parser::Parser::new().parse(user_agent) else {
         return "Unknown browser".into();
     };
-    let major = ua.version.split('.').next().unwrap_or("");
+    // Digits only: some patterns take free text as the version, and this is shown in mails.
+    let major: String = ua.version.split('.').next().unwrap_or("").chars().filter(char::is_ascii_digit).collect();
+    let major = major.as_str();
     let browser = match (ua.name, major) {
         ("UNKNOWN", _) => "Unknown browser".to_string(),
         (name, "" | "UNKNOWN") => name.to_string(),

@@ -340,6 +340,37 @@ async fn password_change_signs_out_the_other_browser() {
     .await;
 }
 
+/// Someone signs in with Ann's password from a browser her account does not know; she is
+/// mailed, and the "this wasn't me" link in that mail, opened in her browser, ends the other
+/// browser's session there and then, and sends her a link to choose a new password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_wasnt_me_signs_the_intruder_out() {
+    run("this_wasnt_me_signs_the_intruder_out", "", |suite| async move {
+        suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+        let (ann, intruder) = (suite.browser("ann").await, suite.browser("intruder").await);
+        log_in(&ann, "ann@example.com", PASSWORD).await;
+        log_in(&intruder, "ann@example.com", PASSWORD).await;
+        assert_eq!(intruder.path().await, "/clientarea");
+
+        let mail = gatehouse::mail::for_recipient(suite.server.accounts().db(), "ann@example.com").await.unwrap();
+        let notice = mail.iter().find(|m| m.subject == "New sign-in to your account").expect("the new-device notice");
+        assert!(notice.body.contains("Chrome") && notice.body.contains("Linux"), "{}", notice.body);
+        let at = notice.body.find("http").unwrap();
+        let link = notice.body[at..].split_whitespace().next().unwrap().to_string();
+        assert!(link.starts_with(&format!("{}not-me/nm_", suite.server.base)), "{link}");
+
+        ann.open(&link).await;
+        ann.sees("sign everyone out of this account").await;
+        ann.press("Continue").await;
+        ann.sees("Everyone is signed out of your account").await;
+        intruder.open("clientarea").await;
+        assert!(intruder.path().await.starts_with("/login"), "the intruder is signed out");
+        let mail = gatehouse::mail::for_recipient(suite.server.accounts().db(), "ann@example.com").await.unwrap();
+        assert_eq!(mail[0].subject, "Reset your password", "and Ann chooses a new password next");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_listed_and_one_is_ended_from_another_browser() {
     run("sessions_are_listed_and_one_is_ended_from_another_browser", "", |suite| async move {
@@ -555,7 +586,7 @@ async fn a_user_edits_their_profile_and_email_with_their_password() {
         tab.fill("input[name=current_password]", PASSWORD).await;
         tab.press("Save profile").await;
         tab.sees("Your profile is saved").await;
-        assert!(mailed_link(&suite, "ann@example.com").await.contains("/password/forgot"), "the old address is told");
+        assert!(mailed_link(&suite, "ann@example.com").await.contains("/not-me/nm_"), "the old address is told");
         log_out(&tab).await;
         log_in(&tab, "annie@example.com", PASSWORD).await;
         assert_eq!(tab.path().await, "/clientarea");

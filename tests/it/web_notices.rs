@@ -102,6 +102,49 @@ async fn each_notice_is_mailed_and_its_link_signs_everyone_out(backend: Backend)
     assert_eq!(again.get("not-me/nm_short").await.status, 404);
 }
 
+/// An intruder with the password turns two-factor on with their own key and moves the login to
+/// their own address; the owner's mails say so, and the links in them undo it: the address is
+/// put back, the intruder's key is gone, the password they know no longer works, and the reset
+/// link goes to the owner. A lock notice carries no link (forgetting the owner's browsers would
+/// help whoever caused it).
+async fn this_wasnt_me_undoes_what_the_intruder_did(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let owner = server.browser();
+    owner.login("ann@example.com", PASSWORD).await;
+    let intruder = server.browser();
+    assert_eq!(intruder.login("ann@example.com", PASSWORD).await.location(), "/clientarea");
+    crate::web_twofa::enrol(&intruder).await;
+    let fields =
+        [("first_name", "Ann"), ("last_name", "Owner"), ("email", "evil@example.com"), ("current_password", PASSWORD)];
+    let moved = intruder.submit("account/profile", "account/profile", &fields).await;
+    assert_eq!(moved.status, 303, "{}", moved.body);
+    assert_eq!(server.accounts().user(user_id).await.unwrap().email, "evil@example.com");
+
+    for subject in ["Your login email was changed", "Two-factor authentication was turned on"] {
+        let link = not_me_link(&server, "ann@example.com", subject).await;
+        let b = server.browser();
+        let page = b.get(&link).await;
+        assert_eq!(b.post(&link, &[("csrf_token", &page.csrf())]).await.status, 200, "{subject}");
+    }
+    let user = server.accounts().user(user_id).await.unwrap();
+    assert_eq!(user.email, "ann@example.com", "the owner's address is back");
+    assert!(user.totp_secret.is_none() && user.twofa_method.is_none(), "the intruder's key is gone");
+    assert!(user.password_hash.is_none(), "the password they knew no longer works");
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 401);
+    assert_eq!(server.browser().login("evil@example.com", PASSWORD).await.status, 401);
+    assert!(gatehouse::mail::for_recipient(server.accounts().db(), "evil@example.com").await.unwrap().is_empty());
+    assert_eq!(subjects(&server, "ann@example.com").await.last().map(String::as_str), Some("Reset your password"));
+
+    // A lock tells, with no link.
+    for _ in 0..5 {
+        server.browser().login("ann@example.com", "wrong").await;
+    }
+    let mail = gatehouse::mail::for_recipient(server.accounts().db(), "ann@example.com").await.unwrap();
+    let locked = mail.iter().find(|m| m.subject == "Sign-ins to your account were locked").expect("the lock is told");
+    assert!(!locked.body.contains("/not-me/"), "{}", locked.body);
+}
+
 /// New-device notices are the person's choice (after proving it is them); credential changes
 /// are always told.
 async fn new_device_notices_can_be_turned_off(backend: Backend) {
@@ -118,4 +161,8 @@ async fn new_device_notices_can_be_turned_off(backend: Backend) {
     assert!(subjects(&server, email).await.is_empty(), "no new-device mail once turned off");
 }
 
-web_on_both_backends!(each_notice_is_mailed_and_its_link_signs_everyone_out, new_device_notices_can_be_turned_off);
+web_on_both_backends!(
+    each_notice_is_mailed_and_its_link_signs_everyone_out,
+    this_wasnt_me_undoes_what_the_intruder_did,
+    new_device_notices_can_be_turned_off,
+);
