@@ -518,12 +518,7 @@ impl Accounts {
                 .await?;
             if delete_users && others == 0 {
                 sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
-                for sql in [
-                    "DELETE FROM device_tokens WHERE principal = 'user' AND account_id = $1",
-                    "DELETE FROM not_me_links WHERE principal = 'user' AND account_id = $1",
-                ] {
-                    sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
-                }
+                super::users::forget_traces(&mut tx, user_id).await?;
                 audit::record(
                     &mut tx,
                     self.db.now(),

@@ -130,6 +130,18 @@ impl TryFrom<String> for TwoFaMethod {
 
 crate::stored_as!(TwoFaMethod, String);
 
+/// What names a deleted user without a foreign key (the tables serve users and admins alike):
+/// their known devices and "this wasn't me" links go with them.
+pub(crate) async fn forget_traces(conn: &mut sqlx::AnyConnection, user_id: i64) -> Result<()> {
+    for sql in [
+        "DELETE FROM device_tokens WHERE principal = 'user' AND account_id = $1",
+        "DELETE FROM not_me_links WHERE principal = 'user' AND account_id = $1",
+    ] {
+        sqlx::query(sql).bind(user_id).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// The longest name kept (a person's, a role's, a token's): enough for any real one.
 pub const MAX_NAME_CHARS: usize = 200;
 
@@ -317,12 +329,7 @@ impl Accounts {
         }
         sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
         // Its known devices name nothing now (the table serves users and admins: no foreign key).
-        for sql in [
-            "DELETE FROM device_tokens WHERE principal = 'user' AND account_id = $1",
-            "DELETE FROM not_me_links WHERE principal = 'user' AND account_id = $1",
-        ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-        }
+        forget_traces(&mut tx, id).await?;
         audit::record(
             &mut tx,
             self.db.now(),

@@ -9,8 +9,10 @@ pub fn device(user_agent: &str) -> String {
     let Some(ua) = woothee::parser::Parser::new().parse(user_agent) else {
         return "Unknown browser".into();
     };
-    // Digits only: some patterns take free text as the version, and this is shown in mails.
-    let major: String = ua.version.split('.').next().unwrap_or("").chars().filter(char::is_ascii_digit).collect();
+    // Letters and digits only, and few: some patterns take free text as the version (`curl`,
+    // or whatever a client writes there), and this is shown in mails.
+    let major: String =
+        ua.version.split('.').next().unwrap_or("").chars().filter(char::is_ascii_alphanumeric).take(16).collect();
     let major = major.as_str();
     let browser = match (ua.name, major) {
         ("UNKNOWN", _) => "Unknown browser".to_string(),
@@ -49,6 +51,8 @@ mod tests {
         assert!(device(iphone).starts_with("Safari 18 on iPhone"), "{}", device(iphone));
         assert_eq!(device(""), "Unknown browser");
         assert!(device("curl/8.5.0").contains("curl"), "{}", device("curl/8.5.0"));
+        let forged = "DoCoMo/2.0 P903i(c100;TB;W24H12) Visit http://evil.example/now to keep your account";
+        assert!(!device(forged).contains("://") && !device(forged).contains("keep your"), "{}", device(forged));
     }
 
     #[test]

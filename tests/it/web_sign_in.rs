@@ -48,6 +48,19 @@ async fn refuse_totp_writes(server: &Server, backend: Backend) {
     }
 }
 
+/// Sets up a TOTP key on the admin security page and confirms it with a right code while the
+/// database refuses to store it; returns the answer to the confirmation.
+async fn enable_while_writes_fail(server: &Server, backend: Backend, b: &Browser) -> crate::support::web::Page {
+    assert_eq!(b.submit("admin/security", "admin/security/2fa/setup", &[]).await.status, 303);
+    let page = b.get("admin/security").await;
+    let key = page.body.split("id=\"totp-key\">").nth(1).unwrap().split('<').next().unwrap().replace(' ', "");
+    refuse_totp_writes(server, backend).await;
+    let code = totp::code_at(&key, gatehouse::store::Clock::wall()).unwrap();
+    let enabled = b.post("admin/security/2fa/enable", &[("csrf_token", &page.csrf()), ("code", &code)]).await;
+    assert_eq!(enabled.status, 303, "{}", enabled.body);
+    enabled
+}
+
 /// The drift the two copies of sign-in had: the admin face rotated the session and then failed
 /// to turn two-factor on, so the admin was signed out and an orphan session kept a backup code
 /// for a key that was never stored. Now both areas run one sequence: the admin stays signed in,
@@ -57,14 +70,7 @@ async fn a_failed_two_factor_enable_keeps_the_admin_signed_in_and_says_so(backen
     let admin_id = alice(&server).await;
     let b = server.browser();
     assert_eq!(sign_in(&b).await.location(), "/admin/");
-    assert_eq!(b.submit("admin/security", "admin/security/2fa/setup", &[]).await.status, 303);
-    let page = b.get("admin/security").await;
-    let key = page.body.split("id=\"totp-key\">").nth(1).unwrap().split('<').next().unwrap().replace(' ', "");
-    refuse_totp_writes(&server, backend).await;
-
-    let code = totp::code_at(&key, gatehouse::store::Clock::wall()).unwrap();
-    let enabled = b.post("admin/security/2fa/enable", &[("csrf_token", &page.csrf()), ("code", &code)]).await;
-    assert_eq!(enabled.status, 303, "{}", enabled.body);
+    let enabled = enable_while_writes_fail(&server, backend, &b).await;
     let home = b.get(enabled.location()).await;
     assert_eq!(home.status, 200, "still signed in: {}", home.body);
     assert!(home.body.contains("could not be turned on; nothing changed"), "{}", home.body);
@@ -82,13 +88,7 @@ async fn a_failed_enrolment_leaves_the_admin_signing_in(backend: Backend) {
     let admin_id = alice(&server).await;
     let b = server.browser();
     assert_eq!(sign_in(&b).await.location(), "/admin/security");
-    assert_eq!(b.submit("admin/security", "admin/security/2fa/setup", &[]).await.status, 303);
-    let page = b.get("admin/security").await;
-    let key = page.body.split("id=\"totp-key\">").nth(1).unwrap().split('<').next().unwrap().replace(' ', "");
-    refuse_totp_writes(&server, backend).await;
-    let code = totp::code_at(&key, gatehouse::store::Clock::wall()).unwrap();
-    let enabled = b.post("admin/security/2fa/enable", &[("csrf_token", &page.csrf()), ("code", &code)]).await;
-    assert_eq!(enabled.status, 303, "{}", enabled.body);
+    enable_while_writes_fail(&server, backend, &b).await;
     assert_eq!(b.get("admin/clients").await.location(), "/admin/security", "still enrolling, not signed in");
     assert!(server.accounts().admin(admin_id).await.unwrap().totp_secret.is_none());
 }
