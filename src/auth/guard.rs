@@ -6,8 +6,8 @@ use std::future::Future;
 
 use serde_json::json;
 
-use super::Auth;
 use super::throttle::{Principal, Scope};
+use super::{Auth, Visitor};
 use crate::accounts::{Actor, CredentialEvent, Credentials, Target};
 use crate::error::{Code, Error, Result};
 
@@ -77,8 +77,15 @@ impl Auth {
 
     /// Checks the current password of `creds` (none set = never confirms) under the limiter —
     /// re-authentication, the forms that change a credential — and audits a wrong or locked one.
-    pub async fn confirm_password(&self, creds: &Credentials, password: &str, ip: &str) -> Result<Checked<()>> {
-        let scopes = Scope::unknown_device(creds.who, &creds.login, ip);
+    ///
+    /// From a browser that is a known device of the account, the check counts in that device's
+    /// budget: an attacker who filled the account's cannot stop its owner changing a password.
+    pub async fn confirm_password(&self, creds: &Credentials, password: &str, from: &Visitor) -> Result<Checked<()>> {
+        let ip = from.ip.as_str();
+        let scopes = match self.devices.recognise(creds.who, creds.id, from.device.as_deref()).await? {
+            Some(id) => Scope::known_device(creds.who, id).to_vec(),
+            None => Scope::unknown_device(creds.who, &creds.login, ip).to_vec(),
+        };
         let actor = creds.actor(ip);
         let checked = self
             .guarded(creds.who, &scopes, &actor, creds.target(), async {

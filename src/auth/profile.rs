@@ -19,12 +19,13 @@ pub struct ProfileChange {
 }
 
 impl Auth {
-    pub async fn update_profile(&self, user: &User, change: ProfileChange, ip: &str) -> Result<User> {
+    pub async fn update_profile(&self, user: &User, change: ProfileChange, from: &super::Visitor) -> Result<User> {
+        let ip = from.ip.as_str();
         let actor = Actor::user(user.id, &user.email).with_ip(ip);
         let new_email = change.email.trim();
         let email_changes = !new_email.eq_ignore_ascii_case(&user.email);
         if email_changes {
-            self.confirm_password(&user.credentials(), &change.current_password, ip)
+            self.confirm_password(&user.credentials(), &change.current_password, from)
                 .await?
                 .or_refused("to change your email address, enter your current password correctly")?;
         }

@@ -12,8 +12,8 @@
 
 use serde_json::json;
 
-use super::Auth;
 use super::sessions::SessionData;
+use super::{Auth, Visitor};
 use crate::accounts::AuditAction;
 use crate::accounts::{Actor, Credentials, Target};
 use crate::error::{Error, Result};
@@ -46,16 +46,25 @@ impl Auth {
 
     /// Re-authenticates a user or an admin. On success returns the replacement backup code
     /// when the backup code was spent (to be shown once).
-    pub async fn reauthenticate(&self, creds: &Credentials, proof: Proof<'_>, ip: &str) -> Result<Option<String>> {
+    pub async fn reauthenticate(
+        &self,
+        creds: &Credentials,
+        proof: Proof<'_>,
+        from: &Visitor,
+    ) -> Result<Option<String>> {
+        let ip = from.ip.as_str();
         let outcome = async {
-            self.confirm_password(creds, proof.password, ip).await?.or_refused("the password is not correct")?;
+            self.confirm_password(creds, proof.password, from).await?.or_refused("the password is not correct")?;
             if !creds.proves_with_code() {
                 return Ok(None);
             }
+            // From a known device, the codes count in its budget too, as at sign-in.
+            let device = self.devices.recognise(creds.who, creds.id, from.device.as_deref()).await?;
             if !proof.backup_code.trim().is_empty() {
-                return self.spend_backup_code(creds, proof.backup_code, ip).await?.map(Some).or_refused(WRONG_BACKUP);
+                let spent = self.spend_backup_code_from(creds, proof.backup_code, ip, device).await?;
+                return spent.map(Some).or_refused(WRONG_BACKUP);
             }
-            self.check_totp(creds, proof.code, ip).await?.map(|()| None).or_refused(WRONG_CODE)
+            self.check_totp_from(creds, proof.code, ip, device).await?.map(|()| None).or_refused(WRONG_CODE)
         }
         .await;
         self.audit_reauthentication(&creds.actor(ip), creds.target(), &outcome).await?;

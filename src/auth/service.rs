@@ -67,27 +67,25 @@ impl Auth {
     }
 
     /// Turns two-factor off after the user confirms the password.
-    pub async fn disable_twofa_with_password(&self, creds: &Credentials, password: &str, ip: &str) -> Result<()> {
-        self.confirm_password(creds, password, ip).await?.or_refused("the password is not correct")?;
-        self.accounts.clear_twofa(&creds.actor(ip), (creds.who, creds.id)).await?;
+    pub async fn disable_twofa_with_password(&self, creds: &Credentials, password: &str, from: &Visitor) -> Result<()> {
+        self.confirm_password(creds, password, from).await?.or_refused("the password is not correct")?;
+        self.accounts.clear_twofa(&creds.actor(&from.ip), (creds.who, creds.id)).await?;
         self.notify(creds.who, creds.id, super::Notice::SecondFactorOff).await;
         Ok(())
     }
 
     /// Changes the password after checking the current one; ends every other session of the
-    /// user, every reset link still out, and every known device but the browser's own
-    /// (`keep_device`, the token it holds).
+    /// user, every reset link still out, and every known device but the browser's own.
     pub async fn change_password(
         &self,
         user: &User,
         current: &str,
         new: &str,
         keep_session: &str,
-        keep_device: Option<&str>,
-        ip: &str,
+        from: &Visitor,
     ) -> Result<u64> {
-        let creds = user.credentials();
-        self.confirm_password(&creds, current, ip).await?.or_refused("the current password is not correct")?;
+        let (creds, ip, keep_device) = (user.credentials(), from.ip.as_str(), from.device.as_deref());
+        self.confirm_password(&creds, current, from).await?.or_refused("the current password is not correct")?;
         let hash = passwords::hash_new_password_async(new, self.accounts.policy().password_min_length).await?;
         let actor = creds.actor(ip);
         self.accounts

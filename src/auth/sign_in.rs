@@ -347,14 +347,10 @@ impl Auth {
         }
     }
 
-    /// Checks a TOTP code and records its step, so the same code is refused afterwards. The
-    /// attempt counts against the account, the client IP and the account's second factor.
-    pub async fn check_totp(&self, creds: &Credentials, code: &str, ip: &str) -> Result<Checked<()>> {
-        self.check_totp_from(creds, code, ip, None).await
-    }
-
-    /// [`Auth::check_totp`] from a known device: its budget instead of the account's and the IP's.
-    async fn check_totp_from(
+    /// Checks a TOTP code and records its step, so the same code is refused afterwards. From a
+    /// known `device` the attempt counts in its budget and the account's second factor; from any
+    /// other, against the account, the client IP and the account's second factor.
+    pub(super) async fn check_totp_from(
         &self,
         creds: &Credentials,
         code: &str,
@@ -375,12 +371,9 @@ impl Auth {
         Ok(checked)
     }
 
-    /// Spends the backup code. On success returns its replacement, to be shown once.
-    pub async fn spend_backup_code(&self, creds: &Credentials, code: &str, ip: &str) -> Result<Checked<String>> {
-        self.spend_backup_code_from(creds, code, ip, None).await
-    }
-
-    async fn spend_backup_code_from(
+    /// Spends the backup code, counted as [`Auth::check_totp_from`] counts a code. On success
+    /// returns its replacement, to be shown once.
+    pub(super) async fn spend_backup_code_from(
         &self,
         creds: &Credentials,
         code: &str,

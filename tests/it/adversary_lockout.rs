@@ -212,7 +212,28 @@ async fn a_known_device_meets_its_own_ceiling_and_a_reset_forgets_devices(backen
     assert!(server.auth().known_devices(who, user_id, None).await.unwrap().0.is_empty(), "every device forgotten");
 }
 
+/// A lock an attacker caused does not stop the owner, on their browser, from confirming who they
+/// are: the current password asked by a credential form counts in the device's budget too.
+async fn the_owner_changes_the_password_while_the_account_is_locked(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let owner = server.browser();
+    assert_eq!(owner.login("ann@example.com", PASSWORD).await.status, 303);
+    for _ in 0..LIMIT {
+        server.browser().login("ann@example.com", "a guess that is wrong").await;
+    }
+    assert_eq!(server.browser().login("ann@example.com", PASSWORD).await.status, 401, "the account's budget is spent");
+    let new = "the owner's next password";
+    let form = [("current_password", PASSWORD), ("password", new), ("password_confirm", new)];
+    let changed = owner.submit("account/security", "account/security/password", &form).await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    owner.submit("clientarea", "logout", &[]).await;
+    assert_eq!(owner.login("ann@example.com", PASSWORD).await.status, 401, "the old password is gone");
+    assert_eq!(owner.login("ann@example.com", new).await.status, 303, "the new one works, lock or not");
+}
+
 web_on_both_backends!(
+    the_owner_changes_the_password_while_the_account_is_locked,
     a_known_device_meets_its_own_ceiling_and_a_reset_forgets_devices,
     the_owner_signs_in_while_the_account_is_hammered,
     an_office_signs_in_through_a_spray_from_its_own_address,

@@ -195,11 +195,11 @@ pub async fn confirm_form(State(state): State<AppState>, staff: Staff) -> Answer
     staff.page(&state, page)
 }
 
-pub async fn confirm(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
+pub async fn confirm(State(state): State<AppState>, ctx: Ctx, StaffForm { staff, form }: StaffForm) -> Answer {
     // The password exactly as typed (`text` trims, and spaces are part of a password).
     let password = form.get("password").unwrap_or("");
     let proof = Proof { password, code: form.text("code"), backup_code: form.text("backup_code") };
-    match state.auth.reauthenticate(&staff.admin.credentials(), proof, &staff.ip).await {
+    match state.auth.reauthenticate(&staff.admin.credentials(), proof, &ctx.visitor()).await {
         Ok(replacement) => {
             // A new session id with the proof, as at sign-in.
             let mut data = staff.session.data.clone();

@@ -101,7 +101,7 @@ pub async fn confirm(
     // The password exactly as typed (`text` trims, and spaces are part of a password).
     let password = form.get("password").unwrap_or("");
     let proof = Proof { password, code: form.text("code"), backup_code: form.text("backup_code") };
-    match state.auth.reauthenticate(&user.credentials(), proof, &ctx.ip_string()).await {
+    match state.auth.reauthenticate(&user.credentials(), proof, &ctx.visitor()).await {
         Ok(replacement) => {
             // A new session id with the proof, as at sign-in.
             let mut data = session.data.clone();
@@ -169,7 +169,7 @@ pub async fn twofa_disable(
     Ok(
         match state
             .auth
-            .disable_twofa_with_password(&user.credentials(), form.get("password").unwrap_or(""), &ctx.ip_string())
+            .disable_twofa_with_password(&user.credentials(), form.get("password").unwrap_or(""), &ctx.visitor())
             .await
         {
             Ok(()) => {
@@ -211,24 +211,18 @@ pub async fn password(
         return Ok(refused(&state, &user, &session, "The two new passwords differ.".into()).await);
     }
     let current = form.get("current_password").unwrap_or("");
-    Ok(
-        match state
-            .auth
-            .change_password(&user, current, new, &session.key, ctx.device.as_deref(), &ctx.ip_string())
-            .await
-        {
-            Ok(ended) => {
-                let mut data = session.data.clone();
-                data.flash = Some(format!("Your password is changed. {ended} other session(s) were signed out."));
-                match state.sessions.rotate(&session, data).await {
-                    Ok((raw, _)) => see_other(&state, "account/security", Some(state.cookie.set(&raw))),
-                    Err(e) => store_failed(&state, &e),
-                }
+    Ok(match state.auth.change_password(&user, current, new, &session.key, &ctx.visitor()).await {
+        Ok(ended) => {
+            let mut data = session.data.clone();
+            data.flash = Some(format!("Your password is changed. {ended} other session(s) were signed out."));
+            match state.sessions.rotate(&session, data).await {
+                Ok((raw, _)) => see_other(&state, "account/security", Some(state.cookie.set(&raw))),
+                Err(e) => store_failed(&state, &e),
             }
-            Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
-            Err(e) => return Err(e.into()),
-        },
-    )
+        }
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
+        Err(e) => return Err(e.into()),
+    })
 }
 
 pub async fn sessions(State(state): State<AppState>, ctx: Ctx, SignedIn { user, session, .. }: SignedIn) -> Answer {

@@ -70,7 +70,7 @@ pub async fn save_profile(
         email: change.email.clone(),
         ..user.clone()
     };
-    Ok(match state.auth.update_profile(&user, change, &ctx.ip_string()).await {
+    Ok(match state.auth.update_profile(&user, change, &ctx.visitor()).await {
         Ok(_) => redirect_with_flash(&state, session, "Your profile is saved.", "account/profile").await,
         Err(e @ Error::Refused { .. }) => profile_page(&user, &typed)
             .with("error", sentence(&e))
