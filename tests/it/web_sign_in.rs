@@ -245,7 +245,42 @@ async fn an_admin_named_like_an_email_cannot_choose_duo(backend: Backend) {
     assert!(server.accounts().admin(admin_id).await.unwrap().twofa_method.is_none());
 }
 
+/// Admins have what users have: a sign-in from a browser they had not used is mailed to them,
+/// their known devices are listed on their security page and can be forgotten, and the
+/// new-device notice can be turned off.
+async fn admins_get_known_devices_and_notices(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    alice(&server).await;
+    let mails = || async {
+        let mail = gatehouse::mail::for_recipient(server.accounts().db(), "alice@example.com").await.unwrap();
+        mail.into_iter().map(|m| m.subject).collect::<Vec<_>>()
+    };
+    let desk = server.browser();
+    assert_eq!(sign_in(&desk).await.location(), "/admin/");
+    assert!(mails().await.is_empty(), "the first browser is not news");
+    let laptop = server.browser();
+    assert_eq!(sign_in(&laptop).await.location(), "/admin/");
+    assert_eq!(mails().await, ["New sign-in to your account"]);
+
+    let page = desk.get("admin/security").await.body;
+    let forget = regex::Regex::new(r"admin/security/devices/(\d+)/forget").unwrap();
+    let ids: Vec<String> = forget.captures_iter(&page).map(|c| c[1].to_string()).collect();
+    assert_eq!(ids.len(), 2, "{page}");
+    assert_eq!(page.matches("(This browser)").count(), 1);
+    // The row without "(This browser)" is the laptop's: the one listed first (used last).
+    let done = desk.submit("admin/security", &format!("admin/security/devices/{}/forget", ids[0]), &[]).await;
+    assert_eq!(done.location(), "/admin/security");
+    let page = desk.get("admin/security").await.body;
+    assert!(page.contains("That device is forgotten") && forget.captures_iter(&page).count() == 1, "{page}");
+
+    let off = desk.submit("admin/security", "admin/security/notifications", &[]).await;
+    assert_eq!(off.location(), "/admin/security");
+    assert_eq!(sign_in(&server.browser()).await.location(), "/admin/");
+    assert_eq!(mails().await.len(), 1, "no new-device mail once turned off");
+}
+
 web_on_both_backends!(
+    admins_get_known_devices_and_notices,
     three_wrong_codes_end_an_admins_sign_in,
     a_key_without_its_method_is_still_owed,
     a_kept_code_does_not_finish_a_sign_in_that_now_owes_duo,

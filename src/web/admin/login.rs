@@ -3,7 +3,7 @@
 //! first. The steps are `auth::sign_in`'s, the same as a user's; this face maps them to the
 //! admin area's pages. The admin area's own cookie carries the session; logout ends it.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use crate::accounts::{Admin, Credentials, Principal};
 use crate::auth::sessions::{SecondFactor, Session};
 use crate::auth::{CodeProof, Prompt, Proof, REAUTH_WINDOW_SECS, Step};
 use crate::error::Error;
+use crate::mail::humane;
 use crate::secrets::totp;
 use crate::web::AppState;
 use crate::web::context::Ctx;
@@ -161,8 +162,51 @@ pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Answer {
     if enrolling {
         return Ok(security_page(&state, &creds, &session, true).render(&state, Some(&session)));
     }
-    // A signed-in admin sees it with the menu.
-    Staff::of(&state, &ctx).await?.page(&state, security_page(&state, &creds, &session, false))
+    // A signed-in admin sees it with the menu, their known devices and their notifications.
+    let staff = Staff::of(&state, &ctx).await?;
+    let (devices, this) = state.auth.known_devices(Principal::Admin, creds.id, ctx.device.as_deref()).await?;
+    let devices: Vec<_> = devices
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "ip": d.ip,
+                "device": humane::device(&d.user_agent),
+                "last": humane::local_time(d.last_used_at, humane::zone("", state.loaded.config.timezone.zone())),
+                "current": Some(d.id) == this,
+            })
+        })
+        .collect();
+    let notices = state.accounts.new_device_notices((Principal::Admin, creds.id)).await?;
+    let page =
+        security_page(&state, &creds, &session, false).with("devices", devices).with("new_device_notices", notices);
+    staff.page(&state, page)
+}
+
+/// Forgets one of the admin's known devices (after a recent proof, as every credential change).
+pub async fn forget_device(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffForm { staff, .. }: StaffForm,
+) -> Answer {
+    require_recent(&state, &staff.session, CONFIRM_FOR_OWN).await?;
+    let actor = staff.admin.actor(&staff.ip);
+    let text = match state.auth.forget_device(&actor, Principal::Admin, staff.admin.id, id).await? {
+        true => "That device is forgotten.",
+        false => "There is no such device.",
+    };
+    Ok(redirect_with_flash(&state, staff.session, text, "admin/security").await)
+}
+
+/// Whether the admin is mailed about sign-ins from new browsers.
+pub async fn notifications(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
+    require_recent(&state, &staff.session, CONFIRM_FOR_OWN).await?;
+    let on = form.text("new_device") == "on";
+    state
+        .accounts
+        .set_new_device_notices(&staff.admin.actor(&staff.ip), (Principal::Admin, staff.admin.id), on)
+        .await?;
+    Ok(redirect_with_flash(&state, staff.session, "Your notifications are saved.", "admin/security").await)
 }
 
 /// Where an admin's credential change outside the re-authentication window is sent.

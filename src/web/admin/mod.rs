@@ -39,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/security/confirm", get(login::confirm_form).post(login::confirm))
         .route("/admin/security/2fa/setup", post(login::twofa_setup))
         .route("/admin/security/2fa/enable", post(login::twofa_enable))
+        .route("/admin/security/devices/{id}/forget", post(login::forget_device))
+        .route("/admin/security/notifications", post(login::notifications))
         .route("/admin/logout", post(login::logout))
         .route("/admin/clients", get(clients::list))
         .route("/admin/clients/new", get(clients::new_form).post(clients::create))
