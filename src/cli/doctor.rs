@@ -87,7 +87,7 @@ async fn apply_fixes(report: &Report, ctx: &Context, named: &[String], dry_run: 
     let explicit = |id: &str| all.iter().any(|c| c.meta().id == id && c.meta().explicit_fix);
     let mut plans: Vec<fix::Planned> = Vec::new();
     for r in &report.results {
-        let Some(f) = fix::plan(r, ctx) else { continue };
+        let Some(f) = checks::plan(r, ctx) else { continue };
         let is_named = named.iter().any(|n| n == &r.id);
         if !named.is_empty() && !is_named {
             continue;

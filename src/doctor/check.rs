@@ -44,6 +44,10 @@ pub struct Meta {
     /// The fix changes who or what is trusted: `--fix` applies it only when the check is named
     /// (`--fix proxy.trusted`), never as part of "fix everything".
     pub explicit_fix: bool,
+    /// The fix may be applied from the admin area's System Health, by an admin with
+    /// `settings.manage`; the others are for an operator at a shell (migrations, permissions on
+    /// disk, where the site lives).
+    pub fix_from_web: bool,
     /// The top-level configuration keys whose values this check judges: a problem points at
     /// where the first of them was written (evidence `configured_in`, a SARIF location).
     pub config: &'static [&'static str],
@@ -63,6 +67,7 @@ impl Meta {
         explains: &[],
         thresholds: &[],
         explicit_fix: false,
+        fix_from_web: false,
         config: &[],
     };
 }

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use super::context::Context;
-use super::model::CheckResult;
 use crate::store::Db;
 
 /// A fix ready to describe or apply.
@@ -26,14 +25,6 @@ pub enum Fix {
     SetConfig { file: PathBuf, settings: Vec<(String, String)> },
     /// Several fixes, applied in order (a setting turned back on, and its backlog cleared).
     All(Vec<Fix>),
-}
-
-/// The fix for a result, when its check offers one and it can be applied here.
-pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
-    if !result.fix.available || result.status.severity() == 0 {
-        return None;
-    }
-    super::checks::builtin().into_iter().find(|c| c.meta().id == result.id)?.fix(ctx, result)
 }
 
 /// A fix planned for a check's finding, with whether that check's fix must be named (it changes

@@ -8,7 +8,6 @@ use crate::support::doctor::{check, check_at, triage_at};
 use crate::support::duo;
 use crate::support::web::{Backend, PASSWORD, Server};
 use gatehouse::cron::Cron;
-use gatehouse::doctor::fix;
 use gatehouse::doctor::model::Status;
 
 async fn expired_gauge(server: &Server) -> String {
@@ -37,7 +36,7 @@ async fn sessions_gc_finds_uncollected_sessions_and_collects_them(backend: Backe
     assert!(result.message.contains("never run"), "{}", result.message);
     assert_eq!(result.evidence["expired_sessions"], 3);
     assert!(result.fix.available);
-    let planned = fix::plan(&result, &ctx).expect("a fix is offered");
+    let planned = gatehouse::doctor::checks::plan(&result, &ctx).expect("a fix is offered");
     assert_eq!(planned.apply(&ctx).await.unwrap(), "removed 3 expired session(s)");
 
     assert_eq!(expired_gauge(&server).await, "gatehouse_sessions_expired 0");
@@ -177,7 +176,10 @@ async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
     // Fix the transport (here: the spool), requeue, let cron deliver.
     let mut fixed = loaded.clone();
     fixed.config.mail.transport = gatehouse::config::MailTransport::Spool;
-    assert_eq!(fix::plan(&result, &ctx).unwrap().apply(&ctx).await.unwrap(), "requeued 1 message(s)");
+    assert_eq!(
+        gatehouse::doctor::checks::plan(&result, &ctx).unwrap().apply(&ctx).await.unwrap(),
+        "requeued 1 message(s)"
+    );
     let sent =
         Cron { loaded: &fixed, services: &server.state.services }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     assert_eq!(sent[0].detail["sent"], 1, "{sent:?}");
@@ -228,7 +230,10 @@ async fn a_relay_that_refuses_the_sender_is_named_and_not_retried(backend: Backe
     let (transport, ctx) = check(&loaded, "email.transport").await;
     assert_eq!(transport.status, Status::Pass, "{}", transport.message);
     let (queue, _) = check(&loaded, "email.queue").await;
-    assert_eq!(fix::plan(&queue, &ctx).unwrap().apply(&ctx).await.unwrap(), "requeued 1 message(s)");
+    assert_eq!(
+        gatehouse::doctor::checks::plan(&queue, &ctx).unwrap().apply(&ctx).await.unwrap(),
+        "requeued 1 message(s)"
+    );
     let sent =
         Cron { loaded: &loaded, services: &server.state.services }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     assert_eq!(sent[0].detail["sent"], 1, "{sent:?}");
@@ -258,7 +263,7 @@ async fn the_gc_fix_turns_collection_back_on_so_it_lasts(backend: Backend) {
     let (result, ctx) = check_at(&server.state.loaded, "sessions.gc", &clock).await;
     assert_eq!(result.status, Status::Fail, "{}", result.message);
     assert!(result.fix.description.starts_with("set sessions.gc: true"), "{:?}", result.fix);
-    let planned = fix::plan(&result, &ctx).expect("a fix is offered");
+    let planned = gatehouse::doctor::checks::plan(&result, &ctx).expect("a fix is offered");
     let described = planned.describe(&ctx);
     assert!(described.contains("-  gc: false   # we thought cron was slow"), "{described}");
     assert!(described.contains("+  gc: true   # we thought cron was slow"), "{described}");
@@ -292,7 +297,11 @@ async fn sessions_storage_finds_a_store_that_cannot_keep_sessions(backend: Backe
     let (result, ctx) = check(loaded, "sessions.storage").await;
     assert_eq!(result.status, Status::Fail, "{}", result.message);
     assert_eq!(result.evidence["dir_exists"], false);
-    let applied = fix::plan(&result, &ctx).expect("creating the directory is offered").apply(&ctx).await.unwrap();
+    let applied = gatehouse::doctor::checks::plan(&result, &ctx)
+        .expect("creating the directory is offered")
+        .apply(&ctx)
+        .await
+        .unwrap();
     assert!(applied.starts_with("created "), "{applied}");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(server.dir.path().join("gatehouse-data/sessions")).unwrap().permissions().mode();

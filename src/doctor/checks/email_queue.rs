@@ -19,6 +19,7 @@ static META: Meta = Meta {
     next_steps: "Fix the transport (the recorded error says what the server answered), then requeue the failed \
                  messages (`gatehouse doctor --fix`) and let cron deliver them.",
     prerequisites: &["database.connectivity"],
+    fix_from_web: true,
     ..Meta::BASE
 };
 

@@ -33,8 +33,25 @@ use std::sync::Arc;
 
 use super::check::{Check, Outcome};
 use super::context::Context;
-use super::model::Status;
+use super::fix::Fix;
+use super::model::{CheckResult, Status};
 use crate::net::observations::{self, Observation};
+
+/// The fix for a result, when its check offers one and it can be applied here. (Here, beside
+/// the list of checks, so that `fix` needs none of them: the checks use `fix`, not the reverse.)
+pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
+    if !result.fix.available || result.status.severity() == 0 {
+        return None;
+    }
+    builtin().into_iter().find(|c| c.meta().id == result.id)?.fix(ctx, result)
+}
+
+/// Whether `result`'s fix may be applied from the admin area ([`Meta::fix_from_web`]).
+pub fn fixable_from_web(result: &CheckResult) -> bool {
+    result.fix.available
+        && result.status.severity() > 0
+        && builtin().iter().any(|c| c.meta().id == result.id && c.meta().fix_from_web)
+}
 
 /// Every built-in check, in report order.
 pub fn builtin() -> Vec<Arc<dyn Check>> {
@@ -134,6 +151,18 @@ mod tests {
             let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{id}: {}: {e}", file.display()));
             assert!(text.contains(&format!("id: \"{id}\"")), "{id} is not defined in {}", file.display());
         }
+    }
+
+    /// Which fixes a browser may apply is the checks' own word, and it is these three: trusting
+    /// CloudFlare (the seed's "Apply settings now"), collecting sessions, requeueing mail. And
+    /// the fixes themselves know no check: the checks use `fix`, never the reverse.
+    #[test]
+    fn the_fixes_allowed_from_the_web_and_no_circle() {
+        let mut web: Vec<&str> =
+            super::builtin().iter().filter(|c| c.meta().fix_from_web).map(|c| c.meta().id).collect();
+        web.sort_unstable();
+        assert_eq!(web, ["email.queue", "proxy.cloudflare", "sessions.gc"]);
+        assert!(!include_str!("../fix.rs").contains("checks::"), "fix.rs uses the checks");
     }
 
     /// A threshold a check reads is one its Meta lists (what profiles may override): a key

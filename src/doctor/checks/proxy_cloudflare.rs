@@ -30,6 +30,7 @@ static META: Meta = Meta {
     config: &["trusted_proxies"],
     // Trusting CloudFlare lets CloudFlare's header name the visitor: only ever on request.
     explicit_fix: true,
+    fix_from_web: true,
 };
 
 impl Check for Trust {

@@ -28,6 +28,7 @@ static META: Meta = Meta {
     explains: &["sessions.lifetime", "proxy.lockouts"],
     // Trusting an address lets it name any visitor: only when asked for by name.
     explicit_fix: true,
+    fix_from_web: false,
     config: &["trusted_proxies"],
 };
 

@@ -20,6 +20,7 @@ static META: Meta = Meta {
                  (or `gatehouse session gc`) removes the backlog now, in batches.",
     prerequisites: &["database.connectivity"],
     config: &["sessions"],
+    fix_from_web: true,
     ..Meta::BASE
 };
 

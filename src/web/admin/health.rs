@@ -12,18 +12,14 @@ use crate::accounts::AdminPermission as P;
 use crate::accounts::AuditAction;
 use crate::accounts::Target;
 use crate::doctor::CheckResult;
-use crate::doctor::fix::{self, Fix};
+use crate::doctor::fix::Fix;
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::render::{Answer, Page};
 
-/// The checks whose fix may be applied from the browser: trusting CloudFlare (ranges and
-/// header), collecting expired sessions and turning `sessions.gc` on, requeueing failed mail.
-/// The rest (migrations, permissions on disk, system_url) are for an operator at a shell.
-const WEB_FIXES: &[&str] = &["proxy.cloudflare", "sessions.gc", "email.queue"];
-
+/// Which fixes the browser may apply is each check's own word (`Meta::fix_from_web`).
 fn web_fixable(r: &CheckResult) -> bool {
-    r.fix.available && r.status.severity() > 0 && WEB_FIXES.contains(&r.id.as_str())
+    crate::doctor::checks::fixable_from_web(r)
 }
 
 pub async fn show(State(state): State<AppState>, staff: Staff) -> Answer {
@@ -58,7 +54,7 @@ async fn planned(state: &AppState, check: &str) -> crate::Result<(CheckResult, F
         Error::invalid(format!("{check} has no problem with a fix that can be applied from the admin area"))
     })?;
     let ctx = state.doctor_context();
-    let planned = fix::plan(&result, &ctx);
+    let planned = crate::doctor::checks::plan(&result, &ctx);
     ctx.close().await;
     let fix = planned.ok_or_else(|| {
         Error::invalid(format!("the fix for {check} cannot be applied here (the configuration is set by the environment, or there is no file to edit)"))
