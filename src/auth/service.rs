@@ -66,12 +66,21 @@ impl Auth {
         format!("{base}{sep}{}", path.trim_start_matches('/'))
     }
 
+    /// Turns an account's second factor off for someone else (staff, the API, the console), and
+    /// tells its owner: a second factor taken away is news however it happened.
+    pub async fn turn_off_second_factor(&self, actor: &Actor, who: Principal, id: i64) -> Result<()> {
+        let had = self.accounts.credentials(who, id).await?;
+        self.accounts.clear_twofa(actor, (who, id)).await?;
+        if had.twofa_method.is_some() || had.totp_secret.is_some() {
+            self.notify(who, id, super::Notice::SecondFactorOff).await;
+        }
+        Ok(())
+    }
+
     /// Turns two-factor off after the user confirms the password.
     pub async fn disable_twofa_with_password(&self, creds: &Credentials, password: &str, from: &Visitor) -> Result<()> {
         self.confirm_password(creds, password, from).await?.or_refused("the password is not correct")?;
-        self.accounts.clear_twofa(&creds.actor(&from.ip), (creds.who, creds.id)).await?;
-        self.notify(creds.who, creds.id, super::Notice::SecondFactorOff).await;
-        Ok(())
+        self.turn_off_second_factor(&creds.actor(&from.ip), creds.who, creds.id).await
     }
 
     /// Changes the password after checking the current one; ends every other session of the

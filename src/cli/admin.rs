@@ -156,7 +156,7 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
         }
         AdminCommand::Disable2fa { admin } => {
             let admin = admin_ref(ctx, &admin).await?;
-            accounts.clear_twofa(actor, (Principal::Admin, admin.id)).await?;
+            ctx.auth.turn_off_second_factor(actor, Principal::Admin, admin.id).await?;
             let summary = serde_json::json!({"admin_id": admin.id, "username": admin.username, "twofa": false});
             out.emit(&summary, || format!("Two-factor authentication is off for admin {}", admin.username))
         }

@@ -274,7 +274,7 @@ pub async fn run(command: UserCommand, ctx: &Context, out: &Output) -> Result<()
         }
         UserCommand::Disable2fa { user } => {
             let id = ctx.user_id(&user).await?;
-            accounts.clear_twofa(actor, (Principal::User, id)).await?;
+            ctx.auth.turn_off_second_factor(actor, Principal::User, id).await?;
             out.emit(&json!({"id": id, "twofa_method": null}), || {
                 format!("Two-factor authentication of user {id} is off.")
             })

@@ -393,7 +393,7 @@ async fn unlock_user(State(s): State<AppState>, c: Caller, Params(id): Params<i6
 
 async fn disable_twofa(State(s): State<AppState>, c: Caller, Params(id): Params<i64>) -> ApiResult {
     let actor = c.require(P::UsersManage)?;
-    s.accounts.clear_twofa(&actor, (Principal::User, id)).await?;
+    s.auth.turn_off_second_factor(&actor, Principal::User, id).await?;
     no_content()
 }
 

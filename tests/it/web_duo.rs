@@ -48,4 +48,26 @@ async fn frameless_access_error_is_explained(backend: Backend) {
     assert_eq!(b.get("clientarea").await.status, 303, "no way in without the second factor");
 }
 
-web_on_both_backends!(duo_universal_prompt_signs_in, frameless_access_error_is_explained);
+/// Under forced two-factor, a user who chooses Duo while enrolling is sent to log in again: Duo
+/// is proven at Duo, not assumed by the half-way sign-in.
+async fn choosing_duo_while_enrolling_means_logging_in_through_it(backend: Backend) {
+    let fake = duo::start(false).await;
+    let extra = fake.config().replace("twofa:\n", "twofa:\n  force_clients: true\n");
+    let Some(server) = Server::start(backend, &extra).await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.location(), "/account/security");
+    let chosen = b.submit("account/security", "account/security/2fa/setup", &[("method", "duo")]).await;
+    assert_eq!(chosen.location(), "/login");
+    assert!(b.get("login").await.body.contains("Log in again to use it"));
+    assert_eq!(b.get("clientarea").await.location(), "/login", "the half-way sign-in is over");
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+    let to_duo = b.get("login/2fa").await;
+    assert!(to_duo.location().starts_with(&format!("{}/oauth/v1/authorize?", fake.base)), "{}", to_duo.location());
+}
+
+web_on_both_backends!(
+    duo_universal_prompt_signs_in,
+    frameless_access_error_is_explained,
+    choosing_duo_while_enrolling_means_logging_in_through_it,
+);

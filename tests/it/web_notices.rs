@@ -145,6 +145,21 @@ async fn this_wasnt_me_undoes_what_the_intruder_did(backend: Backend) {
     assert!(!locked.body.contains("/not-me/"), "{}", locked.body);
 }
 
+/// A second factor taken away by staff is news to its owner too.
+async fn staff_turning_two_factor_off_is_told(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let secret = gatehouse::secrets::totp::new_secret();
+    let backup = gatehouse::secrets::passwords::hash_async("unused").await.unwrap();
+    let actor = gatehouse::accounts::Actor::system("test");
+    server.accounts().set_totp(&actor, (Principal::User, user_id), &secret, 0, &backup).await.unwrap();
+    let token = crate::support::web::admin_token(&server, &[gatehouse::accounts::AdminPermission::UsersManage]).await;
+    let path = format!("users/{user_id}/2fa");
+    let (status, _) = crate::support::web::api(&server, &token, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(subjects(&server, "ann@example.com").await, ["Two-factor authentication was turned off"]);
+}
+
 /// New-device notices are the person's choice (after proving it is them); credential changes
 /// are always told.
 async fn new_device_notices_can_be_turned_off(backend: Backend) {
@@ -164,5 +179,6 @@ async fn new_device_notices_can_be_turned_off(backend: Backend) {
 web_on_both_backends!(
     each_notice_is_mailed_and_its_link_signs_everyone_out,
     this_wasnt_me_undoes_what_the_intruder_did,
+    staff_turning_two_factor_off_is_told,
     new_device_notices_can_be_turned_off,
 );

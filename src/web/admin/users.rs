@@ -144,7 +144,7 @@ pub async fn disable_twofa(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::UsersManage)?;
-    let result = state.accounts.clear_twofa(&actor, (Principal::User, id)).await;
+    let result = state.auth.turn_off_second_factor(&actor, Principal::User, id).await;
     done(&state, staff, result.map(|()| "Two-factor authentication is off for this user.".into()), &user_page(id)).await
 }
 
