@@ -37,6 +37,14 @@ pub struct Device {
     pub last_used_at: i64,
 }
 
+/// A browser just made a known device.
+pub struct NewDevice {
+    /// For its cookie.
+    pub token: String,
+    /// The account knew other devices: this one is news to its owner.
+    pub account_knew_others: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Devices {
     db: Db,
@@ -62,17 +70,18 @@ impl Devices {
         .await?)
     }
 
-    /// After a full sign-in: the device `raw` named is used again, or the browser gets a new
-    /// token for this account. Returns the raw token to set, when a new one was made.
+    /// After a full sign-in from `known` (the device it was recognised as, if any): that device
+    /// is used again, or the browser gets a new token for this account — returned, with whether
+    /// the account knew other devices.
     pub async fn signed_in(
         &self,
         who: Principal,
         account_id: i64,
-        raw: Option<&str>,
+        known: Option<i64>,
         user_agent: &str,
         ip: &str,
-    ) -> Result<Option<String>> {
-        if let Some(id) = self.recognise(who, account_id, raw).await? {
+    ) -> Result<Option<NewDevice>> {
+        if let Some(id) = known {
             sqlx::query("UPDATE device_tokens SET last_used_at = $1, ip = $2 WHERE id = $3")
                 .bind(self.db.now())
                 .bind(ip)
@@ -81,6 +90,14 @@ impl Devices {
                 .await?;
             return Ok(None);
         }
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM device_tokens WHERE principal = $1 AND account_id = $2 AND last_used_at > $3",
+        )
+        .bind(who.target_type().as_str())
+        .bind(account_id)
+        .bind(self.db.now() - DEVICE_TTL_SECS)
+        .fetch_one(self.db.pool())
+        .await?;
         let token = tokens::mint(tokens::TokenKind::Device);
         let user_agent: String = user_agent.chars().take(USER_AGENT_CHARS).collect();
         sqlx::query(
@@ -106,7 +123,7 @@ impl Devices {
         .bind(DEVICES_PER_ACCOUNT)
         .execute(self.db.pool())
         .await?;
-        Ok(Some(token.raw))
+        Ok(Some(NewDevice { token: token.raw, account_knew_others: others > 0 }))
     }
 
     /// Forgets every device of the account but the one `keep` names (a password changed from it).

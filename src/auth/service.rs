@@ -358,4 +358,6 @@ pub struct SignedIn {
     pub backup_code: Option<String>,
     /// The admin who opened this session with an impersonation link.
     pub impersonated_by: Option<i64>,
+    /// The known device (`auth::devices`) the sign-in came from, recognised at its password step.
+    pub device: Option<i64>,
 }

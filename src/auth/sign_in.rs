@@ -143,7 +143,7 @@ impl Auth {
         let details = json!({"second_factor": owed});
         self.accounts.record_event(&actor, who.action(Event::PasswordOk), creds.target(), details).await?;
         Ok(match owed {
-            None => self.complete_sign_in(old, &creds, from, SignedIn::default()).await?,
+            None => self.complete_sign_in(old, &creds, from, SignedIn { device, ..Default::default() }).await?,
             Some(SecondFactor::Enrol) => {
                 Step::Enrol { cookie: self.await_second_factor(old, &creds, SecondFactor::Enrol, device, from).await? }
             }
@@ -249,18 +249,16 @@ impl Auth {
         let mut device = None;
         if signed.impersonated_by.is_none() {
             // Every factor proven: a run of consecutive failures ends, wherever it came from.
-            let known = self.devices.recognise(creds.who, creds.id, from.device.as_deref()).await?;
-            self.throttle.clear(&Scope::ended_by_sign_in(creds.who, &creds.login, known)).await?;
+            self.throttle.clear(&Scope::ended_by_sign_in(creds.who, &creds.login, signed.device)).await?;
             let actor = creds.actor(&from.ip);
             self.accounts.record_event(&actor, creds.who.action(Event::SignedIn), creds.target(), json!({})).await?;
-            let knew_any = !self.devices.list(creds.who, creds.id).await?.is_empty();
-            device =
-                self.devices.signed_in(creds.who, creds.id, from.device.as_deref(), &from.user_agent, &from.ip).await?;
+            let new = self.devices.signed_in(creds.who, creds.id, signed.device, &from.user_agent, &from.ip).await?;
             // A browser the account did not know, when it knew others: the owner is told.
-            if device.is_some() && knew_any {
+            if new.as_ref().is_some_and(|d| d.account_knew_others) {
                 let notice = Notice::NewDevice { user_agent: from.user_agent.clone(), ip: from.ip.clone() };
                 self.notify(creds.who, creds.id, notice).await;
             }
+            device = new.map(|d| d.token);
         }
         Ok(Step::Done { cookie: self.sessions.rotate(old, data).await?.0, device })
     }
@@ -328,6 +326,7 @@ impl Auth {
                 let signed = SignedIn {
                     flash: replacement.is_some().then(|| BACKUP_USED.to_string()),
                     backup_code: replacement,
+                    device,
                     ..Default::default()
                 };
                 self.complete_sign_in(session, &creds, from, signed).await
@@ -485,7 +484,8 @@ impl Auth {
         match duo.exchange(who, &code, &creds.login, nonce).await {
             Ok(()) => {
                 self.accounts.record_event(&actor, who.action(Event::DuoOk), creds.target(), json!({})).await?;
-                self.complete_sign_in(session, &creds, from, SignedIn::default()).await
+                let signed = SignedIn { device: pending.device, ..Default::default() };
+                self.complete_sign_in(session, &creds, from, signed).await
             }
             Err(e) => {
                 let details = json!({"error": e.to_string()});

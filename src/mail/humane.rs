@@ -51,8 +51,9 @@ mod tests {
         assert!(device(iphone).starts_with("Safari 18 on iPhone"), "{}", device(iphone));
         assert_eq!(device(""), "Unknown browser");
         assert!(device("curl/8.5.0").contains("curl"), "{}", device("curl/8.5.0"));
-        let forged = "DoCoMo/2.0 P903i(c100;TB;W24H12) Visit http://evil.example/now to keep your account";
-        assert!(!device(forged).contains("://") && !device(forged).contains("keep your"), "{}", device(forged));
+        // jig browser's pattern takes the rest of the header as its "version".
+        let forged = "jig browser web; Visit evil dot example now to keep your account";
+        assert_eq!(device(forged), "jig browser Visitevildotexam on jig", "one glued word, never a sentence");
     }
 
     #[test]

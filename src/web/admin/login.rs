@@ -18,6 +18,7 @@ use crate::mail::humane;
 use crate::secrets::totp;
 use crate::web::AppState;
 use crate::web::context::Ctx;
+use crate::web::pages::account::device_rows;
 use crate::web::pages::extract::CheckedForm;
 use crate::web::pages::login::{DuoCallback, wrong_code};
 use crate::web::pages::{LOGIN_INCORRECT, form_session, redirect_with_flash};
@@ -165,18 +166,7 @@ pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Answer {
     // A signed-in admin sees it with the menu, their known devices and their notifications.
     let staff = Staff::of(&state, &ctx).await?;
     let (devices, this) = state.auth.known_devices(Principal::Admin, creds.id, ctx.device.as_deref()).await?;
-    let devices: Vec<_> = devices
-        .iter()
-        .map(|d| {
-            json!({
-                "id": d.id,
-                "ip": d.ip,
-                "device": humane::device(&d.user_agent),
-                "last": humane::local_time(d.last_used_at, humane::zone("", state.loaded.config.timezone.zone())),
-                "current": Some(d.id) == this,
-            })
-        })
-        .collect();
+    let devices = device_rows(&devices, this, humane::zone("", state.loaded.config.timezone.zone()));
     let notices = state.accounts.new_device_notices((Principal::Admin, creds.id)).await?;
     let page =
         security_page(&state, &creds, &session, false).with("devices", devices).with("new_device_notices", notices);

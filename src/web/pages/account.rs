@@ -11,6 +11,7 @@ use super::{redirect_with_flash, require_recent, store_failed};
 use crate::accounts::AuditAction;
 use crate::accounts::Target;
 use crate::accounts::{Actor, Principal, User};
+use crate::auth::devices::Device;
 use crate::auth::sessions::Session;
 use crate::auth::{Proof, REAUTH_WINDOW_SECS};
 use crate::error::Error;
@@ -242,7 +243,17 @@ pub async fn sessions(State(state): State<AppState>, ctx: Ctx, SignedIn { user, 
         })
         .collect();
     let (devices, this) = state.auth.known_devices(Principal::User, user.id, ctx.device.as_deref()).await?;
-    let devices: Vec<_> = devices
+    let devices = device_rows(&devices, this, tz);
+    Ok(Page::new("sessions.html", "Sessions")
+        .with("user", &user)
+        .with("sessions", rows)
+        .with("devices", devices)
+        .render(&state, Some(&session)))
+}
+
+/// Known devices as the sessions pages list them (users' and admins'), `this` marked.
+pub(crate) fn device_rows(devices: &[Device], this: Option<i64>, tz: chrono_tz::Tz) -> Vec<serde_json::Value> {
+    devices
         .iter()
         .map(|d| {
             json!({
@@ -254,12 +265,7 @@ pub async fn sessions(State(state): State<AppState>, ctx: Ctx, SignedIn { user, 
                 "current": Some(d.id) == this,
             })
         })
-        .collect();
-    Ok(Page::new("sessions.html", "Sessions")
-        .with("user", &user)
-        .with("sessions", rows)
-        .with("devices", devices)
-        .render(&state, Some(&session)))
+        .collect()
 }
 
 /// Forgets a known device: its next sign-in counts against the account's budget again. A

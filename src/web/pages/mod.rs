@@ -1,7 +1,7 @@
 //! The client area: server-rendered pages and their forms. Every POST is CSRF-checked; every
 //! successful POST answers 303 with the next page.
 
-mod account;
+pub(crate) mod account;
 mod clientarea;
 pub mod extract;
 pub(crate) mod login;
