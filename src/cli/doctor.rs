@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 use serde_json::json;
@@ -12,8 +11,7 @@ use super::Output;
 use super::output::table;
 use crate::config::{self, ConfigSource, Duration, Loaded};
 use crate::doctor::fix;
-use crate::doctor::runner::RunOptions;
-use crate::doctor::{self, Context, Report, Selection, checks, profile};
+use crate::doctor::{self, Context, Doctor, Report, Selection, checks, profile};
 use crate::error::{Error, Result};
 use crate::report::{self, FailOn, Format, RenderOptions};
 
@@ -80,31 +78,11 @@ fn parse_outputs(raw: &[String]) -> Result<Vec<(Format, PathBuf)>> {
         .collect()
 }
 
-/// Applies (or, dry, describes) every fix offered in `report`, logging to stderr so stdout
-/// stays the report. Returns true when something was changed.
+/// Applies (or, dry, describes) the fixes `--fix` chose from `report`, logging to stderr so
+/// stdout stays the report. Returns true when something was changed.
 async fn apply_fixes(report: &Report, ctx: &Context, named: &[String], dry_run: bool) -> bool {
-    let all = checks::builtin();
-    let explicit = |id: &str| all.iter().any(|c| c.meta().id == id && c.meta().explicit_fix);
-    let mut plans: Vec<fix::Planned> = Vec::new();
-    for r in &report.results {
-        let Some(f) = checks::plan(r, ctx) else { continue };
-        let is_named = named.iter().any(|n| n == &r.id);
-        if !named.is_empty() && !is_named {
-            continue;
-        }
-        if explicit(&r.id) && !is_named {
-            eprintln!(
-                "not fixing {}: its fix changes who is trusted or where the site lives; run `gatehouse doctor --fix {}` to apply it: {}",
-                r.id,
-                r.id,
-                f.describe(ctx)
-            );
-            continue;
-        }
-        plans.push(fix::Planned { check: r.id.as_str(), explicit: explicit(&r.id), fix: f });
-    }
-    let (plans, dropped) = fix::settle(plans);
-    for why in dropped {
+    let (plans, left) = doctor::run::chosen_fixes(report, named, ctx);
+    for why in left {
         eprintln!("{why}");
     }
     if plans.is_empty() {
@@ -216,31 +194,17 @@ pub async fn run(args: DoctorArgs, loaded: Loaded, out: &Output) -> Result<i32> 
     };
     let selected = doctor::select(&all, &selection)?;
 
-    let thresholds = profile.as_ref().map(|p| p.thresholds.clone()).unwrap_or_default();
-    let options = RunOptions::with_timeout(per_check.as_std());
-    let diagnose = |loaded: Loaded| {
-        // Network checks stop a little before the per-check deadline so they can name the phase
-        // that hung: they must know the deadline `--timeout` set, not the configured one.
-        let ctx = Arc::new(Context::new(loaded).with_deadline(per_check.as_std()).with_thresholds(thresholds.clone()));
-        let (selected, options, profile) = (&selected, &options, &profile);
-        async move {
-            let mut report = doctor::diagnose(selected, ctx.clone(), options).await;
-            if let Some(p) = profile {
-                doctor::apply_waivers(&mut report, &p.waivers, chrono::Utc::now().date_naive());
-            }
-            (report, ctx)
-        }
-    };
-    let (mut report, ctx) = diagnose(loaded).await;
+    let mut doctor = Doctor::new(&loaded).with_checks(selected).with_deadline(per_check.as_std());
+    if let Some(p) = &profile {
+        doctor = doctor.with_profile(p);
+    }
+    let (mut report, ctx) = doctor.examine(loaded).await;
     if let Some(named) = &args.fix
         && apply_fixes(&report, &ctx, named, args.dry_run).await
     {
         // Fixes change the deployment (and maybe the config): look again, with fresh eyes.
         ctx.close().await;
-        let reloaded = reload(&ctx.loaded)?;
-        let (again, ctx) = diagnose(reloaded).await;
-        ctx.close().await;
-        report = again;
+        report = doctor.report(reload(&ctx.loaded)?).await;
     } else {
         ctx.close().await;
     }

@@ -1,15 +1,13 @@
 //! `gatehouse report`: a support bundle; `gatehouse report diff OLD NEW`: what changed.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
 use super::Output;
 use super::output::table;
 use crate::config::Loaded;
-use crate::doctor::runner::RunOptions;
-use crate::doctor::{self, Context, checks};
+use crate::doctor::Doctor;
 use crate::error::Result;
 use crate::report::bundle::{self, BundleOptions};
 use crate::report::diff;
@@ -59,10 +57,7 @@ pub async fn run(args: ReportArgs, loaded: Loaded, out: &Output) -> Result<i32> 
         })?;
         return Ok(0);
     }
-    let all = checks::builtin();
-    let ctx = Arc::new(Context::new(loaded.clone()));
-    let report =
-        doctor::diagnose(&all, ctx.clone(), &RunOptions::with_timeout(loaded.config.doctor.timeout.as_std())).await;
+    let (report, ctx) = Doctor::new(&loaded).examine(loaded.clone()).await;
     let options = BundleOptions {
         out_dir: args.out,
         archive: args.archive,

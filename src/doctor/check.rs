@@ -84,11 +84,6 @@ pub trait Check: Send + Sync + 'static {
     /// `tokio::task::spawn_blocking`. The runner enforces the deadline and turns a panic into
     /// an `error` result.
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a>;
-    /// The change `--fix` makes for what this check `found`, if one is safe to make and can be
-    /// made here. Checks without one keep this default.
-    fn fix(&self, _ctx: &Context, _found: &super::model::CheckResult) -> Option<Fix> {
-        None
-    }
 }
 
 /// What one run of a check found.
@@ -99,8 +94,17 @@ pub struct Outcome {
     pub evidence: Map<String, Value>,
     /// What to do; defaults to the check's next steps for a problem.
     pub remediation: Option<String>,
-    /// Description of the automatic fix `--fix` would apply, when one is safe.
-    pub fix: Option<String>,
+    /// The automatic fix `--fix` would apply, when one is safe.
+    pub fix: Option<Fix>,
+}
+
+impl From<super::context::Unavailable> for Outcome {
+    fn from(why: super::context::Unavailable) -> Self {
+        match why {
+            super::context::Unavailable::NotYet(m) => Outcome::skipped(m),
+            super::context::Unavailable::Failed(m) => Outcome::error(m),
+        }
+    }
 }
 
 impl Outcome {
@@ -138,8 +142,9 @@ impl Outcome {
         self.remediation = Some(text.into());
         self
     }
-    pub fn fixable(mut self, description: impl Into<String>) -> Self {
-        self.fix = Some(description.into());
+    /// Offers `fix` for what was found (the runner says whether it can be applied here).
+    pub fn fixable(mut self, fix: Fix) -> Self {
+        self.fix = Some(fix);
         self
     }
 }

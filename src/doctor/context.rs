@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use super::check::Outcome;
 use crate::accounts::Accounts;
 use crate::config::{Backend, Config, Loaded};
 use crate::cron::heartbeat::{self, Heartbeat};
@@ -21,11 +20,27 @@ pub struct Context {
     db: OnceCell<Result<Db, String>>,
     resolver: OnceCell<Result<Resolver, String>>,
     /// Built once per run: every check that reads data shares them (and one schema check).
-    services: OnceCell<Result<Services, Outcome>>,
-    heartbeats: OnceCell<Result<Vec<Heartbeat>, Outcome>>,
+    services: OnceCell<Result<Services, Unavailable>>,
+    heartbeats: OnceCell<Result<Vec<Heartbeat>, Unavailable>>,
     thresholds: HashMap<String, Map<String, Value>>,
     deadline: Duration,
     clock: Clock,
+}
+
+/// Why there is nothing to look at, which a check reports instead of a finding: not yet (a
+/// fresh deployment, pending migrations: skipped) or failed (unreachable, unreadable: error).
+#[derive(Debug, Clone)]
+pub enum Unavailable {
+    NotYet(String),
+    Failed(String),
+}
+
+impl Unavailable {
+    pub fn message(self) -> String {
+        match self {
+            Unavailable::NotYet(m) | Unavailable::Failed(m) => m,
+        }
+    }
 }
 
 /// Why the database could not be opened for a check.
@@ -126,25 +141,25 @@ impl Context {
             .map_err(|e| DbUnavailable::Unreachable(e.clone()))
     }
 
-    /// The services over a migrated database, or the outcome a check reports when there is
-    /// none: skipped for a fresh deployment, error when unreachable. Built once per run.
-    pub async fn services(&self) -> Result<&Services, Outcome> {
+    /// The services over a migrated database, or why there are none (a check reports it: see
+    /// [`Unavailable`]). Built once per run.
+    pub async fn services(&self) -> Result<&Services, Unavailable> {
         self.services
             .get_or_init(|| async {
                 let db = match self.db().await {
                     Ok(db) => db,
                     Err(DbUnavailable::NotCreated(f)) => {
-                        return Err(Outcome::skipped(format!("the database {f} has not been created yet")));
+                        return Err(Unavailable::NotYet(format!("the database {f} has not been created yet")));
                     }
-                    Err(DbUnavailable::Unreachable(e)) => return Err(Outcome::error(e)),
+                    Err(DbUnavailable::Unreachable(e)) => return Err(Unavailable::Failed(e)),
                 };
                 match db.migration_status().await {
                     Ok(s) if s.is_current() => Ok(Services::over(db.clone(), &self.loaded)),
-                    Ok(s) => Err(Outcome::skipped(format!(
+                    Ok(s) => Err(Unavailable::NotYet(format!(
                         "the database schema is not current (pending migrations {:?})",
                         s.pending
                     ))),
-                    Err(e) => Err(Outcome::error(format!("cannot read the schema version: {e}"))),
+                    Err(e) => Err(Unavailable::Failed(format!("cannot read the schema version: {e}"))),
                 }
             })
             .await
@@ -153,16 +168,18 @@ impl Context {
     }
 
     /// The accounts service (see [`Context::services`]).
-    pub async fn accounts(&self) -> Result<Accounts, Outcome> {
+    pub async fn accounts(&self) -> Result<Accounts, Unavailable> {
         self.services().await.map(|s| s.accounts.clone())
     }
 
     /// Every process's heartbeat, newest first, read once per run.
-    pub async fn heartbeats(&self) -> Result<&[Heartbeat], Outcome> {
+    pub async fn heartbeats(&self) -> Result<&[Heartbeat], Unavailable> {
         let services = self.services().await?;
         self.heartbeats
             .get_or_init(|| async {
-                heartbeat::all(&services.db).await.map_err(|e| Outcome::error(format!("cannot read heartbeats: {e}")))
+                heartbeat::all(&services.db)
+                    .await
+                    .map_err(|e| Unavailable::Failed(format!("cannot read heartbeats: {e}")))
             })
             .await
             .as_ref()
@@ -173,7 +190,7 @@ impl Context {
     /// The processes that beat recently enough to count as running (serve beats every 30 s,
     /// cron every run), judged by the database's clock so a node whose own clock is off is
     /// neither kept alive nor buried by it; and how many minutes "recently" is.
-    pub async fn live_heartbeats(&self) -> Result<(Vec<&Heartbeat>, i64), Outcome> {
+    pub async fn live_heartbeats(&self) -> Result<(Vec<&Heartbeat>, i64), Unavailable> {
         let freshness = (2 * self.config().cron.interval.as_secs()).max(600);
         let since = self.now() - freshness;
         let beats = self.heartbeats().await?;

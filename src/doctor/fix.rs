@@ -20,9 +20,9 @@ pub enum Fix {
     CreateSessionDir(PathBuf),
     /// Make these files 0600 and folders 0700.
     RestrictPermissions(Vec<PathBuf>),
-    /// Set settings of the configuration file in place — `(dotted key, YAML literal)` — with
-    /// one backup and one diff, keeping the rest of the file as it was.
-    SetConfig { file: PathBuf, settings: Vec<(String, String)> },
+    /// Set settings of the deployment's configuration file in place — `(dotted key, YAML
+    /// literal)` — with one backup and one diff, keeping the rest of the file as it was.
+    SetConfig(Vec<(String, String)>),
     /// Several fixes, applied in order (a setting turned back on, and its backlog cleared).
     All(Vec<Fix>),
 }
@@ -32,7 +32,7 @@ pub enum Fix {
 pub struct Planned<'a> {
     pub check: &'a str,
     pub explicit: bool,
-    pub fix: Fix,
+    pub fix: &'a Fix,
 }
 
 /// The plans that can be applied together, and why the others are not. Two fixes that set one
@@ -87,14 +87,41 @@ impl Fix {
     /// The configuration settings it writes, `(dotted key, YAML literal)`, its parts' included.
     fn settings(&self) -> Vec<&(String, String)> {
         match self {
-            Fix::SetConfig { settings, .. } => settings.iter().collect(),
+            Fix::SetConfig(settings) => settings.iter().collect(),
             Fix::All(fixes) => fixes.iter().flat_map(Fix::settings).collect(),
             _ => Vec::new(),
         }
     }
 
-    /// What the fix changes, in full: for a configuration edit, the diff.
-    pub fn describe(&self, ctx: &Context) -> String {
+    /// Sets the dotted `key` to `value` (written as a YAML literal) in the configuration file.
+    pub fn set(key: &str, value: impl serde::Serialize) -> Fix {
+        let literal = serde_json::to_string(&value).expect("a setting serialises");
+        Fix::SetConfig(vec![(key.into(), literal)])
+    }
+
+    /// Why the fix cannot be applied to this deployment, when it cannot: a configuration edit
+    /// needs a file to edit, and does not count where the environment overrides the section.
+    pub fn blocked_here(&self, ctx: &Context) -> Option<String> {
+        let settings = self.settings();
+        if settings.is_empty() {
+            return None;
+        }
+        if config_file(ctx).is_none() {
+            return Some("the configuration is the embedded default: there is no file to edit".into());
+        }
+        settings.iter().find_map(|(key, _)| {
+            let top = key.split('.').next().unwrap_or_default();
+            match ctx.loaded.origin(top) {
+                crate::config::Origin::Env(var) => {
+                    Some(format!("{top} is set by the environment ({var}): an edit of the file would not count"))
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// What the fix changes, in one line.
+    pub fn summary(&self, ctx: &Context) -> String {
         match self {
             Fix::Migrate => format!(
                 "create the database {} if it does not exist and apply the pending migrations",
@@ -107,32 +134,34 @@ impl Fix {
                 "chmod 0600 (files) / 0700 (folders): {}",
                 paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
             ),
-            Fix::SetConfig { file, settings } => {
+            Fix::SetConfig(settings) => {
                 let what = settings.iter().map(|(k, v)| format!("{k} to {v}")).collect::<Vec<_>>().join(", ");
+                match config_file(ctx) {
+                    Some(file) => format!("set {what} in {}", file.display()),
+                    None => format!("set {what} in the configuration file"),
+                }
+            }
+            Fix::All(fixes) => fixes.iter().map(|f| f.summary(ctx)).collect::<Vec<_>>().join("; then "),
+        }
+    }
+
+    /// What the fix changes, in full: for a configuration edit, the diff.
+    pub fn describe(&self, ctx: &Context) -> String {
+        match self {
+            Fix::SetConfig(settings) => {
+                let summary = self.summary(ctx);
+                let Some(file) = config_file(ctx) else { return summary };
                 match std::fs::read_to_string(file).map_err(|e| e.to_string()).and_then(|old| {
                     let new = edited(file, &old, settings)?;
                     Ok(diff(file, &old, &new))
                 }) {
-                    Ok(diff) => format!("set {what} in {} (a backup is kept)\n{diff}", file.display()),
-                    Err(e) => format!("cannot plan setting {what} in {}: {e}", file.display()),
+                    Ok(diff) => format!("{summary} (a backup is kept)\n{diff}"),
+                    Err(e) => format!("cannot plan to {summary}: {e}"),
                 }
             }
             Fix::All(fixes) => fixes.iter().map(|f| f.describe(ctx)).collect::<Vec<_>>().join("; then "),
+            other => other.summary(ctx),
         }
-    }
-
-    /// Sets `settings` (dotted key, YAML literal) in the deployment's configuration file — when
-    /// it has one, and the environment does not override those sections (an edit would not count).
-    pub fn set_config(ctx: &Context, settings: &[(&str, String)]) -> Option<Fix> {
-        let crate::config::ConfigSource::File(file) = &ctx.loaded.source else { return None };
-        let overridden = settings.iter().any(|(key, _)| {
-            let top = key.split('.').next().unwrap_or_default();
-            matches!(ctx.loaded.origin(top), crate::config::Origin::Env(_))
-        });
-        (!overridden).then(|| Fix::SetConfig {
-            file: file.clone(),
-            settings: settings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-        })
     }
 
     /// Applies the fix and says what was done.
@@ -148,7 +177,7 @@ impl Fix {
                 Ok(format!("applied migrations {:?}", applied?))
             }
             Fix::CollectSessions => {
-                let services = ctx.services().await.map_err(|o| o.message)?;
+                let services = ctx.services().await.map_err(|o| o.message())?;
                 let removed = services.sessions.collect_all(crate::cron::GC_BATCH).await.map_err(|e| e.to_string())?;
                 Ok(format!("removed {removed} expired session(s)"))
             }
@@ -162,7 +191,7 @@ impl Fix {
                 Ok(format!("created {}", dir.display()))
             }
             Fix::RequeueMail => {
-                let accounts = ctx.accounts().await.map_err(|o| o.message)?;
+                let accounts = ctx.accounts().await.map_err(|o| o.message())?;
                 let n = crate::mail::requeue_failed(accounts.db()).await.map_err(|e| e.to_string())?;
                 Ok(format!("requeued {n} message(s)"))
             }
@@ -176,7 +205,11 @@ impl Fix {
                 }
                 Ok(format!("made {} path(s) private to their owner", paths.len()))
             }
-            Fix::SetConfig { file, settings } => {
+            Fix::SetConfig(settings) => {
+                if let Some(why) = self.blocked_here(ctx) {
+                    return Err(why);
+                }
+                let file = config_file(ctx).ok_or("there is no configuration file to edit")?;
                 let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
                 let rewritten = edited(file, &text, settings)?;
                 let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
@@ -197,6 +230,14 @@ impl Fix {
                 Ok(done.join("; "))
             }
         }
+    }
+}
+
+/// The deployment's configuration file, when it has one.
+fn config_file(ctx: &Context) -> Option<&Path> {
+    match &ctx.loaded.source {
+        crate::config::ConfigSource::File(file) => Some(file),
+        crate::config::ConfigSource::Embedded => None,
     }
 }
 
@@ -234,10 +275,9 @@ mod tests {
 
     #[test]
     fn two_fixes_for_one_setting_settle_on_the_named_one_or_none() {
-        let set = |value: &str| Fix::SetConfig {
-            file: "gatehouse.yaml".into(),
-            settings: vec![("system_url".into(), value.into())],
-        };
+        let fixes = ["\"https://x/clients/\"", "\"https://x/\"", "1", "2", "3"]
+            .map(|v| Fix::SetConfig(vec![("system_url".into(), v.into())]));
+        let set = |value: &str| fixes.iter().find(|f| f.settings()[0].1 == value).expect("one of the values");
         let plan = |check, explicit, value: &str| Planned { check, explicit, fix: set(value) };
         let (kept, dropped) = settle(vec![
             plan("system_url.config", false, "\"https://x/clients/\""),
@@ -250,7 +290,7 @@ mod tests {
         let (kept, dropped) = settle(vec![
             plan("a", false, "1"),
             plan("b", true, "1"),
-            Planned { check: "c", explicit: false, fix: Fix::CollectSessions },
+            Planned { check: "c", explicit: false, fix: &Fix::CollectSessions },
         ]);
         assert_eq!((kept.len(), dropped.len()), (3, 0), "the same value, and other fixes, do not clash");
         // Each pair is told by its own decision, whatever an earlier pair decided.
@@ -258,5 +298,36 @@ mod tests {
         assert!(kept.is_empty());
         assert!(dropped[0].starts_with("not fixing a or b: both set system_url"), "{dropped:?}");
         assert!(dropped[1].starts_with("not fixing c: its fix sets system_url too"), "{dropped:?}");
+    }
+
+    /// A configuration edit is offered only where it would count: there is a file, and the
+    /// environment does not override the section it writes (the file would change, the
+    /// deployment would not). Other fixes need no file.
+    #[test]
+    fn a_setting_is_applicable_only_where_the_file_decides_it() {
+        let file = crate::config::ConfigSource::File("/etc/gatehouse/gatehouse.yaml".into());
+        let loaded = |source, env: &[(&str, &str)]| {
+            let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            Context::new(crate::config::load_from_str(Some("system_url: https://x/\n"), source, env).unwrap())
+        };
+        let slash = Fix::set("system_url", "https://x/clients/");
+        let in_file = loaded(file.clone(), &[]);
+        assert_eq!(slash.blocked_here(&in_file), None);
+        assert_eq!(
+            slash.summary(&in_file),
+            "set system_url to \"https://x/clients/\" in /etc/gatehouse/gatehouse.yaml"
+        );
+        let by_env = loaded(file, &[("GATEHOUSE_SYSTEM_URL", "https://y/")]);
+        let why = slash.blocked_here(&by_env).expect("the environment decides system_url");
+        assert!(why.contains("GATEHOUSE_SYSTEM_URL"), "{why}");
+        assert_eq!(Fix::set("sessions.gc", true).blocked_here(&by_env), None, "another section is the file's");
+        let embedded = loaded(crate::config::ConfigSource::Embedded, &[]);
+        assert!(
+            Fix::All(vec![slash.clone(), Fix::CollectSessions])
+                .blocked_here(&embedded)
+                .unwrap()
+                .contains("no file to edit")
+        );
+        assert_eq!(Fix::CollectSessions.blocked_here(&embedded), None);
     }
 }

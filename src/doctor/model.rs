@@ -1,5 +1,7 @@
 //! The result model and the JSON report contract (`schema: "gatehouse.report/v1"`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -69,10 +71,24 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// The fix a result offers: decided once, by the check's judgement (what to change) and its
+/// `Meta` (whether the change must be named, whether a browser may apply it), and read by every
+/// face — `--fix`, System Health — from here.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixInfo {
+    /// A fix is offered and can be applied to this deployment.
     pub available: bool,
+    /// What it changes; when a fix was proposed but cannot be applied here, why not.
     pub description: String,
+    /// It changes who is trusted or where the site lives: applied only when its check is named.
+    #[serde(default)]
+    pub changes_trust: bool,
+    /// An admin with `settings.manage` may apply it from System Health.
+    #[serde(default)]
+    pub from_web: bool,
+    /// The change itself (not part of the JSON report).
+    #[serde(skip)]
+    pub proposal: Option<super::fix::Fix>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,7 +196,7 @@ pub struct Report {
     pub results: Vec<CheckResult>,
     /// With `--symptom`: the causes found for it, ranked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub triage: Option<super::symptoms::Triage>,
+    pub triage: Option<Triage>,
 }
 
 impl Report {
@@ -217,4 +233,20 @@ impl Report {
     pub fn worst(&self) -> u8 {
         self.results.iter().map(|r| r.status.severity()).max().unwrap_or(0)
     }
+}
+
+/// A symptom's checks, judged: likely causes ranked — a cause above what it explains, then
+/// fail, error and timeout before warn, then in the symptom's order of likelihood — those ruled
+/// out (passed), and those that could not tell (skipped, blocked, waived).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Triage {
+    pub symptom: String,
+    pub reported: String,
+    pub likely_causes: Vec<String>,
+    /// For a likely cause that another one explains: those others (`sessions.gc` →
+    /// `[cron.activity]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub follows_from: BTreeMap<String, Vec<String>>,
+    pub ruled_out: Vec<String>,
+    pub undecided: Vec<String>,
 }

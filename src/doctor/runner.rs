@@ -121,8 +121,11 @@ async fn run_one(
                 .with("deadline_ms", per_check.as_millis() as u64)
         }
     };
-    let outcome = point_at_config(check.meta(), outcome, &origins);
-    finished(check.as_ref(), outcome, started.elapsed().as_millis() as u64)
+    let mut outcome = point_at_config(check.meta(), outcome, &origins);
+    let proposal = outcome.fix.take().filter(|_| outcome.status.severity() > 0);
+    let mut result = finished(check.as_ref(), outcome, started.elapsed().as_millis() as u64);
+    result.fix = fix_info(check.meta(), proposal, &origins);
+    result
 }
 
 /// A problem about configured values says where they were written, unless the check already did.
@@ -154,13 +157,32 @@ fn finished(check: &dyn Check, outcome: Outcome, duration_ms: u64) -> CheckResul
         evidence: outcome.evidence,
         remediation,
         doc: meta.doc(),
-        fix: FixInfo { available: outcome.fix.is_some(), description: outcome.fix.unwrap_or_default() },
+        fix: FixInfo::default(),
         duration_ms,
         symptoms: if outcome.status.severity() > 0 {
             super::symptoms::explained_by(meta.id).into_iter().map(String::from).collect()
         } else {
             Vec::new()
         },
+    }
+}
+
+/// The fix offered for a problem, with the check's word on who may apply it, and whether it can
+/// be applied to this deployment at all.
+fn fix_info(meta: &Meta, proposal: Option<super::fix::Fix>, ctx: &Context) -> FixInfo {
+    let Some(fix) = proposal else { return FixInfo::default() };
+    let (changes_trust, from_web) = (meta.explicit_fix, meta.fix_from_web);
+    match fix.blocked_here(ctx) {
+        Some(why) => FixInfo {
+            available: false,
+            description: format!("not here: {why}"),
+            changes_trust,
+            from_web,
+            proposal: None,
+        },
+        None => {
+            FixInfo { available: true, description: fix.summary(ctx), changes_trust, from_web, proposal: Some(fix) }
+        }
     }
 }
 

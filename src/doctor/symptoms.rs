@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::check::Meta;
-use super::model::{CheckResult, Report, Status};
+use super::model::{CheckResult, Report, Status, Triage};
 
 #[derive(Debug, Serialize)]
 pub struct Symptom {
@@ -188,22 +188,6 @@ fn metas() -> Vec<&'static Meta> {
 /// The names of the symptoms that check `id` can explain, itself or through what it causes.
 pub fn explained_by(id: &str) -> Vec<&'static str> {
     ALL.iter().filter(|s| s.checks_with_causes().contains(&id)).map(|s| s.name).collect()
-}
-
-/// A symptom's checks, judged: likely causes ranked — a cause above what it explains, then
-/// fail, error and timeout before warn, then in the symptom's order of likelihood — those ruled
-/// out (passed), and those that could not tell (skipped, blocked, waived).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Triage {
-    pub symptom: String,
-    pub reported: String,
-    pub likely_causes: Vec<String>,
-    /// For a likely cause that another one explains: those others (`sessions.gc` →
-    /// `[cron.activity]`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub follows_from: BTreeMap<String, Vec<String>>,
-    pub ruled_out: Vec<String>,
-    pub undecided: Vec<String>,
 }
 
 pub fn triage(symptom: &'static Symptom, report: &Report) -> Triage {

@@ -10,8 +10,8 @@ use tokio::sync::Mutex;
 
 use super::AppState;
 use crate::config::Loaded;
-use crate::doctor::Report;
 use crate::doctor::context::Context;
+use crate::doctor::{Doctor, Report};
 
 /// How long a report is served before the next request runs the doctor again.
 const FRESH_FOR: Duration = Duration::from_secs(10);
@@ -31,11 +31,16 @@ impl AppState {
         })
     }
 
+    /// The doctor as this server runs it: over the current configuration, on its clock.
+    fn doctor(&self) -> (Doctor, Loaded) {
+        let loaded = self.current_config();
+        (Doctor::new(&loaded).with_clock(self.db().clock().clone()), loaded)
+    }
+
     /// A doctor context over the current configuration, on the server's clock.
     pub fn doctor_context(&self) -> Context {
-        let loaded = self.current_config();
-        let timeout = loaded.config.doctor.timeout.as_std();
-        Context::new(loaded).with_deadline(timeout).with_clock(self.db().clock().clone())
+        let (doctor, loaded) = self.doctor();
+        doctor.context(loaded)
     }
 
     /// The doctor's report: the cached one while fresh, unless `rerun`.
@@ -47,10 +52,8 @@ impl AppState {
         {
             return report.clone();
         }
-        let ctx = Arc::new(self.doctor_context());
-        let options = crate::doctor::runner::RunOptions::with_timeout(ctx.deadline());
-        let report = Arc::new(crate::doctor::diagnose(&crate::doctor::checks::builtin(), ctx.clone(), &options).await);
-        ctx.close().await;
+        let (doctor, loaded) = self.doctor();
+        let report = Arc::new(doctor.report(loaded).await);
         *cached = Some((Instant::now(), report.clone()));
         report
     }

@@ -67,7 +67,7 @@ fn outcome(status: Status, message: &str) -> Outcome {
         Status::Error => Outcome::error(message),
         _ => Outcome::skipped(message),
     };
-    if status == Status::Fail { o.fixable("an automatic fix") } else { o }
+    if status == Status::Fail { o.fixable(gatehouse::doctor::fix::Fix::RequeueMail) } else { o }
 }
 
 fn context() -> Arc<Context> {
@@ -234,6 +234,12 @@ async fn json_matches_the_contract() {
     );
     assert_eq!(r["status"], "fail");
     assert_eq!(r["fix"]["available"], true);
+    let fix: Vec<&String> = r["fix"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        fix,
+        ["available", "description", "changes_trust", "from_web"],
+        "the change itself stays in the process"
+    );
     // It reads back, for baselines and report diffs.
     let back: Report = serde_json::from_value(v).unwrap();
     assert_eq!(back.results.len(), 5);
@@ -284,7 +290,7 @@ async fn text_formats_carry_findings_and_escape_them() {
     let human = report::render(Format::Human, &report, PLAIN);
     assert!(human.contains("alpha\n") && human.contains("beta\n"), "grouped by category:\n{human}");
     assert!(human.contains("✖ f.fail") && human.contains("→ what to do about it"), "{human}");
-    assert!(human.contains("fix available (--fix): an automatic fix"));
+    assert!(human.contains("fix available (--fix): put the failed messages back in the outbox"));
     assert!(
         human
             .trim_end()

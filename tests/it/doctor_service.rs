@@ -36,7 +36,7 @@ async fn sessions_gc_finds_uncollected_sessions_and_collects_them(backend: Backe
     assert!(result.message.contains("never run"), "{}", result.message);
     assert_eq!(result.evidence["expired_sessions"], 3);
     assert!(result.fix.available);
-    let planned = gatehouse::doctor::checks::plan(&result, &ctx).expect("a fix is offered");
+    let planned = result.fix.proposal.as_ref().expect("a fix is offered");
     assert_eq!(planned.apply(&ctx).await.unwrap(), "removed 3 expired session(s)");
 
     assert_eq!(expired_gauge(&server).await, "gatehouse_sessions_expired 0");
@@ -176,10 +176,7 @@ async fn email_queue_finds_failed_mail_and_requeues_it(backend: Backend) {
     // Fix the transport (here: the spool), requeue, let cron deliver.
     let mut fixed = loaded.clone();
     fixed.config.mail.transport = gatehouse::config::MailTransport::Spool;
-    assert_eq!(
-        gatehouse::doctor::checks::plan(&result, &ctx).unwrap().apply(&ctx).await.unwrap(),
-        "requeued 1 message(s)"
-    );
+    assert_eq!(result.fix.proposal.as_ref().unwrap().apply(&ctx).await.unwrap(), "requeued 1 message(s)");
     let sent =
         Cron { loaded: &fixed, services: &server.state.services }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     assert_eq!(sent[0].detail["sent"], 1, "{sent:?}");
@@ -230,10 +227,7 @@ async fn a_relay_that_refuses_the_sender_is_named_and_not_retried(backend: Backe
     let (transport, ctx) = check(&loaded, "email.transport").await;
     assert_eq!(transport.status, Status::Pass, "{}", transport.message);
     let (queue, _) = check(&loaded, "email.queue").await;
-    assert_eq!(
-        gatehouse::doctor::checks::plan(&queue, &ctx).unwrap().apply(&ctx).await.unwrap(),
-        "requeued 1 message(s)"
-    );
+    assert_eq!(queue.fix.proposal.as_ref().unwrap().apply(&ctx).await.unwrap(), "requeued 1 message(s)");
     let sent =
         Cron { loaded: &loaded, services: &server.state.services }.run(Some(gatehouse::cron::Job::Mail)).await.unwrap();
     assert_eq!(sent[0].detail["sent"], 1, "{sent:?}");
@@ -262,8 +256,8 @@ async fn the_gc_fix_turns_collection_back_on_so_it_lasts(backend: Backend) {
     let clock = server.state.db().clock().clone();
     let (result, ctx) = check_at(&server.state.loaded, "sessions.gc", &clock).await;
     assert_eq!(result.status, Status::Fail, "{}", result.message);
-    assert!(result.fix.description.starts_with("set sessions.gc: true"), "{:?}", result.fix);
-    let planned = gatehouse::doctor::checks::plan(&result, &ctx).expect("a fix is offered");
+    assert!(result.fix.description.starts_with("set sessions.gc to true in "), "{:?}", result.fix);
+    let planned = result.fix.proposal.as_ref().expect("a fix is offered");
     let described = planned.describe(&ctx);
     assert!(described.contains("-  gc: false   # we thought cron was slow"), "{described}");
     assert!(described.contains("+  gc: true   # we thought cron was slow"), "{described}");
@@ -297,11 +291,7 @@ async fn sessions_storage_finds_a_store_that_cannot_keep_sessions(backend: Backe
     let (result, ctx) = check(loaded, "sessions.storage").await;
     assert_eq!(result.status, Status::Fail, "{}", result.message);
     assert_eq!(result.evidence["dir_exists"], false);
-    let applied = gatehouse::doctor::checks::plan(&result, &ctx)
-        .expect("creating the directory is offered")
-        .apply(&ctx)
-        .await
-        .unwrap();
+    let applied = result.fix.proposal.as_ref().expect("creating the directory is offered").apply(&ctx).await.unwrap();
     assert!(applied.starts_with("created "), "{applied}");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(server.dir.path().join("gatehouse-data/sessions")).unwrap().permissions().mode();

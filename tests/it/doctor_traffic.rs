@@ -337,7 +337,7 @@ async fn proxy_cloudflare_sees_traffic_through_untrusted_cloudflare(backend: Bac
 
     // The seed's one click: "automatically reconfigure your CloudFlare proxy settings".
     let (found, ctx) = check(&server.state.loaded, "proxy.cloudflare").await;
-    let planned = gatehouse::doctor::checks::plan(&found, &ctx).expect("the CloudFlare fix is offered");
+    let planned = found.fix.proposal.as_ref().expect("the CloudFlare fix is offered");
     let described = planned.describe(&ctx);
     assert!(
         described.contains("+  cloudflare: true") && described.contains("+  header: \"CF-Connecting-IP\""),
@@ -383,7 +383,7 @@ async fn system_url_requests_sees_visitors_outside_system_urls_path(backend: Bac
     let (cookie, _) = check(&server.state.loaded, "sessions.cookie").await;
     assert!(!cookie.message.contains("fit"), "no claim that the requests fit the cookie: {}", cookie.message);
 
-    let planned = gatehouse::doctor::checks::plan(&found, &ctx).expect("the fix is offered");
+    let planned = found.fix.proposal.as_ref().expect("the fix is offered");
     let root = server.url("");
     assert!(planned.describe(&ctx).contains(&format!("+system_url: \"{root}\"")), "{}", planned.describe(&ctx));
     // Asked to fix both system_url checks (one would add the trailing slash to /clients, one

@@ -6,7 +6,6 @@ use crate::config::Backend;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::{Context, DbUnavailable};
 use crate::doctor::fix::Fix;
-use crate::doctor::model::CheckResult;
 use crate::store::MigrationStatus;
 
 pub struct Connectivity;
@@ -32,10 +31,6 @@ impl Check for Connectivity {
         &META
     }
 
-    fn fix(&self, _ctx: &Context, _found: &CheckResult) -> Option<Fix> {
-        Some(Fix::Migrate)
-    }
-
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let url = ctx.config().database_url.redacted();
@@ -47,7 +42,7 @@ impl Check for Connectivity {
                         .with("database_url", &url)
                         .with("configured_in", &origin)
                         .remediation("Run `gatehouse migrate` (or `gatehouse init`) to create it.")
-                        .fixable("create the SQLite database and apply the migrations");
+                        .fixable(Fix::Migrate);
                 }
                 Err(DbUnavailable::Unreachable(e)) => {
                     return Outcome::fail(e).with("database_url", &url).with("configured_in", &origin);
@@ -170,7 +165,7 @@ fn judge(seen: &Observed, warn_ms: f64) -> Outcome {
     }
     outcome
         .with("migrations_pending", &migrations.pending)
-        .fixable("apply the pending migrations (as `gatehouse migrate` does)")
+        .fixable(Fix::Migrate)
         .remediation("Run `gatehouse migrate`.")
 }
 

@@ -14,7 +14,6 @@ use crate::config::{ConfigSource, SessionStore};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
-use crate::doctor::model::CheckResult;
 
 use super::service_account::{AccountWrites, service_accounts};
 
@@ -93,11 +92,6 @@ impl Check for Permissions {
     }
 
     /// Offered (see `judge`) only when no service account relies on the access it removes.
-    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
-        let paths: Vec<PathBuf> = exposed(ctx).into_iter().map(|e| e.path).collect();
-        (!paths.is_empty()).then_some(Fix::RestrictPermissions(paths))
-    }
-
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let data_dir = Path::new(&ctx.config().data_dir);
@@ -173,6 +167,7 @@ fn judge(found: &[Exposed], writes: &[AccountWrites], relied_on: &[String], data
     let listed: Vec<String> =
         found.iter().take(5).map(|e| format!("{} {} ({})", e.mode, e.path.display(), e.holds)).collect();
     let more = if found.len() > 5 { format!(" and {} more", found.len() - 5) } else { String::new() };
+    let paths: Vec<PathBuf> = found.iter().map(|e| e.path.clone()).collect();
     let outcome = Outcome::warn(format!("readable by other users of this machine: {}{more}", listed.join(", ")))
         .with("exposed", found);
     if !relied_on.is_empty() {
@@ -182,7 +177,7 @@ fn judge(found: &[Exposed], writes: &[AccountWrites], relied_on: &[String], data
             relied_on.join("; ")
         ));
     }
-    outcome.fixable(format!("chmod {} file(s) to 0600 and folder(s) to 0700", found.len()))
+    outcome.fixable(Fix::RestrictPermissions(paths))
 }
 
 #[cfg(test)]
@@ -218,7 +213,8 @@ mod tests {
         let outcome = judge(&found, &[], &[], data);
         assert_eq!(outcome.status, Status::Warn);
         assert!(outcome.message.ends_with("0644 /srv/sessions/4 (sessions.dir) and 2 more"), "{}", outcome.message);
-        assert_eq!(outcome.fix.as_deref(), Some("chmod 7 file(s) to 0600 and folder(s) to 0700"));
+        let all_seven = found.iter().map(|e| e.path.clone()).collect();
+        assert_eq!(outcome.fix, Some(Fix::RestrictPermissions(all_seven)), "every one is fixed, not only those named");
     }
 
     #[test]

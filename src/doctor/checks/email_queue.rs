@@ -3,7 +3,6 @@
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
-use crate::doctor::model::CheckResult;
 use crate::mail::{self, QueueStats};
 use crate::store::rfc3339;
 
@@ -26,10 +25,6 @@ static META: Meta = Meta {
 impl Check for Queue {
     fn meta(&self) -> &'static Meta {
         &META
-    }
-
-    fn fix(&self, _ctx: &Context, _found: &CheckResult) -> Option<Fix> {
-        Some(Fix::RequeueMail)
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
@@ -80,7 +75,7 @@ fn judge(stats: &QueueStats, last_error: Option<&str>, flowing: bool, now: i64, 
             last_error.unwrap_or_default()
         ))
         .remediation("Fix the mail transport (see email.transport), then requeue the failed messages.")
-        .fixable(format!("requeue the {} failed message(s) for the next cron run", stats.failed));
+        .fixable(Fix::RequeueMail);
     }
     match stats.oldest_queued_at {
         Some(oldest) if now - oldest > 2 * interval + 60 => Outcome::warn(format!(
@@ -112,7 +107,7 @@ mod tests {
         let failed = judged(stats(0, 2, None));
         assert_eq!(failed.status, Status::Fail);
         assert!(failed.message.ends_with("last error: 550 mailbox unavailable"), "{}", failed.message);
-        assert_eq!(failed.fix.as_deref(), Some("requeue the 2 failed message(s) for the next cron run"));
+        assert_eq!(failed.fix, Some(Fix::RequeueMail));
         let refused_by_recipients = judge(&stats(0, 2, None), Some("550 User unknown"), true, now, 300);
         assert_eq!(refused_by_recipients.status, Status::Warn, "a visitor's made-up address is not the site's fault");
         assert!(refused_by_recipients.fix.is_none());

@@ -33,25 +33,8 @@ use std::sync::Arc;
 
 use super::check::{Check, Outcome};
 use super::context::Context;
-use super::fix::Fix;
-use super::model::{CheckResult, Status};
+use super::model::Status;
 use crate::net::observations::{self, Observation};
-
-/// The fix for a result, when its check offers one and it can be applied here. (Here, beside
-/// the list of checks, so that `fix` needs none of them: the checks use `fix`, not the reverse.)
-pub fn plan(result: &CheckResult, ctx: &Context) -> Option<Fix> {
-    if !result.fix.available || result.status.severity() == 0 {
-        return None;
-    }
-    builtin().into_iter().find(|c| c.meta().id == result.id)?.fix(ctx, result)
-}
-
-/// Whether `result`'s fix may be applied from the admin area ([`Meta::fix_from_web`]).
-pub fn fixable_from_web(result: &CheckResult) -> bool {
-    result.fix.available
-        && result.status.severity() > 0
-        && builtin().iter().any(|c| c.meta().id == result.id && c.meta().fix_from_web)
-}
 
 /// Every built-in check, in report order.
 pub fn builtin() -> Vec<Arc<dyn Check>> {
@@ -154,15 +137,13 @@ mod tests {
     }
 
     /// Which fixes a browser may apply is the checks' own word, and it is these three: trusting
-    /// CloudFlare (the seed's "Apply settings now"), collecting sessions, requeueing mail. And
-    /// the fixes themselves know no check: the checks use `fix`, never the reverse.
+    /// CloudFlare (the seed's "Apply settings now"), collecting sessions, requeueing mail.
     #[test]
-    fn the_fixes_allowed_from_the_web_and_no_circle() {
+    fn the_fixes_allowed_from_the_web() {
         let mut web: Vec<&str> =
             super::builtin().iter().filter(|c| c.meta().fix_from_web).map(|c| c.meta().id).collect();
         web.sort_unstable();
         assert_eq!(web, ["email.queue", "proxy.cloudflare", "sessions.gc"]);
-        assert!(!include_str!("../fix.rs").contains("checks::"), "fix.rs uses the checks");
     }
 
     /// A threshold a check reads is one its Meta lists (what profiles may override): a key

@@ -8,7 +8,7 @@ use super::{observed_requests, tally};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
-use crate::doctor::model::{CheckResult, Status};
+use crate::doctor::model::Status;
 use crate::net::client_ip::{bundled_cloudflare_date, is_cloudflare, read_cloudflare_ranges};
 use crate::net::observations::Observation;
 
@@ -40,13 +40,6 @@ impl Check for Trust {
 
     /// The seed's "automatically reconfigure your CloudFlare proxy settings": trust CloudFlare's
     /// bundled ranges and take the visitor from the header CloudFlare sets.
-    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
-        Fix::set_config(
-            ctx,
-            &[("trusted_proxies.cloudflare", "true".into()), ("trusted_proxies.header", "\"CF-Connecting-IP\"".into())],
-        )
-    }
-
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let config = ctx.config();
@@ -82,7 +75,10 @@ impl Check for Trust {
 /// edge address ends the session.
 fn untrusted(message: String, ip_check: bool) -> Outcome {
     let o = if ip_check { Outcome::fail(message) } else { Outcome::warn(message) };
-    o.fixable("trust CloudFlare's ranges and take the visitor's address from CF-Connecting-IP")
+    o.fixable(Fix::SetConfig(vec![
+        ("trusted_proxies.cloudflare".into(), "true".into()),
+        ("trusted_proxies.header".into(), "\"CF-Connecting-IP\"".into()),
+    ]))
 }
 
 /// The verdict on the observed requests. A request came through CloudFlare when a CloudFlare

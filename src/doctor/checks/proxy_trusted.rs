@@ -6,7 +6,7 @@ use crate::config::{ForwardedHeader, TrustedProxies};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
-use crate::doctor::model::{CheckResult, Status};
+use crate::doctor::model::Status;
 use crate::net::client_ip::is_cloudflare;
 use crate::net::observations::Observation;
 use crate::net::{is_public, parse_trusted};
@@ -39,27 +39,6 @@ impl Check for Trusted {
 
     /// Adds the peers that were seen forwarding without being trusted (named in the evidence)
     /// to trusted_proxies.ranges, each as a single address.
-    fn fix(&self, ctx: &Context, found: &CheckResult) -> Option<Fix> {
-        let peers: Vec<String> = found
-            .evidence
-            .get("untrusted_forwarders")?
-            .as_array()?
-            .iter()
-            .filter_map(|p| p.get(0)?.as_str().map(str::to_string))
-            .collect();
-        if peers.is_empty() {
-            return None;
-        }
-        let mut ranges = ctx.config().trusted_proxies.ranges.clone();
-        for peer in peers {
-            let single = if peer.contains(':') { format!("{peer}/128") } else { format!("{peer}/32") };
-            if !ranges.contains(&single) && !ranges.contains(&peer) {
-                ranges.push(single);
-            }
-        }
-        Fix::set_config(ctx, &[("trusted_proxies.ranges", serde_json::to_string(&ranges).ok()?)])
-    }
-
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let limits = PublicPrefixLimits {
@@ -72,6 +51,18 @@ impl Check for Trusted {
             }
         })
     }
+}
+
+/// `ranges` with each of `peers` added as a single address, unless it is there already.
+fn with_peers(ranges: &[String], peers: &[(String, usize)]) -> Vec<String> {
+    let mut ranges = ranges.to_vec();
+    for (peer, _) in peers {
+        let single = if peer.contains(':') { format!("{peer}/128") } else { format!("{peer}/32") };
+        if !ranges.contains(&single) && !ranges.contains(peer) {
+            ranges.push(single);
+        }
+    }
+    ranges
 }
 
 /// The widest public ranges (shortest prefixes) trusted without a warning.
@@ -170,7 +161,7 @@ fn judge(tp: &TrustedProxies, limits: PublicPrefixLimits, seen: &[Observation], 
                      `serve`; if they are not, find out who is sending forwarding headers.",
                     META.id
                 ))
-                .fixable("add these peers to trusted_proxies.ranges (only with --fix proxy.trusted)");
+                .fixable(Fix::set("trusted_proxies.ranges", with_peers(&tp.ranges, &forwarders)));
         }
         return o;
     }

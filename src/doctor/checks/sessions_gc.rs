@@ -4,7 +4,6 @@ use crate::cron::heartbeat::Role;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
-use crate::doctor::model::CheckResult;
 use crate::store::rfc3339;
 
 pub struct Gc;
@@ -31,14 +30,6 @@ impl Check for Gc {
 
     /// Collect now — and when collection was turned off, turn it back on first, or the
     /// backlog would simply grow again.
-    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
-        if ctx.config().sessions.gc {
-            return Some(Fix::CollectSessions);
-        }
-        let enable = Fix::set_config(ctx, &[("sessions.gc", "true".into())])?;
-        Some(Fix::All(vec![enable, Fix::CollectSessions]))
-    }
-
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         judged(async move {
             let config = ctx.config();
@@ -65,24 +56,23 @@ impl Check for Gc {
 /// are a few that the next collection takes; not when collection is off, cron never ran, or the
 /// oldest has waited past `overdue_since` (two cron intervals after it expired).
 fn judge(expired: i64, oldest: Option<i64>, gc_enabled: bool, cron_ran: bool, overdue_since: i64) -> Outcome {
-    let fix = format!("delete the {expired} expired session(s) now, in batches");
     if expired == 0 {
         Outcome::pass("no expired sessions are waiting")
     } else if !gc_enabled {
         Outcome::fail(format!("{expired} expired session(s) and sessions.gc is false"))
             .remediation("Set `sessions.gc: true` and schedule `gatehouse cron`.")
-            .fixable(format!("set sessions.gc: true in the configuration and {fix}"))
+            .fixable(Fix::All(vec![Fix::set("sessions.gc", true), Fix::CollectSessions]))
     } else if !cron_ran {
         Outcome::fail(format!("{expired} expired session(s) and `gatehouse cron` has never run"))
             .remediation("Schedule `gatehouse cron` every cron.interval (e.g. `*/5 * * * *` in crontab).")
-            .fixable(fix)
+            .fixable(Fix::CollectSessions)
     } else if let Some(oldest) = oldest.filter(|&o| o < overdue_since) {
         Outcome::fail(format!(
             "{expired} expired session(s), the oldest idle since {}: collection is not keeping up",
             rfc3339(oldest)
         ))
         .remediation("Check that `gatehouse cron` runs and succeeds (its `sessions-gc` job).")
-        .fixable(fix)
+        .fixable(Fix::CollectSessions)
     } else {
         Outcome::pass(format!("{expired} recently expired session(s); the next cron run collects them"))
     }
@@ -107,11 +97,8 @@ mod tests {
     #[test]
     fn the_fix_turns_collection_back_on_when_it_is_off() {
         let off = judge(3, Some(0), false, true, 1_000);
-        assert_eq!(
-            off.fix.as_deref(),
-            Some("set sessions.gc: true in the configuration and delete the 3 expired session(s) now, in batches")
-        );
+        assert_eq!(off.fix, Some(Fix::All(vec![Fix::set("sessions.gc", true), Fix::CollectSessions])));
         let on = judge(3, Some(0), true, true, 1_000);
-        assert_eq!(on.fix.as_deref(), Some("delete the 3 expired session(s) now, in batches"));
+        assert_eq!(on.fix, Some(Fix::CollectSessions));
     }
 }

@@ -7,7 +7,6 @@ use crate::auth::sessions::{Session, SessionData, Store};
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome, judged};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
-use crate::doctor::model::CheckResult;
 use crate::secrets::tokens;
 
 use super::service_account::{AccountWrites, service_accounts};
@@ -31,11 +30,6 @@ static META: Meta = Meta {
 impl Check for Storage {
     fn meta(&self) -> &'static Meta {
         &META
-    }
-
-    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
-        let dir = std::path::PathBuf::from(&ctx.config().sessions.dir);
-        (!dir.exists()).then_some(Fix::CreateSessionDir(dir))
     }
 
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
@@ -121,7 +115,7 @@ fn judge(stored: Result<(), String>, dir: Option<(&Path, Folder)>, others: &[Acc
         Some((d, folder)) => {
             let outcome = outcome.with("dir", d.display().to_string()).with("dir_exists", folder == Folder::Present);
             if stored.is_err() && folder == Folder::Missing {
-                outcome.fixable(format!("create {} with mode 0700", d.display()))
+                outcome.fixable(Fix::CreateSessionDir(d.to_path_buf()))
             } else {
                 outcome
             }
@@ -140,7 +134,7 @@ mod tests {
         let outcome =
             judge(Err("No such file or directory".into()), Some((Path::new("/srv/sessions"), Folder::Missing)), &[]);
         assert_eq!(outcome.status, Status::Fail);
-        assert_eq!(outcome.fix.as_deref(), Some("create /srv/sessions with mode 0700"));
+        assert_eq!(outcome.fix, Some(Fix::CreateSessionDir("/srv/sessions".into())));
         assert_eq!(outcome.evidence["dir_exists"], false);
     }
 
@@ -151,7 +145,7 @@ mod tests {
         assert_eq!(full.status, Status::Fail);
         assert!(full.fix.is_none());
         let file = judge(Err("Not a directory".into()), Some((Path::new("/srv/sessions"), Folder::Blocked)), &[]);
-        assert_eq!((file.fix.as_deref(), &file.evidence["dir_exists"]), (None, &serde_json::json!(false)));
+        assert_eq!((file.fix, &file.evidence["dir_exists"]), (None, &serde_json::json!(false)));
         let table = judge(Err("no such table: sessions".into()), None, &[]);
         assert_eq!((table.status, table.evidence["store"].as_str()), (Status::Fail, Some("database")));
     }

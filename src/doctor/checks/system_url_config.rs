@@ -2,11 +2,9 @@
 //! "login details incorrect" and "invalid reset link".
 
 use super::is_local;
-use crate::config::Origin;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
-use crate::doctor::model::CheckResult;
 
 pub struct Config;
 
@@ -28,14 +26,6 @@ impl Check for Config {
         &META
     }
 
-    fn fix(&self, ctx: &Context, _found: &CheckResult) -> Option<Fix> {
-        let current = ctx.config().system_url.to_string();
-        if current.ends_with('/') || !matches!(ctx.loaded.origin("system_url"), Origin::File { .. }) {
-            return None;
-        }
-        Fix::set_config(ctx, &[("system_url", serde_json::to_string(&format!("{current}/")).ok()?)])
-    }
-
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let origin = ctx.loaded.origin("system_url");
@@ -51,7 +41,7 @@ impl Check for Config {
                     .with("path", url.path())
                     .with("configured_in", &origin)
             };
-            evidence(judge(url, &origin))
+            evidence(judge(url))
         })
     }
 }
@@ -60,18 +50,14 @@ impl Check for Config {
 /// credentials, a query or a fragment): a path without its trailing slash joins links wrongly
 /// (fixable when the value is in a file); plain http on a public name makes logins loop for
 /// users who arrive over https.
-fn judge(url: &url::Url, origin: &Origin) -> Outcome {
+fn judge(url: &url::Url) -> Outcome {
     if !url.path().ends_with('/') {
         let outcome = Outcome::warn(format!(
             "system_url path `{}` has no trailing slash: links will be joined wrongly",
             url.path()
         ))
         .remediation(format!("Set system_url to {}/", url.as_str()));
-        // Only a value written in a file can be edited in place by --fix.
-        return match origin {
-            Origin::File { .. } => outcome.fixable(format!("set system_url to {}/ in {origin}", url.as_str())),
-            _ => outcome,
-        };
+        return outcome.fixable(Fix::set("system_url", format!("{}/", url.as_str())));
     }
     let host = url.host_str().unwrap_or_default();
     if url.scheme() == "http" && !is_local(host) {
@@ -89,27 +75,21 @@ mod tests {
     use super::*;
     use crate::doctor::model::Status;
 
-    fn judged(url: &str, origin: &Origin) -> Outcome {
-        judge(&url::Url::parse(url).unwrap(), origin)
+    fn judged(url: &str) -> Outcome {
+        judge(&url::Url::parse(url).unwrap())
     }
 
     #[test]
     fn links_join_wrongly_without_the_slash() {
-        let file = Origin::File { path: "gatehouse.yaml".into(), line: 2, column: 13 };
-        let slashless = judged("https://billing.example.com/portal", &file);
+        let slashless = judged("https://billing.example.com/portal");
         assert_eq!(slashless.status, Status::Warn);
-        assert_eq!(
-            slashless.fix.as_deref(),
-            Some("set system_url to https://billing.example.com/portal/ in gatehouse.yaml:2:13")
-        );
-        let from_env = judged("https://billing.example.com/portal", &Origin::Env("GATEHOUSE_SYSTEM_URL".into()));
-        assert_eq!(from_env.fix, None, "only a value in a file is edited in place");
+        assert_eq!(slashless.fix, Some(Fix::set("system_url", "https://billing.example.com/portal/")));
     }
 
     #[test]
     fn plain_http_warns_except_on_this_machine() {
-        assert_eq!(judged("http://billing.example.com/", &Origin::Default).status, Status::Warn);
-        assert_eq!(judged("http://localhost:8080/", &Origin::Default).status, Status::Pass);
-        assert_eq!(judged("https://billing.example.com/", &Origin::Default).status, Status::Pass);
+        assert_eq!(judged("http://billing.example.com/").status, Status::Warn);
+        assert_eq!(judged("http://localhost:8080/").status, Status::Pass);
+        assert_eq!(judged("https://billing.example.com/").status, Status::Pass);
     }
 }

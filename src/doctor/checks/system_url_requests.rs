@@ -9,7 +9,6 @@ use crate::auth::sessions::cookie::CookieSettings;
 use crate::doctor::check::{Check, CheckFuture, Meta, Outcome};
 use crate::doctor::context::Context;
 use crate::doctor::fix::Fix;
-use crate::doctor::model::CheckResult;
 use crate::net::observations::Observation;
 
 pub struct Requests;
@@ -38,11 +37,6 @@ impl Check for Requests {
     }
 
     /// system_url at the path visitors really use (found when the site is served at `/`).
-    fn fix(&self, ctx: &Context, found: &CheckResult) -> Option<Fix> {
-        let suggested = found.evidence.get("suggested_system_url")?.as_str()?;
-        Fix::set_config(ctx, &[("system_url", serde_json::to_string(suggested).ok()?)])
-    }
-
     fn run<'a>(&'a self, ctx: &'a Context) -> CheckFuture<'a> {
         Box::pin(async move {
             let Some(url) = ctx.config().system_url.url() else { return Outcome::skipped("system_url is not set") };
@@ -195,7 +189,7 @@ fn outside_the_path(url: &url::Url, seen: &[Observation]) -> Option<Outcome> {
                 "The site is served at /: set system_url to {root} (`gatehouse doctor --fix system_url.requests` \
                  does it, with a backup) and restart `serve`; or serve the client area under {path} at the proxy."
             ))
-            .fixable(format!("set system_url to {root}")),
+            .fixable(Fix::set("system_url", root)),
         None if !vouched => outcome.remediation(format!(
             "Only {} visitor address(es) reported these pages (in their Referer, which a visitor can write): \
              check with a browser whether the site is served outside {path} before changing system_url.",

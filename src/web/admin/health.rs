@@ -17,9 +17,10 @@ use crate::error::Error;
 use crate::web::AppState;
 use crate::web::render::{Answer, Page};
 
-/// Which fixes the browser may apply is each check's own word (`Meta::fix_from_web`).
+/// Which fixes the browser may apply is each check's own word (`Meta::fix_from_web`), carried
+/// by its result.
 fn web_fixable(r: &CheckResult) -> bool {
-    crate::doctor::checks::fixable_from_web(r)
+    r.fix.available && r.fix.from_web
 }
 
 pub async fn show(State(state): State<AppState>, staff: Staff) -> Answer {
@@ -53,12 +54,7 @@ async fn planned(state: &AppState, check: &str) -> crate::Result<(CheckResult, F
     let result = report.results.iter().find(|r| r.id == check && web_fixable(r)).cloned().ok_or_else(|| {
         Error::invalid(format!("{check} has no problem with a fix that can be applied from the admin area"))
     })?;
-    let ctx = state.doctor_context();
-    let planned = crate::doctor::checks::plan(&result, &ctx);
-    ctx.close().await;
-    let fix = planned.ok_or_else(|| {
-        Error::invalid(format!("the fix for {check} cannot be applied here (the configuration is set by the environment, or there is no file to edit)"))
-    })?;
+    let fix = result.fix.proposal.clone().expect("an available fix has its proposal");
     Ok((result, fix))
 }
 

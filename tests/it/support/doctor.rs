@@ -34,7 +34,7 @@ pub async fn triage_at(
     loaded: &Loaded,
     symptom: &str,
     clock: &gatehouse::store::Clock,
-) -> gatehouse::doctor::symptoms::Triage {
+) -> gatehouse::doctor::model::Triage {
     let symptom = gatehouse::doctor::symptoms::find(symptom).expect("a known symptom");
     let wanted = symptom.checks_with_causes();
     let selected: Vec<_> = checks::builtin()
