@@ -43,6 +43,7 @@ pub use permissions::{Permission, Permissions};
 pub use principal::{CredentialEvent, Credentials, Principal, revoke_reset_links, store_password_hash_in};
 pub use questions::SecurityQuestion;
 pub use users::{NewUser, TwoFaMethod, User, UserUpdate};
+pub(crate) use users::refuse_control_characters;
 
 use crate::config::Config;
 

@@ -54,6 +54,12 @@ pub enum CredentialEvent {
     PasswordRehashed,
     ConfirmFailed,
     ConfirmLocked,
+    PasskeyAdded,
+    PasskeyRemoved,
+    /// A passkey proved who someone is (a sign-in, its second factor, a re-authentication).
+    PasskeyOk,
+    /// A passkey's answer was refused.
+    PasskeyFailed,
 }
 
 impl Principal {
@@ -94,6 +100,10 @@ impl Principal {
             (Principal::User, E::PasswordRehashed) => AuditAction::UserPasswordRehashed,
             (Principal::User, E::ConfirmFailed) => AuditAction::PasswordConfirmFailed,
             (Principal::User, E::ConfirmLocked) => AuditAction::PasswordConfirmLocked,
+            (Principal::User, E::PasskeyAdded) => AuditAction::PasskeyAdded,
+            (Principal::User, E::PasskeyRemoved) => AuditAction::PasskeyRemoved,
+            (Principal::User, E::PasskeyOk) => AuditAction::PasskeyOk,
+            (Principal::User, E::PasskeyFailed) => AuditAction::PasskeyFailed,
             (Principal::Admin, E::PasswordOk) => AuditAction::AdminLoginPasswordOk,
             (Principal::Admin, E::LoginFailed) => AuditAction::AdminLoginFailed,
             (Principal::Admin, E::LoginLocked) => AuditAction::AdminLoginLocked,
@@ -111,6 +121,10 @@ impl Principal {
             (Principal::Admin, E::PasswordRehashed) => AuditAction::AdminPasswordRehashed,
             (Principal::Admin, E::ConfirmFailed) => AuditAction::AdminPasswordConfirmFailed,
             (Principal::Admin, E::ConfirmLocked) => AuditAction::AdminPasswordConfirmLocked,
+            (Principal::Admin, E::PasskeyAdded) => AuditAction::AdminPasskeyAdded,
+            (Principal::Admin, E::PasskeyRemoved) => AuditAction::AdminPasskeyRemoved,
+            (Principal::Admin, E::PasskeyOk) => AuditAction::AdminPasskeyOk,
+            (Principal::Admin, E::PasskeyFailed) => AuditAction::AdminPasskeyFailed,
         }
     }
 }

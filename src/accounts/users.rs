@@ -131,11 +131,12 @@ impl TryFrom<String> for TwoFaMethod {
 crate::stored_as!(TwoFaMethod, String);
 
 /// What names a deleted user without a foreign key (the tables serve users and admins alike):
-/// their known devices and "this wasn't me" links go with them.
+/// their known devices, "this wasn't me" links and passkeys go with them.
 pub(crate) async fn forget_traces(conn: &mut sqlx::AnyConnection, user_id: i64) -> Result<()> {
     for sql in [
         "DELETE FROM device_tokens WHERE principal = 'user' AND account_id = $1",
         "DELETE FROM not_me_links WHERE principal = 'user' AND account_id = $1",
+        "DELETE FROM passkeys WHERE principal = 'user' AND account_id = $1",
     ] {
         sqlx::query(sql).bind(user_id).execute(&mut *conn).await?;
     }

@@ -8,6 +8,7 @@ mod guard;
 mod lockout;
 mod notices;
 pub mod one_time;
+pub mod passkeys;
 mod profile;
 mod reauth;
 mod service;
@@ -18,6 +19,7 @@ pub mod throttle;
 
 pub use guard::Checked;
 pub use notices::{NOT_ME_TTL_SECS, Notice};
+pub use passkeys::{Answer as PasskeyAnswer, PasskeyEntry};
 pub use profile::ProfileChange;
 pub use reauth::{Proof, REAUTH_WINDOW_SECS};
 pub use service::{Auth, IMPERSONATION_TTL_SECS, SignedIn, TotpEnrolment, Visitor};

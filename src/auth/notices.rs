@@ -2,7 +2,7 @@
 //! person turned it off), a password changed or reset, two-factor turned on or off, the backup
 //! code used, the account locked by failed sign-ins. Each but the last carries a single-use
 //! "this wasn't me" link: it ends every session of the account, forgets its known devices and
-//! reset links, makes the password unusable, undoes a second factor the notice was about, puts
+//! reset links and passkeys, makes the password unusable, undoes a second factor the notice was about, puts
 //! back the address the notice went to if it was changed since, and — for a user — mails that
 //! address a new reset link. Whoever else got in is out, and cannot come back with what they knew.
 //!
@@ -42,6 +42,12 @@ pub enum Notice {
     Locked {
         minutes: i64,
     },
+    PasskeyAdded {
+        name: String,
+    },
+    PasskeyRemoved {
+        name: String,
+    },
     /// The login email changed; told to the old address (`by`: " by the site's staff", or "").
     EmailChanged {
         from: String,
@@ -61,6 +67,8 @@ impl Notice {
             Notice::BackupCodeUsed => "Your backup code was used",
             Notice::Locked { .. } => "Sign-ins to your account were locked",
             Notice::EmailChanged { .. } => "Your login email was changed",
+            Notice::PasskeyAdded { .. } => "A passkey was added to your account",
+            Notice::PasskeyRemoved { .. } => "A passkey was removed from your account",
         }
     }
 
@@ -80,6 +88,10 @@ impl Notice {
             Notice::EmailChanged { from, to, by } => {
                 format!("The email address of your login was changed{by} from {from} to {to}.")
             }
+            Notice::PasskeyAdded { name } => format!(
+                "A passkey named \"{name}\" was added to your account: it can sign in without your password."
+            ),
+            Notice::PasskeyRemoved { name } => format!("The passkey named \"{name}\" was removed from your account."),
             Notice::Locked { minutes } => format!(
                 "Too many wrong passwords were typed for your account, so sign-ins from browsers it does not know \
                  are refused for {minutes} minutes. Browsers you signed in with before are not affected."
@@ -103,6 +115,8 @@ impl Notice {
             Notice::BackupCodeUsed => "backup_code_used",
             Notice::Locked { .. } => "locked",
             Notice::EmailChanged { .. } => "email_changed",
+            Notice::PasskeyAdded { .. } => "passkey_added",
+            Notice::PasskeyRemoved { .. } => "passkey_removed",
         }
     }
 
@@ -246,6 +260,13 @@ impl Auth {
             );
             sqlx::query(crate::store::composed(sql)).bind(id).execute(&mut *tx).await?;
         }
+        // Passkeys sign in without the password: whoever got in may have added one. The owner
+        // adds theirs again after the reset.
+        sqlx::query("DELETE FROM passkeys WHERE principal = $1 AND account_id = $2")
+            .bind(&principal)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let mut restored = false;
         if who == Principal::User {
             // The address the notice reached is the owner's: put it back unless another login has it.

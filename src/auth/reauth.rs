@@ -7,6 +7,9 @@
 //! A session opened by an impersonation link is never recent: the admin behind it did not prove
 //! to be the user, so they cannot change the user's credentials.
 //!
+//! A passkey re-authenticates alone (`Auth::sign_in_with_passkey` in a signed-in session): it
+//! proves both factors, as at sign-in.
+//!
 //! Duo users (and admins) re-authenticate with their password only: a Duo round trip for
 //! re-authentication is not built yet (their sign-in itself goes through Duo).
 
@@ -54,6 +57,17 @@ impl Auth {
     ) -> Result<Option<String>> {
         let ip = from.ip.as_str();
         let outcome = async {
+            // A passkey as the only second factor is proven only by a passkey: the password
+            // alone would be less than a sign-in asks.
+            if creds.twofa_method.is_none()
+                && !creds.proves_with_code()
+                && self.passkeys.count(creds.who, creds.id).await? > 0
+            {
+                return Err(Error::refused(
+                    crate::error::Code::InvalidCredentials,
+                    "your second factor is a passkey: confirm with it (\"Confirm with a passkey\")",
+                ));
+            }
             self.confirm_password(creds, proof.password, from).await?.or_refused("the password is not correct")?;
             if !creds.proves_with_code() {
                 return Ok(None);

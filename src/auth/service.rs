@@ -26,6 +26,7 @@ pub struct Auth {
     pub(super) sessions: Sessions,
     pub(super) throttle: Throttle,
     pub(super) devices: Devices,
+    pub(super) passkeys: super::passkeys::Passkeys,
     system_url: HttpUrl,
     reset_ttl_secs: i64,
     pub(super) force_clients: bool,
@@ -46,7 +47,8 @@ impl Auth {
         Self {
             sessions,
             throttle: Throttle::new(db.clone(), &config.security.lockout),
-            devices: Devices::new(db),
+            devices: Devices::new(db.clone()),
+            passkeys: super::passkeys::Passkeys::new(db, config),
             accounts,
             system_url: config.system_url.clone(),
             reset_ttl_secs: config.security.reset_token_ttl.as_secs(),
@@ -71,16 +73,24 @@ impl Auth {
     pub async fn turn_off_second_factor(&self, actor: &Actor, who: Principal, id: i64) -> Result<()> {
         let had = self.accounts.credentials(who, id).await?;
         self.accounts.clear_twofa(actor, (who, id)).await?;
-        if had.twofa_method.is_some() || had.totp_secret.is_some() {
+        // A reset second factor is a reset of every one: a person who lost their phone may have
+        // lost the passkeys on it too.
+        let passkeys = self.passkeys.remove_all(who, id).await?;
+        if had.twofa_method.is_some() || had.totp_secret.is_some() || passkeys > 0 {
             self.notify(who, id, super::Notice::SecondFactorOff).await;
         }
         Ok(())
     }
 
-    /// Turns two-factor off after the user confirms the password.
+    /// Turns the authenticator app (or Duo) off after the user confirms the password; their
+    /// passkeys are theirs to remove one by one.
     pub async fn disable_twofa_with_password(&self, creds: &Credentials, password: &str, from: &Visitor) -> Result<()> {
         self.confirm_password(creds, password, from).await?.or_refused("the password is not correct")?;
-        self.turn_off_second_factor(&creds.actor(&from.ip), creds.who, creds.id).await
+        self.accounts.clear_twofa(&creds.actor(&from.ip), (creds.who, creds.id)).await?;
+        if creds.twofa_method.is_some() || creds.totp_secret.is_some() {
+            self.notify(creds.who, creds.id, super::Notice::SecondFactorOff).await;
+        }
+        Ok(())
     }
 
     /// Changes the password after checking the current one; ends every other session of the

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::Notice;
 use super::duo::Duo;
+use super::passkeys::{Answer as PasskeyAnswer, Proven, Purpose};
 use super::guard::Checked;
 use super::service::{Auth, SignedIn, TotpEnrolment, Visitor};
 use super::sessions::{PENDING_TRIES, Pending, SecondFactor, Session, SessionData};
@@ -139,7 +140,7 @@ impl Auth {
             self.accounts.record_event(&actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
             return Ok(Step::ClientsClosed);
         }
-        let owed = self.owed(&creds);
+        let owed = self.owed(&creds).await?;
         let details = json!({"second_factor": owed});
         self.accounts.record_event(&actor, who.action(Event::PasswordOk), creds.target(), details).await?;
         Ok(match owed {
@@ -173,12 +174,17 @@ impl Auth {
     }
 
     /// What a correct password still owes.
-    fn owed(&self, creds: &Credentials) -> Option<SecondFactor> {
+    async fn owed(&self, creds: &Credentials) -> Result<Option<SecondFactor>> {
         let forced = match creds.who {
             Principal::User => self.force_clients,
             Principal::Admin => self.force_admins,
         };
-        match creds.twofa_method {
+        // Passkeys are looked for only where no other second factor decides.
+        let passkeys = match (creds.twofa_method, &creds.totp_secret) {
+            (None, None) => self.passkeys.count(creds.who, creds.id).await?,
+            _ => 0,
+        };
+        Ok(match creds.twofa_method {
             Some(TwoFaMethod::Totp) => Some(SecondFactor::Totp),
             Some(TwoFaMethod::Duo) if self.duo_configured => Some(SecondFactor::Duo),
             // Duo is the second factor but is not configured here: the TOTP key, if one was
@@ -187,9 +193,10 @@ impl Auth {
             Some(TwoFaMethod::Duo) => Some(SecondFactor::Duo),
             // A key without its method (a row written by an older version): the key is owed.
             None if creds.totp_secret.is_some() => Some(SecondFactor::Totp),
+            None if passkeys > 0 => Some(SecondFactor::Passkey),
             None if forced => Some(SecondFactor::Enrol),
             None => None,
-        }
+        })
     }
 
     /// A new half-signed-in session in place of `old` that remembers what is owed. Returns its
@@ -313,7 +320,7 @@ impl Auth {
         };
         // What is owed now, not only at the password: an account switched to Duo meanwhile is
         // not finished with a code it kept.
-        if self.owed(&creds) != Some(SecondFactor::Totp) {
+        if self.owed(&creds).await? != Some(SecondFactor::Totp) {
             return Ok(Step::NotSigningIn);
         }
         let (ip, device) = (from.ip.as_str(), pending.device);
@@ -432,6 +439,68 @@ impl Auth {
             Checked::Locked => Event::SecondFactorLocked,
         };
         self.accounts.record_event(&creds.actor(ip), creds.who.action(event), creds.target(), json!({})).await
+    }
+
+    /// A passkey's answer (see [`Auth::passkey_challenge`]): alone it signs in — it proves both
+    /// factors, and the account it names; after a password it is the second factor where a code
+    /// or a passkey is owed; in a signed-in session it re-authenticates. The ceremony says which.
+    pub async fn sign_in_with_passkey(
+        &self,
+        session: &Session,
+        who: Principal,
+        answer: PasskeyAnswer<'_>,
+        from: &Visitor,
+    ) -> Result<Step> {
+        let (creds, purpose) = match self.check_passkey(session, who, answer, &from.ip).await? {
+            Proven::Account(creds, purpose) => (*creds, purpose),
+            Proven::Refused => return Ok(Step::Refused),
+            Proven::Locked => return Ok(Step::Locked),
+        };
+        let data = &session.data;
+        match purpose {
+            Purpose::SignIn => {
+                if let Some(refusal) = self.may_not_sign_in(&creds, &from.ip).await? {
+                    return Ok(refusal);
+                }
+                let device = self.devices.recognise(who, creds.id, from.device.as_deref()).await?;
+                self.complete_sign_in(session, &creds, from, SignedIn { device, ..Default::default() }).await
+            }
+            Purpose::SecondFactor => {
+                let Some(pending) = data.pending_for(who).filter(|p| p.id == creds.id).cloned() else {
+                    return Ok(Step::NotSigningIn);
+                };
+                // What is owed now: an account switched to Duo meanwhile is Duo's to finish.
+                if !self.owed(&creds).await?.is_some_and(SecondFactor::accepts_passkey) {
+                    return Ok(Step::NotSigningIn);
+                }
+                let signed = SignedIn { device: pending.device, ..Default::default() };
+                self.complete_sign_in(session, &creds, from, signed).await
+            }
+            Purpose::Confirm if data.signed_in(who) == Some(creds.id) && data.impersonated_by.is_none() => {
+                let mut data = data.clone();
+                data.authenticated_at = Some(self.proof_time());
+                let details = json!({"with": "passkey"});
+                self.accounts
+                    .record_event(&creds.actor(&from.ip), AuditAction::SecurityReauthenticated, creds.target(), details)
+                    .await?;
+                Ok(Step::Done { cookie: self.sessions.rotate(session, data).await?.0, device: None })
+            }
+            Purpose::Confirm | Purpose::Register => Ok(Step::NotSigningIn),
+        }
+    }
+
+    /// Why an account a passkey named may not sign in, as the password step would say: a
+    /// disabled admin is refused, a user whose clients are all closed is told so.
+    async fn may_not_sign_in(&self, creds: &Credentials, ip: &str) -> Result<Option<Step>> {
+        if self.account_by_login(creds.who, &creds.login).await?.is_none() {
+            return Ok(Some(Step::Refused));
+        }
+        if creds.who == Principal::User && self.every_client_closed(creds.id).await? {
+            let actor = creds.actor(ip);
+            self.accounts.record_event(&actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
+            return Ok(Some(Step::ClientsClosed));
+        }
+        Ok(None)
     }
 
     /// Opens Duo's Universal Prompt for a sign-in that owes Duo: state and nonce are kept in

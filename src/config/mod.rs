@@ -327,12 +327,20 @@ pub enum Registration {
     InviteOnly,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TwoFa {
     pub force_clients: bool,
     pub force_admins: bool,
+    /// Passkeys (WebAuthn) for users and admins; they need system_url's host to be a domain name.
+    pub passkeys: bool,
     pub duo: Duo,
+}
+
+impl Default for TwoFa {
+    fn default() -> Self {
+        Self { force_clients: false, force_admins: false, passkeys: true, duo: Duo::default() }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

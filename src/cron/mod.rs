@@ -104,9 +104,10 @@ impl Cron<'_> {
                 let counters = self.services.auth.purge_lockouts().await?;
                 let devices = self.services.auth.purge_devices().await?;
                 let not_me = self.services.auth.purge_not_me_links().await?;
+                let ceremonies = self.services.auth.purge_passkey_ceremonies().await?;
                 Ok(serde_json::json!({
                     "tokens_removed": tokens, "throttle_counters_removed": counters, "devices_removed": devices,
-                    "not_me_links_removed": not_me
+                    "not_me_links_removed": not_me, "passkey_ceremonies_removed": ceremonies
                 }))
             }
             Job::Mail => {

@@ -44,6 +44,7 @@ const MIGRATIONS: &[Embedded] = &embedded![
     "0011_admin_second_factor.sql",
     "0012_device_tokens.sql",
     "0013_security_notices.sql",
+    "0014_passkeys.sql",
 ];
 
 static SQLITE: LazyLock<Migrator> = LazyLock::new(|| migrator(|m| m.sqlite));

@@ -104,16 +104,26 @@ impl SessionData {
     }
 }
 
-/// What is still owed after the password. Stored in session data as `totp`, `duo` or `enrol`.
+/// What is still owed after the password. Stored in session data as `totp`, `duo`, `passkey` or
+/// `enrol`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SecondFactor {
-    /// A TOTP code, or the backup code.
+    /// A TOTP code, or the backup code (or one of the account's passkeys).
     Totp,
     /// Duo's Universal Prompt.
     Duo,
+    /// One of the account's passkeys: its only second factor.
+    Passkey,
     /// Two-factor is enforced and none is set up yet: enrolment first.
     Enrol,
+}
+
+impl SecondFactor {
+    /// A passkey stands in for a code. Not for Duo: a Duo sign-in is Duo's policy to finish.
+    pub fn accepts_passkey(self) -> bool {
+        matches!(self, SecondFactor::Totp | SecondFactor::Passkey)
+    }
 }
 
 /// The second factor a half-signed-in session still owes, and whose it is.
