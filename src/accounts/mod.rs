@@ -42,8 +42,8 @@ pub use memberships::{Membership, UserWithClients};
 pub use permissions::{Permission, Permissions};
 pub use principal::{CredentialEvent, Credentials, Principal, revoke_reset_links, store_password_hash_in};
 pub use questions::SecurityQuestion;
-pub use users::{NewUser, TwoFaMethod, User, UserUpdate};
 pub(crate) use users::refuse_control_characters;
+pub use users::{NewUser, TwoFaMethod, User, UserUpdate};
 
 use crate::config::Config;
 

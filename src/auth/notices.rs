@@ -88,9 +88,9 @@ impl Notice {
             Notice::EmailChanged { from, to, by } => {
                 format!("The email address of your login was changed{by} from {from} to {to}.")
             }
-            Notice::PasskeyAdded { name } => format!(
-                "A passkey named \"{name}\" was added to your account: it can sign in without your password."
-            ),
+            Notice::PasskeyAdded { name } => {
+                format!("A passkey named \"{name}\" was added to your account: it can sign in without your password.")
+            }
             Notice::PasskeyRemoved { name } => format!("The passkey named \"{name}\" was removed from your account."),
             Notice::Locked { minutes } => format!(
                 "Too many wrong passwords were typed for your account, so sign-ins from browsers it does not know \

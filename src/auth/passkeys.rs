@@ -217,7 +217,10 @@ impl Passkeys {
             .fetch_one(self.db.pool())
             .await?;
         if open >= CEREMONIES_PER_IP {
-            return Err(Error::refused(Code::LockedOut, "too many passkey requests from this address; try again later"));
+            return Err(Error::refused(
+                Code::LockedOut,
+                "too many passkey requests from this address; try again later",
+            ));
         }
         let id = tokens::random();
         let state = serde_json::to_string(state).map_err(|e| Error::Internal(e.to_string()))?;
@@ -328,7 +331,14 @@ impl Auth {
 
     /// Adds the passkey the browser made for the ceremony `answer` names, under `name`, and
     /// tells the account's owner.
-    pub async fn add_passkey(&self, session: &Session, creds: &Credentials, answer: Answer<'_>, name: &str, ip: &str) -> Result<()> {
+    pub async fn add_passkey(
+        &self,
+        session: &Session,
+        creds: &Credentials,
+        answer: Answer<'_>,
+        name: &str,
+        ip: &str,
+    ) -> Result<()> {
         let party = self.passkeys.party()?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > NAME_CHARS {
@@ -342,8 +352,8 @@ impl Auth {
         if account != creds.id {
             return Err(Error::refused(Code::InvalidToken, "this passkey request was for another account"));
         }
-        let credential: RegisterPublicKeyCredential = parse(answer.credential)
-            .ok_or_else(|| Error::invalid("the browser's answer is not a passkey"))?;
+        let credential: RegisterPublicKeyCredential =
+            parse(answer.credential).ok_or_else(|| Error::invalid("the browser's answer is not a passkey"))?;
         let passkey = party
             .finish_passkey_registration(&credential, &state)
             .map_err(|e| Error::refused(Code::InvalidCredentials, format!("the passkey was not accepted: {e}")))?;
@@ -371,7 +381,9 @@ impl Auth {
             ));
         }
         let details = json!({"name": name});
-        self.accounts.record_event(&creds.actor(ip), creds.who.action(Event::PasskeyAdded), creds.target(), details).await?;
+        self.accounts
+            .record_event(&creds.actor(ip), creds.who.action(Event::PasskeyAdded), creds.target(), details)
+            .await?;
         self.notify(creds.who, creds.id, Notice::PasskeyAdded { name: name.to_string() }).await;
         Ok(())
     }
@@ -439,7 +451,13 @@ impl Auth {
     /// address's budget (a signature cannot be guessed; this bounds the work a flood costs). On
     /// success the passkey's counter and last use are kept, and the account is returned with
     /// what it was proven for.
-    pub async fn check_passkey(&self, session: &Session, who: Principal, answer: Answer<'_>, ip: &str) -> Result<Proven> {
+    pub async fn check_passkey(
+        &self,
+        session: &Session,
+        who: Principal,
+        answer: Answer<'_>,
+        ip: &str,
+    ) -> Result<Proven> {
         let party = self.passkeys.party()?;
         let scopes = [Scope::ip(ip)];
         let actor = crate::accounts::Actor::system("passkey").with_ip(ip);
@@ -447,7 +465,8 @@ impl Auth {
         let checked = self
             .guarded(who, &scopes, &actor, target, async {
                 let Some(credential) = parse::<PublicKeyCredential>(answer.credential) else { return Ok(None) };
-                let Some((purpose, account, state)) = self.passkeys.take::<Value>(answer.ceremony, who, session).await?
+                let Some((purpose, account, state)) =
+                    self.passkeys.take::<Value>(answer.ceremony, who, session).await?
                 else {
                     return Ok(None);
                 };
@@ -490,7 +509,9 @@ impl Auth {
         Ok(match checked {
             Checked::Right((purpose, id)) => {
                 let creds = self.accounts.credentials(who, id).await?;
-                self.accounts.record_event(&creds.actor(ip), who.action(Event::PasskeyOk), creds.target(), json!({})).await?;
+                self.accounts
+                    .record_event(&creds.actor(ip), who.action(Event::PasskeyOk), creds.target(), json!({}))
+                    .await?;
                 Proven::Account(Box::new(creds), purpose)
             }
             Checked::Wrong => {

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::Notice;
 use super::duo::Duo;
-use super::passkeys::{Answer as PasskeyAnswer, Proven, Purpose};
 use super::guard::Checked;
+use super::passkeys::{Answer as PasskeyAnswer, Proven, Purpose};
 use super::service::{Auth, SignedIn, TotpEnrolment, Visitor};
 use super::sessions::{PENDING_TRIES, Pending, SecondFactor, Session, SessionData};
 use super::throttle::Scope;
@@ -479,6 +479,10 @@ impl Auth {
             Purpose::Confirm if data.signed_in(who) == Some(creds.id) && data.impersonated_by.is_none() => {
                 let mut data = data.clone();
                 data.authenticated_at = Some(self.proof_time());
+                data.flash = Some(format!(
+                    "Confirmed with your passkey. For {} minutes you can change how you sign in.",
+                    super::REAUTH_WINDOW_SECS / 60
+                ));
                 let details = json!({"with": "passkey"});
                 self.accounts
                     .record_event(&creds.actor(&from.ip), AuditAction::SecurityReauthenticated, creds.target(), details)

@@ -1,9 +1,11 @@
 //! The security headers on every response — pages, the API, the probes, errors — set once, in
 //! one layer, so no route can forget them:
 //!
-//! - `Content-Security-Policy`: pages load nothing but themselves. No script at all; the one
-//!   inline style block of each layout is allowed by its SHA-256, computed from the template at
-//!   start-up (so editing the CSS never breaks the policy); forms post only to this origin (and
+//! - `Content-Security-Policy`: pages load nothing but themselves. One script, from this origin
+//!   (`/assets/passkeys.js`, the passkey buttons; nothing inline, no `eval`), which may fetch from
+//!   this origin only; the one inline style block of each layout is allowed by its SHA-256,
+//!   computed from the template at start-up (so editing the CSS never breaks the policy); forms
+//!   post only to this origin (and
 //!   to Duo, whose Universal Prompt a sign-in is redirected to); no framing. Other responses
 //!   (JSON, text) get `default-src 'none'`.
 //! - `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` (browsers without
@@ -34,7 +36,8 @@ impl SecurityHeaders {
             super::render::inline_styles().map(|css| format!("'sha256-{}'", sha256(css))).collect();
         let forms: String = form_targets.iter().map(|o| format!(" {o}")).collect();
         let policy = format!(
-            "default-src 'none'; style-src {}; img-src 'self'; form-action 'self'{forms}; \
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src {}; img-src 'self'; \
+             form-action 'self'{forms}; \
              frame-ancestors 'none'; base-uri 'none'",
             styles.join(" ")
         );
@@ -72,11 +75,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pages_allow_their_own_styles_and_nothing_to_run() {
+    fn pages_allow_their_own_styles_and_only_their_own_script() {
         let headers = SecurityHeaders::new(false, &[]);
         let policy = headers.page_policy.to_str().unwrap();
-        assert!(!policy.contains("script-src") && policy.starts_with("default-src 'none'"), "{policy}");
-        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        assert!(policy.contains("script-src 'self';") && policy.starts_with("default-src 'none'"), "{policy}");
+        assert!(policy.contains("connect-src 'self';"), "{policy}");
+        assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"), "{policy}");
         assert_eq!(policy.matches("'sha256-").count(), 2, "one hash per layout: {policy}");
         assert!(headers.hsts.is_none());
         assert!(SecurityHeaders::new(true, &[]).hsts.is_some());

@@ -16,6 +16,7 @@ mod metrics;
 // such response would only add noise.
 #[allow(clippy::result_large_err)]
 mod pages;
+pub(crate) mod passkeys;
 mod probes;
 mod render;
 pub mod server;
@@ -143,6 +144,7 @@ pub fn router(state: AppState) -> Router {
     let body_timeout = state.loaded.config.server.body_timeout.0;
     Router::new()
         .merge(pages::routes())
+        .merge(passkeys::routes())
         .merge(admin::routes())
         .nest("/api/v1", api::routes())
         .merge(probes::routes())

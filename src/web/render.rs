@@ -99,6 +99,7 @@ impl Page {
     pub fn render(mut self, state: &AppState, session: Option<&Session>) -> Response {
         let v = &mut self.values;
         v.insert("base".into(), json!(state.cookie.path));
+        v.insert("passkeys".into(), json!(state.auth.passkeys_available()));
         let mut shown = None;
         if let Some(s) = session {
             v.entry("csrf").or_insert(json!(s.data.csrf_token));

@@ -15,6 +15,7 @@ mod adversary_races;
 mod adversary_takeover;
 mod browser;
 mod browser_admin;
+mod browser_passkeys;
 mod cli;
 mod cli_auth;
 mod config;

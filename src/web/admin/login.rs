@@ -84,8 +84,10 @@ fn message(state: &AppState, status: StatusCode, title: &str, text: &str) -> Res
 
 pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let Some(session) = ctx.session.as_ref() else { return Ok(see_other(&state, "admin/login", None)) };
-    if session.data.pending_for(Principal::Admin).is_some_and(|p| p.method == SecondFactor::Totp) {
-        return Ok(twofa_page(None).render(&state, Some(session)));
+    if session.data.pending_for(Principal::Admin).is_some_and(|p| p.method.accepts_passkey()) {
+        let (offered, only) = crate::web::passkeys::second_factor_offer(&state, session, Principal::Admin).await?;
+        let page = twofa_page(None).with("passkey_offered", offered).with("passkey_only", only);
+        return Ok(page.render(&state, Some(session)));
     }
     Ok(match state.auth.duo_prompt(session, Principal::Admin, state.duo.as_ref()).await? {
         None => see_other(&state, "admin/login", None),
@@ -168,8 +170,12 @@ pub async fn security(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let (devices, this) = state.auth.known_devices(Principal::Admin, creds.id, ctx.device.as_deref()).await?;
     let devices = device_rows(&devices, this, humane::zone("", state.loaded.config.timezone.zone()));
     let notices = state.accounts.new_device_notices((Principal::Admin, creds.id)).await?;
-    let page =
-        security_page(&state, &creds, &session, false).with("devices", devices).with("new_device_notices", notices);
+    let tz = humane::zone("", state.loaded.config.timezone.zone());
+    let passkeys = crate::web::passkeys::rows(&state, Principal::Admin, creds.id, tz).await?;
+    let page = security_page(&state, &creds, &session, false)
+        .with("devices", devices)
+        .with("new_device_notices", notices)
+        .with("passkey_list", passkeys);
     staff.page(&state, page)
 }
 
@@ -221,6 +227,7 @@ fn confirm_page(admin: &Admin) -> Page {
         .with("layout", "admin/layout.html")
         .with("action", CONFIRM)
         .with("second_factor", admin.credentials().proves_with_code())
+        .with("passkey_action", "admin/login/passkey")
         .with("window_minutes", REAUTH_WINDOW_SECS / 60)
 }
 

@@ -42,6 +42,10 @@ async fn security_page(state: &AppState, user: &User, session: &Session) -> Page
         .with("recent", state.auth.recently_authenticated(&session.data))
         .with("questions_on", state.auth.security_questions)
         .with("new_device_notices", state.accounts.new_device_notices((Principal::User, user.id)).await.unwrap_or(true))
+        .with("passkey_list", {
+            let tz = humane::zone(&user.timezone, state.loaded.config.timezone.zone());
+            crate::web::passkeys::rows(state, Principal::User, user.id, tz).await.unwrap_or_default()
+        })
 }
 
 /// Which security notifications the user gets: new-device sign-ins are theirs to turn off
@@ -82,6 +86,7 @@ fn confirm_page(user: &User) -> Page {
     Page::new("confirm.html", "Confirm it is you")
         .with("layout", "layout.html")
         .with("action", CONFIRM)
+        .with("passkey_action", "login/passkey")
         .with("second_factor", second_factor)
         .with("window_minutes", REAUTH_WINDOW_SECS / 60)
 }

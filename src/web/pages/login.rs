@@ -10,7 +10,7 @@ use super::extract::CheckedForm;
 use super::extract::{IMPERSONATION, LinkToken};
 use super::{Form, check_csrf, form_session, redirect_with_flash, store_failed};
 use crate::accounts::Principal;
-use crate::auth::sessions::{SecondFactor, Session};
+use crate::auth::sessions::Session;
 use crate::auth::{CodeProof, DuoAnswer, Prompt, SignedIn, Step};
 use crate::web::AppState;
 use crate::web::context::Ctx;
@@ -82,8 +82,12 @@ fn signed_in(state: &AppState, cookie: &str, device: Option<String>) -> Response
 
 pub async fn second_factor_form(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let Some(session) = ctx.session.as_ref() else { return Ok(see_other(&state, "login", None)) };
-    if session.data.pending_for(Principal::User).is_some_and(|p| p.method == SecondFactor::Totp) {
-        return Ok(Page::new("twofa.html", "Two-factor authentication").render(&state, Some(session)));
+    if session.data.pending_for(Principal::User).is_some_and(|p| p.method.accepts_passkey()) {
+        let (offered, only) = crate::web::passkeys::second_factor_offer(&state, session, Principal::User).await?;
+        let page = Page::new("twofa.html", "Two-factor authentication")
+            .with("passkey_offered", offered)
+            .with("passkey_only", only);
+        return Ok(page.render(&state, Some(session)));
     }
     Ok(match state.auth.duo_prompt(session, Principal::User, state.duo.as_ref()).await? {
         None => see_other(&state, "login", None),

@@ -348,3 +348,82 @@ impl Tab {
             .collect()
     }
 }
+
+/// WebDriver's WebAuthn extension (a virtual authenticator in the browser), which chromedriver
+/// serves under the session: `path` below `session/{id}/webauthn/`.
+#[derive(Debug)]
+struct WebAuthn {
+    method: axum::http::Method,
+    path: String,
+    body: Option<Value>,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthn {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/webauthn/{}", session.unwrap_or_default(), self.path))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (self.method.clone(), self.body.as_ref().map(Value::to_string))
+    }
+}
+
+impl Tab {
+    /// Gives this browser a platform authenticator (a fingerprint reader, say) that verifies its
+    /// user and consents to everything; `discoverable`: it can keep passkeys that name their
+    /// account (a security key without storage cannot). Returns its id.
+    pub async fn add_authenticator(&self, discoverable: bool) -> String {
+        let body = json!({
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": discoverable,
+            "hasUserVerification": true, "isUserConsenting": true, "isUserVerified": true,
+        });
+        let cmd = WebAuthn { method: axum::http::Method::POST, path: "authenticator".into(), body: Some(body) };
+        let id = self
+            .client
+            .issue_cmd(cmd)
+            .await
+            .unwrap_or_else(|e| panic!("[{}] no virtual authenticator: {e}", self.label));
+        id.as_str().expect("an authenticator id").to_string()
+    }
+
+    /// The credentials a virtual authenticator holds.
+    pub async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let cmd =
+            WebAuthn { method: axum::http::Method::GET, path: format!("authenticator/{id}/credentials"), body: None };
+        self.client.issue_cmd(cmd).await.unwrap().as_array().cloned().unwrap_or_default()
+    }
+
+    /// Takes a virtual authenticator away (the device is lost, or in another pocket).
+    pub async fn remove_authenticator(&self, id: &str) {
+        let cmd = WebAuthn { method: axum::http::Method::DELETE, path: format!("authenticator/{id}"), body: None };
+        self.client.issue_cmd(cmd).await.unwrap();
+    }
+
+    /// Waits until a page shows `needle` — one a script submitted, not a click: the page may
+    /// change while it is read.
+    pub async fn comes_to_show(&self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.client.execute("return document.body ? document.body.innerText : ''", vec![]).await;
+            if text.ok().and_then(|t| t.as_str().map(|t| t.contains(needle))).unwrap_or(false) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "[{}] {} never showed \"{needle}\"", self.label, self.path().await);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the browser is at `path` (a page a script submitted, not a click).
+    pub async fn arrives_at(&self, path: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let now = self.path().await;
+            if now == path {
+                break;
+            }
+            assert!(Instant::now() < deadline, "[{}] still at {now}, not {path}, after {PATIENCE:?}", self.label);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.client.wait().at_most(PATIENCE).for_element(Locator::Css("body")).await.unwrap();
+    }
+}

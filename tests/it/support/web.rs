@@ -32,7 +32,8 @@ pub enum Backend {
 
 impl Server {
     /// Starts a server with `extra` YAML appended to a minimal configuration (`{addr}` in it
-    /// stands for the listening address; a `system_url:` in it replaces the default). `None` when
+    /// stands for the listening address, `{port}` for its port; a `system_url:` in it replaces
+    /// the default). `None` when
     /// the backend is PostgreSQL and no server is configured.
     pub async fn start(backend: Backend, extra: &str) -> Option<Server> {
         let dir = tempfile::tempdir().unwrap();
@@ -87,7 +88,7 @@ impl Server {
     }
 
     async fn configure(dir: &std::path::Path, database_url: &str, addr: SocketAddr, extra: &str) -> AppState {
-        let extra = extra.replace("{addr}", &addr.to_string());
+        let extra = extra.replace("{addr}", &addr.to_string()).replace("{port}", &addr.port().to_string());
         let system_url = if extra.lines().any(|l| l.starts_with("system_url:")) {
             String::new()
         } else {
