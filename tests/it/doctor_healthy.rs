@@ -94,13 +94,17 @@ async fn visitors(base: &str, server: &Server, extra: &[(&'static str, &str)]) {
     panic!("the reset mail was never queued");
 }
 
+/// These sites are reached at an IP address on loopback, where WebAuthn refuses passkeys: as an
+/// operator on an address must, they turn passkeys off (`system_url.config` says so otherwise).
+const IP_SITE: &str = "twofa:\n  passkeys: false\n";
+
 async fn behind_a_trusted_reverse_proxy_with_files_sessions_and_smtp(backend: Backend) {
     let smtp = crate::support::smtp::start(None).await;
     let mut proxy = ReverseProxy::bind().await;
     let extra = format!(
         "system_url: \"{}\"\ntrusted_proxies:\n  ranges: [\"{PROXY_IP}/32\"]\nsessions:\n  store: files\n\
          mail:\n  transport: smtp\n  smtp: {{ host: localhost, port: {}, tls: none }}\n\
-         timezone: Etc/UTC\ndoctor:\n  disk_min_free: 1B\n  disk_min_free_percent: 0\n",
+         timezone: Etc/UTC\ndoctor:\n  disk_min_free: 1B\n  disk_min_free_percent: 0\n{IP_SITE}",
         proxy.base(),
         smtp.port
     );
@@ -118,9 +122,11 @@ async fn behind_a_trusted_reverse_proxy_with_files_sessions_and_smtp(backend: Ba
 async fn behind_cloudflare_trusted(backend: Backend) {
     // CloudFlare's edge → nginx on this machine → gatehouse, both trusted: what a CloudFlare
     // site looks like from loopback (a test cannot connect from CloudFlare's own addresses).
-    let extra = "trusted_proxies:\n  ranges: [\"127.0.0.1\"]\n  cloudflare: true\n  header: CF-Connecting-IP\n\
-                 timezone: Etc/UTC\ndoctor:\n  disk_min_free: 1B\n  disk_min_free_percent: 0\n";
-    let Some(server) = Server::start(backend, extra).await else { return };
+    let extra = format!(
+        "trusted_proxies:\n  ranges: [\"127.0.0.1\"]\n  cloudflare: true\n  header: CF-Connecting-IP\n\
+         timezone: Etc/UTC\ndoctor:\n  disk_min_free: 1B\n  disk_min_free_percent: 0\n{IP_SITE}"
+    );
+    let Some(server) = Server::start(backend, &extra).await else { return };
     let base = server.base.clone();
     let edge =
         [("cf-ray", "8f1c2a3b4c5d6e7f-FRA"), ("cf-connecting-ip", "203.0.113.50"), ("x-forwarded-for", "173.245.48.1")];
@@ -144,7 +150,7 @@ async fn two_nodes_on_postgresql_behind_a_real_nginx() {
     let Some(schema) = crate::support::PgSchema::create().await else { return };
     let extra = format!(
         "system_url: \"{}\"\ntrusted_proxies:\n  ranges: [\"127.0.0.1/32\"]\ntimezone: Etc/UTC\n\
-         doctor:\n  disk_min_free: 1B\n  disk_min_free_percent: 0\n",
+         doctor:\n  disk_min_free: 1B\n  disk_min_free_percent: 0\n{IP_SITE}",
         reserved.base()
     );
     let a = Server::start_on(tempfile::tempdir().unwrap(), schema.url.clone(), None, &extra).await;

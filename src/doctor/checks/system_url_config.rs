@@ -16,7 +16,7 @@ static META: Meta = Meta {
     cause: "The URL users browse to does not match system_url: session cookies are scoped to system_url's host \
             and path, and reset links are built from it.",
     next_steps: "Set system_url to exactly the address users type, scheme and path included, with a trailing slash.",
-    config: &["system_url"],
+    config: &["system_url", "twofa"],
     explains: &["system_url.reachable", "system_url.requests", "sessions.cookie"],
     ..Meta::BASE
 };
@@ -41,7 +41,7 @@ impl Check for Config {
                     .with("path", url.path())
                     .with("configured_in", &origin)
             };
-            evidence(judge(url))
+            evidence(judge(url, ctx.config().twofa.passkeys))
         })
     }
 }
@@ -49,8 +49,9 @@ impl Check for Config {
 /// The verdict on a set system_url configured at `origin` (the loader already refused
 /// credentials, a query or a fragment): a path without its trailing slash joins links wrongly
 /// (fixable when the value is in a file); plain http on a public name makes logins loop for
-/// users who arrive over https.
-fn judge(url: &url::Url) -> Outcome {
+/// users who arrive over https; an IP address cannot be a WebAuthn relying party, so with
+/// `passkeys` on, nobody can add or use one.
+fn judge(url: &url::Url, passkeys: bool) -> Outcome {
     if !url.path().ends_with('/') {
         let outcome = Outcome::warn(format!(
             "system_url path `{}` has no trailing slash: links will be joined wrongly",
@@ -67,6 +68,17 @@ fn judge(url: &url::Url) -> Outcome {
         ))
         .remediation("Serve the client area over https and set system_url to its https:// address.");
     }
+    if passkeys && url.domain().is_none() {
+        return Outcome::warn(format!(
+            "system_url's host {host} is an IP address: browsers refuse passkeys there (WebAuthn needs a domain \
+             name as the relying party), so the passkey buttons are hidden"
+        ))
+        .with("passkeys", true)
+        .remediation(
+            "Set system_url to the name people reach the site by (for a machine of your own, localhost), or turn \
+             passkeys off with twofa.passkeys: false.",
+        );
+    }
     Outcome::pass(format!("links and cookies derive from {url}"))
 }
 
@@ -76,7 +88,7 @@ mod tests {
     use crate::doctor::model::Status;
 
     fn judged(url: &str) -> Outcome {
-        judge(&url::Url::parse(url).unwrap())
+        judge(&url::Url::parse(url).unwrap(), false)
     }
 
     #[test]
@@ -84,6 +96,18 @@ mod tests {
         let slashless = judged("https://billing.example.com/portal");
         assert_eq!(slashless.status, Status::Warn);
         assert_eq!(slashless.fix, Some(Fix::set("system_url", "https://billing.example.com/portal/")));
+    }
+
+    #[test]
+    fn with_passkeys_on_an_ip_address_warns_and_a_name_does_not() {
+        let at = |url: &str, passkeys| judge(&url::Url::parse(url).unwrap(), passkeys);
+        let ip = at("http://127.0.0.1:8080/", true);
+        assert_eq!(ip.status, Status::Warn);
+        assert!(ip.message.contains("browsers refuse passkeys"), "{}", ip.message);
+        assert_eq!(at("http://[::1]:8080/", true).status, Status::Warn);
+        assert_eq!(at("http://127.0.0.1:8080/", false).status, Status::Pass, "passkeys off: nothing to say");
+        assert_eq!(at("http://localhost:8080/", true).status, Status::Pass);
+        assert_eq!(at("https://billing.example.com/", true).status, Status::Pass);
     }
 
     #[test]
