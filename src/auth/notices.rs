@@ -262,11 +262,12 @@ impl Auth {
         }
         // Passkeys sign in without the password: whoever got in may have added one. The owner
         // adds theirs again after the reset.
-        sqlx::query("DELETE FROM passkeys WHERE principal = $1 AND account_id = $2")
-            .bind(&principal)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM passkeys WHERE principal = $1 AND account_id = $2",
+            "DELETE FROM passkey_ceremonies WHERE principal = $1 AND account_id = $2",
+        ] {
+            sqlx::query(sql).bind(&principal).bind(id).execute(&mut *tx).await?;
+        }
         let mut restored = false;
         if who == Principal::User {
             // The address the notice reached is the owner's: put it back unless another login has it.

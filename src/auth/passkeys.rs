@@ -38,8 +38,14 @@ pub const CEREMONY_TTL_SECS: i64 = 300;
 /// Passkeys one person may keep.
 pub const PASSKEYS_PER_ACCOUNT: i64 = 10;
 
-/// Ceremonies one address may have open: enough for a few tabs, not for filling the table.
-const CEREMONIES_PER_IP: i64 = 20;
+/// Ceremonies one browser (one session's CSRF token) keeps open: its newest few. A page left
+/// open keeps one for its autofill, a button asks for another.
+const CEREMONIES_PER_BROWSER: i64 = 3;
+
+/// Sign-in ceremonies one address (an IPv6 /64) may have open. They need nothing but a page
+/// view, so they are bounded apart; the others need a right password or a signed-in session,
+/// so no flood of sign-ins at an address can keep its people from their second factor.
+const SIGN_INS_PER_ADDRESS: i64 = 200;
 
 /// The longest passkey name kept.
 const NAME_CHARS: usize = 60;
@@ -183,6 +189,11 @@ impl Passkeys {
     /// Forgets every passkey of an account (its second factor reset by staff; a "this wasn't
     /// me" link after one was added). Returns how many.
     pub async fn remove_all(&self, who: Principal, account_id: i64) -> Result<u64> {
+        sqlx::query("DELETE FROM passkey_ceremonies WHERE principal = $1 AND account_id = $2")
+            .bind(who.target_type().as_str())
+            .bind(account_id)
+            .execute(self.db.pool())
+            .await?;
         Ok(sqlx::query("DELETE FROM passkeys WHERE principal = $1 AND account_id = $2")
             .bind(who.target_type().as_str())
             .bind(account_id)
@@ -211,33 +222,45 @@ impl Passkeys {
         state: &impl Serialize,
     ) -> Result<String> {
         let now = self.db.now();
-        let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM passkey_ceremonies WHERE ip = $1 AND expires_at > $2")
-            .bind(ip)
-            .bind(now)
-            .fetch_one(self.db.pool())
-            .await?;
-        if open >= CEREMONIES_PER_IP {
-            return Err(Error::refused(
-                Code::LockedOut,
-                "too many passkey requests from this address; try again later",
-            ));
-        }
+        let bound_to = tokens::digest(&session.data.csrf_token);
+        let address = super::throttle::ip_key(ip);
+        // The browser's older ceremonies beyond its newest few are dropped.
+        sqlx::query(
+            "DELETE FROM passkey_ceremonies WHERE bound_to = $1 AND id_hash NOT IN \
+             (SELECT id_hash FROM passkey_ceremonies WHERE bound_to = $1 ORDER BY expires_at DESC LIMIT $2)",
+        )
+        .bind(&bound_to)
+        .bind(CEREMONIES_PER_BROWSER - 1)
+        .execute(self.db.pool())
+        .await?;
         let id = tokens::random();
         let state = serde_json::to_string(state).map_err(|e| Error::Internal(e.to_string()))?;
-        sqlx::query(
+        let cap = if purpose == Purpose::SignIn { SIGN_INS_PER_ADDRESS } else { 0 };
+        // One statement: concurrent requests cannot pass the address's cap together.
+        let opened = sqlx::query(
             "INSERT INTO passkey_ceremonies (id_hash, purpose, principal, account_id, bound_to, ip, state, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $9 = 0 OR (SELECT COUNT(*) FROM passkey_ceremonies \
+             WHERE ip = $6 AND purpose = $2 AND expires_at > $10) < $9",
         )
         .bind(&id.hash)
         .bind(purpose.as_str())
         .bind(who.target_type().as_str())
         .bind(account_id)
-        .bind(tokens::digest(&session.data.csrf_token))
-        .bind(ip)
+        .bind(&bound_to)
+        .bind(&address)
         .bind(state)
         .bind(now + CEREMONY_TTL_SECS)
+        .bind(cap)
+        .bind(now)
         .execute(self.db.pool())
-        .await?;
+        .await?
+        .rows_affected();
+        if opened == 0 {
+            return Err(Error::refused(
+                Code::LockedOut,
+                "too many passkey sign-ins from this address; try again later",
+            ));
+        }
         Ok(id.raw)
     }
 
@@ -304,6 +327,11 @@ impl Auth {
     /// key that cannot keep one still serves as a second factor.
     pub async fn passkey_registration(&self, session: &Session, creds: &Credentials, ip: &str) -> Result<Value> {
         let party = self.passkeys.party()?;
+        if creds.twofa_method == Some(crate::accounts::TwoFaMethod::Duo) {
+            return Err(Error::invalid(
+                "your sign-ins go through Duo, and a passkey would sign in without it; ask for Duo to be turned off first",
+            ));
+        }
         let stored = self.passkeys.stored(creds.who, creds.id).await?;
         if stored.len() as i64 >= PASSKEYS_PER_ACCOUNT {
             return Err(Error::invalid(format!(

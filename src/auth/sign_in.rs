@@ -462,6 +462,11 @@ impl Auth {
                 if let Some(refusal) = self.may_not_sign_in(&creds, &from.ip).await? {
                     return Ok(refusal);
                 }
+                // Duo's policy decides every sign-in of a Duo account (a passkey added before
+                // Duo was chosen does not step around it).
+                if self.owed(&creds).await? == Some(SecondFactor::Duo) {
+                    return Ok(Step::Refused);
+                }
                 let device = self.devices.recognise(who, creds.id, from.device.as_deref()).await?;
                 self.complete_sign_in(session, &creds, from, SignedIn { device, ..Default::default() }).await
             }

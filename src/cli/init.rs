@@ -129,6 +129,10 @@ fn quoted(s: &str) -> String {
 
 /// The commented configuration `init` writes. Relative paths are relative to this file.
 fn template(system_url: &HttpUrl, listen: &str, database_url: &str, timezone: &str) -> String {
+    // A site at an IP address cannot offer passkeys: off, and the file says why.
+    let by_name = system_url.url().is_some_and(|u| u.domain().is_some());
+    let passkeys_note = if by_name { "" } else { ": off while system_url is one" };
+    let passkeys = by_name;
     format!(
         r#"# gatehouse configuration, written by `gatehouse init`.
 #
@@ -191,6 +195,9 @@ accounts:
 twofa:
   force_clients: false
   force_admins: false
+  # Passkeys (WebAuthn) for users and admins. Browsers allow them only where system_url's host is
+  # a domain name (localhost counts), never an IP address{passkeys_note}.
+  passkeys: {passkeys}
   # Duo Universal Prompt needs a Web SDK application's Client ID, Client Secret and API hostname.
   duo: {{ client_id: "", client_secret: "", api_hostname: "" }}
 

@@ -150,6 +150,6 @@ mod tests {
             "B91C16BD2D61CCF6632A19A0F1BFEE4FB2B7ED9A52BEB029778535D2773AF966A3AA253512BB1B348C6537453E8112F7"
         );
         let last = POSTGRES.iter().last().expect("a migration");
-        assert_eq!((last.version, last.description.as_ref()), (13, "security notices"));
+        assert_eq!((last.version, last.description.as_ref()), (14, "passkeys"));
     }
 }

@@ -2,7 +2,7 @@
 //! forms, no JavaScript), the admin JSON API under `/api/v1/`, and the probes `/healthz`, `/readyz`, `/metrics`,
 //! `/.well-known/gatehouse`. A thin face over `accounts` and `auth`.
 
-mod admin;
+pub(crate) mod admin;
 mod api;
 mod breaker;
 mod context;

@@ -14,7 +14,7 @@ use super::AppState;
 use super::context::Ctx;
 use super::pages::extract::CheckedForm;
 use super::pages::redirect_with_flash;
-use super::render::{Answer, message, see_other, see_other_setting, sentence};
+use super::render::{Answer, Page, message, see_other, see_other_setting, sentence};
 use crate::accounts::{Credentials, Principal};
 use crate::auth::sessions::Session;
 use crate::auth::{PasskeyAnswer, Step};
@@ -108,9 +108,6 @@ impl Area {
     fn session_cookie(self, state: &AppState, value: &str) -> HeaderValue {
         if self.admin() { state.cookie.admin_set(value) } else { state.cookie.set(value) }
     }
-    fn second_factor(self) -> &'static str {
-        if self.admin() { "admin/login/2fa" } else { "login/2fa" }
-    }
 }
 
 /// A JSON answer for the script: the value, or `{"error": …}` with the refusal's status.
@@ -166,11 +163,7 @@ async fn answer<const ADMIN: bool>(
     let passkey = PasskeyAnswer { ceremony: form.text("ceremony"), credential: form.get("credential").unwrap_or("") };
     let was_signed_in = session.data.signed_in(area.who).is_some();
     let step = state.auth.sign_in_with_passkey(&session, area.who, passkey, &ctx.visitor()).await?;
-    let refused = |text: &str| {
-        let next = if session.data.pending_for(area.who).is_some() { area.second_factor() } else { area.login() };
-        (text.to_string(), next)
-    };
-    let (text, next) = match step {
+    let text = match step {
         Step::Done { cookie, .. } if was_signed_in => {
             return Ok(see_other(&state, area.security(), Some(area.session_cookie(&state, &cookie))));
         }
@@ -183,11 +176,35 @@ async fn answer<const ADMIN: bool>(
             let text = "The account you belong to is closed. Contact support if you need access to its records.";
             return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Account closed", text));
         }
-        Step::Locked => refused("Too many failed attempts. Please try again later."),
+        Step::Locked => "Too many failed attempts. Please try again later.",
         Step::NotSigningIn => return Ok(see_other(&state, area.login(), None)),
-        _ => refused("That passkey was not accepted. Try again, or sign in another way."),
+        _ => "That passkey was not accepted. Try again, or sign in another way.",
     };
-    Ok(redirect_with_flash(&state, session, text, next).await)
+    refused(&state, area, session, text).await
+}
+
+/// The page a refused answer comes back to, saying so: the confirm page for a signed-in
+/// session, the second-factor page half-way through a sign-in, else the login page — rendered,
+/// not redirected, so a visitor's refusal writes no session (a flood of refusals stores nothing).
+async fn refused(state: &AppState, area: Area, session: Session, text: &str) -> Answer {
+    if session.data.signed_in(area.who).is_some() {
+        return Ok(redirect_with_flash(state, session, text, area.confirm()).await);
+    }
+    let status = StatusCode::UNAUTHORIZED;
+    if session.data.pending_for(area.who).is_some() {
+        let (offered, only) = second_factor_offer(state, &session, area.who).await?;
+        let page = match area.who {
+            Principal::User => Page::new("twofa.html", "Two-factor authentication").with("error", text),
+            Principal::Admin => super::admin::login::twofa_page(Some(text)),
+        };
+        let page = page.with("passkey_offered", offered).with("passkey_only", only);
+        return Ok(page.status(status).render(state, Some(&session)));
+    }
+    let page = match area.who {
+        Principal::User => super::pages::login::login(state).with("error", text),
+        Principal::Admin => super::admin::login::login_page(Some(text)),
+    };
+    Ok(page.status(status).render(state, Some(&session)))
 }
 
 /// `POST …/passkeys/options`: a ceremony that adds a passkey to the signed-in account.

@@ -79,7 +79,7 @@ async fn a_passkey_after_the_password_then_one_alone_and_a_removed_one_refused()
         assert_eq!(ann.authenticator_credentials(&phone).await.len(), 1, "the phone still has it");
         ann.press("Log out").await;
         ann.comes_to_show("That passkey was not accepted").await;
-        assert_eq!(ann.path().await, "/login");
+        ann.find("input[name=password]").await;
         ann.open("clientarea").await;
         assert!(ann.path().await.starts_with("/login"), "not signed in");
 
@@ -138,3 +138,89 @@ async fn an_admin_signs_in_with_a_passkey_after_the_password_and_with_one_alone(
     })
     .await;
 }
+
+/// The adversary: a session not proven recently (a stolen cookie) cannot add a passkey — the
+/// ceremony is refused before the browser is asked; a user's passkey opens nothing in the admin
+/// area, though the browser offers it there (one site, one relying party); and one answer
+/// posted ten times at once signs in once: the ceremony is taken once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_session_adds_none_a_users_passkey_is_no_admins_and_an_answer_counts_once() {
+    run(
+        "a_stale_session_adds_none_a_users_passkey_is_no_admins_and_an_answer_counts_once",
+        ON_LOCALHOST,
+        |suite| async move {
+            suite.server.client_with_owner("ann@example.com", "Ann Hosting").await;
+            let ann = browser(&suite, "ann").await;
+            ann.open("login").await;
+            ann.add_authenticator(true).await;
+            ann.fill("input[name=email]", "ann@example.com").await;
+            ann.fill("input[name=password]", PASSWORD).await;
+            ann.press("Log in").await;
+
+            // Six minutes later the sign-in is no proof any more: the form says what to do.
+            suite.server.state.db().clock().advance(std::time::Duration::from_secs(6 * 60));
+            ann.open("account/security").await;
+            ann.fill("form[data-passkey=create] input[name=name]", "Stolen").await;
+            ann.find("form[data-passkey=create] button").await.click().await.unwrap();
+            ann.comes_to_show("confirm it is you first").await;
+            assert!(passkey_names(&ann).await.is_empty());
+
+            // Confirmed with the password, the passkey is added.
+            ann.follow("confirm it is you").await;
+            ann.fill("input[name=password]", PASSWORD).await;
+            ann.press("Confirm").await;
+            add_passkey(&ann, "account/security", "Phone").await;
+
+            // At the admin sign-in the browser offers Ann's passkey; it is not an admin's.
+            ann.open("admin/login").await;
+            ann.comes_to_show("That passkey was not accepted").await;
+            ann.find("input[name=username]").await;
+
+            // One answer, posted ten times at once from a visitor's login page (one that does not
+            // offer the passkey by itself: it shows an error).
+            ann.client.delete_all_cookies().await.unwrap();
+            ann.open("login?expired=1").await;
+            ann.sees("Your session has ended").await;
+            let before = suite
+                .server
+                .accounts()
+                .audit_search(None, Some(gatehouse::accounts::AuditAction::PasskeyOk), 100)
+                .await
+                .unwrap()
+                .len();
+            let statuses = ann.client.execute_async(REPLAY, vec![]).await.unwrap();
+            assert_eq!(statuses.as_array().map(Vec::len), Some(10), "{statuses}");
+            let after = suite
+                .server
+                .accounts()
+                .audit_search(None, Some(gatehouse::accounts::AuditAction::PasskeyOk), 100)
+                .await
+                .unwrap()
+                .len();
+            assert_eq!(after - before, 1, "ten posts of one answer sign in once");
+        },
+    )
+    .await;
+}
+
+/// In the login page: a passkey ceremony answered by the browser's authenticator, the answer
+/// then posted ten times at once. Resolves to the ten response statuses.
+const REPLAY: &str = r#"
+const done = arguments[arguments.length - 1];
+const bytes = (t) => { const b = t.replace(/-/g, "+").replace(/_/g, "/"); return Uint8Array.from(atob(b + "===".slice((b.length + 3) % 4)), (c) => c.charCodeAt(0)).buffer; };
+const text = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+(async () => {
+  const csrf = document.querySelector("form[data-passkey] input[name=csrf_token]").value;
+  const asked = await fetch("/login/passkey/options", { method: "POST", body: new URLSearchParams({ csrf_token: csrf }) });
+  const { ceremony, options } = await asked.json();
+  const key = options.publicKey;
+  key.challenge = bytes(key.challenge);
+  const c = await navigator.credentials.get({ publicKey: key });
+  const credential = JSON.stringify({ id: c.id, rawId: text(c.rawId), type: c.type, response: {
+    authenticatorData: text(c.response.authenticatorData), clientDataJSON: text(c.response.clientDataJSON),
+    signature: text(c.response.signature), userHandle: c.response.userHandle ? text(c.response.userHandle) : null } });
+  const body = new URLSearchParams({ csrf_token: csrf, ceremony, credential });
+  const posts = Array.from({ length: 10 }, () => fetch("/login/passkey", { method: "POST", body, redirect: "manual" }));
+  done((await Promise.all(posts)).map((r) => r.status));
+})().catch((e) => done(String(e)));
+"#;

@@ -46,6 +46,7 @@ mod web_limits;
 mod web_login;
 mod web_notices;
 mod web_page_view;
+mod web_passkeys;
 mod web_reset_mail;
 mod web_sign_in;
 mod web_twofa;

@@ -35,7 +35,7 @@ fn signed_in(state: &AppState, cookie: &str, device: Option<String>) -> Response
     see_other_setting(state, "admin/", [state.cookie.admin_set(cookie)].into_iter().chain(device))
 }
 
-fn login_page(error: Option<&str>) -> Page {
+pub(crate) fn login_page(error: Option<&str>) -> Page {
     Page::new("admin/login.html", "Admin sign-in").with("error", error)
 }
 
@@ -74,7 +74,7 @@ pub fn continue_sign_in(state: &AppState, session: &Session) -> Response {
     }
 }
 
-fn twofa_page(error: Option<&str>) -> Page {
+pub(crate) fn twofa_page(error: Option<&str>) -> Page {
     Page::new("admin/twofa.html", "Two-factor authentication").with("error", error)
 }
 
@@ -110,7 +110,11 @@ pub async fn second_factor_submit(
     let backup = form.text("backup_code");
     let proof = if backup.is_empty() { CodeProof::Totp(form.text("code")) } else { CodeProof::Backup(backup) };
     let step = state.auth.sign_in_with_code(&mut session, Principal::Admin, proof, &ctx.visitor()).await?;
-    let again = |error: &str| twofa_page(Some(error)).status(StatusCode::UNAUTHORIZED).render(&state, Some(&session));
+    let (passkey, _) = crate::web::passkeys::second_factor_offer(&state, &session, Principal::Admin).await?;
+    let again = |error: &str| {
+        let page = twofa_page(Some(error)).with("passkey_offered", passkey);
+        page.status(StatusCode::UNAUTHORIZED).render(&state, Some(&session))
+    };
     Ok(match step {
         Step::Done { cookie, device } => signed_in(&state, &cookie, device),
         Step::WrongCode { backup } => again(wrong_code(backup)),

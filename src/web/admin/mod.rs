@@ -6,7 +6,7 @@
 
 mod clients;
 mod health;
-mod login;
+pub(crate) mod login;
 mod settings;
 mod users;
 

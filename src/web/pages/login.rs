@@ -35,7 +35,7 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Login
 }
 
 /// The login page, which links to sign-up when registration is open.
-fn login(state: &AppState) -> Page {
+pub(crate) fn login(state: &AppState) -> Page {
     let open = state.loaded.config.accounts.registration == crate::config::Registration::Open;
     Page::new("login.html", "Log in").with("registration_open", open)
 }
@@ -110,10 +110,13 @@ pub async fn second_factor_submit(
     let backup = form.text("backup_code");
     let proof = if backup.is_empty() { CodeProof::Totp(form.text("code")) } else { CodeProof::Backup(backup) };
     let step = state.auth.sign_in_with_code(&mut session, Principal::User, proof, &ctx.visitor()).await?;
+    let (passkey, _) = crate::web::passkeys::second_factor_offer(&state, &session, Principal::User).await?;
     Ok(match step {
         Step::Done { cookie, device } => signed_in(&state, &cookie, device),
-        Step::WrongCode { backup } => second_factor_again(&state, &session, wrong_code(backup)),
-        Step::Locked => second_factor_again(&state, &session, "Too many failed attempts. Please try again later."),
+        Step::WrongCode { backup } => second_factor_again(&state, &session, wrong_code(backup), passkey),
+        Step::Locked => {
+            second_factor_again(&state, &session, "Too many failed attempts. Please try again later.", passkey)
+        }
         Step::Restart => {
             let text = "Too many wrong codes for this sign-in. Log in again to try once more.";
             redirect_with_flash(&state, session, text, "login").await
@@ -131,10 +134,11 @@ pub fn wrong_code(backup: bool) -> &'static str {
     }
 }
 
-/// The second-factor page again, saying what went wrong.
-fn second_factor_again(state: &AppState, session: &Session, error: &str) -> Response {
+/// The second-factor page again, saying what went wrong (still offering a passkey, when it did).
+fn second_factor_again(state: &AppState, session: &Session, error: &str, passkey: bool) -> Response {
     Page::new("twofa.html", "Two-factor authentication")
         .with("error", error)
+        .with("passkey_offered", passkey)
         .status(StatusCode::UNAUTHORIZED)
         .render(state, Some(session))
 }
