@@ -135,6 +135,16 @@ async fn an_admin_signs_in_with_a_passkey_after_the_password_and_with_one_alone(
         let used =
             accounts.audit_search(None, Some(gatehouse::accounts::AuditAction::AdminPasskeyOk), 10).await.unwrap();
         assert_eq!(used.len(), 2, "a second factor, then a sign-in alone");
+
+        // Removed, the laptop's passkey opens the admin area no more.
+        robin.open("admin/security").await;
+        assert_eq!(passkey_names(&robin).await, ["Laptop", "Security key"]);
+        robin.press_in("form[action$='/remove']", "Remove").await;
+        robin.sees("The passkey is removed").await;
+        assert_eq!(passkey_names(&robin).await, ["Security key"]);
+        robin.press("Log out").await;
+        robin.comes_to_show("That passkey was not accepted").await;
+        robin.find("input[name=username]").await;
     })
     .await;
 }
