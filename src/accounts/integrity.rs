@@ -42,27 +42,48 @@ impl Accounts {
         .await?;
 
         // One pass over the users for every banned domain together (the banned list is small
-        // and read once), however many domains are banned.
+        // and read once), however many domains are banned — and none when none is: a domain
+        // matched from the end of an address cannot be read from an index.
         let subdomains = if self.policy().banned_email_subdomains { 1 } else { 0 };
-        let users_in_banned_domains: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT u.id FROM users u JOIN banned_email_domains b \
+        let banned: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM banned_email_domains LIMIT 1) AS any_ban")
+                .fetch_one(pool)
+                .await?;
+        let users_in_banned_domains: Vec<i64> = if banned == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(
+                "SELECT DISTINCT u.id FROM users u JOIN banned_email_domains b \
              ON u.email_norm LIKE '%@' || b.domain OR ($1 = 1 AND u.email_norm LIKE '%@%.' || b.domain) ORDER BY u.id",
+            )
+            .bind(subdomains)
+            .fetch_all(pool)
+            .await?
+        };
+
+        // Distinct permission sets are few however many memberships there are: they are read
+        // by skipping through the index from one set to the next (not by reading every row),
+        // and only a set holding an unknown key is counted.
+        let sets: Vec<String> = sqlx::query_scalar(
+            "WITH RECURSIVE sets(permissions) AS (SELECT MIN(permissions) FROM memberships UNION ALL \
+             SELECT (SELECT MIN(m.permissions) FROM memberships m WHERE m.permissions > sets.permissions) \
+             FROM sets WHERE sets.permissions IS NOT NULL) SELECT permissions FROM sets WHERE permissions IS NOT NULL",
         )
-        .bind(subdomains)
         .fetch_all(pool)
         .await?;
-
-        // Distinct permission sets are few however many memberships there are.
-        let sets: Vec<(String, i64)> =
-            sqlx::query_as("SELECT permissions, COUNT(*) FROM memberships GROUP BY permissions")
-                .fetch_all(pool)
-                .await?;
         let mut unknown_permission_keys: BTreeMap<String, usize> = BTreeMap::new();
-        for (set, count) in &sets {
-            for key in set.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-                if key.parse::<Permission>().is_err() {
-                    *unknown_permission_keys.entry(key.to_string()).or_default() += *count as usize;
-                }
+        for set in &sets {
+            let unknown: Vec<&str> =
+                set.split(',').map(str::trim).filter(|k| !k.is_empty() && k.parse::<Permission>().is_err()).collect();
+            if unknown.is_empty() {
+                continue;
+            }
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE permissions = $1")
+                .bind(set)
+                .fetch_one(pool)
+                .await?;
+            for key in unknown {
+                *unknown_permission_keys.entry(key.to_string()).or_default() += count as usize;
             }
         }
 

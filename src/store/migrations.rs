@@ -45,6 +45,7 @@ const MIGRATIONS: &[Embedded] = &embedded![
     "0012_device_tokens.sql",
     "0013_security_notices.sql",
     "0014_passkeys.sql",
+    "0015_doctor_flat.sql",
 ];
 
 static SQLITE: LazyLock<Migrator> = LazyLock::new(|| migrator(|m| m.sqlite));
@@ -150,6 +151,6 @@ mod tests {
             "B91C16BD2D61CCF6632A19A0F1BFEE4FB2B7ED9A52BEB029778535D2773AF966A3AA253512BB1B348C6537453E8112F7"
         );
         let last = POSTGRES.iter().last().expect("a migration");
-        assert_eq!((last.version, last.description.as_ref()), (14, "passkeys"));
+        assert_eq!((last.version, last.description.as_ref()), (15, "doctor flat"));
     }
 }
