@@ -121,10 +121,14 @@ fn json_answer(result: Result<serde_json::Value>) -> Response {
                 }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            if status.is_server_error() {
+            // A refusal says why; a failure of ours is logged, and the browser told no more.
+            let text = if status.is_server_error() {
                 tracing::error!(error = %e, "a passkey ceremony could not start");
-            }
-            (status, Json(json!({"error": sentence(&e)}))).into_response()
+                "The passkey request failed on our side. Try again in a moment.".to_string()
+            } else {
+                sentence(&e)
+            };
+            (status, Json(json!({"error": text}))).into_response()
         }
     }
 }
