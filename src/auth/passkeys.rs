@@ -489,6 +489,9 @@ impl Auth {
         let party = self.passkeys.party()?;
         let scopes = [Scope::ip(ip)];
         let actor = crate::accounts::Actor::system("passkey").with_ip(ip);
+        // The account a refused answer was for, once its ceremony says (a second factor, a
+        // confirmation): the audit log shows the failure on that account.
+        let aimed_at = std::sync::Mutex::new(None);
         let target = (who.target_type(), None);
         let checked = self
             .guarded(who, &scopes, &actor, target, async {
@@ -498,6 +501,7 @@ impl Auth {
                 else {
                     return Ok(None);
                 };
+                *aimed_at.lock().expect("not poisoned") = account;
                 // The passkey the browser used, of the account the ceremony is for (or, for a
                 // sign-in, the account the passkey names).
                 let key = credential_key(credential.get_credential_id());
@@ -543,6 +547,7 @@ impl Auth {
                 Proven::Account(Box::new(creds), purpose)
             }
             Checked::Wrong => {
+                let target = (who.target_type(), aimed_at.into_inner().expect("not poisoned"));
                 self.accounts.record_event(&actor, who.action(Event::PasskeyFailed), target, json!({})).await?;
                 Proven::Refused
             }
