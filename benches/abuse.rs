@@ -70,7 +70,7 @@ impl Server {
             dir.join("gatehouse.yaml"),
             format!(
                 "system_url: \"http://{addr}/\"\nlisten: \"{addr}\"\n\
-                 security:\n  lockout: {{ max_failures: 1000000, ip_max_failures: 1000000, window: 1m, lock: 1m }}\n"
+                 security:\n  lockout: {{ max_failures: 100, ip_max_failures: 1000000, window: 1m, lock: 1m }}\n"
             ),
         )
         .unwrap();

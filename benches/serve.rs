@@ -117,12 +117,13 @@ async fn start_server(dir: &std::path::Path, database_url: Option<&str>) -> Stri
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let config = dir.join("gatehouse.yaml");
-    // Every benchmark client is 127.0.0.1 and logs in as one account: allow the burst, and
+    // Every benchmark client is 127.0.0.1 and logs in as one account: allow the burst (an
+    // account allows at most 100 failures; the bench makes none), and
     // more connections from that one address than the per-address limit.
     std::fs::write(
         &config,
         format!(
-            "system_url: \"{base}\"\nsecurity:\n  lockout: {{ max_failures: 1000000, ip_max_failures: 1000000, window: 1m, lock: 1m }}\n\
+            "system_url: \"{base}\"\nsecurity:\n  lockout: {{ max_failures: 100, ip_max_failures: 1000000, window: 1m, lock: 1m }}\n\
              sessions:\n  ip_check: false\nserver:\n  max_connections_per_ip: 0\n{}",
             database_url.map(|u| format!("database_url: \"{u}\"\n")).unwrap_or_default()
         ),

@@ -143,7 +143,7 @@ def start_gatehouse(tmp, env):
     with open(config, "w") as f:
         f.write(f'system_url: "http://127.0.0.1:{port}/"\ndata_dir: "{tmp}/gatehouse-data"\n'
                 f'database_url: "sqlite://{tmp}/gatehouse-data/gatehouse.db"\n'
-                "security:\n  lockout: { max_failures: 1000000, ip_max_failures: 1000000, window: 1m, lock: 1m }\n"
+                "security:\n  lockout: { max_failures: 100, ip_max_failures: 1000000, window: 1m, lock: 1m }\n"
                 "sessions:\n  ip_check: false\nserver:\n  max_connections_per_ip: 0\n")
     run = lambda *a: subprocess.run([GATEHOUSE, "--config", config, *a], env=env, check=True, stdout=subprocess.DEVNULL)
     run("migrate")

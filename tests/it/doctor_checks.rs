@@ -155,6 +155,20 @@ async fn database_connectivity_on_postgres() {
     assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
     assert!(healthy.evidence["server_version"].as_str().unwrap().starts_with("PostgreSQL"));
     assert_eq!(healthy.evidence["backend"], "postgres");
+    // Whether this connection is TLS to this machine is said, never warned about.
+    let tls = healthy.evidence["tls_to_this_machine"].as_bool().expect("observed");
+    assert_eq!(healthy.message.contains("sslmode=disable"), tls, "{}", healthy.message);
+
+    // Without TLS (or over a Unix socket) there is nothing to say.
+    let plain = if schema.url.contains('?') {
+        format!("{}&sslmode=disable", schema.url)
+    } else {
+        format!("{}?sslmode=disable", schema.url)
+    };
+    let plain = d.check(&format!("database_url: \"{plain}\"\n"), "database.connectivity").await;
+    assert_eq!(plain.status, Status::Pass, "{}", plain.message);
+    assert_eq!(plain.evidence["tls"], false);
+    assert!(!plain.message.contains("sslmode"), "{}", plain.message);
 }
 
 #[tokio::test]
