@@ -30,6 +30,14 @@ pub enum Backend {
     Postgres,
 }
 
+/// A client as a browser keeps its connections: never idle longer than the server keeps them
+/// (`server.header_timeout`, 10 s). A request written on a connection the server is closing at
+/// that instant fails (`IncompleteMessage`): what made tests that idle a browser for seconds
+/// under load fail now and then.
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(5))
+}
+
 impl Server {
     /// Starts a server with `extra` YAML appended to a minimal configuration (`{addr}` in it
     /// stands for the listening address, `{port}` for its port; a `system_url:` in it replaces
@@ -149,7 +157,7 @@ impl Server {
     /// keeping its cookies in `jar`: browsers sharing a jar are one visitor taking turns
     /// through the pool.
     pub fn browser_via(&self, local: std::net::IpAddr, jar: std::sync::Arc<reqwest::cookie::Jar>) -> Browser {
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .cookie_provider(jar)
             .local_address(local)
             .redirect(reqwest::redirect::Policy::none())
@@ -163,7 +171,7 @@ impl Server {
     /// A visitor at `local` (any loopback address: 127.0.0.0/8) that keeps no connection open
     /// between requests, so a test can be a thousand visitors without a thousand sockets.
     pub fn visitor_from(&self, local: std::net::IpAddr) -> Browser {
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .cookie_store(true)
             .local_address(local)
             .pool_max_idle_per_host(0)
@@ -174,7 +182,7 @@ impl Server {
     }
 
     pub fn browser_as(&self, name: &str) -> Browser {
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .resolve(name, self.addr)
@@ -255,14 +263,12 @@ pub struct Browser {
 impl Browser {
     /// A browser for the site at `base` (a proxy in front of the server, say).
     pub fn at(base: &str) -> Self {
-        let client =
-            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let client = client_builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Browser { client, base: base.to_string(), extra: Vec::new() }
     }
 
     pub fn new(server: &Server) -> Self {
-        let client =
-            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let client = client_builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Browser { client, base: server.base.clone(), extra: Vec::new() }
     }
 
