@@ -316,6 +316,11 @@ impl Auth {
         self.passkeys.purge().await
     }
 
+    /// Whether the account has a passkey (its second-factor page offers one).
+    pub async fn has_passkeys(&self, who: Principal, id: i64) -> Result<bool> {
+        Ok(self.passkeys.count(who, id).await? > 0)
+    }
+
     /// An account's passkeys, for its security page.
     pub async fn passkeys_of(&self, who: Principal, id: i64) -> Result<Vec<PasskeyEntry>> {
         self.passkeys.of(who, id).await
@@ -506,6 +511,7 @@ impl Auth {
                 // sign-in, the account the passkey names).
                 let key = credential_key(credential.get_credential_id());
                 let Some(stored) = self.passkey_by_credential(who, &key).await? else { return Ok(None) };
+                let mut passkey: Passkey = parse(&stored.passkey).ok_or_else(corrupt)?;
                 let result = match (purpose, account) {
                     (Purpose::SignIn, None) => {
                         let (handle, _) = match party.identify_discoverable_authentication(&credential) {
@@ -513,7 +519,6 @@ impl Auth {
                             Err(_) => return Ok(None),
                         };
                         let Some(state) = parse_value::<DiscoverableAuthentication>(state) else { return Ok(None) };
-                        let passkey: Passkey = parse(&stored.passkey).ok_or_else(corrupt)?;
                         if handle.to_string() != stored.handle {
                             return Ok(None);
                         }
@@ -526,7 +531,6 @@ impl Auth {
                     _ => return Ok(None),
                 };
                 let Ok(result) = result else { return Ok(None) };
-                let mut passkey: Passkey = parse(&stored.passkey).ok_or_else(corrupt)?;
                 passkey.update_credential(&result);
                 let kept = serde_json::to_string(&passkey).map_err(|e| Error::Internal(e.to_string()))?;
                 sqlx::query("UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE id = $3")

@@ -14,7 +14,7 @@ use super::AppState;
 use super::context::Ctx;
 use super::pages::extract::CheckedForm;
 use super::pages::redirect_with_flash;
-use super::render::{Answer, Page, message, see_other, see_other_setting, sentence};
+use super::render::{Answer, Page, message, see_other, sentence};
 use crate::accounts::{Credentials, Principal};
 use crate::auth::sessions::Session;
 use crate::auth::{PasskeyAnswer, Step};
@@ -76,7 +76,7 @@ pub async fn second_factor_offer(state: &AppState, session: &Session, who: Princ
     if !state.auth.passkeys_available() || !pending.method.accepts_passkey() {
         return Ok((false, false));
     }
-    let has = !state.auth.passkeys_of(who, pending.id).await?.is_empty();
+    let has = state.auth.has_passkeys(who, pending.id).await?;
     Ok((has, pending.method == crate::auth::sessions::SecondFactor::Passkey))
 }
 
@@ -95,9 +95,6 @@ impl Area {
     }
     fn login(self) -> &'static str {
         if self.admin() { "admin/login" } else { "login" }
-    }
-    fn home(self) -> &'static str {
-        if self.admin() { "admin/" } else { "clientarea" }
     }
     fn security(self) -> &'static str {
         if self.admin() { "admin/security" } else { "account/security" }
@@ -172,9 +169,10 @@ async fn answer<const ADMIN: bool>(
             return Ok(see_other(&state, area.security(), Some(area.session_cookie(&state, &cookie))));
         }
         Step::Done { cookie, device } => {
-            let device = device.map(|d| state.cookie.device_set(area.admin(), &d));
-            let cookies = [area.session_cookie(&state, &cookie)].into_iter().chain(device);
-            return Ok(see_other_setting(&state, area.home(), cookies));
+            return Ok(match area.who {
+                Principal::User => super::pages::login::signed_in(&state, &cookie, device),
+                Principal::Admin => super::admin::login::signed_in(&state, &cookie, device),
+            });
         }
         Step::ClientsClosed => {
             let text = "The account you belong to is closed. Contact support if you need access to its records.";

@@ -37,6 +37,8 @@ fn env() -> &'static Environment<'static> {
             ("invite.html", include_str!("templates/invite.html")),
             ("security.html", include_str!("templates/security.html")),
             ("confirm.html", include_str!("templates/confirm.html")),
+            ("passkeys.html", include_str!("templates/passkeys.html")),
+            ("passkey_form.html", include_str!("templates/passkey_form.html")),
             ("users.html", include_str!("templates/users.html")),
             ("sessions.html", include_str!("templates/sessions.html")),
             ("register.html", include_str!("templates/register.html")),

@@ -30,7 +30,7 @@ pub struct LoginQuery {
 }
 
 /// Signed in: the admin session cookie, and the device token when the browser got a new one.
-fn signed_in(state: &AppState, cookie: &str, device: Option<String>) -> Response {
+pub(crate) fn signed_in(state: &AppState, cookie: &str, device: Option<String>) -> Response {
     let device = device.map(|d| state.cookie.device_set(true, &d));
     see_other_setting(state, "admin/", [state.cookie.admin_set(cookie)].into_iter().chain(device))
 }
@@ -110,22 +110,21 @@ pub async fn second_factor_submit(
     let backup = form.text("backup_code");
     let proof = if backup.is_empty() { CodeProof::Totp(form.text("code")) } else { CodeProof::Backup(backup) };
     let step = state.auth.sign_in_with_code(&mut session, Principal::Admin, proof, &ctx.visitor()).await?;
-    let (passkey, _) = crate::web::passkeys::second_factor_offer(&state, &session, Principal::Admin).await?;
-    let again = |error: &str| {
-        let page = twofa_page(Some(error)).with("passkey_offered", passkey);
-        page.status(StatusCode::UNAUTHORIZED).render(&state, Some(&session))
-    };
-    Ok(match step {
-        Step::Done { cookie, device } => signed_in(&state, &cookie, device),
-        Step::WrongCode { backup } => again(wrong_code(backup)),
-        Step::Locked => again("Too many failed attempts. Please try again later."),
+    let error = match step {
+        Step::Done { cookie, device } => return Ok(signed_in(&state, &cookie, device)),
+        Step::WrongCode { backup } => wrong_code(backup),
+        Step::Locked => "Too many failed attempts. Please try again later.",
         Step::Restart => {
             // One password buys a few guesses; then the password is asked again.
             let text = "Too many wrong codes for this sign-in. Sign in again to try once more.";
-            redirect_with_flash(&state, session, text, "admin/login").await
+            return Ok(redirect_with_flash(&state, session, text, "admin/login").await);
         }
-        _ => see_other(&state, "admin/login", None),
-    })
+        _ => return Ok(see_other(&state, "admin/login", None)),
+    };
+    // The page again, still offering a passkey when it did.
+    let (passkey, _) = crate::web::passkeys::second_factor_offer(&state, &session, Principal::Admin).await?;
+    let page = twofa_page(Some(error)).with("passkey_offered", passkey);
+    Ok(page.status(StatusCode::UNAUTHORIZED).render(&state, Some(&session)))
 }
 
 pub async fn duo_callback(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DuoCallback>) -> Answer {

@@ -75,7 +75,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
 }
 
 /// Signed in: the session cookie, and the device token when the browser got a new one.
-fn signed_in(state: &AppState, cookie: &str, device: Option<String>) -> Response {
+pub(crate) fn signed_in(state: &AppState, cookie: &str, device: Option<String>) -> Response {
     let device = device.map(|d| state.cookie.device_set(false, &d));
     see_other_setting(state, "clientarea", [state.cookie.set(cookie)].into_iter().chain(device))
 }
@@ -110,12 +110,11 @@ pub async fn second_factor_submit(
     let backup = form.text("backup_code");
     let proof = if backup.is_empty() { CodeProof::Totp(form.text("code")) } else { CodeProof::Backup(backup) };
     let step = state.auth.sign_in_with_code(&mut session, Principal::User, proof, &ctx.visitor()).await?;
-    let (passkey, _) = crate::web::passkeys::second_factor_offer(&state, &session, Principal::User).await?;
     Ok(match step {
         Step::Done { cookie, device } => signed_in(&state, &cookie, device),
-        Step::WrongCode { backup } => second_factor_again(&state, &session, wrong_code(backup), passkey),
+        Step::WrongCode { backup } => second_factor_again(&state, &session, wrong_code(backup)).await?,
         Step::Locked => {
-            second_factor_again(&state, &session, "Too many failed attempts. Please try again later.", passkey)
+            second_factor_again(&state, &session, "Too many failed attempts. Please try again later.").await?
         }
         Step::Restart => {
             let text = "Too many wrong codes for this sign-in. Log in again to try once more.";
@@ -135,12 +134,13 @@ pub fn wrong_code(backup: bool) -> &'static str {
 }
 
 /// The second-factor page again, saying what went wrong (still offering a passkey, when it did).
-fn second_factor_again(state: &AppState, session: &Session, error: &str, passkey: bool) -> Response {
-    Page::new("twofa.html", "Two-factor authentication")
+async fn second_factor_again(state: &AppState, session: &Session, error: &str) -> crate::Result<Response> {
+    let (passkey, _) = crate::web::passkeys::second_factor_offer(state, session, Principal::User).await?;
+    Ok(Page::new("twofa.html", "Two-factor authentication")
         .with("error", error)
         .with("passkey_offered", passkey)
         .status(StatusCode::UNAUTHORIZED)
-        .render(state, Some(session))
+        .render(state, Some(session)))
 }
 
 #[derive(Deserialize)]
