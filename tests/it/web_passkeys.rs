@@ -4,8 +4,8 @@
 //! recently and a Duo account add none. The ceremonies themselves, answered by a real
 //! authenticator, are `browser_passkeys.rs`.
 
-use crate::support::web::{Backend, PASSWORD, Server};
-use gatehouse::accounts::{Actor, Principal};
+use crate::support::web::{Backend, PASSWORD, Server, admin_token, api};
+use gatehouse::accounts::{Actor, AdminPermission, Principal};
 
 const ON_LOCALHOST: &str = "system_url: \"http://localhost:{port}/\"\n";
 
@@ -104,7 +104,27 @@ async fn a_stale_session_or_a_duo_account_adds_no_passkey(backend: Backend) {
     assert_eq!(count(&server, "SELECT COUNT(*) FROM passkey_ceremonies").await, 0);
 }
 
+/// A session an administrator opened as the user (an impersonation link) neither adds a passkey
+/// nor confirms with one: the admin never proved to be the user.
+async fn an_impersonated_session_neither_adds_nor_confirms_with_a_passkey(backend: Backend) {
+    let Some(server) = Server::start(backend, ON_LOCALHOST).await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let token = admin_token(&server, &[AdminPermission::UsersImpersonate]).await;
+    let (_, link) = api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    let url = link["url"].as_str().unwrap();
+    let admin = server.browser_as("localhost");
+    let page = admin.get(url).await;
+    assert_eq!(admin.post(url, &[("csrf_token", &page.csrf())]).await.status, 303);
+    let csrf = admin.get("account/security").await.csrf();
+    let asked = admin.post("account/passkeys/options", &[("csrf_token", &csrf)]).await;
+    assert_eq!(asked.status, 401, "{}", asked.body);
+    let confirm = admin.post("login/passkey/options", &[("csrf_token", &csrf)]).await;
+    assert_eq!(confirm.status, 403, "{}", confirm.body);
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM passkey_ceremonies").await, 0);
+}
+
 web_on_both_backends!(
+    an_impersonated_session_neither_adds_nor_confirms_with_a_passkey,
     refused_answers_store_nothing_and_ceremonies_are_bounded,
     a_stale_session_or_a_duo_account_adds_no_passkey
 );
