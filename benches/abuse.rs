@@ -11,16 +11,15 @@
 //!
 //! Loopback only; about a minute in all; everything it starts stops with it.
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
-const PASSWORD: &str = "correct horse battery";
-const EMAIL: &str = "bench@example.com";
+mod support;
+use support::{EMAIL, PASSWORD, ServeProcess, cores};
+
 const LOAD: Duration = Duration::from_secs(15);
 
 fn main() {
@@ -49,71 +48,19 @@ fn main() {
     rt.block_on(half_open(&server, 5_000));
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    addr: SocketAddr,
-    database: std::path::PathBuf,
-}
+struct Server(ServeProcess);
 
 impl Server {
     fn start(dir: &std::path::Path) -> Server {
-        let bin = env!("CARGO_BIN_EXE_gatehouse");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         // Every load client is 127.0.0.1 and logs in as one account: allow the burst.
-        std::fs::write(
-            dir.join("gatehouse.yaml"),
-            format!(
-                "system_url: \"http://{addr}/\"\nlisten: \"{addr}\"\n\
-                 security:\n  lockout: {{ max_failures: 100, ip_max_failures: 1000000, window: 1m, lock: 1m }}\n"
-            ),
-        )
-        .unwrap();
-        let run = |args: &[&str]| {
-            let status = Command::new(bin)
-                .args(args)
-                .current_dir(dir)
-                .env("GATEHOUSE_PASSWORD", PASSWORD)
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "gatehouse {args:?} failed");
-        };
-        run(&["migrate"]);
-        run(&["client", "add", "--email", EMAIL, "--first-name", "Bench", "--last-name", "Mark"]);
-        let mut child = Command::new(bin)
-            .arg("serve")
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            // Request logs would only measure the terminal.
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Started once it says where it listens.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("listening on"), "gatehouse serve: {line}");
-        Server { child, base: format!("http://{addr}/"), addr, database: dir.join("gatehouse-data/gatehouse.db") }
-    }
-
-    fn rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kb / 1024.0
+        let lockout = "security:\n  lockout: { max_failures: 100, ip_max_failures: 1000000, window: 1m, lock: 1m }\n";
+        Server(ServeProcess::start(dir, lockout, &[]))
     }
 
     /// Rows in the session table, read as any other client of the database would.
     async fn session_rows(&self) -> i64 {
-        let url: gatehouse::config::DatabaseUrl = format!("sqlite://{}", self.database.display()).parse().unwrap();
+        let database = self.0.dir.join("gatehouse-data/gatehouse.db");
+        let url: gatehouse::config::DatabaseUrl = format!("sqlite://{}", database.display()).parse().unwrap();
         let db = gatehouse::store::Db::connect(&url, "bench").await.unwrap();
         let rows = sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(db.pool()).await.unwrap();
         db.close().await;
@@ -121,10 +68,10 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = ServeProcess;
+    fn deref(&self) -> &ServeProcess {
+        &self.0
     }
 }
 

@@ -113,6 +113,7 @@ impl Duo {
     }
 
     fn sign(&self, claims: &impl Serialize) -> Result<String> {
+        crate::secrets::jwt::install();
         encode(&Header::new(Algorithm::HS512), claims, &EncodingKey::from_secret(self.client_secret.as_bytes()))
             .map_err(|e| Error::Internal(format!("signing a Duo request: {e}")))
     }
@@ -202,6 +203,7 @@ impl Duo {
         let Some(id_token) = body["id_token"].as_str() else {
             return Err(Error::Unavailable(duo_message(&body)));
         };
+        crate::secrets::jwt::install();
         let mut validation = Validation::new(Algorithm::HS512);
         validation.set_audience(&[&self.client_id]);
         validation.set_issuer(&[&endpoint]);

@@ -46,6 +46,7 @@ const MIGRATIONS: &[Embedded] = &embedded![
     "0013_security_notices.sql",
     "0014_passkeys.sql",
     "0015_doctor_flat.sql",
+    "0016_memberships_in_client_order.sql",
 ];
 
 static SQLITE: LazyLock<Migrator> = LazyLock::new(|| migrator(|m| m.sqlite));

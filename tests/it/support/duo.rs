@@ -48,6 +48,8 @@ impl FakeDuo {
 }
 
 pub async fn start(legacy: bool) -> FakeDuo {
+    // Duo's side speaks HS512 through the same provider as gatehouse's.
+    gatehouse::secrets::jwt::install();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let fake = Fake { base: base.clone(), legacy, codes: Arc::default() };
