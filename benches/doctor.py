@@ -17,6 +17,7 @@ endpoint that never answers, total <= per-check timeout + 250 ms (checks run con
 Prints one line per scenario and exits 1 when a budget is exceeded.
 """
 import argparse
+import json
 import os
 import resource
 import secrets
@@ -136,6 +137,11 @@ def main():
               f"p50 {statistics.median(walls):7.1f} ms   max {max(walls):7.1f} ms   "
               f"peak RSS {max(rss):5.1f} MiB   (budget < 150 ms, < 40 MiB)")
         failed |= statistics.median(walls) >= 150 or max(rss) >= 40
+        # Where that time goes: the slowest checks of one run, by the report's own durations.
+        report = subprocess.run([BIN, *config, "doctor", "--format", "json"], cwd=tmp, env=env,
+                                capture_output=True, text=True)
+        slowest = sorted(json.loads(report.stdout)["results"], key=lambda r: -r["duration_ms"])[:4]
+        print("  slowest checks: " + ", ".join(f"{r['id']} {r['duration_ms']} ms" for r in slowest))
 
         port = silent_listener()
         hanging = dict(env, GATEHOUSE_LICENSE__SERVER=f"http://127.0.0.1:{port}/")

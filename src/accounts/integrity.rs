@@ -1,16 +1,27 @@
 //! The accounts rules, checked on the stored data: what `accounts.integrity` reports. Each fact
-//! is one query on indexed columns, so the check stays fast however many users there are.
+//! is one query on indexed columns or on a table kept in step by triggers, so the check stays
+//! fast however many users there are.
 
 use std::collections::BTreeMap;
 
 use super::{Accounts, Permission};
+use crate::config::Backend;
 use crate::error::Result;
+
+/// The triggers of migration 0017 that keep `owner_not_member`, and how many there are on each
+/// database.
+const OWNER_TRIGGERS: &str = "owner_not_member_%";
+const OWNER_TRIGGERS_SQLITE: i64 = 6;
+const OWNER_TRIGGERS_POSTGRES: i64 = 2;
 
 /// What breaks the accounts rules, and how much there is.
 #[derive(Debug, Default)]
 pub struct Integrity {
     /// Clients whose owner is not one of their members.
     pub owner_not_member: Vec<i64>,
+    /// True when the triggers that list them were missing or disabled, so every client was
+    /// read instead.
+    pub owner_triggers_missing: bool,
     /// Open clients whose owner has no password (so cannot sign in).
     pub owner_without_password: Vec<i64>,
     /// Users whose email is in a banned domain (or, with `banned_email_subdomains`, under one).
@@ -28,12 +39,15 @@ impl Accounts {
     pub async fn integrity(&self, now: i64) -> Result<Integrity> {
         let pool = self.db.pool();
         let ids = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_all(pool).await };
-        // Unordered, so the clients are read from their owner index alone; sorted here.
-        let mut owner_not_member = ids(
-            "SELECT c.id FROM clients c LEFT JOIN memberships m ON m.client_id = c.id AND m.user_id = c.owner_user_id \
-             WHERE m.user_id IS NULL",
-        )
-        .await?;
+        let owner_triggers_missing = !self.owner_triggers_in_place().await?;
+        let mut owner_not_member = if owner_triggers_missing {
+            // Unordered, so the clients are read from their owner index alone; sorted here.
+            ids("SELECT c.id FROM clients c LEFT JOIN memberships m ON m.client_id = c.id AND m.user_id = c.owner_user_id \
+                 WHERE m.user_id IS NULL")
+            .await?
+        } else {
+            ids("SELECT client_id FROM owner_not_member ORDER BY client_id").await?
+        };
         owner_not_member.sort_unstable();
         // From the few users without a password to their clients, by index (a join from
         // clients would read every client).
@@ -97,6 +111,7 @@ impl Accounts {
         let users = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?;
         Ok(Integrity {
             owner_not_member,
+            owner_triggers_missing,
             owner_without_password,
             users_in_banned_domains,
             unknown_permission_keys,
@@ -104,5 +119,23 @@ impl Accounts {
             clients,
             users,
         })
+    }
+
+    /// Whether every trigger that keeps `owner_not_member` exists and is enabled. A dropped
+    /// or disabled one (`ALTER TABLE … DISABLE TRIGGER`, a hand-made schema) would let the
+    /// table fall behind, so the check then reads every client instead.
+    async fn owner_triggers_in_place(&self) -> Result<bool> {
+        let (sql, expected) = match self.db.backend() {
+            Backend::Sqlite => {
+                ("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE $1", OWNER_TRIGGERS_SQLITE)
+            }
+            Backend::Postgres => (
+                "SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+                 WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname LIKE $1 AND t.tgenabled <> 'D'",
+                OWNER_TRIGGERS_POSTGRES,
+            ),
+        };
+        let found: i64 = sqlx::query_scalar(sql).bind(OWNER_TRIGGERS).fetch_one(self.db.pool()).await?;
+        Ok(found == expected)
     }
 }

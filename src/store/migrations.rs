@@ -47,6 +47,7 @@ const MIGRATIONS: &[Embedded] = &embedded![
     "0014_passkeys.sql",
     "0015_doctor_flat.sql",
     "0016_memberships_in_client_order.sql",
+    "0017_owner_not_member.sql",
 ];
 
 static SQLITE: LazyLock<Migrator> = LazyLock::new(|| migrator(|m| m.sqlite));
@@ -152,6 +153,6 @@ mod tests {
             "B91C16BD2D61CCF6632A19A0F1BFEE4FB2B7ED9A52BEB029778535D2773AF966A3AA253512BB1B348C6537453E8112F7"
         );
         let last = POSTGRES.iter().last().expect("a migration");
-        assert_eq!((last.version, last.description.as_ref()), (15, "doctor flat"));
+        assert_eq!((last.version, last.description.as_ref()), (17, "owner not member"));
     }
 }

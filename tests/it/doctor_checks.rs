@@ -308,6 +308,118 @@ async fn accounts_integrity_finds_broken_data_and_clears_when_fixed() {
     assert_eq!(d.check(DEFAULT, "accounts.integrity").await.status, Status::Pass);
 }
 
+/// A client whose owner is no longer a member: gatehouse never writes one (a deferred foreign
+/// key refuses the commit), so it comes from a hand edit that went round the key — SQLite's
+/// shell with foreign keys off, or a PostgreSQL schema whose constraint was dropped. The check
+/// finds it from the table the triggers keep, without reading every client; with a trigger
+/// gone it reads every client, still finds it, and says why it had to.
+async fn owner_not_member_is_found(d: &Deployment, yaml: &str, db: &Db, break_the_key: &str, drop_trigger: &str) {
+    let accounts = Accounts::new(db.clone(), crate::support::policy());
+    let actor = gatehouse::accounts::Actor::system("test");
+    let fields = ClientUpdate {
+        email: Some("ann@example.com".into()),
+        first_name: Some("Ann".into()),
+        last_name: Some("Lee".into()),
+        ..Default::default()
+    };
+    let new =
+        |fields| NewClient { fields, owner: OwnerSpec::NewUser { password: Some("a long enough password".into()) } };
+    let client = accounts.create_client(&actor, new(fields.clone())).await.unwrap();
+    let other = accounts
+        .create_client(&actor, new(ClientUpdate { email: Some("bo@example.com".into()), ..fields }))
+        .await
+        .unwrap();
+    let healthy = d.check(yaml, "accounts.integrity").await;
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.message);
+    assert_eq!(healthy.evidence["owner_triggers_missing"], false);
+
+    // One connection, so a per-connection setting (SQLite's foreign_keys) holds for the edit.
+    let mut c = db.pool().acquire().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(break_the_key.to_string())).execute(&mut *c).await.unwrap();
+    sqlx::query("DELETE FROM memberships WHERE client_id = $1 AND user_id = $2")
+        .bind(client.id)
+        .bind(client.owner_user_id)
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    let r = d.check(yaml, "accounts.integrity").await;
+    assert_eq!(r.status, Status::Fail, "{}", r.message);
+    assert_eq!(r.evidence["clients_owner_not_member"], json!([client.id]));
+    assert!(r.message.contains("1 client(s) whose owner is not a member"), "{}", r.message);
+
+    // Moving the other client to the owner who left: its own owner is still a member, and
+    // the first client is still wrong.
+    sqlx::query("UPDATE clients SET owner_user_id = $1 WHERE id = $2")
+        .bind(client.owner_user_id)
+        .bind(other.id)
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    let r = d.check(yaml, "accounts.integrity").await;
+    let mut both = vec![client.id, other.id];
+    both.sort();
+    assert_eq!(r.evidence["clients_owner_not_member"], json!(both), "{}", r.message);
+
+    // Without a trigger the list could fall behind: every client is read instead.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop_trigger.to_string())).execute(&mut *c).await.unwrap();
+    let r = d.check(yaml, "accounts.integrity").await;
+    assert_eq!(r.status, Status::Fail, "{}", r.message);
+    assert_eq!(r.evidence["clients_owner_not_member"], json!(both));
+    assert_eq!(r.evidence["owner_triggers_missing"], true);
+    assert!(r.message.contains("triggers") && r.message.contains("every client was read"), "{}", r.message);
+
+    // Put right by hand, the check passes again (the remaining triggers keep up).
+    sqlx::query("UPDATE clients SET owner_user_id = $1 WHERE id = $2")
+        .bind(other.owner_user_id)
+        .bind(other.id)
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO memberships (client_id, user_id, permissions, created_at) VALUES ($1, $2, '', 0)")
+        .bind(client.id)
+        .bind(client.owner_user_id)
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    let r = d.check(yaml, "accounts.integrity").await;
+    assert_eq!(r.evidence["clients_owner_not_member"], json!([]), "{}", r.message);
+    assert_eq!(r.status, Status::Warn, "only the missing trigger is left: {}", r.message);
+}
+
+#[tokio::test]
+async fn an_owner_who_is_not_a_member_is_found_on_sqlite() {
+    let d = Deployment::new();
+    let db = d.accounts().await.db().clone();
+    owner_not_member_is_found(
+        &d,
+        DEFAULT,
+        &db,
+        "PRAGMA foreign_keys = OFF",
+        "DROP TRIGGER owner_not_member_membership_added",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_owner_who_is_not_a_member_is_found_on_postgres() {
+    let Some(schema) = crate::support::PgSchema::create().await else {
+        return;
+    };
+    let d = Deployment::new();
+    let db = Db::connect(&schema.url.parse().unwrap(), "test").await.unwrap();
+    db.migrate().await.unwrap();
+    let yaml = format!("database_url: \"{}\"\n", schema.url);
+    owner_not_member_is_found(
+        &d,
+        &yaml,
+        &db,
+        "ALTER TABLE clients DROP CONSTRAINT clients_owner_is_member",
+        "ALTER TABLE memberships DISABLE TRIGGER owner_not_member_memberships",
+    )
+    .await;
+    db.close().await;
+}
+
 #[tokio::test]
 async fn legacy_and_unknown_password_hashes_are_reported() {
     let d = Deployment::new();
