@@ -106,14 +106,27 @@ impl Db {
                 one_line(&e)
             ))
         };
-        let options = AnyConnectOptions::from_str(&raw).map_err(unavailable)?;
         // One direct connection first: the pool would retry a refused connection until its
         // acquire timeout and then report only "timed out", hiding the cause.
-        let probe = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options))
-            .await
-            .map_err(|_| unavailable(sqlx::Error::PoolTimedOut))?
-            .map_err(unavailable)?;
-        probe.close().await.map_err(unavailable)?;
+        let probe = |options: AnyConnectOptions| async move {
+            let connection = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            connection.close().await?;
+            Ok::<_, sqlx::Error>(options)
+        };
+        let options = AnyConnectOptions::from_str(&raw).map_err(unavailable)?;
+        let plain = if backend == Backend::Postgres { plain_on_loopback(&raw) } else { None };
+        let options = match plain {
+            // A server that accepts only TLS says so; then TLS it is (what `sslmode=allow`
+            // means, which sqlx reads as `disable`).
+            Some(plain) => match probe(AnyConnectOptions::from_str(&plain).map_err(unavailable)?).await {
+                Err(e) if e.to_string().contains("no encryption") => probe(options).await,
+                plain => plain,
+            },
+            None => probe(options).await,
+        }
+        .map_err(unavailable)?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 8,
@@ -250,4 +263,54 @@ fn one_line(e: &sqlx::Error) -> String {
 /// The cores this process may run on.
 fn cores() -> u32 {
     std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
+}
+
+/// `url` with `sslmode=disable` when it names PostgreSQL on this machine over TCP (127.0.0.0/8,
+/// ::1, localhost) and chose no `sslmode`: the default, `prefer`, encrypts every query to a
+/// server on the same host — traffic that never leaves the machine and that only its root can
+/// read — and cost page views on PostgreSQL a seventh of their throughput (`cargo bench --bench
+/// serve`). An `sslmode` the operator wrote is kept, whatever it says.
+fn plain_on_loopback(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let local = match parsed.host()? {
+        // A `postgres:` URL's host is opaque to the parser: an address arrives as a name.
+        url::Host::Domain(name) => {
+            name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    // `host=/run/postgresql` in the query is a Unix socket: no TLS to speak of.
+    let chosen = parsed.query_pairs().any(|(k, _)| matches!(k.as_ref(), "sslmode" | "ssl-mode" | "host"));
+    (local && !chosen).then(|| format!("{url}{}sslmode=disable", if parsed.query().is_some() { '&' } else { '?' }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_on_loopback;
+
+    #[test]
+    fn only_postgres_on_loopback_with_no_sslmode_chosen_goes_without_tls() {
+        let plain = |url: &str| plain_on_loopback(url);
+        assert_eq!(
+            plain("postgres://gh@127.0.0.1:5432/gh").as_deref(),
+            Some("postgres://gh@127.0.0.1:5432/gh?sslmode=disable")
+        );
+        assert_eq!(
+            plain("postgres://gh@localhost/gh?options[search_path]=s").as_deref(),
+            Some("postgres://gh@localhost/gh?options[search_path]=s&sslmode=disable")
+        );
+        assert!(plain("postgres://gh@[::1]/gh").is_some());
+        assert!(plain("postgres://gh@127.8.9.10/gh").is_some());
+        for kept in [
+            "postgres://gh@127.0.0.1/gh?sslmode=require",
+            "postgres://gh@127.0.0.1/gh?sslmode=prefer",
+            "postgres://gh@db.example.com/gh",
+            "postgres://gh@10.0.0.5/gh",
+            "postgres://gh@localhost.example.com/gh",
+            "postgres://gh@localhost/gh?host=/run/postgresql",
+        ] {
+            assert_eq!(plain(kept), None, "{kept}");
+        }
+    }
 }

@@ -175,8 +175,9 @@ fn judge(seen: &Observed, warn_ms: f64) -> Outcome {
     if problems.is_empty() {
         // Not a problem (TLS is what Debian's PostgreSQL offers by default): said, not warned.
         let tls = if seen.tls_here {
-            "; the connection to this machine is TLS, which costs every query its encryption: \
-             `sslmode=disable` in database_url, or a Unix socket (`?host=/var/run/postgresql`), spares it"
+            "; the connection to this machine is TLS (the sslmode database_url names, or a server that \
+             accepts nothing else), which costs every query its encryption: `sslmode=disable` in \
+             database_url, or a Unix socket (`?host=/var/run/postgresql`), spares it"
         } else {
             ""
         };
