@@ -22,7 +22,7 @@ use gatehouse::secrets::passwords;
 use gatehouse::web::AppState;
 
 mod support;
-use support::{EMAIL, LOAD_SETTINGS, PASSWORD, Schema, cores, http_client, login, median, page_views};
+use support::{EMAIL, LOAD_SETTINGS, PASSWORD, Schema, cores, http_client, login, login_from, median, page_views};
 
 const MEASURE: Duration = Duration::from_secs(5);
 
@@ -156,9 +156,10 @@ async fn logins(base: &str, clients: usize) -> f64 {
     for _ in 0..clients {
         let (base, client) = (base.to_string(), client.clone());
         handles.push(tokio::spawn(async move {
-            let mut n = 0u64;
+            // Each client is one browser signing in again and again, as a returning user's does.
+            let (mut n, mut device) = (0u64, None);
             while Instant::now() < deadline {
-                login(&client, &base).await;
+                login_from(&client, &base, &mut device).await;
                 n += 1;
             }
             n

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gatehouse::auth::sessions::cookie::{COOKIE_NAME, DEVICE_COOKIE_NAME};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -174,10 +175,14 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-/// `name=value` of the response's session cookie.
-fn session_cookie(r: &reqwest::Response) -> String {
-    let header = r.headers().get(reqwest::header::SET_COOKIE).expect("a session cookie").to_str().unwrap();
-    header.split(';').next().unwrap().to_string()
+/// `name=value` of the cookie `name` the response sets, if it sets one.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .find(|pair| pair.split('=').next() == Some(name))
+        .map(str::to_string)
 }
 
 fn csrf(body: &str) -> String {
@@ -187,18 +192,29 @@ fn csrf(body: &str) -> String {
 /// A browser's login: the form (its CSRF token and the cookie that carries it), then the POST.
 /// Returns the signed-in session's cookie (`name=value`).
 pub async fn login(client: &reqwest::Client, base: &str) -> String {
+    login_from(client, base, &mut None).await
+}
+
+/// A login from a browser that keeps what gatehouse gives it: the device cookie set at its
+/// first sign-in goes with each later one, as a returning user's browser sends it (so it is
+/// a known device: no "new sign-in" notice, its own failure budget).
+pub async fn login_from(client: &reqwest::Client, base: &str, device: &mut Option<String>) -> String {
     let form = client.get(format!("{base}login")).send().await.unwrap();
-    let pre_login = session_cookie(&form);
+    let mut cookies = vec![set_cookie(&form, "gatehouse_form").expect("the form's cookie")];
+    cookies.extend(device.clone());
     let token = csrf(&form.text().await.unwrap());
     let r = client
         .post(format!("{base}login"))
-        .header(reqwest::header::COOKIE, pre_login)
+        .header(reqwest::header::COOKIE, cookies.join("; "))
         .form(&[("csrf_token", token.as_str()), ("email", EMAIL), ("password", PASSWORD)])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "login failed");
-    session_cookie(&r)
+    if let Some(new) = set_cookie(&r, DEVICE_COOKIE_NAME) {
+        *device = Some(new);
+    }
+    set_cookie(&r, COOKIE_NAME).expect("a session cookie")
 }
 
 /// What one load of page views measured.

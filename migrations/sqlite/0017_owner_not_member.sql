@@ -11,6 +11,8 @@ INSERT INTO owner_not_member (client_id)
     WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.client_id = c.id AND m.user_id = c.owner_user_id);
 
 CREATE TRIGGER owner_not_member_client_added AFTER INSERT ON clients BEGIN
+    -- `INSERT OR REPLACE` puts a client in place of one that may have been listed.
+    DELETE FROM owner_not_member WHERE client_id = NEW.id;
     INSERT OR IGNORE INTO owner_not_member (client_id) SELECT NEW.id
     WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.client_id = NEW.id AND m.user_id = NEW.owner_user_id);
 END;

@@ -12,7 +12,7 @@ use crate::error::Result;
 /// database.
 const OWNER_TRIGGERS: &str = "owner_not_member_%";
 const OWNER_TRIGGERS_SQLITE: i64 = 6;
-const OWNER_TRIGGERS_POSTGRES: i64 = 2;
+const OWNER_TRIGGERS_POSTGRES: i64 = 4;
 
 /// What breaks the accounts rules, and how much there is.
 #[derive(Debug, Default)]
@@ -121,17 +121,21 @@ impl Accounts {
         })
     }
 
-    /// Whether every trigger that keeps `owner_not_member` exists and is enabled. A dropped
-    /// or disabled one (`ALTER TABLE … DISABLE TRIGGER`, a hand-made schema) would let the
-    /// table fall behind, so the check then reads every client instead.
+    /// Whether every trigger that keeps `owner_not_member` exists on its tables and fires for
+    /// ordinary sessions. A dropped or disabled one (`ALTER TABLE … DISABLE TRIGGER`, or
+    /// `ENABLE REPLICA TRIGGER`, which fires only for replication) would let the table fall
+    /// behind, so the check then reads every client instead.
     async fn owner_triggers_in_place(&self) -> Result<bool> {
         let (sql, expected) = match self.db.backend() {
-            Backend::Sqlite => {
-                ("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE $1", OWNER_TRIGGERS_SQLITE)
-            }
+            Backend::Sqlite => (
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE $1 \
+                 AND tbl_name IN ('clients', 'memberships')",
+                OWNER_TRIGGERS_SQLITE,
+            ),
             Backend::Postgres => (
                 "SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-                 WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname LIKE $1 AND t.tgenabled <> 'D'",
+                 WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ('clients', 'memberships') \
+                 AND t.tgname LIKE $1 AND t.tgenabled IN ('O', 'A')",
                 OWNER_TRIGGERS_POSTGRES,
             ),
         };

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::accounts::Principal;
 use crate::config;
 use crate::error::{Code, Error, Result};
-use crate::secrets::tokens;
+use crate::secrets::{jwt, tokens};
 use crate::store::Clock;
 
 const JWT_LIFETIME_SECS: i64 = 300;
@@ -113,8 +113,7 @@ impl Duo {
     }
 
     fn sign(&self, claims: &impl Serialize) -> Result<String> {
-        crate::secrets::jwt::install();
-        encode(&Header::new(Algorithm::HS512), claims, &EncodingKey::from_secret(self.client_secret.as_bytes()))
+        jwt::sign(claims, self.client_secret.as_bytes())
             .map_err(|e| Error::Internal(format!("signing a Duo request: {e}")))
     }
 
@@ -203,14 +202,12 @@ impl Duo {
         let Some(id_token) = body["id_token"].as_str() else {
             return Err(Error::Unavailable(duo_message(&body)));
         };
-        crate::secrets::jwt::install();
         let mut validation = Validation::new(Algorithm::HS512);
         validation.set_audience(&[&self.client_id]);
         validation.set_issuer(&[&endpoint]);
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
-        let claims = decode::<IdToken>(id_token, &DecodingKey::from_secret(self.client_secret.as_bytes()), &validation)
-            .map_err(|e| Error::refused(Code::InvalidToken, format!("Duo id_token rejected: {e}")))?
-            .claims;
+        let claims = jwt::verify::<IdToken>(id_token, self.client_secret.as_bytes(), &validation)
+            .map_err(|e| Error::refused(Code::InvalidToken, format!("Duo id_token rejected: {e}")))?;
         if !claims.nonce.as_deref().is_some_and(|n| tokens::ct_eq(n, nonce)) {
             return Err(Error::refused(Code::InvalidToken, "Duo id_token nonce does not match"));
         }

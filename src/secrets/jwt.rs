@@ -15,10 +15,28 @@ use sha2::Sha512;
 static HS512_ONLY: CryptoProvider =
     CryptoProvider { signer_factory: signer, verifier_factory: verifier, key_utils: KeyUtils::new_unimplemented() };
 
-/// Makes HS512 the process's JWT cryptography. Call before any `jsonwebtoken::encode` or
-/// `decode`; later calls do nothing.
+/// Makes HS512 the process's JWT cryptography. jsonwebtoken settles its provider at its first
+/// use, on a stand-in that panics when none was installed: [`sign`] and [`verify`] install it
+/// themselves, and anything else that calls jsonwebtoken (a test's fake Duo) calls this first.
 pub fn install() {
     let _ = HS512_ONLY.install_default();
+}
+
+/// `claims` as an HS512 JWT signed with `secret`.
+pub fn sign(claims: &impl serde::Serialize, secret: &[u8]) -> Result<String, Error> {
+    install();
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS512), claims, &EncodingKey::from_secret(secret))
+}
+
+/// The claims of an HS512 JWT signed with `secret`, checked against `validation` (whose
+/// algorithm must be HS512).
+pub fn verify<T: serde::de::DeserializeOwned>(
+    token: &str,
+    secret: &[u8],
+    validation: &jsonwebtoken::Validation,
+) -> Result<T, Error> {
+    install();
+    Ok(jsonwebtoken::decode::<T>(token, &DecodingKey::from_secret(secret), validation)?.claims)
 }
 
 struct Hs512(Hmac<Sha512>);
@@ -74,13 +92,10 @@ mod tests {
 
     #[test]
     fn hs512_round_trips_and_a_changed_token_or_secret_is_refused() {
-        install();
         let claims = json!({"sub": "ann", "exp": 4_000_000_000_i64});
-        let token = encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(b"secret")).unwrap();
-        let check = |token: &str, secret: &[u8]| {
-            decode::<Value>(token, &DecodingKey::from_secret(secret), &Validation::new(Algorithm::HS512))
-        };
-        assert_eq!(check(&token, b"secret").unwrap().claims["sub"], "ann");
+        let token = sign(&claims, b"secret").unwrap();
+        let check = |token: &str, secret: &[u8]| verify::<Value>(token, secret, &Validation::new(Algorithm::HS512));
+        assert_eq!(check(&token, b"secret").unwrap()["sub"], "ann");
         assert!(check(&token, b"other").is_err());
         let (body, tag) = token.rsplit_once('.').unwrap();
         let forged = format!("{}.{tag}", body.replace('A', "B"));

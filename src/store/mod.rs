@@ -121,7 +121,11 @@ impl Db {
             // A server that accepts only TLS says so; then TLS it is (what `sslmode=allow`
             // means, which sqlx reads as `disable`).
             Some(plain) => match probe(AnyConnectOptions::from_str(&plain).map_err(unavailable)?).await {
-                Err(e) if e.to_string().contains("no encryption") => probe(options).await,
+                // 28000: no pg_hba.conf line lets this connection in (here: not without TLS);
+                // the message itself is in the server's language.
+                Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("28000") => {
+                    probe(options).await
+                }
                 plain => plain,
             },
             None => probe(options).await,
@@ -269,7 +273,9 @@ fn cores() -> u32 {
 /// ::1, localhost) and chose no `sslmode`: the default, `prefer`, encrypts every query to a
 /// server on the same host — traffic that never leaves the machine and that only its root can
 /// read — and cost page views on PostgreSQL a seventh of their throughput (`cargo bench --bench
-/// serve`). An `sslmode` the operator wrote is kept, whatever it says.
+/// serve`). An `sslmode` the operator wrote (in the URL or `PGSSLMODE`) is kept, whatever it
+/// says. A forwarder listening on loopback for a remote server is not this machine: name its
+/// `sslmode` in database_url.
 fn plain_on_loopback(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     let local = match parsed.host()? {
@@ -280,8 +286,11 @@ fn plain_on_loopback(url: &str) -> Option<String> {
         url::Host::Ipv4(ip) => ip.is_loopback(),
         url::Host::Ipv6(ip) => ip.is_loopback(),
     };
-    // `host=/run/postgresql` in the query is a Unix socket: no TLS to speak of.
-    let chosen = parsed.query_pairs().any(|(k, _)| matches!(k.as_ref(), "sslmode" | "ssl-mode" | "host"));
+    // `host=/run/postgresql` in the query is a Unix socket (no TLS to speak of), and
+    // `hostaddr=` the address really connected to, whatever the URL's host says.
+    let chosen = parsed.query_pairs().any(|(k, _)| matches!(k.as_ref(), "sslmode" | "ssl-mode" | "host" | "hostaddr"));
+    // The driver also reads `PGSSLMODE`: an operator who set it chose too.
+    let chosen = chosen || std::env::var_os("PGSSLMODE").is_some();
     (local && !chosen).then(|| format!("{url}{}sslmode=disable", if parsed.query().is_some() { '&' } else { '?' }))
 }
 
@@ -309,6 +318,7 @@ mod tests {
             "postgres://gh@10.0.0.5/gh",
             "postgres://gh@localhost.example.com/gh",
             "postgres://gh@localhost/gh?host=/run/postgresql",
+            "postgres://gh@localhost/gh?hostaddr=203.0.113.7",
         ] {
             assert_eq!(plain(kept), None, "{kept}");
         }

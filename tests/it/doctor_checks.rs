@@ -417,9 +417,61 @@ async fn an_owner_who_is_not_a_member_is_found_on_postgres() {
         &yaml,
         &db,
         "ALTER TABLE clients DROP CONSTRAINT clients_owner_is_member",
-        "ALTER TABLE memberships DISABLE TRIGGER owner_not_member_memberships",
+        "ALTER TABLE memberships ENABLE REPLICA TRIGGER owner_not_member_memberships",
     )
     .await;
+    // TRUNCATE fires no row trigger; its own trigger judges every client again.
+    sqlx::raw_sql("ALTER TABLE memberships ENABLE TRIGGER owner_not_member_memberships; TRUNCATE memberships")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let r = d.check(&yaml, "accounts.integrity").await;
+    assert_eq!(r.evidence["owner_triggers_missing"], false, "{}", r.message);
+    let clients: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM clients ORDER BY id").fetch_all(db.pool()).await.unwrap();
+    assert_eq!(r.evidence["clients_owner_not_member"], json!(clients));
+
+    // Two transactions on one client, neither seeing the other's change when it starts: one
+    // makes Bo the owner (a member then), the other removes Bo's membership. Each judges the
+    // client under its row lock, so the second judges after the first committed.
+    let (client, bo) = (clients[0], 999_999_i64);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "TRUNCATE owner_not_member; \
+         INSERT INTO users (id, email, email_norm, first_name, last_name, created_at, updated_at) \
+             VALUES ({bo}, 'bo@example.net', 'bo@example.net', 'Bo', 'Ray', 0, 0); \
+         INSERT INTO memberships (client_id, user_id, permissions, created_at) VALUES ({client}, {bo}, '', 0)"
+    )))
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let mut owner_change = db.pool().begin().await.unwrap();
+    sqlx::query("UPDATE clients SET owner_user_id = $1 WHERE id = $2")
+        .bind(bo)
+        .bind(client)
+        .execute(&mut *owner_change)
+        .await
+        .unwrap();
+    let pool = db.pool().clone();
+    let leaving = tokio::spawn(async move {
+        sqlx::query("DELETE FROM memberships WHERE client_id = $1 AND user_id = $2")
+            .bind(client)
+            .bind(bo)
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    // The removal waits for the owner change's lock; give it the time to get there.
+    let waiting = tokio::time::timeout(Duration::from_millis(300), async {
+        while !leaving.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    });
+    assert!(waiting.await.is_err(), "the membership removal waits for the client's row lock");
+    owner_change.commit().await.unwrap();
+    leaving.await.unwrap();
+    let listed: Vec<i64> =
+        sqlx::query_scalar("SELECT client_id FROM owner_not_member").fetch_all(db.pool()).await.unwrap();
+    assert!(listed.contains(&client), "{listed:?}");
     db.close().await;
 }
 
