@@ -54,7 +54,7 @@ impl Server {
     fn start(dir: &std::path::Path) -> Server {
         // Every load client is 127.0.0.1 and logs in as one account: allow the burst.
         let lockout = "security:\n  lockout: { max_failures: 100, ip_max_failures: 1000000, window: 1m, lock: 1m }\n";
-        Server(ServeProcess::start(dir, lockout, &[]))
+        Server(ServeProcess::start(dir, lockout))
     }
 
     /// Rows in the session table, read as any other client of the database would.

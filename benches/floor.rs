@@ -57,7 +57,7 @@ fn main() {
 
 /// Starts gatehouse and the floor on one database, and measures them in turn.
 fn compare(load: &tokio::runtime::Runtime, store: &str, dir: &std::path::Path, setting: &str, database: &str) {
-    let gatehouse = ServeProcess::start(dir, &format!("{LOAD_SETTINGS}{setting}"), &[]);
+    let gatehouse = ServeProcess::start(dir, &format!("{LOAD_SETTINGS}{setting}"));
     let floor = start_floor(dir, database);
     let client = http_client();
     let cookies = load.block_on(sessions(&client, &gatehouse.base, CONNECTIONS));

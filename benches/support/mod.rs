@@ -65,8 +65,8 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// `settings` are appended to the configuration (YAML); `env` is given to `serve` only.
-    pub fn start(dir: &Path, settings: &str, env: &[(&str, &str)]) -> ServeProcess {
+    /// `settings` are appended to the configuration (YAML).
+    pub fn start(dir: &Path, settings: &str) -> ServeProcess {
         let bin = env!("CARGO_BIN_EXE_gatehouse");
         let addr = free_address();
         std::fs::create_dir_all(dir).unwrap();
@@ -76,7 +76,7 @@ impl ServeProcess {
         )
         .unwrap();
         // gatehouse reads `GATEHOUSE_*` as settings (and refuses one it does not know, such as
-        // the benches' own `GATEHOUSE_BENCH_*`): it gets none but those given here.
+        // the benches' own `GATEHOUSE_BENCH_*`): it gets none of them.
         let command = || {
             let mut c = Command::new(bin);
             for (name, _) in std::env::vars_os() {
@@ -101,7 +101,6 @@ impl ServeProcess {
         let child = command()
             .arg("serve")
             .current_dir(dir)
-            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             // Request logs are written (`info`, the default), to nowhere: the terminal is not
             // what is measured.

@@ -1,12 +1,11 @@
 //! HTML rendering: minijinja templates embedded in the binary, autoescaped, and the responses
 //! the pages answer with (a page, a 303 to the next page, an error page).
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::collections::BTreeMap;
-
 use minijinja::{Environment, Value};
 
 use super::AppState;
