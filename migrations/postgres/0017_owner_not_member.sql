@@ -20,17 +20,16 @@ BEGIN
         ON CONFLICT DO NOTHING;
 END $$;
 
-CREATE FUNCTION owner_not_member_client_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+-- After a row of clients or memberships changed: the client it was of and the one it is of
+-- now are judged. Each trigger names the column that holds its row's client (TG_ARGV[0]).
+CREATE FUNCTION owner_not_member_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM owner_not_member_judge(OLD.id); END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN PERFORM owner_not_member_judge(NEW.id); END IF;
-    RETURN NULL;
-END $$;
-
-CREATE FUNCTION owner_not_member_membership_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM owner_not_member_judge(OLD.client_id); END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN PERFORM owner_not_member_judge(NEW.client_id); END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM owner_not_member_judge((to_jsonb(OLD) ->> TG_ARGV[0])::BIGINT);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM owner_not_member_judge((to_jsonb(NEW) ->> TG_ARGV[0])::BIGINT);
+    END IF;
     RETURN NULL;
 END $$;
 
@@ -49,8 +48,8 @@ END $$;
 DO $$
 DECLARE f TEXT;
 BEGIN
-    FOREACH f IN ARRAY ARRAY['owner_not_member_judge(BIGINT)', 'owner_not_member_client_changed()',
-                             'owner_not_member_membership_changed()', 'owner_not_member_truncated()'] LOOP
+    FOREACH f IN ARRAY ARRAY['owner_not_member_judge(BIGINT)', 'owner_not_member_changed()',
+                             'owner_not_member_truncated()'] LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
     END LOOP;
 END $$;
@@ -60,9 +59,9 @@ INSERT INTO owner_not_member (client_id)
     WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.client_id = c.id AND m.user_id = c.owner_user_id);
 
 CREATE TRIGGER owner_not_member_clients AFTER INSERT OR DELETE OR UPDATE OF id, owner_user_id ON clients
-    FOR EACH ROW EXECUTE FUNCTION owner_not_member_client_changed();
+    FOR EACH ROW EXECUTE FUNCTION owner_not_member_changed('id');
 CREATE TRIGGER owner_not_member_memberships AFTER INSERT OR DELETE OR UPDATE OF client_id, user_id ON memberships
-    FOR EACH ROW EXECUTE FUNCTION owner_not_member_membership_changed();
+    FOR EACH ROW EXECUTE FUNCTION owner_not_member_changed('client_id');
 CREATE TRIGGER owner_not_member_clients_truncated AFTER TRUNCATE ON clients
     FOR EACH STATEMENT EXECUTE FUNCTION owner_not_member_truncated();
 CREATE TRIGGER owner_not_member_memberships_truncated AFTER TRUNCATE ON memberships

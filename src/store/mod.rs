@@ -126,7 +126,7 @@ impl Db {
                 Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("28000") => {
                     probe(options).await
                 }
-                plain => plain,
+                answered => answered,
             },
             None => probe(options).await,
         }

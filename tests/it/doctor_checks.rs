@@ -311,6 +311,15 @@ async fn accounts_integrity_finds_broken_data_and_clears_when_fixed() {
     assert_eq!(d.check(DEFAULT, "accounts.integrity").await.status, Status::Pass);
 }
 
+/// A hand edit of one client's owner or one membership, as an operator's SQL shell makes it.
+async fn edit(c: &mut sqlx::AnyConnection, sql: &'static str, a: i64, b: i64) {
+    sqlx::query(sql).bind(a).bind(b).execute(c).await.unwrap();
+}
+
+const SET_OWNER: &str = "UPDATE clients SET owner_user_id = $2 WHERE id = $1";
+const REMOVE_MEMBER: &str = "DELETE FROM memberships WHERE client_id = $1 AND user_id = $2";
+const ADD_MEMBER: &str = "INSERT INTO memberships (client_id, user_id, permissions, created_at) VALUES ($1, $2, '', 0)";
+
 /// A client whose owner is no longer a member: gatehouse never writes one (a deferred foreign
 /// key refuses the commit), so it comes from a hand edit that went round the key — SQLite's
 /// shell with foreign keys off, or a PostgreSQL schema whose constraint was dropped. The check
@@ -339,25 +348,15 @@ async fn owner_not_member_is_found(d: &Deployment, yaml: &str, db: &Db, break_th
     // One connection, so a per-connection setting (SQLite's foreign_keys) holds for the edit.
     let mut c = db.pool().acquire().await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(break_the_key.to_string())).execute(&mut *c).await.unwrap();
-    sqlx::query("DELETE FROM memberships WHERE client_id = $1 AND user_id = $2")
-        .bind(client.id)
-        .bind(client.owner_user_id)
-        .execute(&mut *c)
-        .await
-        .unwrap();
+    edit(&mut c, REMOVE_MEMBER, client.id, client.owner_user_id).await;
     let r = d.check(yaml, "accounts.integrity").await;
     assert_eq!(r.status, Status::Fail, "{}", r.message);
     assert_eq!(r.evidence["clients_owner_not_member"], json!([client.id]));
     assert!(r.message.contains("1 client(s) whose owner is not a member"), "{}", r.message);
 
-    // Moving the other client to the owner who left: its own owner is still a member, and
-    // the first client is still wrong.
-    sqlx::query("UPDATE clients SET owner_user_id = $1 WHERE id = $2")
-        .bind(client.owner_user_id)
-        .bind(other.id)
-        .execute(&mut *c)
-        .await
-        .unwrap();
+    // The other client handed to that same user, who is not one of its members: it breaks
+    // the rule too, and the first is still wrong.
+    edit(&mut c, SET_OWNER, other.id, client.owner_user_id).await;
     let r = d.check(yaml, "accounts.integrity").await;
     let mut both = vec![client.id, other.id];
     both.sort();
@@ -372,18 +371,8 @@ async fn owner_not_member_is_found(d: &Deployment, yaml: &str, db: &Db, break_th
     assert!(r.message.contains("triggers") && r.message.contains("every client was read"), "{}", r.message);
 
     // Put right by hand, the check passes again (the remaining triggers keep up).
-    sqlx::query("UPDATE clients SET owner_user_id = $1 WHERE id = $2")
-        .bind(other.owner_user_id)
-        .bind(other.id)
-        .execute(&mut *c)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO memberships (client_id, user_id, permissions, created_at) VALUES ($1, $2, '', 0)")
-        .bind(client.id)
-        .bind(client.owner_user_id)
-        .execute(&mut *c)
-        .await
-        .unwrap();
+    edit(&mut c, SET_OWNER, other.id, other.owner_user_id).await;
+    edit(&mut c, ADD_MEMBER, client.id, client.owner_user_id).await;
     let r = d.check(yaml, "accounts.integrity").await;
     assert_eq!(r.evidence["clients_owner_not_member"], json!([]), "{}", r.message);
     assert_eq!(r.status, Status::Warn, "only the missing trigger is left: {}", r.message);
@@ -432,14 +421,21 @@ async fn an_owner_who_is_not_a_member_is_found_on_postgres() {
     assert_eq!(r.evidence["clients_owner_not_member"], json!(clients));
 
     // Two transactions on one client, neither seeing the other's change when it starts: one
-    // makes Bo the owner (a member then), the other removes Bo's membership. Each judges the
-    // client under its row lock, so the second judges after the first committed.
+    // makes Bo the owner (a member then), the other removes Bo's membership. Judged apart,
+    // the removal would see the old owner (a member) and list nothing, leaving Bo an owner who
+    // is not a member, unlisted. Each judges the client under its row lock, so the second
+    // judges after the first committed.
     let (client, bo) = (clients[0], 999_999_i64);
+    let owner: i64 = sqlx::query_scalar("SELECT owner_user_id FROM clients WHERE id = $1")
+        .bind(client)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "TRUNCATE owner_not_member; \
-         INSERT INTO users (id, email, email_norm, first_name, last_name, created_at, updated_at) \
+        "INSERT INTO users (id, email, email_norm, first_name, last_name, created_at, updated_at) \
              VALUES ({bo}, 'bo@example.net', 'bo@example.net', 'Bo', 'Ray', 0, 0); \
-         INSERT INTO memberships (client_id, user_id, permissions, created_at) VALUES ({client}, {bo}, '', 0)"
+         INSERT INTO memberships (client_id, user_id, permissions, created_at) \
+             VALUES ({client}, {owner}, '', 0), ({client}, {bo}, '', 0)"
     )))
     .execute(db.pool())
     .await
@@ -466,12 +462,15 @@ async fn an_owner_who_is_not_a_member_is_found_on_postgres() {
             tokio::task::yield_now().await;
         }
     });
-    assert!(waiting.await.is_err(), "the membership removal waits for the client's row lock");
+    let waited = waiting.await.is_err();
+    // Both transactions end before anything is asserted: one left open on a failure would hold
+    // its locks, and the schema's clean-up would wait on them for ever.
     owner_change.commit().await.unwrap();
     leaving.await.unwrap();
+    assert!(waited, "the membership removal waits for the client's row lock");
     let listed: Vec<i64> =
         sqlx::query_scalar("SELECT client_id FROM owner_not_member").fetch_all(db.pool()).await.unwrap();
-    assert!(listed.contains(&client), "{listed:?}");
+    assert!(listed.contains(&client), "Bo owns the client without being a member: {listed:?}");
     db.close().await;
 }
 
