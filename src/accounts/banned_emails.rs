@@ -85,10 +85,9 @@ impl Accounts {
                 rest = parent;
             }
         }
-        let placeholders: Vec<String> = (1..=candidates.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT domain FROM banned_email_domains WHERE domain IN ({}) ORDER BY LENGTH(domain) DESC",
-            placeholders.join(", ")
+            crate::store::placeholders(1..=candidates.len())
         );
         let mut query = sqlx::query_scalar::<_, String>(composed(sql));
         for c in &candidates {

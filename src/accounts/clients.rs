@@ -13,7 +13,7 @@ use super::email::Email;
 use super::users::{NewUser, require_name};
 use super::{Accounts, Actor, Permissions, audit};
 use crate::error::{Code, Error, Result};
-use crate::store::composed;
+use crate::store::{composed, placeholders};
 
 /// The columns that hold a client's details: one list for INSERT and UPDATE, bound in this
 /// order by [`bind_details`].
@@ -59,11 +59,6 @@ fn bind_details<'q>(query: ClientQuery<'q>, c: &'q Client) -> ClientQuery<'q> {
         .bind(&c.group)
         .bind(&c.notes)
         .bind(c.email_prefs.to_stored())
-}
-
-/// `$from, …, $to`.
-fn placeholders(range: std::ops::RangeInclusive<usize>) -> String {
-    range.map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
