@@ -26,7 +26,7 @@ use ipnet::Ipv6Net;
 
 use crate::config::Lockout;
 use crate::error::Result;
-use crate::store::{AnyQuery, Db, composed, placeholders};
+use crate::store::Db;
 
 /// Whose secret an account scope guards: the two kinds of sign-in never share a counter.
 pub use crate::accounts::Principal;
@@ -289,8 +289,9 @@ impl Throttle {
             match self.take(scope).await? {
                 Some(slot) => taken.push((scope.clone(), slot)),
                 None => {
-                    let taken: Vec<&Scope> = taken.iter().map(|(scope, _)| scope).collect();
-                    self.give_back(&taken).await?;
+                    for (scope, _) in &taken {
+                        self.give_back(scope).await?;
+                    }
                     return Ok(None);
                 }
             }
@@ -319,16 +320,15 @@ impl Throttle {
         .await?)
     }
 
-    /// Gives each scope's slot back: one statement for them all.
-    async fn give_back(&self, scopes: &[&Scope]) -> Result<()> {
-        if scopes.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "UPDATE throttle SET failures = failures - 1 WHERE failures > 0 AND scope IN ({})",
-            placeholders(1..=scopes.len())
-        );
-        bind_keys(sqlx::query(composed(sql)), scopes).execute(self.db.pool()).await?;
+    /// One statement per scope, here as in [`Attempt::succeeded`] and [`Throttle::clear`]: each
+    /// locks one row. A statement over several scopes (`scope IN (…)`) would lock its rows in
+    /// scan order, and two of them under a flood of attempts could deadlock on PostgreSQL — an
+    /// aborted give-back keeps the slots a refused attempt must not cost.
+    async fn give_back(&self, scope: &Scope) -> Result<()> {
+        sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE scope = $1 AND failures > 0")
+            .bind(scope.key())
+            .execute(self.db.pool())
+            .await?;
         Ok(())
     }
 
@@ -401,12 +401,9 @@ impl Throttle {
 
     /// Forgets these scopes' failures and locks (a full sign-in, a completed reset), by key.
     pub async fn clear(&self, scopes: &[Scope]) -> Result<()> {
-        if scopes.is_empty() {
-            return Ok(());
+        for scope in scopes {
+            sqlx::query("DELETE FROM throttle WHERE scope = $1").bind(scope.key()).execute(self.db.pool()).await?;
         }
-        let sql = format!("DELETE FROM throttle WHERE scope IN ({})", placeholders(1..=scopes.len()));
-        let scopes: Vec<&Scope> = scopes.iter().collect();
-        bind_keys(sqlx::query(composed(sql)), &scopes).execute(self.db.pool()).await?;
         Ok(())
     }
 }
@@ -436,26 +433,19 @@ impl Attempt {
     /// attempt locked them meanwhile), the address's get their slot back.
     pub async fn succeeded(self) -> Result<()> {
         let throttle = &self.throttle;
-        let (cleared, returned): (Vec<&Scope>, Vec<&Scope>) =
-            self.taken.iter().map(|(scope, _)| scope).partition(|scope| scope.cleared_by_success());
-        if !cleared.is_empty() {
-            let sql = format!(
-                "DELETE FROM throttle WHERE locked_until <= $1 AND scope IN ({})",
-                placeholders(2..=cleared.len() + 1)
-            );
-            let query = sqlx::query(composed(sql)).bind(throttle.db.now());
-            bind_keys(query, &cleared).execute(throttle.db.pool()).await?;
+        for (scope, _) in &self.taken {
+            if scope.cleared_by_success() {
+                sqlx::query("DELETE FROM throttle WHERE scope = $1 AND locked_until <= $2")
+                    .bind(scope.key())
+                    .bind(throttle.db.now())
+                    .execute(throttle.db.pool())
+                    .await?;
+            } else {
+                throttle.give_back(scope).await?;
+            }
         }
-        throttle.give_back(&returned).await
+        Ok(())
     }
-}
-
-/// Binds each scope's key, in order, to the placeholders of a statement's `IN (…)`.
-fn bind_keys<'q>(mut query: AnyQuery<'q>, scopes: &[&Scope]) -> AnyQuery<'q> {
-    for scope in scopes {
-        query = query.bind(scope.key());
-    }
-    query
 }
 
 #[cfg(test)]
