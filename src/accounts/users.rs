@@ -353,7 +353,8 @@ impl Accounts {
         if normalized.is_empty() {
             return Err(Error::invalid("the security answer must not be empty"));
         }
-        let hash = passwords::hash(&normalized)?;
+        // On the hashing threads: argon2 here would hold an async worker for the whole hash.
+        let hash = passwords::hash_async(&normalized).await?;
         let mut tx = self.db.begin().await?;
         sqlx::query(
             "UPDATE users SET security_question_id = $1, security_answer_hash = $2, updated_at = $3 WHERE id = $4",
@@ -375,15 +376,6 @@ impl Accounts {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// True when the user has a security answer and `answer` matches it.
-    pub async fn check_security_answer(&self, user_id: i64, answer: &str) -> Result<bool> {
-        let user = self.user(user_id).await?;
-        Ok(user
-            .security_answer_hash
-            .as_deref()
-            .is_some_and(|h| passwords::verify(&passwords::normalize_answer(answer), h)))
     }
 }
 
