@@ -136,6 +136,7 @@ static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 
 /// `mi_option_arena_eager_commit` in mimalloc.h's `mi_option_e` (v3, the one the -sys crate
 /// builds, and v2 alike); the crate names only some of the options.
+#[cfg(target_os = "linux")]
 const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
 #[cfg(target_os = "linux")]

@@ -243,9 +243,6 @@ pub fn serialize_opt_ts<S: serde::Serializer>(ts: &Option<i64>, s: S) -> std::re
     }
 }
 
-/// A statement on the `Any` driver, with its arguments bound so far.
-pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
-
 /// `$from, …, $to`: the placeholders of an `IN (…)` list.
 pub fn placeholders(range: std::ops::RangeInclusive<usize>) -> String {
     range.map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
