@@ -116,7 +116,11 @@ impl Db {
             Ok::<_, sqlx::Error>(options)
         };
         let options = AnyConnectOptions::from_str(&raw).map_err(unavailable)?;
-        let plain = if backend == Backend::Postgres { plain_on_loopback(&raw) } else { None };
+        let plain = match backend {
+            // The driver also reads `PGSSLMODE`: an operator who set it chose too.
+            Backend::Postgres => plain_on_loopback(&raw, std::env::var_os("PGSSLMODE").is_some()),
+            Backend::Sqlite => None,
+        };
         let options = match plain {
             // A server that accepts only TLS says so; then TLS it is (what `sslmode=allow`
             // means, which sqlx reads as `disable`).
@@ -281,7 +285,7 @@ fn cores() -> u32 {
 /// serve`). An `sslmode` the operator wrote (in the URL or `PGSSLMODE`) is kept, whatever it
 /// says. A forwarder listening on loopback for a remote server is not this machine: name its
 /// `sslmode` in database_url.
-fn plain_on_loopback(url: &str) -> Option<String> {
+fn plain_on_loopback(url: &str, sslmode_in_environment: bool) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     let local = match parsed.host()? {
         // A `postgres:` URL's host is opaque to the parser: an address arrives as a name.
@@ -293,9 +297,8 @@ fn plain_on_loopback(url: &str) -> Option<String> {
     };
     // `host=/run/postgresql` in the query is a Unix socket (no TLS to speak of), and
     // `hostaddr=` the address really connected to, whatever the URL's host says.
-    let chosen = parsed.query_pairs().any(|(k, _)| matches!(k.as_ref(), "sslmode" | "ssl-mode" | "host" | "hostaddr"));
-    // The driver also reads `PGSSLMODE`: an operator who set it chose too.
-    let chosen = chosen || std::env::var_os("PGSSLMODE").is_some();
+    let chosen = sslmode_in_environment
+        || parsed.query_pairs().any(|(k, _)| matches!(k.as_ref(), "sslmode" | "ssl-mode" | "host" | "hostaddr"));
     (local && !chosen).then(|| format!("{url}{}sslmode=disable", if parsed.query().is_some() { '&' } else { '?' }))
 }
 
@@ -305,7 +308,7 @@ mod tests {
 
     #[test]
     fn only_postgres_on_loopback_with_no_sslmode_chosen_goes_without_tls() {
-        let plain = |url: &str| plain_on_loopback(url);
+        let plain = |url: &str| plain_on_loopback(url, false);
         assert_eq!(
             plain("postgres://gh@127.0.0.1:5432/gh").as_deref(),
             Some("postgres://gh@127.0.0.1:5432/gh?sslmode=disable")
@@ -327,5 +330,7 @@ mod tests {
         ] {
             assert_eq!(plain(kept), None, "{kept}");
         }
+        // `PGSSLMODE` in the environment is a choice as much as `sslmode` in the URL.
+        assert_eq!(plain_on_loopback("postgres://gh@127.0.0.1:5432/gh", true), None);
     }
 }

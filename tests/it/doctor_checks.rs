@@ -447,22 +447,39 @@ async fn an_owner_who_is_not_a_member_is_found_on_postgres() {
         .execute(&mut *owner_change)
         .await
         .unwrap();
-    let pool = db.pool().clone();
+    // The removal on a connection of its own, whose server process is known, so the test can
+    // see it wait on a lock rather than guess how long that takes.
+    let mut removal = db.pool().acquire().await.unwrap();
+    let removal_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *removal).await.unwrap();
     let leaving = tokio::spawn(async move {
         sqlx::query("DELETE FROM memberships WHERE client_id = $1 AND user_id = $2")
             .bind(client)
             .bind(bo)
-            .execute(&pool)
+            .execute(&mut *removal)
             .await
             .unwrap();
     });
-    // The removal waits for the owner change's lock; give it the time to get there.
-    let waiting = tokio::time::timeout(Duration::from_millis(300), async {
-        while !leaving.is_finished() {
-            tokio::task::yield_now().await;
+    // Without the row lock the removal finishes at once; with it, it waits for the owner change
+    // (a minute is only the bound for a removal stuck on something else).
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if leaving.is_finished() {
+                break false;
+            }
+            let lock_wait: Option<String> =
+                sqlx::query_scalar("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1")
+                    .bind(removal_pid)
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap();
+            if lock_wait.as_deref() == Some("Lock") {
+                break true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-    });
-    let waited = waiting.await.is_err();
+    })
+    .await
+    .unwrap_or(false);
     // Both transactions end before anything is asserted: one left open on a failure would hold
     // its locks, and the schema's clean-up would wait on them for ever.
     owner_change.commit().await.unwrap();
