@@ -336,7 +336,9 @@ impl Accounts {
         let role = self.role_by_name(role).await?;
         self.require_held(actor, grantor, &role.permissions, "an admin with this role", (Target::Admin, None)).await?;
         let hash = match password {
-            Some(p) => Some(passwords::hash_new_password_async(p, self.policy.password_min_length).await?),
+            Some(p) => {
+                Some(passwords::hash_new_password_async(p, self.policy.password_min_length, actor.requester()).await?)
+            }
             None => None,
         };
         let mut tx = self.db.begin().await?;

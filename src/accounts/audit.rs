@@ -6,6 +6,7 @@ use sqlx::AnyConnection;
 
 use super::{Accounts, AuditAction};
 use crate::error::Result;
+use crate::secrets::passwords::Requester;
 
 /// Who performed a write, and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +84,11 @@ impl Actor {
     pub fn with_ip(mut self, ip: impl Into<String>) -> Self {
         self.ip = Some(ip.into());
         self
+    }
+    /// Whose share of the hashing threads this actor's hashes take: a visitor's address, or
+    /// (no address: the command line, cron) the operator's.
+    pub fn requester(&self) -> Requester<'_> {
+        self.ip.as_deref().map_or(Requester::Operator, Requester::Visitor)
     }
 }
 

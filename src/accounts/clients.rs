@@ -371,7 +371,7 @@ impl Accounts {
                     language: f.language.clone().unwrap_or_default(),
                     password: password.clone(),
                 };
-                let prepared = self.prepare_user(&owner).await?;
+                let prepared = self.prepare_user(actor, &owner).await?;
                 Some((owner, prepared))
             }
         };

@@ -212,7 +212,7 @@ impl Accounts {
                 self.user(*id).await?;
                 None
             }
-            Acceptance::NewUser(new) => Some(self.prepare_user(new).await?),
+            Acceptance::NewUser(new) => Some(self.prepare_user(actor, new).await?),
         };
         let mut tx = self.db.begin().await?;
         let at = self.db.now();

@@ -256,7 +256,8 @@ impl Accounts {
     /// length applies. Audited as `user.password_set` or `admin.password_set`.
     pub async fn set_password(&self, actor: &Actor, (who, id): (Principal, i64), password: &str) -> Result<()> {
         self.credentials(who, id).await?;
-        let hash = passwords::hash_new_password_async(password, self.policy.password_min_length).await?;
+        let hash =
+            passwords::hash_new_password_async(password, self.policy.password_min_length, actor.requester()).await?;
         let action = match who {
             Principal::User => AuditAction::UserPasswordSet,
             Principal::Admin => AuditAction::AdminPasswordSet,

@@ -161,14 +161,16 @@ fn user_exists(email: &str) -> Error {
 
 impl Accounts {
     /// Validates a new user's fields and refuses banned domains; returns what to insert.
-    pub(crate) async fn prepare_user(&self, new: &NewUser) -> Result<(Email, Option<String>)> {
+    pub(crate) async fn prepare_user(&self, actor: &Actor, new: &NewUser) -> Result<(Email, Option<String>)> {
         let email = Email::parse(&new.email)?;
         require_name("first name", &new.first_name)?;
         require_name("last name", &new.last_name)?;
         self.refuse_banned(&email).await?;
         let hash = match &new.password {
             // On the hashing pool, as logins are: sign-ups must not stall the async workers.
-            Some(p) => Some(passwords::hash_new_password_async(p, self.policy.password_min_length).await?),
+            Some(p) => {
+                Some(passwords::hash_new_password_async(p, self.policy.password_min_length, actor.requester()).await?)
+            }
             None => None,
         };
         Ok((email, hash))
@@ -211,7 +213,7 @@ impl Accounts {
     }
 
     pub async fn create_user(&self, actor: &Actor, new: NewUser) -> Result<User> {
-        let (email, hash) = self.prepare_user(&new).await?;
+        let (email, hash) = self.prepare_user(actor, &new).await?;
         let mut tx = self.db.begin().await?;
         let user = Self::insert_user(&mut tx, self.db.now(), actor, &new, &email, hash).await?;
         tx.commit().await.map_err(|e| if is_unique_violation(&e) { user_exists(&email.display) } else { e.into() })?;
@@ -354,7 +356,7 @@ impl Accounts {
             return Err(Error::invalid("the security answer must not be empty"));
         }
         // On the hashing threads: argon2 here would hold an async worker for the whole hash.
-        let hash = passwords::hash_async(&normalized).await?;
+        let hash = passwords::hash_async(&normalized, actor.requester()).await?;
         let mut tx = self.db.begin().await?;
         sqlx::query(
             "UPDATE users SET security_question_id = $1, security_answer_hash = $2, updated_at = $3 WHERE id = $4",

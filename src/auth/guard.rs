@@ -90,7 +90,8 @@ impl Auth {
         let checked = self
             .guarded(creds.who, &scopes, &actor, creds.target(), async {
                 let Some(hash) = creds.password_hash.as_deref() else { return Ok(None) };
-                Ok(crate::secrets::passwords::verify_any_async(password, hash).await?.ok.then_some(()))
+                let requester = crate::secrets::passwords::Requester::Visitor(ip);
+                Ok(crate::secrets::passwords::verify_any_async(password, hash, requester).await?.ok.then_some(()))
             })
             .await?;
         let failed = match checked {

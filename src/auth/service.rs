@@ -15,7 +15,7 @@ use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Credentials, User
 use crate::config::{Config, HttpUrl};
 use crate::error::{Code, Error, Result};
 use crate::mail;
-use crate::secrets::passwords::{self, verify_any_async};
+use crate::secrets::passwords::{self, Requester, verify_any_async};
 
 /// How long an impersonation link lives.
 pub const IMPERSONATION_TTL_SECS: i64 = 60;
@@ -105,7 +105,8 @@ impl Auth {
     ) -> Result<u64> {
         let (creds, ip, keep_device) = (user.credentials(), from.ip.as_str(), from.device.as_deref());
         self.confirm_password(&creds, current, from).await?.or_refused("the current password is not correct")?;
-        let hash = passwords::hash_new_password_async(new, self.accounts.policy().password_min_length).await?;
+        let min_length = self.accounts.policy().password_min_length;
+        let hash = passwords::hash_new_password_async(new, min_length, Requester::Visitor(ip)).await?;
         let actor = creds.actor(ip);
         self.accounts
             .store_password_hash(&actor, (Principal::User, user.id), &hash, AuditAction::UserPasswordChanged)
@@ -191,7 +192,7 @@ impl Auth {
             let scopes = Scope::unknown_device(Principal::User, &user.email, ip);
             let checked = self
                 .guarded(Principal::User, &scopes, &actor, (Target::User, Some(user.id)), async {
-                    Ok(verify_any_async(&given, hash).await?.ok.then_some(()))
+                    Ok(verify_any_async(&given, hash, Requester::Visitor(ip)).await?.ok.then_some(()))
                 })
                 .await?;
             if checked == Checked::Wrong {
@@ -206,7 +207,8 @@ impl Auth {
             }
             checked.or_refused("the answer to the security question is not correct")?;
         }
-        let hash = passwords::hash_new_password_async(password, self.accounts.policy().password_min_length).await?;
+        let min_length = self.accounts.policy().password_min_length;
+        let hash = passwords::hash_new_password_async(password, min_length, Requester::Visitor(ip)).await?;
         let mut tx = self.accounts.db().begin().await?;
         one_time::consume(&mut tx, Purpose::PasswordReset, token, self.accounts.db().now())
             .await?

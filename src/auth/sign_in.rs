@@ -19,7 +19,7 @@ use super::throttle::Scope;
 use crate::accounts::AuditAction;
 use crate::accounts::{Actor, CredentialEvent as Event, Credentials, Membership, Principal, TwoFaMethod};
 use crate::error::{Code, Error, Result};
-use crate::secrets::passwords::{self, verify_any_async};
+use crate::secrets::passwords::{self, Requester, verify_any_async};
 use crate::secrets::{backup_codes, tokens, totp};
 
 /// Where a sign-in stands after a step.
@@ -114,12 +114,14 @@ impl Auth {
         let target = (who.target_type(), creds.as_ref().map(|c| c.id));
         let typed = json!({ login_field(who): typed_login(who, login, creds.is_some()) });
         let Some(attempt) = attempt else {
-            verify_any_async(password, passwords::dummy_hash()).await?;
+            verify_any_async(password, passwords::dummy_hash(), Requester::Visitor(ip)).await?;
             self.accounts.record_event(&actor, who.action(Event::LoginLocked), target, typed).await?;
             return Ok(Step::Refused);
         };
         let stored = creds.as_ref().and_then(|c| c.password_hash.clone());
-        let verified = verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash())).await?;
+        let verified =
+            verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash()), Requester::Visitor(ip))
+                .await?;
         let (Some(creds), Some(stored), true) = (creds, stored, verified.ok) else {
             for scope in attempt.failed().await? {
                 let details = json!({"scope": scope.key()});
@@ -133,7 +135,7 @@ impl Auth {
         };
         attempt.succeeded().await?;
         if verified.rehash {
-            let fresh = passwords::hash_async(password).await?;
+            let fresh = passwords::hash_async(password, Requester::Visitor(ip)).await?;
             self.accounts.upgrade_password_hash(&actor, &creds, &stored, &fresh).await?;
         }
         if who == Principal::User && self.every_client_closed(creds.id).await? {
@@ -389,11 +391,12 @@ impl Auth {
         let checked = self
             .second_factor(creds, ip, device, async {
                 let Some(stored) = creds.backup_code_hash.clone() else { return Ok(None) };
-                if !verify_any_async(&backup_codes::normalize(code), &stored).await?.ok {
+                if !verify_any_async(&backup_codes::normalize(code), &stored, Requester::Visitor(ip)).await?.ok {
                     return Ok(None);
                 }
                 let replacement = backup_codes::generate();
-                let fresh = passwords::hash_async(&backup_codes::normalize(&replacement)).await?;
+                let fresh =
+                    passwords::hash_async(&backup_codes::normalize(&replacement), Requester::Visitor(ip)).await?;
                 let spent = self.accounts.replace_backup_code((creds.who, creds.id), &stored, &fresh).await?;
                 Ok(spent.then_some(replacement))
             })
@@ -595,7 +598,7 @@ impl Auth {
 
     /// Checks the first code of a TOTP key being enrolled and makes the backup code that goes
     /// with it. Nothing is stored yet.
-    pub async fn prepare_totp(&self, secret: &str, code: &str) -> Result<TotpEnrolment> {
+    pub async fn prepare_totp(&self, secret: &str, code: &str, from: &Visitor) -> Result<TotpEnrolment> {
         let Some(step) = totp::verify(secret, code, self.accounts.db().now(), None)? else {
             return Err(Error::refused(
                 Code::InvalidCode,
@@ -603,7 +606,8 @@ impl Auth {
             ));
         };
         let backup_code = backup_codes::generate();
-        let backup_hash = passwords::hash_async(&backup_codes::normalize(&backup_code)).await?;
+        let backup_hash =
+            passwords::hash_async(&backup_codes::normalize(&backup_code), Requester::Visitor(&from.ip)).await?;
         Ok(TotpEnrolment { secret: secret.to_owned(), step, backup_code, backup_hash })
     }
 
@@ -625,7 +629,7 @@ impl Auth {
         from: &Visitor,
     ) -> Result<Option<String>> {
         let Some(secret) = session.data.totp_setup.as_deref() else { return Ok(None) };
-        let enrolment = self.prepare_totp(secret, code).await?;
+        let enrolment = self.prepare_totp(secret, code, from).await?;
         let enrolling = session.data.enrolling(creds.who);
         let data = SessionData {
             totp_setup: None,

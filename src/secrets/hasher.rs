@@ -7,6 +7,7 @@
 //! reused for every hash of a burst — memory is bounded by cores × 19 MiB, and no time goes to
 //! faulting in and zeroing fresh pages — then released after two quiet seconds.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use rand::RngCore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
@@ -80,31 +82,105 @@ type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 /// not for the hours of quiet after it.
 const KEEP_MEMORY: Duration = Duration::from_secs(2);
 
-/// Runs `work` on a hashing thread with that thread's memory. As many run at once as there
-/// are cores (more would only share the same cores and multiply the memory); the rest queue.
-pub async fn run<T: Send + 'static>(work: impl FnOnce(&mut Memory) -> T + Send + 'static) -> Result<T> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move |memory| {
-        let _ = tx.send(work(memory));
-    });
-    pool().send(job).map_err(|_| Error::Internal("the hashing threads are gone".into()))?;
-    rx.await.map_err(|_| Error::Internal("a hashing job failed".into()))
+/// Who a hash is asked for, so that no one source can fill the hashing threads' queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester<'a> {
+    /// A visitor, by the address the trusted-proxy rules resolved (IPv6 counted by its /64).
+    /// One address has at most as many hashes queued or running as there are hashing threads;
+    /// its further requests wait for its own to finish. 200 parallel wrong logins, or a
+    /// signed-in user setting a security answer in a loop, then delay a hash asked from another
+    /// address by about one hash, not by the 200 queued ahead of it.
+    Visitor(&'a str),
+    /// The operator: the command line, cron, a migration. Not limited.
+    Operator,
 }
 
-fn pool() -> &'static Sender<Job> {
-    static POOL: OnceLock<Sender<Job>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+/// Runs `work` on a hashing thread with that thread's memory. As many run at once as there
+/// are cores (more would only share the same cores and multiply the memory); the rest queue,
+/// each visitor's address with at most its share in the queue (see [`Requester`]).
+pub async fn run<T: Send + 'static>(
+    requester: Requester<'_>,
+    work: impl FnOnce(&mut Memory) -> T + Send + 'static,
+) -> Result<T> {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool::start(std::thread::available_parallelism().map_or(2, |n| n.get())))
+        .run(requester, work)
+        .await
+}
+
+/// The hashing threads, their queue, and each address's share of it.
+struct Pool {
+    jobs: Sender<Job>,
+    threads: usize,
+    /// Per address, its turns: as many permits as threads. An entry lives while a request of
+    /// that address holds or waits for a turn.
+    turns: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Pool {
+    fn start(threads: usize) -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        for n in 0..std::thread::available_parallelism().map_or(2, |n| n.get()) {
+        for n in 0..threads {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("gatehouse-hash-{n}"))
                 .spawn(move || work(&rx))
                 .expect("a hashing thread can be started");
         }
-        tx
-    })
+        Self { jobs, threads, turns: Mutex::default() }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        requester: Requester<'_>,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
+    ) -> Result<T> {
+        let _turn = match requester {
+            Requester::Visitor(ip) => Some(self.turn(crate::net::ip_key(ip)).await),
+            Requester::Operator => None,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = tx.send(work(memory));
+        });
+        self.jobs.send(job).map_err(|_| Error::Internal("the hashing threads are gone".into()))?;
+        rx.await.map_err(|_| Error::Internal("a hashing job failed".into()))
+    }
+
+    /// Waits for one of `address`'s turns. Its requests are served in the order they came
+    /// (tokio's semaphore is fair), each holding its turn until its hash is done.
+    async fn turn(&self, address: String) -> Turn<'_> {
+        let turns = {
+            let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            if all.len() >= 1024 && all.len().is_power_of_two() {
+                // Entries left by requests that gave up waiting (a closed connection).
+                all.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            all.entry(address.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.threads))).clone()
+        };
+        let permit = turns.acquire_owned().await.expect("the semaphore is never closed");
+        Turn { pool: self, address, permit: Some(permit) }
+    }
+}
+
+/// One of an address's turns; the last one out removes the address's entry.
+struct Turn<'p> {
+    pool: &'p Pool,
+    address: String,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut all = self.pool.turns.lock().unwrap_or_else(|e| e.into_inner());
+        drop(self.permit.take());
+        // Under the lock, as every clone is made: only the map's own reference left means
+        // nobody holds or waits for a turn of this address.
+        if all.get(&self.address).is_some_and(|s| Arc::strong_count(s) == 1) {
+            all.remove(&self.address);
+        }
+    }
 }
 
 fn work(jobs: &Mutex<Receiver<Job>>) {
@@ -154,13 +230,81 @@ mod tests {
         assert!(!verify_in(&mut memory, b"x", "$argon2id$v=19$garbage"));
     }
 
+    /// One address's flood has at most its share of the queue: a hash asked from another
+    /// address runs as soon as one of the flood's running hashes ends, ahead of the other 48.
+    /// Nothing here waits for time: the flood's hashes run only as the test lets them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_from_one_address_waits_behind_its_own_share() {
+        use std::sync::Condvar;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let pool = Arc::new(Pool::start(2));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let started = Arc::new(AtomicUsize::new(0));
+        // How many of the flood's hashes may end now.
+        let may_end = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let let_end = |n: usize| {
+            *may_end.0.lock().unwrap() += n;
+            may_end.1.notify_all();
+        };
+        let flood: Vec<_> = (0..50)
+            .map(|_| {
+                let (pool, order, started, may_end) = (pool.clone(), order.clone(), started.clone(), may_end.clone());
+                tokio::spawn(async move {
+                    pool.run(Requester::Visitor("203.0.113.9"), move |_| {
+                        order.lock().unwrap().push("flood");
+                        started.fetch_add(1, Ordering::SeqCst);
+                        let (count, turn) = &*may_end;
+                        let mut count = turn.wait_while(count.lock().unwrap(), |n| *n == 0).unwrap();
+                        *count -= 1;
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while started.load(Ordering::SeqCst) < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("both threads take a hash of the flood");
+
+        // Another address: its job is queued at its first poll, while both threads are busy.
+        let recorded = order.clone();
+        let mut other = Box::pin(pool.run(Requester::Visitor("198.51.100.1"), move |_| {
+            recorded.lock().unwrap().push("other");
+        }));
+        std::future::poll_fn(|cx| {
+            assert!(other.as_mut().poll(cx).is_pending(), "both threads are busy");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let_end(1);
+        tokio::time::timeout(Duration::from_secs(30), other).await.expect("the other address is served").unwrap();
+        let_end(usize::MAX / 2);
+        for job in flood {
+            job.await.unwrap();
+        }
+
+        let order = order.lock().unwrap();
+        assert_eq!(order.len(), 51);
+        assert_eq!(
+            order[..3],
+            ["flood", "flood", "other"],
+            "the other address is next after one of the flood's hashes"
+        );
+        assert!(pool.turns.lock().unwrap().is_empty(), "no address is remembered once its hashes are done");
+    }
+
     /// Memory is bounded by construction: however many hashes are asked for at once, they run
     /// on the pool's threads only (one per core), each reusing its own working area.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_burst_of_hashes_runs_on_one_thread_per_core() {
         let burst: Vec<_> = (0..16)
             .map(|_| {
-                tokio::spawn(run(|memory| {
+                tokio::spawn(run(Requester::Operator, |memory| {
                     let hashed = hash_in(memory, b"burst").unwrap();
                     (std::thread::current().name().unwrap_or_default().to_string(), memory.0.len(), hashed)
                 }))

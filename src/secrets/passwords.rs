@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use md5::{Digest, Md5};
 
 use super::hasher;
-pub use super::hasher::Memory;
+pub use super::hasher::{Memory, Requester};
 
 use crate::error::{Code, Error, Result};
 
@@ -155,21 +155,21 @@ pub fn dummy_hash() -> &'static str {
 }
 
 /// [`verify_any`] on the hashing threads.
-pub async fn verify_any_async(password: &str, stored: &str) -> Result<Verified> {
+pub async fn verify_any_async(password: &str, stored: &str, requester: Requester<'_>) -> Result<Verified> {
     let (password, stored) = (password.to_owned(), stored.to_owned());
-    hasher::run(move |memory| verify_any_in(memory, &password, &stored)).await
+    hasher::run(requester, move |memory| verify_any_in(memory, &password, &stored)).await
 }
 
 /// [`hash_new_password`] on the hashing threads.
-pub async fn hash_new_password_async(password: &str, min_length: usize) -> Result<String> {
+pub async fn hash_new_password_async(password: &str, min_length: usize, requester: Requester<'_>) -> Result<String> {
     let password = password.to_owned();
-    hasher::run(move |memory| hash_new_password_in(memory, &password, min_length)).await?
+    hasher::run(requester, move |memory| hash_new_password_in(memory, &password, min_length)).await?
 }
 
 /// [`hash`] on the hashing threads.
-pub async fn hash_async(secret: &str) -> Result<String> {
+pub async fn hash_async(secret: &str, requester: Requester<'_>) -> Result<String> {
     let secret = secret.to_owned();
-    hasher::run(move |memory| hasher::hash_in(memory, secret.as_bytes())).await?
+    hasher::run(requester, move |memory| hasher::hash_in(memory, secret.as_bytes())).await?
 }
 
 /// Security answers are compared after trimming and lower-casing, so "  Fluffy" matches "fluffy".

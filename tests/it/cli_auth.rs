@@ -187,7 +187,14 @@ async fn passwords_come_from_stdin_or_the_environment() {
     let accounts = gatehouse::accounts::Accounts::new(db, crate::support::policy());
     let hash = || async { accounts.user_by_email("ann@example.com").await.unwrap().unwrap().password_hash.unwrap() };
     let verifies = |password: &'static str, hash: String| async move {
-        gatehouse::secrets::passwords::verify_any_async(password, &hash).await.unwrap().ok
+        gatehouse::secrets::passwords::verify_any_async(
+            password,
+            &hash,
+            gatehouse::secrets::passwords::Requester::Operator,
+        )
+        .await
+        .unwrap()
+        .ok
     };
     assert!(verifies("from the environment", hash().await).await);
 

@@ -8,6 +8,7 @@ mod support;
 mod accounts;
 mod adversary_escalation;
 mod adversary_evidence;
+mod adversary_hashing;
 mod adversary_license;
 mod adversary_lockout;
 mod adversary_paths;

@@ -223,7 +223,16 @@ async fn the_cli_lets_a_locked_out_admin_back_in() {
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     assert!(String::from_utf8_lossy(&set.stdout).contains("Set the password of admin alice"));
     let hash = accounts.admin(alice.id).await.unwrap().password_hash.unwrap();
-    assert!(gatehouse::secrets::passwords::verify_any_async("a new admin passphrase", &hash).await.unwrap().ok);
+    assert!(
+        gatehouse::secrets::passwords::verify_any_async(
+            "a new admin passphrase",
+            &hash,
+            gatehouse::secrets::passwords::Requester::Operator
+        )
+        .await
+        .unwrap()
+        .ok
+    );
 
     let off = gatehouse(dir).args(["--json", "admin", "disable-2fa", &alice.id.to_string()]).output().unwrap();
     assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));

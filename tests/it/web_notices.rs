@@ -150,7 +150,10 @@ async fn staff_turning_two_factor_off_is_told(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
     let secret = gatehouse::secrets::totp::new_secret();
-    let backup = gatehouse::secrets::passwords::hash_async("unused").await.unwrap();
+    let backup =
+        gatehouse::secrets::passwords::hash_async("unused", gatehouse::secrets::passwords::Requester::Operator)
+            .await
+            .unwrap();
     let actor = gatehouse::accounts::Actor::system("test");
     server.accounts().set_totp(&actor, (Principal::User, user_id), &secret, 0, &backup).await.unwrap();
     let token = crate::support::web::admin_token(&server, &[gatehouse::accounts::AdminPermission::UsersManage]).await;

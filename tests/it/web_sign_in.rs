@@ -163,7 +163,10 @@ async fn an_admin_chooses_duo(backend: Backend) {
 async fn admin_owing_a_code(server: &Server) -> (i64, String, Browser) {
     let admin_id = alice(server).await;
     let secret = totp::new_secret();
-    let backup = gatehouse::secrets::passwords::hash_async("unused").await.unwrap();
+    let backup =
+        gatehouse::secrets::passwords::hash_async("unused", gatehouse::secrets::passwords::Requester::Operator)
+            .await
+            .unwrap();
     server
         .accounts()
         .set_totp(&Actor::system("test"), (Principal::Admin, admin_id), &secret, 0, &backup)
@@ -197,7 +200,10 @@ async fn three_wrong_codes_end_an_admins_sign_in(backend: Backend) {
 async fn a_key_without_its_method_is_still_owed(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let admin_id = alice(&server).await;
-    let backup = gatehouse::secrets::passwords::hash_async("unused").await.unwrap();
+    let backup =
+        gatehouse::secrets::passwords::hash_async("unused", gatehouse::secrets::passwords::Requester::Operator)
+            .await
+            .unwrap();
     let secret = totp::new_secret();
     server
         .accounts()
