@@ -112,9 +112,7 @@ pub async fn run<T: Send + 'static>(
 struct Pool {
     jobs: Sender<Job>,
     threads: usize,
-    /// Per address, its turns: as many permits as threads. An entry lives while a request of
-    /// that address holds or waits for a turn.
-    turns: Mutex<HashMap<String, Arc<Semaphore>>>,
+    turns: Turns,
 }
 
 impl Pool {
@@ -128,7 +126,7 @@ impl Pool {
                 .spawn(move || work(&rx))
                 .expect("a hashing thread can be started");
         }
-        Self { jobs, threads, turns: Mutex::default() }
+        Self { jobs, threads, turns: Turns::default() }
     }
 
     async fn run<T: Send + 'static>(
@@ -136,13 +134,16 @@ impl Pool {
         requester: Requester<'_>,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T> {
-        let _turn = match requester {
+        let turn = match requester {
             Requester::Visitor(ip) => Some(self.turn(crate::net::ip_key(ip)).await),
             Requester::Operator => None,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // The job holds the turn until its hash is done: a request dropped while its hash waits
+        // (a closed connection) must not give its address another place in the queue.
         let job: Job = Box::new(move |memory| {
             let _ = tx.send(work(memory));
+            drop(turn);
         });
         self.jobs.send(job).map_err(|_| Error::Internal("the hashing threads are gone".into()))?;
         rx.await.map_err(|_| Error::Internal("a hashing job failed".into()))
@@ -150,7 +151,7 @@ impl Pool {
 
     /// Waits for one of `address`'s turns. Its requests are served in the order they came
     /// (tokio's semaphore is fair), each holding its turn until its hash is done.
-    async fn turn(&self, address: String) -> Turn<'_> {
+    async fn turn(&self, address: String) -> Turn {
         let turns = {
             let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
             if all.len() >= 1024 && all.len().is_power_of_two() {
@@ -160,20 +161,24 @@ impl Pool {
             all.entry(address.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.threads))).clone()
         };
         let permit = turns.acquire_owned().await.expect("the semaphore is never closed");
-        Turn { pool: self, address, permit: Some(permit) }
+        Turn { turns: self.turns.clone(), address, permit: Some(permit) }
     }
 }
 
+/// Per address, its turns: as many permits as threads. An entry lives while a request of that
+/// address holds or waits for a turn.
+type Turns = Arc<Mutex<HashMap<String, Arc<Semaphore>>>>;
+
 /// One of an address's turns; the last one out removes the address's entry.
-struct Turn<'p> {
-    pool: &'p Pool,
+struct Turn {
+    turns: Turns,
     address: String,
     permit: Option<OwnedSemaphorePermit>,
 }
 
-impl Drop for Turn<'_> {
+impl Drop for Turn {
     fn drop(&mut self) {
-        let mut all = self.pool.turns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
         drop(self.permit.take());
         // Under the lock, as every clone is made: only the map's own reference left means
         // nobody holds or waits for a turn of this address.
@@ -230,65 +235,77 @@ mod tests {
         assert!(!verify_in(&mut memory, b"x", "$argon2id$v=19$garbage"));
     }
 
+    /// Hashing jobs that record that they started, then wait until the test lets them end:
+    /// nothing in these tests waits for time.
+    #[derive(Clone, Default)]
+    struct Held {
+        order: Arc<Mutex<Vec<&'static str>>>,
+        started: Arc<std::sync::atomic::AtomicUsize>,
+        may_end: Arc<(Mutex<usize>, std::sync::Condvar)>,
+    }
+
+    impl Held {
+        fn job(&self, name: &'static str) -> impl FnOnce(&mut Memory) + Send + 'static {
+            let held = self.clone();
+            move |_| {
+                held.order.lock().unwrap().push(name);
+                held.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (count, turn) = &*held.may_end;
+                *turn.wait_while(count.lock().unwrap(), |n| *n == 0).unwrap() -= 1;
+            }
+        }
+
+        /// A job that records that it ran, and ends.
+        fn quick(&self, name: &'static str) -> impl FnOnce(&mut Memory) + Send + 'static {
+            let order = self.order.clone();
+            move |_| order.lock().unwrap().push(name)
+        }
+
+        fn let_end(&self, n: usize) {
+            *self.may_end.0.lock().unwrap() += n;
+            self.may_end.1.notify_all();
+        }
+
+        async fn until_started(&self, n: usize) {
+            let started = async {
+                while self.started.load(std::sync::atomic::Ordering::SeqCst) < n {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), started).await.expect("the threads take the jobs");
+        }
+    }
+
+    /// Polls a request once: a job whose address has a free turn is queued by then.
+    async fn poll_once<F: Future>(request: std::pin::Pin<&mut F>) -> bool {
+        let mut request = request;
+        std::future::poll_fn(|cx| std::task::Poll::Ready(request.as_mut().poll(cx).is_pending())).await
+    }
+
     /// One address's flood has at most its share of the queue: a hash asked from another
     /// address runs as soon as one of the flood's running hashes ends, ahead of the other 48.
-    /// Nothing here waits for time: the flood's hashes run only as the test lets them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_from_one_address_waits_behind_its_own_share() {
-        use std::sync::Condvar;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-
         let pool = Arc::new(Pool::start(2));
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let started = Arc::new(AtomicUsize::new(0));
-        // How many of the flood's hashes may end now.
-        let may_end = Arc::new((Mutex::new(0usize), Condvar::new()));
-        let let_end = |n: usize| {
-            *may_end.0.lock().unwrap() += n;
-            may_end.1.notify_all();
-        };
+        let held = Held::default();
         let flood: Vec<_> = (0..50)
             .map(|_| {
-                let (pool, order, started, may_end) = (pool.clone(), order.clone(), started.clone(), may_end.clone());
-                tokio::spawn(async move {
-                    pool.run(Requester::Visitor("203.0.113.9"), move |_| {
-                        order.lock().unwrap().push("flood");
-                        started.fetch_add(1, Ordering::SeqCst);
-                        let (count, turn) = &*may_end;
-                        let mut count = turn.wait_while(count.lock().unwrap(), |n| *n == 0).unwrap();
-                        *count -= 1;
-                    })
-                    .await
-                    .unwrap()
-                })
+                let (pool, job) = (pool.clone(), held.job("flood"));
+                tokio::spawn(async move { pool.run(Requester::Visitor("203.0.113.9"), job).await.unwrap() })
             })
             .collect();
-        tokio::time::timeout(Duration::from_secs(30), async {
-            while started.load(Ordering::SeqCst) < 2 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("both threads take a hash of the flood");
+        held.until_started(2).await;
 
-        // Another address: its job is queued at its first poll, while both threads are busy.
-        let recorded = order.clone();
-        let mut other = Box::pin(pool.run(Requester::Visitor("198.51.100.1"), move |_| {
-            recorded.lock().unwrap().push("other");
-        }));
-        std::future::poll_fn(|cx| {
-            assert!(other.as_mut().poll(cx).is_pending(), "both threads are busy");
-            std::task::Poll::Ready(())
-        })
-        .await;
-        let_end(1);
+        let mut other = Box::pin(pool.run(Requester::Visitor("198.51.100.1"), held.quick("other")));
+        assert!(poll_once(other.as_mut()).await, "both threads are busy");
+        held.let_end(1);
         tokio::time::timeout(Duration::from_secs(30), other).await.expect("the other address is served").unwrap();
-        let_end(usize::MAX / 2);
+        held.let_end(usize::MAX / 2);
         for job in flood {
             job.await.unwrap();
         }
 
-        let order = order.lock().unwrap();
+        let order = held.order.lock().unwrap();
         assert_eq!(order.len(), 51);
         assert_eq!(
             order[..3],
@@ -296,6 +313,30 @@ mod tests {
             "the other address is next after one of the flood's hashes"
         );
         assert!(pool.turns.lock().unwrap().is_empty(), "no address is remembered once its hashes are done");
+    }
+
+    /// A request given up while its hash waits or runs (a closed connection) keeps its turn
+    /// until the hash is done: dropping requests buys an address no more places in the queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_given_up_keeps_its_turn_until_its_hash_is_done() {
+        let pool = Pool::start(2);
+        let held = Held::default();
+        let flood = Requester::Visitor("203.0.113.9");
+        for _ in 0..2 {
+            let mut request = Box::pin(pool.run(flood, held.job("flood")));
+            poll_once(request.as_mut()).await;
+        }
+        held.until_started(2).await;
+        for _ in 0..10 {
+            let mut request = Box::pin(pool.run(flood, held.job("given up")));
+            assert!(poll_once(request.as_mut()).await, "the address's turns are taken");
+        }
+
+        let mut other = Box::pin(pool.run(Requester::Visitor("198.51.100.1"), held.quick("other")));
+        assert!(poll_once(other.as_mut()).await, "both threads are busy");
+        held.let_end(usize::MAX / 2);
+        tokio::time::timeout(Duration::from_secs(30), other).await.expect("the other address is served").unwrap();
+        assert_eq!(*held.order.lock().unwrap(), ["flood", "flood", "other"], "no request given up was queued");
     }
 
     /// Memory is bounded by construction: however many hashes are asked for at once, they run
