@@ -6,7 +6,9 @@ use super::email::Email;
 use super::users::require_name;
 use super::{Accounts, Actor, NewUser, User};
 use crate::error::Error;
-use crate::secrets::passwords::HashKind;
+use crate::secrets::passwords::{
+    HashKind, MAX_ARGON2_LANES, MAX_ARGON2_MEMORY_KIB, MAX_ARGON2_PASSES, MAX_BCRYPT_COST,
+};
 
 /// One user to import; `password_hash` as stored by the old system, if any.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -43,12 +45,20 @@ impl Accounts {
                 require_name("last_name", &u.last_name)?;
                 self.refuse_banned(&email).await?;
                 let hash = u.password_hash.filter(|h| !h.trim().is_empty());
-                if let Some(h) = &hash
-                    && HashKind::of(h) == HashKind::Unknown
-                {
-                    return Err(Error::invalid(
-                        "password_hash is not a recognised format (argon2 PHC, bcrypt $2a$/$2b$/$2y$, or md5hex:salt)",
-                    ));
+                match hash.as_deref().map(HashKind::of) {
+                    Some(HashKind::Unknown) => {
+                        return Err(Error::invalid(
+                            "password_hash is not a recognised format (argon2 PHC, bcrypt $2a$/$2b$/$2y$, or md5hex:salt)",
+                        ));
+                    }
+                    Some(HashKind::TooCostly) => {
+                        return Err(Error::invalid(format!(
+                            "password_hash costs more than gatehouse verifies (argon2: m ≤ {MAX_ARGON2_MEMORY_KIB} KiB, \
+                             t ≤ {MAX_ARGON2_PASSES}, p ≤ {MAX_ARGON2_LANES}; bcrypt: cost ≤ {MAX_BCRYPT_COST}); leave it \
+                             empty and send the user a password reset"
+                        )));
+                    }
+                    _ => {}
                 }
                 let new = NewUser {
                     email: u.email,

@@ -114,13 +114,13 @@ impl Auth {
         let target = (who.target_type(), creds.as_ref().map(|c| c.id));
         let typed = json!({ login_field(who): typed_login(who, login, creds.is_some()) });
         let Some(attempt) = attempt else {
-            verify_any_async(password, passwords::dummy_hash(), Requester::Visitor(ip)).await?;
+            verify_any_async(password, passwords::DUMMY_HASH, Requester::Visitor(ip)).await?;
             self.accounts.record_event(&actor, who.action(Event::LoginLocked), target, typed).await?;
             return Ok(Step::Refused);
         };
         let stored = creds.as_ref().and_then(|c| c.password_hash.clone());
         let verified =
-            verify_any_async(password, stored.as_deref().unwrap_or(passwords::dummy_hash()), Requester::Visitor(ip))
+            verify_any_async(password, stored.as_deref().unwrap_or(passwords::DUMMY_HASH), Requester::Visitor(ip))
                 .await?;
         let (Some(creds), Some(stored), true) = (creds, stored, verified.ok) else {
             for scope in attempt.failed().await? {

@@ -8,12 +8,14 @@
 //! faulting in and zeroing fresh pages — then released after two quiet seconds.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use ipnet::Ipv6Net;
 use rand::RngCore;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -85,9 +87,9 @@ const KEEP_MEMORY: Duration = Duration::from_secs(2);
 /// Who a hash is asked for, so that no one source can fill the hashing threads' queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requester<'a> {
-    /// A visitor, by the address the trusted-proxy rules resolved (IPv6 counted by its /64).
-    /// One address has at most as many hashes queued or running as there are hashing threads;
-    /// its further requests wait for its own to finish. 200 parallel wrong logins, or a
+    /// A visitor, by the address the trusted-proxy rules resolved. One address (IPv6: one /64)
+    /// has at most as many hashes queued or running as there are hashing threads, one IPv6 /48
+    /// four times that; further requests wait for their own to finish. 200 parallel wrong logins, or a
     /// signed-in user setting a security answer in a loop, then delay a hash asked from another
     /// address by about one hash, not by the 200 queued ahead of it.
     Visitor(&'a str),
@@ -135,7 +137,7 @@ impl Pool {
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T> {
         let turn = match requester {
-            Requester::Visitor(ip) => Some(self.turn(crate::net::ip_key(ip)).await),
+            Requester::Visitor(ip) => Some(self.turn(ip).await),
             Requester::Operator => None,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -149,41 +151,62 @@ impl Pool {
         rx.await.map_err(|_| Error::Internal("a hashing job failed".into()))
     }
 
-    /// Waits for one of `address`'s turns. Its requests are served in the order they came
-    /// (tokio's semaphore is fair), each holding its turn until its hash is done.
-    async fn turn(&self, address: String) -> Turn {
-        let turns = {
-            let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
-            if all.len() >= 1024 && all.len().is_power_of_two() {
-                // Entries left by requests that gave up waiting (a closed connection).
-                all.retain(|_, s| Arc::strong_count(s) > 1);
-            }
-            all.entry(address.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.threads))).clone()
-        };
-        let permit = turns.acquire_owned().await.expect("the semaphore is never closed");
-        Turn { turns: self.turns.clone(), address, permit: Some(permit) }
+    /// Waits for a turn in each of the visitor's shares, narrowest first. Each share serves its
+    /// requests in the order they came (tokio's semaphore is fair); the turn is held until the
+    /// hash is done. Only a job holds a whole turn and a job never waits, so no request can
+    /// wait for one that waits for it.
+    async fn turn(&self, ip: &str) -> Turn {
+        let mut turn = Turn { turns: self.turns.clone(), held: Vec::new() };
+        for (share, size) in shares(ip, self.threads) {
+            let semaphore = {
+                let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+                if all.len() >= 1024 && all.len().is_power_of_two() {
+                    // Entries left by requests that gave up waiting (a closed connection).
+                    all.retain(|_, s| Arc::strong_count(s) > 1);
+                }
+                all.entry(share.clone()).or_insert_with(|| Arc::new(Semaphore::new(size))).clone()
+            };
+            let permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
+            turn.held.push((share, permit));
+        }
+        turn
     }
 }
 
-/// Per address, its turns: as many permits as threads. An entry lives while a request of that
-/// address holds or waits for a turn.
+/// The shares of the queue a visitor's hash counts in, narrowest first, with their sizes: its
+/// address (IPv6: its /64) has as many places as there are threads; for IPv6, its /48 has four
+/// times that. One subscriber is routed a /56 or a /48 (256 or 65,536 /64s), and each /64 would
+/// otherwise have its own places.
+fn shares(ip: &str, threads: usize) -> Vec<(String, usize)> {
+    let mut shares = vec![(crate::net::ip_key(ip), threads)];
+    if let Ok(IpAddr::V6(v6)) = ip.parse::<IpAddr>()
+        && v6.to_ipv4_mapped().is_none()
+        && let Ok(site) = Ipv6Net::new(v6, 48)
+    {
+        shares.push((site.trunc().to_string(), 4 * threads));
+    }
+    shares
+}
+
+/// Per share, its places. An entry lives while a request holds or waits for a place in it.
 type Turns = Arc<Mutex<HashMap<String, Arc<Semaphore>>>>;
 
-/// One of an address's turns; the last one out removes the address's entry.
+/// A place in each of a visitor's shares; the last one out of a share removes its entry.
 struct Turn {
     turns: Turns,
-    address: String,
-    permit: Option<OwnedSemaphorePermit>,
+    held: Vec<(String, OwnedSemaphorePermit)>,
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
         let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
-        drop(self.permit.take());
-        // Under the lock, as every clone is made: only the map's own reference left means
-        // nobody holds or waits for a turn of this address.
-        if all.get(&self.address).is_some_and(|s| Arc::strong_count(s) == 1) {
-            all.remove(&self.address);
+        for (share, permit) in self.held.drain(..) {
+            drop(permit);
+            // Under the lock, as every clone is made: only the map's own reference left means
+            // nobody holds or waits for a place in this share.
+            if all.get(&share).is_some_and(|s| Arc::strong_count(s) == 1) {
+                all.remove(&share);
+            }
         }
     }
 }
@@ -313,6 +336,34 @@ mod tests {
             "the other address is next after one of the flood's hashes"
         );
         assert!(pool.turns.lock().unwrap().is_empty(), "no address is remembered once its hashes are done");
+    }
+
+    /// One IPv6 subscriber is many /64s: a flood from 50 of them, all in one /48, has that
+    /// /48's share of the queue (four places per thread), not 50 addresses' worth.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_from_many_addresses_of_one_ipv6_site_waits_behind_the_sites_share() {
+        let pool = Arc::new(Pool::start(2));
+        let held = Held::default();
+        let flood: Vec<_> = (0..50)
+            .map(|n| {
+                let (pool, job) = (pool.clone(), held.job("flood"));
+                let address = format!("2001:db8:5:{n:x}::1");
+                tokio::spawn(async move { pool.run(Requester::Visitor(&address), job).await.unwrap() })
+            })
+            .collect();
+        held.until_started(2).await;
+
+        let mut other = Box::pin(pool.run(Requester::Visitor("2001:db8:6::1"), held.quick("other")));
+        assert!(poll_once(other.as_mut()).await, "both threads are busy");
+        held.let_end(usize::MAX / 2);
+        tokio::time::timeout(Duration::from_secs(30), other).await.expect("the other site is served").unwrap();
+        for job in flood {
+            job.await.unwrap();
+        }
+        let order = held.order.lock().unwrap();
+        let served = order.iter().position(|name| *name == "other").unwrap();
+        assert!(served <= 8, "the other site waited for {served} of the flood's hashes: {order:?}");
+        assert!(pool.turns.lock().unwrap().is_empty(), "no share is remembered once its hashes are done");
     }
 
     /// A request given up while its hash waits or runs (a closed connection) keeps its turn

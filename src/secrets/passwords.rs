@@ -7,7 +7,6 @@
 //! variants, which run on the hashing threads (`hasher`) instead of the async workers.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use md5::{Digest, Md5};
 
@@ -78,28 +77,51 @@ pub enum HashKind {
     Bcrypt,
     /// `md5(salt . password):salt`.
     Md5Salted,
+    /// An argon2 or bcrypt hash whose parameters cost more than gatehouse will run (see
+    /// [`MAX_ARGON2_MEMORY_KIB`]): refused at import, never verified.
+    TooCostly,
     Unknown,
 }
 
+/// The costliest stored hash gatehouse verifies. A stored hash names its own parameters and
+/// verifying runs them, on a hashing thread any visitor who knows the email can ask for: argon2
+/// with m = 4 GiB would abort the process on its allocation, bcrypt at cost 31 would hold a
+/// thread for a day and a half. The limits allow about 13 times the policy's cost (OWASP's
+/// strongest argon2id setting is m = 47104 KiB, t = 1; PHP's bcrypt default is cost 10).
+pub const MAX_ARGON2_MEMORY_KIB: u64 = 65_536;
+/// See [`MAX_ARGON2_MEMORY_KIB`].
+pub const MAX_ARGON2_PASSES: u64 = 4;
+/// See [`MAX_ARGON2_MEMORY_KIB`]: argon2 lanes, each a thread's worth of work in the reference.
+pub const MAX_ARGON2_LANES: u64 = 8;
+/// See [`MAX_ARGON2_MEMORY_KIB`]: about 0.6 s of one core.
+pub const MAX_BCRYPT_COST: u32 = 13;
+
 impl HashKind {
     pub fn of(hash: &str) -> Self {
-        if let Some(rest) = hash.strip_prefix("$argon2id$") {
+        if let Some(variant) = ["$argon2id$", "$argon2i$", "$argon2d$"].into_iter().find(|v| hash.starts_with(*v)) {
             // $argon2id$v=19$m=19456,t=2,p=1$salt$hash
-            let params: BTreeMap<&str, u64> = rest
+            let params: BTreeMap<&str, u64> = hash[variant.len()..]
                 .split('$')
-                .nth(1)
+                .find(|part| part.starts_with("m="))
                 .unwrap_or_default()
                 .split(',')
                 .filter_map(|kv| kv.split_once('='))
                 .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
                 .collect();
-            let strong = params.get("m").copied().unwrap_or(0) >= 19456 && params.get("t").copied().unwrap_or(0) >= 2;
-            return if strong { Self::Argon2id } else { Self::Argon2idWeak };
+            let param = |name| params.get(name).copied().unwrap_or(0);
+            if param("m") > MAX_ARGON2_MEMORY_KIB || param("t") > MAX_ARGON2_PASSES || param("p") > MAX_ARGON2_LANES {
+                return Self::TooCostly;
+            }
+            return match (variant, param("m") >= 19456 && param("t") >= 2) {
+                ("$argon2id$", true) => Self::Argon2id,
+                ("$argon2id$", false) => Self::Argon2idWeak,
+                _ => Self::Argon2Other,
+            };
         }
-        if hash.starts_with("$argon2") {
-            Self::Argon2Other
-        } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
-            Self::Bcrypt
+        if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
+            // $2y$10$…: a cost the bcrypt crate would refuse verifies as false anyway.
+            let cost = hash.get(4..6).and_then(|c| c.parse::<u32>().ok()).unwrap_or(0);
+            if cost > MAX_BCRYPT_COST { Self::TooCostly } else { Self::Bcrypt }
         } else if hash.len() == 38 && hash.as_bytes()[32] == b':' && hash[..32].bytes().all(|b| b.is_ascii_hexdigit()) {
             Self::Md5Salted
         } else {
@@ -142,17 +164,17 @@ fn verify_any_in(memory: &mut Memory, password: &str, stored: &str) -> Verified 
             md5.update(password.as_bytes());
             crate::secrets::tokens::ct_eq(&hex::encode(md5.finalize()), &digest.to_ascii_lowercase())
         }
-        HashKind::Unknown => false,
+        HashKind::TooCostly | HashKind::Unknown => false,
     };
     Verified { ok, rehash: ok && !kind.is_current() }
 }
 
 /// A hash that costs as much to "verify" as a real one, so that a login for an unknown email
-/// takes about as long as one for a known email.
-pub fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash("gatehouse timing equaliser").expect("argon2 hashing works"))
-}
+/// takes about as long as one for a known email. A constant (argon2id at the policy, of a
+/// phrase nobody types): made at first use, it was a full hash on an async worker, outside the
+/// hashing threads, for whoever signed in first.
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$GvX8zP3oneFtmGE7U63Ckg$3BD/65qpFsBvpnMrmfVuSp2VlE3xgILE866JeJAtgd0";
 
 /// [`verify_any`] on the hashing threads.
 pub async fn verify_any_async(password: &str, stored: &str, requester: Requester<'_>) -> Result<Verified> {
@@ -211,6 +233,40 @@ mod tests {
     }
 
     #[test]
+    fn the_dummy_hash_costs_a_real_verify() {
+        assert!(DUMMY_HASH.starts_with(POLICY_PREFIX));
+        assert!(verify("gatehouse timing equaliser", DUMMY_HASH), "a real hash: verifying it is a full argon2id run");
+    }
+
+    /// A stored hash cannot make gatehouse run more than about 13 times the policy's cost:
+    /// beyond the limits it is not verified at all, so a visitor who knows the email cannot
+    /// hold a hashing thread for a day or abort the process with one wrong password.
+    #[test]
+    fn hashes_costlier_than_the_limits_are_never_run() {
+        for costly in [
+            "$argon2id$v=19$m=4294967295,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2i$v=19$m=65537,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2d$v=19$m=19456,t=2,p=255$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$2y$31$abcdefghijklmnopqrstuuAbCdEfGhIjKlMnOpQrStUvWxYz01234",
+            "$2b$14$abcdefghijklmnopqrstuuAbCdEfGhIjKlMnOpQrStUvWxYz01234",
+        ] {
+            assert_eq!(HashKind::of(costly), HashKind::TooCostly, "{costly}");
+            // Returns at once: were it run, the first would abort and the fifth take a day.
+            assert_eq!(verify_any("anything", costly), Verified { ok: false, rehash: false }, "{costly}");
+        }
+        use argon2::password_hash::PasswordHasher;
+        let at_the_limits = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(65_536, 1, 1, None).unwrap(),
+        );
+        let hash = at_the_limits.hash_password(b"still verified").unwrap().to_string();
+        assert_eq!(HashKind::of(&hash), HashKind::Argon2idWeak, "one pass: below the policy, yet verified");
+        assert!(verify_any("still verified", &hash).ok);
+    }
+
+    #[test]
     fn hash_kinds() {
         assert_eq!(HashKind::of("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), HashKind::Argon2id);
         assert_eq!(HashKind::of("$argon2id$v=19$m=4096,t=1,p=1$c2FsdA$aGFzaA"), HashKind::Argon2idWeak);
@@ -218,6 +274,9 @@ mod tests {
         assert_eq!(HashKind::of("$2y$10$abcdefghijklmnopqrstuv"), HashKind::Bcrypt);
         assert_eq!(HashKind::of("5f4dcc3b5aa765d61d8327deb882cf99:abcde"), HashKind::Md5Salted);
         assert_eq!(HashKind::of("plaintext"), HashKind::Unknown);
+        assert_eq!(HashKind::of("$argon2d$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), HashKind::Argon2Other);
+        assert_eq!(HashKind::of("$argon2id$m=19456,t=2,p=1$c2FsdA$aGFzaA"), HashKind::Argon2id, "no version part");
+        assert_eq!(HashKind::of("$2b$13$abcdefghijklmnopqrstuv"), HashKind::Bcrypt);
         // The names audit entries and the doctor's evidence use.
         let named = serde_json::to_value([HashKind::Argon2idWeak, HashKind::Argon2Other, HashKind::Md5Salted]).unwrap();
         assert_eq!(named, serde_json::json!(["argon2id_weak", "argon2_other", "md5_salted"]));

@@ -43,6 +43,18 @@ fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
     let users = json_of(&gatehouse(dir).args(["user", "list", "--json"]).output().unwrap());
     assert_eq!(users.as_array().unwrap().len(), 0, "nothing imported");
 
+    // A hash that would hold a hashing thread for a day and a half at every wrong password.
+    let costly = "$2y$31$abcdefghijklmnopqrstuuAbCdEfGhIjKlMnOpQrStUvWxYz01234";
+    std::fs::write(
+        dir.join("costly.csv"),
+        format!("email,first_name,last_name,password_hash\ncy@example.com,Cy,D,{costly}\n"),
+    )
+    .unwrap();
+    let refused = gatehouse(dir).args(["user", "import", "costly.csv"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.starts_with("error[invalid_input]: costly.csv:2:") && err.contains("bcrypt: cost ≤ 13"), "{err}");
+
     std::fs::write(
         dir.join("users.csv"),
         format!(

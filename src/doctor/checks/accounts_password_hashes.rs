@@ -55,12 +55,15 @@ fn judge(census: &HashCensus) -> Outcome {
         *kinds.entry(kind).or_default() += 1;
         match kind {
             HashKind::Argon2id => {}
-            HashKind::Unknown => unknown.push(*id),
+            HashKind::Unknown | HashKind::TooCostly => unknown.push(*id),
             _ => legacy.push(*id),
         }
     }
     let outcome = if !unknown.is_empty() {
-        Outcome::fail(format!("{} user(s) have a password hash in no known format: they cannot log in", unknown.len()))
+        Outcome::fail(format!(
+            "{} user(s) have a password hash in no known format, or costlier than gatehouse verifies: they cannot log in",
+            unknown.len()
+        ))
             .remediation("Send those users a password reset; check how they were imported.")
     } else if !legacy.is_empty() {
         Outcome::warn(format!(
