@@ -142,10 +142,12 @@ impl Pool {
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         // The job holds the turn until its hash is done: a request dropped while its hash waits
-        // (a closed connection) must not give its address another place in the queue.
+        // (a closed connection) must not give its address another place in the queue. It is
+        // released before the answer is sent, so the request's next hash finds it free.
         let job: Job = Box::new(move |memory| {
-            let _ = tx.send(work(memory));
+            let done = work(memory);
             drop(turn);
+            let _ = tx.send(done);
         });
         self.jobs.send(job).map_err(|_| Error::Internal("the hashing threads are gone".into()))?;
         rx.await.map_err(|_| Error::Internal("a hashing job failed".into()))
@@ -157,14 +159,14 @@ impl Pool {
     /// wait for one that waits for it.
     async fn turn(&self, ip: &str) -> Turn {
         let mut turn = Turn { turns: self.turns.clone(), held: Vec::new() };
-        for (share, size) in shares(ip, self.threads) {
+        for (share, places) in shares(ip, self.threads) {
             let semaphore = {
                 let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
                 if all.len() >= 1024 && all.len().is_power_of_two() {
                     // Entries left by requests that gave up waiting (a closed connection).
                     all.retain(|_, s| Arc::strong_count(s) > 1);
                 }
-                all.entry(share.clone()).or_insert_with(|| Arc::new(Semaphore::new(size))).clone()
+                all.entry(share.clone()).or_insert_with(|| Arc::new(Semaphore::new(places))).clone()
             };
             let permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
             turn.held.push((share, permit));
