@@ -20,6 +20,10 @@
 //! ours, never typed, so no email can name an admin's counter (`admin:admin` typed as an email
 //! is the user account `admin:admin`, not the admin `admin`).
 
+use std::net::IpAddr;
+
+use ipnet::Ipv6Net;
+
 use crate::config::Lockout;
 use crate::error::Result;
 use crate::store::Db;
@@ -57,7 +61,17 @@ fn normalized(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
-pub use crate::net::ip_key;
+/// The address a per-IP budget counts: IPv4 as it is, IPv6 as its /64 (one subscriber's
+/// prefix), so rotating addresses inside one's own prefix buys no more guesses.
+pub fn ip_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            Ipv6Net::new(v6, 64).map(|n| n.trunc().to_string()).unwrap_or_else(|_| ip.to_string())
+        }
+        Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+        _ => ip.to_string(),
+    }
+}
 
 impl Principal {
     /// The key prefixes of this principal's account, account-at-IP and second-factor scopes.

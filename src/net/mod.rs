@@ -9,21 +9,7 @@ pub mod resolve;
 
 use std::net::IpAddr;
 
-use ipnet::Ipv6Net;
-
 pub use crate::config::parse_trusted;
-
-/// The address a per-IP budget or share counts: IPv4 as it is, IPv6 as its /64 (one subscriber's
-/// prefix), so rotating addresses inside one's own prefix buys no more guesses.
-pub fn ip_key(ip: &str) -> String {
-    match ip.parse::<IpAddr>() {
-        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            Ipv6Net::new(v6, 64).map(|n| n.trunc().to_string()).unwrap_or_else(|_| ip.to_string())
-        }
-        Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
-        _ => ip.to_string(),
-    }
-}
 
 /// True for addresses routed on the public Internet (not private, loopback, link-local,
 /// documentation or unique-local space).

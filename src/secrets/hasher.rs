@@ -89,9 +89,9 @@ const KEEP_MEMORY: Duration = Duration::from_secs(2);
 pub enum Requester<'a> {
     /// A visitor, by the address the trusted-proxy rules resolved. One address (IPv6: one /64)
     /// has at most as many hashes queued or running as there are hashing threads, one IPv6 /48
-    /// four times that; further requests wait for their own to finish. 200 parallel wrong logins, or a
-    /// signed-in user setting a security answer in a loop, then delay a hash asked from another
-    /// address by about one hash, not by the 200 queued ahead of it.
+    /// four times that; further requests wait for their own to finish. 200 parallel wrong
+    /// logins, or a signed-in user setting a security answer in a loop, then delay a hash asked
+    /// from another address by about one hash, not by the 200 queued ahead of it.
     Visitor(&'a str),
     /// The operator: the command line, cron, a migration. Not limited.
     Operator,
@@ -176,18 +176,16 @@ impl Pool {
 }
 
 /// The shares of the queue a visitor's hash counts in, narrowest first, with their sizes: its
-/// address (IPv6: its /64) has as many places as there are threads; for IPv6, its /48 has four
-/// times that. One subscriber is routed a /56 or a /48 (256 or 65,536 /64s), and each /64 would
-/// otherwise have its own places.
+/// address (IPv6: its /64, as the lockout counts it) has as many places as there are threads;
+/// for IPv6, its /48 has four times that. One subscriber is routed a /56 or a /48 (256 or
+/// 65,536 /64s), and each /64 would otherwise have its own places.
 fn shares(ip: &str, threads: usize) -> Vec<(String, usize)> {
-    let mut shares = vec![(crate::net::ip_key(ip), threads)];
-    if let Ok(IpAddr::V6(v6)) = ip.parse::<IpAddr>()
-        && v6.to_ipv4_mapped().is_none()
-        && let Ok(site) = Ipv6Net::new(v6, 48)
-    {
-        shares.push((site.trunc().to_string(), 4 * threads));
+    let prefix = |v6, len| Ipv6Net::new(v6, len).map(|n| n.trunc().to_string()).unwrap_or_default();
+    match ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V6(v6)) => vec![(prefix(v6, 64), threads), (prefix(v6, 48), 4 * threads)],
+        Ok(v4) => vec![(v4.to_string(), threads)],
+        Err(_) => vec![(ip.to_string(), threads)],
     }
-    shares
 }
 
 /// Per share, its places. An entry lives while a request holds or waits for a place in it.
@@ -258,6 +256,16 @@ mod tests {
         assert!(!verify_in(&mut memory, b"Legacy", &weak));
         assert!(verify_in(&mut memory, b"correct horse", &ours), "after a smaller hash in the same memory");
         assert!(!verify_in(&mut memory, b"x", "$argon2id$v=19$garbage"));
+    }
+
+    #[test]
+    fn shares_count_ipv6_by_its_64_and_48_and_mapped_ipv4_as_ipv4() {
+        assert_eq!(shares("203.0.113.9", 2), [("203.0.113.9".to_string(), 2)]);
+        assert_eq!(shares("::ffff:203.0.113.9", 2), [("203.0.113.9".to_string(), 2)]);
+        assert_eq!(
+            shares("2001:db8:5:7:1:2:3:4", 2),
+            [("2001:db8:5:7::/64".to_string(), 2), ("2001:db8:5::/48".to_string(), 8)]
+        );
     }
 
     /// Hashing jobs that record that they started, then wait until the test lets them end:

@@ -99,15 +99,14 @@ pub const MAX_BCRYPT_COST: u32 = 13;
 impl HashKind {
     pub fn of(hash: &str) -> Self {
         if let Some(variant) = ["$argon2id$", "$argon2i$", "$argon2d$"].into_iter().find(|v| hash.starts_with(*v)) {
-            // $argon2id$v=19$m=19456,t=2,p=1$salt$hash
-            let params: BTreeMap<&str, u64> = hash[variant.len()..]
-                .split('$')
-                .find(|part| part.starts_with("m="))
-                .unwrap_or_default()
-                .split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
-                .collect();
+            // $argon2id$v=19$m=19456,t=2,p=1$salt$hash. Every name=value of every part, in any
+            // order, the largest where a name repeats: what the limits see must be at least what
+            // the verifier would run (salt and hash are base64 without padding: no `=`).
+            let mut params: BTreeMap<&str, u64> = BTreeMap::new();
+            for (name, value) in hash[variant.len()..].split(['$', ',']).filter_map(|kv| kv.split_once('=')) {
+                let value = value.parse().unwrap_or(u64::MAX);
+                params.entry(name).and_modify(|v| *v = (*v).max(value)).or_insert(value);
+            }
             let param = |name| params.get(name).copied().unwrap_or(0);
             if param("m") > MAX_ARGON2_MEMORY_KIB || param("t") > MAX_ARGON2_PASSES || param("p") > MAX_ARGON2_LANES {
                 return Self::TooCostly;
@@ -250,6 +249,9 @@ mod tests {
             "$argon2d$v=19$m=19456,t=2,p=255$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
             "$2y$31$abcdefghijklmnopqrstuuAbCdEfGhIjKlMnOpQrStUvWxYz01234",
             "$2b$14$abcdefghijklmnopqrstuuAbCdEfGhIjKlMnOpQrStUvWxYz01234",
+            "$argon2id$v=19$t=2,m=4294967295,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=19456,t=2,p=1,m=4294967295$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=99999999999999999999999,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
         ] {
             assert_eq!(HashKind::of(costly), HashKind::TooCostly, "{costly}");
             // Returns at once: were it run, the first would abort and the fifth take a day.
