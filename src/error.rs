@@ -67,6 +67,7 @@ codes! {
     InvalidCode = "invalid_code", 422, 1;
     InvalidCredentials = "invalid_credentials", 422, 1;
     LockedOut = "locked_out", 422, 1;
+    Busy = "busy", 429, 1;
     Forbidden = "forbidden", 403, 1;
     Unauthorized = "unauthorized", 401, 1;
     MethodNotAllowed = "method_not_allowed", 405, 1;

@@ -56,7 +56,14 @@ impl Auth {
         check: impl Future<Output = Result<Option<T>>>,
     ) -> Result<Checked<T>> {
         let Some(attempt) = self.throttle.begin(scopes).await? else { return Ok(Checked::Locked) };
-        match check.await? {
+        let checked = match check.await {
+            Err(busy) if busy.code() == Code::Busy => {
+                attempt.unchecked().await?;
+                return Err(busy);
+            }
+            checked => checked?,
+        };
+        match checked {
             Some(value) => {
                 attempt.succeeded().await?;
                 Ok(Checked::Right(value))

@@ -429,6 +429,15 @@ impl Attempt {
         Ok(locked)
     }
 
+    /// The secret was never looked at (the hashing threads refused to queue it, `busy`): every
+    /// slot is given back, as if the attempt had not been made.
+    pub async fn unchecked(self) -> Result<()> {
+        for (scope, _) in &self.taken {
+            self.throttle.give_back(scope).await?;
+        }
+        Ok(())
+    }
+
     /// The secret was right: the account's scopes start again from zero (unless another
     /// attempt locked them meanwhile), the address's get their slot back.
     pub async fn succeeded(self) -> Result<()> {

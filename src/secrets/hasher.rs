@@ -19,7 +19,7 @@ use ipnet::Ipv6Net;
 use rand::RngCore;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// An argon2 working area, grown to the largest parameters seen and then reused.
 #[derive(Default)]
@@ -137,7 +137,7 @@ impl Pool {
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T> {
         let turn = match requester {
-            Requester::Visitor(ip) => Some(self.turn(ip).await),
+            Requester::Visitor(ip) => Some(self.turn(ip).await?),
             Requester::Operator => None,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -157,7 +157,11 @@ impl Pool {
     /// requests in the order they came (tokio's semaphore is fair); the turn is held until the
     /// hash is done. Only a job holds a whole turn and a job never waits, so no request can
     /// wait for one that waits for it.
-    async fn turn(&self, ip: &str) -> Turn {
+    ///
+    /// A share already full of waiting requests refuses the next one at once (`busy`, 429):
+    /// behind a trusted proxy, where the per-address connection limit cannot apply, one client
+    /// could otherwise park thousands of requests, each holding a connection, in its own wait.
+    async fn turn(&self, ip: &str) -> Result<Turn> {
         let mut turn = Turn { turns: self.turns.clone(), held: Vec::new() };
         for (share, places) in shares(ip, self.threads) {
             let semaphore = {
@@ -166,14 +170,27 @@ impl Pool {
                     // Entries left by requests that gave up waiting (a closed connection).
                     all.retain(|_, s| Arc::strong_count(s) > 1);
                 }
-                all.entry(share.clone()).or_insert_with(|| Arc::new(Semaphore::new(places))).clone()
+                let semaphore = all.entry(share.clone()).or_insert_with(|| Arc::new(Semaphore::new(places)));
+                // The map holds one reference; every request holding or waiting for a place one.
+                if Arc::strong_count(semaphore) - 1 >= places * (1 + WAITING_PER_PLACE) {
+                    return Err(Error::refused(
+                        Code::Busy,
+                        "too many requests from your address are waiting for a password check; try again in a moment",
+                    ));
+                }
+                semaphore.clone()
             };
             let permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
             turn.held.push((share, permit));
         }
-        turn
+        Ok(turn)
     }
 }
+
+/// How many requests may wait for each place in a share: at about 16 ms a hash, about half a
+/// second of the share's own wait. Fifty people signing in at once from one office's address
+/// all wait their turn; a flood's 67th parallel request from one address is refused.
+const WAITING_PER_PLACE: usize = 32;
 
 /// The shares of the queue a visitor's hash counts in, narrowest first, with their sizes: its
 /// address (IPv6: its /64, as the lockout counts it) has as many places as there are threads;
@@ -374,6 +391,36 @@ mod tests {
         let served = order.iter().position(|name| *name == "other").unwrap();
         assert!(served <= 8, "the other site waited for {served} of the flood's hashes: {order:?}");
         assert!(pool.turns.lock().unwrap().is_empty(), "no share is remembered once its hashes are done");
+    }
+
+    /// A share full of waiting requests refuses the next one at once, so one client behind a
+    /// trusted proxy cannot park thousands of connections in its wait; another address is still
+    /// served, and the refused address is again once its wait moves.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_share_full_of_waiting_requests_refuses_the_next_at_once() {
+        let pool = Pool::start(2);
+        let held = Held::default();
+        let flood = Requester::Visitor("203.0.113.9");
+        let mut waiting = Vec::new();
+        for _ in 0..2 + 2 * WAITING_PER_PLACE {
+            let mut request = Box::pin(pool.run(flood, held.job("flood")));
+            assert!(poll_once(request.as_mut()).await, "two run, the rest wait");
+            waiting.push(request);
+        }
+        held.until_started(2).await;
+        let refused = tokio::time::timeout(Duration::from_secs(30), pool.run(flood, held.quick("refused")))
+            .await
+            .expect("refused at once, not queued");
+        assert!(matches!(refused, Err(Error::Refused { code: Code::Busy, .. })), "{refused:?}");
+
+        let other = pool.run(Requester::Visitor("198.51.100.1"), held.quick("other"));
+        held.let_end(usize::MAX / 2);
+        tokio::time::timeout(Duration::from_secs(30), other).await.expect("the other address is served").unwrap();
+        for request in waiting {
+            request.await.unwrap();
+        }
+        pool.run(flood, held.quick("later")).await.expect("served again once its wait moved");
+        assert!(!held.order.lock().unwrap().contains(&"refused"));
     }
 
     /// A request given up while its hash waits or runs (a closed connection) keeps its turn

@@ -14,7 +14,7 @@ use crate::accounts::{Actor, Principal, User};
 use crate::auth::devices::Device;
 use crate::auth::sessions::Session;
 use crate::auth::{Proof, REAUTH_WINDOW_SECS};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::mail::humane;
 use crate::secrets::totp;
 use crate::web::AppState;
@@ -68,12 +68,24 @@ pub async fn notifications(
 }
 
 /// The security page again, with what was refused.
-async fn refused(state: &AppState, user: &User, session: &Session, text: String) -> Response {
-    security_page(state, user, session)
-        .await
-        .with("error", text)
-        .status(StatusCode::UNPROCESSABLE_ENTITY)
-        .render(state, Some(session))
+/// The security page again, saying why the rules refused what was asked: 422, or 429 when the
+/// address's share of the hashing threads was full (`busy`).
+async fn refused(state: &AppState, user: &User, session: &Session, e: &Error) -> Response {
+    let status = match e.code() {
+        Code::Busy => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    refused_saying(state, user, session, status, sentence(e)).await
+}
+
+async fn refused_saying(
+    state: &AppState,
+    user: &User,
+    session: &Session,
+    status: StatusCode,
+    text: String,
+) -> Response {
+    security_page(state, user, session).await.with("error", text).status(status).render(state, Some(session))
 }
 
 pub async fn security(State(state): State<AppState>, SignedIn { user, session, .. }: SignedIn<true>) -> Response {
@@ -157,7 +169,7 @@ pub async fn twofa_enable(
     Ok(match state.auth.enable_totp(&session, &user.credentials(), form.text("code"), &from).await {
         Ok(Some(cookie)) => see_other(&state, "account/security", Some(state.cookie.set(&cookie))),
         Ok(None) => see_other(&state, "account/security", None),
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, &e).await,
         Err(e) => return Err(e.into()),
     })
 }
@@ -181,7 +193,7 @@ pub async fn twofa_disable(
             Ok(()) => {
                 redirect_with_flash(&state, session, "Two-factor authentication is off.", "account/security").await
             }
-            Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
+            Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, &e).await,
             Err(e) => return Err(e.into()),
         },
     )
@@ -201,7 +213,7 @@ pub async fn question(
     let question_id: i64 = form.text("question_id").parse().unwrap_or(0);
     Ok(match state.accounts.set_security_answer(&actor, user.id, question_id, form.text("answer")).await {
         Ok(()) => redirect_with_flash(&state, session, "Your security question is saved.", "account/security").await,
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, &e).await,
         Err(e) => return Err(e.into()),
     })
 }
@@ -214,7 +226,8 @@ pub async fn password(
     require_recent(&state, &session, CONFIRM).await?;
     let new = form.get("password").unwrap_or("");
     if new != form.get("password_confirm").unwrap_or("") {
-        return Ok(refused(&state, &user, &session, "The two new passwords differ.".into()).await);
+        let differ = "The two new passwords differ.".into();
+        return Ok(refused_saying(&state, &user, &session, StatusCode::UNPROCESSABLE_ENTITY, differ).await);
     }
     let current = form.get("current_password").unwrap_or("");
     Ok(match state.auth.change_password(&user, current, new, &session.key, &ctx.visitor()).await {
@@ -226,7 +239,7 @@ pub async fn password(
                 Err(e) => store_failed(&state, &e),
             }
         }
-        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, sentence(&e)).await,
+        Err(e @ Error::Refused { .. }) => refused(&state, &user, &session, &e).await,
         Err(e) => return Err(e.into()),
     })
 }

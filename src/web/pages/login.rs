@@ -56,7 +56,14 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
     }
     let session = check_csrf(&state, &ctx, &headers, &form)?;
     let password = form.get("password").unwrap_or("");
-    let step = state.auth.sign_in_with_password(Principal::User, email, password, &session, &ctx.visitor()).await?;
+    let step = match state.auth.sign_in_with_password(Principal::User, email, password, &session, &ctx.visitor()).await
+    {
+        // The address's share of the hashing threads is full: the form again, with why.
+        Err(busy) if busy.code() == crate::error::Code::Busy => {
+            return Ok(login_page(&state, Some(&session), email, StatusCode::TOO_MANY_REQUESTS, &sentence(&busy)));
+        }
+        step => step?,
+    };
     state.metrics.login(match step {
         Step::Refused => LoginOutcome::refused,
         Step::ClientsClosed => LoginOutcome::closed,

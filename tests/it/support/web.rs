@@ -153,6 +153,16 @@ impl Server {
         Browser::new(self)
     }
 
+    /// A browser at a loopback address no other test uses (127.200.0.1, 127.200.0.2, …): for a
+    /// burst that fills its own address's share of the hashing threads without touching that of
+    /// the tests running beside it, whose browsers come from 127.0.0.1.
+    pub fn browser_of_its_own(&self) -> Browser {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let local = std::net::Ipv4Addr::new(127, 200, (n / 250) as u8, (n % 250) as u8 + 1);
+        self.browser_via(local.into(), std::sync::Arc::default())
+    }
+
     /// A browser whose connections leave from `local` (127.0.0.2, …: one node of a proxy pool),
     /// keeping its cookies in `jar`: browsers sharing a jar are one visitor taking turns
     /// through the pool.
