@@ -171,8 +171,9 @@ impl Pool {
                     all.retain(|_, s| Arc::strong_count(s) > 1);
                 }
                 let semaphore = all.entry(share.clone()).or_insert_with(|| Arc::new(Semaphore::new(places)));
-                // The map holds one reference; every request holding or waiting for a place one.
-                if Arc::strong_count(semaphore) - 1 >= places * (1 + WAITING_PER_PLACE) {
+                // The map holds one reference; every request holding or waiting for a place one:
+                // more than the map's and a full share's refuses.
+                if Arc::strong_count(semaphore) > places * (1 + WAITING_PER_PLACE) {
                     return Err(Error::refused(
                         Code::Busy,
                         "too many requests from your address are waiting for a password check; try again in a moment",
