@@ -145,7 +145,9 @@ impl Auth {
         };
         attempt.succeeded().await?;
         if verified.rehash {
-            let fresh = passwords::hash_async(password, Requester::Visitor(ip)).await?;
+            // After a right password, which the lockout bounds: not refused for the address's
+            // busy share, which would leave a checked success unrecorded.
+            let fresh = passwords::hash_async(password, Requester::Operator).await?;
             self.accounts.upgrade_password_hash(&actor, &creds, &stored, &fresh).await?;
         }
         if who == Principal::User && self.every_client_closed(creds.id).await? {
@@ -405,8 +407,9 @@ impl Auth {
                     return Ok(None);
                 }
                 let replacement = backup_codes::generate();
-                let fresh =
-                    passwords::hash_async(&backup_codes::normalize(&replacement), Requester::Visitor(ip)).await?;
+                // After a right code, which the lockout bounds: not refused for the address's
+                // busy share, which would give back the slot of a code that was checked.
+                let fresh = passwords::hash_async(&backup_codes::normalize(&replacement), Requester::Operator).await?;
                 let spent = self.accounts.replace_backup_code((creds.who, creds.id), &stored, &fresh).await?;
                 Ok(spent.then_some(replacement))
             })

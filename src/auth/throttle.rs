@@ -237,8 +237,17 @@ pub struct Throttle {
 #[derive(Debug)]
 pub struct Attempt {
     throttle: Throttle,
-    /// Each scope with the slot number it took (1 = the first of its window).
-    taken: Vec<(Scope, i64)>,
+    /// Each scope with the slot it took.
+    taken: Vec<(Scope, Slot)>,
+}
+
+/// A slot of a scope's window: its number (1 = the first of the window), and the window it is
+/// of, so that a slot given back is given back to its own window and never to a later one.
+#[derive(Debug, Clone, Copy, sqlx_macros::FromRow)]
+struct Slot {
+    #[sqlx(rename = "failures")]
+    number: i64,
+    window_start: i64,
 }
 
 impl Throttle {
@@ -289,8 +298,8 @@ impl Throttle {
             match self.take(scope).await? {
                 Some(slot) => taken.push((scope.clone(), slot)),
                 None => {
-                    for (scope, _) in &taken {
-                        self.give_back(scope).await?;
+                    for (scope, slot) in &taken {
+                        self.give_back(scope, slot).await?;
                     }
                     return Ok(None);
                 }
@@ -302,15 +311,15 @@ impl Throttle {
     /// One conditional increment: a window that has passed starts again at one; a locked scope
     /// or a full window takes nothing and returns no row. Atomic on both databases (SQLite
     /// serialises writers; PostgreSQL re-checks the `WHERE` on the row it locked).
-    async fn take(&self, scope: &Scope) -> Result<Option<i64>> {
+    async fn take(&self, scope: &Scope) -> Result<Option<Slot>> {
         let ts = self.db.now();
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_as(
             "INSERT INTO throttle (scope, failures, window_start, locked_until) VALUES ($1, 1, $2, 0) \
              ON CONFLICT (scope) DO UPDATE SET \
              failures = CASE WHEN throttle.window_start < $3 THEN 1 ELSE throttle.failures + 1 END, \
              window_start = CASE WHEN throttle.window_start < $3 THEN $2 ELSE throttle.window_start END \
              WHERE throttle.locked_until <= $2 AND (throttle.window_start < $3 OR throttle.failures < $4) \
-             RETURNING failures",
+             RETURNING failures, window_start",
         )
         .bind(scope.key())
         .bind(ts)
@@ -324,11 +333,18 @@ impl Throttle {
     /// locks one row. A statement over several scopes (`scope IN (…)`) would lock its rows in
     /// scan order, and two of them under a flood of attempts could deadlock on PostgreSQL — an
     /// aborted give-back keeps the slots a refused attempt must not cost.
-    async fn give_back(&self, scope: &Scope) -> Result<()> {
-        sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE scope = $1 AND failures > 0")
-            .bind(scope.key())
-            .execute(self.db.pool())
-            .await?;
+    ///
+    /// Only to the slot's own window: once the window started again (or a lock reset it), the
+    /// count is of other attempts — given back there, a late give-back would erase a guess that
+    /// was checked.
+    async fn give_back(&self, scope: &Scope, slot: &Slot) -> Result<()> {
+        sqlx::query(
+            "UPDATE throttle SET failures = failures - 1 WHERE scope = $1 AND failures > 0 AND window_start = $2",
+        )
+        .bind(scope.key())
+        .bind(slot.window_start)
+        .execute(self.db.pool())
+        .await?;
         Ok(())
     }
 
@@ -416,7 +432,7 @@ impl Attempt {
         let ts = throttle.db.now();
         let mut locked = Vec::new();
         for (scope, slot) in self.taken {
-            if slot >= throttle.limit(&scope) {
+            if slot.number >= throttle.limit(&scope) {
                 sqlx::query("UPDATE throttle SET locked_until = $1, failures = 0, window_start = $2 WHERE scope = $3")
                     .bind(ts + throttle.lock(&scope))
                     .bind(ts)
@@ -432,8 +448,8 @@ impl Attempt {
     /// The secret was never looked at (the hashing threads refused to queue it, `busy`): every
     /// slot is given back, as if the attempt had not been made.
     pub async fn unchecked(self) -> Result<()> {
-        for (scope, _) in &self.taken {
-            self.throttle.give_back(scope).await?;
+        for (scope, slot) in &self.taken {
+            self.throttle.give_back(scope, slot).await?;
         }
         Ok(())
     }
@@ -442,7 +458,7 @@ impl Attempt {
     /// attempt locked them meanwhile), the address's get their slot back.
     pub async fn succeeded(self) -> Result<()> {
         let throttle = &self.throttle;
-        for (scope, _) in &self.taken {
+        for (scope, slot) in &self.taken {
             if scope.cleared_by_success() {
                 sqlx::query("DELETE FROM throttle WHERE scope = $1 AND locked_until <= $2")
                     .bind(scope.key())
@@ -450,7 +466,7 @@ impl Attempt {
                     .execute(throttle.db.pool())
                     .await?;
             } else {
-                throttle.give_back(scope).await?;
+                throttle.give_back(scope, slot).await?;
             }
         }
         Ok(())

@@ -93,7 +93,9 @@ pub enum Requester<'a> {
     /// logins, or a signed-in user setting a security answer in a loop, then delay a hash asked
     /// from another address by about one hash, not by the 200 queued ahead of it.
     Visitor(&'a str),
-    /// The operator: the command line, cron, a migration. Not limited.
+    /// Not limited: the operator (the command line, cron, a migration), and a hash that
+    /// follows a right password or code (a rehash, a backup code's replacement) — the lockout
+    /// bounds those, and refusing one would leave a checked success half-done.
     Operator,
 }
 
@@ -162,25 +164,35 @@ impl Pool {
     /// behind a trusted proxy, where the per-address connection limit cannot apply, one client
     /// could otherwise park thousands of requests, each holding a connection, in its own wait.
     async fn turn(&self, ip: &str) -> Result<Turn> {
+        // Every share is counted and joined at once, under one lock, before waiting in any: a
+        // request waiting in its /64 already counts in its /48, so a subscriber's many /64s
+        // cannot park more requests than the /48's share allows.
+        let joined: Vec<(String, Arc<Semaphore>)> = {
+            let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            if all.len() >= 1024 && all.len().is_power_of_two() {
+                // Entries left by requests that gave up waiting (a closed connection).
+                all.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            let shares = shares(ip, self.threads);
+            // The map holds one reference, and every request holding or waiting for a place one.
+            if shares.iter().any(|(share, places)| {
+                all.get(share).is_some_and(|s| Arc::strong_count(s) > places * (1 + WAITING_PER_PLACE))
+            }) {
+                return Err(Error::refused(
+                    Code::Busy,
+                    "too many requests from your address are waiting for a password check; try again in a moment",
+                ));
+            }
+            shares
+                .into_iter()
+                .map(|(share, places)| {
+                    let semaphore = all.entry(share.clone()).or_insert_with(|| Arc::new(Semaphore::new(places)));
+                    (share, semaphore.clone())
+                })
+                .collect()
+        };
         let mut turn = Turn { turns: self.turns.clone(), held: Vec::new() };
-        for (share, places) in shares(ip, self.threads) {
-            let semaphore = {
-                let mut all = self.turns.lock().unwrap_or_else(|e| e.into_inner());
-                if all.len() >= 1024 && all.len().is_power_of_two() {
-                    // Entries left by requests that gave up waiting (a closed connection).
-                    all.retain(|_, s| Arc::strong_count(s) > 1);
-                }
-                let semaphore = all.entry(share.clone()).or_insert_with(|| Arc::new(Semaphore::new(places)));
-                // The map holds one reference; every request holding or waiting for a place one:
-                // more than the map's and a full share's refuses.
-                if Arc::strong_count(semaphore) > places * (1 + WAITING_PER_PLACE) {
-                    return Err(Error::refused(
-                        Code::Busy,
-                        "too many requests from your address are waiting for a password check; try again in a moment",
-                    ));
-                }
-                semaphore.clone()
-            };
+        for (share, semaphore) in joined {
             let permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
             turn.held.push((share, permit));
         }
@@ -190,7 +202,7 @@ impl Pool {
 
 /// How many requests may wait for each place in a share: at about 16 ms a hash, about half a
 /// second of the share's own wait. Fifty people signing in at once from one office's address
-/// all wait their turn; a flood's 67th parallel request from one address is refused.
+/// all wait their turn; beyond 33 requests per thread at once, one address is refused.
 const WAITING_PER_PLACE: usize = 32;
 
 /// The shares of the queue a visitor's hash counts in, narrowest first, with their sizes: its
@@ -422,6 +434,33 @@ mod tests {
         }
         pool.run(flood, held.quick("later")).await.expect("served again once its wait moved");
         assert!(!held.order.lock().unwrap().contains(&"refused"));
+    }
+
+    /// Requests waiting in their /64s count in their /48 at once: a subscriber's many /64s
+    /// cannot park more requests than the /48's share allows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_requests_count_in_their_48_while_they_wait_in_their_64() {
+        let pool = Pool::start(2);
+        let held = Held::default();
+        let site_share = 4 * 2 * (1 + WAITING_PER_PLACE);
+        let addresses: Vec<String> = (0..site_share).map(|n| format!("2001:db8:5:{:x}::1", n % 64)).collect();
+        let mut waiting = Vec::new();
+        for address in &addresses {
+            let mut request = Box::pin(pool.run(Requester::Visitor(address), held.job("flood")));
+            assert!(poll_once(request.as_mut()).await, "two run, the rest wait");
+            waiting.push(request);
+        }
+        held.until_started(2).await;
+        let refused = pool.run(Requester::Visitor("2001:db8:5:ffff::1"), held.quick("refused")).await;
+        assert!(
+            matches!(refused, Err(Error::Refused { code: Code::Busy, .. })),
+            "a new /64 of the full /48: {refused:?}"
+        );
+        held.let_end(usize::MAX / 2);
+        for request in waiting {
+            request.await.unwrap();
+        }
+        assert!(pool.turns.lock().unwrap().is_empty());
     }
 
     /// A request given up while its hash waits or runs (a closed connection) keeps its turn

@@ -187,6 +187,15 @@ pub fn message(state: &AppState, session: Option<&Session>, status: StatusCode, 
     Page::new("message.html", title).with("message", text).status(status).render(state, session)
 }
 
+/// The status of a form shown again with a refusal: 429 when the address's share of the
+/// password-hashing threads was full (`busy`: try again in a moment), else 422.
+pub fn refusal_status(e: &crate::Error) -> StatusCode {
+    match e.code() {
+        crate::error::Code::Busy => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
 /// A refusal as a sentence on a page: the domain's words ("choose a password of at least 12
 /// characters"), capitalised and closed, never the machine code the API and CLI add.
 pub fn sentence(e: &crate::Error) -> String {

@@ -280,6 +280,7 @@ async fn an_invite_accepted_in_parallel_joins_once(backend: Backend) {
 }
 
 web_on_both_backends!(
+    a_slot_given_back_late_does_not_erase_a_later_windows_guess,
     parallel_wrong_passwords_evaluate_at_most_the_limit,
     a_right_password_inside_a_burst_gets_no_extra_guesses,
     admin_logins_in_parallel_evaluate_at_most_the_limit,
@@ -290,6 +291,35 @@ web_on_both_backends!(
     parallel_sign_ups_from_one_address_stop_at_the_limit,
     an_invite_accepted_in_parallel_joins_once,
 );
+
+/// A slot given back late — by an attempt refused busy, or by a success, after its window
+/// ended — goes back to its own window, never to the next: it cannot erase a guess the next
+/// window checked (each late give-back would otherwise buy one more guess per window).
+async fn a_slot_given_back_late_does_not_erase_a_later_windows_guess(backend: Backend) {
+    use gatehouse::auth::throttle::{Principal, Scope, Throttle};
+    let Some(server) = Server::start(backend, "").await else { return };
+    let db = server.state.db().clone();
+    let policy = gatehouse::config::Lockout::default();
+    let throttle = Throttle::new(db.clone(), &policy);
+    let scope = Scope::account(Principal::User, "ann@example.com");
+    let failures = || async {
+        let counters = throttle.counters().await.unwrap();
+        counters.iter().find(|c| c.scope == scope.key()).map_or(0, |c| c.failures)
+    };
+    let early = throttle.begin(std::slice::from_ref(&scope)).await.unwrap().expect("a slot");
+    db.clock().advance(std::time::Duration::from_secs(policy.window.as_secs() as u64 + 60));
+    let later = throttle.begin(std::slice::from_ref(&scope)).await.unwrap().expect("a slot of the new window");
+    assert!(later.failed().await.unwrap().is_empty());
+    assert_eq!(failures().await, 1, "the new window counts its one checked guess");
+    early.unchecked().await.unwrap();
+    assert_eq!(failures().await, 1, "the late give-back left the new window's guess counted");
+
+    // Within one window a give-back still returns the slot.
+    let again = throttle.begin(std::slice::from_ref(&scope)).await.unwrap().expect("a slot");
+    assert_eq!(failures().await, 2);
+    again.unchecked().await.unwrap();
+    assert_eq!(failures().await, 1);
+}
 
 /// Two nodes behind a load balancer, one PostgreSQL: the budget is the database's, so 200
 /// wrong passwords split across both nodes are still at most the limit.

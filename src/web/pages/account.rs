@@ -14,12 +14,12 @@ use crate::accounts::{Actor, Principal, User};
 use crate::auth::devices::Device;
 use crate::auth::sessions::Session;
 use crate::auth::{Proof, REAUTH_WINDOW_SECS};
-use crate::error::{Code, Error};
+use crate::error::Error;
 use crate::mail::humane;
 use crate::secrets::totp;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Answer, Page, message, see_other, sentence};
+use crate::web::render::{Answer, Page, message, refusal_status, see_other, sentence};
 
 /// Where a credential change outside the re-authentication window is sent.
 pub const CONFIRM: &str = "account/security/confirm";
@@ -71,11 +71,7 @@ pub async fn notifications(
 /// The security page again, saying why the rules refused what was asked: 422, or 429 when the
 /// address's share of the hashing threads was full (`busy`).
 async fn refused(state: &AppState, user: &User, session: &Session, e: &Error) -> Response {
-    let status = match e.code() {
-        Code::Busy => StatusCode::TOO_MANY_REQUESTS,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    refused_saying(state, user, session, status, sentence(e)).await
+    refused_saying(state, user, session, refusal_status(e), sentence(e)).await
 }
 
 async fn refused_saying(

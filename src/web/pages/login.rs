@@ -15,7 +15,7 @@ use crate::auth::{CodeProof, DuoAnswer, Prompt, SignedIn, Step};
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::metrics::LoginOutcome;
-use crate::web::render::{Answer, Page, message, see_other, see_other_setting, sentence};
+use crate::web::render::{Answer, Page, message, refusal_status, see_other, see_other_setting, sentence};
 
 /// One answer for an unknown email, a wrong password, a user without a password and a lockout.
 pub const LOGIN_INCORRECT: &str = "Login details incorrect. Please try again.";
@@ -60,7 +60,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
     {
         // The address's share of the hashing threads is full: the form again, with why.
         Err(busy) if busy.code() == crate::error::Code::Busy => {
-            return Ok(login_page(&state, Some(&session), email, StatusCode::TOO_MANY_REQUESTS, &sentence(&busy)));
+            return Ok(login_page(&state, Some(&session), email, refusal_status(&busy), &sentence(&busy)));
         }
         step => step?,
     };

@@ -15,7 +15,7 @@ use crate::error::Code;
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Answer, Page, see_other, sentence};
+use crate::web::render::{Answer, Page, refusal_status, see_other, sentence};
 
 fn ttl_minutes(state: &AppState) -> i64 {
     state.loaded.config.security.reset_token_ttl.as_secs() / 60
@@ -93,7 +93,7 @@ pub async fn reset_submit(
         }
         Err(Error::Refused { code: Code::InvalidToken, .. }) => Ok(invalid_link(&state, &ctx)),
         Err(e @ Error::Refused { .. }) => {
-            reset_page(&state, &ctx, &token, Some(&sentence(&e)), StatusCode::UNPROCESSABLE_ENTITY).await
+            reset_page(&state, &ctx, &token, Some(&sentence(&e)), refusal_status(&e)).await
         }
         Err(e) => Err(e.into()),
     }

@@ -13,7 +13,7 @@ use crate::config::{ContactField, Registration};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::context::Ctx;
-use crate::web::render::{Answer, Page, message, sentence};
+use crate::web::render::{Answer, Page, message, refusal_status, sentence};
 
 fn closed(state: &AppState, ctx: &Ctx) -> Option<Response> {
     (state.loaded.config.accounts.registration == Registration::InviteOnly).then(|| {
@@ -76,10 +76,10 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { sessi
         password: form.get("password").unwrap_or("").into(),
         details: ContactField::ALL.iter().map(|f| (*f, form.text(f.key()).to_string())).collect(),
     };
-    let again =
-        |error: String| form_page(&state, &values).with("error", error).status(StatusCode::UNPROCESSABLE_ENTITY);
+    let again = |error: String, status| form_page(&state, &values).with("error", error).status(status);
     if values.password != form.get("password_confirm").unwrap_or("") {
-        return Ok(again("The two passwords differ.".into()).render(&state, Some(&session)));
+        let differ = again("The two passwords differ.".into(), StatusCode::UNPROCESSABLE_ENTITY);
+        return Ok(differ.render(&state, Some(&session)));
     }
     let email = values.email.clone();
     match state.auth.sign_up(values.clone(), &ctx.ip_string()).await {
@@ -91,7 +91,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { sessi
             );
             Ok(redirect_with_flash(&state, session, text, "login").await)
         }
-        Err(e @ Error::Refused { .. }) => Ok(again(sentence(&e)).render(&state, Some(&session))),
+        Err(e @ Error::Refused { .. }) => Ok(again(sentence(&e), refusal_status(&e)).render(&state, Some(&session))),
         Err(e) => Err(e.into()),
     }
 }
