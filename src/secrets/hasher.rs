@@ -451,7 +451,12 @@ mod tests {
             waiting.push(request);
         }
         held.until_started(2).await;
-        let refused = pool.run(Requester::Visitor("2001:db8:5:ffff::1"), held.quick("refused")).await;
+        let refused = tokio::time::timeout(
+            Duration::from_secs(30),
+            pool.run(Requester::Visitor("2001:db8:5:ffff::1"), held.quick("refused")),
+        )
+        .await
+        .expect("refused at once, not queued");
         assert!(
             matches!(refused, Err(Error::Refused { code: Code::Busy, .. })),
             "a new /64 of the full /48: {refused:?}"

@@ -70,6 +70,8 @@ pub enum LoginOutcome {
     refused,
     /// Every client of the user is closed.
     closed,
+    /// Refused unseen: the address's share of the password-hashing threads was full (429).
+    busy,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -66,6 +66,11 @@ async fn parallel_wrong_passwords_evaluate_at_most_the_limit(backend: Backend) {
     );
     assert!(evaluated <= LIMIT, "{evaluated} of 200 parallel wrong passwords were checked; the limit is {LIMIT}");
     assert_eq!(evaluated + refused + busy, 200, "every attempt is checked, refused unseen or refused busy");
+    if busy > 0 {
+        let metrics = reqwest::get(server.url("metrics")).await.unwrap().text().await.unwrap();
+        let line = format!("gatehouse_logins_total{{outcome=\"busy\"}} {busy}\n");
+        assert!(metrics.contains(&line), "operators see the refusals: {metrics}");
+    }
     // A refused-busy attempt gives its slots back (its password was never looked at), so the
     // burst may end before the budget is spent; what it left, sequential guesses spend.
     for _ in evaluated..LIMIT {

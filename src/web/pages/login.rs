@@ -60,6 +60,7 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap,
     {
         // The address's share of the hashing threads is full: the form again, with why.
         Err(busy) if busy.code() == crate::error::Code::Busy => {
+            state.metrics.login(LoginOutcome::busy);
             return Ok(login_page(&state, Some(&session), email, refusal_status(&busy), &sentence(&busy)));
         }
         step => step?,
