@@ -22,7 +22,7 @@ use crate::web::pages::account::device_rows;
 use crate::web::pages::extract::CheckedForm;
 use crate::web::pages::login::{DuoCallback, wrong_code};
 use crate::web::pages::{LOGIN_INCORRECT, form_session, redirect_with_flash};
-use crate::web::render::{Answer, Page, Stop, see_other, see_other_setting, sentence};
+use crate::web::render::{Answer, Page, Stop, refusal_status, see_other, see_other_setting, sentence};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -51,7 +51,15 @@ pub async fn form(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Login
 pub async fn submit(State(state): State<AppState>, ctx: Ctx, CheckedForm { session, form }: CheckedForm) -> Answer {
     let username = form.text("username");
     let password = form.get("password").unwrap_or("");
-    let step = state.auth.sign_in_with_password(Principal::Admin, username, password, &session, &ctx.visitor()).await?;
+    let step =
+        match state.auth.sign_in_with_password(Principal::Admin, username, password, &session, &ctx.visitor()).await {
+            // The address's share of the hashing threads is full: the form again, with why.
+            Err(busy) if busy.code() == crate::error::Code::Busy => {
+                let page = login_page(Some(&sentence(&busy))).with("username", username).status(refusal_status(&busy));
+                return Ok(page.render(&state, Some(&session)));
+            }
+            step => step?,
+        };
     Ok(match step {
         Step::Done { cookie, device } => signed_in(&state, &cookie, device),
         Step::Enrol { cookie } => see_other(&state, "admin/security", Some(state.cookie.admin_set(&cookie))),
