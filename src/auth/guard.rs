@@ -56,13 +56,7 @@ impl Auth {
         check: impl Future<Output = Result<Option<T>>>,
     ) -> Result<Checked<T>> {
         let Some(attempt) = self.throttle.begin(scopes).await? else { return Ok(Checked::Locked) };
-        let checked = match check.await {
-            Err(busy) if busy.code() == Code::Busy => {
-                attempt.unchecked().await?;
-                return Err(busy);
-            }
-            checked => checked?,
-        };
+        let (attempt, checked) = attempt.check(check).await?;
         match checked {
             Some(value) => {
                 attempt.succeeded().await?;

@@ -119,19 +119,8 @@ impl Auth {
             return Ok(Step::Refused);
         };
         let stored = creds.as_ref().and_then(|c| c.password_hash.clone());
-        let verified = match verify_any_async(
-            password,
-            stored.as_deref().unwrap_or(passwords::DUMMY_HASH),
-            Requester::Visitor(ip),
-        )
-        .await
-        {
-            Err(busy) if busy.code() == Code::Busy => {
-                attempt.unchecked().await?;
-                return Err(busy);
-            }
-            verified => verified?,
-        };
+        let hash = stored.as_deref().unwrap_or(passwords::DUMMY_HASH);
+        let (attempt, verified) = attempt.check(verify_any_async(password, hash, Requester::Visitor(ip))).await?;
         let (Some(creds), Some(stored), true) = (creds, stored, verified.ok) else {
             for scope in attempt.failed().await? {
                 let details = json!({"scope": scope.key()});

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use ipnet::Ipv6Net;
 
 use crate::config::Lockout;
-use crate::error::Result;
+use crate::error::{Code, Result};
 use crate::store::Db;
 
 /// Whose secret an account scope guards: the two kinds of sign-in never share a counter.
@@ -445,13 +445,21 @@ impl Attempt {
         Ok(locked)
     }
 
-    /// The secret was never looked at (the hashing threads refused to queue it, `busy`): every
-    /// slot is given back, as if the attempt had not been made.
-    pub async fn unchecked(self) -> Result<()> {
-        for (scope, slot) in &self.taken {
-            self.throttle.give_back(scope, slot).await?;
+    /// Looks at the secret with this attempt: `check` is the hash. If the hashing threads refused
+    /// to queue it (`busy`), the secret was never looked at, so every slot is given back, as if
+    /// the attempt had not been made, and the refusal returned; otherwise the attempt comes back
+    /// with the check's answer, to be ended by [`Attempt::failed`] or [`Attempt::succeeded`].
+    pub async fn check<T>(self, check: impl Future<Output = Result<T>>) -> Result<(Self, T)> {
+        match check.await {
+            Ok(answer) => Ok((self, answer)),
+            Err(busy) if busy.code() == Code::Busy => {
+                for (scope, slot) in &self.taken {
+                    self.throttle.give_back(scope, slot).await?;
+                }
+                Err(busy)
+            }
+            Err(e) => Err(e),
         }
-        Ok(())
     }
 
     /// The secret was right: the account's scopes start again from zero (unless another
