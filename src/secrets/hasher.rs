@@ -318,6 +318,16 @@ mod tests {
             }
         }
 
+        /// One held job from each of `addresses`, each asked for on a task of its own.
+        fn flood(&self, pool: &Arc<Pool>, addresses: impl Iterator<Item = String>) -> Vec<tokio::task::JoinHandle<()>> {
+            addresses
+                .map(|address| {
+                    let (pool, job) = (pool.clone(), self.job("flood"));
+                    tokio::spawn(async move { pool.run(Requester::Visitor(&address), job).await.unwrap() })
+                })
+                .collect()
+        }
+
         /// A job that records that it ran, and ends.
         fn quick(&self, name: &'static str) -> impl FnOnce(&mut Memory) + Send + 'static {
             let order = self.order.clone();
@@ -351,12 +361,7 @@ mod tests {
     async fn a_flood_from_one_address_waits_behind_its_own_share() {
         let pool = Arc::new(Pool::start(2));
         let held = Held::default();
-        let flood: Vec<_> = (0..50)
-            .map(|_| {
-                let (pool, job) = (pool.clone(), held.job("flood"));
-                tokio::spawn(async move { pool.run(Requester::Visitor("203.0.113.9"), job).await.unwrap() })
-            })
-            .collect();
+        let flood = held.flood(&pool, (0..50).map(|_| "203.0.113.9".to_string()));
         held.until_started(2).await;
 
         let mut other = Box::pin(pool.run(Requester::Visitor("198.51.100.1"), held.quick("other")));
@@ -384,13 +389,7 @@ mod tests {
     async fn a_flood_from_many_addresses_of_one_ipv6_site_waits_behind_the_sites_share() {
         let pool = Arc::new(Pool::start(2));
         let held = Held::default();
-        let flood: Vec<_> = (0..50)
-            .map(|n| {
-                let (pool, job) = (pool.clone(), held.job("flood"));
-                let address = format!("2001:db8:5:{n:x}::1");
-                tokio::spawn(async move { pool.run(Requester::Visitor(&address), job).await.unwrap() })
-            })
-            .collect();
+        let flood = held.flood(&pool, (0..50).map(|n| format!("2001:db8:5:{n:x}::1")));
         held.until_started(2).await;
 
         let mut other = Box::pin(pool.run(Requester::Visitor("2001:db8:6::1"), held.quick("other")));

@@ -14,42 +14,60 @@ use crate::support::web::{Backend, Browser, PASSWORD, Server};
 
 const FLOOD: usize = 200;
 
-/// Runs `one` `FLOOD` times at once; returns the tasks, the count of those answered after their
-/// hash, and the count refused at once (429) because the address's share was full of its own.
-fn flood<F>(one: impl Fn() -> F) -> (Vec<tokio::task::JoinHandle<()>>, Arc<AtomicUsize>, Arc<AtomicUsize>)
-where
-    F: Future<Output = u16> + Send + 'static,
-{
-    let (hashed, busy) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let tasks = (0..FLOOD)
-        .map(|_| {
-            let (request, hashed, busy) = (one(), hashed.clone(), busy.clone());
-            tokio::spawn(async move {
-                let counter = if request.await == 429 { busy } else { hashed };
-                counter.fetch_add(1, Ordering::SeqCst);
-            })
-        })
-        .collect();
-    (tasks, hashed, busy)
-}
-
-/// Waits until the flood is being hashed (a few of its requests answered), then signs the owner
-/// in from another address; returns how many of the flood had been hashed by then.
-async fn owner_signs_in_during(hashed: &AtomicUsize, owner: &Browser, email: &str) -> usize {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while hashed.load(Ordering::SeqCst) < 5 {
-        assert!(std::time::Instant::now() < deadline, "the flood never got going");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(owner.login(email, PASSWORD).await.status, 303, "the owner signs in");
-    hashed.load(Ordering::SeqCst)
-}
-
 /// How many of the flood's hashes may end before the owner is signed in: the owner's hash waits
 /// for about one of the flood's, but the flood goes on hashing while the owner's requests do
 /// their other work, more so when other tests share the machine (seen: 7 to 29). Without a
 /// share, the owner's hash queued behind the whole flood (seen: 142 to 200).
 const FAIR: usize = 80;
+
+/// `FLOOD` requests of one attacker at once, and what became of them.
+struct Flood {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Answered after their hash.
+    hashed: Arc<AtomicUsize>,
+    /// Refused at once (429): the address's share was full of its own waiting requests.
+    busy: Arc<AtomicUsize>,
+}
+
+impl Flood {
+    /// Starts `one` (a request, answering its status) `FLOOD` times at once.
+    fn start<F>(one: impl Fn() -> F) -> Self
+    where
+        F: Future<Output = u16> + Send + 'static,
+    {
+        let (hashed, busy) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks = (0..FLOOD)
+            .map(|_| {
+                let (request, hashed, busy) = (one(), hashed.clone(), busy.clone());
+                tokio::spawn(async move {
+                    let counter = if request.await == 429 { busy } else { hashed };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        Self { tasks, hashed, busy }
+    }
+
+    /// Once the flood is being hashed (a few of its requests answered), the owner signs in from
+    /// an address of their own; they must not wait for more than [`FAIR`] of the flood's hashes.
+    async fn owner_signs_in_ahead(self, backend: Backend, owner: &Browser, email: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while self.hashed.load(Ordering::SeqCst) < 5 {
+            assert!(std::time::Instant::now() < deadline, "the flood never got going");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(owner.login(email, PASSWORD).await.status, 303, "the owner signs in");
+        let before = self.hashed.load(Ordering::SeqCst);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        let busy = self.busy.load(Ordering::SeqCst);
+        eprintln!(
+            "{backend:?}: the owner signed in after {before} of the flood's hashes; {busy} of {FLOOD} refused busy"
+        );
+        assert!(before <= FAIR, "the owner waited for {before} of the flood's hashes");
+    }
+}
 
 /// An attacker with nothing: 200 parallel wrong passwords for the owner's account from one
 /// address. Each costs a hash, a refused one as much as a checked one (so a locked account
@@ -62,17 +80,11 @@ async fn a_flood_of_wrong_passwords_does_not_queue_ahead_of_the_owner(backend: B
     assert_eq!(owner.login("ann@example.com", PASSWORD).await.status, 303);
     owner.submit("clientarea", "logout", &[]).await;
     let attacker = Arc::new(server.browser_of_its_own());
-    let (tasks, hashed, busy) = flood(|| {
+    let flood = Flood::start(|| {
         let attacker = attacker.clone();
         async move { attacker.try_login("ann@example.com", "a guess that is wrong").await.unwrap_or(0) }
     });
-    let before = owner_signs_in_during(&hashed, &owner, "ann@example.com").await;
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let busy = busy.load(Ordering::SeqCst);
-    eprintln!("{backend:?}: the owner signed in after {before} of the flood's hashes; {busy} of {FLOOD} refused busy");
-    assert!(before <= FAIR, "the owner waited for {before} of the flood's hashes");
+    flood.owner_signs_in_ahead(backend, &owner, "ann@example.com").await;
 }
 
 /// A signed-in attacker (a stolen session, or a user of a shared host) holding a fresh proof
@@ -88,7 +100,7 @@ async fn a_signed_in_flood_of_security_answers_does_not_queue_ahead_of_others(ba
     let attacker = Arc::new(server.browser_of_its_own());
     assert_eq!(attacker.login("mallory@example.com", PASSWORD).await.status, 303);
     let csrf = attacker.get("account/security").await.csrf();
-    let (tasks, hashed, busy) = flood(|| {
+    let flood = Flood::start(|| {
         let (attacker, csrf) = (attacker.clone(), csrf.clone());
         async move {
             let fields = [("csrf_token", csrf.as_str()), ("question_id", "1"), ("answer", "Rex")];
@@ -98,19 +110,12 @@ async fn a_signed_in_flood_of_security_answers_does_not_queue_ahead_of_others(ba
             status
         }
     });
-    let owner = server.browser_of_its_own();
-    let before = owner_signs_in_during(&hashed, &owner, "ann@example.com").await;
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let busy = busy.load(Ordering::SeqCst);
-    eprintln!("{backend:?}: the owner signed in after {before} of the flood's hashes; {busy} of {FLOOD} refused busy");
-    assert!(before <= FAIR, "the owner waited for {before} of the flood's hashes");
+    flood.owner_signs_in_ahead(backend, &server.browser_of_its_own(), "ann@example.com").await;
 }
 
 /// The 200 parallel wrong passwords of one address (for a name nobody has: each still costs a
-/// hash), at the client area's form and at the admin area's: those beyond the address's share are refused at once (429) with the form again,
-/// saying why — never an error page, and never a guess checked.
+/// hash), at the client area's form and at the admin area's: those beyond the address's share
+/// are refused at once (429) with the form again, saying why — never an error page.
 async fn a_busy_refusal_is_the_form_again_saying_why(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     for (form_page, fields) in [("login", ["email", "password"]), ("admin/login", ["username", "password"])] {

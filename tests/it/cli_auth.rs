@@ -23,6 +23,12 @@ fn deployment() -> tempfile::TempDir {
     tmp
 }
 
+/// Writes `rows` under the CSV header of `user import` to `name` in `dir`, and imports it.
+fn import_csv(dir: &std::path::Path, name: &str, rows: &str, flags: &[&str]) -> std::process::Output {
+    std::fs::write(dir.join(name), format!("email,first_name,last_name,password_hash\n{rows}")).unwrap();
+    gatehouse(dir).args(["user", "import", name]).args(flags).output().unwrap()
+}
+
 #[test]
 fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
     let tmp = deployment();
@@ -31,12 +37,7 @@ fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
     use md5::Digest;
     let md5 = format!("{}:a1b2c", hex::encode(md5::Md5::digest(b"a1b2cother password")));
 
-    std::fs::write(
-        dir.join("bad.csv"),
-        format!("email,first_name,last_name,password_hash\nok@example.com,Ok,User,{bcrypt}\nbroken,No,Email,\n"),
-    )
-    .unwrap();
-    let bad = gatehouse(dir).args(["user", "import", "bad.csv"]).output().unwrap();
+    let bad = import_csv(dir, "bad.csv", &format!("ok@example.com,Ok,User,{bcrypt}\nbroken,No,Email,\n"), &[]);
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.starts_with("error[invalid_email]: bad.csv:3:"), "{err}");
@@ -45,24 +46,13 @@ fn import_users_keeps_legacy_hashes_and_is_all_or_nothing() {
 
     // A hash that would hold a hashing thread for a day and a half at every wrong password.
     let costly = "$2y$31$abcdefghijklmnopqrstuuAbCdEfGhIjKlMnOpQrStUvWxYz01234";
-    std::fs::write(
-        dir.join("costly.csv"),
-        format!("email,first_name,last_name,password_hash\ncy@example.com,Cy,D,{costly}\n"),
-    )
-    .unwrap();
-    let refused = gatehouse(dir).args(["user", "import", "costly.csv"]).output().unwrap();
+    let refused = import_csv(dir, "costly.csv", &format!("cy@example.com,Cy,D,{costly}\n"), &[]);
     assert_eq!(refused.status.code(), Some(1));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.starts_with("error[invalid_input]: costly.csv:2:") && err.contains("bcrypt: cost ≤ 13"), "{err}");
 
-    std::fs::write(
-        dir.join("users.csv"),
-        format!(
-            "email,first_name,last_name,password_hash\nann@example.com,Ann,B,{bcrypt}\nbob@example.com,Bob,C,{md5}\n"
-        ),
-    )
-    .unwrap();
-    let imported = json_of(&gatehouse(dir).args(["user", "import", "users.csv", "--json"]).output().unwrap());
+    let rows = format!("ann@example.com,Ann,B,{bcrypt}\nbob@example.com,Bob,C,{md5}\n");
+    let imported = json_of(&import_csv(dir, "users.csv", &rows, &["--json"]));
     assert_eq!(imported.as_array().unwrap().len(), 2);
     assert_eq!(imported[0]["has_password"], true);
 
