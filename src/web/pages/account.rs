@@ -67,7 +67,6 @@ pub async fn notifications(
     Ok(redirect_with_flash(&state, session, text, "account/security").await)
 }
 
-/// The security page again, with what was refused.
 /// The security page again, saying why the rules refused what was asked: 422, or 429 when the
 /// address's share of the hashing threads was full (`busy`).
 async fn refused(state: &AppState, user: &User, session: &Session, e: &Error) -> Response {
