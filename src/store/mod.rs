@@ -7,6 +7,7 @@
 
 mod clock;
 mod column;
+mod local_postgres;
 mod migrations;
 pub mod settings;
 
@@ -118,23 +119,26 @@ impl Db {
         let options = AnyConnectOptions::from_str(&raw).map_err(unavailable)?;
         let plain = match backend {
             // The driver also reads `PGSSLMODE`: an operator who set it chose too.
-            Backend::Postgres => plain_on_loopback(&raw, std::env::var_os("PGSSLMODE").is_some()),
+            Backend::Postgres => local_postgres::plain_on_loopback(&raw, std::env::var_os("PGSSLMODE").is_some()),
             Backend::Sqlite => None,
         };
         let options = match plain {
             // A server that accepts only TLS says so; then TLS it is (what `sslmode=allow`
             // means, which sqlx reads as `disable`).
-            Some(plain) => match probe(AnyConnectOptions::from_str(&plain).map_err(unavailable)?).await {
-                // 28000: no pg_hba.conf line lets this connection in (here: not without TLS);
-                // the message itself is in the server's language.
-                Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("28000") => {
-                    probe(options).await
+            Some(plain) => {
+                let tcp = match probe(AnyConnectOptions::from_str(&plain).map_err(unavailable)?).await {
+                    // 28000: no pg_hba.conf line lets this connection in (here: not without
+                    // TLS); the message itself is in the server's language.
+                    Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("28000") => {
+                        probe(options).await
+                    }
+                    answered => answered,
                 }
-                answered => answered,
-            },
-            None => probe(options).await,
-        }
-        .map_err(unavailable)?;
+                .map_err(unavailable)?;
+                local_postgres::prefer_socket(&plain, tcp).await
+            }
+            None => probe(options).await.map_err(unavailable)?,
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 8,
@@ -276,61 +280,4 @@ fn one_line(e: &sqlx::Error) -> String {
 /// The cores this process may run on.
 fn cores() -> u32 {
     std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
-}
-
-/// `url` with `sslmode=disable` when it names PostgreSQL on this machine over TCP (127.0.0.0/8,
-/// ::1, localhost) and chose no `sslmode`: the default, `prefer`, encrypts every query to a
-/// server on the same host — traffic that never leaves the machine and that only its root can
-/// read — and cost page views on PostgreSQL a seventh of their throughput (`cargo bench --bench
-/// serve`). An `sslmode` the operator wrote (in the URL or `PGSSLMODE`) is kept, whatever it
-/// says. A forwarder listening on loopback for a remote server is not this machine: name its
-/// `sslmode` in database_url.
-fn plain_on_loopback(url: &str, sslmode_in_environment: bool) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    let local = match parsed.host()? {
-        // A `postgres:` URL's host is opaque to the parser: an address arrives as a name.
-        url::Host::Domain(name) => {
-            name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    };
-    // `host=/run/postgresql` in the query is a Unix socket (no TLS to speak of), and
-    // `hostaddr=` the address really connected to, whatever the URL's host says.
-    let chosen = sslmode_in_environment
-        || parsed.query_pairs().any(|(k, _)| matches!(k.as_ref(), "sslmode" | "ssl-mode" | "host" | "hostaddr"));
-    (local && !chosen).then(|| format!("{url}{}sslmode=disable", if parsed.query().is_some() { '&' } else { '?' }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::plain_on_loopback;
-
-    #[test]
-    fn only_postgres_on_loopback_with_no_sslmode_chosen_goes_without_tls() {
-        let plain = |url: &str| plain_on_loopback(url, false);
-        assert_eq!(
-            plain("postgres://gh@127.0.0.1:5432/gh").as_deref(),
-            Some("postgres://gh@127.0.0.1:5432/gh?sslmode=disable")
-        );
-        assert_eq!(
-            plain("postgres://gh@localhost/gh?options[search_path]=s").as_deref(),
-            Some("postgres://gh@localhost/gh?options[search_path]=s&sslmode=disable")
-        );
-        assert!(plain("postgres://gh@[::1]/gh").is_some());
-        assert!(plain("postgres://gh@127.8.9.10/gh").is_some());
-        for kept in [
-            "postgres://gh@127.0.0.1/gh?sslmode=require",
-            "postgres://gh@127.0.0.1/gh?sslmode=prefer",
-            "postgres://gh@db.example.com/gh",
-            "postgres://gh@10.0.0.5/gh",
-            "postgres://gh@localhost.example.com/gh",
-            "postgres://gh@localhost/gh?host=/run/postgresql",
-            "postgres://gh@localhost/gh?hostaddr=203.0.113.7",
-        ] {
-            assert_eq!(plain(kept), None, "{kept}");
-        }
-        // `PGSSLMODE` in the environment is a choice as much as `sslmode` in the URL.
-        assert_eq!(plain_on_loopback("postgres://gh@127.0.0.1:5432/gh", true), None);
-    }
 }

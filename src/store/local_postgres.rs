@@ -1,0 +1,205 @@
+//! How gatehouse reaches a PostgreSQL server on this machine: the address database_url names
+//! without TLS (which protects nothing on loopback and costs every query its encryption), and
+//! through the server's Unix socket rather than TCP when that socket reaches the very same
+//! server (no TCP stack on either side: page views on PostgreSQL 8,271–8,408 → 9,175–9,543 per
+//! second in one `cargo bench --bench floor` run, 2 cores).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::any::AnyConnectOptions;
+use sqlx::{AnyConnection, Connection};
+
+use super::CONNECT_TIMEOUT;
+
+/// Where PostgreSQL servers put their Unix sockets: Debian's and most packages' directory, and
+/// upstream's default.
+const SOCKET_DIRS: &[&str] = &["/run/postgresql", "/var/run/postgresql", "/tmp"];
+
+/// `url` with `sslmode=disable` when it names PostgreSQL on this machine over TCP (127.0.0.0/8,
+/// ::1, localhost) and chose no `sslmode`: the default, `prefer`, encrypts every query to a
+/// server on the same host — traffic that never leaves the machine and that only its root can
+/// read — and cost page views on PostgreSQL a seventh of their throughput (`cargo bench --bench
+/// serve`). An `sslmode` the operator wrote (in the URL or `PGSSLMODE`) is kept, whatever it
+/// says. A forwarder listening on loopback for a remote server is not this machine: name its
+/// `sslmode` in database_url.
+pub(super) fn plain_on_loopback(url: &str, sslmode_in_environment: bool) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let local = match parsed.host()? {
+        // A `postgres:` URL's host is opaque to the parser: an address arrives as a name.
+        url::Host::Domain(name) => {
+            name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    // `host=/run/postgresql` in the query is a Unix socket (no TLS to speak of), and
+    // `hostaddr=` the address really connected to, whatever the URL's host says.
+    let chosen = sslmode_in_environment
+        || parsed.query_pairs().any(|(k, _)| matches!(k.as_ref(), "sslmode" | "ssl-mode" | "host" | "hostaddr"));
+    (local && !chosen).then(|| format!("{url}{}sslmode=disable", separator(url)))
+}
+
+/// `plain` (a URL [`plain_on_loopback`] made) through the Unix socket of the server on its port,
+/// when one exists in a usual directory; with the socket's path, for the log.
+fn through_socket(plain: &str, dirs: &[&str]) -> Option<(String, String)> {
+    // The driver's own reading of the port: the URL's, else `PGPORT`, else 5432.
+    let port = sqlx::postgres::PgConnectOptions::from_str(plain).ok()?.get_port();
+    let socket = |dir: &str| format!("{dir}/.s.PGSQL.{port}");
+    let dir = dirs.iter().find(|dir| Path::new(&socket(dir)).exists())?;
+    Some((format!("{plain}{}host={dir}", separator(plain)), socket(dir)))
+}
+
+fn separator(url: &str) -> char {
+    if url.contains('?') { '&' } else { '?' }
+}
+
+/// Which server a connection reaches: when its postmaster started, to the microsecond, and the
+/// database. A socket and an address that agree on both lead to one server; a socket of a
+/// second cluster, or a forwarder on loopback for a remote server, does not agree.
+async fn identity(options: &AnyConnectOptions) -> Result<String, sqlx::Error> {
+    let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(options))
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    let identity =
+        sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM pg_postmaster_start_time())::text || ' ' || current_database()")
+            .fetch_one(&mut connection)
+            .await;
+    connection.close().await?;
+    identity
+}
+
+/// The options to connect with: through the Unix socket when there is one for this server and
+/// it takes database_url's credentials (`peer` authentication, Debian's default for sockets,
+/// takes only the database user's namesake), else `tcp`, which is known to connect.
+pub(super) async fn prefer_socket(plain: &str, tcp: AnyConnectOptions) -> AnyConnectOptions {
+    prefer_socket_in(plain, tcp, SOCKET_DIRS).await
+}
+
+async fn prefer_socket_in(plain: &str, tcp: AnyConnectOptions, dirs: &[&str]) -> AnyConnectOptions {
+    let Some((url, socket)) = through_socket(plain, dirs) else { return tcp };
+    let Ok(through_socket) = AnyConnectOptions::from_str(&url) else { return tcp };
+    match (identity(&through_socket).await, identity(&tcp).await) {
+        (Ok(a), Ok(b)) if a == b => {
+            tracing::info!(%socket, "PostgreSQL on this machine: connecting through its Unix socket");
+            through_socket
+        }
+        (Ok(_), Ok(_)) => {
+            tracing::warn!(%socket, "this Unix socket leads to another PostgreSQL server than database_url; using database_url's address");
+            tcp
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::debug!(%socket, error = %e, "PostgreSQL's Unix socket not usable; using database_url's address");
+            tcp
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sqlx::any::AnyConnectOptions;
+    use sqlx::{AnyConnection, Connection};
+    use tokio::net::{TcpStream, UnixListener, UnixStream};
+
+    use super::{plain_on_loopback, prefer_socket_in};
+
+    /// The PostgreSQL the tests run against, as [`plain_on_loopback`] would make its URL.
+    fn test_server() -> Option<String> {
+        let url = std::env::var("GATEHOUSE_TEST_POSTGRES_URL").ok()?;
+        sqlx::any::install_default_drivers();
+        Some(plain_on_loopback(&url, false).expect("GATEHOUSE_TEST_POSTGRES_URL names this machine, no sslmode"))
+    }
+
+    /// A directory holding a socket `.s.PGSQL.PORT` for the test server's port, each connection
+    /// to it counted and handed to `serve`.
+    struct SocketDir {
+        dir: tempfile::TempDir,
+        connections: Arc<AtomicUsize>,
+    }
+
+    impl SocketDir {
+        fn new<F: Future<Output = ()> + Send + 'static>(
+            plain: &str,
+            serve: impl Fn(UnixStream, u16) -> F + Send + 'static,
+        ) -> Self {
+            let port = sqlx::postgres::PgConnectOptions::from_str(plain).unwrap().get_port();
+            let dir = tempfile::tempdir().unwrap();
+            let listener = UnixListener::bind(dir.path().join(format!(".s.PGSQL.{port}"))).unwrap();
+            let connections = Arc::new(AtomicUsize::new(0));
+            let counted = connections.clone();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(serve(stream, port));
+                }
+            });
+            Self { dir, connections }
+        }
+
+        fn path(&self) -> &str {
+            self.dir.path().to_str().unwrap()
+        }
+
+        /// Whether a connection made with `options` comes through this socket.
+        async fn carries(&self, options: &AnyConnectOptions) -> bool {
+            let before = self.connections.load(Ordering::SeqCst);
+            let mut c = AnyConnection::connect_with(options).await.unwrap();
+            let _: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut c).await.unwrap();
+            self.connections.load(Ordering::SeqCst) > before
+        }
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_reaches_the_same_server_is_preferred_and_any_other_is_not() {
+        let Some(plain) = test_server() else { return };
+        let tcp = AnyConnectOptions::from_str(&plain).unwrap();
+        // A socket in front of the very server database_url names (a forwarder to its port, so
+        // the test does not depend on how this machine authenticates socket users).
+        let same = SocketDir::new(&plain, |mut unix, port| async move {
+            let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut unix, &mut tcp).await;
+        });
+        let chosen = prefer_socket_in(&plain, tcp.clone(), &[same.path()]).await;
+        assert!(same.carries(&chosen).await);
+        // A socket that takes connections and never answers as PostgreSQL: database_url's address.
+        let dead = SocketDir::new(&plain, |unix, _| async move { drop(unix) });
+        let chosen = prefer_socket_in(&plain, tcp.clone(), &[dead.path()]).await;
+        assert!(dead.connections.load(Ordering::SeqCst) > 0, "the socket was tried");
+        assert!(!dead.carries(&chosen).await);
+        // The first usual directory holding a socket for the port is the one tried.
+        let chosen = prefer_socket_in(&plain, tcp, &["/nonexistent", same.path(), dead.path()]).await;
+        assert!(same.carries(&chosen).await);
+    }
+
+    #[test]
+    fn only_postgres_on_loopback_with_no_sslmode_chosen_goes_without_tls() {
+        let plain = |url: &str| plain_on_loopback(url, false);
+        assert_eq!(
+            plain("postgres://gh@127.0.0.1:5432/gh").as_deref(),
+            Some("postgres://gh@127.0.0.1:5432/gh?sslmode=disable")
+        );
+        assert_eq!(
+            plain("postgres://gh@localhost/gh?options[search_path]=s").as_deref(),
+            Some("postgres://gh@localhost/gh?options[search_path]=s&sslmode=disable")
+        );
+        assert!(plain("postgres://gh@[::1]/gh").is_some());
+        assert!(plain("postgres://gh@127.8.9.10/gh").is_some());
+        for kept in [
+            "postgres://gh@127.0.0.1/gh?sslmode=require",
+            "postgres://gh@127.0.0.1/gh?sslmode=prefer",
+            "postgres://gh@db.example.com/gh",
+            "postgres://gh@10.0.0.5/gh",
+            "postgres://gh@localhost.example.com/gh",
+            "postgres://gh@localhost/gh?host=/run/postgresql",
+            "postgres://gh@localhost/gh?hostaddr=203.0.113.7",
+        ] {
+            assert_eq!(plain(kept), None, "{kept}");
+        }
+        // `PGSSLMODE` in the environment is a choice as much as `sslmode` in the URL.
+        assert_eq!(plain_on_loopback("postgres://gh@127.0.0.1:5432/gh", true), None);
+    }
+}
