@@ -62,13 +62,16 @@ impl Observation {
         page_path: String,
     ) -> Self {
         let Flags { cf_headers: cf, session_ip_change: ip_change, forwarded_untrusted } = flags;
+        let client_ip = client.to_string();
+        // Without a proxy in front the two are one address: written out once.
+        let peer_ip = if peer == client { client_ip.clone() } else { peer.to_string() };
         Self {
             at,
             host,
             scheme: scheme.0,
             scheme_from_proxy: Flag(scheme.1),
-            peer_ip: peer.to_string(),
-            client_ip: client.to_string(),
+            peer_ip,
+            client_ip,
             cf_headers: Flag(cf),
             session_ip_change: Flag(ip_change),
             forwarded_untrusted: Flag(forwarded_untrusted),

@@ -13,7 +13,7 @@ use sqlx::{AnyConnection, Connection};
 use super::CONNECT_TIMEOUT;
 
 /// Where PostgreSQL servers put their Unix sockets: Debian's and most packages' directory, and
-/// upstream's default.
+/// upstream's default (which [`placed_by_its_owner`] turns down when it is `/tmp`).
 const SOCKET_DIRS: &[&str] = &["/run/postgresql", "/var/run/postgresql", "/tmp"];
 
 /// `url` with `sslmode=disable` when it names PostgreSQL on this machine over TCP (127.0.0.0/8,
@@ -46,8 +46,19 @@ fn through_socket(plain: &str, dirs: &[&str]) -> Option<(String, String)> {
     // The driver's own reading of the port: the URL's, else `PGPORT`, else 5432.
     let port = sqlx::postgres::PgConnectOptions::from_str(plain).ok()?.get_port();
     let socket = |dir: &str| format!("{dir}/.s.PGSQL.{port}");
-    let dir = dirs.iter().find(|dir| Path::new(&socket(dir)).exists())?;
+    let dir = dirs.iter().find(|dir| placed_by_its_owner(Path::new(dir), Path::new(&socket(dir))))?;
     Some((format!("{plain}{}host={dir}", separator(plain)), socket(dir)))
+}
+
+/// Whether `socket` exists and only its directory's owner could have put it there: the
+/// directory is not writable by every user, and the socket is its owner's. Checked before
+/// anything is sent: in a directory anyone may write to (`/tmp`) another user could plant a
+/// socket that relays to the real server — the same server by every test a query can make —
+/// and read database_url's credentials and every query on their way.
+fn placed_by_its_owner(dir: &Path, socket: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (Ok(dir), Ok(socket)) = (std::fs::metadata(dir), std::fs::metadata(socket)) else { return false };
+    socket.file_type().is_socket() && dir.mode() & 0o002 == 0 && socket.uid() == dir.uid()
 }
 
 fn separator(url: &str) -> char {
@@ -171,8 +182,25 @@ mod tests {
         assert!(dead.connections.load(Ordering::SeqCst) > 0, "the socket was tried");
         assert!(!dead.carries(&chosen).await);
         // The first usual directory holding a socket for the port is the one tried.
-        let chosen = prefer_socket_in(&plain, tcp, &["/nonexistent", same.path(), dead.path()]).await;
+        let chosen = prefer_socket_in(&plain, tcp.clone(), &["/nonexistent", same.path(), dead.path()]).await;
         assert!(same.carries(&chosen).await);
+    }
+
+    #[tokio::test]
+    async fn a_socket_in_a_directory_anyone_may_write_to_is_never_tried() {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(plain) = test_server() else { return };
+        let tcp = AnyConnectOptions::from_str(&plain).unwrap();
+        // A relay to the very server, as another user could plant in /tmp: it would pass every
+        // test of identity, and it would read the credentials.
+        let planted = SocketDir::new(&plain, |mut unix, port| async move {
+            let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut unix, &mut tcp).await;
+        });
+        std::fs::set_permissions(planted.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let chosen = prefer_socket_in(&plain, tcp, &[planted.path()]).await;
+        assert_eq!(planted.connections.load(Ordering::SeqCst), 0, "nothing was sent to the planted socket");
+        assert!(!planted.carries(&chosen).await);
     }
 
     #[test]

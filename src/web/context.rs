@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cookie::Cookie;
@@ -83,18 +83,46 @@ fn unavailable(state: &AppState, path: &str) -> Response {
     super::render::unavailable(state, path == "/admin" || path.starts_with("/admin/"))
 }
 
+// Names looked up on every request, parsed once (a name given as a string is parsed per lookup).
+static CF_RAY: HeaderName = HeaderName::from_static("cf-ray");
+static CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
 /// Real User-Agent strings stay well below this; a longer one is not worth storing whole.
 const MAX_USER_AGENT: usize = 400;
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_string())
+/// The cookies gatehouse reads from a request, for one area (the client area's or the admin
+/// area's names), from one pass over its `Cookie` headers; the first of a name counts.
+#[derive(Default)]
+struct Presented {
+    session: Option<String>,
+    form_nonce: Option<String>,
+    device: Option<String>,
+}
+
+impl Presented {
+    fn from(headers: &HeaderMap, admin_area: bool) -> Self {
+        let (session_name, device_name) =
+            if admin_area { (ADMIN_COOKIE_NAME, ADMIN_DEVICE_COOKIE_NAME) } else { (COOKIE_NAME, DEVICE_COOKIE_NAME) };
+        let mut presented = Presented::default();
+        let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
+        for cookie in cookies.flat_map(Cookie::split_parse).filter_map(Result::ok) {
+            let slot = match cookie.name() {
+                name if name == session_name => &mut presented.session,
+                name if name == super::form_token::COOKIE_NAME => &mut presented.form_nonce,
+                name if name == device_name => &mut presented.device,
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| cookie.value().to_string());
+        }
+        presented
+    }
+}
+
+/// At most `max` characters of `s`, cut on a character boundary.
+fn truncated(s: &str, max: usize) -> String {
+    s.char_indices().nth(max).map_or(s, |(end, _)| &s[..end]).to_string()
 }
 
 /// Every line of a forwarded header as one comma-separated list, in order (RFC 9110 §5.3): a
@@ -151,19 +179,22 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let ip = trusted.client_ip(peer, forwarded(headers, trusted.header_name()).as_deref());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let host_ok = host == state.cookie.authority;
-    let cf_headers = headers.contains_key("cf-ray") || headers.contains_key("cf-connecting-ip");
+    let cf_headers = headers.contains_key(&CF_RAY) || headers.contains_key(&CF_CONNECTING_IP);
     // A proxy nobody trusted: it says who the visitor is, and nobody listens.
     let forwarded_untrusted = !trusted.contains(peer)
-        && ["x-forwarded-for", "x-real-ip", "forwarded", "cf-connecting-ip"].iter().any(|h| headers.contains_key(*h));
+        && [&X_FORWARDED_FOR, &X_REAL_IP, &header::FORWARDED, &CF_CONNECTING_IP]
+            .iter()
+            .any(|h| headers.contains_key(*h));
     let scheme = scheme(&trusted, peer, headers);
     let page_path = page_path(&state, headers, &host);
     // CloudFlare's request id, logged so a request can be followed through CloudFlare's logs.
-    let cf_ray = headers.get("cf-ray").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let cf_ray = headers.get(&CF_RAY).and_then(|v| v.to_str().ok()).map(str::to_string);
 
     let (mut session, mut user, mut ended) = (None, None, None);
     // The admin area has its own session (and cookie); a client-area session never opens it.
     let admin_area = req.uri().path() == "/admin" || req.uri().path().starts_with("/admin/");
-    let cookie_name = if admin_area { ADMIN_COOKIE_NAME } else { COOKIE_NAME };
+    let presented = Presented::from(headers, admin_area);
+    let ip_text = ip.to_string();
     // Probes never read a session: a liveness probe that sends a cookie must not find the
     // process dead because the database is.
     let probe = super::probes::PATHS.contains(&req.uri().path());
@@ -172,14 +203,14 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     }
     if host_ok
         && !probe
-        && let Some(token) = cookie(headers, cookie_name)
+        && let Some(token) = &presented.session
     {
-        match state.sessions.resolve(&token, &ip.to_string(), &state.accounts).await {
+        match state.sessions.resolve(token, &ip_text, &state.accounts).await {
             Ok(Ok((s, u))) => (session, user) = (Some(s), u.map(Arc::new)),
             Ok(Err(reason)) => {
                 // Shaped like a session we issue, yet unknown here: collected after it expired,
                 // or issued by a node that does not share this session store.
-                if reason == Ended::Unknown && tokens::has_shape(TokenKind::Session, &token) {
+                if reason == Ended::Unknown && tokens::has_shape(TokenKind::Session, token) {
                     state.encounters.count(Kind::UnknownSession, "");
                 }
                 ended = Some(reason)
@@ -194,20 +225,14 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     }
     let ip_changed = ended == Some(Ended::IpChanged);
-    let user_agent: String = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(MAX_USER_AGENT)
-        .collect();
-    let form_nonce = cookie(headers, super::form_token::COOKIE_NAME).filter(|_| host_ok);
-    let device_cookie = if admin_area { ADMIN_DEVICE_COOKIE_NAME } else { DEVICE_COOKIE_NAME };
-    let device = cookie(headers, device_cookie).filter(|_| host_ok);
+    let user_agent =
+        truncated(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""), MAX_USER_AGENT);
+    let form_nonce = presented.form_nonce.filter(|_| host_ok);
+    let device = presented.device.filter(|_| host_ok);
     let off_host = (!host_ok).then(|| {
         // Only an origin-form path is joined to system_url's origin ("/…", never "@host…").
         let path = req.uri().path_and_query().map(|p| p.as_str()).filter(|p| p.starts_with('/')).unwrap_or("/");
-        (host.chars().take(200).collect(), path.chars().take(2000).collect())
+        (truncated(&host, 200), truncated(path, 2000))
     });
     req.extensions_mut().insert(Ctx {
         peer,
@@ -229,7 +254,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let path: std::borrow::Cow<str> = match &route {
         Some(r) => r.as_str().into(),
         None => {
-            let path: String = req.uri().path().chars().take(200).collect();
+            let path = truncated(req.uri().path(), 200);
             crate::secrets::tokens::masked(&path).into_owned().into()
         }
     };
@@ -250,7 +275,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     }
     tracing::info!(
         %method, %path, status = response.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0,
-        client_ip = %ip, peer = %peer, cf_ray = cf_ray.as_deref().unwrap_or("-"), "request"
+        client_ip = %ip_text, peer = %peer, cf_ray = cf_ray.as_deref().unwrap_or("-"), "request"
     );
     // Paths no route matched (scanners' guesses) share one label, or they would grow without end.
     let route = route.as_ref().map_or("(no route)", MatchedPath::as_str);
