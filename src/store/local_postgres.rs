@@ -10,8 +10,6 @@ use std::str::FromStr;
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, Connection};
 
-use super::CONNECT_TIMEOUT;
-
 /// Where PostgreSQL servers put their Unix sockets: Debian's and most packages' directory, and
 /// upstream's default (which [`placed_by_its_owner`] turns down when it is `/tmp`).
 const SOCKET_DIRS: &[&str] = &["/run/postgresql", "/var/run/postgresql", "/tmp"];
@@ -37,71 +35,95 @@ pub(super) fn plain_on_loopback(url: &str, sslmode_in_environment: bool) -> Opti
     // `hostaddr=` the address really connected to, whatever the URL's host says.
     let chosen = sslmode_in_environment
         || parsed.query_pairs().any(|(k, _)| matches!(k.as_ref(), "sslmode" | "ssl-mode" | "host" | "hostaddr"));
-    (local && !chosen).then(|| format!("{url}{}sslmode=disable", separator(url)))
+    (local && !chosen).then(|| with_parameter(url, "sslmode", "disable"))
 }
 
 /// `plain` (a URL [`plain_on_loopback`] made) through the Unix socket of the server on its port,
-/// when one exists in a usual directory; with the socket's path, for the log.
+/// when one that [`placed_by_its_owner`] is in a usual directory; with the socket's path.
 fn through_socket(plain: &str, dirs: &[&str]) -> Option<(String, String)> {
     // The driver's own reading of the port: the URL's, else `PGPORT`, else 5432.
     let port = sqlx::postgres::PgConnectOptions::from_str(plain).ok()?.get_port();
     let socket = |dir: &str| format!("{dir}/.s.PGSQL.{port}");
     let dir = dirs.iter().find(|dir| placed_by_its_owner(Path::new(dir), Path::new(&socket(dir))))?;
-    Some((format!("{plain}{}host={dir}", separator(plain)), socket(dir)))
+    Some((with_parameter(plain, "host", dir), socket(dir)))
 }
 
-/// Whether `socket` exists and only its directory's owner could have put it there: the
-/// directory is not writable by every user, and the socket is its owner's. Checked before
-/// anything is sent: in a directory anyone may write to (`/tmp`) another user could plant a
-/// socket that relays to the real server — the same server by every test a query can make —
-/// and read database_url's credentials and every query on their way.
+/// Whether `socket` is a socket (not a link to one) that only its directory's owner and group
+/// could have put there: the directory is not writable by every user, and the socket is its
+/// owner's. Checked before anything is sent: in a directory anyone may write to (`/tmp`)
+/// another user could plant a socket that relays to the real server — the same server by every
+/// test a query can make — and read database_url's credentials and every query on their way.
+/// The directory's group is trusted as its owner is: Debian's `/run/postgresql` is writable by
+/// the `postgres` group, whose members could replace the socket later; an operator who does
+/// not trust them names `sslmode` or `host` in database_url, which keeps TCP.
 fn placed_by_its_owner(dir: &Path, socket: &Path) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let (Ok(dir), Ok(socket)) = (std::fs::metadata(dir), std::fs::metadata(socket)) else { return false };
+    let (Ok(dir), Ok(socket)) = (std::fs::metadata(dir), std::fs::symlink_metadata(socket)) else { return false };
     socket.file_type().is_socket() && dir.mode() & 0o002 == 0 && socket.uid() == dir.uid()
 }
 
-fn separator(url: &str) -> char {
-    if url.contains('?') { '&' } else { '?' }
+/// `url` with `key=value` added to its query (before any fragment).
+fn with_parameter(url: &str, key: &str, value: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.query_pairs_mut().append_pair(key, value);
+            parsed.into()
+        }
+        Err(_) => format!("{url}{}{key}={value}", if url.contains('?') { '&' } else { '?' }),
+    }
 }
 
-/// Which server a connection reaches: when its postmaster started, to the microsecond, and the
-/// database. A socket and an address that agree on both lead to one server; a socket of a
-/// second cluster, or a forwarder on loopback for a remote server, does not agree.
+/// How long reading the identity of a server on this machine may take, connection included: a
+/// socket that accepts and never answers must not hold up the start.
+const IDENTITY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Which server and session a connection reaches: when its postmaster started, to the
+/// microsecond, the database, the role and the search path. A socket and an address that agree
+/// on all of them lead to one server, in the schema database_url names; a socket of a second
+/// cluster, a forwarder on loopback for a remote server, or a pooler that drops the URL's
+/// `options` does not agree.
 async fn identity(options: &AnyConnectOptions) -> Result<String, sqlx::Error> {
-    let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(options))
-        .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)??;
-    let identity =
-        sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM pg_postmaster_start_time())::text || ' ' || current_database()")
-            .fetch_one(&mut connection)
-            .await;
-    connection.close().await?;
-    identity
+    let read = async {
+        let mut connection = AnyConnection::connect_with(options).await?;
+        let identity = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM pg_postmaster_start_time())::text || ' ' || current_database() \
+             || ' ' || current_user || ' ' || current_setting('search_path')",
+        )
+        .fetch_one(&mut connection)
+        .await;
+        connection.close().await?;
+        identity
+    };
+    let timed_out = || sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 3 s"));
+    tokio::time::timeout(IDENTITY_TIMEOUT, read).await.map_err(|_| timed_out())?
 }
 
 /// The options to connect with: through the Unix socket when there is one for this server and
 /// it takes database_url's credentials (`peer` authentication, Debian's default for sockets,
-/// takes only the database user's namesake), else `tcp`, which is known to connect.
-pub(super) async fn prefer_socket(plain: &str, tcp: AnyConnectOptions) -> AnyConnectOptions {
+/// takes only the database user's namesake), else `tcp`, which is known to connect; with the
+/// socket's path when it is the socket.
+pub(super) async fn prefer_socket(plain: &str, tcp: AnyConnectOptions) -> (AnyConnectOptions, Option<String>) {
     prefer_socket_in(plain, tcp, SOCKET_DIRS).await
 }
 
-async fn prefer_socket_in(plain: &str, tcp: AnyConnectOptions, dirs: &[&str]) -> AnyConnectOptions {
-    let Some((url, socket)) = through_socket(plain, dirs) else { return tcp };
-    let Ok(through_socket) = AnyConnectOptions::from_str(&url) else { return tcp };
-    match (identity(&through_socket).await, identity(&tcp).await) {
+async fn prefer_socket_in(plain: &str, tcp: AnyConnectOptions, dirs: &[&str]) -> (AnyConnectOptions, Option<String>) {
+    let Some((url, socket)) = through_socket(plain, dirs) else { return (tcp, None) };
+    let Ok(through_socket) = AnyConnectOptions::from_str(&url) else { return (tcp, None) };
+    match tokio::join!(identity(&through_socket), identity(&tcp)) {
         (Ok(a), Ok(b)) if a == b => {
             tracing::info!(%socket, "PostgreSQL on this machine: connecting through its Unix socket");
-            through_socket
+            (through_socket, Some(socket))
         }
         (Ok(_), Ok(_)) => {
-            tracing::warn!(%socket, "this Unix socket leads to another PostgreSQL server than database_url; using database_url's address");
-            tcp
+            tracing::warn!(
+                %socket,
+                "this Unix socket leads to another PostgreSQL server or schema than database_url; using its address"
+            );
+            (tcp, None)
         }
         (Err(e), _) | (_, Err(e)) => {
             tracing::debug!(%socket, error = %e, "PostgreSQL's Unix socket not usable; using database_url's address");
-            tcp
+            (tcp, None)
         }
     }
 }
@@ -174,15 +196,17 @@ mod tests {
             let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             let _ = tokio::io::copy_bidirectional(&mut unix, &mut tcp).await;
         });
-        let chosen = prefer_socket_in(&plain, tcp.clone(), &[same.path()]).await;
+        let (chosen, socket) = prefer_socket_in(&plain, tcp.clone(), &[same.path()]).await;
+        assert!(socket.is_some_and(|s| s.starts_with(same.path())));
         assert!(same.carries(&chosen).await);
         // A socket that takes connections and never answers as PostgreSQL: database_url's address.
         let dead = SocketDir::new(&plain, |unix, _| async move { drop(unix) });
-        let chosen = prefer_socket_in(&plain, tcp.clone(), &[dead.path()]).await;
+        let (chosen, socket) = prefer_socket_in(&plain, tcp.clone(), &[dead.path()]).await;
+        assert_eq!(socket, None);
         assert!(dead.connections.load(Ordering::SeqCst) > 0, "the socket was tried");
         assert!(!dead.carries(&chosen).await);
         // The first usual directory holding a socket for the port is the one tried.
-        let chosen = prefer_socket_in(&plain, tcp.clone(), &["/nonexistent", same.path(), dead.path()]).await;
+        let (chosen, _) = prefer_socket_in(&plain, tcp.clone(), &["/nonexistent", same.path(), dead.path()]).await;
         assert!(same.carries(&chosen).await);
     }
 
@@ -198,8 +222,15 @@ mod tests {
             let _ = tokio::io::copy_bidirectional(&mut unix, &mut tcp).await;
         });
         std::fs::set_permissions(planted.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-        let chosen = prefer_socket_in(&plain, tcp, &[planted.path()]).await;
+        let (chosen, _) = prefer_socket_in(&plain, tcp.clone(), &[planted.path()]).await;
         assert_eq!(planted.connections.load(Ordering::SeqCst), 0, "nothing was sent to the planted socket");
+        assert!(!planted.carries(&chosen).await);
+        // Nor through a link: whoever may write the link may point it elsewhere later.
+        let linked = tempfile::tempdir().unwrap();
+        let name = std::fs::read_dir(planted.path()).unwrap().next().unwrap().unwrap().file_name();
+        std::os::unix::fs::symlink(planted.dir.path().join(&name), linked.path().join(&name)).unwrap();
+        let (chosen, _) = prefer_socket_in(&plain, tcp, &[linked.path().to_str().unwrap()]).await;
+        assert_eq!(planted.connections.load(Ordering::SeqCst), 0, "nothing was sent through the link");
         assert!(!planted.carries(&chosen).await);
     }
 

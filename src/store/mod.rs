@@ -41,6 +41,8 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     clock: Clock,
+    /// The Unix socket connections go through, when PostgreSQL on this machine is reached so.
+    socket: Option<String>,
 }
 
 impl Db {
@@ -122,6 +124,7 @@ impl Db {
             Backend::Postgres => local_postgres::plain_on_loopback(&raw, std::env::var_os("PGSSLMODE").is_some()),
             Backend::Sqlite => None,
         };
+        let mut socket = None;
         let options = match plain {
             // A server that accepts only TLS says so; then TLS it is (what `sslmode=allow`
             // means, which sqlx reads as `disable`).
@@ -135,7 +138,9 @@ impl Db {
                     answered => answered,
                 }
                 .map_err(unavailable)?;
-                local_postgres::prefer_socket(&plain, tcp).await
+                let (options, chosen) = local_postgres::prefer_socket(&plain, tcp).await;
+                socket = chosen;
+                options
             }
             None => probe(options).await.map_err(unavailable)?,
         };
@@ -188,7 +193,7 @@ impl Db {
                 })
             })
             .connect_lazy_with(options);
-        Ok(Db { pool, backend, clock: Clock::default() })
+        Ok(Db { pool, backend, clock: Clock::default(), socket })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -197,6 +202,12 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The Unix socket connections go through, when PostgreSQL on this machine is reached so
+    /// (database_url names it over TCP; see `local_postgres`).
+    pub fn unix_socket(&self) -> Option<&str> {
+        self.socket.as_deref()
     }
 
     /// The time expiries are judged by (see [`Clock`]).

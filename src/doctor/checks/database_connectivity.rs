@@ -96,15 +96,10 @@ impl Check for Connectivity {
                         .and_then(|u| u.host_str().map(str::to_string))
                         .unwrap_or_default();
                     tls_here = tls && super::is_local(&host);
-                    // A connection through a Unix socket has no server address.
-                    let unix_socket: bool = sqlx::query_scalar("SELECT inet_server_addr() IS NULL")
-                        .fetch_one(db.pool())
-                        .await
-                        .unwrap_or(false);
                     gathered = gathered
                         .with("tls", tls)
                         .with("tls_to_this_machine", tls_here)
-                        .with("unix_socket", unix_socket);
+                        .with("unix_socket", db.unix_socket());
                     None
                 }
                 Backend::Sqlite => {
@@ -184,9 +179,9 @@ fn judge(seen: &Observed, warn_ms: f64) -> Outcome {
         // Not a problem (TLS is what Debian's PostgreSQL offers by default): said, not warned.
         let tls = if seen.tls_here {
             "; the connection to this machine is TLS (the sslmode database_url names, or a server that \
-             accepts nothing else), which costs every query its encryption: without `sslmode` in \
-             database_url gatehouse goes without TLS to this machine, through the server's Unix socket \
-             when it accepts database_url's user"
+             accepts nothing else), which costs every query its encryption: with no `sslmode` in \
+             database_url and no PGSSLMODE, gatehouse reaches 127.0.0.1, ::1 or localhost without TLS, \
+             through the server's Unix socket when it accepts database_url's user"
         } else {
             ""
         };
