@@ -144,7 +144,11 @@ mod tests {
     fn test_server() -> Option<String> {
         let url = std::env::var("GATEHOUSE_TEST_POSTGRES_URL").ok()?;
         sqlx::any::install_default_drivers();
-        Some(plain_on_loopback(&url, false).expect("GATEHOUSE_TEST_POSTGRES_URL names this machine, no sslmode"))
+        let plain = plain_on_loopback(&url, false);
+        if plain.is_none() {
+            eprintln!("note: GATEHOUSE_TEST_POSTGRES_URL is not this machine with no sslmode; socket tests not run");
+        }
+        plain
     }
 
     /// A directory holding a socket `.s.PGSQL.PORT` for the test server's port, each connection
