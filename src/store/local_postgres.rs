@@ -177,6 +177,16 @@ mod tests {
             Self { dir, connections }
         }
 
+        /// A socket in front of the very server database_url names: a relay to its port (so
+        /// the tests do not depend on how this machine authenticates socket users), as another
+        /// user could also plant one.
+        fn relay(plain: &str) -> Self {
+            Self::new(plain, |mut unix, port| async move {
+                let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut unix, &mut tcp).await;
+            })
+        }
+
         fn path(&self) -> &str {
             self.dir.path().to_str().unwrap()
         }
@@ -194,12 +204,7 @@ mod tests {
     async fn a_socket_that_reaches_the_same_server_is_preferred_and_any_other_is_not() {
         let Some(plain) = test_server() else { return };
         let tcp = AnyConnectOptions::from_str(&plain).unwrap();
-        // A socket in front of the very server database_url names (a forwarder to its port, so
-        // the test does not depend on how this machine authenticates socket users).
-        let same = SocketDir::new(&plain, |mut unix, port| async move {
-            let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-            let _ = tokio::io::copy_bidirectional(&mut unix, &mut tcp).await;
-        });
+        let same = SocketDir::relay(&plain);
         let (chosen, socket) = prefer_socket_in(&plain, tcp.clone(), &[same.path()]).await;
         assert!(socket.is_some_and(|s| s.starts_with(same.path())));
         assert!(same.carries(&chosen).await);
@@ -221,10 +226,7 @@ mod tests {
         let tcp = AnyConnectOptions::from_str(&plain).unwrap();
         // A relay to the very server, as another user could plant in /tmp: it would pass every
         // test of identity, and it would read the credentials.
-        let planted = SocketDir::new(&plain, |mut unix, port| async move {
-            let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-            let _ = tokio::io::copy_bidirectional(&mut unix, &mut tcp).await;
-        });
+        let planted = SocketDir::relay(&plain);
         std::fs::set_permissions(planted.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         let (chosen, _) = prefer_socket_in(&plain, tcp.clone(), &[planted.path()]).await;
         assert_eq!(planted.connections.load(Ordering::SeqCst), 0, "nothing was sent to the planted socket");
@@ -236,6 +238,24 @@ mod tests {
         let (chosen, _) = prefer_socket_in(&plain, tcp, &[linked.path().to_str().unwrap()]).await;
         assert_eq!(planted.connections.load(Ordering::SeqCst), 0, "nothing was sent through the link");
         assert!(!planted.carries(&chosen).await);
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_is_not_its_directorys_owners_is_never_tried() {
+        let Some(plain) = test_server() else { return };
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("note: not root; a socket of another user cannot be made here");
+            return;
+        }
+        // In a directory only its owner may write to, a socket of another user (here `nobody`)
+        // was not put there by the directory's owner.
+        let foreign = SocketDir::relay(&plain);
+        let name = std::fs::read_dir(foreign.path()).unwrap().next().unwrap().unwrap().file_name();
+        std::os::unix::fs::lchown(foreign.dir.path().join(name), Some(65534), None).unwrap();
+        let (chosen, socket) =
+            prefer_socket_in(&plain, AnyConnectOptions::from_str(&plain).unwrap(), &[foreign.path()]).await;
+        assert_eq!((socket, foreign.connections.load(Ordering::SeqCst)), (None, 0), "nothing was sent to it");
+        assert!(!foreign.carries(&chosen).await);
     }
 
     #[test]
