@@ -23,19 +23,25 @@ const SOCKET_DIRS: &[&str] = &["/run/postgresql", "/var/run/postgresql", "/tmp"]
 /// `sslmode` in database_url.
 pub(super) fn plain_on_loopback(url: &str, sslmode_in_environment: bool) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    let local = match parsed.host()? {
-        // A `postgres:` URL's host is opaque to the parser: an address arrives as a name.
-        url::Host::Domain(name) => {
-            name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    };
+    let local = names_this_machine(&parsed);
     // `host=/run/postgresql` in the query is a Unix socket (no TLS to speak of), and
     // `hostaddr=` the address really connected to, whatever the URL's host says.
     let chosen = sslmode_in_environment
         || parsed.query_pairs().any(|(k, _)| matches!(k.as_ref(), "sslmode" | "ssl-mode" | "host" | "hostaddr"));
     (local && !chosen).then(|| with_parameter(url, "sslmode", "disable"))
+}
+
+/// Whether a database URL's host is this machine over TCP: 127.0.0.0/8, ::1 or `localhost`.
+pub fn names_this_machine(url: &url::Url) -> bool {
+    match url.host() {
+        // A `postgres:` URL's host is opaque to the parser: an address arrives as a name.
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// `plain` (a URL [`plain_on_loopback`] made) through the Unix socket of the server on its port,

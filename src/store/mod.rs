@@ -20,6 +20,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
 pub use clock::Clock;
+pub use local_postgres::names_this_machine;
 pub use migrations::MigrationStatus;
 pub use sqlx::{Any, AnyConnection, Transaction};
 

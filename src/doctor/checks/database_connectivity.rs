@@ -91,11 +91,10 @@ impl Check for Connectivity {
                     .fetch_one(db.pool())
                     .await
                     .unwrap_or(false);
-                    let host = url::Url::parse(ctx.config().database_url.as_str())
-                        .ok()
-                        .and_then(|u| u.host_str().map(str::to_string))
-                        .unwrap_or_default();
-                    tls_here = tls && super::is_local(&host);
+                    // The same notion of "this machine" that decides TLS and the socket.
+                    let here = url::Url::parse(ctx.config().database_url.as_str())
+                        .is_ok_and(|u| crate::store::names_this_machine(&u));
+                    tls_here = tls && here;
                     gathered = gathered
                         .with("tls", tls)
                         .with("tls_to_this_machine", tls_here)
