@@ -9,15 +9,37 @@ use crate::accounts::Membership;
 use crate::web::AppState;
 use crate::web::render::{Answer, Page, message, see_other};
 
+/// What the page shows of a client the user belongs to: the page is every signed-in user's first,
+/// so it hands the template these three fields, not each membership's permissions and dates.
+#[derive(serde::Serialize)]
+struct Client<'a> {
+    client_id: i64,
+    client_name: &'a str,
+    is_owner: bool,
+}
+
+/// What the page shows of the user.
+#[derive(serde::Serialize)]
+struct SignedInAs<'a> {
+    email: &'a str,
+}
+
+impl<'a> From<&'a Membership> for Client<'a> {
+    fn from(m: &'a Membership) -> Self {
+        Client { client_id: m.client_id, client_name: &m.client_name, is_owner: m.is_owner }
+    }
+}
+
 pub async fn show(State(state): State<AppState>, SignedIn { user, session, memberships }: SignedIn) -> Answer {
-    let clients: Vec<_> = memberships.into_iter().filter(Membership::is_usable).collect();
-    let current = session.data.client_id.and_then(|id| clients.iter().find(|m| m.client_id == id).cloned());
+    let usable: Vec<&Membership> = memberships.iter().filter(|m| m.is_usable()).collect();
+    let current = session.data.client_id.and_then(|id| usable.iter().find(|m| m.client_id == id));
     // What the user may do here, in the words the users page uses (never the internal keys).
     let permissions: Vec<String> = current.iter().flat_map(|m| m.permissions.iter().map(|p| p.label())).collect();
+    let clients: Vec<Client> = usable.iter().map(|m| Client::from(*m)).collect();
     Ok(Page::new("clientarea.html", "Client area")
-        .with("user", &user)
+        .with("user", SignedInAs { email: &user.email })
         .with("clients", &clients)
-        .with("current", &current)
+        .with("current", current.map(|m| Client::from(*m)))
         .with("permissions", permissions)
         .render(&state, Some(&session)))
 }
