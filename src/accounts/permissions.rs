@@ -22,10 +22,16 @@ macro_rules! permissions {
             pub fn description(self) -> &'static str {
                 match self { $(Permission::$variant => $what),* }
             }
-            /// The description as a label a person reads beside a checkbox.
-            pub fn label(self) -> String {
-                let what = self.description();
-                what[..1].to_ascii_uppercase() + &what[1..]
+            /// The description as a label a person reads beside a checkbox (written out once:
+            /// the client area lists them on every view).
+            pub fn label(self) -> &'static str {
+                static LABELS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+                    Permission::ALL.iter().map(|p| {
+                        let what = p.description();
+                        what[..1].to_ascii_uppercase() + &what[1..]
+                    }).collect()
+                });
+                &LABELS[self as usize]
             }
         }
 
@@ -114,6 +120,16 @@ mod tests {
         assert_eq!(Permissions::from_stored(&all.to_stored()), all);
         for p in Permission::ALL {
             assert_eq!(p.key().parse::<Permission>().unwrap(), *p);
+        }
+    }
+
+    #[test]
+    fn each_permission_has_its_own_description_as_its_label() {
+        assert_eq!(Permission::Invoices.label(), "View and pay invoices");
+        for p in Permission::ALL {
+            let label = p.label();
+            assert_eq!(label.to_lowercase(), p.description(), "{p:?}");
+            assert!(label.starts_with(|c: char| c.is_ascii_uppercase()), "{label}");
         }
     }
 

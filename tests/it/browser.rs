@@ -727,7 +727,7 @@ async fn pages_fit_a_phone_and_name_permissions_in_words() {
         let home = tab.sees("Your permissions").await;
         assert!(!home.contains("manageproducts"), "internal keys are not shown: {home}");
         assert!(
-            home.contains(&Permissions::parse_list("manageproducts").unwrap().iter().next().unwrap().label()),
+            home.contains(Permissions::parse_list("manageproducts").unwrap().iter().next().unwrap().label()),
             "{home}"
         );
         let fits = "return document.documentElement.scrollWidth <= document.documentElement.clientWidth";

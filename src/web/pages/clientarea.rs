@@ -34,7 +34,7 @@ pub async fn show(State(state): State<AppState>, SignedIn { user, session, membe
     let usable: Vec<&Membership> = memberships.iter().filter(|m| m.is_usable()).collect();
     let current = session.data.client_id.and_then(|id| usable.iter().find(|m| m.client_id == id));
     // What the user may do here, in the words the users page uses (never the internal keys).
-    let permissions: Vec<String> = current.iter().flat_map(|m| m.permissions.iter().map(|p| p.label())).collect();
+    let permissions: Vec<&str> = current.iter().flat_map(|m| m.permissions.iter().map(|p| p.label())).collect();
     let clients: Vec<Client> = usable.iter().map(|m| Client::from(*m)).collect();
     Ok(Page::new("clientarea.html", "Client area")
         .with("user", SignedInAs { email: &user.email })
