@@ -10,6 +10,7 @@ use gatehouse::error::Code;
 use gatehouse::secrets::{passwords, tokens};
 
 on_both_backends!(
+    a_users_clients_come_by_client_id_whatever_order_they_were_joined_in,
     client_creation_makes_its_owner_with_every_permission,
     client_can_be_owned_by_an_existing_user,
     emails_are_unique_case_insensitively,
@@ -202,6 +203,20 @@ async fn a_user_belongs_to_many_clients_with_separate_permissions(h: &Harness) {
     assert!(memberships[1].permissions.contains(Permission::Domains));
     assert!(memberships.iter().all(|m| !m.is_owner));
     assert_eq!(code_of(h.accounts.associate(&h.actor, bob.id, a.id, &perms("orders")).await), Code::AlreadyAssociated);
+}
+
+/// Every client-area page lists them from this (one query, its rows in the database's order).
+async fn a_users_clients_come_by_client_id_whatever_order_they_were_joined_in(h: &Harness) {
+    let mut ids = Vec::new();
+    for owner in ["ann@example.com", "ann2@example.com", "ann3@example.com"] {
+        ids.push(client(h, owner).await.id);
+    }
+    let bob = user(h, "bob@example.com").await;
+    for id in [ids[2], ids[0], ids[1]] {
+        h.accounts.associate(&h.actor, bob.id, id, &perms("invoices")).await.unwrap();
+    }
+    let listed = h.accounts.user_with_clients(bob.id).await.unwrap().unwrap().memberships;
+    assert_eq!(listed.iter().map(|m| m.client_id).collect::<Vec<_>>(), ids);
 }
 
 async fn the_owner_cannot_be_removed_and_only_members_can_be_dissociated(h: &Harness) {

@@ -41,7 +41,7 @@ pub(super) async fn read_with_user(db: &Db, key: &str) -> Result<Option<(Session
             "SELECT s.key AS session_key, s.created_at AS session_created_at, \
              s.last_seen_at AS session_last_seen_at, s.data AS session_data, {} \
              FROM sessions s LEFT JOIN users u ON u.id = s.user_id {MEMBERSHIPS_OF_U} \
-             WHERE s.key = $1 ORDER BY m.client_id",
+             WHERE s.key = $1",
             *USER_WITH_CLIENTS_COLUMNS
         )
     });
