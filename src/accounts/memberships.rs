@@ -92,6 +92,9 @@ pub(crate) static USER_WITH_CLIENTS_COLUMNS: LazyLock<String> = LazyLock::new(||
 
 static USER_WITH_CLIENTS: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM users u {MEMBERSHIPS_OF_U} WHERE u.id = $1", *USER_WITH_CLIENTS_COLUMNS));
+static USER_WITH_CLIENTS_BY_EMAIL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {} FROM users u {MEMBERSHIPS_OF_U} WHERE u.email_norm = $1", *USER_WITH_CLIENTS_COLUMNS)
+});
 pub(crate) const MEMBERSHIPS_OF_U: &str =
     "LEFT JOIN memberships m ON m.user_id = u.id LEFT JOIN clients c ON c.id = m.client_id";
 
@@ -156,6 +159,16 @@ impl Accounts {
     pub async fn user_with_clients(&self, user_id: i64) -> Result<Option<UserWithClients>> {
         // Built once: on the files session store every page view runs it.
         let rows = sqlx::query(USER_WITH_CLIENTS.as_str()).bind(user_id).fetch_all(self.db.pool()).await?;
+        UserWithClients::from_rows(&rows)
+    }
+
+    /// As [`Accounts::user_with_clients`], by email (any case): a sign-in reads the account
+    /// and what it may sign in to in one query.
+    pub async fn user_with_clients_by_email(&self, email: &str) -> Result<Option<UserWithClients>> {
+        let rows = sqlx::query(USER_WITH_CLIENTS_BY_EMAIL.as_str())
+            .bind(email.trim().to_lowercase())
+            .fetch_all(self.db.pool())
+            .await?;
         UserWithClients::from_rows(&rows)
     }
 

@@ -11,7 +11,7 @@ use super::sessions::Sessions;
 use super::throttle::{Principal, Scope, Throttle};
 use crate::accounts::AuditAction;
 use crate::accounts::Target;
-use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Credentials, User};
+use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Credentials, Membership, User};
 use crate::config::{Config, HttpUrl};
 use crate::error::{Code, Error, Result};
 use crate::mail;
@@ -372,4 +372,6 @@ pub struct SignedIn {
     pub impersonated_by: Option<i64>,
     /// The known device (`auth::devices`) the sign-in came from, recognised at its password step.
     pub device: Option<i64>,
+    /// A user's clients, when the step before read them with the account: not read again.
+    pub clients: Option<Vec<Membership>>,
 }

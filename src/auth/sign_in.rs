@@ -89,7 +89,10 @@ impl Auth {
         from: &Visitor,
     ) -> Result<Step> {
         let ip = from.ip.as_str();
-        let creds = self.account_by_login(who, login).await?;
+        let (creds, clients) = match self.account_by_login(who, login).await? {
+            Some((creds, clients)) => (Some(creds), clients),
+            None => (None, Vec::new()),
+        };
         // A browser that signed in to this account before counts in its own budget; any other
         // shares the account's, the address's and the ceiling of consecutive failures.
         let device = match &creds {
@@ -139,7 +142,7 @@ impl Auth {
             let fresh = passwords::hash_async(password, Requester::Operator).await?;
             self.accounts.upgrade_password_hash(&actor, &creds, &stored, &fresh).await?;
         }
-        if who == Principal::User && self.every_client_closed(creds.id).await? {
+        if who == Principal::User && every_client_closed(&clients) {
             self.accounts.record_event(&actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
             return Ok(Step::ClientsClosed);
         }
@@ -147,33 +150,33 @@ impl Auth {
         let details = json!({"second_factor": owed});
         self.accounts.record_event(&actor, who.action(Event::PasswordOk), creds.target(), details).await?;
         Ok(match owed {
-            None => self.complete_sign_in(old, &creds, from, SignedIn { device, ..Default::default() }).await?,
-            Some(SecondFactor::Enrol) => {
-                Step::Enrol { cookie: self.await_second_factor(old, &creds, SecondFactor::Enrol, device, from).await? }
+            None => {
+                let signed = SignedIn { device, clients: Some(clients), ..Default::default() };
+                self.complete_sign_in(old, &creds, from, signed).await?
             }
+            Some(SecondFactor::Enrol) => Step::Enrol {
+                cookie: self.await_second_factor(old, &creds, SecondFactor::Enrol, device, &clients, from).await?,
+            },
             Some(method) => {
-                let cookie = self.await_second_factor(old, &creds, method, device, from).await?;
+                let cookie = self.await_second_factor(old, &creds, method, device, &clients, from).await?;
                 Step::SecondFactor { cookie, method }
             }
         })
     }
 
-    /// The account `login` names, when it may sign in at all (a disabled admin may not).
-    async fn account_by_login(&self, who: Principal, login: &str) -> Result<Option<Credentials>> {
+    /// The account `login` names, when it may sign in at all (a disabled admin may not), with
+    /// a user's clients, read in the same query (an admin has none).
+    async fn account_by_login(&self, who: Principal, login: &str) -> Result<Option<(Credentials, Vec<Membership>)>> {
         Ok(match who {
-            Principal::User => self.accounts.user_by_email(login).await?.map(|u| u.credentials()),
+            Principal::User => {
+                self.accounts.user_with_clients_by_email(login).await?.map(|u| (u.user.credentials(), u.memberships))
+            }
             Principal::Admin => match self.accounts.admin_by_username(login).await {
-                Ok(admin) => (!admin.is_disabled()).then(|| admin.credentials()),
+                Ok(admin) => (!admin.is_disabled()).then(|| (admin.credentials(), Vec::new())),
                 Err(Error::Refused { code: Code::NotFound, .. }) => None,
                 Err(e) => return Err(e),
             },
         })
-    }
-
-    /// A user who belongs to clients, all of them closed, has nothing to sign in to.
-    async fn every_client_closed(&self, user_id: i64) -> Result<bool> {
-        let clients = self.accounts.clients_of_user(user_id).await?;
-        Ok(!clients.is_empty() && !clients.iter().any(Membership::is_usable))
     }
 
     /// What a correct password still owes.
@@ -210,6 +213,7 @@ impl Auth {
         creds: &Credentials,
         method: SecondFactor,
         device: Option<i64>,
+        clients: &[Membership],
         from: &Visitor,
     ) -> Result<String> {
         let enrol = method == SecondFactor::Enrol;
@@ -227,7 +231,7 @@ impl Auth {
             // The client area's enrolment page is a signed-in page that allows nothing else
             // (`pages::signed_in`); the admin area's reads the pending sign-in itself.
             data.sign_in(Principal::User, creds.id);
-            data.client_id = self.only_client(creds.id).await?;
+            data.client_id = only_client(clients);
         }
         Ok(self.sessions.rotate(old, data).await?.0)
     }
@@ -254,7 +258,10 @@ impl Auth {
         };
         data.sign_in(creds.who, creds.id);
         if creds.who == Principal::User {
-            data.client_id = self.only_client(creds.id).await?;
+            data.client_id = match &signed.clients {
+                Some(clients) => only_client(clients),
+                None => only_client(&self.accounts.clients_of_user(creds.id).await?),
+            };
         }
         let mut device = None;
         if signed.impersonated_by.is_none() {
@@ -271,16 +278,6 @@ impl Auth {
             device = new.map(|d| d.token);
         }
         Ok(Step::Done { cookie: self.sessions.rotate(old, data).await?.0, device })
-    }
-
-    /// The client a user's new session starts in: their only usable one, if they have one.
-    async fn only_client(&self, user_id: i64) -> Result<Option<i64>> {
-        let clients = self.accounts.clients_of_user(user_id).await?;
-        let mut usable = clients.iter().filter(|m| m.is_usable());
-        Ok(match (usable.next(), usable.next()) {
-            (Some(only), None) => Some(only.client_id),
-            _ => None,
-        })
     }
 
     /// The half-way sign-in of kind `who` in `session` that owes `method`, with its account.
@@ -506,10 +503,11 @@ impl Auth {
     /// Why an account a passkey named may not sign in, as the password step would say: a
     /// disabled admin is refused, a user whose clients are all closed is told so.
     async fn may_not_sign_in(&self, creds: &Credentials, ip: &str) -> Result<Option<Step>> {
-        if self.account_by_login(creds.who, &creds.login).await?.is_none() {
-            return Ok(Some(Step::Refused));
-        }
-        if creds.who == Principal::User && self.every_client_closed(creds.id).await? {
+        let clients = match self.account_by_login(creds.who, &creds.login).await? {
+            Some((found, clients)) if found.id == creds.id => clients,
+            _ => return Ok(Some(Step::Refused)),
+        };
+        if creds.who == Principal::User && every_client_closed(&clients) {
             let actor = creds.actor(ip);
             self.accounts.record_event(&actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
             return Ok(Some(Step::ClientsClosed));
@@ -673,6 +671,20 @@ impl Auth {
 /// The name Duo knows the account by: a user's email, an admin's username. One Duo application
 /// serves both areas and knows only names, so an admin username shaped like an email address
 /// could be a client-area user's Duo identity (one who signed up with that address) — refused.
+/// A user who belongs to clients, all of them closed, has nothing to sign in to.
+fn every_client_closed(clients: &[Membership]) -> bool {
+    !clients.is_empty() && !clients.iter().any(Membership::is_usable)
+}
+
+/// The client a user's new session starts in: their only usable one, if they have one.
+fn only_client(clients: &[Membership]) -> Option<i64> {
+    let mut usable = clients.iter().filter(|m| m.is_usable());
+    match (usable.next(), usable.next()) {
+        (Some(only), None) => Some(only.client_id),
+        _ => None,
+    }
+}
+
 fn duo_name(creds: &Credentials) -> std::result::Result<&str, &'static str> {
     match creds.who {
         Principal::Admin if creds.login.contains('@') => Err("an admin whose username contains @ could share a Duo \
