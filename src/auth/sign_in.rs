@@ -89,6 +89,8 @@ impl Auth {
         from: &Visitor,
     ) -> Result<Step> {
         let ip = from.ip.as_str();
+        // The clients are read with the account, before the hash: one closed while it runs is
+        // still refused by every page, which reads them again (`Ctx::membership`).
         let (creds, clients) = match self.account_by_login(who, login).await? {
             Some((creds, clients)) => (Some(creds), clients),
             None => (None, Vec::new()),
@@ -668,9 +670,6 @@ impl Auth {
     }
 }
 
-/// The name Duo knows the account by: a user's email, an admin's username. One Duo application
-/// serves both areas and knows only names, so an admin username shaped like an email address
-/// could be a client-area user's Duo identity (one who signed up with that address) — refused.
 /// A user who belongs to clients, all of them closed, has nothing to sign in to.
 fn every_client_closed(clients: &[Membership]) -> bool {
     !clients.is_empty() && !clients.iter().any(Membership::is_usable)
@@ -685,6 +684,9 @@ fn only_client(clients: &[Membership]) -> Option<i64> {
     }
 }
 
+/// The name Duo knows the account by: a user's email, an admin's username. One Duo application
+/// serves both areas and knows only names, so an admin username shaped like an email address
+/// could be a client-area user's Duo identity (one who signed up with that address) — refused.
 fn duo_name(creds: &Credentials) -> std::result::Result<&str, &'static str> {
     match creds.who {
         Principal::Admin if creds.login.contains('@') => Err("an admin whose username contains @ could share a Duo \

@@ -60,9 +60,11 @@ impl Ctx {
         self.user.as_ref().map_or(&[], |u| &u.memberships)
     }
 
-    /// The signed-in user's membership of `client_id`, if they have one.
+    /// The signed-in user's membership of `client_id`, if they have one in a client that is
+    /// open: a closed client is kept for the records, never worked in, whatever client a
+    /// session started in or switched to before it closed.
     pub fn membership(&self, client_id: i64) -> Option<Membership> {
-        self.memberships().iter().find(|m| m.client_id == client_id).cloned()
+        self.memberships().iter().find(|m| m.client_id == client_id && m.is_usable()).cloned()
     }
 }
 

@@ -265,10 +265,21 @@ async fn account_chooser_switcher_and_closed_clients(backend: Backend) {
     let area = b.get("clientarea").await;
     assert!(area.body.contains("Switch account"));
 
+    // Pages of the client worked in are reached (what each shows is the permissions' to say).
+    for page in ["account/users", "account/client"] {
+        assert_ne!(b.get(page).await.status, 303, "{page} of an open client");
+    }
+
     // A closed client cannot be entered…
     server.accounts().close_client(&actor, second).await.unwrap();
     let refused = b.submit("clientarea", "clientarea/switch", &[("client_id", &second.to_string())]).await;
     assert_eq!(refused.status, 403);
+    // …nor worked in by a session that was in it when it closed: its pages send it back.
+    for page in ["account/users", "account/client"] {
+        let after = b.get(page).await;
+        assert_eq!(after.status, 303, "{page} of a closed client");
+        assert!(after.location().ends_with("/clientarea"), "{page}: {}", after.location());
+    }
     // …and a user whose every client is closed cannot log in.
     server.accounts().close_client(&actor, first).await.unwrap();
     let closed = server.browser().login("ann@example.com", PASSWORD).await;
