@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::accounts::Principal;
 use crate::error::Result;
 use crate::secrets::tokens;
-use crate::store::Db;
+use crate::store::{AnyConnection, Db};
 
 /// How long a browser stays known without signing in again.
 pub const DEVICE_TTL_SECS: i64 = 180 * 86_400;
@@ -72,9 +72,10 @@ impl Devices {
 
     /// After a full sign-in from `known` (the device it was recognised as, if any): that device
     /// is used again, or the browser gets a new token for this account — returned, with whether
-    /// the account knew other devices.
+    /// the account knew other devices. In the sign-in's transaction.
     pub async fn signed_in(
         &self,
+        conn: &mut AnyConnection,
         who: Principal,
         account_id: i64,
         known: Option<i64>,
@@ -86,7 +87,7 @@ impl Devices {
                 .bind(self.db.now())
                 .bind(ip)
                 .bind(id)
-                .execute(self.db.pool())
+                .execute(&mut *conn)
                 .await?;
             return Ok(None);
         }
@@ -96,7 +97,7 @@ impl Devices {
         .bind(who.target_type().as_str())
         .bind(account_id)
         .bind(self.db.now() - DEVICE_TTL_SECS)
-        .fetch_one(self.db.pool())
+        .fetch_one(&mut *conn)
         .await?;
         let token = tokens::mint(tokens::TokenKind::Device);
         let user_agent: String = user_agent.chars().take(USER_AGENT_CHARS).collect();
@@ -110,7 +111,7 @@ impl Devices {
         .bind(user_agent)
         .bind(ip)
         .bind(self.db.now())
-        .execute(self.db.pool())
+        .execute(&mut *conn)
         .await?;
         // However many browsers sign in, the account keeps the most recent few.
         sqlx::query(
@@ -121,7 +122,7 @@ impl Devices {
         .bind(who.target_type().as_str())
         .bind(account_id)
         .bind(DEVICES_PER_ACCOUNT)
-        .execute(self.db.pool())
+        .execute(&mut *conn)
         .await?;
         Ok(Some(NewDevice { token: token.raw, account_knew_others: others > 0 }))
     }

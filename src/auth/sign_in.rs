@@ -15,12 +15,13 @@ use super::guard::Checked;
 use super::passkeys::{Answer as PasskeyAnswer, Proven, Purpose};
 use super::service::{Auth, SignedIn, TotpEnrolment, Visitor};
 use super::sessions::{PENDING_TRIES, Pending, SecondFactor, Session, SessionData};
-use super::throttle::Scope;
-use crate::accounts::AuditAction;
+use super::throttle::{Attempt, Scope};
 use crate::accounts::{Actor, CredentialEvent as Event, Credentials, Membership, Principal, TwoFaMethod};
+use crate::accounts::{AuditAction, record_in};
 use crate::error::{Code, Error, Result};
 use crate::secrets::passwords::{self, Requester, verify_any_async};
 use crate::secrets::{backup_codes, tokens, totp};
+use crate::store::AnyConnection;
 
 /// Where a sign-in stands after a step.
 #[derive(Debug, PartialEq, Eq)]
@@ -137,33 +138,61 @@ impl Auth {
             self.accounts.record_event(&actor, who.action(Event::LoginFailed), target, typed).await?;
             return Ok(Step::Refused);
         };
-        attempt.succeeded().await?;
-        if verified.rehash {
-            // After a right password, which the lockout bounds: not refused for the address's
-            // busy share, which would leave a checked success unrecorded.
-            let fresh = passwords::hash_async(password, Requester::Operator).await?;
-            self.accounts.upgrade_password_hash(&actor, &creds, &stored, &fresh).await?;
-        }
-        if who == Principal::User && every_client_closed(&clients) {
-            self.accounts.record_event(&actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
+        let closed = who == Principal::User && every_client_closed(&clients);
+        let owed = if closed { None } else { self.owed(&creds).await? };
+        // What the right password leads to is one transaction: the lockout's counters, the
+        // audit rows, the device and the new session are written together or not at all (and
+        // SQLite commits once, not once a statement).
+        let mut tx = self.accounts.db().begin().await?;
+        let now = self.accounts.db().now();
+        if closed {
+            attempt.succeeded_in(&mut tx, &[]).await?;
+            record_in(&mut tx, now, &actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
+            tx.commit().await?;
+            if verified.rehash {
+                self.upgrade_hash(&actor, &creds, &stored, password).await;
+            }
             return Ok(Step::ClientsClosed);
         }
-        let owed = self.owed(&creds).await?;
         let details = json!({"second_factor": owed});
-        self.accounts.record_event(&actor, who.action(Event::PasswordOk), creds.target(), details).await?;
-        Ok(match owed {
+        record_in(&mut tx, now, &actor, who.action(Event::PasswordOk), creds.target(), details).await?;
+        let (step, notice) = match owed {
             None => {
                 let signed = SignedIn { device, clients: Some(clients), ..Default::default() };
-                self.complete_sign_in(old, &creds, from, signed).await?
+                self.record_sign_in(&mut tx, Some(attempt), old, &creds, from, signed).await?
             }
-            Some(SecondFactor::Enrol) => Step::Enrol {
-                cookie: self.await_second_factor(old, &creds, SecondFactor::Enrol, device, &clients, from).await?,
-            },
             Some(method) => {
-                let cookie = self.await_second_factor(old, &creds, method, device, &clients, from).await?;
-                Step::SecondFactor { cookie, method }
+                attempt.succeeded_in(&mut tx, &[]).await?;
+                let pending =
+                    Pending { who, id: creds.id, method, duo_state: None, duo_nonce: None, wrong_codes: 0, device };
+                let cookie = self.await_second_factor(&mut tx, old, pending, &clients, from).await?;
+                let step = match method {
+                    SecondFactor::Enrol => Step::Enrol { cookie },
+                    method => Step::SecondFactor { cookie, method },
+                };
+                (step, None)
             }
-        })
+        };
+        tx.commit().await?;
+        self.tell(&creds, notice).await;
+        if verified.rehash {
+            self.upgrade_hash(&actor, &creds, &stored, password).await;
+        }
+        Ok(step)
+    }
+
+    /// Stores a right password again under today's policy (its stored hash is of another).
+    /// After the sign-in's transaction, which never waits on a hash; a failure leaves the old
+    /// hash, which still verifies, and is logged. Not refused for the address's busy share: it
+    /// follows a right password, which the lockout bounds.
+    async fn upgrade_hash(&self, actor: &Actor, creds: &Credentials, stored: &str, password: &str) {
+        let upgraded = match passwords::hash_async(password, Requester::Operator).await {
+            Ok(fresh) => self.accounts.upgrade_password_hash(actor, creds, stored, &fresh).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = upgraded {
+            tracing::warn!(error = %e, who = ?creds.who, id = creds.id, "a password hash could not be upgraded");
+        }
     }
 
     /// The account `login` names, when it may sign in at all (a disabled admin may not), with
@@ -207,20 +236,17 @@ impl Auth {
         })
     }
 
-    /// A new half-signed-in session in place of `old` that remembers what is owed. Returns its
-    /// cookie value.
+    /// A new half-signed-in session in place of `old` that remembers what is owed (`pending`),
+    /// in the password step's transaction. Returns its cookie value.
     async fn await_second_factor(
         &self,
+        conn: &mut AnyConnection,
         old: &Session,
-        creds: &Credentials,
-        method: SecondFactor,
-        device: Option<i64>,
+        pending: Pending,
         clients: &[Membership],
         from: &Visitor,
     ) -> Result<String> {
-        let enrol = method == SecondFactor::Enrol;
-        let (who, id) = (creds.who, creds.id);
-        let pending = Pending { who, id, method, duo_state: None, duo_nonce: None, wrong_codes: 0, device };
+        let (enrol, who, id) = (pending.method == SecondFactor::Enrol, pending.who, pending.id);
         let mut data = SessionData {
             ip: from.ip.clone(),
             user_agent: from.user_agent.clone(),
@@ -229,13 +255,13 @@ impl Auth {
             authenticated_at: enrol.then(|| self.proof_time()),
             ..Default::default()
         };
-        if enrol && creds.who == Principal::User {
+        if enrol && who == Principal::User {
             // The client area's enrolment page is a signed-in page that allows nothing else
             // (`pages::signed_in`); the admin area's reads the pending sign-in itself.
-            data.sign_in(Principal::User, creds.id);
+            data.sign_in(Principal::User, id);
             data.client_id = only_client(clients);
         }
-        Ok(self.sessions.rotate(old, data).await?.0)
+        Ok(self.sessions.rotate_in(conn, old, data).await?.0)
     }
 
     /// Signs `creds` in on a new session in place of `old` (a new id and CSRF token); a user
@@ -247,8 +273,35 @@ impl Auth {
         old: &Session,
         creds: &Credentials,
         from: &Visitor,
-        signed: SignedIn,
+        mut signed: SignedIn,
     ) -> Result<Step> {
+        if creds.who == Principal::User && signed.clients.is_none() {
+            signed.clients = Some(self.accounts.clients_of_user(creds.id).await?);
+        }
+        let mut tx = self.accounts.db().begin().await?;
+        let (step, notice) = self.record_sign_in(&mut tx, None, old, creds, from, signed).await?;
+        tx.commit().await?;
+        self.tell(creds, notice).await;
+        Ok(step)
+    }
+
+    /// A full sign-in's writes, in the caller's transaction: the end of a run of failures (and
+    /// of the password's `attempt`, when the sign-in completes at the password), its audit
+    /// row, the new session and the device. Returns the step, and the notice to send once the
+    /// transaction committed (a browser the account did not know, when it knew others).
+    ///
+    /// Rows are taken in one order — the counters (by key), the user's (the new session's
+    /// foreign key), the old session, the devices — the order in which deleting a user takes
+    /// its own, so neither waits on the other in a cycle on PostgreSQL.
+    async fn record_sign_in(
+        &self,
+        conn: &mut AnyConnection,
+        attempt: Option<Attempt>,
+        old: &Session,
+        creds: &Credentials,
+        from: &Visitor,
+        signed: SignedIn,
+    ) -> Result<(Step, Option<Notice>)> {
         let mut data = SessionData {
             ip: from.ip.clone(),
             user_agent: from.user_agent.clone(),
@@ -260,26 +313,38 @@ impl Auth {
         };
         data.sign_in(creds.who, creds.id);
         if creds.who == Principal::User {
-            data.client_id = match &signed.clients {
-                Some(clients) => only_client(clients),
-                None => only_client(&self.accounts.clients_of_user(creds.id).await?),
-            };
+            data.client_id = only_client(signed.clients.as_deref().unwrap_or_default());
         }
-        let mut device = None;
-        if signed.impersonated_by.is_none() {
+        // An admin who entered by an impersonation link proved nothing of the account's.
+        let proven = signed.impersonated_by.is_none();
+        if proven {
             // Every factor proven: a run of consecutive failures ends, wherever it came from.
-            self.throttle.clear(&Scope::ended_by_sign_in(creds.who, &creds.login, signed.device)).await?;
-            let actor = creds.actor(&from.ip);
-            self.accounts.record_event(&actor, creds.who.action(Event::SignedIn), creds.target(), json!({})).await?;
-            let new = self.devices.signed_in(creds.who, creds.id, signed.device, &from.user_agent, &from.ip).await?;
-            // A browser the account did not know, when it knew others: the owner is told.
+            let ended = Scope::ended_by_sign_in(creds.who, &creds.login, signed.device);
+            match attempt {
+                Some(attempt) => attempt.succeeded_in(conn, &ended).await?,
+                None => self.throttle.clear_in(conn, &ended).await?,
+            }
+            let (actor, now) = (creds.actor(&from.ip), self.accounts.db().now());
+            record_in(conn, now, &actor, creds.who.action(Event::SignedIn), creds.target(), json!({})).await?;
+        }
+        let cookie = self.sessions.rotate_in(conn, old, data).await?.0;
+        let (mut device, mut notice) = (None, None);
+        if proven {
+            let new =
+                self.devices.signed_in(conn, creds.who, creds.id, signed.device, &from.user_agent, &from.ip).await?;
             if new.as_ref().is_some_and(|d| d.account_knew_others) {
-                let notice = Notice::NewDevice { user_agent: from.user_agent.clone(), ip: from.ip.clone() };
-                self.notify(creds.who, creds.id, notice).await;
+                notice = Some(Notice::NewDevice { user_agent: from.user_agent.clone(), ip: from.ip.clone() });
             }
             device = new.map(|d| d.token);
         }
-        Ok(Step::Done { cookie: self.sessions.rotate(old, data).await?.0, device })
+        Ok((Step::Done { cookie, device }, notice))
+    }
+
+    /// Sends what a committed sign-in has to tell the account's owner.
+    async fn tell(&self, creds: &Credentials, notice: Option<Notice>) {
+        if let Some(notice) = notice {
+            self.notify(creds.who, creds.id, notice).await;
+        }
     }
 
     /// The half-way sign-in of kind `who` in `session` that owes `method`, with its account.

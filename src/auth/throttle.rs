@@ -26,7 +26,7 @@ use ipnet::Ipv6Net;
 
 use crate::config::Lockout;
 use crate::error::{Code, Result};
-use crate::store::Db;
+use crate::store::{Any, AnyConnection, Db};
 
 /// Whose secret an account scope guards: the two kinds of sign-in never share a counter.
 pub use crate::accounts::Principal;
@@ -233,7 +233,7 @@ pub struct Throttle {
 
 /// The slots one attempt holds. Say how it ended — [`Attempt::failed`] or
 /// [`Attempt::succeeded`]; an attempt dropped on an error keeps its slots, as a failure would.
-#[must_use = "an attempt must be ended with failed() or succeeded()"]
+#[must_use = "an attempt must be ended with failed(), succeeded() or succeeded_in()"]
 #[derive(Debug)]
 pub struct Attempt {
     throttle: Throttle,
@@ -299,7 +299,7 @@ impl Throttle {
                 Some(slot) => taken.push((scope.clone(), slot)),
                 None => {
                     for (scope, slot) in &taken {
-                        self.give_back(scope, slot).await?;
+                        give_back(self.db.pool(), &scope.key(), slot).await?;
                     }
                     return Ok(None);
                 }
@@ -327,25 +327,6 @@ impl Throttle {
         .bind(self.limit(scope))
         .fetch_optional(self.db.pool())
         .await?)
-    }
-
-    /// One statement per scope, here as in [`Attempt::succeeded`] and [`Throttle::clear`]: each
-    /// locks one row. A statement over several scopes (`scope IN (…)`) would lock its rows in
-    /// scan order, and two of them under a flood of attempts could deadlock on PostgreSQL — an
-    /// aborted give-back keeps the slots a refused attempt must not cost.
-    ///
-    /// Only to the slot's own window: once the window started again (or a lock reset it), the
-    /// count is of other attempts — given back there, a late give-back would erase a guess that
-    /// was checked.
-    async fn give_back(&self, scope: &Scope, slot: &Slot) -> Result<()> {
-        sqlx::query(
-            "UPDATE throttle SET failures = failures - 1 WHERE scope = $1 AND failures > 0 AND window_start = $2",
-        )
-        .bind(scope.key())
-        .bind(slot.window_start)
-        .execute(self.db.pool())
-        .await?;
-        Ok(())
     }
 
     /// True if any of the scopes is locked now. For what a page says; the decision to check a
@@ -401,27 +382,112 @@ impl Throttle {
 
     /// Removes counters whose window and lock have both passed (cron). A ceiling is kept for
     /// its own, longer window.
+    ///
+    /// One row per statement, as everywhere: a sign-in holds its counters until it commits, and
+    /// one statement deleting many rows could hold one of them while it waits for another.
     pub async fn purge(&self) -> Result<u64> {
         let ts = self.db.now();
-        Ok(sqlx::query(
-            "DELETE FROM throttle WHERE locked_until <= $1 AND \
+        let (window, ceiling) = (ts - self.window_secs, ts - CEILING_SECS);
+        let passed: Vec<String> = sqlx::query_scalar(
+            "SELECT scope FROM throttle WHERE locked_until <= $1 AND \
              ((scope NOT LIKE '%ceiling:%' AND window_start < $2) OR window_start < $3)",
         )
         .bind(ts)
-        .bind(ts - self.window_secs)
-        .bind(ts - CEILING_SECS)
-        .execute(self.db.pool())
-        .await?
-        .rows_affected())
+        .bind(window)
+        .bind(ceiling)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut removed = 0;
+        for scope in passed {
+            // Judged again: an attempt may have started a new window meanwhile.
+            removed += sqlx::query(
+                "DELETE FROM throttle WHERE scope = $1 AND locked_until <= $2 AND \
+                 ((scope NOT LIKE '%ceiling:%' AND window_start < $3) OR window_start < $4)",
+            )
+            .bind(scope)
+            .bind(ts)
+            .bind(window)
+            .bind(ceiling)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected();
+        }
+        Ok(removed)
     }
 
-    /// Forgets these scopes' failures and locks (a full sign-in, a completed reset), by key.
+    /// Forgets these scopes' failures and locks (a completed reset), by key.
     pub async fn clear(&self, scopes: &[Scope]) -> Result<()> {
-        for scope in scopes {
-            sqlx::query("DELETE FROM throttle WHERE scope = $1").bind(scope.key()).execute(self.db.pool()).await?;
-        }
-        Ok(())
+        self.clear_in(&mut *self.db.pool().acquire().await?, scopes).await
     }
+
+    /// [`Throttle::clear`] in the caller's transaction (a full sign-in).
+    pub async fn clear_in(&self, conn: &mut AnyConnection, scopes: &[Scope]) -> Result<()> {
+        end_in(conn, self.db.now(), scopes.iter().map(|s| (s.key(), Ending::Forget)).collect()).await
+    }
+}
+
+/// What becomes of one counter when an attempt ends well.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// Removed, lock and all: a full sign-in ends a run of failures whatever it reached.
+    Forget,
+    /// Removed unless another attempt locked it meanwhile: the account's own budgets.
+    Reset,
+    /// The slot handed back to its own window: an address's budget, a ceiling.
+    GiveBack(Slot),
+}
+
+/// Ends counters on `conn` — in a sign-in, its transaction — one statement per row, **in key
+/// order**: every transaction that holds more than one counter row takes them in the same
+/// order, so two sign-ins never wait on each other in a cycle (PostgreSQL locks each row until
+/// the commit; SQLite has one writer). A key that appears twice keeps its strongest ending.
+async fn end_in(conn: &mut AnyConnection, now: i64, mut endings: Vec<(String, Ending)>) -> Result<()> {
+    endings.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.rank().cmp(&b.1.rank())));
+    endings.dedup_by(|later, kept| later.0 == kept.0);
+    for (key, ending) in endings {
+        match ending {
+            Ending::Forget => {
+                sqlx::query("DELETE FROM throttle WHERE scope = $1").bind(key).execute(&mut *conn).await?;
+            }
+            Ending::Reset => {
+                sqlx::query("DELETE FROM throttle WHERE scope = $1 AND locked_until <= $2")
+                    .bind(key)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ending::GiveBack(slot) => give_back(&mut *conn, &key, &slot).await?,
+        }
+    }
+    Ok(())
+}
+
+impl Ending {
+    /// Forget before reset before give back: the first of a key's endings is the one kept.
+    fn rank(self) -> u8 {
+        match self {
+            Ending::Forget => 0,
+            Ending::Reset => 1,
+            Ending::GiveBack(_) => 2,
+        }
+    }
+}
+
+/// One statement per scope, here as in [`end_in`]: each locks one row. A statement over
+/// several scopes (`scope IN (…)`) would lock its rows in scan order, and two of them under a
+/// flood of attempts could deadlock on PostgreSQL — an aborted give-back keeps the slots a
+/// refused attempt must not cost.
+///
+/// Only to the slot's own window: once the window started again (or a lock reset it), the
+/// count is of other attempts — given back there, a late give-back would erase a guess that
+/// was checked.
+async fn give_back(db: impl sqlx::Executor<'_, Database = Any>, key: &str, slot: &Slot) -> Result<()> {
+    sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE scope = $1 AND failures > 0 AND window_start = $2")
+        .bind(key.to_string())
+        .bind(slot.window_start)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 impl Attempt {
@@ -454,7 +520,7 @@ impl Attempt {
             Ok(answer) => Ok((self, answer)),
             Err(busy) if busy.code() == Code::Busy => {
                 for (scope, slot) in &self.taken {
-                    self.throttle.give_back(scope, slot).await?;
+                    give_back(self.throttle.db.pool(), &scope.key(), slot).await?;
                 }
                 Err(busy)
             }
@@ -465,19 +531,19 @@ impl Attempt {
     /// The secret was right: the account's scopes start again from zero (unless another
     /// attempt locked them meanwhile), the address's get their slot back.
     pub async fn succeeded(self) -> Result<()> {
-        let throttle = &self.throttle;
-        for (scope, slot) in &self.taken {
-            if scope.cleared_by_success() {
-                sqlx::query("DELETE FROM throttle WHERE scope = $1 AND locked_until <= $2")
-                    .bind(scope.key())
-                    .bind(throttle.db.now())
-                    .execute(throttle.db.pool())
-                    .await?;
-            } else {
-                throttle.give_back(scope, slot).await?;
-            }
-        }
-        Ok(())
+        let mut conn = self.throttle.db.pool().acquire().await?;
+        self.succeeded_in(&mut conn, &[]).await
+    }
+
+    /// [`Attempt::succeeded`] in the caller's transaction, with the scopes the sign-in it
+    /// completed ends ([`Scope::ended_by_sign_in`]; none when a second factor is still owed).
+    pub async fn succeeded_in(self, conn: &mut AnyConnection, ended: &[Scope]) -> Result<()> {
+        let taken = self.taken.iter().map(|(scope, slot)| {
+            let ending = if scope.cleared_by_success() { Ending::Reset } else { Ending::GiveBack(*slot) };
+            (scope.key(), ending)
+        });
+        let endings = taken.chain(ended.iter().map(|s| (s.key(), Ending::Forget))).collect();
+        end_in(conn, self.throttle.db.now(), endings).await
     }
 }
 

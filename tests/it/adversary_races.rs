@@ -99,6 +99,42 @@ async fn a_right_password_inside_a_burst_gets_no_extra_guesses(backend: Backend)
     assert!(evaluated <= LIMIT, "{evaluated} of 41 passwords were checked; the limit is {LIMIT}");
 }
 
+/// A sign-in that completes writes its lockout counters, audit rows, device and session in one
+/// transaction, and on PostgreSQL each counter row stays locked until the commit. One person's
+/// browsers signing in all at once — eight known devices, each in its own budget, and four
+/// unknown ones sharing the account's — all get in, round after round: no two sign-ins wait on
+/// each other in a cycle (a deadlock PostgreSQL would end by failing one), and on SQLite the
+/// writers queue on the busy timeout instead of failing.
+async fn one_persons_browsers_sign_in_all_at_once(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let known: Vec<Browser> = (0..8).map(|_| server.browser()).collect();
+    for b in &known {
+        assert_eq!(sign_in_and_out(b).await, 303, "each browser becomes known");
+    }
+    let known = Arc::new(known);
+    for round in 0..3 {
+        let unknown: Arc<Vec<Browser>> = Arc::new((0..4).map(|_| server.browser()).collect());
+        let statuses = burst(12, |i| {
+            let (known, unknown) = (known.clone(), unknown.clone());
+            async move { sign_in_and_out(if i < 8 { &known[i] } else { &unknown[i - 8] }).await }
+        })
+        .await;
+        assert_eq!(statuses, vec![303; 12], "round {round}: every browser signed in");
+    }
+    let signed_in = count(&server, user_id, &["login.signed_in"]).await;
+    assert_eq!(signed_in, 8 + 3 * 12, "one audit row per sign-in");
+}
+
+/// Signs Ann in and out again; returns the status of the sign-in.
+async fn sign_in_and_out(b: &Browser) -> u16 {
+    let signed = b.login("ann@example.com", PASSWORD).await;
+    if signed.status == 303 {
+        b.submit("clientarea", "logout", &[]).await;
+    }
+    signed.status
+}
+
 async fn admin_logins_in_parallel_evaluate_at_most_the_limit(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let accounts = server.accounts();
@@ -286,8 +322,10 @@ async fn an_invite_accepted_in_parallel_joins_once(backend: Backend) {
 
 web_on_both_backends!(
     a_slot_given_back_late_does_not_erase_a_later_windows_guess,
+    the_purge_removes_only_counters_whose_window_and_lock_passed,
     parallel_wrong_passwords_evaluate_at_most_the_limit,
     a_right_password_inside_a_burst_gets_no_extra_guesses,
+    one_persons_browsers_sign_in_all_at_once,
     admin_logins_in_parallel_evaluate_at_most_the_limit,
     parallel_second_factor_codes_evaluate_at_most_the_limit,
     parallel_current_password_confirmations_evaluate_at_most_the_limit,
@@ -326,6 +364,50 @@ async fn a_slot_given_back_late_does_not_erase_a_later_windows_guess(backend: Ba
     assert_eq!(failures().await, 2);
     assert!(again.check(busy()).await.is_err(), "refused busy");
     assert_eq!(failures().await, 1);
+}
+
+/// The cron's purge removes a counter only once its window and its lock have passed (a ceiling
+/// after its own 30 days), one row per statement — a sign-in holds its counters until it
+/// commits, and a statement over many rows could hold one while waiting for another.
+async fn the_purge_removes_only_counters_whose_window_and_lock_passed(backend: Backend) {
+    use gatehouse::auth::throttle::{Principal, Scope, Throttle};
+    use gatehouse::config::{Duration, Lockout};
+    let Some(server) = Server::start(backend, "").await else { return };
+    let db = server.state.db().clone();
+    let policy = Lockout { lock: Duration::from_secs(3600), ..Lockout::default() };
+    let throttle = Throttle::new(db.clone(), &policy);
+    let fail = |scope: Scope| {
+        let throttle = throttle.clone();
+        async move {
+            let attempt = throttle.begin(std::slice::from_ref(&scope)).await.unwrap().expect("a slot");
+            attempt.failed().await.unwrap().len()
+        }
+    };
+    let (passed, locked) =
+        (Scope::account(Principal::User, "old@example.com"), Scope::account(Principal::User, "locked@example.com"));
+    let ceiling = Scope::ceiling(Principal::User, "ann@example.com");
+    fail(passed.clone()).await;
+    fail(ceiling.clone()).await;
+    let mut locks = 0;
+    for _ in 0..policy.max_failures {
+        locks += fail(locked.clone()).await;
+    }
+    assert_eq!(locks, 1, "the fifth failure locked the account for an hour");
+    db.clock().advance(std::time::Duration::from_secs(policy.window.as_secs() as u64 + 60));
+    let fresh = Scope::account(Principal::User, "fresh@example.com");
+    fail(fresh.clone()).await;
+
+    let kept = || async {
+        let counters = throttle.counters().await.unwrap();
+        counters.into_iter().map(|c| c.scope).collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(throttle.purge().await.unwrap(), 1, "only the counter whose window passed");
+    let expected = [locked.key(), ceiling.key(), fresh.key()].into();
+    assert_eq!(kept().await, expected, "the lock, the ceiling and the new window stay");
+
+    db.clock().advance(std::time::Duration::from_secs(3600));
+    assert_eq!(throttle.purge().await.unwrap(), 2, "the lock and the second window passed too");
+    assert_eq!(kept().await, [ceiling.key()].into(), "a ceiling is kept for its 30 days");
 }
 
 /// Two nodes behind a load balancer, one PostgreSQL: the budget is the database's, so 200

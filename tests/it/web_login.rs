@@ -426,6 +426,54 @@ async fn lockout_spares_the_innocent_behind_one_address(backend: Backend) {
     assert!(counters.iter().any(|c| c.scope == "account-ip:bob@example.com 127.0.0.1" && c.locked), "{counters:?}");
 }
 
+/// A sign-in is recorded whole or not at all: when its last write (the new session) is refused,
+/// no audit row says the password was right or that anyone signed in, no device was remembered,
+/// and no session exists; the next try, once the database takes writes again, signs in as the
+/// first would have.
+async fn a_sign_in_the_database_refuses_leaves_no_trace(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let pool = server.state.db().pool();
+    let refuse: &[&str] = match backend {
+        Backend::Sqlite => &["CREATE TRIGGER refuse_sign_in BEFORE INSERT ON sessions WHEN NEW.user_id IS NOT NULL \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+        Backend::Postgres => &[
+            "CREATE FUNCTION refuse_sign_in() RETURNS trigger AS $$ BEGIN \
+             IF NEW.user_id IS NOT NULL THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ \
+             LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_sign_in BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_sign_in()",
+        ],
+    };
+    for &sql in refuse {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    }
+    let traces = || async {
+        let mut counts = Vec::new();
+        for sql in [
+            "SELECT COUNT(*) FROM audit_log WHERE target_type = 'user' AND target_id = $1 \
+             AND action IN ('login.password_ok', 'login.signed_in')",
+            "SELECT COUNT(*) FROM device_tokens WHERE principal = 'user' AND account_id = $1",
+            "SELECT COUNT(*) FROM sessions WHERE user_id = $1",
+        ] {
+            counts.push(sqlx::query_scalar::<_, i64>(sql).bind(user_id).fetch_one(pool).await.unwrap());
+        }
+        counts
+    };
+    let b = server.browser();
+    let refused = b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert_eq!(traces().await, [0, 0, 0], "audit rows, devices, sessions after the refused sign-in");
+
+    let drop = match backend {
+        Backend::Sqlite => "DROP TRIGGER refuse_sign_in",
+        Backend::Postgres => "DROP TRIGGER refuse_sign_in ON sessions",
+    };
+    sqlx::query(drop).execute(pool).await.unwrap();
+    let signed = b.login("ann@example.com", PASSWORD).await;
+    assert_eq!(signed.location(), "/clientarea", "{}", signed.body);
+    assert_eq!(traces().await, [2, 1, 1], "password_ok and signed_in, one device, one session");
+}
+
 /// Anonymous requests write nothing: the forms of visitors who are not signed in carry a
 /// stateless token (a nonce cookie and its HMAC), and a session row is stored only when there
 /// is something to keep. Before, every GET /login stored a session: wrk filled a disk with them.
@@ -458,6 +506,7 @@ async fn anonymous_visitors_store_no_sessions(backend: Backend) {
 }
 
 web_on_both_backends!(
+    a_sign_in_the_database_refuses_leaves_no_trace,
     anonymous_visitors_store_no_sessions,
     lockout_spares_the_innocent_behind_one_address,
     sign_up_is_one_transaction_audited_and_throttled_per_ip,

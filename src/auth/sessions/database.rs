@@ -7,7 +7,7 @@ use sqlx::Row as _;
 use super::{Holder, Session, SessionData};
 use crate::accounts::{MEMBERSHIPS_OF_U, USER_WITH_CLIENTS_COLUMNS, UserWithClients};
 use crate::error::{Error, Result};
-use crate::store::Db;
+use crate::store::{Any, Db};
 
 #[derive(sqlx_macros::FromRow)]
 struct Row {
@@ -57,7 +57,7 @@ pub(super) async fn read_with_user(db: &Db, key: &str) -> Result<Option<(Session
     Ok(Some((session, UserWithClients::from_rows(&rows)?)))
 }
 
-pub(super) async fn insert(db: &Db, s: &Session) -> Result<()> {
+pub(super) async fn insert(db: impl sqlx::Executor<'_, Database = Any>, s: &Session) -> Result<()> {
     let data = serde_json::to_string(&s.data).map_err(|e| Error::Internal(e.to_string()))?;
     sqlx::query(
         "INSERT INTO sessions (key, user_id, admin_id, created_at, last_seen_at, data) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -68,7 +68,7 @@ pub(super) async fn insert(db: &Db, s: &Session) -> Result<()> {
     .bind(s.created_at)
     .bind(s.last_seen_at)
     .bind(data)
-    .execute(db.pool())
+    .execute(db)
     .await?;
     Ok(())
 }
@@ -93,8 +93,8 @@ pub(super) async fn touch(db: &Db, key: &str, at: i64) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn delete(db: &Db, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE key = $1").bind(key).execute(db.pool()).await?;
+pub(super) async fn delete(db: impl sqlx::Executor<'_, Database = Any>, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE key = $1").bind(key.to_string()).execute(db).await?;
     Ok(())
 }
 

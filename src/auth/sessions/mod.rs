@@ -14,7 +14,7 @@ use crate::accounts::{Accounts, Principal, UserWithClients};
 use crate::config::{Config, SessionStore as StoreKind};
 use crate::error::Result;
 use crate::secrets::tokens;
-use crate::store::{Clock, Db};
+use crate::store::{AnyConnection, Clock, Db};
 
 /// How stale `last_seen_at` may get before a request writes it again. Writing on every request
 /// would turn every page view into a database write; a minute of slack on a 30-minute idle
@@ -262,11 +262,16 @@ impl Sessions {
     }
 
     async fn insert(&self, data: SessionData) -> Result<(String, Session)> {
+        let (raw, session) = self.minted(data);
+        self.write(&session).await?;
+        Ok((raw, session))
+    }
+
+    /// A new session holding `data` under a new key, not stored yet. Returns its cookie token.
+    fn minted(&self, data: SessionData) -> (String, Session) {
         let token = tokens::mint(tokens::TokenKind::Session);
         let ts = self.clock.now();
-        let session = Session { key: token.hash, created_at: ts, last_seen_at: ts, data };
-        self.write(&session).await?;
-        Ok((token.raw, session))
+        (token.raw, Session { key: token.hash, created_at: ts, last_seen_at: ts, data })
     }
 
     /// The session a cookie token names, if it is still valid for a request from `ip` (an
@@ -350,6 +355,24 @@ impl Sessions {
         Ok(created)
     }
 
+    /// [`Sessions::rotate`] in the caller's transaction, so the new session exists iff the rest
+    /// of the sign-in was recorded. The files store is not transactional: it writes at once.
+    pub async fn rotate_in(
+        &self,
+        conn: &mut AnyConnection,
+        old: &Session,
+        mut data: SessionData,
+    ) -> Result<(String, Session)> {
+        let Store::Database(_) = &self.store else { return self.rotate(old, data).await };
+        data.csrf_token = tokens::random().raw;
+        let (raw, session) = self.minted(data);
+        database::insert(&mut *conn, &session).await?;
+        if old.is_saved() {
+            database::delete(conn, &old.key).await?;
+        }
+        Ok((raw, session))
+    }
+
     /// Writes, reads back and deletes a throw-away session: proves the store persists sessions.
     pub async fn probe(&self, probe: &Session) -> Result<()> {
         self.write(probe).await?;
@@ -364,7 +387,7 @@ impl Sessions {
 
     pub async fn delete(&self, key: &str) -> Result<()> {
         match &self.store {
-            Store::Database(db) => database::delete(db, key).await,
+            Store::Database(db) => database::delete(db.pool(), key).await,
             Store::Files(dir) => files::delete(dir, key).await,
         }
     }
@@ -475,7 +498,7 @@ impl Sessions {
 
     async fn write(&self, session: &Session) -> Result<()> {
         match &self.store {
-            Store::Database(db) => database::insert(db, session).await,
+            Store::Database(db) => database::insert(db.pool(), session).await,
             Store::Files(dir) => files::write(dir, session).await,
         }
     }
