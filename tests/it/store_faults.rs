@@ -51,3 +51,15 @@ async fn writes_recover_once_a_full_disk_has_space_again() {
             .unwrap_or_else(|e| panic!("write {i}: {e}"));
     }
 }
+
+/// SQLite is built without the global locks `.cargo/config.toml` names (`LIBSQLITE3_FLAGS`): no
+/// allocation statistics, and a page cache per connection instead of one shared by all eight.
+/// Dropping that setting would cost page views 5 % (README, "Performance of the service").
+#[tokio::test]
+async fn sqlite_is_built_without_its_global_allocation_and_cache_locks() {
+    let h = Harness::sqlite().await;
+    let options: Vec<String> =
+        sqlx::query_scalar("PRAGMA compile_options").fetch_all(h.accounts.db().pool()).await.unwrap();
+    assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+}
