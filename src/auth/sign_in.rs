@@ -145,32 +145,29 @@ impl Auth {
         // SQLite commits once, not once a statement).
         let mut tx = self.accounts.db().begin().await?;
         let now = self.accounts.db().now();
-        if closed {
+        let (step, notice) = if closed {
             attempt.succeeded_in(&mut tx, &[]).await?;
             record_in(&mut tx, now, &actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
-            tx.commit().await?;
-            if verified.rehash {
-                self.upgrade_hash(&actor, &creds, &stored, password).await;
-            }
-            return Ok(Step::ClientsClosed);
-        }
-        let details = json!({"second_factor": owed});
-        record_in(&mut tx, now, &actor, who.action(Event::PasswordOk), creds.target(), details).await?;
-        let (step, notice) = match owed {
-            None => {
-                let signed = SignedIn { device, clients: Some(clients), ..Default::default() };
-                self.record_sign_in(&mut tx, Some(attempt), old, &creds, from, signed).await?
-            }
-            Some(method) => {
-                attempt.succeeded_in(&mut tx, &[]).await?;
-                let pending =
-                    Pending { who, id: creds.id, method, duo_state: None, duo_nonce: None, wrong_codes: 0, device };
-                let cookie = self.await_second_factor(&mut tx, old, pending, &clients, from).await?;
-                let step = match method {
-                    SecondFactor::Enrol => Step::Enrol { cookie },
-                    method => Step::SecondFactor { cookie, method },
-                };
-                (step, None)
+            (Step::ClientsClosed, None)
+        } else {
+            let details = json!({"second_factor": owed});
+            record_in(&mut tx, now, &actor, who.action(Event::PasswordOk), creds.target(), details).await?;
+            match owed {
+                None => {
+                    let signed = SignedIn { device, clients: Some(clients), ..Default::default() };
+                    self.record_sign_in(&mut tx, Some(attempt), old, &creds, from, signed).await?
+                }
+                Some(method) => {
+                    attempt.succeeded_in(&mut tx, &[]).await?;
+                    let pending =
+                        Pending { who, id: creds.id, method, duo_state: None, duo_nonce: None, wrong_codes: 0, device };
+                    let cookie = self.await_second_factor(&mut tx, old, pending, &clients, from).await?;
+                    let step = match method {
+                        SecondFactor::Enrol => Step::Enrol { cookie },
+                        method => Step::SecondFactor { cookie, method },
+                    };
+                    (step, None)
+                }
             }
         };
         tx.commit().await?;
