@@ -33,6 +33,13 @@ impl Membership {
     pub fn is_usable(&self) -> bool {
         self.client_status != ClientStatus::Closed
     }
+
+    /// The membership of `client_id` among `memberships`, if its client is open: a closed
+    /// client is kept for the records, never worked in — whatever client a session started in
+    /// or switched to before it closed.
+    pub fn usable_in(memberships: &[Membership], client_id: i64) -> Option<&Membership> {
+        memberships.iter().find(|m| m.client_id == client_id && m.is_usable())
+    }
 }
 
 /// A user with every client they belong to (closed ones too), by client id: what each client

@@ -60,11 +60,10 @@ impl Ctx {
         self.user.as_ref().map_or(&[], |u| &u.memberships)
     }
 
-    /// The signed-in user's membership of `client_id`, if they have one in a client that is
-    /// open: a closed client is kept for the records, never worked in, whatever client a
-    /// session started in or switched to before it closed.
+    /// The signed-in user's membership of `client_id`, if its client is open
+    /// ([`Membership::usable_in`]).
     pub fn membership(&self, client_id: i64) -> Option<Membership> {
-        self.memberships().iter().find(|m| m.client_id == client_id && m.is_usable()).cloned()
+        Membership::usable_in(self.memberships(), client_id).cloned()
     }
 }
 

@@ -31,15 +31,14 @@ impl<'a> From<&'a Membership> for Client<'a> {
 }
 
 pub async fn show(State(state): State<AppState>, SignedIn { user, session, memberships }: SignedIn) -> Answer {
-    let usable: Vec<&Membership> = memberships.iter().filter(|m| m.is_usable()).collect();
-    let current = session.data.client_id.and_then(|id| usable.iter().find(|m| m.client_id == id));
+    let current = session.data.client_id.and_then(|id| Membership::usable_in(&memberships, id));
     // What the user may do here, in the words the users page uses (never the internal keys).
     let permissions: Vec<&str> = current.iter().flat_map(|m| m.permissions.iter().map(|p| p.label())).collect();
-    let clients: Vec<Client> = usable.iter().map(|m| Client::from(*m)).collect();
+    let clients: Vec<Client> = memberships.iter().filter(|m| m.is_usable()).map(Client::from).collect();
     Ok(Page::new("clientarea.html", "Client area")
         .with("user", SignedInAs { email: &user.email })
         .with("clients", &clients)
-        .with("current", current.map(|m| Client::from(*m)))
+        .with("current", current.map(Client::from))
         .with("permissions", permissions)
         .render(&state, Some(&session)))
 }
@@ -48,8 +47,8 @@ pub async fn switch(
     State(state): State<AppState>,
     UserForm { mut session, form, memberships, .. }: UserForm,
 ) -> Answer {
-    let wanted: Option<i64> = form.text("client_id").parse().ok();
-    let Some(target) = memberships.iter().find(|m| m.is_usable() && Some(m.client_id) == wanted) else {
+    let wanted = form.text("client_id").parse().ok().and_then(|id| Membership::usable_in(&memberships, id));
+    let Some(target) = wanted else {
         let text = "You cannot enter that account: it is closed, or you are not one of its users.";
         return Ok(message(&state, Some(&session), StatusCode::FORBIDDEN, "Access denied", text));
     };
