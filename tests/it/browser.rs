@@ -181,6 +181,21 @@ async fn account_chooser_and_switcher() {
         assert!(!text.contains("owner of this account"), "Ann is not the owner of Second Co:\n{text}");
         tab.press("First Co").await;
         tab.sees("owner of this account").await;
+
+        // A client closed while Ann works in it: its pages send her back to the client area,
+        // which no longer offers it.
+        tab.press("Second Co").await;
+        tab.sees("Switch account").await;
+        server.accounts().close_client(&Actor::system("test"), second).await.unwrap();
+        tab.open("account/users").await;
+        assert_eq!(tab.path().await, "/clientarea");
+        let text = tab.sees("The account you were working in is closed").await;
+        assert!(!text.contains("Second Co"), "a closed client is not offered:\n{text}");
+        // Not a dead end: the one open client is offered, and entering it works.
+        tab.press("First Co").await;
+        tab.sees("owner of this account").await;
+        tab.follow("Users").await;
+        assert_eq!(tab.path().await, "/account/users");
     })
     .await;
 }

@@ -280,8 +280,12 @@ async fn account_chooser_switcher_and_closed_clients(backend: Backend) {
         assert_eq!(after.status, 303, "{page} of a closed client");
         assert!(after.location().ends_with("/clientarea"), "{page}: {}", after.location());
     }
-    // …and a user whose every client is closed cannot log in.
+    // …and a user whose every client is closed cannot log in; a session that was signed in is
+    // told why it has nothing to work in.
     server.accounts().close_client(&actor, first).await.unwrap();
+    let nothing = b.get("clientarea").await;
+    assert!(nothing.body.contains("There is no account you can work in now"), "{}", nothing.body);
+    assert!(!nothing.body.contains("clientarea/switch"), "no closed client is offered: {}", nothing.body);
     let closed = server.browser().login("ann@example.com", PASSWORD).await;
     assert_eq!(closed.status, 403);
     assert!(closed.body.contains("closed"));
