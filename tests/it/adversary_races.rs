@@ -126,6 +126,30 @@ async fn one_persons_browsers_sign_in_all_at_once(backend: Backend) {
     assert_eq!(signed_in, 8 + 3 * 12, "one audit row per sign-in");
 }
 
+/// An account keeps its 20 most recently used devices (`auth::devices`), pruned inside each
+/// sign-in's transaction: 24 new browsers signing in four at a time all get in, and 20
+/// devices are left — concurrent prunes of one account's rows neither deadlock nor keep more.
+async fn an_account_keeps_twenty_devices_while_new_ones_sign_in_at_once(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    for round in 0..6 {
+        let browsers: Arc<Vec<Browser>> = Arc::new((0..4).map(|_| server.browser()).collect());
+        let statuses = burst(4, |i| {
+            let browsers = browsers.clone();
+            async move { sign_in_and_out(&browsers[i]).await }
+        })
+        .await;
+        assert_eq!(statuses, vec![303; 4], "round {round}: every new browser signed in");
+    }
+    let devices: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM device_tokens WHERE principal = 'user' AND account_id = $1")
+            .bind(user_id)
+            .fetch_one(server.state.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(devices, 20, "the 20 most recent of 24 devices are kept");
+}
+
 /// Signs Ann in and out again; returns the status of the sign-in.
 async fn sign_in_and_out(b: &Browser) -> u16 {
     let signed = b.login("ann@example.com", PASSWORD).await;
@@ -326,6 +350,7 @@ web_on_both_backends!(
     parallel_wrong_passwords_evaluate_at_most_the_limit,
     a_right_password_inside_a_burst_gets_no_extra_guesses,
     one_persons_browsers_sign_in_all_at_once,
+    an_account_keeps_twenty_devices_while_new_ones_sign_in_at_once,
     admin_logins_in_parallel_evaluate_at_most_the_limit,
     parallel_second_factor_codes_evaluate_at_most_the_limit,
     parallel_current_password_confirmations_evaluate_at_most_the_limit,
