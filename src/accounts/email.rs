@@ -26,8 +26,14 @@ impl Email {
         if parsed.email() != display || !domain.contains('.') || domain.starts_with('[') {
             return Err(invalid());
         }
-        Ok(Self { norm: display.to_lowercase(), display, domain })
+        Ok(Self { norm: lookup_key(&display), display, domain })
     }
+}
+
+/// The key an email is looked up by (`users.email_norm`): as typed, trimmed, lower-case — the
+/// `norm` of [`Email::parse`] without its checks, so a lookup of any typed text never fails.
+pub(crate) fn lookup_key(raw: &str) -> String {
+    raw.trim().to_lowercase()
 }
 
 /// Normalizes a banned domain as entered: lower-case, without a leading `@` or `.`.

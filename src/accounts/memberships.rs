@@ -173,7 +173,7 @@ impl Accounts {
     /// and what it may sign in to in one query.
     pub async fn user_with_clients_by_email(&self, email: &str) -> Result<Option<UserWithClients>> {
         let rows = sqlx::query(USER_WITH_CLIENTS_BY_EMAIL.as_str())
-            .bind(email.trim().to_lowercase())
+            .bind(super::email::lookup_key(email))
             .fetch_all(self.db.pool())
             .await?;
         UserWithClients::from_rows(&rows)

@@ -230,7 +230,7 @@ impl Accounts {
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
         Ok(sqlx::query_as("SELECT * FROM users WHERE email_norm = $1")
-            .bind(email.trim().to_lowercase())
+            .bind(super::email::lookup_key(email))
             .fetch_optional(self.db.pool())
             .await?)
     }

@@ -525,16 +525,18 @@ impl Auth {
         let data = &session.data;
         match purpose {
             Purpose::SignIn => {
-                if let Some(refusal) = self.may_not_sign_in(&creds, &from.ip).await? {
-                    return Ok(refusal);
-                }
+                let clients = match self.may_sign_in(&creds, &from.ip).await? {
+                    Ok(clients) => clients,
+                    Err(refusal) => return Ok(refusal),
+                };
                 // Duo's policy decides every sign-in of a Duo account (a passkey added before
                 // Duo was chosen does not step around it).
                 if self.owed(&creds).await? == Some(SecondFactor::Duo) {
                     return Ok(Step::Refused);
                 }
                 let device = self.devices.recognise(who, creds.id, from.device.as_deref()).await?;
-                self.complete_sign_in(session, &creds, from, SignedIn { device, ..Default::default() }).await
+                let signed = SignedIn { device, clients: Some(clients), ..Default::default() };
+                self.complete_sign_in(session, &creds, from, signed).await
             }
             Purpose::SecondFactor => {
                 let Some(pending) = data.pending_for(who).filter(|p| p.id == creds.id).cloned() else {
@@ -564,19 +566,20 @@ impl Auth {
         }
     }
 
-    /// Why an account a passkey named may not sign in, as the password step would say: a
-    /// disabled admin is refused, a user whose clients are all closed is told so.
-    async fn may_not_sign_in(&self, creds: &Credentials, ip: &str) -> Result<Option<Step>> {
+    /// Whether an account a passkey named may sign in, as the password step would say: a
+    /// disabled admin is refused, a user whose clients are all closed is told so. When it may,
+    /// the user's clients, read with the account (an admin has none), for the new session.
+    async fn may_sign_in(&self, creds: &Credentials, ip: &str) -> Result<std::result::Result<Vec<Membership>, Step>> {
         let clients = match self.account_by_login(creds.who, &creds.login).await? {
             Some((found, clients)) if found.id == creds.id => clients,
-            _ => return Ok(Some(Step::Refused)),
+            _ => return Ok(Err(Step::Refused)),
         };
         if creds.who == Principal::User && every_client_closed(&clients) {
             let actor = creds.actor(ip);
             self.accounts.record_event(&actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
-            return Ok(Some(Step::ClientsClosed));
+            return Ok(Err(Step::ClientsClosed));
         }
-        Ok(None)
+        Ok(Ok(clients))
     }
 
     /// Opens Duo's Universal Prompt for a sign-in that owes Duo: state and nonce are kept in

@@ -483,7 +483,7 @@ impl Ending {
 /// was checked.
 async fn give_back(db: impl sqlx::Executor<'_, Database = Any>, key: &str, slot: &Slot) -> Result<()> {
     sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE scope = $1 AND failures > 0 AND window_start = $2")
-        .bind(key.to_string())
+        .bind(key)
         .bind(slot.window_start)
         .execute(db)
         .await?;

@@ -189,7 +189,7 @@ async fn account_chooser_and_switcher() {
         server.accounts().close_client(&Actor::system("test"), second).await.unwrap();
         tab.open("account/users").await;
         assert_eq!(tab.path().await, "/clientarea");
-        let text = tab.sees("The account you were working in is closed").await;
+        let text = tab.sees("You are not working in an account now").await;
         assert!(!text.contains("Second Co"), "a closed client is not offered:\n{text}");
         // Not a dead end: the one open client is offered, and entering it works.
         tab.press("First Co").await;

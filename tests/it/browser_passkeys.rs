@@ -68,6 +68,8 @@ async fn a_passkey_after_the_password_then_one_alone_and_a_removed_one_refused()
         ann.press("Log out").await;
         // The login form offers the phone's passkey in its autofill; choosing it signs in.
         ann.arrives_at("/clientarea").await;
+        // In her one account, as a password sign-in would start her (its clients read once).
+        ann.sees("owner of this account").await;
         ann.open("account/security").await;
         let last_used = ann.eval("return document.querySelector('#passkeys tbody tr td:nth-child(3)').innerText").await;
         assert_ne!(last_used.as_str(), Some("never"), "the phone's passkey was just used: its last use is shown");

@@ -94,7 +94,7 @@ pub(super) async fn touch(db: &Db, key: &str, at: i64) -> Result<()> {
 }
 
 pub(super) async fn delete(db: impl sqlx::Executor<'_, Database = Any>, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE key = $1").bind(key.to_string()).execute(db).await?;
+    sqlx::query("DELETE FROM sessions WHERE key = $1").bind(key).execute(db).await?;
     Ok(())
 }
 
