@@ -40,7 +40,9 @@ pub use match_details::CopyDirection;
 pub(crate) use memberships::{MEMBERSHIPS_OF_U, USER_WITH_CLIENTS_COLUMNS};
 pub use memberships::{Membership, UserWithClients};
 pub use permissions::{Permission, Permissions};
-pub use principal::{CredentialEvent, Credentials, Principal, revoke_reset_links, store_password_hash_in};
+pub use principal::{
+    CredentialEvent, Credentials, Principal, replace_backup_code_in, revoke_reset_links, store_password_hash_in,
+};
 pub use questions::SecurityQuestion;
 pub(crate) use users::refuse_control_characters;
 pub use users::{NewUser, TwoFaMethod, User, UserUpdate};

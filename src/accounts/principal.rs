@@ -243,6 +243,19 @@ pub async fn revoke_reset_links(conn: &mut AnyConnection, user_id: i64) -> Resul
         .rows_affected())
 }
 
+/// Swaps the backup code hash in the caller's transaction; false if the old code was already
+/// spent by someone else.
+pub async fn replace_backup_code_in(
+    conn: &mut AnyConnection,
+    (who, id): (Principal, i64),
+    old_hash: &str,
+    new_hash: &str,
+) -> Result<bool> {
+    let sql = format!("UPDATE {} SET backup_code_hash = $1 WHERE id = $2 AND backup_code_hash = $3", who.table());
+    let done = sqlx::query(composed(sql)).bind(new_hash).bind(id).bind(old_hash).execute(conn).await?;
+    Ok(done.rows_affected() == 1)
+}
+
 impl Accounts {
     /// The credentials of one account of either kind.
     pub async fn credentials(&self, who: Principal, id: i64) -> Result<Credentials> {
@@ -307,24 +320,6 @@ impl Accounts {
             who.table()
         );
         Ok(sqlx::query(composed(sql)).bind(step).bind(id).execute(self.db.pool()).await?.rows_affected() == 1)
-    }
-
-    /// Swaps the backup code hash; false if the old code was already spent by someone else.
-    pub async fn replace_backup_code(
-        &self,
-        (who, id): (Principal, i64),
-        old_hash: &str,
-        new_hash: &str,
-    ) -> Result<bool> {
-        let sql = format!("UPDATE {} SET backup_code_hash = $1 WHERE id = $2 AND backup_code_hash = $3", who.table());
-        Ok(sqlx::query(composed(sql))
-            .bind(new_hash)
-            .bind(id)
-            .bind(old_hash)
-            .execute(self.db.pool())
-            .await?
-            .rows_affected()
-            == 1)
     }
 
     /// Turns TOTP on, with the hash of the backup code the person was shown.

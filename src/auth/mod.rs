@@ -2,6 +2,7 @@
 //! Prompt), sessions in two stores, password reset and impersonation links, sign-up. `Auth` is
 //! the service the web and CLI faces call; the secrets it checks are made in `crate::secrets`.
 
+mod backup_code;
 pub mod devices;
 pub mod duo;
 mod guard;
@@ -17,6 +18,7 @@ mod sign_in;
 mod signup;
 pub mod throttle;
 
+pub use backup_code::BackupSpend;
 pub use guard::Checked;
 pub use notices::{NOT_ME_TTL_SECS, Notice};
 pub use passkeys::{Answer as PasskeyAnswer, PasskeyEntry};

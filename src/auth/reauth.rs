@@ -15,8 +15,9 @@
 
 use serde_json::json;
 
-use super::sessions::SessionData;
-use super::{Auth, Visitor};
+use super::backup_code::BackupSpend;
+use super::sessions::{Session, SessionData};
+use super::{Auth, Notice, Visitor};
 use crate::accounts::AuditAction;
 use crate::accounts::{Actor, Credentials, Target};
 use crate::error::{Error, Result};
@@ -47,16 +48,18 @@ impl Auth {
         self.accounts.db().now()
     }
 
-    /// Re-authenticates a user or an admin. On success returns the replacement backup code
-    /// when the backup code was spent (to be shown once).
+    /// Re-authenticates a user or an admin: on success the session continues under a new id
+    /// with the fresh proof (as at sign-in), and a backup code given as proof is spent with
+    /// that session, which shows its replacement once. Returns the new session's cookie value.
     pub async fn reauthenticate(
         &self,
+        session: &Session,
         creds: &Credentials,
         proof: Proof<'_>,
         from: &Visitor,
-    ) -> Result<Option<String>> {
+    ) -> Result<String> {
         let ip = from.ip.as_str();
-        let outcome = async {
+        let proven = async {
             // A passkey as the only second factor is proven only by a passkey: the password
             // alone would be less than a sign-in asks.
             if creds.twofa_method.is_none()
@@ -75,21 +78,58 @@ impl Auth {
             // From a known device, the codes count in its budget too, as at sign-in.
             let device = self.devices.recognise(creds.who, creds.id, from.device.as_deref()).await?;
             if !proof.backup_code.trim().is_empty() {
-                let spent = self.spend_backup_code_from(creds, proof.backup_code, ip, device).await?;
-                return spent.map(Some).or_refused(WRONG_BACKUP);
+                let checked = self.check_backup_code_from(creds, proof.backup_code, ip, device).await?;
+                return checked.map(Some).or_refused(WRONG_BACKUP);
             }
             self.check_totp_from(creds, proof.code, ip, device).await?.map(|()| None).or_refused(WRONG_CODE)
         }
         .await;
+        let outcome = match proven {
+            Ok(backup) => self.confirmed(session, creds, from, backup, "Confirmed.").await,
+            Err(e) => Err(e),
+        };
         self.audit_reauthentication(&creds.actor(ip), creds.target(), &outcome).await?;
         outcome
+    }
+
+    /// Continues `session` under a new id with a fresh proof of identity and `said` on the next
+    /// page. A `backup` code is spent in the same transaction, the new session showing its
+    /// replacement once: if the session cannot be written, the code stays valid. Returns the
+    /// new session's cookie value.
+    pub(super) async fn confirmed(
+        &self,
+        session: &Session,
+        creds: &Credentials,
+        from: &Visitor,
+        backup: Option<BackupSpend>,
+        said: &str,
+    ) -> Result<String> {
+        let mut data = session.data.clone();
+        data.authenticated_at = Some(self.proof_time());
+        data.flash = Some(format!("{said} For {} minutes you can change how you sign in.", REAUTH_WINDOW_SECS / 60));
+        let mut tx = self.accounts.db().begin().await?;
+        let spent = backup.is_some();
+        if let Some(backup) = backup {
+            let Some(replacement) = backup.spend_in(&mut tx, creds, &from.ip, self.accounts.db().now()).await? else {
+                drop(tx);
+                self.backup_code_spent_meanwhile(creds, &from.ip).await?;
+                return Err(Error::refused(crate::error::Code::InvalidCredentials, WRONG_BACKUP));
+            };
+            data.backup_code = Some(replacement);
+        }
+        let (cookie, _) = self.sessions.rotate_in(&mut tx, session, data).await?;
+        tx.commit().await?;
+        if spent {
+            self.notify(creds.who, creds.id, Notice::BackupCodeUsed).await;
+        }
+        Ok(cookie)
     }
 
     async fn audit_reauthentication(
         &self,
         actor: &Actor,
         target: (Target, Option<i64>),
-        outcome: &Result<Option<String>>,
+        outcome: &Result<String>,
     ) -> Result<()> {
         let (action, details) = match outcome {
             Ok(_) => (AuditAction::SecurityReauthenticated, json!({})),

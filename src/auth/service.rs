@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use super::backup_code::BackupSpend;
 use super::devices::Devices;
 use super::guard::Checked;
 use super::one_time::{self, Purpose};
@@ -366,8 +367,9 @@ impl std::fmt::Debug for Visitor {
 pub struct SignedIn {
     /// A message for the first page.
     pub flash: Option<String>,
-    /// A new backup code (the old one was just used), shown once.
-    pub backup_code: Option<String>,
+    /// The backup code this sign-in spends (proven right, spent with the sign-in): its
+    /// replacement is shown once.
+    pub backup: Option<BackupSpend>,
     /// The admin who opened this session with an impersonation link.
     pub impersonated_by: Option<i64>,
     /// The known device (`auth::devices`) the sign-in came from, recognised at its password step.

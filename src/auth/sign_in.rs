@@ -36,7 +36,8 @@ pub enum Step {
     Enrol { cookie: String },
     /// Signed in on a new session; `device` is a new device token for the browser to keep.
     Done { cookie: String, device: Option<String> },
-    /// A wrong code; the sign-in goes on while tries remain.
+    /// A wrong code — or a right backup code another request spent first; the sign-in goes on
+    /// while tries remain.
     WrongCode { backup: bool },
     /// Too many wrong codes for one password: the sign-in ended, the password is asked again.
     Restart,
@@ -145,17 +146,19 @@ impl Auth {
         // SQLite commits once, not once a statement).
         let mut tx = self.accounts.db().begin().await?;
         let now = self.accounts.db().now();
-        let (step, notice) = if closed {
+        let (step, notices) = if closed {
             attempt.succeeded_in(&mut tx, &[]).await?;
             record_in(&mut tx, now, &actor, AuditAction::LoginRefusedClosed, creds.target(), json!({})).await?;
-            (Step::ClientsClosed, None)
+            (Step::ClientsClosed, Vec::new())
         } else {
             let details = json!({"second_factor": owed});
             record_in(&mut tx, now, &actor, who.action(Event::PasswordOk), creds.target(), details).await?;
             match owed {
                 None => {
+                    self.end_failures_in(&mut tx, Some(attempt), &creds, device).await?;
                     let signed = SignedIn { device, clients: Some(clients), ..Default::default() };
-                    self.record_sign_in(&mut tx, Some(attempt), old, &creds, from, signed).await?
+                    let (step, notice) = self.record_sign_in(&mut tx, old, &creds, from, signed, None).await?;
+                    (step, Vec::from_iter(notice))
                 }
                 Some(method) => {
                     attempt.succeeded_in(&mut tx, &[]).await?;
@@ -166,12 +169,12 @@ impl Auth {
                         SecondFactor::Enrol => Step::Enrol { cookie },
                         method => Step::SecondFactor { cookie, method },
                     };
-                    (step, None)
+                    (step, Vec::new())
                 }
             }
         };
         tx.commit().await?;
-        self.tell(&creds, notice).await;
+        self.tell(&creds, notices).await;
         if verified.rehash {
             self.upgrade_hash(&actor, &creds, &stored, password).await;
         }
@@ -264,7 +267,13 @@ impl Auth {
     /// Signs `creds` in on a new session in place of `old` (a new id and CSRF token); a user
     /// starts in their client when they have exactly one. The browser is a known device of the
     /// account from now on (not when an admin entered by an impersonation link). Returns
-    /// [`Step::Done`] with the cookie values to set.
+    /// [`Step::Done`] with the cookie values to set — or, when `signed` spends a backup code
+    /// another request spent first, [`Step::WrongCode`], with nothing written.
+    ///
+    /// One transaction, its rows taken in one order — the counters (by key), the user's (the
+    /// backup code spent, the new session's foreign key), the old session, the devices — the
+    /// order in which deleting a user takes its own, so neither waits on the other in a cycle
+    /// on PostgreSQL.
     pub async fn complete_sign_in(
         &self,
         old: &Session,
@@ -276,34 +285,65 @@ impl Auth {
             signed.clients = Some(self.accounts.clients_of_user(creds.id).await?);
         }
         let mut tx = self.accounts.db().begin().await?;
-        let (step, notice) = self.record_sign_in(&mut tx, None, old, creds, from, signed).await?;
+        let (mut notices, mut shown) = (Vec::new(), None);
+        // An admin who entered by an impersonation link proved nothing of the account's.
+        if signed.impersonated_by.is_none() {
+            self.end_failures_in(&mut tx, None, creds, signed.device).await?;
+        }
+        if let Some(backup) = signed.backup.take() {
+            let now = self.accounts.db().now();
+            let Some(replacement) = backup.spend_in(&mut tx, creds, &from.ip, now).await? else {
+                drop(tx);
+                self.backup_code_spent_meanwhile(creds, &from.ip).await?;
+                return Ok(Step::WrongCode { backup: true });
+            };
+            signed.flash = Some(BACKUP_USED.into());
+            shown = Some(replacement);
+            notices.push(Notice::BackupCodeUsed);
+        }
+        let (step, notice) = self.record_sign_in(&mut tx, old, creds, from, signed, shown).await?;
         tx.commit().await?;
-        self.tell(creds, notice).await;
+        notices.extend(notice);
+        self.tell(creds, notices).await;
         Ok(step)
     }
 
-    /// A full sign-in's writes, in the caller's transaction: the end of a run of failures (and
-    /// of the password's `attempt`, when the sign-in completes at the password), its audit
-    /// row, the new session and the device. Returns the step, and the notice to send once the
-    /// transaction committed (a browser the account did not know, when it knew others).
-    ///
-    /// Rows are taken in one order — the counters (by key), the user's (the new session's
-    /// foreign key), the old session, the devices — the order in which deleting a user takes
-    /// its own, so neither waits on the other in a cycle on PostgreSQL.
-    async fn record_sign_in(
+    /// Every factor proven: a run of consecutive failures ends, wherever it came from (and the
+    /// password's `attempt`, when the sign-in completes at the password), in the sign-in's
+    /// transaction.
+    async fn end_failures_in(
         &self,
         conn: &mut AnyConnection,
         attempt: Option<Attempt>,
+        creds: &Credentials,
+        device: Option<i64>,
+    ) -> Result<()> {
+        let ended = Scope::ended_by_sign_in(creds.who, &creds.login, device);
+        match attempt {
+            Some(attempt) => attempt.succeeded_in(conn, &ended).await,
+            None => self.throttle.clear_in(conn, &ended).await,
+        }
+    }
+
+    /// The rest of a full sign-in's writes, in the caller's transaction, after the failures
+    /// ended ([`Auth::end_failures_in`]): its audit row, the new session (which shows
+    /// `backup_code` once, the replacement of one just spent) and the device. Returns the
+    /// step, and the notice to send once the transaction committed (a browser the account did
+    /// not know, when it knew others).
+    async fn record_sign_in(
+        &self,
+        conn: &mut AnyConnection,
         old: &Session,
         creds: &Credentials,
         from: &Visitor,
         signed: SignedIn,
+        backup_code: Option<String>,
     ) -> Result<(Step, Option<Notice>)> {
         let mut data = SessionData {
             ip: from.ip.clone(),
             user_agent: from.user_agent.clone(),
             flash: signed.flash,
-            backup_code: signed.backup_code,
+            backup_code,
             impersonated_by: signed.impersonated_by,
             authenticated_at: signed.impersonated_by.is_none().then(|| self.proof_time()),
             ..Default::default()
@@ -312,15 +352,8 @@ impl Auth {
         if creds.who == Principal::User {
             data.client_id = only_client(signed.clients.as_deref().unwrap_or_default());
         }
-        // An admin who entered by an impersonation link proved nothing of the account's.
         let proven = signed.impersonated_by.is_none();
         if proven {
-            // Every factor proven: a run of consecutive failures ends, wherever it came from.
-            let ended = Scope::ended_by_sign_in(creds.who, &creds.login, signed.device);
-            match attempt {
-                Some(attempt) => attempt.succeeded_in(conn, &ended).await?,
-                None => self.throttle.clear_in(conn, &ended).await?,
-            }
             let (actor, now) = (creds.actor(&from.ip), self.accounts.db().now());
             record_in(conn, now, &actor, creds.who.action(Event::SignedIn), creds.target(), json!({})).await?;
         }
@@ -338,8 +371,8 @@ impl Auth {
     }
 
     /// Sends what a committed sign-in has to tell the account's owner.
-    async fn tell(&self, creds: &Credentials, notice: Option<Notice>) {
-        if let Some(notice) = notice {
+    async fn tell(&self, creds: &Credentials, notices: Vec<Notice>) {
+        for notice in notices {
             self.notify(creds.who, creds.id, notice).await;
         }
     }
@@ -390,31 +423,22 @@ impl Auth {
         let (ip, device) = (from.ip.as_str(), pending.device);
         let checked = match proof {
             CodeProof::Totp(code) => self.check_totp_from(&creds, code, ip, device).await?.map(|()| None),
-            CodeProof::Backup(code) => self.spend_backup_code_from(&creds, code, ip, device).await?.map(Some),
+            CodeProof::Backup(code) => self.check_backup_code_from(&creds, code, ip, device).await?.map(Some),
         };
-        match checked {
-            Checked::Right(replacement) => {
-                let signed = SignedIn {
-                    flash: replacement.is_some().then(|| BACKUP_USED.to_string()),
-                    backup_code: replacement,
-                    device,
-                    ..Default::default()
-                };
-                self.complete_sign_in(session, &creds, from, signed).await
+        let step = match checked {
+            Checked::Right(backup) => {
+                let signed = SignedIn { backup, device, ..Default::default() };
+                self.complete_sign_in(session, &creds, from, signed).await?
             }
-            Checked::Locked => Ok(Step::Locked),
-            Checked::Wrong => {
-                let tries = pending.wrong_codes + 1;
-                let restart = tries >= PENDING_TRIES;
-                session.data.pending = (!restart).then_some(Pending { wrong_codes: tries, ..pending });
-                self.sessions.save(session).await?;
-                Ok(if restart {
-                    Step::Restart
-                } else {
-                    Step::WrongCode { backup: matches!(proof, CodeProof::Backup(_)) }
-                })
-            }
-        }
+            Checked::Locked => Step::Locked,
+            Checked::Wrong => Step::WrongCode { backup: matches!(proof, CodeProof::Backup(_)) },
+        };
+        let Step::WrongCode { .. } = step else { return Ok(step) };
+        let tries = pending.wrong_codes + 1;
+        let restart = tries >= PENDING_TRIES;
+        session.data.pending = (!restart).then_some(Pending { wrong_codes: tries, ..pending });
+        self.sessions.save(session).await?;
+        Ok(if restart { Step::Restart } else { step })
     }
 
     /// Checks a TOTP code and records its step, so the same code is refused afterwards. From a
@@ -441,39 +465,9 @@ impl Auth {
         Ok(checked)
     }
 
-    /// Spends the backup code, counted as [`Auth::check_totp_from`] counts a code. On success
-    /// returns its replacement, to be shown once.
-    pub(super) async fn spend_backup_code_from(
-        &self,
-        creds: &Credentials,
-        code: &str,
-        ip: &str,
-        device: Option<i64>,
-    ) -> Result<Checked<String>> {
-        let checked = self
-            .second_factor(creds, ip, device, async {
-                let Some(stored) = creds.backup_code_hash.clone() else { return Ok(None) };
-                if !verify_any_async(&backup_codes::normalize(code), &stored, Requester::Visitor(ip)).await?.ok {
-                    return Ok(None);
-                }
-                let replacement = backup_codes::generate();
-                // After a right code, which the lockout bounds: not refused for the address's
-                // busy share, which would give back the slot of a code that was checked.
-                let fresh = passwords::hash_async(&backup_codes::normalize(&replacement), Requester::Operator).await?;
-                let spent = self.accounts.replace_backup_code((creds.who, creds.id), &stored, &fresh).await?;
-                Ok(spent.then_some(replacement))
-            })
-            .await?;
-        if let Checked::Right(_) = checked {
-            self.notify(creds.who, creds.id, Notice::BackupCodeUsed).await;
-        }
-        self.audit_second_factor(creds, ip, &checked, Event::BackupCodeUsed, Event::BackupCodeFailed).await?;
-        Ok(checked)
-    }
-
     /// Runs a second-factor check under the limiter: from a known device in its budget and the
     /// account's second factor; from any other in the account's, the IP's and the second factor's.
-    async fn second_factor<T>(
+    pub(super) async fn second_factor<T>(
         &self,
         creds: &Credentials,
         ip: &str,
@@ -491,7 +485,7 @@ impl Auth {
         self.guarded(creds.who, &scopes, &creds.actor(ip), creds.target(), check).await
     }
 
-    async fn audit_second_factor<T>(
+    pub(super) async fn audit_second_factor<T>(
         &self,
         creds: &Credentials,
         ip: &str,
@@ -550,17 +544,12 @@ impl Auth {
                 self.complete_sign_in(session, &creds, from, signed).await
             }
             Purpose::Confirm if data.signed_in(who) == Some(creds.id) && data.impersonated_by.is_none() => {
-                let mut data = data.clone();
-                data.authenticated_at = Some(self.proof_time());
-                data.flash = Some(format!(
-                    "Confirmed with your passkey. For {} minutes you can change how you sign in.",
-                    super::REAUTH_WINDOW_SECS / 60
-                ));
                 let details = json!({"with": "passkey"});
                 self.accounts
                     .record_event(&creds.actor(&from.ip), AuditAction::SecurityReauthenticated, creds.target(), details)
                     .await?;
-                Ok(Step::Done { cookie: self.sessions.rotate(session, data).await?.0, device: None })
+                let cookie = self.confirmed(session, &creds, from, None, "Confirmed with your passkey.").await?;
+                Ok(Step::Done { cookie, device: None })
             }
             Purpose::Confirm | Purpose::Register => Ok(Step::NotSigningIn),
         }

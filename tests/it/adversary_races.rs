@@ -209,6 +209,36 @@ async fn parallel_second_factor_codes_evaluate_at_most_the_limit(backend: Backen
     assert!(evaluated <= LIMIT, "{evaluated} of 60 parallel codes were checked; the limit is {LIMIT}");
 }
 
+/// The backup code, sent by several browsers half-way through a sign-in at once, signs in
+/// exactly one of them: each spends it only while it is still the stored code, in its sign-in's
+/// transaction, and the others are told it is not valid.
+async fn a_backup_code_sent_in_parallel_signs_in_once(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let backup = gatehouse::secrets::passwords::hash("AAAABBBBCCCCDDDD").unwrap();
+    let ann = (gatehouse::accounts::Principal::User, user_id);
+    server.accounts().set_totp(&Actor::system("test"), ann, &totp::new_secret(), 0, &backup).await.unwrap();
+    let mut browsers = Vec::new();
+    for _ in 0..4 {
+        let browser = server.browser_of_its_own();
+        assert_eq!(browser.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+        let csrf = browser.get("login/2fa").await.csrf();
+        browsers.push((Arc::new(browser), csrf));
+    }
+    let statuses = burst(browsers.len(), |i| {
+        let (browser, csrf) = browsers[i].clone();
+        async move {
+            let form = [("csrf_token", csrf.as_str()), ("backup_code", "AAAA-BBBB-CCCC-DDDD")];
+            browser.post("login/2fa", &form).await.status
+        }
+    })
+    .await;
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [303, 401, 401, 401], "one sign-in, three refusals: {statuses:?}");
+    assert_eq!(count(&server, user_id, &["twofa.backup_code_used"]).await, 1);
+}
+
 async fn parallel_current_password_confirmations_evaluate_at_most_the_limit(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
@@ -353,6 +383,7 @@ web_on_both_backends!(
     an_account_keeps_twenty_devices_while_new_ones_sign_in_at_once,
     admin_logins_in_parallel_evaluate_at_most_the_limit,
     parallel_second_factor_codes_evaluate_at_most_the_limit,
+    a_backup_code_sent_in_parallel_signs_in_once,
     parallel_current_password_confirmations_evaluate_at_most_the_limit,
     parallel_reset_answers_evaluate_at_most_the_limit,
     a_reset_link_used_in_parallel_resets_once,

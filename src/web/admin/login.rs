@@ -251,17 +251,8 @@ pub async fn confirm(State(state): State<AppState>, ctx: Ctx, StaffForm { staff,
     // The password exactly as typed (`text` trims, and spaces are part of a password).
     let password = form.get("password").unwrap_or("");
     let proof = Proof { password, code: form.text("code"), backup_code: form.text("backup_code") };
-    match state.auth.reauthenticate(&staff.admin.credentials(), proof, &ctx.visitor()).await {
-        Ok(replacement) => {
-            // A new session id with the proof, as at sign-in.
-            let mut data = staff.session.data.clone();
-            data.authenticated_at = Some(state.auth.proof_time());
-            data.backup_code = replacement.or(data.backup_code);
-            data.flash =
-                Some(format!("Confirmed. For {} minutes you can change how you sign in.", REAUTH_WINDOW_SECS / 60));
-            let (raw, _) = state.sessions.rotate(&staff.session, data).await?;
-            Ok(see_other(&state, "admin/security", Some(state.cookie.admin_set(&raw))))
-        }
+    match state.auth.reauthenticate(&staff.session, &staff.admin.credentials(), proof, &ctx.visitor()).await {
+        Ok(raw) => Ok(see_other(&state, "admin/security", Some(state.cookie.admin_set(&raw)))),
         Err(e @ Error::Refused { .. }) => {
             let page = confirm_page(&staff.admin).with("error", sentence(&e)).status(StatusCode::UNPROCESSABLE_ENTITY);
             staff.page(&state, page)
