@@ -6,7 +6,7 @@ use std::future::Future;
 
 use serde_json::json;
 
-use super::throttle::{Principal, Scope};
+use super::throttle::{Attempt, Principal, Scope};
 use super::{Auth, Visitor};
 use crate::accounts::{Actor, CredentialEvent, Credentials, Target};
 use crate::error::{Code, Error, Result};
@@ -55,25 +55,53 @@ impl Auth {
         target: (Target, Option<i64>),
         check: impl Future<Output = Result<Option<T>>>,
     ) -> Result<Checked<T>> {
+        let checked = self.guarded_open(who, scopes, actor, target, check).await?;
+        if let Checked::Right((_, attempt)) = &checked {
+            attempt.succeeded().await?;
+        }
+        Ok(checked.map(|(value, _)| value))
+    }
+
+    /// [`Auth::guarded`] for a check that is right only once a transaction writes what it
+    /// proved (a backup code spent): a right answer comes back with its attempt still open, for
+    /// that transaction to end ([`Attempt::succeeded_in`]) — or, when it finds it too late,
+    /// for [`Auth::ended_wrong`] after its rollback.
+    pub(super) async fn guarded_open<T>(
+        &self,
+        who: Principal,
+        scopes: &[Scope],
+        actor: &Actor,
+        target: (Target, Option<i64>),
+        check: impl Future<Output = Result<Option<T>>>,
+    ) -> Result<Checked<(T, Attempt)>> {
         let Some(attempt) = self.throttle.begin(scopes).await? else { return Ok(Checked::Locked) };
         let (attempt, checked) = attempt.check(check).await?;
         match checked {
-            Some(value) => {
-                attempt.succeeded().await?;
-                Ok(Checked::Right(value))
-            }
+            Some(value) => Ok(Checked::Right((value, attempt))),
             None => {
-                for scope in attempt.failed().await? {
-                    let event = match scope {
-                        Scope::SecondFactor(..) => CredentialEvent::SecondFactorLockout,
-                        _ => CredentialEvent::PasswordLockout,
-                    };
-                    let details = json!({"scope": scope.key()});
-                    self.accounts.record_event(actor, who.action(event), target, details).await?;
-                }
+                self.ended_wrong(who, attempt, actor, target).await?;
                 Ok(Checked::Wrong)
             }
         }
+    }
+
+    /// Ends an attempt whose secret was wrong, and audits each scope it locked.
+    pub(super) async fn ended_wrong(
+        &self,
+        who: Principal,
+        attempt: Attempt,
+        actor: &Actor,
+        target: (Target, Option<i64>),
+    ) -> Result<()> {
+        for scope in attempt.failed().await? {
+            let event = match scope {
+                Scope::SecondFactor(..) => CredentialEvent::SecondFactorLockout,
+                _ => CredentialEvent::PasswordLockout,
+            };
+            let details = json!({"scope": scope.key()});
+            self.accounts.record_event(actor, who.action(event), target, details).await?;
+        }
+        Ok(())
     }
 
     /// Checks the current password of `creds` (none set = never confirms) under the limiter —

@@ -18,7 +18,6 @@ mod sign_in;
 mod signup;
 pub mod throttle;
 
-pub use backup_code::BackupSpend;
 pub use guard::Checked;
 pub use notices::{NOT_ME_TTL_SECS, Notice};
 pub use passkeys::{Answer as PasskeyAnswer, PasskeyEntry};

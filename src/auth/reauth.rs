@@ -15,11 +15,10 @@
 
 use serde_json::json;
 
-use super::backup_code::BackupSpend;
+use super::backup_code::{BackupSpend, Spent};
 use super::sessions::{Session, SessionData};
 use super::{Auth, Notice, Visitor};
-use crate::accounts::AuditAction;
-use crate::accounts::{Actor, Credentials, Target};
+use crate::accounts::{AuditAction, Credentials, record_in};
 use crate::error::{Error, Result};
 
 /// How long a proof of identity lets credentials be changed.
@@ -85,17 +84,22 @@ impl Auth {
         }
         .await;
         let outcome = match proven {
-            Ok(backup) => self.confirmed(session, creds, from, backup, "Confirmed.").await,
+            Ok(backup) => self.confirmed(session, creds, from, backup, "Confirmed.", json!({})).await,
             Err(e) => Err(e),
         };
-        self.audit_reauthentication(&creds.actor(ip), creds.target(), &outcome).await?;
+        if let Err(Error::Refused { code, .. }) = &outcome {
+            let details = json!({"code": code.as_str()});
+            self.accounts
+                .record_event(&creds.actor(ip), AuditAction::SecurityReauthenticationFailed, creds.target(), details)
+                .await?;
+        }
         outcome
     }
 
     /// Continues `session` under a new id with a fresh proof of identity and `said` on the next
-    /// page. A `backup` code is spent in the same transaction, the new session showing its
-    /// replacement once: if the session cannot be written, the code stays valid. Returns the
-    /// new session's cookie value.
+    /// page, and audits the proof (with `details`), in one transaction. A `backup` code is
+    /// spent in it, the new session showing its replacement once: if the session cannot be
+    /// written, the code stays valid. Returns the new session's cookie value.
     pub(super) async fn confirmed(
         &self,
         session: &Session,
@@ -103,6 +107,7 @@ impl Auth {
         from: &Visitor,
         backup: Option<BackupSpend>,
         said: &str,
+        details: serde_json::Value,
     ) -> Result<String> {
         let mut data = session.data.clone();
         data.authenticated_at = Some(self.proof_time());
@@ -110,35 +115,23 @@ impl Auth {
         let mut tx = self.accounts.db().begin().await?;
         let spent = backup.is_some();
         if let Some(backup) = backup {
-            let Some(replacement) = backup.spend_in(&mut tx, creds, &from.ip, self.accounts.db().now()).await? else {
-                drop(tx);
-                self.backup_code_spent_meanwhile(creds, &from.ip).await?;
-                return Err(Error::refused(crate::error::Code::InvalidCredentials, WRONG_BACKUP));
-            };
-            data.backup_code = Some(replacement);
+            match self.spend_backup_code_in(&mut tx, backup, creds, &from.ip, &[]).await? {
+                Spent::Replaced(replacement) => data.backup_code = Some(replacement),
+                Spent::Meanwhile(attempt) => {
+                    tx.rollback().await?;
+                    self.backup_code_spent_meanwhile(creds, &from.ip, attempt).await?;
+                    return Err(Error::refused(crate::error::Code::InvalidCredentials, WRONG_BACKUP));
+                }
+            }
         }
+        let (actor, now) = (creds.actor(&from.ip), self.accounts.db().now());
+        record_in(&mut tx, now, &actor, AuditAction::SecurityReauthenticated, creds.target(), details).await?;
         let (cookie, _) = self.sessions.rotate_in(&mut tx, session, data).await?;
         tx.commit().await?;
         if spent {
             self.notify(creds.who, creds.id, Notice::BackupCodeUsed).await;
         }
         Ok(cookie)
-    }
-
-    async fn audit_reauthentication(
-        &self,
-        actor: &Actor,
-        target: (Target, Option<i64>),
-        outcome: &Result<String>,
-    ) -> Result<()> {
-        let (action, details) = match outcome {
-            Ok(_) => (AuditAction::SecurityReauthenticated, json!({})),
-            Err(Error::Refused { code, .. }) => {
-                (AuditAction::SecurityReauthenticationFailed, json!({"code": code.as_str()}))
-            }
-            Err(_) => return Ok(()),
-        };
-        self.accounts.record_event(actor, action, target, details).await
     }
 }
 

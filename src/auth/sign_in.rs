@@ -10,6 +10,7 @@
 use serde_json::json;
 
 use super::Notice;
+use super::backup_code::Spent;
 use super::duo::Duo;
 use super::guard::Checked;
 use super::passkeys::{Answer as PasskeyAnswer, Proven, Purpose};
@@ -155,7 +156,7 @@ impl Auth {
             record_in(&mut tx, now, &actor, who.action(Event::PasswordOk), creds.target(), details).await?;
             match owed {
                 None => {
-                    self.end_failures_in(&mut tx, Some(attempt), &creds, device).await?;
+                    self.end_failures_in(&mut tx, Some(&attempt), &creds, device).await?;
                     let signed = SignedIn { device, clients: Some(clients), ..Default::default() };
                     let (step, notice) = self.record_sign_in(&mut tx, old, &creds, from, signed, None).await?;
                     (step, Vec::from_iter(notice))
@@ -268,7 +269,8 @@ impl Auth {
     /// starts in their client when they have exactly one. The browser is a known device of the
     /// account from now on (not when an admin entered by an impersonation link). Returns
     /// [`Step::Done`] with the cookie values to set — or, when `signed` spends a backup code
-    /// another request spent first, [`Step::WrongCode`], with nothing written.
+    /// another request spent first, [`Step::WrongCode`]: the transaction rolled back, the
+    /// attempt ends as a wrong code's does.
     ///
     /// One transaction, its rows taken in one order — the counters (by key), the user's (the
     /// backup code spent, the new session's foreign key), the old session, the devices — the
@@ -286,20 +288,26 @@ impl Auth {
         }
         let mut tx = self.accounts.db().begin().await?;
         let (mut notices, mut shown) = (Vec::new(), None);
-        // An admin who entered by an impersonation link proved nothing of the account's.
-        if signed.impersonated_by.is_none() {
-            self.end_failures_in(&mut tx, None, creds, signed.device).await?;
-        }
-        if let Some(backup) = signed.backup.take() {
-            let now = self.accounts.db().now();
-            let Some(replacement) = backup.spend_in(&mut tx, creds, &from.ip, now).await? else {
-                drop(tx);
-                self.backup_code_spent_meanwhile(creds, &from.ip).await?;
-                return Ok(Step::WrongCode { backup: true });
-            };
-            signed.flash = Some(BACKUP_USED.into());
-            shown = Some(replacement);
-            notices.push(Notice::BackupCodeUsed);
+        match signed.backup.take() {
+            // The code's own attempt ends with the sign-in's scopes, only if the code is spent.
+            Some(backup) => {
+                let ended = Scope::ended_by_sign_in(creds.who, &creds.login, signed.device);
+                match self.spend_backup_code_in(&mut tx, backup, creds, &from.ip, &ended).await? {
+                    Spent::Replaced(replacement) => {
+                        signed.flash = Some(BACKUP_USED.into());
+                        shown = Some(replacement);
+                        notices.push(Notice::BackupCodeUsed);
+                    }
+                    Spent::Meanwhile(attempt) => {
+                        tx.rollback().await?;
+                        self.backup_code_spent_meanwhile(creds, &from.ip, attempt).await?;
+                        return Ok(Step::WrongCode { backup: true });
+                    }
+                }
+            }
+            // An admin who entered by an impersonation link proved nothing of the account's.
+            None if signed.impersonated_by.is_some() => {}
+            None => self.end_failures_in(&mut tx, None, creds, signed.device).await?,
         }
         let (step, notice) = self.record_sign_in(&mut tx, old, creds, from, signed, shown).await?;
         tx.commit().await?;
@@ -314,7 +322,7 @@ impl Auth {
     async fn end_failures_in(
         &self,
         conn: &mut AnyConnection,
-        attempt: Option<Attempt>,
+        attempt: Option<&Attempt>,
         creds: &Credentials,
         device: Option<i64>,
     ) -> Result<()> {
@@ -474,14 +482,7 @@ impl Auth {
         device: Option<i64>,
         check: impl std::future::Future<Output = Result<Option<T>>>,
     ) -> Result<Checked<T>> {
-        let scopes = match device {
-            Some(id) => {
-                let mut scopes = Scope::known_device(creds.who, id).to_vec();
-                scopes.push(Scope::second_factor(creds.who, &creds.login));
-                scopes
-            }
-            None => Scope::second_factor_attempt(creds.who, &creds.login, ip).to_vec(),
-        };
+        let scopes = second_factor_scopes(creds, ip, device);
         self.guarded(creds.who, &scopes, &creds.actor(ip), creds.target(), check).await
     }
 
@@ -545,10 +546,8 @@ impl Auth {
             }
             Purpose::Confirm if data.signed_in(who) == Some(creds.id) && data.impersonated_by.is_none() => {
                 let details = json!({"with": "passkey"});
-                self.accounts
-                    .record_event(&creds.actor(&from.ip), AuditAction::SecurityReauthenticated, creds.target(), details)
-                    .await?;
-                let cookie = self.confirmed(session, &creds, from, None, "Confirmed with your passkey.").await?;
+                let cookie =
+                    self.confirmed(session, &creds, from, None, "Confirmed with your passkey.", details).await?;
                 Ok(Step::Done { cookie, device: None })
             }
             Purpose::Confirm | Purpose::Register => Ok(Step::NotSigningIn),
@@ -721,6 +720,19 @@ impl Auth {
             }
         }
         Ok(Some(cookie))
+    }
+}
+
+/// Where a second-factor check counts: from a known device in its budget and the account's
+/// second factor; from any other in the account's, the IP's and the second factor's.
+pub(super) fn second_factor_scopes(creds: &Credentials, ip: &str, device: Option<i64>) -> Vec<Scope> {
+    match device {
+        Some(id) => {
+            let mut scopes = Scope::known_device(creds.who, id).to_vec();
+            scopes.push(Scope::second_factor(creds.who, &creds.login));
+            scopes
+        }
+        None => Scope::second_factor_attempt(creds.who, &creds.login, ip).to_vec(),
     }
 }
 

@@ -530,14 +530,16 @@ impl Attempt {
 
     /// The secret was right: the account's scopes start again from zero (unless another
     /// attempt locked them meanwhile), the address's get their slot back.
-    pub async fn succeeded(self) -> Result<()> {
+    pub async fn succeeded(&self) -> Result<()> {
         let mut conn = self.throttle.db.pool().acquire().await?;
         self.succeeded_in(&mut conn, &[]).await
     }
 
     /// [`Attempt::succeeded`] in the caller's transaction, with the scopes the sign-in it
     /// completed ends ([`Scope::ended_by_sign_in`]; none when a second factor is still owed).
-    pub async fn succeeded_in(self, conn: &mut AnyConnection, ended: &[Scope]) -> Result<()> {
+    /// Borrowed, so that an attempt whose success the transaction could not write (a backup
+    /// code spent meanwhile) can still end as [`Attempt::failed`] after the rollback.
+    pub async fn succeeded_in(&self, conn: &mut AnyConnection, ended: &[Scope]) -> Result<()> {
         let taken = self.taken.iter().map(|(scope, slot)| {
             let ending = if scope.cleared_by_success() { Ending::Reset } else { Ending::GiveBack(*slot) };
             (scope.key(), ending)

@@ -237,6 +237,40 @@ async fn a_backup_code_sent_in_parallel_signs_in_once(backend: Backend) {
     sorted.sort_unstable();
     assert_eq!(sorted, [303, 401, 401, 401], "one sign-in, three refusals: {statuses:?}");
     assert_eq!(count(&server, user_id, &["twofa.backup_code_used"]).await, 1);
+    assert_eq!(count(&server, user_id, &["twofa.backup_code_failed"]).await, 3, "the others count as wrong codes");
+}
+
+/// Re-authentication spends the backup code as a sign-in does: sent from four signed-in
+/// sessions at once, it confirms one of them; the others are refused and count as wrong codes.
+async fn a_backup_code_confirmed_in_parallel_is_spent_once(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let browser = server.browser_of_its_own();
+        assert_eq!(browser.login("ann@example.com", PASSWORD).await.location(), "/clientarea");
+        sessions.push(Arc::new(browser));
+    }
+    let backup = gatehouse::secrets::passwords::hash("AAAABBBBCCCCDDDD").unwrap();
+    let ann = (gatehouse::accounts::Principal::User, user_id);
+    server.accounts().set_totp(&Actor::system("test"), ann, &totp::new_secret(), 0, &backup).await.unwrap();
+    let statuses = burst(sessions.len(), |i| {
+        let browser = sessions[i].clone();
+        async move {
+            let proof = [("password", PASSWORD), ("backup_code", "AAAA-BBBB-CCCC-DDDD")];
+            browser.submit("account/security/confirm", "account/security/confirm", &proof).await.status
+        }
+    })
+    .await;
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [303, 422, 422, 422], "one confirmation, three refusals: {statuses:?}");
+    let counts = [
+        count(&server, user_id, &["security.reauthenticated"]).await,
+        count(&server, user_id, &["twofa.backup_code_used"]).await,
+        count(&server, user_id, &["twofa.backup_code_failed"]).await,
+    ];
+    assert_eq!(counts, [1, 1, 3], "confirmed, spent, refused");
 }
 
 async fn parallel_current_password_confirmations_evaluate_at_most_the_limit(backend: Backend) {
@@ -384,6 +418,7 @@ web_on_both_backends!(
     admin_logins_in_parallel_evaluate_at_most_the_limit,
     parallel_second_factor_codes_evaluate_at_most_the_limit,
     a_backup_code_sent_in_parallel_signs_in_once,
+    a_backup_code_confirmed_in_parallel_is_spent_once,
     parallel_current_password_confirmations_evaluate_at_most_the_limit,
     parallel_reset_answers_evaluate_at_most_the_limit,
     a_reset_link_used_in_parallel_resets_once,
