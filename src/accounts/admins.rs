@@ -417,10 +417,67 @@ impl Accounts {
         if admin.disabled != 0 {
             return Ok(BTreeSet::new());
         }
+        self.role_permissions(admin).await
+    }
+
+    /// The permissions of an admin's role, disabled or not.
+    async fn role_permissions(&self, admin: &Admin) -> Result<BTreeSet<AdminPermission>> {
         match &admin.role_name {
             Some(name) => Ok(self.role_by_name(name).await?.permissions),
             None => Ok(BTreeSet::new()),
         }
+    }
+
+    /// Disables an admin (staff who left, an account suspected taken over), or enables them
+    /// again. A disabled admin signs in to nothing: the admin area sends their sessions to the
+    /// sign-in page, which refuses them, and their API tokens are refused; their role, tokens
+    /// and second factor are kept for when they are enabled. Only a grantor holding everything
+    /// the admin's role holds may do either — nobody disables, or brings back, an admin who
+    /// holds more — and nobody disables themself or the last admin who can sign in. The caller
+    /// ends a disabled admin's sessions.
+    pub async fn set_admin_disabled(
+        &self,
+        actor: &Actor,
+        grantor: &Grantor,
+        admin_id: i64,
+        disabled: bool,
+    ) -> Result<Admin> {
+        let admin = self.admin(admin_id).await?;
+        let what = if disabled { "disabling this admin" } else { "enabling this admin" };
+        let target = (Target::Admin, Some(admin_id));
+        self.require_held(actor, grantor, &self.role_permissions(&admin).await?, what, target).await?;
+        if disabled && grantor.is_admin(admin_id) {
+            return Err(Error::refused(Code::Forbidden, "you cannot disable yourself; another admin can"));
+        }
+        let mut tx = self.db.begin().await?;
+        // Every enabled admin's row first (a write that changes nothing, on both databases): two
+        // admins disabled at once are then decided one after the other on PostgreSQL too, so
+        // the last one who can sign in is never disabled by both.
+        sqlx::query("UPDATE admins SET disabled = disabled WHERE disabled = 0").execute(&mut *tx).await?;
+        let done = sqlx::query("UPDATE admins SET disabled = $1 WHERE id = $2 AND disabled <> $1")
+            .bind(i64::from(disabled))
+            .bind(admin_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            // Already so: nothing to record.
+            return Ok(admin);
+        }
+        let enabled: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM admins WHERE disabled = 0").fetch_one(&mut *tx).await?;
+        if disabled && enabled == 0 {
+            return Err(Error::refused(
+                Code::Forbidden,
+                format!(
+                    "{} is the last admin who can sign in; add or enable another first (`gatehouse admin add`)",
+                    admin.username
+                ),
+            ));
+        }
+        let action = if disabled { AuditAction::AdminDisabled } else { AuditAction::AdminEnabled };
+        audit::record(&mut tx, self.db.now(), actor, action, target, json!({"username": admin.username})).await?;
+        tx.commit().await?;
+        self.admin(admin_id).await
     }
 
     /// A token acts as its admin: an admin makes tokens for themself; one for another admin

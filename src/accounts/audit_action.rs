@@ -95,6 +95,8 @@ vocabulary! {
     AdminRole = "admin.role": "an admin's role changed",
     AdminGrantRefused = "admin.grant_refused": "an admin tried to grant what they do not hold, and was refused",
     AdminSessionsEnded = "admin.sessions_ended": "an admin's sessions were ended",
+    AdminDisabled = "admin.disabled": "an admin was disabled: they sign in to nothing, their sessions ended and their API tokens refused",
+    AdminEnabled = "admin.enabled": "a disabled admin was enabled again",
     AdminPasswordSet = "admin.password_set": "an admin's password was set (the CLI)",
     AdminPasswordRehashed = "admin.password_rehashed": "an admin's legacy password hash was replaced at sign-in",
     AdminLoginPasswordOk = "admin.login_password_ok": "an admin's password was right (details: the second factor still owed)",

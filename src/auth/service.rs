@@ -83,6 +83,20 @@ impl Auth {
         Ok(())
     }
 
+    /// Disables an admin ([`Accounts::set_admin_disabled`]) and ends every session they have,
+    /// or enables them again. Returns the admin and how many sessions ended.
+    pub async fn set_admin_disabled(
+        &self,
+        actor: &Actor,
+        grantor: &crate::accounts::Grantor,
+        admin_id: i64,
+        disabled: bool,
+    ) -> Result<(Admin, u64)> {
+        let admin = self.accounts.set_admin_disabled(actor, grantor, admin_id, disabled).await?;
+        let ended = if disabled { self.sessions.end_for_admin(admin_id, None).await? } else { 0 };
+        Ok((admin, ended))
+    }
+
     /// Turns the authenticator app (or Duo) off after the user confirms the password; their
     /// passkeys are theirs to remove one by one.
     pub async fn disable_twofa_with_password(&self, creds: &Credentials, password: &str, from: &Visitor) -> Result<()> {

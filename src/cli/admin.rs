@@ -39,6 +39,18 @@ pub enum AdminCommand {
         /// Username or id (see `admin list`)
         admin: String,
     },
+    /// Disable an admin (staff who left, an account you suspect was taken over): they sign in
+    /// to nothing, their sessions end now and their API tokens are refused; their role, tokens
+    /// and second factor are kept for `admin enable`
+    Disable {
+        /// Username or id (see `admin list`)
+        admin: String,
+    },
+    /// Enable a disabled admin again, with the role, tokens and second factor they had
+    Enable {
+        /// Username or id (see `admin list`)
+        admin: String,
+    },
     /// Roles: named sets of admin permissions
     #[command(subcommand)]
     Role(RoleCommand),
@@ -97,13 +109,16 @@ fn keys<'a>(perms: impl Iterator<Item = &'a crate::accounts::AdminPermission>) -
 }
 
 pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<()> {
-    // Reading, and getting a locked-out admin back in, stay open while the license locks writes:
-    // without them nobody could sign in to see the lock's reason.
+    // Reading, getting a locked-out admin back in and shutting one out stay open while the
+    // license locks writes: without them nobody could sign in to see the lock's reason.
     let open = matches!(
         command,
         AdminCommand::List
             | AdminCommand::SetPassword { .. }
             | AdminCommand::Disable2fa { .. }
+            // Taking an admin's access away is a security response, never held up by a licence.
+            | AdminCommand::Disable { .. }
+            | AdminCommand::Enable { .. }
             | AdminCommand::Role(RoleCommand::List)
             | AdminCommand::Token(TokenCommand::List { .. })
     );
@@ -160,6 +175,8 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
             let summary = serde_json::json!({"admin_id": admin.id, "username": admin.username, "twofa": false});
             out.emit(&summary, || format!("Two-factor authentication is off for admin {}", admin.username))
         }
+        AdminCommand::Disable { admin } => set_disabled(ctx, out, &admin, true).await,
+        AdminCommand::Enable { admin } => set_disabled(ctx, out, &admin, false).await,
         AdminCommand::Role(RoleCommand::Add { name, permissions }) => {
             let role =
                 accounts.create_role(actor, &Grantor::Operator, &name, &parse_admin_permissions(&permissions)?).await?;
@@ -227,4 +244,16 @@ async fn admin_ref(ctx: &Context, reference: &str) -> Result<crate::accounts::Ad
         Ok(id) => ctx.accounts.admin(id).await,
         Err(_) => ctx.accounts.admin_by_username(reference).await,
     }
+}
+
+async fn set_disabled(ctx: &Context, out: &Output, reference: &str, disabled: bool) -> Result<()> {
+    let admin = admin_ref(ctx, reference).await?;
+    let (admin, ended) = ctx.auth.set_admin_disabled(&ctx.actor, &Grantor::Operator, admin.id, disabled).await?;
+    let summary = serde_json::json!({
+        "admin_id": admin.id, "username": admin.username, "disabled": admin.is_disabled(), "sessions_ended": ended
+    });
+    out.emit(&summary, || match disabled {
+        true => format!("Disabled admin {}; {ended} admin session(s) ended.", admin.username),
+        false => format!("Enabled admin {}; they can sign in at /admin/login again.", admin.username),
+    })
 }

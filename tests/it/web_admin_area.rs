@@ -130,6 +130,8 @@ async fn every_admin_form_names_the_permission_it_lacks(backend: Backend) {
         ("admin/settings/banned-emails/add".into(), "settings.manage"),
         ("admin/settings/security-questions/add".into(), "settings.manage"),
         ("admin/settings/admins/add".into(), "settings.manage"),
+        ("admin/settings/admins/1/disable".into(), "settings.manage"),
+        ("admin/settings/admins/1/enable".into(), "settings.manage"),
         ("admin/settings/roles/save".into(), "settings.manage"),
         ("admin/settings/tokens/create".into(), "settings.manage"),
         ("admin/health/run".into(), "health.view"),
@@ -181,7 +183,69 @@ async fn admin_lockout_refuses_like_a_wrong_password(backend: Backend) {
     );
 }
 
+/// A disabled admin signs in to nothing: their open session is sent to the sign-in page, which
+/// refuses them, and their API token is refused; enabled again, they sign in as before. Only an
+/// admin holding everything the other's role holds may do either, nobody disables themself,
+/// and the last admin who can sign in stays.
+async fn a_disabled_admin_signs_in_to_nothing(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let root = admin(&server, "root", AdminPermission::ALL).await;
+    let bob = admin(&server, "bob", &[AdminPermission::SettingsManage, AdminPermission::ClientsView]).await;
+    let carol = admin(&server, "carol", &[AdminPermission::ClientsView]).await;
+    let [r, b, c] = [server.browser(), server.browser(), server.browser()];
+    for (browser, name) in [(&r, "root"), (&b, "bob"), (&c, "carol")] {
+        assert_eq!(sign_in(browser, name, PASSWORD).await.location(), "/admin/", "{name}");
+    }
+    let grantor = gatehouse::accounts::Grantor::Operator;
+    let token = server.accounts().create_api_token(&Actor::system("test"), &grantor, carol, "ci").await.unwrap().token;
+    let api = || async {
+        let answer = reqwest::Client::new().get(server.url("api/v1/clients")).bearer_auth(&token).send().await;
+        answer.unwrap().status().as_u16()
+    };
+    assert_eq!(api().await, 200);
+
+    // Bob, who holds everything Carol's role holds, disables her: she is out at once.
+    let page = "admin/settings/admins";
+    let disable = |id: i64| format!("admin/settings/admins/{id}/disable");
+    assert_eq!(b.submit(page, &disable(carol), &[]).await.location(), "/admin/settings/admins");
+    assert!(b.get(page).await.body.contains("carol is disabled; 1 session(s) ended."));
+    assert_eq!(c.get("admin/clients").await.location(), "/admin/login", "her session ended");
+    assert_ne!(sign_in(&c, "carol", PASSWORD).await.location(), "/admin/", "she cannot sign in");
+    assert_eq!(api().await, 401, "her API token is refused");
+
+    // Bob cannot disable Root, who holds more, nor himself; Root is still signed in.
+    b.submit(page, &disable(root), &[]).await;
+    assert!(b.get(page).await.body.contains("which your role does not hold"), "refused by what he lacks");
+    assert!(
+        !b.get(page).await.body.contains(&format!("/admin/settings/admins/{bob}/disable\"")),
+        "no button for himself"
+    );
+    b.submit(page, &disable(bob), &[]).await;
+    assert!(b.get(page).await.body.contains("annot disable yourself"));
+    assert_eq!(r.get("admin/clients").await.status, 200);
+    assert_eq!(b.get("admin/clients").await.status, 200);
+
+    // Root enables Carol again: her password, role and token work as before.
+    let enable = format!("admin/settings/admins/{carol}/enable");
+    assert_eq!(r.submit(page, &enable, &[]).await.location(), "/admin/settings/admins");
+    assert_eq!(sign_in(&c, "carol", PASSWORD).await.location(), "/admin/");
+    assert_eq!(api().await, 200);
+    let actions: Vec<String> = admin_events(&server, carol).await.into_iter().map(|(a, _)| a).collect();
+    assert!(actions.contains(&"admin.disabled".into()) && actions.contains(&"admin.enabled".into()), "{actions:?}");
+    assert!(admin_events(&server, root).await.iter().any(|(a, _)| a == "admin.grant_refused"));
+
+    // The operator may disable anyone, but not the last admin who can sign in.
+    let actor = Actor::system("test");
+    for id in [bob, carol] {
+        server.state.auth.set_admin_disabled(&actor, &grantor, id, true).await.unwrap();
+    }
+    let last = server.state.auth.set_admin_disabled(&actor, &grantor, root, true).await.unwrap_err();
+    assert!(last.to_string().contains("root is the last admin who can sign in"), "{last}");
+    assert_eq!(r.get("admin/clients").await.status, 200);
+}
+
 web_on_both_backends!(
+    a_disabled_admin_signs_in_to_nothing,
     admin_sessions_are_their_own,
     every_admin_form_names_the_permission_it_lacks,
     admin_lockout_refuses_like_a_wrong_password,
@@ -243,4 +307,25 @@ async fn the_cli_lets_a_locked_out_admin_back_in() {
     let unknown = gatehouse(dir).args(["admin", "disable-2fa", "mallory"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("admin mallory does not exist"));
+
+    // An operator shuts an admin out, and lets them back in; never the last one who can sign in.
+    let run = |args: &[&str]| gatehouse(dir).args(args).output().unwrap();
+    let last = run(&["admin", "disable", "alice"]);
+    assert_eq!(last.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&last.stderr).contains("alice is the last admin who can sign in"));
+    accounts
+        .create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "bob", "bob@example.com", "ops", None)
+        .await
+        .unwrap();
+    let off = run(&["--json", "admin", "disable", "alice"]);
+    assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&off.stdout).unwrap();
+    assert_eq!((json["username"].as_str(), json["disabled"].as_bool()), (Some("alice"), Some(true)), "{json}");
+    let listed = String::from_utf8_lossy(&run(&["admin", "list"]).stdout).into_owned();
+    let alice_row = listed.lines().find(|l| l.contains("alice")).unwrap();
+    assert!(alice_row.trim_end().ends_with("yes"), "{listed}");
+    assert!(accounts.admin(alice.id).await.unwrap().is_disabled());
+    let on = run(&["admin", "enable", "alice"]);
+    assert!(String::from_utf8_lossy(&on.stdout).contains("Enabled admin alice"), "{on:?}");
+    assert!(!accounts.admin(alice.id).await.unwrap().is_disabled());
 }

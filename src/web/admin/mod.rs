@@ -70,6 +70,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/settings/admins/add", post(settings::add_admin))
         .route("/admin/settings/admins/{id}/role", post(settings::set_role))
         .route("/admin/settings/admins/{id}/sessions/end", post(settings::end_admin_sessions))
+        .route("/admin/settings/admins/{id}/disable", post(settings::disable_admin))
+        .route("/admin/settings/admins/{id}/enable", post(settings::enable_admin))
         .route("/admin/settings/roles/save", post(settings::save_role))
         .route("/admin/settings/tokens/create", post(settings::create_token))
         .route("/admin/settings/tokens/{id}/revoke", post(settings::revoke_token))

@@ -153,6 +153,31 @@ pub async fn revoke_token(
     done(&state, staff, result.map(|t| format!("Token {} is revoked.", t.name)), &section("tokens")).await
 }
 
+/// Disables an admin and ends their sessions.
+pub async fn disable_admin(state: State<AppState>, id: Path<i64>, form: StaffForm) -> Answer {
+    set_admin_disabled(state, id, form, true).await
+}
+
+/// Enables a disabled admin again.
+pub async fn enable_admin(state: State<AppState>, id: Path<i64>, form: StaffForm) -> Answer {
+    set_admin_disabled(state, id, form, false).await
+}
+
+async fn set_admin_disabled(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    StaffForm { staff, .. }: StaffForm,
+    disabled: bool,
+) -> Answer {
+    let actor = staff.require(&state, P::SettingsManage)?;
+    let result = state.auth.set_admin_disabled(&actor, &staff.grantor(), id, disabled).await;
+    let said = result.map(|(admin, ended)| match disabled {
+        true => format!("{} is disabled; {ended} session(s) ended.", admin.username),
+        false => format!("{} is enabled again.", admin.username),
+    });
+    done(&state, staff, said, &section("admins")).await
+}
+
 /// Signs an admin out everywhere (a lost laptop); one's own current session stays.
 pub async fn end_admin_sessions(
     State(state): State<AppState>,
