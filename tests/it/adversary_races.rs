@@ -273,6 +273,39 @@ async fn a_backup_code_confirmed_in_parallel_is_spent_once(backend: Backend) {
     assert_eq!(counts, [1, 1, 3], "confirmed, spent, refused");
 }
 
+/// The last admin who can sign in is never disabled, even by two operators at once each
+/// disabling one of the last two: one of them is refused, every round, on both databases.
+async fn the_last_two_admins_disabled_at_once_leave_one(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (actor, grantor) = (Actor::system("test"), gatehouse::accounts::Grantor::Operator);
+    let accounts = server.accounts();
+    let all = gatehouse::accounts::AdminPermission::ALL.iter().copied().collect();
+    accounts.create_role(&actor, &grantor, "ops", &all).await.unwrap();
+    let mut ids = Vec::new();
+    for name in ["ada", "bea"] {
+        let email = format!("{name}@example.com");
+        ids.push(accounts.create_admin(&actor, &grantor, name, &email, "ops", None).await.unwrap().id);
+    }
+    for round in 0..10 {
+        let auth = Arc::new(server.state.auth.clone());
+        let tasks: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let (auth, actor, grantor) = (auth.clone(), actor.clone(), grantor.clone());
+                tokio::spawn(async move { auth.set_admin_disabled(&actor, &grantor, id, true).await.is_ok() })
+            })
+            .collect();
+        let mut disabled = 0;
+        for task in tasks {
+            disabled += usize::from(task.await.unwrap());
+        }
+        assert_eq!(disabled, 1, "round {round}: one of the two is refused");
+        for &id in &ids {
+            auth.set_admin_disabled(&actor, &grantor, id, false).await.unwrap();
+        }
+    }
+}
+
 async fn parallel_current_password_confirmations_evaluate_at_most_the_limit(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
@@ -419,6 +452,7 @@ web_on_both_backends!(
     parallel_second_factor_codes_evaluate_at_most_the_limit,
     a_backup_code_sent_in_parallel_signs_in_once,
     a_backup_code_confirmed_in_parallel_is_spent_once,
+    the_last_two_admins_disabled_at_once_leave_one,
     parallel_current_password_confirmations_evaluate_at_most_the_limit,
     parallel_reset_answers_evaluate_at_most_the_limit,
     a_reset_link_used_in_parallel_resets_once,
