@@ -509,7 +509,55 @@ async fn anonymous_visitors_store_no_sessions(backend: Backend) {
     assert_eq!(rows().await, 1, "a sign-in is something to keep");
 }
 
+/// The `gatehouse_session=…` pair a response set.
+fn session_cookie(page: &crate::support::web::Page) -> String {
+    let set = page.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok());
+    let found = set.filter(|v| v.starts_with("gatehouse_session=")).last().expect("a session cookie was set");
+    found.split(';').next().unwrap().to_string()
+}
+
+/// Logging out ends the session at the server, not only in the browser: its cookie, replayed
+/// by anyone who copied it, opens nothing afterwards. (A browser drops the cookie itself, so
+/// only a replay shows the server's side.)
+async fn a_session_cookie_replayed_after_logout_opens_nothing(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    let cookie = session_cookie(&b.login("ann@example.com", PASSWORD).await);
+    let mut copy = server.browser();
+    copy.header("cookie", &cookie);
+    assert_eq!(copy.get("clientarea").await.status, 200, "a copied cookie works while its session lives");
+
+    let out = b.submit("clientarea", "logout", &[]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let replayed = copy.get("clientarea").await;
+    assert_eq!(replayed.status, 303, "{}", replayed.body);
+    assert!(replayed.location().starts_with("/login"), "{}", replayed.location());
+    assert!(server.sessions().for_user(user_id).await.unwrap().is_empty(), "nothing is left to replay");
+}
+
+/// However busy, a session ends at `sessions.absolute_timeout` (12 hours by default): used
+/// every 20 minutes — never idle for the 30 that would end it — it is sent to sign in again
+/// once 12 hours have passed since it began. The test moves the server's clock, not the wall's.
+async fn a_busy_session_ends_at_its_absolute_lifetime(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    let b = server.browser();
+    assert_eq!(b.login("ann@example.com", PASSWORD).await.location(), "/clientarea");
+    let clock = server.state.db().clock();
+    let step = std::time::Duration::from_secs(20 * 60);
+    for n in 1..36 {
+        clock.advance(step);
+        assert_eq!(b.get("clientarea").await.status, 200, "used after {} minutes", n * 20);
+    }
+    clock.advance(std::time::Duration::from_secs(25 * 60));
+    let ended = b.get("clientarea").await;
+    assert_eq!((ended.status, ended.location()), (303, "/login?expired=1"), "12 h 5 min after it began");
+}
+
 web_on_both_backends!(
+    a_session_cookie_replayed_after_logout_opens_nothing,
+    a_busy_session_ends_at_its_absolute_lifetime,
     a_sign_in_the_database_refuses_leaves_no_trace,
     anonymous_visitors_store_no_sessions,
     lockout_spares_the_innocent_behind_one_address,
