@@ -85,6 +85,7 @@ vocabulary! {
     InviteEmailTaken = "invite.email_taken": "an invitation was accepted with an email a user already has",
     SessionRevoke = "session.revoke": "a session was ended from the sessions page or by staff",
     SessionRevokeAll = "session.revoke_all": "every session of a user was ended",
+    SessionEndEveryone = "session.end_everyone": "everyone's sessions were ended at once (details: how many, and whether the admin area's too)",
     DeviceForget = "device.forget": "a known device of an account was forgotten: its sign-ins count as an unknown device's again",
     LockoutClear = "lockout.clear": "lockouts were cleared by an operator (details: the scopes)",
     BannedEmailAdd = "banned_email.add": "an email domain was banned from sign-ups",

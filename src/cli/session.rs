@@ -1,4 +1,4 @@
-//! `gatehouse session list|revoke|gc`.
+//! `gatehouse session list|revoke|gc|end-all`.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -17,6 +17,14 @@ pub enum SessionCommand {
     Revoke(RevokeArgs),
     /// Delete expired sessions now, in batches (what `cron` does), and print how many
     Gc,
+    /// End everyone's client-area sessions now — session cookies you think were stolen, a
+    /// secret that leaked: every user signs in again (their known devices are kept)
+    #[command(name = "end-all")]
+    EndAll {
+        /// End the admin area's sessions too
+        #[arg(long)]
+        admins: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +92,17 @@ pub async fn run(command: SessionCommand, ctx: &Context, out: &Output) -> Result
                 .await?;
             out.emit(&json!({"user_id": user_id, "ended": ended}), || {
                 format!("Ended {ended} session(s) of user {user_id}.")
+            })
+        }
+        SessionCommand::EndAll { admins } => {
+            let ended = ctx.sessions.end_everyone(admins, crate::cron::GC_BATCH).await?;
+            let details = json!({"ended": ended, "admins": admins});
+            ctx.accounts
+                .record_event(&ctx.actor, AuditAction::SessionEndEveryone, (Target::Session, None), details)
+                .await?;
+            out.emit(&json!({"ended": ended, "admins": admins}), || match admins {
+                true => format!("Ended {ended} session(s), the admin area's included: everyone signs in again."),
+                false => format!("Ended {ended} client-area session(s): every user signs in again."),
             })
         }
         SessionCommand::Gc => {

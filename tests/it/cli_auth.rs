@@ -127,6 +127,12 @@ fn reset_password_disable_2fa_sessions_and_cron() {
     assert_eq!(revoke["ended"], 0);
     let missing = gatehouse(dir).args(["session", "revoke", "--user", &id, "0123456789abcdef"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(1));
+    let everyone = json_of(&gatehouse(dir).args(["session", "end-all", "--admins", "--json"]).output().unwrap());
+    assert_eq!(everyone, serde_json::json!({"ended": 0, "admins": true}));
+    let said = gatehouse(dir).args(["session", "end-all"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&said.stdout).contains("every user signs in again"), "{said:?}");
+    let audit = gatehouse(dir).args(["audit", "--action", "session.end_everyone", "--json"]).output().unwrap();
+    assert_eq!(json_of(&audit).as_array().map(Vec::len), Some(2), "both are in the audit log");
 }
 
 /// Lockouts as an operator sees and ends them: `lockout list`, `user unlock`, `lockout clear --ip`.

@@ -555,7 +555,52 @@ async fn a_busy_session_ends_at_its_absolute_lifetime(backend: Backend) {
     assert_eq!((ended.status, ended.location()), (303, "/login?expired=1"), "12 h 5 min after it began");
 }
 
+/// Everyone signed out at once (`gatehouse session end-all`): every client-area session ends —
+/// signed in or half-way through a sign-in — and the admin area's stay unless asked for too; in
+/// batches, on both session stores.
+async fn everyone_is_signed_out_at_once(backend: Backend, store: &str) {
+    let Some(server) = Server::start(backend, store).await else { return };
+    let (ann, _) = server.client_with_owner("ann@example.com", "Ann Hosting").await;
+    server.client_with_owner("bob@example.com", "Bob Hosting").await;
+    let users: Vec<_> = (0..3).map(|_| server.browser()).collect();
+    for (b, email) in users.iter().zip(["ann@example.com", "bob@example.com", "bob@example.com"]) {
+        assert_eq!(b.login(email, PASSWORD).await.location(), "/clientarea");
+    }
+    let (actor, grantor) = (gatehouse::accounts::Actor::system("test"), gatehouse::accounts::Grantor::Operator);
+    let all = gatehouse::accounts::AdminPermission::ALL.iter().copied().collect();
+    server.accounts().create_role(&actor, &grantor, "ops", &all).await.unwrap();
+    server.accounts().create_admin(&actor, &grantor, "root", "root@example.com", "ops", Some(PASSWORD)).await.unwrap();
+    let staff = server.browser();
+    let signed = staff.submit("admin/login", "admin/login", &[("username", "root"), ("password", PASSWORD)]).await;
+    assert_eq!(signed.location(), "/admin/");
+    // Half-way: Ann's second factor is owed on one more browser.
+    let secret = gatehouse::secrets::totp::new_secret();
+    let ann_account = (gatehouse::accounts::Principal::User, ann);
+    server.accounts().set_totp(&actor, ann_account, &secret, 0, "unused").await.unwrap();
+    let halfway = server.browser();
+    assert_eq!(halfway.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
+
+    assert_eq!(server.sessions().end_everyone(false, 2).await.unwrap(), 4, "three signed in, one half-way");
+    for b in &users {
+        assert!(b.get("clientarea").await.location().starts_with("/login"));
+    }
+    assert!(halfway.get("login/2fa").await.location().starts_with("/login"), "the half-way sign-in is over");
+    assert_eq!(staff.get("admin/clients").await.status, 200, "the admin area's session stays");
+    assert_eq!(server.sessions().end_everyone(true, 2).await.unwrap(), 1);
+    assert!(staff.get("admin/clients").await.location().starts_with("/admin/login"));
+}
+
+async fn everyone_is_signed_out_at_once_database_store(backend: Backend) {
+    everyone_is_signed_out_at_once(backend, "").await;
+}
+
+async fn everyone_is_signed_out_at_once_files_store(backend: Backend) {
+    everyone_is_signed_out_at_once(backend, "sessions:\n  store: files\n").await;
+}
+
 web_on_both_backends!(
+    everyone_is_signed_out_at_once_database_store,
+    everyone_is_signed_out_at_once_files_store,
     a_session_cookie_replayed_after_logout_opens_nothing,
     a_busy_session_ends_at_its_absolute_lifetime,
     a_sign_in_the_database_refuses_leaves_no_trace,

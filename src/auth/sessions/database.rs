@@ -109,6 +109,15 @@ pub(super) async fn of(db: &Db, holder: Holder) -> Result<Vec<Session>> {
     rows.into_iter().map(Row::into_session).collect()
 }
 
+/// Deletes up to `batch` sessions that are not the admin area's (`admins`: every session).
+pub(super) async fn end_batch(db: &Db, admins: bool, batch: i64) -> Result<u64> {
+    let sql = match admins {
+        true => "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions LIMIT $1)",
+        false => "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions WHERE admin_id IS NULL LIMIT $1)",
+    };
+    Ok(sqlx::query(sql).bind(batch).execute(db.pool()).await?.rows_affected())
+}
+
 pub(super) async fn collect(db: &Db, idle_before: i64, absolute_before: i64, batch: i64) -> Result<u64> {
     let done = sqlx::query(
         "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions WHERE last_seen_at < $1 OR created_at < $2 LIMIT $3)",

@@ -432,6 +432,37 @@ impl Sessions {
         Ok(ended)
     }
 
+    /// Ends every session but the admin area's — signed in, half-way through a sign-in, or a
+    /// visitor's — and with `admins` the admin area's too: everyone signs in again (session
+    /// cookies thought stolen, a secret that leaked). In batches, resting between them as
+    /// [`Sessions::collect_all`] does, so sign-ins never wait long behind it. Returns how many
+    /// ended. A session an admin-area sign-in left half-way counts as the admin area's.
+    pub async fn end_everyone(&self, admins: bool, batch: i64) -> Result<u64> {
+        let mut ended = 0;
+        loop {
+            let started = std::time::Instant::now();
+            let n = match &self.store {
+                Store::Database(db) => database::end_batch(db, admins, batch).await?,
+                Store::Files(dir) => {
+                    let mut n = 0;
+                    for s in files::all(dir).await?.iter().filter(|s| admins || s.data.holder_admin().is_none()) {
+                        if n >= batch as u64 {
+                            break;
+                        }
+                        files::delete(dir, &s.key).await?;
+                        n += 1;
+                    }
+                    n
+                }
+            };
+            ended += n;
+            if n < batch as u64 {
+                return Ok(ended);
+            }
+            tokio::time::sleep(started.elapsed()).await;
+        }
+    }
+
     /// Ends the user's session whose handle is `handle`; false if there is none.
     pub async fn revoke(&self, user_id: i64, handle: &str) -> Result<bool> {
         match self.for_user(user_id).await?.into_iter().find(|s| s.handle() == handle) {
