@@ -511,8 +511,8 @@ async fn anonymous_visitors_store_no_sessions(backend: Backend) {
 
 /// The `gatehouse_session=…` pair a response set.
 fn session_cookie(page: &crate::support::web::Page) -> String {
-    let set = page.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok());
-    let found = set.filter(|v| v.starts_with("gatehouse_session=")).last().expect("a session cookie was set");
+    let mut set = page.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok());
+    let found = set.rfind(|v| v.starts_with("gatehouse_session=")).expect("a session cookie was set");
     found.split(';').next().unwrap().to_string()
 }
 
