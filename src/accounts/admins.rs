@@ -391,7 +391,8 @@ impl Accounts {
     pub async fn set_admin_role(&self, actor: &Actor, grantor: &Grantor, admin_id: i64, role: &str) -> Result<Admin> {
         let admin = self.admin(admin_id).await?;
         let role = self.role_by_name(role).await?;
-        let touched = self.admin_permissions(&admin).await?.union(&role.permissions).copied().collect();
+        // The role's, disabled or not: a disabled admin keeps it for when they are enabled.
+        let touched = self.role_permissions(&admin).await?.union(&role.permissions).copied().collect();
         self.require_held(actor, grantor, &touched, "this role change", (Target::Admin, Some(admin_id))).await?;
         let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE admins SET role_id = $1 WHERE id = $2")
@@ -435,7 +436,7 @@ impl Accounts {
     /// the admin's role holds may do either — nobody disables, or brings back, an admin who
     /// holds more — and nobody disables themself or the last admin who can sign in. The caller
     /// ends a disabled admin's sessions.
-    pub async fn set_admin_disabled(
+    pub(crate) async fn set_admin_disabled(
         &self,
         actor: &Actor,
         grantor: &Grantor,
@@ -450,10 +451,13 @@ impl Accounts {
             return Err(Error::refused(Code::Forbidden, "you cannot disable yourself; another admin can"));
         }
         let mut tx = self.db.begin().await?;
-        // Every enabled admin's row first (a write that changes nothing, on both databases): two
-        // admins disabled at once are then decided one after the other on PostgreSQL too, so
-        // the last one who can sign in is never disabled by both.
-        sqlx::query("UPDATE admins SET disabled = disabled WHERE disabled = 0").execute(&mut *tx).await?;
+        // One row every change of this kind locks first (a write that changes nothing, on both
+        // databases): two admins disabled at once are then decided one after the other on
+        // PostgreSQL too — each later statement reads what the first committed — so the last
+        // one who can sign in is never disabled by both. One row, so never a deadlock.
+        sqlx::query("UPDATE admins SET disabled = disabled WHERE id = (SELECT MIN(id) FROM admins)")
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("UPDATE admins SET disabled = $1 WHERE id = $2 AND disabled <> $1")
             .bind(i64::from(disabled))
             .bind(admin_id)
@@ -463,9 +467,14 @@ impl Accounts {
             // Already so: nothing to record.
             return Ok(admin);
         }
-        let enabled: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM admins WHERE disabled = 0").fetch_one(&mut *tx).await?;
-        if disabled && enabled == 0 {
+        // Who can sign in: enabled, with a password or a passkey.
+        let can_sign_in: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM admins a WHERE a.disabled = 0 AND (a.password_hash IS NOT NULL \
+             OR EXISTS (SELECT 1 FROM passkeys p WHERE p.principal = 'admin' AND p.account_id = a.id))",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if disabled && can_sign_in == 0 {
             return Err(Error::refused(
                 Code::Forbidden,
                 format!(
@@ -492,7 +501,8 @@ impl Accounts {
         let admin = self.admin(admin_id).await?;
         let name = super::users::require_name("token name", name)?;
         if !grantor.is_admin(admin_id) {
-            let theirs = self.admin_permissions(&admin).await?;
+            // The role's, disabled or not: the token would act with it once they are enabled.
+            let theirs = self.role_permissions(&admin).await?;
             let what = format!("a token acting as {}", admin.username);
             self.require_held(actor, grantor, &theirs, &what, (Target::Admin, Some(admin_id))).await?;
         }
@@ -566,15 +576,15 @@ impl Accounts {
         if !tokens::ct_eq(&stored, &presented) {
             return Err(invalid());
         }
+        let admin = self.admin(admin_id).await?;
+        if admin.disabled != 0 {
+            return Err(invalid());
+        }
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(self.db.now())
             .bind(id)
             .execute(self.db.pool())
             .await?;
-        let admin = self.admin(admin_id).await?;
-        if admin.disabled != 0 {
-            return Err(invalid());
-        }
         Ok(admin)
     }
 

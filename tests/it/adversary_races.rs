@@ -284,7 +284,7 @@ async fn the_last_two_admins_disabled_at_once_leave_one(backend: Backend) {
     let mut ids = Vec::new();
     for name in ["ada", "bea"] {
         let email = format!("{name}@example.com");
-        ids.push(accounts.create_admin(&actor, &grantor, name, &email, "ops", None).await.unwrap().id);
+        ids.push(accounts.create_admin(&actor, &grantor, name, &email, "ops", Some(PASSWORD)).await.unwrap().id);
     }
     for round in 0..10 {
         let auth = Arc::new(server.state.auth.clone());

@@ -180,6 +180,31 @@ async fn an_impersonation_link_dies_with_its_admins_permission(backend: Backend)
     assert!(actions.contains(&"user.impersonation_refused".to_string()), "{actions:?}");
 }
 
+/// A client-area session an admin opened with an impersonation link ends when that admin is
+/// disabled (an account thought taken over): it does not outlive the admin's own sessions.
+async fn an_impersonated_session_ends_when_its_admin_is_disabled(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
+    let token = admin_token(&server, &[AdminPermission::UsersImpersonate]).await;
+    let impersonator = server.accounts().authenticate_api_token(&token).await.unwrap();
+    let (_, link) = api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    let url = link["url"].as_str().unwrap();
+    let b = server.browser();
+    let page = b.get(url).await;
+    assert_eq!(b.post(url, &[("csrf_token", &page.csrf())]).await.status, 303);
+    assert_eq!(b.get("clientarea").await.status, 200, "acting as Ann");
+
+    let (actor, grantor) = (Actor::system("test"), Grantor::Operator);
+    let all = AdminPermission::ALL.iter().copied().collect();
+    server.accounts().create_role(&actor, &grantor, "ops", &all).await.unwrap();
+    server.accounts().create_admin(&actor, &grantor, "root", "root@example.com", "ops", Some(PASSWORD)).await.unwrap();
+    server.state.auth.set_admin_disabled(&actor, &grantor, impersonator.id, true).await.unwrap();
+    let after = b.get("clientarea").await;
+    assert_eq!(after.status, 303, "{}", after.body);
+    assert!(after.location().starts_with("/login"), "{}", after.location());
+    assert!(server.sessions().for_user(user_id).await.unwrap().is_empty(), "the session is gone, not only refused");
+}
+
 async fn an_impersonated_session_cannot_change_the_users_credentials(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
@@ -411,6 +436,7 @@ web_on_both_backends!(
     reset_links_die_with_the_state_they_were_asked_for,
     an_impersonation_link_dies_with_its_admins_permission,
     an_impersonated_session_cannot_change_the_users_credentials,
+    an_impersonated_session_ends_when_its_admin_is_disabled,
     an_email_typed_at_the_client_login_cannot_lock_an_admin,
     an_invite_link_does_not_tell_which_emails_have_logins,
 );

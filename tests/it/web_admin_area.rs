@@ -210,7 +210,7 @@ async fn a_disabled_admin_signs_in_to_nothing(backend: Backend) {
     assert_eq!(b.submit(page, &disable(carol), &[]).await.location(), "/admin/settings/admins");
     assert!(b.get(page).await.body.contains("carol is disabled; 1 session(s) ended."));
     assert_eq!(c.get("admin/clients").await.location(), "/admin/login", "her session ended");
-    assert_ne!(sign_in(&c, "carol", PASSWORD).await.location(), "/admin/", "she cannot sign in");
+    assert_eq!(sign_in(&c, "carol", PASSWORD).await.status, 401, "she cannot sign in");
     assert_eq!(api().await, 401, "her API token is refused");
 
     // Bob cannot disable Root, who holds more, nor himself; Root is still signed in.
@@ -225,6 +225,31 @@ async fn a_disabled_admin_signs_in_to_nothing(backend: Backend) {
     assert_eq!(r.get("admin/clients").await.status, 200);
     assert_eq!(b.get("admin/clients").await.status, 200);
 
+    // Disabled, Carol's role and tokens are still hers: Bob, who holds less than Root, can
+    // neither make a token acting as Root while Root is disabled, nor move Root to a role he
+    // holds, nor enable Root. (Each would act with Root's role once Root is back.)
+    let actor = Actor::system("test");
+    server.state.auth.set_admin_disabled(&actor, &grantor, root, true).await.unwrap();
+    let bob_holds = [AdminPermission::SettingsManage, AdminPermission::ClientsView].into_iter().collect();
+    let as_bob = gatehouse::accounts::Grantor::Admin { id: bob, holds: bob_holds };
+    let bob_actor = Actor::admin(bob, "bob");
+    let token = server.accounts().create_api_token(&bob_actor, &as_bob, root, "mine").await.unwrap_err();
+    assert!(token.to_string().contains("which your role does not hold"), "{token}");
+    let moved = server.accounts().set_admin_role(&bob_actor, &as_bob, root, "bob role").await.unwrap_err();
+    assert!(moved.to_string().contains("which your role does not hold"), "{moved}");
+    b.submit(page, &format!("admin/settings/admins/{root}/enable"), &[]).await;
+    assert!(server.accounts().admin(root).await.unwrap().is_disabled(), "Bob cannot enable Root");
+    server.state.auth.set_admin_disabled(&actor, &grantor, root, false).await.unwrap();
+    assert_eq!(sign_in(&r, "root", PASSWORD).await.location(), "/admin/");
+
+    // Without a recent proof of identity, a session alone cannot disable anyone.
+    server.state.db().clock().advance(std::time::Duration::from_secs(6 * 60));
+    let unproven = r.submit(page, &disable(bob), &[]).await;
+    assert_eq!(unproven.location(), "/admin/security/confirm");
+    assert!(!server.accounts().admin(bob).await.unwrap().is_disabled());
+    let proof = [("password", PASSWORD)];
+    assert_eq!(r.submit("admin/security/confirm", "admin/security/confirm", &proof).await.status, 303);
+
     // Root enables Carol again: her password, role and token work as before.
     let enable = format!("admin/settings/admins/{carol}/enable");
     assert_eq!(r.submit(page, &enable, &[]).await.location(), "/admin/settings/admins");
@@ -235,7 +260,6 @@ async fn a_disabled_admin_signs_in_to_nothing(backend: Backend) {
     assert!(admin_events(&server, root).await.iter().any(|(a, _)| a == "admin.grant_refused"));
 
     // The operator may disable anyone, but not the last admin who can sign in.
-    let actor = Actor::system("test");
     for id in [bob, carol] {
         server.state.auth.set_admin_disabled(&actor, &grantor, id, true).await.unwrap();
     }
@@ -313,10 +337,13 @@ async fn the_cli_lets_a_locked_out_admin_back_in() {
     let last = run(&["admin", "disable", "alice"]);
     assert_eq!(last.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&last.stderr).contains("alice is the last admin who can sign in"));
-    accounts
-        .create_admin(&actor, &gatehouse::accounts::Grantor::Operator, "bob", "bob@example.com", "ops", None)
-        .await
-        .unwrap();
+    let operator = gatehouse::accounts::Grantor::Operator;
+    let bob = accounts.create_admin(&actor, &operator, "bob", "bob@example.com", "ops", None).await.unwrap();
+    let refused = run(&["admin", "disable", "alice"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("last admin who can sign in"), "Bob has no password: {said}");
+    let bob_account = (gatehouse::accounts::Principal::Admin, bob.id);
+    accounts.set_password(&actor, bob_account, "bob's admin passphrase").await.unwrap();
     let off = run(&["--json", "admin", "disable", "alice"]);
     assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));
     let json: serde_json::Value = serde_json::from_slice(&off.stdout).unwrap();

@@ -299,6 +299,19 @@ impl Sessions {
             },
         };
         let Some((session, user)) = found else { return Ok(Err(Ended::Unknown)) };
+        // A session opened by an impersonation link lasts only while its admin may act: one
+        // disabled (or removed) since takes the sessions they opened with them.
+        if let Some(admin_id) = session.data.impersonated_by {
+            let may_act = match accounts.admin(admin_id).await {
+                Ok(admin) => !admin.is_disabled(),
+                Err(crate::error::Error::Refused { code: crate::error::Code::NotFound, .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if !may_act {
+                self.delete(&session.key).await?;
+                return Ok(Err(Ended::Unknown));
+            }
+        }
         Ok(self.judge(session, ip).await?.map(|session| (session, user)))
     }
 

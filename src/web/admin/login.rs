@@ -153,6 +153,9 @@ async fn security_admin(state: &AppState, ctx: &Ctx) -> Result<Option<(Session, 
         return Ok(Some((session, creds, true)));
     }
     let Some(id) = session.data.admin_id else { return Ok(None) };
+    if state.accounts.admin(id).await?.is_disabled() {
+        return Ok(None);
+    }
     let creds = state.accounts.credentials(Principal::Admin, id).await?;
     Ok(Some((session, creds, false)))
 }

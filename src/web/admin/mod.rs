@@ -111,6 +111,9 @@ impl Staff {
         let Some(admin_id) = session.data.admin_id else { return Err(to_login()) };
         let admin = state.accounts.admin(admin_id).await?;
         if admin.is_disabled() {
+            // A session made by a sign-in that was under way when the admin was disabled: ended
+            // here, so it neither waits for them to be enabled again nor loops between pages.
+            state.sessions.delete(&session.key).await?;
             return Err(to_login());
         }
         let permissions = state.accounts.admin_permissions(&admin).await?;

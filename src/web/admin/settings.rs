@@ -170,6 +170,9 @@ async fn set_admin_disabled(
     disabled: bool,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
+    // Shutting staff out is as weighty as a credential: a stolen session alone cannot do it.
+    let why = "For your security, confirm it is you before disabling or enabling an admin.";
+    super::login::require_recent(&state, &staff.session, why).await?;
     let result = state.auth.set_admin_disabled(&actor, &staff.grantor(), id, disabled).await;
     let said = result.map(|(admin, ended)| match disabled {
         true => format!("{} is disabled; {ended} session(s) ended.", admin.username),
