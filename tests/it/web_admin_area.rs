@@ -268,7 +268,26 @@ async fn a_disabled_admin_signs_in_to_nothing(backend: Backend) {
     assert_eq!(r.get("admin/clients").await.status, 200);
 }
 
+/// A sign-in under way when its admin was disabled can still write a session after the
+/// sessions were ended. The admin area ends such a session the first time it sees it: no page,
+/// not even the admin's own security page, and no loop between the sign-in page and the area.
+async fn a_session_a_disabled_admin_was_left_with_ends_when_seen(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let carol = admin(&server, "carol", &[AdminPermission::ClientsView]).await;
+    let c = server.browser();
+    assert_eq!(sign_in(&c, "carol", PASSWORD).await.location(), "/admin/");
+    // The race's outcome, written directly: disabled, with a session nobody ended.
+    let pool = server.state.db().pool();
+    sqlx::query("UPDATE admins SET disabled = 1 WHERE id = $1").bind(carol).execute(pool).await.unwrap();
+    assert_eq!(server.sessions().for_admin(carol).await.unwrap().len(), 1);
+    assert_eq!(c.get("admin/security").await.location(), "/admin/login", "not even her own security page");
+    assert_eq!(c.get("admin/clients").await.location(), "/admin/login");
+    assert!(server.sessions().for_admin(carol).await.unwrap().is_empty(), "ended when seen");
+    assert_eq!(c.get("admin/login").await.status, 200, "the sign-in page, not a loop back to the area");
+}
+
 web_on_both_backends!(
+    a_session_a_disabled_admin_was_left_with_ends_when_seen,
     a_disabled_admin_signs_in_to_nothing,
     admin_sessions_are_their_own,
     every_admin_form_names_the_permission_it_lacks,
