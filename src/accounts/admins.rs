@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 use serde_json::json;
+use sqlx::AnyConnection;
 
 use super::AuditAction;
 use super::Target;
@@ -189,6 +190,16 @@ fn exists_err(what: &str, name: &str) -> impl FnOnce(sqlx::Error) -> Error {
     move |e| {
         if is_unique_violation(&e) { Error::refused(Code::AlreadyExists, message) } else { e.into() }
     }
+}
+
+/// How many admins can sign in: enabled, with a password or a passkey.
+async fn admins_who_can_sign_in(conn: &mut AnyConnection) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM admins a WHERE a.disabled = 0 AND (a.password_hash IS NOT NULL \
+         OR EXISTS (SELECT 1 FROM passkeys p WHERE p.principal = 'admin' AND p.account_id = a.id))",
+    )
+    .fetch_one(conn)
+    .await?)
 }
 
 /// Who hands out admin permissions. The operator at the shell (`gatehouse admin …`) holds them
@@ -458,6 +469,7 @@ impl Accounts {
         sqlx::query("UPDATE admins SET disabled = disabled WHERE id = (SELECT MIN(id) FROM admins)")
             .execute(&mut *tx)
             .await?;
+        let before = admins_who_can_sign_in(&mut tx).await?;
         let done = sqlx::query("UPDATE admins SET disabled = $1 WHERE id = $2 AND disabled <> $1")
             .bind(i64::from(disabled))
             .bind(admin_id)
@@ -467,14 +479,7 @@ impl Accounts {
             // Already so: nothing to record.
             return Ok(admin);
         }
-        // Who can sign in: enabled, with a password or a passkey.
-        let can_sign_in: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM admins a WHERE a.disabled = 0 AND (a.password_hash IS NOT NULL \
-             OR EXISTS (SELECT 1 FROM passkeys p WHERE p.principal = 'admin' AND p.account_id = a.id))",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if disabled && can_sign_in == 0 {
+        if disabled && before > 0 && admins_who_can_sign_in(&mut tx).await? == 0 {
             return Err(Error::refused(
                 Code::Forbidden,
                 format!(

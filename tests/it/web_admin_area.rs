@@ -321,6 +321,12 @@ async fn the_cli_lets_a_locked_out_admin_back_in() {
         .set_totp(&actor, (gatehouse::accounts::Principal::Admin, alice.id), "JBSWY3DPEHPK3PXP", 1, "unused")
         .await
         .unwrap();
+    // Without a password or passkey Alice cannot sign in, so disabling her shuts nobody out: the
+    // rule keeps the last admin who can sign in, not the last row.
+    for (command, said) in [("disable", "Disabled admin alice"), ("enable", "Enabled admin alice")] {
+        let out = gatehouse(dir).args(["admin", command, "alice"]).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains(said), "{out:?}");
+    }
 
     let set = gatehouse(dir)
         .args(["admin", "set-password", "alice", "--password-stdin"])
