@@ -192,6 +192,15 @@ fn exists_err(what: &str, name: &str) -> impl FnOnce(sqlx::Error) -> Error {
     }
 }
 
+/// Whether an admin may not sign in (disabled, or gone), read in the caller's transaction: a
+/// sign-in completing reads it with the rows it writes, so a disable that committed first is
+/// seen.
+pub async fn admin_shut_out_in(conn: &mut AnyConnection, id: i64) -> Result<bool> {
+    let disabled: Option<i64> =
+        sqlx::query_scalar("SELECT disabled FROM admins WHERE id = $1").bind(id).fetch_optional(conn).await?;
+    Ok(disabled.is_none_or(|d| d != 0))
+}
+
 /// How many admins can sign in: enabled, with a password or a passkey.
 async fn admins_who_can_sign_in(conn: &mut AnyConnection) -> Result<i64> {
     Ok(sqlx::query_scalar(
@@ -440,6 +449,17 @@ impl Accounts {
         }
     }
 
+    /// Refuses, and audits, an action on another admin by a grantor who does not hold everything
+    /// that admin's role holds. One's own account is one's own.
+    pub async fn may_act_on_admin(&self, actor: &Actor, grantor: &Grantor, admin_id: i64, what: &str) -> Result<()> {
+        if grantor.is_admin(admin_id) {
+            return Ok(());
+        }
+        let admin = self.admin(admin_id).await?;
+        let theirs = self.role_permissions(&admin).await?;
+        self.require_held(actor, grantor, &theirs, what, (Target::Admin, Some(admin_id))).await
+    }
+
     /// Disables an admin (staff who left, an account suspected taken over), or enables them
     /// again. A disabled admin signs in to nothing: the admin area sends their sessions to the
     /// sign-in page, which refuses them, and their API tokens are refused; their role, tokens
@@ -544,7 +564,15 @@ impl Accounts {
         .await?)
     }
 
-    pub async fn revoke_api_token(&self, actor: &Actor, id: i64) -> Result<ApiToken> {
+    /// Revokes a token. Another admin's only for a grantor holding everything their role holds:
+    /// nobody takes away the tools of an admin who holds more.
+    pub async fn revoke_api_token(&self, actor: &Actor, grantor: &Grantor, id: i64) -> Result<ApiToken> {
+        let owner: Option<i64> = sqlx::query_scalar("SELECT admin_id FROM api_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        let owner = owner.ok_or_else(|| Error::not_found("active API token", id))?;
+        self.may_act_on_admin(actor, grantor, owner, "revoking this admin's token").await?;
         let mut tx = self.db.begin().await?;
         let info: ApiToken = sqlx::query_as(composed(format!(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"

@@ -23,7 +23,7 @@ mod principal;
 mod questions;
 mod users;
 
-pub use admins::{Admin, AdminPermission, ApiToken, CreatedToken, Grantor, Role};
+pub use admins::{Admin, AdminPermission, ApiToken, CreatedToken, Grantor, Role, admin_shut_out_in};
 pub use audit::{Actor, ActorKind, AuditEntry, Target};
 pub use audit_action::AuditAction;
 pub use banned_emails::BannedDomain;

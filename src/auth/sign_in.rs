@@ -18,7 +18,7 @@ use super::service::{Auth, SignedIn, TotpEnrolment, Visitor};
 use super::sessions::{PENDING_TRIES, Pending, SecondFactor, Session, SessionData};
 use super::throttle::{Attempt, Scope};
 use crate::accounts::{Actor, CredentialEvent as Event, Credentials, Membership, Principal, TwoFaMethod};
-use crate::accounts::{AuditAction, record_in};
+use crate::accounts::{AuditAction, admin_shut_out_in, record_in};
 use crate::error::{Code, Error, Result};
 use crate::secrets::passwords::{self, Requester, verify_any_async};
 use crate::secrets::{backup_codes, tokens, totp};
@@ -146,6 +146,10 @@ impl Auth {
         // audit rows, the device and the new session are written together or not at all (and
         // SQLite commits once, not once a statement).
         let mut tx = self.accounts.db().begin().await?;
+        // An admin disabled during the hash: refused as a disabled admin is at the door.
+        if who == Principal::Admin && admin_shut_out_in(&mut tx, creds.id).await? {
+            return Ok(Step::Refused);
+        }
         let now = self.accounts.db().now();
         let (step, notices) = if closed {
             attempt.succeeded_in(&mut tx, &[]).await?;
@@ -287,6 +291,10 @@ impl Auth {
             signed.clients = Some(self.accounts.clients_of_user(creds.id).await?);
         }
         let mut tx = self.accounts.db().begin().await?;
+        // An admin disabled while this sign-in was under way: it ends here, with nothing written.
+        if creds.who == Principal::Admin && admin_shut_out_in(&mut tx, creds.id).await? {
+            return Ok(Step::NotSigningIn);
+        }
         let (mut notices, mut shown) = (Vec::new(), None);
         match signed.backup.take() {
             // The code's own attempt ends with the sign-in's scopes, only if the code is spent.
@@ -395,6 +403,12 @@ impl Auth {
         let Some(pending) = session.data.pending_for(who).filter(|p| p.method == method).cloned() else {
             return Ok(None);
         };
+        // An admin disabled since their password was checked signs in to nothing.
+        if who == Principal::Admin
+            && admin_shut_out_in(&mut *self.accounts.db().pool().acquire().await?, pending.id).await?
+        {
+            return Ok(None);
+        }
         match self.accounts.credentials(who, pending.id).await {
             Ok(creds) => Ok(Some((pending, creds))),
             Err(Error::Refused { code: Code::NotFound, .. }) => Ok(None),

@@ -232,7 +232,7 @@ pub async fn run(command: AdminCommand, ctx: &Context, out: &Output) -> Result<(
             })
         }
         AdminCommand::Token(TokenCommand::Revoke { id }) => {
-            let token = accounts.revoke_api_token(actor, id).await?;
+            let token = accounts.revoke_api_token(actor, &Grantor::Operator, id).await?;
             out.emit(&token, || format!("Revoked API token {id}"))
         }
     }

@@ -574,9 +574,12 @@ async fn api_tokens_are_stored_hashed_and_revocable(h: &Harness) {
     assert_eq!(perms.len(), gatehouse::accounts::AdminPermission::ALL.len());
 
     assert_eq!(code_of(h.accounts.authenticate_api_token("gh_wrong").await), Code::InvalidToken);
-    h.accounts.revoke_api_token(&h.actor, created.info.id).await.unwrap();
+    h.accounts.revoke_api_token(&h.actor, &gatehouse::accounts::Grantor::Operator, created.info.id).await.unwrap();
     assert_eq!(code_of(h.accounts.authenticate_api_token(&raw).await), Code::InvalidToken);
-    assert_eq!(code_of(h.accounts.revoke_api_token(&h.actor, created.info.id).await), Code::NotFound);
+    assert_eq!(
+        code_of(h.accounts.revoke_api_token(&h.actor, &gatehouse::accounts::Grantor::Operator, created.info.id).await),
+        Code::NotFound
+    );
 }
 
 async fn roles_hold_admin_permissions(h: &Harness) {

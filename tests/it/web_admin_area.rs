@@ -239,6 +239,7 @@ async fn a_disabled_admin_signs_in_to_nothing(backend: Backend) {
     assert!(moved.to_string().contains("which your role does not hold"), "{moved}");
     b.submit(page, &format!("admin/settings/admins/{root}/enable"), &[]).await;
     assert!(server.accounts().admin(root).await.unwrap().is_disabled(), "Bob cannot enable Root");
+    assert!(b.get(page).await.body.contains("nabling this admin needs"), "refused by what he lacks");
     server.state.auth.set_admin_disabled(&actor, &grantor, root, false).await.unwrap();
     assert_eq!(sign_in(&r, "root", PASSWORD).await.location(), "/admin/");
 
@@ -249,6 +250,17 @@ async fn a_disabled_admin_signs_in_to_nothing(backend: Backend) {
     assert!(!server.accounts().admin(bob).await.unwrap().is_disabled());
     let proof = [("password", PASSWORD)];
     assert_eq!(r.submit("admin/security/confirm", "admin/security/confirm", &proof).await.status, 303);
+
+    // Nor may Bob end Root's sessions or revoke Root's tokens: nobody takes an admin's tools who
+    // holds less than them.
+    let root_token = server.accounts().create_api_token(&actor, &grantor, root, "root's").await.unwrap();
+    b.submit(page, &format!("admin/settings/admins/{root}/sessions/end"), &[]).await;
+    let said = b.get(page).await.body;
+    assert!(said.contains("sessions needs"), "{said}");
+    assert_eq!(r.get("admin/clients").await.status, 200, "Root is still signed in");
+    let revoke = format!("admin/settings/tokens/{}/revoke", root_token.info.id);
+    b.submit("admin/settings/tokens", &revoke, &[]).await;
+    assert!(b.get("admin/settings/tokens").await.body.contains("s token needs "));
 
     // Root enables Carol again: her password, role and token work as before.
     let enable = format!("admin/settings/admins/{carol}/enable");
@@ -286,7 +298,30 @@ async fn a_session_a_disabled_admin_was_left_with_ends_when_seen(backend: Backen
     assert_eq!(c.get("admin/login").await.status, 200, "the sign-in page, not a loop back to the area");
 }
 
+/// A sign-in half-way through its second factor when its admin is disabled ends there: the
+/// right code signs in to nothing, and no admin session is written.
+async fn a_sign_in_under_way_ends_when_its_admin_is_disabled(backend: Backend) {
+    let Some(server) = Server::start(backend, "").await else { return };
+    let carol = admin(&server, "carol", &[AdminPermission::ClientsView]).await;
+    let secret = gatehouse::secrets::totp::new_secret();
+    let carol_account = (gatehouse::accounts::Principal::Admin, carol);
+    server.accounts().set_totp(&Actor::system("test"), carol_account, &secret, 0, "unused").await.unwrap();
+    let c = server.browser();
+    assert_eq!(sign_in(&c, "carol", PASSWORD).await.location(), "/admin/login/2fa");
+    // Disabled after her password was checked, and after the sessions were ended (the race).
+    let pool = server.state.db().pool();
+    sqlx::query("UPDATE admins SET disabled = 1 WHERE id = $1").bind(carol).execute(pool).await.unwrap();
+    let code = gatehouse::secrets::totp::code_at(&secret, gatehouse::store::Clock::wall()).unwrap();
+    let done = c.submit("admin/login/2fa", "admin/login/2fa", &[("code", &code)]).await;
+    assert_eq!(done.location(), "/admin/login", "{} {}", done.status, done.body);
+    assert_ne!(c.get("admin/clients").await.status, 200, "no admin page");
+    assert!(server.sessions().for_admin(carol).await.unwrap().iter().all(|s| s.data.admin_id.is_none()));
+    let signed_in = admin_events(&server, carol).await.iter().filter(|(a, _)| a == "admin.login").count();
+    assert_eq!(signed_in, 0, "no sign-in is recorded");
+}
+
 web_on_both_backends!(
+    a_sign_in_under_way_ends_when_its_admin_is_disabled,
     a_session_a_disabled_admin_was_left_with_ends_when_seen,
     a_disabled_admin_signs_in_to_nothing,
     admin_sessions_are_their_own,

@@ -109,13 +109,17 @@ pub(super) async fn of(db: &Db, holder: Holder) -> Result<Vec<Session>> {
     rows.into_iter().map(Row::into_session).collect()
 }
 
-/// Deletes up to `batch` sessions that are not the admin area's (`admins`: every session).
-pub(super) async fn end_batch(db: &Db, admins: bool, batch: i64) -> Result<u64> {
+/// Deletes up to `batch` sessions begun by `begun_by` that are not the admin area's (`admins`:
+/// every one).
+pub(super) async fn end_batch(db: &Db, admins: bool, begun_by: i64, batch: i64) -> Result<u64> {
     let sql = match admins {
-        true => "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions LIMIT $1)",
-        false => "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions WHERE admin_id IS NULL LIMIT $1)",
+        true => "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions WHERE created_at <= $1 LIMIT $2)",
+        false => {
+            "DELETE FROM sessions WHERE key IN \
+             (SELECT key FROM sessions WHERE admin_id IS NULL AND created_at <= $1 LIMIT $2)"
+        }
     };
-    Ok(sqlx::query(sql).bind(batch).execute(db.pool()).await?.rows_affected())
+    Ok(sqlx::query(sql).bind(begun_by).bind(batch).execute(db.pool()).await?.rows_affected())
 }
 
 pub(super) async fn collect(db: &Db, idle_before: i64, absolute_before: i64, batch: i64) -> Result<u64> {

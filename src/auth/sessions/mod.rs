@@ -447,32 +447,37 @@ impl Sessions {
 
     /// Ends every session but the admin area's — signed in, half-way through a sign-in, or a
     /// visitor's — and with `admins` the admin area's too: everyone signs in again (session
-    /// cookies thought stolen, a secret that leaked). In batches, resting between them as
-    /// [`Sessions::collect_all`] does, so sign-ins never wait long behind it. Returns how many
-    /// ended. A session an admin-area sign-in left half-way counts as the admin area's.
+    /// cookies thought stolen). Sessions begun after it started are kept. On the database in
+    /// batches, resting between them as [`Sessions::collect_all`] does, so sign-ins never wait
+    /// long behind it. Returns how many ended. A session an admin-area sign-in left half-way
+    /// counts as the admin area's.
     pub async fn end_everyone(&self, admins: bool, batch: i64) -> Result<u64> {
+        // Sessions begun after this started are sign-ins that came later: kept, so the run
+        // ends however fast people sign in again.
+        let begun_by = self.clock.now();
+        let batch = batch.max(1);
         let mut ended = 0;
-        loop {
-            let started = std::time::Instant::now();
-            let n = match &self.store {
-                Store::Database(db) => database::end_batch(db, admins, batch).await?,
-                Store::Files(dir) => {
-                    let mut n = 0;
-                    for s in files::all(dir).await?.iter().filter(|s| admins || s.data.holder_admin().is_none()) {
-                        if n >= batch as u64 {
-                            break;
-                        }
-                        files::delete(dir, &s.key).await?;
-                        n += 1;
-                    }
-                    n
+        match &self.store {
+            Store::Database(db) => loop {
+                let started = std::time::Instant::now();
+                let n = database::end_batch(db, admins, begun_by, batch).await?;
+                ended += n;
+                if n < batch as u64 {
+                    return Ok(ended);
                 }
-            };
-            ended += n;
-            if n < batch as u64 {
-                return Ok(ended);
+                tokio::time::sleep(started.elapsed()).await;
+            },
+            // Listed once: each file is read once, whatever the number of sessions (and no
+            // database lock is held, so nothing needs a rest).
+            Store::Files(dir) => {
+                for s in files::all(dir).await? {
+                    if s.created_at <= begun_by && (admins || s.data.holder_admin().is_none()) {
+                        files::delete(dir, &s.key).await?;
+                        ended += 1;
+                    }
+                }
+                Ok(ended)
             }
-            tokio::time::sleep(started.elapsed()).await;
         }
     }
 
@@ -558,7 +563,8 @@ impl Sessions {
     async fn touch(&self, session: &Session) -> Result<()> {
         match &self.store {
             Store::Database(db) => database::touch(db, &session.key, session.last_seen_at).await,
-            Store::Files(dir) => files::write(dir, session).await,
+            // Never re-creates a session ended meanwhile (logged out, revoked, ended for all).
+            Store::Files(dir) => files::update(dir, session).await.map(drop),
         }
     }
 }

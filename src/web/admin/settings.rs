@@ -88,8 +88,14 @@ pub async fn remove_question(
     done(&state, staff, result.map(|()| "The question was removed.".into()), &section("security-questions")).await
 }
 
+/// Who may reach the admin area is as weighty as a credential: changing it (an admin added, a
+/// role given, a token made, an admin disabled or enabled) asks a fresh proof of identity, so a
+/// stolen session alone cannot.
+const CONFIRM_FOR_ACCESS: &str = "For your security, confirm it is you before changing who can use the admin area.";
+
 pub async fn add_admin(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
+    super::login::require_recent(&state, &staff.session, CONFIRM_FOR_ACCESS).await?;
     let password = form.get("password").filter(|p| !p.is_empty());
     let result = state
         .accounts
@@ -104,6 +110,7 @@ pub async fn set_role(
     StaffForm { staff, form }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
+    super::login::require_recent(&state, &staff.session, CONFIRM_FOR_ACCESS).await?;
     let result = state.accounts.set_admin_role(&actor, &staff.grantor(), id, form.text("role")).await;
     done(
         &state,
@@ -135,6 +142,7 @@ pub async fn save_role(State(state): State<AppState>, StaffForm { staff, form }:
 /// A new API token, shown once on the next page.
 pub async fn create_token(State(state): State<AppState>, StaffForm { staff, form }: StaffForm) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
+    super::login::require_recent(&state, &staff.session, CONFIRM_FOR_ACCESS).await?;
     let admin_id: i64 =
         form.text("admin_id").parse().map_err(|_| Error::invalid("choose the admin the token acts as"))?;
     let result = state.accounts.create_api_token(&actor, &staff.grantor(), admin_id, form.text("name")).await;
@@ -149,7 +157,7 @@ pub async fn revoke_token(
     StaffForm { staff, .. }: StaffForm,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    let result = state.accounts.revoke_api_token(&actor, id).await;
+    let result = state.accounts.revoke_api_token(&actor, &staff.grantor(), id).await;
     done(&state, staff, result.map(|t| format!("Token {} is revoked.", t.name)), &section("tokens")).await
 }
 
@@ -170,9 +178,7 @@ async fn set_admin_disabled(
     disabled: bool,
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
-    // Shutting staff out is as weighty as a credential: a stolen session alone cannot do it.
-    let why = "For your security, confirm it is you before disabling or enabling an admin.";
-    super::login::require_recent(&state, &staff.session, why).await?;
+    super::login::require_recent(&state, &staff.session, CONFIRM_FOR_ACCESS).await?;
     let result = state.auth.set_admin_disabled(&actor, &staff.grantor(), id, disabled).await;
     let said = result.map(|(admin, ended)| match disabled {
         true => format!("{} is disabled; {ended} session(s) ended.", admin.username),
@@ -189,6 +195,10 @@ pub async fn end_admin_sessions(
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
     let admin = state.accounts.admin(id).await?;
+    if let Err(e) = state.accounts.may_act_on_admin(&actor, &staff.grantor(), id, "ending this admin's sessions").await
+    {
+        return done(&state, staff, Err(e), &section("admins")).await;
+    }
     let ended = state.sessions.end_for_admin(id, Some(&staff.session.key)).await?;
     let details = json!({"ended": ended});
     state.accounts.record_event(&actor, AuditAction::AdminSessionsEnded, (Target::Admin, Some(id)), details).await?;
