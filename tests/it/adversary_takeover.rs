@@ -197,6 +197,18 @@ async fn an_impersonated_session_ends_when_its_admin_is_disabled(backend: Backen
     let (actor, grantor) = (Actor::system("test"), Grantor::Operator);
     let all = AdminPermission::ALL.iter().copied().collect();
     server.accounts().create_role(&actor, &grantor, "ops", &all).await.unwrap();
+    // First a second impersonated session, ended when the admin's role loses the permission.
+    let (_, again) = api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
+    let again_url = again["url"].as_str().unwrap();
+    let second = server.browser();
+    let page = second.get(again_url).await;
+    assert_eq!(second.post(again_url, &[("csrf_token", &page.csrf())]).await.status, 303);
+    let role = impersonator.role_name.clone().unwrap();
+    let kept = [AdminPermission::UsersView].into_iter().collect();
+    server.accounts().set_role_permissions(&actor, &grantor, &role, &kept).await.unwrap();
+    assert!(second.get("clientarea").await.location().starts_with("/login"), "ended with the permission");
+    let all_again = AdminPermission::ALL.iter().copied().filter(|p| *p == AdminPermission::UsersImpersonate);
+    server.accounts().set_role_permissions(&actor, &grantor, &role, &all_again.collect()).await.unwrap();
     server.accounts().create_admin(&actor, &grantor, "root", "root@example.com", "ops", Some(PASSWORD)).await.unwrap();
     server.state.auth.set_admin_disabled(&actor, &grantor, impersonator.id, true).await.unwrap();
     let after = b.get("clientarea").await;

@@ -299,11 +299,15 @@ impl Sessions {
             },
         };
         let Some((session, user)) = found else { return Ok(Err(Ended::Unknown)) };
-        // A session opened by an impersonation link lasts only while its admin may act: one
-        // disabled (or removed) since takes the sessions they opened with them.
+        // A session opened by an impersonation link lasts only while its admin may still open
+        // one: an admin disabled since, or whose role lost the permission, takes with them the
+        // sessions they opened.
         if let Some(admin_id) = session.data.impersonated_by {
             let may_act = match accounts.admin(admin_id).await {
-                Ok(admin) => !admin.is_disabled(),
+                Ok(admin) => accounts
+                    .admin_permissions(&admin)
+                    .await?
+                    .contains(&crate::accounts::AdminPermission::UsersImpersonate),
                 Err(crate::error::Error::Refused { code: crate::error::Code::NotFound, .. }) => false,
                 Err(e) => return Err(e),
             };
