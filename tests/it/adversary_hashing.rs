@@ -14,6 +14,11 @@ use crate::support::web::{Backend, Browser, PASSWORD, Server};
 
 const FLOOD: usize = 200;
 
+/// The floods here run one at a time: the hashing threads are one pool per process, shared by
+/// every test's server, so two floods at once would each wait behind the other's share and
+/// measure each other, not what a third address meets.
+static ONE_FLOOD_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How many of the flood's hashes may end before the owner is signed in: the owner's hash waits
 /// for about one of the flood's, but the flood goes on hashing while the owner's requests do
 /// their other work, more so when other tests share the machine (seen: 7 to 29). Without a
@@ -74,15 +79,25 @@ impl Flood {
 /// cannot be told by the time its answer takes), yet the owner, on the browser they signed in
 /// with before and from another address, signs in ahead of most of them.
 async fn a_flood_of_wrong_passwords_does_not_queue_ahead_of_the_owner(backend: Backend) {
+    let _alone = ONE_FLOOD_AT_A_TIME.lock().await;
     let Some(server) = Server::start(backend, "").await else { return };
     server.client_with_owner("ann@example.com", "Ann Ltd").await;
     let owner = server.browser_of_its_own();
     assert_eq!(owner.login("ann@example.com", PASSWORD).await.status, 303);
     owner.submit("clientarea", "logout", &[]).await;
+    // One form, posted 200 times: a form fetched by each request of one cookie jar would set
+    // a new form cookie under the others' tokens, and those would be refused (403) unhashed.
     let attacker = Arc::new(server.browser_of_its_own());
+    let csrf = attacker.get("login").await.csrf();
     let flood = Flood::start(|| {
-        let attacker = attacker.clone();
-        async move { attacker.try_login("ann@example.com", "a guess that is wrong").await.unwrap_or(0) }
+        let (attacker, csrf) = (attacker.clone(), csrf.clone());
+        async move {
+            let form = [("csrf_token", csrf.as_str()), ("email", "ann@example.com"), ("password", "a wrong guess")];
+            let status = attacker.post("login", &form).await.status;
+            // Refused after its hash, or at once when the address's share is full.
+            assert!([401, 429].contains(&status), "{status}");
+            status
+        }
     });
     flood.owner_signs_in_ahead(backend, &owner, "ann@example.com").await;
 }
@@ -92,6 +107,7 @@ async fn a_flood_of_wrong_passwords_does_not_queue_ahead_of_the_owner(backend: B
 /// the address's share is full of its own waiting requests, refused at once.
 /// Another account's owner still signs in ahead of most of them.
 async fn a_signed_in_flood_of_security_answers_does_not_queue_ahead_of_others(backend: Backend) {
+    let _alone = ONE_FLOOD_AT_A_TIME.lock().await;
     let Some(server) = Server::start(backend, "").await else { return };
     server.client_with_owner("mallory@example.com", "Mallory Ltd").await;
     server.client_with_owner("ann@example.com", "Ann Ltd").await;
@@ -117,6 +133,7 @@ async fn a_signed_in_flood_of_security_answers_does_not_queue_ahead_of_others(ba
 /// hash), at the client area's form and at the admin area's: those beyond the address's share
 /// are refused at once (429) with the form again, saying why — never an error page.
 async fn a_busy_refusal_is_the_form_again_saying_why(backend: Backend) {
+    let _alone = ONE_FLOOD_AT_A_TIME.lock().await;
     let Some(server) = Server::start(backend, "").await else { return };
     for (form_page, fields) in [("login", ["email", "password"]), ("admin/login", ["username", "password"])] {
         let attacker = Arc::new(server.browser_of_its_own());
