@@ -248,6 +248,21 @@ async fn a_disabled_admin_signs_in_to_nothing(backend: Backend) {
     let unproven = r.submit(page, &disable(bob), &[]).await;
     assert_eq!(unproven.location(), "/admin/security/confirm");
     assert!(!server.accounts().admin(bob).await.unwrap().is_disabled());
+    // Nor add an admin, give a role or make a token: who can use the admin area is unchanged.
+    let admin_fields =
+        [("username", "eve"), ("email", "eve@example.com"), ("role", "root role"), ("password", PASSWORD)];
+    let attempts = [
+        ("admin/settings/admins/add".to_string(), &admin_fields[..]),
+        (format!("admin/settings/admins/{carol}/role"), &[("role", "root role")][..]),
+        ("admin/settings/tokens/create".to_string(), &[("admin_id", "1"), ("name", "kept")][..]),
+    ];
+    for (action, fields) in attempts {
+        assert_eq!(r.submit(page, &action, fields).await.location(), "/admin/security/confirm", "{action}");
+    }
+    let admins = server.accounts().list_admins().await.unwrap();
+    assert!(admins.iter().all(|a| a.username != "eve"), "no admin was added");
+    assert_eq!(server.accounts().admin(carol).await.unwrap().role_name.as_deref(), Some("carol role"));
+    assert!(server.accounts().list_api_tokens(None).await.unwrap().iter().all(|t| t.name != "kept"));
     let proof = [("password", PASSWORD)];
     assert_eq!(r.submit("admin/security/confirm", "admin/security/confirm", &proof).await.status, 303);
 
