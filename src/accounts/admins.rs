@@ -450,14 +450,25 @@ impl Accounts {
     }
 
     /// Refuses, and audits, an action on another admin by a grantor who does not hold everything
-    /// that admin's role holds. One's own account is one's own.
-    pub async fn may_act_on_admin(&self, actor: &Actor, grantor: &Grantor, admin_id: i64, what: &str) -> Result<()> {
-        if grantor.is_admin(admin_id) {
+    /// that admin's role holds — disabled or not, as they would hold it once enabled. One's own
+    /// account is one's own.
+    pub async fn may_act_on_admin(&self, actor: &Actor, grantor: &Grantor, admin: &Admin, what: &str) -> Result<()> {
+        if grantor.is_admin(admin.id) {
             return Ok(());
         }
-        let admin = self.admin(admin_id).await?;
-        let theirs = self.role_permissions(&admin).await?;
-        self.require_held(actor, grantor, &theirs, what, (Target::Admin, Some(admin_id))).await
+        let theirs = self.role_permissions(admin).await?;
+        self.require_held(actor, grantor, &theirs, what, (Target::Admin, Some(admin.id))).await
+    }
+
+    /// Whether an admin may open a session as a user now: enabled, their role holding
+    /// `users.impersonate`. A link, and every session it opened, acts for its admin only while
+    /// this holds.
+    pub async fn may_impersonate(&self, admin_id: i64) -> Result<bool> {
+        match self.admin(admin_id).await {
+            Ok(admin) => Ok(self.admin_permissions(&admin).await?.contains(&AdminPermission::UsersImpersonate)),
+            Err(Error::Refused { code: Code::NotFound, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Disables an admin (staff who left, an account suspected taken over), or enables them
@@ -476,8 +487,7 @@ impl Accounts {
     ) -> Result<Admin> {
         let admin = self.admin(admin_id).await?;
         let what = if disabled { "disabling this admin" } else { "enabling this admin" };
-        let target = (Target::Admin, Some(admin_id));
-        self.require_held(actor, grantor, &self.role_permissions(&admin).await?, what, target).await?;
+        self.may_act_on_admin(actor, grantor, &admin, what).await?;
         if disabled && grantor.is_admin(admin_id) {
             return Err(Error::refused(Code::Forbidden, "you cannot disable yourself; another admin can"));
         }
@@ -509,6 +519,7 @@ impl Accounts {
             ));
         }
         let action = if disabled { AuditAction::AdminDisabled } else { AuditAction::AdminEnabled };
+        let target = (Target::Admin, Some(admin_id));
         audit::record(&mut tx, self.db.now(), actor, action, target, json!({"username": admin.username})).await?;
         tx.commit().await?;
         self.admin(admin_id).await
@@ -525,12 +536,7 @@ impl Accounts {
     ) -> Result<CreatedToken> {
         let admin = self.admin(admin_id).await?;
         let name = super::users::require_name("token name", name)?;
-        if !grantor.is_admin(admin_id) {
-            // The role's, disabled or not: the token would act with it once they are enabled.
-            let theirs = self.role_permissions(&admin).await?;
-            let what = format!("a token acting as {}", admin.username);
-            self.require_held(actor, grantor, &theirs, &what, (Target::Admin, Some(admin_id))).await?;
-        }
+        self.may_act_on_admin(actor, grantor, &admin, &format!("a token acting as {}", admin.username)).await?;
         let token = tokens::mint(tokens::TokenKind::Api);
         let mut tx = self.db.begin().await?;
         let info: ApiToken = sqlx::query_as(composed(format!(
@@ -571,8 +577,8 @@ impl Accounts {
             .bind(id)
             .fetch_optional(self.db.pool())
             .await?;
-        let owner = owner.ok_or_else(|| Error::not_found("active API token", id))?;
-        self.may_act_on_admin(actor, grantor, owner, "revoking this admin's token").await?;
+        let owner = self.admin(owner.ok_or_else(|| Error::not_found("active API token", id))?).await?;
+        self.may_act_on_admin(actor, grantor, &owner, "revoking this admin's token").await?;
         let mut tx = self.db.begin().await?;
         let info: ApiToken = sqlx::query_as(composed(format!(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"

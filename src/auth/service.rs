@@ -12,7 +12,7 @@ use super::sessions::Sessions;
 use super::throttle::{Principal, Scope, Throttle};
 use crate::accounts::AuditAction;
 use crate::accounts::Target;
-use crate::accounts::{Accounts, Actor, Admin, AdminPermission, Credentials, Membership, User};
+use crate::accounts::{Accounts, Actor, Admin, Credentials, Membership, User};
 use crate::config::{Config, HttpUrl};
 use crate::error::{Code, Error, Result};
 use crate::mail;
@@ -323,11 +323,7 @@ impl Auth {
             .ok_or_else(invalid)?;
         let admin_id = owner.admin_id.ok_or_else(|| Error::Internal("impersonation token without admin".into()))?;
         let actor = Actor::admin(admin_id, &format!("admin:{admin_id}")).with_ip(ip);
-        let allowed = match self.accounts.admin(admin_id).await {
-            Ok(admin) => self.accounts.admin_permissions(&admin).await?.contains(&AdminPermission::UsersImpersonate),
-            Err(Error::Refused { code: Code::NotFound, .. }) => false,
-            Err(e) => return Err(e),
-        };
+        let allowed = self.accounts.may_impersonate(admin_id).await?;
         let action = if allowed { AuditAction::UserImpersonated } else { AuditAction::UserImpersonationRefused };
         crate::accounts::record_in(
             &mut tx,

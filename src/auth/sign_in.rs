@@ -404,13 +404,15 @@ impl Auth {
             return Ok(None);
         };
         // An admin disabled since their password was checked signs in to nothing.
-        if who == Principal::Admin
-            && admin_shut_out_in(&mut *self.accounts.db().pool().acquire().await?, pending.id).await?
-        {
-            return Ok(None);
-        }
-        match self.accounts.credentials(who, pending.id).await {
-            Ok(creds) => Ok(Some((pending, creds))),
+        let found = match who {
+            Principal::Admin => {
+                self.accounts.admin(pending.id).await.map(|a| (!a.is_disabled()).then(|| a.credentials()))
+            }
+            Principal::User => self.accounts.credentials(who, pending.id).await.map(Some),
+        };
+        match found {
+            Ok(Some(creds)) => Ok(Some((pending, creds))),
+            Ok(None) => Ok(None),
             Err(Error::Refused { code: Code::NotFound, .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -489,7 +491,7 @@ impl Auth {
 
     /// Runs a second-factor check under the limiter: from a known device in its budget and the
     /// account's second factor; from any other in the account's, the IP's and the second factor's.
-    pub(super) async fn second_factor<T>(
+    async fn second_factor<T>(
         &self,
         creds: &Credentials,
         ip: &str,

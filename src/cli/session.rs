@@ -97,10 +97,9 @@ pub async fn run(command: SessionCommand, ctx: &Context, out: &Output) -> Result
         SessionCommand::EndAll { admins } => {
             let ended = ctx.sessions.end_everyone(admins, crate::cron::GC_BATCH).await?;
             let details = json!({"ended": ended, "admins": admins});
-            ctx.accounts
-                .record_event(&ctx.actor, AuditAction::SessionEndEveryone, (Target::Session, None), details)
-                .await?;
-            out.emit(&json!({"ended": ended, "admins": admins}), || match admins {
+            let target = (Target::Session, None);
+            ctx.accounts.record_event(&ctx.actor, AuditAction::SessionEndEveryone, target, details.clone()).await?;
+            out.emit(&details, || match admins {
                 true => format!("Ended {ended} session(s), the admin area's included: everyone signs in again."),
                 false => format!("Ended {ended} client-area session(s): every user signs in again."),
             })

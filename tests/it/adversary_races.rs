@@ -278,14 +278,7 @@ async fn a_backup_code_confirmed_in_parallel_is_spent_once(backend: Backend) {
 async fn the_last_two_admins_disabled_at_once_leave_one(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (actor, grantor) = (Actor::system("test"), gatehouse::accounts::Grantor::Operator);
-    let accounts = server.accounts();
-    let all = gatehouse::accounts::AdminPermission::ALL.iter().copied().collect();
-    accounts.create_role(&actor, &grantor, "ops", &all).await.unwrap();
-    let mut ids = Vec::new();
-    for name in ["ada", "bea"] {
-        let email = format!("{name}@example.com");
-        ids.push(accounts.create_admin(&actor, &grantor, name, &email, "ops", Some(PASSWORD)).await.unwrap().id);
-    }
+    let ids = [server.full_admin("ada").await, server.full_admin("bea").await];
     for round in 0..10 {
         let auth = Arc::new(server.state.auth.clone());
         let tasks: Vec<_> = ids

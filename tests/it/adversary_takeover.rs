@@ -10,16 +10,6 @@ use gatehouse::auth::one_time::{self, Purpose};
 
 use crate::support::web::{Backend, Browser, PASSWORD, Server, admin_token, api};
 
-/// An admin named `username` whose role holds every permission, with [`PASSWORD`].
-async fn full_admin(server: &Server, username: &str) {
-    let actor = Actor::system("test");
-    let all = AdminPermission::ALL.iter().copied().collect();
-    let role = format!("{username} role");
-    server.accounts().create_role(&actor, &Grantor::Operator, &role, &all).await.unwrap();
-    let email = format!("{username}@example.com");
-    server.accounts().create_admin(&actor, &Grantor::Operator, username, &email, &role, Some(PASSWORD)).await.unwrap();
-}
-
 /// A stolen cookie is used later than the sign-in it came from.
 fn after_the_window(server: &Server) {
     server.state.db().clock().advance(Duration::from_secs(REAUTH_WINDOW_SECS as u64 + 1));
@@ -195,8 +185,7 @@ async fn an_impersonated_session_ends_when_its_admin_is_disabled(backend: Backen
     assert_eq!(b.get("clientarea").await.status, 200, "acting as Ann");
 
     let (actor, grantor) = (Actor::system("test"), Grantor::Operator);
-    let all = AdminPermission::ALL.iter().copied().collect();
-    server.accounts().create_role(&actor, &grantor, "ops", &all).await.unwrap();
+    server.full_admin("root").await;
     // First a second impersonated session, ended when the admin's role loses the permission.
     let (_, again) = api(&server, &token, reqwest::Method::POST, &format!("users/{user_id}/impersonate"), None).await;
     let again_url = again["url"].as_str().unwrap();
@@ -207,9 +196,8 @@ async fn an_impersonated_session_ends_when_its_admin_is_disabled(backend: Backen
     let kept = [AdminPermission::UsersView].into_iter().collect();
     server.accounts().set_role_permissions(&actor, &grantor, &role, &kept).await.unwrap();
     assert!(second.get("clientarea").await.location().starts_with("/login"), "ended with the permission");
-    let all_again = AdminPermission::ALL.iter().copied().filter(|p| *p == AdminPermission::UsersImpersonate);
-    server.accounts().set_role_permissions(&actor, &grantor, &role, &all_again.collect()).await.unwrap();
-    server.accounts().create_admin(&actor, &grantor, "root", "root@example.com", "ops", Some(PASSWORD)).await.unwrap();
+    let again = [AdminPermission::UsersImpersonate].into_iter().collect();
+    server.accounts().set_role_permissions(&actor, &grantor, &role, &again).await.unwrap();
     server.state.auth.set_admin_disabled(&actor, &grantor, impersonator.id, true).await.unwrap();
     let after = b.get("clientarea").await;
     assert_eq!(after.status, 303, "{}", after.body);
@@ -234,7 +222,7 @@ async fn an_impersonated_session_cannot_change_the_users_credentials(backend: Ba
 
 async fn an_email_typed_at_the_client_login_cannot_lock_an_admin(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
-    full_admin(&server, "admin").await;
+    server.full_admin("admin").await;
     for _ in 0..6 {
         server.browser().login("admin:admin", "wrong password!").await;
     }
@@ -408,7 +396,7 @@ async fn a_clients_manager_cannot_take_over_a_user_by_copying_details(backend: B
 
 async fn a_stolen_admin_session_re_authenticates_before_replacing_the_second_factor(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
-    full_admin(&server, "root").await;
+    server.full_admin("root").await;
     let b = server.browser();
     assert_eq!(
         b.submit("admin/login", "admin/login", &[("username", "root"), ("password", PASSWORD)]).await.location(),

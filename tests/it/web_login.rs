@@ -438,19 +438,7 @@ async fn a_sign_in_the_database_refuses_leaves_no_trace(backend: Backend) {
     let Some(server) = Server::start(backend, "").await else { return };
     let (user_id, _) = server.client_with_owner("ann@example.com", "Ann Ltd").await;
     let pool = server.state.db().pool();
-    let refuse: &[&str] = match backend {
-        Backend::Sqlite => &["CREATE TRIGGER refuse_sign_in BEFORE INSERT ON sessions WHEN NEW.user_id IS NOT NULL \
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
-        Backend::Postgres => &[
-            "CREATE FUNCTION refuse_sign_in() RETURNS trigger AS $$ BEGIN \
-             IF NEW.user_id IS NOT NULL THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ \
-             LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse_sign_in BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_sign_in()",
-        ],
-    };
-    for &sql in refuse {
-        sqlx::query(sql).execute(pool).await.unwrap();
-    }
+    server.refuse_user_sessions(backend, true).await;
     let traces = || async {
         let mut counts = Vec::new();
         for sql in [
@@ -468,11 +456,7 @@ async fn a_sign_in_the_database_refuses_leaves_no_trace(backend: Backend) {
     assert_eq!(refused.status, 500, "{}", refused.body);
     assert_eq!(traces().await, [0, 0, 0], "audit rows, devices, sessions after the refused sign-in");
 
-    let drop = match backend {
-        Backend::Sqlite => "DROP TRIGGER refuse_sign_in",
-        Backend::Postgres => "DROP TRIGGER refuse_sign_in ON sessions",
-    };
-    sqlx::query(drop).execute(pool).await.unwrap();
+    server.refuse_user_sessions(backend, false).await;
     let signed = b.login("ann@example.com", PASSWORD).await;
     assert_eq!(signed.location(), "/clientarea", "{}", signed.body);
     assert_eq!(traces().await, [2, 1, 1], "password_ok and signed_in, one device, one session");
@@ -566,10 +550,8 @@ async fn everyone_is_signed_out_at_once(backend: Backend, store: &str) {
     for (b, email) in users.iter().zip(["ann@example.com", "bob@example.com", "bob@example.com"]) {
         assert_eq!(b.login(email, PASSWORD).await.location(), "/clientarea");
     }
-    let (actor, grantor) = (gatehouse::accounts::Actor::system("test"), gatehouse::accounts::Grantor::Operator);
-    let all = gatehouse::accounts::AdminPermission::ALL.iter().copied().collect();
-    server.accounts().create_role(&actor, &grantor, "ops", &all).await.unwrap();
-    server.accounts().create_admin(&actor, &grantor, "root", "root@example.com", "ops", Some(PASSWORD)).await.unwrap();
+    server.full_admin("root").await;
+    let actor = gatehouse::accounts::Actor::system("test");
     let staff = server.browser();
     let signed = staff.submit("admin/login", "admin/login", &[("username", "root"), ("password", PASSWORD)]).await;
     assert_eq!(signed.location(), "/admin/");

@@ -171,26 +171,6 @@ async fn second_factor_guesses_are_bounded_across_logins_and_addresses(backend: 
     assert!(actions.contains(&"twofa.lockout".to_string()), "{actions:?}");
 }
 
-/// Refuses (`on`) or allows again every signed-in session the server writes: the database
-/// failing the one write a step depends on.
-async fn refuse_signed_in_sessions(server: &Server, backend: Backend, on: bool) {
-    let sql: &[&str] = match (backend, on) {
-        (Backend::Sqlite, true) => &["CREATE TRIGGER refuse_session BEFORE INSERT ON sessions WHEN NEW.user_id \
-             IS NOT NULL BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
-        (Backend::Postgres, true) => &[
-            "CREATE OR REPLACE FUNCTION refuse_session() RETURNS trigger AS $$ BEGIN \
-             IF NEW.user_id IS NOT NULL THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ \
-             LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse_session BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_session()",
-        ],
-        (Backend::Sqlite, false) => &["DROP TRIGGER refuse_session"],
-        (Backend::Postgres, false) => &["DROP TRIGGER refuse_session ON sessions"],
-    };
-    for &sql in sql {
-        sqlx::query(sql).execute(server.state.db().pool()).await.unwrap();
-    }
-}
-
 /// A backup code is spent in the transaction that writes the session showing its replacement:
 /// when the database refuses that session — at sign-in or at re-authentication — the code stays
 /// valid and nothing says it was used. Before, the code was spent first and its replacement,
@@ -216,11 +196,11 @@ async fn a_backup_code_is_never_spent_with_its_replacement_lost(backend: Backend
     let c = server.browser();
     assert_eq!(c.login("ann@example.com", PASSWORD).await.location(), "/login/2fa");
     let enrolled = stored().await;
-    refuse_signed_in_sessions(&server, backend, true).await;
+    server.refuse_user_sessions(backend, true).await;
     let refused = c.submit("login/2fa", "login/2fa", &[("backup_code", &backup)]).await;
     assert_eq!(refused.status, 500, "{}", refused.body);
     assert_eq!((stored().await == enrolled, used().await), (true, 0), "the code is not spent");
-    refuse_signed_in_sessions(&server, backend, false).await;
+    server.refuse_user_sessions(backend, false).await;
     let signed = c.submit("login/2fa", "login/2fa", &[("backup_code", &backup)]).await;
     assert_eq!(signed.location(), "/clientarea", "the same code signs in once the database takes it");
     let second = extract_backup(&c.get("clientarea").await.body);
@@ -229,11 +209,11 @@ async fn a_backup_code_is_never_spent_with_its_replacement_lost(backend: Backend
     // At re-authentication: the confirmed session is refused.
     let after_sign_in = stored().await;
     let proof = [("password", PASSWORD), ("backup_code", second.as_str())];
-    refuse_signed_in_sessions(&server, backend, true).await;
+    server.refuse_user_sessions(backend, true).await;
     let refused = owner.submit("account/security/confirm", "account/security/confirm", &proof).await;
     assert_eq!(refused.status, 500, "{}", refused.body);
     assert_eq!((stored().await == after_sign_in, used().await), (true, 1), "the code is not spent");
-    refuse_signed_in_sessions(&server, backend, false).await;
+    server.refuse_user_sessions(backend, false).await;
     let confirmed = owner.submit("account/security/confirm", "account/security/confirm", &proof).await;
     assert_eq!(confirmed.location(), "/account/security", "{}", confirmed.body);
     let third = extract_backup(&owner.get("account/security").await.body);

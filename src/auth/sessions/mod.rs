@@ -302,19 +302,11 @@ impl Sessions {
         // A session opened by an impersonation link lasts only while its admin may still open
         // one: an admin disabled since, or whose role lost the permission, takes with them the
         // sessions they opened.
-        if let Some(admin_id) = session.data.impersonated_by {
-            let may_act = match accounts.admin(admin_id).await {
-                Ok(admin) => accounts
-                    .admin_permissions(&admin)
-                    .await?
-                    .contains(&crate::accounts::AdminPermission::UsersImpersonate),
-                Err(crate::error::Error::Refused { code: crate::error::Code::NotFound, .. }) => false,
-                Err(e) => return Err(e),
-            };
-            if !may_act {
-                self.delete(&session.key).await?;
-                return Ok(Err(Ended::Unknown));
-            }
+        if let Some(admin_id) = session.data.impersonated_by
+            && !accounts.may_impersonate(admin_id).await?
+        {
+            self.delete(&session.key).await?;
+            return Ok(Err(Ended::Unknown));
         }
         Ok(self.judge(session, ip).await?.map(|session| (session, user)))
     }

@@ -153,11 +153,8 @@ async fn security_admin(state: &AppState, ctx: &Ctx) -> Result<Option<(Session, 
         return Ok(Some((session, creds, true)));
     }
     let Some(id) = session.data.admin_id else { return Ok(None) };
-    if state.accounts.admin(id).await?.is_disabled() {
-        return Ok(None);
-    }
-    let creds = state.accounts.credentials(Principal::Admin, id).await?;
-    Ok(Some((session, creds, false)))
+    let admin = state.accounts.admin(id).await?;
+    Ok((!admin.is_disabled()).then(|| (session, admin.credentials(), false)))
 }
 
 fn security_page(state: &AppState, creds: &Credentials, session: &Session, enrolling: bool) -> Page {

@@ -195,8 +195,8 @@ pub async fn end_admin_sessions(
 ) -> Answer {
     let actor = staff.require(&state, P::SettingsManage)?;
     let admin = state.accounts.admin(id).await?;
-    if let Err(e) = state.accounts.may_act_on_admin(&actor, &staff.grantor(), id, "ending this admin's sessions").await
-    {
+    let what = "ending this admin's sessions";
+    if let Err(e) = state.accounts.may_act_on_admin(&actor, &staff.grantor(), &admin, what).await {
         return done(&state, staff, Err(e), &section("admins")).await;
     }
     let ended = state.sessions.end_for_admin(id, Some(&staff.session.key)).await?;

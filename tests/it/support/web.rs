@@ -221,6 +221,39 @@ impl Server {
         (client.owner_user_id, client.id)
     }
 
+    /// An admin whose own role (`{username} role`) holds every permission, with [`PASSWORD`]:
+    /// returns their id.
+    pub async fn full_admin(&self, username: &str) -> i64 {
+        let (actor, grantor) = (Actor::system("test"), gatehouse::accounts::Grantor::Operator);
+        let (role, email) = (format!("{username} role"), format!("{username}@example.com"));
+        self.accounts()
+            .create_role(&actor, &grantor, &role, &AdminPermission::ALL.iter().copied().collect())
+            .await
+            .unwrap();
+        let admin = self.accounts().create_admin(&actor, &grantor, username, &email, &role, Some(PASSWORD)).await;
+        admin.unwrap().id
+    }
+
+    /// Refuses (`on`) or allows again every session a user holds that the server writes, signed
+    /// in or half-way: the database failing the one write a step depends on.
+    pub async fn refuse_user_sessions(&self, backend: Backend, on: bool) {
+        let sql: &[&str] = match (backend, on) {
+            (Backend::Sqlite, true) => &["CREATE TRIGGER refuse_session BEFORE INSERT ON sessions WHEN NEW.user_id \
+                 IS NOT NULL BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+            (Backend::Postgres, true) => &[
+                "CREATE OR REPLACE FUNCTION refuse_session() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.user_id IS NOT NULL THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ \
+                 LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_session BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_session()",
+            ],
+            (Backend::Sqlite, false) => &["DROP TRIGGER refuse_session"],
+            (Backend::Postgres, false) => &["DROP TRIGGER refuse_session ON sessions"],
+        };
+        for &sql in sql {
+            sqlx::query(sql).execute(self.state.db().pool()).await.unwrap();
+        }
+    }
+
     /// Audit actions recorded about a user, oldest first.
     pub async fn audit_actions(&self, user_id: i64) -> Vec<(String, Option<String>)> {
         let mut log = self.accounts().audit_log(Some((gatehouse::accounts::Target::User, user_id)), 500).await.unwrap();
