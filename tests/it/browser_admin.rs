@@ -305,7 +305,8 @@ async fn match_details_both_ways_and_sending_a_reset() {
 }
 
 /// Every Settings form as staff use it: a banned domain added and removed, a security question
-/// added and removed, an API token created (shown once) and revoked, a role created.
+/// added and removed, an API token created (shown once) and revoked, a role created, an admin
+/// disabled and enabled again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_settings_form_does_what_it_says() {
     run("every_settings_form_does_what_it_says", "", |suite| async move {
@@ -339,6 +340,22 @@ async fn every_settings_form_does_what_it_says() {
         assert!(shown.contains("gh_"), "the token is shown: {shown}");
         tab.press("Revoke").await;
         tab.sees("Token monitoring is revoked.").await;
+
+        // Bob, signed in on his own browser, is disabled from the Admins page: his next page is
+        // the sign-in page; enabled again, he signs in as before.
+        admin(&suite.server, "bob", &[AdminPermission::ClientsView]).await;
+        let bob = suite.browser("bob").await;
+        sign_in(&bob, "bob").await;
+        bob.arrives_at("/admin/").await;
+        tab.follow("Admins").await;
+        tab.press("Disable bob").await;
+        tab.sees("bob is disabled; 1 session(s) ended.").await;
+        bob.open("admin/clients").await;
+        bob.arrives_at("/admin/login").await;
+        tab.press("Enable bob").await;
+        tab.sees("bob is enabled again.").await;
+        sign_in(&bob, "bob").await;
+        bob.arrives_at("/admin/").await;
     })
     .await;
 }
